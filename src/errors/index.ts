@@ -1,0 +1,111 @@
+// The one table of etcd's client-visible errors: gRPC status code and exact message text,
+// as etcd 3.4's rpctypes defines them. Every layer throws these typed values; the API layer
+// turns them into gRPC statuses in one place (see api/), so wording never drifts.
+// Generated from etcdserver/api/v3rpc/rpctypes/error.go and kept by hand since.
+
+/** gRPC status codes (google.golang.org/grpc/codes). */
+export const GrpcCode = {
+  OK: 0,
+  Canceled: 1,
+  Unknown: 2,
+  InvalidArgument: 3,
+  DeadlineExceeded: 4,
+  NotFound: 5,
+  AlreadyExists: 6,
+  PermissionDenied: 7,
+  ResourceExhausted: 8,
+  FailedPrecondition: 9,
+  Aborted: 10,
+  OutOfRange: 11,
+  Unimplemented: 12,
+  Internal: 13,
+  Unavailable: 14,
+  DataLoss: 15,
+  Unauthenticated: 16,
+} as const;
+export type GrpcCode = (typeof GrpcCode)[keyof typeof GrpcCode];
+
+/** An error a client sees: a gRPC code and etcd's exact message. */
+export class EtcdError extends Error {
+  constructor(
+    /** Key into {@link Errors}; stable identifier for tests and metrics. */
+    readonly kind: ErrorKind,
+    readonly code: GrpcCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'EtcdError';
+  }
+}
+
+const table = {
+  EmptyKey: [GrpcCode.InvalidArgument, "etcdserver: key is not provided"],
+  KeyNotFound: [GrpcCode.InvalidArgument, "etcdserver: key not found"],
+  ValueProvided: [GrpcCode.InvalidArgument, "etcdserver: value is provided"],
+  LeaseProvided: [GrpcCode.InvalidArgument, "etcdserver: lease is provided"],
+  TooManyOps: [GrpcCode.InvalidArgument, "etcdserver: too many operations in txn request"],
+  DuplicateKey: [GrpcCode.InvalidArgument, "etcdserver: duplicate key given in txn request"],
+  Compacted: [GrpcCode.OutOfRange, "etcdserver: mvcc: required revision has been compacted"],
+  FutureRev: [GrpcCode.OutOfRange, "etcdserver: mvcc: required revision is a future revision"],
+  NoSpace: [GrpcCode.ResourceExhausted, "etcdserver: mvcc: database space exceeded"],
+  LeaseNotFound: [GrpcCode.NotFound, "etcdserver: requested lease not found"],
+  LeaseExist: [GrpcCode.FailedPrecondition, "etcdserver: lease already exists"],
+  LeaseTTLTooLarge: [GrpcCode.OutOfRange, "etcdserver: too large lease TTL"],
+  WatchCanceled: [GrpcCode.Canceled, "etcdserver: watch canceled"],
+  MemberExist: [GrpcCode.FailedPrecondition, "etcdserver: member ID already exist"],
+  PeerURLExist: [GrpcCode.FailedPrecondition, "etcdserver: Peer URLs already exists"],
+  MemberNotEnoughStarted: [GrpcCode.FailedPrecondition, "etcdserver: re-configuration failed due to not enough started members"],
+  MemberBadURLs: [GrpcCode.InvalidArgument, "etcdserver: given member URLs are invalid"],
+  MemberNotFound: [GrpcCode.NotFound, "etcdserver: member not found"],
+  MemberNotLearner: [GrpcCode.FailedPrecondition, "etcdserver: can only promote a learner member"],
+  LearnerNotReady: [GrpcCode.FailedPrecondition, "etcdserver: can only promote a learner member which is in sync with leader"],
+  TooManyLearners: [GrpcCode.FailedPrecondition, "etcdserver: too many learner members in cluster"],
+  RequestTooLarge: [GrpcCode.InvalidArgument, "etcdserver: request is too large"],
+  RequestTooManyRequests: [GrpcCode.ResourceExhausted, "etcdserver: too many requests"],
+  RootUserNotExist: [GrpcCode.FailedPrecondition, "etcdserver: root user does not exist"],
+  RootRoleNotExist: [GrpcCode.FailedPrecondition, "etcdserver: root user does not have root role"],
+  UserAlreadyExist: [GrpcCode.FailedPrecondition, "etcdserver: user name already exists"],
+  UserEmpty: [GrpcCode.InvalidArgument, "etcdserver: user name is empty"],
+  UserNotFound: [GrpcCode.FailedPrecondition, "etcdserver: user name not found"],
+  RoleAlreadyExist: [GrpcCode.FailedPrecondition, "etcdserver: role name already exists"],
+  RoleNotFound: [GrpcCode.FailedPrecondition, "etcdserver: role name not found"],
+  RoleEmpty: [GrpcCode.InvalidArgument, "etcdserver: role name is empty"],
+  AuthFailed: [GrpcCode.InvalidArgument, "etcdserver: authentication failed, invalid user ID or password"],
+  PermissionDenied: [GrpcCode.PermissionDenied, "etcdserver: permission denied"],
+  RoleNotGranted: [GrpcCode.FailedPrecondition, "etcdserver: role is not granted to the user"],
+  PermissionNotGranted: [GrpcCode.FailedPrecondition, "etcdserver: permission is not granted to the role"],
+  AuthNotEnabled: [GrpcCode.FailedPrecondition, "etcdserver: authentication is not enabled"],
+  InvalidAuthToken: [GrpcCode.Unauthenticated, "etcdserver: invalid auth token"],
+  InvalidAuthMgmt: [GrpcCode.InvalidArgument, "etcdserver: invalid auth management"],
+  AuthOldRevision: [GrpcCode.InvalidArgument, "etcdserver: revision of auth store is old"],
+  NoLeader: [GrpcCode.Unavailable, "etcdserver: no leader"],
+  NotLeader: [GrpcCode.FailedPrecondition, "etcdserver: not leader"],
+  LeaderChanged: [GrpcCode.Unavailable, "etcdserver: leader changed"],
+  NotCapable: [GrpcCode.Unavailable, "etcdserver: not capable"],
+  Stopped: [GrpcCode.Unavailable, "etcdserver: server stopped"],
+  Timeout: [GrpcCode.Unavailable, "etcdserver: request timed out"],
+  TimeoutDueToLeaderFail: [GrpcCode.Unavailable, "etcdserver: request timed out, possibly due to previous leader failure"],
+  TimeoutDueToConnectionLost: [GrpcCode.Unavailable, "etcdserver: request timed out, possibly due to connection lost"],
+  TimeoutWaitAppliedIndex: [GrpcCode.Unavailable, "etcdserver: request timed out, waiting for the applied index took too long"],
+  Unhealthy: [GrpcCode.Unavailable, "etcdserver: unhealthy cluster"],
+  Corrupt: [GrpcCode.DataLoss, "etcdserver: corrupt cluster"],
+  NotSupportedForLearner: [GrpcCode.Unavailable, "etcdserver: rpc not supported for learner"],
+  BadLeaderTransferee: [GrpcCode.FailedPrecondition, "etcdserver: bad leader transferee"],
+} as const satisfies Record<string, readonly [GrpcCode, string]>;
+
+export type ErrorKind = keyof typeof table;
+
+/** Creates a fresh error of the given kind (fresh so that stacks point at the thrower). */
+export function etcdError(kind: ErrorKind): EtcdError {
+  const [code, message] = table[kind];
+  return new EtcdError(kind, code, message);
+}
+
+/** Code and message for a kind, without allocating an Error (hot paths). */
+export function errorStatus(kind: ErrorKind): readonly [GrpcCode, string] {
+  return table[kind];
+}
+
+export function isEtcdError(e: unknown, kind?: ErrorKind): e is EtcdError {
+  return e instanceof EtcdError && (kind === undefined || e.kind === kind);
+}

@@ -1,0 +1,37 @@
+/**
+ * The member's configuration, as parsed from etcd's flags, ETCD_* environment variables and
+ * --config-file by cli/concord. Durations are in milliseconds, sizes in bytes.
+ */
+export interface ServerConfig {
+  name: string;                      // --name, default "default"
+  dataDir: string;                   // --data-dir, default `${name}.etcd`
+  walDir?: string;                   // --wal-dir, default `${dataDir}/member/wal`
+  listenClientUrls: URL[];           // --listen-client-urls, default http://localhost:2379
+  advertiseClientUrls: URL[];        // --advertise-client-urls, default http://localhost:2379
+  listenPeerUrls: URL[];             // --listen-peer-urls, default http://localhost:2380
+  initialAdvertisePeerUrls: URL[];   // --initial-advertise-peer-urls, default http://localhost:2380
+  /** --initial-cluster: name -> peer URLs. Default `${name}=${initialAdvertisePeerUrls}`. */
+  initialCluster: Map<string, URL[]>;
+  initialClusterState: 'new' | 'existing';
+  initialClusterToken: string;       // default "etcd-cluster"
+  snapshotCount: number;             // --snapshot-count, default 100000
+  heartbeatIntervalMs: number;       // --heartbeat-interval, default 100
+  electionTimeoutMs: number;         // --election-timeout, default 1000
+  quotaBackendBytes: number;         // --quota-backend-bytes, 0 = default 2 GiB
+  maxTxnOps: number;                 // --max-txn-ops, default 128
+  maxRequestBytes: number;           // --max-request-bytes, default 1.5 MiB (1572864)
+  autoCompactionMode: 'periodic' | 'revision';  // default periodic
+  /** --auto-compaction-retention: for periodic a duration in ms (bare number = hours), for revision a count; 0 = off. */
+  autoCompactionRetention: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
+  logOutputs: string[];              // --log-outputs, default ["default"] (stderr)
+  /** TLS flags accepted now and validated; served by the TLS issue. */
+  tls: {
+    clientCertAuth: boolean; trustedCaFile: string; certFile: string; keyFile: string; autoTls: boolean;
+    peerClientCertAuth: boolean; peerTrustedCaFile: string; peerCertFile: string; peerKeyFile: string; peerAutoTls: boolean;
+  };
+  /** Testing hook: tick length for raft (normally heartbeatIntervalMs). */
+}
+
+export const defaultQuotaBackendBytes = 2 * 1024 * 1024 * 1024;
+export const maxQuotaBackendBytes = 8 * 1024 * 1024 * 1024;

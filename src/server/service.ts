@@ -1,0 +1,58 @@
+/**
+ * What one member offers the API layer (api/): etcd's v3 requests in, responses out.
+ * Requests and responses are the generated etcdserverpb types; failures are thrown as
+ * EtcdError (src/errors). Response headers are filled here, as etcd fills them.
+ * The API layer validates request shape first (empty key, txn op count, duplicate keys,
+ * request size) and maps thrown EtcdErrors to gRPC statuses.
+ */
+import type {
+  RangeRequest, RangeResponse, PutRequest, PutResponse, DeleteRangeRequest, DeleteRangeResponse,
+  TxnRequest, TxnResponse, CompactionRequest, CompactionResponse,
+  StatusResponse, DefragmentResponse, HashResponse, HashKVRequest, HashKVResponse,
+  AlarmRequest, AlarmResponse, MoveLeaderRequest, MoveLeaderResponse,
+  MemberListRequest, MemberListResponse, ResponseHeader,
+} from '../proto/gen/etcdserverpb/rpc.js';
+
+export interface HealthReport {
+  health: boolean;
+  /** Empty when healthy; otherwise etcd's reason, e.g. "NOSPACE" or "RAFT NO LEADER". */
+  reason: string;
+}
+
+/** A point-in-time copy of the backend, streamed to the client in chunks. */
+export interface BackendSnapshot {
+  readonly size: number;
+  /** Chunks of the backend copy; the API appends etcd's trailing sha256 itself. */
+  chunks(): AsyncIterable<Uint8Array>;
+  close(): Promise<void>;
+}
+
+export interface KVService {
+  range(req: RangeRequest): Promise<RangeResponse>;
+  put(req: PutRequest): Promise<PutResponse>;
+  deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse>;
+  txn(req: TxnRequest): Promise<TxnResponse>;
+  compact(req: CompactionRequest): Promise<CompactionResponse>;
+}
+
+export interface MaintenanceService {
+  status(): Promise<StatusResponse>;
+  defragment(): Promise<DefragmentResponse>;
+  hash(): Promise<HashResponse>;
+  hashKV(req: HashKVRequest): Promise<HashKVResponse>;
+  alarm(req: AlarmRequest): Promise<AlarmResponse>;
+  moveLeader(req: MoveLeaderRequest): Promise<MoveLeaderResponse>;
+  snapshot(): Promise<BackendSnapshot>;
+}
+
+export interface ClusterService {
+  memberList(req: MemberListRequest): Promise<MemberListResponse>;
+}
+
+/** The whole member as the API sees it. */
+export interface EtcdService extends KVService, MaintenanceService, ClusterService {
+  header(): ResponseHeader;
+  health(): HealthReport;
+  /** Limits the API layer enforces before a request reaches the server. */
+  readonly limits: { maxTxnOps: number; maxRequestBytes: number };
+}
