@@ -1,0 +1,238 @@
+/**
+ * Minimal protobuf wire helpers shared by the hand-written codecs (raftpb, walpb, ...).
+ *
+ * Encoding is size-first, as gogoproto does it: a codec computes the exact byte length of a
+ * message, allocates once, then writes front to back. That avoids growable buffers and keeps
+ * nested length prefixes exact without a second pass over the output.
+ *
+ * 64-bit fields come in two flavours: `number` for terms, indexes and sizes (exact below 2^53)
+ * and `bigint` for identifiers, which use all 64 bits.
+ */
+
+const TWO_32 = 4294967296;
+const MAX_U64 = (1n << 64n) - 1n;
+
+/** Wire types. */
+export const WIRE_VARINT = 0;
+export const WIRE_FIXED64 = 1;
+export const WIRE_BYTES = 2;
+export const WIRE_FIXED32 = 5;
+
+/** Bytes needed for the varint encoding of a non-negative safe integer. */
+export function sizeVarint(v: number): number {
+  if (v < 0x80) return 1;
+  if (v < 0x4000) return 2;
+  if (v < 0x200000) return 3;
+  if (v < 0x10000000) return 4;
+  let n = 4;
+  v = Math.floor(v / 0x10000000);
+  while (v > 0) {
+    n++;
+    v = Math.floor(v / 128);
+  }
+  return n;
+}
+
+/** Bytes needed for the varint encoding of an unsigned 64-bit bigint. */
+export function sizeVarintBig(v: bigint): number {
+  if (v <= 0x1fffffffffffffn && v >= 0n) return sizeVarint(Number(v));
+  let n = 1;
+  v = BigInt.asUintN(64, v);
+  while (v >= 0x80n) {
+    n++;
+    v >>= 7n;
+  }
+  return n;
+}
+
+/** Size of a length-delimited field's payload prefix plus payload (tag not included). */
+export function sizeBytesField(len: number): number {
+  return sizeVarint(len) + len;
+}
+
+/** Writes into a buffer of known size. Callers size first, then write. */
+export class Writer {
+  readonly buf: Uint8Array;
+  pos = 0;
+
+  constructor(size: number) {
+    this.buf = new Uint8Array(size);
+  }
+
+  /** One raw byte (tags below 128 are a single byte). */
+  byte(b: number): void {
+    this.buf[this.pos++] = b;
+  }
+
+  /** Unsigned varint of a non-negative safe integer. */
+  varint(v: number): void {
+    const buf = this.buf;
+    let pos = this.pos;
+    if (v < TWO_32) {
+      // Fast path with 32-bit arithmetic.
+      v = v >>> 0;
+      while (v >= 0x80) {
+        buf[pos++] = (v & 0x7f) | 0x80;
+        v >>>= 7;
+      }
+      buf[pos++] = v;
+    } else {
+      while (v >= 0x80) {
+        buf[pos++] = (v % 128) | 0x80;
+        v = Math.floor(v / 128);
+      }
+      buf[pos++] = v;
+    }
+    this.pos = pos;
+  }
+
+  /** Unsigned varint of a 64-bit bigint (negative values wrap as uint64). */
+  varintBig(v: bigint): void {
+    if (v >= 0n && v <= 0x1fffffffffffffn) {
+      this.varint(Number(v));
+      return;
+    }
+    v = BigInt.asUintN(64, v);
+    const buf = this.buf;
+    let pos = this.pos;
+    while (v >= 0x80n) {
+      buf[pos++] = Number(v & 0x7fn) | 0x80;
+      v >>= 7n;
+    }
+    buf[pos++] = Number(v);
+    this.pos = pos;
+  }
+
+  bool(b: boolean): void {
+    this.buf[this.pos++] = b ? 1 : 0;
+  }
+
+  /** Length prefix then the bytes. */
+  bytes(b: Uint8Array): void {
+    this.varint(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  /** Raw bytes with no prefix. */
+  raw(b: Uint8Array): void {
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  /** The written bytes; asserts the size computation matched. */
+  finish(): Uint8Array {
+    if (this.pos !== this.buf.length) {
+      throw new Error(`wire: size mismatch, wrote ${this.pos} of ${this.buf.length}`);
+    }
+    return this.buf;
+  }
+}
+
+/** Reads a protobuf message from a byte range. Throws on truncation or malformed varints. */
+export class Reader {
+  readonly buf: Uint8Array;
+  pos: number;
+  readonly end: number;
+
+  constructor(buf: Uint8Array, start = 0, end = buf.length) {
+    this.buf = buf;
+    this.pos = start;
+    this.end = end;
+  }
+
+  done(): boolean {
+    return this.pos >= this.end;
+  }
+
+  /** A field tag: returns (fieldNumber << 3) | wireType, as the raw varint. */
+  tag(): number {
+    return this.varint();
+  }
+
+  /** Unsigned varint as a number (exact below 2^53). */
+  varint(): number {
+    const buf = this.buf;
+    let pos = this.pos;
+    const end = this.end;
+    let result = 0;
+    let shift = 0;
+    for (;;) {
+      if (pos >= end) throw new Error('wire: truncated varint');
+      const b = buf[pos++];
+      // Below 28 bits the partial result stays a positive int32, so bit operations are exact.
+      if (shift < 28) result |= (b & 0x7f) << shift;
+      else result += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) break;
+      shift += 7;
+      if (shift >= 70) throw new Error('wire: varint too long');
+    }
+    this.pos = pos;
+    return result;
+  }
+
+  /** Unsigned varint as a 64-bit bigint. */
+  varintBig(): bigint {
+    const buf = this.buf;
+    let pos = this.pos;
+    let result = 0n;
+    let shift = 0n;
+    for (;;) {
+      if (pos >= this.end) throw new Error('wire: truncated varint');
+      const b = buf[pos++];
+      result |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) break;
+      shift += 7n;
+      if (shift >= 70n) throw new Error('wire: varint too long');
+    }
+    this.pos = pos;
+    return result & MAX_U64;
+  }
+
+  bool(): boolean {
+    return this.varint() !== 0;
+  }
+
+  /** A length-delimited field's payload, as a copy (safe to keep after the input is reused). */
+  bytes(): Uint8Array {
+    const len = this.varint();
+    const start = this.pos;
+    const stop = start + len;
+    if (stop > this.end) throw new Error('wire: truncated bytes');
+    this.pos = stop;
+    return this.buf.slice(start, stop);
+  }
+
+  /** A length-delimited field's bounds, for decoding a nested message in place. */
+  sub(): [number, number] {
+    const len = this.varint();
+    const start = this.pos;
+    const stop = start + len;
+    if (stop > this.end) throw new Error('wire: truncated message');
+    this.pos = stop;
+    return [start, stop];
+  }
+
+  /** Skips a field of the given wire type (unknown fields are ignored). */
+  skip(wireType: number): void {
+    switch (wireType) {
+      case WIRE_VARINT:
+        this.varint();
+        return;
+      case WIRE_FIXED64:
+        this.pos += 8;
+        break;
+      case WIRE_BYTES: {
+        const len = this.varint();
+        this.pos += len;
+        break;
+      }
+      case WIRE_FIXED32:
+        this.pos += 4;
+        break;
+      default:
+        throw new Error(`wire: unsupported wire type ${wireType}`);
+    }
+    if (this.pos > this.end) throw new Error('wire: truncated field');
+  }
+}
