@@ -1,0 +1,410 @@
+// Multi-process test harness: starts real etcd and Concord as child processes, runs real
+// etcdctl against them, and talks gRPC to them through @grpc/grpc-js with the generated codecs.
+//
+// How to run (after `npx tsc -p .`):
+//   node --test dist/test/differential.test.js           # both targets (the default)
+//   CONCORD_TESTS_ETCD_ONLY=1 node --test dist/test/...   # only real etcd (Concord skipped)
+//   CONCORD_TESTS_CONCORD_ONLY=1 node --test dist/test/...# only Concord (oracle comparisons skipped)
+//   CONCORD_TESTS_TARGETS=etcd,etcd node --test ...      # explicit list; etcd,etcd checks that a
+//                                                         # differential test is deterministic on the oracle
+//   CONCORD_TESTS_KEEP=1 ...                              # keep temp data dirs (their paths are printed)
+//   CONCORD_TESTS_VERBOSE=1 ...                           # echo server logs to stderr
+// Per-test knobs: CONCORD_CRASH_ROUNDS / CONCORD_CRASH_SEED (crash.test), see each file's header.
+//
+// Every server listens on 127.0.0.1 on ports found free by binding port 0, keeps its data in a
+// fresh temp dir, and is killed by pid (never by name): on stop(), in the test files' after()
+// hooks, and on process exit as a last resort.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as net from 'node:net';
+import * as http from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import {
+  RangeRequest, RangeResponse, PutRequest, PutResponse, DeleteRangeRequest, DeleteRangeResponse,
+  TxnRequest, TxnResponse, CompactionRequest, CompactionResponse, StatusRequest, StatusResponse,
+  AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, MemberListRequest,
+  MemberListResponse, HashKVRequest, HashKVResponse, Compare, RequestOp,
+  LeaseGrantRequest, LeaseGrantResponse, type MessageFns,
+} from '../src/proto/gen/etcdserverpb/rpc.js';
+
+/** Repository root (dist/test/harness.js -> ../..). */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export type TargetName = 'etcd' | 'concord';
+
+/** Targets selected by the environment: both by default. */
+export function selectedTargets(): TargetName[] {
+  const list = process.env.CONCORD_TESTS_TARGETS;
+  if (list) return list.split(',').map((t) => t.trim()).filter((t): t is TargetName => t === 'etcd' || t === 'concord');
+  if (process.env.CONCORD_TESTS_ETCD_ONLY === '1') return ['etcd'];
+  if (process.env.CONCORD_TESTS_CONCORD_ONLY === '1') return ['concord'];
+  return ['etcd', 'concord'];
+}
+export const runEtcd = (): boolean => selectedTargets().includes('etcd');
+export const runConcord = (): boolean => selectedTargets().includes('concord');
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { sleep };
+
+/** A port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => res(port));
+    });
+  });
+}
+
+// ---- process registry: every child we spawn is killed on exit, by pid ----
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function track(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const c of live) if (c.pid !== undefined && c.exitCode === null && c.signalCode === null) {
+        try { process.kill(c.pid, 'SIGKILL'); } catch { /* already gone */ }
+      }
+    });
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(sig, () => { process.exit(130); });
+    }
+  }
+}
+
+export interface ServerOptions {
+  target: TargetName;
+  /** Member name (default "t0"). */
+  name?: string;
+  /** Extra flags, e.g. ['--quota-backend-bytes', '4194304']. */
+  extraArgs?: string[];
+  /** How long to wait for readiness (default 30 s). */
+  readyTimeoutMs?: number;
+}
+
+/** One server process (etcd or Concord) with its own data dir and ports, restartable. */
+export class Server {
+  readonly target: TargetName;
+  readonly name: string;
+  readonly dataDir: string;
+  readonly extraArgs: string[];
+  clientPort = 0;
+  peerPort = 0;
+  child: ChildProcess | null = null;
+  /** Last ~256 KiB of the current process's stdout+stderr. */
+  log = '';
+  private readyTimeoutMs: number;
+  private baseDir: string;
+
+  constructor(opts: ServerOptions) {
+    this.target = opts.target;
+    this.name = opts.name ?? 't0';
+    this.extraArgs = opts.extraArgs ?? [];
+    this.readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
+    this.baseDir = mkdtempSync(join(tmpdir(), `concord-test-${opts.target}-`));
+    this.dataDir = join(this.baseDir, 'data');
+    if (process.env.CONCORD_TESTS_KEEP === '1') process.stderr.write(`[harness] ${this.target} data dir ${this.dataDir}\n`);
+  }
+
+  get endpoint(): string { return `http://127.0.0.1:${this.clientPort}`; }
+  get peerUrl(): string { return `http://127.0.0.1:${this.peerPort}`; }
+  get pid(): number | undefined { return this.child?.pid; }
+  get running(): boolean { return !!this.child && this.child.exitCode === null && this.child.signalCode === null; }
+
+  args(): string[] {
+    return [
+      '--name', this.name,
+      '--data-dir', this.dataDir,
+      '--listen-client-urls', this.endpoint,
+      '--advertise-client-urls', this.endpoint,
+      '--listen-peer-urls', this.peerUrl,
+      '--initial-advertise-peer-urls', this.peerUrl,
+      '--initial-cluster', `${this.name}=${this.peerUrl}`,
+      ...this.extraArgs,
+    ];
+  }
+
+  /** Start (first time: on fresh free ports, retried if a port was taken meanwhile). */
+  async start(): Promise<void> {
+    const fresh = this.clientPort === 0;
+    for (let attempt = 0; ; attempt++) {
+      if (fresh) {
+        this.clientPort = await freePort();
+        this.peerPort = await freePort();
+        if (this.peerPort === this.clientPort) continue;
+      }
+      try {
+        await this.spawnAndWait();
+        return;
+      } catch (e) {
+        const inUse = /address already in use|EADDRINUSE/i.test(this.log);
+        if (this.running) await this.kill();
+        if (attempt < 4 && inUse) { await sleep(200); if (!fresh) await sleep(500); continue; }
+        throw e;
+      }
+    }
+  }
+
+  /** Start again on the same data dir and ports (after stop() or kill()). */
+  async restart(): Promise<void> {
+    if (this.running) throw new Error('restart() while running');
+    await this.start();
+  }
+
+  private async spawnAndWait(): Promise<void> {
+    this.log = '';
+    const [cmd, argv] = this.target === 'etcd'
+      ? ['etcd', this.args()]
+      : [process.execPath, [join(REPO_ROOT, 'bin', 'concord.js'), ...this.args()]];
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: this.baseDir });
+    track(child);
+    this.child = child;
+    let sawReadyLine = false;
+    const onData = (d: Buffer) => {
+      const s = d.toString();
+      if (process.env.CONCORD_TESTS_VERBOSE === '1') process.stderr.write(`[${this.target}] ${s}`);
+      this.log += s;
+      if (this.log.length > 262_144) this.log = this.log.slice(-131_072);
+      if (s.includes('ready to serve client requests')) sawReadyLine = true;
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    const deadline = Date.now() + this.readyTimeoutMs;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`${this.target} exited (${child.exitCode ?? child.signalCode}) before ready:\n${this.log.slice(-4000)}`);
+      }
+      const h = await httpGet(`${this.endpoint}/health`, 1000).catch(() => null);
+      // Healthy, or serving HTTP after the readiness log line (an alarm makes /health say false).
+      if (h && ((h.status === 200 && /"health"\s*:\s*"true"/.test(h.body)) || sawReadyLine)) return;
+      await sleep(sawReadyLine ? 50 : 100);
+    }
+    throw new Error(`${this.target} not ready after ${this.readyTimeoutMs} ms:\n${this.log.slice(-4000)}`);
+  }
+
+  /** SIGTERM, then SIGKILL after boundMs. Resolves with the exit code (null if killed). */
+  async stop(boundMs = 10_000): Promise<number | null> {
+    const child = this.child;
+    if (!child || !this.running) return child?.exitCode ?? null;
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    const t = setTimeout(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); }, boundMs);
+    const code = await exited;
+    clearTimeout(t);
+    return code;
+  }
+
+  /** kill -9 by pid; resolves once the process is gone. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || !this.running) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  /** Stop (SIGKILL if needed) and delete the data dir unless CONCORD_TESTS_KEEP=1. */
+  async destroy(): Promise<void> {
+    try { await this.stop(5000); } catch { /* ignore */ }
+    if (process.env.CONCORD_TESTS_KEEP !== '1' && existsSync(this.baseDir)) rmSync(this.baseDir, { recursive: true, force: true });
+  }
+
+  /** Run real etcdctl against this server. */
+  etcdctl(args: string[], opts: { stdin?: string; timeoutMs?: number; cwd?: string } = {}): Promise<CmdResult> {
+    return etcdctl(this.endpoint, args, { cwd: this.baseDir, ...opts });
+  }
+
+  /** A scratch path inside this server's temp dir (not the data dir). */
+  scratch(name: string): string { return join(this.baseDir, name); }
+
+  /** A gRPC client (grpc-js) to this server. Close it when done. */
+  client(): EtcdClient { return new EtcdClient(this.endpoint); }
+}
+
+/** Create and start a server; the caller destroys it in after(). */
+export async function startServer(opts: ServerOptions): Promise<Server> {
+  const s = new Server(opts);
+  try {
+    await s.start();
+  } catch (e) {
+    await s.destroy();
+    throw e;
+  }
+  return s;
+}
+
+export interface HttpResult { status: number; body: string }
+export function httpGet(url: string, timeoutMs = 2000): Promise<HttpResult> {
+  return new Promise((res, rej) => {
+    const req = http.get(url, { timeout: timeoutMs, agent: false }, (r) => {
+      let body = '';
+      r.setEncoding('utf8');
+      r.on('data', (c) => { body += c; });
+      r.on('end', () => res({ status: r.statusCode ?? 0, body }));
+      r.on('error', rej);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', rej);
+  });
+}
+
+// ---- etcdctl ----
+export interface CmdResult { code: number | null; stdout: string; stderr: string }
+
+export function etcdctl(endpoint: string, args: string[], opts: { stdin?: string; timeoutMs?: number; cwd?: string } = {}): Promise<CmdResult> {
+  return new Promise((res, rej) => {
+    const child = spawn('etcdctl', ['--endpoints', endpoint, ...args], {
+      env: { ...process.env, ETCDCTL_API: '3' },
+      cwd: opts.cwd,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    track(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
+    child.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+    const t = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+    child.on('error', (e) => { clearTimeout(t); rej(e); });
+    child.on('close', (code) => { clearTimeout(t); res({ code, stdout, stderr }); });
+    child.stdin.end(opts.stdin ?? '');
+  });
+}
+
+// ---- gRPC client (grpc-js + generated codecs) ----
+
+/** A gRPC failure as the client sees it. */
+export class GrpcError extends Error {
+  constructor(readonly code: number, readonly details: string) {
+    super(`${code} ${details}`);
+  }
+}
+
+/** Outcome of one call, for field-by-field comparison. */
+export type Outcome<T> = { ok: true; res: T } | { ok: false; code: number; message: string };
+
+const ser = <T>(fns: MessageFns<T>) => (m: T) => Buffer.from(fns.encode(m).finish());
+const des = <T>(fns: MessageFns<T>) => (b: Buffer) => fns.decode(b);
+
+export class EtcdClient {
+  readonly raw: grpc.Client;
+  constructor(readonly endpoint: string) {
+    const target = endpoint.replace(/^https?:\/\//, '');
+    this.raw = new grpc.Client(target, grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      'grpc.max_send_message_length': 64 * 1024 * 1024,
+    });
+  }
+
+  unary<Req, Res>(path: string, reqFns: MessageFns<Req>, resFns: MessageFns<Res>, req: Req, timeoutMs = 15_000): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      this.raw.makeUnaryRequest(path, ser(reqFns), des(resFns), req, new grpc.Metadata(),
+        { deadline: Date.now() + timeoutMs },
+        (err, res) => {
+          if (err) reject(new GrpcError(err.code ?? 2, err.details ?? err.message));
+          else resolve(res as Res);
+        });
+    });
+  }
+
+  /** Like unary, but resolves with an Outcome instead of rejecting on a gRPC status. */
+  async outcome<Req, Res>(path: string, reqFns: MessageFns<Req>, resFns: MessageFns<Res>, req: Req): Promise<Outcome<Res>> {
+    try {
+      return { ok: true, res: await this.unary(path, reqFns, resFns, req) };
+    } catch (e) {
+      if (e instanceof GrpcError) return { ok: false, code: e.code, message: e.details };
+      throw e;
+    }
+  }
+
+  range(r: Partial<RangeRequest>) { return this.unary('/etcdserverpb.KV/Range', RangeRequest, RangeResponse, mk.range(r)); }
+  put(r: Partial<PutRequest>) { return this.unary('/etcdserverpb.KV/Put', PutRequest, PutResponse, mk.put(r)); }
+  deleteRange(r: Partial<DeleteRangeRequest>) { return this.unary('/etcdserverpb.KV/DeleteRange', DeleteRangeRequest, DeleteRangeResponse, mk.del(r)); }
+  txn(r: Partial<TxnRequest>) { return this.unary('/etcdserverpb.KV/Txn', TxnRequest, TxnResponse, mk.txn(r)); }
+  compact(r: Partial<CompactionRequest>) { return this.unary('/etcdserverpb.KV/Compact', CompactionRequest, CompactionResponse, { ...CompactionRequest.fromJSON({}), ...r }); }
+  status() { return this.unary('/etcdserverpb.Maintenance/Status', StatusRequest, StatusResponse, {}); }
+  alarm(r: Partial<AlarmRequest>) { return this.unary('/etcdserverpb.Maintenance/Alarm', AlarmRequest, AlarmResponse, { ...AlarmRequest.fromJSON({}), ...r }); }
+  defragment() { return this.unary('/etcdserverpb.Maintenance/Defragment', DefragmentRequest, DefragmentResponse, {}, 120_000); }
+  hashKV(revision = 0) { return this.unary('/etcdserverpb.Maintenance/HashKV', HashKVRequest, HashKVResponse, { revision }); }
+  memberList() { return this.unary('/etcdserverpb.Cluster/MemberList', MemberListRequest, MemberListResponse, MemberListRequest.fromJSON({})); }
+  leaseGrant(r: Partial<LeaseGrantRequest>) { return this.unary('/etcdserverpb.Lease/LeaseGrant', LeaseGrantRequest, LeaseGrantResponse, { ...LeaseGrantRequest.fromJSON({}), ...r }); }
+
+  /** One KV operation by name, as an Outcome (for differential tests). */
+  op(kind: 'range', r: Partial<RangeRequest>): Promise<Outcome<RangeResponse>>;
+  op(kind: 'put', r: Partial<PutRequest>): Promise<Outcome<PutResponse>>;
+  op(kind: 'delete', r: Partial<DeleteRangeRequest>): Promise<Outcome<DeleteRangeResponse>>;
+  op(kind: 'txn', r: Partial<TxnRequest>): Promise<Outcome<TxnResponse>>;
+  op(kind: 'compact', r: Partial<CompactionRequest>): Promise<Outcome<CompactionResponse>>;
+  op(kind: string, r: any): Promise<Outcome<any>> {
+    switch (kind) {
+      case 'range': return this.outcome('/etcdserverpb.KV/Range', RangeRequest, RangeResponse, mk.range(r));
+      case 'put': return this.outcome('/etcdserverpb.KV/Put', PutRequest, PutResponse, mk.put(r));
+      case 'delete': return this.outcome('/etcdserverpb.KV/DeleteRange', DeleteRangeRequest, DeleteRangeResponse, mk.del(r));
+      case 'txn': return this.outcome('/etcdserverpb.KV/Txn', TxnRequest, TxnResponse, mk.txn(r));
+      case 'compact': return this.outcome('/etcdserverpb.KV/Compact', CompactionRequest, CompactionResponse, { ...CompactionRequest.fromJSON({}), ...r });
+      default: throw new Error(`unknown op ${kind}`);
+    }
+  }
+
+  close(): void { this.raw.close(); }
+}
+
+/** Bytes from a string. */
+export const b = (s: string): Buffer => Buffer.from(s);
+
+/** Builders that fill in proto defaults, so tests write only the fields they mean. */
+export const mk = {
+  range: (r: Partial<RangeRequest>): RangeRequest => ({ ...RangeRequest.fromJSON({}), ...r }),
+  put: (r: Partial<PutRequest>): PutRequest => ({ ...PutRequest.fromJSON({}), ...r }),
+  del: (r: Partial<DeleteRangeRequest>): DeleteRangeRequest => ({ ...DeleteRangeRequest.fromJSON({}), ...r }),
+  txn: (r: Partial<TxnRequest>): TxnRequest => ({ compare: [], success: [], failure: [], ...r }),
+  cmp: (r: Partial<Compare>): Compare => ({ ...Compare.fromJSON({}), ...r }),
+  opRange: (r: Partial<RangeRequest>): RequestOp => ({ requestRange: mk.range(r) }),
+  opPut: (r: Partial<PutRequest>): RequestOp => ({ requestPut: mk.put(r) }),
+  opDel: (r: Partial<DeleteRangeRequest>): RequestOp => ({ requestDeleteRange: mk.del(r) }),
+  opTxn: (r: Partial<TxnRequest>): RequestOp => ({ requestTxn: mk.txn(r) }),
+};
+
+/** The key just past every key with this prefix (etcd's GetPrefixRangeEnd). */
+export function prefixEnd(prefix: Buffer | string): Buffer {
+  const p = Buffer.from(prefix);
+  for (let i = p.length - 1; i >= 0; i--) {
+    if (p[i]! < 0xff) { const e = Buffer.from(p.subarray(0, i + 1)); e[i] = p[i]! + 1; return e; }
+  }
+  return Buffer.from([0]);
+}
+
+/**
+ * A plain, comparable view of a decoded response: Buffers become strings (utf8 when printable,
+ * else hex), bigints become strings, and the header's cluster_id, member_id and raft_term are
+ * dropped (they differ between servers by design). Revision stays.
+ */
+export function normalize(v: unknown, key = ''): unknown {
+  if (v === undefined || v === null) return v;
+  if (Buffer.isBuffer(v) || v instanceof Uint8Array) {
+    const buf = Buffer.from(v);
+    const s = buf.toString('utf8');
+    return /^[\x20-\x7e]*$/.test(s) ? s : `hex:${buf.toString('hex')}`;
+  }
+  if (typeof v === 'bigint') return v.toString();
+  if (Array.isArray(v)) return v.map((x) => normalize(x));
+  if (typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      if (key === 'header' && (k === 'clusterId' || k === 'memberId' || k === 'raftTerm')) continue;
+      out[k] = normalize(x, k);
+    }
+    return out;
+  }
+  return v;
+}
