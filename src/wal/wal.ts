@@ -1,0 +1,443 @@
+/**
+ * The write-ahead log: etcd's wal package in TypeScript, writing and reading the same files.
+ *
+ * Life cycle, as in etcd: `Wal.create()` returns a WAL ready to append; `Wal.open()` returns
+ * one ready to read from a snapshot marker, and after `readAll()` it appends after the last
+ * valid record. Only the newest segment (the tail) is kept open; older ones are read once
+ * at open and later deleted by `releaseLockTo()`.
+ *
+ * Durability: `save()` encodes everything it is given into one buffer, issues one write and,
+ * when asked to sync, one fdatasync — so a caller that gathers every proposal arriving during
+ * an fsync into the next save() gets group commit. Calls are serialized internally; each
+ * resolves once its bytes are written (and synced, if asked).
+ */
+
+import { open, readFile, rename, rm, mkdir, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import {
+  decodeEntry,
+  decodeHardState,
+  encodeHardState,
+  isEmptyHardState,
+  type Entry,
+  type HardState,
+} from '../proto/raftpb.js';
+import { decodeWalSnapshot, encodeWalSnapshot, type WalSnapshot } from '../proto/walpb.js';
+import { decodeSegment } from './decoder.js';
+import { RecordEncoder } from './encoder.js';
+import { WalCorruptError, WalError } from './errors.js';
+import { RecordType } from './frame.js';
+import { isValidSeq, parseWalName, readWalNames, searchIndex, walName } from './names.js';
+
+/** etcd's wal.SegmentSizeBytes: 64 * 1000 * 1000 (etcd's "64MB", decimal). */
+export const DEFAULT_SEGMENT_SIZE_BYTES = 64 * 1000 * 1000;
+
+/** Receives the WAL's notable events (a truncated torn tail, a new segment, ...). */
+export type WalLogger = (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void;
+
+export interface WalOptions {
+  /** Size segments are preallocated to and cut at. Tests use small ones. */
+  segmentSizeBytes?: number;
+  logger?: WalLogger;
+}
+
+export interface ReadAllResult {
+  metadata: Uint8Array;
+  hardState: HardState;
+  /** Entries after the snapshot the WAL was opened at, conflicts already resolved. */
+  entries: Entry[];
+}
+
+const EMPTY_HARD_STATE: HardState = { term: 0, vote: 0n, commit: 0 };
+/** The temporary name a new segment is prepared under before it is renamed into place. */
+const TMP_SEGMENT = '0.tmp';
+
+async function fsyncDir(dir: string): Promise<void> {
+  const h = await open(dir, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+/** Writes all of `buf` at `position` (a positional write may be short). */
+async function writeFully(h: FileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await h.write(buf, done, buf.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+export class Wal {
+  private readonly segmentSize: number;
+  private readonly log: WalLogger;
+
+  /** Every segment this WAL holds, oldest first; the last is the tail. */
+  private names: string[] = [];
+  /** Read mode: the first segment readAll() reads, and the snapshot it starts after. */
+  private readFrom = -1;
+  private start: WalSnapshot | undefined;
+
+  private tail: FileHandle | undefined;
+  private tailOffset = 0;
+  private encoder: RecordEncoder | undefined;
+  private metadata: Uint8Array = new Uint8Array(0);
+  /** The last hard state saved, restated at the head of every new segment. */
+  private state: HardState = EMPTY_HARD_STATE;
+  /** Index of the last entry (or snapshot) saved: names the next segment. */
+  private enti = 0;
+  private closed = false;
+  /** Serializes save/saveSnapshot/releaseLockTo/close. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly dir: string,
+    opts: WalOptions,
+  ) {
+    this.segmentSize = opts.segmentSizeBytes ?? DEFAULT_SEGMENT_SIZE_BYTES;
+    this.log = opts.logger ?? (() => {});
+  }
+
+  /** True if `dir` holds any WAL segment. */
+  static async exists(dir: string): Promise<boolean> {
+    try {
+      return (await readWalNames(dir)).length > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Creates a WAL in `dir` (which must not hold one) ready for appending: a first segment
+   * with a crc record, a metadata record and the snapshot record {0, 0}, as etcd writes it.
+   * The segment is built in `dir.tmp` and renamed, so creation appears atomic.
+   */
+  static async create(dir: string, metadata: Uint8Array, opts: WalOptions = {}): Promise<Wal> {
+    if (await Wal.exists(dir)) throw new WalError('Exist', `wal: ${dir} already holds a WAL`);
+    const tmpDir = dir.replace(/\/+$/, '') + '.tmp';
+    await rm(tmpDir, { recursive: true, force: true });
+    await mkdir(tmpDir, { recursive: true });
+
+    const w = new Wal(dir, opts);
+    const name = walName(0, 0);
+    const h = await open(join(tmpDir, name), 'w+', 0o600);
+    try {
+      await h.truncate(w.segmentSize);
+      w.metadata = metadata;
+      const enc = new RecordEncoder(0);
+      enc.appendCrc();
+      enc.appendData(RecordType.metadata, metadata);
+      enc.appendData(RecordType.snapshot, encodeWalSnapshot({ index: 0, term: 0 }));
+      await writeFully(h, enc.bytes(), 0);
+      await h.datasync();
+      w.tailOffset = enc.length;
+      enc.reset();
+      w.encoder = enc;
+
+      await rm(dir, { recursive: true, force: true });
+      await rename(tmpDir, dir);
+      await fsyncDir(dirname(dir));
+    } catch (err) {
+      await h.close();
+      throw err;
+    }
+    w.tail = h;
+    w.names = [name];
+    return w;
+  }
+
+  /**
+   * Opens the WAL in `dir` for reading from the snapshot `snap` (a snapshot record the WAL
+   * holds, e.g. {0, 0} for a new one). Call readAll() next; appends are possible after it.
+   */
+  static async open(dir: string, snap: WalSnapshot, opts: WalOptions = {}): Promise<Wal> {
+    let names: string[];
+    try {
+      names = await readWalNames(dir);
+    } catch {
+      names = [];
+    }
+    if (names.length === 0) throw new WalError('FileNotFound', `wal: file not found in ${dir}`);
+    const from = searchIndex(names, snap.index);
+    if (from < 0 || !isValidSeq(names.slice(from))) {
+      throw new WalError('FileNotFound', `wal: no segment sequence in ${dir} covers snapshot index ${snap.index}`);
+    }
+    const w = new Wal(dir, opts);
+    w.names = names;
+    w.readFrom = from;
+    w.start = { index: snap.index, term: snap.term };
+    w.tail = await open(join(dir, names[names.length - 1]), 'r+');
+    return w;
+  }
+
+  /**
+   * Reads every record after the snapshot marker. A torn last record is cut off (and
+   * logged); the rest of the tail segment is zeroed so new records follow the last valid
+   * one. Throws WalCorruptError on damage before the tail, and WalError 'SnapshotNotFound'
+   * if the WAL has no record of the snapshot it was opened at.
+   */
+  async readAll(): Promise<ReadAllResult> {
+    const start = this.start;
+    if (start === undefined || this.tail === undefined) {
+      throw new WalError('NotRead', 'wal: readAll() is only for a WAL just opened');
+    }
+    this.start = undefined;
+
+    let metadata: Uint8Array | undefined;
+    let hardState: HardState = EMPTY_HARD_STATE;
+    const entries: Entry[] = [];
+    let match = false;
+    let crc = 0;
+    let end = 0;
+    let tornAt: string | undefined;
+    let lastFile = '';
+
+    for (let i = this.readFrom; i < this.names.length; i++) {
+      const file = join(this.dir, this.names[i]);
+      const isLast = i === this.names.length - 1;
+      const buf = await readFile(file);
+      lastFile = file;
+      const res = decodeSegment(buf, file, isLast, crc, (rec, offset) => {
+        const data = rec.data ?? new Uint8Array(0);
+        switch (rec.type) {
+          case RecordType.entry: {
+            const e = decodeEntry(data);
+            if (e.index > start.index) {
+              // A later record for an index replaces it and everything after (raft truncated
+              // a conflicting suffix): keep entries up to index-1, then this one.
+              const up = e.index - start.index - 1;
+              if (up > entries.length) {
+                throw new WalError('SliceOutOfRange', `wal: entry ${e.index} leaves a gap in ${file} at offset ${offset}`);
+              }
+              entries.length = up;
+              entries.push(e);
+            }
+            this.enti = e.index;
+            break;
+          }
+          case RecordType.state:
+            hardState = decodeHardState(data);
+            break;
+          case RecordType.metadata:
+            if (metadata !== undefined && Buffer.compare(metadata, data) !== 0) {
+              throw new WalError('MetadataConflict', `wal: conflicting metadata found in ${file} at offset ${offset}`);
+            }
+            // Copy: `data` is a view into the segment buffer.
+            metadata = Uint8Array.prototype.slice.call(data);
+            break;
+          case RecordType.crc:
+            break;
+          case RecordType.snapshot: {
+            const s = decodeWalSnapshot(data);
+            if (s.index === start.index) {
+              if (s.term !== start.term) {
+                throw new WalError(
+                  'SnapshotMismatch',
+                  `wal: snapshot mismatch: WAL has {index ${s.index}, term ${s.term}}, asked for term ${start.term}`,
+                );
+              }
+              match = true;
+            }
+            break;
+          }
+          default:
+            throw new WalCorruptError(file, offset, `unexpected block type ${rec.type}`);
+        }
+      });
+      crc = res.crc;
+      end = res.end;
+      tornAt = res.torn;
+    }
+
+    // Zero everything after the last valid record (etcd's ZeroToEnd): a torn write may have
+    // left non-zero bytes past a zero sector, which later appends would only partly cover.
+    const size = (await this.tail.stat()).size;
+    if (end < size) {
+      await this.tail.truncate(end);
+      await this.tail.truncate(Math.max(size, this.segmentSize));
+      await this.tail.datasync();
+    }
+    if (tornAt !== undefined) {
+      this.log('warn', 'wal: truncated a torn last record', { path: lastFile, detail: tornAt, offset: end });
+    }
+
+    this.tailOffset = end;
+    this.encoder = new RecordEncoder(crc);
+    this.metadata = metadata ?? new Uint8Array(0);
+    this.state = hardState;
+    if (!match) {
+      throw new WalError('SnapshotNotFound', `wal: snapshot {index ${start.index}, term ${start.term}} not found`);
+    }
+    return { metadata: this.metadata, hardState, entries };
+  }
+
+  /**
+   * Appends `entries` and then `hardState` (if given and not empty) in one write; with
+   * `mustSync`, one fdatasync. Cuts to a new segment when the tail passes the segment size.
+   */
+  save(hardState: HardState | undefined, entries: readonly Entry[], mustSync: boolean): Promise<void> {
+    return this.serialize(async () => {
+      const hsEmpty = hardState === undefined || isEmptyHardState(hardState);
+      if (hsEmpty && entries.length === 0) return;
+      const enc = this.writable();
+      enc.reset();
+      for (let i = 0; i < entries.length; i++) enc.appendEntry(entries[i]);
+      if (entries.length > 0) this.enti = entries[entries.length - 1].index;
+      if (!hsEmpty) {
+        this.state = hardState!;
+        enc.appendData(RecordType.state, encodeHardState(hardState!));
+      }
+      await this.append(enc);
+      if (this.tailOffset < this.segmentSize) {
+        if (mustSync) await this.tail!.datasync();
+        return;
+      }
+      await this.cut();
+    });
+  }
+
+  /** Records that a snapshot at {index, term} exists, and syncs. */
+  saveSnapshot(snap: WalSnapshot): Promise<void> {
+    return this.serialize(async () => {
+      const enc = this.writable();
+      enc.reset();
+      enc.appendData(RecordType.snapshot, encodeWalSnapshot(snap));
+      await this.append(enc);
+      if (this.enti < snap.index) this.enti = snap.index;
+      await this.tail!.datasync();
+    });
+  }
+
+  /** fdatasync of the tail segment. */
+  sync(): Promise<void> {
+    return this.serialize(async () => {
+      this.writable();
+      await this.tail!.datasync();
+    });
+  }
+
+  /**
+   * Deletes segments wholly before `index`, as etcd's ReleaseLockTo picks them: every
+   * segment older than the last one whose first index is below `index` (that one may still
+   * hold entries at or after `index`, since raft can rewrite a conflicting suffix into a
+   * newer segment). The tail is never deleted.
+   */
+  releaseLockTo(index: number): Promise<void> {
+    return this.serialize(async () => {
+      let smaller = this.names.length - 1;
+      for (let i = 0; i < this.names.length; i++) {
+        if (parseWalName(this.names[i])!.index >= index) {
+          smaller = i - 1;
+          break;
+        }
+      }
+      if (smaller <= 0) return;
+      const released = this.names.slice(0, smaller);
+      this.names = this.names.slice(smaller);
+      if (this.readFrom >= 0) this.readFrom = Math.max(0, this.readFrom - smaller);
+      for (const n of released) await unlink(join(this.dir, n));
+      this.log('info', 'wal: released segments', { count: released.length, upToIndex: index });
+    });
+  }
+
+  /** Syncs and closes the tail. Later calls fail with WalError 'Closed'. */
+  close(): Promise<void> {
+    return this.serialize(async () => {
+      if (this.closed) return;
+      this.closed = true;
+      const t = this.tail;
+      this.tail = undefined;
+      if (t !== undefined) {
+        try {
+          if (this.encoder !== undefined) await t.datasync();
+        } finally {
+          await t.close();
+        }
+      }
+    });
+  }
+
+  /** Segment file names currently held, oldest first (for tools and tests). */
+  segments(): string[] {
+    return [...this.names];
+  }
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
+    // Keep the chain going whatever this call's outcome; the caller sees its own error.
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private writable(): RecordEncoder {
+    if (this.closed) throw new WalError('Closed', 'wal: closed');
+    if (this.encoder === undefined) throw new WalError('NotRead', 'wal: call readAll() before appending');
+    return this.encoder;
+  }
+
+  private async append(enc: RecordEncoder): Promise<void> {
+    await writeFully(this.tail!, enc.bytes(), this.tailOffset);
+    this.tailOffset += enc.length;
+  }
+
+  /**
+   * Closes the full tail (trimmed to its records, synced) and starts segment seq+1, named
+   * for the next index, holding a crc record, the metadata and the last hard state. It is
+   * written under a temporary name, synced, then renamed, so a crash never leaves a
+   * half-made segment under a real name.
+   */
+  private async cut(): Promise<void> {
+    const old = this.tail!;
+    await old.truncate(this.tailOffset);
+    await old.datasync();
+
+    const { seq } = parseWalName(this.names[this.names.length - 1])!;
+    const name = walName(seq + 1, this.enti + 1);
+    const tmpPath = join(this.dir, TMP_SEGMENT);
+    const h = await open(tmpPath, 'w+', 0o600);
+    try {
+      await h.truncate(this.segmentSize);
+      const enc = this.encoder!;
+      enc.reset();
+      enc.appendCrc();
+      enc.appendData(RecordType.metadata, this.metadata);
+      if (!isEmptyHardState(this.state)) enc.appendData(RecordType.state, encodeHardState(this.state));
+      await writeFully(h, enc.bytes(), 0);
+      await h.datasync();
+      await rename(tmpPath, join(this.dir, name));
+      await fsyncDir(this.dir);
+      this.tailOffset = enc.length;
+    } catch (err) {
+      await h.close();
+      throw err;
+    }
+    await old.close();
+    this.tail = h;
+    this.names.push(name);
+    this.log('info', 'wal: created a new WAL segment', { path: join(this.dir, name) });
+  }
+}
+
+/**
+ * Snapshot records in the WAL in `dir` that a restart may use: those at or below the last
+ * hard state's commit index (etcd's ValidSnapshotEntries). Pair with
+ * `Snapshotter.loadNewestAvailable()` to pick a snapshot both the snap dir and the WAL have.
+ */
+export async function validSnapshotEntries(dir: string): Promise<WalSnapshot[]> {
+  const names = await readWalNames(dir);
+  const snaps: WalSnapshot[] = [];
+  let state: HardState = EMPTY_HARD_STATE;
+  let crc = 0;
+  for (let i = 0; i < names.length; i++) {
+    const file = join(dir, names[i]);
+    const res = decodeSegment(await readFile(file), file, i === names.length - 1, crc, (rec) => {
+      if (rec.type === RecordType.snapshot) snaps.push(decodeWalSnapshot(rec.data ?? new Uint8Array(0)));
+      else if (rec.type === RecordType.state) state = decodeHardState(rec.data ?? new Uint8Array(0));
+    });
+    crc = res.crc;
+  }
+  return snaps.filter((s) => s.index <= state.commit);
+}
+
