@@ -8,5 +8,5 @@ rm -rf src/proto/gen && mkdir -p src/proto/gen
 protoc -I proto \
   --plugin=protoc-gen-ts_proto=node_modules/.bin/protoc-gen-ts_proto \
   --ts_proto_out=src/proto/gen \
-  --ts_proto_opt=env=node,forceLong=bigint,useJsTypeOverride=true,outputServices=false,importSuffix=.js,esModuleInterop=true,outputPartialMethods=false,useExactTypes=false,snakeToCamel=true \
+  --ts_proto_opt=env=node,forceLong=bigint,useJsTypeOverride=true,outputServices=false,importSuffix=.js,esModuleInterop=true,outputPartialMethods=true,useExactTypes=false,snakeToCamel=true \
   $(cd proto && find . -name '*.proto' | sed 's|^\./||' | sort)

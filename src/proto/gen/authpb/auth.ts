@@ -139,6 +139,15 @@ export const UserAddOptions: MessageFns<UserAddOptions> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<UserAddOptions>): UserAddOptions {
+    return UserAddOptions.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UserAddOptions>): UserAddOptions {
+    const message = createBaseUserAddOptions();
+    message.noPassword = object.noPassword ?? false;
+    return message;
+  },
 };
 
 function createBaseUser(): User {
@@ -244,6 +253,20 @@ export const User: MessageFns<User> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<User>): User {
+    return User.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<User>): User {
+    const message = createBaseUser();
+    message.name = object.name ?? Buffer.alloc(0);
+    message.password = object.password ?? Buffer.alloc(0);
+    message.roles = object.roles?.map((e) => e) || [];
+    message.options = (object.options !== undefined && object.options !== null)
+      ? UserAddOptions.fromPartial(object.options)
+      : undefined;
+    return message;
+  },
 };
 
 function createBasePermission(): Permission {
@@ -338,6 +361,17 @@ export const Permission: MessageFns<Permission> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<Permission>): Permission {
+    return Permission.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Permission>): Permission {
+    const message = createBasePermission();
+    message.permType = object.permType ?? 0;
+    message.key = object.key ?? Buffer.alloc(0);
+    message.rangeEnd = object.rangeEnd ?? Buffer.alloc(0);
+    return message;
+  },
 };
 
 function createBaseRole(): Role {
@@ -415,6 +449,16 @@ export const Role: MessageFns<Role> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<Role>): Role {
+    return Role.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Role>): Role {
+    const message = createBaseRole();
+    message.name = object.name ?? Buffer.alloc(0);
+    message.keyPermission = object.keyPermission?.map((e) => Permission.fromPartial(e)) || [];
+    return message;
+  },
 };
 
 function bytesFromBase64(b64: string): Uint8Array {
@@ -425,6 +469,14 @@ function base64FromBytes(arr: Uint8Array): string {
   return globalThis.Buffer.from(arr).toString("base64");
 }
 
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
+
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : Partial<T>;
+
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
 }
@@ -434,4 +486,6 @@ export interface MessageFns<T> {
   decode(input: BinaryReader | Uint8Array, length?: number): T;
   fromJSON(object: any): T;
   toJSON(message: T): unknown;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

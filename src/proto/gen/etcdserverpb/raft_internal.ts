@@ -196,6 +196,17 @@ export const RequestHeader: MessageFns<RequestHeader> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<RequestHeader>): RequestHeader {
+    return RequestHeader.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RequestHeader>): RequestHeader {
+    const message = createBaseRequestHeader();
+    message.ID = (object.ID !== undefined && object.ID !== null) ? BigInt(object.ID) : 0n;
+    message.username = object.username ?? "";
+    message.authRevision = object.authRevision ?? 0;
+    return message;
+  },
 };
 
 function createBaseInternalRaftRequest(): InternalRaftRequest {
@@ -769,6 +780,93 @@ export const InternalRaftRequest: MessageFns<InternalRaftRequest> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<InternalRaftRequest>): InternalRaftRequest {
+    return InternalRaftRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<InternalRaftRequest>): InternalRaftRequest {
+    const message = createBaseInternalRaftRequest();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? RequestHeader.fromPartial(object.header)
+      : undefined;
+    message.ID = (object.ID !== undefined && object.ID !== null) ? BigInt(object.ID) : 0n;
+    message.v2 = (object.v2 !== undefined && object.v2 !== null) ? Request.fromPartial(object.v2) : undefined;
+    message.range = (object.range !== undefined && object.range !== null)
+      ? RangeRequest.fromPartial(object.range)
+      : undefined;
+    message.put = (object.put !== undefined && object.put !== null) ? PutRequest.fromPartial(object.put) : undefined;
+    message.deleteRange = (object.deleteRange !== undefined && object.deleteRange !== null)
+      ? DeleteRangeRequest.fromPartial(object.deleteRange)
+      : undefined;
+    message.txn = (object.txn !== undefined && object.txn !== null) ? TxnRequest.fromPartial(object.txn) : undefined;
+    message.compaction = (object.compaction !== undefined && object.compaction !== null)
+      ? CompactionRequest.fromPartial(object.compaction)
+      : undefined;
+    message.leaseGrant = (object.leaseGrant !== undefined && object.leaseGrant !== null)
+      ? LeaseGrantRequest.fromPartial(object.leaseGrant)
+      : undefined;
+    message.leaseRevoke = (object.leaseRevoke !== undefined && object.leaseRevoke !== null)
+      ? LeaseRevokeRequest.fromPartial(object.leaseRevoke)
+      : undefined;
+    message.alarm = (object.alarm !== undefined && object.alarm !== null)
+      ? AlarmRequest.fromPartial(object.alarm)
+      : undefined;
+    message.leaseCheckpoint = (object.leaseCheckpoint !== undefined && object.leaseCheckpoint !== null)
+      ? LeaseCheckpointRequest.fromPartial(object.leaseCheckpoint)
+      : undefined;
+    message.authEnable = (object.authEnable !== undefined && object.authEnable !== null)
+      ? AuthEnableRequest.fromPartial(object.authEnable)
+      : undefined;
+    message.authDisable = (object.authDisable !== undefined && object.authDisable !== null)
+      ? AuthDisableRequest.fromPartial(object.authDisable)
+      : undefined;
+    message.authenticate = (object.authenticate !== undefined && object.authenticate !== null)
+      ? InternalAuthenticateRequest.fromPartial(object.authenticate)
+      : undefined;
+    message.authUserAdd = (object.authUserAdd !== undefined && object.authUserAdd !== null)
+      ? AuthUserAddRequest.fromPartial(object.authUserAdd)
+      : undefined;
+    message.authUserDelete = (object.authUserDelete !== undefined && object.authUserDelete !== null)
+      ? AuthUserDeleteRequest.fromPartial(object.authUserDelete)
+      : undefined;
+    message.authUserGet = (object.authUserGet !== undefined && object.authUserGet !== null)
+      ? AuthUserGetRequest.fromPartial(object.authUserGet)
+      : undefined;
+    message.authUserChangePassword =
+      (object.authUserChangePassword !== undefined && object.authUserChangePassword !== null)
+        ? AuthUserChangePasswordRequest.fromPartial(object.authUserChangePassword)
+        : undefined;
+    message.authUserGrantRole = (object.authUserGrantRole !== undefined && object.authUserGrantRole !== null)
+      ? AuthUserGrantRoleRequest.fromPartial(object.authUserGrantRole)
+      : undefined;
+    message.authUserRevokeRole = (object.authUserRevokeRole !== undefined && object.authUserRevokeRole !== null)
+      ? AuthUserRevokeRoleRequest.fromPartial(object.authUserRevokeRole)
+      : undefined;
+    message.authUserList = (object.authUserList !== undefined && object.authUserList !== null)
+      ? AuthUserListRequest.fromPartial(object.authUserList)
+      : undefined;
+    message.authRoleList = (object.authRoleList !== undefined && object.authRoleList !== null)
+      ? AuthRoleListRequest.fromPartial(object.authRoleList)
+      : undefined;
+    message.authRoleAdd = (object.authRoleAdd !== undefined && object.authRoleAdd !== null)
+      ? AuthRoleAddRequest.fromPartial(object.authRoleAdd)
+      : undefined;
+    message.authRoleDelete = (object.authRoleDelete !== undefined && object.authRoleDelete !== null)
+      ? AuthRoleDeleteRequest.fromPartial(object.authRoleDelete)
+      : undefined;
+    message.authRoleGet = (object.authRoleGet !== undefined && object.authRoleGet !== null)
+      ? AuthRoleGetRequest.fromPartial(object.authRoleGet)
+      : undefined;
+    message.authRoleGrantPermission =
+      (object.authRoleGrantPermission !== undefined && object.authRoleGrantPermission !== null)
+        ? AuthRoleGrantPermissionRequest.fromPartial(object.authRoleGrantPermission)
+        : undefined;
+    message.authRoleRevokePermission =
+      (object.authRoleRevokePermission !== undefined && object.authRoleRevokePermission !== null)
+        ? AuthRoleRevokePermissionRequest.fromPartial(object.authRoleRevokePermission)
+        : undefined;
+    return message;
+  },
 };
 
 function createBaseEmptyResponse(): EmptyResponse {
@@ -812,6 +910,14 @@ export const EmptyResponse: MessageFns<EmptyResponse> = {
   toJSON(_: EmptyResponse): unknown {
     const obj: any = {};
     return obj;
+  },
+
+  create(base?: DeepPartial<EmptyResponse>): EmptyResponse {
+    return EmptyResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<EmptyResponse>): EmptyResponse {
+    const message = createBaseEmptyResponse();
+    return message;
   },
 };
 
@@ -907,7 +1013,26 @@ export const InternalAuthenticateRequest: MessageFns<InternalAuthenticateRequest
     }
     return obj;
   },
+
+  create(base?: DeepPartial<InternalAuthenticateRequest>): InternalAuthenticateRequest {
+    return InternalAuthenticateRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<InternalAuthenticateRequest>): InternalAuthenticateRequest {
+    const message = createBaseInternalAuthenticateRequest();
+    message.name = object.name ?? "";
+    message.password = object.password ?? "";
+    message.simpleToken = object.simpleToken ?? "";
+    return message;
+  },
 };
+
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
+
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : Partial<T>;
 
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());
@@ -929,4 +1054,6 @@ export interface MessageFns<T> {
   decode(input: BinaryReader | Uint8Array, length?: number): T;
   fromJSON(object: any): T;
   toJSON(message: T): unknown;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

@@ -1248,6 +1248,18 @@ export const ResponseHeader: MessageFns<ResponseHeader> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<ResponseHeader>): ResponseHeader {
+    return ResponseHeader.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ResponseHeader>): ResponseHeader {
+    const message = createBaseResponseHeader();
+    message.clusterId = (object.clusterId !== undefined && object.clusterId !== null) ? BigInt(object.clusterId) : 0n;
+    message.memberId = (object.memberId !== undefined && object.memberId !== null) ? BigInt(object.memberId) : 0n;
+    message.revision = object.revision ?? 0;
+    message.raftTerm = object.raftTerm ?? 0;
+    return message;
+  },
 };
 
 function createBaseRangeRequest(): RangeRequest {
@@ -1560,6 +1572,27 @@ export const RangeRequest: MessageFns<RangeRequest> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<RangeRequest>): RangeRequest {
+    return RangeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RangeRequest>): RangeRequest {
+    const message = createBaseRangeRequest();
+    message.key = object.key ?? Buffer.alloc(0);
+    message.rangeEnd = object.rangeEnd ?? Buffer.alloc(0);
+    message.limit = object.limit ?? 0;
+    message.revision = object.revision ?? 0;
+    message.sortOrder = object.sortOrder ?? 0;
+    message.sortTarget = object.sortTarget ?? 0;
+    message.serializable = object.serializable ?? false;
+    message.keysOnly = object.keysOnly ?? false;
+    message.countOnly = object.countOnly ?? false;
+    message.minModRevision = object.minModRevision ?? 0;
+    message.maxModRevision = object.maxModRevision ?? 0;
+    message.minCreateRevision = object.minCreateRevision ?? 0;
+    message.maxCreateRevision = object.maxCreateRevision ?? 0;
+    return message;
+  },
 };
 
 function createBaseRangeResponse(): RangeResponse {
@@ -1667,6 +1700,20 @@ export const RangeResponse: MessageFns<RangeResponse> = {
       obj.count = globalThis.Number(message.count);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<RangeResponse>): RangeResponse {
+    return RangeResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RangeResponse>): RangeResponse {
+    const message = createBaseRangeResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.kvs = object.kvs?.map((e) => KeyValue.fromPartial(e)) || [];
+    message.more = object.more ?? false;
+    message.count = object.count ?? 0;
+    return message;
   },
 };
 
@@ -1825,6 +1872,20 @@ export const PutRequest: MessageFns<PutRequest> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<PutRequest>): PutRequest {
+    return PutRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PutRequest>): PutRequest {
+    const message = createBasePutRequest();
+    message.key = object.key ?? Buffer.alloc(0);
+    message.value = object.value ?? Buffer.alloc(0);
+    message.lease = (object.lease !== undefined && object.lease !== null) ? BigInt(object.lease) : 0n;
+    message.prevKv = object.prevKv ?? false;
+    message.ignoreValue = object.ignoreValue ?? false;
+    message.ignoreLease = object.ignoreLease ?? false;
+    return message;
+  },
 };
 
 function createBasePutResponse(): PutResponse {
@@ -1903,6 +1964,20 @@ export const PutResponse: MessageFns<PutResponse> = {
       obj.prevKv = KeyValue.toJSON(message.prevKv);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<PutResponse>): PutResponse {
+    return PutResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PutResponse>): PutResponse {
+    const message = createBasePutResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.prevKv = (object.prevKv !== undefined && object.prevKv !== null)
+      ? KeyValue.fromPartial(object.prevKv)
+      : undefined;
+    return message;
   },
 };
 
@@ -2002,6 +2077,17 @@ export const DeleteRangeRequest: MessageFns<DeleteRangeRequest> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<DeleteRangeRequest>): DeleteRangeRequest {
+    return DeleteRangeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeleteRangeRequest>): DeleteRangeRequest {
+    const message = createBaseDeleteRangeRequest();
+    message.key = object.key ?? Buffer.alloc(0);
+    message.rangeEnd = object.rangeEnd ?? Buffer.alloc(0);
+    message.prevKv = object.prevKv ?? false;
+    return message;
+  },
 };
 
 function createBaseDeleteRangeResponse(): DeleteRangeResponse {
@@ -2098,6 +2184,19 @@ export const DeleteRangeResponse: MessageFns<DeleteRangeResponse> = {
       obj.prevKvs = message.prevKvs.map((e) => KeyValue.toJSON(e));
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<DeleteRangeResponse>): DeleteRangeResponse {
+    return DeleteRangeResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DeleteRangeResponse>): DeleteRangeResponse {
+    const message = createBaseDeleteRangeResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.deleted = object.deleted ?? 0;
+    message.prevKvs = object.prevKvs?.map((e) => KeyValue.fromPartial(e)) || [];
+    return message;
   },
 };
 
@@ -2220,6 +2319,26 @@ export const RequestOp: MessageFns<RequestOp> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<RequestOp>): RequestOp {
+    return RequestOp.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RequestOp>): RequestOp {
+    const message = createBaseRequestOp();
+    message.requestRange = (object.requestRange !== undefined && object.requestRange !== null)
+      ? RangeRequest.fromPartial(object.requestRange)
+      : undefined;
+    message.requestPut = (object.requestPut !== undefined && object.requestPut !== null)
+      ? PutRequest.fromPartial(object.requestPut)
+      : undefined;
+    message.requestDeleteRange = (object.requestDeleteRange !== undefined && object.requestDeleteRange !== null)
+      ? DeleteRangeRequest.fromPartial(object.requestDeleteRange)
+      : undefined;
+    message.requestTxn = (object.requestTxn !== undefined && object.requestTxn !== null)
+      ? TxnRequest.fromPartial(object.requestTxn)
+      : undefined;
+    return message;
+  },
 };
 
 function createBaseResponseOp(): ResponseOp {
@@ -2340,6 +2459,26 @@ export const ResponseOp: MessageFns<ResponseOp> = {
       obj.responseTxn = TxnResponse.toJSON(message.responseTxn);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<ResponseOp>): ResponseOp {
+    return ResponseOp.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ResponseOp>): ResponseOp {
+    const message = createBaseResponseOp();
+    message.responseRange = (object.responseRange !== undefined && object.responseRange !== null)
+      ? RangeResponse.fromPartial(object.responseRange)
+      : undefined;
+    message.responsePut = (object.responsePut !== undefined && object.responsePut !== null)
+      ? PutResponse.fromPartial(object.responsePut)
+      : undefined;
+    message.responseDeleteRange = (object.responseDeleteRange !== undefined && object.responseDeleteRange !== null)
+      ? DeleteRangeResponse.fromPartial(object.responseDeleteRange)
+      : undefined;
+    message.responseTxn = (object.responseTxn !== undefined && object.responseTxn !== null)
+      ? TxnResponse.fromPartial(object.responseTxn)
+      : undefined;
+    return message;
   },
 };
 
@@ -2555,6 +2694,27 @@ export const Compare: MessageFns<Compare> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<Compare>): Compare {
+    return Compare.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Compare>): Compare {
+    const message = createBaseCompare();
+    message.result = object.result ?? 0;
+    message.target = object.target ?? 0;
+    message.key = object.key ?? Buffer.alloc(0);
+    message.version = (object.version !== undefined && object.version !== null) ? BigInt(object.version) : undefined;
+    message.createRevision = (object.createRevision !== undefined && object.createRevision !== null)
+      ? BigInt(object.createRevision)
+      : undefined;
+    message.modRevision = (object.modRevision !== undefined && object.modRevision !== null)
+      ? BigInt(object.modRevision)
+      : undefined;
+    message.value = object.value ?? undefined;
+    message.lease = (object.lease !== undefined && object.lease !== null) ? BigInt(object.lease) : undefined;
+    message.rangeEnd = object.rangeEnd ?? Buffer.alloc(0);
+    return message;
+  },
 };
 
 function createBaseTxnRequest(): TxnRequest {
@@ -2644,6 +2804,17 @@ export const TxnRequest: MessageFns<TxnRequest> = {
       obj.failure = message.failure.map((e) => RequestOp.toJSON(e));
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<TxnRequest>): TxnRequest {
+    return TxnRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TxnRequest>): TxnRequest {
+    const message = createBaseTxnRequest();
+    message.compare = object.compare?.map((e) => Compare.fromPartial(e)) || [];
+    message.success = object.success?.map((e) => RequestOp.fromPartial(e)) || [];
+    message.failure = object.failure?.map((e) => RequestOp.fromPartial(e)) || [];
+    return message;
   },
 };
 
@@ -2737,6 +2908,19 @@ export const TxnResponse: MessageFns<TxnResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<TxnResponse>): TxnResponse {
+    return TxnResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TxnResponse>): TxnResponse {
+    const message = createBaseTxnResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.succeeded = object.succeeded ?? false;
+    message.responses = object.responses?.map((e) => ResponseOp.fromPartial(e)) || [];
+    return message;
+  },
 };
 
 function createBaseCompactionRequest(): CompactionRequest {
@@ -2815,6 +2999,16 @@ export const CompactionRequest: MessageFns<CompactionRequest> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<CompactionRequest>): CompactionRequest {
+    return CompactionRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CompactionRequest>): CompactionRequest {
+    const message = createBaseCompactionRequest();
+    message.revision = object.revision ?? 0;
+    message.physical = object.physical ?? false;
+    return message;
+  },
 };
 
 function createBaseCompactionResponse(): CompactionResponse {
@@ -2873,6 +3067,17 @@ export const CompactionResponse: MessageFns<CompactionResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<CompactionResponse>): CompactionResponse {
+    return CompactionResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CompactionResponse>): CompactionResponse {
+    const message = createBaseCompactionResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    return message;
+  },
 };
 
 function createBaseHashRequest(): HashRequest {
@@ -2916,6 +3121,14 @@ export const HashRequest: MessageFns<HashRequest> = {
   toJSON(_: HashRequest): unknown {
     const obj: any = {};
     return obj;
+  },
+
+  create(base?: DeepPartial<HashRequest>): HashRequest {
+    return HashRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<HashRequest>): HashRequest {
+    const message = createBaseHashRequest();
+    return message;
   },
 };
 
@@ -2977,6 +3190,15 @@ export const HashKVRequest: MessageFns<HashKVRequest> = {
       obj.revision = globalThis.Number(message.revision);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<HashKVRequest>): HashKVRequest {
+    return HashKVRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<HashKVRequest>): HashKVRequest {
+    const message = createBaseHashKVRequest();
+    message.revision = object.revision ?? 0;
+    return message;
   },
 };
 
@@ -3075,6 +3297,19 @@ export const HashKVResponse: MessageFns<HashKVResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<HashKVResponse>): HashKVResponse {
+    return HashKVResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<HashKVResponse>): HashKVResponse {
+    const message = createBaseHashKVResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.hash = object.hash ?? 0;
+    message.compactRevision = object.compactRevision ?? 0;
+    return message;
+  },
 };
 
 function createBaseHashResponse(): HashResponse {
@@ -3150,6 +3385,18 @@ export const HashResponse: MessageFns<HashResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<HashResponse>): HashResponse {
+    return HashResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<HashResponse>): HashResponse {
+    const message = createBaseHashResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.hash = object.hash ?? 0;
+    return message;
+  },
 };
 
 function createBaseSnapshotRequest(): SnapshotRequest {
@@ -3193,6 +3440,14 @@ export const SnapshotRequest: MessageFns<SnapshotRequest> = {
   toJSON(_: SnapshotRequest): unknown {
     const obj: any = {};
     return obj;
+  },
+
+  create(base?: DeepPartial<SnapshotRequest>): SnapshotRequest {
+    return SnapshotRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<SnapshotRequest>): SnapshotRequest {
+    const message = createBaseSnapshotRequest();
+    return message;
   },
 };
 
@@ -3290,6 +3545,19 @@ export const SnapshotResponse: MessageFns<SnapshotResponse> = {
       obj.blob = base64FromBytes(message.blob);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<SnapshotResponse>): SnapshotResponse {
+    return SnapshotResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SnapshotResponse>): SnapshotResponse {
+    const message = createBaseSnapshotResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.remainingBytes = object.remainingBytes ?? 0;
+    message.blob = object.blob ?? Buffer.alloc(0);
+    return message;
   },
 };
 
@@ -3392,6 +3660,23 @@ export const WatchRequest: MessageFns<WatchRequest> = {
       obj.progressRequest = WatchProgressRequest.toJSON(message.progressRequest);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<WatchRequest>): WatchRequest {
+    return WatchRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchRequest>): WatchRequest {
+    const message = createBaseWatchRequest();
+    message.createRequest = (object.createRequest !== undefined && object.createRequest !== null)
+      ? WatchCreateRequest.fromPartial(object.createRequest)
+      : undefined;
+    message.cancelRequest = (object.cancelRequest !== undefined && object.cancelRequest !== null)
+      ? WatchCancelRequest.fromPartial(object.cancelRequest)
+      : undefined;
+    message.progressRequest = (object.progressRequest !== undefined && object.progressRequest !== null)
+      ? WatchProgressRequest.fromPartial(object.progressRequest)
+      : undefined;
+    return message;
   },
 };
 
@@ -3609,6 +3894,22 @@ export const WatchCreateRequest: MessageFns<WatchCreateRequest> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<WatchCreateRequest>): WatchCreateRequest {
+    return WatchCreateRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchCreateRequest>): WatchCreateRequest {
+    const message = createBaseWatchCreateRequest();
+    message.key = object.key ?? Buffer.alloc(0);
+    message.rangeEnd = object.rangeEnd ?? Buffer.alloc(0);
+    message.startRevision = object.startRevision ?? 0;
+    message.progressNotify = object.progressNotify ?? false;
+    message.filters = object.filters?.map((e) => e) || [];
+    message.prevKv = object.prevKv ?? false;
+    message.watchId = object.watchId ?? 0;
+    message.fragment = object.fragment ?? false;
+    return message;
+  },
 };
 
 function createBaseWatchCancelRequest(): WatchCancelRequest {
@@ -3676,6 +3977,15 @@ export const WatchCancelRequest: MessageFns<WatchCancelRequest> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<WatchCancelRequest>): WatchCancelRequest {
+    return WatchCancelRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchCancelRequest>): WatchCancelRequest {
+    const message = createBaseWatchCancelRequest();
+    message.watchId = object.watchId ?? 0;
+    return message;
+  },
 };
 
 function createBaseWatchProgressRequest(): WatchProgressRequest {
@@ -3719,6 +4029,14 @@ export const WatchProgressRequest: MessageFns<WatchProgressRequest> = {
   toJSON(_: WatchProgressRequest): unknown {
     const obj: any = {};
     return obj;
+  },
+
+  create(base?: DeepPartial<WatchProgressRequest>): WatchProgressRequest {
+    return WatchProgressRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<WatchProgressRequest>): WatchProgressRequest {
+    const message = createBaseWatchProgressRequest();
+    return message;
   },
 };
 
@@ -3912,6 +4230,24 @@ export const WatchResponse: MessageFns<WatchResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<WatchResponse>): WatchResponse {
+    return WatchResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchResponse>): WatchResponse {
+    const message = createBaseWatchResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.watchId = object.watchId ?? 0;
+    message.created = object.created ?? false;
+    message.canceled = object.canceled ?? false;
+    message.compactRevision = object.compactRevision ?? 0;
+    message.cancelReason = object.cancelReason ?? "";
+    message.fragment = object.fragment ?? false;
+    message.events = object.events?.map((e) => Event.fromPartial(e)) || [];
+    return message;
+  },
 };
 
 function createBaseLeaseGrantRequest(): LeaseGrantRequest {
@@ -3992,6 +4328,16 @@ export const LeaseGrantRequest: MessageFns<LeaseGrantRequest> = {
       obj.ID = message.ID.toString();
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<LeaseGrantRequest>): LeaseGrantRequest {
+    return LeaseGrantRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeaseGrantRequest>): LeaseGrantRequest {
+    const message = createBaseLeaseGrantRequest();
+    message.TTL = object.TTL ?? 0;
+    message.ID = (object.ID !== undefined && object.ID !== null) ? BigInt(object.ID) : 0n;
+    return message;
   },
 };
 
@@ -4104,6 +4450,20 @@ export const LeaseGrantResponse: MessageFns<LeaseGrantResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<LeaseGrantResponse>): LeaseGrantResponse {
+    return LeaseGrantResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeaseGrantResponse>): LeaseGrantResponse {
+    const message = createBaseLeaseGrantResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.ID = (object.ID !== undefined && object.ID !== null) ? BigInt(object.ID) : 0n;
+    message.TTL = object.TTL ?? 0;
+    message.error = object.error ?? "";
+    return message;
+  },
 };
 
 function createBaseLeaseRevokeRequest(): LeaseRevokeRequest {
@@ -4165,6 +4525,15 @@ export const LeaseRevokeRequest: MessageFns<LeaseRevokeRequest> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<LeaseRevokeRequest>): LeaseRevokeRequest {
+    return LeaseRevokeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeaseRevokeRequest>): LeaseRevokeRequest {
+    const message = createBaseLeaseRevokeRequest();
+    message.ID = (object.ID !== undefined && object.ID !== null) ? BigInt(object.ID) : 0n;
+    return message;
+  },
 };
 
 function createBaseLeaseRevokeResponse(): LeaseRevokeResponse {
@@ -4222,6 +4591,17 @@ export const LeaseRevokeResponse: MessageFns<LeaseRevokeResponse> = {
       obj.header = ResponseHeader.toJSON(message.header);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<LeaseRevokeResponse>): LeaseRevokeResponse {
+    return LeaseRevokeResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeaseRevokeResponse>): LeaseRevokeResponse {
+    const message = createBaseLeaseRevokeResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    return message;
   },
 };
 
@@ -4308,6 +4688,16 @@ export const LeaseCheckpoint: MessageFns<LeaseCheckpoint> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<LeaseCheckpoint>): LeaseCheckpoint {
+    return LeaseCheckpoint.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeaseCheckpoint>): LeaseCheckpoint {
+    const message = createBaseLeaseCheckpoint();
+    message.ID = (object.ID !== undefined && object.ID !== null) ? BigInt(object.ID) : 0n;
+    message.remainingTTL = object.remainingTTL ?? 0;
+    return message;
+  },
 };
 
 function createBaseLeaseCheckpointRequest(): LeaseCheckpointRequest {
@@ -4370,6 +4760,15 @@ export const LeaseCheckpointRequest: MessageFns<LeaseCheckpointRequest> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<LeaseCheckpointRequest>): LeaseCheckpointRequest {
+    return LeaseCheckpointRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeaseCheckpointRequest>): LeaseCheckpointRequest {
+    const message = createBaseLeaseCheckpointRequest();
+    message.checkpoints = object.checkpoints?.map((e) => LeaseCheckpoint.fromPartial(e)) || [];
+    return message;
+  },
 };
 
 function createBaseLeaseCheckpointResponse(): LeaseCheckpointResponse {
@@ -4427,6 +4826,17 @@ export const LeaseCheckpointResponse: MessageFns<LeaseCheckpointResponse> = {
       obj.header = ResponseHeader.toJSON(message.header);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<LeaseCheckpointResponse>): LeaseCheckpointResponse {
+    return LeaseCheckpointResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeaseCheckpointResponse>): LeaseCheckpointResponse {
+    const message = createBaseLeaseCheckpointResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    return message;
   },
 };
 
@@ -4488,6 +4898,15 @@ export const LeaseKeepAliveRequest: MessageFns<LeaseKeepAliveRequest> = {
       obj.ID = message.ID.toString();
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<LeaseKeepAliveRequest>): LeaseKeepAliveRequest {
+    return LeaseKeepAliveRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeaseKeepAliveRequest>): LeaseKeepAliveRequest {
+    const message = createBaseLeaseKeepAliveRequest();
+    message.ID = (object.ID !== undefined && object.ID !== null) ? BigInt(object.ID) : 0n;
+    return message;
   },
 };
 
@@ -4585,6 +5004,19 @@ export const LeaseKeepAliveResponse: MessageFns<LeaseKeepAliveResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<LeaseKeepAliveResponse>): LeaseKeepAliveResponse {
+    return LeaseKeepAliveResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeaseKeepAliveResponse>): LeaseKeepAliveResponse {
+    const message = createBaseLeaseKeepAliveResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.ID = (object.ID !== undefined && object.ID !== null) ? BigInt(object.ID) : 0n;
+    message.TTL = object.TTL ?? 0;
+    return message;
+  },
 };
 
 function createBaseLeaseTimeToLiveRequest(): LeaseTimeToLiveRequest {
@@ -4662,6 +5094,16 @@ export const LeaseTimeToLiveRequest: MessageFns<LeaseTimeToLiveRequest> = {
       obj.keys = message.keys;
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<LeaseTimeToLiveRequest>): LeaseTimeToLiveRequest {
+    return LeaseTimeToLiveRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeaseTimeToLiveRequest>): LeaseTimeToLiveRequest {
+    const message = createBaseLeaseTimeToLiveRequest();
+    message.ID = (object.ID !== undefined && object.ID !== null) ? BigInt(object.ID) : 0n;
+    message.keys = object.keys ?? false;
+    return message;
   },
 };
 
@@ -4792,6 +5234,21 @@ export const LeaseTimeToLiveResponse: MessageFns<LeaseTimeToLiveResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<LeaseTimeToLiveResponse>): LeaseTimeToLiveResponse {
+    return LeaseTimeToLiveResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeaseTimeToLiveResponse>): LeaseTimeToLiveResponse {
+    const message = createBaseLeaseTimeToLiveResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.ID = (object.ID !== undefined && object.ID !== null) ? BigInt(object.ID) : 0n;
+    message.TTL = object.TTL ?? 0;
+    message.grantedTTL = object.grantedTTL ?? 0;
+    message.keys = object.keys?.map((e) => e) || [];
+    return message;
+  },
 };
 
 function createBaseLeaseLeasesRequest(): LeaseLeasesRequest {
@@ -4835,6 +5292,14 @@ export const LeaseLeasesRequest: MessageFns<LeaseLeasesRequest> = {
   toJSON(_: LeaseLeasesRequest): unknown {
     const obj: any = {};
     return obj;
+  },
+
+  create(base?: DeepPartial<LeaseLeasesRequest>): LeaseLeasesRequest {
+    return LeaseLeasesRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<LeaseLeasesRequest>): LeaseLeasesRequest {
+    const message = createBaseLeaseLeasesRequest();
+    return message;
   },
 };
 
@@ -4896,6 +5361,15 @@ export const LeaseStatus: MessageFns<LeaseStatus> = {
       obj.ID = message.ID.toString();
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<LeaseStatus>): LeaseStatus {
+    return LeaseStatus.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeaseStatus>): LeaseStatus {
+    const message = createBaseLeaseStatus();
+    message.ID = (object.ID !== undefined && object.ID !== null) ? BigInt(object.ID) : 0n;
+    return message;
   },
 };
 
@@ -4971,6 +5445,18 @@ export const LeaseLeasesResponse: MessageFns<LeaseLeasesResponse> = {
       obj.leases = message.leases.map((e) => LeaseStatus.toJSON(e));
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<LeaseLeasesResponse>): LeaseLeasesResponse {
+    return LeaseLeasesResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeaseLeasesResponse>): LeaseLeasesResponse {
+    const message = createBaseLeaseLeasesResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.leases = object.leases?.map((e) => LeaseStatus.fromPartial(e)) || [];
+    return message;
   },
 };
 
@@ -5097,6 +5583,19 @@ export const Member: MessageFns<Member> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<Member>): Member {
+    return Member.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Member>): Member {
+    const message = createBaseMember();
+    message.ID = (object.ID !== undefined && object.ID !== null) ? BigInt(object.ID) : 0n;
+    message.name = object.name ?? "";
+    message.peerURLs = object.peerURLs?.map((e) => e) || [];
+    message.clientURLs = object.clientURLs?.map((e) => e) || [];
+    message.isLearner = object.isLearner ?? false;
+    return message;
+  },
 };
 
 function createBaseMemberAddRequest(): MemberAddRequest {
@@ -5171,6 +5670,16 @@ export const MemberAddRequest: MessageFns<MemberAddRequest> = {
       obj.isLearner = message.isLearner;
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<MemberAddRequest>): MemberAddRequest {
+    return MemberAddRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MemberAddRequest>): MemberAddRequest {
+    const message = createBaseMemberAddRequest();
+    message.peerURLs = object.peerURLs?.map((e) => e) || [];
+    message.isLearner = object.isLearner ?? false;
+    return message;
   },
 };
 
@@ -5262,6 +5771,21 @@ export const MemberAddResponse: MessageFns<MemberAddResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<MemberAddResponse>): MemberAddResponse {
+    return MemberAddResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MemberAddResponse>): MemberAddResponse {
+    const message = createBaseMemberAddResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.member = (object.member !== undefined && object.member !== null)
+      ? Member.fromPartial(object.member)
+      : undefined;
+    message.members = object.members?.map((e) => Member.fromPartial(e)) || [];
+    return message;
+  },
 };
 
 function createBaseMemberRemoveRequest(): MemberRemoveRequest {
@@ -5322,6 +5846,15 @@ export const MemberRemoveRequest: MessageFns<MemberRemoveRequest> = {
       obj.ID = message.ID.toString();
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<MemberRemoveRequest>): MemberRemoveRequest {
+    return MemberRemoveRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MemberRemoveRequest>): MemberRemoveRequest {
+    const message = createBaseMemberRemoveRequest();
+    message.ID = (object.ID !== undefined && object.ID !== null) ? BigInt(object.ID) : 0n;
+    return message;
   },
 };
 
@@ -5397,6 +5930,18 @@ export const MemberRemoveResponse: MessageFns<MemberRemoveResponse> = {
       obj.members = message.members.map((e) => Member.toJSON(e));
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<MemberRemoveResponse>): MemberRemoveResponse {
+    return MemberRemoveResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MemberRemoveResponse>): MemberRemoveResponse {
+    const message = createBaseMemberRemoveResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.members = object.members?.map((e) => Member.fromPartial(e)) || [];
+    return message;
   },
 };
 
@@ -5476,6 +6021,16 @@ export const MemberUpdateRequest: MessageFns<MemberUpdateRequest> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<MemberUpdateRequest>): MemberUpdateRequest {
+    return MemberUpdateRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MemberUpdateRequest>): MemberUpdateRequest {
+    const message = createBaseMemberUpdateRequest();
+    message.ID = (object.ID !== undefined && object.ID !== null) ? BigInt(object.ID) : 0n;
+    message.peerURLs = object.peerURLs?.map((e) => e) || [];
+    return message;
+  },
 };
 
 function createBaseMemberUpdateResponse(): MemberUpdateResponse {
@@ -5551,6 +6106,18 @@ export const MemberUpdateResponse: MessageFns<MemberUpdateResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<MemberUpdateResponse>): MemberUpdateResponse {
+    return MemberUpdateResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MemberUpdateResponse>): MemberUpdateResponse {
+    const message = createBaseMemberUpdateResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.members = object.members?.map((e) => Member.fromPartial(e)) || [];
+    return message;
+  },
 };
 
 function createBaseMemberListRequest(): MemberListRequest {
@@ -5594,6 +6161,14 @@ export const MemberListRequest: MessageFns<MemberListRequest> = {
   toJSON(_: MemberListRequest): unknown {
     const obj: any = {};
     return obj;
+  },
+
+  create(base?: DeepPartial<MemberListRequest>): MemberListRequest {
+    return MemberListRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<MemberListRequest>): MemberListRequest {
+    const message = createBaseMemberListRequest();
+    return message;
   },
 };
 
@@ -5670,6 +6245,18 @@ export const MemberListResponse: MessageFns<MemberListResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<MemberListResponse>): MemberListResponse {
+    return MemberListResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MemberListResponse>): MemberListResponse {
+    const message = createBaseMemberListResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.members = object.members?.map((e) => Member.fromPartial(e)) || [];
+    return message;
+  },
 };
 
 function createBaseMemberPromoteRequest(): MemberPromoteRequest {
@@ -5730,6 +6317,15 @@ export const MemberPromoteRequest: MessageFns<MemberPromoteRequest> = {
       obj.ID = message.ID.toString();
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<MemberPromoteRequest>): MemberPromoteRequest {
+    return MemberPromoteRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MemberPromoteRequest>): MemberPromoteRequest {
+    const message = createBaseMemberPromoteRequest();
+    message.ID = (object.ID !== undefined && object.ID !== null) ? BigInt(object.ID) : 0n;
+    return message;
   },
 };
 
@@ -5806,6 +6402,18 @@ export const MemberPromoteResponse: MessageFns<MemberPromoteResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<MemberPromoteResponse>): MemberPromoteResponse {
+    return MemberPromoteResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MemberPromoteResponse>): MemberPromoteResponse {
+    const message = createBaseMemberPromoteResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.members = object.members?.map((e) => Member.fromPartial(e)) || [];
+    return message;
+  },
 };
 
 function createBaseDefragmentRequest(): DefragmentRequest {
@@ -5849,6 +6457,14 @@ export const DefragmentRequest: MessageFns<DefragmentRequest> = {
   toJSON(_: DefragmentRequest): unknown {
     const obj: any = {};
     return obj;
+  },
+
+  create(base?: DeepPartial<DefragmentRequest>): DefragmentRequest {
+    return DefragmentRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<DefragmentRequest>): DefragmentRequest {
+    const message = createBaseDefragmentRequest();
+    return message;
   },
 };
 
@@ -5907,6 +6523,17 @@ export const DefragmentResponse: MessageFns<DefragmentResponse> = {
       obj.header = ResponseHeader.toJSON(message.header);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<DefragmentResponse>): DefragmentResponse {
+    return DefragmentResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<DefragmentResponse>): DefragmentResponse {
+    const message = createBaseDefragmentResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    return message;
   },
 };
 
@@ -5969,6 +6596,15 @@ export const MoveLeaderRequest: MessageFns<MoveLeaderRequest> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<MoveLeaderRequest>): MoveLeaderRequest {
+    return MoveLeaderRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MoveLeaderRequest>): MoveLeaderRequest {
+    const message = createBaseMoveLeaderRequest();
+    message.targetID = (object.targetID !== undefined && object.targetID !== null) ? BigInt(object.targetID) : 0n;
+    return message;
+  },
 };
 
 function createBaseMoveLeaderResponse(): MoveLeaderResponse {
@@ -6026,6 +6662,17 @@ export const MoveLeaderResponse: MessageFns<MoveLeaderResponse> = {
       obj.header = ResponseHeader.toJSON(message.header);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<MoveLeaderResponse>): MoveLeaderResponse {
+    return MoveLeaderResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MoveLeaderResponse>): MoveLeaderResponse {
+    const message = createBaseMoveLeaderResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    return message;
   },
 };
 
@@ -6120,6 +6767,17 @@ export const AlarmRequest: MessageFns<AlarmRequest> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<AlarmRequest>): AlarmRequest {
+    return AlarmRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AlarmRequest>): AlarmRequest {
+    const message = createBaseAlarmRequest();
+    message.action = object.action ?? 0;
+    message.memberID = (object.memberID !== undefined && object.memberID !== null) ? BigInt(object.memberID) : 0n;
+    message.alarm = object.alarm ?? 0;
+    return message;
+  },
 };
 
 function createBaseAlarmMember(): AlarmMember {
@@ -6198,6 +6856,16 @@ export const AlarmMember: MessageFns<AlarmMember> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<AlarmMember>): AlarmMember {
+    return AlarmMember.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AlarmMember>): AlarmMember {
+    const message = createBaseAlarmMember();
+    message.memberID = (object.memberID !== undefined && object.memberID !== null) ? BigInt(object.memberID) : 0n;
+    message.alarm = object.alarm ?? 0;
+    return message;
+  },
 };
 
 function createBaseAlarmResponse(): AlarmResponse {
@@ -6273,6 +6941,18 @@ export const AlarmResponse: MessageFns<AlarmResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<AlarmResponse>): AlarmResponse {
+    return AlarmResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AlarmResponse>): AlarmResponse {
+    const message = createBaseAlarmResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.alarms = object.alarms?.map((e) => AlarmMember.fromPartial(e)) || [];
+    return message;
+  },
 };
 
 function createBaseStatusRequest(): StatusRequest {
@@ -6316,6 +6996,14 @@ export const StatusRequest: MessageFns<StatusRequest> = {
   toJSON(_: StatusRequest): unknown {
     const obj: any = {};
     return obj;
+  },
+
+  create(base?: DeepPartial<StatusRequest>): StatusRequest {
+    return StatusRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<StatusRequest>): StatusRequest {
+    const message = createBaseStatusRequest();
+    return message;
   },
 };
 
@@ -6543,6 +7231,26 @@ export const StatusResponse: MessageFns<StatusResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<StatusResponse>): StatusResponse {
+    return StatusResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<StatusResponse>): StatusResponse {
+    const message = createBaseStatusResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.version = object.version ?? "";
+    message.dbSize = object.dbSize ?? 0;
+    message.leader = (object.leader !== undefined && object.leader !== null) ? BigInt(object.leader) : 0n;
+    message.raftIndex = object.raftIndex ?? 0;
+    message.raftTerm = object.raftTerm ?? 0;
+    message.raftAppliedIndex = object.raftAppliedIndex ?? 0;
+    message.errors = object.errors?.map((e) => e) || [];
+    message.dbSizeInUse = object.dbSizeInUse ?? 0;
+    message.isLearner = object.isLearner ?? false;
+    return message;
+  },
 };
 
 function createBaseAuthEnableRequest(): AuthEnableRequest {
@@ -6587,6 +7295,14 @@ export const AuthEnableRequest: MessageFns<AuthEnableRequest> = {
     const obj: any = {};
     return obj;
   },
+
+  create(base?: DeepPartial<AuthEnableRequest>): AuthEnableRequest {
+    return AuthEnableRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<AuthEnableRequest>): AuthEnableRequest {
+    const message = createBaseAuthEnableRequest();
+    return message;
+  },
 };
 
 function createBaseAuthDisableRequest(): AuthDisableRequest {
@@ -6630,6 +7346,14 @@ export const AuthDisableRequest: MessageFns<AuthDisableRequest> = {
   toJSON(_: AuthDisableRequest): unknown {
     const obj: any = {};
     return obj;
+  },
+
+  create(base?: DeepPartial<AuthDisableRequest>): AuthDisableRequest {
+    return AuthDisableRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<AuthDisableRequest>): AuthDisableRequest {
+    const message = createBaseAuthDisableRequest();
+    return message;
   },
 };
 
@@ -6705,6 +7429,16 @@ export const AuthenticateRequest: MessageFns<AuthenticateRequest> = {
       obj.password = message.password;
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<AuthenticateRequest>): AuthenticateRequest {
+    return AuthenticateRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthenticateRequest>): AuthenticateRequest {
+    const message = createBaseAuthenticateRequest();
+    message.name = object.name ?? "";
+    message.password = object.password ?? "";
+    return message;
   },
 };
 
@@ -6796,6 +7530,19 @@ export const AuthUserAddRequest: MessageFns<AuthUserAddRequest> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<AuthUserAddRequest>): AuthUserAddRequest {
+    return AuthUserAddRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthUserAddRequest>): AuthUserAddRequest {
+    const message = createBaseAuthUserAddRequest();
+    message.name = object.name ?? "";
+    message.password = object.password ?? "";
+    message.options = (object.options !== undefined && object.options !== null)
+      ? UserAddOptions.fromPartial(object.options)
+      : undefined;
+    return message;
+  },
 };
 
 function createBaseAuthUserGetRequest(): AuthUserGetRequest {
@@ -6854,6 +7601,15 @@ export const AuthUserGetRequest: MessageFns<AuthUserGetRequest> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<AuthUserGetRequest>): AuthUserGetRequest {
+    return AuthUserGetRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthUserGetRequest>): AuthUserGetRequest {
+    const message = createBaseAuthUserGetRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
 };
 
 function createBaseAuthUserDeleteRequest(): AuthUserDeleteRequest {
@@ -6911,6 +7667,15 @@ export const AuthUserDeleteRequest: MessageFns<AuthUserDeleteRequest> = {
       obj.name = message.name;
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<AuthUserDeleteRequest>): AuthUserDeleteRequest {
+    return AuthUserDeleteRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthUserDeleteRequest>): AuthUserDeleteRequest {
+    const message = createBaseAuthUserDeleteRequest();
+    message.name = object.name ?? "";
+    return message;
   },
 };
 
@@ -6987,6 +7752,16 @@ export const AuthUserChangePasswordRequest: MessageFns<AuthUserChangePasswordReq
     }
     return obj;
   },
+
+  create(base?: DeepPartial<AuthUserChangePasswordRequest>): AuthUserChangePasswordRequest {
+    return AuthUserChangePasswordRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthUserChangePasswordRequest>): AuthUserChangePasswordRequest {
+    const message = createBaseAuthUserChangePasswordRequest();
+    message.name = object.name ?? "";
+    message.password = object.password ?? "";
+    return message;
+  },
 };
 
 function createBaseAuthUserGrantRoleRequest(): AuthUserGrantRoleRequest {
@@ -7061,6 +7836,16 @@ export const AuthUserGrantRoleRequest: MessageFns<AuthUserGrantRoleRequest> = {
       obj.role = message.role;
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<AuthUserGrantRoleRequest>): AuthUserGrantRoleRequest {
+    return AuthUserGrantRoleRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthUserGrantRoleRequest>): AuthUserGrantRoleRequest {
+    const message = createBaseAuthUserGrantRoleRequest();
+    message.user = object.user ?? "";
+    message.role = object.role ?? "";
+    return message;
   },
 };
 
@@ -7137,6 +7922,16 @@ export const AuthUserRevokeRoleRequest: MessageFns<AuthUserRevokeRoleRequest> = 
     }
     return obj;
   },
+
+  create(base?: DeepPartial<AuthUserRevokeRoleRequest>): AuthUserRevokeRoleRequest {
+    return AuthUserRevokeRoleRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthUserRevokeRoleRequest>): AuthUserRevokeRoleRequest {
+    const message = createBaseAuthUserRevokeRoleRequest();
+    message.name = object.name ?? "";
+    message.role = object.role ?? "";
+    return message;
+  },
 };
 
 function createBaseAuthRoleAddRequest(): AuthRoleAddRequest {
@@ -7194,6 +7989,15 @@ export const AuthRoleAddRequest: MessageFns<AuthRoleAddRequest> = {
       obj.name = message.name;
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<AuthRoleAddRequest>): AuthRoleAddRequest {
+    return AuthRoleAddRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthRoleAddRequest>): AuthRoleAddRequest {
+    const message = createBaseAuthRoleAddRequest();
+    message.name = object.name ?? "";
+    return message;
   },
 };
 
@@ -7253,6 +8057,15 @@ export const AuthRoleGetRequest: MessageFns<AuthRoleGetRequest> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<AuthRoleGetRequest>): AuthRoleGetRequest {
+    return AuthRoleGetRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthRoleGetRequest>): AuthRoleGetRequest {
+    const message = createBaseAuthRoleGetRequest();
+    message.role = object.role ?? "";
+    return message;
+  },
 };
 
 function createBaseAuthUserListRequest(): AuthUserListRequest {
@@ -7297,6 +8110,14 @@ export const AuthUserListRequest: MessageFns<AuthUserListRequest> = {
     const obj: any = {};
     return obj;
   },
+
+  create(base?: DeepPartial<AuthUserListRequest>): AuthUserListRequest {
+    return AuthUserListRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<AuthUserListRequest>): AuthUserListRequest {
+    const message = createBaseAuthUserListRequest();
+    return message;
+  },
 };
 
 function createBaseAuthRoleListRequest(): AuthRoleListRequest {
@@ -7340,6 +8161,14 @@ export const AuthRoleListRequest: MessageFns<AuthRoleListRequest> = {
   toJSON(_: AuthRoleListRequest): unknown {
     const obj: any = {};
     return obj;
+  },
+
+  create(base?: DeepPartial<AuthRoleListRequest>): AuthRoleListRequest {
+    return AuthRoleListRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<AuthRoleListRequest>): AuthRoleListRequest {
+    const message = createBaseAuthRoleListRequest();
+    return message;
   },
 };
 
@@ -7398,6 +8227,15 @@ export const AuthRoleDeleteRequest: MessageFns<AuthRoleDeleteRequest> = {
       obj.role = message.role;
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<AuthRoleDeleteRequest>): AuthRoleDeleteRequest {
+    return AuthRoleDeleteRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthRoleDeleteRequest>): AuthRoleDeleteRequest {
+    const message = createBaseAuthRoleDeleteRequest();
+    message.role = object.role ?? "";
+    return message;
   },
 };
 
@@ -7473,6 +8311,18 @@ export const AuthRoleGrantPermissionRequest: MessageFns<AuthRoleGrantPermissionR
       obj.perm = Permission.toJSON(message.perm);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<AuthRoleGrantPermissionRequest>): AuthRoleGrantPermissionRequest {
+    return AuthRoleGrantPermissionRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthRoleGrantPermissionRequest>): AuthRoleGrantPermissionRequest {
+    const message = createBaseAuthRoleGrantPermissionRequest();
+    message.name = object.name ?? "";
+    message.perm = (object.perm !== undefined && object.perm !== null)
+      ? Permission.fromPartial(object.perm)
+      : undefined;
+    return message;
   },
 };
 
@@ -7568,6 +8418,17 @@ export const AuthRoleRevokePermissionRequest: MessageFns<AuthRoleRevokePermissio
     }
     return obj;
   },
+
+  create(base?: DeepPartial<AuthRoleRevokePermissionRequest>): AuthRoleRevokePermissionRequest {
+    return AuthRoleRevokePermissionRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthRoleRevokePermissionRequest>): AuthRoleRevokePermissionRequest {
+    const message = createBaseAuthRoleRevokePermissionRequest();
+    message.role = object.role ?? "";
+    message.key = object.key ?? Buffer.alloc(0);
+    message.rangeEnd = object.rangeEnd ?? Buffer.alloc(0);
+    return message;
+  },
 };
 
 function createBaseAuthEnableResponse(): AuthEnableResponse {
@@ -7626,6 +8487,17 @@ export const AuthEnableResponse: MessageFns<AuthEnableResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<AuthEnableResponse>): AuthEnableResponse {
+    return AuthEnableResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthEnableResponse>): AuthEnableResponse {
+    const message = createBaseAuthEnableResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    return message;
+  },
 };
 
 function createBaseAuthDisableResponse(): AuthDisableResponse {
@@ -7683,6 +8555,17 @@ export const AuthDisableResponse: MessageFns<AuthDisableResponse> = {
       obj.header = ResponseHeader.toJSON(message.header);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<AuthDisableResponse>): AuthDisableResponse {
+    return AuthDisableResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthDisableResponse>): AuthDisableResponse {
+    const message = createBaseAuthDisableResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    return message;
   },
 };
 
@@ -7759,6 +8642,18 @@ export const AuthenticateResponse: MessageFns<AuthenticateResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<AuthenticateResponse>): AuthenticateResponse {
+    return AuthenticateResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthenticateResponse>): AuthenticateResponse {
+    const message = createBaseAuthenticateResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.token = object.token ?? "";
+    return message;
+  },
 };
 
 function createBaseAuthUserAddResponse(): AuthUserAddResponse {
@@ -7816,6 +8711,17 @@ export const AuthUserAddResponse: MessageFns<AuthUserAddResponse> = {
       obj.header = ResponseHeader.toJSON(message.header);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<AuthUserAddResponse>): AuthUserAddResponse {
+    return AuthUserAddResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthUserAddResponse>): AuthUserAddResponse {
+    const message = createBaseAuthUserAddResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    return message;
   },
 };
 
@@ -7892,6 +8798,18 @@ export const AuthUserGetResponse: MessageFns<AuthUserGetResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<AuthUserGetResponse>): AuthUserGetResponse {
+    return AuthUserGetResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthUserGetResponse>): AuthUserGetResponse {
+    const message = createBaseAuthUserGetResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.roles = object.roles?.map((e) => e) || [];
+    return message;
+  },
 };
 
 function createBaseAuthUserDeleteResponse(): AuthUserDeleteResponse {
@@ -7949,6 +8867,17 @@ export const AuthUserDeleteResponse: MessageFns<AuthUserDeleteResponse> = {
       obj.header = ResponseHeader.toJSON(message.header);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<AuthUserDeleteResponse>): AuthUserDeleteResponse {
+    return AuthUserDeleteResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthUserDeleteResponse>): AuthUserDeleteResponse {
+    const message = createBaseAuthUserDeleteResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    return message;
   },
 };
 
@@ -8008,6 +8937,17 @@ export const AuthUserChangePasswordResponse: MessageFns<AuthUserChangePasswordRe
     }
     return obj;
   },
+
+  create(base?: DeepPartial<AuthUserChangePasswordResponse>): AuthUserChangePasswordResponse {
+    return AuthUserChangePasswordResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthUserChangePasswordResponse>): AuthUserChangePasswordResponse {
+    const message = createBaseAuthUserChangePasswordResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    return message;
+  },
 };
 
 function createBaseAuthUserGrantRoleResponse(): AuthUserGrantRoleResponse {
@@ -8065,6 +9005,17 @@ export const AuthUserGrantRoleResponse: MessageFns<AuthUserGrantRoleResponse> = 
       obj.header = ResponseHeader.toJSON(message.header);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<AuthUserGrantRoleResponse>): AuthUserGrantRoleResponse {
+    return AuthUserGrantRoleResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthUserGrantRoleResponse>): AuthUserGrantRoleResponse {
+    const message = createBaseAuthUserGrantRoleResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    return message;
   },
 };
 
@@ -8124,6 +9075,17 @@ export const AuthUserRevokeRoleResponse: MessageFns<AuthUserRevokeRoleResponse> 
     }
     return obj;
   },
+
+  create(base?: DeepPartial<AuthUserRevokeRoleResponse>): AuthUserRevokeRoleResponse {
+    return AuthUserRevokeRoleResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthUserRevokeRoleResponse>): AuthUserRevokeRoleResponse {
+    const message = createBaseAuthUserRevokeRoleResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    return message;
+  },
 };
 
 function createBaseAuthRoleAddResponse(): AuthRoleAddResponse {
@@ -8181,6 +9143,17 @@ export const AuthRoleAddResponse: MessageFns<AuthRoleAddResponse> = {
       obj.header = ResponseHeader.toJSON(message.header);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<AuthRoleAddResponse>): AuthRoleAddResponse {
+    return AuthRoleAddResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthRoleAddResponse>): AuthRoleAddResponse {
+    const message = createBaseAuthRoleAddResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    return message;
   },
 };
 
@@ -8257,6 +9230,18 @@ export const AuthRoleGetResponse: MessageFns<AuthRoleGetResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<AuthRoleGetResponse>): AuthRoleGetResponse {
+    return AuthRoleGetResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthRoleGetResponse>): AuthRoleGetResponse {
+    const message = createBaseAuthRoleGetResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.perm = object.perm?.map((e) => Permission.fromPartial(e)) || [];
+    return message;
+  },
 };
 
 function createBaseAuthRoleListResponse(): AuthRoleListResponse {
@@ -8331,6 +9316,18 @@ export const AuthRoleListResponse: MessageFns<AuthRoleListResponse> = {
       obj.roles = message.roles;
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<AuthRoleListResponse>): AuthRoleListResponse {
+    return AuthRoleListResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthRoleListResponse>): AuthRoleListResponse {
+    const message = createBaseAuthRoleListResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.roles = object.roles?.map((e) => e) || [];
+    return message;
   },
 };
 
@@ -8407,6 +9404,18 @@ export const AuthUserListResponse: MessageFns<AuthUserListResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<AuthUserListResponse>): AuthUserListResponse {
+    return AuthUserListResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthUserListResponse>): AuthUserListResponse {
+    const message = createBaseAuthUserListResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.users = object.users?.map((e) => e) || [];
+    return message;
+  },
 };
 
 function createBaseAuthRoleDeleteResponse(): AuthRoleDeleteResponse {
@@ -8464,6 +9473,17 @@ export const AuthRoleDeleteResponse: MessageFns<AuthRoleDeleteResponse> = {
       obj.header = ResponseHeader.toJSON(message.header);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<AuthRoleDeleteResponse>): AuthRoleDeleteResponse {
+    return AuthRoleDeleteResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthRoleDeleteResponse>): AuthRoleDeleteResponse {
+    const message = createBaseAuthRoleDeleteResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    return message;
   },
 };
 
@@ -8523,6 +9543,17 @@ export const AuthRoleGrantPermissionResponse: MessageFns<AuthRoleGrantPermission
     }
     return obj;
   },
+
+  create(base?: DeepPartial<AuthRoleGrantPermissionResponse>): AuthRoleGrantPermissionResponse {
+    return AuthRoleGrantPermissionResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthRoleGrantPermissionResponse>): AuthRoleGrantPermissionResponse {
+    const message = createBaseAuthRoleGrantPermissionResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    return message;
+  },
 };
 
 function createBaseAuthRoleRevokePermissionResponse(): AuthRoleRevokePermissionResponse {
@@ -8581,6 +9612,17 @@ export const AuthRoleRevokePermissionResponse: MessageFns<AuthRoleRevokePermissi
     }
     return obj;
   },
+
+  create(base?: DeepPartial<AuthRoleRevokePermissionResponse>): AuthRoleRevokePermissionResponse {
+    return AuthRoleRevokePermissionResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AuthRoleRevokePermissionResponse>): AuthRoleRevokePermissionResponse {
+    const message = createBaseAuthRoleRevokePermissionResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    return message;
+  },
 };
 
 function bytesFromBase64(b64: string): Uint8Array {
@@ -8590,6 +9632,14 @@ function bytesFromBase64(b64: string): Uint8Array {
 function base64FromBytes(arr: Uint8Array): string {
   return globalThis.Buffer.from(arr).toString("base64");
 }
+
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
+
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : Partial<T>;
 
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());
@@ -8611,4 +9661,6 @@ export interface MessageFns<T> {
   decode(input: BinaryReader | Uint8Array, length?: number): T;
   fromJSON(object: any): T;
   toJSON(message: T): unknown;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

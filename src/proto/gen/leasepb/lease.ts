@@ -125,6 +125,17 @@ export const Lease: MessageFns<Lease> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<Lease>): Lease {
+    return Lease.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Lease>): Lease {
+    const message = createBaseLease();
+    message.ID = (object.ID !== undefined && object.ID !== null) ? BigInt(object.ID) : 0n;
+    message.TTL = object.TTL ?? 0;
+    message.RemainingTTL = object.RemainingTTL ?? 0;
+    return message;
+  },
 };
 
 function createBaseLeaseInternalRequest(): LeaseInternalRequest {
@@ -186,6 +197,18 @@ export const LeaseInternalRequest: MessageFns<LeaseInternalRequest> = {
       obj.LeaseTimeToLiveRequest = LeaseTimeToLiveRequest.toJSON(message.LeaseTimeToLiveRequest);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<LeaseInternalRequest>): LeaseInternalRequest {
+    return LeaseInternalRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeaseInternalRequest>): LeaseInternalRequest {
+    const message = createBaseLeaseInternalRequest();
+    message.LeaseTimeToLiveRequest =
+      (object.LeaseTimeToLiveRequest !== undefined && object.LeaseTimeToLiveRequest !== null)
+        ? LeaseTimeToLiveRequest.fromPartial(object.LeaseTimeToLiveRequest)
+        : undefined;
+    return message;
   },
 };
 
@@ -249,7 +272,27 @@ export const LeaseInternalResponse: MessageFns<LeaseInternalResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<LeaseInternalResponse>): LeaseInternalResponse {
+    return LeaseInternalResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeaseInternalResponse>): LeaseInternalResponse {
+    const message = createBaseLeaseInternalResponse();
+    message.LeaseTimeToLiveResponse =
+      (object.LeaseTimeToLiveResponse !== undefined && object.LeaseTimeToLiveResponse !== null)
+        ? LeaseTimeToLiveResponse.fromPartial(object.LeaseTimeToLiveResponse)
+        : undefined;
+    return message;
+  },
 };
+
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
+
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : Partial<T>;
 
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());
@@ -271,4 +314,6 @@ export interface MessageFns<T> {
   decode(input: BinaryReader | Uint8Array, length?: number): T;
   fromJSON(object: any): T;
   toJSON(message: T): unknown;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

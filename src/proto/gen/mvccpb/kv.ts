@@ -243,6 +243,20 @@ export const KeyValue: MessageFns<KeyValue> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<KeyValue>): KeyValue {
+    return KeyValue.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<KeyValue>): KeyValue {
+    const message = createBaseKeyValue();
+    message.key = object.key ?? Buffer.alloc(0);
+    message.createRevision = object.createRevision ?? 0;
+    message.modRevision = object.modRevision ?? 0;
+    message.version = object.version ?? 0;
+    message.value = object.value ?? Buffer.alloc(0);
+    message.lease = (object.lease !== undefined && object.lease !== null) ? BigInt(object.lease) : 0n;
+    return message;
+  },
 };
 
 function createBaseEvent(): Event {
@@ -337,6 +351,19 @@ export const Event: MessageFns<Event> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<Event>): Event {
+    return Event.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Event>): Event {
+    const message = createBaseEvent();
+    message.type = object.type ?? 0;
+    message.kv = (object.kv !== undefined && object.kv !== null) ? KeyValue.fromPartial(object.kv) : undefined;
+    message.prevKv = (object.prevKv !== undefined && object.prevKv !== null)
+      ? KeyValue.fromPartial(object.prevKv)
+      : undefined;
+    return message;
+  },
 };
 
 function bytesFromBase64(b64: string): Uint8Array {
@@ -346,6 +373,14 @@ function bytesFromBase64(b64: string): Uint8Array {
 function base64FromBytes(arr: Uint8Array): string {
   return globalThis.Buffer.from(arr).toString("base64");
 }
+
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
+
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : Partial<T>;
 
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());
@@ -367,4 +402,6 @@ export interface MessageFns<T> {
   decode(input: BinaryReader | Uint8Array, length?: number): T;
   fromJSON(object: any): T;
   toJSON(message: T): unknown;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

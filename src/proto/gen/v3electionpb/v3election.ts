@@ -183,6 +183,17 @@ export const CampaignRequest: MessageFns<CampaignRequest> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<CampaignRequest>): CampaignRequest {
+    return CampaignRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CampaignRequest>): CampaignRequest {
+    const message = createBaseCampaignRequest();
+    message.name = object.name ?? Buffer.alloc(0);
+    message.lease = (object.lease !== undefined && object.lease !== null) ? BigInt(object.lease) : 0n;
+    message.value = object.value ?? Buffer.alloc(0);
+    return message;
+  },
 };
 
 function createBaseCampaignResponse(): CampaignResponse {
@@ -257,6 +268,20 @@ export const CampaignResponse: MessageFns<CampaignResponse> = {
       obj.leader = LeaderKey.toJSON(message.leader);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<CampaignResponse>): CampaignResponse {
+    return CampaignResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CampaignResponse>): CampaignResponse {
+    const message = createBaseCampaignResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.leader = (object.leader !== undefined && object.leader !== null)
+      ? LeaderKey.fromPartial(object.leader)
+      : undefined;
+    return message;
   },
 };
 
@@ -369,6 +394,18 @@ export const LeaderKey: MessageFns<LeaderKey> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<LeaderKey>): LeaderKey {
+    return LeaderKey.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeaderKey>): LeaderKey {
+    const message = createBaseLeaderKey();
+    message.name = object.name ?? Buffer.alloc(0);
+    message.key = object.key ?? Buffer.alloc(0);
+    message.rev = object.rev ?? 0;
+    message.lease = (object.lease !== undefined && object.lease !== null) ? BigInt(object.lease) : 0n;
+    return message;
+  },
 };
 
 function createBaseLeaderRequest(): LeaderRequest {
@@ -426,6 +463,15 @@ export const LeaderRequest: MessageFns<LeaderRequest> = {
       obj.name = base64FromBytes(message.name);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<LeaderRequest>): LeaderRequest {
+    return LeaderRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeaderRequest>): LeaderRequest {
+    const message = createBaseLeaderRequest();
+    message.name = object.name ?? Buffer.alloc(0);
+    return message;
   },
 };
 
@@ -502,6 +548,18 @@ export const LeaderResponse: MessageFns<LeaderResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<LeaderResponse>): LeaderResponse {
+    return LeaderResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LeaderResponse>): LeaderResponse {
+    const message = createBaseLeaderResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.kv = (object.kv !== undefined && object.kv !== null) ? KeyValue.fromPartial(object.kv) : undefined;
+    return message;
+  },
 };
 
 function createBaseResignRequest(): ResignRequest {
@@ -560,6 +618,17 @@ export const ResignRequest: MessageFns<ResignRequest> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<ResignRequest>): ResignRequest {
+    return ResignRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ResignRequest>): ResignRequest {
+    const message = createBaseResignRequest();
+    message.leader = (object.leader !== undefined && object.leader !== null)
+      ? LeaderKey.fromPartial(object.leader)
+      : undefined;
+    return message;
+  },
 };
 
 function createBaseResignResponse(): ResignResponse {
@@ -617,6 +686,17 @@ export const ResignResponse: MessageFns<ResignResponse> = {
       obj.header = ResponseHeader.toJSON(message.header);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<ResignResponse>): ResignResponse {
+    return ResignResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ResignResponse>): ResignResponse {
+    const message = createBaseResignResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    return message;
   },
 };
 
@@ -693,6 +773,18 @@ export const ProclaimRequest: MessageFns<ProclaimRequest> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<ProclaimRequest>): ProclaimRequest {
+    return ProclaimRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ProclaimRequest>): ProclaimRequest {
+    const message = createBaseProclaimRequest();
+    message.leader = (object.leader !== undefined && object.leader !== null)
+      ? LeaderKey.fromPartial(object.leader)
+      : undefined;
+    message.value = object.value ?? Buffer.alloc(0);
+    return message;
+  },
 };
 
 function createBaseProclaimResponse(): ProclaimResponse {
@@ -751,6 +843,17 @@ export const ProclaimResponse: MessageFns<ProclaimResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<ProclaimResponse>): ProclaimResponse {
+    return ProclaimResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ProclaimResponse>): ProclaimResponse {
+    const message = createBaseProclaimResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    return message;
+  },
 };
 
 function bytesFromBase64(b64: string): Uint8Array {
@@ -760,6 +863,14 @@ function bytesFromBase64(b64: string): Uint8Array {
 function base64FromBytes(arr: Uint8Array): string {
   return globalThis.Buffer.from(arr).toString("base64");
 }
+
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
+
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : Partial<T>;
 
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());
@@ -781,4 +892,6 @@ export interface MessageFns<T> {
   decode(input: BinaryReader | Uint8Array, length?: number): T;
   fromJSON(object: any): T;
   toJSON(message: T): unknown;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

@@ -124,6 +124,16 @@ export const LockRequest: MessageFns<LockRequest> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<LockRequest>): LockRequest {
+    return LockRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LockRequest>): LockRequest {
+    const message = createBaseLockRequest();
+    message.name = object.name ?? Buffer.alloc(0);
+    message.lease = (object.lease !== undefined && object.lease !== null) ? BigInt(object.lease) : 0n;
+    return message;
+  },
 };
 
 function createBaseLockResponse(): LockResponse {
@@ -199,6 +209,18 @@ export const LockResponse: MessageFns<LockResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<LockResponse>): LockResponse {
+    return LockResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LockResponse>): LockResponse {
+    const message = createBaseLockResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    message.key = object.key ?? Buffer.alloc(0);
+    return message;
+  },
 };
 
 function createBaseUnlockRequest(): UnlockRequest {
@@ -256,6 +278,15 @@ export const UnlockRequest: MessageFns<UnlockRequest> = {
       obj.key = base64FromBytes(message.key);
     }
     return obj;
+  },
+
+  create(base?: DeepPartial<UnlockRequest>): UnlockRequest {
+    return UnlockRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UnlockRequest>): UnlockRequest {
+    const message = createBaseUnlockRequest();
+    message.key = object.key ?? Buffer.alloc(0);
+    return message;
   },
 };
 
@@ -315,6 +346,17 @@ export const UnlockResponse: MessageFns<UnlockResponse> = {
     }
     return obj;
   },
+
+  create(base?: DeepPartial<UnlockResponse>): UnlockResponse {
+    return UnlockResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UnlockResponse>): UnlockResponse {
+    const message = createBaseUnlockResponse();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? ResponseHeader.fromPartial(object.header)
+      : undefined;
+    return message;
+  },
 };
 
 function bytesFromBase64(b64: string): Uint8Array {
@@ -325,6 +367,14 @@ function base64FromBytes(arr: Uint8Array): string {
   return globalThis.Buffer.from(arr).toString("base64");
 }
 
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
+
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : Partial<T>;
+
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
 }
@@ -334,4 +384,6 @@ export interface MessageFns<T> {
   decode(input: BinaryReader | Uint8Array, length?: number): T;
   fromJSON(object: any): T;
   toJSON(message: T): unknown;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

@@ -1,0 +1,31 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { encodeRaftRequest, decodeRaftRequest, peekRequestId } from './request-codec.js';
+import { PutRequest } from '../proto/gen/etcdserverpb/rpc.js';
+import { InternalRaftRequest } from '../proto/gen/etcdserverpb/raft_internal.js';
+
+test('the request id can be read from the first bytes of an encoded entry', () => {
+  for (const id of [1n, 127n, 128n, 0xffffn << 48n | 12345n, 0xffffffffffffffffn, 0x8000000000000000n]) {
+    const data = encodeRaftRequest(id, { kind: 'put', req: PutRequest.fromPartial({ key: Buffer.from('k'), value: Buffer.from('v') }) });
+    assert.equal(peekRequestId(data), id);
+    const d = decodeRaftRequest(data);
+    assert.equal(d.id, id);
+    assert.equal(d.request.kind, 'put');
+  }
+});
+
+test('entries encoded header-first decode as an ordinary InternalRaftRequest', () => {
+  const data = encodeRaftRequest(42n, { kind: 'put', req: PutRequest.fromPartial({ key: Buffer.from('a'), value: Buffer.from('b'), prevKv: true }) });
+  const m = InternalRaftRequest.decode(data);
+  assert.equal(m.header?.ID, 42n);
+  assert.equal(Buffer.from(m.put!.key).toString(), 'a');
+  assert.equal(m.put!.prevKv, true);
+});
+
+test('an entry written by etcd (header last) has no peekable id but decodes in full', () => {
+  const etcdStyle = InternalRaftRequest.encode(InternalRaftRequest.fromPartial({
+    header: { ID: 7n }, put: { key: Buffer.from('x'), value: Buffer.from('y') },
+  })).finish();
+  assert.equal(peekRequestId(etcdStyle), undefined);
+  assert.equal(decodeRaftRequest(etcdStyle).id, 7n);
+});
