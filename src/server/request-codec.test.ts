@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeRaftRequest, decodeRaftRequest, peekRequestId } from './request-codec.js';
 import { PutRequest } from '../proto/gen/etcdserverpb/rpc.js';
-import { InternalRaftRequest } from '../proto/gen/etcdserverpb/raft_internal.js';
+import { InternalRaftRequest, RequestHeader } from '../proto/gen/etcdserverpb/raft_internal.js';
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
 
 test('the request id can be read from the first bytes of an encoded entry', () => {
   for (const id of [1n, 127n, 128n, 0xffffn << 48n | 12345n, 0xffffffffffffffffn, 0x8000000000000000n]) {
@@ -23,9 +24,11 @@ test('entries encoded header-first decode as an ordinary InternalRaftRequest', (
 });
 
 test('an entry written by etcd (header last) has no peekable id but decodes in full', () => {
-  const etcdStyle = InternalRaftRequest.encode(InternalRaftRequest.fromPartial({
-    header: { ID: 7n }, put: { key: Buffer.from('x'), value: Buffer.from('y') },
-  })).finish();
+  // gogoproto marshals in field-number order: put (4) before header (100).
+  const w = new BinaryWriter();
+  PutRequest.encode(PutRequest.fromPartial({ key: Buffer.from('x'), value: Buffer.from('y') }), w.uint32((4 << 3) | 2).fork()).join();
+  RequestHeader.encode(RequestHeader.fromPartial({ ID: 7n }), w.uint32((100 << 3) | 2).fork()).join();
+  const etcdStyle = w.finish();
   assert.equal(peekRequestId(etcdStyle), undefined);
   assert.equal(decodeRaftRequest(etcdStyle).id, 7n);
 });
