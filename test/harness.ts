@@ -162,24 +162,41 @@ export class Server {
     await this.start();
   }
 
-  private async spawnAndWait(): Promise<void> {
+  /**
+   * Spawn the process on the current ports and data dir without waiting for readiness
+   * (for killing it mid-start-up). start()/restart() call this and then wait.
+   */
+  launch(): void {
+    if (this.running) throw new Error('launch() while running');
+    if (this.clientPort === 0) throw new Error('launch() before the first start()');
+    this.spawnChild();
+  }
+
+  private sawReadyLine = false;
+
+  private spawnChild(): ChildProcess {
     this.log = '';
+    this.sawReadyLine = false;
     const [cmd, argv] = this.target === 'etcd'
       ? ['etcd', this.args()]
       : [process.execPath, [join(REPO_ROOT, 'bin', 'concord.js'), ...this.args()]];
     const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: this.baseDir });
     track(child);
     this.child = child;
-    let sawReadyLine = false;
     const onData = (d: Buffer) => {
       const s = d.toString();
       if (process.env.CONCORD_TESTS_VERBOSE === '1') process.stderr.write(`[${this.target}] ${s}`);
       this.log += s;
       if (this.log.length > 262_144) this.log = this.log.slice(-131_072);
-      if (s.includes('ready to serve client requests')) sawReadyLine = true;
+      if (s.includes('ready to serve client requests')) this.sawReadyLine = true;
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
+    return child;
+  }
+
+  private async spawnAndWait(): Promise<void> {
+    const child = this.spawnChild();
     const deadline = Date.now() + this.readyTimeoutMs;
     while (Date.now() < deadline) {
       if (child.exitCode !== null || child.signalCode !== null) {
@@ -187,8 +204,8 @@ export class Server {
       }
       const h = await httpGet(`${this.endpoint}/health`, 1000).catch(() => null);
       // Healthy, or serving HTTP after the readiness log line (an alarm makes /health say false).
-      if (h && ((h.status === 200 && /"health"\s*:\s*"true"/.test(h.body)) || sawReadyLine)) return;
-      await sleep(sawReadyLine ? 50 : 100);
+      if (h && ((h.status === 200 && /"health"\s*:\s*"true"/.test(h.body)) || this.sawReadyLine)) return;
+      await sleep(this.sawReadyLine ? 50 : 100);
     }
     throw new Error(`${this.target} not ready after ${this.readyTimeoutMs} ms:\n${this.log.slice(-4000)}`);
   }
