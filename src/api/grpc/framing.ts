@@ -1,0 +1,114 @@
+/**
+ * gRPC message framing: each message is a 1-byte compressed flag, a 4-byte big-endian
+ * length, then the bytes. HTTP/2 DATA frames cut messages anywhere, so the reader
+ * reassembles; the length prefix is checked against the receive limit before any body
+ * byte is buffered, so an oversized message costs no memory.
+ */
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
+import { GrpcCode } from '../../errors/index.js';
+import { GrpcStatusError } from './status.js';
+
+/** The part of a generated ts-proto codec the server needs. */
+export interface Codec<T> {
+  encode(message: T, writer?: BinaryWriter): BinaryWriter;
+  decode(input: Uint8Array): T;
+}
+
+export interface MessageSink {
+  /** Called once per whole message, in order. `body` may share memory with the DATA chunk. */
+  onMessage(compressed: boolean, body: Buffer): void;
+}
+
+const prefixBytes = 5;
+
+/** Incremental parser of length-prefixed messages from DATA chunks. */
+export class MessageReader {
+  private readonly header = Buffer.allocUnsafe(prefixBytes);
+  private headerFill = 0;
+  private body: Buffer | null = null;
+  private bodyFill = 0;
+  private compressed = false;
+
+  constructor(private readonly sink: MessageSink, private readonly maxMessageBytes: number) {}
+
+  /** True when no message is half received (a stream may only end at such a point). */
+  get idle(): boolean { return this.headerFill === 0 && this.body === null; }
+
+  /** Feeds one DATA chunk; throws GrpcStatusError(ResourceExhausted) for an oversized message. */
+  push(chunk: Buffer): void {
+    let off = 0;
+    const n = chunk.length;
+    // Fast path: the chunk is exactly one whole message (the usual unary request).
+    if (this.headerFill === 0 && this.body === null && n >= prefixBytes) {
+      const len = chunk.readUInt32BE(1);
+      if (len + prefixBytes === n) {
+        this.checkLength(len);
+        this.sink.onMessage(chunk[0] !== 0, chunk.subarray(prefixBytes));
+        return;
+      }
+    }
+    while (off < n) {
+      if (this.body === null) {
+        const take = Math.min(prefixBytes - this.headerFill, n - off);
+        chunk.copy(this.header, this.headerFill, off, off + take);
+        this.headerFill += take;
+        off += take;
+        if (this.headerFill < prefixBytes) return;
+        this.headerFill = 0;
+        this.compressed = this.header[0] !== 0;
+        const len = this.header.readUInt32BE(1);
+        this.checkLength(len);
+        if (n - off >= len) {
+          // Whole body inside this chunk: no copy.
+          this.sink.onMessage(this.compressed, chunk.subarray(off, off + len));
+          off += len;
+          continue;
+        }
+        this.body = Buffer.allocUnsafe(len);
+        this.bodyFill = 0;
+      }
+      const take = Math.min(this.body.length - this.bodyFill, n - off);
+      chunk.copy(this.body, this.bodyFill, off, off + take);
+      this.bodyFill += take;
+      off += take;
+      if (this.bodyFill === this.body.length) {
+        const body = this.body;
+        this.body = null;
+        this.sink.onMessage(this.compressed, body);
+      }
+    }
+  }
+
+  private checkLength(len: number): void {
+    if (len > this.maxMessageBytes) {
+      // grpc-go's wording (rpc_util.go recvAndDecompress), which etcd clients see from etcd.
+      throw new GrpcStatusError(GrpcCode.ResourceExhausted,
+        `grpc: received message larger than max (${len} vs. ${this.maxMessageBytes})`);
+    }
+  }
+}
+
+const prefixPlaceholder = new Uint8Array(prefixBytes);
+
+/**
+ * Encodes a message with its 5-byte prefix in one buffer: the prefix is reserved in the
+ * writer first and patched afterwards, so the message is never copied to prepend it.
+ */
+export function frameMessage<T>(codec: Codec<T>, message: T): Buffer {
+  const writer = new BinaryWriter();
+  writer.raw(prefixPlaceholder);
+  const bytes = codec.encode(message, writer).finish();
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  buf[0] = 0;
+  buf.writeUInt32BE(buf.length - prefixBytes, 1);
+  return buf;
+}
+
+/** Frames already-encoded bytes (used by tests and by handlers that pre-encode). */
+export function frameBytes(bytes: Uint8Array): Buffer {
+  const buf = Buffer.allocUnsafe(bytes.length + prefixBytes);
+  buf[0] = 0;
+  buf.writeUInt32BE(bytes.length, 1);
+  buf.set(bytes, prefixBytes);
+  return buf;
+}

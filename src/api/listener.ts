@@ -1,0 +1,119 @@
+/**
+ * One listening port for gRPC (HTTP/2 cleartext) and plain HTTP/1.1, as etcd serves both on
+ * its client URL with cmux. Each new connection is peeked: the HTTP/2 client preface
+ * ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") sends it to the http2 server, anything else to the
+ * http.Server. The peeked bytes are put back (`unshift`) before the hand-off; both node
+ * servers read bytes already buffered on the socket.
+ */
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+
+const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+export interface ListenerOptions {
+  onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
+  onRequest: http.RequestListener;
+  /** A connection that has not sent enough bytes to be classified by then is dropped. */
+  peekTimeoutMs?: number;
+  /** Memory nghttp2 may hold per session before refusing new streams (node's default is 10 MiB). */
+  maxSessionMemoryMiB?: number;
+}
+
+export class ClientListener {
+  readonly h2: http2.Http2Server;
+  readonly h1: http.Server;
+  private readonly servers: net.Server[] = [];
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly undecided = new Set<net.Socket>();
+  private readonly peekTimeoutMs: number;
+
+  constructor(opts: ListenerOptions) {
+    this.peekTimeoutMs = opts.peekTimeoutMs ?? 10_000;
+    this.h2 = http2.createServer({
+      maxSessionMemory: opts.maxSessionMemoryMiB ?? 64,
+      // A 1 MiB stream window lets a max-size request (1.5 MiB by default) arrive in two
+      // round trips instead of ~25 at the 64 KiB default.
+      settings: { initialWindowSize: 1 << 20, maxConcurrentStreams: 0xffffffff },
+    });
+    this.h2.on('stream', opts.onStream);
+    this.h2.on('session', (session) => {
+      // Connection-level window to match the stream window (the spec fixes the initial one at 64 KiB).
+      session.on('connect', () => { try { session.setLocalWindowSize(1 << 24); } catch { /* closed */ } });
+      session.on('error', () => { /* the socket went away; 'close' follows */ });
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
+    });
+    this.h1 = http.createServer({ keepAliveTimeout: 5000 }, opts.onRequest);
+  }
+
+  /** Starts listening on an http:// URL; resolves to the URL actually bound (port 0 becomes the real port). */
+  async listen(url: URL): Promise<URL> {
+    if (url.protocol !== 'http:') throw new Error(`unsupported client URL scheme ${url.protocol} (https comes with TLS support)`);
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const port = url.port === '' ? 80 : Number(url.port);
+    const server = net.createServer({ noDelay: true }, (socket) => this.onConnection(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port }, () => { server.off('error', reject); resolve(); });
+    });
+    this.servers.push(server);
+    const addr = server.address() as net.AddressInfo;
+    const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    return new URL(`http://${shown}:${addr.port}`);
+  }
+
+  private onConnection(socket: net.Socket): void {
+    let buf: Buffer | undefined;
+    this.undecided.add(socket);
+    const onError = (): void => { socket.destroy(); };
+    const onData = (chunk: Buffer): void => {
+      buf = buf === undefined ? chunk : Buffer.concat([buf, chunk]);
+      const n = Math.min(buf.length, preface.length);
+      if (buf.compare(preface, 0, n, 0, n) !== 0) dispatch(false);
+      else if (buf.length >= preface.length) dispatch(true);
+      // else: a prefix of the preface so far; wait for more
+    };
+    const onTimeout = (): void => { socket.destroy(); };
+    const dispatch = (isH2: boolean): void => {
+      socket.pause();
+      socket.off('data', onData);
+      socket.off('error', onError);
+      socket.off('timeout', onTimeout);
+      socket.setTimeout(0);
+      this.undecided.delete(socket);
+      socket.unshift(buf!);
+      if (isH2) this.h2.emit('connection', socket);
+      else this.h1.emit('connection', socket);
+      socket.resume();
+    };
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.setTimeout(this.peekTimeoutMs, onTimeout);
+    socket.once('close', () => this.undecided.delete(socket));
+  }
+
+  /**
+   * Stops accepting connections, asks HTTP/2 clients to go away (GOAWAY lets in-flight
+   * streams finish) and waits for them up to `graceMs`, then destroys what is left.
+   */
+  async close(graceMs: number): Promise<void> {
+    for (const s of this.servers) s.close();
+    for (const s of this.undecided) s.destroy();
+    this.h1.close();
+    this.h1.closeIdleConnections();
+    const sessionsClosed = [...this.sessions].map((session) => new Promise<void>((resolve) => {
+      if (session.closed || session.destroyed) { resolve(); return; }
+      session.once('close', () => resolve());
+      session.close();
+    }));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), graceMs); });
+    const done = await Promise.race([Promise.all(sessionsClosed).then(() => false), timedOut]);
+    clearTimeout(timer);
+    if (done) {
+      for (const session of this.sessions) session.destroy();
+    }
+    this.h1.closeAllConnections();
+  }
+}
