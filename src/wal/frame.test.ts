@@ -35,9 +35,9 @@ test('frame length word carries padding in its top byte as etcd encodes it', () 
   }
 });
 
-test('reads a record etcd wrote without padding', () => {
+test('reads a record etcd wrote without padding', async () => {
   const recs: number[] = [];
-  const res = decodeSegment(infoRecord, 'x.wal', true, 0, (r) => recs.push(r.type));
+  const res = await decodeSegment(infoRecord, 'x.wal', true, 0, (r) => recs.push(r.type));
   assert.deepEqual(recs, [1]);
   assert.equal(res.end, infoRecord.length);
 });
@@ -53,14 +53,14 @@ test('encoder writes the same record bytes as the walpb codec, padded to 8', () 
   assert.equal(out.readBigUInt64LE(0), BigInt(rec.length) | (BigInt(0x80 | padBytesFor(rec.length)) << 56n));
 });
 
-test('entry records chain crc across records and crc records restate it', () => {
+test('entry records chain crc across records and crc records restate it', async () => {
   const enc = new RecordEncoder(0);
   enc.appendCrc();
   for (let i = 1; i <= 50; i++) enc.appendEntry({ term: 1, index: i, type: 0, data: Buffer.alloc(i, i) });
   const crcAfter = enc.crc;
   enc.appendCrc();
   const types: number[] = [];
-  const res = decodeSegment(Buffer.from(enc.bytes()), 'x.wal', true, 0, (r) => types.push(r.type));
+  const res = await decodeSegment(Buffer.from(enc.bytes()), 'x.wal', true, 0, (r) => types.push(r.type));
   assert.equal(types.length, 52);
   assert.equal(res.crc, crcAfter);
   assert.equal(res.torn, undefined);

@@ -12,7 +12,7 @@
  * resolves once its bytes are written (and synced, if asked).
  */
 
-import { open, readFile, rename, rm, mkdir, unlink, type FileHandle } from 'node:fs/promises';
+import { open, rename, rm, mkdir, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
   decodeEntry,
@@ -197,9 +197,8 @@ export class Wal {
     for (let i = this.readFrom; i < this.names.length; i++) {
       const file = join(this.dir, this.names[i]);
       const isLast = i === this.names.length - 1;
-      const buf = await readFile(file);
       lastFile = file;
-      const res = decodeSegment(buf, file, isLast, crc, (rec, offset) => {
+      const res = await decodeSegment(file, file, isLast, crc, (rec, offset) => {
         const data = rec.data ?? new Uint8Array(0);
         switch (rec.type) {
           case RecordType.entry: {
@@ -432,7 +431,7 @@ export async function validSnapshotEntries(dir: string): Promise<WalSnapshot[]> 
   let crc = 0;
   for (let i = 0; i < names.length; i++) {
     const file = join(dir, names[i]);
-    const res = decodeSegment(await readFile(file), file, i === names.length - 1, crc, (rec) => {
+    const res = await decodeSegment(file, file, i === names.length - 1, crc, (rec) => {
       if (rec.type === RecordType.snapshot) snaps.push(decodeWalSnapshot(rec.data ?? new Uint8Array(0)));
       else if (rec.type === RecordType.state) state = decodeHardState(rec.data ?? new Uint8Array(0));
     });

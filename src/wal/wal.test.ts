@@ -1,0 +1,251 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { open, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Wal, WalError, parseWalName, validSnapshotEntries } from './index.js';
+import { decodeSegment } from './decoder.js';
+import { RecordType } from './frame.js';
+import { makeEntries, plain, tempDir } from './testutil.js';
+
+const META = Buffer.from('concord-metadata');
+
+async function walFiles(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((n) => n.endsWith('.wal')).sort();
+}
+
+test('entries, hard state and metadata survive close and reopen', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    assert.equal(await Wal.exists(d), false);
+    const w = await Wal.create(d, META);
+    assert.equal(await Wal.exists(d), true);
+    await w.save({ term: 1, vote: 0xfedcba9876543210n, commit: 0 }, makeEntries(1, 10, 1), true);
+    await w.save({ term: 1, vote: 0xfedcba9876543210n, commit: 10 }, [], true);
+    await w.save(undefined, [{ term: 1, index: 11, type: 0 }], false); // data undefined (Go nil)
+    await w.close();
+
+    const r = await Wal.open(d, { index: 0, term: 0 });
+    const got = await r.readAll();
+    assert.deepEqual(Buffer.from(got.metadata), META);
+    assert.deepEqual(got.hardState, { term: 1, vote: 0xfedcba9876543210n, commit: 10 });
+    assert.deepEqual(plain(got.entries), plain([...makeEntries(1, 10, 1), { term: 1, index: 11, type: 0 }]));
+    assert.equal(got.entries[10].data, undefined);
+    await r.close();
+  } finally {
+    cleanup();
+  }
+});
+
+test('a new WAL starts with crc, metadata and snapshot {0,0} records, as etcd writes it', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    const w = await Wal.create(d, META, { segmentSizeBytes: 64 * 1024 });
+    await w.close();
+    const files = await walFiles(d);
+    assert.deepEqual(files, ['0000000000000000-0000000000000000.wal']);
+    const buf = await readFile(join(d, files[0]));
+    assert.equal(buf.length, 64 * 1024, 'preallocated');
+    const types: number[] = [];
+    await decodeSegment(buf, files[0], true, 0, (r) => types.push(r.type));
+    assert.deepEqual(types, [RecordType.crc, RecordType.metadata, RecordType.snapshot]);
+    await assert.rejects(Wal.create(d, META), (e: WalError) => e.code === 'Exist');
+  } finally {
+    cleanup();
+  }
+});
+
+test('a later entry at an index replaces it and everything after it', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    const w = await Wal.create(d, META);
+    await w.save(undefined, makeEntries(1, 10, 1), true);
+    await w.save(undefined, makeEntries(6, 7, 2), true); // a new leader overwrote 6..10
+    await w.close();
+    const r = await Wal.open(d, { index: 0, term: 0 });
+    const got = await r.readAll();
+    await r.close();
+    assert.deepEqual(plain(got.entries), plain([...makeEntries(1, 5, 1), ...makeEntries(6, 7, 2)]));
+  } finally {
+    cleanup();
+  }
+});
+
+test('save() issues one write and one fdatasync per call when mustSync, none without', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    const w = await Wal.create(d, META);
+    // Count calls on the FileHandle prototype (FileHandle is not exported by name).
+    const probe = await open(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void>; write: (...a: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const realSync = proto.datasync, realWrite = proto.write;
+    let syncs = 0, writes = 0;
+    proto.datasync = function (this: unknown) {
+      syncs++;
+      return realSync.call(this);
+    };
+    proto.write = function (this: unknown, ...a: unknown[]) {
+      writes++;
+      return realWrite.apply(this, a);
+    };
+    try {
+      await w.save({ term: 1, vote: 1n, commit: 1 }, makeEntries(1, 256, 1, 256), true);
+      assert.deepEqual({ syncs, writes }, { syncs: 1, writes: 1 });
+      await w.save(undefined, makeEntries(257, 300, 1), false);
+      assert.deepEqual({ syncs, writes }, { syncs: 1, writes: 2 });
+      await w.save(undefined, [], true); // nothing to save: nothing done
+      assert.deepEqual({ syncs, writes }, { syncs: 1, writes: 2 });
+    } finally {
+      proto.datasync = realSync;
+      proto.write = realWrite;
+    }
+    await w.close();
+  } finally {
+    cleanup();
+  }
+});
+
+test('concurrent save() calls are applied in call order', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    const w = await Wal.create(d, META);
+    const all = makeEntries(1, 100, 1);
+    await Promise.all(all.map((e) => w.save(undefined, [e], e.index % 10 === 0)));
+    await w.close();
+    const r = await Wal.open(d, { index: 0, term: 0 });
+    assert.deepEqual(plain((await r.readAll()).entries), plain(all));
+    await r.close();
+  } finally {
+    cleanup();
+  }
+});
+
+test('an entry larger than the segment remainder overflows it, then the WAL cuts a new segment', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    const seg = 64 * 1024;
+    const w = await Wal.create(d, META, { segmentSizeBytes: seg });
+    const hs = { term: 3, vote: 2n, commit: 4 };
+    await w.save(hs, makeEntries(1, 4, 3, 1000), true);
+    const big = makeEntries(5, 5, 3, 3 * seg); // larger than a whole segment
+    await w.save(undefined, big, true);
+    await w.save(undefined, makeEntries(6, 8, 3, 100), true);
+    await w.close();
+
+    const files = await walFiles(d);
+    assert.deepEqual(files.map((f) => parseWalName(f)), [{ seq: 0, index: 0 }, { seq: 1, index: 6 }]);
+    const first = await readFile(join(d, files[0]));
+    assert.ok(first.length > 3 * seg, 'the full segment is trimmed to its records, past the preallocation');
+    // The new segment restates the chain, the metadata and the last hard state.
+    const second = await readFile(join(d, files[1]));
+    const recs: { type: number; data?: Uint8Array }[] = [];
+    await decodeSegment(second, files[1], false, 0, (r) => recs.push(r));
+    assert.deepEqual(recs.slice(0, 3).map((r) => r.type), [RecordType.crc, RecordType.metadata, RecordType.state]);
+
+    const r = await Wal.open(d, { index: 0, term: 0 });
+    const got = await r.readAll();
+    await r.close();
+    assert.deepEqual(plain(got.entries), plain([...makeEntries(1, 4, 3, 1000), ...big, ...makeEntries(6, 8, 3, 100)]));
+    assert.deepEqual(got.hardState, hs);
+  } finally {
+    cleanup();
+  }
+});
+
+test('opens at a snapshot marker: entries after it only; a wrong term or unknown index is refused', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    const w = await Wal.create(d, META);
+    await w.save({ term: 2, vote: 1n, commit: 20 }, makeEntries(1, 20, 2), true);
+    await w.saveSnapshot({ index: 12, term: 2 });
+    await w.close();
+
+    const r = await Wal.open(d, { index: 12, term: 2 });
+    const got = await r.readAll();
+    assert.deepEqual(got.entries.map((e) => e.index), [13, 14, 15, 16, 17, 18, 19, 20]);
+    await r.close();
+
+    const bad = await Wal.open(d, { index: 12, term: 5 });
+    await assert.rejects(bad.readAll(), (e: WalError) => e.code === 'SnapshotMismatch');
+    await bad.close();
+    const missing = await Wal.open(d, { index: 11, term: 2 });
+    await assert.rejects(missing.readAll(), (e: WalError) => e.code === 'SnapshotNotFound');
+    await missing.close();
+    assert.deepEqual(await validSnapshotEntries(d), [{ index: 0, term: 0 }, { index: 12, term: 2 }]);
+  } finally {
+    cleanup();
+  }
+});
+
+test('thousands of segments: release after each snapshot keeps few, and reopening at the last snapshot recovers the rest', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    // 8 KiB segments of 1 KiB entries: a cut every ~7 saves of 1 entry.
+    const w = await Wal.create(d, META, { segmentSizeBytes: 8 * 1024 });
+    const total = 15000;
+    const batch = 1;
+    let snap = { index: 0, term: 0 };
+    let maxHeld = 0;
+    for (let i = 1; i <= total; i += batch) {
+      const ents = makeEntries(i, i + batch - 1, 1, 1000);
+      await w.save({ term: 1, vote: 1n, commit: i + batch - 1 }, ents, false);
+      if (i % 500 === 0) {
+        snap = { index: i - 100, term: 1 };
+        await w.saveSnapshot(snap);
+        await w.releaseLockTo(snap.index);
+        const held = (await walFiles(d)).length;
+        maxHeld = Math.max(maxHeld, held);
+        assert.deepEqual(await walFiles(d), w.segments(), 'the directory holds exactly the segments in use');
+      }
+    }
+    const cuts = parseWalName(w.segments()[w.segments().length - 1])!.seq;
+    assert.ok(cuts >= 1500, `segments written: ${cuts}`);
+    assert.ok(maxHeld <= 80, `segments held at most ${maxHeld}`);
+    await w.close();
+
+    // The oldest segments are gone: opening at {0,0} is impossible now.
+    await assert.rejects(Wal.open(d, { index: 0, term: 0 }), (e: WalError) => e.code === 'FileNotFound');
+    const r = await Wal.open(d, snap);
+    const got = await r.readAll();
+    assert.equal(got.entries.length, total - snap.index);
+    assert.equal(got.entries[0].index, snap.index + 1);
+    assert.equal(got.entries[got.entries.length - 1].index, total);
+    assert.deepEqual(got.hardState, { term: 1, vote: 1n, commit: total });
+    // And it appends after reopening, into a chain a later open still verifies.
+    await r.save({ term: 2, vote: 1n, commit: total + 1 }, makeEntries(total + 1, total + 1, 2), true);
+    await r.close();
+    const r2 = await Wal.open(d, snap);
+    assert.equal((await r2.readAll()).entries.length, total + 1 - snap.index);
+    await r2.close();
+  } finally {
+    cleanup();
+  }
+});
+
+test('releaseLockTo keeps the segment before the first one at or past the index', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    const w = await Wal.create(d, META, { segmentSizeBytes: 4096 });
+    for (let i = 1; i <= 40; i++) await w.save(undefined, makeEntries(i, i, 1, 1000), false);
+    const before = w.segments().map((n) => parseWalName(n)!.index);
+    const target = before[4];
+    await w.releaseLockTo(target);
+    // As etcd: segments named below target, except the last of them, are gone.
+    assert.deepEqual(w.segments().map((n) => parseWalName(n)!.index), before.slice(3));
+    await w.releaseLockTo(1e9);
+    assert.equal(w.segments().length, 1, 'only the tail is left');
+    await w.close();
+    await assert.rejects(w.save(undefined, makeEntries(41, 41, 1), true), (e: WalError) => e.code === 'Closed');
+  } finally {
+    cleanup();
+  }
+});
