@@ -23,7 +23,7 @@ export interface ServerConfig {
   autoCompactionMode: 'periodic' | 'revision';  // default periodic
   /** --auto-compaction-retention: for periodic a duration in ms (bare number = hours), for revision a count; 0 = off. */
   autoCompactionRetention: number;
-  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'dpanic' | 'panic' | 'fatal';
   logOutputs: string[];              // --log-outputs, default ["default"] (stderr)
   /** TLS flags accepted now and validated; served by the TLS issue. */
   tls: {
@@ -31,6 +31,26 @@ export interface ServerConfig {
     peerClientCertAuth: boolean; peerTrustedCaFile: string; peerCertFile: string; peerKeyFile: string; peerAutoTls: boolean;
   };
   /** Testing hook: tick length for raft (normally heartbeatIntervalMs). */
+
+  // The fields below are etcd flags cli/concord parses and passes on; optional so that tests
+  // may build a ServerConfig without them (defaults are etcd's, noted on each).
+  /** --initial-election-tick-advance (default true): a fresh member fast-forwards its election ticks. */
+  initialElectionTickAdvance?: boolean;
+  /** --pre-vote (default false in 3.4). */
+  preVote?: boolean;
+  /** --strict-reconfig-check (default true). */
+  strictReconfigCheck?: boolean;
+  /** --max-snapshots, --max-wals: files kept (0 = unlimited; default 5 each). */
+  maxSnapshots?: number;
+  maxWals?: number;
+  /** --force-new-cluster (default false). */
+  forceNewCluster?: boolean;
+  /** --unsafe-no-fsync (default false). */
+  unsafeNoFsync?: boolean;
+  /** --enable-v2: accepted; Concord serves v3 only. */
+  enableV2?: boolean;
+  /** --listen-metrics-urls (default none). */
+  listenMetricsUrls?: URL[];
 }
 
 export const defaultQuotaBackendBytes = 2 * 1024 * 1024 * 1024;
