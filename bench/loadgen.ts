@@ -1,0 +1,183 @@
+// The load generator, run as its own process by bench/main.ts (identical for every target).
+// A lean gRPC unary client over raw node:http2: one HTTP/2 session per connection, requests
+// framed as gRPC messages (1-byte compressed flag + 4-byte big-endian length), content-type
+// application/grpc, te: trailers; grpc-status read from the trailers (or from the headers of a
+// trailers-only response). Requests are hand-encoded protobuf (a few bytes of tags), responses
+// are not decoded beyond the status: the generator stays cheap so the server is what is measured.
+//
+// Input: argv[2] = JSON LoadConfig. Output over IPC: {type:'progress'|'window-start'|'result'}.
+
+import * as http2 from 'node:http2';
+import { randomBytes } from 'node:crypto';
+
+export interface LoadConfig {
+  endpoint: string;          // http://127.0.0.1:P
+  op: 'put' | 'range';
+  clients: number;           // concurrent request loops
+  connections: number;       // HTTP/2 sessions; client i uses connection i % connections
+  valueBytes: number;
+  keySpace: number;          // random keys drawn from [0, keySpace)
+  rangeKey: string;          // the key ranged over (op 'range')
+  serializable: boolean;
+  warmupMs: number;
+  durationMs: number;        // measured window (0: use totalRequests)
+  totalRequests: number;     // measured requests when durationMs is 0
+}
+
+export interface LoadResult {
+  requests: number;
+  errors: number;
+  firstError: string | null;
+  elapsedMs: number;
+  throughput: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  cpuUserMs: number;
+  cpuSystemMs: number;
+}
+
+const {
+  HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_CONTENT_TYPE, HTTP2_HEADER_TE,
+} = http2.constants;
+
+function varint(n: number, out: number[]): void {
+  while (n > 0x7f) { out.push((n & 0x7f) | 0x80); n >>>= 7; }
+  out.push(n);
+}
+
+/** A gRPC frame around a protobuf message made of length-delimited fields and bools. */
+function frame(fields: Array<[number, Buffer | boolean]>): Buffer {
+  const head: number[] = [];
+  const parts: Buffer[] = [];
+  let len = 0;
+  for (const [no, v] of fields) {
+    const h: number[] = [];
+    if (typeof v === 'boolean') { if (!v) continue; varint((no << 3) | 0, h); h.push(1); parts.push(Buffer.from(h)); len += h.length; continue; }
+    varint((no << 3) | 2, h);
+    varint(v.length, h);
+    parts.push(Buffer.from(h), v);
+    len += h.length + v.length;
+  }
+  head.push(0, (len >>> 24) & 0xff, (len >>> 16) & 0xff, (len >>> 8) & 0xff, len & 0xff);
+  return Buffer.concat([Buffer.from(head), ...parts]);
+}
+
+class Conn {
+  session: http2.ClientHttp2Session;
+  constructor(endpoint: string) {
+    this.session = http2.connect(endpoint, { settings: { initialWindowSize: 4 * 1024 * 1024 } });
+    this.session.on('error', () => { /* surfaced per request */ });
+    this.session.once('connect', () => this.session.setLocalWindowSize(16 * 1024 * 1024));
+  }
+
+  /** One unary call; resolves with null on grpc-status 0, else the error text. */
+  call(path: string, body: Buffer): Promise<string | null> {
+    return new Promise((resolve) => {
+      let status: string | undefined;
+      let message = '';
+      let done = false;
+      const finish = (err: string | null) => { if (!done) { done = true; resolve(err); } };
+      let stream: http2.ClientHttp2Stream;
+      try {
+        stream = this.session.request({
+          [HTTP2_HEADER_METHOD]: 'POST',
+          [HTTP2_HEADER_PATH]: path,
+          [HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
+          [HTTP2_HEADER_TE]: 'trailers',
+        });
+      } catch (e) {
+        finish(String(e));
+        return;
+      }
+      stream.on('response', (h) => {
+        if (h['grpc-status'] !== undefined) { status = String(h['grpc-status']); message = String(h['grpc-message'] ?? ''); }
+      });
+      stream.on('trailers', (t) => {
+        if (t['grpc-status'] !== undefined) { status = String(t['grpc-status']); message = String(t['grpc-message'] ?? ''); }
+      });
+      stream.on('data', () => { /* drain; responses are not decoded */ });
+      stream.on('error', (e) => finish(String(e)));
+      stream.on('close', () => {
+        if (status === '0') finish(null);
+        else finish(status === undefined ? `stream closed without grpc-status (rst ${stream.rstCode})` : `grpc-status ${status} ${decodeURIComponent(message)}`);
+      });
+      stream.end(body);
+    });
+  }
+
+  close(): void { this.session.close(); }
+}
+
+async function run(cfg: LoadConfig): Promise<LoadResult> {
+  const conns = Array.from({ length: cfg.connections }, () => new Conn(cfg.endpoint));
+  const value = randomBytes(cfg.valueBytes);
+  const rangeBody = frame([[1, Buffer.from(cfg.rangeKey)], [7, cfg.serializable]]);
+  const keyWidth = String(Math.max(1, cfg.keySpace - 1)).length;
+  const path = cfg.op === 'put' ? '/etcdserverpb.KV/Put' : '/etcdserverpb.KV/Range';
+  const makeBody = cfg.op === 'put'
+    ? () => frame([[1, Buffer.from(`bench/${String(Math.floor(Math.random() * cfg.keySpace)).padStart(keyWidth, '0')}`)], [2, value]])
+    : () => rangeBody;
+
+  const start = performance.now();
+  const warmEnd = start + cfg.warmupMs;
+  let windowStart = -1;
+  let windowEnd = Infinity;
+  let cpuStart = process.cpuUsage();
+  let measured = 0;
+  let errors = 0;
+  let firstError: string | null = null;
+  const lat: number[] = [];
+  let stop = false;
+
+  const progress = setInterval(() => {
+    const now = performance.now();
+    process.send?.({ type: 'progress', phase: windowStart < 0 ? 'warmup' : 'measure', elapsedMs: windowStart < 0 ? now - start : now - windowStart, requests: measured, errors });
+  }, 1000);
+
+  const openWindow = () => {
+    windowStart = performance.now();
+    cpuStart = process.cpuUsage();
+    if (cfg.durationMs > 0) windowEnd = windowStart + cfg.durationMs;
+    process.send?.({ type: 'window-start' });
+  };
+  if (cfg.warmupMs <= 0) openWindow();
+
+  const loop = async (i: number) => {
+    const conn = conns[i % conns.length]!;
+    while (!stop) {
+      const t0 = performance.now();
+      if (windowStart < 0 && t0 >= warmEnd) openWindow();
+      if (t0 >= windowEnd) { stop = true; break; }
+      const err = await conn.call(path, makeBody());
+      const t1 = performance.now();
+      if (windowStart >= 0 && t0 >= windowStart) {
+        if (err) { errors++; firstError ??= err; } else { measured++; lat.push(t1 - t0); }
+        if (cfg.durationMs === 0 && measured + errors >= cfg.totalRequests) stop = true;
+      } else if (err) { errors++; firstError ??= err; }
+      if (err && errors > 1000 && measured === 0) stop = true; // server refuses everything: give up
+    }
+  };
+  await Promise.all(Array.from({ length: cfg.clients }, (_, i) => loop(i)));
+  const end = performance.now();
+  const cpu = process.cpuUsage(cpuStart);
+  clearInterval(progress);
+  for (const c of conns) c.close();
+
+  lat.sort((a, b) => a - b);
+  const q = (p: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]! : NaN);
+  const elapsedMs = end - (windowStart < 0 ? start : windowStart);
+  return {
+    requests: measured, errors, firstError, elapsedMs,
+    throughput: measured / (elapsedMs / 1000),
+    p50Ms: q(0.5), p90Ms: q(0.9), p99Ms: q(0.99), maxMs: lat.length ? lat[lat.length - 1]! : NaN,
+    cpuUserMs: cpu.user / 1000, cpuSystemMs: cpu.system / 1000,
+  };
+}
+
+const cfg = JSON.parse(process.argv[2] ?? '{}') as LoadConfig;
+run(cfg).then((result) => {
+  if (process.send) process.send({ type: 'result', result }, () => process.exit(0));
+  else { console.log(JSON.stringify(result)); process.exit(0); }
+}, (e) => { console.error(e); process.exit(1); });
