@@ -1,0 +1,662 @@
+// The MVCC store: etcd's mvcc.store plus the KV half of etcdserver/apply.go (range options,
+// put flags, txn compares and paths), over the LMDB backend.
+//
+// Every write goes to one main revision (a txn's changes share it, numbered by sub revision),
+// is recorded in the in-memory key index, and is buffered in the backend, which makes it
+// readable at once and commits it in batches. The consistent index is written by a backend
+// hook at the start of each batch commit, so it always lands in the same LMDB transaction as
+// the data it covers. Everything here runs synchronously on the caller's thread, except the
+// physical part of a compaction, which proceeds in bounded batches between other work.
+
+import { crc32c } from '@node-rs/crc32';
+import { etcdError } from '../errors/index.js';
+import {
+  Compare_CompareResult,
+  Compare_CompareTarget,
+  RangeRequest_SortOrder,
+  RangeRequest_SortTarget,
+  type Compare,
+  type DeleteRangeRequest,
+  type DeleteRangeResponse,
+  type PutRequest,
+  type PutResponse,
+  type RangeRequest,
+  type RangeResponse,
+  type RequestOp,
+  type ResponseHeader,
+  type ResponseOp,
+  type TxnRequest,
+  type TxnResponse,
+} from '../proto/gen/etcdserverpb/rpc.js';
+import { Event_EventType, type Event, type KeyValue } from '../proto/gen/mvccpb/kv.js';
+import { DB_NAMES, type Backend } from '../storage/index.js';
+import { decodeKey, decodeKeyValue, encodeKeyValue, encodeTombstone } from './kvcodec.js';
+import { KeyIndex } from './key_index.js';
+import { isTombstoneKey, readU64BE, revId, revKey, revMain, revSub, u64, REV_BYTES } from './revision.js';
+import { TreeIndex, type RangeEnd } from './tree_index.js';
+
+const META_CONSISTENT_INDEX = Buffer.from('consistent_index');
+const META_TERM = Buffer.from('term');
+const META_SCHEDULED_COMPACT = Buffer.from('scheduledCompactRev');
+const META_FINISHED_COMPACT = Buffer.from('finishedCompactRev');
+const KEY_BUCKET_NAME = Buffer.from('key');
+const EMPTY = Buffer.alloc(0);
+
+export interface MvccStoreOptions {
+  backend: Backend;
+  /** Whether a lease exists (the lessor's lookup). Without it any nonzero lease is LeaseNotFound. */
+  leaseExists?: (id: bigint) => boolean;
+  /** Keys (index) and revisions (backend) handled per compaction step. Default 1000 as etcd. */
+  compactionBatchLimit?: number;
+  /** Called after each write that changed something, with its events in order (for watchers). */
+  onChanges?: (events: Event[], revision: number) => void;
+  /** Structured logger (etcd's wording for compaction events). */
+  log?: StoreLogger;
+}
+
+export interface StoreLogger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface HashResult {
+  hash: number;
+  /** The store's current revision when the hash was taken. */
+  revision: number;
+}
+
+export interface HashKVResult extends HashResult {
+  compactRevision: number;
+}
+
+/** A write transaction in progress: one main revision, sub revisions per change. */
+interface WriteTxn {
+  beginRev: number;
+  changes: number;
+  events: Event[] | undefined;
+}
+
+/** Which branch each (nested) txn takes, decided on the state before the txn. */
+interface TxnPath {
+  succeeded: boolean;
+  /** Paths of the nested txns of the taken branch, in op order. */
+  nested: TxnPath[];
+}
+
+interface RangeResult {
+  kvs: KeyValue[];
+  count: number;
+}
+
+function header(revision: number): ResponseHeader {
+  return { clusterId: 0n, memberId: 0n, revision, raftTerm: 0 };
+}
+
+/** etcd's mkGteRange plus nil: empty range_end is one key; "\0" is every key >= key. */
+function rangeEndOf(rangeEnd: Buffer | undefined): RangeEnd {
+  if (!rangeEnd || rangeEnd.length === 0) return undefined;
+  if (rangeEnd.length === 1 && rangeEnd[0] === 0) return EMPTY;
+  return rangeEnd;
+}
+
+function cmpNum(a: number, b: number): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Etcd's revision-ordered key-value store over an LMDB backend. */
+export class MvccStore {
+  readonly backend: Backend;
+  private readonly index = new TreeIndex();
+  private readonly leaseExists: ((id: bigint) => boolean) | undefined;
+  private readonly batchLimit: number;
+  private readonly onChanges: MvccStoreOptions['onChanges'];
+  private readonly log: StoreLogger | undefined;
+  private currentRev = 1;
+  /** etcd's compactMainRev: -1 until the first compaction. */
+  private compactMainRev = -1;
+  private ci = 0;
+  private ciTerm = 0;
+  private ciDirty = false;
+  /** Physical compactions run one after another (etcd's FIFO scheduler). */
+  private compactions: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  private constructor(opts: MvccStoreOptions) {
+    this.backend = opts.backend;
+    this.leaseExists = opts.leaseExists;
+    this.batchLimit = opts.compactionBatchLimit ?? 1000;
+    this.onChanges = opts.onChanges;
+    this.log = opts.log;
+    this.backend.onBeforeCommit(() => {
+      if (!this.ciDirty) return;
+      this.ciDirty = false;
+      this.backend.put('meta', META_CONSISTENT_INDEX, u64(this.ci));
+      this.backend.put('meta', META_TERM, u64(this.ciTerm));
+    });
+  }
+
+  /** Opens the store over `backend`, rebuilding the key index and revisions from it. */
+  static open(opts: MvccStoreOptions): MvccStore {
+    const s = new MvccStore(opts);
+    s.restore();
+    return s;
+  }
+
+  get currentRevision(): number {
+    return this.currentRev;
+  }
+
+  /** The revision of the last compaction (etcd's compactMainRev; -1 before any). */
+  get compactRevision(): number {
+    return this.compactMainRev;
+  }
+
+  /** Number of keys in the index (live, or deleted but not yet compacted). */
+  get keyCount(): number {
+    return this.index.size;
+  }
+
+  // ------------------------------------------------------------ consistent index
+
+  /** Records the raft entry being applied; persisted with the next backend commit. */
+  setConsistentIndex(index: number, term: number): void {
+    this.ci = index;
+    this.ciTerm = term;
+    this.ciDirty = true;
+    this.backend.requestCommit();
+  }
+
+  /** Index of the last entry applied (as committed, or set since). */
+  consistentIndex(): number {
+    return this.ci;
+  }
+
+  consistentTerm(): number {
+    return this.ciTerm;
+  }
+
+  // ------------------------------------------------------------ restore
+
+  private restore(): void {
+    const b = this.backend;
+    const ci = b.get('meta', META_CONSISTENT_INDEX);
+    if (ci) this.ci = readU64BE(ci);
+    const term = b.get('meta', META_TERM);
+    if (term) this.ciTerm = readU64BE(term);
+    const finished = b.get('meta', META_FINISHED_COMPACT);
+    if (finished) {
+      this.compactMainRev = revMain(finished);
+      this.log?.info('restored last compact revision', { 'meta-bucket-name': 'meta', 'meta-bucket-name-key': 'finishedCompactRev', 'restored-compact-revision': this.compactMainRev });
+    }
+    const scheduledBytes = b.get('meta', META_SCHEDULED_COMPACT);
+    let scheduled = scheduledBytes ? revMain(scheduledBytes) : 0;
+
+    let rev = 1;
+    for (const [k, v] of b.scan('key', { start: revKey(1, 0) })) {
+      const main = revMain(k);
+      const sub = revSub(k);
+      const key = decodeKey(v);
+      const ki = this.index.keyIndex(key);
+      rev = main;
+      if (ki) {
+        if (isTombstoneKey(k)) ki.tombstone(main, sub);
+        else ki.put(main, sub);
+      } else if (!isTombstoneKey(k)) {
+        const kv = decodeKeyValue(v);
+        const nki = new KeyIndex(Buffer.from(key));
+        nki.restore(kv.createRevision, main, sub, kv.version);
+        this.index.insert(nki);
+      }
+    }
+    // Compaction may have removed every record up to its revision.
+    this.currentRev = Math.max(rev, this.compactMainRev);
+    if (scheduled <= this.compactMainRev) scheduled = 0;
+    if (scheduled !== 0) {
+      // A compaction was recorded but did not finish: resume it (etcd does the same).
+      this.compactMainRev = scheduled;
+      this.compactions = this.runCompaction(scheduled);
+      this.log?.info('resume scheduled compaction', { 'meta-bucket-name': 'meta', 'meta-bucket-name-key': 'scheduledCompactRev', 'scheduled-compact-revision': scheduled });
+    }
+  }
+
+  // ------------------------------------------------------------ reads
+
+  /** Range with every RangeRequest option (apply.go applyRange). The header carries only the revision. */
+  range(req: RangeRequest): RangeResponse {
+    return this.rangeAt(req, this.currentRev);
+  }
+
+  private rangeAt(r: RangeRequest, curRev: number): RangeResponse {
+    let limit = r.limit;
+    if (
+      r.sortOrder !== RangeRequest_SortOrder.NONE ||
+      r.minModRevision !== 0 || r.maxModRevision !== 0 ||
+      r.minCreateRevision !== 0 || r.maxCreateRevision !== 0
+    ) {
+      limit = 0; // fetch everything; sort and truncate afterwards
+    }
+    if (limit > 0) limit++; // one extra for `more`
+
+    const rr = this.rangeKeys(r.key, rangeEndOf(r.rangeEnd), curRev, r.revision, limit, r.countOnly);
+    let kvs = rr.kvs;
+    if (r.maxModRevision !== 0) kvs = kvs.filter((kv) => !(kv.modRevision > r.maxModRevision));
+    if (r.minModRevision !== 0) kvs = kvs.filter((kv) => !(kv.modRevision < r.minModRevision));
+    if (r.maxCreateRevision !== 0) kvs = kvs.filter((kv) => !(kv.createRevision > r.maxCreateRevision));
+    if (r.minCreateRevision !== 0) kvs = kvs.filter((kv) => !(kv.createRevision < r.minCreateRevision));
+
+    let sortOrder = r.sortOrder;
+    // Results come sorted by key ascending; other targets default to ascending order.
+    if (r.sortTarget !== RangeRequest_SortTarget.KEY && sortOrder === RangeRequest_SortOrder.NONE) {
+      sortOrder = RangeRequest_SortOrder.ASCEND;
+    }
+    if (sortOrder === RangeRequest_SortOrder.ASCEND || sortOrder === RangeRequest_SortOrder.DESCEND) {
+      let less: (a: KeyValue, b: KeyValue) => number;
+      switch (r.sortTarget) {
+        case RangeRequest_SortTarget.VERSION: less = (a, b) => cmpNum(a.version, b.version); break;
+        case RangeRequest_SortTarget.CREATE: less = (a, b) => cmpNum(a.createRevision, b.createRevision); break;
+        case RangeRequest_SortTarget.MOD: less = (a, b) => cmpNum(a.modRevision, b.modRevision); break;
+        case RangeRequest_SortTarget.VALUE: less = (a, b) => Buffer.compare(a.value, b.value); break;
+        default: less = (a, b) => Buffer.compare(a.key, b.key);
+      }
+      if (sortOrder === RangeRequest_SortOrder.ASCEND) kvs.sort(less);
+      else kvs.sort((a, b) => less(b, a));
+    }
+
+    let more = false;
+    if (r.limit > 0 && kvs.length > r.limit) {
+      kvs.length = r.limit;
+      more = true;
+    }
+    if (r.keysOnly) for (const kv of kvs) kv.value = EMPTY;
+    return { header: header(curRev), kvs, more, count: rr.count };
+  }
+
+  /** etcd's storeTxnRead.rangeKeys: revision checks, index lookup, values from the backend. */
+  private rangeKeys(key: Buffer, end: RangeEnd, curRev: number, atRev: number, limit: number, countOnly: boolean): RangeResult {
+    let rev = atRev;
+    if (rev > curRev) throw etcdError('FutureRev');
+    if (rev <= 0) rev = curRev;
+    if (rev < this.compactMainRev) throw etcdError('Compacted');
+
+    if (end === undefined) {
+      const r = this.index.get(key, rev);
+      if (!r) return { kvs: [], count: 0 };
+      if (countOnly) return { kvs: [], count: 1 };
+      return { kvs: [this.readKv(r.modMain, r.modSub)], count: 1 };
+    }
+    const { revs } = this.index.range(key, end, rev);
+    const count = revs.length;
+    if (count === 0 || countOnly) return { kvs: [], count };
+    const n = limit <= 0 || limit > count ? count : limit;
+    const kvs = new Array<KeyValue>(n);
+    for (let i = 0; i < n; i++) kvs[i] = this.readKv(revs[i].modMain, revs[i].modSub);
+    return { kvs, count };
+  }
+
+  private readKv(main: number, sub: number): KeyValue {
+    const v = this.backend.get('key', revKey(main, sub));
+    if (!v) throw new Error(`mvcc: range cannot find rev (${main},${sub})`); // index and backend disagree: crash
+    return decodeKeyValue(v);
+  }
+
+  /** The key's current KeyValue as of `rev`, or undefined. */
+  private getKv(key: Buffer, rev: number): KeyValue | undefined {
+    const r = this.index.get(key, rev);
+    return r ? this.readKv(r.modMain, r.modSub) : undefined;
+  }
+
+  // ------------------------------------------------------------ writes
+
+  private begin(): WriteTxn {
+    if (this.closed) throw new Error('mvcc: store is closed');
+    return { beginRev: this.currentRev, changes: 0, events: this.onChanges ? [] : undefined };
+  }
+
+  /** Revision a read inside the txn sees: its own changes included. */
+  private readRev(tw: WriteTxn): number {
+    return tw.changes > 0 ? tw.beginRev + 1 : tw.beginRev;
+  }
+
+  private end(tw: WriteTxn): void {
+    if (tw.changes === 0) return;
+    this.currentRev = tw.beginRev + 1;
+    if (tw.events && this.onChanges) this.onChanges(tw.events, this.currentRev);
+  }
+
+  private doPut(tw: WriteTxn, key: Buffer, value: Buffer, lease: bigint): void {
+    const rev = tw.beginRev + 1;
+    const prev = this.index.get(key, rev);
+    const created = prev ? prev.createdMain : rev;
+    const ver = prev ? prev.version + 1 : 1;
+    const sub = tw.changes++;
+    const bytes = encodeKeyValue(key, value, created, rev, ver, lease);
+    this.backend.put('key', revKey(rev, sub), bytes);
+    this.index.put(key, rev, sub);
+    if (tw.events) tw.events.push({ type: Event_EventType.PUT, kv: decodeKeyValue(bytes), prevKv: undefined });
+  }
+
+  private doDeleteRange(tw: WriteTxn, key: Buffer, end: RangeEnd): number {
+    const rrev = this.readRev(tw);
+    const keys: Buffer[] = [];
+    if (end === undefined) {
+      if (this.index.get(key, rrev)) keys.push(this.index.keyIndex(key)!.key);
+    } else {
+      for (const ki of this.index.range(key, end, rrev).keys) keys.push(ki.key);
+    }
+    const main = tw.beginRev + 1;
+    for (const k of keys) {
+      const sub = tw.changes++;
+      this.backend.put('key', revKey(main, sub, true), encodeTombstone(k));
+      if (!this.index.tombstone(k, main, sub)) throw new Error(`mvcc: cannot tombstone an existing key (${k.toString()})`);
+      if (tw.events) {
+        tw.events.push({
+          type: Event_EventType.DELETE,
+          kv: { key: k, createRevision: 0, modRevision: main, version: 0, value: EMPTY, lease: 0n },
+          prevKv: undefined,
+        });
+      }
+    }
+    return keys.length;
+  }
+
+  /** Put (apply.go Put): lease, prev_kv, ignore_value, ignore_lease. Header carries the new revision. */
+  put(req: PutRequest): PutResponse {
+    checkPutShape(req);
+    if (req.lease !== 0n) this.checkLease(req.lease);
+    const tw = this.begin();
+    const resp = this.putIn(tw, req);
+    this.end(tw);
+    return resp;
+  }
+
+  private checkLease(id: bigint): void {
+    if (!this.leaseExists || !this.leaseExists(id)) throw etcdError('LeaseNotFound');
+  }
+
+  private putIn(tw: WriteTxn, p: PutRequest): PutResponse {
+    let prev: KeyValue | undefined;
+    if (p.ignoreValue || p.ignoreLease || p.prevKv) prev = this.getKv(p.key, this.readRev(tw));
+    if ((p.ignoreValue || p.ignoreLease) && !prev) throw etcdError('KeyNotFound');
+    const value = p.ignoreValue ? prev!.value : p.value;
+    const lease = p.ignoreLease ? prev!.lease : p.lease;
+    this.doPut(tw, p.key, value, lease);
+    return { header: header(tw.beginRev + 1), prevKv: p.prevKv ? prev : undefined };
+  }
+
+  /** DeleteRange (apply.go DeleteRange): prev_kv and deleted. */
+  deleteRange(req: DeleteRangeRequest): DeleteRangeResponse {
+    const tw = this.begin();
+    const resp = this.deleteIn(tw, req);
+    this.end(tw);
+    return resp;
+  }
+
+  private deleteIn(tw: WriteTxn, dr: DeleteRangeRequest): DeleteRangeResponse {
+    const end = rangeEndOf(dr.rangeEnd);
+    let prevKvs: KeyValue[] = [];
+    if (dr.prevKv) prevKvs = this.rangeKeys(dr.key, end, this.readRev(tw), 0, 0, false).kvs;
+    const n = this.doDeleteRange(tw, dr.key, end);
+    const rev = n !== 0 || tw.changes > 0 ? tw.beginRev + 1 : tw.beginRev;
+    return { header: header(rev), deleted: n, prevKvs };
+  }
+
+  // ------------------------------------------------------------ txn
+
+  /**
+   * Txn (apply.go Txn): compares are evaluated on the state before the txn (nested ones
+   * too), the chosen ops are checked (KeyNotFound, LeaseNotFound, FutureRev, Compacted) before
+   * anything is written, then applied under one main revision. Nested responses carry etcd's
+   * inner headers (revision only; a nested txn's header is empty).
+   */
+  txn(req: TxnRequest): TxnResponse {
+    checkTxnShape(req);
+    const rv = this.currentRev;
+    const path = this.compareToPath(req, rv);
+    if (!isTxnReadonly(req)) this.checkPuts(req, path, rv);
+    this.checkRanges(req, path, rv);
+    const tw = this.begin();
+    const resp = this.applyTxn(tw, req, path);
+    this.end(tw);
+    resp.header = header(tw.changes > 0 ? tw.beginRev + 1 : tw.beginRev);
+    return resp;
+  }
+
+  private compareToPath(rt: TxnRequest, rv: number): TxnPath {
+    const succeeded = rt.compare.every((c) => this.applyCompare(c, rv));
+    const nested: TxnPath[] = [];
+    for (const op of succeeded ? rt.success : rt.failure) {
+      if (op.requestTxn) nested.push(this.compareToPath(op.requestTxn, rv));
+    }
+    return { succeeded, nested };
+  }
+
+  private applyCompare(c: Compare, rv: number): boolean {
+    let kvs: KeyValue[];
+    try {
+      kvs = this.rangeKeys(c.key, rangeEndOf(c.rangeEnd), rv, 0, 0, false).kvs;
+    } catch {
+      return false;
+    }
+    if (kvs.length === 0) {
+      // No value to compare with (nil and empty are the same on the wire): always false.
+      if (c.target === Compare_CompareTarget.VALUE) return false;
+      return compareKV(c, { key: EMPTY, createRevision: 0, modRevision: 0, version: 0, value: EMPTY, lease: 0n });
+    }
+    for (const kv of kvs) if (!compareKV(c, kv)) return false;
+    return true;
+  }
+
+  private checkPuts(rt: TxnRequest, path: TxnPath, rv: number): void {
+    let ni = 0;
+    for (const op of path.succeeded ? rt.success : rt.failure) {
+      if (op.requestTxn) {
+        this.checkPuts(op.requestTxn, path.nested[ni++], rv);
+        continue;
+      }
+      const p = op.requestPut;
+      if (!p) continue;
+      if ((p.ignoreValue || p.ignoreLease) && !this.index.get(p.key, rv)) throw etcdError('KeyNotFound');
+      if (p.lease !== 0n) this.checkLease(p.lease);
+    }
+  }
+
+  private checkRanges(rt: TxnRequest, path: TxnPath, rv: number): void {
+    let ni = 0;
+    for (const op of path.succeeded ? rt.success : rt.failure) {
+      if (op.requestTxn) {
+        this.checkRanges(op.requestTxn, path.nested[ni++], rv);
+        continue;
+      }
+      const r = op.requestRange;
+      if (!r || r.revision === 0) continue;
+      if (r.revision > rv) throw etcdError('FutureRev');
+      if (r.revision < this.compactMainRev) throw etcdError('Compacted');
+    }
+  }
+
+  private applyTxn(tw: WriteTxn, rt: TxnRequest, path: TxnPath): TxnResponse {
+    const ops = path.succeeded ? rt.success : rt.failure;
+    const responses: ResponseOp[] = [];
+    let ni = 0;
+    for (const op of ops) responses.push(this.applyOp(tw, op, path, () => path.nested[ni++]));
+    return { header: header(0), succeeded: path.succeeded, responses };
+  }
+
+  private applyOp(tw: WriteTxn, op: RequestOp, _path: TxnPath, nextNested: () => TxnPath): ResponseOp {
+    if (op.requestRange) return { responseRange: this.rangeAt(op.requestRange, this.readRev(tw)) };
+    if (op.requestPut) return { responsePut: this.putIn(tw, op.requestPut) };
+    if (op.requestDeleteRange) return { responseDeleteRange: this.deleteIn(tw, op.requestDeleteRange) };
+    if (op.requestTxn) return { responseTxn: this.applyTxn(tw, op.requestTxn, nextNested()) };
+    return {};
+  }
+
+  // ------------------------------------------------------------ compaction
+
+  /**
+   * Compacts history below `rev` (etcd's Compact). Throws Compacted (rev <= last compaction)
+   * or FutureRev at once; otherwise the revision is recorded now and the physical removal
+   * runs in batches of compactionBatchLimit between other work. The promise settles when
+   * the removal is done (never rejects; a backend failure there crashes loudly).
+   */
+  compact(rev: number): Promise<void> {
+    if (rev <= this.compactMainRev) throw etcdError('Compacted');
+    if (rev > this.currentRev) throw etcdError('FutureRev');
+    this.compactMainRev = rev;
+    this.backend.put('meta', META_SCHEDULED_COMPACT, revKey(rev, 0));
+    const job = this.compactions.then(() => this.runCompaction(rev));
+    this.compactions = job;
+    return job;
+  }
+
+  /** Resolves once every compaction scheduled so far has finished. */
+  compactionsDone(): Promise<void> {
+    return this.compactions;
+  }
+
+  private async runCompaction(rev: number): Promise<void> {
+    const started = Date.now();
+    const keep = new Set<string>();
+    // Index first, a chunk of keys at a time: ranges at or above rev stay correct throughout.
+    let from: Buffer | undefined;
+    do {
+      from = this.index.compactChunk(rev, from, this.batchLimit, keep);
+      if (from) await yieldTurn();
+    } while (from && !this.closed);
+    // Then the backend, scanning history up to rev in bounded batches (kvstore_compaction.go).
+    const end = revKey(rev + 1, 0);
+    let last: Buffer = Buffer.alloc(REV_BYTES);
+    while (!this.closed) {
+      await this.backend.ready();
+      if (this.closed) return;
+      let n = 0;
+      let lastKey: Buffer | undefined;
+      for (const [k] of this.backend.scan('key', { start: last, end, limit: this.batchLimit })) {
+        n++;
+        lastKey = k;
+        if (!keep.has(revId(revMain(k), revSub(k)))) this.backend.del('key', k);
+      }
+      if (n < this.batchLimit) {
+        this.backend.put('meta', META_FINISHED_COMPACT, revKey(rev, 0));
+        this.log?.info('finished scheduled compaction', { 'compact-revision': rev, took: `${Date.now() - started}ms` });
+        return;
+      }
+      last = revKey(revMain(lastKey!), revSub(lastKey!) + 1);
+      await yieldTurn();
+    }
+  }
+
+  // ------------------------------------------------------------ hashes
+
+  /** etcd's Hash: CRC-32C over every bucket (names sorted, as bbolt walks them), skipping the consistent index. */
+  hash(): HashResult {
+    let h = 0;
+    for (const name of [...DB_NAMES].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))) {
+      h = crc32c(Buffer.from(name), h);
+      for (const [k, v] of this.backend.scan(name)) {
+        if (name === 'meta' && (k.equals(META_CONSISTENT_INDEX) || k.equals(META_TERM))) continue;
+        h = crc32c(k, h);
+        h = crc32c(v, h);
+      }
+    }
+    return { hash: h >>> 0, revision: this.currentRev };
+  }
+
+  /**
+   * etcd's HashByRev: CRC-32C over the key bucket's records up to `rev` (0: current),
+   * leaving out history a compaction at `rev` would remove. Compacted if rev <= the
+   * compaction revision, FutureRev if beyond the current one.
+   */
+  hashKV(rev: number): HashKVResult {
+    const compactRev = this.compactMainRev;
+    const currentRev = this.currentRev;
+    if (rev > 0 && rev <= compactRev) throw etcdError('Compacted');
+    if (rev > 0 && rev > currentRev) throw etcdError('FutureRev');
+    if (rev === 0) rev = currentRev;
+    const keep = this.index.keep(rev);
+    let h = crc32c(KEY_BUCKET_NAME);
+    for (const [k, v] of this.backend.scan('key')) {
+      const main = revMain(k);
+      if (main > rev) break; // upper = {rev+1, 0} > k; keys are in revision order
+      if (main <= compactRev && keep.size > 0 && !keep.has(revId(main, revSub(k)))) continue;
+      h = crc32c(k, h);
+      h = crc32c(v, h);
+    }
+    return { hash: h >>> 0, revision: currentRev, compactRevision: compactRev };
+  }
+
+  /** Commits every write so far to LMDB (etcd's ForceCommit); resolves when it is there. */
+  forceCommit(): Promise<void> {
+    return this.backend.forceCommit();
+  }
+
+  /** Commits pending writes and closes the backend. Running compaction stops at its next step. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.compactions.catch(() => {});
+    await this.backend.close();
+  }
+}
+
+function yieldTurn(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
+}
+
+/** etcd's v3rpc checkPutRequest parts that concern the flags (key.go). */
+function checkPutShape(p: PutRequest): void {
+  if (p.ignoreValue && p.value.length !== 0) throw etcdError('ValueProvided');
+  if (p.ignoreLease && p.lease !== 0n) throw etcdError('LeaseProvided');
+}
+
+function checkTxnShape(rt: TxnRequest): void {
+  for (const ops of [rt.success, rt.failure]) {
+    for (const op of ops) {
+      if (op.requestPut) checkPutShape(op.requestPut);
+      else if (op.requestTxn) checkTxnShape(op.requestTxn);
+    }
+  }
+}
+
+function isTxnReadonly(rt: TxnRequest): boolean {
+  for (const ops of [rt.success, rt.failure]) {
+    for (const op of ops) {
+      if (op.requestPut || op.requestDeleteRange) return false;
+      if (op.requestTxn && !isTxnReadonly(op.requestTxn)) return false;
+    }
+  }
+  return true;
+}
+
+/** apply.go compareKV. Absent target values compare as zero / empty. */
+function compareKV(c: Compare, kv: KeyValue): boolean {
+  let result: number;
+  switch (c.target) {
+    case Compare_CompareTarget.VALUE:
+      result = Buffer.compare(kv.value, c.value ?? EMPTY);
+      break;
+    case Compare_CompareTarget.CREATE:
+      result = cmpBig(BigInt(kv.createRevision), c.createRevision ?? 0n);
+      break;
+    case Compare_CompareTarget.MOD:
+      result = cmpBig(BigInt(kv.modRevision), c.modRevision ?? 0n);
+      break;
+    case Compare_CompareTarget.VERSION:
+      result = cmpBig(BigInt(kv.version), c.version ?? 0n);
+      break;
+    case Compare_CompareTarget.LEASE:
+      result = cmpBig(kv.lease, c.lease ?? 0n);
+      break;
+    default:
+      result = 0;
+  }
+  switch (c.result) {
+    case Compare_CompareResult.EQUAL: return result === 0;
+    case Compare_CompareResult.NOT_EQUAL: return result !== 0;
+    case Compare_CompareResult.GREATER: return result > 0;
+    case Compare_CompareResult.LESS: return result < 0;
+    default: return true;
+  }
+}
+
+function cmpBig(a: bigint, b: bigint): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,414 @@
+// The LMDB backend: one environment with etcd's named buckets, and a write buffer that is
+// committed in batches (every batchIntervalMs or batchLimit writes, or on forceCommit()).
+//
+// Why a buffer of our own rather than a write per put: the apply path runs on the server's one
+// thread and must stay cheap; etcd's backend commits every 100 ms / 10,000 writes because the
+// WAL, not the backend, is the durability point. Buffered writes are visible to get()/scan()
+// at once (read-your-writes), and a flush hands the whole buffer to lmdb-js's asynchronous
+// writer in one event turn, which lmdb-js commits as one transaction on its own thread. So a
+// flush is atomic: everything written before it (the data of an entry and the consistent index
+// stored by the onBeforeCommit hook) lands in the same LMDB transaction.
+//
+// A flush is only ever started at an asynchronous boundary (timer or setImmediate), never in
+// the middle of a synchronous apply, so an entry's writes are never split across commits.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+
+/** etcd's buckets (mvcc/kvstore.go, lease, auth, membership, alarm), one LMDB database each. */
+export const DB_NAMES = [
+  'key',
+  'meta',
+  'lease',
+  'auth',
+  'authUsers',
+  'authRoles',
+  'members',
+  'members_removed',
+  'cluster',
+  'alarm',
+] as const;
+export type DbName = (typeof DB_NAMES)[number];
+
+const DB_INDEX: Record<DbName, number> = Object.fromEntries(DB_NAMES.map((n, i) => [n, i])) as Record<DbName, number>;
+
+export interface BackendOptions {
+  /** Path of the LMDB environment file (a lock file `<path>-lock` sits beside it). */
+  path: string;
+  /** Commit the write buffer at least this often while it holds writes. Default 100. */
+  batchIntervalMs?: number;
+  /** Commit the write buffer once it holds this many writes. Default 10,000. */
+  batchLimit?: number;
+  /** Initial LMDB map size (virtual address space, not disk). Default 10 GiB (quota up to 8 GiB). */
+  mapSizeBytes?: number;
+}
+
+/** Where Concord keeps its environment in a data dir: beside etcd's `member/snap/db`, never on it. */
+export function backendPath(dataDir: string): string {
+  return path.join(dataDir, 'member', 'snap', 'concord.lmdb');
+}
+
+/** A point-in-time copy of the environment (the shape server/service.ts's BackendSnapshot expects). */
+export interface BackendSnapshotFile {
+  readonly size: number;
+  readonly path: string;
+  chunks(): AsyncIterable<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/** One buffered write: value `null` is a delete. */
+interface PendingWrite {
+  key: Buffer;
+  value: Buffer | null;
+}
+
+/** Writes of one database, keyed by the key's latin1 string (a Map needs a primitive key). */
+type Batch = Map<string, PendingWrite>[];
+
+function newBatch(): Batch {
+  return DB_NAMES.map(() => new Map<string, PendingWrite>());
+}
+
+interface Inflight {
+  batch: Batch;
+  done: Promise<void>;
+}
+
+export interface ScanOptions {
+  /** First key (inclusive); default: the start of the database. */
+  start?: Buffer;
+  /** End key (exclusive); default: the end of the database. */
+  end?: Buffer;
+  /** Stop after this many entries. */
+  limit?: number;
+}
+
+const DEFAULT_MAP_SIZE = 10 * 1024 * 1024 * 1024;
+const DB_OPTIONS = { keyEncoding: 'binary', encoding: 'binary' } as const;
+
+/** LMDB environment with etcd's buckets and a batched, read-your-writes write buffer. */
+export class Backend {
+  readonly path: string;
+  readonly batchIntervalMs: number;
+  readonly batchLimit: number;
+  private readonly mapSizeBytes: number;
+  private env!: RootDatabase;
+  private dbs!: Database<Buffer, Buffer>[];
+  private pending: Batch = newBatch();
+  private pendingCount = 0;
+  /** Batches handed to lmdb-js, oldest first, until their commit resolves. */
+  private inflight: Inflight[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  private beforeCommit: (() => void)[] = [];
+  /** Set while defrag holds the buffer (no flush) or swaps files (no LMDB reads). */
+  private defragging: Promise<void> | undefined;
+  private swapping = false;
+  /** While defrag copies, the buffer is held: a commit to the old file would miss the copy. */
+  private holdFlush = false;
+  private closed = false;
+  /** A failed commit is unrecoverable (the data would diverge from the WAL): every later call throws it. */
+  private fatal: unknown;
+
+  private constructor(opts: BackendOptions) {
+    this.path = opts.path;
+    this.batchIntervalMs = opts.batchIntervalMs ?? 100;
+    this.batchLimit = opts.batchLimit ?? 10_000;
+    this.mapSizeBytes = opts.mapSizeBytes ?? DEFAULT_MAP_SIZE;
+  }
+
+  /** Opens (creating if needed) the environment at `opts.path` and all of etcd's buckets. */
+  static open(opts: BackendOptions): Backend {
+    const b = new Backend(opts);
+    fs.mkdirSync(path.dirname(b.path), { recursive: true });
+    // A defrag interrupted by a crash leaves its copy behind; the original is still whole.
+    fs.rmSync(b.path + '.defrag', { force: true });
+    b.openEnv();
+    return b;
+  }
+
+  private openEnv(): void {
+    this.env = open({
+      path: this.path,
+      noSubdir: true,
+      maxDbs: DB_NAMES.length + 4,
+      mapSize: this.mapSizeBytes,
+    });
+    this.dbs = DB_NAMES.map((name) => this.env.openDB<Buffer, Buffer>(name, DB_OPTIONS));
+  }
+
+  /**
+   * Registers a hook run at the start of every flush, inside the batch being committed (the
+   * MVCC store writes its consistent index there, so it lands with the data it covers).
+   */
+  onBeforeCommit(fn: () => void): void {
+    this.beforeCommit.push(fn);
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** The value at `key`, including writes not yet committed to LMDB. */
+  get(db: DbName, key: Buffer): Buffer | undefined {
+    this.check();
+    const i = DB_INDEX[db];
+    if (this.pendingCount !== 0 || this.inflight.length !== 0) {
+      const s = key.toString('latin1');
+      let w = this.pending[i].get(s);
+      for (let j = this.inflight.length - 1; w === undefined && j >= 0; j--) w = this.inflight[j].batch[i].get(s);
+      if (w !== undefined) return w.value ?? undefined;
+    }
+    if (this.swapping) throw new Error('backend: LMDB read while defrag swaps the environment file');
+    return this.dbs[i].getBinary(key);
+  }
+
+  /**
+   * Entries of `db` in key order within [start, end), uncommitted writes included. Meant for
+   * bulk work (restore, compaction, hashing): it sorts the relevant uncommitted writes first.
+   */
+  *scan(db: DbName, opts: ScanOptions = {}): Generator<[Buffer, Buffer]> {
+    this.check();
+    const i = DB_INDEX[db];
+    const { start, end } = opts;
+    let left = opts.limit ?? Infinity;
+    if (left <= 0) return;
+    const overlay = this.overlay(i, start, end);
+    if (this.swapping) throw new Error('backend: LMDB read while defrag swaps the environment file');
+    const range = this.dbs[i].getRange({ start, end });
+    let oi = 0;
+    for (const { key, value } of range) {
+      // Uncommitted writes that sort before this committed key come first.
+      while (oi < overlay.length && Buffer.compare(overlay[oi].key, key) < 0) {
+        const w = overlay[oi++];
+        if (w.value !== null) {
+          yield [w.key, w.value];
+          if (--left === 0) return;
+        }
+      }
+      if (oi < overlay.length && overlay[oi].key.equals(key)) {
+        const w = overlay[oi++];
+        if (w.value === null) continue;
+        yield [w.key, w.value];
+      } else {
+        yield [key, value];
+      }
+      if (--left === 0) return;
+    }
+    for (; oi < overlay.length; oi++) {
+      const w = overlay[oi];
+      if (w.value !== null) {
+        yield [w.key, w.value];
+        if (--left === 0) return;
+      }
+    }
+  }
+
+  /** Uncommitted writes of database `i` within [start, end), newest value per key, sorted. */
+  private overlay(i: number, start: Buffer | undefined, end: Buffer | undefined): PendingWrite[] {
+    if (this.pendingCount === 0 && this.inflight.length === 0) return [];
+    const merged = new Map<string, PendingWrite>();
+    for (const f of this.inflight) for (const [s, w] of f.batch[i]) merged.set(s, w);
+    for (const [s, w] of this.pending[i]) merged.set(s, w);
+    const out: PendingWrite[] = [];
+    for (const w of merged.values()) {
+      if (start && Buffer.compare(w.key, start) < 0) continue;
+      if (end && Buffer.compare(w.key, end) >= 0) continue;
+      out.push(w);
+    }
+    return out.sort((a, b) => Buffer.compare(a.key, b.key));
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /** Buffers a put; visible to reads at once, committed with the next batch. Keeps `value` (no copy). */
+  put(db: DbName, key: Buffer, value: Buffer): void {
+    this.write(DB_INDEX[db], key, value);
+  }
+
+  /** Buffers a delete. */
+  del(db: DbName, key: Buffer): void {
+    this.write(DB_INDEX[db], key, null);
+  }
+
+  private write(i: number, key: Buffer, value: Buffer | null): void {
+    this.check();
+    if (this.closed) throw new Error('backend: write after close');
+    this.pending[i].set(key.toString('latin1'), { key, value });
+    this.pendingCount++;
+    this.schedule();
+  }
+
+  /** Asks for a commit within batchIntervalMs even if nothing is buffered (onBeforeCommit hooks may add writes). */
+  requestCommit(): void {
+    if (!this.closed && !this.fatal) this.schedule();
+  }
+
+  /** Resolves when no defrag is running (LMDB may be read directly). */
+  ready(): Promise<void> {
+    return this.defragging ? this.defragging.catch(() => {}) : Promise.resolve();
+  }
+
+  /** Writes buffered and not yet handed to LMDB. */
+  get pendingWrites(): number {
+    return this.pendingCount;
+  }
+
+  private schedule(): void {
+    if (this.defragging) return; // defrag flushes when it is done
+    if (this.pendingCount >= this.batchLimit) {
+      // Never flush synchronously: the caller may be half-way through applying an entry.
+      this.immediate ??= setImmediate(() => {
+        this.immediate = undefined;
+        this.flush();
+      });
+    } else if (this.timer === undefined) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.flush();
+      }, this.batchIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Hands the buffer to LMDB as one transaction; returns when everything so far is committed. */
+  private flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer), (this.timer = undefined);
+    if (this.immediate) clearImmediate(this.immediate), (this.immediate = undefined);
+    if (this.fatal) return Promise.reject(this.fatal);
+    if (this.holdFlush) return Promise.resolve();
+    for (const fn of this.beforeCommit) fn();
+    if (this.pendingCount === 0) return this.inflight.length ? this.inflight[this.inflight.length - 1].done : Promise.resolve();
+    const batch = this.pending;
+    this.pending = newBatch();
+    this.pendingCount = 0;
+    // All of these are issued in this one event turn, so lmdb-js (eventTurnBatching) commits
+    // them in one transaction, in order; the last promise settles when that commit does.
+    let last: Promise<boolean> | undefined;
+    for (let i = 0; i < batch.length; i++) {
+      const db = this.dbs[i];
+      for (const w of batch[i].values()) last = w.value === null ? db.remove(w.key) : db.put(w.key, w.value);
+    }
+    const rec: Inflight = { batch, done: Promise.resolve() };
+    rec.done = last!.then(
+      () => {
+        // Make the next LMDB read see this commit before the buffer stops covering it.
+        this.env.resetReadTxn();
+        const k = this.inflight.indexOf(rec);
+        if (k >= 0) this.inflight.splice(k, 1);
+      },
+      (err: unknown) => {
+        this.fatal ??= err;
+        throw err;
+      },
+    );
+    this.inflight.push(rec);
+    return rec.done;
+  }
+
+  /** Commits everything written so far; resolves once it is in LMDB (etcd's ForceCommit). */
+  async forceCommit(): Promise<void> {
+    if (this.defragging) await this.defragging;
+    await this.flush();
+  }
+
+  private check(): void {
+    if (this.fatal) throw this.fatal;
+  }
+
+  // ---------------------------------------------------------------- size
+
+  /** Size of the environment file in bytes (etcd's db size). */
+  size(): number {
+    try {
+      return fs.statSync(this.path).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Bytes of pages holding data: every database's tree pages plus the free list and two meta pages. */
+  sizeInUse(): number {
+    if (this.swapping) return this.size();
+    type Stats = { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+    const pages = (s: Stats) => s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
+    const env = this.env.getStats() as Stats & { root: Stats; free: Stats };
+    let n = 2 + pages(env.root) + pages(env.free);
+    for (const db of this.dbs) n += pages(db.getStats() as Stats);
+    return n * env.pageSize;
+  }
+
+  // ---------------------------------------------------------------- defrag, copies
+
+  /**
+   * Rewrites the environment compactly (LMDB's compacting copy) and swaps it in. Writes made
+   * while it runs stay in the buffer (readable as usual) and are committed to the new file
+   * afterwards, so no write is lost. LMDB reads are refused only during the short file swap;
+   * the server holds its applies and reads for the duration (etcd blocks them too).
+   */
+  defrag(): Promise<void> {
+    if (this.defragging) return this.defragging;
+    const run = async () => {
+      try {
+        const committed = this.flush();
+        this.holdFlush = true;
+        await committed; // commits are in order: the newest one settling means all have
+        const tmp = this.path + '.defrag';
+        fs.rmSync(tmp, { force: true });
+        await this.env.backup(tmp, true);
+        this.swapping = true;
+        try {
+          await this.env.close();
+          fs.renameSync(tmp, this.path);
+          this.openEnv();
+        } finally {
+          this.swapping = false;
+        }
+      } finally {
+        this.holdFlush = false;
+        this.defragging = undefined;
+        if (this.pendingCount !== 0 && !this.closed) this.schedule();
+      }
+    };
+    this.defragging = run();
+    return this.defragging;
+  }
+
+  /**
+   * Writes a consistent point-in-time copy of the environment to `dest` (a file), including
+   * every write made before the call. `compact` drops free pages (slower, smaller).
+   */
+  async copy(dest: string, compact = false): Promise<void> {
+    await this.forceCommit();
+    fs.rmSync(dest, { force: true });
+    await this.env.backup(dest, compact);
+  }
+
+  /** A point-in-time copy for Maintenance.Snapshot, streamed from a temporary file removed on close(). */
+  async snapshot(): Promise<BackendSnapshotFile> {
+    const file = `${this.path}.snapshot-${process.pid}-${Date.now()}-${Math.floor(Math.random() * 1e9)}`;
+    await this.copy(file, false);
+    const size = fs.statSync(file).size;
+    return {
+      size,
+      path: file,
+      async *chunks() {
+        const stream = fs.createReadStream(file, { highWaterMark: 32 * 1024 });
+        for await (const chunk of stream) yield chunk as Buffer;
+      },
+      async close() {
+        await fs.promises.rm(file, { force: true });
+      },
+    };
+  }
+
+  /** Commits the buffer and closes the environment. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.defragging) await this.defragging.catch(() => {});
+    await this.flush().catch(() => {});
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.immediate) clearImmediate(this.immediate);
+    await this.env.close();
+  }
+}
