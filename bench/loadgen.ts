@@ -73,36 +73,29 @@ class Conn {
   }
 
   /** One unary call; resolves with null on grpc-status 0, else the error text. */
-  call(path: string, body: Buffer): Promise<string | null> {
+  call(headers: http2.OutgoingHttpHeaders, body: Buffer): Promise<string | null> {
     return new Promise((resolve) => {
       let status: string | undefined;
-      let message = '';
-      let done = false;
-      const finish = (err: string | null) => { if (!done) { done = true; resolve(err); } };
+      let message: string | undefined;
       let stream: http2.ClientHttp2Stream;
       try {
-        stream = this.session.request({
-          [HTTP2_HEADER_METHOD]: 'POST',
-          [HTTP2_HEADER_PATH]: path,
-          [HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
-          [HTTP2_HEADER_TE]: 'trailers',
-        });
+        stream = this.session.request(headers);
       } catch (e) {
-        finish(String(e));
+        resolve(String(e));
         return;
       }
-      stream.on('response', (h) => {
-        if (h['grpc-status'] !== undefined) { status = String(h['grpc-status']); message = String(h['grpc-message'] ?? ''); }
-      });
-      stream.on('trailers', (t) => {
-        if (t['grpc-status'] !== undefined) { status = String(t['grpc-status']); message = String(t['grpc-message'] ?? ''); }
-      });
-      stream.on('data', () => { /* drain; responses are not decoded */ });
-      stream.on('error', (e) => finish(String(e)));
+      const onMeta = (h: http2.IncomingHttpHeaders) => {
+        const st = h['grpc-status'];
+        if (st !== undefined) { status = st as string; message = h['grpc-message'] as string | undefined; }
+      };
+      stream.on('response', onMeta);
+      stream.on('trailers', onMeta);
       stream.on('close', () => {
-        if (status === '0') finish(null);
-        else finish(status === undefined ? `stream closed without grpc-status (rst ${stream.rstCode})` : `grpc-status ${status} ${decodeURIComponent(message)}`);
+        if (status === '0') resolve(null);
+        else resolve(status === undefined ? `stream closed without grpc-status (rst ${stream.rstCode})` : `grpc-status ${status} ${decodeURIComponent(message ?? '')}`);
       });
+      stream.on('error', () => { /* reported on close */ });
+      stream.resume(); // drain the response body: it is not decoded
       stream.end(body);
     });
   }
@@ -115,9 +108,23 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
   const value = randomBytes(cfg.valueBytes);
   const rangeBody = frame([[1, Buffer.from(cfg.rangeKey)], [7, cfg.serializable]]);
   const keyWidth = String(Math.max(1, cfg.keySpace - 1)).length;
-  const path = cfg.op === 'put' ? '/etcdserverpb.KV/Put' : '/etcdserverpb.KV/Range';
+  const headers: http2.OutgoingHttpHeaders = {
+    [HTTP2_HEADER_METHOD]: 'POST',
+    [HTTP2_HEADER_PATH]: cfg.op === 'put' ? '/etcdserverpb.KV/Put' : '/etcdserverpb.KV/Range',
+    [HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
+    [HTTP2_HEADER_TE]: 'trailers',
+  };
+  // Put bodies: one template (fixed-width key), a fresh copy per request with new key digits.
+  const template = frame([[1, Buffer.from(`bench/${'0'.repeat(keyWidth)}`)], [2, value]]);
+  const keyDigitsAt = template.indexOf(Buffer.from('bench/')) + 6;
   const makeBody = cfg.op === 'put'
-    ? () => frame([[1, Buffer.from(`bench/${String(Math.floor(Math.random() * cfg.keySpace)).padStart(keyWidth, '0')}`)], [2, value]])
+    ? () => {
+      const body = Buffer.allocUnsafe(template.length);
+      template.copy(body);
+      let k = Math.floor(Math.random() * cfg.keySpace);
+      for (let i = keyWidth - 1; i >= 0; i--) { body[keyDigitsAt + i] = 48 + (k % 10); k = Math.floor(k / 10); }
+      return body;
+    }
     : () => rangeBody;
 
   const start = performance.now();
@@ -150,7 +157,7 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
       const t0 = performance.now();
       if (windowStart < 0 && t0 >= warmEnd) openWindow();
       if (t0 >= windowEnd) { stop = true; break; }
-      const err = await conn.call(path, makeBody());
+      const err = await conn.call(headers, makeBody());
       const t1 = performance.now();
       if (windowStart >= 0 && t0 >= windowStart) {
         if (err) { errors++; firstError ??= err; } else { measured++; lat.push(t1 - t0); }
