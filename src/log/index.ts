@@ -28,6 +28,8 @@ export interface Logger {
   panic(msg: string, fields?: LogFields): void;
   /** Logs at "fatal", flushes and exits the process with code 1, as zap's Fatal does. */
   fatal(msg: string, fields?: LogFields): never;
+  /** Writes one line at any level; unlike fatal(), never exits (for replaying records). */
+  log(level: LogLevel, msg: string, fields?: LogFields): void;
   /** A logger whose lines all carry `fields` (right after msg, as zap's With). */
   child(fields: LogFields): Logger;
   isLevelEnabled(level: LogLevel): boolean;
@@ -168,6 +170,7 @@ class ZapLogger implements Logger {
     (this.p[level] as (o: object) => void).call(this.p, obj);
   }
 
+  log(level: LogLevel, msg: string, fields?: LogFields): void { this.write(level, msg, fields); }
   debug(msg: string, fields?: LogFields): void { this.write('debug', msg, fields); }
   info(msg: string, fields?: LogFields): void { this.write('info', msg, fields); }
   warn(msg: string, fields?: LogFields): void { this.write('warn', msg, fields); }
