@@ -144,7 +144,13 @@ async function benchTarget(target: 'etcd' | 'concord'): Promise<void> {
   try {
     process.stderr.write(`  ${target} pid ${server.pid} on ${server.endpoint}, data ${server.dataDir}\n`);
     const c = server.client();
-    try { await c.put({ key: Buffer.from('bench/range-key'), value: Buffer.alloc(valueBytes, 0x62) }); } finally { c.close(); }
+    try {
+      await c.put({ key: Buffer.from('bench/range-key'), value: Buffer.alloc(valueBytes, 0x62) });
+    } catch (e) {
+      process.stderr.write(`  ${target}: seeding put failed: ${(e as Error).message}\n`);
+      for (const sc of scenarios) rows.push({ target, scenario: sc.name, error: `put failed: ${(e as Error).message.slice(0, 60)}` });
+      return;
+    } finally { c.close(); }
     for (const sc of scenarios) {
       try {
         const { result, serverCpuMs, wallMs } = await runLoad(server, sc, `${target}: ${sc.title}`);
