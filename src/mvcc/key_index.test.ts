@@ -1,0 +1,137 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { KeyIndex } from './key_index.js';
+import { TreeIndex } from './tree_index.js';
+import { revId } from './revision.js';
+
+const b = (s: string) => Buffer.from(s);
+
+/** etcd's example: put(1.0); put(2.0); tombstone(3.0); put(4.0); tombstone(5.0). */
+function example(): KeyIndex {
+  const ki = new KeyIndex(b('foo'));
+  ki.put(1, 0);
+  ki.put(2, 0);
+  ki.tombstone(3, 0);
+  ki.put(4, 0);
+  ki.tombstone(5, 0);
+  return ki;
+}
+
+function gens(ki: KeyIndex): number[][] {
+  return ki.generations.map((g) => g.revs.filter((_, i) => i % 2 === 0));
+}
+
+test('tombstone closes a generation and opens an empty one', () => {
+  assert.deepEqual(gens(example()), [[1, 2, 3], [4, 5], []]);
+});
+
+test('get finds the revision, creation and version at a revision, nothing across a tombstone gap', () => {
+  const ki = example();
+  assert.equal(ki.get(0), undefined);
+  assert.deepEqual(ki.get(1), { modMain: 1, modSub: 0, createdMain: 1, createdSub: 0, version: 1 });
+  assert.deepEqual(ki.get(2), { modMain: 2, modSub: 0, createdMain: 1, createdSub: 0, version: 2 });
+  assert.equal(ki.get(3), undefined); // deleted at 3
+  assert.deepEqual(ki.get(4), { modMain: 4, modSub: 0, createdMain: 4, createdSub: 0, version: 1 });
+  assert.equal(ki.get(5), undefined);
+  assert.equal(ki.get(100), undefined);
+});
+
+test('tombstone on a key already deleted reports false', () => {
+  const ki = example();
+  assert.equal(ki.tombstone(6, 0), false);
+});
+
+test('put with a smaller revision is an invariant violation', () => {
+  const ki = example();
+  assert.throws(() => ki.put(5, 0));
+  assert.throws(() => ki.put(4, 9));
+});
+
+test('compaction keeps the largest revision at or below the compact revision, as etcd documents', () => {
+  const ki = example();
+  let avail = new Set<string>();
+  ki.compact(2, avail);
+  assert.deepEqual(gens(ki), [[2, 3], [4, 5], []]);
+  assert.deepEqual([...avail], [revId(2, 0)]);
+
+  avail = new Set();
+  ki.compact(4, avail);
+  assert.deepEqual(gens(ki), [[4, 5], []]);
+  assert.deepEqual([...avail], [revId(4, 0)]);
+
+  avail = new Set();
+  ki.compact(5, avail);
+  assert.ok(ki.isEmpty(), 'a key whose last generation was closed is removed at its tombstone');
+  assert.equal(avail.size, 0);
+});
+
+test('compaction at a tombstone drops the whole generation including the tombstone', () => {
+  const ki = example();
+  const avail = new Set<string>();
+  ki.compact(3, avail);
+  assert.deepEqual(gens(ki), [[4, 5], []]);
+  assert.equal(avail.size, 0);
+});
+
+test('keep reports what compact would keep without changing the index', () => {
+  for (const at of [1, 2, 3, 4, 5, 6]) {
+    const ki = example();
+    const kept = new Set<string>();
+    ki.keep(at, kept);
+    assert.deepEqual(gens(ki), [[1, 2, 3], [4, 5], []]);
+    const compacted = new Set<string>();
+    ki.compact(at, compacted);
+    assert.deepEqual([...kept].sort(), [...compacted].sort(), `at ${at}`);
+  }
+});
+
+test('versions keep counting after compaction removed earlier revisions', () => {
+  const ki = new KeyIndex(b('k'));
+  for (let r = 2; r <= 6; r++) ki.put(r, 0);
+  ki.compact(5, new Set());
+  assert.deepEqual(ki.get(6), { modMain: 6, modSub: 0, createdMain: 2, createdSub: 0, version: 5 });
+  assert.deepEqual(ki.get(5)?.version, 4);
+  assert.equal(ki.get(4), undefined, 'history below the kept revision is gone');
+});
+
+test('since returns one revision per main revision, the largest sub', () => {
+  const ki = new KeyIndex(b('k'));
+  ki.put(2, 0);
+  ki.put(3, 0);
+  ki.put(3, 1);
+  ki.tombstone(4, 0);
+  ki.put(5, 0);
+  assert.deepEqual(ki.since(3), [3, 1, 4, 0, 5, 0]);
+  assert.deepEqual(ki.since(1), [2, 0, 3, 1, 4, 0, 5, 0]);
+});
+
+test('tree index ranges over [key, end), from-key with an empty end, and single keys', () => {
+  const t = new TreeIndex();
+  let rev = 2;
+  for (const k of ['a', 'b', 'ba', 'c', 'd']) t.put(b(k), rev++, 0);
+  const keys = (key: string, end: Buffer | undefined) => t.range(b(key), end, 100).keys.map((ki) => ki.key.toString());
+  assert.deepEqual(keys('b', b('c')), ['b', 'ba']);
+  assert.deepEqual(keys('b', Buffer.alloc(0)), ['b', 'ba', 'c', 'd']);
+  assert.deepEqual(keys('ba', undefined), ['ba']);
+  assert.deepEqual(keys('zz', Buffer.alloc(0)), []);
+  assert.deepEqual(keys('c', b('a')), [], 'an end before the key is an empty range');
+  t.tombstone(b('ba'), rev++, 0);
+  assert.deepEqual(keys('b', b('c')), ['b']);
+});
+
+test('tree index compaction in chunks removes emptied keys and reports kept revisions', () => {
+  const t = new TreeIndex();
+  let rev = 2;
+  for (let i = 0; i < 25; i++) t.put(b(`k${String(i).padStart(2, '0')}`), rev++, 0);
+  for (let i = 0; i < 10; i++) t.tombstone(b(`k${String(i).padStart(2, '0')}`), rev++, 0);
+  const kept = new Set<string>();
+  let from: Buffer | undefined;
+  let chunks = 0;
+  do {
+    from = t.compactChunk(rev, from, 7, kept);
+    chunks++;
+  } while (from);
+  assert.equal(chunks, 4);
+  assert.equal(t.size, 15);
+  assert.equal(kept.size, 15);
+});
