@@ -1,0 +1,151 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Backend, backendPath } from './backend.js';
+
+function tempPath(): { dir: string; file: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'concord-backend-'));
+  return { dir, file: backendPath(dir) };
+}
+
+const k = (i: number) => Buffer.from(`key-${String(i).padStart(6, '0')}`);
+
+test('the environment lives at member/snap/concord.lmdb, beside etcd\'s member/snap/db', async () => {
+  const { dir, file } = tempPath();
+  assert.equal(file, path.join(dir, 'member', 'snap', 'concord.lmdb'));
+  const be = Backend.open({ path: file });
+  await be.close();
+  assert.ok(fs.statSync(file).isFile());
+  assert.ok(!fs.existsSync(path.join(dir, 'member', 'snap', 'db')));
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('buffered writes are readable at once and committed by forceCommit', async () => {
+  const { dir, file } = tempPath();
+  const be = Backend.open({ path: file, batchIntervalMs: 60_000 });
+  be.put('key', k(1), Buffer.from('one'));
+  be.put('meta', k(1), Buffer.from('meta-one'));
+  assert.equal(be.get('key', k(1))?.toString(), 'one');
+  assert.equal(be.get('meta', k(1))?.toString(), 'meta-one', 'databases are separate');
+  assert.equal(be.get('lease', k(1)), undefined);
+  assert.equal(be.pendingWrites, 2);
+  await be.forceCommit();
+  assert.equal(be.pendingWrites, 0);
+  assert.equal(be.get('key', k(1))?.toString(), 'one');
+  be.del('key', k(1));
+  assert.equal(be.get('key', k(1)), undefined, 'a buffered delete hides the committed value');
+  await be.close();
+  const again = Backend.open({ path: file });
+  assert.equal(again.get('key', k(1)), undefined);
+  assert.equal(again.get('meta', k(1))?.toString(), 'meta-one');
+  await again.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('scan merges uncommitted puts and deletes with committed data in key order', async () => {
+  const { dir, file } = tempPath();
+  const be = Backend.open({ path: file, batchIntervalMs: 60_000 });
+  for (const i of [1, 3, 5, 7]) be.put('key', k(i), Buffer.from(`c${i}`));
+  await be.forceCommit();
+  be.put('key', k(2), Buffer.from('p2'));
+  be.put('key', k(5), Buffer.from('p5'));
+  be.del('key', k(3));
+  be.put('key', k(9), Buffer.from('p9'));
+  const all = [...be.scan('key')].map(([key, v]) => `${key.toString().slice(-1)}=${v}`);
+  assert.deepEqual(all, ['1=c1', '2=p2', '5=p5', '7=c7', '9=p9']);
+  const some = [...be.scan('key', { start: k(2), end: k(7), limit: 2 })].map(([key]) => key.toString().slice(-1));
+  assert.deepEqual(some, ['2', '5']);
+  await be.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('reaching batchLimit commits without waiting for the interval', async () => {
+  const { dir, file } = tempPath();
+  const be = Backend.open({ path: file, batchIntervalMs: 60_000, batchLimit: 10 });
+  let hooks = 0;
+  be.onBeforeCommit(() => hooks++);
+  for (let i = 0; i < 10; i++) be.put('key', k(i), Buffer.from('v'));
+  assert.equal(be.pendingWrites, 10, 'never flushed synchronously, mid-apply');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(be.pendingWrites, 0);
+  assert.equal(hooks, 1);
+  await be.forceCommit();
+  await be.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('the onBeforeCommit hook writes land in the same commit as the data', async () => {
+  const { dir, file } = tempPath();
+  const be = Backend.open({ path: file, batchIntervalMs: 60_000 });
+  let n = 0;
+  be.onBeforeCommit(() => be.put('meta', Buffer.from('ci'), Buffer.from(String(n))));
+  n = 1;
+  be.put('key', k(1), Buffer.from('a'));
+  await be.forceCommit();
+  assert.equal(be.get('meta', Buffer.from('ci'))?.toString(), '1');
+  await be.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('defrag shrinks the file after a big delete, keeps every write, including writes made during it', async () => {
+  const { dir, file } = tempPath();
+  const be = Backend.open({ path: file });
+  const v = Buffer.alloc(256, 1);
+  for (let i = 0; i < 20_000; i++) be.put('key', k(i), v);
+  await be.forceCommit();
+  for (let i = 0; i < 19_000; i++) be.del('key', k(i));
+  be.put('meta', Buffer.from('before'), Buffer.from('x')); // applied right before defrag, not yet committed
+  await be.forceCommit();
+  const sizeBefore = be.size();
+  const inUseBefore = be.sizeInUse();
+  assert.ok(inUseBefore < sizeBefore / 2, `in use ${inUseBefore} of ${sizeBefore}`);
+  be.put('meta', Buffer.from('just-before'), Buffer.from('y'));
+  const d = be.defrag();
+  be.put('meta', Buffer.from('during'), Buffer.from('z')); // a write arriving while defrag copies
+  assert.equal(be.get('meta', Buffer.from('during'))?.toString(), 'z');
+  await d;
+  const sizeAfter = be.size();
+  assert.ok(sizeAfter < sizeBefore / 4, `size ${sizeBefore} -> ${sizeAfter}`);
+  assert.equal([...be.scan('key')].length, 1000);
+  for (const key of ['before', 'just-before', 'during']) assert.ok(be.get('meta', Buffer.from(key)), key);
+  be.put('key', k(1), v);
+  await be.close();
+  const again = Backend.open({ path: file });
+  assert.equal([...again.scan('key')].length, 1001);
+  for (const key of ['before', 'just-before', 'during']) assert.ok(again.get('meta', Buffer.from(key)), `${key} after reopen`);
+  await again.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('copy and snapshot are point-in-time copies that include uncommitted writes and open as environments', async () => {
+  const { dir, file } = tempPath();
+  const be = Backend.open({ path: file, batchIntervalMs: 60_000 });
+  be.put('key', k(1), Buffer.from('one'));
+  const dest = path.join(dir, 'copy.lmdb');
+  await be.copy(dest);
+  be.put('key', k(2), Buffer.from('two'));
+  const snap = await be.snapshot();
+  be.put('key', k(3), Buffer.from('three')); // after the snapshot: not in it
+  let bytes = 0;
+  const parts: Buffer[] = [];
+  for await (const c of snap.chunks()) {
+    bytes += c.length;
+    parts.push(Buffer.from(c));
+  }
+  assert.equal(bytes, snap.size);
+  const snapFile = path.join(dir, 'snap.lmdb');
+  fs.writeFileSync(snapFile, Buffer.concat(parts));
+  await snap.close();
+  assert.ok(!fs.existsSync(snap.path), 'the temporary copy is removed on close');
+  await be.close();
+
+  const c1 = Backend.open({ path: dest });
+  assert.deepEqual([...c1.scan('key')].map(([key]) => key.toString()), [k(1).toString()]);
+  await c1.close();
+  const c2 = Backend.open({ path: snapFile });
+  assert.deepEqual([...c2.scan('key')].map(([key]) => key.toString()), [k(1).toString(), k(2).toString()]);
+  await c2.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
