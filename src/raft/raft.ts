@@ -571,8 +571,12 @@ export class Raft {
       case MessageType.MsgCheckQuorum:
         this.checkQuorumActive();
         return true;
-      case MessageType.MsgProp:
-        return this.leaderPropose(m.entries);
+      case MessageType.MsgProp: {
+        // Copy: the leader assigns term and index, and must not touch the sender's objects.
+        const ents: Entry[] = new Array(m.entries.length);
+        for (let i = 0; i < ents.length; i++) ents[i] = { term: 0, index: 0, type: m.entries[i].type, data: m.entries[i].data };
+        return this.leaderPropose(ents);
+      }
       case MessageType.MsgReadIndex: {
         const ctx = m.entries[0]?.data ?? new Uint8Array(0);
         const from = m.from === None ? this.id : m.from;

@@ -16,6 +16,8 @@ import {
   EntryType,
   MessageType,
   decodeConfChange,
+  decodeMessage,
+  encodeMessage,
   emptyConfState,
 } from '../proto/raftpb.js';
 import { isRaftError } from './errors.js';
@@ -82,6 +84,7 @@ export class SimNode {
 
   /** (Re)creates the RawNode from what is persisted. */
   start(): void {
+    if (process.env.RAFT_SIM_DEBUG) console.log('start', this.id);
     const snap = this.storage.snapshot();
     this.appliedIndex = snap.metadata.index;
     this.appliedHash = 2166136261;
@@ -163,6 +166,8 @@ export class SimNetwork {
   /** Node ids removed from the configuration (by an applied conf change). */
   readonly removed = new Set<NodeId>();
   delivered = 0;
+  /** Pass messages through encode/decode (off in benchmarks that measure raft alone). */
+  serialize = true;
 
   constructor(opts: NetworkOptions) {
     this.random = opts.random;
@@ -233,6 +238,8 @@ export class SimNetwork {
   /** Queues a message for delivery, subject to drops, duplication and delay. */
   send(m: Message): void {
     if (this.inflight.length >= this.maxInFlight) return;
+    // Through the wire codec, as a real transport would: nothing is shared between nodes.
+    if (this.serialize) m = decodeMessage(encodeMessage(m));
     if (this.dropRate > 0 && this.random() < this.dropRate) {
       this.onDrop(m);
       return;
@@ -271,6 +278,7 @@ export class SimNetwork {
     if (rd.hardState) n.storage.setHardState(rd.hardState);
     n.storage.append(rd.entries);
     for (const m of rd.messages) this.send(m);
+    if (process.env.RAFT_SIM_DEBUG && n.id === 1n) console.log('persist', n.id, 'applied', n.appliedIndex, 'raftApplied', n.node.raft.log.applied, 'snap', rd.snapshot?.metadata.index, 'ents', rd.entries.map((e) => e.index).join(','), 'ce', rd.committedEntries.map((e) => e.index).join(','));
     for (const e of rd.committedEntries) this.apply(n, e);
     for (const r of rd.readStates) n.readStates.push(r);
     n.node.advance(rd);
@@ -286,7 +294,8 @@ export class SimNetwork {
 
   private apply(n: SimNode, e: Entry): void {
     if (e.index !== n.appliedIndex + 1) {
-      this.violations.push({ kind: 'apply order', detail: `node ${n.id} applied ${e.index} after ${n.appliedIndex}` });
+      this.violations.push({ kind: 'apply order', detail: `node ${n.id} applied ${e.index} after ${n.appliedIndex} (raft applied ${n.node.raft.log.applied} committed ${n.node.raft.log.committed} first ${n.node.raft.log.firstIndex()} storage snap ${n.storage.snapshot().metadata.index})` });
+      if (process.env.RAFT_SIM_DEBUG) throw new Error('apply order');
     }
     n.appliedIndex = e.index;
     n.appliedHash = fnv(n.appliedHash, e.data, e.index);
