@@ -474,3 +474,26 @@ test('onChanges reports each write txn once with its events in order', () => {
     { onChanges: (evs: { type: number; kv?: { key: Buffer; modRevision: number } }[], rev: number) => seen.push(`${rev}:${evs.map((e) => `${e.type === 0 ? 'PUT' : 'DELETE'} ${e.kv!.key}@${e.kv!.modRevision}`).join(',')}`) },
   );
 });
+
+test('delete + compact + defrag shrinks the file and keeps every live key and the revision', async () => {
+  const dir = tempDir();
+  const s = openStore(dir);
+  try {
+    const v = '#'.repeat(256);
+    for (let i = 0; i < 5000; i++) s.put(putReq(`big/${String(i).padStart(5, '0')}`, v));
+    s.put(putReq('keep', 'me'));
+    s.deleteRange(delReq('big/', { rangeEnd: b('big0') }));
+    await s.compact(s.currentRevision);
+    await s.forceCommit();
+    const before = s.backend.size();
+    await s.backend.defrag();
+    const after = s.backend.size();
+    assert.ok(after < before / 4, `size ${before} -> ${after}`);
+    assert.equal(s.range(rangeReq('keep')).kvs[0].value.toString(), 'me');
+    assert.equal(s.range(rangeReq('big/', { rangeEnd: b('big0'), countOnly: true })).count, 0);
+    assert.equal(s.put(putReq('after', '1')).header!.revision, 5004);
+  } finally {
+    await s.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

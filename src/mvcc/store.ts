@@ -324,13 +324,14 @@ export class MvccStore {
 
   private doPut(tw: WriteTxn, key: Buffer, value: Buffer, lease: bigint): void {
     const rev = tw.beginRev + 1;
-    const prev = this.index.get(key, rev);
+    const ki = this.index.getOrCreate(key);
+    const prev = ki.generations.length !== 0 ? ki.get(rev) : undefined;
     const created = prev ? prev.createdMain : rev;
     const ver = prev ? prev.version + 1 : 1;
     const sub = tw.changes++;
     const bytes = encodeKeyValue(key, value, created, rev, ver, lease);
     this.backend.put('key', revKey(rev, sub), bytes);
-    this.index.put(key, rev, sub);
+    ki.put(rev, sub);
     if (tw.events) tw.events.push({ type: Event_EventType.PUT, kv: decodeKeyValue(bytes), prevKv: undefined });
   }
 

@@ -16,8 +16,22 @@ const BTree: TreeCtor = mod.default ?? (mod as unknown as TreeCtor);
  */
 export type RangeEnd = Buffer | undefined;
 
+/**
+ * Byte-wise key order. A JS loop beats the native Buffer.compare call for the short keys
+ * typical of etcd (the call overhead dominated the put path); long keys go native.
+ */
+export function compareKeys(a: Buffer, b: Buffer): number {
+  const n = a.length < b.length ? a.length : b.length;
+  if (n > 64) return Buffer.compare(a, b);
+  for (let i = 0; i < n; i++) {
+    const d = a[i] - b[i];
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
 export class TreeIndex {
-  private tree: Tree = new BTree(undefined, Buffer.compare);
+  private tree: Tree = new BTree(undefined, compareKeys);
 
   /** Number of keys with history (live or not yet compacted away). */
   get size(): number {
@@ -38,12 +52,17 @@ export class TreeIndex {
 
   /** Records a put; a new key's bytes are copied so the index never pins a request buffer. */
   put(key: Buffer, main: number, sub: number): void {
+    this.getOrCreate(key).put(main, sub);
+  }
+
+  /** The key's index, created (empty) if absent: one tree walk for a lookup-then-put. */
+  getOrCreate(key: Buffer): KeyIndex {
     let ki = this.tree.get(key);
     if (!ki) {
       ki = new KeyIndex(Buffer.from(key));
       this.tree.set(ki.key, ki);
     }
-    ki.put(main, sub);
+    return ki;
   }
 
   /** Records a delete; false if the key has no live generation. */
@@ -62,11 +81,11 @@ export class TreeIndex {
     }
     if (end.length === 0) {
       const max = this.tree.maxKey();
-      if (max === undefined || Buffer.compare(key, max) > 0) return;
+      if (max === undefined || compareKeys(key, max) > 0) return;
       this.tree.forRange(key, max, true, (_k, ki) => fn(ki));
       return;
     }
-    if (Buffer.compare(key, end) >= 0) return;
+    if (compareKeys(key, end) >= 0) return;
     this.tree.forRange(key, end, false, (_k, ki) => fn(ki));
   }
 
@@ -91,7 +110,7 @@ export class TreeIndex {
   compactChunk(atRev: number, from: Buffer | undefined, maxKeys: number, available: Set<string>): Buffer | undefined {
     const low = from ?? this.tree.minKey();
     const high = this.tree.maxKey();
-    if (low === undefined || high === undefined || Buffer.compare(low, high) > 0) return undefined;
+    if (low === undefined || high === undefined || compareKeys(low, high) > 0) return undefined;
     const chunk = this.tree.getRange(low, high, true, maxKeys + 1);
     const n = Math.min(chunk.length, maxKeys);
     for (let i = 0; i < n; i++) {
