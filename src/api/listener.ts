@@ -83,9 +83,15 @@ export class ClientListener {
       socket.setTimeout(0);
       this.undecided.delete(socket);
       socket.unshift(buf!);
-      if (isH2) this.h2.emit('connection', socket);
-      else this.h1.emit('connection', socket);
-      socket.resume();
+      if (isH2) {
+        // The session reads the unshifted preface itself on its next tick; resuming here
+        // would let the stream flow it out as 'data' to nobody first (grpc-go then sees
+        // "bad client magic" and a GOAWAY).
+        this.h2.emit('connection', socket);
+      } else {
+        this.h1.emit('connection', socket);
+        socket.resume();
+      }
     };
     socket.on('data', onData);
     socket.on('error', onError);
