@@ -9,7 +9,13 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 
-const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+import { AuthorityRewritingSocket, clientPreface as preface, emptySettingsFrame, scanClientStart } from './h2-authority.js';
+
+/**
+ * How long a new HTTP/2 connection may stay without a request before it is handed to
+ * node:http2 unexamined (idle clients are the long-lived kind, whose authority is fine).
+ */
+const firstRequestWaitMs = 50;
 
 export interface ListenerOptions {
   onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
@@ -65,38 +71,61 @@ export class ClientListener {
 
   private onConnection(socket: net.Socket): void {
     let buf: Buffer | undefined;
+    let h2Started = false;
+    let settled: ReturnType<typeof setTimeout> | undefined;
     this.undecided.add(socket);
     const onError = (): void => { socket.destroy(); };
     const onData = (chunk: Buffer): void => {
       buf = buf === undefined ? chunk : Buffer.concat([buf, chunk]);
-      const n = Math.min(buf.length, preface.length);
-      if (buf.compare(preface, 0, n, 0, n) !== 0) dispatch(false);
-      else if (buf.length >= preface.length) dispatch(true);
-      // else: a prefix of the preface so far; wait for more
+      if (!h2Started) {
+        const n = Math.min(buf.length, preface.length);
+        if (buf.compare(preface, 0, n, 0, n) !== 0) { dispatchH1(); return; }
+        if (buf.length < preface.length) return; // a prefix of the preface so far
+        // HTTP/2: answer the preface ourselves and look at the first request (h2-authority.ts).
+        h2Started = true;
+        socket.write(emptySettingsFrame);
+        settled = setTimeout(() => { settled = undefined; maybeDispatchH2(); }, firstRequestWaitMs);
+      }
+      maybeDispatchH2();
     };
     const onTimeout = (): void => { socket.destroy(); };
-    const dispatch = (isH2: boolean): void => {
+    const detach = (): void => {
       socket.pause();
       socket.off('data', onData);
       socket.off('error', onError);
       socket.off('timeout', onTimeout);
       socket.setTimeout(0);
+      if (settled) clearTimeout(settled);
       this.undecided.delete(socket);
+    };
+    const dispatchH1 = (): void => {
+      detach();
       socket.unshift(buf!);
-      if (isH2) {
-        // The session reads the unshifted preface itself on its next tick; resuming here
-        // would let the stream flow it out as 'data' to nobody first (grpc-go then sees
-        // "bad client magic" and a GOAWAY).
-        this.h2.emit('connection', socket);
-      } else {
-        this.h1.emit('connection', socket);
+      this.h1.emit('connection', socket);
+      socket.resume();
+    };
+    const maybeDispatchH2 = (): void => {
+      const start = scanClientStart(buf!);
+      // Our SETTINGS must be acknowledged before hand-off (nghttp2 would reject that ACK),
+      // and we wait briefly for the first request to see its authority.
+      if (start.ack === undefined || (start.headersEnd === undefined && settled !== undefined)) return;
+      detach();
+      const b = buf!;
+      const rest = Buffer.concat([b.subarray(0, start.ack.start), b.subarray(start.ack.end)]);
+      if (start.badAuthority) {
+        this.h2.emit('connection', new AuthorityRewritingSocket(socket, rest));
         socket.resume();
+        return;
       }
+      socket.unshift(rest);
+      // The session reads the unshifted bytes itself on its next tick; resuming here would
+      // flow them out as 'data' to nobody first (grpc-go then sees "bad client magic").
+      this.h2.emit('connection', socket);
     };
     socket.on('data', onData);
     socket.on('error', onError);
     socket.setTimeout(this.peekTimeoutMs, onTimeout);
-    socket.once('close', () => this.undecided.delete(socket));
+    socket.once('close', () => { this.undecided.delete(socket); if (settled) clearTimeout(settled); });
   }
 
   /**

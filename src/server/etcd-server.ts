@@ -29,6 +29,8 @@ export const clusterVersion = '3.4.0';
 
 /** Bytes etcd adds per key when estimating a put's cost against the quota. */
 const kvOverhead = 256;
+/** The v2 store key etcd keeps the cluster version under. */
+const clusterVersionPath = '/0/version';
 /** Proposals waiting for apply beyond this are refused ("too many requests"), as etcd does. */
 const maxPendingProposals = 5000 * 4;
 
@@ -41,6 +43,8 @@ export interface EtcdServerDeps {
   alarms: AlarmSet;
   persistAlarms(alarms: AlarmSet): void;
   persistMembership(m: Membership): void;
+  persistClusterVersion(v: string): void;
+  clusterVersion: string | undefined;
   quotaBytes: number;
 }
 
@@ -76,6 +80,7 @@ export class EtcdServer implements EtcdService {
     this.membership = deps.membership;
     this.limits = { maxTxnOps: deps.config.maxTxnOps, maxRequestBytes: deps.config.maxRequestBytes };
     this.ids = new RequestIdGenerator(deps.memberId, Date.now());
+    this.clusterVersion = deps.clusterVersion;
     this.reads = new ReadIndexBatcher({
       requestRound: (ctx) => this.raft.raw.readIndex(ctx),
       kick: () => this.raft.kick(),
@@ -141,6 +146,9 @@ export class EtcdServer implements EtcdService {
       if (peeked === undefined) waiter = this.waits.take(d.id);
     }
     if (!shouldApply) {
+      // Already in the backend. v2 requests (membership attributes, cluster version) live
+      // outside it and are idempotent: replay them.
+      if (request.kind === 'v2') this.applyRequest(request);
       waiter?.reject(etcdError('Stopped'));
       return;
     }
@@ -212,6 +220,17 @@ export class EtcdServer implements EtcdService {
   /** The v2 requests etcd 3.4 still sends through raft: member attributes and cluster version. */
   private applyV2(method: string, path: string, val: string): unknown {
     if (method !== 'PUT') return undefined;
+    if (path === clusterVersionPath) {
+      const first = this.clusterVersion === undefined;
+      if (val === this.clusterVersion) return undefined;
+      this.clusterVersion = val;
+      this.deps.persistClusterVersion(val);
+      const short = val.split('.').slice(0, 2).join('.');
+      if (first) this.log.info('set initial cluster version', { 'cluster-id': idToHex(this.membership.clusterId), 'local-member-id': idToHex(this.memberId), 'cluster-version': short });
+      this.log.info('enabled capabilities for version', { 'cluster-version': short });
+      this.log.info('cluster version is updated', { 'cluster-version': short });
+      return undefined;
+    }
     const id = parseMemberAttributesPath(path);
     if (id !== undefined) {
       this.membership.setAttributes(id, attributesFromJson(val));
@@ -323,6 +342,7 @@ export class EtcdServer implements EtcdService {
 
   async range(req: RangeRequest): Promise<RangeResponse> {
     if (!req.serializable) await this.linearizableBarrier();
+    if (this.defragging) await this.defragging;
     const resp = this.store.range(req);
     resp.header = this.header();
     return resp;
@@ -342,6 +362,7 @@ export class EtcdServer implements EtcdService {
   async txn(req: TxnRequest): Promise<TxnResponse> {
     if (isTxnReadOnly(req)) {
       await this.linearizableBarrier();
+      if (this.defragging) await this.defragging;
       const resp = this.store.txn(req);
       resp.header = this.header();
       return resp;
@@ -381,9 +402,19 @@ export class EtcdServer implements EtcdService {
 
   async defragment(): Promise<DefragmentResponse> {
     this.log.info('defragmenting', { path: this.store.backend.path });
-    await this.raft.exclusive(() => this.store.backend.defrag());
+    // Applies pause (exclusive) and reads wait (the file is swapped underneath them).
+    const done = this.raft.exclusive(() => this.store.backend.defrag());
+    this.defragging = done.catch(() => undefined);
+    try {
+      await done;
+    } finally {
+      this.defragging = undefined;
+    }
     return DefragmentResponse.fromPartial({ header: this.header() });
   }
+
+  /** Set while a defragmentation runs: reads wait for it. */
+  private defragging: Promise<unknown> | undefined;
 
   async hash(): Promise<HashResponse> {
     const h = this.store.hash();
@@ -422,7 +453,8 @@ export class EtcdServer implements EtcdService {
   // ------------------------------------------------------------------ Cluster
 
   async memberList(_req: MemberListRequest): Promise<MemberListResponse> {
-    return MemberListResponse.fromPartial({ header: this.header(), members: this.membership.toProto() });
+    // etcd's cluster service header carries no revision.
+    return MemberListResponse.fromPartial({ header: { ...this.header(), revision: 0 }, members: this.membership.toProto() });
   }
 
   health(): HealthReport {
@@ -431,6 +463,15 @@ export class EtcdServer implements EtcdService {
     }
     if (this.leader === 0n) return { health: false, reason: 'RAFT NO LEADER' };
     return { health: true, reason: '' };
+  }
+
+  /** The cluster version, once decided ("3.4.0" style), as etcd keeps it in /0/version. */
+  clusterVersion: string | undefined;
+
+  /** As the leader, sets the cluster version (etcd's first entry after election). */
+  async setClusterVersion(version: string): Promise<void> {
+    this.log.info('setting up initial cluster version', { 'cluster-version': version.split('.').slice(0, 2).join('.') });
+    await this.propose<void>({ kind: 'v2', req: { ID: 0n, Method: 'PUT', Path: clusterVersionPath, Val: version } });
   }
 
   /** Publishes this member's name and client URLs through raft; resolves once applied. */

@@ -25,7 +25,7 @@ import { defaultQuotaBackendBytes } from './config.js';
 import { memberId as computeMemberId, clusterId as computeClusterId, urlString } from './ids.js';
 import { Membership, memberToJson, idToHex, type Member } from './membership.js';
 import { AlarmSet } from './alarms.js';
-import { EtcdServer, serverVersion } from './etcd-server.js';
+import { EtcdServer, serverVersion, clusterVersion } from './etcd-server.js';
 import { RaftNode } from './raft-node.js';
 import { SnapshotPolicy } from './snapshot-policy.js';
 import { startAutoCompaction } from './compactor.js';
@@ -43,6 +43,8 @@ export interface RunningServer {
 /** Concord keeps membership and alarms as one JSON record each in these databases. */
 const membersKey = Buffer.from('members');
 const alarmsKey = Buffer.from('alarms');
+/** As etcd 3.5 keeps it: bucket "cluster", key "clusterVersion". */
+const clusterVersionKey = Buffer.from('clusterVersion');
 
 export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
   const memberDir = join(config.dataDir, 'member');
@@ -109,6 +111,8 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     config, log, memberId, membership, store, alarms, quotaBytes,
     persistAlarms: (a) => backend.put('alarm', alarmsKey, Buffer.from(JSON.stringify(a.get(0).map((x) => ({ memberID: x.memberID.toString(), alarm: x.alarm }))))),
     persistMembership: (m) => backend.put('members', membersKey, Buffer.from(m.toJson())),
+    persistClusterVersion: (v) => backend.put('cluster', clusterVersionKey, Buffer.from(v)),
+    clusterVersion: backend.get('cluster', clusterVersionKey)?.toString('utf8'),
   });
 
   const electionTick = Math.max(1, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
@@ -168,6 +172,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     for (;;) {
       try {
         await waitForLeader(server);
+        if (server.leader === server.memberId && server.clusterVersion === undefined) await server.setClusterVersion(clusterVersion);
         await server.publish(config.name, clientURLs);
         return;
       } catch {
