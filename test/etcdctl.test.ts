@@ -43,6 +43,9 @@ function norm(text: string, n: Node): string {
   repl(n.server.endpoint, '<CLIENT-URL>');
   repl(n.server.peerUrl, '<PEER-URL>');
   s = s.replace(/took = [^\s]+/g, 'took = <T>');
+  // `endpoint status` (simple): endpoint, id, version, db size, leader, learner, term, index, applied, errors.
+  s = s.replace(/^(<CLIENT-URL>), [0-9a-f]+, 3\.4\.\d+, [^,]+, (true|false), (true|false), \d+, \d+, \d+, /gm,
+    '$1, <ID>, <VERSION>, <DB SIZE>, $2, $3, <TERM>, <INDEX>, <APPLIED>, ');
   // Tables: split into cells; blank the volatile columns; rebuild without padding.
   if (/^\+-/m.test(s)) {
     const lines = s.split('\n');

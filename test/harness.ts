@@ -284,17 +284,20 @@ export function etcdctl(endpoint: string, args: string[], opts: { stdin?: string
     const child = spawn('etcdctl', ['--endpoints', endpoint, ...args], {
       env: { ...process.env, ETCDCTL_API: '3' },
       cwd: opts.cwd,
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     track(child);
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+    child.stdout!.setEncoding('utf8').on('data', (d) => { stdout += d; });
+    child.stderr!.setEncoding('utf8').on('data', (d) => { stderr += d; });
     const t = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
     child.on('error', (e) => { clearTimeout(t); rej(e); });
     child.on('close', (code) => { clearTimeout(t); res({ code, stdout, stderr }); });
-    child.stdin.end(opts.stdin ?? '');
+    if (child.stdin) {
+      child.stdin.on('error', () => { /* etcdctl may exit without reading stdin (EPIPE) */ });
+      child.stdin.end(opts.stdin);
+    }
   });
 }
 
