@@ -200,7 +200,9 @@ export class Reader {
     const stop = start + len;
     if (stop > this.end) throw new Error('wire: truncated bytes');
     this.pos = stop;
-    return this.buf.slice(start, stop);
+    // Uint8Array's slice copies, but Buffer's is a view: copy explicitly, since callers
+    // (the WAL reader) hand in Buffers over read windows that are reused.
+    return Uint8Array.prototype.slice.call(this.buf, start, stop);
   }
 
   /** A length-delimited field's bounds, for decoding a nested message in place. */
