@@ -12,7 +12,7 @@ import type { EtcdService } from '../server/service.js';
 import type { Codec } from './grpc/framing.js';
 import { GrpcServer, GrpcStatusError } from './grpc/index.js';
 import {
-  checkDeleteRequest, checkPutRequest, checkRangeRequest, checkRequestSize, checkTxn, isTxnReadOnly,
+  checkDeleteRequest, checkPutRequest, checkRangeRequest, checkRequestSize, checkTxn, isTxnReadOnly, requestIdVarintBytes,
 } from './validate.js';
 
 
@@ -21,6 +21,8 @@ export const snapshotChunkBytes = 32 * 1024;
 
 export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log?: Logger): void {
   const { maxTxnOps, maxRequestBytes } = service.limits;
+  const idBytes = requestIdVarintBytes(service.header().memberId);
+  const checkSize = (messageBytes: number): void => checkRequestSize(messageBytes, maxRequestBytes, idBytes);
   const kv = (m: string): string => `/etcdserverpb.KV/${m}`;
   const mt = (m: string): string => `/etcdserverpb.Maintenance/${m}`;
 
@@ -31,18 +33,18 @@ export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log
   });
   grpc.addUnary(kv('Put'), pb.PutRequest, pb.PutResponse, (req, call) => {
     checkPutRequest(req);
-    checkRequestSize(call.requestBytes, maxRequestBytes);
+    checkSize(call.requestBytes);
     return service.put(req);
   });
   grpc.addUnary(kv('DeleteRange'), pb.DeleteRangeRequest, pb.DeleteRangeResponse, (req, call) => {
     checkDeleteRequest(req);
-    checkRequestSize(call.requestBytes, maxRequestBytes);
+    checkSize(call.requestBytes);
     return service.deleteRange(req);
   });
   grpc.addUnary(kv('Txn'), pb.TxnRequest, pb.TxnResponse, (req, call) => {
     checkTxn(req, maxTxnOps);
     // A read-only txn is served like a range in etcd, never proposed, so never too large.
-    if (!isTxnReadOnly(req)) checkRequestSize(call.requestBytes, maxRequestBytes);
+    if (!isTxnReadOnly(req)) checkSize(call.requestBytes);
     return service.txn(req);
   });
   grpc.addUnary(kv('Compact'), pb.CompactionRequest, pb.CompactionResponse, (req) => service.compact(req));

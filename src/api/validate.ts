@@ -135,15 +135,32 @@ function checkIntervals(reqs: RequestOp[]): { puts: Set<string>; dels: Interval[
 /**
  * etcd refuses a write whose marshalled raft request exceeds --max-request-bytes with
  * "etcdserver: request is too large" (etcdserver/v3_server.go processInternalRaftRequestOnce).
- * That request is the client's message wrapped in an InternalRaftRequest: a header with the
- * request id (field 100: 2-byte tag, 1-byte length, 1-byte tag + up to 10-byte varint id) and
- * the message's own field tag (1 byte) and length varint. We check the received message
- * length plus that overhead here, in the API layer, instead of marshalling again.
+ * That request is the client's message wrapped in an InternalRaftRequest: a header holding
+ * the request id (field 100: 2-byte tag, 1-byte length, 1-byte tag, the id's varint) and the
+ * message's own 1-byte field tag and length varint. We check the received message length
+ * plus that overhead here, in the API layer, instead of marshalling again. Measured against
+ * etcd 3.4.23: the largest Put it accepts is exactly the one this check accepts.
  */
-export function checkRequestSize(messageBytes: number, maxRequestBytes: number): void {
-  const lenVarint = messageBytes < 0x80 ? 1 : messageBytes < 0x4000 ? 2 : messageBytes < 0x200000 ? 3 : messageBytes < 0x10000000 ? 4 : 5;
-  const raftRequestOverhead = 2 + 1 + 1 + 10 + 1 + lenVarint;
+export function checkRequestSize(messageBytes: number, maxRequestBytes: number, idVarintBytes = 9): void {
+  const raftRequestOverhead = 2 + 1 + 1 + idVarintBytes + 1 + varintBytes(messageBytes);
   if (messageBytes + raftRequestOverhead > maxRequestBytes) throw etcdError('RequestTooLarge');
+}
+
+function varintBytes(n: number): number {
+  let len = 1;
+  while (n >= 0x80) { n = Math.floor(n / 128); len++; }
+  return len;
+}
+
+/**
+ * Length of the varint of etcd's request ids for a member: idutil puts the member id's low
+ * 16 bits in the top 16 bits of the id, above a 48-bit time-and-counter part.
+ */
+export function requestIdVarintBytes(memberId: bigint): number {
+  const top = memberId & 0xffffn;
+  if (top === 0n) return 7; // the 48-bit part alone: at most 7 bytes
+  const bits = top.toString(2).length + 48;
+  return Math.ceil(bits / 7);
 }
 
 /** True when the txn has no put or delete at any depth (etcd serves those as reads, without raft). */
