@@ -241,8 +241,7 @@ export class EtcdServer implements EtcdService {
 
   private applyConfChange(e: Entry, shouldApply: boolean): void {
     const cc = decodeConfChange(e.data ?? new Uint8Array());
-    const confState = this.raft.raw.applyConfChange(cc);
-    this.raft.confState = confState;
+    this.raft.raw.applyConfChange(cc);
     if (shouldApply) this.store.setConsistentIndex(e.index, e.term);
     switch (cc.type) {
       case ConfChangeType.ConfChangeAddNode:

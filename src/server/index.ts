@@ -143,7 +143,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
       readState: (ctx, index) => server.onReadState(ctx, index),
       softState: (lead, isLeader) => server.onSoftState(lead, isLeader),
       send: () => undefined, // one member: no peers yet (transport issue)
-      idle: () => snapshots.maybeSnapshot(server.appliedIndex, raft.confState),
+      idle: () => snapshots.maybeSnapshot(server.appliedIndex, () => raw.status().config),
     },
   });
   server.attachRaft(raft, Math.max(snapshot?.metadata.index ?? 0, 0));

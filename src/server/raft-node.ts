@@ -13,7 +13,7 @@
  * overlapping apply with disk I/O.
  */
 import { RawNode, MemoryStorage, StateType, type Ready } from '../raft/index.js';
-import type { ConfState, Entry, HardState, Message, Snapshot } from '../proto/raftpb.js';
+import type { Entry, Message, Snapshot } from '../proto/raftpb.js';
 import type { Wal, Snapshotter } from '../wal/index.js';
 import type { Logger } from '../log/index.js';
 
@@ -183,8 +183,4 @@ export class RaftNode {
     await this.runDone.catch(() => undefined);
   }
 
-  confState?: ConfState;
-  hardState(): HardState {
-    return this.storage.initialState().hardState;
-  }
 }

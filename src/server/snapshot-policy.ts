@@ -7,7 +7,6 @@
  * Runs on the raft loop between Readies (no WAL write in flight).
  */
 import type { ConfState } from '../proto/raftpb.js';
-import { emptyConfState } from '../proto/raftpb.js';
 import type { MemoryStorage } from '../raft/index.js';
 import type { Wal, Snapshotter } from '../wal/index.js';
 import type { MvccStore } from '../mvcc/index.js';
@@ -26,14 +25,15 @@ export class SnapshotPolicy {
     this.snapIndex = o.appliedIndex;
   }
 
-  async maybeSnapshot(applied: number, confState: ConfState | undefined): Promise<void> {
+  /** `confState` is read only when a snapshot is due: raft's configuration as of `applied`. */
+  async maybeSnapshot(applied: number, confState: () => ConfState): Promise<void> {
     const { o } = this;
     if (o.snapshotCount <= 0 || applied - this.snapIndex <= o.snapshotCount) return;
     o.log.info('triggering snapshot', { 'local-member-applied-index': applied, 'local-member-snapshot-index': this.snapIndex, 'local-member-snapshot-count': o.snapshotCount });
     // The backend must hold everything up to `applied` before the WAL before it is released.
     await o.store.forceCommit();
     const data = Buffer.from(o.membership.toJson());
-    const snap = o.storage.createSnapshot(applied, confState ?? emptyConfState(), data);
+    const snap = o.storage.createSnapshot(applied, confState(), data);
     await o.snapshotter.save(snap);
     await o.wal.saveSnapshot({ index: snap.metadata.index, term: snap.metadata.term });
     o.log.info('saved snapshot', { 'snapshot-index': snap.metadata.index });
