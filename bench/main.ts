@@ -16,11 +16,13 @@
 //   --warmup 1     (seconds before measuring)        BENCH_WARMUP_S
 //   --requests N   (measure N requests instead of a duration)  BENCH_REQUESTS
 //   --clients 100 --connections 10 --value-bytes 256 --key-space 100000
+//   --repeat N     run every scenario N times (medians reported)   BENCH_REPEAT
 //   --json FILE    also write the raw results as JSON
 
 import { fork } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Server } from '../test/harness.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
@@ -51,6 +53,7 @@ const connections = Number(opt('connections', 'BENCH_CONNECTIONS', '10'));
 const valueBytes = Number(opt('value-bytes', 'BENCH_VALUE_BYTES', '256'));
 const keySpace = Number(opt('key-space', 'BENCH_KEY_SPACE', '100000'));
 const jsonOut = opt('json', 'BENCH_JSON', '');
+const repeat = Math.max(1, Number(opt('repeat', 'BENCH_REPEAT', '1')));
 
 interface Scenario { name: string; title: string; op: 'put' | 'range'; clients: number; connections: number; serializable: boolean }
 const ALL: Scenario[] = [
@@ -65,7 +68,7 @@ const scenarios = scenarioNames.map((n) => {
   return s;
 });
 
-interface Row { target: string; scenario: string; result?: LoadResult; serverCpuPct?: number; genCpuPct?: number; error?: string }
+interface Row { target: string; scenario: string; result?: LoadResult; serverCpuPct?: number; genCpuPct?: number; otherCpuPct?: number; error?: string }
 const rows: Row[] = [];
 
 // ---- CPU of a process tree, from /proc (clock ticks -> ms) ----
@@ -96,7 +99,16 @@ function treeCpuMs(rootPid: number): number {
   return total;
 }
 
-function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result: LoadResult; serverCpuMs: number; wallMs: number }> {
+/** Machine-wide busy and total jiffies from /proc/stat (all CPUs). */
+function machineCpu(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, x) => a + x, 0);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0);
+  return { busy: total - idle, total };
+}
+const NCPU = cpus().length;
+
+function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result: LoadResult; serverCpuMs: number; wallMs: number; machinePct: number }> {
   return new Promise((resolve, reject) => {
     const cfg: LoadConfig = {
       endpoint: server.endpoint, op: sc.op, clients: sc.clients, connections: sc.connections,
@@ -106,72 +118,99 @@ function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result:
     const child = fork(join(here, 'loadgen.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let cpu0 = 0;
     let t0 = 0;
+    let m0 = { busy: 0, total: 1 };
+    let machinePct = NaN;
     let result: LoadResult | null = null;
     let serverCpuMs = 0;
     let wallMs = 0;
     child.on('message', (m: any) => {
-      if (m.type === 'window-start') { cpu0 = treeCpuMs(server.pid!); t0 = performance.now(); }
+      if (m.type === 'window-start') { cpu0 = treeCpuMs(server.pid!); t0 = performance.now(); m0 = machineCpu(); }
       else if (m.type === 'progress') {
         const rate = m.phase === 'measure' && m.elapsedMs > 0 ? Math.round(m.requests / (m.elapsedMs / 1000)) : 0;
         process.stderr.write(`\r  ${label.padEnd(44)} ${m.phase.padEnd(7)} ${(m.elapsedMs / 1000).toFixed(1).padStart(5)}s ${String(m.requests).padStart(8)} req ${String(rate).padStart(7)} req/s${m.errors ? ` ${m.errors} errors` : ''}   `);
       } else if (m.type === 'result') {
         serverCpuMs = treeCpuMs(server.pid!) - cpu0;
         wallMs = performance.now() - t0;
+        const m1 = machineCpu();
+        machinePct = ((m1.busy - m0.busy) / Math.max(1, m1.total - m0.total)) * NCPU * 100;
         result = m.result;
       }
     });
     child.on('error', reject);
     child.on('exit', (code) => {
       process.stderr.write('\n');
-      if (result) resolve({ result, serverCpuMs, wallMs });
+      if (result) resolve({ result, serverCpuMs, wallMs, machinePct });
       else reject(new Error(`load generator exited with ${code}`));
     });
   });
 }
 
-async function benchTarget(target: 'etcd' | 'concord'): Promise<void> {
+/** Start a target and seed the key the range scenarios read; null (and error rows) if it fails. */
+async function startTarget(target: 'etcd' | 'concord'): Promise<Server | null> {
   const server = new Server({ target, name: 'bench' });
   process.stderr.write(`starting ${target}...\n`);
+  const fail = async (why: string) => {
+    process.stderr.write(`  ${target}: ${why}\n`);
+    for (const sc of scenarios) rows.push({ target, scenario: sc.name, error: why.slice(0, 70) });
+    await server.destroy();
+    return null;
+  };
   try {
     await server.start();
   } catch (e) {
-    const msg = String((e as Error).message).split('\n')[0]!;
-    process.stderr.write(`  ${target} did not start: ${msg}\n`);
-    for (const sc of scenarios) rows.push({ target, scenario: sc.name, error: 'did not start' });
-    await server.destroy();
-    return;
+    return fail(`did not start: ${String((e as Error).message).split('\n')[0]}`);
   }
+  process.stderr.write(`  ${target} pid ${server.pid} on ${server.endpoint}, data ${server.dataDir}\n`);
+  const c = server.client();
   try {
-    process.stderr.write(`  ${target} pid ${server.pid} on ${server.endpoint}, data ${server.dataDir}\n`);
-    const c = server.client();
-    try {
-      await c.put({ key: Buffer.from('bench/range-key'), value: Buffer.alloc(valueBytes, 0x62) });
-    } catch (e) {
-      process.stderr.write(`  ${target}: seeding put failed: ${(e as Error).message}\n`);
-      for (const sc of scenarios) rows.push({ target, scenario: sc.name, error: `put failed: ${(e as Error).message.slice(0, 60)}` });
-      return;
-    } finally { c.close(); }
-    for (const sc of scenarios) {
-      try {
-        const { result, serverCpuMs, wallMs } = await runLoad(server, sc, `${target}: ${sc.title}`);
-        const genMs = result.cpuUserMs + result.cpuSystemMs;
-        rows.push({
-          target, scenario: sc.name, result,
-          serverCpuPct: (serverCpuMs / wallMs) * 100,
-          genCpuPct: (genMs / result.elapsedMs) * 100,
-          error: result.errors ? `${result.errors} errors, first: ${result.firstError}` : undefined,
-        });
-      } catch (e) {
-        rows.push({ target, scenario: sc.name, error: String((e as Error).message) });
-      }
-      if (!server.running) {
-        process.stderr.write(`  ${target} exited during ${sc.name}:\n${server.log.slice(-2000)}\n`);
-        break;
-      }
-    }
-  } finally {
-    await server.destroy();
+    await c.put({ key: Buffer.from('bench/range-key'), value: Buffer.alloc(valueBytes, 0x62) });
+  } catch (e) {
+    return fail(`seeding put failed: ${(e as Error).message}`);
+  } finally { c.close(); }
+  return server;
+}
+
+async function runScenario(server: Server, sc: Scenario, rep: number): Promise<void> {
+  const target = server.target;
+  if (!server.running) { rows.push({ target, scenario: sc.name, error: 'server not running' }); return; }
+  try {
+    const { result, serverCpuMs, wallMs, machinePct } = await runLoad(server, sc, `${target}: ${sc.title}${repeat > 1 ? ` #${rep + 1}` : ''}`);
+    const genMs = result.cpuUserMs + result.cpuSystemMs;
+    rows.push({
+      target, scenario: sc.name, result,
+      serverCpuPct: (serverCpuMs / wallMs) * 100,
+      genCpuPct: (genMs / result.elapsedMs) * 100,
+      otherCpuPct: machinePct - (serverCpuMs / wallMs) * 100 - (genMs / result.elapsedMs) * 100,
+      error: result.errors ? `${result.errors} errors, first: ${result.firstError}` : undefined,
+    });
+  } catch (e) {
+    rows.push({ target, scenario: sc.name, error: String((e as Error).message) });
   }
+  if (!server.running) process.stderr.write(`  ${target} exited during ${sc.name}:\n${server.log.slice(-2000)}\n`);
+}
+
+const median = (xs: number[]): number => {
+  const v = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+};
+
+interface Summary { throughput: number; p50Ms: number; p99Ms: number; serverCpuPct: number; genCpuPct: number; otherCpuPct: number; runs: number; error?: string }
+function summarize(target: string, scenario: string): Summary | undefined {
+  const rs = rows.filter((x) => x.target === target && x.scenario === scenario);
+  const ok = rs.filter((x) => x.result && x.result.requests > 0);
+  const error = rs.find((x) => x.error)?.error;
+  if (ok.length === 0) return error ? { throughput: NaN, p50Ms: NaN, p99Ms: NaN, serverCpuPct: NaN, genCpuPct: NaN, otherCpuPct: NaN, runs: 0, error } : undefined;
+  return {
+    throughput: median(ok.map((x) => x.result!.throughput)),
+    p50Ms: median(ok.map((x) => x.result!.p50Ms)),
+    p99Ms: median(ok.map((x) => x.result!.p99Ms)),
+    serverCpuPct: median(ok.map((x) => x.serverCpuPct!)),
+    genCpuPct: median(ok.map((x) => x.genCpuPct!)),
+    otherCpuPct: median(ok.map((x) => x.otherCpuPct!)),
+    runs: ok.length,
+    error,
+  };
 }
 
 function fmt(n: number | undefined, digits = 0): string {
@@ -180,25 +219,26 @@ function fmt(n: number | undefined, digits = 0): string {
 }
 
 function table(): string {
-  const head = ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'server CPU', 'loadgen CPU', 'notes'];
+  const head = ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'server CPU', 'loadgen CPU', 'other CPU', 'notes'];
   const lines: string[][] = [head];
   for (const sc of scenarios) {
     for (const t of targets) {
-      const r = rows.find((x) => x.target === t && x.scenario === sc.name);
-      lines.push([sc.name, t, fmt(r?.result?.throughput), fmt(r?.result?.p50Ms, 2), fmt(r?.result?.p99Ms, 2),
-        r?.serverCpuPct !== undefined ? `${fmt(r.serverCpuPct)}%` : '-', r?.genCpuPct !== undefined ? `${fmt(r.genCpuPct)}%` : '-', r?.error ?? '']);
+      const r = summarize(t, sc.name);
+      lines.push([sc.name, t, fmt(r?.throughput), fmt(r?.p50Ms, 2), fmt(r?.p99Ms, 2),
+        r && !Number.isNaN(r.serverCpuPct) ? `${fmt(r.serverCpuPct)}%` : '-', r && !Number.isNaN(r.genCpuPct) ? `${fmt(r.genCpuPct)}%` : '-',
+        r && !Number.isNaN(r.otherCpuPct) ? `${fmt(r.otherCpuPct)}%` : '-', r?.error ?? '']);
     }
-    const e = rows.find((x) => x.target === 'etcd' && x.scenario === sc.name)?.result;
-    const c = rows.find((x) => x.target === 'concord' && x.scenario === sc.name)?.result;
-    if (e && c && targets.includes('etcd') && targets.includes('concord')) {
-      lines.push([sc.name, 'concord/etcd', `${(c.throughput / e.throughput).toFixed(2)}x`, `${(c.p50Ms / e.p50Ms).toFixed(2)}x`, `${(c.p99Ms / e.p99Ms).toFixed(2)}x`, '', '', '']);
+    const e = summarize('etcd', sc.name);
+    const c = summarize('concord', sc.name);
+    if (e && c && e.runs > 0 && c.runs > 0) {
+      lines.push([sc.name, 'concord/etcd', `${(c.throughput / e.throughput).toFixed(2)}x`, `${(c.p50Ms / e.p50Ms).toFixed(2)}x`, `${(c.p99Ms / e.p99Ms).toFixed(2)}x`, '', '', '', '']);
     }
   }
   const widths = head.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
   const sep = '+' + widths.map((w) => '-'.repeat(w + 2)).join('+') + '+';
   const out = [sep];
   lines.forEach((l, li) => {
-    out.push('| ' + l.map((c, i) => (i >= 2 && i <= 6 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ') + ' |');
+    out.push('| ' + l.map((c, i) => (i >= 2 && i <= 7 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ') + ' |');
     if (li === 0) out.push(sep);
   });
   out.push(sep);
@@ -206,8 +246,21 @@ function table(): string {
 }
 
 process.stderr.write(`bench: targets ${targets.join(',')}; scenarios ${scenarios.map((s) => s.name).join(',')}; ` +
-  (requests > 0 ? `${requests} requests` : `${durationS}s`) + ` each after ${warmupS}s warm-up; ${valueBytes}-byte values, key space ${keySpace}\n`);
-for (const t of targets) await benchTarget(t);
+  (requests > 0 ? `${requests} requests` : `${durationS}s`) + ` each (x${repeat}) after ${warmupS}s warm-up; ${valueBytes}-byte values, key space ${keySpace}\n`);
+const servers: Server[] = [];
+try {
+  // Every target up at once; each scenario runs on one target after the other, the order
+  // alternating between repetitions, so background noise on this shared machine hits both alike.
+  for (const t of targets) { const srv = await startTarget(t); if (srv) servers.push(srv); }
+  for (let rep = 0; rep < repeat; rep++) {
+    for (const sc of scenarios) {
+      const order = rep % 2 === 0 ? servers : [...servers].reverse();
+      for (const srv of order) await runScenario(srv, sc, rep);
+    }
+  }
+} finally {
+  for (const srv of servers) await srv.destroy();
+}
 console.log(table());
-console.log('CPU figures are % of one core over the measured window (server: its whole process tree; loadgen: the generator process). The machine has 2 cores.');
+console.log(`CPU figures are % of one core over the measured window (server: its whole process tree; loadgen: the generator process; other: everything else on this ${NCPU}-core machine, i.e. noise). Medians of ${repeat} run(s).`);
 if (jsonOut) writeFileSync(jsonOut, JSON.stringify(rows, null, 2));
