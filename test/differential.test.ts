@@ -8,7 +8,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, selectedTargets, normalize, b, mk, prefixEnd, type Server, type EtcdClient,
+  startServer, selectedTargets, normalize, b, mk, prefixEnd, httpGet, type Server, type EtcdClient,
   type Outcome, type TargetName,
 } from './harness.js';
 import { RangeRequest_SortOrder as SortOrder, RangeRequest_SortTarget as SortTarget, Compare_CompareResult as CR, Compare_CompareTarget as CT } from '../src/proto/gen/etcdserverpb/rpc.js';
@@ -307,6 +307,52 @@ describe('differential: KV against etcd and Concord', () => {
       if (out.ok) rev = Math.max(rev, out.res.header.revision);
     }
     await step('final state', 'range', { key: b('r/'), rangeEnd: prefixEnd('r/') });
+  });
+});
+
+describe('differential: maintenance and HTTP against etcd and Concord', () => {
+  test('HashKV over the same history gives the same hash and compact revision', async () => {
+    const outs = [];
+    for (const n of nodes) {
+      const h = await n.client.hashKV(0);
+      outs.push({ hash: h.hash, compactRevision: h.compactRevision, revision: h.header!.revision });
+    }
+    for (let i = 1; i < outs.length; i++) assert.deepStrictEqual(outs[i], outs[0], `HashKV: ${nodes[i]!.target} differs from ${nodes[0]!.target}`);
+  });
+
+  test('GET /health and /version answer as etcd does', async () => {
+    const outs = [];
+    for (const n of nodes) {
+      const h = await httpGet(`${n.server.endpoint}/health`);
+      const v = await httpGet(`${n.server.endpoint}/version`);
+      outs.push({ health: h.status, healthBody: JSON.parse(h.body), version: v.status, versionBody: JSON.parse(v.body) });
+    }
+    for (let i = 0; i < outs.length; i++) {
+      assert.deepStrictEqual(outs[i]!.healthBody, { health: 'true' }, nodes[i]!.target);
+      assert.match(outs[i]!.versionBody.etcdserver, /^3\.4\.\d+$/, nodes[i]!.target);
+      assert.equal(outs[i]!.versionBody.etcdcluster, '3.4.0', nodes[i]!.target);
+    }
+    for (let i = 1; i < outs.length; i++) assert.deepStrictEqual(outs[i], outs[0], `HTTP: ${nodes[i]!.target} differs from ${nodes[0]!.target}`);
+  });
+
+  test('Status agrees on version, errors and learner flag; Compact/Defragment keep the data', async () => {
+    const outs = [];
+    for (const n of nodes) {
+      const st = await n.client.status();
+      assert.equal(st.leader, st.header!.memberId, `${n.target}: a one-member cluster leads itself`);
+      assert.ok(st.raftAppliedIndex > 0 && st.raftIndex >= st.raftAppliedIndex, `${n.target}: raft indexes`);
+      assert.ok(st.dbSize > 0 && st.dbSizeInUse > 0 && st.dbSizeInUse <= st.dbSize, `${n.target}: db sizes`);
+      const before = await n.client.range({ key: Buffer.from([0]), rangeEnd: Buffer.from([0]) });
+      await n.client.defragment();
+      const after = await n.client.range({ key: Buffer.from([0]), rangeEnd: Buffer.from([0]) });
+      assert.deepStrictEqual(normalize(after), normalize(before), `${n.target}: defragment keeps every key`);
+      const ml = await n.client.memberList();
+      outs.push({
+        version: st.version, errors: st.errors, isLearner: st.isLearner, revision: st.header!.revision,
+        members: ml.members.map((m) => ({ name: m.name, isLearner: m.isLearner, peers: m.peerURLs.length, clients: m.clientURLs.length, idIsMe: m.ID === st.header!.memberId })),
+      });
+    }
+    for (let i = 1; i < outs.length; i++) assert.deepStrictEqual(outs[i], outs[0], `Status: ${nodes[i]!.target} differs from ${nodes[0]!.target}`);
   });
 });
 
