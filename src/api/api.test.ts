@@ -115,6 +115,24 @@ describe('etcd API over our gRPC server', () => {
     assert.equal(service.snapshotClosed, closedBefore + 1);
   });
 
+  test('a client that cancels a Snapshot mid-stream stops the send and releases the backend snapshot', async () => {
+    // 32 MiB: far more than the HTTP/2 windows, so the server must wait for the client.
+    const big = new FakeService({ snapshot: Buffer.alloc(32 << 20), snapshotPieceBytes: 1 << 20 });
+    const api2 = await startApi({ service: big, listen: [new URL('http://127.0.0.1:0')] });
+    const c2 = new TestClient(new URL(api2.addresses[0]!).host);
+    try {
+      const stream = c2.serverStream('/etcdserverpb.Maintenance/Snapshot', pb.SnapshotRequest, pb.SnapshotResponse, {});
+      stream.on('error', () => {});
+      await new Promise<void>((r) => stream.once('data', () => r()));
+      stream.cancel();
+      while (big.snapshotClosed === 0) await new Promise((r) => setTimeout(r, 2));
+      assert.ok(big.snapshotPiecesYielded < 32, `yielded ${big.snapshotPiecesYielded} of 32 pieces`);
+    } finally {
+      c2.close();
+      await api2.close();
+    }
+  });
+
   test('Maintenance and Cluster unary calls reach the service', async () => {
     const st = await client.unary('/etcdserverpb.Maintenance/Status', pb.StatusRequest, pb.StatusResponse, {});
     assert.equal(st.version, '3.4.23');

@@ -86,6 +86,8 @@ export class FakeService implements EtcdService {
   /** Hook to make a call wait or fail: runs before every KV call. */
   before: ((method: string, req: unknown) => Promise<void> | void) | undefined;
   snapshotClosed = 0;
+  /** Pieces of the snapshot handed to the API so far. */
+  snapshotPiecesYielded = 0;
 
   constructor(private readonly opts: FakeOptions = {}) {
     this.limits = { maxTxnOps: opts.maxTxnOps ?? 128, maxRequestBytes: opts.maxRequestBytes ?? 1572864 };
@@ -148,7 +150,10 @@ export class FakeService implements EtcdService {
     return {
       size: data.length,
       async *chunks() {
-        for (let i = 0; i < data.length; i += piece) yield data.subarray(i, i + piece);
+        for (let i = 0; i < data.length; i += piece) {
+          self.snapshotPiecesYielded++;
+          yield data.subarray(i, i + piece);
+        }
       },
       async close() { self.snapshotClosed++; },
     };
