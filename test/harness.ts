@@ -210,16 +210,17 @@ export class Server {
     throw new Error(`${this.target} not ready after ${this.readyTimeoutMs} ms:\n${this.log.slice(-4000)}`);
   }
 
-  /** SIGTERM, then SIGKILL after boundMs. Resolves with the exit code (null if killed). */
-  async stop(boundMs = 10_000): Promise<number | null> {
+  /** SIGTERM, then SIGKILL after boundMs. Resolves with how the process ended. */
+  async stop(boundMs = 10_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; killed: boolean }> {
     const child = this.child;
-    if (!child || !this.running) return child?.exitCode ?? null;
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    if (!child || !this.running) return { code: child?.exitCode ?? null, signal: child?.signalCode ?? null, killed: false };
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
     child.kill('SIGTERM');
-    const t = setTimeout(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); }, boundMs);
-    const code = await exited;
+    let killed = false;
+    const t = setTimeout(() => { if (child.exitCode === null && child.signalCode === null) { killed = true; child.kill('SIGKILL'); } }, boundMs);
+    const how = await exited;
     clearTimeout(t);
-    return code;
+    return { ...how, killed };
   }
 
   /** kill -9 by pid; resolves once the process is gone. */
