@@ -143,14 +143,15 @@ function runSimulation(seed: number, size: number, steps: number): RunResult {
   const marker = `final-${seed}`;
   for (let round = 0; round < 400 && !committedFinal; round++) {
     net.tickAll();
-    net.stabilize();
+    // Bounded, so a livelock fails the run quickly instead of spinning.
+    net.stabilize(200);
     const l = net.leader();
     if (l && l.node.raft.state === StateType.Leader) {
       // Periodic snapshots (as a server takes them) let members that joined after the last
       // snapshot restore from one that includes them.
       if (round % 50 === 49) l.snapshotAndCompact(0);
       if (round % 20 === 0 || !l.appliedData.includes(marker)) net.propose(l, marker);
-      net.stabilize();
+      net.stabilize(200);
       const members = [...net.nodes.values()].filter((n) => n.alive && l.confState.voters.includes(n.id));
       committedFinal = members.length > 0 && members.every((n) => n.appliedData.includes(marker));
     }
