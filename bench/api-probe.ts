@@ -136,21 +136,30 @@ async function main(): Promise<void> {
   await service.put({ key: Buffer.from('foo'), value: Buffer.alloc(256, 'v'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false });
   const servers = { 'concord node:http2': startOurs, 'grpc-js server': startGrpcJs };
   const results: Record<string, number[]> = {};
+  const cpuResults: Record<string, number[]> = {};
   console.log(`KV.Range, ${concurrency} concurrent calls over ${connections} connections, ${seconds}s per run, ${rounds} rounds, ${clientKind} client`);
   for (let r = 0; r < rounds; r++) {
     for (const [name, start] of Object.entries(servers)) {
       const s = await start(service);
+      const cpu0 = process.cpuUsage();
       const res = await runClient(s.target);
+      const cpu = process.cpuUsage(cpu0);
       await s.close();
       const rate = res.calls / res.seconds;
+      // Server CPU per call holds up better than calls/s when other work shares the machine.
+      const usPerCall = (cpu.user + cpu.system) / Math.max(1, res.calls);
       (results[name] ??= []).push(rate);
-      console.log(`  ${name.padEnd(20)} ${rate.toFixed(0).padStart(7)} calls/s  p50 ${res.p50.toFixed(2)} ms  p99 ${res.p99.toFixed(2)} ms  errors ${res.errors}`);
+      (cpuResults[name] ??= []).push(usPerCall);
+      console.log(`  ${name.padEnd(20)} ${rate.toFixed(0).padStart(7)} calls/s  server CPU ${usPerCall.toFixed(1)} µs/call  p50 ${res.p50.toFixed(2)} ms  p99 ${res.p99.toFixed(2)} ms  errors ${res.errors}`);
     }
   }
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const ours = median(results['concord node:http2']!);
   const theirs = median(results['grpc-js server']!);
   console.log(`median: concord ${ours.toFixed(0)} calls/s, grpc-js ${theirs.toFixed(0)} calls/s, ratio ${(ours / theirs).toFixed(2)}x`);
+  const oursCpu = median(cpuResults['concord node:http2']!);
+  const theirsCpu = median(cpuResults['grpc-js server']!);
+  console.log(`median server CPU: concord ${oursCpu.toFixed(1)} µs/call, grpc-js ${theirsCpu.toFixed(1)} µs/call, ratio ${(theirsCpu / oursCpu).toFixed(2)}x less`);
 }
 
 await main();
