@@ -4,7 +4,7 @@
  * Lease, Auth, the rest of Cluster) answer Unimplemented until then.
  */
 import { createHash } from 'node:crypto';
-import type { BinaryWriter } from '@bufbuild/protobuf/wire';
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { GrpcCode } from '../errors/index.js';
 import * as pb from '../proto/gen/etcdserverpb/rpc.js';
 import type { Logger } from '../log/index.js';
@@ -155,9 +155,6 @@ const healthCheckRequest: Codec<HealthCheckRequest> = {
   },
 };
 const healthCheckResponse: Codec<HealthCheckResponse> = {
-  encode: (m: HealthCheckResponse, w?: BinaryWriter) => {
-    if (w === undefined) throw new Error('writer required');
-    return w.uint32(8).int32(m.status);
-  },
+  encode: (m: HealthCheckResponse, w: BinaryWriter = new BinaryWriter()) => w.uint32(8).int32(m.status),
   decode: () => { throw new Error('server never decodes responses'); },
 };
