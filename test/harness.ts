@@ -9,7 +9,15 @@
 //                                                         # differential test is deterministic on the oracle
 //   CONCORD_TESTS_KEEP=1 ...                              # keep temp data dirs (their paths are printed)
 //   CONCORD_TESTS_VERBOSE=1 ...                           # echo server logs to stderr
-// Per-test knobs: CONCORD_CRASH_ROUNDS / CONCORD_CRASH_SEED (crash.test), see each file's header.
+// Per-test knobs (see each file's header):
+//   differential.test: CONCORD_DIFF_SEED, CONCORD_DIFF_RANDOM_OPS (default 300)
+//   crash.test:        CONCORD_CRASH_ROUNDS (default 5), CONCORD_CRASH_SEED, CONCORD_CRASH_WRITERS;
+//                      targets Concord only (dry-runs against etcd with CONCORD_TESTS_ETCD_ONLY=1)
+//   The whole set:     npm test (builds, then scripts/run-tests.js), or
+//                      node --test --test-concurrency=2 dist/test/*.test.js
+// The files: differential.test (gRPC responses field by field), etcdctl.test (real etcdctl
+// output), quota.test (NOSPACE alarm), crash.test (kill -9 and SIGTERM). Benchmarks are not
+// tests: `npm run bench` (bench/main.ts, which reuses this harness to start the servers).
 //
 // Every server listens on 127.0.0.1 on ports found free by binding port 0, keeps its data in a
 // fresh temp dir, and is killed by pid (never by name): on stop(), in the test files' after()
