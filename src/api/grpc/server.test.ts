@@ -152,6 +152,21 @@ describe('grpc server', () => {
     assert.equal((await echo('after')).kvs[0]!.value.toString(), 'after');
   });
 
+  test('a client still sending after an error status is reset instead of read to the end', async () => {
+    const session = http2.connect(`http://${s.address}`);
+    try {
+      const req = session.request({ ':method': 'POST', ':path': '/test.T/Echo', 'content-type': 'application/grpc', te: 'trailers' });
+      const head = Buffer.alloc(5);
+      head.writeUInt32BE(64 << 20, 1); // announces 64 MiB, over the 1 MiB limit
+      req.write(head);
+      const headers = await new Promise<http2.IncomingHttpHeaders>((r) => req.on('response', r));
+      assert.equal(headers['grpc-status'], String(GrpcCode.ResourceExhausted));
+      req.on('error', () => {});
+      await new Promise((r) => req.on('close', r));
+      assert.equal(req.rstCode, http2.constants.NGHTTP2_NO_ERROR);
+    } finally { session.close(); }
+  });
+
   test('a compressed message in an encoding the server lacks is Unimplemented', async () => {
     const body = frameBytes(rangeBytes('z'));
     body[0] = 1;

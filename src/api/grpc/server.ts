@@ -74,6 +74,7 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   private readonly reader: MessageReader;
   /** Trailers sent when node asks for them ('wantTrailers'). */
   private trailers: Record<string, string> = okTrailers;
+  private resetAfterTrailers = false;
   // bidi input queue, bounded by server.maxQueuedMessages (the stream is paused past it)
   private queue: Req[] = [];
   private wakeReader: (() => void) | undefined;
@@ -134,12 +135,19 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     this.server.untrack(this);
     const stream = this.stream;
     if (stream.destroyed || stream.closed) return;
+    // Is the client still sending (the rest of an oversized message, or a bidi stream the
+    // handler ended)? Then, as grpc-go does, reset its side after our status so it stops.
+    // Asked of nghttp2 rather than our 'end' flag: END_STREAM may have arrived unread.
+    const clientSending = !this.inputEnded && stream.state.state === http2.constants.NGHTTP2_STREAM_STATE_OPEN;
     if (!stream.headersSent) {
       // Trailers-only response: status in the one HEADERS frame.
       const h: Record<string, string | number> = { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(code) };
       if (message !== '') h['grpc-message'] = encodeGrpcMessage(message);
       stream.respond(h, respondEndStream);
+      // Node submits this RST_STREAM (NO_ERROR) only once the HEADERS have been written.
+      if (clientSending) stream.close(http2.constants.NGHTTP2_NO_ERROR);
     } else {
+      this.resetAfterTrailers = clientSending;
       this.trailers = code === GrpcCode.OK && message === ''
         ? okTrailers
         : { 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(message) };
@@ -241,6 +249,8 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   /** @internal */
   wantTrailers(): void {
     this.stream.sendTrailers(this.trailers);
+    // sendTrailers writes on the next setImmediate; reset after it, never before.
+    if (this.resetAfterTrailers) setImmediate(resetStream, this.stream);
   }
 
   /** @internal */
@@ -324,6 +334,7 @@ function onStreamEnd(this: Stream): void { (this as any)[kCall].onEnd(); }
 function onStreamClose(this: Stream): void { (this as any)[kCall].onClose(); }
 function onStreamDrain(this: Stream): void { (this as any)[kCall].onDrain(); }
 function onWantTrailers(this: Stream): void { (this as any)[kCall].wantTrailers(); }
+function resetStream(stream: Stream): void { if (!stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR); }
 function onStreamError(): void { /* 'close' follows; the call is cancelled there */ }
 function onDeadline(call: ServerCall): void {
   // grpc-go's status for a server-side deadline (status.FromContextError).
