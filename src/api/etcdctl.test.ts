@@ -55,6 +55,15 @@ describe('real etcdctl against the API', { skip: haveEtcdctl ? false : 'etcdctl 
     assert.match((await etcdctl(endpoint, 'member', 'list')).stdout, /^8e9e05c52164694d, started, default,/);
   });
 
+  test('endpoints given as URLs work too (grpc-go then sends the whole URL as :authority)', async () => {
+    const url = `http://${endpoint}`;
+    const st = await etcdctl(url, 'endpoint', 'status', '-w', 'json');
+    assert.equal(st.code, 0, st.stderr);
+    assert.equal(JSON.parse(st.stdout)[0].Status.version, '3.4.23');
+    assert.equal((await etcdctl(url, 'put', 'viaurl', 'v')).stdout, 'OK\n');
+    assert.equal((await etcdctl(url, 'get', 'viaurl', '--print-value-only')).stdout, 'v\n');
+  });
+
   test('snapshot save accepts the stream and writes the blob plus its sha256', async () => {
     const path = join(dir, 'snap.db');
     const r = await etcdctl(endpoint, 'snapshot', 'save', path);
