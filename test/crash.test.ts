@@ -1,7 +1,8 @@
-// Crash test: concurrent clients record every acknowledged put (key, value, revision) while the
+// Crash test: concurrent clients record every acknowledged put (key, value, revision) and delete while the
 // server is killed with SIGKILL at seeded random moments (under load, and sometimes during
 // start-up/WAL replay). After each restart every acknowledged write must be present with its
-// mod revision and value, and the store's revision must never go backwards.
+// mod revision and value, every acknowledged delete must still be deleted, and the store's
+// revision must never go backwards.
 //
 // Targets Concord only. With CONCORD_TESTS_ETCD_ONLY=1 it dry-runs against real etcd instead.
 // CONCORD_CRASH_ROUNDS (default 5), CONCORD_CRASH_SEED (default: time-based; printed),
@@ -31,6 +32,7 @@ describe('crash: kill -9 loses no acknowledged write', () => {
     const acked = new Map<string, Ack>();        // unique keys, written once
     const counters = new Map<string, Ack>();     // one overwritten key per writer: last acked write
     const inflight = new Map<string, Set<string>>(); // counter key -> values sent but not (yet) acked
+    const deleted = new Set<string>();           // unique keys whose delete was acknowledged
     let maxRev = 0;
     let totalAcked = 0;
 
@@ -43,14 +45,27 @@ describe('crash: kill -9 loses no acknowledged write', () => {
         const c = clients[w % CONNECTIONS]!;
         const ck = `crash/counter/${w}`;
         if (!inflight.has(ck)) inflight.set(ck, new Set());
+        const mine: string[] = [];
         for (let n = 0; !stop; n++) {
           const overwrite = n % 3 === 2;
           const key = overwrite ? ck : `crash/r${round}/w${w}/${n}`;
           const value = `r${round}.w${w}.n${n}`;
           if (overwrite) inflight.get(ck)!.add(value);
           try {
+            if (n % 7 === 6 && mine.length > 0) {
+              // Delete one of this writer's acknowledged keys: once acknowledged, it stays deleted.
+              // Until the delete is acknowledged the key may or may not be there: check neither way.
+              const victim = mine.shift()!;
+              acked.delete(victim);
+              const del = await c.deleteRange({ key: b(victim) });
+              assert.equal(del.deleted, 1, `${victim} was there to delete`);
+              deleted.add(victim);
+              roundAcks++;
+              continue;
+            }
             const res = await c.put({ key: b(key), value: b(value) });
             const rev = res.header!.revision;
+            if (!overwrite) mine.push(key);
             if (overwrite) {
               const prev = counters.get(ck);
               if (!prev || rev > prev.rev) counters.set(ck, { value, rev });
@@ -98,6 +113,7 @@ describe('crash: kill -9 loses no acknowledged write', () => {
           assert.equal(kv.version, 1, `round ${round}: ${key} version`);
         }
         assert.equal(missing, 0, `round ${round}: ${missing} acknowledged writes missing (seed ${SEED})`);
+        for (const key of deleted) assert.ok(!got.has(key), `round ${round}: ${key} is back after its delete was acknowledged`);
         for (const [key, a] of counters) {
           const kv = got.get(key);
           assert.ok(kv, `round ${round}: ${key} missing`);
@@ -115,7 +131,7 @@ describe('crash: kill -9 loses no acknowledged write', () => {
           assert.equal(old.kvs.length, 1);
         }
         maxRev = Math.max(maxRev, rev);
-        console.log(`# round ${round}: killed after ${delay} ms, ${roundAcks} puts acknowledged this round (${acked.size + counters.size} keys checked), revision ${rev}`);
+        console.log(`# round ${round}: killed after ${delay} ms, ${roundAcks} writes acknowledged this round (${acked.size + counters.size} keys checked), revision ${rev}`);
       } finally {
         c.close();
       }
