@@ -83,9 +83,12 @@ describe('crash: kill -9 loses no acknowledged write', () => {
       const delay = 100 + Math.floor(rnd() * 1400);
       await sleep(delay);
       stop = true;
+      const diedOnItsOwn = !s.running;
+      const ownLog = s.log;
       await s.kill();
       await Promise.all(writers);
       for (const c of clients) c.close();
+      assert.ok(!diedOnItsOwn, `round ${round}: ${target} exited on its own under load before the kill (seed ${SEED}):\n${ownLog.slice(-3000)}`);
       totalAcked += roundAcks;
 
       // Sometimes kill it again while it starts up / replays the WAL.
