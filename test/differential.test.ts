@@ -235,6 +235,27 @@ describe('differential: KV against etcd and Concord', () => {
     await step('nothing written by failed requests', 'range', { key: Buffer.from([0]), rangeEnd: Buffer.from([0]), keysOnly: true });
   });
 
+  test('edge cases: 0xff keys, odd compare unions, revision 0 and negative values', async () => {
+    await step('put ff key', 'put', { key: Buffer.from([0xff]), value: b('ff') });
+    await step('put ff ff key', 'put', { key: Buffer.from([0xff, 0xff]), value: b('ffff') });
+    await step('prefix of 0xff (range_end \\0)', 'range', { key: Buffer.from([0xff]), rangeEnd: prefixEnd(Buffer.from([0xff])) });
+    await step('from 0xff', 'range', { key: Buffer.from([0xff]), rangeEnd: Buffer.from([0]) });
+    await step('range_end equal to key', 'range', { key: b('a'), rangeEnd: b('a') });
+    await step('negative revision', 'range', { key: b('a'), revision: -5 });
+    await step('negative min/max filters', 'range', { key: Buffer.from([0]), rangeEnd: Buffer.from([0]), minModRevision: -1, maxCreateRevision: -1, keysOnly: true });
+    await step('compare VALUE with no value set', 'txn', { compare: [mk.cmp({ key: b('empty'), target: CT.VALUE, result: CR.EQUAL })], success: [mk.opRange({ key: b('empty') })] });
+    await step('compare VERSION with a value union', 'txn', { compare: [mk.cmp({ key: b('a'), target: CT.VERSION, result: CR.GREATER, value: b('zz') })] });
+    await step('compare LEASE on a key without lease', 'txn', { compare: [mk.cmp({ key: b('a'), target: CT.LEASE, result: CR.EQUAL, lease: 0n })], success: [mk.opRange({ key: b('a') })] });
+    await step('compare on missing key: version 0', 'txn', { compare: [mk.cmp({ key: b('nokey'), target: CT.VERSION, result: CR.EQUAL, version: 0n })] });
+    await step('compare on missing key: create < 5', 'txn', { compare: [mk.cmp({ key: b('nokey'), target: CT.CREATE, result: CR.LESS, createRevision: 5n })] });
+    await step('compare on missing key: value !=', 'txn', { compare: [mk.cmp({ key: b('nokey'), target: CT.VALUE, result: CR.NOT_EQUAL, value: b('x') })] });
+    await step('compare over empty range', 'txn', { compare: [mk.cmp({ key: b('zz/'), rangeEnd: prefixEnd('zz/'), target: CT.VERSION, result: CR.EQUAL, version: 0n })] });
+    await step('delete range_end < key', 'delete', { key: b('p/4'), rangeEnd: b('p/1'), prevKv: true });
+    await step('put same value again bumps version', 'put', { key: b('a'), value: b('2'), prevKv: true });
+    await step('compact revision 0', 'compact', { revision: 0 });
+    await step('compact negative', 'compact', { revision: -1 });
+  });
+
   test('compaction: ranges at compacted and future revisions fail alike, history above survives', async () => {
     for (let i = 0; i < 4; i++) await step(`put c/${i}`, 'put', { key: b('c/k'), value: b(`v${i}`), prevKv: true });
     const cur = okRes(await step('rev', 'range', { key: b('c/k') })).header.revision as number;
