@@ -275,7 +275,7 @@ describe('differential: KV against etcd and Concord', () => {
     await step('range after', 'range', { key: b('c/'), rangeEnd: prefixEnd('c/') });
   });
 
-  test('a seeded random sequence of puts, deletes, ranges and txns matches', async () => {
+  test('a seeded random sequence of puts, deletes, ranges, txns and compactions matches', async () => {
     const seed = Number(process.env.CONCORD_DIFF_SEED ?? (Date.now() % 1_000_000));
     const n = Number(process.env.CONCORD_DIFF_RANDOM_OPS ?? 300);
     console.log(`# differential random sequence: seed ${seed} (CONCORD_DIFF_SEED=${seed} to replay), ${n} ops`);
@@ -321,7 +321,10 @@ describe('differential: KV against etcd and Concord', () => {
     for (let i = 0; i < n; i++) {
       const r = rnd();
       let out: Outcome<any>;
-      if (r < 0.35) out = await step(`#${i} put`, 'put', randPut());
+      if (r < 0.01) {
+        // Compact somewhere in the history seen so far (ranges below it then fail alike).
+        out = await step(`#${i} compact`, 'compact', { revision: firstRev + Math.floor(rnd() * (rev - firstRev + 1)), physical: rnd() < 0.5 });
+      } else if (r < 0.35) out = await step(`#${i} put`, 'put', randPut());
       else if (r < 0.45) out = await step(`#${i} delete`, 'delete', randDel());
       else if (r < 0.75) out = await step(`#${i} range`, 'range', randRange());
       else out = await step(`#${i} txn`, 'txn', { compare: Array.from({ length: Math.floor(rnd() * 3) }, randCmp), success: randOps(), failure: randOps() });
