@@ -38,8 +38,10 @@ export class SnapshotPolicy {
     await o.wal.saveSnapshot({ index: snap.metadata.index, term: snap.metadata.term });
     o.log.info('saved snapshot', { 'snapshot-index': snap.metadata.index });
     this.snapIndex = applied;
-    if (applied > snapshotCatchUpEntries) {
-      const compactIndex = applied - snapshotCatchUpEntries;
+    // Keep a tail of entries for slow followers. After a restart the log may already start
+    // past that point (it begins at the loaded snapshot): then there is nothing to compact.
+    const compactIndex = applied - snapshotCatchUpEntries;
+    if (compactIndex > o.storage.firstIndex()) {
       o.storage.compact(compactIndex);
       o.log.info('compacted Raft logs', { 'compact-index': compactIndex });
     }
