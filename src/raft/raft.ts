@@ -534,7 +534,12 @@ export class Raft {
           this.vote === m.from ||
           (this.vote === None && this.lead === None) ||
           (m.type === MessageType.MsgPreVote && m.term > this.term);
-        if (canVote && this.log.isUpToDate(m.index, m.logTerm) && !this.isLearnerOrRemoved()) {
+        // A learner, or a node that has not yet applied its own addition, votes when asked (as in
+        // etcd-io/raft): the candidate believes it a voter, and refusing can deadlock the group
+        // (e.g. a 1-voter group adds a voter, the leader restarts, and the newcomer will not vote
+        // until the leader it cannot elect tells it it is a member). Learners still never
+        // campaign, and only the candidate's configuration decides whose votes count.
+        if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
           // Respond with the message's term: a pre-vote grant is for the future term.
           this.send(newMessage({ type: voteRespType(m.type), to: m.from, term: m.term }));
           if (m.type === MessageType.MsgVote) {
@@ -555,12 +560,6 @@ export class Raft {
       default:
         return this.stepCandidate(m);
     }
-  }
-
-  /** Learners never vote (nor do nodes no longer in the configuration). */
-  private isLearnerOrRemoved(): boolean {
-    const pr = this.trk.progress.get(this.id);
-    return pr === undefined ? this.trk.voters.size > 0 : pr.isLearner;
   }
 
   private stepLeader(m: Message): boolean {

@@ -69,9 +69,22 @@ export class SimNode {
   readStates: ReadState[] = [];
   /** A Ready handed out and not yet persisted (persistence is a separate, delayable step). */
   pending: Ready | null = null;
+  /**
+   * How many of the pending Ready's records (snapshot?, entries..., hard state?) are already
+   * written to storage: persistence is a sequence of writes that a crash can interrupt.
+   */
+  written = 0;
+  /** The pending Ready's messages already went out (a leader sends before its own fsync). */
+  sentEarly = false;
+  /** The pending Ready's committed entries already applied (before persistence finished). */
+  appliedEarly = false;
+  /** Role as of the last soft state handed out (what a server knows without asking raft). */
+  softLeader = false;
   /** Data of applied normal entries, in order (for tests that inspect what was applied). */
   appliedData: string[] = [];
   readonly opts: NodeOptions;
+  /** Founding members: a member that crashed before persisting its bootstrap re-bootstraps. */
+  bootstrapPeers: NodeId[] | undefined = undefined;
   private readonly random: () => number;
 
   constructor(id: NodeId, opts: NodeOptions, random: () => number, storage = new MemoryStorage()) {
@@ -85,6 +98,11 @@ export class SimNode {
   /** (Re)creates the RawNode from what is persisted. */
   start(): void {
     if (process.env.RAFT_SIM_DEBUG) console.log('start', this.id);
+    // A founding member whose bootstrap never became durable (its hard state, which commits
+    // the bootstrap entries, was not written) starts over, as a server with no valid WAL would.
+    if (this.bootstrapPeers && this.storage.snapshot().metadata.index === 0 && this.storage.initialState().hardState.commit === 0) {
+      this.storage = new MemoryStorage();
+    }
     const snap = this.storage.snapshot();
     this.appliedIndex = snap.metadata.index;
     this.appliedHash = 2166136261;
@@ -94,6 +112,10 @@ export class SimNode {
       this.appliedHash = s.hash;
     }
     this.pending = null;
+    this.written = 0;
+    this.sentEarly = false;
+    this.appliedEarly = false;
+    this.softLeader = false;
     this.node = new RawNode({
       id: this.id,
       electionTick: this.opts.electionTick ?? 10,
@@ -106,16 +128,45 @@ export class SimNode {
       preVote: this.opts.preVote ?? true,
       random: this.random,
     });
+    if (this.bootstrapPeers && this.storage.lastIndex() === 0) this.node.bootstrap(this.bootstrapPeers.map((p) => ({ id: p })));
     this.alive = true;
   }
 
   crash(): void {
     this.alive = false;
     this.pending = null;
+    this.written = 0;
+  }
+
+  /**
+   * Records of a Ready in the order a WAL writes them: snapshot, entries, then hard state. A
+   * snapshot counts only together with the hard state committing it (etcd ignores a WAL
+   * snapshot newer than the saved commit), so those two are one record.
+   */
+  static recordCount(rd: Ready): number {
+    return (rd.snapshot ? 1 : 0) + rd.entries.length + (rd.hardState && !rd.snapshot ? 1 : 0);
+  }
+
+  /** Writes records [written, upTo) of the pending Ready to storage. */
+  writeRecords(upTo: number): void {
+    const rd = this.pending;
+    if (!rd) return;
+    const snapN = rd.snapshot ? 1 : 0;
+    for (let k = this.written; k < upTo; k++) {
+      if (k < snapN) {
+        this.storage.applySnapshot(rd.snapshot!);
+        if (rd.hardState) this.storage.setHardState(rd.hardState);
+      } else if (k < snapN + rd.entries.length) this.storage.append([rd.entries[k - snapN]]);
+      else this.storage.setHardState(rd.hardState!);
+    }
+    if (upTo > this.written) this.written = upTo;
   }
 
   /** Takes a snapshot of the applied state and compacts the log up to it. */
   snapshotAndCompact(keep = 0): void {
+    // Between Readys only (as the server does): with a write in flight the applied index may be
+    // past the persisted commit index, and a snapshot there would not survive a restart.
+    if (this.pending) return;
     const i = this.appliedIndex;
     if (i <= this.storage.snapshot().metadata.index) return;
     const data = enc.encode(JSON.stringify({ index: i, hash: this.appliedHash }));
@@ -145,6 +196,13 @@ export interface NetworkOptions {
   maxDelay?: number;
   /** Bound on messages in flight; beyond it new messages are dropped (like a full send queue). */
   maxInFlight?: number;
+  /** Fraction of messages held back much longer (up to longDelay steps): old-term messages arrive late. */
+  longDelayRate?: number;
+  longDelay?: number;
+  /** Chance that a leader sends a Ready's messages before persisting it (as the server does). */
+  earlySendRate?: number;
+  /** Chance that a Ready's committed entries are applied before its persistence finishes. */
+  earlyApplyRate?: number;
 }
 
 export class SimNetwork {
@@ -168,6 +226,17 @@ export class SimNetwork {
   delivered = 0;
   /** Pass messages through encode/decode (off in benchmarks that measure raft alone). */
   serialize = true;
+  longDelayRate: number;
+  longDelay: number;
+  earlySendRate: number;
+  earlyApplyRate: number;
+  /** Targeted scenarios: drop messages this returns true for. */
+  filter: ((m: Message) => boolean) | undefined = undefined;
+  /** Called when a node's Ready announces it became leader (after the safety checks). */
+  onLeaderHook: ((n: SimNode) => void) | undefined = undefined;
+  /** Recently sent messages, for late re-delivery (duplicates across terms). */
+  private sentLog: Message[] = [];
+  private sentLogPos = 0;
 
   constructor(opts: NetworkOptions) {
     this.random = opts.random;
@@ -175,6 +244,10 @@ export class SimNetwork {
     this.dupRate = opts.dupRate ?? 0;
     this.maxDelay = opts.maxDelay ?? 0;
     this.maxInFlight = opts.maxInFlight ?? 10000;
+    this.longDelayRate = opts.longDelayRate ?? 0;
+    this.longDelay = opts.longDelay ?? 0;
+    this.earlySendRate = opts.earlySendRate ?? 0;
+    this.earlyApplyRate = opts.earlyApplyRate ?? 0;
   }
 
   /** Creates a bootstrapped group of the given ids. */
@@ -183,6 +256,7 @@ export class SimNetwork {
     for (const id of ids) {
       const n = new SimNode(id, nodeOpts, opts.random);
       n.node.bootstrap(ids.map((p) => ({ id: p })));
+      n.bootstrapPeers = ids;
       net.nodes.set(id, n);
     }
     return net;
@@ -244,8 +318,13 @@ export class SimNetwork {
       this.onDrop(m);
       return;
     }
-    const delay = this.maxDelay > 0 ? Math.floor(this.random() * (this.maxDelay + 1)) : 0;
+    let delay = this.maxDelay > 0 ? Math.floor(this.random() * (this.maxDelay + 1)) : 0;
+    if (this.longDelayRate > 0 && this.random() < this.longDelayRate) delay += Math.floor(this.random() * (this.longDelay + 1));
     this.inflight.push({ m, deliverAt: this.now + delay });
+    if (this.longDelayRate > 0) {
+      if (this.sentLog.length < 256) this.sentLog.push(m);
+      else this.sentLog[this.sentLogPos++ & 255] = m;
+    }
     if (this.dupRate > 0 && this.random() < this.dupRate) {
       this.inflight.push({ m, deliverAt: this.now + Math.floor(this.random() * (this.maxDelay + 1)) });
     }
@@ -259,13 +338,49 @@ export class SimNetwork {
     }
   }
 
-  /** Persists and processes the node's outstanding Ready (if any). */
+  /** Persists and processes the node's outstanding Ready (if any), all at once. */
   persist(n: SimNode): void {
     const rd = n.pending;
     if (!rd || !n.alive) return;
+    n.writeRecords(SimNode.recordCount(rd));
+    this.complete(n);
+  }
+
+  /**
+   * Writes the next 1..maxRecords records of the node's pending Ready; once all are written
+   * (the fsync returned), sends, applies and advances. False if nothing was pending.
+   */
+  persistSome(n: SimNode, maxRecords: number): boolean {
+    const rd = n.pending;
+    if (!rd || !n.alive) return false;
+    const total = SimNode.recordCount(rd);
+    const k = 1 + Math.floor(this.random() * Math.max(1, maxRecords));
+    n.writeRecords(Math.min(total, n.written + k));
+    if (n.written >= total) this.complete(n);
+    return true;
+  }
+
+  /**
+   * Crashes a node. A Ready being persisted is torn: a random prefix of its records reached
+   * the disk (nothing after the first lost record survives), the rest is lost.
+   */
+  crash(n: SimNode): void {
+    if (!n.alive) return;
+    const rd = n.pending;
+    if (rd) {
+      const total = SimNode.recordCount(rd);
+      const keep = n.written + Math.floor(this.random() * (total - n.written + 1));
+      n.writeRecords(keep);
+    }
+    n.crash();
+  }
+
+  /** The pending Ready is durable: send, apply, answer reads, advance. */
+  private complete(n: SimNode): void {
+    const rd = n.pending!;
     n.pending = null;
+    n.written = 0;
     if (rd.snapshot) {
-      n.storage.applySnapshot(rd.snapshot);
       const s = rd.snapshot;
       if (s.data && s.data.length > 0) {
         const st = JSON.parse(dec.decode(s.data)) as { index: number; hash: number };
@@ -275,11 +390,10 @@ export class SimNetwork {
       n.appliedIndex = s.metadata.index;
       n.confState = s.metadata.confState;
     }
-    if (rd.hardState) n.storage.setHardState(rd.hardState);
-    n.storage.append(rd.entries);
-    for (const m of rd.messages) this.send(m);
-    if (process.env.RAFT_SIM_DEBUG && n.id === 1n) console.log('persist', n.id, 'applied', n.appliedIndex, 'raftApplied', n.node.raft.log.applied, 'snap', rd.snapshot?.metadata.index, 'ents', rd.entries.map((e) => e.index).join(','), 'ce', rd.committedEntries.map((e) => e.index).join(','));
-    for (const e of rd.committedEntries) this.apply(n, e);
+    if (!n.sentEarly) for (const m of rd.messages) this.send(m);
+    if (!n.appliedEarly) for (const e of rd.committedEntries) this.apply(n, e);
+    n.sentEarly = false;
+    n.appliedEarly = false;
     for (const r of rd.readStates) n.readStates.push(r);
     n.node.advance(rd);
   }
@@ -314,7 +428,33 @@ export class SimNetwork {
     if (!n.alive || n.pending || !n.node.hasReady()) return false;
     const rd = n.node.ready();
     n.pending = rd;
-    if (rd.softState?.raftState === StateType.Leader) this.onLeader(n);
+    n.written = 0;
+    n.sentEarly = false;
+    n.appliedEarly = false;
+    if (rd.softState) n.softLeader = rd.softState.raftState === StateType.Leader;
+    if (rd.softState?.raftState === StateType.Leader) {
+      this.onLeader(n);
+      if (this.onLeaderHook) this.onLeaderHook(n);
+    }
+    // A leader may send before its own fsync: its log counts toward commit only once persisted.
+    if (n.softLeader && rd.messages.length > 0 && this.earlySendRate > 0 && this.random() < this.earlySendRate) {
+      n.sentEarly = true;
+      for (const m of rd.messages) this.send(m);
+    }
+    // Committed entries are durable on a quorum (the leader counts only its persisted log), so
+    // they may be applied while this Ready's own writes are still in progress.
+    if (!rd.snapshot && rd.committedEntries.length > 0 && this.earlyApplyRate > 0 && this.random() < this.earlyApplyRate) {
+      n.appliedEarly = true;
+      for (const e of rd.committedEntries) this.apply(n, e);
+    }
+    return true;
+  }
+
+  /** Re-sends a random message sent earlier (possibly from an older term). */
+  replayOld(): boolean {
+    if (this.sentLog.length === 0) return false;
+    const m = this.sentLog[Math.floor(this.random() * this.sentLog.length)];
+    this.inflight.push({ m: decodeMessage(encodeMessage(m)), deliverAt: this.now });
     return true;
   }
 
@@ -357,7 +497,7 @@ export class SimNetwork {
 
   deliver(m: Message): void {
     const to = this.nodes.get(m.to);
-    if (!to || !to.alive || this.cut.has(`${m.from}>${m.to}`)) {
+    if (!to || !to.alive || this.cut.has(`${m.from}>${m.to}`) || (this.filter !== undefined && this.filter(m))) {
       this.onDrop(m);
       return;
     }
