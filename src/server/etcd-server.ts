@@ -31,6 +31,8 @@ export const clusterVersion = '3.4.0';
 const kvOverhead = 256;
 /** The v2 store key etcd keeps the cluster version under. */
 const clusterVersionPath = '/0/version';
+/** How stale the cached backend size used by the quota check may be. */
+const dbSizeRefreshMs = 20;
 /** Proposals waiting for apply beyond this are refused ("too many requests"), as etcd does. */
 const maxPendingProposals = 5000 * 4;
 
@@ -321,9 +323,22 @@ export class EtcdServer implements EtcdService {
 
   // ------------------------------------------------------------------ quota
 
+  /**
+   * The backend file size as of the last refresh (a stat per request would cost more than
+   * the rest of a put). The file only grows when the batched backend commit runs, so a
+   * refresh every `dbSizeRefreshMs` sees what a per-request stat would, give or take a batch.
+   */
+  private dbSize = 0;
+  private dbSizeAt = 0;
+
   private quotaAvailable(cost: number): boolean {
     if (cost === 0) return true;
-    return this.store.backend.size() + cost < this.deps.quotaBytes;
+    const now = performance.now();
+    if (now - this.dbSizeAt > dbSizeRefreshMs) {
+      this.dbSize = this.store.backend.size();
+      this.dbSizeAt = now;
+    }
+    return this.dbSize + cost < this.deps.quotaBytes;
   }
 
   /** Refuses a growing write past the quota and raises NOSPACE (through raft), as etcd does. */
