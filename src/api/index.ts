@@ -10,7 +10,7 @@ import { ClientListener } from './listener.js';
 import type { Logger } from '../log/index.js';
 import { registerEtcdServices } from './services.js';
 
-export { etcdServerVersion, etcdClusterVersion } from './version.js';
+export { etcdServerVersion, etcdClusterVersion } from '../version.js';
 export { GrpcServer, ServerCall, GrpcStatusError } from './grpc/index.js';
 
 /** etcd's grpcOverheadBytes (v3rpc/grpc.go): the gRPC receive limit is max-request-bytes plus this. */

@@ -6,9 +6,9 @@
 import { readFileSync } from 'node:fs';
 
 /** The etcd server version Concord presents (version.Version in etcd). */
-export const etcdVersion = '3.4.23';
-/** The cluster version etcd 3.4 members agree on (/version "etcdcluster" is "3.4.0"). */
-export const etcdClusterVersion = '3.4.0';
+export { etcdServerVersion as etcdVersion } from '../version.js';
+export { etcdClusterVersion } from '../version.js';
+import { etcdServerVersion as etcdVersion } from '../version.js';
 
 /** Concord's package version, read from package.json at run time (dist/src/cli -> root). */
 export function concordVersion(): string {

@@ -24,8 +24,8 @@ import { RequestIdGenerator, WaitRegistry } from './wait.js';
 import { AppliedIndexWaiter, ReadIndexBatcher } from './read-index.js';
 import { ConfChangeType } from '../proto/raftpb.js';
 
-export const serverVersion = '3.4.23';
-export const clusterVersion = '3.4.0';
+export { etcdServerVersion as serverVersion, etcdClusterVersion as clusterVersion } from '../version.js';
+import { etcdServerVersion as serverVersion } from '../version.js';
 
 /** Bytes etcd adds per key when estimating a put's cost against the quota. */
 const kvOverhead = 256;

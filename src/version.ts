@@ -1,3 +1,4 @@
+/** Leaf module: the etcd versions Concord reports, shared by every layer. */
 /**
  * The versions Concord reports to clients. Concord speaks etcd 3.4's API, and tools (etcdctl,
  * Patroni, Kubernetes) gate features on these strings, so it reports the etcd release it is
