@@ -264,8 +264,11 @@ export class RawNode {
       rd.entries.length > 0 ||
       rd.snapshot !== undefined ||
       (rd.hardState !== undefined && (rd.hardState.term !== this.prevHard.term || rd.hardState.vote !== this.prevHard.vote));
-    if (r.readStates.length > 0) r.readStates = [];
-    if (r.msgs.length > 0) r.msgs = [];
+    // Always hand the arrays over: an empty one left shared would collect messages raft sends
+    // while this Ready is being persisted (e.g. a MsgAppResp for entries not yet on disk), and
+    // they would go out with this Ready, ahead of the writes they depend on.
+    r.readStates = [];
+    r.msgs = [];
     this.outstanding = rd;
     return rd;
   }

@@ -97,7 +97,7 @@ export class SimNode {
 
   /** (Re)creates the RawNode from what is persisted. */
   start(): void {
-    if (process.env.RAFT_SIM_DEBUG) console.log('start', this.id);
+    if (process.env.RAFT_SIM_TRACE) console.log('start', this.id);
     // A founding member whose bootstrap never became durable (its hard state, which commits
     // the bootstrap entries, was not written) starts over, as a server with no valid WAL would.
     if (this.bootstrapPeers && this.storage.snapshot().metadata.index === 0 && this.storage.initialState().hardState.commit === 0) {
@@ -205,6 +205,11 @@ export interface NetworkOptions {
   earlyApplyRate?: number;
 }
 
+const TRACE = !!process.env.RAFT_SIM_TRACE;
+function trace(...a: unknown[]): void {
+  console.log(...a);
+}
+
 export class SimNetwork {
   readonly nodes = new Map<NodeId, SimNode>();
   private inflight: InFlight[] = [];
@@ -230,8 +235,12 @@ export class SimNetwork {
   longDelay: number;
   earlySendRate: number;
   earlyApplyRate: number;
-  /** Targeted scenarios: drop messages this returns true for. */
-  filter: ((m: Message) => boolean) | undefined = undefined;
+  /**
+   * Targeted scenarios: what to deliver instead of m (undefined drops it). A scenario may
+   * shorten a MsgApp to a prefix of its entries, which is what a sender with a smaller size
+   * limit would have sent.
+   */
+  filter: ((m: Message) => Message | undefined) | undefined = undefined;
   /** Called when a node's Ready announces it became leader (after the safety checks). */
   onLeaderHook: ((n: SimNode) => void) | undefined = undefined;
   /** Recently sent messages, for late re-delivery (duplicates across terms). */
@@ -274,6 +283,7 @@ export class SimNetwork {
   }
 
   isolate(id: NodeId): void {
+    if (TRACE) trace(`isolate ${id}`);
     for (const other of this.nodes.keys()) {
       if (other === id) continue;
       this.cut.add(`${id}>${other}`);
@@ -283,6 +293,7 @@ export class SimNetwork {
 
   /** Splits the nodes into two sides that cannot talk. */
   partition(side: NodeId[]): void {
+    if (TRACE) trace(`partition ${side.join(',')}`);
     const a = new Set(side);
     for (const x of this.nodes.keys()) {
       for (const y of this.nodes.keys()) {
@@ -296,6 +307,7 @@ export class SimNetwork {
   }
 
   heal(): void {
+    if (TRACE) trace('heal');
     this.cut.clear();
   }
 
@@ -371,13 +383,15 @@ export class SimNetwork {
       const total = SimNode.recordCount(rd);
       const keep = n.written + Math.floor(this.random() * (total - n.written + 1));
       n.writeRecords(keep);
-    }
+      if (TRACE) trace(`crash ${n.id} mid-persist: kept ${keep}/${total} records (ents ${rd.entries.map((e) => `${e.index}t${e.term}`).join(',')} hs ${JSON.stringify(rd.hardState, (_k, v) => (typeof v === 'bigint' ? Number(v) : v))})`);
+    } else if (TRACE) trace(`crash ${n.id}`);
     n.crash();
   }
 
   /** The pending Ready is durable: send, apply, answer reads, advance. */
   private complete(n: SimNode): void {
     const rd = n.pending!;
+    if (TRACE) trace(`persisted ${n.id}${n.sentEarly ? ' (sent early)' : ''}`);
     n.pending = null;
     n.written = 0;
     if (rd.snapshot) {
@@ -407,6 +421,7 @@ export class SimNetwork {
   }
 
   private apply(n: SimNode, e: Entry): void {
+    if (TRACE) trace(`apply ${n.id} ${e.index}t${e.term}`);
     if (e.index !== n.appliedIndex + 1) {
       this.violations.push({ kind: 'apply order', detail: `node ${n.id} applied ${e.index} after ${n.appliedIndex} (raft applied ${n.node.raft.log.applied} committed ${n.node.raft.log.committed} first ${n.node.raft.log.firstIndex()} storage snap ${n.storage.snapshot().metadata.index})` });
       if (process.env.RAFT_SIM_DEBUG) throw new Error('apply order');
@@ -432,6 +447,7 @@ export class SimNetwork {
     n.sentEarly = false;
     n.appliedEarly = false;
     if (rd.softState) n.softLeader = rd.softState.raftState === StateType.Leader;
+    if (TRACE) trace(`ready ${n.id} ents ${rd.entries.map((e) => `${e.index}t${e.term}`).join(',')} hs ${rd.hardState ? `t${rd.hardState.term} v${rd.hardState.vote} c${rd.hardState.commit}` : '-'} msgs ${rd.messages.map((m) => `${MessageType[m.type]}>${m.to}`).join(',')}${n.softLeader ? ' (leader)' : ''}`);
     if (rd.softState?.raftState === StateType.Leader) {
       this.onLeader(n);
       if (this.onLeaderHook) this.onLeaderHook(n);
@@ -460,6 +476,7 @@ export class SimNetwork {
 
   private onLeader(n: SimNode): void {
     const r = n.node.raft;
+    if (TRACE) trace(`leader ${n.id} term ${r.term} last ${r.log.lastIndex()}t${r.log.lastTerm()} committed ${r.log.committed}`);
     const prev = this.leaders.get(r.term);
     if (prev !== undefined && prev !== n.id) {
       this.violations.push({ kind: 'election safety', detail: `term ${r.term} has leaders ${prev} and ${n.id}` });
@@ -496,12 +513,23 @@ export class SimNetwork {
   }
 
   deliver(m: Message): void {
+    if (this.filter !== undefined) {
+      const f = this.filter(m);
+      if (f === undefined) {
+        this.onDrop(m);
+        return;
+      }
+      m = f;
+    }
     const to = this.nodes.get(m.to);
-    if (!to || !to.alive || this.cut.has(`${m.from}>${m.to}`) || (this.filter !== undefined && this.filter(m))) {
+    if (!to || !to.alive || this.cut.has(`${m.from}>${m.to}`)) {
       this.onDrop(m);
       return;
     }
     this.delivered++;
+    if (TRACE && m.type !== MessageType.MsgHeartbeat && m.type !== MessageType.MsgHeartbeatResp) {
+      trace(`deliver ${MessageType[m.type]} ${m.from}->${m.to} t${m.term} i${m.index} lt${m.logTerm} c${m.commit}${m.reject ? ' reject' : ''} ents ${m.entries.map((e) => `${e.index}t${e.term}`).join(',')}`);
+    }
     try {
       to.node.step(m);
     } catch (e) {

@@ -257,6 +257,10 @@ class Sim {
     return undefined;
   }
 
+  count(name: string): void {
+    this.scenarios[name] = (this.scenarios[name] ?? 0) + 1;
+  }
+
   // ----------------------------------------------------------------------------------------
   // Targeted scenarios (mixed into the random schedule).
 
@@ -362,6 +366,7 @@ class Sim {
     for (let i = 0; i < 2000 && l2 === undefined && !this.failed(); i++) this.step(true);
     net.onLeaderHook = undefined;
     if (l2 === undefined) return;
+    this.count('figure8.l2');
     // 3. The old group plus one of the others (a quorum without l2): one of the old group wins
     //    (longer log) and re-replicates the old-term entries, but its own-term entries are lost.
     const b = others.find((id) => id !== l2)!;
@@ -369,9 +374,20 @@ class Sim {
     const side3 = [...g1, b];
     net.partition(side3);
     net.isolate(l2);
-    net.filter = (m: Message) =>
-      m.type === MessageType.MsgApp && m.entries.length > 0 && m.entries[m.entries.length - 1].term === m.term && side3.includes(m.from);
+    // Its current-term entries never arrive: MsgApps carry only the older entries.
+    net.filter = (m: Message) => {
+      if (m.type !== MessageType.MsgApp || !side3.includes(m.from)) return m;
+      const k = m.entries.findIndex((e) => e.term === m.term);
+      if (k < 0) return m;
+      if (k === 0) return undefined;
+      return { ...m, entries: m.entries.slice(0, k) };
+    };
+    this.count('figure8.phase3');
     this.runFor(400, true);
+    const w = net.leader();
+    if (w && g1.includes(w.id) && w.node.raft.log.committed >= w.node.raft.log.firstIndex() && w.node.raft.log.term(w.node.raft.log.committed) < w.node.raft.term) {
+      this.count('figure8.oldTermCommitted');
+    }
     // 4. That leader goes away; l2 (newer last term) can now win with the rest.
     net.filter = undefined;
     net.heal();
@@ -403,7 +419,7 @@ class Sim {
       for (const [name, w, fn] of plan) {
         x -= w;
         if (x < 0) {
-          this.scenarios[name] = (this.scenarios[name] ?? 0) + 1;
+          this.count(name);
           fn();
           break;
         }
