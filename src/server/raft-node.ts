@@ -58,6 +58,8 @@ export class RaftNode {
   private persistedIndex: number;
   term = 0;
   commitIndex = 0;
+  /** Counters for metrics and tuning (cumulative). */
+  readonly stats = { readies: 0, walSaves: 0, walSaveMs: 0, entriesSaved: 0 };
 
   constructor(o: RaftNodeOptions) {
     this.raw = o.raw;
@@ -160,8 +162,13 @@ export class RaftNode {
 
     if (rd.snapshot && rd.snapshot.metadata.index > 0) await this.persistSnapshot(rd.snapshot);
     if (rd.entries.length > 0 || rd.hardState) {
+      const t0 = performance.now();
       await this.wal.save(rd.hardState, rd.entries, rd.mustSync);
+      this.stats.walSaves++;
+      this.stats.walSaveMs += performance.now() - t0;
+      this.stats.entriesSaved += rd.entries.length;
     }
+    this.stats.readies++;
     if (rd.hardState) this.storage.setHardState(rd.hardState);
     if (rd.entries.length > 0) {
       this.storage.append(rd.entries);
