@@ -247,11 +247,22 @@ class Sim {
     for (let i = 0; i < k && !this.failed(); i++) this.step(calm);
   }
 
-  /** Runs calm steps until some node leads (bounded). */
-  awaitLeader(maxSteps = 1500): SimNode | undefined {
+  /**
+   * Runs calm steps until some node leads (bounded). `stable`: every live member of the
+   * original group is at the leader's term and follows it (no stale leader left around).
+   */
+  awaitLeader(maxSteps = 1500, stable = false): SimNode | undefined {
     for (let i = 0; i < maxSteps && !this.failed(); i++) {
       const l = this.net.leader();
-      if (l && l.node.raft.state === StateType.Leader) return l;
+      if (l && l.node.raft.state === StateType.Leader) {
+        if (!stable) return l;
+        const t = l.node.raft.term;
+        const ok = this.ids.every((id) => {
+          const n = this.net.node(id);
+          return !n.alive || this.net.removed.has(id) || (n.node.raft.term === t && n.node.raft.lead === l.id);
+        });
+        if (ok) return l;
+      }
       this.step(true);
     }
     return undefined;
@@ -333,6 +344,31 @@ class Sim {
     for (const n of this.down()) this.restart(n);
   }
 
+  /** Ticks the given nodes and runs the network to quiet, until `done` (bounded rounds). */
+  drive(nodes: NodeId[], rounds: number, done: () => boolean): boolean {
+    for (let i = 0; i < rounds && !this.failed(); i++) {
+      if (done()) return true;
+      for (const id of nodes) {
+        const n = this.net.node(id);
+        if (n.alive) n.node.tick();
+      }
+      this.net.stabilize(20);
+      this.collectReads();
+    }
+    return done();
+  }
+
+  /** A leader among `nodes` whose term is the highest any of them knows, if any. */
+  leaderAmong(nodes: NodeId[]): SimNode | undefined {
+    let maxTerm = 0;
+    for (const id of nodes) maxTerm = Math.max(maxTerm, this.net.node(id).node.raft.term);
+    for (const id of nodes) {
+      const n = this.net.node(id);
+      if (n.alive && n.node.raft.state === StateType.Leader && n.node.raft.term === maxTerm) return n;
+    }
+    return undefined;
+  }
+
   /**
    * Figure 8 of the Raft paper: entries of an old term reach a majority only after a newer
    * term's leader wrote a conflicting entry; committing them by counting replicas (not through
@@ -343,8 +379,9 @@ class Sim {
     if (this.size < 3) return;
     net.heal();
     for (const n of this.down()) this.restart(n);
-    const l1 = this.awaitLeader();
+    const l1 = this.awaitLeader(3000, true);
     if (!l1 || !ids.includes(l1.id)) return;
+    this.count('figure8.l1');
     // 1. The leader with a minority (one short of a quorum) takes entries.
     const rest = ids.filter((id) => id !== l1.id);
     shuffle(r, rest);
@@ -352,9 +389,9 @@ class Sim {
     const others = rest.slice(this.quorum - 2);
     net.partition(g1);
     this.burst(l1);
-    this.runFor(150, true);
+    this.drive([], 5, () => false);
     // 2. The others elect a leader, which is cut off as soon as it is elected (its new-term
-    //    entry stays with it alone).
+    //    entries stay with it alone).
     let l2: NodeId | undefined;
     net.onLeaderHook = (n) => {
       if (l2 === undefined && others.includes(n.id)) {
@@ -363,40 +400,38 @@ class Sim {
         this.burst(n);
       }
     };
-    for (let i = 0; i < 2000 && l2 === undefined && !this.failed(); i++) this.step(true);
+    this.drive(others, 200, () => l2 !== undefined);
     net.onLeaderHook = undefined;
     if (l2 === undefined) return;
     this.count('figure8.l2');
     // 3. The old group plus one of the others (a quorum without l2): one of the old group wins
-    //    (longer log) and re-replicates the old-term entries, but its own-term entries are lost.
+    //    (longer log) and re-replicates the old-term entries, but its own-term entries never
+    //    arrive: MsgApps carry only the older entries.
     const b = others.find((id) => id !== l2)!;
     net.heal();
     const side3 = [...g1, b];
     net.partition(side3);
     net.isolate(l2);
-    // Its current-term entries never arrive: MsgApps carry only the older entries.
     net.filter = (m: Message) => {
       if (m.type !== MessageType.MsgApp || !side3.includes(m.from)) return m;
       const k = m.entries.findIndex((e) => e.term === m.term);
-      if (k < 0) return m;
-      if (k === 0) return undefined;
-      return { ...m, entries: m.entries.slice(0, k) };
+      // (An empty MsgApp is still a valid probe: the follower acks or rejects its prevIndex.)
+      return k < 0 ? m : { ...m, entries: m.entries.slice(0, k) };
     };
-    this.count('figure8.phase3');
-    this.runFor(400, true);
-    const w = net.leader();
-    if (w && g1.includes(w.id) && w.node.raft.log.committed >= w.node.raft.log.firstIndex() && w.node.raft.log.term(w.node.raft.log.committed) < w.node.raft.term) {
-      this.count('figure8.oldTermCommitted');
+    const w = this.drive(side3, 200, () => this.leaderAmong(side3) !== undefined) ? this.leaderAmong(side3) : undefined;
+    if (process.env.RAFT_SIM_TRACE) console.log(`figure8 phase3 g1 ${g1} l2 ${l2} b ${b} w ${w?.id}`);
+    if (w && g1.includes(w.id)) {
+      this.count('figure8.w');
+      this.drive(side3, 10 + Math.floor(r() * 20), () => false);
     }
-    // 4. That leader goes away; l2 (newer last term) can now win with the rest.
+    // 4. That group goes away; l2 (newer last term) can now win with the rest.
     net.filter = undefined;
     net.heal();
     for (const id of g1) net.isolate(id);
-    if (r() < 0.5) {
-      const w = net.leader();
-      if (w && g1.includes(w.id)) net.crash(w);
-    }
-    this.runFor(600, true);
+    if (w && r() < 0.5) net.crash(w);
+    const side4 = ids.filter((id) => !g1.includes(id));
+    if (process.env.RAFT_SIM_TRACE) console.log(`figure8 phase4 ${side4}`);
+    if (this.drive(side4, 200, () => this.leaderAmong(side4) !== undefined)) this.count('figure8.l3');
     net.heal();
     for (const n of this.down()) this.restart(n);
   }
