@@ -133,6 +133,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const snapshots = new SnapshotPolicy({
     snapshotCount: config.snapshotCount, log, store, storage, wal, snapshotter, membership,
     appliedIndex: snapshot?.metadata.index ?? 0,
+    snapDir, maxSnapshots: config.maxSnapshots ?? 5,
   });
   let raft: RaftNode;
   raft = new RaftNode({

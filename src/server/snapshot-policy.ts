@@ -6,6 +6,8 @@
  *
  * Runs on the raft loop between Readies (no WAL write in flight).
  */
+import { unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { ConfState } from '../proto/raftpb.js';
 import type { MemoryStorage } from '../raft/index.js';
 import type { Wal, Snapshotter } from '../wal/index.js';
@@ -21,6 +23,7 @@ export class SnapshotPolicy {
   constructor(private readonly o: {
     snapshotCount: number; log: Logger; store: MvccStore; storage: MemoryStorage; wal: Wal;
     snapshotter: Snapshotter; membership: Membership; appliedIndex: number;
+    snapDir: string; maxSnapshots: number;
   }) {
     this.snapIndex = o.appliedIndex;
   }
@@ -46,5 +49,17 @@ export class SnapshotPolicy {
       o.log.info('compacted Raft logs', { 'compact-index': compactIndex });
     }
     await o.wal.releaseLockTo(snap.metadata.index);
+    await this.purgeSnapFiles();
+  }
+
+  /** Keeps the newest `maxSnapshots` snap files (etcd's --max-snapshots purge; 0 = keep all). */
+  private async purgeSnapFiles(): Promise<void> {
+    const max = this.o.maxSnapshots;
+    if (max <= 0) return;
+    const names = await this.o.snapshotter.snapNames(); // newest first
+    for (const name of names.slice(max)) {
+      await unlink(join(this.o.snapDir, name)).catch(() => undefined);
+      this.o.log.info('purged', { path: join(this.o.snapDir, name) });
+    }
   }
 }
