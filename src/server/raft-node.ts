@@ -152,7 +152,12 @@ export class RaftNode {
     const isLeader = this.isLeader;
     if (isLeader && rd.messages.length > 0) this.hooks.send(rd.messages);
 
-    // Apply what is already durable, before this Ready's fsync.
+    if (rd.snapshot && rd.snapshot.metadata.index > 0) await this.persistSnapshot(rd.snapshot);
+    // Start this Ready's WAL write first: the write and fdatasync run on the thread pool
+    // while this thread applies what is already durable and answers those clients.
+    const t0 = performance.now();
+    const saving = rd.entries.length > 0 || rd.hardState ? this.wal.save(rd.hardState, rd.entries, rd.mustSync) : undefined;
+
     const committed = rd.committedEntries;
     let split = committed.length;
     while (split > 0 && committed[split - 1]!.index > this.persistedIndex) split--;
@@ -160,10 +165,8 @@ export class RaftNode {
 
     for (const rs of rd.readStates) this.hooks.readState(rs.requestCtx, rs.index);
 
-    if (rd.snapshot && rd.snapshot.metadata.index > 0) await this.persistSnapshot(rd.snapshot);
-    if (rd.entries.length > 0 || rd.hardState) {
-      const t0 = performance.now();
-      await this.wal.save(rd.hardState, rd.entries, rd.mustSync);
+    if (saving) {
+      await saving;
       this.stats.walSaves++;
       this.stats.walSaveMs += performance.now() - t0;
       this.stats.entriesSaved += rd.entries.length;
