@@ -18,7 +18,7 @@
  * issued), log matching (periodically); after the run: liveness (once everything heals and
  * restarts, a leader is elected and a proposal commits on every voter) with bounded loops.
  *
- * RAFT_SIM_RUNS=n runs n seeds (default 70); RAFT_SIM_SEED=s replays one seed;
+ * RAFT_SIM_RUNS=n runs n seeds (default 400); RAFT_SIM_SEED=s replays one seed;
  * RAFT_SIM_STEPS=k sets steps per run (default 6000); RAFT_SIM_FIRST=s is the first seed.
  */
 import { test } from 'node:test';
@@ -169,7 +169,9 @@ class Sim {
     } else if (x < 77.5) {
       this.burst(net.leader());
     } else if (x < 80.5) {
-      this.read(pick(r, this.live()));
+      // Reads anywhere, and often at whoever believes it leads (a deposed one must not answer).
+      const leaders = this.live().filter((n) => n.node.raft.state === StateType.Leader);
+      this.read(r() < 0.5 ? pick(r, leaders) : pick(r, this.live()));
     } else if (x < 81.5) {
       net.replayOld();
     } else if (x < 82) {
@@ -278,14 +280,28 @@ class Sim {
   /** Isolates the current leader, alone or with a minority; it keeps taking proposals and reads. */
   isolateLeader(): void {
     const { net, r } = this;
-    const l = this.awaitLeader();
+    const l = r() < 0.5 ? this.awaitLeader() : this.awaitLeader(1500, true);
     if (!l) return;
     net.heal();
+    // Usually let it commit in its term first (only then does it serve reads).
+    const raft = l.node.raft;
+    if (r() < 0.7) this.drive(this.ids, 20, () => !l.alive || raft.log.term(raft.log.committed) === raft.term);
     const others = this.ids.filter((id) => id !== l.id && r() < 0.5).slice(0, this.quorum - 2);
     net.partition([l.id, ...others]);
     this.burst(l);
     for (let i = 0; i < 3; i++) this.read(l);
+    if (r() < 0.7) {
+      // The majority moves on (elects and commits) while the old leader's clock lags, so it
+      // still believes it leads: its reads must not return stale data.
+      const maj = this.ids.filter((id) => id !== l.id && !others.includes(id));
+      if (this.drive(maj, 200, () => this.leaderAmong(maj) !== undefined)) {
+        this.propose(this.leaderAmong(maj));
+        this.drive(maj, 3, () => false);
+        for (let i = 0; i < 3; i++) this.read(l);
+      }
+    }
     this.runFor(100 + Math.floor(r() * 300), true);
+    for (let i = 0; i < 3; i++) this.read(l);
     if (r() < 0.3) net.crash(l);
     this.burst(net.leader());
     this.runFor(50 + Math.floor(r() * 150), true);
@@ -441,7 +457,7 @@ class Sim {
   run(steps: number): void {
     const { r } = this;
     const plan: Array<[string, number, () => void]> = [
-      ['isolateLeader', 15, () => this.isolateLeader()],
+      ['isolateLeader', 18, () => this.isolateLeader()],
       ['crashLeader', 13, () => this.crashLeader()],
       ['massCrash', 7, () => this.massCrash()],
       ['electionStorm', 10, () => this.electionStorm()],
@@ -534,7 +550,7 @@ export function runSimulation(seed: number, size: number, steps: number): RunRes
   return { violations, committed: sim.net.history.size, elections: sim.net.leaders.size, scenarios: sim.scenarios };
 }
 
-const runs = Number(process.env.RAFT_SIM_RUNS ?? 70);
+const runs = Number(process.env.RAFT_SIM_RUNS ?? 400);
 const steps = Number(process.env.RAFT_SIM_STEPS ?? 6000);
 const first = Number(process.env.RAFT_SIM_FIRST ?? 1000);
 const only = process.env.RAFT_SIM_SEED;
