@@ -76,7 +76,7 @@ test('a segment cut short at every byte of its last records reopens with every w
       await writeFile(tail, orig.subarray(0, cut));
       const want = expected(recs, cut);
       const before = tornReports;
-      const w = await Wal.open(d, { index: 0, term: 0 }, { logger });
+      const w = await Wal.open(d, { index: 0, term: 0 }, { logger, segmentSizeBytes: SEG });
       const got = await w.readAll();
       assert.deepEqual(plain(got.entries), plain(want.entries), `cut at ${cut}`);
       assert.deepEqual(got.hardState, want.hardState, `cut at ${cut}`);
@@ -92,7 +92,7 @@ test('a segment cut short at every byte of its last records reopens with every w
       const next = want.entries.length + 1;
       await w.save(undefined, makeEntries(next, next, 3, 10), true);
       await w.close();
-      const r = await Wal.open(d, { index: 0, term: 0 });
+      const r = await Wal.open(d, { index: 0, term: 0 }, { segmentSizeBytes: SEG });
       assert.deepEqual(plain((await r.readAll()).entries), plain([...want.entries, ...makeEntries(next, next, 3, 10)]));
       await r.close();
     }
@@ -113,7 +113,7 @@ test('sectors of the last record that never reached the disk (zeros) count as a 
       const torn = Buffer.from(orig);
       torn.fill(0, s);
       await writeFile(tail, torn);
-      const w = await Wal.open(d, { index: 0, term: 0 });
+      const w = await Wal.open(d, { index: 0, term: 0 }, { segmentSizeBytes: SEG });
       const got = await w.readAll();
       await w.close();
       assert.deepEqual(plain(got.entries), plain(expected(recs, big.offset).entries), `zero from ${s}`);
@@ -133,7 +133,7 @@ test('a flipped byte before the tail refuses to open, naming the file and the re
       const bad2 = Buffer.from(orig);
       bad2[victim.offset + 8 + 10] ^= 0x40;
       await writeFile(tail, bad2);
-      const w = await Wal.open(d, { index: 0, term: 0 });
+      const w = await Wal.open(d, { index: 0, term: 0 }, { segmentSizeBytes: SEG });
       await assert.rejects(w.readAll(), (e: unknown) => {
         assert.ok(e instanceof WalCorruptError);
         assert.equal(e.file, tail);

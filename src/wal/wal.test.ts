@@ -78,6 +78,7 @@ test('save() issues one write and one fdatasync per call when mustSync, none wit
   try {
     const d = join(dir, 'wal');
     const w = await Wal.create(d, META);
+    await w.nextSegmentPrepared(); // the background pipeline's writes are not save()'s
     // Count calls on the FileHandle prototype (FileHandle is not exported by name).
     const probe = await open(join(dir, 'probe'), 'w');
     const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void>; write: (...a: unknown[]) => Promise<unknown> };

@@ -26,6 +26,7 @@ import { decodeWalSnapshot, encodeWalSnapshot, type WalSnapshot } from '../proto
 import { decodeSegment } from './decoder.js';
 import { RecordEncoder } from './encoder.js';
 import { WalCorruptError, WalError } from './errors.js';
+import { FilePipeline, removeTmpSegments, writeZeros, zeroRange } from './file_pipeline.js';
 import { RecordType } from './frame.js';
 import { isValidSeq, parseWalName, readWalNames, searchIndex, walName } from './names.js';
 
@@ -36,7 +37,10 @@ export const DEFAULT_SEGMENT_SIZE_BYTES = 64 * 1000 * 1000;
 export type WalLogger = (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void;
 
 export interface WalOptions {
-  /** Size segments are preallocated to and cut at. Tests use small ones. */
+  /**
+   * Size segments are preallocated to (zero-filled, so their blocks are allocated) and cut
+   * at. Tests use small ones.
+   */
   segmentSizeBytes?: number;
   logger?: WalLogger;
 }
@@ -49,8 +53,6 @@ export interface ReadAllResult {
 }
 
 const EMPTY_HARD_STATE: HardState = { term: 0, vote: 0n, commit: 0 };
-/** The temporary name a new segment is prepared under before it is renamed into place. */
-const TMP_SEGMENT = '0.tmp';
 
 async function fsyncDir(dir: string): Promise<void> {
   const h = await open(dir, 'r');
@@ -89,6 +91,8 @@ export class Wal {
   /** Index of the last entry (or snapshot) saved: names the next segment. */
   private enti = 0;
   private closed = false;
+  /** Prepares the next segment file while the tail is in use (once the WAL is writable). */
+  private pipeline: FilePipeline | undefined;
   /** Serializes save/saveSnapshot/releaseLockTo/close. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -112,7 +116,9 @@ export class Wal {
   /**
    * Creates a WAL in `dir` (which must not hold one) ready for appending: a first segment
    * with a crc record, a metadata record and the snapshot record {0, 0}, as etcd writes it.
-   * The segment is built in `dir.tmp` and renamed, so creation appears atomic.
+   * The segment is built in `dir.tmp` and renamed, so creation appears atomic. It is
+   * zero-filled to the segment size first (a one-off cost of creation), and the segment
+   * after it starts being prepared in the background.
    */
   static async create(dir: string, metadata: Uint8Array, opts: WalOptions = {}): Promise<Wal> {
     if (await Wal.exists(dir)) throw new WalError('Exist', `wal: ${dir} already holds a WAL`);
@@ -124,7 +130,7 @@ export class Wal {
     const name = walName(0, 0);
     const h = await open(join(tmpDir, name), 'w+', 0o600);
     try {
-      await h.truncate(w.segmentSize);
+      await writeZeros(h, 0, w.segmentSize);
       w.metadata = metadata;
       const enc = new RecordEncoder(0);
       enc.appendCrc();
@@ -145,12 +151,14 @@ export class Wal {
     }
     w.tail = h;
     w.names = [name];
+    w.startPipeline();
     return w;
   }
 
   /**
    * Opens the WAL in `dir` for reading from the snapshot `snap` (a snapshot record the WAL
    * holds, e.g. {0, 0} for a new one). Call readAll() next; appends are possible after it.
+   * Segment files a crash left half-prepared (`*.tmp`) are removed.
    */
   static async open(dir: string, snap: WalSnapshot, opts: WalOptions = {}): Promise<Wal> {
     let names: string[];
@@ -165,6 +173,8 @@ export class Wal {
       throw new WalError('FileNotFound', `wal: no segment sequence in ${dir} covers snapshot index ${snap.index}`);
     }
     const w = new Wal(dir, opts);
+    const leftovers = await removeTmpSegments(dir);
+    if (leftovers.length > 0) w.log('info', 'wal: removed unfinished segment files', { dir, files: leftovers });
     w.names = names;
     w.readFrom = from;
     w.start = { index: snap.index, term: snap.term };
@@ -174,8 +184,8 @@ export class Wal {
 
   /**
    * Reads every record after the snapshot marker. A torn last record is cut off (and
-   * logged); the rest of the tail segment is zeroed so new records follow the last valid
-   * one. Throws WalCorruptError on damage before the tail, and WalError 'SnapshotNotFound'
+   * logged); the rest of the tail segment, up to the segment size, is zeros on allocated
+   * blocks so new records follow the last valid one. Throws WalCorruptError on damage before the tail, and WalError 'SnapshotNotFound'
    * if the WAL has no record of the snapshot it was opened at.
    */
   async readAll(): Promise<ReadAllResult> {
@@ -252,12 +262,9 @@ export class Wal {
 
     // Zero everything after the last valid record (etcd's ZeroToEnd): a torn write may have
     // left non-zero bytes past a zero sector, which later appends would only partly cover.
+    // Zeros are written, not left as a hole, so appends need no block allocation.
     const size = (await this.tail.stat()).size;
-    if (end < size) {
-      await this.tail.truncate(end);
-      await this.tail.truncate(Math.max(size, this.segmentSize));
-      await this.tail.datasync();
-    }
+    if ((await zeroRange(this.tail, end, Math.max(size, this.segmentSize))) > 0) await this.tail.datasync();
     if (tornAt !== undefined) {
       this.log('warn', 'wal: truncated a torn last record', { path: lastFile, detail: tornAt, offset: end });
     }
@@ -269,6 +276,7 @@ export class Wal {
     if (!match) {
       throw new WalError('SnapshotNotFound', `wal: snapshot {index ${start.index}, term ${start.term}} not found`);
     }
+    this.startPipeline();
     return { metadata: this.metadata, hardState, entries };
   }
 
@@ -341,11 +349,17 @@ export class Wal {
     });
   }
 
-  /** Syncs and closes the tail. Later calls fail with WalError 'Closed'. */
+  /**
+   * Syncs and closes the tail, and stops the pipeline (removing a segment file prepared but
+   * unused). Later calls fail with WalError 'Closed'.
+   */
   close(): Promise<void> {
     return this.serialize(async () => {
       if (this.closed) return;
       this.closed = true;
+      const p = this.pipeline;
+      this.pipeline = undefined;
+      const stopping = p?.close();
       const t = this.tail;
       this.tail = undefined;
       if (t !== undefined) {
@@ -355,7 +369,16 @@ export class Wal {
           await t.close();
         }
       }
+      await stopping;
     });
+  }
+
+  /**
+   * Resolves once the next segment file is prepared (for tests and benchmarks that want a
+   * quiet disk; the WAL never needs to wait for this outside a cut).
+   */
+  async nextSegmentPrepared(): Promise<void> {
+    await this.pipeline?.prepared();
   }
 
   /** Segment file names currently held, oldest first (for tools and tests). */
@@ -368,6 +391,11 @@ export class Wal {
     // Keep the chain going whatever this call's outcome; the caller sees its own error.
     this.queue = run.catch(() => {});
     return run;
+  }
+
+  private startPipeline(): void {
+    this.pipeline = new FilePipeline(this.dir, this.segmentSize, this.log);
+    this.pipeline.prepare();
   }
 
   private writable(): RecordEncoder {
@@ -384,8 +412,9 @@ export class Wal {
   /**
    * Closes the full tail (trimmed to its records, synced) and starts segment seq+1, named
    * for the next index, holding a crc record, the metadata and the last hard state. It is
-   * written under a temporary name, synced, then renamed, so a crash never leaves a
-   * half-made segment under a real name.
+   * written into the file the pipeline prepared (zero-filled, under a temporary name),
+   * synced, then renamed, so a crash never leaves a half-made segment under a real name.
+   * Then the pipeline starts preparing the one after.
    */
   private async cut(): Promise<void> {
     const old = this.tail!;
@@ -394,10 +423,9 @@ export class Wal {
 
     const { seq } = parseWalName(this.names[this.names.length - 1])!;
     const name = walName(seq + 1, this.enti + 1);
-    const tmpPath = join(this.dir, TMP_SEGMENT);
-    const h = await open(tmpPath, 'w+', 0o600);
+    if (this.pipeline === undefined) this.startPipeline(); // appending after a failed readAll()
+    const { handle: h, path: tmpPath } = await this.pipeline!.take();
     try {
-      await h.truncate(this.segmentSize);
       const enc = this.encoder!;
       enc.reset();
       enc.appendCrc();
@@ -410,11 +438,13 @@ export class Wal {
       this.tailOffset = enc.length;
     } catch (err) {
       await h.close();
+      await unlink(tmpPath).catch(() => {});
       throw err;
     }
     await old.close();
     this.tail = h;
     this.names.push(name);
+    this.pipeline!.prepare();
     this.log('info', 'wal: created a new WAL segment', { path: join(this.dir, name) });
   }
 }

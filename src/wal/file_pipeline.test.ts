@@ -1,0 +1,147 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { open, readdir, stat, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Wal, parseWalName, type WalLogger } from './index.js';
+import { ZERO_CHUNK_BYTES } from './file_pipeline.js';
+import { makeEntries, plain, tempDir } from './testutil.js';
+
+const META = Buffer.from('pipeline-meta');
+const SEG = 256 * 1024;
+
+async function tmpFiles(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((n) => n.endsWith('.tmp')).sort();
+}
+
+async function walFiles(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((n) => n.endsWith('.wal')).sort();
+}
+
+/** Asserts every byte of `path` up to its size sits on an allocated block. */
+async function assertNotSparse(path: string, size = SEG): Promise<void> {
+  const st = await stat(path);
+  assert.equal(st.size, size, `${path} size`);
+  assert.ok(st.blocks * 512 >= st.size, `${path} is sparse: ${st.blocks * 512} bytes allocated of ${st.size}`);
+}
+
+test('segments are zero-filled, not sparse; a cut renames the file the pipeline prepared', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    const w = await Wal.create(d, META, { segmentSizeBytes: SEG });
+    const [first] = await walFiles(d);
+    await assertNotSparse(join(d, first));
+
+    // The next segment is prepared in the background as 0.tmp, allocated and full-size.
+    await w.nextSegmentPrepared();
+    assert.deepEqual(await tmpFiles(d), ['0.tmp']);
+    await assertNotSparse(join(d, '0.tmp'));
+    const prepared = (await stat(join(d, '0.tmp'))).ino;
+
+    // Fill the first segment: the cut takes 0.tmp (same inode) as segment 1.
+    let i = 1;
+    while ((await walFiles(d)).length < 2) {
+      await w.save({ term: 1, vote: 1n, commit: i }, makeEntries(i, i + 9, 1, 1000), true);
+      i += 10;
+    }
+    const names = await walFiles(d);
+    assert.deepEqual(names.map((n) => parseWalName(n)!.seq), [0, 1]);
+    assert.equal((await stat(join(d, names[1]))).ino, prepared, 'segment 1 is the file the pipeline prepared');
+    await assertNotSparse(join(d, names[1]));
+
+    // And the pipeline moves on to the other name for the segment after.
+    await w.nextSegmentPrepared();
+    assert.deepEqual(await tmpFiles(d), ['1.tmp']);
+    await assertNotSparse(join(d, '1.tmp'));
+
+    // Closing removes the prepared, unused file; what was written reads back.
+    await w.close();
+    assert.deepEqual(await tmpFiles(d), []);
+    const r = await Wal.open(d, { index: 0, term: 0 }, { segmentSizeBytes: SEG });
+    const got = await r.readAll();
+    assert.deepEqual(plain(got.entries), plain(makeEntries(1, i - 1, 1, 1000)));
+    await r.close();
+  } finally {
+    cleanup();
+  }
+});
+
+test('a cut before the pipeline is ready waits for it and says so', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    const warnings: string[] = [];
+    const logger: WalLogger = (level, msg) => {
+      if (level === 'warn') warnings.push(msg);
+    };
+    // Hold back zero-filling: every write of the shared zero chunk takes 200 ms (the first
+    // segment's at create, then the pipeline's, which is still at it when the cut comes).
+    const probe = await open(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { write: (...a: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const realWrite = proto.write;
+    proto.write = async function (this: unknown, ...a: unknown[]) {
+      const buf = a[0];
+      if (Buffer.isBuffer(buf) && buf.length === ZERO_CHUNK_BYTES) await new Promise((r) => setTimeout(r, 200));
+      return realWrite.apply(this, a);
+    };
+    let cutMs = 0;
+    try {
+      const w = await Wal.create(d, META, { segmentSizeBytes: SEG, logger });
+      let i = 1;
+      while ((await walFiles(d)).length < 2) {
+        const t0 = performance.now();
+        await w.save({ term: 1, vote: 1n, commit: i }, makeEntries(i, i + 9, 1, 1000), true);
+        cutMs = performance.now() - t0;
+        i += 10;
+      }
+      await w.save({ term: 1, vote: 1n, commit: i }, makeEntries(i, i, 1, 1000), true);
+      assert.deepEqual(warnings, ['wal: the next segment file was not prepared in time; the cut waited for it']);
+      assert.ok(cutMs >= 150, `the cut waited for the pipeline (${cutMs} ms)`);
+      await w.close();
+      const names = await walFiles(d);
+      assert.equal(names.length, 2);
+      const r = await Wal.open(d, { index: 0, term: 0 }, { segmentSizeBytes: SEG });
+      assert.deepEqual(plain((await r.readAll()).entries), plain(makeEntries(1, i, 1, 1000)));
+      await r.close();
+    } finally {
+      proto.write = realWrite;
+    }
+  } finally {
+    cleanup();
+  }
+});
+
+test('leftover .tmp files are removed on open, and a sparse tail is zero-filled by readAll', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    const w = await Wal.create(d, META, { segmentSizeBytes: SEG });
+    await w.save({ term: 1, vote: 1n, commit: 5 }, makeEntries(1, 5, 1, 100), true);
+    await w.close();
+    const [tail] = await walFiles(d);
+
+    // A crash mid-preparation leaves .tmp files; an older Concord left a sparse tail.
+    await writeFile(join(d, '0.tmp'), Buffer.alloc(4096, 0xee));
+    await writeFile(join(d, '1.tmp'), Buffer.alloc(0));
+    const st = await stat(join(d, tail));
+    await truncate(join(d, tail), 4096);
+    await truncate(join(d, tail), st.size);
+    assert.ok((await stat(join(d, tail))).blocks * 512 < SEG, 'made sparse');
+
+    const r = await Wal.open(d, { index: 0, term: 0 }, { segmentSizeBytes: SEG });
+    assert.deepEqual(await tmpFiles(d), [], 'leftovers removed by open');
+    const got = await r.readAll();
+    assert.deepEqual(plain(got.entries), plain(makeEntries(1, 5, 1, 100)));
+    await assertNotSparse(join(d, tail));
+    await r.save(undefined, makeEntries(6, 6, 1, 100), true);
+    await r.close();
+    assert.deepEqual(await tmpFiles(d), []);
+
+    const again = await Wal.open(d, { index: 0, term: 0 }, { segmentSizeBytes: SEG });
+    assert.deepEqual(plain((await again.readAll()).entries), plain(makeEntries(1, 6, 1, 100)));
+    await again.close();
+  } finally {
+    cleanup();
+  }
+});
