@@ -24,226 +24,229 @@ function httpGet(address: string, path: string, method = 'GET'): Promise<{ statu
   });
 }
 
-describe('etcd API over our gRPC server', () => {
-  let service: FakeService;
-  let api: Api;
-  let client: TestClient;
-  let address: string;
-  before(async () => {
-    service = new FakeService({ maxRequestBytes, snapshot: snapshotData, snapshotPieceBytes: 10_000 });
-    api = await startApi({ service, listen: [new URL('http://127.0.0.1:0')] });
-    address = api.addresses[0]!;
-    client = new TestClient(new URL(address).host);
-  });
-  after(async () => {
-    client.close();
-    await api.close();
-  });
+for (const thread of [false, true]) {
+  const mode = thread ? ' (transport on a worker thread)' : '';
+  describe(`etcd API over our gRPC server${mode}`, () => {
+    let service: FakeService;
+    let api: Api;
+    let client: TestClient;
+    let address: string;
+    before(async () => {
+      service = new FakeService({ maxRequestBytes, snapshot: snapshotData, snapshotPieceBytes: 10_000 });
+      api = await startApi({ thread,  service, listen: [new URL('http://127.0.0.1:0')] });
+      address = api.addresses[0]!;
+      client = new TestClient(new URL(address).host);
+    });
+    after(async () => {
+      client.close();
+      await api.close();
+    });
 
-  test('addresses are the bound URLs with the real port', () => {
-    assert.match(address, /^http:\/\/127\.0\.0\.1:\d+$/);
-    assert.notEqual(new URL(address).port, '0');
-  });
+    test('addresses are the bound URLs with the real port', () => {
+      assert.match(address, /^http:\/\/127\.0\.0\.1:\d+$/);
+      assert.notEqual(new URL(address).port, '0');
+    });
 
-  test('Put then Range go through the service with headers filled', async () => {
-    const put = await client.put({ key: Buffer.from('foo'), value: Buffer.from('bar') });
-    assert.equal(put.header!.memberId, 0x8e9e05c52164694dn);
-    const res = await client.range({ key: Buffer.from('foo') });
-    assert.equal(res.kvs[0]!.value.toString(), 'bar');
-    assert.equal(res.header!.revision, put.header!.revision);
-  });
+    test('Put then Range go through the service with headers filled', async () => {
+      const put = await client.put({ key: Buffer.from('foo'), value: Buffer.from('bar') });
+      assert.equal(put.header!.memberId, 0x8e9e05c52164694dn);
+      const res = await client.range({ key: Buffer.from('foo') });
+      assert.equal(res.kvs[0]!.value.toString(), 'bar');
+      assert.equal(res.header!.revision, put.header!.revision);
+    });
 
-  test('a service error reaches the client as etcd sends it', async () => {
-    const [code, msg] = await grpcFailure(client.unary('/etcdserverpb.KV/Compact', pb.CompactionRequest, pb.CompactionResponse,
-      pb.CompactionRequest.fromPartial({ revision: 1e6 })));
-    assert.equal(code, GrpcCode.OutOfRange);
-    assert.equal(msg, 'etcdserver: mvcc: required revision is a future revision');
-  });
+    test('a service error reaches the client as etcd sends it', async () => {
+      const [code, msg] = await grpcFailure(client.unary('/etcdserverpb.KV/Compact', pb.CompactionRequest, pb.CompactionResponse,
+        pb.CompactionRequest.fromPartial({ revision: 1e6 })));
+      assert.equal(code, GrpcCode.OutOfRange);
+      assert.equal(msg, 'etcdserver: mvcc: required revision is a future revision');
+    });
 
-  test('an empty key is refused before the service sees it', async () => {
-    let seen = 0;
-    service.before = () => { seen++; };
-    try {
-      for (const p of [client.range({}), client.put({ value: Buffer.from('v') }),
-        client.unary('/etcdserverpb.KV/DeleteRange', pb.DeleteRangeRequest, pb.DeleteRangeResponse, pb.DeleteRangeRequest.fromPartial({}))]) {
-        const [code, msg] = await grpcFailure(p);
+    test('an empty key is refused before the service sees it', async () => {
+      let seen = 0;
+      service.before = () => { seen++; };
+      try {
+        for (const p of [client.range({}), client.put({ value: Buffer.from('v') }),
+          client.unary('/etcdserverpb.KV/DeleteRange', pb.DeleteRangeRequest, pb.DeleteRangeResponse, pb.DeleteRangeRequest.fromPartial({}))]) {
+          const [code, msg] = await grpcFailure(p);
+          assert.equal(code, GrpcCode.InvalidArgument);
+          assert.equal(msg, 'etcdserver: key is not provided');
+        }
+        assert.equal(seen, 0);
+      } finally { service.before = undefined; }
+    });
+
+    test('txn validation errors are etcd\'s', async () => {
+      const put = (k: string) => ({ requestPut: { key: Buffer.from(k), value: Buffer.from('v') } });
+      const cases: [pb.DeepPartial<pb.TxnRequest>, string][] = [
+        [{ success: Array.from({ length: 129 }, (_, i) => put(`k${i}`)) }, 'etcdserver: too many operations in txn request'],
+        [{ success: [put('a'), put('a')] }, 'etcdserver: duplicate key given in txn request'],
+        [{ success: [{}] }, 'etcdserver: key not found'],
+        [{ compare: [{ key: Buffer.alloc(0) }] }, 'etcdserver: key is not provided'],
+      ];
+      for (const [req, want] of cases) {
+        const [code, msg] = await grpcFailure(client.txn(req));
         assert.equal(code, GrpcCode.InvalidArgument);
-        assert.equal(msg, 'etcdserver: key is not provided');
+        assert.equal(msg, want);
       }
-      assert.equal(seen, 0);
-    } finally { service.before = undefined; }
-  });
+      const ok = await client.txn({ success: [put('a'), put('b')] });
+      assert.equal(ok.succeeded, true);
+    });
 
-  test('txn validation errors are etcd\'s', async () => {
-    const put = (k: string) => ({ requestPut: { key: Buffer.from(k), value: Buffer.from('v') } });
-    const cases: [pb.DeepPartial<pb.TxnRequest>, string][] = [
-      [{ success: Array.from({ length: 129 }, (_, i) => put(`k${i}`)) }, 'etcdserver: too many operations in txn request'],
-      [{ success: [put('a'), put('a')] }, 'etcdserver: duplicate key given in txn request'],
-      [{ success: [{}] }, 'etcdserver: key not found'],
-      [{ compare: [{ key: Buffer.alloc(0) }] }, 'etcdserver: key is not provided'],
-    ];
-    for (const [req, want] of cases) {
-      const [code, msg] = await grpcFailure(client.txn(req));
+    test('a write over max-request-bytes is "request is too large"; past the gRPC limit it is ResourceExhausted', async () => {
+      const [code, msg] = await grpcFailure(client.put({ key: Buffer.from('big'), value: Buffer.alloc(maxRequestBytes) }));
       assert.equal(code, GrpcCode.InvalidArgument);
-      assert.equal(msg, want);
-    }
-    const ok = await client.txn({ success: [put('a'), put('b')] });
-    assert.equal(ok.succeeded, true);
-  });
+      assert.equal(msg, 'etcdserver: request is too large');
+      // A read of the same size is not proposed through raft, so etcd serves it.
+      await client.range({ key: Buffer.alloc(maxRequestBytes, 1) });
+      const [code2, msg2] = await grpcFailure(client.put({ key: Buffer.from('huge'), value: Buffer.alloc(maxRequestBytes + 512 * 1024) }));
+      assert.equal(code2, GrpcCode.ResourceExhausted);
+      assert.match(msg2, new RegExp(`^grpc: received message larger than max \\(\\d+ vs\\. ${maxRequestBytes + 512 * 1024}\\)$`));
+    });
 
-  test('a write over max-request-bytes is "request is too large"; past the gRPC limit it is ResourceExhausted', async () => {
-    const [code, msg] = await grpcFailure(client.put({ key: Buffer.from('big'), value: Buffer.alloc(maxRequestBytes) }));
-    assert.equal(code, GrpcCode.InvalidArgument);
-    assert.equal(msg, 'etcdserver: request is too large');
-    // A read of the same size is not proposed through raft, so etcd serves it.
-    await client.range({ key: Buffer.alloc(maxRequestBytes, 1) });
-    const [code2, msg2] = await grpcFailure(client.put({ key: Buffer.from('huge'), value: Buffer.alloc(maxRequestBytes + 512 * 1024) }));
-    assert.equal(code2, GrpcCode.ResourceExhausted);
-    assert.match(msg2, new RegExp(`^grpc: received message larger than max \\(\\d+ vs\\. ${maxRequestBytes + 512 * 1024}\\)$`));
-  });
+    test('Snapshot streams 32 KiB blobs with remaining_bytes, then the sha256 of all blobs', async () => {
+      const closedBefore = service.snapshotClosed;
+      const stream = client.serverStream('/etcdserverpb.Maintenance/Snapshot', pb.SnapshotRequest, pb.SnapshotResponse, {});
+      const msgs: pb.SnapshotResponse[] = [];
+      for await (const m of stream) msgs.push(m as pb.SnapshotResponse);
+      assert.deepEqual(msgs.map((m) => m.blob.length), [32768, 32768, 32768, 1696, 32]);
+      assert.deepEqual(msgs.map((m) => m.remainingBytes), [snapshotData.length - 32768, snapshotData.length - 65536, 1696, 0, 0]);
+      const body = Buffer.concat(msgs.slice(0, -1).map((m) => m.blob));
+      assert.deepEqual(body, snapshotData);
+      assert.deepEqual(msgs.at(-1)!.blob, createHash('sha256').update(snapshotData).digest());
+      assert.equal(service.snapshotClosed, closedBefore + 1);
+    });
 
-  test('Snapshot streams 32 KiB blobs with remaining_bytes, then the sha256 of all blobs', async () => {
-    const closedBefore = service.snapshotClosed;
-    const stream = client.serverStream('/etcdserverpb.Maintenance/Snapshot', pb.SnapshotRequest, pb.SnapshotResponse, {});
-    const msgs: pb.SnapshotResponse[] = [];
-    for await (const m of stream) msgs.push(m as pb.SnapshotResponse);
-    assert.deepEqual(msgs.map((m) => m.blob.length), [32768, 32768, 32768, 1696, 32]);
-    assert.deepEqual(msgs.map((m) => m.remainingBytes), [snapshotData.length - 32768, snapshotData.length - 65536, 1696, 0, 0]);
-    const body = Buffer.concat(msgs.slice(0, -1).map((m) => m.blob));
-    assert.deepEqual(body, snapshotData);
-    assert.deepEqual(msgs.at(-1)!.blob, createHash('sha256').update(snapshotData).digest());
-    assert.equal(service.snapshotClosed, closedBefore + 1);
-  });
-
-  test('a client that cancels a Snapshot mid-stream stops the send and releases the backend snapshot', async () => {
-    // 32 MiB: far more than the HTTP/2 windows, so the server must wait for the client.
-    const big = new FakeService({ snapshot: Buffer.alloc(32 << 20), snapshotPieceBytes: 1 << 20 });
-    const api2 = await startApi({ service: big, listen: [new URL('http://127.0.0.1:0')] });
-    const c2 = new TestClient(new URL(api2.addresses[0]!).host);
-    try {
-      const stream = c2.serverStream('/etcdserverpb.Maintenance/Snapshot', pb.SnapshotRequest, pb.SnapshotResponse, {});
-      stream.on('error', () => {});
-      await new Promise<void>((r) => stream.once('data', () => r()));
-      stream.cancel();
-      while (big.snapshotClosed === 0) await new Promise((r) => setTimeout(r, 2));
-      assert.ok(big.snapshotPiecesYielded < 32, `yielded ${big.snapshotPiecesYielded} of 32 pieces`);
-    } finally {
-      c2.close();
-      await api2.close();
-    }
-  });
-
-  test('Maintenance and Cluster unary calls reach the service', async () => {
-    const st = await client.unary('/etcdserverpb.Maintenance/Status', pb.StatusRequest, pb.StatusResponse, {});
-    assert.equal(st.version, '3.4.23');
-    const ml = await client.unary('/etcdserverpb.Cluster/MemberList', pb.MemberListRequest, pb.MemberListResponse, {});
-    assert.equal(ml.members[0]!.name, 'default');
-    const h = await client.unary('/etcdserverpb.Maintenance/HashKV', pb.HashKVRequest, pb.HashKVResponse, pb.HashKVRequest.fromPartial({}));
-    assert.equal(h.hash, 43);
-  });
-
-  test('services of later issues answer Unimplemented', async () => {
-    for (const path of ['/etcdserverpb.Lease/LeaseGrant', '/etcdserverpb.Cluster/MemberAdd', '/etcdserverpb.Auth/AuthEnable']) {
-      const [code, msg] = await grpcFailure(client.unary(path, pb.LeaseGrantRequest, pb.LeaseGrantResponse, pb.LeaseGrantRequest.fromPartial({ TTL: 5 })));
-      assert.equal(code, GrpcCode.Unimplemented);
-      assert.match(msg, /is not implemented yet$/);
-    }
-    const watch = client.bidi('/etcdserverpb.Watch/Watch', pb.WatchRequest, pb.WatchResponse);
-    const status = await new Promise<{ code: number }>((r) => { watch.on('status', r); watch.on('error', () => {}); });
-    assert.equal(status.code, GrpcCode.Unimplemented);
-  });
-
-  test('grpc.health.v1 Check answers SERVING for the empty service', async () => {
-    const codec = { encode: () => ({ finish: () => new Uint8Array(0) }), decode: (b: Uint8Array) => Buffer.from(b) };
-    const res = await client.unary('/grpc.health.v1.Health/Check', codec, codec, undefined);
-    assert.deepEqual([...res], [8, 1]);
-  });
-
-  test('GET /health and /version over HTTP/1.1 on the gRPC port answer as etcd 3.4', async () => {
-    const h = await httpGet(address, '/health');
-    assert.equal(h.status, 200);
-    assert.equal(h.body, '{"health":"true"}');
-    assert.equal(h.headers['content-type'], 'text/plain; charset=utf-8');
-    const v = await httpGet(address, '/version');
-    assert.equal(v.status, 200);
-    assert.equal(v.body, '{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}');
-    assert.equal(v.headers['content-type'], 'application/json');
-    const nf = await httpGet(address, '/nothing');
-    assert.equal(nf.status, 404);
-    assert.equal(nf.body, '404 page not found\n');
-    const post = await httpGet(address, '/health', 'POST');
-    assert.equal(post.status, 405);
-    assert.equal(post.headers.allow, 'GET');
-  });
-
-  test('an unhealthy member answers /health 503 with etcd 3.4\'s body (no reason field)', async () => {
-    service.healthReport = { health: false, reason: 'NOSPACE' };
-    try {
-      const h = await httpGet(address, '/health');
-      assert.equal(h.status, 503);
-      assert.equal(h.body, '{"health":"false"}\n');
-    } finally { service.healthReport = { health: true, reason: '' }; }
-  });
-
-  test('h2c GET /health is served on the same port', async () => {
-    const session = http2.connect(address);
-    try {
-      const req = session.request({ ':method': 'GET', ':path': '/health' });
-      let body = '';
-      req.setEncoding('utf8');
-      req.on('data', (c) => { body += c; });
-      const headers = await new Promise<http2.IncomingHttpHeaders>((r) => req.on('response', r));
-      await new Promise((r) => req.on('end', r));
-      assert.equal(headers[':status'], 200);
-      assert.equal(body, '{"health":"true"}');
-    } finally { session.close(); }
-  });
-
-  test('HTTP/1.1 keep-alive serves several requests on one connection', async () => {
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    try {
-      const sockets = new Set<unknown>();
-      for (let i = 0; i < 3; i++) {
-        const body = await new Promise<string>((resolve, reject) => {
-          const req = http.get(`${address}/version`, { agent }, (res) => {
-            sockets.add(res.socket);
-            let b = '';
-            res.on('data', (c) => { b += c; });
-            res.on('end', () => resolve(b));
-          });
-          req.on('error', reject);
-        });
-        assert.equal(body, '{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}');
+    test('a client that cancels a Snapshot mid-stream stops the send and releases the backend snapshot', async () => {
+      // 32 MiB: far more than the HTTP/2 windows, so the server must wait for the client.
+      const big = new FakeService({ snapshot: Buffer.alloc(32 << 20), snapshotPieceBytes: 1 << 20 });
+      const api2 = await startApi({ thread,  service: big, listen: [new URL('http://127.0.0.1:0')] });
+      const c2 = new TestClient(new URL(api2.addresses[0]!).host);
+      try {
+        const stream = c2.serverStream('/etcdserverpb.Maintenance/Snapshot', pb.SnapshotRequest, pb.SnapshotResponse, {});
+        stream.on('error', () => {});
+        await new Promise<void>((r) => stream.once('data', () => r()));
+        stream.cancel();
+        while (big.snapshotClosed === 0) await new Promise((r) => setTimeout(r, 2));
+        assert.ok(big.snapshotPiecesYielded < 32, `yielded ${big.snapshotPiecesYielded} of 32 pieces`);
+      } finally {
+        c2.close();
+        await api2.close();
       }
-      assert.equal(sockets.size, 1);
-    } finally { agent.destroy(); }
-  });
-});
+    });
 
-describe('startApi lifecycle', () => {
-  test('close waits for an in-flight request, then the port refuses connections', async () => {
-    const service = new FakeService();
-    let release!: () => void;
-    let arrived!: () => void;
-    const arrival = new Promise<void>((r) => { arrived = r; });
-    service.before = (m) => (m === 'put' ? new Promise<void>((r) => { release = r; arrived(); }) : undefined);
-    const api = await startApi({ service, listen: [new URL('http://127.0.0.1:0')] });
-    const client = new TestClient(new URL(api.addresses[0]!).host);
-    try {
-      const put = client.put({ key: Buffer.from('k'), value: Buffer.from('v') });
-      await arrival;
-      const closed = api.close();
-      release();
-      assert.equal((await put).header!.revision, 2);
-      await closed;
-      await assert.rejects(httpGet(api.addresses[0]!, '/health'), /ECONNREFUSED/);
-    } finally { client.close(); }
+    test('Maintenance and Cluster unary calls reach the service', async () => {
+      const st = await client.unary('/etcdserverpb.Maintenance/Status', pb.StatusRequest, pb.StatusResponse, {});
+      assert.equal(st.version, '3.4.23');
+      const ml = await client.unary('/etcdserverpb.Cluster/MemberList', pb.MemberListRequest, pb.MemberListResponse, {});
+      assert.equal(ml.members[0]!.name, 'default');
+      const h = await client.unary('/etcdserverpb.Maintenance/HashKV', pb.HashKVRequest, pb.HashKVResponse, pb.HashKVRequest.fromPartial({}));
+      assert.equal(h.hash, 43);
+    });
+
+    test('services of later issues answer Unimplemented', async () => {
+      for (const path of ['/etcdserverpb.Lease/LeaseGrant', '/etcdserverpb.Cluster/MemberAdd', '/etcdserverpb.Auth/AuthEnable']) {
+        const [code, msg] = await grpcFailure(client.unary(path, pb.LeaseGrantRequest, pb.LeaseGrantResponse, pb.LeaseGrantRequest.fromPartial({ TTL: 5 })));
+        assert.equal(code, GrpcCode.Unimplemented);
+        assert.match(msg, /is not implemented yet$/);
+      }
+      const watch = client.bidi('/etcdserverpb.Watch/Watch', pb.WatchRequest, pb.WatchResponse);
+      const status = await new Promise<{ code: number }>((r) => { watch.on('status', r); watch.on('error', () => {}); });
+      assert.equal(status.code, GrpcCode.Unimplemented);
+    });
+
+    test('grpc.health.v1 Check answers SERVING for the empty service', async () => {
+      const codec = { encode: () => ({ finish: () => new Uint8Array(0) }), decode: (b: Uint8Array) => Buffer.from(b) };
+      const res = await client.unary('/grpc.health.v1.Health/Check', codec, codec, undefined);
+      assert.deepEqual([...res], [8, 1]);
+    });
+
+    test('GET /health and /version over HTTP/1.1 on the gRPC port answer as etcd 3.4', async () => {
+      const h = await httpGet(address, '/health');
+      assert.equal(h.status, 200);
+      assert.equal(h.body, '{"health":"true"}');
+      assert.equal(h.headers['content-type'], 'text/plain; charset=utf-8');
+      const v = await httpGet(address, '/version');
+      assert.equal(v.status, 200);
+      assert.equal(v.body, '{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}');
+      assert.equal(v.headers['content-type'], 'application/json');
+      const nf = await httpGet(address, '/nothing');
+      assert.equal(nf.status, 404);
+      assert.equal(nf.body, '404 page not found\n');
+      const post = await httpGet(address, '/health', 'POST');
+      assert.equal(post.status, 405);
+      assert.equal(post.headers.allow, 'GET');
+    });
+
+    test('an unhealthy member answers /health 503 with etcd 3.4\'s body (no reason field)', async () => {
+      service.healthReport = { health: false, reason: 'NOSPACE' };
+      try {
+        const h = await httpGet(address, '/health');
+        assert.equal(h.status, 503);
+        assert.equal(h.body, '{"health":"false"}\n');
+      } finally { service.healthReport = { health: true, reason: '' }; }
+    });
+
+    test('h2c GET /health is served on the same port', async () => {
+      const session = http2.connect(address);
+      try {
+        const req = session.request({ ':method': 'GET', ':path': '/health' });
+        let body = '';
+        req.setEncoding('utf8');
+        req.on('data', (c) => { body += c; });
+        const headers = await new Promise<http2.IncomingHttpHeaders>((r) => req.on('response', r));
+        await new Promise((r) => req.on('end', r));
+        assert.equal(headers[':status'], 200);
+        assert.equal(body, '{"health":"true"}');
+      } finally { session.close(); }
+    });
+
+    test('HTTP/1.1 keep-alive serves several requests on one connection', async () => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        const sockets = new Set<unknown>();
+        for (let i = 0; i < 3; i++) {
+          const body = await new Promise<string>((resolve, reject) => {
+            const req = http.get(`${address}/version`, { agent }, (res) => {
+              sockets.add(res.socket);
+              let b = '';
+              res.on('data', (c) => { b += c; });
+              res.on('end', () => resolve(b));
+            });
+            req.on('error', reject);
+          });
+          assert.equal(body, '{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}');
+        }
+        assert.equal(sockets.size, 1);
+      } finally { agent.destroy(); }
+    });
   });
 
-  test('a listen address in use fails startApi', async () => {
-    const a = await startApi({ service: new FakeService(), listen: [new URL('http://127.0.0.1:0')] });
-    try {
-      await assert.rejects(startApi({ service: new FakeService(), listen: [new URL(a.addresses[0]!)] }), /EADDRINUSE/);
-    } finally { await a.close(); }
+  describe(`startApi lifecycle${mode}`, () => {
+    test('close waits for an in-flight request, then the port refuses connections', async () => {
+      const service = new FakeService();
+      let release!: () => void;
+      let arrived!: () => void;
+      const arrival = new Promise<void>((r) => { arrived = r; });
+      service.before = (m) => (m === 'put' ? new Promise<void>((r) => { release = r; arrived(); }) : undefined);
+      const api = await startApi({ thread,  service, listen: [new URL('http://127.0.0.1:0')] });
+      const client = new TestClient(new URL(api.addresses[0]!).host);
+      try {
+        const put = client.put({ key: Buffer.from('k'), value: Buffer.from('v') });
+        await arrival;
+        const closed = api.close();
+        release();
+        assert.equal((await put).header!.revision, 2);
+        await closed;
+        await assert.rejects(httpGet(api.addresses[0]!, '/health'), /ECONNREFUSED/);
+      } finally { client.close(); }
+    });
+
+    test('a listen address in use fails startApi', async () => {
+      const a = await startApi({ thread,  service: new FakeService(), listen: [new URL('http://127.0.0.1:0')] });
+      try {
+        await assert.rejects(startApi({ thread,  service: new FakeService(), listen: [new URL(a.addresses[0]!)] }), /EADDRINUSE/);
+      } finally { await a.close(); }
+    });
   });
-});
+}

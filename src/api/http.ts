@@ -54,21 +54,46 @@ export function httpReply(method: string, path: string, health: () => HealthRepo
   return goError(404, '404 page not found');
 }
 
+/**
+ * Where /health gets its report: synchronously from the service (API in the main thread), or
+ * as a promise (the transport worker asks the main thread).
+ */
+export type HealthSource = () => HealthReport | Promise<HealthReport>;
+
+/** Computes the reply, asking `health` only for GET /health; calls `done` (maybe later). */
+function replyTo(method: string, path: string, health: HealthSource, done: (r: HttpReply) => void): void {
+  const q = path.indexOf('?');
+  if (method !== 'GET' || (q < 0 ? path : path.slice(0, q)) !== '/health') {
+    done(httpReply(method, path, unreachableHealth));
+    return;
+  }
+  const h = health();
+  if (!(h instanceof Promise)) { done(httpReply(method, path, () => h)); return; }
+  h.then((r) => done(httpReply(method, path, () => r)),
+    () => done(httpReply(method, path, () => ({ health: false, reason: 'UNAVAILABLE' }))));
+}
+
+function unreachableHealth(): HealthReport { throw new Error('health asked for a request other than GET /health'); }
+
 /** Request listener for the HTTP/1.1 server. */
-export function http1Handler(health: () => HealthReport): http.RequestListener {
+export function http1Handler(health: HealthSource): http.RequestListener {
   return (req, res) => {
-    const r = httpReply(req.method ?? 'GET', req.url ?? '/', health);
-    res.writeHead(r.status, { ...r.headers, 'content-length': String(Buffer.byteLength(r.body)) });
-    res.end(r.body);
+    replyTo(req.method ?? 'GET', req.url ?? '/', health, (r) => {
+      if (res.destroyed) return;
+      res.writeHead(r.status, { ...r.headers, 'content-length': String(Buffer.byteLength(r.body)) });
+      res.end(r.body);
+    });
   };
 }
 
 /** Handler for non-gRPC HTTP/2 streams (h2c GET /health). */
-export function http2Handler(health: () => HealthReport): (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void {
+export function http2Handler(health: HealthSource): (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void {
   return (stream, headers) => {
     stream.on('error', () => { /* client went away */ });
-    const r = httpReply(String(headers[':method'] ?? 'GET'), String(headers[':path'] ?? '/'), health);
-    stream.respond({ ':status': r.status, ...r.headers });
-    stream.end(r.body);
+    replyTo(String(headers[':method'] ?? 'GET'), String(headers[':path'] ?? '/'), health, (r) => {
+      if (stream.destroyed || stream.closed) return;
+      stream.respond({ ':status': r.status, ...r.headers });
+      stream.end(r.body);
+    });
   };
 }

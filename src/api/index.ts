@@ -9,6 +9,7 @@ import { http1Handler, http2Handler } from './http.js';
 import { ClientListener } from './listener.js';
 import type { Logger } from '../log/index.js';
 import { registerEtcdServices } from './services.js';
+import { startThreadApi } from './thread.js';
 
 export { etcdServerVersion, etcdClusterVersion } from '../version.js';
 export { GrpcServer, ServerCall, GrpcStatusError } from './grpc/index.js';
@@ -24,6 +25,11 @@ export interface ApiOptions {
   log?: Logger;
   /** How long close() waits for in-flight requests before dropping connections. Default 2000 ms. */
   closeGraceMs?: number;
+  /**
+   * Run the transport (sockets, HTTP/2, gRPC framing) on a worker thread, keeping decode,
+   * validation and the service on this thread (thread.ts). Default: env CONCORD_API_THREAD=1.
+   */
+  thread?: boolean;
 }
 
 export interface Api {
@@ -35,6 +41,12 @@ export interface Api {
 
 export async function startApi(opts: ApiOptions): Promise<Api> {
   const { service, log } = opts;
+  if (opts.thread ?? process.env.CONCORD_API_THREAD === '1') {
+    return startThreadApi({
+      service, listen: opts.listen, log, closeGraceMs: opts.closeGraceMs ?? 2000,
+      maxReceiveMessageBytes: service.limits.maxRequestBytes + grpcOverheadBytes,
+    });
+  }
   const health = (): ReturnType<EtcdService['health']> => service.health();
   const grpc = new GrpcServer({
     maxReceiveMessageBytes: service.limits.maxRequestBytes + grpcOverheadBytes,

@@ -2,6 +2,11 @@
  * etcd's v3 gRPC services bound to an EtcdService: request checks as etcd's v3rpc makes
  * them (validate.ts), then the member's answer. Services later issues fill in (Watch,
  * Lease, Auth, the rest of Cluster) answer Unimplemented until then.
+ *
+ * Each method is "bytes in, bytes out" (`etcdMethods`): decode with the generated codec,
+ * check, call the service, encode. The same table serves both API modes: registered on a
+ * GrpcServer in this thread (`registerEtcdServices`), or driven from the transport worker
+ * thread through the batched bridge (thread.ts), where only raw message bytes cross.
  */
 import { createHash } from 'node:crypto';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
@@ -19,80 +24,176 @@ import {
 /** etcd's snapshotSendBufferSize: the blob size of every Snapshot message but the last two. */
 export const snapshotChunkBytes = 32 * 1024;
 
-export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log?: Logger): void {
+/** A unary method: request message bytes in, response message bytes out (or a thrown status). */
+export interface UnaryMethod {
+  readonly kind: 'unary';
+  readonly path: string;
+  run(body: Buffer): Promise<Uint8Array>;
+}
+
+/** A server-streaming method: the encoded response messages, pulled one at a time (flow control). */
+export interface StreamMethod {
+  readonly kind: 'serverStream';
+  readonly path: string;
+  open(body: Buffer): AsyncGenerator<Uint8Array, void, undefined>;
+}
+
+export type EtcdMethod = UnaryMethod | StreamMethod;
+
+export interface MethodTable {
+  readonly methods: EtcdMethod[];
+  /** Paths that exist in etcd's API but are not served yet, with their Unimplemented message. */
+  readonly unimplemented: Array<{ path: string; message: string }>;
+}
+
+function decodeRequest<T>(codec: Codec<T>, body: Buffer): T {
+  try {
+    return codec.decode(body);
+  } catch (e) {
+    throw new GrpcStatusError(GrpcCode.Internal, `grpc: error unmarshalling request: ${(e as Error).message}`);
+  }
+}
+
+function encodeResponse<T>(codec: Codec<T>, res: T): Uint8Array {
+  try {
+    return codec.encode(res).finish();
+  } catch (e) {
+    throw new GrpcStatusError(GrpcCode.Internal, `grpc: error while marshaling: ${(e as Error).message}`);
+  }
+}
+
+function unary<Req, Res>(path: string, req: Codec<Req>, res: Codec<Res>,
+  handler: (request: Req, requestBytes: number) => Promise<Res> | Res): UnaryMethod {
+  return {
+    kind: 'unary',
+    path,
+    async run(body: Buffer): Promise<Uint8Array> {
+      const r = await handler(decodeRequest(req, body), body.length);
+      return encodeResponse(res, r);
+    },
+  };
+}
+
+/** etcd's v3 API as a table of bytes-in, bytes-out methods over `service`. */
+export function etcdMethods(service: EtcdService, log?: Logger): MethodTable {
   const { maxTxnOps, maxRequestBytes } = service.limits;
   const idBytes = requestIdVarintBytes(service.header().memberId);
   const checkSize = (messageBytes: number): void => checkRequestSize(messageBytes, maxRequestBytes, idBytes);
   const kv = (m: string): string => `/etcdserverpb.KV/${m}`;
   const mt = (m: string): string => `/etcdserverpb.Maintenance/${m}`;
+  const methods: EtcdMethod[] = [
+    // --- KV (etcd: v3rpc/key.go; the size check is etcd's raft-proposal check, see validate.ts) ---
+    unary(kv('Range'), pb.RangeRequest, pb.RangeResponse, (req) => {
+      checkRangeRequest(req);
+      return service.range(req);
+    }),
+    unary(kv('Put'), pb.PutRequest, pb.PutResponse, (req, bytes) => {
+      checkPutRequest(req);
+      checkSize(bytes);
+      return service.put(req);
+    }),
+    unary(kv('DeleteRange'), pb.DeleteRangeRequest, pb.DeleteRangeResponse, (req, bytes) => {
+      checkDeleteRequest(req);
+      checkSize(bytes);
+      return service.deleteRange(req);
+    }),
+    unary(kv('Txn'), pb.TxnRequest, pb.TxnResponse, (req, bytes) => {
+      checkTxn(req, maxTxnOps);
+      // A read-only txn is served like a range in etcd, never proposed, so never too large.
+      if (!isTxnReadOnly(req)) checkSize(bytes);
+      return service.txn(req);
+    }),
+    unary(kv('Compact'), pb.CompactionRequest, pb.CompactionResponse, (req) => service.compact(req)),
 
-  // --- KV (etcd: v3rpc/key.go; the size check is etcd's raft-proposal check, see validate.ts) ---
-  grpc.addUnary(kv('Range'), pb.RangeRequest, pb.RangeResponse, (req) => {
-    checkRangeRequest(req);
-    return service.range(req);
-  });
-  grpc.addUnary(kv('Put'), pb.PutRequest, pb.PutResponse, (req, call) => {
-    checkPutRequest(req);
-    checkSize(call.requestBytes);
-    return service.put(req);
-  });
-  grpc.addUnary(kv('DeleteRange'), pb.DeleteRangeRequest, pb.DeleteRangeResponse, (req, call) => {
-    checkDeleteRequest(req);
-    checkSize(call.requestBytes);
-    return service.deleteRange(req);
-  });
-  grpc.addUnary(kv('Txn'), pb.TxnRequest, pb.TxnResponse, (req, call) => {
-    checkTxn(req, maxTxnOps);
-    // A read-only txn is served like a range in etcd, never proposed, so never too large.
-    if (!isTxnReadOnly(req)) checkSize(call.requestBytes);
-    return service.txn(req);
-  });
-  grpc.addUnary(kv('Compact'), pb.CompactionRequest, pb.CompactionResponse, (req) => service.compact(req));
+    // --- Maintenance (etcd: v3rpc/maintenance.go) ---
+    unary(mt('Alarm'), pb.AlarmRequest, pb.AlarmResponse, (req) => service.alarm(req)),
+    unary(mt('Status'), pb.StatusRequest, pb.StatusResponse, () => service.status()),
+    unary(mt('Defragment'), pb.DefragmentRequest, pb.DefragmentResponse, () => service.defragment()),
+    unary(mt('Hash'), pb.HashRequest, pb.HashResponse, () => service.hash()),
+    unary(mt('HashKV'), pb.HashKVRequest, pb.HashKVResponse, (req) => service.hashKV(req)),
+    unary(mt('MoveLeader'), pb.MoveLeaderRequest, pb.MoveLeaderResponse, (req) => service.moveLeader(req)),
+    {
+      kind: 'serverStream',
+      path: mt('Snapshot'),
+      async *open(body: Buffer) {
+        decodeRequest(pb.SnapshotRequest, body);
+        for await (const m of snapshotMessages(service, log)) yield encodeResponse(pb.SnapshotResponse, m);
+      },
+    },
 
-  // --- Maintenance (etcd: v3rpc/maintenance.go) ---
-  grpc.addUnary(mt('Alarm'), pb.AlarmRequest, pb.AlarmResponse, (req) => service.alarm(req));
-  grpc.addUnary(mt('Status'), pb.StatusRequest, pb.StatusResponse, () => service.status());
-  grpc.addUnary(mt('Defragment'), pb.DefragmentRequest, pb.DefragmentResponse, () => service.defragment());
-  grpc.addUnary(mt('Hash'), pb.HashRequest, pb.HashResponse, () => service.hash());
-  grpc.addUnary(mt('HashKV'), pb.HashKVRequest, pb.HashKVResponse, (req) => service.hashKV(req));
-  grpc.addUnary(mt('MoveLeader'), pb.MoveLeaderRequest, pb.MoveLeaderResponse, (req) => service.moveLeader(req));
-  grpc.addServerStream(mt('Snapshot'), pb.SnapshotRequest, pb.SnapshotResponse, (_req, call) =>
-    sendSnapshot(service, (m) => call.write(m), () => call.cancelled, log));
+    // --- Cluster (etcd: v3rpc/member.go) ---
+    unary('/etcdserverpb.Cluster/MemberList', pb.MemberListRequest, pb.MemberListResponse, (req) => service.memberList(req)),
 
-  // --- Cluster (etcd: v3rpc/member.go) ---
-  grpc.addUnary('/etcdserverpb.Cluster/MemberList', pb.MemberListRequest, pb.MemberListResponse, (req) => service.memberList(req));
-  for (const m of ['MemberAdd', 'MemberRemove', 'MemberUpdate', 'MemberPromote']) notYet(grpc, 'Cluster', m);
+    // --- grpc.health.v1 (etcd registers it with "" SERVING; load balancers use it) ---
+    unary('/grpc.health.v1.Health/Check', healthCheckRequest, healthCheckResponse, (req) => {
+      if (req.service !== '') throw new GrpcStatusError(GrpcCode.NotFound, 'unknown service');
+      return { status: 1 /* SERVING */ };
+    }),
+  ];
 
+  const unimplemented: MethodTable['unimplemented'] = [];
+  const notYet = (svc: string, method: string): void => {
+    unimplemented.push({ path: `/etcdserverpb.${svc}/${method}`, message: `concord: etcdserverpb.${svc}/${method} is not implemented yet` });
+  };
+  for (const m of ['MemberAdd', 'MemberRemove', 'MemberUpdate', 'MemberPromote']) notYet('Cluster', m);
   // --- Served by later issues ---
-  notYet(grpc, 'Watch', 'Watch');
-  for (const m of ['LeaseGrant', 'LeaseRevoke', 'LeaseKeepAlive', 'LeaseTimeToLive', 'LeaseLeases']) notYet(grpc, 'Lease', m);
+  notYet('Watch', 'Watch');
+  for (const m of ['LeaseGrant', 'LeaseRevoke', 'LeaseKeepAlive', 'LeaseTimeToLive', 'LeaseLeases']) notYet('Lease', m);
   for (const m of ['AuthEnable', 'AuthDisable', 'Authenticate', 'UserAdd', 'UserGet', 'UserList', 'UserDelete',
     'UserChangePassword', 'UserGrantRole', 'UserRevokeRole', 'RoleAdd', 'RoleGet', 'RoleList', 'RoleDelete',
-    'RoleGrantPermission', 'RoleRevokePermission']) notYet(grpc, 'Auth', m);
-
-  // --- grpc.health.v1 (etcd registers it with "" SERVING; load balancers use it) ---
-  grpc.addUnary('/grpc.health.v1.Health/Check', healthCheckRequest, healthCheckResponse, (req) => {
-    if (req.service !== '') throw new GrpcStatusError(GrpcCode.NotFound, 'unknown service');
-    return { status: 1 /* SERVING */ };
-  });
+    'RoleGrantPermission', 'RoleRevokePermission']) notYet('Auth', m);
+  return { methods, unimplemented };
 }
 
-function notYet(grpc: GrpcServer, service: string, method: string): void {
-  grpc.addUnimplemented(`/etcdserverpb.${service}/${method}`, `concord: etcdserverpb.${service}/${method} is not implemented yet`);
+/** Request bodies pass through undecoded (the method table decodes). */
+export const rawRequestCodec: Codec<Buffer> = {
+  encode: () => { throw new Error('server never encodes requests'); },
+  decode: (input: Uint8Array) => input as Buffer,
+};
+
+/** Responses arrive already encoded; frameMessage adds only the 5-byte prefix. */
+export const encodedResponseCodec: Codec<Uint8Array> = {
+  encode: (m: Uint8Array) => ({ finish: () => m }) as unknown as BinaryWriter,
+  decode: () => { throw new Error('server never decodes responses'); },
+};
+
+/** Registers a method table on a GrpcServer in this thread. */
+export function registerMethods(grpc: GrpcServer, table: MethodTable): void {
+  for (const m of table.methods) {
+    if (m.kind === 'unary') {
+      grpc.addUnary(m.path, rawRequestCodec, encodedResponseCodec, (body) => m.run(body));
+    } else {
+      grpc.addServerStream(m.path, rawRequestCodec, encodedResponseCodec, async (body, call) => {
+        const it = m.open(body);
+        try {
+          for (;;) {
+            if (call.cancelled) throw new GrpcStatusError(GrpcCode.Canceled, 'context canceled');
+            const r = await it.next();
+            if (r.done) return;
+            await call.write(r.value);
+          }
+        } finally {
+          await it.return(undefined);
+        }
+      });
+    }
+  }
+  for (const u of table.unimplemented) grpc.addUnimplemented(u.path, u.message);
+}
+
+export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log?: Logger): void {
+  registerMethods(grpc, etcdMethods(service, log));
 }
 
 /**
- * Streams the backend as etcd's Maintenance.Snapshot does: blobs of exactly 32 KiB (the last
- * one shorter) each with remaining_bytes = size - sent so far, then one message whose blob is
+ * The messages of etcd's Maintenance.Snapshot: blobs of exactly 32 KiB (the last one
+ * shorter) each with remaining_bytes = size - sent so far, then one message whose blob is
  * the sha256 of all bytes sent and remaining_bytes 0. `etcdctl snapshot save` writes the
- * blobs as they come; `snapshot restore` checks the trailing sha256.
+ * blobs as they come; `snapshot restore` checks the trailing sha256. Each message must be
+ * encoded before the next is pulled (the blob is a view of a reused buffer). Stopping the
+ * generator early (return()) releases the backend snapshot.
  */
-export async function sendSnapshot(
-  service: EtcdService,
-  send: (m: pb.SnapshotResponse) => Promise<void>,
-  cancelled: () => boolean,
-  log?: Logger,
-): Promise<void> {
+export async function* snapshotMessages(service: EtcdService, log?: Logger): AsyncGenerator<pb.SnapshotResponse, void, undefined> {
   const snap = await service.snapshot();
   try {
     const total = snap.size;
@@ -101,31 +202,29 @@ export async function sendSnapshot(
     let fill = 0;
     let sent = 0;
     log?.info('sending database snapshot to client', { 'total-bytes': total });
-    const flush = async (): Promise<void> => {
+    const take = (): pb.SnapshotResponse => {
       const blob = buf.subarray(0, fill);
       sent += fill;
       if (sent > total) throw new Error(`snapshot larger than its announced size ${total}`);
       hash.update(blob);
       fill = 0;
-      // The codec copies the blob into the message, so `buf` can be refilled at once.
-      await send({ header: undefined, remainingBytes: total - sent, blob });
+      return { header: undefined, remainingBytes: total - sent, blob };
     };
     for await (const chunk of snap.chunks()) {
-      if (cancelled()) throw new GrpcStatusError(GrpcCode.Canceled, 'context canceled');
       let off = 0;
       while (off < chunk.length) {
         const n = Math.min(snapshotChunkBytes - fill, chunk.length - off);
         buf.set(chunk.subarray(off, off + n), fill);
         fill += n;
         off += n;
-        if (fill === snapshotChunkBytes) await flush();
+        if (fill === snapshotChunkBytes) yield take();
       }
     }
-    if (fill > 0) await flush();
+    if (fill > 0) yield take();
     if (sent !== total) throw new Error(`snapshot ended after ${sent} of ${total} bytes`);
     const sha = hash.digest();
     log?.info('sending database sha256 checksum to client', { 'total-bytes': total, 'checksum-size': sha.length });
-    await send({ header: undefined, remainingBytes: 0, blob: sha });
+    yield { header: undefined, remainingBytes: 0, blob: sha };
     log?.info('successfully sent database snapshot to client', { 'total-bytes': total });
   } finally {
     await snap.close();

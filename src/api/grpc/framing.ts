@@ -12,6 +12,12 @@ import { GrpcStatusError } from './status.js';
 export interface Codec<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: Uint8Array): T;
+  /**
+   * Set on a response codec whose messages are already framed Buffers (prefix included):
+   * the server writes them as they are (the transport worker gets framed bytes from the
+   * main thread).
+   */
+  readonly framed?: boolean;
 }
 
 export interface MessageSink {
@@ -95,6 +101,7 @@ export class MessageReader {
  * encoded message into a pooled Buffer costs less.)
  */
 export function frameMessage<T>(codec: Codec<T>, message: T): Buffer {
+  if (codec.framed === true) return message as unknown as Buffer;
   return frameBytes(codec.encode(message).finish());
 }
 

@@ -1,0 +1,177 @@
+/**
+ * The transport worker thread (CONCORD_API_THREAD=1; started by thread.ts): the client
+ * listener (accept, sniffing, HTTP/1.1, h2 authority fix-up), node:http2 and the gRPC
+ * server (framing, deadlines, size limits, trailers, cancellation). Handlers never decode:
+ * they forward (call id, method index, request bytes) to the main thread in batches
+ * (bridge.ts) and write back the framed bytes the main thread answers with.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { GrpcCode } from '../errors/index.js';
+import type { HealthReport } from '../server/service.js';
+import { BatchWriter, M2W, W2M, readBatch } from './bridge.js';
+import { GrpcServer, GrpcStatusError } from './grpc/index.js';
+import type { Codec } from './grpc/framing.js';
+import { http1Handler, http2Handler } from './http.js';
+import { ClientListener } from './listener.js';
+
+export interface WorkerConfig {
+  methods: Array<{ path: string; kind: 'unary' | 'serverStream' }>;
+  unimplemented: Array<{ path: string; message: string }>;
+  maxReceiveMessageBytes: number;
+  listen: string[];
+}
+
+/** Control messages (structured-cloned, rare); batches travel as bare ArrayBuffers. */
+export type WorkerToMain =
+  | { t: 'ready'; addresses: string[] }
+  | { t: 'failed'; message: string; code?: string }
+  | { t: 'closed' }
+  | { t: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; msg: string; fields?: Record<string, unknown> };
+export type MainToWorker = { t: 'close'; graceMs: number };
+
+const port = parentPort!;
+const cfg = workerData as WorkerConfig;
+const out = new BatchWriter((ab) => port.postMessage(ab, [ab]));
+const post = (m: WorkerToMain): void => port.postMessage(m);
+
+interface Waiter<T> { resolve: (v: T) => void; reject: (e: Error) => void }
+let nextId = 1;
+const unary = new Map<number, Waiter<Buffer>>();
+const healthWaiters = new Map<number, Waiter<HealthReport>>();
+
+/** A server stream's next item from the main thread: a framed message, or its end (null) or error. */
+class StreamSlot {
+  private waiter: Waiter<Buffer | null> | undefined;
+  private item: Buffer | null | Error | undefined;
+  deliver(v: Buffer | null | Error): void {
+    const w = this.waiter;
+    if (w === undefined) { this.item = v; return; }
+    this.waiter = undefined;
+    if (v instanceof Error) w.reject(v); else w.resolve(v);
+  }
+  next(): Promise<Buffer | null> {
+    const v = this.item;
+    if (v !== undefined) {
+      this.item = undefined;
+      return v instanceof Error ? Promise.reject(v) : Promise.resolve(v);
+    }
+    return new Promise((resolve, reject) => { this.waiter = { resolve, reject }; });
+  }
+}
+const streams = new Map<number, StreamSlot>();
+
+const rawCodec: Codec<Buffer> = {
+  encode: () => { throw new Error('unreachable'); },
+  decode: (b) => b as Buffer,
+};
+const framedCodec: Codec<Buffer> = {
+  encode: () => { throw new Error('unreachable'); },
+  decode: () => { throw new Error('unreachable'); },
+  framed: true,
+};
+
+function statusError(code: number, payload: Buffer): GrpcStatusError {
+  return new GrpcStatusError(code as GrpcCode, payload.toString('utf8'));
+}
+
+function onRecord(type: number, id: number, arg: number, payload: Buffer): void {
+  switch (type) {
+    case M2W.reply: {
+      const w = unary.get(id);
+      if (w !== undefined) { unary.delete(id); w.resolve(payload); }
+      return;
+    }
+    case M2W.status: {
+      const w = unary.get(id);
+      if (w !== undefined) { unary.delete(id); w.reject(statusError(arg, payload)); return; }
+      streams.get(id)?.deliver(arg === 0 ? null : statusError(arg, payload));
+      return;
+    }
+    case M2W.message:
+      streams.get(id)?.deliver(payload);
+      return;
+    case M2W.health: {
+      const w = healthWaiters.get(id);
+      if (w !== undefined) { healthWaiters.delete(id); w.resolve({ health: arg === 1, reason: payload.toString('utf8') }); }
+      return;
+    }
+    default:
+      throw new Error(`api worker: unknown record type ${type} from the main thread`);
+  }
+}
+
+function health(): Promise<HealthReport> {
+  return new Promise((resolve, reject) => {
+    const id = nextId++;
+    healthWaiters.set(id, { resolve, reject });
+    out.push(W2M.health, id, 0);
+  });
+}
+
+const grpc = new GrpcServer({ maxReceiveMessageBytes: cfg.maxReceiveMessageBytes, httpHandler: http2Handler(health) });
+cfg.methods.forEach((m, index) => {
+  if (m.kind === 'unary') {
+    grpc.addUnary(m.path, rawCodec, framedCodec, (body) => new Promise<Buffer>((resolve, reject) => {
+      const id = nextId++;
+      unary.set(id, { resolve, reject });
+      out.push(W2M.call, id, index, body);
+    }));
+  } else {
+    grpc.addServerStream(m.path, rawCodec, framedCodec, async (body, call) => {
+      const id = nextId++;
+      const slot = new StreamSlot();
+      streams.set(id, slot);
+      let finished = false;
+      const onAbort = (): void => { slot.deliver(new GrpcStatusError(GrpcCode.Canceled, 'context canceled')); };
+      call.signal.addEventListener('abort', onAbort, { once: true });
+      // The main thread answers the call with the first message: a pull is implied.
+      out.push(W2M.call, id, index, body);
+      try {
+        for (;;) {
+          let m: Buffer | null;
+          try {
+            m = await slot.next();
+          } catch (e) {
+            if (!(e instanceof GrpcStatusError && e.code === GrpcCode.Canceled && call.cancelled)) finished = true;
+            throw e;
+          }
+          if (m === null) { finished = true; return; }
+          await call.write(m); // resolves once the stream can take more (HTTP/2 flow control)
+          out.push(W2M.pull, id, 0);
+        }
+      } finally {
+        call.signal.removeEventListener('abort', onAbort);
+        streams.delete(id);
+        if (!finished) out.push(W2M.cancel, id, 0);
+      }
+    });
+  }
+});
+for (const u of cfg.unimplemented) grpc.addUnimplemented(u.path, u.message);
+
+const listener = new ClientListener({ onStream: grpc.handleStream, onRequest: http1Handler(health) });
+
+port.on('message', (m: ArrayBuffer | MainToWorker) => {
+  if (m instanceof ArrayBuffer) { readBatch(m, onRecord); return; }
+  if (m.t === 'close') void close(m.graceMs);
+});
+
+let closing: Promise<void> | undefined;
+function close(graceMs: number): Promise<void> {
+  closing ??= (async () => {
+    grpc.endStreams(GrpcCode.Unavailable, 'etcdserver: server stopped');
+    await listener.close(graceMs);
+    out.flush();
+    post({ t: 'closed' });
+  })();
+  return closing;
+}
+
+try {
+  const addresses: string[] = [];
+  for (const u of cfg.listen) addresses.push((await listener.listen(new URL(u))).origin);
+  post({ t: 'ready', addresses });
+} catch (e) {
+  await listener.close(0);
+  post({ t: 'failed', message: (e as Error).message, code: (e as NodeJS.ErrnoException).code });
+}
