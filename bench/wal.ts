@@ -2,7 +2,9 @@
 //
 // Measures Wal.save() with mustSync on this machine's disk at batch sizes 1, 16 and 256
 // entries per save (one write + one fdatasync each), next to a bare write+fdatasync loop
-// as the floor, and prints entries/s, MB/s of entry data, syncs/s and save latency.
+// as the floor (into a sparse file and into a zero-filled one, which is what WAL segments
+// are), and prints entries/s, MB/s of entry data, syncs/s, save latency and the segment
+// cuts made during the run (each one renames a segment the WAL's pipeline prepared).
 // Batching is what lifts entries/s past the serial-fsync rate: every entry that arrives
 // while one fdatasync runs rides the next one (group commit).
 
@@ -30,6 +32,7 @@ interface Row {
   syncsPerSec: number;
   p50Ms: number;
   p99Ms: number;
+  cuts?: number;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -64,12 +67,19 @@ async function measure(name: string, perOp: number, op: () => Promise<void>): Pr
   };
 }
 
-async function rawFsyncFloor(dir: string): Promise<Row> {
-  const h = await open(join(dir, 'raw'), 'w+');
-  await h.truncate(64 * 1000 * 1000);
+async function rawFsyncFloor(dir: string, zeroFilled: boolean): Promise<Row> {
+  const size = 64 * 1000 * 1000;
+  const h = await open(join(dir, zeroFilled ? 'raw-zeroed' : 'raw-sparse'), 'w+');
+  if (zeroFilled) {
+    const z = Buffer.alloc(1024 * 1024);
+    for (let o = 0; o < size; o += z.length) await h.write(z, 0, Math.min(z.length, size - o), o);
+    await h.datasync();
+  } else {
+    await h.truncate(size);
+  }
   const buf = Buffer.alloc(entryBytes + 24, 7);
   let pos = 0;
-  const row = await measure('raw write+fdatasync', 1, async () => {
+  const row = await measure(`raw fdatasync ${zeroFilled ? 'zeroed' : 'sparse'}`, 1, async () => {
     await h.write(buf, 0, buf.length, pos);
     pos += buf.length;
     await h.datasync();
@@ -90,17 +100,18 @@ async function walBatch(dir: string, batch: number): Promise<Row> {
     hs.commit = index;
     await w.save(hs, ents, true);
   });
+  row.cuts = w.segments().length - 1;
   await w.close();
   return row;
 }
 
 const dir = mkdtempSync(join(baseDir, 'concord-walbench-'));
 try {
-  const rows: Row[] = [await rawFsyncFloor(dir)];
+  const rows: Row[] = [await rawFsyncFloor(dir, false), await rawFsyncFloor(dir, true)];
   for (const b of batches) rows.push(await walBatch(dir, b));
   console.log(`WAL append with fdatasync, ${entryBytes}-byte entries, ${seconds}s each, dir ${dir}`);
   console.log(
-    ['case'.padEnd(22), 'entries/s'.padStart(11), 'MB/s'.padStart(8), 'syncs/s'.padStart(9), 'p50 ms'.padStart(8), 'p99 ms'.padStart(8)].join(' '),
+    ['case'.padEnd(22), 'entries/s'.padStart(11), 'MB/s'.padStart(8), 'syncs/s'.padStart(9), 'p50 ms'.padStart(8), 'p99 ms'.padStart(8), 'cuts'.padStart(5)].join(' '),
   );
   for (const r of rows) {
     console.log(
@@ -111,6 +122,7 @@ try {
         Math.round(r.syncsPerSec).toString().padStart(9),
         r.p50Ms.toFixed(3).padStart(8),
         r.p99Ms.toFixed(3).padStart(8),
+        (r.cuts === undefined ? '' : String(r.cuts)).padStart(5),
       ].join(' '),
     );
   }
