@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { open, readdir, readFile } from 'node:fs/promises';
@@ -79,20 +81,12 @@ test('save() issues one write and one fdatasync per call when mustSync, none wit
     const d = join(dir, 'wal');
     const w = await Wal.create(d, META);
     await w.nextSegmentPrepared(); // the background pipeline's writes are not save()'s
-    // Count calls on the FileHandle prototype (FileHandle is not exported by name).
-    const probe = await open(join(dir, 'probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void>; write: (...a: unknown[]) => Promise<unknown> };
-    await probe.close();
-    const realSync = proto.datasync, realWrite = proto.write;
+    // Count the fs calls save() makes (builtin ESM exports follow the CJS object once synced).
+    const realSync = fs.fdatasync, realWrite = fs.writeSync;
     let syncs = 0, writes = 0;
-    proto.datasync = function (this: unknown) {
-      syncs++;
-      return realSync.call(this);
-    };
-    proto.write = function (this: unknown, ...a: unknown[]) {
-      writes++;
-      return realWrite.apply(this, a);
-    };
+    (fs as { fdatasync: unknown }).fdatasync = (...a: Parameters<typeof fs.fdatasync>) => { syncs++; return realSync(...a); };
+    (fs as { writeSync: unknown }).writeSync = (...a: Parameters<typeof fs.writeSync>) => { writes++; return (realWrite as (...x: unknown[]) => number)(...a); };
+    syncBuiltinESMExports();
     try {
       await w.save({ term: 1, vote: 1n, commit: 1 }, makeEntries(1, 256, 1, 256), true);
       assert.deepEqual({ syncs, writes }, { syncs: 1, writes: 1 });
@@ -101,8 +95,9 @@ test('save() issues one write and one fdatasync per call when mustSync, none wit
       await w.save(undefined, [], true); // nothing to save: nothing done
       assert.deepEqual({ syncs, writes }, { syncs: 1, writes: 2 });
     } finally {
-      proto.datasync = realSync;
-      proto.write = realWrite;
+      (fs as { fdatasync: unknown }).fdatasync = realSync;
+      (fs as { writeSync: unknown }).writeSync = realWrite;
+      syncBuiltinESMExports();
     }
     await w.close();
   } finally {
