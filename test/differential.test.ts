@@ -115,6 +115,19 @@ describe('differential: KV against etcd and Concord', () => {
     }
   });
 
+  test('sorted ranges with many ties come back in etcd\'s order (Go\'s unstable sort.Sort)', async () => {
+    // 70 keys, values from a set of 3, some overwritten: long runs of equal versions and values,
+    // past the 12-element insertion-sort cutoff and the 50-element ninther threshold.
+    for (let i = 0; i < 70; i++) await step(`tie put ${i}`, 'put', { key: b(`tie/${String((i * 37) % 70).padStart(2, '0')}`), value: b('abc'[i % 3]!) });
+    for (let i = 0; i < 70; i += 4) await step(`tie overwrite ${i}`, 'put', { key: b(`tie/${String(i).padStart(2, '0')}`), value: b('cab'[i % 3]!) });
+    const T = b('tie/');
+    const TE = prefixEnd('tie/');
+    for (const sortOrder of SORT_ORDERS) for (const sortTarget of SORT_TARGETS) {
+      await step(`tie sort ${sortOrder}/${sortTarget}`, 'range', { key: T, rangeEnd: TE, sortOrder, sortTarget });
+      await step(`tie sort ${sortOrder}/${sortTarget} limit 20`, 'range', { key: T, rangeEnd: TE, sortOrder, sortTarget, limit: 20 });
+    }
+  });
+
   test('deletes with prev_kv and ranges report deleted counts and previous values alike', async () => {
     await step('delete missing', 'delete', { key: b('missing'), prevKv: true });
     await step('delete b', 'delete', { key: b('b'), prevKv: true });

@@ -8,6 +8,7 @@
 // the data it covers. Everything here runs synchronously on the caller's thread, except the
 // physical part of a compaction, which proceeds in bounded batches between other work.
 
+import { goSort } from './go-sort.js';
 import { crc32c } from '@node-rs/crc32';
 import { etcdError } from '../errors/index.js';
 import {
@@ -257,8 +258,9 @@ export class MvccStore {
         case RangeRequest_SortTarget.VALUE: less = (a, b) => Buffer.compare(a.value, b.value); break;
         default: less = (a, b) => Buffer.compare(a.key, b.key);
       }
-      if (sortOrder === RangeRequest_SortOrder.ASCEND) kvs.sort(less);
-      else kvs.sort((a, b) => less(b, a));
+      // Go's sort.Sort, not a stable sort: ties must land where etcd puts them.
+      if (sortOrder === RangeRequest_SortOrder.ASCEND) goSort(kvs, (a, b) => less(a, b) < 0);
+      else goSort(kvs, (a, b) => less(b, a) < 0);
     }
 
     let more = false;
