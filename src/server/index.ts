@@ -150,16 +150,23 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   server.attachRaft(raft, Math.max(snapshot?.metadata.index ?? 0, 0));
   log.info('starting etcd server', { 'local-member-id': idToHex(memberId), 'local-server-version': serverVersion, 'cluster-version': 'to_be_decided' });
 
-  // A lone voter need not wait a whole election timeout: etcd fast-forwards its ticks.
-  const voters = membership.size > 0 ? membership.size : 1;
+  // A lone voter need not wait a whole election timeout: etcd fast-forwards its ticks. Raft
+  // learns its voters from the conf changes replayed in the first Readies, so let the loop
+  // drain those first (otherwise the ticks would fall on a node that cannot campaign yet).
   raft.start();
-  if (voters <= 1 && electionTick > 1) {
+  await raft.exclusive(async () => undefined); // the loop is running
+  await raft.drained();
+  const voters = raw.status().config.voters;
+  if (voters.length === 1 && voters[0] === memberId && electionTick > 1) {
     log.info('started as single-node; fast-forwarding election ticks', {
       'local-member-id': idToHex(memberId), 'forward-ticks': electionTick - 1,
       'forward-duration': formatDuration((electionTick - 1) * config.heartbeatIntervalMs),
       'election-ticks': electionTick, 'election-timeout': formatDuration(config.electionTimeoutMs),
     });
     for (let i = 0; i < electionTick - 1; i++) raw.tick();
+    // etcd then still waits out the rest of its randomized timeout (up to another election
+    // timeout). A lone voter has nobody to disrupt: it campaigns at once.
+    raw.campaign();
     raft.kick();
   }
 

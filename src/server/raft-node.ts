@@ -110,6 +110,13 @@ export class RaftNode {
   }
 
   private readonly tasks: Array<() => Promise<void>> = [];
+  private drainWaiters: Array<() => void> = [];
+
+  /** Resolves once the loop has nothing left to do (every pending Ready handled). */
+  drained(): Promise<void> {
+    if (!this.running && !this.scheduled && !this.raw.hasReady() && this.tasks.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
 
   private async run(): Promise<void> {
     this.running = true;
@@ -132,6 +139,11 @@ export class RaftNode {
     }
     // Something may have arrived while the last advance ran.
     if (!this.stopped && (this.raw.hasReady() || this.tasks.length > 0)) this.kick();
+    else if (this.drainWaiters.length > 0) {
+      const ws = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const w of ws) w();
+    }
   }
 
   /** Role as of the last Ready's soft state (status() allocates; this does not). */
