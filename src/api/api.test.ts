@@ -250,3 +250,29 @@ for (const thread of [false, true]) {
     });
   });
 }
+
+describe('transport worker thread', () => {
+  test('a worker that dies while serving is reported (the server exits rather than serve nothing)', async () => {
+    const { startThreadApi } = await import('./thread.js');
+    let failure: Error | undefined;
+    const reported = new Promise<void>((r) => {
+      void startThreadApi({
+        service: new FakeService(), listen: [new URL('http://127.0.0.1:0')], closeGraceMs: 100,
+        maxReceiveMessageBytes: 1 << 20, onWorkerFailure: (e) => { failure = e; r(); },
+      }).then((api) => api.worker.terminate());
+    });
+    await reported;
+    assert.match(failure!.message, /worker thread exited/);
+  });
+
+  test('close() ends the worker thread', async () => {
+    const { startThreadApi } = await import('./thread.js');
+    const api = await startThreadApi({
+      service: new FakeService(), listen: [new URL('http://127.0.0.1:0')], closeGraceMs: 100, maxReceiveMessageBytes: 1 << 20,
+    });
+    const exited = new Promise<number>((r) => api.worker.once('exit', r));
+    await api.close();
+    await exited;
+    await assert.rejects(httpGet(api.addresses[0]!, '/version'), /ECONNREFUSED/);
+  });
+});

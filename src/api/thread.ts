@@ -24,13 +24,20 @@ export interface ThreadApiOptions {
   onWorkerFailure?: (err: Error) => void;
 }
 
+export interface ThreadApi {
+  readonly addresses: string[];
+  close(): Promise<void>;
+  /** The transport worker (tests). */
+  readonly worker: Worker;
+}
+
 interface OpenStream {
   readonly it: AsyncGenerator<Uint8Array, void, undefined>;
   busy: boolean;
   cancelled: boolean;
 }
 
-export async function startThreadApi(opts: ThreadApiOptions): Promise<{ addresses: string[]; close(): Promise<void> }> {
+export async function startThreadApi(opts: ThreadApiOptions): Promise<ThreadApi> {
   const { service, log } = opts;
   const table = etcdMethods(service, log);
   const methods: EtcdMethod[] = table.methods;
@@ -149,6 +156,7 @@ export async function startThreadApi(opts: ThreadApiOptions): Promise<{ addresse
   let closing: Promise<void> | undefined;
   return {
     addresses,
+    worker,
     close() {
       closing ??= (async () => {
         state = 'closing';

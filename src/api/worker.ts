@@ -33,6 +33,9 @@ const port = parentPort!;
 const cfg = workerData as WorkerConfig;
 const out = new BatchWriter((ab) => port.postMessage(ab, [ab]));
 const post = (m: WorkerToMain): void => port.postMessage(m);
+/** Log records go to the main thread's logger, so there is one log stream. */
+const log = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void =>
+  post({ t: 'log', level, msg, fields });
 
 interface Waiter<T> { resolve: (v: T) => void; reject: (e: Error) => void }
 let nextId = 1;
@@ -96,6 +99,7 @@ function onRecord(type: number, id: number, arg: number, payload: Buffer): void 
       return;
     }
     default:
+      log('error', 'api worker: unknown record type from the main thread', { type });
       throw new Error(`api worker: unknown record type ${type} from the main thread`);
   }
 }
@@ -173,5 +177,6 @@ try {
   post({ t: 'ready', addresses });
 } catch (e) {
   await listener.close(0);
+  log('debug', 'api worker: listen failed', { error: (e as Error).message });
   post({ t: 'failed', message: (e as Error).message, code: (e as NodeJS.ErrnoException).code });
 }
