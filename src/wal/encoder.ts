@@ -7,6 +7,7 @@
 
 import { crc32c } from '@node-rs/crc32';
 import { FRAME_SIZE_BYTES, RecordType, writeFrameSize } from './frame.js';
+import { sizeVarint } from '../proto/wire.js';
 
 /** The fields of raftpb.Entry the WAL writes (structural, so any Entry shape fits). */
 export interface EntryFields {
@@ -32,20 +33,6 @@ const TAG_ENTRY_DATA = 0x22;
 
 /** The largest record header before the data: type tag+value, crc tag+5, data tag. */
 const MAX_HEADER_BEFORE_LEN = 1 + 1 + 1 + 5 + 1;
-
-function sizeVarint(v: number): number {
-  if (v < 0x80) return 1;
-  if (v < 0x4000) return 2;
-  if (v < 0x200000) return 3;
-  if (v < 0x10000000) return 4;
-  let n = 4;
-  v = Math.floor(v / 0x10000000);
-  while (v > 0) {
-    n++;
-    v = Math.floor(v / 128);
-  }
-  return n;
-}
 
 function putVarint(buf: Buffer, pos: number, v: number): number {
   if (v < 0x100000000) {
