@@ -14,6 +14,7 @@ import { GrpcCode } from '../errors/index.js';
 import * as pb from '../proto/gen/etcdserverpb/rpc.js';
 import type { Logger } from '../log/index.js';
 import type { EtcdService } from '../server/service.js';
+import { encodePutResponse } from './fast-codecs.js';
 import type { Codec } from './grpc/framing.js';
 import { GrpcServer, GrpcStatusError } from './grpc/index.js';
 import {
@@ -62,14 +63,15 @@ function encodeResponse<T>(codec: Codec<T>, res: T): Uint8Array {
   }
 }
 
-function unary<Req, Res>(path: string, req: Codec<Req>, res: Codec<Res>,
-  handler: (request: Req, requestBytes: number) => Promise<Res> | Res): UnaryMethod {
+function unary<Req, Res>(path: string, req: Codec<Req>, res: Codec<Res> | ((r: Res) => Uint8Array),
+  handler: (request: Req, requestBytes: number, body: Buffer) => Promise<Res> | Res): UnaryMethod {
+  const encode = typeof res === 'function' ? res : (r: Res) => encodeResponse(res, r);
   return {
     kind: 'unary',
     path,
     async run(body: Buffer): Promise<Uint8Array> {
-      const r = await handler(decodeRequest(req, body), body.length);
-      return encodeResponse(res, r);
+      const r = await handler(decodeRequest(req, body), body.length, body);
+      return encode(r);
     },
   };
 }
@@ -87,10 +89,10 @@ export function etcdMethods(service: EtcdService, log?: Logger): MethodTable {
       checkRangeRequest(req);
       return service.range(req);
     }),
-    unary(kv('Put'), pb.PutRequest, pb.PutResponse, (req, bytes) => {
+    unary(kv('Put'), pb.PutRequest, encodePutResponse, (req, bytes, body) => {
       checkPutRequest(req);
       checkSize(bytes);
-      return service.put(req);
+      return service.put(req, body);
     }),
     unary(kv('DeleteRange'), pb.DeleteRangeRequest, pb.DeleteRangeResponse, (req, bytes) => {
       checkDeleteRequest(req);

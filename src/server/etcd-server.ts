@@ -362,11 +362,11 @@ export class EtcdServer implements EtcdService {
     return resp;
   }
 
-  async put(req: PutRequest): Promise<PutResponse> {
+  async put(req: PutRequest, raw?: Uint8Array): Promise<PutResponse> {
     if (this.alarms.empty === false || !this.quotaAvailable(kvOverhead + req.key.length + req.value.length)) {
       await this.checkQuota(kvOverhead + req.key.length + req.value.length);
     }
-    return this.propose<PutResponse>({ kind: 'put', req });
+    return this.propose<PutResponse>({ kind: 'put', req, raw });
   }
 
   deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {

@@ -32,3 +32,13 @@ test('an entry written by etcd (header last) has no peekable id but decodes in f
   assert.equal(peekRequestId(etcdStyle), undefined);
   assert.equal(decodeRaftRequest(etcdStyle).id, 7n);
 });
+
+test('a put carried as the client\'s raw bytes encodes like the re-encoded request', () => {
+  const req = PutRequest.fromPartial({ key: Buffer.from('key'), value: Buffer.alloc(300, 7), lease: 0x694d7b5c5a6ef404n, prevKv: true });
+  const raw = PutRequest.encode(req).finish();
+  for (const id of [1n, 300n, 0xffffn << 48n | 99n, 0xffffffffffffffffn, 0x0000000100000000n, 0x7ffffffffn]) {
+    const viaRaw = encodeRaftRequest(id, { kind: 'put', req, raw });
+    assert.deepEqual(Buffer.from(viaRaw), Buffer.from(encodeRaftRequest(id, { kind: 'put', req })), `id ${id}`);
+    assert.equal(peekRequestId(viaRaw), id);
+  }
+});

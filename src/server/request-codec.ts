@@ -16,7 +16,7 @@ import { Request as V2Request } from '../proto/gen/etcdserverpb/etcdserver.js';
 
 /** What Concord proposes through raft, as a tagged union (one variant per request kind). */
 export type RaftRequest =
-  | { kind: 'put'; req: PutRequest }
+  | { kind: 'put'; req: PutRequest; /** the client's own encoding of `req`, reused as is */ raw?: Uint8Array }
   | { kind: 'deleteRange'; req: DeleteRangeRequest }
   | { kind: 'txn'; req: TxnRequest }
   | { kind: 'compaction'; req: CompactionRequest }
@@ -29,6 +29,7 @@ export type RaftRequest =
 const headerTag = (100 << 3) | 2; // field 100, length-delimited: varint 0xa2 0x06
 
 export function encodeRaftRequest(id: bigint, r: RaftRequest): Uint8Array {
+  if (r.kind === 'put' && r.raw !== undefined) return encodeWithRawBody(id, 4, r.raw);
   const w = new BinaryWriter();
   w.uint32(headerTag).fork();
   RequestHeader.encode({ ID: id, username: '', authRevision: 0 }, w);
@@ -44,6 +45,58 @@ export function encodeRaftRequest(id: bigint, r: RaftRequest): Uint8Array {
     case 'unsupported': throw new Error(`cannot encode unsupported request ${r.name}`);
   }
   return w.finish();
+}
+
+/**
+ * header {ID} followed by field `field` carrying an already-encoded message, in one buffer:
+ * the hot path for puts, whose request the client already encoded.
+ */
+function encodeWithRawBody(id: bigint, field: number, body: Uint8Array): Uint8Array {
+  const lo = Number(id & 0xffffffffn);
+  const hi = Number(id >> 32n);
+  const idBytes = varint64Size(lo, hi);
+  const headerLen = 1 + idBytes; // tag 0x08 + varint
+  const bodyLenBytes = varint32Size(body.length);
+  const out = Buffer.allocUnsafe(2 + 1 + headerLen + 1 + bodyLenBytes + body.length);
+  let pos = 0;
+  out[pos++] = 0xa2; out[pos++] = 0x06; // field 100, length-delimited
+  out[pos++] = headerLen; // < 128 always (at most 11)
+  out[pos++] = 0x08;
+  pos = writeVarint64(out, pos, lo, hi);
+  out[pos++] = (field << 3) | 2;
+  pos = writeVarint32(out, pos, body.length);
+  out.set(body, pos);
+  return out;
+}
+
+function varint32Size(v: number): number {
+  return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
+}
+
+function writeVarint32(b: Buffer, pos: number, v: number): number {
+  while (v >= 0x80) { b[pos++] = (v & 0x7f) | 0x80; v >>>= 7; }
+  b[pos++] = v;
+  return pos;
+}
+
+function varint64Size(lo: number, hi: number): number {
+  if (hi === 0) return varint32Size(lo);
+  let n = 5; // the low 35 bits take 5 bytes once hi is non-zero
+  for (let h = hi >>> 3; h > 0; h >>>= 7) n++;
+  return n;
+}
+
+function writeVarint64(b: Buffer, pos: number, lo: number, hi: number): number {
+  if (hi === 0) return writeVarint32(b, pos, lo);
+  for (let i = 0; i < 4; i++) { b[pos++] = (lo & 0x7f) | 0x80; lo >>>= 7; }
+  // 4 bits left of lo, joined with hi's low 3 bits.
+  let v = (lo & 0x0f) | ((hi & 0x07) << 4);
+  hi >>>= 3;
+  if (hi === 0) { b[pos++] = v; return pos; }
+  b[pos++] = v | 0x80;
+  while (hi >= 0x80) { b[pos++] = (hi & 0x7f) | 0x80; hi >>>= 7; }
+  b[pos++] = hi;
+  return pos;
 }
 
 /**

@@ -29,7 +29,11 @@ export interface BackendSnapshot {
 
 export interface KVService {
   range(req: RangeRequest): Promise<RangeResponse>;
-  put(req: PutRequest): Promise<PutResponse>;
+  /**
+   * `raw`, when given, is the PutRequest exactly as the client encoded it: the server embeds
+   * it in the raft entry instead of encoding the request again.
+   */
+  put(req: PutRequest, raw?: Uint8Array): Promise<PutResponse>;
   deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse>;
   txn(req: TxnRequest): Promise<TxnResponse>;
   compact(req: CompactionRequest): Promise<CompactionResponse>;
