@@ -23,9 +23,11 @@ import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 // hpack.js's bit-level decoder, used only to un-Huffman one string value.
-const HpackDecoder = require('hpack.js/lib/hpack/decoder.js') as {
+// Loaded through the package's index: requiring lib/hpack/decoder.js first breaks the
+// package's own circular requires for anyone loading hpack.js after us.
+const HpackDecoder = (require('hpack.js') as { decoder: {
   create(): { push(b: Buffer): void; decodeStr(): number[] | Buffer };
-};
+} }).decoder;
 
 export const clientPreface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /** An empty SETTINGS frame: all defaults, which is what nghttp2 will announce anyway. */
