@@ -147,7 +147,6 @@ export function rewriteAuthority(block: Buffer): Buffer | undefined {
     if (first & 0x80) { pos = readInt(block, pos, 7).next; continue; } // indexed field
     if ((first & 0xe0) === 0x20) { pos = readInt(block, pos, 5).next; continue; } // table size update
     const prefixBits = (first & 0x40) ? 6 : 4;
-    const start = pos;
     const { value: nameIndex, next } = readInt(block, pos, prefixBits);
     pos = next;
     let isAuthority = nameIndex === authorityIndex;
@@ -165,7 +164,6 @@ export function rewriteAuthority(block: Buffer): Buffer | undefined {
     parts.push(block.subarray(copiedTo, valueStart), writeInt(fixed.length, 7, 0x00), fixed);
     copiedTo = pos;
     changed = true;
-    void start;
   }
   if (!changed) return undefined;
   parts.push(block.subarray(copiedTo));

@@ -91,6 +91,8 @@ const table = {
   Corrupt: [GrpcCode.DataLoss, "etcdserver: corrupt cluster"],
   NotSupportedForLearner: [GrpcCode.Unavailable, "etcdserver: rpc not supported for learner"],
   BadLeaderTransferee: [GrpcCode.FailedPrecondition, "etcdserver: bad leader transferee"],
+  // Not in rpctypes: etcd's togRPCError passes unmapped server errors on as Unknown.
+  TimeoutLeaderTransfer: [GrpcCode.Unknown, "etcdserver: request timed out, leader transfer took too long"],
 } as const satisfies Record<string, readonly [GrpcCode, string]>;
 
 export type ErrorKind = keyof typeof table;

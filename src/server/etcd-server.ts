@@ -18,7 +18,9 @@ import type { BackendSnapshot, EtcdService, HealthReport } from './service.js';
 import type { ServerConfig } from './config.js';
 import { RaftNode } from './raft-node.js';
 import { AlarmSet, alarmName } from './alarms.js';
-import { Membership, idToHex, memberFromJson, parseMemberAttributesPath, attributesFromJson } from './membership.js';
+import {
+  Membership, idToHex, memberFromJson, parseMemberAttributesPath, attributesFromJson, attributesToJson, memberAttributesPath,
+} from './membership.js';
 import { decodeRaftRequest, encodeRaftRequest, peekRequestId, type RaftRequest } from './request-codec.js';
 import { RequestIdGenerator, WaitRegistry } from './wait.js';
 import { AppliedIndexWaiter, ReadIndexBatcher } from './read-index.js';
@@ -33,8 +35,13 @@ const kvOverhead = 256;
 const clusterVersionPath = '/0/version';
 /** How stale the cached backend size used by the quota check may be. */
 const dbSizeRefreshMs = 20;
-/** Proposals waiting for apply beyond this are refused ("too many requests"), as etcd does. */
-const maxPendingProposals = 5000 * 4;
+/**
+ * Proposals waiting for their entry to apply, beyond which new ones are refused with etcd's
+ * "too many requests". etcd refuses once commit runs 5,000 entries ahead of apply; here apply
+ * keeps pace with commit on the Ready loop, so the queue that can grow is proposals waiting
+ * for a WAL save, and this bounds it instead.
+ */
+const maxPendingProposals = 20_000;
 
 export interface EtcdServerDeps {
   config: ServerConfig;
@@ -68,10 +75,6 @@ export class EtcdServer implements EtcdService {
   /** Term of the last applied entry: a leader serves reads once it equals the current term. */
   private appliedTerm = 0;
   private stopped = false;
-  /** Called when the local member's attributes have been published (the member is ready). */
-  onPublished?: () => void;
-  /** Called after each apply batch (snapshot trigger, metrics). */
-  afterApply?: (appliedIndex: number) => void;
 
   constructor(deps: EtcdServerDeps) {
     this.deps = deps;
@@ -128,7 +131,6 @@ export class EtcdServer implements EtcdService {
       this.appliedTerm = e.term;
       this.applied.advance(e.index);
     }
-    this.afterApply?.(this.applied.index);
   }
 
   private applyNormal(e: Entry, shouldApply: boolean): void {
@@ -453,7 +455,7 @@ export class EtcdServer implements EtcdService {
       this.raft.kick();
       const deadline = Date.now() + this.deps.config.electionTimeoutMs * 5;
       while (this.leader !== req.targetID) {
-        if (Date.now() > deadline) throw etcdError('TimeoutLeaderTransfer' as never);
+        if (Date.now() > deadline) throw etcdError('TimeoutLeaderTransfer');
         await new Promise((r) => setTimeout(r, this.deps.config.heartbeatIntervalMs));
       }
     }
@@ -490,7 +492,6 @@ export class EtcdServer implements EtcdService {
 
   /** Publishes this member's name and client URLs through raft; resolves once applied. */
   async publish(name: string, clientURLs: string[]): Promise<void> {
-    const { memberAttributesPath, attributesToJson } = await import('./membership.js');
     await this.propose<void>({
       kind: 'v2',
       req: { ID: 0n, Method: 'PUT', Path: memberAttributesPath(this.memberId), Val: attributesToJson(name, clientURLs) },

@@ -6,7 +6,7 @@
  * bootstrap entries (one AddNode conf change per initial member, committed at term 1), then
  * starts exactly as a restarting member does, by replaying its WAL.
  */
-import { mkdirSync, existsSync, readdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { RawNode, MemoryStorage } from '../raft/index.js';
 import { Wal, Snapshotter, validSnapshotEntries } from '../wal/index.js';
@@ -22,8 +22,9 @@ import {
 import { AlarmMember } from '../proto/gen/etcdserverpb/rpc.js';
 import type { ServerConfig } from './config.js';
 import { defaultQuotaBackendBytes } from './config.js';
-import { memberId as computeMemberId, clusterId as computeClusterId, urlString } from './ids.js';
-import { Membership, memberToJson, idToHex, type Member } from './membership.js';
+import { urlString } from './ids.js';
+import { bootstrapIdentity } from './bootstrap.js';
+import { Membership, memberToJson, idToHex } from './membership.js';
 import { AlarmSet } from './alarms.js';
 import { EtcdServer, serverVersion, clusterVersion } from './etcd-server.js';
 import { RaftNode } from './raft-node.js';
@@ -51,6 +52,8 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const walDir = config.walDir ?? join(memberDir, 'wal');
   const snapDir = join(memberDir, 'snap');
   const walExists = await Wal.exists(walDir);
+  // An existing data dir wins over the bootstrap flags; a new one is checked before any write.
+  const boot = walExists ? undefined : bootstrapIdentity(config);
   mkdirSync(snapDir, { recursive: true, mode: 0o700 });
 
   const openedAt = Date.now();
@@ -60,8 +63,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   // ---- identity and initial WAL
   let memberId: bigint;
   let clusterId: bigint;
-  if (!walExists) {
-    const boot = bootstrapIdentity(config);
+  if (boot !== undefined) {
     memberId = boot.memberId;
     clusterId = boot.clusterId;
     const wal = await Wal.create(walDir, Metadata.encode({ NodeID: memberId, ClusterID: clusterId }).finish());
@@ -240,28 +242,4 @@ function waitForLeader(server: EtcdServer): Promise<void> {
     const check = () => (server.leader !== 0n ? resolve() : setTimeout(check, 5));
     check();
   });
-}
-
-function bootstrapIdentity(config: ServerConfig): { memberId: bigint; clusterId: bigint; members: Member[] } {
-  const members: Member[] = [];
-  for (const [name, urls] of config.initialCluster) {
-    const peerURLs = urls.map(urlString);
-    members.push({
-      id: computeMemberId(peerURLs, config.initialClusterToken),
-      name: '', peerURLs, clientURLs: [], isLearner: false,
-    });
-    void name;
-  }
-  const selfPeers = config.initialAdvertisePeerUrls.map(urlString);
-  const self = computeMemberId(selfPeers, config.initialClusterToken);
-  if (!members.some((m) => m.id === self)) {
-    throw new Error(`couldn't find local name "${config.name}" in the initial cluster configuration`);
-  }
-  return { memberId: self, clusterId: computeClusterId(members.map((m) => m.id)), members };
-}
-
-/** True if `dir` holds a member's data (used by the CLI to log member-initialized). */
-export function isMemberInitialized(dataDir: string): boolean {
-  const w = join(dataDir, 'member', 'wal');
-  return existsSync(w) && readdirSync(w).some((f) => f.endsWith('.wal'));
 }
