@@ -9,18 +9,24 @@
  */
 import {
   type ConfChange,
-  type ConfChangeSingle,
+  type ConfChangeV2,
   type ConfState,
   type Entry,
   type Message,
   type NodeId,
   type Snapshot,
-  ConfChangeType,
+  ConfChangeTransition,
   EntryType,
   MessageType,
+  encodeConfChangeV2,
   newMessage,
+  readConfChange,
+  readConfChangeV2,
   sizeEntry,
 } from '../proto/raftpb.js';
+import { Reader } from '../proto/wire.js';
+import { type ChangeResult, Changer, ConfChangeError } from './confchange/changer.js';
+import { restoreConfState } from './confchange/restore.js';
 import { isRaftError } from './errors.js';
 import { RaftLog } from './log.js';
 import { ProgressState } from './progress.js';
@@ -296,7 +302,7 @@ export class Raft {
     }
     const lastIndex = this.log.lastIndex();
     const lastTerm = this.log.lastTerm();
-    for (const id of this.trk.voters) {
+    for (const id of this.trk.voterIds()) {
       if (id === this.id) continue;
       const m = newMessage({ type: voteMsg, to: id, term, index: lastIndex, logTerm: lastTerm });
       if (transfer) m.context = CAMPAIGN_TRANSFER;
@@ -480,9 +486,12 @@ export class Raft {
     for (let i = 0; i < ents.length; i++) {
       const t = ents[i].type;
       if (t === EntryType.EntryConfChange || t === EntryType.EntryConfChangeV2) {
-        // One membership change at a time: the next waits until the previous is applied.
-        if (this.pendingConfIndex > this.log.applied) return false;
-        this.pendingConfIndex = this.log.lastIndex() + i + 1;
+        // One membership change at a time, each valid against the configuration it will meet.
+        if (this.refuseConfChange(ents[i]) !== undefined) {
+          ents[i] = { term: 0, index: 0, type: EntryType.EntryNormal, data: undefined };
+        } else {
+          this.pendingConfIndex = this.log.lastIndex() + i + 1;
+        }
       }
     }
     if (!this.appendEntries(ents)) return false;
@@ -781,26 +790,24 @@ export class Raft {
       return false;
     }
     const cs = md.confState;
-    if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id)) return false;
+    if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id) && !cs.votersOutgoing.includes(this.id)) return false;
     if (this.log.matchTerm(md.index, md.term)) {
       // Our log already has it: just fast-forward the commit index.
       this.log.commitTo(md.index);
       return false;
     }
     this.log.restore(s);
-    this.trk.voters.clear();
-    this.trk.learners.clear();
     this.trk.progress.clear();
     this.applyConfState(cs);
     return true;
   }
 
+  /** Installs a whole configuration (at startup, or from a snapshot). */
   private applyConfState(cs: ConfState): void {
-    const next = this.log.lastIndex() + 1;
-    for (const id of cs.voters) this.trk.addVoter(id, next);
-    for (const id of cs.learners) this.trk.addLearner(id, next);
+    const { config, tracked, fresh } = restoreConfState(cs);
+    this.trk.setConfig(config, tracked, fresh, this.log.lastIndex() + 1);
     for (const pr of this.trk.progress.values()) pr.recentActive = false;
-    this.isLearner = this.trk.learners.has(this.id);
+    this.isLearner = this.trk.config.learners.has(this.id);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -820,9 +827,7 @@ export class Raft {
 
   /** Answers the round's reads if a quorum of voters acknowledged it. */
   private maybeFinishReadRound(round: ReadRound): boolean {
-    let acks = 0;
-    for (const id of round.acks) if (this.trk.voters.has(id)) acks++;
-    if (acks < this.trk.quorum()) return false;
+    if (!this.trk.quorumOf(round.acks)) return false;
     this.reads.finish();
     for (const r of round.reads) {
       if (r.from === this.id) {
@@ -844,45 +849,138 @@ export class Raft {
   // ------------------------------------------------------------------------------------------
   // Membership
 
-  /** Applies a committed single membership change; returns the new configuration. */
-  applyConfChange(cc: ConfChange | ConfChangeSingle): ConfState {
-    const next = this.log.lastIndex() + 1;
-    switch (cc.type) {
-      case ConfChangeType.ConfChangeAddNode:
-        this.trk.addVoter(cc.nodeId, next);
-        break;
-      case ConfChangeType.ConfChangeAddLearnerNode:
-        this.trk.addLearner(cc.nodeId, next);
-        break;
-      case ConfChangeType.ConfChangeRemoveNode:
-        this.trk.remove(cc.nodeId);
-        break;
-      case ConfChangeType.ConfChangeUpdateNode:
-        break;
+  /**
+   * Applies a committed membership change; returns the new configuration. The leader validated
+   * it against this same configuration when it was proposed, so a refusal here is a bug.
+   */
+  applyConfChange(cc: ConfChangeV2): ConfState {
+    const changer = new Changer(this.trk.config, new Set(this.trk.progress.keys()));
+    let result: ChangeResult;
+    if (isLeaveJoint(cc)) result = changer.leaveJoint();
+    else {
+      const autoLeave = enterJointAutoLeave(cc);
+      result = autoLeave === undefined ? changer.simple(cc.changes) : changer.enterJoint(autoLeave, cc.changes);
     }
+    return this.switchToConfig(result);
+  }
+
+  private switchToConfig(result: ChangeResult): ConfState {
+    this.trk.setConfig(result.config, result.tracked, result.fresh, this.log.lastIndex() + 1);
     const self = this.trk.progress.get(this.id);
     this.isLearner = self !== undefined && self.isLearner;
-    if (this.state === StateType.Leader) {
-      if (self === undefined || self.isLearner) {
-        // Removed or demoted leader: hand over to a caught-up voter if there is one, step down.
-        const last = this.log.lastIndex();
-        for (const id of this.trk.voters) {
-          if (this.trk.progress.get(id)!.match === last) {
-            this.sendTimeoutNow(id);
-            break;
-          }
+    if (this.state !== StateType.Leader) return this.trk.confState();
+    if (self === undefined || self.isLearner) {
+      // Removed or demoted leader: hand over to a caught-up voter if there is one, step down.
+      const last = this.log.lastIndex();
+      for (const id of this.trk.voterIds()) {
+        if (this.trk.progress.get(id)!.match === last) {
+          this.sendTimeoutNow(id);
+          break;
         }
-        this.becomeFollower(this.term, None);
-      } else {
-        if (this.leadTransferee !== None && !this.trk.voters.has(this.leadTransferee)) this.leadTransferee = None;
-        // The quorum may have shrunk: commit and answer reads that are now safe.
-        if (this.maybeCommit()) this.bcastAppend();
-        else for (const id of this.trk.progress.keys()) if (id !== this.id) this.sendAppend(id, false);
-        const round = this.reads.round();
-        if (round && this.maybeFinishReadRound(round)) this.maybeStartReadRound();
       }
+      this.becomeFollower(this.term, None);
+      return this.trk.confState();
     }
+    if (this.leadTransferee !== None && !this.trk.isVoter(this.leadTransferee)) this.leadTransferee = None;
+    // The quorum may have changed: commit and answer reads that are now safe.
+    if (this.maybeCommit()) this.bcastAppend();
+    else for (const id of this.trk.progress.keys()) if (id !== this.id) this.sendAppend(id, false);
+    const round = this.reads.round();
+    if (round && this.maybeFinishReadRound(round)) this.maybeStartReadRound();
     return this.trk.confState();
+  }
+
+  /**
+   * The leader checks a proposed conf change against the current configuration. A change that
+   * cannot be applied now becomes an empty normal entry (etcd-io/raft's behaviour, so indexes
+   * the proposer may wait on still commit); the reason is returned, undefined when accepted.
+   */
+  private refuseConfChange(e: Entry): string | undefined {
+    if (this.pendingConfIndex > this.log.applied) {
+      return `possible unapplied conf change at index ${this.pendingConfIndex} (applied to ${this.log.applied})`;
+    }
+    let cc: ConfChangeV2;
+    try {
+      cc = confChangeOfEntry(e);
+    } catch (err) {
+      // A peer's proposal that does not decode (proto/wire throws plain Errors) must not
+      // reach the log as a conf change that every member would fail to apply.
+      return `undecodable conf change: ${(err as Error).message}`;
+    }
+    return this.confChangeRefusal(cc);
+  }
+
+  /** Why `cc` cannot be applied to the current configuration; undefined if it can. */
+  confChangeRefusal(cc: ConfChangeV2): string | undefined {
+    const joint = this.trk.config.voters.isJoint();
+    const leave = isLeaveJoint(cc);
+    if (joint && !leave) return 'must transition out of joint config first';
+    if (!joint && leave) return 'not in joint state; refusing empty conf change';
+    try {
+      const changer = new Changer(this.trk.config, new Set(this.trk.progress.keys()));
+      if (leave) changer.leaveJoint();
+      else {
+        const autoLeave = enterJointAutoLeave(cc);
+        if (autoLeave === undefined) changer.simple(cc.changes);
+        else changer.enterJoint(autoLeave, cc.changes);
+      }
+    } catch (err) {
+      if (err instanceof ConfChangeError) return err.message;
+      throw err;
+    }
+    return undefined;
+  }
+
+  /**
+   * After applying up to `applied`: a leader in a joint configuration with auto-leave proposes
+   * the empty ConfChangeV2 that leaves it, once the entry that entered it is applied.
+   */
+  maybeAutoLeave(): void {
+    const c = this.trk.config;
+    if (!c.autoLeave || this.state !== StateType.Leader || this.log.applied < this.pendingConfIndex) return;
+    const leave: Entry = { term: 0, index: 0, type: EntryType.EntryConfChangeV2, data: LEAVE_JOINT_BYTES };
+    this.leaderPropose([leave]);
   }
 }
 
+const LEAVE_JOINT_BYTES = encodeConfChangeV2({ transition: ConfChangeTransition.ConfChangeTransitionAuto, changes: [] });
+
+/** A conf-change entry's change as a ConfChangeV2 (a v1 ConfChange is one simple change). */
+export function confChangeOfEntry(e: Entry): ConfChangeV2 {
+  const r = new Reader(e.data ?? new Uint8Array(0));
+  if (e.type === EntryType.EntryConfChangeV2) return readConfChangeV2(r);
+  if (e.type !== EntryType.EntryConfChange) throw new Error(`raft: entry ${e.index} is not a conf change`);
+  return asConfChangeV2(readConfChange(r));
+}
+
+/** A ConfChange as the equivalent ConfChangeV2 (one simple change). */
+export function asConfChangeV2(cc: ConfChange | ConfChangeV2): ConfChangeV2 {
+  if ('changes' in cc) return cc;
+  return {
+    transition: ConfChangeTransition.ConfChangeTransitionAuto,
+    changes: [{ type: cc.type, nodeId: cc.nodeId }],
+    context: cc.context,
+  };
+}
+
+/** etcd's ConfChangeV2.LeaveJoint: the empty change (transition auto, no changes). */
+export function isLeaveJoint(cc: ConfChangeV2): boolean {
+  return cc.transition === ConfChangeTransition.ConfChangeTransitionAuto && cc.changes.length === 0;
+}
+
+/**
+ * etcd's ConfChangeV2.EnterJoint: undefined for a simple change, otherwise whether the joint
+ * configuration is left automatically. Auto transition with several changes enters joint.
+ */
+export function enterJointAutoLeave(cc: ConfChangeV2): boolean | undefined {
+  if (cc.transition === ConfChangeTransition.ConfChangeTransitionAuto && cc.changes.length <= 1) return undefined;
+  switch (cc.transition) {
+    case ConfChangeTransition.ConfChangeTransitionAuto:
+    case ConfChangeTransition.ConfChangeTransitionJointImplicit:
+      return true;
+    case ConfChangeTransition.ConfChangeTransitionJointExplicit:
+      return false;
+    default:
+      throw new ConfChangeError(`unknown transition: ${cc.transition as number}`);
+  }
+}

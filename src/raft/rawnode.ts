@@ -23,9 +23,10 @@ import {
   encodeConfChangeV2,
   newMessage,
 } from '../proto/raftpb.js';
+import { ConfChangeError } from './confchange/changer.js';
 import { RaftError } from './errors.js';
 import { ProgressState } from './progress.js';
-import { None, Raft, type RaftConfig, StateType } from './raft.js';
+import { None, Raft, type RaftConfig, StateType, asConfChangeV2 } from './raft.js';
 import type { ReadState } from './readindex.js';
 
 export interface SoftState {
@@ -134,7 +135,7 @@ export class RawNode {
     }));
     r.log.append(ents);
     r.log.committed = ents.length;
-    for (const p of peers) r.applyConfChange({ type: ConfChangeType.ConfChangeAddNode, nodeId: p.id });
+    for (const p of peers) this.applyConfChange({ type: ConfChangeType.ConfChangeAddNode, nodeId: p.id, id: 0n });
   }
 
   tick(): void {
@@ -161,30 +162,32 @@ export class RawNode {
   }
 
   /**
-   * Proposes a membership change. Only one may be pending at a time; another is dropped
-   * (throws ProposalDropped) until the previous one has been applied.
+   * Proposes a membership change: a ConfChange (one change) or a ConfChangeV2 (several changes
+   * enter joint consensus; the empty one leaves it). Throws ConfChangeError when this node leads
+   * and the change is invalid against its configuration. One change may be pending at a time: a
+   * later one, while the previous is not yet applied, commits as an empty normal entry (as
+   * etcd's raft does), so a caller waiting on it learns nothing changed from the ConfState.
+   * Throws ProposalDropped when there is no leader to take it.
    */
   proposeConfChange(cc: ConfChange | ConfChangeV2): void {
-    let ent: Entry;
-    if ('changes' in cc) {
-      if (cc.changes.length !== 1 || cc.transition !== ConfChangeTransition.ConfChangeTransitionAuto) {
-        throw new Error('raft: only single-change ConfChangeV2 (no joint consensus) is supported');
-      }
-      ent = { term: 0, index: 0, type: EntryType.EntryConfChangeV2, data: encodeConfChangeV2(cc) };
-    } else {
-      ent = { term: 0, index: 0, type: EntryType.EntryConfChange, data: encodeConfChange(cc) };
+    const ent: Entry =
+      'changes' in cc
+        ? { term: 0, index: 0, type: EntryType.EntryConfChangeV2, data: encodeConfChangeV2(cc) }
+        : { term: 0, index: 0, type: EntryType.EntryConfChange, data: encodeConfChange(cc) };
+    const r = this.raft;
+    if (r.state === StateType.Leader) {
+      const why = r.confChangeRefusal(asConfChangeV2(cc));
+      if (why !== undefined && r.pendingConfIndex <= r.log.applied) throw new ConfChangeError(why);
     }
-    if (!this.raft.propose([ent])) throw new RaftError('ProposalDropped');
+    if (!r.propose([ent])) throw new RaftError('ProposalDropped');
   }
 
-  /** Applies a committed membership change (call when applying its entry). */
+  /**
+   * Applies a committed membership change (call when applying its entry, in log order) and
+   * returns the new configuration, as etcd's raftpb.ConfState.
+   */
   applyConfChange(cc: ConfChange | ConfChangeV2): ConfState {
-    if ('changes' in cc) {
-      let cs = this.raft.trk.confState();
-      for (const ch of cc.changes) cs = this.raft.applyConfChange(ch);
-      return cs;
-    }
-    return this.raft.applyConfChange(cc);
+    return this.raft.applyConfChange(asConfChangeV2(cc));
   }
 
   /** Steps a message from a peer. */
@@ -288,6 +291,7 @@ export class RawNode {
     if (ce.length > 0) {
       r.log.appliedTo(ce[ce.length - 1].index);
       if (r.state === StateType.Leader) r.reduceUncommittedSize(ce);
+      r.maybeAutoLeave();
     }
     if (rd.entries.length > 0) {
       const last = rd.entries[rd.entries.length - 1];

@@ -1,0 +1,79 @@
+/**
+ * A majority configuration: a set of voters, deciding by simple majority. The committed index
+ * is the highest index acknowledged by a majority; a vote is won with a majority of grants.
+ * An empty configuration agrees to everything (committed index +Infinity, vote won), so that a
+ * joint configuration whose outgoing half is empty behaves as its incoming half alone.
+ */
+import type { NodeId } from '../../proto/raftpb.js';
+
+export type VoteResult = 'pending' | 'lost' | 'won';
+
+/** Looks up what a voter acknowledged; undefined when nothing is known of it. */
+export type AckedIndexer = (id: NodeId) => number | undefined;
+
+export class MajorityConfig {
+  readonly ids: Set<NodeId>;
+  /** Reused by committedIndex() so the commit path does not allocate. */
+  private scratch: number[] = [];
+
+  constructor(ids: Iterable<NodeId> = []) {
+    this.ids = new Set(ids);
+  }
+
+  get size(): number {
+    return this.ids.size;
+  }
+
+  has(id: NodeId): boolean {
+    return this.ids.has(id);
+  }
+
+  /** The voters in ascending order (as etcd's MajorityConfig.Slice). */
+  slice(): NodeId[] {
+    return [...this.ids].sort(cmpId);
+  }
+
+  /** "(1 2 3)", etcd's rendering; "()" when empty. */
+  toString(): string {
+    return `(${this.slice().join(' ')})`;
+  }
+
+  /**
+   * The largest index that a majority has acknowledged; voters with nothing known count as 0.
+   * +Infinity for the empty configuration.
+   */
+  committedIndex(acked: AckedIndexer): number {
+    const n = this.ids.size;
+    if (n === 0) return Number.POSITIVE_INFINITY;
+    const arr = this.scratch;
+    arr.length = 0;
+    for (const id of this.ids) arr.push(acked(id) ?? 0);
+    arr.sort(descending);
+    return arr[(n >> 1)];
+  }
+
+  /** Whether the votes so far (true = granted) win, lose, or leave the election open. */
+  voteResult(votes: ReadonlyMap<NodeId, boolean>): VoteResult {
+    const n = this.ids.size;
+    if (n === 0) return 'won';
+    let granted = 0;
+    let missing = 0;
+    for (const id of this.ids) {
+      const v = votes.get(id);
+      if (v === undefined) missing++;
+      else if (v) granted++;
+    }
+    const q = (n >> 1) + 1;
+    if (granted >= q) return 'won';
+    if (granted + missing >= q) return 'pending';
+    return 'lost';
+  }
+}
+
+function descending(a: number, b: number): number {
+  return b - a;
+}
+
+export function cmpId(a: NodeId, b: NodeId): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
