@@ -805,7 +805,7 @@ export class Raft {
   /** Installs a whole configuration (at startup, or from a snapshot). */
   private applyConfState(cs: ConfState): void {
     const { config, tracked, fresh } = restoreConfState(cs);
-    this.trk.setConfig(config, tracked, fresh, this.log.lastIndex() + 1);
+    this.trk.setConfig(config, tracked, fresh, this.newProgressNext());
     for (const pr of this.trk.progress.values()) pr.recentActive = false;
     this.isLearner = this.trk.config.learners.has(this.id);
   }
@@ -864,8 +864,16 @@ export class Raft {
     return this.switchToConfig(result);
   }
 
+  /**
+   * Where a new member's progress starts: at our last index (as etcd-io/raft), so the leader
+   * probes it at once with the entry that added it instead of waiting for the next proposal.
+   */
+  private newProgressNext(): number {
+    return Math.max(this.log.lastIndex(), 1);
+  }
+
   private switchToConfig(result: ChangeResult): ConfState {
-    this.trk.setConfig(result.config, result.tracked, result.fresh, this.log.lastIndex() + 1);
+    this.trk.setConfig(result.config, result.tracked, result.fresh, this.newProgressNext());
     const self = this.trk.progress.get(this.id);
     this.isLearner = self !== undefined && self.isLearner;
     if (this.state !== StateType.Leader) return this.trk.confState();
