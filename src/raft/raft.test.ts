@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { ConfChangeType, EntryType, MessageType, type NodeId, newMessage } from '../proto/raftpb.js';
 import { StateType } from './raft.js';
 import { RawNode } from './rawnode.js';
+import { parseCommand } from './rafttest/datadriven.js';
+import { InteractionEnv } from './rafttest/interaction_env.js';
 import { SimNetwork, rng } from './sim_network.js';
 import { MemoryStorage } from './storage.js';
 
@@ -280,4 +282,45 @@ test('membership: add a learner, promote it, remove the leader (which steps down
   net.stabilize();
   assert.equal(net.node(4n).appliedData.at(-1), 'without-1');
   assert.deepEqual(net.violations, []);
+});
+
+test('ReadIndex: a new leader whose commit index trails the old one answers no read before its own entry commits', () => {
+  // Leader 1 commits "w" at index 4 with 2's ack, then is cut off before 2 learns the commit.
+  // 2 wins term 2 with 3's vote and holds commit index 3. A read it answered at 3 could miss "w",
+  // which a client already saw acknowledged: the read must wait for 2's term-2 entry (index 5).
+  const env = new InteractionEnv();
+  const script = `
+    add-nodes 3 voters=(1,2,3) index=2
+    campaign 1
+    stabilize
+    propose 1 w
+    process-ready 1
+    deliver-msgs 2 drop=(3)
+    process-ready 2
+    deliver-msgs 1
+    process-ready 1
+    deliver-msgs drop=(2,3)
+    campaign 2
+    process-ready 2
+    deliver-msgs 3 drop=(1)
+    process-ready 3
+    deliver-msgs 2`;
+  const run = (lines: string): void => {
+    for (const line of lines.trim().split('\n')) env.run(parseCommand([line.trim()]));
+  };
+  run(script);
+  const [old, fresh] = [env.rawNode(1n).raft, env.rawNode(2n).raft];
+  assert.equal(old.log.committed, 4, 'the old leader committed "w"');
+  assert.equal(fresh.state, StateType.Leader);
+  assert.equal(fresh.log.committed, 3, "the new leader's commit index trails");
+  run(`
+    read-index 2 r1
+    process-ready 2`);
+  assert.equal(env.readStatesOf(2n).length, 0, 'no read before an entry of the new term commits');
+  run('stabilize 2 3');
+  const dec = new TextDecoder();
+  const reads = env.readStatesOf(2n);
+  assert.equal(reads.length, 1, 'the read is answered once the leader committed in its term');
+  assert.equal(dec.decode(reads[0].requestCtx), 'r1');
+  assert.ok(reads[0].index >= 4, `read index ${reads[0].index} misses the write committed at 4 by the old leader`);
 });

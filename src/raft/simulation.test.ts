@@ -4,8 +4,9 @@
  * leader, alone or with a minority), crashes of one or several nodes — including crashes in the
  * middle of persisting a Ready (a torn write: a prefix of its records survives) — restarts from
  * persisted state, snapshots with compaction, membership changes, leader transfer, forced
- * concurrent elections, proposal bursts and a scripted Figure-8 (Raft paper) scenario mixed
- * into the randomness.
+ * concurrent elections, proposal bursts, a scripted Figure-8 (Raft paper) scenario and reads at
+ * a new leader whose commit index trails the old leader's (newLeaderRead) mixed into the
+ * randomness.
  *
  * The application model is the server's: a leader may send a Ready's messages before its own
  * fsync, and committed entries may be applied before the Ready's writes finish (safe only
@@ -308,6 +309,52 @@ class Sim {
     if (r() < 0.7) net.heal();
   }
 
+  /** Heals and restarts everything; a stable leader from the original group (3+ nodes). */
+  healedLeader(): SimNode | undefined {
+    if (this.size < 3) return undefined;
+    this.net.heal();
+    for (const n of this.down()) this.restart(n);
+    const l = this.awaitLeader(3000, true);
+    return l && this.ids.includes(l.id) ? l : undefined;
+  }
+
+  /**
+   * A new leader whose commit index trails the old leader's gets reads before an entry of its
+   * own term commits. The old leader commits and applies a write while its followers have the
+   * entry but not the news (commit indexes in its messages are held back, as if delayed), then
+   * is cut off; whoever wins next knows the entry only as uncommitted. Answering a read at its
+   * commit index would miss a write already acknowledged: the read must wait (etcd's guard).
+   */
+  newLeaderRead(): void {
+    const { net, r, ids } = this;
+    const l1 = this.healedLeader();
+    if (!l1) return;
+    const raft = l1.node.raft;
+    if (!this.drive(ids, 20, () => !l1.alive || raft.log.term(raft.log.committed) === raft.term)) return;
+    const cap = raft.log.committed;
+    net.filter = (m: Message) => {
+      if (m.from !== l1.id || m.commit <= cap) return m;
+      return m.type === MessageType.MsgApp || m.type === MessageType.MsgHeartbeat ? { ...m, commit: cap } : m;
+    };
+    this.burst(l1);
+    const written = raft.log.lastIndex();
+    this.drive(ids, 20, () => !l1.alive || l1.appliedIndex >= written);
+    net.filter = undefined;
+    if (!l1.alive || l1.appliedIndex < written) return;
+    this.count('newLeaderRead.applied');
+    net.isolate(l1.id);
+    const others = ids.filter((id) => id !== l1.id);
+    net.onLeaderHook = (n) => {
+      if (!others.includes(n.id)) return;
+      if (n.node.raft.log.committed < written) this.count('newLeaderRead.trailing');
+      for (let i = 0; i < 1 + Math.floor(r() * 3); i++) this.read(n);
+    };
+    this.drive(others, 200, () => this.leaderAmong(others) !== undefined);
+    net.onLeaderHook = undefined;
+    this.drive(others, 10, () => false);
+    net.heal();
+  }
+
   /** Crashes the leader (often mid-persist, with entries in flight), maybe with a follower. */
   crashLeader(): void {
     const { net, r } = this;
@@ -392,11 +439,8 @@ class Sim {
    */
   figure8(): void {
     const { net, r, ids } = this;
-    if (this.size < 3) return;
-    net.heal();
-    for (const n of this.down()) this.restart(n);
-    const l1 = this.awaitLeader(3000, true);
-    if (!l1 || !ids.includes(l1.id)) return;
+    const l1 = this.healedLeader();
+    if (!l1) return;
     this.count('figure8.l1');
     // 1. The leader with a minority (one short of a quorum) takes entries.
     const rest = ids.filter((id) => id !== l1.id);
@@ -462,6 +506,7 @@ class Sim {
       ['massCrash', 7, () => this.massCrash()],
       ['electionStorm', 10, () => this.electionStorm()],
       ['figure8', 10, () => this.figure8()],
+      ['newLeaderRead', 8, () => this.newLeaderRead()],
       ['chaos', 45, () => this.runFor(150 + Math.floor(r() * 500), false)],
     ];
     const total = plan.reduce((s, p) => s + p[1], 0);

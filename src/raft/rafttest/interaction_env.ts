@@ -23,6 +23,7 @@ import { RaftError } from '../errors.js';
 import { ProgressState } from '../progress.js';
 import { StateType, confChangeOfEntry, stateName } from '../raft.js';
 import { RawNode, SnapshotStatus } from '../rawnode.js';
+import type { ReadState } from '../readindex.js';
 import { MemoryStorage } from '../storage.js';
 import { describeConfig } from '../tracker.js';
 import { describeEntry, describeMessage, describeReady } from './describe.js';
@@ -58,6 +59,8 @@ interface EnvNode {
   storage: EnvStorage;
   confState: ConfState;
   appliedIndex: number;
+  /** Every ReadState the node's Readys carried, in order. */
+  readStates: ReadState[];
   /** The applied normal entries (index and data): the state machine. */
   applied: Array<[number, string]>;
 }
@@ -81,6 +84,16 @@ export class InteractionEnv {
   private messages: Message[] = [];
   private out: string[] = [];
   private logLevel: LogLevel = 'info';
+
+  /** The ReadStates node `id` has received so far (for tests that assert on them). */
+  readStatesOf(id: bigint): readonly ReadState[] {
+    return this.nodeById(id).readStates;
+  }
+
+  /** Node `id`'s RawNode (for tests that assert on raft's state). */
+  rawNode(id: bigint): RawNode {
+    return this.nodeById(id).rn;
+  }
 
   /** Runs one command; returns its transcript. */
   run(cmd: Command): string {
@@ -159,7 +172,7 @@ export class InteractionEnv {
         random: () => 0,
         maxUncommittedEntriesSize: Number(c.kv.get('max-uncommitted-size') ?? '0'),
       });
-      const node: EnvNode = { id, rn, storage, confState, appliedIndex: index, applied: [] };
+      const node: EnvNode = { id, rn, storage, confState, appliedIndex: index, readStates: [], applied: [] };
       storage.current = () => this.appliedSnapshot(node);
       this.nodes.push(node);
       this.log(`INFO ${id} switched to configuration ${describeConfig(rn.raft.trk.config)}`);
@@ -222,6 +235,7 @@ export class InteractionEnv {
       n.applied = JSON.parse(dec.decode(rd.snapshot.data ?? enc.encode('[]')) || '[]') as Array<[number, string]>;
     }
     if (rd.hardState) n.storage.setHardState(rd.hardState);
+    n.readStates.push(...rd.readStates);
     n.storage.append(rd.entries);
     for (const e of rd.committedEntries) {
       n.appliedIndex = e.index;
