@@ -21,12 +21,22 @@ const MESSAGES: Record<RaftErrorCode, string> = {
   ReadyOutstanding: 'raft: ready() called before advance() of the previous Ready',
 };
 
+/**
+ * Why a proposal was dropped. 'uncommitted-bound': the leader's uncommitted log tail is at
+ * maxUncommittedEntriesSize (etcd's server answers "etcdserver: too many requests"); 'no-leader':
+ * no leader known, or this node is being removed or hands leadership over (retry later).
+ */
+export type ProposalDropReason = 'uncommitted-bound' | 'no-leader';
+
 export class RaftError extends Error {
   readonly code: RaftErrorCode;
-  constructor(code: RaftErrorCode) {
+  /** Set on ProposalDropped errors. */
+  readonly dropReason: ProposalDropReason | undefined;
+  constructor(code: RaftErrorCode, dropReason?: ProposalDropReason) {
     super(MESSAGES[code]);
     this.name = 'RaftError';
     this.code = code;
+    this.dropReason = dropReason;
   }
 }
 

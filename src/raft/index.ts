@@ -9,7 +9,7 @@ export type { RaftConfig } from './raft.js';
 export { MemoryStorage, limitSize } from './storage.js';
 export type { Storage, InitialState } from './storage.js';
 export { RaftError, isRaftError } from './errors.js';
-export type { RaftErrorCode } from './errors.js';
+export type { RaftErrorCode, ProposalDropReason } from './errors.js';
 export { ProgressState } from './progress.js';
 export type { ReadState } from './readindex.js';
 export { Changer, ConfChangeError, restoreConfState } from './confchange/index.js';

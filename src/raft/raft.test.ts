@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfChangeType, EntryType, MessageType, type NodeId, newMessage } from '../proto/raftpb.js';
+import { RaftError } from './errors.js';
 import { StateType } from './raft.js';
 import { RawNode } from './rawnode.js';
 import { parseCommand } from './rafttest/datadriven.js';
@@ -323,4 +324,54 @@ test('ReadIndex: a new leader whose commit index trails the old one answers no r
   assert.equal(reads.length, 1, 'the read is answered once the leader committed in its term');
   assert.equal(dec.decode(reads[0].requestCtx), 'r1');
   assert.ok(reads[0].index >= 4, `read index ${reads[0].index} misses the write committed at 4 by the old leader`);
+});
+
+test('maxUncommittedEntriesSize: the leader drops proposals past the bound until entries apply', () => {
+  const s = new MemoryStorage();
+  const rn = new RawNode({
+    id: 1n, electionTick: 10, heartbeatTick: 1, storage: s, maxSizePerMsg: 1 << 20, maxInflightMsgs: 256,
+    checkQuorum: false, preVote: false, random: rng(3), maxUncommittedEntriesSize: 10,
+  });
+  rn.bootstrap([{ id: 1n }]);
+  const drain = (): void => {
+    while (rn.hasReady()) {
+      const rd = rn.ready();
+      if (rd.hardState) s.setHardState(rd.hardState);
+      s.append(rd.entries);
+      rn.advance(rd);
+    }
+  };
+  drain();
+  rn.campaign();
+  drain();
+  assert.equal(rn.raft.state, StateType.Leader);
+  // With nothing uncommitted any size is admitted (so a large entry can make progress).
+  rn.propose(enc.encode('0123456789abcdef'));
+  assert.throws(() => rn.propose(enc.encode('x')), (e: unknown) => e instanceof RaftError && e.code === 'ProposalDropped');
+  try {
+    rn.proposeBatch([enc.encode('y')]);
+    assert.fail('expected a drop');
+  } catch (e) {
+    assert.ok(e instanceof RaftError);
+    assert.equal(e.message, 'raft proposal dropped');
+    assert.equal(e.dropReason, 'uncommitted-bound');
+  }
+  // Empty entries (as the leave-joint conf change) are never dropped by the bound.
+  rn.propose(new Uint8Array(0));
+  drain();
+  rn.propose(enc.encode('after apply'));
+  drain();
+  const ents = s.entries(s.firstIndex(), s.lastIndex() + 1, Number.MAX_SAFE_INTEGER).map((e) => new TextDecoder().decode(e.data));
+  assert.deepEqual(ents.slice(-3), ['0123456789abcdef', '', 'after apply']);
+});
+
+test('a proposal without a leader is dropped with reason no-leader', () => {
+  const net = cluster(3, 5);
+  try {
+    net.node(2n).node.propose(enc.encode('x'));
+    assert.fail('expected a drop');
+  } catch (e) {
+    assert.ok(e instanceof RaftError);
+    assert.equal(e.dropReason, 'no-leader');
+  }
 });

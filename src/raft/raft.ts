@@ -27,7 +27,7 @@ import {
 import { Reader } from '../proto/wire.js';
 import { type ChangeResult, Changer, ConfChangeError } from './confchange/changer.js';
 import { restoreConfState } from './confchange/restore.js';
-import { isRaftError } from './errors.js';
+import { type ProposalDropReason, isRaftError } from './errors.js';
 import { RaftLog } from './log.js';
 import { ProgressState } from './progress.js';
 import { type ReadRound, type ReadState, ReadIndexBatcher } from './readindex.js';
@@ -100,6 +100,8 @@ export class Raft {
   /** Log index of the latest conf change proposed; another may be proposed once it is applied. */
   pendingConfIndex = 0;
   private uncommittedSize = 0;
+  /** Why the last dropped proposal was dropped (read right after propose() returns false). */
+  lastDropReason: ProposalDropReason = 'no-leader';
   /** Set when new entries or a new commit index should be broadcast at the next Ready. */
   private bcastPending = false;
   readonly reads: ReadIndexBatcher;
@@ -428,7 +430,10 @@ export class Raft {
     }
     if (this.maxUncommittedSize > 0) {
       // Always admit something when nothing is uncommitted, so large entries can progress.
-      if (this.uncommittedSize > 0 && size > 0 && this.uncommittedSize + size > this.maxUncommittedSize) return false;
+      if (this.uncommittedSize > 0 && size > 0 && this.uncommittedSize + size > this.maxUncommittedSize) {
+        this.lastDropReason = 'uncommitted-bound';
+        return false;
+      }
       this.uncommittedSize += size;
     }
     this.log.append(ents);
@@ -475,6 +480,7 @@ export class Raft {
    * forward to the leader. False if dropped.
    */
   propose(ents: Entry[]): boolean {
+    this.lastDropReason = 'no-leader';
     if (this.state === StateType.Leader) return this.leaderPropose(ents);
     return this.step(newMessage({ type: MessageType.MsgProp, from: this.id, entries: ents }));
   }

@@ -147,10 +147,14 @@ export class RawNode {
     this.raft.step(newMessage({ type: MessageType.MsgHup, from: this.raft.id }));
   }
 
-  /** Proposes data for the log. Throws ProposalDropped when there is no leader to take it. */
+  /**
+   * Proposes data for the log. Throws ProposalDropped when there is no leader to take it, or
+   * (error.dropReason 'uncommitted-bound') when the leader's uncommitted tail is at
+   * maxUncommittedEntriesSize.
+   */
   propose(data: Uint8Array): void {
     if (!this.raft.propose([{ term: 0, index: 0, type: EntryType.EntryNormal, data }])) {
-      throw new RaftError('ProposalDropped');
+      throw this.dropped();
     }
   }
 
@@ -158,7 +162,7 @@ export class RawNode {
   proposeBatch(datas: Uint8Array[]): void {
     const ents: Entry[] = new Array(datas.length);
     for (let i = 0; i < datas.length; i++) ents[i] = { term: 0, index: 0, type: EntryType.EntryNormal, data: datas[i] };
-    if (!this.raft.propose(ents)) throw new RaftError('ProposalDropped');
+    if (!this.raft.propose(ents)) throw this.dropped();
   }
 
   /**
@@ -179,7 +183,7 @@ export class RawNode {
       const why = r.confChangeRefusal(asConfChangeV2(cc));
       if (why !== undefined && r.pendingConfIndex <= r.log.applied) throw new ConfChangeError(why);
     }
-    if (!r.propose([ent])) throw new RaftError('ProposalDropped');
+    if (!r.propose([ent])) throw this.dropped();
   }
 
   /**
@@ -188,6 +192,10 @@ export class RawNode {
    */
   applyConfChange(cc: ConfChange | ConfChangeV2): ConfState {
     return this.raft.applyConfChange(asConfChangeV2(cc));
+  }
+
+  private dropped(): RaftError {
+    return new RaftError('ProposalDropped', this.raft.lastDropReason);
   }
 
   /** Steps a message from a peer. */
