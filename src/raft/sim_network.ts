@@ -8,23 +8,26 @@
  * are recorded as violations rather than thrown, so a run can report its seed.
  */
 import {
-  type ConfChange,
   type ConfState,
   type Entry,
   type Message,
   type NodeId,
   EntryType,
   MessageType,
-  decodeConfChange,
   decodeMessage,
   encodeMessage,
   emptyConfState,
 } from '../proto/raftpb.js';
 import { isRaftError } from './errors.js';
-import { StateType } from './raft.js';
+import { StateType, confChangeOfEntry } from './raft.js';
 import { RawNode, type Ready, SnapshotStatus } from './rawnode.js';
 import { MemoryStorage } from './storage.js';
 import type { ReadState } from './readindex.js';
+
+/** Every node a configuration names (voters of both halves, learners, learners-next). */
+function members(cs: ConfState): Set<NodeId> {
+  return new Set([...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext]);
+}
 
 /** Small fast seeded PRNG (mulberry32). */
 export function rng(seed: number): () => number {
@@ -429,10 +432,12 @@ export class SimNetwork {
     n.appliedIndex = e.index;
     n.appliedHash = fnv(n.appliedHash, e.data, e.index);
     this.checkHash(n, e.index, e.term, n.appliedHash);
-    if (e.type === EntryType.EntryConfChange) {
-      const cc: ConfChange = decodeConfChange(e.data!);
-      n.confState = n.node.applyConfChange(cc);
-      if (cc.type === 1 /* remove */) this.removed.add(cc.nodeId);
+    if (e.type === EntryType.EntryConfChange || e.type === EntryType.EntryConfChangeV2) {
+      const before = members(n.confState);
+      n.confState = n.node.applyConfChange(confChangeOfEntry(e));
+      // Gone from every part of the configuration (for a joint change: once it is left).
+      const after = members(n.confState);
+      for (const id of before) if (!after.has(id)) this.removed.add(id);
     } else if (e.data && e.data.length > 0) {
       n.appliedData.push(dec.decode(e.data));
     }

@@ -24,7 +24,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfChangeType, type Message, MessageType, type NodeId } from '../proto/raftpb.js';
+import {
+  type ConfChange,
+  ConfChangeTransition,
+  ConfChangeType,
+  type ConfChangeV2,
+  type Message,
+  MessageType,
+  type NodeId,
+} from '../proto/raftpb.js';
+import { ConfChangeError } from './confchange/changer.js';
 import { isRaftError } from './errors.js';
 import { StateType } from './raft.js';
 import { SimNetwork, type SimNode, rng } from './sim_network.js';
@@ -226,6 +235,11 @@ class Sim {
     const l = net.leader();
     if (!l || l.node.raft.pendingConfIndex > l.node.raft.log.applied) return;
     const cs = l.confState;
+    if (cs.votersOutgoing.length > 0) {
+      // Joint and not auto-leaving: leave explicitly (auto-leave proposes this by itself).
+      if (!cs.autoLeave) this.proposeConfChange(l, { transition: ConfChangeTransition.ConfChangeTransitionAuto, changes: [] });
+      return;
+    }
     const roll = r();
     let cc: { type: ConfChangeType; nodeId: NodeId } | undefined;
     if (cs.learners.length > 0 && roll < 0.4) {
@@ -237,12 +251,23 @@ class Sim {
       net.addEmptyNode(id, this.net.node(this.ids[0]).opts);
       cc = { type: r() < 0.5 ? ConfChangeType.ConfChangeAddLearnerNode : ConfChangeType.ConfChangeAddNode, nodeId: id };
     }
-    if (cc) {
-      try {
-        l.node.proposeConfChange({ ...cc, id: 0n, context: undefined });
-      } catch (e) {
-        if (!isRaftError(e, 'ProposalDropped')) throw e;
-      }
+    if (cc?.type === ConfChangeType.ConfChangeAddNode && cs.voters.length >= 3 && r() < 0.3) {
+      // Joint consensus: a voter in, another out, in one ConfChangeV2.
+      const out = pick(r, cs.voters.filter((id) => id !== cc!.nodeId))!;
+      const transition = r() < 0.5 ? ConfChangeTransition.ConfChangeTransitionAuto : ConfChangeTransition.ConfChangeTransitionJointExplicit;
+      this.count('membership.joint');
+      this.proposeConfChange(l, { transition, changes: [cc, { type: ConfChangeType.ConfChangeRemoveNode, nodeId: out }] });
+    } else if (cc) {
+      this.proposeConfChange(l, { ...cc, id: 0n, context: undefined });
+    }
+  }
+
+  private proposeConfChange(l: SimNode, cc: ConfChange | ConfChangeV2): void {
+    try {
+      l.node.proposeConfChange(cc);
+    } catch (e) {
+      // A change invalid against the configuration (e.g. removing the last voter) is refused.
+      if (!isRaftError(e, 'ProposalDropped') && !(e instanceof ConfChangeError)) throw e;
     }
   }
 
