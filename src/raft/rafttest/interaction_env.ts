@@ -6,6 +6,12 @@
  *
  * Output is deterministic: raft's randomness is a constant (the randomized election timeout
  * equals electionTick, so tick-election always campaigns), and nothing depends on time.
+ *
+ * Raft itself does not log (it is pure), so the INFO lines are the env's: role and term
+ * changes after each command or delivery, and each configuration switch. `log-level none`
+ * hides them; Readys and deliveries are always printed (as in etcd-io/raft's env).
+ * `compact ID I` snapshots the state machine at I with the node's current ConfState: compact
+ * only at or after the last applied conf change.
  */
 import {
   type ConfChange,
