@@ -162,12 +162,3 @@ export function requestIdVarintBytes(memberId: bigint): number {
   const bits = top.toString(2).length + 48;
   return Math.ceil(bits / 7);
 }
-
-/** True when the txn has no put or delete at any depth (etcd serves those as reads, without raft). */
-export function isTxnReadOnly(r: TxnRequest): boolean {
-  const ro = (ops: RequestOp[]): boolean => ops.every((o) => {
-    const k = opKind(o);
-    return k === 'range' || k === 'none' || (k === 'txn' && isTxnReadOnly(o.requestTxn!));
-  });
-  return ro(r.success) && ro(r.failure);
-}

@@ -414,7 +414,7 @@ export class MvccStore {
     checkTxnShape(req);
     const rv = this.currentRev;
     const path = this.compareToPath(req, rv);
-    if (!isTxnReadonly(req)) this.checkPuts(req, path, rv);
+    this.checkPuts(req, path, rv);
     this.checkRanges(req, path, rv);
     const tw = this.begin();
     const resp = this.applyTxn(tw, req, path);
@@ -617,16 +617,6 @@ function checkTxnShape(rt: TxnRequest): void {
       else if (op.requestTxn) checkTxnShape(op.requestTxn);
     }
   }
-}
-
-function isTxnReadonly(rt: TxnRequest): boolean {
-  for (const ops of [rt.success, rt.failure]) {
-    for (const op of ops) {
-      if (op.requestPut || op.requestDeleteRange) return false;
-      if (op.requestTxn && !isTxnReadonly(op.requestTxn)) return false;
-    }
-  }
-  return true;
 }
 
 /** apply.go compareKV. Absent target values compare as zero / empty. */

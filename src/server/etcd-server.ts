@@ -53,6 +53,8 @@ export interface EtcdServerDeps {
   applier: Applier;
   /** Proposals in flight (shared with the applier, which answers them); bounds them too. */
   waits: WaitRegistry;
+  /** Linearizable reads waiting at most (default maxPendingReads). */
+  maxPendingReads?: number;
 }
 
 export class EtcdServer implements EtcdService {
@@ -85,7 +87,7 @@ export class EtcdServer implements EtcdService {
     this.reads = new LinearizableReads({
       raft: deps.raft,
       soleVoter: () => this.membership.size === 1,
-      maxPendingReads,
+      maxPendingReads: deps.maxPendingReads ?? maxPendingReads,
       retryRoundMs: retryReadRoundMs,
     });
   }
