@@ -3,7 +3,7 @@
  * node:http2, and HTTP /health and /version on the same port, as etcd serves its client URLs.
  */
 import { GrpcCode } from '../errors/index.js';
-import type { EtcdService } from '../server/service.js';
+import type { EtcdService } from '../server/index.js';
 import { GrpcServer } from './grpc/index.js';
 import { http1Handler, http2Handler } from './http.js';
 import { ClientListener } from './listener.js';

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { GrpcCode } from '../errors/index.js';
-import * as pb from '../proto/gen/etcdserverpb/rpc.js';
+import { etcdserverpb as pb } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
 import { isTxnReadOnly, type EtcdService } from '../server/index.js';
 import { encodePutResponse } from './fast-codecs.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isEtcdError } from '../errors/index.js';
-import * as pb from '../proto/gen/etcdserverpb/rpc.js';
+import { etcdserverpb as pb } from '../proto/index.js';
 import { checkPutRequest, checkRequestSize, checkTxn, requestIdVarintBytes } from './validate.js';
 import { isTxnReadOnly } from '../server/index.js';
 

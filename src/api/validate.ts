@@ -6,7 +6,7 @@
 import { etcdError } from '../errors/index.js';
 import type {
   DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
-} from '../proto/gen/etcdserverpb/rpc.js';
+} from '../proto/index.js';
 
 export function checkRangeRequest(r: RangeRequest): void {
   if (r.key.length === 0) throw etcdError('EmptyKey');

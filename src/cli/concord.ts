@@ -13,7 +13,10 @@ import { join } from 'node:path';
 import { parseConcordArgs, type ParseResult } from './concord-flags.js';
 import { createLogger, formatDuration, type Logger } from '../log/index.js';
 import { etcdVersion, concordVersion, goArch } from './version.js';
-import { urlString, defaultQuotaBackendBytes, type ServerConfig } from '../server/index.js';
+import type { ServerConfig } from '../server/index.js';
+
+/** server/'s entry module, loaded once a server is to run (flag errors and --help stay fast). */
+type ServerModule = typeof import('../server/index.js');
 
 /** What startServer returns; only stop() is needed here. */
 interface Stoppable { stop(): Promise<void> }
@@ -34,7 +37,8 @@ function writeExit(r: ParseResult & { kind: 'exit' }): void {
 }
 
 /** etcd's "starting an etcd server" line (embed/etcd.go), with Concord's values. */
-function logStarting(log: Logger, config: ServerConfig, memberInitialized: boolean, gitSha: string | undefined): void {
+function logStarting(log: Logger, config: ServerConfig, memberInitialized: boolean, gitSha: string | undefined,
+  { urlString, defaultQuotaBackendBytes }: ServerModule): void {
   const urls = (xs: URL[] | undefined) => (xs ?? []).map(urlString);
   const initialCluster = memberInitialized ? '' : [...config.initialCluster]
     .flatMap(([name, us]) => us.map((x) => `${name}=${urlString(x)}`)).sort().join(',');
@@ -143,9 +147,11 @@ export async function runConcord(argv: readonly string[], env: Readonly<Record<s
   if (initialized) {
     log.info('server has been already initialized', { 'data-dir': config.dataDir, 'dir-type': 'member' });
   }
+  const server = await import('../server/index.js');
+  const { urlString } = server;
   log.info('configuring peer listeners', { 'listen-peer-urls': config.listenPeerUrls.map(urlString) });
   log.info('configuring client listeners', { 'listen-client-urls': config.listenClientUrls.map(urlString) });
-  logStarting(log, config, initialized, env.CONCORD_GIT_SHA);
+  logStarting(log, config, initialized, env.CONCORD_GIT_SHA, server);
 
   // Signals are handled from here on, so a signal during start-up still stops cleanly.
   let running: Stoppable | undefined;

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { isEtcdError } from '../errors/index.js';
-import { Compare_CompareResult as R, Compare_CompareTarget as T, RangeRequest_SortOrder as O, RangeRequest_SortTarget as S } from '../proto/gen/etcdserverpb/rpc.js';
+import { Compare_CompareResult as R, Compare_CompareTarget as T, RangeRequest_SortOrder as O, RangeRequest_SortTarget as S } from '../proto/index.js';
 import type { MvccStore } from './store.js';
 import { b, cmp, delReq, keysOf, opDel, opPut, opRange, opTxn, openStore, putReq, rangeReq, tempDir, txnReq } from './testutil.js';
 

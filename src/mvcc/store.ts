@@ -28,8 +28,8 @@ import {
   type ResponseOp,
   type TxnRequest,
   type TxnResponse,
-} from '../proto/gen/etcdserverpb/rpc.js';
-import { Event_EventType, type Event, type KeyValue } from '../proto/gen/mvccpb/kv.js';
+} from '../proto/index.js';
+import { Event_EventType, type Event, type KeyValue } from '../proto/index.js';
 import { DB_NAMES, type Backend } from '../storage/index.js';
 import { decodeKey, decodeKeyValue, encodeKeyValue, encodeTombstone } from './kvcodec.js';
 import { KeyIndex } from './key_index.js';

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeRaftRequest, decodeRaftRequest, decodeEntryRequest } from './request-codec.js';
-import { PutRequest } from '../proto/gen/etcdserverpb/rpc.js';
-import { InternalRaftRequest, RequestHeader } from '../proto/gen/etcdserverpb/raft_internal.js';
+import { PutRequest } from '../proto/index.js';
+import { InternalRaftRequest, RequestHeader } from '../proto/index.js';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 
 test('the request id and put are read from the first bytes of an encoded entry', () => {
