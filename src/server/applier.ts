@@ -21,6 +21,7 @@ import { AlarmSet, alarmName } from './alarms.js';
 import { Membership, idToHex, memberFromJson, parseMemberAttributesPath, attributesFromJson } from './membership.js';
 import { decodeEntryRequest, type RaftRequest } from './request-codec.js';
 import type { WaitRegistry } from './wait.js';
+import { applyTxn } from './txn.js';
 
 /** The v2 store key etcd keeps the cluster version under. */
 export const clusterVersionPath = '/0/version';
@@ -111,7 +112,7 @@ export class Applier implements ApplierPort {
       case 'txn':
         if (alarms.has(AlarmType.CORRUPT)) throw etcdError('Corrupt');
         if (alarms.has(AlarmType.NOSPACE) && txnHasPut(r.req)) throw etcdError('NoSpace');
-        return this.withHeader(store.txn(r.req));
+        return this.withHeader(applyTxn(store, r.req));
       case 'range':
         return this.withHeader(store.range(r.req));
       case 'compaction': {

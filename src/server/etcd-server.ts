@@ -26,6 +26,7 @@ import { RequestIdGenerator, type WaitRegistry } from './wait.js';
 import { LinearizableReads } from './read-index.js';
 import { clusterVersionPath, type Applier, type CompactionResult } from './applier.js';
 import { isTxnReadOnly, isTxnSerializable } from './txn-rules.js';
+import { applyTxn } from './txn.js';
 
 export { etcdServerVersion as serverVersion, etcdClusterVersion as clusterVersion } from '../version.js';
 import { etcdServerVersion as serverVersion } from '../version.js';
@@ -216,7 +217,7 @@ export class EtcdServer implements EtcdService {
       // etcd serves read-only txns without raft; serializable ones without a ReadIndex round.
       if (!isTxnSerializable(req)) await this.linearizableBarrier();
       if (this.defragging) await this.defragging;
-      const resp = this.store.txn(req);
+      const resp = applyTxn(this.store, req);
       resp.header = this.header();
       return resp;
     }
