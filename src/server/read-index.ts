@@ -30,7 +30,7 @@ export class AppliedIndexWaiter {
   }
 
   advance(index: number): void {
-    assert.ok(index >= this.index, `applied index moved back from ${this.index} to ${index}`);
+    if (index < this.index) assert.fail(`applied index moved back from ${this.index} to ${index}`);
     this.index = index;
     const q = this.waiting;
     if (q.length === 0 || q[0]!.index > index) return;
