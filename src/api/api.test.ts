@@ -4,7 +4,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import { GrpcCode } from '../errors/index.js';
-import * as pb from '../proto/gen/etcdserverpb/rpc.js';
+import { etcdserverpb as pb } from '../proto/index.js';
 import { Api, startApi } from './index.js';
 import { FakeService, TestClient, grpcFailure } from './testkit.js';
 

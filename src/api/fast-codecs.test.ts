@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodePutResponse } from './fast-codecs.js';
-import { PutResponse } from '../proto/gen/etcdserverpb/rpc.js';
+import { PutResponse } from '../proto/index.js';
 
 test('the hand-written PutResponse encoder is byte-identical to the generated one', () => {
   const ids = [0n, 1n, 0x7fn, 0x80n, 0x2e1259d415f2a040n, 0xffffffffffffffffn, 0x8000000000000000n];

@@ -4,8 +4,8 @@
  * ResponseHeader, whose two 64-bit ids never change on a member, so their bytes are cached.
  * Output is byte-identical to the generated encoder's (fields in number order, zeros omitted).
  */
-import { PutResponse, type ResponseHeader } from '../proto/gen/etcdserverpb/rpc.js';
-import { Writer, sizeBytesField, sizeVarint, sizeVarintBig } from '../proto/wire.js';
+import { PutResponse, type ResponseHeader } from '../proto/index.js';
+import { Writer, sizeBytesField, sizeVarint, sizeVarintBig } from '../proto/index.js';
 
 let cachedIds: { clusterId: bigint; memberId: bigint; bytes: Uint8Array } | undefined;
 

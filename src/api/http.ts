@@ -6,7 +6,7 @@
  */
 import type http from 'node:http';
 import type http2 from 'node:http2';
-import type { HealthReport } from '../server/service.js';
+import type { HealthReport } from '../server/index.js';
 import { etcdClusterVersion, etcdServerVersion } from '../version.js';
 
 export interface HttpReply {

@@ -3,7 +3,7 @@
  * node:http2, and HTTP /health and /version on the same port, as etcd serves its client URLs.
  */
 import { GrpcCode } from '../errors/index.js';
-import type { EtcdService } from '../server/service.js';
+import type { EtcdService } from '../server/index.js';
 import { GrpcServer } from './grpc/index.js';
 import { http1Handler, http2Handler } from './http.js';
 import { ClientListener } from './listener.js';
@@ -27,7 +27,8 @@ export interface ApiOptions {
   closeGraceMs?: number;
   /**
    * Run the transport (sockets, HTTP/2, gRPC framing) on a worker thread, keeping decode,
-   * validation and the service on this thread (thread.ts). Default: env CONCORD_API_THREAD=1.
+   * validation and the service on this thread (thread.ts). Default false (the composition
+   * root sets it from the config's apiThread, i.e. CONCORD_API_THREAD=1).
    */
   thread?: boolean;
 }
@@ -41,7 +42,7 @@ export interface Api {
 
 export async function startApi(opts: ApiOptions): Promise<Api> {
   const { service, log } = opts;
-  if (opts.thread ?? process.env.CONCORD_API_THREAD === '1') {
+  if (opts.thread) {
     return startThreadApi({
       service, listen: opts.listen, log, closeGraceMs: opts.closeGraceMs ?? 2000,
       maxReceiveMessageBytes: service.limits.maxRequestBytes + grpcOverheadBytes,

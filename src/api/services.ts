@@ -11,14 +11,14 @@
 import { createHash } from 'node:crypto';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { GrpcCode } from '../errors/index.js';
-import * as pb from '../proto/gen/etcdserverpb/rpc.js';
+import { etcdserverpb as pb } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
-import type { EtcdService } from '../server/service.js';
+import { isTxnReadOnly, type EtcdService } from '../server/index.js';
 import { encodePutResponse } from './fast-codecs.js';
 import type { Codec } from './grpc/framing.js';
 import { GrpcServer, GrpcStatusError } from './grpc/index.js';
 import {
-  checkDeleteRequest, checkPutRequest, checkRangeRequest, checkRequestSize, checkTxn, isTxnReadOnly, requestIdVarintBytes,
+  checkDeleteRequest, checkPutRequest, checkRangeRequest, checkRequestSize, checkTxn, requestIdVarintBytes,
 } from './validate.js';
 
 

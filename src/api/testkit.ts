@@ -5,9 +5,9 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { etcdError } from '../errors/index.js';
-import * as pb from '../proto/gen/etcdserverpb/rpc.js';
-import type { KeyValue } from '../proto/gen/mvccpb/kv.js';
-import type { BackendSnapshot, EtcdService, HealthReport } from '../server/service.js';
+import { etcdserverpb as pb } from '../proto/index.js';
+import type { KeyValue } from '../proto/index.js';
+import type { BackendSnapshot, EtcdService, HealthReport } from '../server/index.js';
 
 interface PbCodec<T> { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T }
 

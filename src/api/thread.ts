@@ -8,7 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import { GrpcCode } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import type { EtcdService } from '../server/service.js';
+import type { EtcdService } from '../server/index.js';
 import { BatchWriter, M2W, W2M, readBatch } from './bridge.js';
 import { statusOf } from './grpc/index.js';
 import { etcdMethods, type EtcdMethod } from './services.js';

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isEtcdError } from '../errors/index.js';
-import * as pb from '../proto/gen/etcdserverpb/rpc.js';
-import { checkPutRequest, checkRequestSize, checkTxn, isTxnReadOnly, requestIdVarintBytes } from './validate.js';
+import { etcdserverpb as pb } from '../proto/index.js';
+import { checkPutRequest, checkRequestSize, checkTxn, requestIdVarintBytes } from './validate.js';
+import { isTxnReadOnly } from '../server/index.js';
 
 // Ops as in etcd's integration/v3_grpc_test.go TestV3TxnDuplicateKeys.
 const b = (s: string): Buffer => Buffer.from(s);
@@ -75,8 +76,9 @@ describe('txn op limits and shapes', () => {
     assert.equal(errorOf([{ requestRange: { key: Buffer.alloc(0) } }]), 'EmptyKey');
   });
 
-  test('read-only txns are recognised at any depth', () => {
-    assert.equal(isTxnReadOnly(pb.TxnRequest.fromPartial({ success: [{ requestRange: { key: b('a') } }, txnOp([{ requestRange: { key: b('b') } }])] })), true);
+  test('read-only txns are those of ranges only: a nested txn makes a write (etcd\'s isTxnReadonly)', () => {
+    assert.equal(isTxnReadOnly(pb.TxnRequest.fromPartial({ success: [{ requestRange: { key: b('a') } }], failure: [{ requestRange: { key: b('b') } }] })), true);
+    assert.equal(isTxnReadOnly(pb.TxnRequest.fromPartial({ success: [{ requestRange: { key: b('a') } }, txnOp([{ requestRange: { key: b('b') } }])] })), false);
     assert.equal(isTxnReadOnly(pb.TxnRequest.fromPartial({ failure: [txnOp([], [put('a')])] })), false);
   });
 });

@@ -6,7 +6,7 @@
 import { etcdError } from '../errors/index.js';
 import type {
   DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
-} from '../proto/gen/etcdserverpb/rpc.js';
+} from '../proto/index.js';
 
 export function checkRangeRequest(r: RangeRequest): void {
   if (r.key.length === 0) throw etcdError('EmptyKey');
@@ -161,13 +161,4 @@ export function requestIdVarintBytes(memberId: bigint): number {
   if (top === 0n) return 7; // the 48-bit part alone: at most 7 bytes
   const bits = top.toString(2).length + 48;
   return Math.ceil(bits / 7);
-}
-
-/** True when the txn has no put or delete at any depth (etcd serves those as reads, without raft). */
-export function isTxnReadOnly(r: TxnRequest): boolean {
-  const ro = (ops: RequestOp[]): boolean => ops.every((o) => {
-    const k = opKind(o);
-    return k === 'range' || k === 'none' || (k === 'txn' && isTxnReadOnly(o.requestTxn!));
-  });
-  return ro(r.success) && ro(r.failure);
 }

@@ -7,7 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { GrpcCode } from '../errors/index.js';
-import type { HealthReport } from '../server/service.js';
+import type { HealthReport } from '../server/index.js';
 import { BatchWriter, M2W, W2M, readBatch } from './bridge.js';
 import { GrpcServer, GrpcStatusError } from './grpc/index.js';
 import type { Codec } from './grpc/framing.js';

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConcordArgs, parseCompactionRetention, type ParseResult } from './concord-flags.js';
-import type { ServerConfig } from '../server/config.js';
+import type { ServerConfig } from '../server/index.js';
 
 const haveEtcd = spawnSync('etcd', ['--version']).status === 0;
 const noWal = { walExists: () => false };

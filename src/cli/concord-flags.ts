@@ -18,7 +18,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import type { ServerConfig } from '../server/config.js';
+import type { ServerConfig } from '../server/index.js';
 import type { LogFields, LogLevel } from '../log/index.js';
 import { logLevels } from '../log/index.js';
 import {

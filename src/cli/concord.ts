@@ -13,9 +13,10 @@ import { join } from 'node:path';
 import { parseConcordArgs, type ParseResult } from './concord-flags.js';
 import { createLogger, formatDuration, type Logger } from '../log/index.js';
 import { etcdVersion, concordVersion, goArch } from './version.js';
-import type { ServerConfig } from '../server/config.js';
-import { urlString } from '../server/ids.js';
-import { defaultQuotaBackendBytes } from '../server/config.js';
+import type { ServerConfig } from '../server/index.js';
+
+/** server/'s entry module, loaded once a server is to run (flag errors and --help stay fast). */
+type ServerModule = typeof import('../server/index.js');
 
 /** What startServer returns; only stop() is needed here. */
 interface Stoppable { stop(): Promise<void> }
@@ -36,7 +37,8 @@ function writeExit(r: ParseResult & { kind: 'exit' }): void {
 }
 
 /** etcd's "starting an etcd server" line (embed/etcd.go), with Concord's values. */
-function logStarting(log: Logger, config: ServerConfig, memberInitialized: boolean): void {
+function logStarting(log: Logger, config: ServerConfig, memberInitialized: boolean, gitSha: string | undefined,
+  { urlString, defaultQuotaBackendBytes }: ServerModule): void {
   const urls = (xs: URL[] | undefined) => (xs ?? []).map(urlString);
   const initialCluster = memberInitialized ? '' : [...config.initialCluster]
     .flatMap(([name, us]) => us.map((x) => `${name}=${urlString(x)}`)).sort().join(',');
@@ -47,7 +49,7 @@ function logStarting(log: Logger, config: ServerConfig, memberInitialized: boole
   log.info('starting an etcd server', {
     'etcd-version': etcdVersion,
     'concord-version': concordVersion(),
-    'git-sha': process.env.CONCORD_GIT_SHA ?? 'Not provided',
+    'git-sha': gitSha ?? 'Not provided',
     'go-version': `node ${process.version}`,
     'go-os': process.platform,
     'go-arch': goArch(),
@@ -91,14 +93,13 @@ function logStarting(log: Logger, config: ServerConfig, memberInitialized: boole
   });
 }
 
+/** The composition root, loaded only once a server is to run (flag errors stay fast). */
 async function loadStartServer(): Promise<StartServer> {
-  const mod = (await import('../server/index.js')) as { startServer?: StartServer };
-  if (typeof mod.startServer !== 'function') throw new Error('server/index.js does not export startServer');
-  return mod.startServer;
+  return (await import('./start-server.js')).startServer;
 }
 
 export interface RunOptions {
-  /** Starts the member (default: server/index.js startServer, loaded when needed). */
+  /** Starts the member (default: the composition root's startServer, loaded when needed). */
   startServer?: StartServer;
   /** Whether the WAL dir already holds a WAL (default: looks on disk). */
   walExists?: (walDir: string) => boolean;
@@ -116,7 +117,12 @@ export async function runConcord(argv: readonly string[], env: Readonly<Record<s
     return parsed.code;
   }
   if (parsed.stderr) process.stderr.write(parsed.stderr);
-  const { config } = parsed;
+  // Concord's own environment settings join the config here; nothing deeper reads the environment.
+  const config: ServerConfig = {
+    ...parsed.config,
+    debugRaftLoop: Boolean(env.CONCORD_DEBUG_LOOP),
+    apiThread: env.CONCORD_API_THREAD === '1',
+  };
   const log = createLogger({ level: config.logLevel, outputs: config.logOutputs });
 
   process.on('uncaughtException', (err) => {
@@ -141,9 +147,11 @@ export async function runConcord(argv: readonly string[], env: Readonly<Record<s
   if (initialized) {
     log.info('server has been already initialized', { 'data-dir': config.dataDir, 'dir-type': 'member' });
   }
+  const server = await import('../server/index.js');
+  const { urlString } = server;
   log.info('configuring peer listeners', { 'listen-peer-urls': config.listenPeerUrls.map(urlString) });
   log.info('configuring client listeners', { 'listen-client-urls': config.listenClientUrls.map(urlString) });
-  logStarting(log, config, initialized);
+  logStarting(log, config, initialized, env.CONCORD_GIT_SHA, server);
 
   // Signals are handled from here on, so a signal during start-up still stops cleanly.
   let running: Stoppable | undefined;

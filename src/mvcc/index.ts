@@ -1,10 +1,12 @@
 /**
- * mvcc/: etcd's multi-version store. `MvccStore` (range/put/deleteRange/txn with etcd's
- * semantics, compaction, hash, hashKV, consistent index) over a storage/ `Backend`; the key
+ * mvcc/: etcd's multi-version store. `MvccStore` (range/put/deleteRange and write txns with
+ * etcd's semantics; the txn rules live in server/txn.ts, compaction, hash, hashKV, consistent index) over a storage/ `Backend`; the key
  * index (key -> generations of revisions) and etcd's revision key layout.
  */
-export { MvccStore } from './store.js';
-export type { MvccStoreOptions, HashResult, HashKVResult } from './store.js';
+export { MvccStore, checkPutShape } from './store.js';
+export type { MvccStoreOptions, HashResult, HashKVResult, TxnWrite } from './store.js';
+/** Test kit for the layers above: a store in a temporary directory, terse requests. */
+export { b, cmp, delReq, keysOf, opDel, opPut, opRange, opTxn, openStore, putReq, rangeReq, tempDir, txnReq } from './testutil.js';
 export { KeyIndex, Generation } from './key_index.js';
 export type { KeyRevision } from './key_index.js';
 export { TreeIndex } from './tree_index.js';

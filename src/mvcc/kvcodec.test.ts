@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KeyValue } from '../proto/gen/mvccpb/kv.js';
+import { KeyValue } from '../proto/index.js';
 import { decodeKeyValue, encodeKeyValue, encodeTombstone } from './kvcodec.js';
 
 test('KeyValue encoding is byte-identical to the generated (gogoproto-compatible) encoder', () => {

@@ -3,7 +3,7 @@
 // write and every value read. Decoding returns views into the given buffer (no copies); callers
 // hand in buffers nobody mutates (LMDB reads are copies, buffered writes are never reused).
 
-import type { KeyValue } from '../proto/gen/mvccpb/kv.js';
+import type { KeyValue } from '../proto/index.js';
 
 const EMPTY = Buffer.alloc(0);
 

@@ -1,5 +1,6 @@
 // The MVCC store: etcd's mvcc.store plus the KV half of etcdserver/apply.go (range options,
-// put flags, txn compares and paths), over the LMDB backend.
+// put flags), over the LMDB backend. Txn compares and branches are the applier's
+// (server/txn.ts), built on write() here.
 //
 // Every write goes to one main revision (a txn's changes share it, numbered by sub revision),
 // is recorded in the in-memory key index, and is buffered in the backend, which makes it
@@ -28,8 +29,8 @@ import {
   type ResponseOp,
   type TxnRequest,
   type TxnResponse,
-} from '../proto/gen/etcdserverpb/rpc.js';
-import { Event_EventType, type Event, type KeyValue } from '../proto/gen/mvccpb/kv.js';
+} from '../proto/index.js';
+import { Event_EventType, type Event, type KeyValue } from '../proto/index.js';
 import { DB_NAMES, type Backend } from '../storage/index.js';
 import { decodeKey, decodeKeyValue, encodeKeyValue, encodeTombstone } from './kvcodec.js';
 import { KeyIndex } from './key_index.js';
@@ -76,11 +77,11 @@ interface WriteTxn {
   events: Event[] | undefined;
 }
 
-/** Which branch each (nested) txn takes, decided on the state before the txn. */
-interface TxnPath {
-  succeeded: boolean;
-  /** Paths of the nested txns of the taken branch, in op order. */
-  nested: TxnPath[];
+/** The operations of one write transaction (MvccStore.write). */
+export interface TxnWrite {
+  range(req: RangeRequest): RangeResponse;
+  put(req: PutRequest): PutResponse;
+  deleteRange(req: DeleteRangeRequest): DeleteRangeResponse;
 }
 
 interface RangeResult {
@@ -371,7 +372,8 @@ export class MvccStore {
     return resp;
   }
 
-  private checkLease(id: bigint): void {
+  /** Throws LeaseNotFound unless lease `id` exists. */
+  checkLease(id: bigint): void {
     if (!this.leaseExists || !this.leaseExists(id)) throw etcdError('LeaseNotFound');
   }
 
@@ -402,94 +404,41 @@ export class MvccStore {
     return { header: header(rev), deleted: n, prevKvs };
   }
 
-  // ------------------------------------------------------------ txn
+  // ------------------------------------------------------------ write txns
 
   /**
-   * Txn (apply.go Txn): compares are evaluated on the state before the txn (nested ones
-   * too), the chosen ops are checked (KeyNotFound, LeaseNotFound, FutureRev, Compacted) before
-   * anything is written, then applied under one main revision. Nested responses carry etcd's
-   * inner headers (revision only; a nested txn's header is empty).
+   * Runs `fn` as one write transaction (etcd's TxnWrite): every change it makes shares one
+   * main revision (numbered by sub revision), and its reads see its own changes. Returns
+   * `fn`'s result and the store's revision after it. The txn rules (compares, which branch,
+   * what to check first) are the applier's (server/); callers check before they write, so a
+   * failure after a change is a broken invariant.
    */
-  txn(req: TxnRequest): TxnResponse {
-    checkTxnShape(req);
-    const rv = this.currentRev;
-    const path = this.compareToPath(req, rv);
-    if (!isTxnReadonly(req)) this.checkPuts(req, path, rv);
-    this.checkRanges(req, path, rv);
+  write<T>(fn: (tx: TxnWrite) => T): { result: T; revision: number } {
     const tw = this.begin();
-    const resp = this.applyTxn(tw, req, path);
-    this.end(tw);
-    resp.header = header(tw.changes > 0 ? tw.beginRev + 1 : tw.beginRev);
-    return resp;
-  }
-
-  private compareToPath(rt: TxnRequest, rv: number): TxnPath {
-    const succeeded = rt.compare.every((c) => this.applyCompare(c, rv));
-    const nested: TxnPath[] = [];
-    for (const op of succeeded ? rt.success : rt.failure) {
-      if (op.requestTxn) nested.push(this.compareToPath(op.requestTxn, rv));
-    }
-    return { succeeded, nested };
-  }
-
-  private applyCompare(c: Compare, rv: number): boolean {
-    let kvs: KeyValue[];
+    const tx: TxnWrite = {
+      range: (r) => this.rangeAt(r, this.readRev(tw)),
+      put: (p) => this.putIn(tw, p),
+      deleteRange: (d) => this.deleteIn(tw, d),
+    };
+    let result: T;
     try {
-      kvs = this.rangeKeys(c.key, rangeEndOf(c.rangeEnd), rv, 0, 0, false).kvs;
-    } catch {
-      return false;
+      result = fn(tx);
+    } catch (e) {
+      if (tw.changes > 0) throw new Error(`mvcc: write txn failed after ${tw.changes} changes`, { cause: e });
+      throw e;
     }
-    if (kvs.length === 0) {
-      // No value to compare with (nil and empty are the same on the wire): always false.
-      if (c.target === Compare_CompareTarget.VALUE) return false;
-      return compareKV(c, { key: EMPTY, createRevision: 0, modRevision: 0, version: 0, value: EMPTY, lease: 0n });
-    }
-    for (const kv of kvs) if (!compareKV(c, kv)) return false;
-    return true;
+    this.end(tw);
+    return { result, revision: tw.changes > 0 ? tw.beginRev + 1 : tw.beginRev };
   }
 
-  private checkPuts(rt: TxnRequest, path: TxnPath, rv: number): void {
-    let ni = 0;
-    for (const op of path.succeeded ? rt.success : rt.failure) {
-      if (op.requestTxn) {
-        this.checkPuts(op.requestTxn, path.nested[ni++], rv);
-        continue;
-      }
-      const p = op.requestPut;
-      if (!p) continue;
-      if ((p.ignoreValue || p.ignoreLease) && !this.index.get(p.key, rv)) throw etcdError('KeyNotFound');
-      if (p.lease !== 0n) this.checkLease(p.lease);
-    }
+  /** The key-values in [key, rangeEnd) as of `rev` (rangeEnd as a RangeRequest's). */
+  kvsAt(key: Buffer, rangeEnd: Buffer | undefined, rev: number): KeyValue[] {
+    return this.rangeKeys(key, rangeEndOf(rangeEnd), this.currentRev, rev, 0, false).kvs;
   }
 
-  private checkRanges(rt: TxnRequest, path: TxnPath, rv: number): void {
-    let ni = 0;
-    for (const op of path.succeeded ? rt.success : rt.failure) {
-      if (op.requestTxn) {
-        this.checkRanges(op.requestTxn, path.nested[ni++], rv);
-        continue;
-      }
-      const r = op.requestRange;
-      if (!r || r.revision === 0) continue;
-      if (r.revision > rv) throw etcdError('FutureRev');
-      if (r.revision < this.compactMainRev) throw etcdError('Compacted');
-    }
-  }
-
-  private applyTxn(tw: WriteTxn, rt: TxnRequest, path: TxnPath): TxnResponse {
-    const ops = path.succeeded ? rt.success : rt.failure;
-    const responses: ResponseOp[] = [];
-    let ni = 0;
-    for (const op of ops) responses.push(this.applyOp(tw, op, path, () => path.nested[ni++]));
-    return { header: header(0), succeeded: path.succeeded, responses };
-  }
-
-  private applyOp(tw: WriteTxn, op: RequestOp, _path: TxnPath, nextNested: () => TxnPath): ResponseOp {
-    if (op.requestRange) return { responseRange: this.rangeAt(op.requestRange, this.readRev(tw)) };
-    if (op.requestPut) return { responsePut: this.putIn(tw, op.requestPut) };
-    if (op.requestDeleteRange) return { responseDeleteRange: this.deleteIn(tw, op.requestDeleteRange) };
-    if (op.requestTxn) return { responseTxn: this.applyTxn(tw, op.requestTxn, nextNested()) };
-    return {};
+  /** Whether `key` exists (is live) as of `rev`. */
+  hasKeyAt(key: Buffer, rev: number): boolean {
+    return this.index.get(key, rev) !== undefined;
   }
 
   // ------------------------------------------------------------ compaction
@@ -605,61 +554,7 @@ function yieldTurn(): Promise<void> {
 }
 
 /** etcd's v3rpc checkPutRequest parts that concern the flags (key.go). */
-function checkPutShape(p: PutRequest): void {
+export function checkPutShape(p: PutRequest): void {
   if (p.ignoreValue && p.value.length !== 0) throw etcdError('ValueProvided');
   if (p.ignoreLease && p.lease !== 0n) throw etcdError('LeaseProvided');
-}
-
-function checkTxnShape(rt: TxnRequest): void {
-  for (const ops of [rt.success, rt.failure]) {
-    for (const op of ops) {
-      if (op.requestPut) checkPutShape(op.requestPut);
-      else if (op.requestTxn) checkTxnShape(op.requestTxn);
-    }
-  }
-}
-
-function isTxnReadonly(rt: TxnRequest): boolean {
-  for (const ops of [rt.success, rt.failure]) {
-    for (const op of ops) {
-      if (op.requestPut || op.requestDeleteRange) return false;
-      if (op.requestTxn && !isTxnReadonly(op.requestTxn)) return false;
-    }
-  }
-  return true;
-}
-
-/** apply.go compareKV. Absent target values compare as zero / empty. */
-function compareKV(c: Compare, kv: KeyValue): boolean {
-  let result: number;
-  switch (c.target) {
-    case Compare_CompareTarget.VALUE:
-      result = Buffer.compare(kv.value, c.value ?? EMPTY);
-      break;
-    case Compare_CompareTarget.CREATE:
-      result = cmpBig(BigInt(kv.createRevision), c.createRevision ?? 0n);
-      break;
-    case Compare_CompareTarget.MOD:
-      result = cmpBig(BigInt(kv.modRevision), c.modRevision ?? 0n);
-      break;
-    case Compare_CompareTarget.VERSION:
-      result = cmpBig(BigInt(kv.version), c.version ?? 0n);
-      break;
-    case Compare_CompareTarget.LEASE:
-      result = cmpBig(kv.lease, c.lease ?? 0n);
-      break;
-    default:
-      result = 0;
-  }
-  switch (c.result) {
-    case Compare_CompareResult.EQUAL: return result === 0;
-    case Compare_CompareResult.NOT_EQUAL: return result !== 0;
-    case Compare_CompareResult.GREATER: return result > 0;
-    case Compare_CompareResult.LESS: return result < 0;
-    default: return true;
-  }
-}
-
-function cmpBig(a: bigint, b: bigint): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -11,7 +11,7 @@ import {
   RangeRequest,
   RequestOp,
   TxnRequest,
-} from '../proto/gen/etcdserverpb/rpc.js';
+} from '../proto/index.js';
 
 export const b = (s: string): Buffer => Buffer.from(s);
 

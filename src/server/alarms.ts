@@ -3,7 +3,7 @@
  * so every member agrees; they are persisted through the `persist` callback (the backend's
  * alarm records) and reloaded on start.
  */
-import { AlarmType, AlarmMember } from '../proto/gen/etcdserverpb/rpc.js';
+import { AlarmType, AlarmMember } from '../proto/index.js';
 
 export class AlarmSet {
   /** member id -> alarm types raised for it */

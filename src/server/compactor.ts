@@ -6,7 +6,7 @@
  * - revision: every 5 minutes, compact to (current revision - retention) if it moved.
  * Compactions go through raft like a client's, so every member compacts at the same revision.
  */
-import { CompactionRequest } from '../proto/gen/etcdserverpb/rpc.js';
+import { CompactionRequest } from '../proto/index.js';
 import { isEtcdError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { formatDuration } from '../log/index.js';

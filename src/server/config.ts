@@ -30,7 +30,6 @@ export interface ServerConfig {
     clientCertAuth: boolean; trustedCaFile: string; certFile: string; keyFile: string; autoTls: boolean;
     peerClientCertAuth: boolean; peerTrustedCaFile: string; peerCertFile: string; peerKeyFile: string; peerAutoTls: boolean;
   };
-  /** Testing hook: tick length for raft (normally heartbeatIntervalMs). */
 
   // The fields below are etcd flags cli/concord parses and passes on; optional so that tests
   // may build a ServerConfig without them (defaults are etcd's, noted on each).
@@ -51,6 +50,12 @@ export interface ServerConfig {
   enableV2?: boolean;
   /** --listen-metrics-urls (default none). */
   listenMetricsUrls?: URL[];
+
+  // Concord's own settings, read from the environment by cli/ (the only place that reads it).
+  /** CONCORD_DEBUG_LOOP: log the Ready loop's batch sizes and WAL save latency every second. */
+  debugRaftLoop?: boolean;
+  /** CONCORD_API_THREAD=1: run the client transport on a worker thread (api/thread.ts). */
+  apiThread?: boolean;
 }
 
 export const defaultQuotaBackendBytes = 2 * 1024 * 1024 * 1024;

@@ -6,7 +6,7 @@
  * "published local member" request. The JSON shapes are etcd's own so that conf-change
  * entries in a WAL mean the same thing to etcd and to Concord.
  */
-import { Member as PbMember } from '../proto/gen/etcdserverpb/rpc.js';
+import { Member as PbMember } from '../proto/index.js';
 
 export interface Member {
   readonly id: bigint;

@@ -1,51 +1,85 @@
 /**
- * The Ready loop: drives the pure RawNode with a clock, persists what it asks to persist to
- * the WAL (one fdatasync per Ready, however many proposals it carries), sends its messages
- * and hands committed entries to the applier.
+ * The one owner of raft: holds the RawNode and runs the Ready loop. Nothing else touches the
+ * RawNode; the rest of the server talks to it through this class's narrow interface
+ * (propose, readIndex, transferLeader, step, the role/term/commit/applied fields) and hears
+ * back through the applier port (every committed entry, once, in order) and the events
+ * (leader changes, read states).
  *
- * Group commit falls out of the shape of the loop: while one Ready's fdatasync is in flight
- * the event loop keeps accepting requests, whose proposals pile up in raft's unstable log and
- * all ride the next Ready's single fdatasync.
+ * The loop persists what raft asks (WalPort: one fdatasync per Ready however many proposals
+ * it carries), sends messages (TransportPort) and applies committed entries (ApplierPort).
+ * Group commit falls out of its shape: while one Ready's fdatasync is in flight the event
+ * loop keeps accepting requests, whose proposals pile up in raft's unstable log and all ride
+ * the next Ready's single fdatasync.
  *
- * Entries are applied as soon as they are both committed and persisted here. Because the
- * leader counts its own log only once persisted (raft/ durability rule), committed entries
- * of a Ready were persisted by an earlier Ready and are applied *before* this Ready's fsync,
+ * Entries are applied once both committed and persisted here. Because a leader counts its
+ * own log only once persisted (raft/ durability rule), committed entries of a Ready were
+ * usually persisted by an earlier Ready and are applied *before* this Ready's fsync,
  * overlapping apply with disk I/O.
  */
-import { RawNode, MemoryStorage, StateType, type Ready } from '../raft/index.js';
-import type { Entry, Message, Snapshot } from '../proto/raftpb.js';
-import type { Wal, Snapshotter } from '../wal/index.js';
+import { strict as assert } from 'node:assert';
+import { RawNode, MemoryStorage, StateType, RaftError, type Ready } from '../raft/index.js';
+import {
+  EntryType, MessageType, decodeConfChange, decodeConfChangeV2,
+  type ConfState, type Entry, type Message, type NodeId, type Snapshot,
+} from '../proto/index.js';
 import type { Logger } from '../log/index.js';
+import type { ApplierPort, SnapshotterPort, TransportPort, WalPort } from './ports.js';
+import { AppliedIndexWaiter } from './read-index.js';
 
-export interface RaftNodeHooks {
-  /** Applies committed entries in order (synchronous: state machine only). */
-  apply(entries: Entry[]): void;
+/** etcd's raft settings (etcdserver/raft.go): 1 MiB per append message, 512 in flight. */
+const maxSizePerMsgBytes = 1024 * 1024;
+const maxInflightMsgs = 4096 / 8;
+
+export interface RaftNodeEvents {
+  /** Leader or role changed (leader 0n: none known). */
+  leaderChanged?(leader: NodeId, isLeader: boolean, previousLeader: NodeId): void;
   /** A ReadIndex round finished: reads tagged `ctx` may proceed once `index` is applied. */
-  readState(ctx: Uint8Array, index: number): void;
-  /** Leader or term changed. */
-  softState(leader: bigint, isLeader: boolean, term: number): void;
-  /** Sends messages to peers (none in a one-member cluster). */
-  send(messages: Message[]): void;
+  readState?(ctx: Uint8Array, index: number): void;
   /** Called between Readies, when no WAL write is in flight: the moment to take a snapshot. */
-  idle(): Promise<void>;
+  idle?(): Promise<void>;
 }
 
 export interface RaftNodeOptions {
-  raw: RawNode;
+  id: NodeId;
+  /** Raft's log as restored from the newest snapshot and the WAL. */
   storage: MemoryStorage;
-  wal: Wal;
-  snapshotter: Snapshotter;
-  hooks: RaftNodeHooks;
-  heartbeatIntervalMs: number;
+  /** Index of the snapshot the storage starts from (0: none). Applying resumes after it. */
+  applied: number;
+  electionTick: number;
+  heartbeatTick: number;
+  /** Injected randomness for raft's election timeouts (Math.random in production). */
+  random: () => number;
+  wal: WalPort;
+  snapshotter: SnapshotterPort;
+  transport: TransportPort;
+  applier: ApplierPort;
+  events: RaftNodeEvents;
   log: Logger;
 }
 
 export class RaftNode {
-  readonly raw: RawNode;
-  readonly storage: MemoryStorage;
-  private readonly wal: Wal;
-  private readonly hooks: RaftNodeHooks;
+  private readonly raw: RawNode;
+  private readonly storage: MemoryStorage;
+  private readonly ports: Pick<RaftNodeOptions, 'wal' | 'snapshotter' | 'transport' | 'applier'>;
+  private readonly events: RaftNodeEvents;
   private readonly log: Logger;
+  readonly id: NodeId;
+  readonly electionTick: number;
+
+  // ---- the member's raft state, read from here only (updated from each Ready)
+  /** Known leader (0n: none). */
+  leader: NodeId = 0n;
+  isLeader = false;
+  term: number;
+  commitIndex: number;
+  /** Index of the last entry handed to the applier, and waits for it to reach an index. */
+  private readonly applied = new AppliedIndexWaiter();
+  /** Term of the last applied entry: a leader serves local reads once it equals `term`. */
+  appliedTerm = 0;
+  /** Last index durably in the WAL. */
+  private persistedIndex: number;
+
+  // ---- loop machinery
   private ticker: NodeJS.Timeout | undefined;
   private scheduled = false;
   private running = false;
@@ -53,26 +87,129 @@ export class RaftNode {
   private failed: Error | undefined;
   /** Resolves when the current loop run ends (used by stop()). */
   private runDone: Promise<void> = Promise.resolve();
-  private readonly heartbeatIntervalMs: number;
-  /** Last index durably in the WAL. */
-  private persistedIndex: number;
-  term = 0;
-  commitIndex = 0;
+  private readonly tasks: Array<() => Promise<void>> = [];
+  private drainWaiters: Array<() => void> = [];
   /** Counters for metrics and tuning (cumulative). */
   readonly stats = { readies: 0, walSaves: 0, walSaveMs: 0, entriesSaved: 0 };
 
   constructor(o: RaftNodeOptions) {
-    this.raw = o.raw;
+    this.id = o.id;
     this.storage = o.storage;
-    this.wal = o.wal;
-    this.hooks = o.hooks;
+    this.ports = o;
+    this.events = o.events;
     this.log = o.log;
-    this.heartbeatIntervalMs = o.heartbeatIntervalMs;
+    this.electionTick = o.electionTick;
+    this.raw = new RawNode({
+      id: o.id,
+      electionTick: o.electionTick,
+      heartbeatTick: o.heartbeatTick,
+      storage: o.storage,
+      applied: o.applied,
+      maxSizePerMsg: maxSizePerMsgBytes,
+      maxInflightMsgs,
+      checkQuorum: true,
+      preVote: true,
+      random: o.random,
+    });
+    const hs = o.storage.initialState().hardState;
+    this.term = hs.term;
+    this.commitIndex = hs.commit;
+    this.applied.advance(o.applied);
     this.persistedIndex = o.storage.lastIndex();
   }
 
-  start(): void {
-    this.ticker = setInterval(() => this.tick(), this.heartbeatIntervalMs);
+  // ------------------------------------------------------------------ the narrow interface
+
+  get appliedIndex(): number {
+    return this.applied.index;
+  }
+
+  /** Resolves once the entry at `index` has been applied (rejects after failApplyWaits). */
+  waitApplied(index: number): Promise<void> {
+    return this.applied.wait(index);
+  }
+
+  /** Fails every waitApplied (shutdown). */
+  failApplyWaits(err: Error): void {
+    this.applied.failAll(err);
+  }
+
+  /** Proposes entry data. Throws RaftError('ProposalDropped') when no leader can take it. */
+  propose(data: Uint8Array): void {
+    this.raw.propose(data);
+    this.kick();
+  }
+
+  /** Starts a ReadIndex round tagged `ctx`. Throws RaftError('ProposalDropped') without a leader. */
+  readIndex(ctx: Uint8Array): void {
+    this.raw.readIndex(ctx);
+    this.kick();
+  }
+
+  transferLeader(to: NodeId): void {
+    this.raw.transferLeader(to);
+    this.kick();
+  }
+
+  /** A message from a peer (the transport's receive side). */
+  step(m: Message): void {
+    try {
+      this.raw.step(m);
+    } catch (e) {
+      // A peer's message raft refuses (e.g. from an unknown member) is dropped, as etcd does.
+      if (!(e instanceof RaftError)) throw e;
+    }
+    this.kick();
+  }
+
+  /** Voters of the current configuration. */
+  voters(): NodeId[] {
+    return this.raw.status().config.voters;
+  }
+
+  /** The configuration as of the last applied conf change (for snapshots). */
+  confState(): ConfState {
+    return this.raw.status().config;
+  }
+
+  /**
+   * A lone voter need not wait a whole election timeout: etcd fast-forwards its ticks
+   * (`electionTick - 1` of them). etcd then still waits out the rest of its randomized
+   * timeout; a lone voter has nobody to disrupt, so it campaigns at once.
+   */
+  campaignAsSoleVoter(): void {
+    assert.deepEqual(this.voters(), [this.id], 'campaignAsSoleVoter: not the only voter');
+    for (let i = 0; i < this.electionTick - 1; i++) this.raw.tick();
+    this.raw.campaign();
+    this.kick();
+  }
+
+  /**
+   * Saves a raft snapshot at the applied index with `data` (snap file, then its WAL
+   * record) and compacts the in-memory log, keeping `keepEntries` behind it for slow
+   * followers. Run it between Readies (the idle hook or exclusive()).
+   */
+  async snapshot(data: Uint8Array, keepEntries: number): Promise<Snapshot> {
+    const index = this.applied.index;
+    const snap = this.storage.createSnapshot(index, this.confState(), data);
+    await this.ports.snapshotter.save(snap);
+    await this.ports.wal.saveSnapshot({ index: snap.metadata.index, term: snap.metadata.term });
+    this.log.info('saved snapshot', { 'snapshot-index': snap.metadata.index });
+    // After a restart the log may already start past that point (it begins at the loaded
+    // snapshot): then there is nothing to compact.
+    const compactIndex = index - keepEntries;
+    if (compactIndex > this.storage.firstIndex()) {
+      this.storage.compact(compactIndex);
+      this.log.info('compacted Raft logs', { 'compact-index': compactIndex });
+    }
+    return snap;
+  }
+
+  // ------------------------------------------------------------------ the loop
+
+  /** Starts ticking every `tickMs` (tests drive tick() themselves and pass none). */
+  start(tickMs?: number): void {
+    if (tickMs !== undefined) this.ticker = setInterval(() => this.tick(), tickMs);
     this.kick();
   }
 
@@ -93,7 +230,7 @@ export class RaftNode {
     });
   }
 
-  /** The error that stopped the loop, if any (a WAL write failed: the member must stop). */
+  /** The error that stopped the loop, if any (a WAL write or an apply failed). */
   get error(): Error | undefined {
     return this.failed;
   }
@@ -109,13 +246,17 @@ export class RaftNode {
     });
   }
 
-  private readonly tasks: Array<() => Promise<void>> = [];
-  private drainWaiters: Array<() => void> = [];
-
   /** Resolves once the loop has nothing left to do (every pending Ready handled). */
   drained(): Promise<void> {
     if (!this.running && !this.scheduled && !this.raw.hasReady() && this.tasks.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Stops ticking and waits for the loop to finish its current Ready. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    await this.runDone.catch(() => undefined);
   }
 
   private async run(): Promise<void> {
@@ -127,11 +268,12 @@ export class RaftNode {
         const rd = this.raw.ready();
         await this.handle(rd);
         this.raw.advance(rd);
-        await this.hooks.idle();
+        if (this.events.idle) await this.events.idle();
       }
     } catch (e) {
       this.failed = e as Error;
       this.stopped = true;
+      if (this.ticker) clearInterval(this.ticker);
       this.log.error('raft loop failed; stopping', { error: String((e as Error).stack ?? e) });
       throw e;
     } finally {
@@ -146,36 +288,28 @@ export class RaftNode {
     }
   }
 
-  /** Role as of the last Ready's soft state (status() allocates; this does not). */
-  isLeader = false;
-  leader = 0n;
-
   private async handle(rd: Ready): Promise<void> {
     if (rd.hardState) {
       this.term = rd.hardState.term;
       this.commitIndex = rd.hardState.commit;
     }
-    if (rd.softState) {
-      this.leader = rd.softState.lead;
-      this.isLeader = rd.softState.raftState === StateType.Leader;
-      this.hooks.softState(this.leader, this.isLeader, this.term);
-    }
+    if (rd.softState) this.setRole(rd.softState.lead, rd.softState.raftState === StateType.Leader);
     // A leader may send before persisting (its own log counts only once persisted anyway).
     const isLeader = this.isLeader;
-    if (isLeader && rd.messages.length > 0) this.hooks.send(rd.messages);
+    if (isLeader) this.send(rd.messages);
 
     if (rd.snapshot && rd.snapshot.metadata.index > 0) await this.persistSnapshot(rd.snapshot);
     // Start this Ready's WAL write first: the write and fdatasync run on the thread pool
     // while this thread applies what is already durable and answers those clients.
     const t0 = performance.now();
-    const saving = rd.entries.length > 0 || rd.hardState ? this.wal.save(rd.hardState, rd.entries, rd.mustSync) : undefined;
+    const saving = rd.entries.length > 0 || rd.hardState ? this.ports.wal.save(rd.hardState, rd.entries, rd.mustSync) : undefined;
 
     const committed = rd.committedEntries;
     let split = committed.length;
     while (split > 0 && committed[split - 1]!.index > this.persistedIndex) split--;
-    if (split > 0) this.hooks.apply(split === committed.length ? committed : committed.slice(0, split));
+    this.applyEntries(committed, 0, split);
 
-    for (const rs of rd.readStates) this.hooks.readState(rs.requestCtx, rs.index);
+    if (this.events.readState) for (const rs of rd.readStates) this.events.readState(rs.requestCtx, rs.index);
 
     if (saving) {
       await saving;
@@ -189,20 +323,45 @@ export class RaftNode {
       this.storage.append(rd.entries);
       this.persistedIndex = rd.entries[rd.entries.length - 1]!.index;
     }
-    if (!isLeader && rd.messages.length > 0) this.hooks.send(rd.messages);
-    if (split < committed.length) this.hooks.apply(committed.slice(split));
+    if (!isLeader) this.send(rd.messages);
+    this.applyEntries(committed, split, committed.length);
+  }
+
+  private setRole(leader: NodeId, isLeader: boolean): void {
+    const previous = this.leader;
+    const changed = leader !== previous || isLeader !== this.isLeader;
+    this.leader = leader;
+    this.isLeader = isLeader;
+    if (changed) this.events.leaderChanged?.(leader, isLeader, previous);
+  }
+
+  /** Hands entries [from, to) to the applier, conf changes applied to raft first. */
+  private applyEntries(entries: readonly Entry[], from: number, to: number): void {
+    for (let i = from; i < to; i++) {
+      const e = entries[i]!;
+      // Checked before building a message: this runs for every entry.
+      if (e.index !== this.applied.index + 1) assert.fail(`raft: applying entry ${e.index} after ${this.applied.index}`);
+      if (e.type === EntryType.EntryConfChange) this.raw.applyConfChange(decodeConfChange(e.data ?? new Uint8Array()));
+      else if (e.type === EntryType.EntryConfChangeV2) this.raw.applyConfChange(decodeConfChangeV2(e.data ?? new Uint8Array()));
+      this.ports.applier.apply(e);
+      this.appliedTerm = e.term;
+      this.applied.advance(e.index);
+    }
+  }
+
+  private send(messages: readonly Message[]): void {
+    if (messages.length === 0) return;
+    let plain = messages;
+    if (messages.some((m) => m.type === MessageType.MsgSnap)) {
+      plain = messages.filter((m) => m.type !== MessageType.MsgSnap);
+      for (const m of messages) if (m.type === MessageType.MsgSnap) this.ports.transport.sendSnapshot(m);
+    }
+    if (plain.length > 0) this.ports.transport.send(plain);
   }
 
   private async persistSnapshot(_snap: Snapshot): Promise<void> {
-    // Receiving snapshots from a leader comes with clustering (transport issue).
-    throw new Error('applying a raft snapshot from a leader is not supported yet');
+    // Installing a leader's snapshot needs the backend to be replaced with the leader's
+    // (etcd's applySnapshot); that comes with clustering. Stop the member rather than diverge.
+    throw new Error('raft: installing a snapshot from the leader is not supported yet; stopping the member');
   }
-
-  /** Stops ticking and waits for the loop to finish its current Ready. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.ticker) clearInterval(this.ticker);
-    await this.runDone.catch(() => undefined);
-  }
-
 }

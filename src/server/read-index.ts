@@ -1,9 +1,10 @@
 /**
  * Linearizable reads: ReadIndex rounds shared by every read waiting when a round starts,
- * and the wait for the applied index to reach the round's answer.
+ * then the wait for the applied index to reach the round's answer.
  */
-import type { EtcdError } from '../errors/index.js';
-import { etcdError } from '../errors/index.js';
+import { strict as assert } from 'node:assert';
+import { etcdError, type EtcdError } from '../errors/index.js';
+import { RaftError } from '../raft/index.js';
 
 interface IndexWaiter {
   index: number;
@@ -29,6 +30,7 @@ export class AppliedIndexWaiter {
   }
 
   advance(index: number): void {
+    if (index < this.index) assert.fail(`applied index moved back from ${this.index} to ${index}`);
     this.index = index;
     const q = this.waiting;
     if (q.length === 0 || q[0]!.index > index) return;
@@ -45,28 +47,76 @@ export class AppliedIndexWaiter {
   }
 }
 
+/** The part of the raft loop (RaftNode) linearizable reads need. */
+export interface ReadIndexRaft {
+  readonly leader: bigint;
+  readonly isLeader: boolean;
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly appliedTerm: number;
+  /** Throws RaftError('ProposalDropped') when no leader can answer. */
+  readIndex(ctx: Uint8Array): void;
+  waitApplied(index: number): Promise<void>;
+}
+
 interface ReadWaiter {
   resolve(index: number): void;
   reject(e: Error): void;
+}
+
+export interface LinearizableReadsOptions {
+  raft: ReadIndexRaft;
+  /** Whether this member is the only voter (then a leader's commit index is the read index). */
+  soleVoter(): boolean;
+  /** Reads waiting for a round or for the applied index; past it reads get "too many requests". */
+  maxPendingReads: number;
+  /** How long to wait before retrying a round lost to a leader change. */
+  retryRoundMs: number;
 }
 
 /**
  * Batches reads into ReadIndex rounds: at most one round in flight; reads that arrive while
  * it runs wait for the next one (they must not ride a round that started before them).
  */
-export class ReadIndexBatcher {
+export class LinearizableReads {
   private next: ReadWaiter[] = [];
-  private inflight: { ctx: Uint8Array; key: string; waiters: ReadWaiter[] } | undefined;
+  private inflight: { ctx: Uint8Array; waiters: ReadWaiter[] } | undefined;
   private seq = 0;
-  private readonly requestRound: (ctx: Uint8Array) => void;
-  private readonly kick: () => void;
+  /** Reads between barrier() entry and exit: bounded by maxPendingReads. */
+  private pending = 0;
+  private retry: NodeJS.Timeout | undefined;
+  private readonly o: LinearizableReadsOptions;
 
-  constructor(o: { requestRound(ctx: Uint8Array): void; kick(): void }) {
-    this.requestRound = o.requestRound;
-    this.kick = o.kick;
+  constructor(o: LinearizableReadsOptions) {
+    this.o = o;
   }
 
-  read(): Promise<number> {
+  get pendingReads(): number {
+    return this.pending;
+  }
+
+  /** Resolves once this member may serve a read that reflects every write acknowledged before the call. */
+  async barrier(): Promise<void> {
+    const { raft } = this.o;
+    if (raft.leader === 0n) throw etcdError('NoLeader');
+    if (this.pending >= this.o.maxPendingReads) throw etcdError('RequestTooManyRequests');
+    this.pending++;
+    try {
+      // One voter, leading, with an entry of its own term applied: its commit index is the
+      // read index (what a ReadIndex round would answer), no round needed.
+      if (raft.isLeader && raft.appliedTerm === raft.term && this.o.soleVoter()) {
+        if (raft.appliedIndex < raft.commitIndex) await raft.waitApplied(raft.commitIndex);
+        return;
+      }
+      const index = await this.round();
+      if (raft.appliedIndex < index) await raft.waitApplied(index);
+    } finally {
+      this.pending--;
+    }
+  }
+
+  private round(): Promise<number> {
     return new Promise((resolve, reject) => {
       this.next.push({ resolve, reject });
       if (!this.inflight) this.startRound();
@@ -79,20 +129,20 @@ export class ReadIndexBatcher {
     ctx.writeDoubleBE(++this.seq);
     const waiters = this.next;
     this.next = [];
-    this.inflight = { ctx, key: ctx.toString('hex'), waiters };
+    this.inflight = { ctx, waiters };
     try {
-      this.requestRound(ctx);
-    } catch {
+      this.o.raft.readIndex(ctx);
+    } catch (e) {
+      if (!(e instanceof RaftError && e.code === 'ProposalDropped')) throw e;
       this.inflight = undefined;
       for (const w of waiters) w.reject(etcdError('NoLeader'));
-      return;
     }
-    this.kick();
   }
 
+  /** Raft answered the round tagged `ctx`. */
   roundDone(ctx: Uint8Array, index: number): void {
     const f = this.inflight;
-    if (!f || Buffer.from(ctx).toString('hex') !== f.key) return;
+    if (!f || Buffer.compare(ctx, f.ctx) !== 0) return;
     this.inflight = undefined;
     for (const w of f.waiters) w.resolve(index);
     this.startRound();
@@ -104,10 +154,17 @@ export class ReadIndexBatcher {
     if (!f) return;
     this.inflight = undefined;
     this.next = f.waiters.concat(this.next);
-    setTimeout(() => { if (!this.inflight) this.startRound(); }, 10).unref();
+    if (this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      if (!this.inflight) this.startRound();
+    }, this.o.retryRoundMs);
+    this.retry.unref();
   }
 
   failAll(e: EtcdError): void {
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = undefined;
     const all = [...(this.inflight?.waiters ?? []), ...this.next];
     this.inflight = undefined;
     this.next = [];

@@ -1,14 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeRaftRequest, decodeRaftRequest, peekRequestId } from './request-codec.js';
-import { PutRequest } from '../proto/gen/etcdserverpb/rpc.js';
-import { InternalRaftRequest, RequestHeader } from '../proto/gen/etcdserverpb/raft_internal.js';
+import { encodeRaftRequest, decodeRaftRequest, decodeEntryRequest } from './request-codec.js';
+import { PutRequest } from '../proto/index.js';
+import { InternalRaftRequest, RequestHeader } from '../proto/index.js';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 
-test('the request id can be read from the first bytes of an encoded entry', () => {
+test('the request id and put are read from the first bytes of an encoded entry', () => {
   for (const id of [1n, 127n, 128n, 0xffffn << 48n | 12345n, 0xffffffffffffffffn, 0x8000000000000000n]) {
     const data = encodeRaftRequest(id, { kind: 'put', req: PutRequest.fromPartial({ key: Buffer.from('k'), value: Buffer.from('v') }) });
-    assert.equal(peekRequestId(data), id);
+    assert.equal(decodeEntryRequest(data).id, id);
     const d = decodeRaftRequest(data);
     assert.equal(d.id, id);
     assert.equal(d.request.kind, 'put');
@@ -23,13 +23,13 @@ test('entries encoded header-first decode as an ordinary InternalRaftRequest', (
   assert.equal(m.put!.prevKv, true);
 });
 
-test('an entry written by etcd (header last) has no peekable id but decodes in full', () => {
+test('an entry written by etcd (header last) decodes in full', () => {
   // gogoproto marshals in field-number order: put (4) before header (100).
   const w = new BinaryWriter();
   PutRequest.encode(PutRequest.fromPartial({ key: Buffer.from('x'), value: Buffer.from('y') }), w.uint32((4 << 3) | 2).fork()).join();
   RequestHeader.encode(RequestHeader.fromPartial({ ID: 7n }), w.uint32((100 << 3) | 2).fork()).join();
   const etcdStyle = w.finish();
-  assert.equal(peekRequestId(etcdStyle), undefined);
+  assert.equal(decodeEntryRequest(etcdStyle).id, 7n);
   assert.equal(decodeRaftRequest(etcdStyle).id, 7n);
 });
 
@@ -39,6 +39,32 @@ test('a put carried as the client\'s raw bytes encodes like the re-encoded reque
   for (const id of [1n, 300n, 0xffffn << 48n | 99n, 0xffffffffffffffffn, 0x0000000100000000n, 0x7ffffffffn]) {
     const viaRaw = encodeRaftRequest(id, { kind: 'put', req, raw });
     assert.deepEqual(Buffer.from(viaRaw), Buffer.from(encodeRaftRequest(id, { kind: 'put', req })), `id ${id}`);
-    assert.equal(peekRequestId(viaRaw), id);
+    assert.equal(decodeEntryRequest(viaRaw).id, id);
   }
+});
+
+test('the hand-decoded put equals the generated decoder\'s, every field and unknown ones too', () => {
+  const cases = [
+    PutRequest.fromPartial({ key: Buffer.from('k'), value: Buffer.from('v') }),
+    PutRequest.fromPartial({ key: Buffer.from('key'), value: Buffer.alloc(300, 7), lease: 0x694d7b5c5a6ef404n, prevKv: true }),
+    PutRequest.fromPartial({ key: Buffer.from('a'), lease: -5n, ignoreValue: true, ignoreLease: true }),
+    PutRequest.fromPartial({ key: Buffer.from('empty') }),
+  ];
+  for (const req of cases) {
+    const w = new BinaryWriter();
+    PutRequest.encode(req, w);
+    w.uint32((99 << 3) | 0).uint32(5); // an unknown field is skipped, as protobuf requires
+    const raw = w.finish();
+    const data = encodeRaftRequest(9n, { kind: 'put', req, raw });
+    const fast = decodeEntryRequest(data);
+    const full = decodeRaftRequest(data);
+    assert.equal(fast.id, 9n);
+    assert.deepEqual(fast.request, full.request);
+  }
+});
+
+test('a truncated entry fails to decode with an error instead of reading past its end', () => {
+  const data = encodeRaftRequest(9n, { kind: 'put', req: PutRequest.fromPartial({ key: Buffer.from('key'), value: Buffer.from('value') }) });
+  // Cut inside the put's value: its length prefix promises more bytes than there are.
+  for (let n = data.length - 5; n < data.length; n++) assert.throws(() => decodeEntryRequest(data.subarray(0, n)), /truncated/);
 });

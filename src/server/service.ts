@@ -11,7 +11,7 @@ import type {
   StatusResponse, DefragmentResponse, HashResponse, HashKVRequest, HashKVResponse,
   AlarmRequest, AlarmResponse, MoveLeaderRequest, MoveLeaderResponse,
   MemberListRequest, MemberListResponse, ResponseHeader,
-} from '../proto/gen/etcdserverpb/rpc.js';
+} from '../proto/index.js';
 
 export interface HealthReport {
   health: boolean;

@@ -8,12 +8,11 @@
  */
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ConfState } from '../proto/raftpb.js';
-import type { MemoryStorage } from '../raft/index.js';
 import type { Wal, Snapshotter } from '../wal/index.js';
 import type { MvccStore } from '../mvcc/index.js';
 import type { Logger } from '../log/index.js';
 import type { Membership } from './membership.js';
+import type { RaftNode } from './raft-node.js';
 
 /** Entries kept in memory behind a snapshot so a slightly slow follower needs no snapshot. */
 const snapshotCatchUpEntries = 5000;
@@ -21,33 +20,22 @@ const snapshotCatchUpEntries = 5000;
 export class SnapshotPolicy {
   private snapIndex: number;
   constructor(private readonly o: {
-    snapshotCount: number; log: Logger; store: MvccStore; storage: MemoryStorage; wal: Wal;
+    snapshotCount: number; log: Logger; store: MvccStore; raft: RaftNode; wal: Wal;
     snapshotter: Snapshotter; membership: Membership; appliedIndex: number;
     snapDir: string; maxSnapshots: number;
   }) {
     this.snapIndex = o.appliedIndex;
   }
 
-  /** `confState` is read only when a snapshot is due: raft's configuration as of `applied`. */
-  async maybeSnapshot(applied: number, confState: () => ConfState): Promise<void> {
+  async maybeSnapshot(): Promise<void> {
     const { o } = this;
+    const applied = o.raft.appliedIndex;
     if (o.snapshotCount <= 0 || applied - this.snapIndex <= o.snapshotCount) return;
     o.log.info('triggering snapshot', { 'local-member-applied-index': applied, 'local-member-snapshot-index': this.snapIndex, 'local-member-snapshot-count': o.snapshotCount });
     // The backend must hold everything up to `applied` before the WAL before it is released.
     await o.store.forceCommit();
-    const data = Buffer.from(o.membership.toJson());
-    const snap = o.storage.createSnapshot(applied, confState(), data);
-    await o.snapshotter.save(snap);
-    await o.wal.saveSnapshot({ index: snap.metadata.index, term: snap.metadata.term });
-    o.log.info('saved snapshot', { 'snapshot-index': snap.metadata.index });
-    this.snapIndex = applied;
-    // Keep a tail of entries for slow followers. After a restart the log may already start
-    // past that point (it begins at the loaded snapshot): then there is nothing to compact.
-    const compactIndex = applied - snapshotCatchUpEntries;
-    if (compactIndex > o.storage.firstIndex()) {
-      o.storage.compact(compactIndex);
-      o.log.info('compacted Raft logs', { 'compact-index': compactIndex });
-    }
+    const snap = await o.raft.snapshot(Buffer.from(o.membership.toJson()), snapshotCatchUpEntries);
+    this.snapIndex = snap.metadata.index;
     await o.wal.releaseLockTo(snap.metadata.index);
     await this.purgeSnapFiles();
   }

@@ -2,31 +2,60 @@
  * Proposals waiting to be applied, keyed by request ID. The applier triggers a waiter with
  * the result of applying the entry that carries the same ID; a proposal that raft drops or
  * that never commits (leader change, shutdown) is failed by whoever notices.
+ *
+ * The registry is the bound on proposals in flight, in count and in bytes: a proposal that
+ * would pass either is refused before it reaches raft (etcd's "too many requests").
  */
-import type { RaftRequest } from './request-codec.js';
+import { strict as assert } from 'node:assert';
 
 export interface Waiter {
-  /** The request object the proposer holds, so the applier need not decode its own entries. */
-  readonly request: RaftRequest;
   resolve(result: unknown): void;
   reject(err: Error): void;
 }
 
-export class WaitRegistry {
-  private readonly waiters = new Map<bigint, Waiter>();
+interface Entry extends Waiter {
+  readonly bytes: number;
+}
 
-  /** Bounded by the proposal limit enforced in front of raft (maxPendingProposals). */
+export interface WaitLimits {
+  maxProposalsInFlight: number;
+  maxProposalBytesInFlight: number;
+}
+
+export class WaitRegistry {
+  private readonly waiters = new Map<bigint, Entry>();
+  private bytesInFlight = 0;
+  private readonly limits: WaitLimits;
+
+  constructor(limits: WaitLimits) {
+    this.limits = limits;
+  }
+
   get size(): number {
     return this.waiters.size;
   }
 
-  register(id: bigint, w: Waiter): void {
-    this.waiters.set(id, w);
+  get bytes(): number {
+    return this.bytesInFlight;
+  }
+
+  /** Whether a proposal of `bytes` more would stay within both bounds. */
+  hasRoomFor(bytes: number): boolean {
+    return this.waiters.size < this.limits.maxProposalsInFlight
+      && this.bytesInFlight + bytes <= this.limits.maxProposalBytesInFlight;
+  }
+
+  register(id: bigint, bytes: number, w: Waiter): void {
+    assert.ok(!this.waiters.has(id), `wait: request id ${id} registered twice`);
+    this.waiters.set(id, { bytes, resolve: w.resolve, reject: w.reject });
+    this.bytesInFlight += bytes;
   }
 
   take(id: bigint): Waiter | undefined {
     const w = this.waiters.get(id);
-    if (w !== undefined) this.waiters.delete(id);
+    if (w === undefined) return undefined;
+    this.waiters.delete(id);
+    this.bytesInFlight -= w.bytes;
     return w;
   }
 
@@ -34,6 +63,7 @@ export class WaitRegistry {
   failAll(err: Error): void {
     const all = [...this.waiters.values()];
     this.waiters.clear();
+    this.bytesInFlight = 0;
     for (const w of all) w.reject(err);
   }
 }

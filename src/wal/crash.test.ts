@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Wal, WalCorruptError, type WalLogger } from './index.js';
 import { decodeSegment } from './decoder.js';
 import { RecordType } from './frame.js';
-import { decodeEntry, decodeHardState, type Entry, type HardState } from '../proto/raftpb.js';
+import { decodeEntry, decodeHardState, type Entry, type HardState } from '../proto/index.js';
 import { makeEntries, plain, tempDir } from './testutil.js';
 
 const META = Buffer.from('meta');

@@ -10,7 +10,7 @@
 
 import { open, type FileHandle } from 'node:fs/promises';
 import { crc32c } from '@node-rs/crc32';
-import { decodeWalRecord, type WalRecord } from '../proto/walpb.js';
+import { decodeWalRecord, type WalRecord } from '../proto/index.js';
 import { WalCorruptError } from './errors.js';
 import { FRAME_SIZE_BYTES, MAX_RECORD_BYTES, MIN_SECTOR_SIZE, RecordType, readFrameSize } from './frame.js';
 

@@ -7,7 +7,7 @@
 
 import { crc32c } from '@node-rs/crc32';
 import { FRAME_SIZE_BYTES, RecordType, writeFrameSize } from './frame.js';
-import { sizeVarint } from '../proto/wire.js';
+import { sizeVarint } from '../proto/index.js';
 
 /** The fields of raftpb.Entry the WAL writes (structural, so any Entry shape fits). */
 export interface EntryFields {

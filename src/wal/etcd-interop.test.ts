@@ -14,8 +14,8 @@ import { Wal, Snapshotter, validSnapshotEntries, readSnapFile } from './index.js
 import { tempDir } from './testutil.js';
 import { decodeSegment } from './decoder.js';
 import { RecordType } from './frame.js';
-import { decodeEntry, decodeHardState } from '../proto/raftpb.js';
-import { decodeWalSnapshot } from '../proto/walpb.js';
+import { decodeEntry, decodeHardState } from '../proto/index.js';
+import { decodeWalSnapshot } from '../proto/index.js';
 
 function which(bin: string): boolean {
   try {

@@ -4,7 +4,7 @@ import { crc32c } from '@node-rs/crc32';
 import { readFrameSize, writeFrameSize, padBytesFor } from './frame.js';
 import { RecordEncoder } from './encoder.js';
 import { decodeSegment } from './decoder.js';
-import { decodeWalRecord, encodeWalRecord } from '../proto/walpb.js';
+import { decodeWalRecord, encodeWalRecord } from '../proto/index.js';
 
 // From etcd's wal/record_test.go: a type-1 record written before padding existed.
 const infoData = Buffer.from('\b\xef\xfd\x02', 'latin1');

@@ -14,4 +14,4 @@ export { Snapshotter, SnapshotError, readSnapFile } from './snapshotter.js';
 export { WalError, WalCorruptError } from './errors.js';
 export type { WalErrorCode } from './errors.js';
 export { walName, snapName, parseWalName, parseSnapName } from './names.js';
-export type { WalSnapshot } from '../proto/walpb.js';
+export type { WalSnapshot } from '../proto/index.js';

@@ -4,8 +4,8 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { Snapshotter, snapName, readSnapFile } from './index.js';
-import { decodeSnapFile } from '../proto/walpb.js';
-import { encodeSnapshot, type Snapshot } from '../proto/raftpb.js';
+import { decodeSnapFile } from '../proto/index.js';
+import { encodeSnapshot, type Snapshot } from '../proto/index.js';
 import { tempDir } from './testutil.js';
 
 function snap(term: number, index: number, data = `state@${index}`): Snapshot {

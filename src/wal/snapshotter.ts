@@ -8,8 +8,8 @@
 import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
-import { decodeSnapshot, encodeSnapshot, isEmptySnapshot, type Snapshot } from '../proto/raftpb.js';
-import { decodeSnapFile, encodeSnapFile, type WalSnapshot } from '../proto/walpb.js';
+import { decodeSnapshot, encodeSnapshot, isEmptySnapshot, type Snapshot } from '../proto/index.js';
+import { decodeSnapFile, encodeSnapFile, type WalSnapshot } from '../proto/index.js';
 import { snapName } from './names.js';
 import type { WalLogger } from './wal.js';
 

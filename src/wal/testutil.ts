@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Entry } from '../proto/raftpb.js';
+import type { Entry } from '../proto/index.js';
 
 /** A fresh temp directory; `cleanup()` removes it. */
 export function tempDir(prefix = 'concord-wal-'): { dir: string; cleanup: () => void } {

@@ -22,8 +22,8 @@ import {
   isEmptyHardState,
   type Entry,
   type HardState,
-} from '../proto/raftpb.js';
-import { decodeWalSnapshot, encodeWalSnapshot, type WalSnapshot } from '../proto/walpb.js';
+} from '../proto/index.js';
+import { decodeWalSnapshot, encodeWalSnapshot, type WalSnapshot } from '../proto/index.js';
 import { decodeSegment } from './decoder.js';
 import { RecordEncoder } from './encoder.js';
 import { WalCorruptError, WalError } from './errors.js';

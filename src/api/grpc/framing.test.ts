@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { GrpcCode } from '../../errors/index.js';
-import { RangeRequest } from '../../proto/gen/etcdserverpb/rpc.js';
+import { RangeRequest } from '../../proto/index.js';
 import { MessageReader, frameBytes, frameMessage } from './framing.js';
 import { GrpcStatusError, encodeGrpcMessage, parseGrpcTimeout } from './status.js';
 

@@ -4,7 +4,7 @@ import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { EtcdError, GrpcCode, etcdError } from '../../errors/index.js';
-import { RangeRequest, RangeResponse } from '../../proto/gen/etcdserverpb/rpc.js';
+import { RangeRequest, RangeResponse } from '../../proto/index.js';
 import { ClientListener } from '../listener.js';
 import { TestClient, grpcFailure } from '../testkit.js';
 import { GrpcServer, ServerCall } from './server.js';

@@ -1,0 +1,80 @@
+/**
+ * The composition root: config → member (storage, mvcc, applier, raft loop: server/) →
+ * client API listeners (api/) → auto-compaction → publish. The only place that knows both
+ * server/ and api/, so neither imports the other's wiring (api/ sees server/'s EtcdService
+ * interface only).
+ */
+import { startApi } from '../api/index.js';
+import type { Logger } from '../log/index.js';
+import { isEtcdError } from '../errors/index.js';
+import {
+  startMember, startAutoCompaction, clusterVersion, idToHex, urlString,
+  type EtcdServer, type ServerConfig,
+} from '../server/index.js';
+
+export interface RunningServer {
+  readonly server: EtcdServer;
+  readonly clientAddresses: string[];
+  stop(): Promise<void>;
+}
+
+export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
+  const member = await startMember(config, log);
+  const { server, store } = member;
+  const api = await startApi({ service: server, listen: config.listenClientUrls, log, thread: config.apiThread ?? false });
+  const stopCompactor = startAutoCompaction({ config, log, server, store });
+
+  const stopping = { value: false };
+  const clientURLs = config.advertiseClientUrls.map(urlString);
+  await publishAttributes(server, config, clientURLs, stopping);
+  log.info('published local member to cluster through raft', {
+    'local-member-id': idToHex(server.memberId),
+    'local-member-attributes': `{Name:${config.name} ClientURLs:[${clientURLs.join(' ')}]}`,
+    'request-path': `/0/members/${idToHex(server.memberId)}/attributes`,
+    'cluster-id': idToHex(server.membership.clusterId),
+    'publish-timeout': '7s',
+  });
+  for (const a of api.addresses) log.info('serving client traffic insecurely; this is strongly discouraged!', { address: a });
+  log.info('ready to serve client requests', {});
+
+  return {
+    server,
+    clientAddresses: api.addresses,
+    async stop() {
+      stopping.value = true;
+      log.info('closing etcd server', {
+        name: config.name, 'data-dir': config.dataDir,
+        'advertise-client-urls': config.advertiseClientUrls.map((u) => u.toString()),
+      });
+      stopCompactor();
+      await api.close();
+      await member.stop();
+      log.info('closed etcd server', { name: config.name, 'data-dir': config.dataDir });
+    },
+  };
+}
+
+/**
+ * Once a leader is known: as leader, the cluster version first (etcd's first entry after
+ * election), then this member's attributes, through raft, as etcd 3.4 does. A publish that
+ * fails with an etcd error (leader lost meanwhile) is retried every heartbeat until it
+ * applies or the server stops.
+ */
+async function publishAttributes(server: EtcdServer, config: ServerConfig, clientURLs: string[], stopping: { value: boolean }): Promise<void> {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  for (;;) {
+    try {
+      while (server.leader === 0n) await sleep(leaderPollMs);
+      if (server.leader === server.memberId && server.clusterVersion === undefined) await server.setClusterVersion(clusterVersion);
+      await server.publish(config.name, clientURLs);
+      return;
+    } catch (e) {
+      if (!isEtcdError(e)) throw e;
+      if (stopping.value) return;
+      await sleep(config.heartbeatIntervalMs);
+    }
+  }
+}
+
+/** How often start-up looks for a leader (a lone member elects itself within a few ms). */
+const leaderPollMs = 5;

@@ -1,0 +1,223 @@
+/**
+ * The state machine (etcd's apply.go and applyEntryNormal/applyConfChange): applies each
+ * committed entry from its bytes alone, so every member, leader or follower, first boot or
+ * replay, computes the same state from the same log. The result of applying an entry goes
+ * to the proposal waiting under the entry's request id, if this member proposed it.
+ *
+ * Entries at or below the backend's consistent index are already in the backend (a restart
+ * replays the WAL from the last snapshot): only what lives outside the backend is replayed
+ * (membership from conf changes, v2 member attributes and cluster version, all idempotent).
+ */
+import {
+  AlarmRequest_AlarmAction as AlarmAction, AlarmResponse, AlarmType, CompactionResponse,
+  EntryType, decodeConfChange, ConfChangeType,
+  type AlarmRequest, type Entry, type ResponseHeader, type RequestOp, type TxnRequest,
+} from '../proto/index.js';
+import { etcdError, EtcdError } from '../errors/index.js';
+import type { MvccStore } from '../mvcc/index.js';
+import type { Logger } from '../log/index.js';
+import type { ApplierPort } from './ports.js';
+import { AlarmSet, alarmName } from './alarms.js';
+import { Membership, idToHex, memberFromJson, parseMemberAttributesPath, attributesFromJson } from './membership.js';
+import { decodeEntryRequest, type RaftRequest } from './request-codec.js';
+import type { WaitRegistry } from './wait.js';
+import { applyTxn } from './txn.js';
+
+/** The v2 store key etcd keeps the cluster version under. */
+export const clusterVersionPath = '/0/version';
+
+/** What applying a compaction returns: the response now, the physical removal later. */
+export interface CompactionResult {
+  resp: CompactionResponse;
+  done: Promise<void>;
+}
+
+export interface ApplierDeps {
+  memberId: bigint;
+  membership: Membership;
+  store: MvccStore;
+  alarms: AlarmSet;
+  waits: WaitRegistry;
+  log: Logger;
+  /** The response header as of now (revision, raft term). */
+  header(): ResponseHeader;
+  persistAlarms(alarms: AlarmSet): void;
+  persistMembership(m: Membership): void;
+  persistClusterVersion(v: string): void;
+  clusterVersion: string | undefined;
+}
+
+export class Applier implements ApplierPort {
+  /** The cluster version, once decided ("3.4.0" style), as etcd keeps it in /0/version. */
+  clusterVersion: string | undefined;
+  private readonly d: ApplierDeps;
+
+  constructor(deps: ApplierDeps) {
+    this.d = deps;
+    this.clusterVersion = deps.clusterVersion;
+  }
+
+  apply(e: Entry): void {
+    const shouldApply = e.index > this.d.store.consistentIndex();
+    switch (e.type) {
+      case EntryType.EntryNormal:
+        this.applyNormal(e, shouldApply);
+        return;
+      case EntryType.EntryConfChange:
+        this.applyConfChange(e, shouldApply);
+        return;
+      default:
+        throw new Error(`etcdserver: cannot apply entry ${e.index}: entry type ${e.type} is not supported yet; stopping the member`);
+    }
+  }
+
+  private applyNormal(e: Entry, shouldApply: boolean): void {
+    const data = e.data;
+    if (!data || data.length === 0) {
+      // A new leader's empty entry: nothing to do but remember its index.
+      if (shouldApply) this.d.store.setConsistentIndex(e.index, e.term);
+      return;
+    }
+    const { id, request } = decodeEntryRequest(data);
+    if (request.kind === 'unsupported') {
+      // Skipping it would silently make this member's state differ from one that applies it.
+      throw new Error(`etcdserver: cannot apply entry ${e.index}: ${request.name} requests are not supported yet; stopping the member`);
+    }
+    const waiter = id !== 0n ? this.d.waits.take(id) : undefined;
+    if (!shouldApply) {
+      if (request.kind === 'v2') this.applyRequest(request);
+      waiter?.reject(etcdError('Stopped'));
+      return;
+    }
+    this.d.store.setConsistentIndex(e.index, e.term);
+    try {
+      const result = this.applyRequest(request);
+      waiter?.resolve(result);
+    } catch (err) {
+      if (!(err instanceof EtcdError)) throw err; // invariant broken: crash loudly
+      waiter?.reject(err);
+    }
+  }
+
+  private applyRequest(r: Exclude<RaftRequest, { kind: 'unsupported' }>): unknown {
+    const { store, alarms } = this.d;
+    switch (r.kind) {
+      case 'put':
+        if (alarms.has(AlarmType.CORRUPT)) throw etcdError('Corrupt');
+        if (alarms.has(AlarmType.NOSPACE)) throw etcdError('NoSpace');
+        return this.withHeader(store.put(r.req));
+      case 'deleteRange':
+        if (alarms.has(AlarmType.CORRUPT)) throw etcdError('Corrupt');
+        return this.withHeader(store.deleteRange(r.req));
+      case 'txn':
+        if (alarms.has(AlarmType.CORRUPT)) throw etcdError('Corrupt');
+        if (alarms.has(AlarmType.NOSPACE) && txnHasPut(r.req)) throw etcdError('NoSpace');
+        return this.withHeader(applyTxn(store, r.req));
+      case 'range':
+        return this.withHeader(store.range(r.req));
+      case 'compaction': {
+        // Physical removal runs in the background; a physical request waits for it.
+        const done = store.compact(r.req.revision);
+        return { resp: CompactionResponse.fromPartial({ header: this.d.header() }), done } satisfies CompactionResult;
+      }
+      case 'alarm':
+        return this.applyAlarm(r.req);
+      case 'v2':
+        this.applyV2(r.req.Method ?? '', r.req.Path ?? '', r.req.Val ?? '');
+        return undefined;
+    }
+  }
+
+  private withHeader<T extends { header?: ResponseHeader | undefined }>(resp: T): T {
+    resp.header = this.d.header();
+    return resp;
+  }
+
+  private applyAlarm(req: AlarmRequest): AlarmResponse {
+    const { alarms, log } = this.d;
+    const resp = AlarmResponse.fromPartial({});
+    switch (req.action) {
+      case AlarmAction.GET:
+        resp.alarms = alarms.get(req.alarm);
+        break;
+      case AlarmAction.ACTIVATE:
+        if (req.alarm === AlarmType.NONE) break;
+        if (alarms.add(req.memberID, req.alarm)) {
+          log.warn('alarm raised', { alarm: alarmName(req.alarm), from: idToHex(req.memberID) });
+          this.d.persistAlarms(alarms);
+        }
+        resp.alarms = [{ memberID: req.memberID, alarm: req.alarm }];
+        break;
+      case AlarmAction.DEACTIVATE:
+        if (alarms.remove(req.memberID, req.alarm)) {
+          log.warn('alarm disarmed', { alarm: alarmName(req.alarm), from: idToHex(req.memberID) });
+          this.d.persistAlarms(alarms);
+          resp.alarms = [{ memberID: req.memberID, alarm: req.alarm }];
+        }
+        break;
+    }
+    resp.header = this.d.header();
+    return resp;
+  }
+
+  /** The v2 requests etcd 3.4 still sends through raft: member attributes and cluster version. */
+  private applyV2(method: string, path: string, val: string): void {
+    if (method !== 'PUT') return;
+    if (path === clusterVersionPath) {
+      this.setClusterVersion(val);
+      return;
+    }
+    const id = parseMemberAttributesPath(path);
+    if (id !== undefined) {
+      this.d.membership.setAttributes(id, attributesFromJson(val));
+      this.d.persistMembership(this.d.membership);
+    }
+  }
+
+  private setClusterVersion(val: string): void {
+    const first = this.clusterVersion === undefined;
+    if (val === this.clusterVersion) return;
+    this.clusterVersion = val;
+    this.d.persistClusterVersion(val);
+    const short = val.split('.').slice(0, 2).join('.');
+    const { log, membership, memberId } = this.d;
+    if (first) log.info('set initial cluster version', { 'cluster-id': idToHex(membership.clusterId), 'local-member-id': idToHex(memberId), 'cluster-version': short });
+    log.info('enabled capabilities for version', { 'cluster-version': short });
+    log.info('cluster version is updated', { 'cluster-version': short });
+  }
+
+  /** Raft has already applied the change (the loop does, before handing the entry here). */
+  private applyConfChange(e: Entry, shouldApply: boolean): void {
+    const cc = decodeConfChange(e.data ?? new Uint8Array());
+    const { membership, log } = this.d;
+    if (shouldApply) this.d.store.setConsistentIndex(e.index, e.term);
+    switch (cc.type) {
+      case ConfChangeType.ConfChangeAddNode:
+      case ConfChangeType.ConfChangeAddLearnerNode:
+      case ConfChangeType.ConfChangeUpdateNode: {
+        if (!cc.context || cc.context.length === 0) break;
+        const m = memberFromJson(Buffer.from(cc.context).toString('utf8'));
+        if (!membership.get(m.id)) {
+          log.info('added member', {
+            'cluster-id': idToHex(membership.clusterId), 'local-member-id': idToHex(this.d.memberId),
+            'added-peer-id': idToHex(m.id), 'added-peer-peer-urls': m.peerURLs,
+          });
+        }
+        membership.add(m);
+        this.d.persistMembership(membership);
+        break;
+      }
+      case ConfChangeType.ConfChangeRemoveNode:
+        membership.remove(cc.nodeId);
+        this.d.persistMembership(membership);
+        break;
+    }
+    const w = cc.id !== 0n ? this.d.waits.take(cc.id) : undefined;
+    w?.resolve(undefined);
+  }
+}
+
+function txnHasPut(req: TxnRequest): boolean {
+  const has = (ops: RequestOp[]): boolean => ops.some((op) => op.requestPut !== undefined || (op.requestTxn !== undefined && txnHasPut(op.requestTxn)));
+  return has(req.success) || has(req.failure);
+}

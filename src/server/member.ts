@@ -1,0 +1,205 @@
+/**
+ * One member, started from its data dir: bootstrap or restart, the backend and MVCC store,
+ * the applier, the raft loop (RaftNode) and the EtcdServer the API calls. The client API
+ * is not started here: the composition root (cli/start-server.ts) wires it on top.
+ *
+ * Bootstrap and restart are one path: a new member first writes a WAL holding etcd's
+ * bootstrap entries (one AddNode conf change per initial member, committed at term 1), then
+ * starts exactly as a restarting member does, by replaying its WAL.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { MemoryStorage } from '../raft/index.js';
+import { Wal, Snapshotter, validSnapshotEntries } from '../wal/index.js';
+import { MvccStore } from '../mvcc/index.js';
+import { Backend, backendPath } from '../storage/index.js';
+import type { Logger } from '../log/index.js';
+import { formatDuration } from '../log/index.js';
+import {
+  ConfChangeType, EntryType, encodeConfChange, Metadata, AlarmMember,
+  type Entry, type HardState, type Message, type Snapshot,
+} from '../proto/index.js';
+import type { ServerConfig } from './config.js';
+import { defaultQuotaBackendBytes } from './config.js';
+import { bootstrapIdentity } from './bootstrap.js';
+import { Membership, memberToJson, idToHex } from './membership.js';
+import { AlarmSet } from './alarms.js';
+import { EtcdServer, serverVersion } from './etcd-server.js';
+import { Applier } from './applier.js';
+import { RaftNode } from './raft-node.js';
+import { WaitRegistry } from './wait.js';
+import { SnapshotPolicy } from './snapshot-policy.js';
+import type { TransportPort } from './ports.js';
+
+/** Concord keeps membership and alarms as one JSON record each in these databases. */
+const membersKey = Buffer.from('members');
+const alarmsKey = Buffer.from('alarms');
+/** As etcd 3.5 keeps it: bucket "cluster", key "clusterVersion". */
+const clusterVersionKey = Buffer.from('clusterVersion');
+
+/**
+ * Proposals waiting for their entry to apply. etcd bounds the gap between commit and apply
+ * (5,000 entries, checked in EtcdServer); here apply keeps pace with commit on the Ready
+ * loop, so the queue that can grow is proposals waiting for a WAL save, bounded by these.
+ */
+const maxProposalsInFlight = 20_000;
+const maxProposalBytesInFlight = 256 * 1024 * 1024;
+
+export interface RunningMember {
+  readonly server: EtcdServer;
+  readonly raft: RaftNode;
+  readonly store: MvccStore;
+  /** Stops the raft loop and closes the store and the WAL (the API must be closed first). */
+  stop(): Promise<void>;
+}
+
+/** Starts the member and waits until its raft loop has replayed the WAL (and, alone, campaigned). */
+export async function startMember(config: ServerConfig, log: Logger): Promise<RunningMember> {
+  const memberDir = join(config.dataDir, 'member');
+  const walDir = config.walDir ?? join(memberDir, 'wal');
+  const snapDir = join(memberDir, 'snap');
+  const walExists = await Wal.exists(walDir);
+  // An existing data dir wins over the bootstrap flags; a new one is checked before any write.
+  const boot = walExists ? undefined : bootstrapIdentity(config);
+  mkdirSync(snapDir, { recursive: true, mode: 0o700 });
+
+  const openedAt = Date.now();
+  const backend = Backend.open({ path: backendPath(config.dataDir) });
+  log.info('opened backend db', { path: backend.path, took: formatDuration(Date.now() - openedAt) });
+
+  if (boot !== undefined) {
+    await writeBootstrapWal(walDir, boot);
+    backend.put('members', membersKey, Buffer.from(new Membership(boot.clusterId, []).toJson()));
+  }
+
+  // ---- restart path: snapshot, WAL, raft storage
+  const snapshotter = new Snapshotter(snapDir);
+  const snapshot: Snapshot | undefined = await snapshotter.loadNewestAvailable(await validSnapshotEntries(walDir));
+  const snapIndex = snapshot?.metadata.index ?? 0;
+  const wal = await Wal.open(walDir, { index: snapIndex, term: snapshot?.metadata.term ?? 0 }, { logger: (level, msg, fields) => log[level](msg, fields) });
+  const { metadata, hardState, entries } = await wal.readAll();
+  const meta = Metadata.decode(metadata);
+  const memberId = meta.NodeID ?? 0n;
+  const clusterId = meta.ClusterID ?? 0n;
+
+  const storage = new MemoryStorage();
+  if (snapshot) storage.applySnapshot(snapshot);
+  storage.setHardState(hardState);
+  storage.append(entries);
+
+  // Membership: what the backend recorded (or the snapshot), plus conf changes replayed.
+  const membersText = backend.get('members', membersKey)?.toString('utf8')
+    ?? (snapshot?.data && snapshot.data.length > 0 ? Buffer.from(snapshot.data).toString('utf8') : undefined);
+  const membership = membersText ? Membership.fromJson(membersText) : new Membership(clusterId, []);
+  const alarmsText = backend.get('alarm', alarmsKey)?.toString('utf8');
+  const alarms = new AlarmSet(alarmsText ? (JSON.parse(alarmsText) as Array<{ memberID: string; alarm: number }>).map((a) => AlarmMember.fromPartial({ memberID: BigInt(a.memberID), alarm: a.alarm })) : []);
+
+  const store = await MvccStore.open({ backend, log });
+  const quotaBytes = config.quotaBackendBytes > 0 ? config.quotaBackendBytes : defaultQuotaBackendBytes;
+  if (config.quotaBackendBytes === 0) {
+    log.info('enabled backend quota with default value', { 'quota-name': 'v3-applier', 'quota-size-bytes': quotaBytes, 'quota-size': '2.1 GB' });
+  } else {
+    log.info('enabled backend quota', { 'quota-name': 'v3-applier', 'quota-size-bytes': quotaBytes });
+  }
+
+  // The server, applier and raft loop refer to one another; the loop runs only after start().
+  let server: EtcdServer | undefined;
+  const waits = new WaitRegistry({ maxProposalsInFlight, maxProposalBytesInFlight });
+  const applier = new Applier({
+    memberId, membership, store, alarms, waits, log,
+    header: () => server!.header(),
+    persistAlarms: (a) => backend.put('alarm', alarmsKey, Buffer.from(JSON.stringify(a.get(0).map((x) => ({ memberID: x.memberID.toString(), alarm: x.alarm }))))),
+    persistMembership: (m) => backend.put('members', membersKey, Buffer.from(m.toJson())),
+    persistClusterVersion: (v) => backend.put('cluster', clusterVersionKey, Buffer.from(v)),
+    clusterVersion: backend.get('cluster', clusterVersionKey)?.toString('utf8'),
+  });
+  let snapshots: SnapshotPolicy | undefined;
+  const electionTick = Math.max(1, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
+  const raft = new RaftNode({
+    id: memberId, storage, applied: snapIndex, electionTick, heartbeatTick: 1, random: Math.random,
+    wal, snapshotter, transport: noPeerTransport(log), applier, log,
+    events: {
+      leaderChanged: (leader, _isLeader, previous) => server?.onLeaderChanged(leader, previous),
+      readState: (ctx, index) => server?.onReadState(ctx, index),
+      idle: () => snapshots!.maybeSnapshot(),
+    },
+  });
+  snapshots = new SnapshotPolicy({
+    snapshotCount: config.snapshotCount, log, store, raft, wal, snapshotter, membership,
+    appliedIndex: snapIndex, snapDir, maxSnapshots: config.maxSnapshots ?? 5,
+  });
+  log.info('starting local member', { 'local-member-id': idToHex(memberId), 'cluster-id': idToHex(clusterId) });
+  server = new EtcdServer({ config, log, memberId, membership, store, alarms, quotaBytes, raft, applier, waits });
+  log.info('starting etcd server', { 'local-member-id': idToHex(memberId), 'local-server-version': serverVersion, 'cluster-version': 'to_be_decided' });
+
+  // Raft learns its voters from the conf changes replayed in the first Readies, so let the
+  // loop drain those before deciding whether this member is alone.
+  raft.start(config.heartbeatIntervalMs);
+  await raft.exclusive(async () => undefined); // the loop is running
+  await raft.drained();
+  const voters = raft.voters();
+  if (voters.length === 1 && voters[0] === memberId && electionTick > 1) {
+    log.info('started as single-node; fast-forwarding election ticks', {
+      'local-member-id': idToHex(memberId), 'forward-ticks': electionTick - 1,
+      'forward-duration': formatDuration((electionTick - 1) * config.heartbeatIntervalMs),
+      'election-ticks': electionTick, 'election-timeout': formatDuration(config.electionTimeoutMs),
+    });
+    raft.campaignAsSoleVoter();
+  }
+  const stopDebug = config.debugRaftLoop ? logLoopStats(raft, log) : () => undefined;
+
+  const started = server;
+  return {
+    server: started, raft, store,
+    async stop() {
+      stopDebug();
+      started.stop();
+      await raft.stop();
+      await store.close();
+      await wal.close();
+    },
+  };
+}
+
+/** etcd's bootstrap WAL: AddNode conf changes for every initial member, committed at term 1. */
+async function writeBootstrapWal(walDir: string, boot: ReturnType<typeof bootstrapIdentity>): Promise<void> {
+  const wal = await Wal.create(walDir, Metadata.encode({ NodeID: boot.memberId, ClusterID: boot.clusterId }).finish());
+  const entries: Entry[] = boot.members.map((m, i) => ({
+    term: 1, index: i + 1, type: EntryType.EntryConfChange,
+    data: encodeConfChange({ type: ConfChangeType.ConfChangeAddNode, nodeId: m.id, context: Buffer.from(memberToJson(m)), id: 0n }),
+  }));
+  const hs: HardState = { term: 1, vote: 0n, commit: entries.length };
+  await wal.save(hs, entries, true);
+  await wal.close();
+}
+
+/**
+ * The peer transport until clustering lands: a one-voter cluster sends no messages, so any
+ * message means peers this member cannot reach. It says so once rather than pretend.
+ */
+function noPeerTransport(log: Logger): TransportPort {
+  let warned = false;
+  const drop = (messages: readonly Message[]): void => {
+    if (warned || messages.length === 0) return;
+    warned = true;
+    log.warn('peer transport is not implemented yet; dropping messages to peers', { to: idToHex(messages[0]!.to) });
+  };
+  return { send: drop, sendSnapshot: (m) => drop([m]) };
+}
+
+/** Tuning aid (CONCORD_DEBUG_LOOP): the Ready loop's batch sizes and WAL save latency, every second. */
+function logLoopStats(raft: RaftNode, log: Logger): () => void {
+  let last = { ...raft.stats };
+  const timer = setInterval(() => {
+    const s = raft.stats;
+    const saves = s.walSaves - last.walSaves;
+    log.info('raft loop', {
+      readies: s.readies - last.readies, 'wal-saves': saves,
+      'entries-per-save': saves ? +((s.entriesSaved - last.entriesSaved) / saves).toFixed(1) : 0,
+      'wal-save-ms': saves ? +((s.walSaveMs - last.walSaveMs) / saves).toFixed(3) : 0,
+    });
+    last = { ...s };
+  }, 1000);
+  timer.unref();
+  return () => clearInterval(timer);
+}

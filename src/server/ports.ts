@@ -1,0 +1,36 @@
+/**
+ * What the Ready loop (raft-node.ts) needs from the outside world, as interfaces: the WAL,
+ * the snapshotter, the transport to peers and the applier. The real implementations are
+ * wal/'s `Wal` and `Snapshotter` (they satisfy these shapes structurally) and the server's
+ * applier; in-memory ones (memory-ports.ts) let tests and simulations drive the real loop.
+ */
+import type { Entry, HardState, Message, Snapshot } from '../proto/index.js';
+
+/** Durable log of raft's entries and hard state. */
+export interface WalPort {
+  /** Appends entries and the hard state; resolves once they are durable (when mustSync). */
+  save(hardState: HardState | undefined, entries: readonly Entry[], mustSync: boolean): Promise<void>;
+  /** Records that a snapshot at {index, term} exists, so a restart can start from it. */
+  saveSnapshot(snap: { index: number; term: number }): Promise<void>;
+}
+
+/** Durable store of raft snapshots. */
+export interface SnapshotterPort {
+  save(snapshot: Snapshot): Promise<void>;
+}
+
+/** Messages to peers. Sends are fire-and-forget: raft retries what is lost. */
+export interface TransportPort {
+  send(messages: readonly Message[]): void;
+  /** A MsgSnap, which carries a whole snapshot and travels apart from the message stream. */
+  sendSnapshot(message: Message): void;
+}
+
+/**
+ * The state machine. `apply` receives every committed entry exactly once, in index order,
+ * including conf changes (already applied to raft by the loop) and empty entries.
+ * It must not await: apply is synchronous on the loop.
+ */
+export interface ApplierPort {
+  apply(entry: Entry): void;
+}

@@ -1,0 +1,156 @@
+// The Ready loop (RaftNode), driven in-process over the in-memory WAL and network: what it
+// persists, when it applies, that every member applies the same bytes in the same order.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryStorage } from '../raft/index.js';
+import { ConfChangeType, EntryType, encodeConfChange, type Entry, type NodeId } from '../proto/index.js';
+import { nopLogger } from '../log/index.js';
+import { RaftNode } from './raft-node.js';
+import { MemoryNetwork, MemorySnapshotter, MemoryWal } from './memory-ports.js';
+import type { TransportPort } from './ports.js';
+
+interface TestMember {
+  raft: RaftNode;
+  wal: MemoryWal;
+  applied: Entry[];
+  readStates: Array<{ ctx: string; index: number }>;
+}
+
+/** A member whose log starts with AddNode conf changes for `ids` (as a bootstrap WAL holds). */
+function member(id: NodeId, ids: NodeId[], transport: TransportPort, seed = 1): TestMember {
+  const storage = new MemoryStorage();
+  const boot: Entry[] = ids.map((n, i) => ({
+    term: 1, index: i + 1, type: EntryType.EntryConfChange,
+    data: encodeConfChange({ type: ConfChangeType.ConfChangeAddNode, nodeId: n, id: 0n }),
+  }));
+  storage.setHardState({ term: 1, vote: 0n, commit: boot.length });
+  storage.append(boot);
+  const wal = new MemoryWal();
+  const applied: Entry[] = [];
+  const readStates: TestMember['readStates'] = [];
+  let r = seed;
+  const raft = new RaftNode({
+    id, storage, applied: 0, electionTick: 10, heartbeatTick: 1,
+    random: () => ((r = (r * 48271) % 2147483647) / 2147483647),
+    wal, snapshotter: new MemorySnapshotter(), transport,
+    applier: { apply: (e) => applied.push(e) },
+    events: { readState: (ctx, index) => readStates.push({ ctx: Buffer.from(ctx).toString(), index }) },
+    log: nopLogger(),
+  });
+  return { raft, wal, applied, readStates };
+}
+
+const nowhere: TransportPort = { send: () => assert.fail('a lone member sends nothing'), sendSnapshot: () => assert.fail('no snapshot') };
+
+async function settle(...ms: TestMember[]): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    await new Promise((r) => setImmediate(r));
+    await Promise.all(ms.map((m) => m.raft.drained()));
+  }
+}
+
+/** Three members over one in-memory network, once exactly one leads and all know it. */
+async function threeMembers(seed: number): Promise<{ ms: TestMember[]; leader: TestMember }> {
+  const net = new MemoryNetwork();
+  const ids = [1n, 2n, 3n];
+  const ms = ids.map((id, i) => member(id, ids, net.transport(id), i + seed));
+  ms.forEach((m, i) => net.join(ids[i]!, m.raft));
+  for (const m of ms) m.raft.start();
+  await settle(...ms);
+  await until(() => ms.some((m) => m.raft.isLeader), () => ms.forEach((m) => m.raft.tick()), 'a leader');
+  const leaders = ms.filter((m) => m.raft.isLeader);
+  assert.equal(leaders.length, 1, 'one leader');
+  const leader = leaders[0]!;
+  await until(() => ms.every((m) => m.raft.leader === leader.raft.id), () => leader.raft.tick(), 'everyone knows the leader');
+  return { ms, leader };
+}
+
+/** A lone leader whose WAL holds back the save of `proposal` (proposed, not yet durable). */
+async function leaderWithSaveInFlight(proposal: Uint8Array): Promise<TestMember> {
+  const m = member(1n, [1n], nowhere);
+  m.raft.start();
+  await settle(m);
+  m.raft.campaignAsSoleVoter();
+  await until(() => m.raft.isLeader && m.raft.appliedIndex === 2, () => undefined, 'leader applied its empty entry');
+  m.wal.hold();
+  m.raft.propose(proposal);
+  await until(() => m.wal.pending > 0, () => undefined, 'the save is in flight');
+  return m;
+}
+
+async function until(cond: () => boolean, step: () => void, what: string): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    if (cond()) return;
+    step();
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.fail(`never happened: ${what}`);
+}
+
+test('a lone member replays its log, campaigns, and applies its proposals in index order from the WAL\'s bytes', async () => {
+  const m = member(1n, [1n], nowhere);
+  m.raft.start();
+  await settle(m);
+  assert.deepEqual(m.applied.map((e) => e.index), [1], 'the bootstrap conf change is applied on replay');
+  assert.deepEqual(m.raft.voters(), [1n]);
+  m.raft.campaignAsSoleVoter();
+  await until(() => m.raft.isLeader && m.raft.appliedTerm === m.raft.term, () => undefined, 'leader with an applied entry of its term');
+  assert.equal(m.raft.leader, 1n);
+  for (let i = 0; i < 20; i++) m.raft.propose(Buffer.from(`p${i}`));
+  await until(() => m.applied.length === 22, () => undefined, 'every proposal applied');
+  const normal = m.applied.filter((e) => e.data && e.data.length > 0 && e.type === EntryType.EntryNormal);
+  assert.deepEqual(normal.map((e) => Buffer.from(e.data!).toString()), Array.from({ length: 20 }, (_, i) => `p${i}`));
+  assert.deepEqual(m.applied.map((e) => e.index), Array.from({ length: 22 }, (_, i) => i + 1));
+  assert.equal(m.raft.appliedIndex, 22);
+  assert.equal(m.raft.commitIndex, 22);
+  // What was applied is what the WAL holds, byte for byte.
+  for (const e of normal) assert.deepEqual(Buffer.from(m.wal.entries.find((w) => w.index === e.index)!.data!), Buffer.from(e.data!));
+  assert.ok(m.wal.saves < 22, `proposals share WAL saves (group commit): ${m.wal.saves} saves`);
+  await m.raft.stop();
+});
+
+test('an entry is applied only once the WAL holds it', async () => {
+  const m = await leaderWithSaveInFlight(Buffer.from('x'));
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(m.raft.appliedIndex, 2, 'nothing applied before the save completes');
+  assert.ok(!m.wal.entries.some((e) => e.index === 3), 'entry 3 is not durable yet');
+  m.wal.release();
+  await until(() => m.raft.appliedIndex === 3, () => undefined, 'applied after the save');
+  assert.equal(Buffer.from(m.applied[2]!.data!).toString(), 'x');
+  await m.raft.stop();
+});
+
+test('three members over the in-memory network elect one leader and apply the same entries in the same order', async () => {
+  const { ms, leader } = await threeMembers(7);
+  for (let i = 0; i < 30; i++) leader.raft.propose(Buffer.from(`w${i}`));
+  const last = () => leader.raft.commitIndex;
+  await until(() => leader.raft.commitIndex >= 3 + 30 && ms.every((m) => m.raft.appliedIndex === last()), () => leader.raft.tick(), 'all applied');
+  const transcript = (m: TestMember) => m.applied.map((e) => `${e.index}/${e.term}/${e.type}/${Buffer.from(e.data ?? []).toString('hex')}`);
+  assert.deepEqual(transcript(ms[1]!), transcript(ms[0]!));
+  assert.deepEqual(transcript(ms[2]!), transcript(ms[0]!));
+  await Promise.all(ms.map((m) => m.raft.stop()));
+});
+
+test('a follower\'s ReadIndex round is answered with an index covering every committed write', async () => {
+  const { ms, leader } = await threeMembers(3);
+  for (let i = 0; i < 5; i++) leader.raft.propose(Buffer.from(`w${i}`));
+  await until(() => leader.raft.appliedIndex >= 3 + 5, () => leader.raft.tick(), 'writes applied on the leader');
+  const committed = leader.raft.commitIndex;
+  const follower = ms.find((m) => !m.raft.isLeader)!;
+  follower.raft.readIndex(Buffer.from('r1'));
+  await until(() => follower.readStates.length > 0, () => leader.raft.tick(), 'the read state');
+  assert.equal(follower.readStates[0]!.ctx, 'r1');
+  assert.ok(follower.readStates[0]!.index >= committed, `read index ${follower.readStates[0]!.index} >= ${committed}`);
+  await Promise.all(ms.map((m) => m.raft.stop()));
+});
+
+test('exclusive tasks run between Readies, never during a WAL save', async () => {
+  const m = await leaderWithSaveInFlight(Buffer.from('a'));
+  let ranDuringSave = false;
+  const task = m.raft.exclusive(async () => { ranDuringSave = m.wal.pending > 0; });
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+  m.wal.release();
+  await task;
+  assert.equal(ranDuringSave, false);
+  await m.raft.stop();
+});
