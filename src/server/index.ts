@@ -23,7 +23,7 @@ import { AlarmMember } from '../proto/gen/etcdserverpb/rpc.js';
 import type { ServerConfig } from './config.js';
 import { defaultQuotaBackendBytes } from './config.js';
 import { urlString } from './ids.js';
-import { bootstrapIdentity } from './bootstrap.js';
+import { bootstrapIdentity, checkBackendMatchesSnapshot } from './bootstrap.js';
 import { Membership, memberToJson, idToHex } from './membership.js';
 import { AlarmSet } from './alarms.js';
 import { EtcdServer, serverVersion, clusterVersion } from './etcd-server.js';
@@ -102,6 +102,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const alarms = new AlarmSet(alarmsText ? (JSON.parse(alarmsText) as Array<{ memberID: string; alarm: number }>).map((a) => AlarmMember.fromPartial({ memberID: BigInt(a.memberID), alarm: a.alarm })) : []);
 
   const store = await MvccStore.open({ backend, log });
+  checkBackendMatchesSnapshot(backend.path, store.consistentIndex(), snapshot?.metadata.index ?? 0);
   const quotaBytes = config.quotaBackendBytes > 0 ? config.quotaBackendBytes : defaultQuotaBackendBytes;
   if (config.quotaBackendBytes === 0) {
     log.info('enabled backend quota with default value', { 'quota-name': 'v3-applier', 'quota-size-bytes': quotaBytes, 'quota-size': '2.1 GB' });
