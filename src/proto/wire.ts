@@ -212,16 +212,25 @@ export class Reader {
     return this.varint() !== 0;
   }
 
-  /** A length-delimited field's payload, as a copy (safe to keep after the input is reused). */
-  bytes(): Uint8Array {
+  /**
+   * Reads a length prefix and steps over the payload it announces; returns the payload's
+   * start (its end is the new pos). `what` names the field in the truncation error.
+   */
+  private payloadStart(what: 'bytes' | 'message'): number {
     const len = this.varint();
     const start = this.pos;
     const stop = start + len;
-    if (stop > this.end) throw new Error('wire: truncated bytes');
+    if (stop > this.end) throw new Error(`wire: truncated ${what}`);
     this.pos = stop;
+    return start;
+  }
+
+  /** A length-delimited field's payload, as a copy (safe to keep after the input is reused). */
+  bytes(): Uint8Array {
+    const start = this.payloadStart('bytes');
     // Uint8Array's slice copies, but Buffer's is a view: copy explicitly, since callers
     // (the WAL reader) hand in Buffers over read windows that are reused.
-    return Uint8Array.prototype.slice.call(this.buf, start, stop);
+    return Uint8Array.prototype.slice.call(this.buf, start, this.pos);
   }
 
   /**
@@ -229,22 +238,14 @@ export class Reader {
    * Buffer): no copy, so only for inputs nobody reuses or mutates while the view lives.
    */
   view(): Uint8Array {
-    const len = this.varint();
-    const start = this.pos;
-    const stop = start + len;
-    if (stop > this.end) throw new Error('wire: truncated bytes');
-    this.pos = stop;
-    return this.buf.subarray(start, stop);
+    const start = this.payloadStart('bytes');
+    return this.buf.subarray(start, this.pos);
   }
 
   /** A length-delimited field's bounds, for decoding a nested message in place. */
   sub(): [number, number] {
-    const len = this.varint();
-    const start = this.pos;
-    const stop = start + len;
-    if (stop > this.end) throw new Error('wire: truncated message');
-    this.pos = stop;
-    return [start, stop];
+    const start = this.payloadStart('message');
+    return [start, this.pos];
   }
 
   /** Skips a field of the given wire type (unknown fields are ignored). */
