@@ -12,7 +12,7 @@
 
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, selectedTargets, b, sleep, type Server } from './harness.js';
 
@@ -73,6 +73,7 @@ describe('durability: a backend behind the snapshot is refused', () => {
       assert.ok(m, `no "does not match with snapshot" error:\n${s.log.slice(-2000)}`);
       assert.equal(m[1], backendFile(s));
       assert.ok(Number(m[2]) < Number(m[3]), m[0]);
+      assert.ok(readFileSync(backendFile(s)).equals(readFileSync(old)), 'the refused backend file was written to');
     });
   }
 });

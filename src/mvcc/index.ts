@@ -3,7 +3,7 @@
  * semantics, compaction, hash, hashKV, consistent index) over a storage/ `Backend`; the key
  * index (key -> generations of revisions) and etcd's revision key layout.
  */
-export { MvccStore } from './store.js';
+export { MvccStore, storedConsistentIndex } from './store.js';
 export type { MvccStoreOptions, HashResult, HashKVResult } from './store.js';
 export { KeyIndex, Generation } from './key_index.js';
 export type { KeyRevision } from './key_index.js';

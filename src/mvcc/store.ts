@@ -179,8 +179,7 @@ export class MvccStore {
 
   private restore(): void {
     const b = this.backend;
-    const ci = b.get('meta', META_CONSISTENT_INDEX);
-    if (ci) this.ci = readU64BE(ci);
+    this.ci = storedConsistentIndex(b);
     const term = b.get('meta', META_TERM);
     if (term) this.ciTerm = readU64BE(term);
     const finished = b.get('meta', META_FINISHED_COMPACT);
@@ -604,6 +603,16 @@ export class MvccStore {
     await this.compactions.catch(() => {});
     await this.backend.close();
   }
+}
+
+/**
+ * The consistent index the backend holds (0 if none): the last raft entry whose effects it
+ * contains. Readable before the store is opened, so start-up can check the backend against
+ * the snapshot before anything (a resumed compaction) writes to it.
+ */
+export function storedConsistentIndex(backend: Backend): number {
+  const ci = backend.get('meta', META_CONSISTENT_INDEX);
+  return ci ? readU64BE(ci) : 0;
 }
 
 function yieldTurn(): Promise<void> {

@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { RawNode, MemoryStorage } from '../raft/index.js';
 import { Wal, Snapshotter, validSnapshotEntries } from '../wal/index.js';
-import { MvccStore } from '../mvcc/index.js';
+import { MvccStore, storedConsistentIndex } from '../mvcc/index.js';
 import { Backend, backendPath } from '../storage/index.js';
 import { startApi } from '../api/index.js';
 import type { Logger } from '../log/index.js';
@@ -101,8 +101,8 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const alarmsText = backend.get('alarm', alarmsKey)?.toString('utf8');
   const alarms = new AlarmSet(alarmsText ? (JSON.parse(alarmsText) as Array<{ memberID: string; alarm: number }>).map((a) => AlarmMember.fromPartial({ memberID: BigInt(a.memberID), alarm: a.alarm })) : []);
 
+  checkBackendMatchesSnapshot(backend.path, storedConsistentIndex(backend), snapshot?.metadata.index ?? 0);
   const store = await MvccStore.open({ backend, log });
-  checkBackendMatchesSnapshot(backend.path, store.consistentIndex(), snapshot?.metadata.index ?? 0);
   const quotaBytes = config.quotaBackendBytes > 0 ? config.quotaBackendBytes : defaultQuotaBackendBytes;
   if (config.quotaBackendBytes === 0) {
     log.info('enabled backend quota with default value', { 'quota-name': 'v3-applier', 'quota-size-bytes': quotaBytes, 'quota-size': '2.1 GB' });
