@@ -1,3 +1,5 @@
 #!/usr/bin/env node
-// Entry point for `concord`; the program lives in src/cli/ (compiled to dist/).
-import '../dist/src/cli/concord.js';
+// Entry point for `concord`; the program lives in src/cli/ (compiled to dist/). It is called
+// here, not run on import, so every way of starting the bin (npx, .bin symlinks) works.
+import { main } from '../dist/src/cli/concord.js';
+void main();

@@ -11,8 +11,7 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-# `npm install`, not `npm ci`: the lock lacks some foreign-platform optional packages
-# (msgpackr-extract for darwin/win32) that the registry here does not list, and `npm ci`
-# refuses such a lock even though nothing on this platform needs them.
-npm install --no-audit --no-fund
+# Exactly the locked dependencies (the lock lists every platform's optional packages, so
+# `npm ci` accepts it everywhere); `prepare` compiles the TypeScript once.
+npm ci --no-audit --no-fund
 npm test "$@"

@@ -75,7 +75,7 @@ export function freePort(): Promise<number> {
 // ---- process registry: every child we spawn is killed on exit, by pid ----
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
-function track(child: ChildProcess): void {
+export function track(child: ChildProcess): void {
   live.add(child);
   child.once('exit', () => live.delete(child));
   if (!exitHookInstalled) {

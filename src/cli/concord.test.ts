@@ -24,7 +24,7 @@ test('the program exits 2 on an unknown flag and 0 on --version, printing as etc
 function startWithFakeServer(stopMs: number | 'never') {
   const script = `
     import { runConcord } from ${JSON.stringify(concordModule)};
-    const code = await runConcord(['--data-dir', '/nonexistent/concord-test', '--logger', 'zap'], {}, {
+    const code = await runConcord(['--data-dir', '/nonexistent/concord-test', '--logger', 'zap', '--listen-client-urls', 'http://127.0.0.1:0', '--advertise-client-urls', 'http://127.0.0.1:2379'], {}, {
       walExists: () => false,
       startServer: async (config, log) => {
         log.info('fake server started', { name: config.name });

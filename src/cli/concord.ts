@@ -17,6 +17,7 @@ import type { ServerConfig } from '../server/index.js';
 
 /** server/'s entry module, loaded once a server is to run (flag errors and --help stay fast). */
 type ServerModule = typeof import('../server/index.js');
+import { checkDataDir, checkListeners } from './preflight.js';
 
 /** What startServer returns; only stop() is needed here. */
 interface Stoppable { stop(): Promise<void> }
@@ -142,6 +143,9 @@ export async function runConcord(argv: readonly string[], env: Readonly<Record<s
     log.warn('flag is accepted for etcd compatibility but not supported by concord; ignoring', { flag: name });
   }
 
+  // etcd's checks before anything is written (cli/preflight.ts).
+  const badDataDir = checkDataDir(config.dataDir);
+  if (badDataDir) return exitFatal(log, badDataDir.msg, badDataDir.fields);
   const walDir = config.walDir ?? join(config.dataDir, 'member', 'wal');
   const initialized = (opts.walExists ?? defaultWalExists)(walDir);
   if (initialized) {
@@ -151,6 +155,11 @@ export async function runConcord(argv: readonly string[], env: Readonly<Record<s
   const { urlString } = server;
   log.info('configuring peer listeners', { 'listen-peer-urls': config.listenPeerUrls.map(urlString) });
   log.info('configuring client listeners', { 'listen-client-urls': config.listenClientUrls.map(urlString) });
+  const listenError = await checkListeners(config.listenClientUrls);
+  if (listenError) {
+    log.warn('failed to start etcd', { error: listenError });
+    return exitFatal(log, 'discovery failed', { error: listenError });
+  }
   logStarting(log, config, initialized, env.CONCORD_GIT_SHA, server);
 
   // Signals are handled from here on, so a signal during start-up still stops cleanly.
@@ -194,6 +203,13 @@ export async function runConcord(argv: readonly string[], env: Readonly<Record<s
   return undefined;
 }
 
+/** Logs etcd's fatal line and gives the exit code (etcd exits 1 after a zap Fatal). */
+function exitFatal(log: Logger, msg: string, fields: Record<string, string>): number {
+  log.log('fatal', msg, fields);
+  log.flush();
+  return 1;
+}
+
 /** etcd's wal.Exist: the WAL dir holds a WAL file (the test parseConcordArgs makes too). */
 function defaultWalExists(dir: string): boolean {
   try {
@@ -203,16 +219,14 @@ function defaultWalExists(dir: string): boolean {
   }
 }
 
-/** Entry point when run as a program (bin/concord.js imports this module). */
-async function main(): Promise<void> {
+/**
+ * The program: bin/concord.js calls this. The module itself runs nothing on import (tests
+ * import runConcord), so no guess from process.argv[1] about how it was started is needed:
+ * npx, node_modules/.bin symlinks and global installs all go through the bin file.
+ */
+export async function main(): Promise<void> {
   // Stack traces (and log callers) name the TypeScript sources.
   process.setSourceMapsEnabled(true);
   const code = await runConcord(process.argv.slice(2), process.env);
   if (code !== undefined) process.exit(code);
 }
-
-const isMain = (() => {
-  const entry = process.argv[1] ?? '';
-  return /[\\/]bin[\\/]concord(\.js)?$/.test(entry) || /[\\/]cli[\\/]concord\.js$/.test(entry);
-})();
-if (isMain) void main();

@@ -254,6 +254,54 @@ test('reopen after a compaction that removed every record continues from the com
   }
 });
 
+test('a crash after a compaction removed the head tombstone but before its finished mark keeps revisions monotonic', async () => {
+  const dir = tempDir();
+  let s = openStore(dir);
+  s.put(putReq('a', '1'));
+  s.deleteRange(delReq('a')); // rev 3, the head, a tombstone the compaction removes
+  await s.compact(3);
+  // The state such a crash leaves: records gone, compaction scheduled, no finished mark.
+  s.backend.del('meta', b('finishedCompactRev'));
+  await s.close();
+  s = openStore(dir);
+  try {
+    assert.equal(s.compactRevision, 3);
+    assert.equal(s.currentRevision, 3, 'current revision is at least the scheduled compaction (etcd #17780)');
+    assert.equal(s.range(rangeReq('a')).header!.revision, 3);
+    assert.equal(s.put(putReq('a', '2')).header!.revision, 4);
+  } finally {
+    await s.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('compaction writes its finished mark in the same backend commit as its last deletions', async () => {
+  const dir = tempDir();
+  // Compaction batches of 2 over exactly 2 records; a backend that commits after every write
+  // (at the next setImmediate, before the compaction's own yield between batches).
+  const s = openStore(dir, { compactionBatchLimit: 2 }, { batchLimit: 1 });
+  try {
+    s.put(putReq('a', '1'));
+    s.deleteRange(delReq('a'));
+    await s.forceCommit();
+    const ops: string[] = [];
+    const be = s.backend;
+    const del = be.del.bind(be);
+    const put = be.put.bind(be);
+    be.del = (db, key) => (ops.push(`del ${db}`), del(db, key));
+    be.put = (db, key, value) => (ops.push(`put ${db} ${key.toString()}`), put(db, key, value));
+    be.onBeforeCommit(() => ops.push('commit'));
+    await s.compact(3);
+    const mark = ops.indexOf('put meta finishedCompactRev');
+    const lastDel = ops.lastIndexOf('del key');
+    assert.ok(mark > lastDel && lastDel >= 0, ops.join(', '));
+    assert.ok(!ops.slice(lastDel, mark).includes('commit'), `a commit between the last deletion and the mark: ${ops.join(', ')}`);
+  } finally {
+    await s.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('consistent index and term are persisted in the commit that carries the data', async () => {
   const dir = tempDir();
   let s = openStore(dir, {}, { batchIntervalMs: 60_000 });

@@ -180,8 +180,7 @@ export class MvccStore {
 
   private restore(): void {
     const b = this.backend;
-    const ci = b.get('meta', META_CONSISTENT_INDEX);
-    if (ci) this.ci = readU64BE(ci);
+    this.ci = storedConsistentIndex(b);
     const term = b.get('meta', META_TERM);
     if (term) this.ciTerm = readU64BE(term);
     const finished = b.get('meta', META_FINISHED_COMPACT);
@@ -209,8 +208,9 @@ export class MvccStore {
         this.index.insert(nki);
       }
     }
-    // Compaction may have removed every record up to its revision.
-    this.currentRev = Math.max(rev, this.compactMainRev);
+    // Compaction may have removed every record up to its revision, finished or not (a crash
+    // before the finished mark): the revision never goes below either (etcd #17780).
+    this.currentRev = Math.max(rev, this.compactMainRev, scheduled);
     if (scheduled <= this.compactMainRev) scheduled = 0;
     if (scheduled !== 0) {
       // A compaction was recorded but did not finish: resume it (etcd does the same).
@@ -479,19 +479,24 @@ export class MvccStore {
     while (!this.closed) {
       await this.backend.ready();
       if (this.closed) return;
+      // One record past the batch tells whether this batch is the last: the finished mark
+      // must be written in the same synchronous turn (so the same backend commit) as the
+      // last deletions, or a crash between them leaves history gone but no mark.
       let n = 0;
-      let lastKey: Buffer | undefined;
-      for (const [k] of this.backend.scan('key', { start: last, end, limit: this.batchLimit })) {
-        n++;
-        lastKey = k;
+      let next: Buffer | undefined;
+      for (const [k] of this.backend.scan('key', { start: last, end, limit: this.batchLimit + 1 })) {
+        if (n++ === this.batchLimit) {
+          next = k;
+          break;
+        }
         if (!keep.has(revId(revMain(k), revSub(k)))) this.backend.del('key', k);
       }
-      if (n < this.batchLimit) {
+      if (next === undefined) {
         this.backend.put('meta', META_FINISHED_COMPACT, revKey(rev, 0));
         this.log?.info('finished scheduled compaction', { 'compact-revision': rev, took: `${Date.now() - started}ms` });
         return;
       }
-      last = revKey(revMain(lastKey!), revSub(lastKey!) + 1);
+      last = Buffer.from(next); // a copy: the scan may reuse its key buffer
       await yieldTurn();
     }
   }
@@ -547,6 +552,16 @@ export class MvccStore {
     await this.compactions.catch(() => {});
     await this.backend.close();
   }
+}
+
+/**
+ * The consistent index the backend holds (0 if none): the last raft entry whose effects it
+ * contains. Readable before the store is opened, so start-up can check the backend against
+ * the snapshot before anything (a resumed compaction) writes to it.
+ */
+export function storedConsistentIndex(backend: Backend): number {
+  const ci = backend.get('meta', META_CONSISTENT_INDEX);
+  return ci ? readU64BE(ci) : 0;
 }
 
 function yieldTurn(): Promise<void> {

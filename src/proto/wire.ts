@@ -10,7 +10,6 @@
  */
 
 const TWO_32 = 4294967296;
-const MAX_U64 = (1n << 64n) - 1n;
 
 /** Wire types. */
 export const WIRE_VARINT = 0;
@@ -36,18 +35,52 @@ export function sizeVarint(v: number): number {
 /** Bytes needed for the varint encoding of an unsigned 64-bit bigint. */
 export function sizeVarintBig(v: bigint): number {
   if (v <= 0x1fffffffffffffn && v >= 0n) return sizeVarint(Number(v));
-  let n = 1;
-  v = BigInt.asUintN(64, v);
-  while (v >= 0x80n) {
-    n++;
-    v >>= 7n;
-  }
-  return n;
+  // Above 2^53 the high 32 bits are non-zero: 7 bits per byte of the 64 - clz significant bits.
+  const hi = Number(BigInt.asUintN(64, v) >> 32n);
+  return Math.ceil((64 - Math.clz32(hi)) / 7);
 }
 
 /** Size of a length-delimited field's payload prefix plus payload (tag not included). */
 export function sizeBytesField(len: number): number {
   return sizeVarint(len) + len;
+}
+
+/**
+ * Writes the varint of a non-negative safe integer at `buf[pos]` and returns the position
+ * after it (for codecs that fill their own buffers: the WAL's record encoder, mvcc's KeyValue).
+ */
+export function writeVarint(buf: Uint8Array, pos: number, v: number): number {
+  if (v < TWO_32) {
+    // Fast path with 32-bit arithmetic.
+    v = v >>> 0;
+    while (v >= 0x80) {
+      buf[pos++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
+    }
+  } else {
+    while (v >= 0x80) {
+      buf[pos++] = (v % 128) | 0x80;
+      v = Math.floor(v / 128);
+    }
+  }
+  buf[pos++] = v;
+  return pos;
+}
+
+/** As writeVarint, for a 64-bit bigint (negative values wrap as uint64, as Go writes int64). */
+export function writeVarintBig(buf: Uint8Array, pos: number, v: bigint): number {
+  if (v >= 0n && v <= 0x1fffffffffffffn) return writeVarint(buf, pos, Number(v));
+  // Two 32-bit halves: one BigInt split instead of BigInt arithmetic per byte.
+  v = BigInt.asUintN(64, v);
+  let lo = Number(v & 0xffffffffn);
+  let hi = Number(v >> 32n);
+  while (hi !== 0 || lo >= 0x80) {
+    buf[pos++] = (lo & 0x7f) | 0x80;
+    lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+    hi >>>= 7;
+  }
+  buf[pos++] = lo;
+  return pos;
 }
 
 /** Writes into a buffer of known size. Callers size first, then write. */
@@ -66,41 +99,12 @@ export class Writer {
 
   /** Unsigned varint of a non-negative safe integer. */
   varint(v: number): void {
-    const buf = this.buf;
-    let pos = this.pos;
-    if (v < TWO_32) {
-      // Fast path with 32-bit arithmetic.
-      v = v >>> 0;
-      while (v >= 0x80) {
-        buf[pos++] = (v & 0x7f) | 0x80;
-        v >>>= 7;
-      }
-      buf[pos++] = v;
-    } else {
-      while (v >= 0x80) {
-        buf[pos++] = (v % 128) | 0x80;
-        v = Math.floor(v / 128);
-      }
-      buf[pos++] = v;
-    }
-    this.pos = pos;
+    this.pos = writeVarint(this.buf, this.pos, v);
   }
 
   /** Unsigned varint of a 64-bit bigint (negative values wrap as uint64). */
   varintBig(v: bigint): void {
-    if (v >= 0n && v <= 0x1fffffffffffffn) {
-      this.varint(Number(v));
-      return;
-    }
-    v = BigInt.asUintN(64, v);
-    const buf = this.buf;
-    let pos = this.pos;
-    while (v >= 0x80n) {
-      buf[pos++] = Number(v & 0x7fn) | 0x80;
-      v >>= 7n;
-    }
-    buf[pos++] = Number(v);
-    this.pos = pos;
+    this.pos = writeVarintBig(this.buf, this.pos, v);
   }
 
   bool(b: boolean): void {
@@ -155,6 +159,11 @@ export class Reader {
     const buf = this.buf;
     let pos = this.pos;
     const end = this.end;
+    // Most varints are tags and small lengths: one byte.
+    if (pos < end && buf[pos] < 0x80) {
+      this.pos = pos + 1;
+      return buf[pos];
+    }
     let result = 0;
     let shift = 0;
     for (;;) {
@@ -173,46 +182,70 @@ export class Reader {
 
   /** Unsigned varint as a 64-bit bigint. */
   varintBig(): bigint {
+    // Accumulates two 32-bit halves (bits past 64 drop, as Go's uint64 does) and makes one
+    // BigInt at the end instead of BigInt arithmetic per byte.
     const buf = this.buf;
     let pos = this.pos;
-    let result = 0n;
-    let shift = 0n;
+    let lo = 0;
+    let hi = 0;
+    let shift = 0;
     for (;;) {
       if (pos >= this.end) throw new Error('wire: truncated varint');
-      const b = buf[pos++];
-      result |= BigInt(b & 0x7f) << shift;
+      const b = buf[pos++] & 0xff;
+      const bits = b & 0x7f;
+      if (shift < 28) lo |= bits << shift;
+      else if (shift === 28) {
+        lo |= bits << 28; // the low 4 bits land in lo, the rest in hi
+        hi = bits >>> 4;
+      } else hi |= bits << (shift - 32);
       if (b < 0x80) break;
-      shift += 7n;
-      if (shift >= 70n) throw new Error('wire: varint too long');
+      shift += 7;
+      if (shift >= 70) throw new Error('wire: varint too long');
     }
     this.pos = pos;
-    return result & MAX_U64;
+    lo >>>= 0;
+    hi >>>= 0;
+    return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
   }
 
   bool(): boolean {
     return this.varint() !== 0;
   }
 
-  /** A length-delimited field's payload, as a copy (safe to keep after the input is reused). */
-  bytes(): Uint8Array {
+  /**
+   * Reads a length prefix and steps over the payload it announces; returns the payload's
+   * start (its end is the new pos). `what` names the field in the truncation error.
+   */
+  private payloadStart(what: 'bytes' | 'message'): number {
     const len = this.varint();
     const start = this.pos;
     const stop = start + len;
-    if (stop > this.end) throw new Error('wire: truncated bytes');
+    if (stop > this.end) throw new Error(`wire: truncated ${what}`);
     this.pos = stop;
+    return start;
+  }
+
+  /** A length-delimited field's payload, as a copy (safe to keep after the input is reused). */
+  bytes(): Uint8Array {
+    const start = this.payloadStart('bytes');
     // Uint8Array's slice copies, but Buffer's is a view: copy explicitly, since callers
     // (the WAL reader) hand in Buffers over read windows that are reused.
-    return Uint8Array.prototype.slice.call(this.buf, start, stop);
+    return Uint8Array.prototype.slice.call(this.buf, start, this.pos);
+  }
+
+  /**
+   * A length-delimited field's payload as a view of the input (a Buffer's subarray is a
+   * Buffer): no copy, so only for inputs nobody reuses or mutates while the view lives.
+   */
+  view(): Uint8Array {
+    const start = this.payloadStart('bytes');
+    return this.buf.subarray(start, this.pos);
   }
 
   /** A length-delimited field's bounds, for decoding a nested message in place. */
   sub(): [number, number] {
-    const len = this.varint();
-    const start = this.pos;
-    const stop = start + len;
-    if (stop > this.end) throw new Error('wire: truncated message');
-    this.pos = stop;
-    return [start, stop];
+    const start = this.payloadStart('message');
+    return [start, this.pos];
   }
 
   /** Skips a field of the given wire type (unknown fields are ignored). */

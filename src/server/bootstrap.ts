@@ -40,3 +40,17 @@ function advertiseMismatch(name: string, initialUrls: string[], advertisedUrls: 
   const notInCluster = advertisedUrls.filter((u) => !initialUrls.includes(u));
   return `--initial-advertise-peer-urls has ${notInCluster.join(',')} but missing from --initial-cluster=${advertisedUrls.map((u) => `${name}=${u}`).join(',')}`;
 }
+
+/**
+ * etcd's startup check (etcdserver/server.go NewServer): the backend must hold every entry up
+ * to the snapshot, because the WAL before the snapshot may already be released. A backend
+ * behind it (an older copy of the file, or pages a power cut lost) would be served with writes
+ * silently missing; refuse to start instead, with etcd's message. etcd exempts a zero index
+ * (files from before 3.0 never stored one); Concord never wrote such files, so a zero index
+ * under a snapshot means the backend lost everything and is refused too.
+ */
+export function checkBackendMatchesSnapshot(backendPath: string, consistentIndex: number, snapshotIndex: number): void {
+  if (consistentIndex < snapshotIndex) {
+    throw new Error(`database file (${backendPath} index ${consistentIndex}) does not match with snapshot (index ${snapshotIndex})`);
+  }
+}

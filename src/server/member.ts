@@ -11,7 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { MemoryStorage } from '../raft/index.js';
 import { Wal, Snapshotter, validSnapshotEntries } from '../wal/index.js';
-import { MvccStore } from '../mvcc/index.js';
+import { MvccStore, storedConsistentIndex } from '../mvcc/index.js';
 import { Backend, backendPath } from '../storage/index.js';
 import type { Logger } from '../log/index.js';
 import { formatDuration } from '../log/index.js';
@@ -21,7 +21,7 @@ import {
 } from '../proto/index.js';
 import type { ServerConfig } from './config.js';
 import { defaultQuotaBackendBytes } from './config.js';
-import { bootstrapIdentity } from './bootstrap.js';
+import { bootstrapIdentity, checkBackendMatchesSnapshot } from './bootstrap.js';
 import { Membership, memberToJson, idToHex } from './membership.js';
 import { AlarmSet } from './alarms.js';
 import { EtcdServer, serverVersion } from './etcd-server.js';
@@ -94,6 +94,7 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
   const alarmsText = backend.get('alarm', alarmsKey)?.toString('utf8');
   const alarms = new AlarmSet(alarmsText ? (JSON.parse(alarmsText) as Array<{ memberID: string; alarm: number }>).map((a) => AlarmMember.fromPartial({ memberID: BigInt(a.memberID), alarm: a.alarm })) : []);
 
+  checkBackendMatchesSnapshot(backend.path, storedConsistentIndex(backend), snapIndex);
   const store = await MvccStore.open({ backend, log });
   const quotaBytes = config.quotaBackendBytes > 0 ? config.quotaBackendBytes : defaultQuotaBackendBytes;
   if (config.quotaBackendBytes === 0) {

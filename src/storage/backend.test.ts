@@ -149,3 +149,40 @@ test('copy and snapshot are point-in-time copies that include uncommitted writes
   await c2.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('forceCommit resolves only once LMDB reports the commit synced to disk, not merely committed', async () => {
+  const { dir, file } = tempPath();
+  const be = Backend.open({ path: file, batchIntervalMs: 60_000 });
+  // lmdb-js's env.flushed settles when the last commit is fsynced (overlappingSync commits
+  // become visible first). Hold it back to see that forceCommit waits for it.
+  const env = (be as unknown as { env: { flushed: PromiseLike<boolean>; committed: PromiseLike<boolean> } }).env;
+  const realFlushed = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(env), 'flushed') ?? Object.getOwnPropertyDescriptor(env, 'flushed');
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let asked = false;
+  Object.defineProperty(env, 'flushed', {
+    configurable: true,
+    get: () => {
+      asked = true;
+      return held.then(() => (realFlushed?.get ? realFlushed.get.call(env) : realFlushed?.value) as PromiseLike<boolean>);
+    },
+  });
+  try {
+    be.put('key', k(1), Buffer.from('one'));
+    let done = false;
+    const forced = be.forceCommit().then(() => (done = true));
+    await new Promise<void>((r) => setImmediate(r));
+    await env.committed; // the transaction is committed and visible...
+    await new Promise<void>((r) => setImmediate(r));
+    assert.ok(asked, 'forceCommit never asked whether the commit is on disk');
+    assert.equal(done, false, '...but forceCommit must still wait for the sync');
+    release();
+    await forced;
+    assert.equal(done, true);
+  } finally {
+    release();
+    delete (env as { flushed?: unknown }).flushed;
+    await be.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

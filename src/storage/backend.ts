@@ -11,6 +11,14 @@
 //
 // A flush is only ever started at an asynchronous boundary (timer or setImmediate), never in
 // the middle of a synchronous apply, so an entry's writes are never split across commits.
+//
+// Durability: LMDB runs with overlappingSync (lmdb-js's default on Linux, set explicitly
+// here): a commit becomes visible before its pages are fsynced, and the sync overlaps the
+// next transactions. That is right for the batched commits (the WAL covers them), but
+// whatever *relies* on the backend (the snapshot policy, which then writes the snap file and
+// releases WAL segments; close) goes through forceCommit(), which also waits for lmdb-js's
+// `flushed` promise: only then is the data on disk. Defrag fsyncs its copy and the directory
+// around the rename, so a power cut leaves either the old file or the whole new one.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -134,6 +142,9 @@ export class Backend {
       noSubdir: true,
       maxDbs: DB_NAMES.length + 4,
       mapSize: this.mapSizeBytes,
+      // Explicit, so durability never depends on a library default: commits resolve when
+      // visible, `env.flushed` when synced (see forceCommit).
+      overlappingSync: true,
     });
     this.dbs = DB_NAMES.map((name) => this.env.openDB<Buffer, Buffer>(name, DB_OPTIONS));
   }
@@ -305,10 +316,15 @@ export class Backend {
     return rec.done;
   }
 
-  /** Commits everything written so far; resolves once it is in LMDB (etcd's ForceCommit). */
+  /**
+   * Commits everything written so far; resolves once it is in LMDB *and synced to disk*
+   * (etcd's ForceCommit, a bbolt commit with fsync). Anything that relies on the backend
+   * holding an entry (a snapshot, releasing WAL) must wait for this.
+   */
   async forceCommit(): Promise<void> {
     if (this.defragging) await this.defragging;
     await this.flush();
+    await this.env.flushed;
   }
 
   private check(): void {
@@ -355,10 +371,12 @@ export class Backend {
         const tmp = this.path + '.defrag';
         fs.rmSync(tmp, { force: true });
         await this.env.backup(tmp, true);
+        fsyncPath(tmp); // the copy's bytes are on disk before the rename makes it the database
         this.swapping = true;
         try {
           await this.env.close();
           fs.renameSync(tmp, this.path);
+          fsyncPath(path.dirname(this.path)); // and the rename itself survives a power cut
           this.openEnv();
         } finally {
           this.swapping = false;
@@ -406,9 +424,20 @@ export class Backend {
     if (this.closed) return;
     if (this.defragging) await this.defragging.catch(() => {});
     await this.flush().catch(() => {});
+    await Promise.resolve(this.env.flushed).catch(() => {}); // a failed commit already set `fatal`
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
     await this.env.close();
+  }
+}
+
+/** fsync of a file or a directory (a directory's fsync makes a rename in it durable). */
+function fsyncPath(p: string): void {
+  const fd = fs.openSync(p, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }

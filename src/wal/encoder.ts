@@ -7,7 +7,7 @@
 
 import { crc32c } from '@node-rs/crc32';
 import { FRAME_SIZE_BYTES, RecordType, writeFrameSize } from './frame.js';
-import { sizeVarint } from '../proto/index.js';
+import { sizeVarint, writeVarint } from '../proto/index.js';
 
 /** The fields of raftpb.Entry the WAL writes (structural, so any Entry shape fits). */
 export interface EntryFields {
@@ -33,23 +33,6 @@ const TAG_ENTRY_DATA = 0x22;
 
 /** The largest record header before the data: type tag+value, crc tag+5, data tag. */
 const MAX_HEADER_BEFORE_LEN = 1 + 1 + 1 + 5 + 1;
-
-function putVarint(buf: Buffer, pos: number, v: number): number {
-  if (v < 0x100000000) {
-    v >>>= 0;
-    while (v >= 0x80) {
-      buf[pos++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-  } else {
-    while (v >= 0x80) {
-      buf[pos++] = (v % 128) | 0x80;
-      v = Math.floor(v / 128);
-    }
-  }
-  buf[pos++] = v;
-  return pos;
-}
 
 /** Size of the marshalled raftpb.Entry (data omitted when undefined, as gogoproto omits nil). */
 export function entrySize(e: EntryFields): number {
@@ -111,11 +94,11 @@ export class RecordEncoder {
     const start = this.len;
     let p = start + FRAME_SIZE_BYTES;
     buf[p++] = TAG_TYPE;
-    p = putVarint(buf, p, type);
+    p = writeVarint(buf, p, type);
     buf[p++] = TAG_CRC;
-    p = putVarint(buf, p, crc);
+    p = writeVarint(buf, p, crc);
     buf[p++] = TAG_DATA;
-    p = putVarint(buf, p, dataBytes);
+    p = writeVarint(buf, p, dataBytes);
     if (p !== dataPos) buf.copyWithin(p, dataPos, dataPos + dataBytes);
     this.finishFrame(start, p + dataBytes);
   }
@@ -145,15 +128,15 @@ export class RecordEncoder {
     const buf = this.buf;
     let pos = dataPos;
     buf[pos++] = TAG_ENTRY_TYPE;
-    pos = putVarint(buf, pos, e.type);
+    pos = writeVarint(buf, pos, e.type);
     buf[pos++] = TAG_ENTRY_TERM;
-    pos = putVarint(buf, pos, e.term);
+    pos = writeVarint(buf, pos, e.term);
     buf[pos++] = TAG_ENTRY_INDEX;
-    pos = putVarint(buf, pos, e.index);
+    pos = writeVarint(buf, pos, e.index);
     const d = e.data;
     if (d !== undefined) {
       buf[pos++] = TAG_ENTRY_DATA;
-      pos = putVarint(buf, pos, d.length);
+      pos = writeVarint(buf, pos, d.length);
       buf.set(d, pos);
     }
     this.finishRecord(RecordType.entry, size, dataPos);
@@ -168,9 +151,9 @@ export class RecordEncoder {
     const start = this.len;
     let p = start + FRAME_SIZE_BYTES;
     this.buf[p++] = TAG_TYPE;
-    p = putVarint(this.buf, p, RecordType.crc);
+    p = writeVarint(this.buf, p, RecordType.crc);
     this.buf[p++] = TAG_CRC;
-    p = putVarint(this.buf, p, this.crc);
+    p = writeVarint(this.buf, p, this.crc);
     this.finishFrame(start, p);
   }
 }

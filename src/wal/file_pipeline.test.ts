@@ -85,19 +85,16 @@ test('a cut before the pipeline is ready waits for it and says so', async () => 
       if (Buffer.isBuffer(buf) && buf.length === ZERO_CHUNK_BYTES) await new Promise((r) => setTimeout(r, 200));
       return realWrite.apply(this, a);
     };
-    let cutMs = 0;
     try {
       const w = await Wal.create(d, META, { segmentSizeBytes: SEG, logger });
       let i = 1;
       while ((await walFiles(d)).length < 2) {
-        const t0 = performance.now();
         await w.save({ term: 1, vote: 1n, commit: i }, makeEntries(i, i + 9, 1, 1000), true);
-        cutMs = performance.now() - t0;
         i += 10;
       }
       await w.save({ term: 1, vote: 1n, commit: i }, makeEntries(i, i, 1, 1000), true);
       assert.deepEqual(warnings, ['wal: the next segment file was not prepared in time; the cut waited for it']);
-      assert.ok(cutMs >= 150, `the cut waited for the pipeline (${cutMs} ms)`);
+      // (The warning is the evidence that the cut waited: no timed assertion, which load breaks.)
       await w.close();
       const names = await walFiles(d);
       assert.equal(names.length, 2);

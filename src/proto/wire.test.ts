@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Reader, Writer, sizeVarint, sizeVarintBig, writeVarint, writeVarintBig } from './wire.js';
+
+/** The plain definition, one BigInt step per byte: what the fast paths must equal. */
+function referenceVarint(v: bigint): number[] {
+  v = BigInt.asUintN(64, v);
+  const out: number[] = [];
+  while (v >= 0x80n) {
+    out.push(Number(v & 0x7fn) | 0x80);
+    v >>= 7n;
+  }
+  out.push(Number(v));
+  return out;
+}
+
+const edges: bigint[] = [0n, 1n, 0x7fn, 0x80n, 0x3fffn, 0x4000n, 0xfffffffn, 0x10000000n, 0xffffffffn, 0x100000000n,
+  0x7ffffffffn, 0x800000000n, (1n << 53n) - 1n, 1n << 53n, 0x694d71ddb4a1ba0bn, (1n << 63n) - 1n, 1n << 63n,
+  (1n << 64n) - 1n, -1n, -5n, -(1n << 63n)];
+for (let i = 0; i < 64; i++) edges.push(1n << BigInt(i), (1n << BigInt(i)) - 1n, (1n << BigInt(i)) + 1n);
+
+test('64-bit varints: size, write and read equal the per-byte definition at every bit boundary', () => {
+  for (const v of edges) {
+    const want = referenceVarint(v);
+    assert.equal(sizeVarintBig(v), want.length, `size of ${v}`);
+    const buf = new Uint8Array(12);
+    assert.equal(writeVarintBig(buf, 1, v), 1 + want.length, `end of ${v}`);
+    assert.deepEqual([...buf.subarray(1, 1 + want.length)], want, `bytes of ${v}`);
+    const r = new Reader(buf, 1, 1 + want.length);
+    assert.equal(r.varintBig(), BigInt.asUintN(64, v), `read of ${v}`);
+    assert.ok(r.done());
+    const w = new Writer(want.length);
+    w.varintBig(v);
+    assert.deepEqual([...w.finish()], want);
+  }
+});
+
+test('safe-integer varints: size, write and read equal the definition', () => {
+  for (const v of edges.filter((x) => x >= 0n && x <= BigInt(Number.MAX_SAFE_INTEGER))) {
+    const n = Number(v);
+    const want = referenceVarint(v);
+    assert.equal(sizeVarint(n), want.length);
+    const buf = Buffer.alloc(want.length);
+    assert.equal(writeVarint(buf, 0, n), want.length);
+    assert.deepEqual([...buf], want);
+    assert.equal(new Reader(buf).varint(), n);
+  }
+});
+
+test('a varint past 64 bits keeps the low 64 (as Go), one past 10 bytes is refused, a cut one is truncated', () => {
+  const eleven = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+  assert.throws(() => new Reader(eleven).varintBig(), /varint too long/);
+  const ten = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+  assert.equal(new Reader(ten).varintBig(), (1n << 64n) - 1n);
+  assert.throws(() => new Reader(new Uint8Array([0x80, 0x80])).varintBig(), /truncated varint/);
+  assert.throws(() => new Reader(new Uint8Array([0x80])).varint(), /truncated varint/);
+  assert.throws(() => new Reader(new Uint8Array([0x05, 1, 2])).view(), /truncated bytes/);
+});
