@@ -44,6 +44,8 @@ export interface GrpcServerOptions {
   maxSendMessageBytes?: number;
   /** Requests a bidi call may hold unread before the stream is paused (HTTP/2 flow control then pushes back). */
   maxQueuedMessages?: number;
+  /** Request bytes a bidi call may hold unread before the stream is paused (default 4 MiB; one message is always taken). */
+  maxQueuedBytes?: number;
   /** Serves non-POST (plain HTTP/2, h2c) requests, e.g. GET /health. Default: 404. */
   httpHandler?: (stream: Stream, headers: Headers) => void;
 }
@@ -72,8 +74,10 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   /** Trailers sent when node asks for them ('wantTrailers'). */
   private trailers: Record<string, string> = okTrailers;
   private resetAfterTrailers = false;
-  // bidi input queue, bounded by server.maxQueuedMessages (the stream is paused past it)
+  // bidi input queue, bounded by server.maxQueuedMessages and maxQueuedBytes (the stream is paused past them)
   private queue: Req[] = [];
+  private queuedSizes: number[] = [];
+  private queuedBytes = 0;
   private wakeReader: (() => void) | undefined;
   private drainWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
 
@@ -117,6 +121,7 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     for (;;) {
       if (this.queue.length > 0) {
         const m = this.queue.shift()!;
+        this.queuedBytes -= this.queuedSizes.shift()!;
         if (this.queue.length === 0 && this.stream.isPaused() && !this.ended) this.stream.resume();
         yield m;
         continue;
@@ -218,7 +223,9 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     const kind = this.def.kind;
     if (kind === 'bidi') {
       this.queue.push(req);
-      if (this.queue.length >= this.server.maxQueuedMessages) this.stream.pause();
+      this.queuedSizes.push(body.length);
+      this.queuedBytes += body.length;
+      if (this.queue.length >= this.server.maxQueuedMessages || this.queuedBytes >= this.server.maxQueuedBytes) this.stream.pause();
       this.wake();
       return;
     }
@@ -358,6 +365,7 @@ function unknownMethod(path: string): string {
 export class GrpcServer {
   readonly maxReceiveMessageBytes: number;
   readonly maxQueuedMessages: number;
+  readonly maxQueuedBytes: number;
   readonly maxSendMessageBytes: number;
   private readonly methods = new Map<string, MethodDef>();
   private readonly services = new Set<string>();
@@ -368,6 +376,7 @@ export class GrpcServer {
   constructor(opts: GrpcServerOptions = {}) {
     this.maxReceiveMessageBytes = opts.maxReceiveMessageBytes ?? 4 * 1024 * 1024;
     this.maxQueuedMessages = opts.maxQueuedMessages ?? 64;
+    this.maxQueuedBytes = opts.maxQueuedBytes ?? 4 * 1024 * 1024;
     this.maxSendMessageBytes = opts.maxSendMessageBytes ?? 0x7fffffff;
     this.httpHandler = opts.httpHandler ?? notFound;
   }
