@@ -11,7 +11,7 @@ import { test, describe, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { startServer, selectedTargets, runConcord, b, type Server } from './harness.js';
-import { FLAG, FRAME, RawConn, frame, grpcMessage, grpcRequestHeaders, headerBlock, rawCall, rssBytes } from './h2raw.js';
+import { FLAG, FRAME, RawConn, frame, grpcMessage, grpcRequestHeaders, headerBlock, rawCall, rssBytes, send } from './h2raw.js';
 import { RangeRequest, RangeResponse } from '../src/proto/gen/etcdserverpb/rpc.js';
 
 const servers = new Map<string, Server>();
@@ -162,7 +162,7 @@ describe('defect 4: a connection that never ACKs our SETTINGS', () => {
     let peak = before;
     try {
       while (sent < 16 * 1024 * 1024 && !c.isClosed) {
-        if (!c.socket.write(burst)) await Promise.race([new Promise((r) => c.socket.once('drain', r)), c.closed]);
+        if (!await send(c, burst)) break;
         sent += burst.length;
         if (sent % (1024 * 1024) < burst.length) peak = Math.max(peak, await rssBytes(s.pid!));
       }

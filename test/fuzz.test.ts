@@ -15,7 +15,7 @@ import { test, describe, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { startServer, runEtcd, runConcord, type Server } from './harness.js';
-import { FLAG, FRAME, RawConn, frame, grpcMessage, grpcRequestHeaders, headerBlock, preface, rawCall, rssBytes, type CallResult } from './h2raw.js';
+import { FLAG, FRAME, RawConn, frame, grpcMessage, grpcRequestHeaders, headerBlock, preface, rawCall, rssBytes, send, type CallResult } from './h2raw.js';
 import * as pb from '../src/proto/gen/etcdserverpb/rpc.js';
 import { etcdMethods } from '../src/api/services.js';
 import type { EtcdService } from '../src/server/service.js';
@@ -111,24 +111,6 @@ async function assertAlive(what: string): Promise<void> {
 /** A gRPC answer or a clean stream/connection end; never a hang. */
 function assertAnswered(r: CallResult, what: string): void {
   assert.ok(r.error !== 'timeout', `no answer to ${what} (seed ${seed})`);
-}
-
-/**
- * Writes with backpressure. False when the server stopped reading for stallMs (it may bound
- * a flooding peer by not reading; the kernel buffers are then the bound) or closed.
- */
-async function send(c: RawConn, b: Buffer, stallMs = 2000): Promise<boolean> {
-  if (c.isClosed) return false;
-  if (c.socket.write(b)) return true;
-  let t: NodeJS.Timeout | undefined;
-  const drained = await Promise.race([
-    new Promise<boolean>((r) => c.socket.once('drain', () => r(true))),
-    c.closed.then(() => false),
-    new Promise<boolean>((r) => { t = setTimeout(() => r(false), stallMs); }),
-  ]);
-  clearTimeout(t);
-  if (!drained && !c.isClosed) process.stderr.write(`[fuzz] server stopped reading (flood bounded by TCP)\n`);
-  return drained;
 }
 
 /** Runs `fn` on a raw connection that has done the HTTP/2 handshake, then drops it. */

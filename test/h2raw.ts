@@ -179,3 +179,22 @@ export async function rssBytes(pid: number): Promise<number> {
   const m = /VmRSS:\s+(\d+) kB/.exec(status);
   return m ? Number(m[1]) * 1024 : 0;
 }
+
+/**
+ * Writes with backpressure. False when the server stopped reading for stallMs (it may bound
+ * a flooding peer by not reading; the kernel buffers are then the bound) or closed.
+ */
+export async function send(c: RawConn, b: Buffer, stallMs = 2000): Promise<boolean> {
+  if (c.isClosed) return false;
+  if (c.socket.write(b)) return true;
+  let t: NodeJS.Timeout | undefined;
+  const drained = await Promise.race([
+    new Promise<boolean>((r) => c.socket.once('drain', () => r(true))),
+    c.closed.then(() => false),
+    new Promise<boolean>((r) => { t = setTimeout(() => r(false), stallMs); }),
+  ]);
+  clearTimeout(t);
+  if (!drained && !c.isClosed) process.stderr.write(`[fuzz] server stopped reading (flood bounded by TCP)\n`);
+  return drained;
+}
+

@@ -96,8 +96,10 @@ export class ClientListener {
     const takeChunk = (chunk: Buffer): void => {
       if (!start.push(chunk)) {
         // A real client's preface, SETTINGS and first requests are a few KiB.
-        socket.end(goawayFrame(h2Errors.enhanceYourCalm));
         detach();
+        // Say why, then close once that is flushed (the socket no longer reads, so it must not linger).
+        socket.end(goawayFrame(h2Errors.enhanceYourCalm));
+        socket.destroySoon();
         return;
       }
       if (!h2Started) {
