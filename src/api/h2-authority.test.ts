@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { clientPreface, rewriteAuthority, scanClientStart } from './h2-authority.js';
+import { HpackError, clientPreface, rewriteAuthority } from './h2-authority.js';
+import { HandshakeBuffer } from './h2-handshake.js';
 
 const require = createRequire(import.meta.url);
 const hpack = require('hpack.js') as {
@@ -60,12 +61,41 @@ test('the connection scan finds the ACK of our SETTINGS and the first request\'s
   const ack = frame(4, 1, 0, Buffer.alloc(0));
   const headers = frame(1, 0x4, 1, c.read());
   const buf = Buffer.concat([clientPreface, settings, ack, headers]);
-  const s = scanClientStart(buf);
+  // Fed a byte at a time: the scan resumes where it stopped.
+  const s = new HandshakeBuffer(1 << 16);
+  for (let i = 0; i < buf.length - 3; i++) { assert.ok(s.push(buf.subarray(i, i + 1))); if (i >= clientPreface.length) s.scan(); }
+  // Before the HEADERS frame is complete, nothing is decided about the authority.
+  assert.equal(s.headersEnd, undefined);
+  assert.equal(s.badAuthority, false);
+  assert.ok(s.push(buf.subarray(buf.length - 3)));
+  s.scan();
   assert.deepEqual(s.ack, { start: clientPreface.length + 9, end: clientPreface.length + 18 });
   assert.equal(s.headersEnd, buf.length);
   assert.equal(s.badAuthority, true);
-  // Before the HEADERS frame is complete, nothing is decided about the authority.
-  const partial = scanClientStart(buf.subarray(0, buf.length - 3));
-  assert.equal(partial.headersEnd, undefined);
-  assert.equal(partial.badAuthority, false);
+  assert.deepEqual(s.bytes, buf);
+});
+
+test('the handshake buffer refuses bytes past its bound', () => {
+  const s = new HandshakeBuffer(100);
+  assert.ok(s.push(Buffer.alloc(60)));
+  assert.equal(s.push(Buffer.alloc(41)), false);
+  assert.equal(s.length, 60);
+});
+
+test('malformed header blocks are typed HPACK errors, never a crash or a read past the end', () => {
+  const bad = [
+    '000561', // literal, new name of length 5 with 1 byte present (the case)
+    '82ff', // indexed with a truncated multi-byte integer
+    '41', // literal with incremental indexing, value missing
+    '0182ffff', // huffman :authority value with all-ones (EOS) padding longer than 7 bits
+    '3fffffffffffff7f', // table size update whose integer overflows
+    '418a' + 'ff'.repeat(10), // huffman string of EOS codes
+  ];
+  for (const hex of bad) assert.throws(() => rewriteAuthority(Buffer.from(hex, 'hex')), HpackError, hex);
+  // A header block the scan cannot decode is left for node:http2 to refuse.
+  const s = new HandshakeBuffer(1 << 16);
+  s.push(Buffer.concat([clientPreface, frame(1, 0x4, 1, Buffer.from('000561', 'hex'))]));
+  s.scan();
+  assert.equal(s.headersEnd, s.length);
+  assert.equal(s.badAuthority, false);
 });

@@ -33,51 +33,35 @@ export const clientPreface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'la
 /** An empty SETTINGS frame: all defaults, which is what nghttp2 will announce anyway. */
 export const emptySettingsFrame = Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]);
 
-const frameHeaders = 0x1;
-const frameSettings = 0x4;
-const frameContinuation = 0x9;
-const flagAck = 0x1;
-const flagEndHeaders = 0x4;
+export const frameHeaders = 0x1;
+export const frameSettings = 0x4;
+const frameGoaway = 0x7;
+export const frameContinuation = 0x9;
+export const flagAck = 0x1;
+export const flagEndHeaders = 0x4;
 const flagPadded = 0x8;
 const flagPriority = 0x20;
 /** HPACK static table index of `:authority`. */
 const authorityIndex = 1;
+/** SETTINGS_MAX_FRAME_SIZE as node:http2 announces it (the protocol's default). */
+const maxFrameBytes = 16384;
+/** HTTP/2 error codes (RFC 7540 §7). */
+export const h2Errors = { protocol: 0x1, compression: 0x9, enhanceYourCalm: 0xb } as const;
 
-export interface ClientStart {
-  /** Byte range of the client's ACK of our SETTINGS, once seen. */
-  ack?: { start: number; end: number };
-  /** Offset just past the first complete header block (HEADERS + CONTINUATIONs), once seen. */
-  headersEnd?: number;
-  /** The first header block carries an authority node:http2 would refuse. */
-  badAuthority: boolean;
-}
+/** A header block that is not valid HPACK (a connection error, RFC 7540 §4.3). */
+export class HpackError extends Error {}
 
-/** Scans the frames after the preface (`buf` starts with the 24-byte preface). */
-export function scanClientStart(buf: Buffer): ClientStart {
-  const out: ClientStart = { badAuthority: false };
-  let pos = clientPreface.length;
-  const block: Buffer[] = [];
-  while (pos + 9 <= buf.length) {
-    const len = buf.readUIntBE(pos, 3);
-    const type = buf[pos + 3]!;
-    const flags = buf[pos + 4]!;
-    const end = pos + 9 + len;
-    if (end > buf.length) break;
-    if (type === frameSettings && (flags & flagAck) !== 0 && out.ack === undefined) out.ack = { start: pos, end };
-    if (out.headersEnd === undefined && (type === frameHeaders || (type === frameContinuation && block.length > 0))) {
-      block.push(headerBlockFragment(buf.subarray(pos, end)));
-      if ((flags & flagEndHeaders) !== 0) {
-        out.headersEnd = end;
-        out.badAuthority = rewriteAuthority(Buffer.concat(block)) !== undefined;
-      }
-    }
-    pos = end;
-  }
-  return out;
+/** A GOAWAY frame with `errorCode` and last stream id 0 (no stream of this connection was processed). */
+export function goawayFrame(errorCode: number): Buffer {
+  const f = Buffer.alloc(9 + 8);
+  f.writeUIntBE(8, 0, 3);
+  f[3] = frameGoaway;
+  f.writeUInt32BE(errorCode, 13);
+  return f;
 }
 
 /** The header block fragment of a HEADERS or CONTINUATION frame (padding and priority removed). */
-function headerBlockFragment(frame: Buffer): Buffer {
+export function headerBlockFragment(frame: Buffer): Buffer {
   const type = frame[3]!;
   const flags = frame[4]!;
   let start = 9;
@@ -90,18 +74,18 @@ function headerBlockFragment(frame: Buffer): Buffer {
 }
 
 function readInt(b: Buffer, pos: number, prefixBits: number): { value: number; next: number } {
+  if (pos >= b.length) throw new HpackError('truncated HPACK integer');
   const max = (1 << prefixBits) - 1;
   let value = b[pos]! & max;
   pos++;
   if (value < max) return { value, next: pos };
-  let shift = 0;
-  for (;;) {
+  for (let shift = 0; shift <= 28; shift += 7) {
+    if (pos >= b.length) throw new HpackError('truncated HPACK integer');
     const byte = b[pos++]!;
     value += (byte & 0x7f) * 2 ** shift;
-    shift += 7;
     if (byte < 0x80) return { value, next: pos };
-    if (pos >= b.length) throw new Error('truncated HPACK integer');
   }
+  throw new HpackError('HPACK integer overflow');
 }
 
 function writeInt(value: number, prefixBits: number, firstByteHigh: number): Buffer {
@@ -119,11 +103,18 @@ function readString(b: Buffer, pos: number): { value: Buffer; next: number } {
   const huffman = (b[pos]! & 0x80) !== 0;
   const { value: len, next } = readInt(b, pos, 7);
   const end = next + len;
-  if (end > b.length) throw new Error('truncated HPACK string');
+  if (end > b.length) throw new HpackError('truncated HPACK string');
   if (!huffman) return { value: b.subarray(next, end), next: end };
   const d = HpackDecoder.create();
   d.push(b.subarray(pos, end));
-  return { value: Buffer.from(d.decodeStr()), next: end };
+  let decoded: number[] | Buffer;
+  try {
+    decoded = d.decodeStr();
+  } catch (e) {
+    // hpack.js throws plain Errors (assert) on bad Huffman codes and padding.
+    throw new HpackError(`bad HPACK Huffman string: ${(e as Error).message}`);
+  }
+  return { value: Buffer.from(decoded), next: end };
 }
 
 /** Characters nghttp2 accepts in an authority (RFC 3986 unreserved, sub-delims, ':', '@', '[', ']', '%'). */
@@ -172,22 +163,40 @@ export function rewriteAuthority(block: Buffer): Buffer | undefined {
 
 /**
  * A socket stand-in for node:http2 that rewrites `:authority` in every header block the
- * client sends (HEADERS + CONTINUATION are merged into one HEADERS frame).
+ * client sends (HEADERS + CONTINUATION are merged, then re-split at the frame size limit).
+ *
+ * Input is hostile: a frame longer than node:http2 accepts, or a header block this parser
+ * cannot decode, is passed through unchanged for nghttp2 to refuse as the protocol says
+ * (GOAWAY FRAME_SIZE_ERROR / COMPRESSION_ERROR); a header block longer than
+ * maxHeaderBlockBytes ends the connection (GOAWAY ENHANCE_YOUR_CALM).
  */
 export class AuthorityRewritingSocket extends Duplex {
-  private pending: Buffer;
+  /** Bytes of an incomplete frame, kept as chunks (joined once the frame is whole). */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
   private prefaceLeft = clientPreface.length;
   private block: Buffer[] = [];
-  private blockHeader: { flags: number; streamId: number } | undefined;
+  private blockBytes = 0;
+  private blockHeader: { flags: number; streamId: number; priority: Buffer | undefined } | undefined;
+  /** Set once a frame is not ours to parse: from then on bytes flow through as they are. */
+  private passthrough = false;
 
-  constructor(private readonly socket: Socket, initial: Buffer) {
+  constructor(private readonly socket: Socket, initial: Buffer, private readonly maxHeaderBlockBytes = 256 * 1024) {
     super();
-    this.pending = Buffer.alloc(0);
-    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('data', (d: Buffer) => this.onDataGuarded(d));
     socket.on('end', () => this.push(null));
     socket.on('close', () => this.destroy());
     socket.on('error', (e) => this.destroy(e));
-    this.onData(initial);
+    this.onDataGuarded(initial);
+  }
+
+  /** Per-connection code: an error here ends this connection, never the process. */
+  private onDataGuarded(chunk: Buffer): void {
+    try {
+      this.onData(chunk);
+    } catch (e) {
+      this.destroy(e as Error);
+    }
   }
 
   get remoteAddress(): string | undefined { return this.socket.remoteAddress; }
@@ -195,56 +204,101 @@ export class AuthorityRewritingSocket extends Duplex {
   get remoteFamily(): string | undefined { return this.socket.remoteFamily; }
 
   private onData(chunk: Buffer): void {
-    let buf = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
     const out: Buffer[] = [];
     if (this.prefaceLeft > 0) {
-      const n = Math.min(this.prefaceLeft, buf.length);
-      out.push(buf.subarray(0, n));
-      buf = buf.subarray(n);
+      const n = Math.min(this.prefaceLeft, chunk.length);
+      out.push(chunk.subarray(0, n));
+      chunk = chunk.subarray(n);
       this.prefaceLeft -= n;
     }
-    let pos = 0;
-    while (pos + 9 <= buf.length) {
-      const len = buf.readUIntBE(pos, 3);
-      const end = pos + 9 + len;
-      if (end > buf.length) break;
-      const frame = buf.subarray(pos, end);
-      const type = frame[3]!;
-      if (type === frameHeaders || (type === frameContinuation && this.blockHeader)) {
-        if (type === frameHeaders) {
-          this.blockHeader = { flags: frame[4]! & ~(flagPadded | flagPriority | flagEndHeaders), streamId: frame.readUInt32BE(5) };
-          if ((frame[4]! & flagPriority) !== 0) {
-            // Keep the priority fields: re-add them in front of the block.
-            const off = 9 + ((frame[4]! & flagPadded) !== 0 ? 1 : 0);
-            this.block.push(frame.subarray(off, off + 5));
-            this.blockHeader.flags |= flagPriority;
-          }
-        }
-        this.block.push(headerBlockFragment(frame));
-        if ((frame[4]! & flagEndHeaders) !== 0) out.push(this.flushBlock());
-      } else {
-        out.push(frame);
-      }
-      pos = end;
-    }
-    this.pending = Buffer.from(buf.subarray(pos));
+    if (this.passthrough) out.push(chunk);
+    else if (!this.takeFrames(chunk, out)) return;
     if (out.length > 0 && !this.push(out.length === 1 ? out[0] : Buffer.concat(out))) this.socket.pause();
   }
 
-  private flushBlock(): Buffer {
+  /** Appends the complete frames in `pending + chunk` to `out`; false when the connection was ended. */
+  private takeFrames(chunk: Buffer, out: Buffer[]): boolean {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    for (;;) {
+      if (this.pendingBytes < 9) return true;
+      const head = this.pending[0]!.length >= 9 ? this.pending[0]! : this.joinPending();
+      const len = head.readUIntBE(0, 3);
+      if (len > maxFrameBytes) {
+        // Not a frame nghttp2 accepts: let it say so.
+        this.passthrough = true;
+        out.push(this.joinPending());
+        this.pending = [];
+        this.pendingBytes = 0;
+        return true;
+      }
+      if (this.pendingBytes < 9 + len) return true;
+      const all = this.joinPending();
+      const frame = all.subarray(0, 9 + len);
+      const rest = all.subarray(9 + len);
+      this.pending = rest.length > 0 ? [rest] : [];
+      this.pendingBytes = rest.length;
+      if (!this.takeFrame(frame, out)) return false;
+    }
+  }
+
+  private joinPending(): Buffer {
+    if (this.pending.length > 1) this.pending = [Buffer.concat(this.pending, this.pendingBytes)];
+    return this.pending[0]!;
+  }
+
+  private takeFrame(frame: Buffer, out: Buffer[]): boolean {
+    const type = frame[3]!;
+    const flags = frame[4]!;
+    if (type !== frameHeaders && !(type === frameContinuation && this.blockHeader)) {
+      out.push(frame);
+      return true;
+    }
+    if (type === frameHeaders) {
+      // Keep the priority fields to re-add them in front of the block.
+      const off = 9 + ((flags & flagPadded) !== 0 ? 1 : 0);
+      const priority = (flags & flagPriority) !== 0 ? Buffer.from(frame.subarray(off, off + 5)) : undefined;
+      this.blockHeader = { flags: flags & ~(flagPadded | flagPriority | flagEndHeaders), streamId: frame.readUInt32BE(5), priority };
+    }
+    const fragment = headerBlockFragment(frame);
+    this.blockBytes += fragment.length;
+    if (this.blockBytes > this.maxHeaderBlockBytes) {
+      this.socket.end(goawayFrame(h2Errors.enhanceYourCalm));
+      this.destroy();
+      return false;
+    }
+    this.block.push(Buffer.from(fragment));
+    if ((flags & flagEndHeaders) !== 0) out.push(...this.flushBlock());
+    return true;
+  }
+
+  /** The merged header block, authority rewritten, as HEADERS + CONTINUATION frames within the frame size limit. */
+  private flushBlock(): Buffer[] {
     const h = this.blockHeader!;
     const raw = Buffer.concat(this.block);
-    const prio = (h.flags & flagPriority) !== 0 ? raw.subarray(0, 5) : Buffer.alloc(0);
-    const body = raw.subarray(prio.length);
-    const payload = Buffer.concat([prio, rewriteAuthority(body) ?? body]);
-    const head = Buffer.alloc(9);
-    head.writeUIntBE(payload.length, 0, 3);
-    head[3] = frameHeaders;
-    head[4] = h.flags | flagEndHeaders;
-    head.writeUInt32BE(h.streamId, 5);
     this.block = [];
+    this.blockBytes = 0;
     this.blockHeader = undefined;
-    return Buffer.concat([head, payload]);
+    let body: Buffer = raw;
+    try {
+      body = rewriteAuthority(raw) ?? raw;
+    } catch (e) {
+      if (!(e instanceof HpackError)) throw e;
+      // Unchanged: nghttp2 decodes the same bytes and answers GOAWAY COMPRESSION_ERROR.
+    }
+    const payload = h.priority ? Buffer.concat([h.priority, body]) : body;
+    const frames: Buffer[] = [];
+    for (let off = 0; off === 0 || off < payload.length; off += maxFrameBytes) {
+      const part = payload.subarray(off, off + maxFrameBytes);
+      const last = off + maxFrameBytes >= payload.length;
+      const head = Buffer.alloc(9);
+      head.writeUIntBE(part.length, 0, 3);
+      head[3] = off === 0 ? frameHeaders : frameContinuation;
+      head[4] = (off === 0 ? h.flags | (h.priority ? flagPriority : 0) : 0) | (last ? flagEndHeaders : 0);
+      head.writeUInt32BE(h.streamId, 5);
+      frames.push(head, part);
+    }
+    return frames;
   }
 
   override _read(): void {

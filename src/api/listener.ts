@@ -9,7 +9,9 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 
-import { AuthorityRewritingSocket, clientPreface as preface, emptySettingsFrame, scanClientStart } from './h2-authority.js';
+import type { Logger } from '../log/index.js';
+import { AuthorityRewritingSocket, clientPreface as preface, emptySettingsFrame, goawayFrame, h2Errors } from './h2-authority.js';
+import { HandshakeBuffer } from './h2-handshake.js';
 
 /**
  * How long a new HTTP/2 connection may stay without a request before it is handed to
@@ -20,8 +22,11 @@ const firstRequestWaitMs = 50;
 export interface ListenerOptions {
   onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
   onRequest: http.RequestListener;
-  /** A connection that has not sent enough bytes to be classified by then is dropped. */
+  /** A connection not classified (HTTP/1.1) or through its HTTP/2 handshake by then is dropped. */
   peekTimeoutMs?: number;
+  /** Bytes a connection may send before it is classified and handed over; past it, it is dropped. */
+  maxHandshakeBytes?: number;
+  log?: Logger;
   /** Memory nghttp2 may hold per session before refusing new streams (node's default is 10 MiB). */
   maxSessionMemoryMiB?: number;
 }
@@ -33,9 +38,13 @@ export class ClientListener {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly undecided = new Set<net.Socket>();
   private readonly peekTimeoutMs: number;
+  private readonly maxHandshakeBytes: number;
+  private readonly log: Logger | undefined;
 
   constructor(opts: ListenerOptions) {
     this.peekTimeoutMs = opts.peekTimeoutMs ?? 10_000;
+    this.maxHandshakeBytes = opts.maxHandshakeBytes ?? 256 * 1024;
+    this.log = opts.log;
     this.h2 = http2.createServer({
       maxSessionMemory: opts.maxSessionMemoryMiB ?? 64,
       // A 1 MiB stream window lets a max-size request (1.5 MiB by default) arrive in two
@@ -70,48 +79,64 @@ export class ClientListener {
   }
 
   private onConnection(socket: net.Socket): void {
-    let buf: Buffer | undefined;
+    const start = new HandshakeBuffer(this.maxHandshakeBytes);
     let h2Started = false;
-    let settled: ReturnType<typeof setTimeout> | undefined;
+    let firstRequestTimer: ReturnType<typeof setTimeout> | undefined;
     this.undecided.add(socket);
     const onError = (): void => { socket.destroy(); };
     const onData = (chunk: Buffer): void => {
-      buf = buf === undefined ? chunk : Buffer.concat([buf, chunk]);
+      // Per-connection code: whatever goes wrong here ends this connection only.
+      try {
+        takeChunk(chunk);
+      } catch (e) {
+        this.log?.warn('closing client connection after an error reading its first bytes', { error: String(e) });
+        socket.destroy();
+      }
+    };
+    const takeChunk = (chunk: Buffer): void => {
+      if (!start.push(chunk)) {
+        // A real client's preface, SETTINGS and first requests are a few KiB.
+        detach();
+        // Say why, then close once that is flushed (the socket no longer reads, so it must not linger).
+        socket.end(goawayFrame(h2Errors.enhanceYourCalm));
+        socket.destroySoon();
+        return;
+      }
       if (!h2Started) {
-        const n = Math.min(buf.length, preface.length);
-        if (buf.compare(preface, 0, n, 0, n) !== 0) { dispatchH1(); return; }
-        if (buf.length < preface.length) return; // a prefix of the preface so far
+        if (!start.matchesPreface()) { dispatchH1(); return; }
+        if (start.length < preface.length) return; // a prefix of the preface so far
         // HTTP/2: answer the preface ourselves and look at the first request (h2-authority.ts).
         h2Started = true;
         socket.write(emptySettingsFrame);
-        settled = setTimeout(() => { settled = undefined; maybeDispatchH2(); }, firstRequestWaitMs);
+        firstRequestTimer = setTimeout(() => { firstRequestTimer = undefined; onData(Buffer.alloc(0)); }, firstRequestWaitMs);
       }
-      maybeDispatchH2();
+      start.scan();
+      // Our SETTINGS must be acknowledged before hand-off (nghttp2 would reject that ACK),
+      // and we wait briefly for the first request to see its authority.
+      if (start.ack === undefined || (start.headersEnd === undefined && firstRequestTimer !== undefined)) return;
+      dispatchH2();
     };
-    const onTimeout = (): void => { socket.destroy(); };
+    // Bounded in time as a whole, not per read: a client dribbling a byte a second gets no longer.
+    const deadline = setTimeout(() => socket.destroy(), this.peekTimeoutMs);
     const detach = (): void => {
       socket.pause();
       socket.off('data', onData);
       socket.off('error', onError);
-      socket.off('timeout', onTimeout);
-      socket.setTimeout(0);
-      if (settled) clearTimeout(settled);
+      clearTimeout(deadline);
+      if (firstRequestTimer) clearTimeout(firstRequestTimer);
       this.undecided.delete(socket);
     };
     const dispatchH1 = (): void => {
       detach();
-      socket.unshift(buf!);
+      socket.unshift(Buffer.from(start.bytes));
       this.h1.emit('connection', socket);
       socket.resume();
     };
-    const maybeDispatchH2 = (): void => {
-      const start = scanClientStart(buf!);
-      // Our SETTINGS must be acknowledged before hand-off (nghttp2 would reject that ACK),
-      // and we wait briefly for the first request to see its authority.
-      if (start.ack === undefined || (start.headersEnd === undefined && settled !== undefined)) return;
+    const dispatchH2 = (): void => {
       detach();
-      const b = buf!;
-      const rest = Buffer.concat([b.subarray(0, start.ack.start), b.subarray(start.ack.end)]);
+      const b = start.bytes;
+      const ack = start.ack!;
+      const rest = Buffer.concat([b.subarray(0, ack.start), b.subarray(ack.end)]);
       if (start.badAuthority) {
         this.h2.emit('connection', new AuthorityRewritingSocket(socket, rest));
         socket.resume();
@@ -124,8 +149,11 @@ export class ClientListener {
     };
     socket.on('data', onData);
     socket.on('error', onError);
-    socket.setTimeout(this.peekTimeoutMs, onTimeout);
-    socket.once('close', () => { this.undecided.delete(socket); if (settled) clearTimeout(settled); });
+    socket.once('close', () => {
+      this.undecided.delete(socket);
+      clearTimeout(deadline);
+      if (firstRequestTimer) clearTimeout(firstRequestTimer);
+    });
   }
 
   /**

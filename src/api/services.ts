@@ -15,8 +15,9 @@ import { etcdserverpb as pb } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
 import { isTxnReadOnly, type EtcdService } from '../server/index.js';
 import { encodePutResponse } from './fast-codecs.js';
+import { Reader, WIRE_BYTES } from '../proto/wire.js';
 import type { Codec } from './grpc/framing.js';
-import { GrpcServer, GrpcStatusError } from './grpc/index.js';
+import { GrpcServer, GrpcStatusError, unmarshalError } from './grpc/index.js';
 import {
   checkDeleteRequest, checkPutRequest, checkRangeRequest, checkRequestSize, checkTxn, requestIdVarintBytes,
 } from './validate.js';
@@ -51,7 +52,7 @@ function decodeRequest<T>(codec: Codec<T>, body: Buffer): T {
   try {
     return codec.decode(body);
   } catch (e) {
-    throw new GrpcStatusError(GrpcCode.Internal, `grpc: error unmarshalling request: ${(e as Error).message}`);
+    throw unmarshalError(e);
   }
 }
 
@@ -239,17 +240,18 @@ interface HealthCheckResponse { status: number }
 const healthCheckRequest: Codec<HealthCheckRequest> = {
   encode: () => { throw new Error('server never encodes requests'); },
   decode(input: Uint8Array): HealthCheckRequest {
-    let i = 0;
+    // Bounds-checked by wire.Reader: a truncated length or string throws (→ Internal, as
+    // grpc-go answers an unmarshal error), never reads past the input.
+    const r = new Reader(input);
     let service = '';
-    while (i < input.length) {
-      const tag = input[i++]!;
-      if (tag === 0x0a) {
-        let len = 0;
-        for (let shift = 0; ; shift += 7) { const b = input[i++]!; len |= (b & 0x7f) << shift; if (b < 0x80) break; }
-        service = Buffer.from(input.buffer, input.byteOffset + i, len).toString('utf8');
-        i += len;
+    while (!r.done()) {
+      const tag = r.tag();
+      if (tag === ((1 << 3) | WIRE_BYTES)) {
+        const [start, end] = r.sub();
+        service = Buffer.from(input.buffer, input.byteOffset + start, end - start).toString('utf8');
       } else {
-        throw new Error(`unexpected field tag ${tag} in HealthCheckRequest`);
+        if (tag >>> 3 === 0) throw new Error(`illegal tag 0 (wire type ${tag & 7})`);
+        r.skip(tag & 7); // unknown fields are ignored, as protobuf decoders do
       }
     }
     return { service };

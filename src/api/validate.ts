@@ -4,6 +4,7 @@
  * check etcd makes when it proposes a write (see checkRequestSize).
  */
 import { etcdError } from '../errors/index.js';
+import { sizeVarint } from '../proto/wire.js';
 import type {
   DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
 } from '../proto/index.js';
@@ -142,14 +143,8 @@ function checkIntervals(reqs: RequestOp[]): { puts: Set<string>; dels: Interval[
  * etcd 3.4.23: the largest Put it accepts is exactly the one this check accepts.
  */
 export function checkRequestSize(messageBytes: number, maxRequestBytes: number, idVarintBytes = 9): void {
-  const raftRequestOverhead = 2 + 1 + 1 + idVarintBytes + 1 + varintBytes(messageBytes);
+  const raftRequestOverhead = 2 + 1 + 1 + idVarintBytes + 1 + sizeVarint(messageBytes);
   if (messageBytes + raftRequestOverhead > maxRequestBytes) throw etcdError('RequestTooLarge');
-}
-
-function varintBytes(n: number): number {
-  let len = 1;
-  while (n >= 0x80) { n = Math.floor(n / 128); len++; }
-  return len;
 }
 
 /**

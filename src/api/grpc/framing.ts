@@ -31,7 +31,14 @@ const prefixBytes = 5;
 export class MessageReader {
   private readonly header = Buffer.allocUnsafe(prefixBytes);
   private headerFill = 0;
-  private body: Buffer | null = null;
+  /**
+   * The parts of a message body received so far, joined once complete. Not preallocated from
+   * the length prefix: a client announcing large messages on many streams would otherwise
+   * make us allocate what it never sends (memory stays proportional to bytes received, which
+   * HTTP/2 flow control bounds).
+   */
+  private body: Buffer[] | null = null;
+  private bodyLength = 0;
   private bodyFill = 0;
   private compressed = false;
 
@@ -70,15 +77,17 @@ export class MessageReader {
           off += len;
           continue;
         }
-        this.body = Buffer.allocUnsafe(len);
+        this.body = [];
+        this.bodyLength = len;
         this.bodyFill = 0;
       }
-      const take = Math.min(this.body.length - this.bodyFill, n - off);
-      chunk.copy(this.body, this.bodyFill, off, off + take);
+      const take = Math.min(this.bodyLength - this.bodyFill, n - off);
+      // Kept as a view, as the whole-body path does (node hands each DATA chunk in fresh memory).
+      this.body.push(chunk.subarray(off, off + take));
       this.bodyFill += take;
       off += take;
-      if (this.bodyFill === this.body.length) {
-        const body = this.body;
+      if (this.bodyFill === this.bodyLength) {
+        const body = this.body.length === 1 ? this.body[0]! : Buffer.concat(this.body, this.bodyLength);
         this.body = null;
         this.sink.onMessage(this.compressed, body);
       }

@@ -1,6 +1,6 @@
 /** A lean gRPC server on node:http2 (see server.ts for why it exists). */
 export { GrpcServer, ServerCall } from './server.js';
 export type { GrpcServerOptions, MethodKind, UnaryHandler, ServerStreamHandler, BidiHandler } from './server.js';
-export { GrpcStatusError, encodeGrpcMessage, parseGrpcTimeout, statusOf } from './status.js';
+export { GrpcStatusError, encodeGrpcMessage, parseGrpcTimeout, statusOf, unmarshalError } from './status.js';
 export { MessageReader, frameMessage, frameBytes } from './framing.js';
 export type { Codec, MessageSink } from './framing.js';

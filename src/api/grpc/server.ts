@@ -13,10 +13,10 @@
  * transport errors, since etcd clients and tests may match on those messages.
  */
 import http2 from 'node:http2';
-import { gunzipSync, inflateSync } from 'node:zlib';
 import { GrpcCode } from '../../errors/index.js';
 import { Codec, MessageReader, MessageSink, frameMessage } from './framing.js';
-import { GrpcStatusError, encodeGrpcMessage, parseGrpcTimeout, statusOf } from './status.js';
+import { maxChunkBytes, writePaced } from './paced-writer.js';
+import { GrpcStatusError, encodeGrpcMessage, parseGrpcTimeout, statusOf, unmarshalError } from './status.js';
 
 type Stream = http2.ServerHttp2Stream;
 type Headers = http2.IncomingHttpHeaders;
@@ -40,8 +40,12 @@ interface MethodDef {
 export interface GrpcServerOptions {
   /** Largest request message accepted, in bytes (etcd: max-request-bytes + 512 KiB). Default 4 MiB, grpc's default. */
   maxReceiveMessageBytes?: number;
+  /** Largest response message sent, in bytes (etcd: math.MaxInt32); larger ones end the call with ResourceExhausted. */
+  maxSendMessageBytes?: number;
   /** Requests a bidi call may hold unread before the stream is paused (HTTP/2 flow control then pushes back). */
   maxQueuedMessages?: number;
+  /** Request bytes a bidi call may hold unread before the stream is paused (default 4 MiB; one message is always taken). */
+  maxQueuedBytes?: number;
   /** Serves non-POST (plain HTTP/2, h2c) requests, e.g. GET /health. Default: 404. */
   httpHandler?: (stream: Stream, headers: Headers) => void;
 }
@@ -53,11 +57,6 @@ const okHeaders = { ':status': 200, 'content-type': 'application/grpc' } as cons
 const okTrailers = { 'grpc-status': '0' } as const;
 const respondWithTrailers = { waitForTrailers: true, sendDate: false } as const;
 const respondEndStream = { endStream: true, sendDate: false } as const;
-
-const decompressors: Record<string, (b: Buffer, o: { maxOutputLength: number }) => Buffer> = {
-  gzip: gunzipSync,
-  deflate: inflateSync,
-};
 
 /** One RPC in progress. Handlers see it as their `call` argument. */
 export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
@@ -75,8 +74,10 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   /** Trailers sent when node asks for them ('wantTrailers'). */
   private trailers: Record<string, string> = okTrailers;
   private resetAfterTrailers = false;
-  // bidi input queue, bounded by server.maxQueuedMessages (the stream is paused past it)
+  // bidi input queue, bounded by server.maxQueuedMessages and maxQueuedBytes (the stream is paused past them)
   private queue: Req[] = [];
+  private queuedSizes: number[] = [];
+  private queuedBytes = 0;
   private wakeReader: (() => void) | undefined;
   private drainWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
 
@@ -106,7 +107,9 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     if (this.ended || this.cancelled) return Promise.reject(new GrpcStatusError(GrpcCode.Canceled, 'context canceled'));
     const stream = this.stream;
     if (!stream.headersSent) stream.respond(okHeaders, respondWithTrailers);
-    if (stream.write(frameMessage(this.def.responseCodec, message))) return Promise.resolve();
+    const buf = frameMessage(this.def.responseCodec, message);
+    if (buf.length > maxChunkBytes) return this.writeLarge(buf);
+    if (stream.write(buf)) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.drainWaiter = { resolve, reject };
       stream.once('drain', onStreamDrain);
@@ -118,6 +121,7 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     for (;;) {
       if (this.queue.length > 0) {
         const m = this.queue.shift()!;
+        this.queuedBytes -= this.queuedSizes.shift()!;
         if (this.queue.length === 0 && this.stream.isPaused() && !this.ended) this.stream.resume();
         yield m;
         continue;
@@ -171,8 +175,24 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
       this.finish(GrpcCode.Internal, `grpc: error while marshaling: ${(e as Error).message}`);
       return;
     }
+    if (this.refuseOversize(buf)) return;
     stream.respond(okHeaders, respondWithTrailers);
-    stream.end(buf);
+    if (buf.length <= maxChunkBytes) { stream.end(buf); return; }
+    void writePaced(stream, buf).then((whole) => { if (whole) stream.end(); });
+  }
+
+  private async writeLarge(buf: Buffer): Promise<void> {
+    if (this.refuseOversize(buf)) throw new GrpcStatusError(GrpcCode.Canceled, 'context canceled');
+    if (!await writePaced(this.stream, buf)) throw new GrpcStatusError(GrpcCode.Canceled, 'context canceled');
+  }
+
+  /** Ends the call as grpc-go does when a response exceeds the send limit (etcd: math.MaxInt32). */
+  private refuseOversize(framed: Buffer): boolean {
+    const bytes = framed.length - 5;
+    if (bytes <= this.server.maxSendMessageBytes) return false;
+    this.ended = false;
+    this.finish(GrpcCode.ResourceExhausted, `grpc: trying to send message larger than max (${bytes} vs. ${this.server.maxSendMessageBytes})`);
+    return true;
   }
 
   // --- transport events (called by the shared listeners below) ---
@@ -191,27 +211,27 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   /** @internal MessageSink: one whole request message. */
   onMessage(compressed: boolean, body: Buffer): void {
     if (this.ended) return;
-    if (compressed) body = this.decompress(body);
+    if (compressed) this.refuseCompressed();
     this.requestBytes = body.length;
     let req: Req;
     try {
       req = this.def.requestCodec.decode(body);
     } catch (e) {
-      throw new GrpcStatusError(GrpcCode.Internal, `grpc: error unmarshalling request: ${(e as Error).message}`);
+      throw unmarshalError(e);
     }
     this.received++;
     const kind = this.def.kind;
     if (kind === 'bidi') {
       this.queue.push(req);
-      if (this.queue.length >= this.server.maxQueuedMessages) this.stream.pause();
+      this.queuedSizes.push(body.length);
+      this.queuedBytes += body.length;
+      if (this.queue.length >= this.server.maxQueuedMessages || this.queuedBytes >= this.server.maxQueuedBytes) this.stream.pause();
       this.wake();
       return;
     }
-    if (this.received > 1) {
-      throw new GrpcStatusError(GrpcCode.Internal, 'grpc: client streaming protocol violation: get <nil>, want <EOF>');
-    }
-    // Start at once rather than waiting for END_STREAM: clients send both together, and a
-    // second message is still refused above.
+    // etcd 3.4's grpc-go (1.26) reads one request message and ignores any more.
+    if (this.received > 1) return;
+    // Start at once rather than waiting for END_STREAM: clients send both together.
     if (kind === 'unary') void runUnary(this, req);
     else void runServerStream(this, req);
   }
@@ -221,7 +241,9 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     this.inputEnded = true;
     if (this.ended) return;
     if (this.def.kind !== 'bidi' && this.received === 0) {
-      this.finish(GrpcCode.Internal, 'grpc: no request message received');
+      // grpc-go 1.26 reports the io error reading the message: EOF before any byte of it,
+      // ErrUnexpectedEOF inside it.
+      this.finish(GrpcCode.Unknown, this.reader.idle ? 'EOF' : 'unexpected EOF');
       return;
     }
     this.wake();
@@ -277,24 +299,14 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     if (this.timer !== undefined) { clearTimeout(this.timer); this.timer = undefined; }
   }
 
-  private decompress(body: Buffer): Buffer {
+  private refuseCompressed(): never {
+    // etcd 3.4 registers no decompressor (grpc-go's gzip is not linked in), so every
+    // compressed message is refused, with grpc-go's wording.
     const enc = this.headers['grpc-encoding'];
     if (enc === undefined || enc === 'identity') {
       throw new GrpcStatusError(GrpcCode.Internal, 'grpc: compressed flag set with identity or empty encoding');
     }
-    const d = typeof enc === 'string' ? decompressors[enc] : undefined;
-    if (d === undefined) {
-      throw new GrpcStatusError(GrpcCode.Unimplemented, `grpc: Decompressor is not installed for grpc-encoding "${enc}"`);
-    }
-    try {
-      return d(body, { maxOutputLength: this.server.maxReceiveMessageBytes });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-        throw new GrpcStatusError(GrpcCode.ResourceExhausted,
-          `grpc: received message after decompression larger than max (${this.server.maxReceiveMessageBytes})`);
-      }
-      throw new GrpcStatusError(GrpcCode.Internal, `grpc: failed to decompress the received message: ${(e as Error).message}`);
-    }
+    throw new GrpcStatusError(GrpcCode.Unimplemented, `grpc: Decompressor is not installed for grpc-encoding "${String(enc)}"`);
   }
 }
 
@@ -353,6 +365,8 @@ function unknownMethod(path: string): string {
 export class GrpcServer {
   readonly maxReceiveMessageBytes: number;
   readonly maxQueuedMessages: number;
+  readonly maxQueuedBytes: number;
+  readonly maxSendMessageBytes: number;
   private readonly methods = new Map<string, MethodDef>();
   private readonly services = new Set<string>();
   /** Bidi calls in progress, so shutdown can end them (unary and server-streaming calls end on their own). */
@@ -362,6 +376,8 @@ export class GrpcServer {
   constructor(opts: GrpcServerOptions = {}) {
     this.maxReceiveMessageBytes = opts.maxReceiveMessageBytes ?? 4 * 1024 * 1024;
     this.maxQueuedMessages = opts.maxQueuedMessages ?? 64;
+    this.maxQueuedBytes = opts.maxQueuedBytes ?? 4 * 1024 * 1024;
+    this.maxSendMessageBytes = opts.maxSendMessageBytes ?? 0x7fffffff;
     this.httpHandler = opts.httpHandler ?? notFound;
   }
 
@@ -425,7 +441,9 @@ export class GrpcServer {
     const timeout = headers['grpc-timeout'];
     if (timeout !== undefined) {
       const ms = parseGrpcTimeout(timeout as string);
-      if (ms !== undefined) call.setDeadline(ms);
+      // grpc-go refuses a malformed timeout by resetting the stream (PROTOCOL_ERROR).
+      if (ms === undefined) { call.cancel(); stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR); return; }
+      call.setDeadline(ms);
     }
     if (def.kind === 'bidi') {
       this.streaming.add(call);

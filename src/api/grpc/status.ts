@@ -47,8 +47,8 @@ const timeoutUnitMs: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000
 
 /**
  * Parses a grpc-timeout header ("1-8 digits" + unit H M S m u n) into milliseconds.
- * Returns undefined for a malformed value (the spec leaves it to the server; we ignore it,
- * as grpc-js does, rather than fail the call).
+ * Returns undefined for a malformed value (grpc-go, so etcd, then resets the stream with
+ * PROTOCOL_ERROR).
  */
 export function parseGrpcTimeout(value: string | undefined): number | undefined {
   if (value === undefined || value.length < 2 || value.length > 9) return undefined;
@@ -57,4 +57,15 @@ export function parseGrpcTimeout(value: string | undefined): number | undefined 
   const digits = value.slice(0, -1);
   if (!/^\d+$/.test(digits)) return undefined;
   return Number(digits) * unit;
+}
+
+/**
+ * The status of a request message the method's codec could not decode, worded as grpc-go
+ * with gogoproto words it for the common case: a message cut short is "unexpected EOF"
+ * (io.ErrUnexpectedEOF), whatever the decoder called it.
+ */
+export function unmarshalError(err: unknown): GrpcStatusError {
+  const msg = err instanceof Error ? err.message : String(err);
+  const goMsg = /premature EOF|truncated|out of range/i.test(msg) ? 'unexpected EOF' : msg;
+  return new GrpcStatusError(GrpcCode.Internal, `grpc: error unmarshalling request: ${goMsg}`);
 }
