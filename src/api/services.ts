@@ -15,6 +15,7 @@ import * as pb from '../proto/gen/etcdserverpb/rpc.js';
 import type { Logger } from '../log/index.js';
 import type { EtcdService } from '../server/service.js';
 import { encodePutResponse } from './fast-codecs.js';
+import { registerWatchService, watchPath } from './watch-service.js';
 import type { Codec } from './grpc/framing.js';
 import { GrpcServer, GrpcStatusError } from './grpc/index.js';
 import {
@@ -184,7 +185,16 @@ export function registerMethods(grpc: GrpcServer, table: MethodTable): void {
 }
 
 export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log?: Logger): void {
-  registerMethods(grpc, etcdMethods(service, log));
+  const table = etcdMethods(service, log);
+  const watch = service.watch;
+  if (watch === undefined) {
+    registerMethods(grpc, table);
+    return;
+  }
+  // Watch is a bidi stream: served here, on this thread's GrpcServer (not in the worker-thread mode's table).
+  // etcd splits fragmenting watchers' responses at max-request-bytes + grpcOverheadBytes (512 KiB).
+  registerWatchService(grpc, { host: watch, header: () => service.header(), fragmentAtBytes: service.limits.maxRequestBytes + 512 * 1024 });
+  registerMethods(grpc, { ...table, unimplemented: table.unimplemented.filter((u) => u.path !== watchPath) });
 }
 
 /**

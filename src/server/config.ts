@@ -51,7 +51,12 @@ export interface ServerConfig {
   enableV2?: boolean;
   /** --listen-metrics-urls (default none). */
   listenMetricsUrls?: URL[];
+  /** --experimental-watch-progress-notify-interval: progress_notify watchers hear of quiet periods this often. */
+  watchProgressNotifyIntervalMs?: number;
 }
+
+/** etcd v3rpc's progressReportInterval default: 10 minutes. */
+export const defaultWatchProgressNotifyIntervalMs = 10 * 60 * 1000;
 
 export const defaultQuotaBackendBytes = 2 * 1024 * 1024 * 1024;
 export const maxQuotaBackendBytes = 8 * 1024 * 1024 * 1024;

@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { RawNode, MemoryStorage } from '../raft/index.js';
 import { Wal, Snapshotter, validSnapshotEntries } from '../wal/index.js';
-import { MvccStore } from '../mvcc/index.js';
+import { WatchableStore } from '../mvcc/index.js';
 import { Backend, backendPath } from '../storage/index.js';
 import { startApi } from '../api/index.js';
 import type { Logger } from '../log/index.js';
@@ -21,7 +21,7 @@ import {
 } from '../proto/raftpb.js';
 import { AlarmMember } from '../proto/gen/etcdserverpb/rpc.js';
 import type { ServerConfig } from './config.js';
-import { defaultQuotaBackendBytes } from './config.js';
+import { defaultQuotaBackendBytes, defaultWatchProgressNotifyIntervalMs } from './config.js';
 import { urlString } from './ids.js';
 import { bootstrapIdentity } from './bootstrap.js';
 import { Membership, memberToJson, idToHex } from './membership.js';
@@ -101,7 +101,9 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const alarmsText = backend.get('alarm', alarmsKey)?.toString('utf8');
   const alarms = new AlarmSet(alarmsText ? (JSON.parse(alarmsText) as Array<{ memberID: string; alarm: number }>).map((a) => AlarmMember.fromPartial({ memberID: BigInt(a.memberID), alarm: a.alarm })) : []);
 
-  const store = await MvccStore.open({ backend, log });
+  // The MVCC store hands every write's events to its watchable layer (mvcc/watchable-store.ts).
+  const watchable = WatchableStore.open({ backend, log });
+  const store = watchable.kv;
   const quotaBytes = config.quotaBackendBytes > 0 ? config.quotaBackendBytes : defaultQuotaBackendBytes;
   if (config.quotaBackendBytes === 0) {
     log.info('enabled backend quota with default value', { 'quota-name': 'v3-applier', 'quota-size-bytes': quotaBytes, 'quota-size': '2.1 GB' });
@@ -116,6 +118,12 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     persistClusterVersion: (v) => backend.put('cluster', clusterVersionKey, Buffer.from(v)),
     clusterVersion: backend.get('cluster', clusterVersionKey)?.toString('utf8'),
   });
+
+  server.watch = {
+    watchable,
+    hasLeader: () => server.leader !== 0n,
+    progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs ?? defaultWatchProgressNotifyIntervalMs,
+  };
 
   const electionTick = Math.max(1, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
   const raw = new RawNode({
