@@ -65,6 +65,15 @@ export class WatchStreamClient {
     return this.until(() => this.status !== undefined, 'stream end');
   }
 
+  /** Stops reading: HTTP/2 flow control then pushes back on the server (a slow consumer). */
+  pause(): void {
+    this.call.pause();
+  }
+
+  resume(): void {
+    this.call.resume();
+  }
+
   close(): void {
     this.call.cancel();
   }
