@@ -24,7 +24,8 @@ import { Event as PbEvent, Event_EventType, type Event } from '../proto/gen/mvcc
 import { sizeBytesField } from '../proto/wire.js';
 import type { ResponseHeader } from '../proto/gen/etcdserverpb/rpc.js';
 import type { Queued, WatchHost, WatchStream, WatchStreamBounds } from '../server/service.js';
-import type { GrpcServer, ServerCall } from './grpc/index.js';
+import type { Codec, GrpcServer, ServerCall } from './grpc/index.js';
+import { encodeEventsResponse } from './watch-codec.js';
 import { statusOf } from './grpc/index.js';
 
 export const watchPath = '/etcdserverpb.Watch/Watch';
@@ -41,7 +42,13 @@ export interface WatchServiceOptions {
   bounds?: WatchStreamBounds;
 }
 
-type Call = ServerCall<pb.WatchRequest, pb.WatchResponse>;
+/** Responses are written already encoded (watch-codec.ts shares event bytes among watchers). */
+type Call = ServerCall<pb.WatchRequest, Uint8Array>;
+
+const preEncoded: Codec<Uint8Array> = {
+  encode: (m: Uint8Array) => ({ finish: () => m }) as unknown as ReturnType<Codec<Uint8Array>['encode']>,
+  decode: () => { throw new Error('the server never decodes its own responses'); },
+};
 
 /** What a create request asked for beyond the watcher itself. */
 interface WatcherOptions {
@@ -56,7 +63,7 @@ const EMPTY = Buffer.alloc(0);
 const ZERO_KEY = Buffer.from([0]);
 
 export function registerWatchService(grpc: GrpcServer, opts: WatchServiceOptions): void {
-  grpc.addBidi(watchPath, pb.WatchRequest, pb.WatchResponse, (call: Call) => new WatchSession(call, opts).run());
+  grpc.addBidi(watchPath, pb.WatchRequest, preEncoded, (call: Call) => new WatchSession(call, opts).run());
 }
 
 class WatchSession {
@@ -167,18 +174,23 @@ class WatchSession {
       case 'events': {
         const w = this.watchers.get(item.watchId);
         const events = w?.prevKv ? await this.withPrevKv(item.events) : (item.events as Event[]);
-        const wr = this.response(item.revision, item.watchId, { events });
         if (w !== undefined && events.length > 0) w.quiet = false;
-        if (w?.fragment !== true) return this.write(wr);
+        const header = this.header(item.revision);
+        if (w?.fragment !== true) return this.writeBytes(encodeEventsResponse(header, item.watchId, events));
+        const wr = this.response(item.revision, item.watchId, { events });
         for (const part of fragments(wr, this.opts.fragmentAtBytes)) if (!(await this.write(part))) return false;
         return true;
       }
     }
   }
 
-  private async write(r: pb.WatchResponse): Promise<boolean> {
+  private write(r: pb.WatchResponse): Promise<boolean> {
+    return this.writeBytes(pb.WatchResponse.encode(r).finish());
+  }
+
+  private async writeBytes(bytes: Uint8Array): Promise<boolean> {
     try {
-      await this.call.write(r);
+      await this.call.write(bytes);
       return true;
     } catch {
       return false; // the client went away (or the server is closing): nothing left to send to
@@ -195,11 +207,15 @@ class WatchSession {
     });
   }
 
-  private response(revision: number, watchId: number, fields: Partial<pb.WatchResponse>): pb.WatchResponse {
+  private header(revision: number): ResponseHeader {
     const header = this.opts.header();
     header.revision = revision;
+    return header;
+  }
+
+  private response(revision: number, watchId: number, fields: Partial<pb.WatchResponse>): pb.WatchResponse {
     return {
-      header, watchId, created: false, canceled: false, compactRevision: 0, cancelReason: '', fragment: false, events: [], ...fields,
+      header: this.header(revision), watchId, created: false, canceled: false, compactRevision: 0, cancelReason: '', fragment: false, events: [], ...fields,
     };
   }
 }
