@@ -26,7 +26,7 @@ let leader = true;
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'concord-watchsvc-'));
   watchable = WatchableStore.open({ backend: Backend.open({ path: path.join(dir, 'db.lmdb') }) });
-  const host: WatchHost = { watchable, hasLeader: () => leader, progressNotifyIntervalMs: 600_000 };
+  const host: WatchHost = { watchable, hasLeader: () => leader, progressNotifyIntervalMs: 600_000, electionTimeoutMs: 20 };
   const service = Object.assign(new FakeService(), { watch: host });
   api = await startApi({ service, listen: [new URL('http://127.0.0.1:0')], thread: false });
   client = new grpc.Client(api.addresses[0]!.replace('http://', ''), grpc.credentials.createInsecure());
@@ -68,6 +68,21 @@ test('hasleader metadata: without a leader the stream is closed with "etcdserver
     await until(() => plain.responses.length === 1);
     assert.equal(plain.responses[0]!.created, true);
     plain.call.cancel();
+  } finally {
+    leader = true;
+  }
+});
+
+test('hasleader metadata: a stream whose member loses its leader is ended with "etcdserver: no leader"', async () => {
+  const s = open({ hasleader: 'true' });
+  s.call.write(createBytes('k'));
+  await until(() => s.responses.length === 1);
+  leader = false;
+  try {
+    const st = await s.status;
+    assert.equal(st.code, GrpcCode.Unavailable);
+    assert.equal(st.details, 'etcdserver: no leader');
+    await until(() => watchable.counts.synced === 0); // the session let go of its watcher
   } finally {
     leader = true;
   }

@@ -70,17 +70,30 @@ class WatchSession {
   private readonly stream: WatchStream<pb.WatchResponse>;
   private readonly watchers = new Map<number, WatcherOptions>();
   private roomWaiter: (() => void) | undefined;
+  private sendingDone = false;
+  /** Resolves when this session ends the call itself (no leader, a send failure). */
+  private readonly ended: Promise<void>;
+  private markEnded!: () => void;
 
   constructor(private readonly call: Call, private readonly opts: WatchServiceOptions) {
     this.stream = opts.host.watchable.newWatchStream<pb.WatchResponse>(opts.bounds ?? defaultWatchSendBounds);
+    this.ended = new Promise((resolve) => { this.markEnded = resolve; });
+  }
+
+  /** Ends the call with a status; the session then winds down (run() returns). */
+  private endCall(code: GrpcCode, message: string): void {
+    this.call.finish(code, message);
+    this.markEnded();
   }
 
   async run(): Promise<void> {
     const call = this.call;
-    if (call.headers.hasleader === 'true' && !this.opts.host.hasLeader()) {
+    const requireLeader = call.headers.hasleader === 'true';
+    if (requireLeader && !this.opts.host.hasLeader()) {
       this.stream.close();
       throw etcdError('NoLeader');
     }
+    const leaderWatch = requireLeader ? this.monitorLeader() : undefined;
     // etcd picks interval + up to 10% jitter once per stream, so restarts do not align them.
     const interval = this.opts.host.progressNotifyIntervalMs;
     const ticker = setInterval(() => this.progressTick(), interval + Math.floor(Math.random() * (interval / 10)));
@@ -89,16 +102,30 @@ class WatchSession {
     try {
       for await (const req of call.messages()) {
         this.onRequest(req);
-        while (!this.stream.hasRoom() && !call.cancelled) await new Promise<void>((r) => { this.roomWaiter = r; });
+        while (!this.stream.hasRoom() && !call.cancelled && !this.sendingDone) await new Promise<void>((r) => { this.roomWaiter = r; });
       }
       // A client that half-closes still gets its events until it goes away (etcd's recvLoop
       // returns nil on EOF and Watch waits for the stream's context).
-      if (!call.cancelled) await Promise.race([sending, cancelledPromise(call)]);
+      if (!call.cancelled) await Promise.race([sending, cancelledPromise(call), this.ended]);
     } finally {
       clearInterval(ticker);
+      if (leaderWatch !== undefined) clearInterval(leaderWatch);
       this.stream.close();
     }
     await sending;
+  }
+
+  /** etcd's monitorLeader: a `hasleader` stream ends once the member has had no leader for three election timeouts in a row. */
+  private monitorLeader(): NodeJS.Timeout {
+    let misses = 0;
+    const t = setInterval(() => {
+      misses = this.opts.host.hasLeader() ? 0 : misses + 1;
+      if (misses < 3) return;
+      const err = etcdError('NoLeader');
+      this.endCall(err.code, err.message);
+    }, this.opts.host.electionTimeoutMs);
+    t.unref();
+    return t;
   }
 
   // ------------------------------------------------------------ requests
@@ -153,7 +180,10 @@ class WatchSession {
     } catch (e) {
       // A bug in this stream's sending ends this stream only.
       const [code, msg] = statusOf(e);
-      this.call.finish(code === GrpcCode.OK ? GrpcCode.Unknown : code, msg);
+      this.endCall(code === GrpcCode.OK ? GrpcCode.Unknown : code, msg);
+    } finally {
+      this.sendingDone = true;
+      this.wakeReceiver();
     }
   }
 

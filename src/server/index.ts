@@ -123,6 +123,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     watchable,
     hasLeader: () => server.leader !== 0n,
     progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs ?? defaultWatchProgressNotifyIntervalMs,
+    electionTimeoutMs: config.electionTimeoutMs,
   };
 
   const electionTick = Math.max(1, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));

@@ -63,6 +63,8 @@ export interface WatchHost {
   hasLeader(): boolean;
   /** --experimental-watch-progress-notify-interval, in ms. */
   readonly progressNotifyIntervalMs: number;
+  /** --election-timeout: `hasleader` streams end after three of these without a leader (etcd's monitorLeader). */
+  readonly electionTimeoutMs: number;
 }
 
 /** The whole member as the API sees it. */
