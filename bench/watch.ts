@@ -11,6 +11,9 @@
 //   --connections 10         BENCH_WATCH_CONNECTIONS
 //   --writers 16             BENCH_WRITERS
 //   --duration 5             BENCH_DURATION_S (seconds measured)
+//   --prefix                 watchers watch the prefix bench/ and writers spread over 16 keys under it
+//   --rate 0                 BENCH_WATCH_RATE: total puts/s (0: as fast as answered), e.g. --watchers 100 --rate 200
+// Examples: --watchers 10000; --prefix; --watchers 100 --rate 200.
 import * as grpc from '@grpc/grpc-js';
 import { performance } from 'node:perf_hooks';
 import { WatchCreateRequest, WatchRequest } from '../src/proto/gen/etcdserverpb/rpc.js';
@@ -27,6 +30,10 @@ const watchers = Number(opt('watchers', 'BENCH_WATCHERS', '1000'));
 const connections = Number(opt('connections', 'BENCH_WATCH_CONNECTIONS', '10'));
 const writers = Number(opt('writers', 'BENCH_WRITERS', '16'));
 const durationS = Number(opt('duration', 'BENCH_DURATION_S', '5'));
+const prefix = process.argv.includes('--prefix');
+const rate = Number(opt('rate', 'BENCH_WATCH_RATE', '0'));
+const PREFIX = Buffer.from('bench/');
+const PREFIX_END = Buffer.from('bench0'); // '/' + 1
 
 const KEY = Buffer.from('bench/watch-key');
 /** Values are MARK + the send time (float64): responses are scanned for it, not decoded (the client must not be the bottleneck). */
@@ -35,7 +42,8 @@ const MARK = Buffer.from('@TS@');
 interface Result { target: string; puts: number; events: number; eventsPerS: number; p50Ms: number; p99Ms: number }
 
 const encCreate = (): Buffer => Buffer.from(WatchRequest.encode({
-  createRequest: { ...WatchCreateRequest.fromJSON({}), key: KEY }, cancelRequest: undefined, progressRequest: undefined,
+  createRequest: { ...WatchCreateRequest.fromJSON({}), ...(prefix ? { key: PREFIX, rangeEnd: PREFIX_END } : { key: KEY }) },
+  cancelRequest: undefined, progressRequest: undefined,
 }).finish());
 
 async function run(target: 'etcd' | 'concord'): Promise<Result> {
@@ -72,15 +80,24 @@ async function run(target: 'etcd' | 'concord'): Promise<Result> {
     clients.push(writer);
     let stop = false;
     let puts = 0;
-    const loops = Array.from({ length: writers }, async () => {
-      while (!stop) {
-        const value = Buffer.alloc(MARK.length + 8);
-        MARK.copy(value);
-        value.writeDoubleLE(performance.now(), MARK.length);
-        await writer.put({ key: KEY, value });
-        if (measuring) puts++;
-      }
-    });
+    let seq = 0;
+    const putOne = async (): Promise<void> => {
+      const value = Buffer.alloc(MARK.length + 8);
+      MARK.copy(value);
+      value.writeDoubleLE(performance.now(), MARK.length);
+      await writer.put({ key: prefix ? Buffer.from(`bench/k${seq++ % 16}`) : KEY, value });
+      if (measuring) puts++;
+    };
+    const loops = rate > 0
+      ? [(async () => { // open loop: one put every 1/rate s, not waiting for answers
+        const pending: Array<Promise<void>> = [];
+        for (let i = 0; !stop; i++) {
+          pending.push(putOne());
+          await new Promise((r) => setTimeout(r, 1000 / rate));
+        }
+        await Promise.all(pending);
+      })()]
+      : Array.from({ length: writers }, async () => { while (!stop) await putOne(); });
     await new Promise((r) => setTimeout(r, 1000)); // warm-up
     measuring = true;
     const t0 = performance.now();
@@ -101,13 +118,13 @@ async function run(target: 'etcd' | 'concord'): Promise<Result> {
 
 const results: Result[] = [];
 for (const t of targets) {
-  process.stderr.write(`watch fan-out: ${t}, ${watchers} watchers on one key over ${connections} connections, ${writers} writers, ${durationS}s\n`);
+  process.stderr.write(`watch fan-out: ${t}, ${watchers} watchers on ${prefix ? 'a prefix' : 'one key'}${rate ? ` at ${rate} puts/s` : ''} over ${connections} connections, ${writers} writers, ${durationS}s\n`);
   results.push(await run(t));
 }
-console.log('| target | watchers | writers | puts/s | events/s | p50 ms | p99 ms |');
-console.log('|---|---|---|---|---|---|---|');
+console.log('| target | watchers | on | writers | puts/s | events/s | p50 ms | p99 ms |');
+console.log('|---|---|---|---|---|---|---|---|');
 for (const r of results) {
-  console.log(`| ${r.target} | ${watchers} | ${writers} | ${(r.puts / durationS).toFixed(0)} | ${r.eventsPerS.toFixed(0)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} |`);
+  console.log(`| ${r.target} | ${watchers} | ${prefix ? 'prefix' : 'key'} | ${rate ? `${rate}/s` : writers} | ${(r.puts / durationS).toFixed(0)} | ${r.eventsPerS.toFixed(0)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} |`);
 }
 const e = results.find((r) => r.target === 'etcd');
 const c = results.find((r) => r.target === 'concord');

@@ -42,13 +42,27 @@ export interface WatchServiceOptions {
   bounds?: WatchStreamBounds;
 }
 
-/** Responses are written already encoded (watch-codec.ts shares event bytes among watchers). */
-type Call = ServerCall<pb.WatchRequest, Uint8Array>;
+/** Responses are written already framed, several per write (watch-codec.ts shares event bytes among watchers). */
+type Call = ServerCall<pb.WatchRequest, Buffer>;
 
-const preEncoded: Codec<Uint8Array> = {
-  encode: (m: Uint8Array) => ({ finish: () => m }) as unknown as ReturnType<Codec<Uint8Array>['encode']>,
+const preFramed: Codec<Buffer> = {
+  encode: () => { throw new Error('watch responses are framed by the session'); },
   decode: () => { throw new Error('the server never decodes its own responses'); },
+  framed: true,
 };
+
+/** Several encoded messages as one buffer of gRPC frames. */
+function frameAll(messages: readonly Uint8Array[], totalBytes: number): Buffer {
+  const out = Buffer.allocUnsafe(totalBytes);
+  let at = 0;
+  for (const m of messages) {
+    out[at] = 0;
+    out.writeUInt32BE(m.length, at + 1);
+    out.set(m, at + grpcPrefixBytes);
+    at += grpcPrefixBytes + m.length;
+  }
+  return out;
+}
 
 /** What a create request asked for beyond the watcher itself. */
 interface WatcherOptions {
@@ -60,10 +74,14 @@ interface WatcherOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Bytes of responses written to the HTTP/2 stream in one write (more if one response is larger). */
+const maxBatchBytes = 256 * 1024;
+/** gRPC's message prefix: compressed flag + 4-byte length. */
+const grpcPrefixBytes = 5;
 const ZERO_KEY = Buffer.from([0]);
 
 export function registerWatchService(grpc: GrpcServer, opts: WatchServiceOptions): void {
-  grpc.addBidi(watchPath, pb.WatchRequest, preEncoded, (call: Call) => new WatchSession(call, opts).run());
+  grpc.addBidi(watchPath, pb.WatchRequest, preFramed, (call: Call) => new WatchSession(call, opts).run());
 }
 
 class WatchSession {
@@ -168,14 +186,32 @@ class WatchSession {
 
   // ------------------------------------------------------------ sending
 
+  /**
+   * Writes the queue out in batches: every item queued now (up to maxBatchBytes) is encoded
+   * and framed into one buffer, written with one call (one HTTP/2 write instead of one per
+   * response: with many watchers on a key that write is most of the cost).
+   */
   private async sendLoop(): Promise<void> {
     try {
+      const batch: Uint8Array[] = [];
       for (;;) {
         await this.stream.readable();
-        const item = this.stream.next();
-        if (item === undefined) return; // closed
+        let bytes = 0;
+        for (let item = this.stream.next(); item !== undefined; item = bytes < maxBatchBytes ? this.stream.next() : undefined) {
+          for (const m of await this.encode(item)) {
+            batch.push(m);
+            bytes += m.length + grpcPrefixBytes;
+          }
+        }
+        if (batch.length === 0) return; // closed
         this.wakeReceiver();
-        if (!(await this.send(item))) return;
+        const framed = frameAll(batch, bytes);
+        batch.length = 0;
+        try {
+          await this.call.write(framed);
+        } catch {
+          return; // the client went away (or the server is closing): nothing left to send to
+        }
       }
     } catch (e) {
       // A bug in this stream's sending ends this stream only.
@@ -192,38 +228,23 @@ class WatchSession {
     if (w !== undefined) { this.roomWaiter = undefined; w(); }
   }
 
-  /** Writes one queued item; false once the call is gone. */
-  private async send(item: Queued<pb.WatchResponse>): Promise<boolean> {
+  /** One queued item as encoded WatchResponses (several when fragmented). */
+  private async encode(item: Queued<pb.WatchResponse>): Promise<Uint8Array[]> {
     switch (item.kind) {
-      case 'control': return this.write(item.control);
+      case 'control': return [pb.WatchResponse.encode(item.control).finish()];
       case 'compacted':
         // etcd's mvcc reply carries no revision here, so the header's revision is 0.
-        return this.write(this.response(0, item.watchId, { compactRevision: item.compactRevision, canceled: true }));
+        return [pb.WatchResponse.encode(this.response(0, item.watchId, { compactRevision: item.compactRevision, canceled: true })).finish()];
       case 'progress':
-        return this.write(this.response(item.revision, item.watchId, {}));
+        return [pb.WatchResponse.encode(this.response(item.revision, item.watchId, {})).finish()];
       case 'events': {
         const w = this.watchers.get(item.watchId);
         const events = w?.prevKv ? await this.withPrevKv(item.events) : (item.events as Event[]);
         if (w !== undefined && events.length > 0) w.quiet = false;
-        const header = this.header(item.revision);
-        if (w?.fragment !== true) return this.writeBytes(encodeEventsResponse(header, item.watchId, events));
+        if (w?.fragment !== true) return [encodeEventsResponse(this.header(item.revision), item.watchId, events)];
         const wr = this.response(item.revision, item.watchId, { events });
-        for (const part of fragments(wr, this.opts.fragmentAtBytes)) if (!(await this.write(part))) return false;
-        return true;
+        return fragments(wr, this.opts.fragmentAtBytes).map((part) => pb.WatchResponse.encode(part).finish());
       }
-    }
-  }
-
-  private write(r: pb.WatchResponse): Promise<boolean> {
-    return this.writeBytes(pb.WatchResponse.encode(r).finish());
-  }
-
-  private async writeBytes(bytes: Uint8Array): Promise<boolean> {
-    try {
-      await this.call.write(bytes);
-      return true;
-    } catch {
-      return false; // the client went away (or the server is closing): nothing left to send to
     }
   }
 
