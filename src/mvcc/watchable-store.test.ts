@@ -186,6 +186,28 @@ test('a stream-wide progress request waits until every watcher of the stream is 
   });
 });
 
+test('fairness: watchers of one slow stream catch up in turns, none waits for another to finish (etcd #17529)', async () => {
+  await withStore(async (ws) => {
+    const keys = Array.from({ length: 20 }, (_, i) => `f${String(i).padStart(2, '0')}`);
+    for (let round = 0; round < 30; round++) for (const k of keys) ws.kv.put(putReq(k, `${round}`));
+    const s = ws.newWatchStream<never>({ maxQueuedResponses: 4, maxQueuedBytes: 1 << 20 });
+    for (const k of keys) s.watch(watchReq(k, { startRevision: 2 }));
+    const order: number[] = [];
+    const got = new Map<number, number>();
+    for (let i = 0; i < 2000 && [...got.values()].filter((n) => n === 30).length < keys.length; i++) {
+      const r = s.next();
+      if (r === undefined) { await turn(); continue; }
+      if (r.kind !== 'events') continue;
+      order.push(r.watchId);
+      got.set(r.watchId, (got.get(r.watchId) ?? 0) + r.events.length);
+    }
+    assert.deepEqual([...got.values()], keys.map(() => 30), 'every watcher caught up with all 30 revisions of its key');
+    const firstDone = order.findIndex((_, i) => order.slice(0, i + 1).filter((id) => id === order[i]).length > 1);
+    assert.ok(firstDone === -1 || new Set(order.slice(0, firstDone)).size === keys.length,
+      `every watcher was served before any was served twice: ${order.slice(0, 40).join(',')}`);
+  }, { maxEventsPerSync: 10 });
+});
+
 // ---------------------------------------------------------------- property test
 
 interface ModelKv { value: string; create: number; version: number }
@@ -378,9 +400,9 @@ async function runProperty(seed: number, steps: number): Promise<void> {
     }
     // Drain everything: every live watcher must end with exactly its expected events.
     for (let round = 0; round < 2000; round++) {
+      await turn(); // a sync round may queue more: read after it, then decide
       let read = 0;
       for (let si = 0; si < streams.length; si++) read += receive(si, 1000);
-      await turn();
       const c = ws.counts;
       if (read === 0 && c.unsynced === 0 && c.victims === 0) break;
     }
