@@ -29,7 +29,8 @@ export function encodePutResponse(r: PutResponse): Uint8Array {
   return encodeHeaderOnly(h);
 }
 
-function encodeHeaderOnly(h: ResponseHeader): Uint8Array {
+/** Field 1 (header) of a response, tag and length included: PutResponse and WatchResponse both put it there. */
+export function encodeHeaderOnly(h: ResponseHeader): Uint8Array {
   const ids = idFields(h.clusterId, h.memberId);
   const rev = h.revision;
   const term = h.raftTerm;

@@ -16,6 +16,7 @@ import type { Logger } from '../log/index.js';
 import { isTxnReadOnly, type EtcdService } from '../server/index.js';
 import { encodePutResponse } from './fast-codecs.js';
 import { Reader, WIRE_BYTES } from '../proto/wire.js';
+import { registerWatchService, watchPath } from './watch-service.js';
 import type { Codec } from './grpc/framing.js';
 import { GrpcServer, GrpcStatusError, unmarshalError } from './grpc/index.js';
 import {
@@ -185,7 +186,16 @@ export function registerMethods(grpc: GrpcServer, table: MethodTable): void {
 }
 
 export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log?: Logger): void {
-  registerMethods(grpc, etcdMethods(service, log));
+  const table = etcdMethods(service, log);
+  const watch = service.watch;
+  if (watch === undefined) {
+    registerMethods(grpc, table);
+    return;
+  }
+  // Watch is a bidi stream: served here, on this thread's GrpcServer (not in the worker-thread mode's table).
+  // etcd splits fragmenting watchers' responses at max-request-bytes + grpcOverheadBytes (512 KiB).
+  registerWatchService(grpc, { host: watch, header: () => service.header(), fragmentAtBytes: service.limits.maxRequestBytes + 512 * 1024 });
+  registerMethods(grpc, { ...table, unimplemented: table.unimplemented.filter((u) => u.path !== watchPath) });
 }
 
 /**

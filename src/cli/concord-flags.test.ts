@@ -285,3 +285,11 @@ test('bad flags: same exit code and message as real etcd 3.4', { skip: !haveEtcd
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('--experimental-watch-progress-notify-interval: a Go duration, flag, env or config file; 0 or unset is 10 minutes', () => {
+  assert.equal(config([]).watchProgressNotifyIntervalMs, 10 * 60 * 1000);
+  assert.equal(config(['--experimental-watch-progress-notify-interval', '0']).watchProgressNotifyIntervalMs, 10 * 60 * 1000);
+  assert.equal(config(['--experimental-watch-progress-notify-interval=1.5s']).watchProgressNotifyIntervalMs, 1500);
+  assert.equal(config([], { ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL: '200ms' }).watchProgressNotifyIntervalMs, 200);
+  assert.equal(config(['--config-file', '/c.yml'], {}, { '/c.yml': 'experimental-watch-progress-notify-interval: 3000000000\n' }).watchProgressNotifyIntervalMs, 3000);
+});

@@ -18,7 +18,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import type { ServerConfig } from '../server/index.js';
+import { defaultWatchProgressNotifyIntervalMs, type ServerConfig } from '../server/index.js';
 import type { LogFields, LogLevel } from '../log/index.js';
 import { logLevels } from '../log/index.js';
 import {
@@ -182,6 +182,7 @@ const supported = new Set([
   'debug', 'log-level', 'version', 'auto-compaction-retention', 'auto-compaction-mode',
   'unsafe-no-fsync', 'force-new-cluster', 'client-transport-security', 'peer-transport-security',
   'proxy', // 'off' is the only value Concord runs with; checked below
+  'experimental-watch-progress-notify-interval',
 ]);
 
 /** etcd's flags.FlagToEnv: some-flag -> ETCD_SOME_FLAG. */
@@ -206,6 +207,8 @@ interface EtcdConfig {
   clientTls: TlsInfo; peerTls: TlsInfo; clientAutoTls: boolean; peerAutoTls: boolean;
   unsafeNoFsync: boolean; forceNewCluster: boolean; proxy: string;
   leaseCheckpoint: boolean; leaseCheckpointPersist: boolean;
+  /** ms; 0 = etcd's default (10 minutes). */
+  watchProgressNotifyIntervalMs: number;
 }
 
 function newEtcdConfig(): EtcdConfig {
@@ -222,7 +225,7 @@ function newEtcdConfig(): EtcdConfig {
     clientTls: { certFile: '', keyFile: '', clientCertAuth: false, trustedCaFile: '' },
     peerTls: { certFile: '', keyFile: '', clientCertAuth: false, trustedCaFile: '' },
     clientAutoTls: false, peerAutoTls: false, unsafeNoFsync: false, forceNewCluster: false, proxy: 'off',
-    leaseCheckpoint: false, leaseCheckpointPersist: false,
+    leaseCheckpoint: false, leaseCheckpointPersist: false, watchProgressNotifyIntervalMs: 0,
   };
 }
 
@@ -300,6 +303,7 @@ function configFromCmdLine(values: Map<string, unknown>, set: Set<string>, env: 
   ec.unsafeNoFsync = v('unsafe-no-fsync'); ec.forceNewCluster = v('force-new-cluster'); ec.proxy = v('proxy');
   ec.leaseCheckpoint = v('experimental-enable-lease-checkpoint');
   ec.leaseCheckpointPersist = v('experimental-enable-lease-checkpoint-persist');
+  ec.watchProgressNotifyIntervalMs = v('experimental-watch-progress-notify-interval');
 
   // Listening on chosen client URLs without saying what to advertise is an error (below).
   if (set.has('listen-client-urls') && !set.has('advertise-client-urls')) ec.acUrls = null;
@@ -433,6 +437,7 @@ function configFromFile(path: string, io: ParseIo, logs: LogRecord[]): { ec: Etc
   ec.unsafeNoFsync = g('unsafe-no-fsync', ec.unsafeNoFsync); ec.forceNewCluster = g('force-new-cluster', ec.forceNewCluster);
   ec.leaseCheckpoint = g('experimental-enable-lease-checkpoint', ec.leaseCheckpoint);
   ec.leaseCheckpointPersist = g('experimental-enable-lease-checkpoint-persist', ec.leaseCheckpointPersist);
+  ec.watchProgressNotifyIntervalMs = g('experimental-watch-progress-notify-interval', ec.watchProgressNotifyIntervalMs);
 
   // URL lists are comma-separated strings in the file; a bad one is fatal before validation,
   // printed raw (etcd's own text, including its "advertise-peer-urls" slip for client URLs).
@@ -726,6 +731,8 @@ function parse(argv: readonly string[], env: Readonly<Record<string, string | un
     unsafeNoFsync: ec.unsafeNoFsync,
     enableV2: ec.enableV2,
     listenMetricsUrls: ec.metricsUrls.map(toUrl),
+    // etcd applies the flag only when > 0; otherwise v3rpc's default stands.
+    watchProgressNotifyIntervalMs: ec.watchProgressNotifyIntervalMs > 0 ? ec.watchProgressNotifyIntervalMs : defaultWatchProgressNotifyIntervalMs,
   };
   return { kind: 'run', config, logs, unsupported, ...(stderr ? { stderr } : {}) };
 }

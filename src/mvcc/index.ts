@@ -12,3 +12,6 @@ export type { KeyRevision } from './key_index.js';
 export { TreeIndex } from './tree_index.js';
 export { revKey, revMain, revSub, isTombstoneKey } from './revision.js';
 export { encodeKeyValue, decodeKeyValue } from './kvcodec.js';
+export { WatchableStore, WatchStream, defaultWatchStreamBounds, watchErrors } from './watchable-store.js';
+export type { WatchStreamBounds, WatchableOptions, WatchReply, Queued, WatchRequest, WatchResult } from './watchable-store.js';
+export { prefixRangeEnd } from './watcher-group.js';

@@ -52,6 +52,8 @@ export interface MvccStoreOptions {
   compactionBatchLimit?: number;
   /** Called after each write that changed something, with its events in order (for watchers). */
   onChanges?: (events: Event[], revision: number) => void;
+  /** Called when a compaction at `revision` is accepted, before anything is removed (watch: mvcc/watchable-store.ts). */
+  onCompact?: (revision: number) => void;
   /** Structured logger (etcd's wording for compaction events). */
   log?: StoreLogger;
 }
@@ -111,6 +113,7 @@ export class MvccStore {
   private readonly leaseExists: ((id: bigint) => boolean) | undefined;
   private readonly batchLimit: number;
   private readonly onChanges: MvccStoreOptions['onChanges'];
+  private readonly onCompact: MvccStoreOptions['onCompact'];
   private readonly log: StoreLogger | undefined;
   private currentRev = 1;
   /** etcd's compactMainRev: -1 until the first compaction. */
@@ -127,6 +130,7 @@ export class MvccStore {
     this.leaseExists = opts.leaseExists;
     this.batchLimit = opts.compactionBatchLimit ?? 1000;
     this.onChanges = opts.onChanges;
+    this.onCompact = opts.onCompact;
     this.log = opts.log;
     this.backend.onBeforeCommit(() => {
       if (!this.ciDirty) return;
@@ -452,6 +456,7 @@ export class MvccStore {
   compact(rev: number): Promise<void> {
     if (rev <= this.compactMainRev) throw etcdError('Compacted');
     if (rev > this.currentRev) throw etcdError('FutureRev');
+    this.onCompact?.(rev);
     this.compactMainRev = rev;
     this.backend.put('meta', META_SCHEDULED_COMPACT, revKey(rev, 0));
     const job = this.compactions.then(() => this.runCompaction(rev));

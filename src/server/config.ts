@@ -56,7 +56,12 @@ export interface ServerConfig {
   debugRaftLoop?: boolean;
   /** CONCORD_API_THREAD=1: run the client transport on a worker thread (api/thread.ts). */
   apiThread?: boolean;
+  /** --experimental-watch-progress-notify-interval: progress_notify watchers hear of quiet periods this often. */
+  watchProgressNotifyIntervalMs?: number;
 }
+
+/** etcd v3rpc's progressReportInterval default: 10 minutes. */
+export const defaultWatchProgressNotifyIntervalMs = 10 * 60 * 1000;
 
 export const defaultQuotaBackendBytes = 2 * 1024 * 1024 * 1024;
 export const maxQuotaBackendBytes = 8 * 1024 * 1024 * 1024;

@@ -16,7 +16,7 @@ import { etcdError, EtcdError } from '../errors/index.js';
 import { RaftError } from '../raft/index.js';
 import type { MvccStore } from '../mvcc/index.js';
 import type { Logger } from '../log/index.js';
-import type { BackendSnapshot, EtcdService, HealthReport } from './service.js';
+import type { BackendSnapshot, EtcdService, HealthReport, WatchHost } from './service.js';
 import type { ServerConfig } from './config.js';
 import type { RaftNode } from './raft-node.js';
 import { AlarmSet, alarmName } from './alarms.js';
@@ -60,6 +60,8 @@ export interface EtcdServerDeps {
 
 export class EtcdServer implements EtcdService {
   readonly limits: { maxTxnOps: number; maxRequestBytes: number };
+  /** Set by startServer once the watchable store is open (index.ts). */
+  watch: WatchHost | undefined = undefined;
   readonly memberId: bigint;
   readonly membership: Membership;
   private readonly store: MvccStore;

@@ -6,9 +6,9 @@
 export { startMember } from './member.js';
 export type { RunningMember } from './member.js';
 export { EtcdServer, serverVersion, clusterVersion, maxPendingReads } from './etcd-server.js';
-export type { EtcdService, HealthReport, BackendSnapshot } from './service.js';
+export type { EtcdService, HealthReport, BackendSnapshot, WatchHost } from './service.js';
 export type { ServerConfig } from './config.js';
-export { defaultQuotaBackendBytes, maxQuotaBackendBytes } from './config.js';
+export { defaultQuotaBackendBytes, maxQuotaBackendBytes, defaultWatchProgressNotifyIntervalMs } from './config.js';
 export { urlString } from './ids.js';
 export { idToHex } from './membership.js';
 export { isTxnReadOnly, isTxnSerializable } from './txn-rules.js';

@@ -11,7 +11,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { MemoryStorage } from '../raft/index.js';
 import { Wal, Snapshotter, validSnapshotEntries } from '../wal/index.js';
-import { MvccStore, storedConsistentIndex } from '../mvcc/index.js';
+import { WatchableStore, storedConsistentIndex, type MvccStore } from '../mvcc/index.js';
 import { Backend, backendPath } from '../storage/index.js';
 import type { Logger } from '../log/index.js';
 import { formatDuration } from '../log/index.js';
@@ -20,7 +20,7 @@ import {
   type Entry, type HardState, type Message, type Snapshot,
 } from '../proto/index.js';
 import type { ServerConfig } from './config.js';
-import { defaultQuotaBackendBytes } from './config.js';
+import { defaultQuotaBackendBytes, defaultWatchProgressNotifyIntervalMs } from './config.js';
 import { bootstrapIdentity, checkBackendMatchesSnapshot } from './bootstrap.js';
 import { Membership, memberToJson, idToHex } from './membership.js';
 import { AlarmSet } from './alarms.js';
@@ -95,7 +95,9 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
   const alarms = new AlarmSet(alarmsText ? (JSON.parse(alarmsText) as Array<{ memberID: string; alarm: number }>).map((a) => AlarmMember.fromPartial({ memberID: BigInt(a.memberID), alarm: a.alarm })) : []);
 
   checkBackendMatchesSnapshot(backend.path, storedConsistentIndex(backend), snapIndex);
-  const store = await MvccStore.open({ backend, log });
+  // The MVCC store hands every write's events to its watchable layer (mvcc/watchable-store.ts).
+  const watchable = WatchableStore.open({ backend, log });
+  const store = watchable.kv;
   const quotaBytes = config.quotaBackendBytes > 0 ? config.quotaBackendBytes : defaultQuotaBackendBytes;
   if (config.quotaBackendBytes === 0) {
     log.info('enabled backend quota with default value', { 'quota-name': 'v3-applier', 'quota-size-bytes': quotaBytes, 'quota-size': '2.1 GB' });
@@ -131,6 +133,12 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
   });
   log.info('starting local member', { 'local-member-id': idToHex(memberId), 'cluster-id': idToHex(clusterId) });
   server = new EtcdServer({ config, log, memberId, membership, store, alarms, quotaBytes, raft, applier, waits });
+  server.watch = {
+    watchable,
+    hasLeader: () => server.leader !== 0n,
+    progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs ?? defaultWatchProgressNotifyIntervalMs,
+    electionTimeoutMs: config.electionTimeoutMs,
+  };
   log.info('starting etcd server', { 'local-member-id': idToHex(memberId), 'local-server-version': serverVersion, 'cluster-version': 'to_be_decided' });
 
   // Raft learns its voters from the conf changes replayed in the first Readies, so let the

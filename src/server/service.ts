@@ -12,6 +12,9 @@ import type {
   AlarmRequest, AlarmResponse, MoveLeaderRequest, MoveLeaderResponse,
   MemberListRequest, MemberListResponse, ResponseHeader,
 } from '../proto/index.js';
+import type { WatchableStore } from '../mvcc/index.js';
+
+export type { WatchableStore, WatchStream, WatchStreamBounds, Queued } from '../mvcc/index.js';
 
 export interface HealthReport {
   health: boolean;
@@ -53,8 +56,21 @@ export interface ClusterService {
   memberList(req: MemberListRequest): Promise<MemberListResponse>;
 }
 
+/** What the Watch service needs of the member (api/watch-service.ts). */
+export interface WatchHost {
+  readonly watchable: WatchableStore;
+  /** Whether the member knows a leader (streams opened with `hasleader` metadata need one). */
+  hasLeader(): boolean;
+  /** --experimental-watch-progress-notify-interval, in ms. */
+  readonly progressNotifyIntervalMs: number;
+  /** --election-timeout: `hasleader` streams end after three of these without a leader (etcd's monitorLeader). */
+  readonly electionTimeoutMs: number;
+}
+
 /** The whole member as the API sees it. */
 export interface EtcdService extends KVService, MaintenanceService, ClusterService {
+  /** Watch support; absent: Watch answers Unimplemented. */
+  readonly watch?: WatchHost;
   header(): ResponseHeader;
   health(): HealthReport;
   /** Limits the API layer enforces before a request reaches the server. */

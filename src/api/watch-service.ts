@@ -1,0 +1,305 @@
+/**
+ * etcd's Watch service (v3rpc/watch.go) on the bidi support of grpc/server.ts.
+ *
+ * One WatchSession per gRPC stream. Its requests create and cancel watchers on an mvcc
+ * WatchStream; everything the client is sent (create/cancel answers, events, compactions,
+ * progress) goes through that stream's one bounded queue, so it arrives in the order it was
+ * decided, and one send loop writes it out as HTTP/2 flow control allows. A client that does
+ * not read fills its own queue and nothing else: its watchers fall behind and later catch up
+ * from the store (mvcc/watchable-store.ts). Requests are not read while the queue is full, so
+ * a client cannot grow it by sending either.
+ *
+ * Semantics kept from etcd 3.4 unless noted: an empty key is "\0"; a range_end of "\0" is
+ * from-key; watch_id 0 means "assign one"; a duplicate id or an empty range is answered with
+ * created+canceled and watch_id -1; prev_kv is looked up at send time (absent if compacted);
+ * a compacted watcher gets compact_revision with canceled set; `fragment` splits a response
+ * at max-request-bytes exactly as sendFragments does. As etcd 3.5 does, a progress request is
+ * answered (watch_id -1) only once every watcher of the stream has caught up, so its
+ * revision is a true bookmark.
+ */
+import { GrpcCode } from '../errors/index.js';
+import { etcdError } from '../errors/index.js';
+import * as pb from '../proto/gen/etcdserverpb/rpc.js';
+import { Event as PbEvent, Event_EventType, type Event } from '../proto/gen/mvccpb/kv.js';
+import { sizeBytesField } from '../proto/wire.js';
+import type { ResponseHeader } from '../proto/gen/etcdserverpb/rpc.js';
+import type { Queued, WatchHost, WatchStream, WatchStreamBounds } from '../server/service.js';
+import type { Codec, GrpcServer, ServerCall } from './grpc/index.js';
+import { encodeEventsResponse } from './watch-codec.js';
+import { statusOf } from './grpc/index.js';
+
+export const watchPath = '/etcdserverpb.Watch/Watch';
+
+/** Per-stream send queue bounds: ~8 MiB or 1,024 responses, whichever comes first. */
+export const defaultWatchSendBounds: WatchStreamBounds = { maxQueuedResponses: 1024, maxQueuedBytes: 8 * 1024 * 1024 };
+
+export interface WatchServiceOptions {
+  host: WatchHost;
+  /** The member's response header (cluster id, member id, raft term); the revision is replaced per response. */
+  header(): ResponseHeader;
+  /** Where fragmenting watchers' responses are split: etcd uses max-request-bytes + 512 KiB. */
+  fragmentAtBytes: number;
+  bounds?: WatchStreamBounds;
+}
+
+/** Responses are written already framed, several per write (watch-codec.ts shares event bytes among watchers). */
+type Call = ServerCall<pb.WatchRequest, Buffer>;
+
+const preFramed: Codec<Buffer> = {
+  encode: () => { throw new Error('watch responses are framed by the session'); },
+  decode: () => { throw new Error('the server never decodes its own responses'); },
+  framed: true,
+};
+
+/** Several encoded messages as one buffer of gRPC frames. */
+function frameAll(messages: readonly Uint8Array[], totalBytes: number): Buffer {
+  const out = Buffer.allocUnsafe(totalBytes);
+  let at = 0;
+  for (const m of messages) {
+    out[at] = 0;
+    out.writeUInt32BE(m.length, at + 1);
+    out.set(m, at + grpcPrefixBytes);
+    at += grpcPrefixBytes + m.length;
+  }
+  return out;
+}
+
+/** What a create request asked for beyond the watcher itself. */
+interface WatcherOptions {
+  readonly prevKv: boolean;
+  readonly fragment: boolean;
+  readonly progressNotify: boolean;
+  /** No events sent since the last progress tick (etcd's sws.progress[id] == true). */
+  quiet: boolean;
+}
+
+const EMPTY = Buffer.alloc(0);
+/** Bytes of responses written to the HTTP/2 stream in one write (more if one response is larger). */
+const maxBatchBytes = 256 * 1024;
+/** gRPC's message prefix: compressed flag + 4-byte length. */
+const grpcPrefixBytes = 5;
+const ZERO_KEY = Buffer.from([0]);
+
+export function registerWatchService(grpc: GrpcServer, opts: WatchServiceOptions): void {
+  grpc.addBidi(watchPath, pb.WatchRequest, preFramed, (call: Call) => new WatchSession(call, opts).run());
+}
+
+class WatchSession {
+  private readonly stream: WatchStream<pb.WatchResponse>;
+  private readonly watchers = new Map<number, WatcherOptions>();
+  private roomWaiter: (() => void) | undefined;
+  private sendingDone = false;
+  /** Resolves when this session ends the call itself (no leader, a send failure). */
+  private readonly ended: Promise<void>;
+  private markEnded!: () => void;
+
+  constructor(private readonly call: Call, private readonly opts: WatchServiceOptions) {
+    this.stream = opts.host.watchable.newWatchStream<pb.WatchResponse>(opts.bounds ?? defaultWatchSendBounds);
+    this.ended = new Promise((resolve) => { this.markEnded = resolve; });
+  }
+
+  /** Ends the call with a status; the session then winds down (run() returns). */
+  private endCall(code: GrpcCode, message: string): void {
+    this.call.finish(code, message);
+    this.markEnded();
+  }
+
+  async run(): Promise<void> {
+    const call = this.call;
+    const requireLeader = call.headers.hasleader === 'true';
+    if (requireLeader && !this.opts.host.hasLeader()) {
+      this.stream.close();
+      throw etcdError('NoLeader');
+    }
+    const leaderWatch = requireLeader ? this.monitorLeader() : undefined;
+    // etcd picks interval + up to 10% jitter once per stream, so restarts do not align them.
+    const interval = this.opts.host.progressNotifyIntervalMs;
+    const ticker = setInterval(() => this.progressTick(), interval + Math.floor(Math.random() * (interval / 10)));
+    ticker.unref();
+    const sending = this.sendLoop();
+    try {
+      for await (const req of call.messages()) {
+        this.onRequest(req);
+        while (!this.stream.hasRoom() && !call.cancelled && !this.sendingDone) await new Promise<void>((r) => { this.roomWaiter = r; });
+      }
+      // A client that half-closes still gets its events until it goes away (etcd's recvLoop
+      // returns nil on EOF and Watch waits for the stream's context).
+      if (!call.cancelled) await Promise.race([sending, cancelledPromise(call), this.ended]);
+    } finally {
+      clearInterval(ticker);
+      if (leaderWatch !== undefined) clearInterval(leaderWatch);
+      this.stream.close();
+    }
+    await sending;
+  }
+
+  /** etcd's monitorLeader: a `hasleader` stream ends once the member has had no leader for three election timeouts in a row. */
+  private monitorLeader(): NodeJS.Timeout {
+    let misses = 0;
+    const t = setInterval(() => {
+      misses = this.opts.host.hasLeader() ? 0 : misses + 1;
+      if (misses < 3) return;
+      const err = etcdError('NoLeader');
+      this.endCall(err.code, err.message);
+    }, this.opts.host.electionTimeoutMs);
+    t.unref();
+    return t;
+  }
+
+  // ------------------------------------------------------------ requests
+
+  private onRequest(req: pb.WatchRequest): void {
+    if (req.createRequest !== undefined) this.create(req.createRequest);
+    else if (req.cancelRequest !== undefined) this.cancel(req.cancelRequest.watchId);
+    else if (req.progressRequest !== undefined) this.stream.requestProgressAll();
+  }
+
+  private create(c: pb.WatchCreateRequest): void {
+    const key = c.key.length === 0 ? ZERO_KEY : c.key;
+    const end = c.rangeEnd.length === 0 ? undefined : c.rangeEnd.length === 1 && c.rangeEnd[0] === 0 ? EMPTY : c.rangeEnd;
+    const wsrev = this.stream.rev;
+    const res = this.stream.watch({
+      id: c.watchId, key, end, startRevision: c.startRevision,
+      filterPut: c.filters.includes(pb.WatchCreateRequest_FilterType.NOPUT),
+      filterDelete: c.filters.includes(pb.WatchCreateRequest_FilterType.NODELETE),
+    });
+    if (res.ok) this.watchers.set(res.id, { prevKv: c.prevKv, fragment: c.fragment, progressNotify: c.progressNotify, quiet: true });
+    this.stream.pushControl(this.response(wsrev, res.ok ? res.id : -1, {
+      created: true, canceled: !res.ok, cancelReason: res.ok ? '' : res.reason,
+    }));
+  }
+
+  private cancel(id: number): void {
+    if (!this.stream.cancel(id)) return; // etcd answers nothing for an unknown id
+    this.watchers.delete(id);
+    this.stream.pushControl(this.response(this.stream.rev, id, { canceled: true }));
+  }
+
+  /** etcd's progress ticker: watchers with progress_notify that heard nothing since the last tick. */
+  private progressTick(): void {
+    for (const [id, w] of this.watchers) {
+      if (!w.progressNotify) continue;
+      if (w.quiet) this.stream.requestProgress(id);
+      w.quiet = true;
+    }
+  }
+
+  // ------------------------------------------------------------ sending
+
+  /**
+   * Writes the queue out in batches: every item queued now (up to maxBatchBytes) is encoded
+   * and framed into one buffer, written with one call (one HTTP/2 write instead of one per
+   * response: with many watchers on a key that write is most of the cost).
+   */
+  private async sendLoop(): Promise<void> {
+    try {
+      const batch: Uint8Array[] = [];
+      for (;;) {
+        await this.stream.readable();
+        let bytes = 0;
+        for (let item = this.stream.next(); item !== undefined; item = bytes < maxBatchBytes ? this.stream.next() : undefined) {
+          for (const m of await this.encode(item)) {
+            batch.push(m);
+            bytes += m.length + grpcPrefixBytes;
+          }
+        }
+        if (batch.length === 0) return; // closed
+        this.wakeReceiver();
+        const framed = frameAll(batch, bytes);
+        batch.length = 0;
+        try {
+          await this.call.write(framed);
+        } catch {
+          return; // the client went away (or the server is closing): nothing left to send to
+        }
+      }
+    } catch (e) {
+      // A bug in this stream's sending ends this stream only.
+      const [code, msg] = statusOf(e);
+      this.endCall(code === GrpcCode.OK ? GrpcCode.Unknown : code, msg);
+    } finally {
+      this.sendingDone = true;
+      this.wakeReceiver();
+    }
+  }
+
+  private wakeReceiver(): void {
+    const w = this.roomWaiter;
+    if (w !== undefined) { this.roomWaiter = undefined; w(); }
+  }
+
+  /** One queued item as encoded WatchResponses (several when fragmented). */
+  private async encode(item: Queued<pb.WatchResponse>): Promise<Uint8Array[]> {
+    switch (item.kind) {
+      case 'control': return [pb.WatchResponse.encode(item.control).finish()];
+      case 'compacted':
+        // etcd's mvcc reply carries no revision here, so the header's revision is 0.
+        return [pb.WatchResponse.encode(this.response(0, item.watchId, { compactRevision: item.compactRevision, canceled: true })).finish()];
+      case 'progress':
+        return [pb.WatchResponse.encode(this.response(item.revision, item.watchId, {})).finish()];
+      case 'events': {
+        const w = this.watchers.get(item.watchId);
+        const events = w?.prevKv ? await this.withPrevKv(item.events) : (item.events as Event[]);
+        if (w !== undefined && events.length > 0) w.quiet = false;
+        if (w?.fragment !== true) return [encodeEventsResponse(this.header(item.revision), item.watchId, events)];
+        const wr = this.response(item.revision, item.watchId, { events });
+        return fragments(wr, this.opts.fragmentAtBytes).map((part) => pb.WatchResponse.encode(part).finish());
+      }
+    }
+  }
+
+  /** Copies of the events with prev_kv set (etcd reads it at mod_revision - 1; none for a create). */
+  private async withPrevKv(events: readonly Event[]): Promise<Event[]> {
+    await this.opts.host.watchable.ready(); // no reads while a defrag swaps the backend
+    return events.map((e) => {
+      const kv = e.kv!;
+      const isCreate = e.type === Event_EventType.PUT && kv.createRevision === kv.modRevision;
+      return { type: e.type, kv, prevKv: isCreate ? undefined : this.opts.host.watchable.prevKv(kv.key, kv.modRevision) };
+    });
+  }
+
+  private header(revision: number): ResponseHeader {
+    const header = this.opts.header();
+    header.revision = revision;
+    return header;
+  }
+
+  private response(revision: number, watchId: number, fields: Partial<pb.WatchResponse>): pb.WatchResponse {
+    return {
+      header: this.header(revision), watchId, created: false, canceled: false, compactRevision: 0, cancelReason: '', fragment: false, events: [], ...fields,
+    };
+  }
+}
+
+function cancelledPromise(call: Call): Promise<void> {
+  if (call.cancelled) return Promise.resolve();
+  return new Promise((resolve) => call.signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
+/**
+ * etcd's sendFragments: a response under maxRequestBytes (or with fewer than two events) goes
+ * whole; otherwise events are packed into parts marked fragment, each closed before it would
+ * reach maxRequestBytes (but holding at least one event); the last part is unmarked.
+ */
+export function fragments(wr: pb.WatchResponse, maxRequestBytes: number): pb.WatchResponse[] {
+  // Each event: tag (field 11, one byte) + length + bytes.
+  const eventBytes = wr.events.map((e) => 1 + sizeBytesField(PbEvent.encode(e).finish().length));
+  const base = { ...wr, events: [], fragment: true };
+  const baseBytes = pb.WatchResponse.encode(base).finish().length;
+  let whole = baseBytes - 2; // without fragment=true (tag + 1 byte)
+  for (const n of eventBytes) whole += n;
+  if (whole < maxRequestBytes || wr.events.length < 2) return [wr];
+  const parts: pb.WatchResponse[] = [];
+  let idx = 0;
+  while (idx < wr.events.length) {
+    const events: Event[] = [];
+    let size = baseBytes;
+    for (; idx < wr.events.length; idx++) {
+      size += eventBytes[idx];
+      if (events.length > 0 && size >= maxRequestBytes) break;
+      events.push(wr.events[idx]);
+    }
+    parts.push({ ...base, events, fragment: idx < wr.events.length });
+  }
+  return parts;
+}
