@@ -15,7 +15,7 @@ import { etcdserverpb as pb } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
 import { isTxnReadOnly, type EtcdService } from '../server/index.js';
 import { encodePutResponse } from './fast-codecs.js';
-import { Reader, WIRE_BYTES } from '../proto/wire.js';
+import { Reader, WIRE_BYTES } from '../proto/index.js';
 import { registerWatchService, watchPath } from './watch-service.js';
 import type { Codec } from './grpc/framing.js';
 import { GrpcServer, GrpcStatusError, unmarshalError } from './grpc/index.js';

@@ -4,7 +4,7 @@
  * check etcd makes when it proposes a write (see checkRequestSize).
  */
 import { etcdError } from '../errors/index.js';
-import { sizeVarint } from '../proto/wire.js';
+import { sizeVarint } from '../proto/index.js';
 import type {
   DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
 } from '../proto/index.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { WatchResponse } from '../proto/gen/etcdserverpb/rpc.js';
-import { Event_EventType, type Event } from '../proto/gen/mvccpb/kv.js';
+import { WatchResponse } from '../proto/index.js';
+import { Event_EventType, type Event } from '../proto/index.js';
 import { encodeEventsResponse } from './watch-codec.js';
 
 test('encodeEventsResponse is byte-identical to the generated encoder (shared events, ids, zero fields, prev_kv)', () => {

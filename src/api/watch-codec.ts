@@ -4,9 +4,9 @@
  * (cached per Event object, which the watchable store hands to every watcher), and so is the
  * header for a revision. Output is byte-identical to the generated encoder's.
  */
-import { WatchResponse, type ResponseHeader } from '../proto/gen/etcdserverpb/rpc.js';
-import { Event } from '../proto/gen/mvccpb/kv.js';
-import { Writer, sizeBytesField, sizeVarint } from '../proto/wire.js';
+import { WatchResponse, type ResponseHeader } from '../proto/index.js';
+import { Event } from '../proto/index.js';
+import { Writer, sizeBytesField, sizeVarint } from '../proto/index.js';
 import { encodeHeaderOnly } from './fast-codecs.js';
 
 const eventBytes = new WeakMap<Event, Uint8Array>();

@@ -19,11 +19,11 @@
  */
 import { GrpcCode } from '../errors/index.js';
 import { etcdError } from '../errors/index.js';
-import * as pb from '../proto/gen/etcdserverpb/rpc.js';
-import { Event as PbEvent, Event_EventType, type Event } from '../proto/gen/mvccpb/kv.js';
-import { sizeBytesField } from '../proto/wire.js';
-import type { ResponseHeader } from '../proto/gen/etcdserverpb/rpc.js';
-import type { Queued, WatchHost, WatchStream, WatchStreamBounds } from '../server/service.js';
+import { etcdserverpb as pb } from '../proto/index.js';
+import { Event as PbEvent, Event_EventType, type Event } from '../proto/index.js';
+import { sizeBytesField } from '../proto/index.js';
+import type { ResponseHeader } from '../proto/index.js';
+import type { Queued, WatchHost, WatchStream, WatchStreamBounds } from '../server/index.js';
 import type { Codec, GrpcServer, ServerCall } from './grpc/index.js';
 import { encodeEventsResponse } from './watch-codec.js';
 import { statusOf } from './grpc/index.js';

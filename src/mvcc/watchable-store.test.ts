@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Backend } from '../storage/index.js';
-import { Event_EventType, type Event } from '../proto/gen/mvccpb/kv.js';
+import { Event_EventType, type Event } from '../proto/index.js';
 import { WatchableStore, type WatchStream, type WatchReply, type WatchStreamBounds } from './watchable-store.js';
 import { prefixRangeEnd } from './watcher-group.js';
 // The project's seeded PRNG (mulberry32), shared with the raft simulation; test-only import.
-import { rng } from '../raft/sim_network.js';
 import { b, tempDir, putReq, delReq, txnReq, opPut, opDel } from './testutil.js';
+import { rng } from './testutil.js';
 
 function openWatchable(dir: string, opts: { maxEventsPerSync?: number; maxWatchersPerSync?: number } = {}): WatchableStore {
   const backend = Backend.open({ path: path.join(dir, 'member', 'snap', 'concord.lmdb') });

@@ -22,9 +22,9 @@
 // revision C's events before anything is removed; history reads at C use that copy. (The copy
 // lives in memory: a restart forgets it, as etcd 3.4 forgets those tombstones.)
 
-import type { Event, KeyValue } from '../proto/gen/mvccpb/kv.js';
-import { Event_EventType } from '../proto/gen/mvccpb/kv.js';
-import type { RangeRequest } from '../proto/gen/etcdserverpb/rpc.js';
+import type { Event, KeyValue } from '../proto/index.js';
+import { Event_EventType } from '../proto/index.js';
+import type { RangeRequest } from '../proto/index.js';
 import { decodeKey, decodeKeyValue } from './kvcodec.js';
 import { isTombstoneKey, revKey, revMain } from './revision.js';
 import { MvccStore, type MvccStoreOptions } from './store.js';

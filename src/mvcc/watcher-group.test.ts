@@ -1,9 +1,9 @@
+import { rng } from './testutil.js';
 // WatcherGroup against brute force: random single, prefix, range and from-key watchers, added
 // and removed at random; for random keys, the watchers found must be exactly those whose
 // range holds the key. Replay with CONCORD_WG_SEED.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rng } from '../raft/sim_network.js'; // the project's seeded PRNG (mulberry32), test-only
 import { WatcherGroup, prefixRangeEnd, watchShape, type Watcher } from './watcher-group.js';
 
 function holds(w: Watcher, key: Buffer): boolean {

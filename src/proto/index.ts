@@ -48,7 +48,7 @@ export {
   HashKVRequest, HashKVResponse, HashResponse, Member,
   MemberListRequest, MemberListResponse, MoveLeaderRequest, MoveLeaderResponse,
   PutRequest, PutResponse, RangeRequest, RangeRequest_SortOrder, RangeRequest_SortTarget, RangeResponse,
-  RequestOp, ResponseHeader, ResponseOp, StatusResponse, TxnRequest, TxnResponse,
+  RequestOp, ResponseHeader, ResponseOp, StatusResponse, TxnRequest, TxnResponse, WatchRequest, WatchResponse,
 } from './gen/etcdserverpb/rpc.js';
 
 // ---- generated: etcdserverpb (internal: raft entries, WAL metadata, etcd 3.4's v2 requests)
