@@ -108,6 +108,14 @@ async function assertAlive(what: string): Promise<void> {
   assert.equal(r.grpcStatus, '0', `no answer after ${what} (seed ${seed}): ${JSON.stringify({ ...r, body: undefined })}`);
 }
 
+/**
+ * Bidi streams that may rightly stay open after the client half-closes: etcd's Watch keeps a
+ * stream until the client goes away (its recvLoop returns nil on EOF), so a body that decodes
+ * to no request gets no answer there either. Those calls are reset after a second; the server
+ * must still be alive and answering (assertAlive), which is what the case checks.
+ */
+const openEndedStreams = new Set(['/etcdserverpb.Watch/Watch']);
+
 /** A gRPC answer or a clean stream/connection end; never a hang. */
 function assertAnswered(r: CallResult, what: string): void {
   assert.ok(r.error !== 'timeout', `no answer to ${what} (seed ${seed})`);
@@ -301,8 +309,9 @@ describe('front-end fuzz', { skip: !runConcord() }, () => {
           if (kind === 'truncated') body = sample!.subarray(0, int(sample!.length));
           else if (kind === 'mutated') body = mutate(sample!);
           else body = gentle.has(path) ? Buffer.from([pick([0xff, 0x07, 0x80, 0x0a])]) : randomProto();
-          const r = await rawCall(session, path, grpcMessage(body), {}, 30_000);
-          assertAnswered(r, `${path} ${kind} ${body.toString('hex')}`);
+          const openEnded = openEndedStreams.has(path);
+          const r = await rawCall(session, path, grpcMessage(body), {}, openEnded ? 1_000 : 30_000);
+          if (!(openEnded && r.error === 'timeout')) assertAnswered(r, `${path} ${kind} ${body.toString('hex')}`);
           cases++;
         }
         await assertAlive(`bodies for ${path}`);
