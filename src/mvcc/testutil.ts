@@ -40,14 +40,3 @@ export function keysOf(r: { kvs: { key: Buffer }[] }): string[] {
   return r.kvs.map((kv) => kv.key.toString());
 }
 
-/** A small seeded PRNG (mulberry32) for property tests: the same seed replays the same run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

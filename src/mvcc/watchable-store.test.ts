@@ -12,7 +12,7 @@ import { WatchableStore, type WatchStream, type WatchReply, type WatchStreamBoun
 import { prefixRangeEnd } from './watcher-group.js';
 // The project's seeded PRNG (mulberry32), shared with the raft simulation; test-only import.
 import { b, tempDir, putReq, delReq, txnReq, opPut, opDel } from './testutil.js';
-import { rng } from './testutil.js';
+import { rng } from '../testkit/index.js';
 
 function openWatchable(dir: string, opts: { maxEventsPerSync?: number; maxWatchersPerSync?: number } = {}): WatchableStore {
   const backend = Backend.open({ path: path.join(dir, 'member', 'snap', 'concord.lmdb') });

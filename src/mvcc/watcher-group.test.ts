@@ -1,4 +1,4 @@
-import { rng } from './testutil.js';
+import { rng } from '../testkit/index.js';
 // WatcherGroup against brute force: random single, prefix, range and from-key watchers, added
 // and removed at random; for random keys, the watchers found must be exactly those whose
 // range holds the key. Replay with CONCORD_WG_SEED.

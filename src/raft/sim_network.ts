@@ -29,17 +29,8 @@ function members(cs: ConfState): Set<NodeId> {
   return new Set([...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext]);
 }
 
-/** Small fast seeded PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from '../testkit/index.js';
+import { rng } from '../testkit/index.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -1,0 +1,16 @@
+/**
+ * testkit/: helpers the tests of every layer share. A leaf: it imports nothing of ours, so a
+ * low layer's tests (raft/, mvcc/) can use it without an arrow up the layer table.
+ */
+
+/** A small, fast seeded PRNG (mulberry32): the same seed replays the same run. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
