@@ -15,7 +15,7 @@ import { etcdserverpb as pb } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
 import { isTxnReadOnly, type EtcdService } from '../server/index.js';
 import { encodePutResponse } from './fast-codecs.js';
-import { Reader, WIRE_BYTES } from '../proto/index.js';
+import { Reader, WIRE_BYTES, wireShapeError } from '../proto/index.js';
 import { registerWatchService, watchPath } from './watch-service.js';
 import type { Codec } from './grpc/framing.js';
 import { GrpcServer, GrpcStatusError, unmarshalError } from './grpc/index.js';
@@ -49,7 +49,14 @@ export interface MethodTable {
   readonly unimplemented: Array<{ path: string; message: string }>;
 }
 
+/** The proto message name of each generated codec, for etcd's wording of decode errors. */
+const messageNames = new Map<unknown, string>(Object.entries(pb).map(([name, codec]) => [codec, name]));
+
 function decodeRequest<T>(codec: Codec<T>, body: Buffer): T {
+  // The generated codec stops silently at a tag of 0 where etcd refuses the message; walk
+  // the top level as gogoproto does first, so what we accept is what etcd accepts.
+  const shapeError = wireShapeError(body, messageNames.get(codec) ?? 'Message');
+  if (shapeError !== undefined) throw new GrpcStatusError(GrpcCode.Internal, `grpc: error unmarshalling request: ${shapeError}`);
   try {
     return codec.decode(body);
   } catch (e) {

@@ -36,7 +36,7 @@ export type { WalRecord, WalSnapshot, SnapFile } from './walpb.js';
 // ---- wire helpers
 export {
   WIRE_VARINT, WIRE_FIXED64, WIRE_BYTES, WIRE_FIXED32,
-  sizeVarint, sizeVarintBig, sizeBytesField, Writer, Reader, writeVarint, writeVarintBig,
+  sizeVarint, sizeVarintBig, sizeBytesField, Writer, Reader, writeVarint, writeVarintBig, wireShapeError,
 } from './wire.js';
 
 // ---- generated: etcdserverpb (client API, rpc.proto)

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Reader, Writer, sizeVarint, sizeVarintBig, writeVarint, writeVarintBig } from './wire.js';
+import { Reader, Writer, sizeVarint, sizeVarintBig, wireShapeError, writeVarint, writeVarintBig } from './wire.js';
 
 /** The plain definition, one BigInt step per byte: what the fast paths must equal. */
 function referenceVarint(v: bigint): number[] {
@@ -55,4 +55,18 @@ test('a varint past 64 bits keeps the low 64 (as Go), one past 10 bytes is refus
   assert.throws(() => new Reader(new Uint8Array([0x80, 0x80])).varintBig(), /truncated varint/);
   assert.throws(() => new Reader(new Uint8Array([0x80])).varint(), /truncated varint/);
   assert.throws(() => new Reader(new Uint8Array([0x05, 1, 2])).view(), /truncated bytes/);
+});
+
+test('wireShapeError words malformed top-level fields as gogoproto does, and accepts well-formed ones', () => {
+  const hex = (h: string): Buffer => Buffer.from(h, 'hex');
+  // The wording of each case is what etcd 3.4 answered for the same bytes.
+  assert.equal(wireShapeError(hex('0a0666757a7a2f6b0001ff2001'), 'PutRequest'), 'proto: PutRequest: illegal tag 0 (wire type 0)');
+  assert.equal(wireShapeError(hex('0a01'), 'PutRequest'), 'unexpected EOF');
+  assert.equal(wireShapeError(hex('0c'), 'PutRequest'), 'proto: PutRequest: wiretype end group for non-group');
+  assert.equal(wireShapeError(hex('0e'), 'PutRequest'), 'proto: illegal wireType 6');
+  assert.equal(wireShapeError(hex('80'), 'PutRequest'), 'unexpected EOF');
+  assert.equal(wireShapeError(hex('11 0102'.replace(' ', '')), 'PutRequest'), 'unexpected EOF');
+  assert.equal(wireShapeError(hex('0a0161120162180120012801300150e807'), 'PutRequest'), undefined);
+  assert.equal(wireShapeError(hex('0b 0801 0c'.replace(/ /g, '')), 'PutRequest'), undefined); // a group, skipped
+  assert.equal(wireShapeError(Buffer.alloc(0), 'PutRequest'), undefined);
 });

@@ -271,3 +271,40 @@ export class Reader {
     if (this.pos > this.end) throw new Error('wire: truncated field');
   }
 }
+
+/**
+ * Walks the top level of an encoded message the way gogoproto's generated Unmarshal does and
+ * returns the error etcd would report, or undefined when every field is well formed:
+ * a cut-short varint or payload is "unexpected EOF", a tag of field 0 is an illegal tag, an
+ * end-group or wire type 6/7 is refused. The generated TypeScript codec silently stops at a
+ * tag of 0 instead, which would let malformed bytes through to whoever reuses them (the put
+ * fast path proposes the client's own bytes). Nested messages are left to their decoders.
+ */
+export function wireShapeError(buf: Uint8Array, messageName: string): string | undefined {
+  const r = new Reader(buf);
+  try {
+    while (!r.done()) {
+      const tag = r.varint();
+      const wireType = tag % 8;
+      const fieldNum = Math.floor(tag / 8);
+      if (wireType === 4) return `proto: ${messageName}: wiretype end group for non-group`;
+      if (fieldNum <= 0 || fieldNum > 0x7fffffff) return `proto: ${messageName}: illegal tag ${fieldNum | 0} (wire type ${tag})`;
+      if (wireType === 3) skipGroup(r);
+      else if (wireType > 5) return `proto: illegal wireType ${wireType}`;
+      else r.skip(wireType);
+    }
+  } catch (e) {
+    return /too long/.test((e as Error).message) ? 'proto: integer overflow' : 'unexpected EOF';
+  }
+  return undefined;
+}
+
+/** A (deprecated) group: fields up to the matching end-group tag, as gogo's skip walks it. */
+function skipGroup(r: Reader): void {
+  for (let depth = 1; depth > 0;) {
+    const wireType = r.varint() % 8;
+    if (wireType === 3) depth++;
+    else if (wireType === 4) depth--;
+    else r.skip(wireType);
+  }
+}

@@ -68,3 +68,15 @@ test('a truncated entry fails to decode with an error instead of reading past it
   // Cut inside the put's value: its length prefix promises more bytes than there are.
   for (let n = data.length - 5; n < data.length; n++) assert.throws(() => decodeEntryRequest(data.subarray(0, n)), /truncated/);
 });
+
+test('a put whose client bytes are malformed (a tag of 0, wire type 7) is proposed re-encoded, and the entry applies', () => {
+  // Found by the front-end fuzz: the generated decoder stops at a tag of 0, so the request it
+  // returned was fine while the raw bytes proposed as they were stopped the applier for good.
+  const raw = Buffer.from('0a0666757a7a2f6b0001ff2001', 'hex');
+  const req = PutRequest.fromPartial({ key: Buffer.from('fuzz/k') });
+  const data = encodeRaftRequest(3n, { kind: 'put', req, raw });
+  const decoded = decodeEntryRequest(data);
+  assert.equal(decoded.id, 3n);
+  assert.deepEqual(decoded.request, decodeRaftRequest(data).request);
+  assert.deepEqual(Buffer.from(data), Buffer.from(encodeRaftRequest(3n, { kind: 'put', req })));
+});

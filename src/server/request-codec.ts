@@ -9,7 +9,7 @@
  */
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import {
-  Reader, Writer, sizeBytesField, sizeVarintBig, InternalRaftRequest, RequestHeader,
+  Reader, Writer, sizeBytesField, sizeVarintBig, wireShapeError, InternalRaftRequest, RequestHeader,
   AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest, V2Request,
 } from '../proto/index.js';
 
@@ -28,7 +28,12 @@ export type RaftRequest =
 const headerTag = (100 << 3) | 2; // field 100, length-delimited: varint 0xa2 0x06
 
 export function encodeRaftRequest(id: bigint, r: RaftRequest): Uint8Array {
-  if (r.kind === 'put' && r.raw !== undefined) return encodeWithRawBody(id, 4, r.raw);
+  // The client's bytes are reused only when they are well formed at the top level, as the
+  // applier's hand decoder needs: a malformed entry in the log would stop every member that
+  // applies it, at every restart. Anything else is encoded afresh from the decoded request.
+  if (r.kind === 'put' && r.raw !== undefined && wireShapeError(r.raw, 'PutRequest') === undefined) {
+    return encodeWithRawBody(id, 4, r.raw);
+  }
   const w = new BinaryWriter();
   w.uint32(headerTag).fork();
   RequestHeader.encode({ ID: id, username: '', authRevision: 0 }, w);
