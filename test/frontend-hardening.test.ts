@@ -10,7 +10,7 @@
 import { test, describe, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
-import { startServer, selectedTargets, runConcord, b, type Server } from './harness.js';
+import { startServer, selectedTargets, runConcord, b, sleep, type Server } from './harness.js';
 import { FLAG, FRAME, RawConn, frame, grpcMessage, grpcRequestHeaders, headerBlock, rawCall, rssBytes, send } from './h2raw.js';
 import { RangeRequest, RangeResponse } from '../src/proto/gen/etcdserverpb/rpc.js';
 
@@ -66,10 +66,7 @@ describe('defect 1: a malformed header block ends that connection only', () => {
       });
     }
 
-    // Failed once in ~13 runs (a full-suite run after the merge: the first request got no
-    // answer in 10 s); not reproduced in isolation or under CPU load. Reported as todo until the
-    // race on the rewriting path is found, so it still runs and prints its failure.
-    test(`${target}: a bad block after a URL-shaped :authority (the rewriting path)`, { todo: target === 'concord' ? 'intermittent: first request unanswered once (see comment)' : false }, async () => {
+    test(`${target}: a bad block after a URL-shaped :authority (the rewriting path)`, async () => {
       const s = await server(target);
       const c = await RawConn.handshake(s.clientPort);
       try {
@@ -79,6 +76,36 @@ describe('defect 1: a malformed header block ends that connection only', () => {
         assert.ok(await c.until((f) => f.stream === 1 && f.type === FRAME.headers, 10_000), 'the first request is answered');
         c.write(frame(FRAME.headers, FLAG.endHeaders | FLAG.endStream, 3, Buffer.from('000561', 'hex')));
         assert.equal(await connectionEnded(c), true);
+      } finally { c.destroy(); }
+      await assertServing(s);
+    });
+
+    test(`${target}: a PING before any request is answered at once, not after the wait for a first request`, async () => {
+      const s = await server(target);
+      const c = await RawConn.handshake(s.clientPort);
+      try {
+        c.write(frame(FRAME.ping, 0, 0, Buffer.from('0123456789abcdef', 'hex')));
+        // Concord waits up to 5 s for a first request before handing an idle connection to
+        // node:http2; a frame that wants an answer must end that wait.
+        const ack = await c.until((f) => f.type === FRAME.ping && (f.flags & FLAG.ack) !== 0, 4_000);
+        assert.equal(ack?.payload.toString('hex'), '0123456789abcdef');
+      } finally { c.destroy(); }
+    });
+
+    // A loaded machine (a full test run) once delayed a client's first request past the
+    // listener's 50 ms wait for it; the connection then went to node:http2 unexamined and its
+    // URL-shaped :authority was refused with RST_STREAM. etcdctl's maintenance calls hit the
+    // same when the client is slow. Here the delay is made on purpose.
+    test(`${target}: a URL-shaped :authority in a first request sent late is still answered`, async () => {
+      const s = await server(target);
+      const c = await RawConn.handshake(s.clientPort);
+      try {
+        await sleep(300);
+        const first = headerBlock(grpcRequestHeaders('/etcdserverpb.Maintenance/Status', `http://127.0.0.1:${s.clientPort}`));
+        c.write(frame(FRAME.headers, FLAG.endHeaders, 1, first));
+        c.write(frame(FRAME.data, FLAG.endStream, 1, grpcMessage(Buffer.alloc(0))));
+        const answer = await c.until((f) => f.stream === 1 && (f.type === FRAME.headers || f.type === FRAME.rst), 10_000);
+        assert.equal(answer?.type, FRAME.headers, `the first request is answered (got frame type ${answer?.type})`);
       } finally { c.destroy(); }
       await assertServing(s);
     });

@@ -12,6 +12,8 @@ import {
 } from './h2-authority.js';
 
 const frameHeaderBytes = 9;
+/** Frames a client may send before its first request that need no answer: SETTINGS, PRIORITY, WINDOW_UPDATE. */
+const quietBeforeRequest = new Set([frameSettings, 0x2, 0x8]);
 
 export class HandshakeBuffer {
   private buf: Buffer;
@@ -25,6 +27,11 @@ export class HandshakeBuffer {
   headersEnd: number | undefined;
   /** The first header block carries an authority node:http2 would refuse. */
   badAuthority = false;
+  /**
+   * Before its first request the client sent a frame that wants an answer (a PING, say) or
+   * that only node:http2 can judge: waiting longer for the request would stall it.
+   */
+  handOverNow = false;
 
   constructor(readonly maxBytes: number) {
     this.buf = Buffer.allocUnsafe(Math.min(4096, maxBytes));
@@ -75,6 +82,7 @@ export class HandshakeBuffer {
       this.ack = { start: at, end: at + frame.length };
     }
     if (this.headersEnd !== undefined) return;
+    if (!quietBeforeRequest.has(type) && type !== frameHeaders && type !== frameContinuation) this.handOverNow = true;
     if (type !== frameHeaders && !(type === frameContinuation && this.block.length > 0)) return;
     // Copied: the fragments outlive `buf` when it grows.
     this.block.push(Buffer.from(headerBlockFragment(frame)));

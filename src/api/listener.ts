@@ -15,9 +15,12 @@ import { HandshakeBuffer } from './h2-handshake.js';
 
 /**
  * How long a new HTTP/2 connection may stay without a request before it is handed to
- * node:http2 unexamined (idle clients are the long-lived kind, whose authority is fine).
+ * node:http2 unexamined. Generous on purpose: etcd's Go clients send their (possibly
+ * URL-shaped) first request right after the handshake, but on a loaded machine "right after"
+ * has taken more than 50 ms, and a request that misses the window is refused. Waiting costs
+ * an idle client nothing: it has sent nothing that wants an answer (see handOverNow).
  */
-const firstRequestWaitMs = 50;
+const firstRequestWaitMs = 5_000;
 
 export interface ListenerOptions {
   onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
@@ -108,12 +111,13 @@ export class ClientListener {
         // HTTP/2: answer the preface ourselves and look at the first request (h2-authority.ts).
         h2Started = true;
         socket.write(emptySettingsFrame);
-        firstRequestTimer = setTimeout(() => { firstRequestTimer = undefined; onData(Buffer.alloc(0)); }, firstRequestWaitMs);
+        firstRequestTimer = setTimeout(() => { firstRequestTimer = undefined; onData(Buffer.alloc(0)); },
+          Math.min(firstRequestWaitMs, this.peekTimeoutMs / 2));
       }
       start.scan();
       // Our SETTINGS must be acknowledged before hand-off (nghttp2 would reject that ACK),
       // and we wait briefly for the first request to see its authority.
-      if (start.ack === undefined || (start.headersEnd === undefined && firstRequestTimer !== undefined)) return;
+      if (start.ack === undefined || (start.headersEnd === undefined && !start.handOverNow && firstRequestTimer !== undefined)) return;
       dispatchH2();
     };
     // Bounded in time as a whole, not per read: a client dribbling a byte a second gets no longer.
