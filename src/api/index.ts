@@ -7,11 +7,13 @@ import type { EtcdService } from '../server/index.js';
 import { GrpcServer } from './grpc/index.js';
 import { http1Handler, http2Handler } from './http.js';
 import { ClientListener } from './listener.js';
+import { ClientTls, type ClientTlsOptions } from './tls.js';
 import type { Logger } from '../log/index.js';
 import { registerEtcdServices } from './services.js';
 import { startThreadApi } from './thread.js';
 
 export { etcdServerVersion, etcdClusterVersion } from '../version.js';
+export { ClientTls, TlsConfigError, type ClientTlsOptions } from './tls.js';
 export { GrpcServer, ServerCall, GrpcStatusError } from './grpc/index.js';
 
 /** etcd's grpcOverheadBytes (v3rpc/grpc.go): the gRPC receive limit is max-request-bytes plus this. */
@@ -19,8 +21,10 @@ export const grpcOverheadBytes = 512 * 1024;
 
 export interface ApiOptions {
   service: EtcdService;
-  /** Client URLs to listen on (http:// for now; https comes with TLS). Port 0 picks a free port. */
+  /** Client URLs to listen on (http:// or https://). Port 0 picks a free port. */
   listen: URL[];
+  /** Client TLS settings (the flags' files), required when a URL is https://. */
+  tls?: ClientTlsOptions;
   /** The project logger (src/log); the API logs snapshot sends with etcd's wording. */
   log?: Logger;
   /** How long close() waits for in-flight requests before dropping connections. Default 2000 ms. */
@@ -43,6 +47,7 @@ export interface Api {
 export async function startApi(opts: ApiOptions): Promise<Api> {
   const { service, log } = opts;
   if (opts.thread) {
+    if (opts.listen.some((u) => u.protocol === 'https:')) throw new Error('the worker-thread transport (CONCORD_API_THREAD=1) serves http:// client URLs only');
     return startThreadApi({
       service, listen: opts.listen, log, closeGraceMs: opts.closeGraceMs ?? 2000,
       maxReceiveMessageBytes: service.limits.maxRequestBytes + grpcOverheadBytes,
@@ -54,7 +59,9 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
     httpHandler: http2Handler(health),
   });
   registerEtcdServices(grpc, service, log);
-  const listener = new ClientListener({ onStream: grpc.handleStream, onRequest: http1Handler(health) });
+  const hasHttps = opts.listen.some((u) => u.protocol === 'https:');
+  const tls = hasHttps && opts.tls !== undefined && opts.tls.certFile !== '' ? new ClientTls(opts.tls) : undefined;
+  const listener = new ClientListener({ onStream: grpc.handleStream, onRequest: http1Handler(health), log, ...(tls ? { tls } : {}) });
   const addresses: string[] = [];
   try {
     for (const url of opts.listen) addresses.push((await listener.listen(url)).origin);

@@ -8,10 +8,12 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import tls from 'node:tls';
 
 import type { Logger } from '../log/index.js';
 import { AuthorityRewritingSocket, clientPreface as preface, emptySettingsFrame, goawayFrame, h2Errors } from './h2-authority.js';
 import { HandshakeBuffer } from './h2-handshake.js';
+import type { ClientTls } from './tls.js';
 
 /**
  * How long a new HTTP/2 connection may stay without a request before it is handed to
@@ -32,19 +34,23 @@ export interface ListenerOptions {
   log?: Logger;
   /** Memory nghttp2 may hold per session before refusing new streams (node's default is 10 MiB). */
   maxSessionMemoryMiB?: number;
+  /** Client TLS, required for https:// URLs (http:// URLs ignore it, as etcd does). */
+  tls?: ClientTls;
 }
 
 export class ClientListener {
   readonly h2: http2.Http2Server;
   readonly h1: http.Server;
-  private readonly servers: net.Server[] = [];
+  private readonly servers: Array<net.Server | tls.Server> = [];
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly undecided = new Set<net.Socket>();
   private readonly peekTimeoutMs: number;
   private readonly maxHandshakeBytes: number;
   private readonly log: Logger | undefined;
+  private readonly tls: ClientTls | undefined;
 
   constructor(opts: ListenerOptions) {
+    this.tls = opts.tls;
     this.peekTimeoutMs = opts.peekTimeoutMs ?? 10_000;
     this.maxHandshakeBytes = opts.maxHandshakeBytes ?? 256 * 1024;
     this.log = opts.log;
@@ -65,12 +71,12 @@ export class ClientListener {
     this.h1 = http.createServer({ keepAliveTimeout: 5000 }, opts.onRequest);
   }
 
-  /** Starts listening on an http:// URL; resolves to the URL actually bound (port 0 becomes the real port). */
+  /** Starts listening on an http:// or https:// URL; resolves to the URL actually bound (port 0 becomes the real port). */
   async listen(url: URL): Promise<URL> {
-    if (url.protocol !== 'http:') throw new Error(`unsupported client URL scheme ${url.protocol} (https comes with TLS support)`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported client URL scheme ${url.protocol}`);
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-    const port = url.port === '' ? 80 : Number(url.port);
-    const server = net.createServer({ noDelay: true }, (socket) => this.onConnection(socket));
+    const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
+    const server = url.protocol === 'https:' ? this.tlsServer(url) : net.createServer({ noDelay: true }, (socket) => this.onConnection(socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host, port }, () => { server.off('error', reject); resolve(); });
@@ -78,7 +84,40 @@ export class ClientListener {
     this.servers.push(server);
     const addr = server.address() as net.AddressInfo;
     const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    return new URL(`http://${shown}:${addr.port}`);
+    return new URL(`${url.protocol}//${shown}:${addr.port}`);
+  }
+
+  /**
+   * A TLS server whose decrypted connections take the same path as plain ones (the same peek,
+   * bounds and hand-off). Handshakes are bounded in time by node's handshakeTimeout.
+   */
+  private tlsServer(url: URL): tls.Server {
+    const clientTls = this.tls;
+    if (clientTls === undefined) {
+      throw new Error(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${url.toString().replace(/\/$/, '')} with HTTPS scheme`);
+    }
+    const server = tls.createServer({ ...clientTls.serverOptions(), handshakeTimeout: this.peekTimeoutMs }, (socket) => {
+      const problem = clientTls.problem(socket);
+      if (problem !== undefined) {
+        this.rejected(socket, problem);
+        socket.destroy();
+        return;
+      }
+      socket.setNoDelay(true);
+      this.onConnection(socket);
+    });
+    server.on('connection', () => clientTls.refresh(server));
+    server.on('tlsClientError', (err, socket) => this.rejected(socket, err.message));
+    return server;
+  }
+
+  /** etcd's log line for a refused TLS client (embed/config_logging.go). */
+  private rejected(socket: tls.TLSSocket, error: string): void {
+    this.log?.warn('rejected connection', {
+      'remote-addr': `${socket.remoteAddress}:${socket.remotePort}`,
+      'server-name': (socket as { servername?: string | false }).servername || '',
+      error,
+    });
   }
 
   private onConnection(socket: net.Socket): void {

@@ -95,6 +95,7 @@ test('every flag the issue names is accepted', () => {
   assert.equal(c.enableV2, true);
   assert.deepEqual(c.tls, {
     clientCertAuth: true, trustedCaFile: 'ca', certFile: 'c', keyFile: 'k', autoTls: true,
+    crlFile: '', allowedHostname: '', cipherSuites: [], minVersion: 'TLS1.2', maxVersion: '',
     peerClientCertAuth: true, peerTrustedCaFile: 'pca', peerCertFile: 'pc', peerKeyFile: 'pk', peerAutoTls: true,
   });
 });

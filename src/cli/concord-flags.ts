@@ -138,6 +138,8 @@ export const etcdFlags: readonly FlagDef[] = [
   flag('peer-cert-allowed-cn', stringValue, ''),
   flag('peer-cert-allowed-hostname', stringValue, ''),
   flag('cipher-suites', stringsValue, [] as string[]),
+  flag('tls-min-version', stringValue, 'TLS1.2'),
+  flag('tls-max-version', stringValue, ''),
   flag('experimental-peer-skip-client-san-verification', boolValue, false),
   flag('cors', urlsValue(['*']), [] as GoUrl[]),
   flag('host-whitelist', uniqueStringsValue, ['*']),
@@ -177,7 +179,8 @@ const supported = new Set([
   'initial-election-tick-advance', 'quota-backend-bytes', 'max-txn-ops', 'max-request-bytes',
   'initial-advertise-peer-urls', 'advertise-client-urls', 'initial-cluster', 'initial-cluster-token',
   'initial-cluster-state', 'strict-reconfig-check', 'enable-v2', 'pre-vote', 'cert-file', 'key-file',
-  'client-cert-auth', 'trusted-ca-file', 'auto-tls', 'peer-cert-file', 'peer-key-file',
+  'client-cert-auth', 'trusted-ca-file', 'auto-tls', 'client-crl-file', 'client-cert-allowed-hostname',
+  'cipher-suites', 'tls-min-version', 'tls-max-version', 'peer-cert-file', 'peer-key-file',
   'peer-client-cert-auth', 'peer-trusted-ca-file', 'peer-auto-tls', 'logger', 'log-output', 'log-outputs',
   'debug', 'log-level', 'version', 'auto-compaction-retention', 'auto-compaction-mode',
   'unsafe-no-fsync', 'force-new-cluster', 'client-transport-security', 'peer-transport-security',
@@ -205,6 +208,7 @@ interface EtcdConfig {
   autoCompactionMode: string; autoCompactionRetention: string;
   logger: string; logLevel: string; logOutputs: string[]; deprecatedLogOutput: string[]; debug: boolean; logPkgLevels: string;
   clientTls: TlsInfo; peerTls: TlsInfo; clientAutoTls: boolean; peerAutoTls: boolean;
+  clientCrlFile: string; clientAllowedHostname: string; cipherSuites: string[]; tlsMinVersion: string; tlsMaxVersion: string;
   unsafeNoFsync: boolean; forceNewCluster: boolean; proxy: string;
   leaseCheckpoint: boolean; leaseCheckpointPersist: boolean;
   /** ms; 0 = etcd's default (10 minutes). */
@@ -224,7 +228,8 @@ function newEtcdConfig(): EtcdConfig {
     logger: 'capnslog', logLevel: 'info', logOutputs: ['default'], deprecatedLogOutput: ['default'], debug: false, logPkgLevels: '',
     clientTls: { certFile: '', keyFile: '', clientCertAuth: false, trustedCaFile: '' },
     peerTls: { certFile: '', keyFile: '', clientCertAuth: false, trustedCaFile: '' },
-    clientAutoTls: false, peerAutoTls: false, unsafeNoFsync: false, forceNewCluster: false, proxy: 'off',
+    clientAutoTls: false, peerAutoTls: false, clientCrlFile: '', clientAllowedHostname: '', cipherSuites: [],
+    tlsMinVersion: 'TLS1.2', tlsMaxVersion: '', unsafeNoFsync: false, forceNewCluster: false, proxy: 'off',
     leaseCheckpoint: false, leaseCheckpointPersist: false, watchProgressNotifyIntervalMs: 0,
   };
 }
@@ -300,6 +305,8 @@ function configFromCmdLine(values: Map<string, unknown>, set: Set<string>, env: 
   ec.clientTls = { certFile: v('cert-file'), keyFile: v('key-file'), clientCertAuth: v('client-cert-auth'), trustedCaFile: v('trusted-ca-file') };
   ec.peerTls = { certFile: v('peer-cert-file'), keyFile: v('peer-key-file'), clientCertAuth: v('peer-client-cert-auth'), trustedCaFile: v('peer-trusted-ca-file') };
   ec.clientAutoTls = v('auto-tls'); ec.peerAutoTls = v('peer-auto-tls');
+  ec.clientCrlFile = v('client-crl-file'); ec.clientAllowedHostname = v('client-cert-allowed-hostname');
+  ec.cipherSuites = v('cipher-suites'); ec.tlsMinVersion = v('tls-min-version'); ec.tlsMaxVersion = v('tls-max-version');
   ec.unsafeNoFsync = v('unsafe-no-fsync'); ec.forceNewCluster = v('force-new-cluster'); ec.proxy = v('proxy');
   ec.leaseCheckpoint = v('experimental-enable-lease-checkpoint');
   ec.leaseCheckpointPersist = v('experimental-enable-lease-checkpoint-persist');
@@ -719,6 +726,8 @@ function parse(argv: readonly string[], env: Readonly<Record<string, string | un
     tls: {
       clientCertAuth: ec.clientTls.clientCertAuth, trustedCaFile: ec.clientTls.trustedCaFile,
       certFile: ec.clientTls.certFile, keyFile: ec.clientTls.keyFile, autoTls: ec.clientAutoTls,
+      crlFile: ec.clientCrlFile, allowedHostname: ec.clientAllowedHostname, cipherSuites: ec.cipherSuites,
+      minVersion: ec.tlsMinVersion, maxVersion: ec.tlsMaxVersion,
       peerClientCertAuth: ec.peerTls.clientCertAuth, peerTrustedCaFile: ec.peerTls.trustedCaFile,
       peerCertFile: ec.peerTls.certFile, peerKeyFile: ec.peerTls.keyFile, peerAutoTls: ec.peerAutoTls,
     },

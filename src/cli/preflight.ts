@@ -20,12 +20,13 @@ const goErrnoText: Record<string, string> = {
   EACCES: 'permission denied',
   EPERM: 'operation not permitted',
   ENOTDIR: 'not a directory',
+  ENOENT: 'no such file or directory',
   ELOOP: 'too many levels of symbolic links',
   EADDRINUSE: 'address already in use',
   EADDRNOTAVAIL: 'cannot assign requested address',
 };
 
-function errnoText(err: unknown): string {
+export function errnoText(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
   return (e.code && goErrnoText[e.code]) ?? e.message;
 }
@@ -70,3 +71,4 @@ function bindAndRelease(host: string, port: number): Promise<void> {
     server.listen({ host, port, exclusive: true }, () => server.close(() => resolve()));
   });
 }
+

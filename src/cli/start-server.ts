@@ -5,6 +5,7 @@
  * interface only).
  */
 import { startApi } from '../api/index.js';
+import { clientTlsOptions } from './tls-check.js';
 import type { Logger } from '../log/index.js';
 import { isEtcdError } from '../errors/index.js';
 import {
@@ -21,7 +22,9 @@ export interface RunningServer {
 export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
   const member = await startMember(config, log);
   const { server, store } = member;
-  const api = await startApi({ service: server, listen: config.listenClientUrls, log, thread: config.apiThread ?? false });
+  const api = await startApi({
+    service: server, listen: config.listenClientUrls, log, thread: config.apiThread ?? false, tls: clientTlsOptions(config),
+  });
   const stopCompactor = startAutoCompaction({ config, log, server, store });
 
   const stopping = { value: false };
@@ -34,7 +37,10 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     'cluster-id': idToHex(server.membership.clusterId),
     'publish-timeout': '7s',
   });
-  for (const a of api.addresses) log.info('serving client traffic insecurely; this is strongly discouraged!', { address: a });
+  for (const a of api.addresses) {
+    if (a.startsWith('https:')) log.info('serving client traffic securely', { address: a.replace(/^https:\/\//, '') });
+    else log.info('serving client traffic insecurely; this is strongly discouraged!', { address: a });
+  }
   log.info('ready to serve client requests', {});
 
   return {

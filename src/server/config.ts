@@ -25,9 +25,11 @@ export interface ServerConfig {
   autoCompactionRetention: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'dpanic' | 'panic' | 'fatal';
   logOutputs: string[];              // --log-outputs, default ["default"] (stderr)
-  /** TLS flags accepted now and validated; served by the TLS issue. */
+  /** TLS flags: the client side is served (api/tls.ts); peer TLS comes with the cluster. */
   tls: {
     clientCertAuth: boolean; trustedCaFile: string; certFile: string; keyFile: string; autoTls: boolean;
+    /** --client-crl-file, --client-cert-allowed-hostname, --cipher-suites (Go names), --tls-min/max-version. */
+    crlFile?: string; allowedHostname?: string; cipherSuites?: string[]; minVersion?: string; maxVersion?: string;
     peerClientCertAuth: boolean; peerTrustedCaFile: string; peerCertFile: string; peerKeyFile: string; peerAutoTls: boolean;
   };
 

@@ -1,0 +1,47 @@
+/**
+ * Client TLS at start-up: the flags as the API takes them, and etcd's checks of them
+ * (loaded with the server, not by --help or --version).
+ */
+import { ClientTls, type ClientTlsOptions } from '../api/index.js';
+import { urlString, type ServerConfig } from '../server/index.js';
+import { errnoText } from './preflight.js';
+
+/** The client TLS flags as the API takes them. */
+export function clientTlsOptions(config: ServerConfig): ClientTlsOptions {
+  const t = config.tls;
+  return {
+    certFile: t.certFile, keyFile: t.keyFile, trustedCaFile: t.trustedCaFile, clientCertAuth: t.clientCertAuth,
+    ...(t.crlFile ? { crlFile: t.crlFile } : {}),
+    ...(t.allowedHostname ? { allowedHostname: t.allowedHostname } : {}),
+    ...(t.cipherSuites ? { cipherSuites: t.cipherSuites } : {}),
+    ...(t.minVersion ? { minVersion: t.minVersion } : {}),
+    ...(t.maxVersion ? { maxVersion: t.maxVersion } : {}),
+  };
+}
+
+/**
+ * etcd's configureClientListeners checks for client TLS: an https URL needs a certificate
+ * and key (and they must load: a missing file or a key that does not match fails here, before
+ * anything is written); an http URL ignores them, with a warning. Returns the fatal error.
+ */
+export function checkClientTls(config: ServerConfig, warn: (msg: string, fields: Record<string, string>) => void): string | undefined {
+  const t = config.tls;
+  const haveFiles = t.certFile !== '' || t.keyFile !== '';
+  for (const url of config.listenClientUrls) {
+    const shown = urlString(url);
+    if (url.protocol === 'http:') {
+      if (haveFiles) warn('scheme is HTTP while key and cert files are present; ignoring key and cert files', { 'client-url': shown });
+      if (t.clientCertAuth) warn('scheme is HTTP while --client-cert-auth is enabled; ignoring client cert auth for this URL', { 'client-url': shown });
+    } else if (url.protocol === 'https:' && !haveFiles) {
+      return `TLS key/cert (--cert-file, --key-file) must be provided for client url ${shown} with HTTPS scheme`;
+    }
+  }
+  if (!haveFiles || !config.listenClientUrls.some((u) => u.protocol === 'https:')) return undefined;
+  try {
+    new ClientTls(clientTlsOptions(config));
+    return undefined;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return e.code !== undefined && e.path !== undefined ? `open ${e.path}: ${errnoText(err)}` : e.message;
+  }
+}
