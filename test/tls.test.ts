@@ -5,6 +5,9 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
 import { selectedTargets, startServer, etcdctl, freePort, Server, type TargetName } from './harness.js';
 import { makeTestPki, type TestPki } from './tls-certs.js';
 
@@ -100,6 +103,21 @@ for (const target of selectedTargets()) {
         assert.ok(s.running);
       } finally { garbage.destroy(); stalled.destroy(); }
     });
+  });
+
+  test(`${target}: --auto-tls makes a self-signed certificate in <data-dir>/fixtures/client and serves https with it`, async () => {
+    const s = await startServer({ target, scheme: 'https', extraArgs: ['--auto-tls'] });
+    servers.push(s);
+    const r = await etcdctl(s.endpoint, ['--insecure-skip-tls-verify', '--insecure-transport=false', 'put', 'k', 'v']);
+    assert.equal(r.code, 0, r.stderr);
+    const cert = new X509Certificate(readFileSync(join(s.dataDir, 'fixtures', 'client', 'cert.pem')));
+    assert.equal(cert.subject, 'O=etcd');
+    assert.equal(cert.issuer, 'O=etcd');
+    assert.match(cert.subjectAltName ?? '', /IP Address:127\.0\.0\.1/);
+    assert.equal(cert.checkIP('127.0.0.1'), '127.0.0.1');
+    assert.ok(existsSync(join(s.dataDir, 'fixtures', 'client', 'key.pem')));
+    const refused = await ctl(s, ['--insecure-transport=false'], ['get', 'k']);
+    assert.notEqual(refused.code, 0, 'a client that verifies the self-signed certificate refuses it');
   });
 
   test(`${target}: an https client URL without --cert-file/--key-file fails at start-up with etcd's error`, async () => {

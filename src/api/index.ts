@@ -14,6 +14,7 @@ import { startThreadApi } from './thread.js';
 
 export { etcdServerVersion, etcdClusterVersion } from '../version.js';
 export { ClientTls, TlsConfigError, type ClientTlsOptions } from './tls.js';
+export { selfCert } from './self-cert.js';
 export { GrpcServer, ServerCall, GrpcStatusError } from './grpc/index.js';
 
 /** etcd's grpcOverheadBytes (v3rpc/grpc.go): the gRPC receive limit is max-request-bytes plus this. */

@@ -156,7 +156,7 @@ export async function runConcord(argv: readonly string[], env: Readonly<Record<s
   log.info('configuring peer listeners', { 'listen-peer-urls': config.listenPeerUrls.map(urlString) });
   log.info('configuring client listeners', { 'listen-client-urls': config.listenClientUrls.map(urlString) });
   const { checkClientTls } = await import('./tls-check.js');
-  const listenError = checkClientTls(config, (msg, fields) => log.warn(msg, fields)) ?? await checkListeners(config.listenClientUrls);
+  const listenError = checkClientTls(config, log) ?? await checkListeners(config.listenClientUrls);
   if (listenError) {
     log.warn('failed to start etcd', { error: listenError });
     return exitFatal(log, 'discovery failed', { error: listenError });

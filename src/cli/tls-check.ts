@@ -2,7 +2,9 @@
  * Client TLS at start-up: the flags as the API takes them, and etcd's checks of them
  * (loaded with the server, not by --help or --version).
  */
-import { ClientTls, type ClientTlsOptions } from '../api/index.js';
+import { join } from 'node:path';
+import { ClientTls, selfCert, type ClientTlsOptions } from '../api/index.js';
+import type { Logger } from '../log/index.js';
 import { urlString, type ServerConfig } from '../server/index.js';
 import { errnoText } from './preflight.js';
 
@@ -24,8 +26,20 @@ export function clientTlsOptions(config: ServerConfig): ClientTlsOptions {
  * and key (and they must load: a missing file or a key that does not match fails here, before
  * anything is written); an http URL ignores them, with a warning. Returns the fatal error.
  */
-export function checkClientTls(config: ServerConfig, warn: (msg: string, fields: Record<string, string>) => void): string | undefined {
+export function checkClientTls(config: ServerConfig, log: Logger): string | undefined {
+  const warn = (msg: string, fields: Record<string, string>): void => log.warn(msg, fields);
   const t = config.tls;
+  if (t.autoTls) {
+    if (t.certFile !== '' || t.keyFile !== '') warn('ignoring client auto TLS since certs given', {});
+    else {
+      // etcd's ClientSelfCert: made before the listeners, in <data-dir>/fixtures/client.
+      const made = selfCert(join(config.dataDir, 'fixtures', 'client'), config.listenClientUrls.map((u) => u.host));
+      if (made.created) log.info('created cert file', { path: made.certFile });
+      if (made.created) log.info('created key file', { path: made.keyFile });
+      t.certFile = made.certFile;
+      t.keyFile = made.keyFile;
+    }
+  }
   const haveFiles = t.certFile !== '' || t.keyFile !== '';
   for (const url of config.listenClientUrls) {
     const shown = urlString(url);
