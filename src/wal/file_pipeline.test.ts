@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { open, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Wal, parseWalName, type WalLogger } from './index.js';
-import { ZERO_CHUNK_BYTES } from './file_pipeline.js';
+import { FilePipeline, ZERO_CHUNK_BYTES } from './file_pipeline.js';
 import { makeEntries, plain, tempDir } from './testutil.js';
 
 const META = Buffer.from('pipeline-meta');
@@ -74,16 +74,31 @@ test('a cut before the pipeline is ready waits for it and says so', async () => 
     const logger: WalLogger = (level, msg) => {
       if (level === 'warn') warnings.push(msg);
     };
-    // Hold back zero-filling: every write of the shared zero chunk takes 200 ms (the first
-    // segment's at create, then the pipeline's, which is still at it when the cut comes).
+    // Hold back the pipeline's zero-filling until the cut asks for its file: writes of the
+    // shared zero chunk made after the WAL exists wait for take(), so the file cannot be
+    // ready when the cut comes, however loaded the machine is (a 200 ms delay was not enough
+    // under a full test run).
     const probe = await open(join(dir, 'probe'), 'w');
     const proto = Object.getPrototypeOf(probe) as { write: (...a: unknown[]) => Promise<unknown> };
     await probe.close();
     const realWrite = proto.write;
+    let holding = false;
+    let release: () => void = () => {};
+    const taken = new Promise<void>((r) => { release = r; });
     proto.write = async function (this: unknown, ...a: unknown[]) {
       const buf = a[0];
-      if (Buffer.isBuffer(buf) && buf.length === ZERO_CHUNK_BYTES) await new Promise((r) => setTimeout(r, 200));
+      if (holding && Buffer.isBuffer(buf) && buf.length === ZERO_CHUNK_BYTES) await taken;
       return realWrite.apply(this, a);
+    };
+    const realPrepare = FilePipeline.prototype.prepare;
+    FilePipeline.prototype.prepare = function (this: FilePipeline) {
+      holding = true; // from the pipeline's first file on (the WAL's own first segment is filled before)
+      realPrepare.call(this);
+    };
+    const realTake = FilePipeline.prototype.take;
+    FilePipeline.prototype.take = function (this: FilePipeline) {
+      release(); // take() reads its readiness before the held writes can go on
+      return realTake.call(this);
     };
     try {
       const w = await Wal.create(d, META, { segmentSizeBytes: SEG, logger });
@@ -103,6 +118,8 @@ test('a cut before the pipeline is ready waits for it and says so', async () => 
       await r.close();
     } finally {
       proto.write = realWrite;
+      FilePipeline.prototype.take = realTake;
+      FilePipeline.prototype.prepare = realPrepare;
     }
   } finally {
     cleanup();
