@@ -8,6 +8,7 @@ import { GrpcServer } from './grpc/index.js';
 import { http1Handler, http2Handler } from './http.js';
 import { ClientListener } from './listener.js';
 import { ClientTls, type ClientTlsOptions } from './tls.js';
+import type { KeepaliveOptions } from './keepalive.js';
 import type { Logger } from '../log/index.js';
 import { registerEtcdServices } from './services.js';
 import { startThreadApi } from './thread.js';
@@ -15,6 +16,7 @@ import { startThreadApi } from './thread.js';
 export { etcdServerVersion, etcdClusterVersion } from '../version.js';
 export { ClientTls, TlsConfigError, type ClientTlsOptions } from './tls.js';
 export { selfCert } from './self-cert.js';
+export type { KeepaliveOptions } from './keepalive.js';
 export { GrpcServer, ServerCall, GrpcStatusError } from './grpc/index.js';
 
 /** etcd's grpcOverheadBytes (v3rpc/grpc.go): the gRPC receive limit is max-request-bytes plus this. */
@@ -26,6 +28,8 @@ export interface ApiOptions {
   listen: URL[];
   /** Client TLS settings (the flags' files), required when a URL is https://. */
   tls?: ClientTlsOptions;
+  /** --grpc-keepalive-min-time/-interval/-timeout (etcd's defaults if absent). */
+  keepalive?: KeepaliveOptions;
   /** The project logger (src/log); the API logs snapshot sends with etcd's wording. */
   log?: Logger;
   /** How long close() waits for in-flight requests before dropping connections. Default 2000 ms. */
@@ -62,7 +66,7 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
   registerEtcdServices(grpc, service, log);
   const hasHttps = opts.listen.some((u) => u.protocol === 'https:');
   const tls = hasHttps && opts.tls !== undefined && opts.tls.certFile !== '' ? new ClientTls(opts.tls) : undefined;
-  const listener = new ClientListener({ onStream: grpc.handleStream, onRequest: http1Handler(health), log, ...(tls ? { tls } : {}) });
+  const listener = new ClientListener({ onStream: grpc.handleStream, onRequest: http1Handler(health), log, ...(tls ? { tls } : {}), ...(opts.keepalive ? { keepalive: opts.keepalive } : {}) });
   const addresses: string[] = [];
   try {
     for (const url of opts.listen) addresses.push((await listener.listen(url)).origin);

@@ -14,6 +14,7 @@ import type { Logger } from '../log/index.js';
 import { AuthorityRewritingSocket, clientPreface as preface, emptySettingsFrame, goawayFrame, h2Errors } from './h2-authority.js';
 import { HandshakeBuffer } from './h2-handshake.js';
 import type { ClientTls } from './tls.js';
+import { defaultKeepalive, keepSessionAlive, type KeepaliveOptions } from './keepalive.js';
 
 /**
  * How long a new HTTP/2 connection may stay without a request before it is handed to
@@ -36,6 +37,8 @@ export interface ListenerOptions {
   maxSessionMemoryMiB?: number;
   /** Client TLS, required for https:// URLs (http:// URLs ignore it, as etcd does). */
   tls?: ClientTls;
+  /** Server pings and the client ping policy (--grpc-keepalive-*); etcd's defaults if absent. */
+  keepalive?: KeepaliveOptions;
 }
 
 export class ClientListener {
@@ -51,6 +54,7 @@ export class ClientListener {
 
   constructor(opts: ListenerOptions) {
     this.tls = opts.tls;
+    const keepalive = opts.keepalive ?? defaultKeepalive;
     this.peekTimeoutMs = opts.peekTimeoutMs ?? 10_000;
     this.maxHandshakeBytes = opts.maxHandshakeBytes ?? 256 * 1024;
     this.log = opts.log;
@@ -65,6 +69,7 @@ export class ClientListener {
       // Connection-level window to match the stream window (the spec fixes the initial one at 64 KiB).
       session.on('connect', () => { try { session.setLocalWindowSize(1 << 24); } catch { /* closed */ } });
       session.on('error', () => { /* the socket went away; 'close' follows */ });
+      keepSessionAlive(session, keepalive);
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
     });

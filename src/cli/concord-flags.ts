@@ -186,6 +186,7 @@ const supported = new Set([
   'unsafe-no-fsync', 'force-new-cluster', 'client-transport-security', 'peer-transport-security',
   'proxy', // 'off' is the only value Concord runs with; checked below
   'experimental-watch-progress-notify-interval',
+  'grpc-keepalive-min-time', 'grpc-keepalive-interval', 'grpc-keepalive-timeout',
 ]);
 
 /** etcd's flags.FlagToEnv: some-flag -> ETCD_SOME_FLAG. */
@@ -208,6 +209,7 @@ interface EtcdConfig {
   autoCompactionMode: string; autoCompactionRetention: string;
   logger: string; logLevel: string; logOutputs: string[]; deprecatedLogOutput: string[]; debug: boolean; logPkgLevels: string;
   clientTls: TlsInfo; peerTls: TlsInfo; clientAutoTls: boolean; peerAutoTls: boolean;
+  grpcKeepaliveMinTimeMs: number; grpcKeepaliveIntervalMs: number; grpcKeepaliveTimeoutMs: number;
   clientCrlFile: string; clientAllowedHostname: string; cipherSuites: string[]; tlsMinVersion: string; tlsMaxVersion: string;
   unsafeNoFsync: boolean; forceNewCluster: boolean; proxy: string;
   leaseCheckpoint: boolean; leaseCheckpointPersist: boolean;
@@ -228,7 +230,8 @@ function newEtcdConfig(): EtcdConfig {
     logger: 'capnslog', logLevel: 'info', logOutputs: ['default'], deprecatedLogOutput: ['default'], debug: false, logPkgLevels: '',
     clientTls: { certFile: '', keyFile: '', clientCertAuth: false, trustedCaFile: '' },
     peerTls: { certFile: '', keyFile: '', clientCertAuth: false, trustedCaFile: '' },
-    clientAutoTls: false, peerAutoTls: false, clientCrlFile: '', clientAllowedHostname: '', cipherSuites: [],
+    clientAutoTls: false, peerAutoTls: false, grpcKeepaliveMinTimeMs: 5000, grpcKeepaliveIntervalMs: 7_200_000,
+    grpcKeepaliveTimeoutMs: 20_000, clientCrlFile: '', clientAllowedHostname: '', cipherSuites: [],
     tlsMinVersion: 'TLS1.2', tlsMaxVersion: '', unsafeNoFsync: false, forceNewCluster: false, proxy: 'off',
     leaseCheckpoint: false, leaseCheckpointPersist: false, watchProgressNotifyIntervalMs: 0,
   };
@@ -305,6 +308,8 @@ function configFromCmdLine(values: Map<string, unknown>, set: Set<string>, env: 
   ec.clientTls = { certFile: v('cert-file'), keyFile: v('key-file'), clientCertAuth: v('client-cert-auth'), trustedCaFile: v('trusted-ca-file') };
   ec.peerTls = { certFile: v('peer-cert-file'), keyFile: v('peer-key-file'), clientCertAuth: v('peer-client-cert-auth'), trustedCaFile: v('peer-trusted-ca-file') };
   ec.clientAutoTls = v('auto-tls'); ec.peerAutoTls = v('peer-auto-tls');
+  ec.grpcKeepaliveMinTimeMs = v('grpc-keepalive-min-time'); ec.grpcKeepaliveIntervalMs = v('grpc-keepalive-interval');
+  ec.grpcKeepaliveTimeoutMs = v('grpc-keepalive-timeout');
   ec.clientCrlFile = v('client-crl-file'); ec.clientAllowedHostname = v('client-cert-allowed-hostname');
   ec.cipherSuites = v('cipher-suites'); ec.tlsMinVersion = v('tls-min-version'); ec.tlsMaxVersion = v('tls-max-version');
   ec.unsafeNoFsync = v('unsafe-no-fsync'); ec.forceNewCluster = v('force-new-cluster'); ec.proxy = v('proxy');
@@ -731,6 +736,7 @@ function parse(argv: readonly string[], env: Readonly<Record<string, string | un
       peerClientCertAuth: ec.peerTls.clientCertAuth, peerTrustedCaFile: ec.peerTls.trustedCaFile,
       peerCertFile: ec.peerTls.certFile, peerKeyFile: ec.peerTls.keyFile, peerAutoTls: ec.peerAutoTls,
     },
+    grpcKeepalive: { minTimeMs: ec.grpcKeepaliveMinTimeMs, intervalMs: ec.grpcKeepaliveIntervalMs, timeoutMs: ec.grpcKeepaliveTimeoutMs },
     initialElectionTickAdvance: ec.initialElectionTickAdvance,
     preVote: ec.preVote,
     strictReconfigCheck: ec.strictReconfigCheck,

@@ -24,6 +24,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const { server, store } = member;
   const api = await startApi({
     service: server, listen: config.listenClientUrls, log, thread: config.apiThread ?? false, tls: clientTlsOptions(config),
+    ...(config.grpcKeepalive ? { keepalive: config.grpcKeepalive } : {}),
   });
   const stopCompactor = startAutoCompaction({ config, log, server, store });
 

@@ -50,6 +50,8 @@ export interface ServerConfig {
   unsafeNoFsync?: boolean;
   /** --enable-v2: accepted; Concord serves v3 only. */
   enableV2?: boolean;
+  /** --grpc-keepalive-min-time, --grpc-keepalive-interval, --grpc-keepalive-timeout (ms; 5 s, 2 h, 20 s). */
+  grpcKeepalive?: { minTimeMs: number; intervalMs: number; timeoutMs: number };
   /** --listen-metrics-urls (default none). */
   listenMetricsUrls?: URL[];
 

@@ -1,0 +1,78 @@
+/**
+ * gRPC keepalive on the server side, as grpc-go runs it for etcd (--grpc-keepalive-*):
+ *
+ * - Liveness: every `intervalMs` the server PINGs the connection; no ACK within `timeoutMs`
+ *   closes it. A client that vanished (power cut, a NAT that forgot it) stops holding its
+ *   watch streams and memory: without this, nothing ever reads its connection again.
+ * - Enforcement: a client may PING at most once per `minTimeMs` while it has streams, and
+ *   at most once per two hours while it has none (grpc-go's PermitWithoutStream=false). More
+ *   than two strikes and it gets GOAWAY ENHANCE_YOUR_CALM "too_many_pings" and is closed.
+ *   A response from the server forgives past strikes, as in grpc-go.
+ */
+import type http2 from 'node:http2';
+
+export interface KeepaliveOptions {
+  /** --grpc-keepalive-min-time: the shortest interval a client may ping at (default 5 s). */
+  minTimeMs: number;
+  /** --grpc-keepalive-interval: how often the server pings (default 2 h). */
+  intervalMs: number;
+  /** --grpc-keepalive-timeout: how long it waits for the ACK (default 20 s). */
+  timeoutMs: number;
+}
+
+export const defaultKeepalive: KeepaliveOptions = { minTimeMs: 5_000, intervalMs: 7_200_000, timeoutMs: 20_000 };
+
+/** grpc-go's maxPingStrikes and defaultPingTimeout (the allowance with no active stream). */
+const maxPingStrikes = 2;
+const idlePingAllowanceMs = 7_200_000;
+const enhanceYourCalm = 0xb;
+
+/** Watches one server session; returns a function that stops watching (also done on close). */
+export function keepSessionAlive(session: http2.ServerHttp2Session, opts: KeepaliveOptions): () => void {
+  let strikes = 0;
+  let lastPingAt = -Infinity;
+  let activeStreams = 0;
+
+  const onPing = (): void => {
+    const now = performance.now();
+    const allowance = activeStreams > 0 ? opts.minTimeMs : idlePingAllowanceMs;
+    if (now < lastPingAt + allowance) strikes++;
+    lastPingAt = now;
+    if (strikes > maxPingStrikes && !session.destroyed) {
+      session.goaway(enhanceYourCalm, 0, Buffer.from('too_many_pings'));
+      session.destroy();
+    }
+  };
+  const onStream = (stream: http2.ServerHttp2Stream): void => {
+    activeStreams++;
+    strikes = 0; // the server answers it: grpc-go resets strikes when it sends headers or data
+    stream.once('close', () => { activeStreams--; });
+  };
+  session.on('ping', onPing);
+  session.on('stream', onStream);
+
+  const timer = setInterval(() => {
+    if (session.destroyed || session.closed) return;
+    let answered = false;
+    const deadline = setTimeout(() => { if (!answered && !session.destroyed) session.destroy(); }, opts.timeoutMs);
+    deadline.unref();
+    try {
+      session.ping((err) => {
+        answered = true;
+        clearTimeout(deadline);
+        if (err && !session.destroyed) session.destroy();
+      });
+    } catch {
+      clearTimeout(deadline); // the session is closing: nothing to keep alive
+    }
+  }, opts.intervalMs);
+  timer.unref();
+
+  const stop = (): void => {
+    clearInterval(timer);
+    session.off('ping', onPing);
+    session.off('stream', onStream);
+  };
+  session.once('close', stop);
+  return stop;
+}
