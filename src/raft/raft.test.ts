@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfChangeType, EntryType, MessageType, type NodeId, newMessage } from '../proto/raftpb.js';
+import { ConfChangeType, EntryType, MessageType, type NodeId, newMessage } from '../proto/index.js';
 import { RaftError } from './errors.js';
 import { StateType } from './raft.js';
 import { RawNode } from './rawnode.js';

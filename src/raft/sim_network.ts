@@ -17,7 +17,7 @@ import {
   decodeMessage,
   encodeMessage,
   emptyConfState,
-} from '../proto/raftpb.js';
+} from '../proto/index.js';
 import { isRaftError } from './errors.js';
 import { StateType, confChangeOfEntry } from './raft.js';
 import { RawNode, type Ready, SnapshotStatus } from './rawnode.js';

@@ -32,7 +32,7 @@ import {
   type Message,
   MessageType,
   type NodeId,
-} from '../proto/raftpb.js';
+} from '../proto/index.js';
 import { ConfChangeError } from './confchange/changer.js';
 import { isRaftError } from './errors.js';
 import { StateType } from './raft.js';
