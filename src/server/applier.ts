@@ -11,7 +11,7 @@
 import {
   AlarmRequest_AlarmAction as AlarmAction, AlarmResponse, AlarmType, CompactionResponse,
   EntryType, decodeConfChange, ConfChangeType,
-  type AlarmRequest, type Entry, type ResponseHeader, type RequestOp, type TxnRequest,
+  type AlarmRequest, type Entry, type ResponseHeader, type Snapshot, type RequestOp, type TxnRequest,
 } from '../proto/index.js';
 import { etcdError, EtcdError } from '../errors/index.js';
 import type { MvccStore } from '../mvcc/index.js';
@@ -69,6 +69,15 @@ export class Applier implements ApplierPort {
       default:
         throw new Error(`etcdserver: cannot apply entry ${e.index}: entry type ${e.type} is not supported yet; stopping the member`);
     }
+  }
+
+  /**
+   * A leader's snapshot would replace the backend with the leader's (etcd's applySnapshot).
+   * The snapshot's data holds membership only; the backend travels beside it, which needs the
+   * peer transport. Stop the member rather than diverge.
+   */
+  restore(snapshot: Snapshot): Promise<void> {
+    return Promise.reject(new Error(`etcdserver: cannot apply the leader's snapshot at ${snapshot.metadata.index}: installing a snapshot is not supported yet; stopping the member`));
   }
 
   private applyNormal(e: Entry, shouldApply: boolean): void {

@@ -33,4 +33,9 @@ export interface TransportPort {
  */
 export interface ApplierPort {
   apply(entry: Entry): void;
+  /**
+   * Replaces the whole state machine with a leader's snapshot (durable by then), whose index
+   * is past everything applied; entries after it are applied next.
+   */
+  restore(snapshot: Snapshot): Promise<void>;
 }
