@@ -33,7 +33,11 @@ function member(id: NodeId, ids: NodeId[], transport: TransportPort, seed = 1): 
     id, storage, applied: 0, electionTick: 10, heartbeatTick: 1,
     random: () => ((r = (r * 48271) % 2147483647) / 2147483647),
     wal, snapshotter: new MemorySnapshotter(), transport,
-    applier: { apply: (e) => applied.push(e), restore: () => assert.fail('no snapshot expected') },
+    applier: {
+      apply: (e) => applied.push(e),
+      applyConfChange: (e, cc, toRaft) => { toRaft(cc); applied.push(e); },
+      restore: () => assert.fail('no snapshot expected'),
+    },
     events: { readState: (ctx, index) => readStates.push({ ctx: Buffer.from(ctx).toString(), index }) },
     log: nopLogger(),
   });

@@ -387,11 +387,21 @@ export class RaftNode {
       const e = entries[i]!;
       // Checked before building a message: this runs for every entry.
       if (e.index !== this.applied.index + 1) assert.fail(`raft: applying entry ${e.index} after ${this.applied.index}`);
-      if (e.type === EntryType.EntryConfChange || e.type === EntryType.EntryConfChangeV2) this.raw.applyConfChange(confChangeOfEntry(e));
-      this.ports.applier.apply(e);
+      if (e.type === EntryType.EntryConfChange || e.type === EntryType.EntryConfChangeV2) this.applyConfChange(e);
+      else this.ports.applier.apply(e);
       this.appliedTerm = e.term;
       this.applied.advance(e.index);
     }
+  }
+
+  /** The applier decides what raft applies (etcd validates membership first); raft must hear exactly once. */
+  private applyConfChange(e: Entry): void {
+    let applied = 0;
+    this.ports.applier.applyConfChange(e, confChangeOfEntry(e), (cc) => {
+      applied++;
+      return this.raw.applyConfChange(cc);
+    });
+    if (applied !== 1) assert.fail(`raft: conf change ${e.index} reached raft ${applied} times`);
   }
 
   private send(messages: readonly Message[]): void {

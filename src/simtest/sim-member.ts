@@ -129,16 +129,19 @@ export class SimMember {
   }
 
   private applier(live: () => boolean): ApplierPort {
+    const apply = (e: Entry, confState?: ConfState): void => {
+      if (!live()) return;
+      const before = this.app.confState;
+      this.app.index = e.index;
+      this.app.hash = fnv(this.app.hash, e.data, e.index);
+      if (confState) this.app.confState = confState;
+      else if (e.data && e.data.length > 0) this.appliedData.push(dec.decode(e.data));
+      this.hooks.applied(this, e, before);
+    };
     return {
-      apply: (e) => {
-        if (!live()) return;
-        const before = this.app.confState;
-        this.app.index = e.index;
-        this.app.hash = fnv(this.app.hash, e.data, e.index);
-        if (isConfChange(e)) this.app.confState = this.raft.confState();
-        else if (e.data && e.data.length > 0) this.appliedData.push(dec.decode(e.data));
-        this.hooks.applied(this, e, before);
-      },
+      apply,
+      // Raft hears every change, even in an incarnation that has crashed (its loop is abandoned).
+      applyConfChange: (e, cc, toRaft) => apply(e, toRaft(cc)),
       restore: (snap) => {
         if (!live()) return Promise.resolve();
         const hash = hashOf(snap);
@@ -148,10 +151,6 @@ export class SimMember {
       },
     };
   }
-}
-
-function isConfChange(e: Entry): boolean {
-  return e.type === EntryType.EntryConfChange || e.type === EntryType.EntryConfChangeV2;
 }
 
 function hashOf(snap: Snapshot): number {
