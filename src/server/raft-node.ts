@@ -1,9 +1,10 @@
 /**
  * The one owner of raft: holds the RawNode and runs the Ready loop. Nothing else touches the
  * RawNode; the rest of the server talks to it through this class's narrow interface
- * (propose, readIndex, transferLeader, step, the role/term/commit/applied fields) and hears
- * back through the applier port (every committed entry, once, in order) and the events
- * (leader changes, read states).
+ * (propose, proposeConfChange, readIndex, transferLeader, campaign, step, reportSnapshot, the
+ * role/term/commit/applied fields; `inspect()` gives checks read access to raft's state) and
+ * hears back through the applier port (every committed entry, once, in order; a leader's
+ * snapshot) and the events (leader changes, read states).
  *
  * The loop persists what raft asks (WalPort: one fdatasync per Ready however many proposals
  * it carries), sends messages (TransportPort) and applies committed entries (ApplierPort).
