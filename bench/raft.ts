@@ -3,12 +3,13 @@
  * one proposal per Ready cycle versus batches of 256. Optionally through the wire codec.
  * Run: npx tsc -p . && node dist/bench/raft.js
  */
-import { SimNetwork, rng } from '../src/raft/sim_network.js';
+import { TestNetwork } from '../src/raft/rafttest/network.js';
+import { rng } from '../src/testkit/index.js';
 import { StateType } from '../src/raft/index.js';
 
 function run(batch: number, total: number, serialize: boolean, size: number): number {
   const ids = Array.from({ length: size }, (_, i) => BigInt(i + 1));
-  const net = SimNetwork.cluster(ids, { random: rng(42) });
+  const net = TestNetwork.cluster(ids, rng(42));
   net.serialize = serialize;
   net.stabilize();
   const leader = net.node(1n);

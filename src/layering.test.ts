@@ -16,15 +16,6 @@ const root = (() => {
 })();
 const srcDir = join(root, 'src');
 
-/**
- * Known bypasses waiting for their owner, each with the reason. raft/ is being reworked in
- * parallel (quorum and confchange packages); its imports of proto/raftpb.ts move to
- * proto/index.ts with that work. Remove an entry once fixed: the test then keeps it fixed.
- */
-const pendingBypasses: ReadonlyArray<{ from: RegExp; to: RegExp; why: string }> = [
-  { from: /^raft\//, to: /^proto\/(raftpb|wire)\.ts$/, why: 'raft/ is edited in parallel; rewrite with its next change' },
-];
-
 /** Imported by any layer (docs/architecture.md: "every folder may also import the leaves"). */
 const leaves = new Set(['errors', 'log', 'version.ts', 'testkit']);
 
@@ -95,8 +86,7 @@ function violations(imports: Import[], layers: Map<string, Layer>): string[] {
     if (!lb) { found.push(`${from} imports ${to}: ${b} is not in the layer table`); continue; }
     if (!leaves.has(b) && !la.mayImport.has(b)) found.push(`${from} imports ${to}: ${a} may not import ${b} (arrow up the layer table)`);
     const entry = to.split(sep).slice(1).join('/') || to;
-    const pending = pendingBypasses.some((p) => p.from.test(from.split(sep).join('/')) && p.to.test(to.split(sep).join('/')));
-    if (!lb.entries.includes(entry) && !pending) found.push(`${from} imports ${to}: bypasses ${b}'s entry module (${lb.entries.join(', ')})`);
+    if (!lb.entries.includes(entry)) found.push(`${from} imports ${to}: bypasses ${b}'s entry module (${lb.entries.join(', ')})`);
   }
   return found;
 }

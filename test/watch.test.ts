@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { WatchCreateRequest_FilterType, type WatchResponse } from '../src/proto/gen/etcdserverpb/rpc.js';
 import { startServer, selectedTargets, runConcord, b, mk, prefixEnd, normalize, sleep, type EtcdClient, type TargetName } from './harness.js';
 import { WatchStreamClient } from './watch-client.js';
-import { rng } from '../src/raft/sim_network.js'; // the project's seeded PRNG (mulberry32)
+import { rng } from '../src/testkit/index.js'; // the project's seeded PRNG (mulberry32)
 
 const ALL = Buffer.from([0]);
 

@@ -19,7 +19,7 @@ export {
   encodeSnapshot, decodeSnapshot,
   encodeMessage, decodeMessage, sizeMessage,
   encodeConfChange, decodeConfChange,
-  encodeConfChangeV2, decodeConfChangeV2,
+  encodeConfChangeV2, decodeConfChangeV2, readConfChange, readConfChangeV2,
 } from './raftpb.js';
 export type {
   NodeId, Entry, HardState, ConfState, SnapshotMetadata, Snapshot, Message,

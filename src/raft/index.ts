@@ -18,4 +18,4 @@ export { MajorityConfig, JointConfig } from './quorum/index.js';
 export type { VoteResult } from './quorum/index.js';
 export { describeConfig } from './tracker.js';
 export type { TrackerConfig } from './tracker.js';
-export { asConfChangeV2, isLeaveJoint, enterJointAutoLeave } from './raft.js';
+export { asConfChangeV2, confChangeOfEntry, isLeaveJoint, enterJointAutoLeave } from './raft.js';

@@ -3,7 +3,7 @@
  * ones (appended here, handed out in a Ready, dropped from here once advance() says they are
  * persisted), plus the commit and apply cursors.
  */
-import type { Entry, Snapshot } from '../proto/raftpb.js';
+import type { Entry, Snapshot } from '../proto/index.js';
 import { RaftError, isRaftError } from './errors.js';
 import { type Storage, limitSize } from './storage.js';
 

@@ -1,23 +1,24 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfChangeType, EntryType, MessageType, type NodeId, newMessage } from '../proto/raftpb.js';
+import { ConfChangeType, EntryType, MessageType, type NodeId, newMessage } from '../proto/index.js';
 import { RaftError } from './errors.js';
 import { StateType } from './raft.js';
 import { RawNode } from './rawnode.js';
 import { parseCommand } from './rafttest/datadriven.js';
 import { InteractionEnv } from './rafttest/interaction_env.js';
-import { SimNetwork, rng } from './sim_network.js';
+import { TestNetwork } from './rafttest/network.js';
+import { rng } from '../testkit/index.js';
 import { MemoryStorage } from './storage.js';
 
 const enc = new TextEncoder();
 
-function cluster(n: number, seed = 1, nodeOpts = {}): SimNetwork {
+function cluster(n: number, seed = 1, nodeOpts = {}): TestNetwork {
   const ids: NodeId[] = [];
   for (let i = 1; i <= n; i++) ids.push(BigInt(i));
-  return SimNetwork.cluster(ids, { random: rng(seed) }, nodeOpts);
+  return TestNetwork.cluster(ids, rng(seed), nodeOpts);
 }
 
-function elect(net: SimNetwork, id: NodeId): void {
+function elect(net: TestNetwork, id: NodeId): void {
   net.stabilize();
   net.node(id).node.campaign();
   net.stabilize();
@@ -166,7 +167,6 @@ test('a learner never campaigns and never counts toward commit', () => {
   // A learner asked for its vote does grant it (as in etcd-io/raft: the candidate may know of a
   // promotion the learner has not applied yet); only the candidate's configuration makes it count.
   for (let i = 0; i < 30; i++) net.node(3n).node.tick();
-  net.node(3n).pending = null;
   net.node(3n).node.step(newMessage({ type: MessageType.MsgVote, from: 2n, to: 3n, term: 99, index: 1000, logTerm: 99 }));
   const rd = net.node(3n).node.ready();
   assert.ok(rd.messages.some((m) => m.type === MessageType.MsgVoteResp && !m.reject));
@@ -191,7 +191,7 @@ test('ReadIndex: reads waiting together share one heartbeat round and get the sa
   const rd = l.node.ready();
   const hbs = rd.messages.filter((m) => m.type === MessageType.MsgHeartbeat);
   assert.equal(hbs.length, 2, 'one heartbeat per follower for all five reads');
-  l.pending = rd;
+  net.handleReady(l, rd);
   net.stabilize();
   assert.equal(l.readStates.length, 5);
   assert.ok(l.readStates.every((r) => r.index === l.node.raft.log.committed));

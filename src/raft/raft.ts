@@ -23,8 +23,8 @@ import {
   readConfChange,
   readConfChangeV2,
   sizeEntry,
-} from '../proto/raftpb.js';
-import { Reader } from '../proto/wire.js';
+  Reader,
+} from '../proto/index.js';
 import { type ChangeResult, Changer, ConfChangeError } from './confchange/changer.js';
 import { restoreConfState } from './confchange/restore.js';
 import { type ProposalDropReason, isRaftError } from './errors.js';

@@ -22,7 +22,7 @@ import {
   encodeConfChange,
   encodeConfChangeV2,
   newMessage,
-} from '../proto/raftpb.js';
+} from '../proto/index.js';
 import { ConfChangeError } from './confchange/changer.js';
 import { RaftError } from './errors.js';
 import { ProgressState } from './progress.js';

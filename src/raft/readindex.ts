@@ -4,7 +4,7 @@
  * the commit index at its start. Reads arriving during a round wait for the next one, which
  * starts as soon as the current one completes, so a burst of reads costs one round trip.
  */
-import type { NodeId } from '../proto/raftpb.js';
+import type { NodeId } from '../proto/index.js';
 
 export interface ReadState {
   /** The commit index the read must wait to be applied before it reads. */

@@ -12,7 +12,7 @@ import {
   emptyHardState,
   emptySnapshot,
   sizeEntry,
-} from '../proto/raftpb.js';
+} from '../proto/index.js';
 import { RaftError } from './errors.js';
 
 export interface InitialState {

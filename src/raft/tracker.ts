@@ -5,7 +5,7 @@
  * tracked but never counted. Changes are computed by confchange/'s Changer and installed here
  * with setConfig().
  */
-import type { ConfState, NodeId } from '../proto/raftpb.js';
+import type { ConfState, NodeId } from '../proto/index.js';
 import { JointConfig } from './quorum/joint.js';
 import { type VoteResult, cmpId } from './quorum/majority.js';
 import { Progress } from './progress.js';

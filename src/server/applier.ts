@@ -10,15 +10,19 @@
  */
 import {
   AlarmRequest_AlarmAction as AlarmAction, AlarmResponse, AlarmType, CompactionResponse,
-  EntryType, decodeConfChange, ConfChangeType,
-  type AlarmRequest, type Entry, type ResponseHeader, type RequestOp, type TxnRequest,
+  EntryType,
+  type AlarmRequest, type ConfChangeV2, type ConfState, type Entry, type ResponseHeader, type Snapshot, type RequestOp, type TxnRequest,
 } from '../proto/index.js';
 import { etcdError, EtcdError } from '../errors/index.js';
 import type { MvccStore } from '../mvcc/index.js';
 import type { Logger } from '../log/index.js';
 import type { ApplierPort } from './ports.js';
 import { AlarmSet, alarmName } from './alarms.js';
-import { Membership, idToHex, memberFromJson, parseMemberAttributesPath, attributesFromJson } from './membership.js';
+import { Membership, idToHex, parseMemberAttributesPath, attributesFromJson } from './membership.js';
+import {
+  applyMemberChange, memberChangesOf, refusedConfChange, validateMemberChanges,
+  type AppliedMemberChange, type MemberChange,
+} from './membership-change.js';
 import { decodeEntryRequest, type RaftRequest } from './request-codec.js';
 import type { WaitRegistry } from './wait.js';
 import { applyTxn } from './txn.js';
@@ -63,12 +67,18 @@ export class Applier implements ApplierPort {
       case EntryType.EntryNormal:
         this.applyNormal(e, shouldApply);
         return;
-      case EntryType.EntryConfChange:
-        this.applyConfChange(e, shouldApply);
-        return;
       default:
         throw new Error(`etcdserver: cannot apply entry ${e.index}: entry type ${e.type} is not supported yet; stopping the member`);
     }
+  }
+
+  /**
+   * A leader's snapshot would replace the backend with the leader's (etcd's applySnapshot).
+   * The snapshot's data holds membership only; the backend travels beside it, which needs the
+   * peer transport. Stop the member rather than diverge.
+   */
+  restore(snapshot: Snapshot): Promise<void> {
+    return Promise.reject(new Error(`etcdserver: cannot apply the leader's snapshot at ${snapshot.metadata.index}: installing a snapshot is not supported yet; stopping the member`));
   }
 
   private applyNormal(e: Entry, shouldApply: boolean): void {
@@ -186,34 +196,39 @@ export class Applier implements ApplierPort {
     log.info('cluster version is updated', { 'cluster-version': short });
   }
 
-  /** Raft has already applied the change (the loop does, before handing the entry here). */
-  private applyConfChange(e: Entry, shouldApply: boolean): void {
-    const cc = decodeConfChange(e.data ?? new Uint8Array());
-    const { membership, log } = this.d;
-    if (shouldApply) this.d.store.setConsistentIndex(e.index, e.term);
-    switch (cc.type) {
-      case ConfChangeType.ConfChangeAddNode:
-      case ConfChangeType.ConfChangeAddLearnerNode:
-      case ConfChangeType.ConfChangeUpdateNode: {
-        if (!cc.context || cc.context.length === 0) break;
-        const m = memberFromJson(Buffer.from(cc.context).toString('utf8'));
-        if (!membership.get(m.id)) {
-          log.info('added member', {
-            'cluster-id': idToHex(membership.clusterId), 'local-member-id': idToHex(this.d.memberId),
-            'added-peer-id': idToHex(m.id), 'added-peer-peer-urls': m.peerURLs,
-          });
-        }
-        membership.add(m);
-        this.d.persistMembership(membership);
-        break;
-      }
-      case ConfChangeType.ConfChangeRemoveNode:
-        membership.remove(cc.nodeId);
-        this.d.persistMembership(membership);
-        break;
+  /**
+   * etcd's applyConfChange: validate against the membership as of this entry; a refused
+   * change reaches raft as one it ignores and its proposer gets etcd's error. Replayed
+   * entries (at or below the consistent index) take the same decisions: the membership
+   * starts from the snapshot and is replayed with them.
+   */
+  applyConfChange(e: Entry, cc: ConfChangeV2, toRaft: (cc: ConfChangeV2) => ConfState): void {
+    const { membership } = this.d;
+    if (e.index > this.d.store.consistentIndex()) this.d.store.setConsistentIndex(e.index, e.term);
+    const { requestId, changes } = memberChangesOf(e);
+    const refusal = validateMemberChanges(membership, changes);
+    const waiter = requestId !== 0n ? this.d.waits.take(requestId) : undefined;
+    if (refusal) {
+      toRaft(refusedConfChange);
+      this.d.log.warn('rejected a membership change', { index: e.index, error: refusal.message });
+      waiter?.reject(refusal);
+      return;
     }
-    const w = cc.id !== 0n ? this.d.waits.take(cc.id) : undefined;
-    w?.resolve(undefined);
+    toRaft(cc);
+    for (const c of changes) this.logMemberChange(c, applyMemberChange(membership, c));
+    if (changes.length > 0) this.d.persistMembership(membership);
+    waiter?.resolve(undefined);
+  }
+
+  private logMemberChange(c: MemberChange, what: AppliedMemberChange): void {
+    if (what === 'none') return;
+    const { membership, memberId, log } = this.d;
+    const ids = { 'cluster-id': idToHex(membership.clusterId), 'local-member-id': idToHex(memberId) };
+    const urls = c.member?.peerURLs ?? [];
+    if (what === 'added') log.info('added member', { ...ids, 'added-peer-id': idToHex(c.nodeId), 'added-peer-peer-urls': urls });
+    else if (what === 'promoted') log.info('promote member', { ...ids, 'promoted-member-id': idToHex(c.nodeId) });
+    else if (what === 'removed') log.info('removed member', { ...ids, 'removed-remote-peer-id': idToHex(c.nodeId) });
+    else log.info('updated member', { ...ids, 'updated-remote-peer-id': idToHex(c.nodeId), 'updated-remote-peer-urls': urls });
   }
 }
 

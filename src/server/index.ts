@@ -13,3 +13,9 @@ export { urlString } from './ids.js';
 export { idToHex } from './membership.js';
 export { isTxnReadOnly, isTxnSerializable } from './txn-rules.js';
 export { startAutoCompaction } from './compactor.js';
+
+// For test support (simtest/): the real Ready loop and its in-memory ports.
+export { RaftNode } from './raft-node.js';
+export type { RaftNodeOptions, RaftNodeEvents, RaftTuning } from './raft-node.js';
+export type { WalPort, SnapshotterPort, TransportPort, ApplierPort } from './ports.js';
+export { MemoryWal, MemorySnapshotter, MemoryNetwork, readBackMemory } from './memory-ports.js';

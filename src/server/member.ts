@@ -87,9 +87,10 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
   storage.setHardState(hardState);
   storage.append(entries);
 
-  // Membership: what the backend recorded (or the snapshot), plus conf changes replayed.
-  const membersText = backend.get('members', membersKey)?.toString('utf8')
-    ?? (snapshot?.data && snapshot.data.length > 0 ? Buffer.from(snapshot.data).toString('utf8') : undefined);
+  // Membership as of the snapshot (empty without one), then every conf change after it is
+  // replayed and validated as it was the first time (etcd's v2 store: snapshot, then WAL).
+  // The backend's record, which may be ahead of the replay, would change those decisions.
+  const membersText = snapshot?.data && snapshot.data.length > 0 ? Buffer.from(snapshot.data).toString('utf8') : undefined;
   const membership = membersText ? Membership.fromJson(membersText) : new Membership(clusterId, []);
   const alarmsText = backend.get('alarm', alarmsKey)?.toString('utf8');
   const alarms = new AlarmSet(alarmsText ? (JSON.parse(alarmsText) as Array<{ memberID: string; alarm: number }>).map((a) => AlarmMember.fromPartial({ memberID: BigInt(a.memberID), alarm: a.alarm })) : []);

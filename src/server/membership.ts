@@ -75,9 +75,16 @@ export function parseMemberAttributesPath(path: string): bigint | undefined {
 
 export class Membership {
   private readonly members = new Map<bigint, Member>();
+  /** Ids removed from the cluster: never to come back (etcd's ErrIDRemoved). */
+  private readonly removedIds = new Set<bigint>();
 
-  constructor(readonly clusterId: bigint, initial: Iterable<Member> = []) {
+  constructor(readonly clusterId: bigint, initial: Iterable<Member> = [], removed: Iterable<bigint> = []) {
     for (const m of initial) this.members.set(m.id, m);
+    for (const id of removed) this.removedIds.add(id);
+  }
+
+  isRemoved(id: bigint): boolean {
+    return this.removedIds.has(id);
   }
 
   get(id: bigint): Member | undefined {
@@ -101,6 +108,7 @@ export class Membership {
 
   remove(id: bigint): void {
     this.members.delete(id);
+    this.removedIds.add(id);
   }
 
   setAttributes(id: bigint, attrs: { name: string; clientURLs: string[] }): void {
@@ -118,15 +126,19 @@ export class Membership {
 
   /** A self-describing JSON snapshot (raft snapshot data and the backend's members record). */
   toJson(): string {
-    return `{"clusterId":"${this.clusterId.toString()}","members":[${this.list().map(memberToJson).join(',')}]}`;
+    const removed = [...this.removedIds].map((id) => `"${id.toString()}"`).join(',');
+    return `{"clusterId":"${this.clusterId.toString()}","members":[${this.list().map(memberToJson).join(',')}],"removed":[${removed}]}`;
   }
 
   static fromJson(text: string): Membership {
     const clusterId = BigInt(/"clusterId":"(\d+)"/.exec(text)![1]!);
-    const membersText = text.slice(text.indexOf('"members":[') + 11, text.lastIndexOf(']'));
+    // Members are the record's only objects, flat (no nested braces): split on their boundaries.
+    const membersText = text.slice(text.indexOf('"members":['));
     const members: Member[] = [];
-    // Members are flat JSON objects (no nested braces): split on object boundaries.
     for (const m of membersText.matchAll(/\{[^{}]*\}/g)) members.push(memberFromJson(m[0]));
-    return new Membership(clusterId, members);
+    // Records written before removed ids were kept have no "removed" list.
+    const removedText = /"removed":\[([^\]]*)\]/.exec(text)?.[1] ?? '';
+    const removed = [...removedText.matchAll(/"(\d+)"/g)].map((m) => BigInt(m[1]!));
+    return new Membership(clusterId, members, removed);
   }
 }

@@ -4,7 +4,7 @@
  * wal/'s `Wal` and `Snapshotter` (they satisfy these shapes structurally) and the server's
  * applier; in-memory ones (memory-ports.ts) let tests and simulations drive the real loop.
  */
-import type { Entry, HardState, Message, Snapshot } from '../proto/index.js';
+import type { ConfChangeV2, ConfState, Entry, HardState, Message, Snapshot } from '../proto/index.js';
 
 /** Durable log of raft's entries and hard state. */
 export interface WalPort {
@@ -27,10 +27,21 @@ export interface TransportPort {
 }
 
 /**
- * The state machine. `apply` receives every committed entry exactly once, in index order,
- * including conf changes (already applied to raft by the loop) and empty entries.
- * It must not await: apply is synchronous on the loop.
+ * The state machine. It receives every committed entry exactly once, in index order: conf
+ * changes through `applyConfChange`, every other entry (empty ones too) through `apply`.
+ * Neither may await: apply is synchronous on the loop.
  */
 export interface ApplierPort {
   apply(entry: Entry): void;
+  /**
+   * A conf-change entry (`cc` is its change as a ConfChangeV2). The applier decides, from
+   * the log alone (etcd validates against the membership of that point), what raft applies,
+   * and calls `toRaft` exactly once with it: `cc` itself, or a change raft ignores.
+   */
+  applyConfChange(entry: Entry, cc: ConfChangeV2, toRaft: (cc: ConfChangeV2) => ConfState): void;
+  /**
+   * Replaces the whole state machine with a leader's snapshot (durable by then), whose index
+   * is past everything applied; entries after it are applied next.
+   */
+  restore(snapshot: Snapshot): Promise<void>;
 }

@@ -3,16 +3,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryStorage } from '../raft/index.js';
-import { ConfChangeType, EntryType, encodeConfChange, type Entry, type NodeId } from '../proto/index.js';
+import { ConfChangeType, EntryType, encodeConfChange, type Entry, type NodeId, type Snapshot } from '../proto/index.js';
 import { nopLogger } from '../log/index.js';
 import { RaftNode } from './raft-node.js';
-import { MemoryNetwork, MemorySnapshotter, MemoryWal } from './memory-ports.js';
+import { MemoryNetwork, MemorySnapshotter, MemoryWal, readBackMemory } from './memory-ports.js';
 import type { TransportPort } from './ports.js';
 
 interface TestMember {
   raft: RaftNode;
   wal: MemoryWal;
+  snapshotter: MemorySnapshotter;
+  storage: MemoryStorage;
   applied: Entry[];
+  restored: Snapshot[];
   readStates: Array<{ ctx: string; index: number }>;
 }
 
@@ -26,18 +29,24 @@ function member(id: NodeId, ids: NodeId[], transport: TransportPort, seed = 1): 
   storage.setHardState({ term: 1, vote: 0n, commit: boot.length });
   storage.append(boot);
   const wal = new MemoryWal();
+  const snapshotter = new MemorySnapshotter();
   const applied: Entry[] = [];
+  const restored: Snapshot[] = [];
   const readStates: TestMember['readStates'] = [];
   let r = seed;
   const raft = new RaftNode({
     id, storage, applied: 0, electionTick: 10, heartbeatTick: 1,
     random: () => ((r = (r * 48271) % 2147483647) / 2147483647),
-    wal, snapshotter: new MemorySnapshotter(), transport,
-    applier: { apply: (e) => applied.push(e) },
+    wal, snapshotter, transport,
+    applier: {
+      apply: (e) => applied.push(e),
+      applyConfChange: (e, cc, toRaft) => { toRaft(cc); applied.push(e); },
+      restore: async (snap) => { restored.push(snap); },
+    },
     events: { readState: (ctx, index) => readStates.push({ ctx: Buffer.from(ctx).toString(), index }) },
     log: nopLogger(),
   });
-  return { raft, wal, applied, readStates };
+  return { raft, wal, snapshotter, storage, applied, restored, readStates };
 }
 
 const nowhere: TransportPort = { send: () => assert.fail('a lone member sends nothing'), sendSnapshot: () => assert.fail('no snapshot') };
@@ -50,8 +59,7 @@ async function settle(...ms: TestMember[]): Promise<void> {
 }
 
 /** Three members over one in-memory network, once exactly one leads and all know it. */
-async function threeMembers(seed: number): Promise<{ ms: TestMember[]; leader: TestMember }> {
-  const net = new MemoryNetwork();
+async function threeMembers(seed: number, net = new MemoryNetwork()): Promise<{ ms: TestMember[]; leader: TestMember }> {
   const ids = [1n, 2n, 3n];
   const ms = ids.map((id, i) => member(id, ids, net.transport(id), i + seed));
   ms.forEach((m, i) => net.join(ids[i]!, m.raft));
@@ -153,4 +161,56 @@ test('exclusive tasks run between Readies, never during a WAL save', async () =>
   await task;
   assert.equal(ranDuringSave, false);
   await m.raft.stop();
+});
+
+test('a follower behind the leader\'s compacted log installs its snapshot: persisted, restored, then the entries after it', async () => {
+  const net = new MemoryNetwork();
+  const { ms, leader } = await threeMembers(11, net);
+  const lagging = ms.find((m) => m !== leader)!;
+  for (const m of ms) if (m !== lagging) net.partition(m.raft.id, lagging.raft.id);
+  for (let i = 0; i < 20; i++) leader.raft.propose(Buffer.from(`w${i}`));
+  await until(() => leader.raft.appliedIndex >= 3 + 20, () => leader.raft.tick(), 'writes applied without the lagging member');
+  const snap = await leader.raft.exclusive(() => leader.raft.snapshot(Buffer.from('state'), 0));
+  assert.ok(leader.storage.firstIndex() > lagging.raft.appliedIndex + 1, 'the entries the lagging member needs are compacted away');
+  net.heal();
+  await until(() => lagging.restored.length > 0, () => leader.raft.tick(), 'the snapshot installed');
+  assert.equal(lagging.restored[0]!.metadata.index, snap.metadata.index);
+  assert.equal(Buffer.from(lagging.restored[0]!.data!).toString(), 'state');
+  leader.raft.propose(Buffer.from('after'));
+  await until(() => lagging.applied.some((e) => Buffer.from(e.data ?? []).toString() === 'after'), () => leader.raft.tick(), 'an entry after the snapshot applied');
+  // Nothing at or below the snapshot was applied from entries after the restore: applying resumed right after it.
+  const afterRestore = lagging.applied.filter((e) => e.index > snap.metadata.index);
+  assert.equal(afterRestore[0]!.index, snap.metadata.index + 1);
+  // The disk holds it as a restart reads it back: the snapshot, then the WAL after it.
+  const back = readBackMemory(lagging.wal, lagging.snapshotter);
+  assert.equal(back.snapshot?.metadata.index, snap.metadata.index);
+  assert.equal(back.storage.lastIndex(), lagging.raft.appliedIndex);
+  await Promise.all(ms.map((m) => m.raft.stop()));
+});
+
+test('a crash loses the WAL writes not yet durable; a torn write keeps a prefix, and the restart reads back only what is whole', () => {
+  const wal = new MemoryWal();
+  const snapshotter = new MemorySnapshotter();
+  const e = (index: number, term = 1): Entry => ({ index, term, type: EntryType.EntryNormal, data: Buffer.from(`e${index}`) });
+  void wal.save({ term: 1, vote: 1n, commit: 2 }, [e(1), e(2)], true);
+  wal.hold();
+  void wal.save({ term: 1, vote: 1n, commit: 4 }, [e(3), e(4)], true);
+  void wal.save({ term: 2, vote: 1n, commit: 5 }, [e(5, 2)], true);
+  assert.equal(wal.pendingRecords, 5, 'two entries and a hard state, then one entry and a hard state');
+  wal.crash(1);
+  assert.equal(wal.pending, 0);
+  assert.deepEqual(wal.entries.map((x) => x.index), [1, 2, 3], 'only the first record of the torn write survived');
+  assert.equal(wal.hardState?.commit, 2, 'the hard states were lost');
+  const back = readBackMemory(wal, snapshotter);
+  assert.equal(back.storage.lastIndex(), 3);
+  assert.equal(back.storage.initialState().hardState.commit, 2);
+  // A snapshot counts only once the durable hard state commits it.
+  const snap: Snapshot = { data: Buffer.from('s'), metadata: { index: 3, term: 1, confState: { voters: [1n], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } } };
+  void snapshotter.save(snap);
+  void wal.saveSnapshot({ index: 3, term: 1 });
+  wal.completeNext();
+  assert.equal(readBackMemory(wal, snapshotter).snapshot, undefined, 'commit 2 < snapshot 3');
+  void wal.save({ term: 1, vote: 1n, commit: 3 }, [], true);
+  wal.completeNext();
+  assert.equal(readBackMemory(wal, snapshotter).snapshot?.metadata.index, 3);
 });

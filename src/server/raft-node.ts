@@ -1,9 +1,10 @@
 /**
  * The one owner of raft: holds the RawNode and runs the Ready loop. Nothing else touches the
  * RawNode; the rest of the server talks to it through this class's narrow interface
- * (propose, readIndex, transferLeader, step, the role/term/commit/applied fields) and hears
- * back through the applier port (every committed entry, once, in order) and the events
- * (leader changes, read states).
+ * (propose, proposeConfChange, readIndex, transferLeader, campaign, step, reportSnapshot, the
+ * role/term/commit/applied fields; `inspect()` gives checks read access to raft's state) and
+ * hears back through the applier port (every committed entry, once, in order; a leader's
+ * snapshot) and the events (leader changes, read states).
  *
  * The loop persists what raft asks (WalPort: one fdatasync per Ready however many proposals
  * it carries), sends messages (TransportPort) and applies committed entries (ApplierPort).
@@ -17,10 +18,12 @@
  * overlapping apply with disk I/O.
  */
 import { strict as assert } from 'node:assert';
-import { RawNode, MemoryStorage, StateType, RaftError, type Ready } from '../raft/index.js';
 import {
-  EntryType, MessageType, decodeConfChange, decodeConfChangeV2,
-  type ConfState, type Entry, type Message, type NodeId, type Snapshot,
+  RawNode, MemoryStorage, StateType, RaftError, SnapshotStatus, confChangeOfEntry, type Raft, type Ready,
+} from '../raft/index.js';
+import {
+  EntryType, MessageType,
+  type ConfChange, type ConfChangeV2, type ConfState, type Entry, type Message, type NodeId, type Snapshot,
 } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
 import type { ApplierPort, SnapshotterPort, TransportPort, WalPort } from './ports.js';
@@ -55,7 +58,19 @@ export interface RaftNodeOptions {
   applier: ApplierPort;
   events: RaftNodeEvents;
   log: Logger;
+  /** Raft's knobs, etcd's by default; simulations vary them to reach more interleavings. */
+  tuning?: Partial<RaftTuning>;
 }
+
+export interface RaftTuning {
+  maxSizePerMsg: number;
+  maxInflightMsgs: number;
+  checkQuorum: boolean;
+  preVote: boolean;
+}
+
+/** etcd's settings (etcdserver/raft.go; etcd enables pre-vote and check-quorum). */
+const etcdTuning: RaftTuning = { maxSizePerMsg: maxSizePerMsgBytes, maxInflightMsgs, checkQuorum: true, preVote: true };
 
 export class RaftNode {
   private readonly raw: RawNode;
@@ -105,10 +120,8 @@ export class RaftNode {
       heartbeatTick: o.heartbeatTick,
       storage: o.storage,
       applied: o.applied,
-      maxSizePerMsg: maxSizePerMsgBytes,
-      maxInflightMsgs,
-      checkQuorum: true,
-      preVote: true,
+      ...etcdTuning,
+      ...o.tuning,
       random: o.random,
     });
     const hs = o.storage.initialState().hardState;
@@ -149,6 +162,36 @@ export class RaftNode {
   transferLeader(to: NodeId): void {
     this.raw.transferLeader(to);
     this.kick();
+  }
+
+  /**
+   * Proposes a membership change. Throws RaftError('ProposalDropped') without a leader and
+   * ConfChangeError when raft's changer refuses it against the current configuration.
+   */
+  proposeConfChange(cc: ConfChange | ConfChangeV2): void {
+    this.raw.proposeConfChange(cc);
+    this.kick();
+  }
+
+  /** Starts an election now (etcd's Node.Campaign). */
+  campaign(): void {
+    this.raw.campaign();
+    this.kick();
+  }
+
+  /** The transport's word on a MsgSnap it carried (or failed to) to `to`. */
+  reportSnapshot(to: NodeId, delivered: boolean): void {
+    this.raw.reportSnapshot(to, delivered ? SnapshotStatus.Finish : SnapshotStatus.Failure);
+    this.kick();
+  }
+
+  /**
+   * Raft's state machine, for the invariant checks of simulations and tests only (terms,
+   * logs, roles of every member). Reading it is harmless; anything else goes through the
+   * methods above.
+   */
+  inspect(): Readonly<Raft> {
+    return this.raw.raft;
   }
 
   /** A message from a peer (the transport's receive side). */
@@ -298,7 +341,8 @@ export class RaftNode {
     const isLeader = this.isLeader;
     if (isLeader) this.send(rd.messages);
 
-    if (rd.snapshot && rd.snapshot.metadata.index > 0) await this.persistSnapshot(rd.snapshot);
+    const snapshot = rd.snapshot && rd.snapshot.metadata.index > 0 ? rd.snapshot : undefined;
+    if (snapshot) await this.persistSnapshot(snapshot);
     // Start this Ready's WAL write first: the write and fdatasync run on the thread pool
     // while this thread applies what is already durable and answers those clients.
     const t0 = performance.now();
@@ -324,6 +368,9 @@ export class RaftNode {
       this.persistedIndex = rd.entries[rd.entries.length - 1]!.index;
     }
     if (!isLeader) this.send(rd.messages);
+    // A leader's snapshot replaces the state machine once it is durable with its hard state
+    // (etcd applies it after the raft loop persisted it); the entries after it follow.
+    if (snapshot) await this.installSnapshot(snapshot);
     this.applyEntries(committed, split, committed.length);
   }
 
@@ -341,12 +388,21 @@ export class RaftNode {
       const e = entries[i]!;
       // Checked before building a message: this runs for every entry.
       if (e.index !== this.applied.index + 1) assert.fail(`raft: applying entry ${e.index} after ${this.applied.index}`);
-      if (e.type === EntryType.EntryConfChange) this.raw.applyConfChange(decodeConfChange(e.data ?? new Uint8Array()));
-      else if (e.type === EntryType.EntryConfChangeV2) this.raw.applyConfChange(decodeConfChangeV2(e.data ?? new Uint8Array()));
-      this.ports.applier.apply(e);
+      if (e.type === EntryType.EntryConfChange || e.type === EntryType.EntryConfChangeV2) this.applyConfChange(e);
+      else this.ports.applier.apply(e);
       this.appliedTerm = e.term;
       this.applied.advance(e.index);
     }
+  }
+
+  /** The applier decides what raft applies (etcd validates membership first); raft must hear exactly once. */
+  private applyConfChange(e: Entry): void {
+    let applied = 0;
+    this.ports.applier.applyConfChange(e, confChangeOfEntry(e), (cc) => {
+      applied++;
+      return this.raw.applyConfChange(cc);
+    });
+    if (applied !== 1) assert.fail(`raft: conf change ${e.index} reached raft ${applied} times`);
   }
 
   private send(messages: readonly Message[]): void {
@@ -359,9 +415,24 @@ export class RaftNode {
     if (plain.length > 0) this.ports.transport.send(plain);
   }
 
-  private async persistSnapshot(_snap: Snapshot): Promise<void> {
-    // Installing a leader's snapshot needs the backend to be replaced with the leader's
-    // (etcd's applySnapshot); that comes with clustering. Stop the member rather than diverge.
-    throw new Error('raft: installing a snapshot from the leader is not supported yet; stopping the member');
+  /**
+   * A snapshot from the leader: the snap file, then its WAL record (a restart uses it only
+   * once the hard state committing it is durable too, which this Ready's save brings), then
+   * raft's storage starts from it. Nothing of the old log counts as persisted any more.
+   */
+  private async persistSnapshot(snap: Snapshot): Promise<void> {
+    await this.ports.snapshotter.save(snap);
+    await this.ports.wal.saveSnapshot({ index: snap.metadata.index, term: snap.metadata.term });
+    this.storage.applySnapshot(snap);
+    this.persistedIndex = snap.metadata.index;
+  }
+
+  private async installSnapshot(snap: Snapshot): Promise<void> {
+    const { index, term } = snap.metadata;
+    if (index <= this.applied.index) assert.fail(`raft: snapshot at ${index} is not past applied ${this.applied.index}`);
+    await this.ports.applier.restore(snap);
+    this.log.info('applied snapshot', { 'snapshot-index': index });
+    this.appliedTerm = term;
+    this.applied.advance(index);
   }
 }

@@ -9,13 +9,13 @@ import { MemoryStorage } from '../raft/index.js';
 import { Backend } from '../storage/index.js';
 import { MvccStore } from '../mvcc/index.js';
 import { nopLogger } from '../log/index.js';
-import { ConfChangeType, EntryType, encodeConfChange, type Entry } from '../proto/index.js';
+import { ConfChangeType, EntryType, ResponseHeader, encodeConfChange, type Entry, type NodeId } from '../proto/index.js';
 import type { ServerConfig } from './config.js';
 import { Applier } from './applier.js';
 import { AlarmSet } from './alarms.js';
 import { EtcdServer } from './etcd-server.js';
-import { Membership, memberToJson } from './membership.js';
-import { MemorySnapshotter, MemoryWal } from './memory-ports.js';
+import { Membership, memberToJson, type Member } from './membership.js';
+import { MemoryNetwork, MemorySnapshotter, MemoryWal } from './memory-ports.js';
 import { RaftNode } from './raft-node.js';
 import { WaitRegistry, type WaitLimits } from './wait.js';
 
@@ -90,6 +90,87 @@ export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPend
       wal.release();
       await raft.stop();
       await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A member of an in-process cluster: the real loop and applier over a temporary LMDB. */
+export interface ClusterTestMember {
+  id: NodeId;
+  raft: RaftNode;
+  membership: Membership;
+  waits: WaitRegistry;
+}
+
+export interface TestCluster {
+  members: ClusterTestMember[];
+  /** The one leader, once every member follows it. */
+  leader(): ClusterTestMember;
+  /** Ticks the leader until `cond` holds (bounded). */
+  until(cond: () => boolean, what: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The member etcd would record for id `id` (peer URL http://127.0.0.1:<2380+id>). */
+export function testMemberOf(id: NodeId, isLearner = false): Member {
+  return { id, name: '', peerURLs: [`http://127.0.0.1:${2380 + Number(id)}`], clientURLs: [], isLearner };
+}
+
+/**
+ * `size` members (ids 1..size) bootstrapped as etcd does (AddNode entries with the members'
+ * JSON, committed at term 1), over the in-memory network and WALs, with a leader elected.
+ */
+export async function startTestCluster(size: number): Promise<TestCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'concord-cluster-'));
+  const net = new MemoryNetwork();
+  const ids = Array.from({ length: size }, (_, i) => BigInt(i + 1));
+  const boot: Entry[] = ids.map((id, i) => ({
+    term: 1, index: i + 1, type: EntryType.EntryConfChange,
+    data: encodeConfChange({ type: ConfChangeType.ConfChangeAddNode, nodeId: id, id: 0n, context: Buffer.from(memberToJson(testMemberOf(id))) }),
+  }));
+  const stores: MvccStore[] = [];
+  const members = ids.map((id, i): ClusterTestMember => {
+    const store = MvccStore.open({ backend: Backend.open({ path: join(dir, `${id}.lmdb`) }) });
+    stores.push(store);
+    const storage = new MemoryStorage();
+    storage.setHardState({ term: 1, vote: 0n, commit: boot.length });
+    storage.append(boot);
+    const membership = new Membership(clusterId, []);
+    const waits = new WaitRegistry({ maxProposalsInFlight: 100, maxProposalBytesInFlight: 1 << 20 });
+    const applier = new Applier({
+      memberId: id, membership, store, alarms: new AlarmSet([]), waits, log: nopLogger(),
+      header: () => ResponseHeader.fromPartial({}),
+      persistAlarms: () => undefined, persistMembership: () => undefined, persistClusterVersion: () => undefined,
+      clusterVersion: undefined,
+    });
+    let seed = i + 1;
+    const raft = new RaftNode({
+      id, storage, applied: 0, electionTick: 10, heartbeatTick: 1,
+      random: () => ((seed = (seed * 48271) % 2147483647) / 2147483647),
+      wal: new MemoryWal(), snapshotter: new MemorySnapshotter(), transport: net.transport(id),
+      applier, events: {}, log: nopLogger(),
+    });
+    net.join(id, raft);
+    return { id, raft, membership, waits };
+  });
+  for (const m of members) m.raft.start();
+  const tickUntil = async (cond: () => boolean, tick: () => void, what: string): Promise<void> => {
+    for (let i = 0; i < 2000 && !cond(); i++) {
+      tick();
+      await new Promise((r) => setImmediate(r));
+    }
+    if (!cond()) throw new Error(`test cluster: never happened: ${what}`);
+  };
+  await tickUntil(() => members.some((m) => m.raft.isLeader), () => members.forEach((m) => m.raft.tick()), 'a leader');
+  const leader = (): ClusterTestMember => members.find((m) => m.raft.isLeader)!;
+  await tickUntil(() => members.every((m) => m.raft.leader === leader().id && m.raft.appliedIndex === leader().raft.commitIndex), () => leader().raft.tick(), 'all follow the leader');
+  return {
+    members, leader,
+    until: (cond, what) => tickUntil(cond, () => leader().raft.tick(), what),
+    async close() {
+      await Promise.all(members.map((m) => m.raft.stop()));
+      for (const s of stores) await s.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

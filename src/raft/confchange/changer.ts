@@ -11,7 +11,7 @@
  *
  * A change naming node 0 is ignored, and removing an unknown node is a no-op, as in etcd-io/raft.
  */
-import { type ConfChangeSingle, ConfChangeType, type NodeId } from '../../proto/raftpb.js';
+import { type ConfChangeSingle, ConfChangeType, type NodeId } from '../../proto/index.js';
 import { JointConfig } from '../quorum/joint.js';
 import type { TrackerConfig } from '../tracker.js';
 

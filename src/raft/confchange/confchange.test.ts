@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ConfChangeSingle, ConfChangeType } from '../../proto/raftpb.js';
+import { type ConfChangeSingle, ConfChangeType } from '../../proto/index.js';
 import { type TrackerConfig, describeConfig, emptyTrackerConfig } from '../tracker.js';
 import { type ChangeResult, Changer, ConfChangeError } from './changer.js';
 import { restoreConfState } from './restore.js';

@@ -3,7 +3,7 @@
  * replaying it as changes through the Changer, as etcd-io/raft's confchange.Restore: first the
  * outgoing voters one by one, then (if joint) entering the joint configuration with the rest.
  */
-import { type ConfChangeSingle, ConfChangeType, type ConfState, type NodeId } from '../../proto/raftpb.js';
+import { type ConfChangeSingle, ConfChangeType, type ConfState, type NodeId } from '../../proto/index.js';
 import { emptyTrackerConfig } from '../tracker.js';
 import { type ChangeResult, Changer } from './changer.js';
 

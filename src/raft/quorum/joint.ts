@@ -3,7 +3,7 @@
  * must agree while a membership change is in joint consensus. Outside joint consensus the
  * outgoing half is empty and, agreeing to everything, drops out of every decision.
  */
-import type { NodeId } from '../../proto/raftpb.js';
+import type { NodeId } from '../../proto/index.js';
 import { type AckedIndexer, MajorityConfig, type VoteResult } from './majority.js';
 
 export class JointConfig {

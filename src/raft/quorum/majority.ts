@@ -4,7 +4,7 @@
  * An empty configuration agrees to everything (committed index +Infinity, vote won), so that a
  * joint configuration whose outgoing half is empty behaves as its incoming half alone.
  */
-import type { NodeId } from '../../proto/raftpb.js';
+import type { NodeId } from '../../proto/index.js';
 
 export type VoteResult = 'pending' | 'lost' | 'won';
 

@@ -12,7 +12,7 @@ import {
   type Message,
   MessageType,
   type Snapshot,
-} from '../../proto/raftpb.js';
+} from '../../proto/index.js';
 import { confChangeOfEntry } from '../raft.js';
 import { stateName } from '../raft.js';
 import type { Ready, SoftState } from '../rawnode.js';

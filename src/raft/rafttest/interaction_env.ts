@@ -23,7 +23,7 @@ import {
   EntryType,
   type Message,
   type Snapshot,
-} from '../../proto/raftpb.js';
+} from '../../proto/index.js';
 import { ConfChangeError } from '../confchange/changer.js';
 import { RaftError } from '../errors.js';
 import { ProgressState } from '../progress.js';

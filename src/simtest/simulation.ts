@@ -1,61 +1,60 @@
 /**
- * Seeded randomized simulation of 1-, 3- and 5-node groups under message drop, delay, reorder,
- * duplication, late re-delivery of old-term messages, partitions (repeatedly isolating the
- * leader, alone or with a minority), crashes of one or several nodes — including crashes in the
- * middle of persisting a Ready (a torn write: a prefix of its records survives) — restarts from
- * persisted state, snapshots with compaction, membership changes, leader transfer, forced
- * concurrent elections, proposal bursts, a scripted Figure-8 (Raft paper) scenario and reads at
- * a new leader whose commit index trails the old leader's (newLeaderRead) mixed into the
- * randomness.
+ * Seeded randomized simulation of 1-, 3- and 5-member clusters running the server's real
+ * Ready loop (server/raft-node.ts) over in-memory disks and a faulty network: message drop,
+ * delay, reorder, duplication, late re-delivery of old-term messages, partitions (repeatedly
+ * isolating the leader, alone or with a minority), crashes of one or several members that
+ * lose every WAL write not yet durable (a write in progress is torn: a prefix of its records
+ * survives), restarts from the disk, snapshots with compaction (so lagging members install
+ * the leader's snapshot), membership changes through raft's validating changer (joint
+ * consensus included), leader transfer, forced concurrent elections, proposal bursts, a
+ * scripted Figure-8 (Raft paper) scenario, reads at a new leader whose commit index trails
+ * the old leader's (newLeaderRead) and a crash of every member while the followers' disks
+ * lag (slowDisksCrash), mixed into the randomness.
  *
- * The application model is the server's: a leader may send a Ready's messages before its own
- * fsync, and committed entries may be applied before the Ready's writes finish (safe only
- * because the leader counts its own log toward commit once persisted).
- *
- * Checks, during the run: election safety (one leader per term), leader completeness (every
- * entry applied anywhere — i.e. acknowledged to a client — is in every later leader's log, so it
- * survived whatever crashed), state-machine safety (every applied sequence is a prefix of one
- * history), ReadIndex linearizability (a read's index covers every write applied before it was
- * issued), log matching (periodically); after the run: liveness (once everything heals and
- * restarts, a leader is elected and a proposal commits on every voter) with bounded loops.
- *
- * RAFT_SIM_RUNS=n runs n seeds (default 400); RAFT_SIM_SEED=s replays one seed;
- * RAFT_SIM_STEPS=k sets steps per run (default 6000); RAFT_SIM_FIRST=s is the first seed.
+ * Checks, during the run: election safety, leader completeness (every entry applied anywhere,
+ * i.e. acknowledged to a client, is in every later leader's log, so it survived whatever
+ * crashed), state-machine safety, ReadIndex linearizability (a read's index covers every
+ * write applied before it was issued), log matching (periodically); after the run: liveness
+ * (once everything heals and restarts, a leader is elected and a proposal is applied on every
+ * voter), with bounded loops.
  */
-import { test } from 'node:test';
-import assert from 'node:assert/strict';
+import { ConfChangeError, StateType, isRaftError } from '../raft/index.js';
 import {
-  type ConfChange,
-  ConfChangeTransition,
-  ConfChangeType,
-  type ConfChangeV2,
-  type Message,
-  MessageType,
-  type NodeId,
-} from '../proto/raftpb.js';
-import { ConfChangeError } from './confchange/changer.js';
-import { isRaftError } from './errors.js';
-import { StateType } from './raft.js';
-import { SimNetwork, type SimNode, rng } from './sim_network.js';
+  ConfChangeTransition, ConfChangeType,
+  type ConfChange, type ConfChangeV2, type Message, MessageType, type NodeId,
+} from '../proto/index.js';
+import { rng } from '../testkit/index.js';
+import { SimCluster } from './cluster.js';
+import type { SimMember } from './sim-member.js';
 
-interface RunResult {
+export interface RunResult {
   violations: string[];
   committed: number;
   elections: number;
   scenarios: Record<string, number>;
+  summary: string;
 }
 
-function pick<T>(r: () => number, xs: T[]): T | undefined {
+export interface SimulationOptions {
+  seed: number;
+  /** Founding members (1, 3 or 5 in the test). */
+  size: number;
+  /** Random steps (scenarios count their own steps) before the liveness check. */
+  steps: number;
+  /** Prints the run's events, to read a failing seed's story. */
+  trace?: (line: string) => void;
+}
+
+function pick<T>(r: () => number, xs: readonly T[]): T | undefined {
   return xs.length === 0 ? undefined : xs[Math.floor(r() * xs.length)];
 }
 
 const enc = new TextEncoder();
-const dec = new TextDecoder();
 
 class Sim {
   readonly r: () => number;
   readonly ids: NodeId[] = [];
-  readonly net: SimNetwork;
+  net!: SimCluster;
   readonly violations: string[] = [];
   readonly scenarios: Record<string, number> = {};
   private nextId: bigint;
@@ -65,52 +64,43 @@ class Sim {
   private readSeq = 0;
   stepCount = 0;
 
-  constructor(
-    readonly seed: number,
-    readonly size: number,
-  ) {
-    this.r = rng(seed);
+  constructor(readonly o: SimulationOptions) {
+    this.r = rng(o.seed);
+    for (let i = 1; i <= o.size; i++) this.ids.push(BigInt(i));
+    this.nextId = BigInt(o.size + 1);
+  }
+
+  async boot(): Promise<void> {
     const r = this.r;
-    for (let i = 1; i <= size; i++) this.ids.push(BigInt(i));
-    this.nextId = BigInt(size + 1);
     // Per-run knobs, from the seed.
     const tiny = r() < 0.5; // one entry per MsgApp: old-term entries travel apart from new ones
-    this.net = SimNetwork.cluster(
+    this.net = await SimCluster.bootstrap(
       this.ids,
       {
-        random: r,
-        dropRate: r() * 0.1,
-        dupRate: r() * 0.05,
-        maxDelay: 1 + Math.floor(r() * 10),
-        maxInFlight: 5000,
-        longDelayRate: r() * 0.03,
-        longDelay: 300,
-        earlySendRate: 0.3 + r() * 0.7,
-        earlyApplyRate: 0.3 + r() * 0.7,
+        random: r, dropRate: r() * 0.1, dupRate: r() * 0.05, maxDelay: 1 + Math.floor(r() * 10),
+        maxInFlight: 5000, longDelayRate: r() * 0.03, longDelay: 300, ...(this.o.trace ? { trace: this.o.trace } : {}),
       },
       {
-        maxSizePerMsg: tiny ? 1 : 1024 * 1024,
-        maxInflightMsgs: r() < 0.5 ? 4 : 256,
-        preVote: r() < 0.75,
-        checkQuorum: r() < 0.75,
+        electionTick: 10, heartbeatTick: 1,
+        tuning: { maxSizePerMsg: tiny ? 1 : 1024 * 1024, maxInflightMsgs: r() < 0.5 ? 4 : 256, preVote: r() < 0.75, checkQuorum: r() < 0.75 },
       },
     );
   }
 
   get quorum(): number {
-    return Math.floor(this.size / 2) + 1;
+    return Math.floor(this.o.size / 2) + 1;
   }
 
-  live(): SimNode[] {
+  live(): SimMember[] {
     return [...this.net.nodes.values()].filter((n) => n.alive);
   }
 
-  down(): SimNode[] {
+  down(): SimMember[] {
     return [...this.net.nodes.values()].filter((n) => !n.alive && !this.net.removed.has(n.id));
   }
 
   failed(): boolean {
-    return this.violations.length > 0 || this.net.violations.length > 0;
+    return this.violations.length > 0 || this.net.violations.length > 0 || [...this.net.nodes.values()].some((n) => n.raft.error);
   }
 
   private maxApplied(): number {
@@ -122,43 +112,46 @@ class Sim {
   collectReads(): void {
     for (const n of this.net.nodes.values()) {
       for (const rs of n.readStates) {
-        const key = dec.decode(rs.requestCtx);
-        const floor = this.reads.get(key);
+        const floor = this.reads.get(rs.ctx);
         if (floor !== undefined && rs.index < floor) {
-          this.violations.push(`linearizable read: read ${key} at node ${n.id} got index ${rs.index} < ${floor} applied before it was issued`);
+          this.violations.push(`linearizable read: read ${rs.ctx} at node ${n.id} got index ${rs.index} < ${floor} applied before it was issued`);
         }
-        this.reads.delete(key);
+        this.reads.delete(rs.ctx);
       }
       n.readStates = [];
     }
   }
 
-  propose(n: SimNode | undefined): void {
-    if (n?.alive && this.net.propose(n, `p${this.seed}-${this.proposals}`)) this.proposals++;
+  propose(n: SimMember | undefined): void {
+    if (n?.alive && this.net.propose(n, `p${this.o.seed}-${this.proposals}`)) this.proposals++;
   }
 
-  burst(n: SimNode | undefined): void {
+  burst(n: SimMember | undefined): void {
     const k = 3 + Math.floor(this.r() * 25);
     for (let i = 0; i < k; i++) this.propose(n);
   }
 
-  read(n: SimNode | undefined): void {
+  read(n: SimMember | undefined): void {
     if (!n?.alive) return;
     const key = `r${this.readSeq++}`;
     try {
-      n.node.readIndex(enc.encode(key));
+      n.raft.readIndex(enc.encode(key));
       this.reads.set(key, this.maxApplied());
     } catch (e) {
       if (!isRaftError(e, 'ProposalDropped')) throw e;
     }
   }
 
-  restart(n: SimNode): void {
-    if (!n.alive && !this.net.removed.has(n.id)) n.start();
+  restart(n: SimMember): void {
+    if (!n.alive && !this.net.removed.has(n.id)) this.net.restart(n);
   }
 
-  /** One random action. `calm` leaves partitions, crashes and membership alone. */
-  step(calm: boolean): void {
+  isLeader(n: SimMember): boolean {
+    return n.alive && n.r.state === StateType.Leader;
+  }
+
+  /** One random action, then one event-loop turn. `calm` leaves partitions, crashes and membership alone. */
+  async step(calm: boolean): Promise<void> {
     const { net, r } = this;
     net.advanceTime();
     this.stepCount++;
@@ -166,13 +159,12 @@ class Sim {
     if (x < 30) {
       net.deliverOne();
     } else if (x < 44) {
-      const n = pick(r, this.live());
-      if (n) n.node.tick();
+      pick(r, this.live())?.raft.tick();
     } else if (x < 45.5) {
       net.tickAll();
     } else if (x < 67) {
       const n = pick(r, this.live());
-      if (n && !net.persistSome(n, 4)) net.collect(n);
+      if (n) net.persistSome(n, 2);
     } else if (x < 76) {
       const l = net.leader();
       this.propose(l && r() < 0.85 ? l : pick(r, this.live()));
@@ -180,28 +172,25 @@ class Sim {
       this.burst(net.leader());
     } else if (x < 80.5) {
       // Reads anywhere, and often at whoever believes it leads (a deposed one must not answer).
-      const leaders = this.live().filter((n) => n.node.raft.state === StateType.Leader);
+      const leaders = this.live().filter((n) => this.isLeader(n));
       this.read(r() < 0.5 ? pick(r, leaders) : pick(r, this.live()));
     } else if (x < 81.5) {
       net.replayOld();
     } else if (x < 82) {
-      // Forced campaign: concurrent candidates, split votes.
-      const n = pick(r, this.live());
-      if (n) n.node.campaign();
+      pick(r, this.live())?.raft.campaign(); // forced campaign: concurrent candidates, split votes
     } else if (x < 82.7) {
-      const n = pick(r, this.live());
-      if (n) n.snapshotAndCompact(Math.floor(r() * 5));
+      pick(r, this.live())?.snapshot(Math.floor(r() * 5));
     } else if (x < 83) {
       const l = net.leader();
       const t = pick(r, this.ids);
-      if (l && t) l.node.transferLeader(t);
+      if (l && t) l.raft.transferLeader(t);
     } else if (calm) {
       net.deliverOne();
     } else if (x < 84.5) {
       if (r() < 0.5) net.heal();
       else net.partition(this.ids.filter(() => r() < 0.5));
     } else if (x < 85.2) {
-      // Crash one node (torn write if it was persisting), or restart one.
+      // Crash one member (torn write if it was writing), or restart one.
       const down = this.down();
       if (down.length > 0 && r() < 0.6) this.restart(pick(r, down)!);
       else {
@@ -220,10 +209,11 @@ class Sim {
     } else {
       net.deliverOne();
     }
-    // Removed nodes are shut down, as the server does once it applies its own removal.
+    await net.settle();
+    // Removed members shut down, as the server does once it applies its own removal.
     for (const id of net.removed) {
       const n = net.nodes.get(id);
-      if (n?.alive) n.crash();
+      if (n?.alive) net.shutDown(n);
     }
     this.collectReads();
     if (this.stepCount % 250 === 0) net.checkLogMatching();
@@ -231,10 +221,10 @@ class Sim {
 
   membership(): void {
     const { net, r } = this;
-    // Add a fresh node, promote a learner, or remove a voter.
+    // Add a fresh member, promote a learner, or remove a voter.
     const l = net.leader();
-    if (!l || l.node.raft.pendingConfIndex > l.node.raft.log.applied) return;
-    const cs = l.confState;
+    if (!l || l.r.pendingConfIndex > l.r.log.applied) return;
+    const cs = l.app.confState;
     if (cs.votersOutgoing.length > 0) {
       // Joint and not auto-leaving: leave explicitly (auto-leave proposes this by itself).
       if (!cs.autoLeave) this.proposeConfChange(l, { transition: ConfChangeTransition.ConfChangeTransitionAuto, changes: [] });
@@ -243,12 +233,12 @@ class Sim {
     const roll = r();
     let cc: { type: ConfChangeType; nodeId: NodeId } | undefined;
     if (cs.learners.length > 0 && roll < 0.4) {
-      cc = { type: ConfChangeType.ConfChangeAddNode, nodeId: cs.learners[0] };
+      cc = { type: ConfChangeType.ConfChangeAddNode, nodeId: cs.learners[0]! };
     } else if (cs.voters.length > 3 && roll < 0.7) {
       cc = { type: ConfChangeType.ConfChangeRemoveNode, nodeId: pick(r, cs.voters)! };
-    } else if (cs.voters.length + cs.learners.length < this.size + 2) {
+    } else if (cs.voters.length + cs.learners.length < this.o.size + 2) {
       const id = this.nextId++;
-      net.addEmptyNode(id, this.net.node(this.ids[0]).opts);
+      net.addEmptyMember(id);
       cc = { type: r() < 0.5 ? ConfChangeType.ConfChangeAddLearnerNode : ConfChangeType.ConfChangeAddNode, nodeId: id };
     }
     if (cc?.type === ConfChangeType.ConfChangeAddNode && cs.voters.length >= 3 && r() < 0.3) {
@@ -262,36 +252,36 @@ class Sim {
     }
   }
 
-  private proposeConfChange(l: SimNode, cc: ConfChange | ConfChangeV2): void {
+  private proposeConfChange(l: SimMember, cc: ConfChange | ConfChangeV2): void {
     try {
-      l.node.proposeConfChange(cc);
+      l.raft.proposeConfChange(cc);
     } catch (e) {
       // A change invalid against the configuration (e.g. removing the last voter) is refused.
       if (!isRaftError(e, 'ProposalDropped') && !(e instanceof ConfChangeError)) throw e;
     }
   }
 
-  runFor(k: number, calm: boolean): void {
-    for (let i = 0; i < k && !this.failed(); i++) this.step(calm);
+  async runFor(k: number, calm: boolean): Promise<void> {
+    for (let i = 0; i < k && !this.failed(); i++) await this.step(calm);
   }
 
   /**
-   * Runs calm steps until some node leads (bounded). `stable`: every live member of the
-   * original group is at the leader's term and follows it (no stale leader left around).
+   * Runs calm steps until some member leads (bounded). `stable`: every live member of the
+   * founding group is at the leader's term and follows it (no stale leader left around).
    */
-  awaitLeader(maxSteps = 1500, stable = false): SimNode | undefined {
+  async awaitLeader(maxSteps = 1500, stable = false): Promise<SimMember | undefined> {
     for (let i = 0; i < maxSteps && !this.failed(); i++) {
       const l = this.net.leader();
-      if (l && l.node.raft.state === StateType.Leader) {
+      if (l) {
         if (!stable) return l;
-        const t = l.node.raft.term;
+        const t = l.r.term;
         const ok = this.ids.every((id) => {
           const n = this.net.node(id);
-          return !n.alive || this.net.removed.has(id) || (n.node.raft.term === t && n.node.raft.lead === l.id);
+          return !n.alive || this.net.removed.has(id) || (n.r.term === t && n.r.lead === l.id);
         });
         if (ok) return l;
       }
-      this.step(true);
+      await this.step(true);
     }
     return undefined;
   }
@@ -304,14 +294,13 @@ class Sim {
   // Targeted scenarios (mixed into the random schedule).
 
   /** Isolates the current leader, alone or with a minority; it keeps taking proposals and reads. */
-  isolateLeader(): void {
+  async isolateLeader(): Promise<void> {
     const { net, r } = this;
-    const l = r() < 0.5 ? this.awaitLeader() : this.awaitLeader(1500, true);
+    const l = r() < 0.5 ? await this.awaitLeader() : await this.awaitLeader(1500, true);
     if (!l) return;
     net.heal();
     // Usually let it commit in its term first (only then does it serve reads).
-    const raft = l.node.raft;
-    if (r() < 0.7) this.drive(this.ids, 20, () => !l.alive || raft.log.term(raft.log.committed) === raft.term);
+    if (r() < 0.7) await this.drive(this.ids, 20, () => !l.alive || l.r.log.term(l.r.log.committed) === l.r.term);
     const others = this.ids.filter((id) => id !== l.id && r() < 0.5).slice(0, this.quorum - 2);
     net.partition([l.id, ...others]);
     this.burst(l);
@@ -320,26 +309,26 @@ class Sim {
       // The majority moves on (elects and commits) while the old leader's clock lags, so it
       // still believes it leads: its reads must not return stale data.
       const maj = this.ids.filter((id) => id !== l.id && !others.includes(id));
-      if (this.drive(maj, 200, () => this.leaderAmong(maj) !== undefined)) {
+      if (await this.drive(maj, 200, () => this.leaderAmong(maj) !== undefined)) {
         this.propose(this.leaderAmong(maj));
-        this.drive(maj, 3, () => false);
+        await this.drive(maj, 3, () => false);
         for (let i = 0; i < 3; i++) this.read(l);
       }
     }
-    this.runFor(100 + Math.floor(r() * 300), true);
+    await this.runFor(100 + Math.floor(r() * 300), true);
     for (let i = 0; i < 3; i++) this.read(l);
     if (r() < 0.3) net.crash(l);
     this.burst(net.leader());
-    this.runFor(50 + Math.floor(r() * 150), true);
+    await this.runFor(50 + Math.floor(r() * 150), true);
     if (r() < 0.7) net.heal();
   }
 
-  /** Heals and restarts everything; a stable leader from the original group (3+ nodes). */
-  healedLeader(): SimNode | undefined {
-    if (this.size < 3) return undefined;
+  /** Heals and restarts everything; a stable leader from the founding group (3+ members). */
+  async healedLeader(): Promise<SimMember | undefined> {
+    if (this.o.size < 3) return undefined;
     this.net.heal();
     for (const n of this.down()) this.restart(n);
-    const l = this.awaitLeader(3000, true);
+    const l = await this.awaitLeader(3000, true);
     return l && this.ids.includes(l.id) ? l : undefined;
   }
 
@@ -350,20 +339,19 @@ class Sim {
    * is cut off; whoever wins next knows the entry only as uncommitted. Answering a read at its
    * commit index would miss a write already acknowledged: the read must wait (etcd's guard).
    */
-  newLeaderRead(): void {
+  async newLeaderRead(): Promise<void> {
     const { net, r, ids } = this;
-    const l1 = this.healedLeader();
+    const l1 = await this.healedLeader();
     if (!l1) return;
-    const raft = l1.node.raft;
-    if (!this.drive(ids, 20, () => !l1.alive || raft.log.term(raft.log.committed) === raft.term)) return;
-    const cap = raft.log.committed;
+    if (!(await this.drive(ids, 20, () => !l1.alive || l1.r.log.term(l1.r.log.committed) === l1.r.term))) return;
+    const cap = l1.r.log.committed;
     net.filter = (m: Message) => {
       if (m.from !== l1.id || m.commit <= cap) return m;
       return m.type === MessageType.MsgApp || m.type === MessageType.MsgHeartbeat ? { ...m, commit: cap } : m;
     };
     this.burst(l1);
-    const written = raft.log.lastIndex();
-    this.drive(ids, 20, () => !l1.alive || l1.appliedIndex >= written);
+    const written = l1.r.log.lastIndex();
+    await this.drive(ids, 20, () => !l1.alive || l1.appliedIndex >= written);
     net.filter = undefined;
     if (!l1.alive || l1.appliedIndex < written) return;
     this.count('newLeaderRead.applied');
@@ -371,55 +359,82 @@ class Sim {
     const others = ids.filter((id) => id !== l1.id);
     net.onLeaderHook = (n) => {
       if (!others.includes(n.id)) return;
-      if (n.node.raft.log.committed < written) this.count('newLeaderRead.trailing');
+      if (n.r.log.committed < written) this.count('newLeaderRead.trailing');
       for (let i = 0; i < 1 + Math.floor(r() * 3); i++) this.read(n);
     };
-    this.drive(others, 200, () => this.leaderAmong(others) !== undefined);
+    await this.drive(others, 200, () => this.leaderAmong(others) !== undefined);
     net.onLeaderHook = undefined;
-    this.drive(others, 10, () => false);
+    await this.drive(others, 10, () => false);
     net.heal();
   }
 
-  /** Crashes the leader (often mid-persist, with entries in flight), maybe with a follower. */
-  crashLeader(): void {
+  /**
+   * Followers whose disks are slow: the leader's writes finish, theirs stay pending while
+   * messages flow; then every member crashes, losing what was not durable, and the followers
+   * elect a leader among themselves. A member that acknowledged entries before they were
+   * durable would have let the leader apply them, and the new leader would lack them.
+   */
+  async slowDisksCrash(): Promise<void> {
+    const { net } = this;
+    const l1 = await this.healedLeader();
+    if (!l1) return;
+    const before = l1.appliedIndex;
+    const followers = this.ids.filter((id) => id !== l1.id && net.node(id).alive);
+    this.burst(l1);
+    for (let i = 0; i < 30; i++) {
+      await net.settle();
+      while (l1.wal.completeNext());
+      while (net.deliverOne());
+    }
+    if (l1.appliedIndex > before) this.count('slowDisksCrash.applied');
+    for (const id of followers) net.crash(net.node(id));
+    net.crash(l1);
+    for (const id of followers) this.restart(net.node(id));
+    await this.drive(followers, 200, () => this.leaderAmong(followers) !== undefined);
+    this.restart(l1);
+  }
+
+  /** Crashes the leader (often mid-write, with entries in flight), maybe with a follower. */
+  async crashLeader(): Promise<void> {
     const { net, r } = this;
-    const l = this.awaitLeader();
+    const l = await this.awaitLeader();
     if (!l) return;
     this.burst(l);
-    net.collect(l);
-    if (r() < 0.5) net.persistSome(l, 3);
+    await net.settle();
+    if (r() < 0.5) net.persistSome(l, 1);
     for (let i = Math.floor(r() * 10); i > 0; i--) net.deliverOne();
+    await net.settle();
     net.crash(l);
     if (r() < 0.5) {
       const f = pick(r, this.live());
       if (f) net.crash(f);
     }
-    this.runFor(50 + Math.floor(r() * 250), true);
+    await this.runFor(50 + Math.floor(r() * 250), true);
     for (const n of this.down()) if (r() < 0.8) this.restart(n);
   }
 
-  /** Crashes several nodes (possibly all) at once, then restarts them. */
-  massCrash(): void {
+  /** Crashes several members (possibly all) at once, then restarts them. */
+  async massCrash(): Promise<void> {
     const { net, r } = this;
     const k = 1 + Math.floor(r() * this.live().length);
     for (let i = 0; i < k; i++) {
       const n = pick(r, this.live());
       if (n) net.crash(n);
     }
-    this.runFor(20 + Math.floor(r() * 100), true);
+    await this.runFor(20 + Math.floor(r() * 100), true);
     for (const n of this.down()) this.restart(n);
   }
 
-  /** Several nodes campaign at once while voters crash and restart (votes must be durable). */
-  electionStorm(): void {
+  /** Several members campaign at once while voters crash and restart (votes must be durable). */
+  async electionStorm(): Promise<void> {
     const { net, r } = this;
     net.heal();
     const l = net.leader();
     if (l && r() < 0.5) net.crash(l);
     for (let round = 0; round < 3; round++) {
-      for (const n of this.live()) if (r() < 0.5) n.node.campaign();
+      for (const n of this.live()) if (r() < 0.5) n.raft.campaign();
       for (let i = 0; i < 80 && !this.failed(); i++) {
-        this.step(true);
+        await this.step(true);
         if (r() < 0.05) {
           const n = pick(r, this.live());
           if (n) {
@@ -432,27 +447,27 @@ class Sim {
     for (const n of this.down()) this.restart(n);
   }
 
-  /** Ticks the given nodes and runs the network to quiet, until `done` (bounded rounds). */
-  drive(nodes: NodeId[], rounds: number, done: () => boolean): boolean {
+  /** Ticks the given members and runs the network to quiet, until `done` (bounded rounds). */
+  async drive(nodes: NodeId[], rounds: number, done: () => boolean): Promise<boolean> {
     for (let i = 0; i < rounds && !this.failed(); i++) {
       if (done()) return true;
       for (const id of nodes) {
         const n = this.net.node(id);
-        if (n.alive) n.node.tick();
+        if (n.alive) n.raft.tick();
       }
-      this.net.stabilize(20);
+      await this.net.stabilize(20);
       this.collectReads();
     }
     return done();
   }
 
   /** A leader among `nodes` whose term is the highest any of them knows, if any. */
-  leaderAmong(nodes: NodeId[]): SimNode | undefined {
+  leaderAmong(nodes: NodeId[]): SimMember | undefined {
     let maxTerm = 0;
-    for (const id of nodes) maxTerm = Math.max(maxTerm, this.net.node(id).node.raft.term);
+    for (const id of nodes) maxTerm = Math.max(maxTerm, this.net.node(id).r.term);
     for (const id of nodes) {
       const n = this.net.node(id);
-      if (n.alive && n.node.raft.state === StateType.Leader && n.node.raft.term === maxTerm) return n;
+      if (this.isLeader(n) && n.r.term === maxTerm) return n;
     }
     return undefined;
   }
@@ -462,9 +477,9 @@ class Sim {
    * term's leader wrote a conflicting entry; committing them by counting replicas (not through
    * an entry of the current term) lets that newer leader's log win later and erase them.
    */
-  figure8(): void {
+  async figure8(): Promise<void> {
     const { net, r, ids } = this;
-    const l1 = this.healedLeader();
+    const l1 = await this.healedLeader();
     if (!l1) return;
     this.count('figure8.l1');
     // 1. The leader with a minority (one short of a quorum) takes entries.
@@ -474,7 +489,7 @@ class Sim {
     const others = rest.slice(this.quorum - 2);
     net.partition(g1);
     this.burst(l1);
-    this.drive([], 5, () => false);
+    await this.drive([], 5, () => false);
     // 2. The others elect a leader, which is cut off as soon as it is elected (its new-term
     //    entries stay with it alone).
     let l2: NodeId | undefined;
@@ -485,7 +500,7 @@ class Sim {
         this.burst(n);
       }
     };
-    this.drive(others, 200, () => l2 !== undefined);
+    await this.drive(others, 200, () => l2 !== undefined);
     net.onLeaderHook = undefined;
     if (l2 === undefined) return;
     this.count('figure8.l2');
@@ -503,11 +518,10 @@ class Sim {
       // (An empty MsgApp is still a valid probe: the follower acks or rejects its prevIndex.)
       return k < 0 ? m : { ...m, entries: m.entries.slice(0, k) };
     };
-    const w = this.drive(side3, 200, () => this.leaderAmong(side3) !== undefined) ? this.leaderAmong(side3) : undefined;
-    if (process.env.RAFT_SIM_TRACE) console.log(`figure8 phase3 g1 ${g1} l2 ${l2} b ${b} w ${w?.id}`);
+    const w = (await this.drive(side3, 200, () => this.leaderAmong(side3) !== undefined)) ? this.leaderAmong(side3) : undefined;
     if (w && g1.includes(w.id)) {
       this.count('figure8.w');
-      this.drive(side3, 10 + Math.floor(r() * 20), () => false);
+      await this.drive(side3, 10 + Math.floor(r() * 20), () => false);
     }
     // 4. That group goes away; l2 (newer last term) can now win with the rest.
     net.filter = undefined;
@@ -515,135 +529,107 @@ class Sim {
     for (const id of g1) net.isolate(id);
     if (w && r() < 0.5) net.crash(w);
     const side4 = ids.filter((id) => !g1.includes(id));
-    if (process.env.RAFT_SIM_TRACE) console.log(`figure8 phase4 ${side4}`);
-    if (this.drive(side4, 200, () => this.leaderAmong(side4) !== undefined)) this.count('figure8.l3');
+    if (await this.drive(side4, 200, () => this.leaderAmong(side4) !== undefined)) this.count('figure8.l3');
     net.heal();
     for (const n of this.down()) this.restart(n);
   }
 
   // ----------------------------------------------------------------------------------------
 
-  run(steps: number): void {
+  async run(): Promise<void> {
     const { r } = this;
-    const plan: Array<[string, number, () => void]> = [
+    const plan: Array<[string, number, () => Promise<void>]> = [
       ['isolateLeader', 18, () => this.isolateLeader()],
       ['crashLeader', 13, () => this.crashLeader()],
       ['massCrash', 7, () => this.massCrash()],
       ['electionStorm', 10, () => this.electionStorm()],
       ['figure8', 10, () => this.figure8()],
       ['newLeaderRead', 8, () => this.newLeaderRead()],
+      ['slowDisksCrash', 6, () => this.slowDisksCrash()],
       ['chaos', 45, () => this.runFor(150 + Math.floor(r() * 500), false)],
     ];
     const total = plan.reduce((s, p) => s + p[1], 0);
-    while (this.stepCount < steps && !this.failed()) {
+    while (this.stepCount < this.o.steps && !this.failed()) {
       let x = r() * total;
       for (const [name, w, fn] of plan) {
         x -= w;
         if (x < 0) {
           this.count(name);
-          fn();
+          await fn();
           break;
         }
       }
       // Between scenarios, some plain random steps.
-      this.runFor(50 + Math.floor(r() * 100), false);
+      await this.runFor(50 + Math.floor(r() * 100), false);
     }
-    if (!this.failed()) this.liveness();
+    if (!this.failed()) await this.liveness();
     this.net.checkLogMatching();
     this.collectReads();
   }
 
-  /** Heal everything, restart every member: a proposal must commit on every voter. */
-  liveness(): void {
+  /** Heal everything, restart every member: a proposal must be applied on every voter. */
+  async liveness(): Promise<void> {
     const { net } = this;
     net.heal();
     net.filter = undefined;
     net.dropRate = 0;
     net.dupRate = 0;
     net.longDelayRate = 0;
-    for (const n of this.down()) n.start();
-    const marker = `final-${this.seed}`;
+    for (const n of this.down()) this.restart(n);
+    const marker = `final-${this.o.seed}`;
     const budget = net.delivered + 400000;
     let done = false;
     for (let round = 0; round < 300 && !done && !this.failed(); round++) {
       if (net.delivered > budget) {
-        this.violations.push(`liveness: message storm (over 400000 deliveries after heal)`);
+        this.violations.push('liveness: message storm (over 400000 deliveries after heal)');
         return;
       }
       net.tickAll();
-      net.stabilize(100);
+      await net.stabilize(100);
       const l = net.leader();
-      if (l && l.node.raft.state === StateType.Leader) {
+      if (l) {
         // Periodic snapshots (as a server takes them) let members that joined after the last
         // snapshot restore from one that includes them.
-        if (round % 50 === 49) l.snapshotAndCompact(0);
+        if (round % 50 === 49) l.snapshot(0);
         if (round % 20 === 0 || !l.appliedData.includes(marker)) net.propose(l, marker);
-        net.stabilize(100);
-        const members = [...net.nodes.values()].filter((n) => n.alive && l.confState.voters.includes(n.id));
-        done = members.length > 0 && members.every((n) => n.appliedData.includes(marker));
+        await net.stabilize(100);
+        const voters = [...net.nodes.values()].filter((n) => n.alive && l.app.confState.voters.includes(n.id));
+        done = voters.length > 0 && voters.every((n) => n.appliedData.includes(marker));
       }
     }
     if (!done && !this.failed()) {
-      const states = [...net.nodes.values()].map(
-        (n) =>
-          `${n.id}:${n.alive ? StateType[n.node.raft.state] : 'down'} t${n.node.raft.term} c${n.node.raft.log.committed} a${n.appliedIndex} cs=${n.confState.voters}`,
-      );
+      const states = [...net.nodes.values()].map((n) => `${n.id}:${n.alive ? StateType[n.r.state] : 'down'} t${n.r.term} c${n.r.log.committed} a${n.appliedIndex} cs=${n.app.confState.voters}`);
       this.violations.push(`liveness: no commit after heal [${states.join(' ')}]`);
     }
+  }
+
+  errors(): string[] {
+    return [...this.net.nodes.values()].flatMap((n) => (n.raft.error ? [`member ${n.id}'s loop stopped: ${n.raft.error.stack}`] : []));
   }
 }
 
 function shuffle<T>(r: () => number, xs: T[]): void {
   for (let i = xs.length - 1; i > 0; i--) {
     const j = Math.floor(r() * (i + 1));
-    [xs[i], xs[j]] = [xs[j], xs[i]];
+    [xs[i], xs[j]] = [xs[j]!, xs[i]!];
   }
 }
 
 /** Group size for a seed: 3 and 5 mostly, some single voters (where durability is sharpest). */
 export function sizeForSeed(seed: number): number {
-  return [3, 5, 3, 5, 1][seed % 5];
+  return [3, 5, 3, 5, 1][seed % 5]!;
 }
 
-export function runSimulation(seed: number, size: number, steps: number): RunResult {
-  const sim = new Sim(seed, size);
-  sim.run(steps);
-  const violations = [...sim.violations, ...sim.net.violations.map((v) => `${v.kind}: ${v.detail}`)];
-  if (process.env.RAFT_SIM_VERBOSE) {
-    const net = sim.net;
-    console.log(
-      `seed ${seed} size ${size}: ${sim.stepCount} steps, applied ${net.history.size} entries, ${net.leaders.size} terms with a leader, ` +
-        `${net.nodes.size} nodes ever, ${net.removed.size} removed, ${net.delivered} delivered, scenarios ${JSON.stringify(sim.scenarios)}` +
-        (violations.length > 0 ? `\n  FAIL ${violations[0]}` : ''),
-    );
-  }
-  return { violations, committed: sim.net.history.size, elections: sim.net.leaders.size, scenarios: sim.scenarios };
+/** Runs one seeded simulation; stops every member's loop before returning. */
+export async function runSimulation(o: SimulationOptions): Promise<RunResult> {
+  const sim = new Sim(o);
+  await sim.boot();
+  await sim.run();
+  const net = sim.net;
+  const violations = [...sim.errors(), ...sim.violations, ...net.violations.map((v) => `${v.kind}: ${v.detail}`)];
+  for (const n of net.nodes.values()) net.shutDown(n);
+  await net.settle();
+  const summary = `seed ${o.seed} size ${o.size}: ${sim.stepCount} steps, applied ${net.history.size} entries, ${net.leaders.size} terms with a leader, `
+    + `${net.nodes.size} members ever, ${net.removed.size} removed, ${net.delivered} delivered, scenarios ${JSON.stringify(sim.scenarios)}`;
+  return { violations, committed: net.history.size, elections: net.leaders.size, scenarios: sim.scenarios, summary };
 }
-
-const runs = Number(process.env.RAFT_SIM_RUNS ?? 400);
-const steps = Number(process.env.RAFT_SIM_STEPS ?? 6000);
-const first = Number(process.env.RAFT_SIM_FIRST ?? 1000);
-const only = process.env.RAFT_SIM_SEED;
-
-test('simulation: safety and liveness hold under faults across seeded runs (1, 3 and 5 nodes)', () => {
-  const seeds = only !== undefined ? [Number(only)] : Array.from({ length: runs }, (_, i) => first + i);
-  let committed = 0;
-  let elections = 0;
-  for (const seed of seeds) {
-    const size = sizeForSeed(seed);
-    let res: RunResult;
-    try {
-      res = runSimulation(seed, size, steps);
-    } catch (e) {
-      throw new Error(`simulation seed ${seed} (${size} nodes) threw: ${(e as Error).stack}\nreplay with RAFT_SIM_SEED=${seed}`);
-    }
-    if (res.violations.length > 0) {
-      assert.fail(`simulation seed ${seed} (${size} nodes) failed; replay with RAFT_SIM_SEED=${seed}\n${res.violations.slice(0, 5).join('\n')}`);
-    }
-    committed += res.committed;
-    elections += res.elections;
-  }
-  // Sanity: the runs did real work (entries applied, several elections).
-  assert.ok(committed > seeds.length * 10, `too little committed: ${committed}`);
-  assert.ok(elections >= seeds.length, `too few elections: ${elections}`);
-});
