@@ -109,8 +109,12 @@ describe('grpc server', () => {
   });
 
   test('a client deadline ends the call with DeadlineExceeded and cancels the handler', async () => {
-    const [code] = await grpcFailure(echoHold('slow', { deadline: Date.now() + 50 }));
+    // Long enough for the call to reach its handler on a loaded machine (50 ms was not: the
+    // test then looked at an older call); the handler holds it, so the deadline still ends it.
+    const n = s.hooks.heldCalls.length;
+    const [code] = await grpcFailure(echoHold('slow', { deadline: Date.now() + 1000 }));
     assert.equal(code, GrpcCode.DeadlineExceeded);
+    assert.equal(s.hooks.heldCalls.length, n + 1, 'the call reached its handler before the deadline');
     const call = s.hooks.heldCalls.at(-1)!;
     await waitFor(() => call.cancelled);
     s.hooks.release.at(-1)!();
