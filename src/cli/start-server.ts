@@ -21,7 +21,10 @@ export interface RunningServer {
 export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
   const member = await startMember(config, log);
   const { server, store } = member;
-  const api = await startApi({ service: server, listen: config.listenClientUrls, log, thread: config.apiThread ?? false });
+  const api = await startApi({
+    service: server, listen: config.listenClientUrls, log, thread: config.apiThread ?? false,
+    listenMetrics: config.listenMetricsUrls ?? [], enableGrpcGateway: config.enableGrpcGateway ?? true,
+  });
   const stopCompactor = startAutoCompaction({ config, log, server, store });
 
   const stopping = { value: false };
@@ -35,6 +38,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     'publish-timeout': '7s',
   });
   for (const a of api.addresses) log.info('serving client traffic insecurely; this is strongly discouraged!', { address: a });
+  for (const a of api.metricsAddresses) log.info('serving metrics', { address: a });
   log.info('ready to serve client requests', {});
 
   return {

@@ -50,6 +50,8 @@ export interface ServerConfig {
   enableV2?: boolean;
   /** --listen-metrics-urls (default none). */
   listenMetricsUrls?: URL[];
+  /** --enable-grpc-gateway (default true): the JSON gateway under /v3/ on the client URLs. */
+  enableGrpcGateway?: boolean;
 
   // Concord's own settings, read from the environment by cli/ (the only place that reads it).
   /** CONCORD_DEBUG_LOOP: log the Ready loop's batch sizes and WAL save latency every second. */
