@@ -7,6 +7,7 @@ import type { EtcdService } from '../server/index.js';
 import { GrpcServer } from './grpc/index.js';
 import { http1Handler, http2Handler, type HttpEndpoints, type ProbeHost } from './http.js';
 import { etcdError } from '../errors/index.js';
+import { debugVarsBody } from './debug-vars.js';
 import { etcdserverpb } from '../proto/index.js';
 import { ClientListener } from './listener.js';
 import type { Logger } from '../log/index.js';
@@ -85,6 +86,7 @@ async function startClientApi(opts: ApiOptions, health: HttpEndpoints['health'])
     port: 'client',
     health,
     probes: probeHost(service),
+    debugVars: () => debugVarsBody(service.raftStatusJson()),
   };
   const grpc = new GrpcServer({
     maxReceiveMessageBytes: service.limits.maxRequestBytes + grpcOverheadBytes,

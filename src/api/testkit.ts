@@ -99,6 +99,7 @@ export class FakeService implements EtcdService {
   health(): HealthReport { return this.healthReport; }
   async checkHealth(): Promise<HealthReport> { return this.healthReport; }
   activeAlarms(): string[] { return []; }
+  raftStatusJson(): string { return '{}'; }
 
   async range(req: pb.RangeRequest): Promise<pb.RangeResponse> {
     await this.before?.('range', req);

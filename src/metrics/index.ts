@@ -8,7 +8,7 @@ export {
   registry, serverMetrics, mvccMetrics, diskMetrics, countView, grpcMethodMetrics, grpcCodeNames,
   bindCollected, bindIdentity, type GrpcMethodMetrics, type GrpcType, type MetricName,
 } from './etcd.js';
-export { registerProcessMetrics } from './process.js';
+export { registerProcessMetrics, fdLimit } from './process.js';
 
 import { registry } from './etcd.js';
 import { registerProcessMetrics } from './process.js';

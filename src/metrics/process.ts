@@ -21,6 +21,11 @@ function procLimit(name: string): number | undefined {
   return soft === 'unlimited' ? Infinity : Number(soft);
 }
 
+/** The soft limit on open files (etcd's /debug/vars "file_descriptor_limit"). */
+export function fdLimit(): number | undefined {
+  return procLimit('Max open files');
+}
+
 /** Field n (1-based, as in proc(5)) of /proc/self/stat, counting after the command name. */
 function statField(n: number): number | undefined {
   const stat = readProc('/proc/self/stat');
@@ -47,7 +52,7 @@ export function registerProcessMetrics(registry: Registry): void {
   add('process_open_fds', 'Number of open file descriptors.', 'gauge', () => {
     try { return readdirSync('/proc/self/fd').length; } catch { return undefined; }
   });
-  add('process_max_fds', 'Maximum number of open file descriptors.', 'gauge', () => procLimit('Max open files'));
+  add('process_max_fds', 'Maximum number of open file descriptors.', 'gauge', fdLimit);
   const startSeconds = Date.now() / 1000 - process.uptime();
   add('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.', 'gauge', () => Math.floor(startSeconds * 100) / 100);
 }

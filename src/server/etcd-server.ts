@@ -373,6 +373,10 @@ export class EtcdServer implements EtcdService {
     return this.alarms.get(AlarmType.NONE).map((a) => alarmName(a.alarm));
   }
 
+  raftStatusJson(): string {
+    return this.raft.statusJson();
+  }
+
   /** As the leader, sets the cluster version (etcd's first entry after election). */
   async setClusterVersion(version: string): Promise<void> {
     this.log.info('setting up initial cluster version', { 'cluster-version': version.split('.').slice(0, 2).join('.') });

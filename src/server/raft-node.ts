@@ -17,7 +17,7 @@
  * overlapping apply with disk I/O.
  */
 import { strict as assert } from 'node:assert';
-import { RawNode, MemoryStorage, StateType, RaftError, type Ready } from '../raft/index.js';
+import { RawNode, MemoryStorage, StateType, RaftError, ProgressState, stateName, type Ready } from '../raft/index.js';
 import {
   EntryType, MessageType, decodeConfChange, decodeConfChangeV2,
   type ConfState, type Entry, type Message, type NodeId, type Snapshot,
@@ -160,6 +160,17 @@ export class RaftNode {
       if (!(e instanceof RaftError)) throw e;
     }
     this.kick();
+  }
+
+  /** raft.Status as etcd's /debug/vars shows it ("raft.status"): ids in hex, states by name. */
+  statusJson(): string {
+    const st = this.raw.status();
+    const hex = (id: bigint): string => id.toString(16);
+    const progress = [...(st.progress ?? new Map())].map(([id, p]) =>
+      `"${hex(id)}":{"match":${p.match},"next":${p.next},"state":"State${ProgressState[p.state]}"}`).join(',');
+    return `{"id":"${hex(st.id)}","term":${st.hardState.term},"vote":"${hex(st.hardState.vote)}","commit":${st.hardState.commit},`
+      + `"lead":"${hex(st.softState.lead)}","raftState":"${stateName(st.softState.raftState)}","applied":${st.applied},`
+      + `"progress":{${progress}},"leadtransferee":"${hex(st.leadTransferee)}"}`;
   }
 
   /** Voters of the current configuration. */

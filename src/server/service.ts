@@ -85,6 +85,8 @@ export interface EtcdService extends KVService, MaintenanceService, ClusterServi
   checkHealth(q: HealthQuery): Promise<HealthReport>;
   /** Names of the raised alarms ("NOSPACE", "CORRUPT"). */
   activeAlarms(): string[];
+  /** raft's status as JSON, as etcd's /debug/vars shows it under "raft.status". */
+  raftStatusJson(): string;
   /** Limits the API layer enforces before a request reaches the server. */
   readonly limits: { maxTxnOps: number; maxRequestBytes: number };
 }
