@@ -30,7 +30,8 @@ export interface HttpEndpoints extends HealthHost {
   gateway?: http.RequestListener;
 }
 
-const cors = {
+/** The CORS headers etcd's client handler adds to every HTTP reply on the client port. */
+export const cors = {
   'access-control-allow-headers': 'accept, content-type, authorization',
   'access-control-allow-methods': 'POST, GET, OPTIONS, PUT, DELETE',
   'access-control-allow-origin': '*',

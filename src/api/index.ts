@@ -8,6 +8,7 @@ import { GrpcServer } from './grpc/index.js';
 import { http1Handler, http2Handler, type HttpEndpoints, type ProbeHost } from './http.js';
 import { etcdError } from '../errors/index.js';
 import { debugVarsBody } from './debug-vars.js';
+import { gatewayHandler } from './gateway/index.js';
 import { etcdserverpb } from '../proto/index.js';
 import { ClientListener } from './listener.js';
 import type { Logger } from '../log/index.js';
@@ -87,6 +88,7 @@ async function startClientApi(opts: ApiOptions, health: HttpEndpoints['health'])
     health,
     probes: probeHost(service),
     debugVars: () => debugVarsBody(service.raftStatusJson()),
+    ...(opts.enableGrpcGateway === false ? {} : { gateway: gatewayHandler(service, log) }),
   };
   const grpc = new GrpcServer({
     maxReceiveMessageBytes: service.limits.maxRequestBytes + grpcOverheadBytes,

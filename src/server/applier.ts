@@ -161,8 +161,8 @@ export class Applier implements ApplierPort {
         }
         break;
     }
-    resp.header = this.d.header();
-    return resp;
+    return resp; // etcd's AlarmResponse carries no header
+
   }
 
   /** The v2 requests etcd 3.4 still sends through raft: member attributes and cluster version. */

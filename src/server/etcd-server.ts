@@ -280,7 +280,7 @@ export class EtcdServer implements EtcdService {
     } finally {
       this.defragging = undefined;
     }
-    return DefragmentResponse.fromPartial({ header: this.header() });
+    return DefragmentResponse.fromPartial({}); // etcd answers an empty DefragmentResponse (no header)
   }
 
   /** Set while a defragmentation runs: reads wait for it. */

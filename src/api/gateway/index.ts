@@ -1,0 +1,138 @@
+/**
+ * The JSON gateway etcd serves under /v3/ (and /v3beta/) on its client URLs: grpc-gateway v1
+ * in front of the v3 gRPC API. Each call goes through the same bytes-in, bytes-out method
+ * table as gRPC (services.ts etcdMethods): JSON → request message → bytes → method → bytes →
+ * response message → JSON, so the gateway and gRPC cannot disagree. Unary answers are one
+ * JSON object; server streams (snapshot) and Watch are chunked lines of {"result":...}
+ * (watch.ts). Errors are grpc-gateway's {"error","message","code"} with its HTTP status.
+ */
+import type http from 'node:http';
+import { GrpcCode } from '../../errors/index.js';
+import type { Logger } from '../../log/index.js';
+import { grpcMethodMetrics, type GrpcMethodMetrics } from '../../metrics/index.js';
+import type { EtcdService } from '../../server/index.js';
+import { statusOf } from '../grpc/index.js';
+import { etcdMethods, type EtcdMethod } from '../services.js';
+import { BadJsonError, messageFromJson, messageToJson } from './json.js';
+import { routes, type Route } from './routes.js';
+import { serveWatch } from './watch.js';
+import { calledHeaders, jsonError, plainError, streamErrorLine } from './replies.js';
+
+export interface GatewayOptions {
+  /** Largest request body read, in bytes; past it the call fails as gRPC's receive limit would. */
+  maxBodyBytes: number;
+}
+
+type Target =
+  | { kind: 'method'; route: Route; method: EtcdMethod; metrics: GrpcMethodMetrics }
+  | { kind: 'unimplemented'; route: Route; message: string; metrics: GrpcMethodMetrics }
+  | { kind: 'watch'; route: Route };
+
+export function gatewayHandler(service: EtcdService, log?: Logger, opts?: Partial<GatewayOptions>): http.RequestListener {
+  const table = etcdMethods(service, log);
+  const byPath = new Map(table.methods.map((m) => [m.path, m]));
+  const missing = new Map(table.unimplemented.map((u) => [u.path, u.message]));
+  // JSON carries bytes as base64 (4/3) plus field names: twice the gRPC limit is ample.
+  const maxBodyBytes = opts?.maxBodyBytes ?? 2 * (service.limits.maxRequestBytes + 512 * 1024);
+  const targets = new Map<string, Target>();
+  for (const [path, route] of routes) {
+    const method = byPath.get(route.grpcPath);
+    const type = method?.kind === 'serverStream' ? 'server_stream' : 'unary';
+    if (method) targets.set(path, { kind: 'method', route, method, metrics: grpcMethodMetrics(route.grpcPath, type) });
+    else if (route.grpcPath === '/etcdserverpb.Watch/Watch' && service.watch) targets.set(path, { kind: 'watch', route });
+    else {
+      const streaming = route.grpcPath.endsWith('/Watch') || route.grpcPath.endsWith('/LeaseKeepAlive');
+      const message = missing.get(route.grpcPath) ?? `unknown method ${route.grpcPath}`;
+      targets.set(path, { kind: 'unimplemented', route, message, metrics: grpcMethodMetrics(route.grpcPath, streaming ? 'bidi_stream' : 'unary') });
+    }
+  }
+
+  return (req, res) => {
+    res.on('error', () => { /* the client went away */ });
+    const url = (req.url ?? '/').split('?')[0]!;
+    const path = url.startsWith('/v3beta/') ? '/v3/' + url.slice('/v3beta/'.length) : url;
+    const target = targets.get(path);
+    if (target === undefined) { plainError(res, 404, 'Not Found'); req.resume(); return; }
+    if (req.method !== 'POST') { plainError(res, 405, 'Method Not Allowed'); req.resume(); return; }
+    if (target.kind === 'watch') {
+      serveWatch(req, res, { host: service.watch!, header: () => service.header(), fragmentAtBytes: service.limits.maxRequestBytes + 512 * 1024, maxBodyBytes });
+      return;
+    }
+    void readBody(req, maxBodyBytes).then(
+      (body) => call(target, body, res),
+      (e: unknown) => jsonError(res, GrpcCode.ResourceExhausted, (e as Error).message, false),
+    );
+  };
+}
+
+async function call(target: Exclude<Target, { kind: 'watch' }>, body: string, res: http.ServerResponse): Promise<void> {
+  let request: Buffer;
+  try {
+    request = Buffer.from(target.route.request.encode(messageFromJson(target.route.request, body)).finish());
+  } catch (e) {
+    if (!(e instanceof BadJsonError)) throw e;
+    jsonError(res, GrpcCode.InvalidArgument, e.message, false);
+    return;
+  }
+  target.metrics.started.inc();
+  if (target.kind === 'unimplemented') {
+    target.metrics.handled[GrpcCode.Unimplemented]!.inc();
+    jsonError(res, GrpcCode.Unimplemented, target.message, true);
+    return;
+  }
+  const { method, metrics, route } = target;
+  try {
+    if (method.kind === 'unary') {
+      const reply = messageToJson(route.response, route.response.decode(await method.run(request)));
+      metrics.handled[GrpcCode.OK]!.inc();
+      if (res.destroyed) return;
+      res.writeHead(200, { ...calledHeaders, 'content-length': String(Buffer.byteLength(reply)) });
+      res.end(reply);
+      return;
+    }
+    await streamResults(method.open(request), route, res);
+    metrics.handled[GrpcCode.OK]!.inc();
+  } catch (e) {
+    const [code, message] = statusOf(e);
+    metrics.handled[code]?.inc();
+    if (res.headersSent) { res.end(streamErrorLine(code, message)); return; }
+    jsonError(res, code, message, true);
+  }
+}
+
+/** A server stream as grpc-gateway forwards it: one {"result":...} line per message, written as the client reads. */
+async function streamResults(messages: AsyncGenerator<Uint8Array, void, undefined>, route: Route, res: http.ServerResponse): Promise<void> {
+  const gone = new Promise<void>((resolve) => res.once('close', resolve));
+  try {
+    for (;;) {
+      const next = await Promise.race([messages.next(), gone.then(() => undefined)]);
+      if (next === undefined || next.done || res.destroyed) return;
+      if (!res.headersSent) res.writeHead(200, { ...calledHeaders, 'transfer-encoding': 'chunked' });
+      const line = `{"result":${messageToJson(route.response, route.response.decode(next.value))}}\n`;
+      if (!res.write(line)) await Promise.race([new Promise((r) => res.once('drain', r)), gone]);
+    }
+  } finally {
+    await messages.return(undefined);
+    if (!res.writableEnded) res.end();
+  }
+}
+
+/** The request body as text, refused past `maxBytes` (the connection's other requests are unaffected). */
+export function readBody(req: http.IncomingMessage, maxBytes: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    req.on('data', (c: Buffer) => {
+      bytes += c.length;
+      if (bytes > maxBytes) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new Error(`grpc: received message larger than max (${bytes} vs. ${maxBytes})`));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}

@@ -1,0 +1,127 @@
+/**
+ * Protobuf messages as grpc-gateway v1's JSONPb{OrigName: true} writes and reads them, over
+ * the generated codecs' toJSON/fromJSON: field names as in the .proto (snake_case, or the
+ * camelCase etcd's protos spell, e.g. `dbSize`, `peerURLs`, `ID`), 64-bit integers as
+ * strings, uint32 `hash` as a number, bytes as standard base64, enums by name, default
+ * values omitted. Request JSON is hostile: bytes fields are checked as Go's base64 decoder
+ * checks them, numbers must come out as integers, before anything is encoded.
+ */
+import type { Codec } from '../grpc/index.js';
+
+/** A generated codec with the JSON half ts-proto writes. */
+export interface JsonCodec<T> extends Codec<T> {
+  fromJSON(object: unknown): T;
+  toJSON(message: T): unknown;
+}
+
+/** A request JSON the gateway refuses (grpc-gateway answers InvalidArgument with `message`). */
+export class BadJsonError extends Error {}
+
+/** Field names whose .proto spelling is not snake_case (the generated JSON key maps to them unchanged). */
+const protoCamelNames = new Set([
+  'ID', 'TTL', 'grantedTTL', 'RemainingTTL', 'dbSize', 'dbSizeInUse', 'raftIndex', 'raftTerm',
+  'raftAppliedIndex', 'memberID', 'targetID', 'peerURLs', 'clientURLs', 'isLearner', 'keyPermission', 'permType',
+]);
+/** Generated JSON keys whose .proto name mixes both styles. */
+const irregularNames: Record<string, string> = { remainingTTL: 'remaining_TTL' };
+/** uint32 fields: jsonpb writes them as numbers. Every other integer field of etcd's protos is 64-bit. */
+const uint32Names = new Set(['hash']);
+/** bytes fields of etcd's requests (as the generated JSON and the .proto spell them). */
+const bytesNames = new Set(['key', 'range_end', 'rangeEnd', 'value', 'keys']);
+
+const snake = (k: string): string => k.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
+
+/** The .proto name of a generated JSON key; `inHeader`: ResponseHeader's raft_term, not Status's raftTerm. */
+function protoName(key: string, inHeader: boolean): string {
+  if (!inHeader && protoCamelNames.has(key)) return key;
+  return irregularNames[key] ?? snake(key);
+}
+
+/** ts-proto's JSON → jsonpb's: renamed keys, 64-bit numbers as strings. */
+function toGatewayJson(v: unknown, key: string, inHeader: boolean): unknown {
+  if (Array.isArray(v)) return v.map((x) => toGatewayJson(x, key, inHeader));
+  if (typeof v === 'number') return uint32Names.has(key) ? v : String(v);
+  if (v === null || typeof v !== 'object') return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    out[protoName(k, inHeader)] = toGatewayJson(x, k, k === 'header');
+  }
+  return out;
+}
+
+/** A response message as etcd's gateway writes it. */
+export function messageToJson<T>(codec: JsonCodec<T>, message: T): string {
+  return JSON.stringify(toGatewayJson(codec.toJSON(message), '', false));
+}
+
+/** Go's base64.StdEncoding.DecodeString check: the offset of the first bad byte, or -1. */
+function base64ErrorOffset(s: string): number {
+  let i = 0;
+  for (; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const alnum = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47;
+    if (!alnum) break;
+  }
+  const dataEnd = i;
+  let pad = 0;
+  while (i < s.length && s[i] === '=' && pad < 2) { i++; pad++; }
+  if (i < s.length) return i; // a byte after the data and padding
+  if (pad === 0) return dataEnd % 4 === 0 ? -1 : dataEnd - (dataEnd % 4);
+  // Padding must complete a quantum: 2 data bytes + "==", or 3 + "=".
+  return (dataEnd % 4) + pad === 4 ? -1 : dataEnd - (dataEnd % 4);
+}
+
+function checkBytesFields(v: unknown): void {
+  if (Array.isArray(v)) { for (const x of v) checkBytesFields(x); return; }
+  if (v === null || typeof v !== 'object') return;
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (bytesNames.has(k) && (typeof x === 'string' || Array.isArray(x))) {
+      for (const s of Array.isArray(x) ? x : [x]) {
+        if (typeof s !== 'string') throw new BadJsonError(`json: cannot unmarshal ${typeof s} into Go value of type string`);
+        const at = base64ErrorOffset(s);
+        if (at >= 0) throw new BadJsonError(`illegal base64 data at input byte ${at}`);
+      }
+    } else {
+      checkBytesFields(x);
+    }
+  }
+}
+
+/** Every number of a decoded message must be an integer (a non-numeric "limit" comes out NaN). */
+function checkNumbers(v: unknown): void {
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) throw new BadJsonError(`invalid value ${v} for an integer field`);
+    return;
+  }
+  if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return;
+  for (const x of Array.isArray(v) ? v : Object.values(v as Record<string, unknown>)) checkNumbers(x);
+}
+
+/** Parses one request body (empty = the empty message, as grpc-gateway takes io.EOF) into its message. */
+export function messageFromJson<T>(codec: JsonCodec<T>, body: string): T {
+  let parsed: unknown = {};
+  if (body.trim() !== '') {
+    try {
+      parsed = JSON.parse(body);
+    } catch (e) {
+      throw new BadJsonError((e as Error).message);
+    }
+  }
+  return messageFromValue(codec, parsed);
+}
+
+/** A request message from an already parsed JSON value (a watch stream's next object). */
+export function messageFromValue<T>(codec: JsonCodec<T>, parsed: unknown): T {
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new BadJsonError(`json: cannot unmarshal ${Array.isArray(parsed) ? 'array' : typeof parsed} into Go value of type map[string]json.RawMessage`);
+  }
+  checkBytesFields(parsed);
+  let message: T;
+  try {
+    message = codec.fromJSON(parsed);
+  } catch (e) {
+    throw new BadJsonError((e as Error).message); // e.g. BigInt("x") for an id
+  }
+  checkNumbers(message);
+  return message;
+}
