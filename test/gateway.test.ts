@@ -207,6 +207,17 @@ describe('JSON gateway', () => {
     });
   }
 
+  test('--enable-grpc-gateway=false: /v3/ is not served (etcd\'s client mux answers 404)', async () => {
+    const answers = await Promise.all(targets.map(async (target) => {
+      const s = await startServer({ target, extraArgs: ['--enable-grpc-gateway=false'] });
+      servers.push(s);
+      const r = await post(`${s.endpoint}/v3/kv/range`, JSON.stringify({ key: b64('foo') }));
+      await s.destroy();
+      return { status: r.status, body: r.body, contentType: r.headers['content-type'] };
+    }));
+    for (const a of answers) assert.deepEqual(a, { status: 404, body: '404 page not found\n', contentType: 'text/plain; charset=utf-8' });
+  });
+
   if (targets.includes('concord')) {
     test('concord: routes of services not served yet answer as their gRPC method does (Unimplemented)', async () => {
       const s = servers.find((x) => x.target === 'concord')!;

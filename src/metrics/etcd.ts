@@ -51,6 +51,8 @@ export const diskMetrics: { walFsync: Histogram; backendCommit: Histogram; defra
 };
 
 // ---- gRPC (go-grpc-prometheus, as etcd registers it: every method's series exist at 0) ----
+// grpc_server_msg_{received,sent}_total are left out: watch batches responses per write, so
+// a count here would not be etcd's.
 
 /** grpc-go's codes in order; index = numeric code. */
 export const grpcCodeNames = [
@@ -65,14 +67,10 @@ export interface GrpcMethodMetrics {
   readonly started: Counter;
   /** Indexed by numeric gRPC code. */
   readonly handled: readonly Counter[];
-  readonly received: Counter;
-  readonly sent: Counter;
 }
 
 const grpcStarted = registry.counter('grpc_server_started_total', 'Total number of RPCs started on the server.', ['grpc_method', 'grpc_service', 'grpc_type']);
 const grpcHandled = registry.counter('grpc_server_handled_total', 'Total number of RPCs completed on the server, regardless of success or failure.', ['grpc_code', 'grpc_method', 'grpc_service', 'grpc_type']);
-const grpcReceived = registry.counter('grpc_server_msg_received_total', 'Total number of RPC stream messages received on the server.', ['grpc_method', 'grpc_service', 'grpc_type']);
-const grpcSent = registry.counter('grpc_server_msg_sent_total', 'Total number of gRPC stream messages sent by the server.', ['grpc_method', 'grpc_service', 'grpc_type']);
 const grpcByPath = new Map<string, GrpcMethodMetrics>();
 
 /**
@@ -88,8 +86,6 @@ export function grpcMethodMetrics(path: string, type: GrpcType): GrpcMethodMetri
   m = {
     started: grpcStarted.labels(method, service, type),
     handled: grpcCodeNames.map((code) => grpcHandled.labels(code, method, service, type)),
-    received: grpcReceived.labels(method, service, type),
-    sent: grpcSent.labels(method, service, type),
   };
   grpcByPath.set(path, m);
   return m;

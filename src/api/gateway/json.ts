@@ -54,30 +54,43 @@ export function messageToJson<T>(codec: JsonCodec<T>, message: T): string {
   return JSON.stringify(toGatewayJson(codec.toJSON(message), '', false));
 }
 
-/** Go's base64.StdEncoding.DecodeString check: the offset of the first bad byte, or -1. */
-function base64ErrorOffset(s: string): number {
-  let i = 0;
-  for (; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    const alnum = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47;
-    if (!alnum) break;
+const isB64 = (c: number): boolean => (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47;
+const isNewline = (c: number): boolean => c === 10 || c === 13;
+
+/**
+ * Where Go's base64.StdEncoding.DecodeString fails on `s` (its CorruptInputError offset), or
+ * -1 if it decodes. Go's decodeQuantum, step for step: newlines are skipped, padding must
+ * complete the last quantum, nothing may follow it.
+ */
+export function base64ErrorOffset(s: string): number {
+  let si = 0;
+  while (si < s.length) {
+    for (let j = 0; j < 4; j++) {
+      if (si === s.length) return j === 0 ? -1 : si - j;
+      const c = s.charCodeAt(si++);
+      if (isB64(c)) continue;
+      if (isNewline(c)) { j--; continue; }
+      if (c !== 61 /* = */ || j < 2) return si - 1;
+      if (j === 2) {
+        while (si < s.length && isNewline(s.charCodeAt(si))) si++;
+        if (si === s.length) return s.length;
+        if (s.charCodeAt(si) !== 61) return si - 1;
+        si++;
+      }
+      while (si < s.length && isNewline(s.charCodeAt(si))) si++;
+      return si < s.length ? si : -1;
+    }
   }
-  const dataEnd = i;
-  let pad = 0;
-  while (i < s.length && s[i] === '=' && pad < 2) { i++; pad++; }
-  if (i < s.length) return i; // a byte after the data and padding
-  if (pad === 0) return dataEnd % 4 === 0 ? -1 : dataEnd - (dataEnd % 4);
-  // Padding must complete a quantum: 2 data bytes + "==", or 3 + "=".
-  return (dataEnd % 4) + pad === 4 ? -1 : dataEnd - (dataEnd % 4);
+  return -1;
 }
 
 function checkBytesFields(v: unknown): void {
   if (Array.isArray(v)) { for (const x of v) checkBytesFields(x); return; }
   if (v === null || typeof v !== 'object') return;
   for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    if (bytesNames.has(k) && (typeof x === 'string' || Array.isArray(x))) {
+    if (bytesNames.has(k) && (typeof x === 'string' || typeof x === 'number' || Array.isArray(x))) {
       for (const s of Array.isArray(x) ? x : [x]) {
-        if (typeof s !== 'string') throw new BadJsonError(`json: cannot unmarshal ${typeof s} into Go value of type string`);
+        if (typeof s !== 'string') throw new BadJsonError(`json: cannot unmarshal ${typeof s} into Go value of type []uint8`);
         const at = base64ErrorOffset(s);
         if (at >= 0) throw new BadJsonError(`illegal base64 data at input byte ${at}`);
       }
