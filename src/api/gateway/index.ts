@@ -32,8 +32,10 @@ export function gatewayHandler(service: EtcdService, log?: Logger, opts?: Partia
   const table = etcdMethods(service, log);
   const byPath = new Map(table.methods.map((m) => [m.path, m]));
   const missing = new Map(table.unimplemented.map((u) => [u.path, u.message]));
+  // gRPC's receive limit (etcd: max-request-bytes + 512 KiB), applied to the encoded request.
+  const maxMessageBytes = service.limits.maxRequestBytes + 512 * 1024;
   // JSON carries bytes as base64 (4/3) plus field names: twice the gRPC limit is ample.
-  const maxBodyBytes = opts?.maxBodyBytes ?? 2 * (service.limits.maxRequestBytes + 512 * 1024);
+  const maxBodyBytes = opts?.maxBodyBytes ?? 2 * maxMessageBytes;
   const targets = new Map<string, Target>();
   for (const [path, route] of routes) {
     const method = byPath.get(route.grpcPath);
@@ -59,19 +61,24 @@ export function gatewayHandler(service: EtcdService, log?: Logger, opts?: Partia
       return;
     }
     void readBody(req, maxBodyBytes).then(
-      (body) => call(target, body, res),
+      (body) => call(target, body, res, maxMessageBytes),
       (e: unknown) => jsonError(res, GrpcCode.ResourceExhausted, (e as Error).message, false),
     );
   };
 }
 
-async function call(target: Exclude<Target, { kind: 'watch' }>, body: string, res: http.ServerResponse): Promise<void> {
+async function call(target: Exclude<Target, { kind: 'watch' }>, body: string, res: http.ServerResponse, maxMessageBytes: number): Promise<void> {
   let request: Buffer;
   try {
     request = Buffer.from(target.route.request.encode(messageFromJson(target.route.request, body)).finish());
   } catch (e) {
     if (!(e instanceof BadJsonError)) throw e;
     jsonError(res, GrpcCode.InvalidArgument, e.message, false);
+    return;
+  }
+  if (request.length > maxMessageBytes) {
+    // grpc-go refuses it while reading, before any interceptor (so no grpc_server_* count).
+    jsonError(res, GrpcCode.ResourceExhausted, `grpc: received message larger than max (${request.length} vs. ${maxMessageBytes})`, true);
     return;
   }
   target.metrics.started.inc();

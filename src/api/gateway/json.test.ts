@@ -40,3 +40,23 @@ test('requests: hostile JSON is refused with a typed error before anything is en
   bad('{"key":"Zm9v","limit":1.5}', /integer/);
   assert.throws(() => messageFromJson(pb.MemberRemoveRequest, '{"ID":"x"}'), BadJsonError);
 });
+
+test('watch bodies: JSON objects split across chunks anywhere (inside strings, escapes) come out whole, in order', async () => {
+  const { jsonObjects } = await import('./watch.js');
+  const { Readable } = await import('node:stream');
+  const text = ' {"create_request":{"key":"Zm9v","x":"a\\"}{"}} \n{"cancel_request":{"watch_id":"1"}}{"progress_request":{}}';
+  for (let cut = 1; cut < text.length; cut++) {
+    const chunks = [text.slice(0, cut), text.slice(cut)].map((t) => Buffer.from(t));
+    const got: unknown[] = [];
+    for await (const v of jsonObjects(Readable.from(chunks) as never, 1 << 20)) got.push(v);
+    assert.deepEqual(got, [{ create_request: { key: 'Zm9v', x: 'a"}{' } }, { cancel_request: { watch_id: '1' } }, { progress_request: {} }], `cut at ${cut}`);
+  }
+  const refuse = async (body: string, max: number) => {
+    const it = jsonObjects(Readable.from([Buffer.from(body)]) as never, max);
+    await assert.rejects(async () => { for await (const _ of it) { /* drain */ } }, BadJsonError);
+  };
+  await refuse('[1]', 100);
+  await refuse('{"a":1} x', 100);
+  await refuse('{"a":"' + 'x'.repeat(200), 100); // an object that never ends is bounded
+  await refuse('{"a":1,}', 100);
+});

@@ -123,7 +123,7 @@ class JsonWatchCall implements WatchCall {
  * The body's top-level JSON objects, one at a time, as they arrive (Go's json.Decoder over
  * the body). Buffered text is bounded by `maxBytes`; anything but an object is refused.
  */
-async function* jsonObjects(req: http.IncomingMessage, maxBytes: number): AsyncGenerator<unknown, void, undefined> {
+export async function* jsonObjects(req: http.IncomingMessage, maxBytes: number): AsyncGenerator<unknown, void, undefined> {
   let text = '';
   let depth = 0;
   let inString = false;
