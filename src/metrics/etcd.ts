@@ -22,7 +22,6 @@ export const serverMetrics = {
   proposalsFailed: one(registry.counter('etcd_server_proposals_failed_total', 'The total number of failed proposals seen.')),
   healthSuccess: one(registry.counter('etcd_server_health_success', 'The total number of successful health checks')),
   healthFailures: one(registry.counter('etcd_server_health_failures', 'The total number of failed health checks')),
-  readIndexesFailed: one(registry.counter('etcd_server_read_indexes_failed_total', 'The total number of failed read indexes seen.')),
 };
 
 /** etcd's mvcc/metrics_txn.go counters: what each read or write view did, added when it ends. */

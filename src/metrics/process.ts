@@ -26,6 +26,14 @@ export function fdLimit(): number | undefined {
   return procLimit('Max open files');
 }
 
+function openFds(): number | undefined {
+  try {
+    return readdirSync('/proc/self/fd').length;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Field n (1-based, as in proc(5)) of /proc/self/stat, counting after the command name. */
 function statField(n: number): number | undefined {
   const stat = readProc('/proc/self/stat');
@@ -49,10 +57,11 @@ export function registerProcessMetrics(registry: Registry): void {
     const v = procLimit('Max address space');
     return v === Infinity ? 18446744073709552000 : v; // Go reports unlimited as MaxUint64
   });
-  add('process_open_fds', 'Number of open file descriptors.', 'gauge', () => {
-    try { return readdirSync('/proc/self/fd').length; } catch { return undefined; }
-  });
+  add('process_open_fds', 'Number of open file descriptors.', 'gauge', openFds);
   add('process_max_fds', 'Maximum number of open file descriptors.', 'gauge', fdLimit);
+  // etcd's own pair (pkg/runtime via etcdserver/metrics.go), beside client_golang's.
+  add('os_fd_limit', 'The file descriptor limit.', 'gauge', fdLimit);
+  add('os_fd_used', 'The number of used file descriptors.', 'gauge', openFds);
   const startSeconds = Date.now() / 1000 - process.uptime();
   add('process_start_time_seconds', 'Start time of the process since unix epoch in seconds.', 'gauge', () => Math.floor(startSeconds * 100) / 100);
 }
