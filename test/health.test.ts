@@ -68,6 +68,8 @@ async function transcript(s: Server): Promise<Array<[string, Answer | number]>> 
   await ask('GET', '/version');
   await ask('POST', '/version');
   await ask('GET', '/nope');
+  await ask('OPTIONS', '/health');
+  await ask('OPTIONS', '/v3/kv/range');
   await setAlarm(s, AlarmRequest_AlarmAction.ACTIVATE, AlarmType.NOSPACE);
   await ask('GET', '/health');
   await ask('GET', '/health?exclude=NOSPACE');

@@ -62,6 +62,8 @@ export async function httpReply(method: string, url: string, e: HttpEndpoints): 
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
   const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+  // etcd's CORS handler answers every preflight on the client port itself, whatever the path.
+  if (method === 'OPTIONS' && e.port === 'client') return finish(e, 200, {}, '');
   if (path === '/health') return fromReply(e, await healthReply(method, query, e));
   if (path === '/metrics') return finish(e, 200, { 'content-type': metricsContentType }, registry.render());
   if (e.port === 'metrics') return goError(e, 404, '404 page not found');
@@ -85,7 +87,7 @@ function isGatewayPath(url: string): boolean {
 export function http1Handler(e: HttpEndpoints): http.RequestListener {
   return (req, res) => {
     const url = req.url ?? '/';
-    if (e.gateway !== undefined && e.port === 'client' && isGatewayPath(url)) {
+    if (e.gateway !== undefined && e.port === 'client' && req.method !== 'OPTIONS' && isGatewayPath(url)) {
       e.gateway(req, res);
       return;
     }
