@@ -7,7 +7,9 @@
 
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, selectedTargets, freePort, httpGet, type Server, type TargetName } from './harness.js';
+import { startServer, selectedTargets, freePort, httpGet, REPO_ROOT, type Server, type TargetName } from './harness.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parsePromText, sampleValue, type FamilyText } from './prom-text.js';
 
 const servers: Server[] = [];
@@ -99,6 +101,21 @@ describe('metrics: etcd 3.4 names, types and values', () => {
       assert.ok(v('etcd_mvcc_db_total_size_in_bytes')! > 0);
     });
   }
+
+  test('deploy/grafana-dashboard.json queries only families every target serves', () => {
+    const dashboard = JSON.parse(readFileSync(join(REPO_ROOT, 'deploy', 'grafana-dashboard.json'), 'utf8'));
+    const exprs: string[] = dashboard.panels.flatMap((p: { targets: Array<{ expr: string }> }) => p.targets.map((t) => t.expr));
+    exprs.push(...dashboard.templating.list.filter((v: { query?: unknown }) => typeof v.query === 'string').map((v: { query: string }) => v.query));
+    const names = new Set(exprs.flatMap((e) => [...e.matchAll(/\b((?:etcd|grpc_server|process|os)_[a-z_]+)\b/g)].map((m) => m[1]!)));
+    assert.ok(names.size >= 15, `only ${names.size} metric names found in the dashboard`);
+    for (const target of targets) {
+      const fams = scrapes.get(target)!.fams;
+      for (const name of names) {
+        const base = name.replace(/_(bucket|sum|count)$/, '');
+        assert.ok(fams.has(name) || fams.get(base)?.type === 'histogram', `${target} does not serve ${name}, which the dashboard queries`);
+      }
+    }
+  });
 
   if (targets.includes('etcd') && targets.includes('concord')) {
     test('every family Concord serves exists in etcd with the same TYPE and HELP; the core set is there', () => {
