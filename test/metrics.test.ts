@@ -102,6 +102,25 @@ describe('metrics: etcd 3.4 names, types and values', () => {
     });
   }
 
+  test('--metrics=extensive adds grpc_server_handling_seconds as etcd\'s (DefBuckets, per method)', async () => {
+    const put = { grpc_method: 'Put', grpc_service: 'etcdserverpb.KV', grpc_type: 'unary' };
+    const seen = await Promise.all(targets.map(async (target) => {
+      const s = await startServer({ target, extraArgs: ['--metrics=extensive'] });
+      servers.push(s);
+      assert.equal((await s.etcdctl(['put', 'k', 'v'])).code, 0);
+      const fams = parsePromText((await httpGet(`${s.endpoint}/metrics`)).body);
+      await s.destroy();
+      const f = fams.get('grpc_server_handling_seconds');
+      assert.ok(f, `${target}: no grpc_server_handling_seconds`);
+      assert.equal(f.type, 'histogram');
+      assert.equal(sampleValue(fams, 'grpc_server_handling_seconds_count', put), 1);
+      const les = f.samples.filter((x) => x.name.endsWith('_bucket') && x.labels.grpc_method === 'Put').map((x) => x.labels.le);
+      return { help: f.help, les };
+    }));
+    for (const x of seen) assert.deepEqual(x, seen[0]);
+    assert.deepEqual(seen[0]!.les, ['0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '+Inf']);
+  });
+
   test('deploy/grafana-dashboard.json queries only families every target serves', () => {
     const dashboard = JSON.parse(readFileSync(join(REPO_ROOT, 'deploy', 'grafana-dashboard.json'), 'utf8'));
     const exprs: string[] = dashboard.panels.flatMap((p: { targets: Array<{ expr: string }> }) => p.targets.map((t) => t.expr));

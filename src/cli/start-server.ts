@@ -5,6 +5,7 @@
  * interface only).
  */
 import { startApi } from '../api/index.js';
+import { enableHandlingTimeHistogram } from '../metrics/index.js';
 import type { Logger } from '../log/index.js';
 import { isEtcdError } from '../errors/index.js';
 import {
@@ -21,6 +22,7 @@ export interface RunningServer {
 export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
   const member = await startMember(config, log);
   const { server, store } = member;
+  if (config.metrics === 'extensive') enableHandlingTimeHistogram(); // before any method is registered
   const api = await startApi({
     service: server, listen: config.listenClientUrls, log, thread: config.apiThread ?? false,
     listenMetrics: config.listenMetricsUrls ?? [], enableGrpcGateway: config.enableGrpcGateway ?? true,

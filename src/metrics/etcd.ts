@@ -6,7 +6,7 @@
  *
  * Only metrics Concord can report honestly are declared: nothing Go-runtime specific.
  */
-import { Registry, type Counter, type Histogram } from './registry.js';
+import { Registry, type Counter, type Family, type Histogram } from './registry.js';
 
 export const registry = new Registry();
 
@@ -66,6 +66,28 @@ export interface GrpcMethodMetrics {
   readonly started: Counter;
   /** Indexed by numeric gRPC code. */
   readonly handled: readonly Counter[];
+  /** grpc_server_handling_seconds, with --metrics=extensive only. */
+  readonly handling: Histogram | undefined;
+}
+
+/** Counts a finished call; `startedAtMs` (performance.now() at start) feeds the extensive histogram. */
+export function recordHandled(m: GrpcMethodMetrics, code: number, startedAtMs: number): void {
+  m.handled[code]?.inc();
+  m.handling?.observe((performance.now() - startedAtMs) / 1000);
+}
+
+/** Prometheus' DefBuckets, which go-grpc-prometheus uses for the handling-time histogram. */
+const defBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+let grpcHandling: Family<Histogram> | undefined;
+
+/**
+ * --metrics=extensive (etcd's grpc_prometheus.EnableHandlingTimeHistogram): adds
+ * grpc_server_handling_seconds. Call before methods are registered (the composition root does).
+ */
+export function enableHandlingTimeHistogram(): void {
+  grpcHandling ??= registry.histogram('grpc_server_handling_seconds',
+    'Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.',
+    defBuckets, ['grpc_method', 'grpc_service', 'grpc_type']);
 }
 
 const grpcStarted = registry.counter('grpc_server_started_total', 'Total number of RPCs started on the server.', ['grpc_method', 'grpc_service', 'grpc_type']);
@@ -85,6 +107,7 @@ export function grpcMethodMetrics(path: string, type: GrpcType): GrpcMethodMetri
   m = {
     started: grpcStarted.labels(method, service, type),
     handled: grpcCodeNames.map((code) => grpcHandled.labels(code, method, service, type)),
+    handling: grpcHandling?.labels(method, service, type),
   };
   grpcByPath.set(path, m);
   return m;

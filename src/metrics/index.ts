@@ -3,10 +3,10 @@
  * and the text format; etcd.ts: the metric set; process.ts: process_*). Any layer may record
  * into it; api/ renders it on /metrics.
  */
-export { Registry, Counter, Gauge, Histogram, goFloat, type MetricType } from './registry.js';
+export { Registry, Counter, Gauge, Histogram, Family, goFloat, type MetricType } from './registry.js';
 export {
   registry, serverMetrics, mvccMetrics, diskMetrics, countView, grpcMethodMetrics, grpcCodeNames,
-  bindCollected, bindIdentity, type GrpcMethodMetrics, type GrpcType, type MetricName,
+  bindCollected, bindIdentity, recordHandled, enableHandlingTimeHistogram, type GrpcMethodMetrics, type GrpcType, type MetricName,
 } from './etcd.js';
 export { registerProcessMetrics, fdLimit } from './process.js';
 

@@ -50,6 +50,8 @@ export interface ServerConfig {
   enableV2?: boolean;
   /** --listen-metrics-urls (default none). */
   listenMetricsUrls?: URL[];
+  /** --metrics (default basic): "extensive" adds grpc_server_handling_seconds. */
+  metrics?: string;
   /** --enable-grpc-gateway (default true): the JSON gateway under /v3/ on the client URLs. */
   enableGrpcGateway?: boolean;
 

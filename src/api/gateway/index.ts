@@ -9,7 +9,7 @@
 import type http from 'node:http';
 import { GrpcCode } from '../../errors/index.js';
 import type { Logger } from '../../log/index.js';
-import { grpcMethodMetrics, type GrpcMethodMetrics } from '../../metrics/index.js';
+import { grpcMethodMetrics, recordHandled, type GrpcMethodMetrics } from '../../metrics/index.js';
 import type { EtcdService } from '../../server/index.js';
 import { statusOf } from '../grpc/index.js';
 import { etcdMethods, type EtcdMethod } from '../services.js';
@@ -82,8 +82,9 @@ async function call(target: Exclude<Target, { kind: 'watch' }>, body: string, re
     return;
   }
   target.metrics.started.inc();
+  const startedAtMs = performance.now();
   if (target.kind === 'unimplemented') {
-    target.metrics.handled[GrpcCode.Unimplemented]!.inc();
+    recordHandled(target.metrics, GrpcCode.Unimplemented, startedAtMs);
     jsonError(res, GrpcCode.Unimplemented, target.message, true);
     return;
   }
@@ -91,17 +92,17 @@ async function call(target: Exclude<Target, { kind: 'watch' }>, body: string, re
   try {
     if (method.kind === 'unary') {
       const reply = messageToJson(route.response, route.response.decode(await method.run(request)));
-      metrics.handled[GrpcCode.OK]!.inc();
+      recordHandled(metrics, GrpcCode.OK, startedAtMs);
       if (res.destroyed) return;
       res.writeHead(200, { ...calledHeaders, 'content-length': String(Buffer.byteLength(reply)) });
       res.end(reply);
       return;
     }
     await streamResults(method.open(request), route, res);
-    metrics.handled[GrpcCode.OK]!.inc();
+    recordHandled(metrics, GrpcCode.OK, startedAtMs);
   } catch (e) {
     const [code, message] = statusOf(e);
-    metrics.handled[code]?.inc();
+    recordHandled(metrics, code, startedAtMs);
     if (res.headersSent) { res.end(streamErrorLine(code, message)); return; }
     jsonError(res, code, message, true);
   }

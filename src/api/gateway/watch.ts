@@ -6,7 +6,7 @@
  */
 import type http from 'node:http';
 import { GrpcCode } from '../../errors/index.js';
-import { grpcMethodMetrics } from '../../metrics/index.js';
+import { grpcMethodMetrics, recordHandled } from '../../metrics/index.js';
 import { etcdserverpb as pb } from '../../proto/index.js';
 import { GrpcStatusError } from '../grpc/index.js';
 import { serveWatchCall, watchPath, type WatchCall, type WatchServiceOptions } from '../watch-service.js';
@@ -18,7 +18,8 @@ export interface GatewayWatchOptions extends WatchServiceOptions {
   maxBodyBytes: number;
 }
 
-const metrics = grpcMethodMetrics(watchPath, 'bidi_stream');
+/** Looked up per stream: --metrics=extensive is decided after this module loads. */
+const metricsOf = () => grpcMethodMetrics(watchPath, 'bidi_stream');
 
 export function serveWatch(req: http.IncomingMessage, res: http.ServerResponse, opts: GatewayWatchOptions): void {
   const requests = jsonObjects(req, opts.maxBodyBytes);
@@ -40,7 +41,7 @@ export function serveWatch(req: http.IncomingMessage, res: http.ServerResponse, 
       return;
     }
     const call = new JsonWatchCall(res, firstRequest, requests);
-    metrics.started.inc();
+    metricsOf().started.inc();
     try {
       await serveWatchCall(call, opts);
       call.finish(GrpcCode.OK, '');
@@ -56,6 +57,7 @@ class JsonWatchCall implements WatchCall {
   cancelled = false;
   private readonly abort = new AbortController();
   private ended = false;
+  private readonly startedAtMs = performance.now();
 
   constructor(
     private readonly res: http.ServerResponse,
@@ -110,7 +112,7 @@ class JsonWatchCall implements WatchCall {
   finish(code: GrpcCode, message: string): void {
     if (this.ended) return;
     this.ended = true;
-    metrics.handled[code]?.inc();
+    recordHandled(metricsOf(), code, this.startedAtMs);
     const res = this.res;
     if (res.destroyed) return;
     if (code === GrpcCode.OK) { if (!res.writableEnded) res.end(); return; }

@@ -14,7 +14,7 @@
  */
 import http2 from 'node:http2';
 import { GrpcCode } from '../../errors/index.js';
-import { grpcMethodMetrics, type GrpcMethodMetrics, type GrpcType } from '../../metrics/index.js';
+import { grpcMethodMetrics, recordHandled, type GrpcMethodMetrics, type GrpcType } from '../../metrics/index.js';
 import { Codec, MessageReader, MessageSink, frameMessage } from './framing.js';
 import { maxChunkBytes, writePaced } from './paced-writer.js';
 import { GrpcStatusError, encodeGrpcMessage, parseGrpcTimeout, statusOf, unmarshalError } from './status.js';
@@ -98,11 +98,13 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
 
   /** Set when the handler is invoked: grpc_server_started_total counted, handled_total will be. */
   private started = false;
+  private startedAtMs = 0;
 
   /** @internal */
   markStarted(): void {
     this.started = true;
     this.def.metrics.started.inc();
+    if (this.def.metrics.handling !== undefined) this.startedAtMs = performance.now();
   }
 
   /** Aborted when the call is cancelled (client RST_STREAM, deadline, server shutdown). Created on first use. */
@@ -147,7 +149,7 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   finish(code: GrpcCode, message: string): void {
     if (this.ended) return;
     this.ended = true;
-    if (this.started) this.def.metrics.handled[code]?.inc();
+    if (this.started) recordHandled(this.def.metrics, code, this.startedAtMs);
     this.clearTimer();
     this.server.untrack(this);
     const stream = this.stream;
@@ -189,7 +191,7 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
       return;
     }
     if (this.refuseOversize(buf)) return;
-    if (this.started) this.def.metrics.handled[GrpcCode.OK]!.inc();
+    if (this.started) recordHandled(this.def.metrics, GrpcCode.OK, this.startedAtMs);
     stream.respond(okHeaders, respondWithTrailers);
     if (buf.length <= maxChunkBytes) { stream.end(buf); return; }
     void writePaced(stream, buf).then((whole) => { if (whole) stream.end(); });
