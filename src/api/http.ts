@@ -95,7 +95,7 @@ export function http1Handler(e: HttpEndpoints): http.RequestListener {
       if (res.destroyed) return;
       res.writeHead(r.status, { ...r.headers, 'content-length': String(Buffer.byteLength(r.body)) });
       res.end(r.body);
-    });
+    }).catch(() => res.destroy()); // per-request code: a failure ends this connection only
   };
 }
 
@@ -107,6 +107,6 @@ export function http2Handler(e: HttpEndpoints): (stream: http2.ServerHttp2Stream
       if (stream.destroyed || stream.closed) return;
       stream.respond({ ':status': r.status, ...r.headers });
       stream.end(r.body);
-    });
+    }).catch(() => stream.destroy());
   };
 }

@@ -49,6 +49,12 @@ export function gatewayHandler(service: EtcdService, log?: Logger, opts?: Partia
     }
   }
 
+  /** A bug met while serving one request ends that request's connection, never the process. */
+  const failed = (res: http.ServerResponse) => (e: unknown): void => {
+    log?.error('gateway request failed; closing its connection', { error: e instanceof Error ? e.message : String(e) });
+    res.destroy();
+  };
+
   return (req, res) => {
     res.on('error', () => { /* the client went away */ });
     const url = (req.url ?? '/').split('?')[0]!;
@@ -57,13 +63,13 @@ export function gatewayHandler(service: EtcdService, log?: Logger, opts?: Partia
     if (target === undefined) { plainError(res, 404, 'Not Found'); req.resume(); return; }
     if (req.method !== 'POST') { plainError(res, 405, 'Method Not Allowed'); req.resume(); return; }
     if (target.kind === 'watch') {
-      serveWatch(req, res, { host: service.watch!, header: () => service.header(), fragmentAtBytes: service.limits.maxRequestBytes + 512 * 1024, maxBodyBytes });
+      serveWatch(req, res, { host: service.watch!, header: () => service.header(), fragmentAtBytes: service.limits.maxRequestBytes + 512 * 1024, maxBodyBytes }, failed(res));
       return;
     }
-    void readBody(req, maxBodyBytes).then(
+    readBody(req, maxBodyBytes).then(
       (body) => call(target, body, res, maxMessageBytes),
       (e: unknown) => jsonError(res, GrpcCode.ResourceExhausted, (e as Error).message, false),
-    );
+    ).catch(failed(res));
   };
 }
 

@@ -39,6 +39,11 @@ test('requests: hostile JSON is refused with a typed error before anything is en
   bad('{"key":"Zm9v","limit":"x"}', /integer/);
   bad('{"key":"Zm9v","limit":1.5}', /integer/);
   assert.throws(() => messageFromJson(pb.MemberRemoveRequest, '{"ID":"x"}'), BadJsonError);
+  // Nesting: Go's limit and message, and no recursion anywhere below it (10,000 deep is fine).
+  const nest = (n: number) => '{"key":"Zm9v","x":' + '['.repeat(n) + ']'.repeat(n) + '}';
+  bad(nest(200_000), /^invalid character '\[' exceeded max depth$/);
+  assert.equal(messageFromJson(pb.RangeRequest, nest(9_999)).key.toString(), 'foo');
+  bad('{"key":"Zm9v","s":"[[[[","x":' + '{"a":'.repeat(10_000) + '1' + '}'.repeat(10_000) + '}', /^invalid character '\{' exceeded max depth$/);
 });
 
 test('watch bodies: JSON objects split across chunks anywhere (inside strings, escapes) come out whole, in order', async () => {
@@ -59,4 +64,5 @@ test('watch bodies: JSON objects split across chunks anywhere (inside strings, e
   await refuse('{"a":1} x', 100);
   await refuse('{"a":"' + 'x'.repeat(200), 100); // an object that never ends is bounded
   await refuse('{"a":1,}', 100);
+  await refuse('{"a":' + '['.repeat(20_000), 1 << 20); // Go's nesting limit, before the object completes
 });

@@ -84,36 +84,64 @@ export function base64ErrorOffset(s: string): number {
   return -1;
 }
 
-function checkBytesFields(v: unknown): void {
-  if (Array.isArray(v)) { for (const x of v) checkBytesFields(x); return; }
-  if (v === null || typeof v !== 'object') return;
-  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    if (bytesNames.has(k) && (typeof x === 'string' || typeof x === 'number' || Array.isArray(x))) {
+/** Go's encoding/json nesting limit; deeper input is refused with its message. */
+export const maxJsonDepth = 10_000;
+
+/** Refuses JSON text nested deeper than Go accepts, before anything parses or walks it. */
+export function checkDepth(text: string): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \\ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 /* { */ || c === 91 /* [ */) {
+      if (++depth > maxJsonDepth) throw new BadJsonError(`invalid character '${text[i]}' exceeded max depth`);
+    } else if (c === 125 || c === 93) depth--;
+  }
+}
+
+/** Every object and array under `root` (iteratively: hostile input may nest deep). */
+function* containers(root: unknown): Generator<object> {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object' || v instanceof Uint8Array) continue;
+    yield v;
+    for (const x of Object.values(v)) if (x !== null && typeof x === 'object') stack.push(x);
+  }
+}
+
+function checkBytesFields(root: unknown): void {
+  for (const o of containers(root)) {
+    if (Array.isArray(o)) continue;
+    for (const [k, x] of Object.entries(o)) {
+      if (!bytesNames.has(k) || !(typeof x === 'string' || typeof x === 'number' || Array.isArray(x))) continue;
       for (const s of Array.isArray(x) ? x : [x]) {
         if (typeof s !== 'string') throw new BadJsonError(`json: cannot unmarshal ${typeof s} into Go value of type []uint8`);
         const at = base64ErrorOffset(s);
         if (at >= 0) throw new BadJsonError(`illegal base64 data at input byte ${at}`);
       }
-    } else {
-      checkBytesFields(x);
     }
   }
 }
 
 /** Every number of a decoded message must be an integer (a non-numeric "limit" comes out NaN). */
-function checkNumbers(v: unknown): void {
-  if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v)) throw new BadJsonError(`invalid value ${v} for an integer field`);
-    return;
+function checkNumbers(root: unknown): void {
+  for (const o of containers(root)) {
+    for (const x of Object.values(o)) {
+      if (typeof x === 'number' && !Number.isSafeInteger(x)) throw new BadJsonError(`invalid value ${x} for an integer field`);
+    }
   }
-  if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return;
-  for (const x of Array.isArray(v) ? v : Object.values(v as Record<string, unknown>)) checkNumbers(x);
 }
 
 /** Parses one request body (empty = the empty message, as grpc-gateway takes io.EOF) into its message. */
 export function messageFromJson<T>(codec: JsonCodec<T>, body: string): T {
   let parsed: unknown = {};
   if (body.trim() !== '') {
+    checkDepth(body);
     try {
       parsed = JSON.parse(body);
     } catch (e) {

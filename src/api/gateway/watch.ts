@@ -11,7 +11,7 @@ import { etcdserverpb as pb } from '../../proto/index.js';
 import { GrpcStatusError } from '../grpc/index.js';
 import { serveWatchCall, watchPath, type WatchCall, type WatchServiceOptions } from '../watch-service.js';
 import { calledHeaders, jsonError, streamErrorLine } from './replies.js';
-import { BadJsonError, messageFromValue, messageToJson } from './json.js';
+import { BadJsonError, maxJsonDepth, messageFromValue, messageToJson } from './json.js';
 
 export interface GatewayWatchOptions extends WatchServiceOptions {
   /** Bytes of one request object at most (and of request text buffered before it is complete). */
@@ -21,7 +21,7 @@ export interface GatewayWatchOptions extends WatchServiceOptions {
 /** Looked up per stream: --metrics=extensive is decided after this module loads. */
 const metricsOf = () => grpcMethodMetrics(watchPath, 'bidi_stream');
 
-export function serveWatch(req: http.IncomingMessage, res: http.ServerResponse, opts: GatewayWatchOptions): void {
+export function serveWatch(req: http.IncomingMessage, res: http.ServerResponse, opts: GatewayWatchOptions, onFailure: (e: unknown) => void): void {
   const requests = jsonObjects(req, opts.maxBodyBytes);
   void (async () => {
     // grpc-gateway decodes the first request before it opens the stream: a bad one is a plain error.
@@ -49,7 +49,7 @@ export function serveWatch(req: http.IncomingMessage, res: http.ServerResponse, 
       const err = e as { code?: GrpcCode; message: string };
       call.finish(typeof err.code === 'number' ? err.code : GrpcCode.Unknown, err.message);
     }
-  })();
+  })().catch(onFailure);
 }
 
 class JsonWatchCall implements WatchCall {
@@ -148,7 +148,9 @@ export async function* jsonObjects(req: http.IncomingMessage, maxBytes: number):
         start = i;
       }
       if (c === '"') inString = true;
-      else if (c === '{' || c === '[') depth++;
+      else if (c === '{' || c === '[') {
+        if (++depth > maxJsonDepth) throw new BadJsonError(`invalid character '${c}' exceeded max depth`);
+      }
       else if (c === '}' || c === ']') {
         depth--;
         if (depth === 0) {
