@@ -21,7 +21,12 @@ import { calledHeaders, jsonError, plainError, streamErrorLine } from './replies
 export interface GatewayOptions {
   /** Largest request body read, in bytes; past it the call fails as gRPC's receive limit would. */
   maxBodyBytes: number;
+  /** Bytes of request bodies buffered at once across all gateway requests; past it new bytes are refused. */
+  maxBufferedBodyBytes: number;
 }
+
+/** Bytes of request bodies held right now, shared by every request of one gateway. */
+interface BodyBudget { usedBytes: number; readonly maxBytes: number }
 
 type Target =
   | { kind: 'method'; route: Route; method: EtcdMethod; metrics: GrpcMethodMetrics }
@@ -36,6 +41,7 @@ export function gatewayHandler(service: EtcdService, log?: Logger, opts?: Partia
   const maxMessageBytes = service.limits.maxRequestBytes + 512 * 1024;
   // JSON carries bytes as base64 (4/3) plus field names: twice the gRPC limit is ample.
   const maxBodyBytes = opts?.maxBodyBytes ?? 2 * maxMessageBytes;
+  const budget: BodyBudget = { usedBytes: 0, maxBytes: opts?.maxBufferedBodyBytes ?? 16 * maxBodyBytes };
   const targets = new Map<string, Target>();
   for (const [path, route] of routes) {
     const method = byPath.get(route.grpcPath);
@@ -66,7 +72,7 @@ export function gatewayHandler(service: EtcdService, log?: Logger, opts?: Partia
       serveWatch(req, res, { host: service.watch!, header: () => service.header(), fragmentAtBytes: service.limits.maxRequestBytes + 512 * 1024, maxBodyBytes }, failed(res));
       return;
     }
-    readBody(req, maxBodyBytes).then(
+    readBody(req, maxBodyBytes, budget).then(
       (body) => call(target, body, res, maxMessageBytes),
       (e: unknown) => jsonError(res, GrpcCode.ResourceExhausted, (e as Error).message, false),
     ).catch(failed(res));
@@ -131,22 +137,33 @@ async function streamResults(messages: AsyncGenerator<Uint8Array, void, undefine
   }
 }
 
-/** The request body as text, refused past `maxBytes` (the connection's other requests are unaffected). */
-export function readBody(req: http.IncomingMessage, maxBytes: number): Promise<string> {
+/**
+ * The request body as text, refused past `maxBytes`, or when all requests together hold
+ * `budget.maxBytes` (the bytes are given back once the body is decoded or refused).
+ */
+function readBody(req: http.IncomingMessage, maxBytes: number, budget: BodyBudget): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let bytes = 0;
+    const release = (): void => { budget.usedBytes -= bytes; bytes = 0; };
+    const refuse = (message: string): void => {
+      release();
+      req.removeAllListeners('data');
+      req.resume();
+      reject(new Error(message));
+    };
     req.on('data', (c: Buffer) => {
       bytes += c.length;
-      if (bytes > maxBytes) {
-        req.removeAllListeners('data');
-        req.resume();
-        reject(new Error(`grpc: received message larger than max (${bytes} vs. ${maxBytes})`));
-        return;
-      }
+      budget.usedBytes += c.length;
+      if (bytes > maxBytes) { refuse(`grpc: received message larger than max (${bytes} vs. ${maxBytes})`); return; }
+      if (budget.usedBytes > budget.maxBytes) { refuse('etcdserver: too many requests'); return; }
       chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      release();
+      resolve(text);
+    });
+    req.on('error', (e) => { release(); reject(e); });
   });
 }
