@@ -17,7 +17,7 @@ const root = (() => {
 const srcDir = join(root, 'src');
 
 /** Imported by any layer (docs/architecture.md: "every folder may also import the leaves"). */
-const leaves = new Set(['errors', 'log', 'version.ts', 'testkit']);
+const leaves = new Set(['errors', 'log', 'version.ts', 'testkit', 'metrics']);
 
 interface Layer {
   name: string;

@@ -1,13 +1,18 @@
 /**
- * The plain-HTTP endpoints etcd serves on its client port beside gRPC: GET /health and
- * GET /version, byte for byte as etcd 3.4 answers them (bodies, status codes, content types,
- * and the CORS headers etcd's client handler adds). Load balancers, Kubernetes probes and
- * Patroni call these. Served to HTTP/1.1 and to plain HTTP/2 (h2c) GETs alike.
+ * The plain-HTTP endpoints etcd serves beside gRPC, byte for byte as etcd answers them
+ * (bodies, status codes, content types, and on the client port the CORS headers etcd's
+ * client handler adds): /health, /livez, /readyz (health.ts), /version, /metrics,
+ * /debug/vars, and POST /v3/... handed to the JSON gateway. The metrics listener
+ * (--listen-metrics-urls) serves /metrics and /health only, without CORS, as etcd does.
+ * GET endpoints are served to HTTP/1.1 and plain HTTP/2 (h2c) alike; the gateway to HTTP/1.1.
  */
 import type http from 'node:http';
 import type http2 from 'node:http2';
-import type { HealthReport } from '../server/index.js';
 import { etcdClusterVersion, etcdServerVersion } from '../version.js';
+import { metricsContentType, registry } from '../metrics/index.js';
+import { healthReply, probeReply, type HealthHost, type Reply } from './health.js';
+
+export type { HealthHost, ProbeHost } from './health.js';
 
 export interface HttpReply {
   status: number;
@@ -15,7 +20,18 @@ export interface HttpReply {
   body: string;
 }
 
-const cors = {
+/** What one listener serves. */
+export interface HttpEndpoints extends HealthHost {
+  /** 'client': every endpoint, with CORS headers; 'metrics': /metrics and /health only. */
+  readonly port: 'client' | 'metrics';
+  /** /debug/vars (expvar JSON); absent: 404. */
+  debugVars?(): string;
+  /** POST /v3/* and /v3beta/* (HTTP/1.1); absent (--enable-grpc-gateway=false): 404. */
+  gateway?: http.RequestListener;
+}
+
+/** The CORS headers etcd's client handler adds to every HTTP reply on the client port. */
+export const cors = {
   'access-control-allow-headers': 'accept, content-type, authorization',
   'access-control-allow-methods': 'POST, GET, OPTIONS, PUT, DELETE',
   'access-control-allow-origin': '*',
@@ -24,76 +40,73 @@ const cors = {
 const textPlain = 'text/plain; charset=utf-8';
 const versionBody = JSON.stringify({ etcdserver: etcdServerVersion, etcdcluster: etcdClusterVersion });
 
+/** A reply with the port's common headers: CORS on the client port. */
+function finish(e: HttpEndpoints, status: number, headers: Record<string, string>, body: string): HttpReply {
+  return { status, headers: e.port === 'client' ? { ...cors, ...headers } : headers, body };
+}
+
 /** Go's http.Error: text/plain, nosniff, the message and a newline. */
-function goError(status: number, message: string, extra: Record<string, string> = {}): HttpReply {
-  return {
-    status,
-    headers: { ...cors, ...extra, 'content-type': textPlain, 'x-content-type-options': 'nosniff' },
-    body: message + '\n',
-  };
+function goError(e: HttpEndpoints, status: number, message: string, extra: Record<string, string> = {}): HttpReply {
+  return finish(e, status, { ...extra, 'content-type': textPlain, 'x-content-type-options': 'nosniff' }, message + '\n');
 }
 
-/**
- * The reply to one request. etcd 3.4's /health body carries no reason (3.5 added one), so the
- * reason from `health()` is only for logs. Unhealthy is 503 through http.Error, hence the newline.
- */
-export function httpReply(method: string, path: string, health: () => HealthReport): HttpReply {
-  const q = path.indexOf('?');
-  const p = q < 0 ? path : path.slice(0, q);
-  if (p === '/health') {
-    if (method !== 'GET') return goError(405, 'Method Not Allowed', { allow: 'GET' });
-    const h = health();
-    if (!h.health) return goError(503, '{"health":"false"}');
-    // Go sniffs the JSON body as text/plain.
-    return { status: 200, headers: { ...cors, 'content-type': textPlain }, body: '{"health":"true"}' };
-  }
-  if (p === '/version') {
-    if (method !== 'GET') return goError(405, 'Method Not Allowed', { allow: 'GET' });
-    return { status: 200, headers: { ...cors, 'content-type': 'application/json' }, body: versionBody };
-  }
-  return goError(404, '404 page not found');
+function fromReply(e: HttpEndpoints, r: Reply): HttpReply {
+  if (r.kind === 'error') return goError(e, r.status, r.body, r.allowGet ? { allow: 'GET' } : {});
+  // Go sniffs a JSON body as text/plain; the probes set nosniff themselves.
+  const extra: Record<string, string> = r.kind === 'text' ? { 'x-content-type-options': 'nosniff' } : {};
+  return finish(e, r.status, { 'content-type': textPlain, ...extra }, r.body);
 }
 
-/**
- * Where /health gets its report: synchronously from the service (API in the main thread), or
- * as a promise (the transport worker asks the main thread).
- */
-export type HealthSource = () => HealthReport | Promise<HealthReport>;
-
-/** Computes the reply, asking `health` only for GET /health; calls `done` (maybe later). */
-function replyTo(method: string, path: string, health: HealthSource, done: (r: HttpReply) => void): void {
-  const q = path.indexOf('?');
-  if (method !== 'GET' || (q < 0 ? path : path.slice(0, q)) !== '/health') {
-    done(httpReply(method, path, unreachableHealth));
-    return;
+/** The reply to one non-gateway request. */
+export async function httpReply(method: string, url: string, e: HttpEndpoints): Promise<HttpReply> {
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+  // etcd's CORS handler answers every preflight on the client port itself, whatever the path.
+  if (method === 'OPTIONS' && e.port === 'client') return finish(e, 200, {}, '');
+  if (path === '/health') return fromReply(e, await healthReply(method, query, e));
+  if (path === '/metrics') return finish(e, 200, { 'content-type': metricsContentType }, registry.render());
+  if (e.port === 'metrics') return goError(e, 404, '404 page not found');
+  if (path === '/version') {
+    if (method !== 'GET') return goError(e, 405, 'Method Not Allowed', { allow: 'GET' });
+    return finish(e, 200, { 'content-type': 'application/json' }, versionBody);
   }
-  const h = health();
-  if (!(h instanceof Promise)) { done(httpReply(method, path, () => h)); return; }
-  h.then((r) => done(httpReply(method, path, () => r)),
-    () => done(httpReply(method, path, () => ({ health: false, reason: 'UNAVAILABLE' }))));
+  if (path === '/debug/vars' && e.debugVars) {
+    return finish(e, 200, { 'content-type': 'application/json; charset=utf-8' }, e.debugVars());
+  }
+  const probe = await probeReply(method, path, query, e);
+  if (probe !== undefined) return fromReply(e, probe);
+  return goError(e, 404, '404 page not found');
 }
 
-function unreachableHealth(): HealthReport { throw new Error('health asked for a request other than GET /health'); }
+function isGatewayPath(url: string): boolean {
+  return url.startsWith('/v3/') || url.startsWith('/v3beta/');
+}
 
 /** Request listener for the HTTP/1.1 server. */
-export function http1Handler(health: HealthSource): http.RequestListener {
+export function http1Handler(e: HttpEndpoints): http.RequestListener {
   return (req, res) => {
-    replyTo(req.method ?? 'GET', req.url ?? '/', health, (r) => {
+    const url = req.url ?? '/';
+    if (e.gateway !== undefined && e.port === 'client' && req.method !== 'OPTIONS' && isGatewayPath(url)) {
+      e.gateway(req, res);
+      return;
+    }
+    void httpReply(req.method ?? 'GET', url, e).then((r) => {
       if (res.destroyed) return;
       res.writeHead(r.status, { ...r.headers, 'content-length': String(Buffer.byteLength(r.body)) });
       res.end(r.body);
-    });
+    }).catch(() => res.destroy()); // per-request code: a failure ends this connection only
   };
 }
 
-/** Handler for non-gRPC HTTP/2 streams (h2c GET /health). */
-export function http2Handler(health: HealthSource): (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void {
+/** Handler for non-gRPC HTTP/2 streams (h2c GET /health and the other GET endpoints). */
+export function http2Handler(e: HttpEndpoints): (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void {
   return (stream, headers) => {
     stream.on('error', () => { /* client went away */ });
-    replyTo(String(headers[':method'] ?? 'GET'), String(headers[':path'] ?? '/'), health, (r) => {
+    void httpReply(String(headers[':method'] ?? 'GET'), String(headers[':path'] ?? '/'), e).then((r) => {
       if (stream.destroyed || stream.closed) return;
       stream.respond({ ':status': r.status, ...r.headers });
       stream.end(r.body);
-    });
+    }).catch(() => stream.destroy());
   };
 }

@@ -5,7 +5,11 @@
 import { GrpcCode } from '../errors/index.js';
 import type { EtcdService } from '../server/index.js';
 import { GrpcServer } from './grpc/index.js';
-import { http1Handler, http2Handler } from './http.js';
+import { http1Handler, http2Handler, type HttpEndpoints, type ProbeHost } from './http.js';
+import { etcdError } from '../errors/index.js';
+import { debugVarsBody } from './debug-vars.js';
+import { gatewayHandler } from './gateway/index.js';
+import { etcdserverpb } from '../proto/index.js';
 import { ClientListener } from './listener.js';
 import { ClientTls, type ClientTlsOptions } from './tls.js';
 import type { KeepaliveOptions } from './keepalive.js';
@@ -40,33 +44,75 @@ export interface ApiOptions {
    * root sets it from the config's apiThread, i.e. CONCORD_API_THREAD=1).
    */
   thread?: boolean;
+  /** --listen-metrics-urls: listeners serving /metrics and /health only. */
+  listenMetrics?: URL[];
+  /** --enable-grpc-gateway (default true): the JSON gateway under /v3/ on the client URLs. */
+  enableGrpcGateway?: boolean;
 }
 
 export interface Api {
   /** The URLs actually bound ("http://127.0.0.1:2379"), in the order of `listen`; port 0 resolved. */
   readonly addresses: string[];
+  /** The metrics URLs actually bound, in the order of `listenMetrics`. */
+  readonly metricsAddresses: string[];
   /** Stops accepting, ends watch-like streams, lets in-flight requests finish (bounded by closeGraceMs). */
   close(): Promise<void>;
 }
 
 export async function startApi(opts: ApiOptions): Promise<Api> {
   const { service, log } = opts;
-  if (opts.thread) {
-    if (opts.listen.some((u) => u.protocol === 'https:')) throw new Error('the worker-thread transport (CONCORD_API_THREAD=1) serves http:// client URLs only');
-    return startThreadApi({
+  if (opts.thread && opts.listen.some((u) => u.protocol === 'https:')) {
+    throw new Error('the worker-thread transport (CONCORD_API_THREAD=1) serves http:// client URLs only');
+  }
+  const health: HttpEndpoints['health'] = (q) => service.checkHealth(q);
+  const client = opts.thread
+    ? await startThreadApi({
       service, listen: opts.listen, log, closeGraceMs: opts.closeGraceMs ?? 2000,
       maxReceiveMessageBytes: service.limits.maxRequestBytes + grpcOverheadBytes,
-    });
+    })
+    : await startClientApi(opts, health);
+  // The metrics listeners run on this thread in both modes (the metrics live here).
+  const metricsEndpoints: HttpEndpoints = { port: 'metrics', health };
+  const metricsListener = new ClientListener({ onStream: http2Handler(metricsEndpoints), onRequest: http1Handler(metricsEndpoints) });
+  const metricsAddresses: string[] = [];
+  try {
+    for (const url of opts.listenMetrics ?? []) metricsAddresses.push((await metricsListener.listen(url)).origin);
+  } catch (e) {
+    await Promise.all([client.close(), metricsListener.close(0)]);
+    throw e;
   }
-  const health = (): ReturnType<EtcdService['health']> => service.health();
+  let closing: Promise<void> | undefined;
+  return {
+    addresses: client.addresses,
+    metricsAddresses,
+    close() {
+      closing ??= Promise.all([client.close(), metricsListener.close(0)]).then(() => undefined);
+      return closing;
+    },
+  };
+}
+
+/** gRPC, the HTTP endpoints and the JSON gateway on the client URLs, in this thread. */
+async function startClientApi(opts: ApiOptions, health: HttpEndpoints['health']): Promise<Omit<Api, 'metricsAddresses'>> {
+  const { service, log } = opts;
+  const endpoints: HttpEndpoints = {
+    port: 'client',
+    health,
+    probes: probeHost(service),
+    debugVars: () => debugVarsBody(service.raftStatusJson()),
+    ...(opts.enableGrpcGateway === false ? {} : { gateway: gatewayHandler(service, log) }),
+  };
   const grpc = new GrpcServer({
     maxReceiveMessageBytes: service.limits.maxRequestBytes + grpcOverheadBytes,
-    httpHandler: http2Handler(health),
+    httpHandler: http2Handler(endpoints),
   });
   registerEtcdServices(grpc, service, log);
   const hasHttps = opts.listen.some((u) => u.protocol === 'https:');
   const tls = hasHttps && opts.tls !== undefined && opts.tls.certFile !== '' ? new ClientTls(opts.tls) : undefined;
-  const listener = new ClientListener({ onStream: grpc.handleStream, onRequest: http1Handler(health), log, ...(tls ? { tls } : {}), ...(opts.keepalive ? { keepalive: opts.keepalive } : {}) });
+  const listener = new ClientListener({
+    onStream: grpc.handleStream, onRequest: http1Handler(endpoints), log,
+    ...(tls ? { tls } : {}), ...(opts.keepalive ? { keepalive: opts.keepalive } : {}),
+  });
   const addresses: string[] = [];
   try {
     for (const url of opts.listen) addresses.push((await listener.listen(url)).origin);
@@ -86,3 +132,23 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
     },
   };
 }
+
+/** etcd's request timeout for the probes' reads: 5 s plus two election timeouts (here a fixed 7 s). */
+const probeReadTimeoutMs = 7000;
+
+/** The reads and alarms /livez and /readyz check, over the service. */
+function probeHost(service: EtcdService): ProbeHost {
+  const read = (serializable: boolean) => async (): Promise<void> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(etcdError('Timeout')), probeReadTimeoutMs); });
+    try {
+      await Promise.race([service.range(probeRange(serializable)), timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  return { serializableRead: read(true), linearizableRead: read(false), activeAlarms: () => service.activeAlarms() };
+}
+
+const probeRange = (serializable: boolean): etcdserverpb.RangeRequest =>
+  etcdserverpb.RangeRequest.fromPartial({ key: Buffer.from([0]), rangeEnd: Buffer.from([0]), keysOnly: true, limit: 1, serializable });

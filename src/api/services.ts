@@ -168,6 +168,9 @@ export const encodedResponseCodec: Codec<Uint8Array> = {
   decode: () => { throw new Error('server never decodes responses'); },
 };
 
+/** etcd's bidi-streaming methods (the rest not in the table as streams are unary), for metric labels. */
+const bidiPaths = new Set(['/etcdserverpb.Watch/Watch', '/etcdserverpb.Lease/LeaseKeepAlive']);
+
 /** Registers a method table on a GrpcServer in this thread. */
 export function registerMethods(grpc: GrpcServer, table: MethodTable): void {
   for (const m of table.methods) {
@@ -189,7 +192,7 @@ export function registerMethods(grpc: GrpcServer, table: MethodTable): void {
       });
     }
   }
-  for (const u of table.unimplemented) grpc.addUnimplemented(u.path, u.message);
+  for (const u of table.unimplemented) grpc.addUnimplemented(u.path, u.message, bidiPaths.has(u.path) ? 'bidi_stream' : 'unary');
 }
 
 export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log?: Logger): void {

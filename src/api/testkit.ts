@@ -97,6 +97,9 @@ export class FakeService implements EtcdService {
     return { clusterId: 0xcdef0123456789abn, memberId: 0x8e9e05c52164694dn, revision: this.rev, raftTerm: 2 };
   }
   health(): HealthReport { return this.healthReport; }
+  async checkHealth(): Promise<HealthReport> { return this.healthReport; }
+  activeAlarms(): string[] { return []; }
+  raftStatusJson(): string { return '{}'; }
 
   async range(req: pb.RangeRequest): Promise<pb.RangeResponse> {
     await this.before?.('range', req);

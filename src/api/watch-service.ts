@@ -43,7 +43,15 @@ export interface WatchServiceOptions {
 }
 
 /** Responses are written already framed, several per write (watch-codec.ts shares event bytes among watchers). */
-type Call = ServerCall<pb.WatchRequest, Buffer>;
+type Call = WatchCall;
+
+/** What a session uses of its call: a gRPC ServerCall, or the JSON gateway's adaptor (gateway/watch.ts). */
+export type WatchCall = Pick<ServerCall<pb.WatchRequest, Buffer>, 'headers' | 'messages' | 'write' | 'finish' | 'cancelled' | 'signal'>;
+
+/** Serves one Watch stream on `call` until the client goes away or the session ends it. */
+export function serveWatchCall(call: WatchCall, opts: WatchServiceOptions): Promise<void> {
+  return new WatchSession(call, opts).run();
+}
 
 const preFramed: Codec<Buffer> = {
   encode: () => { throw new Error('watch responses are framed by the session'); },

@@ -11,7 +11,7 @@ import type { HealthReport } from '../server/index.js';
 import { BatchWriter, M2W, W2M, readBatch } from './bridge.js';
 import { GrpcServer, GrpcStatusError } from './grpc/index.js';
 import type { Codec } from './grpc/framing.js';
-import { http1Handler, http2Handler } from './http.js';
+import { http1Handler, http2Handler, type HttpEndpoints } from './http.js';
 import { ClientListener } from './listener.js';
 
 export interface WorkerConfig {
@@ -112,7 +112,9 @@ function health(): Promise<HealthReport> {
   });
 }
 
-const grpc = new GrpcServer({ maxReceiveMessageBytes: cfg.maxReceiveMessageBytes, httpHandler: http2Handler(health) });
+// This thread sees neither the server's metrics nor its probes: /health only (its query ignored).
+const endpoints: HttpEndpoints = { port: 'client', health };
+const grpc = new GrpcServer({ maxReceiveMessageBytes: cfg.maxReceiveMessageBytes, httpHandler: http2Handler(endpoints) });
 cfg.methods.forEach((m, index) => {
   if (m.kind === 'unary') {
     grpc.addUnary(m.path, rawCodec, framedCodec, (body) => new Promise<Buffer>((resolve, reject) => {
@@ -153,7 +155,7 @@ cfg.methods.forEach((m, index) => {
 });
 for (const u of cfg.unimplemented) grpc.addUnimplemented(u.path, u.message);
 
-const listener = new ClientListener({ onStream: grpc.handleStream, onRequest: http1Handler(health) });
+const listener = new ClientListener({ onStream: grpc.handleStream, onRequest: http1Handler(endpoints) });
 
 port.on('message', (m: ArrayBuffer | MainToWorker) => {
   if (m instanceof ArrayBuffer) { readBatch(m, onRecord); return; }

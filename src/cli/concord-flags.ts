@@ -179,6 +179,7 @@ const supported = new Set([
   'initial-election-tick-advance', 'quota-backend-bytes', 'max-txn-ops', 'max-request-bytes',
   'initial-advertise-peer-urls', 'advertise-client-urls', 'initial-cluster', 'initial-cluster-token',
   'initial-cluster-state', 'strict-reconfig-check', 'enable-v2', 'pre-vote', 'cert-file', 'key-file',
+  'enable-grpc-gateway', 'metrics',
   'client-cert-auth', 'trusted-ca-file', 'auto-tls', 'client-crl-file', 'client-cert-allowed-hostname',
   'cipher-suites', 'tls-min-version', 'tls-max-version', 'peer-cert-file', 'peer-key-file',
   'peer-client-cert-auth', 'peer-trusted-ca-file', 'peer-auto-tls', 'logger', 'log-output', 'log-outputs',
@@ -205,7 +206,7 @@ interface EtcdConfig {
   maxSnapFiles: number; maxWalFiles: number; snapshotCount: number; tickMs: number; electionMs: number;
   initialElectionTickAdvance: boolean; quotaBackendBytes: number; maxTxnOps: number; maxRequestBytes: number;
   clusterState: string; initialCluster: string; initialClusterToken: string; durl: string; dnsCluster: string;
-  strictReconfigCheck: boolean; enableV2: boolean; preVote: boolean;
+  strictReconfigCheck: boolean; enableV2: boolean; preVote: boolean; enableGrpcGateway: boolean; metrics: string;
   autoCompactionMode: string; autoCompactionRetention: string;
   logger: string; logLevel: string; logOutputs: string[]; deprecatedLogOutput: string[]; debug: boolean; logPkgLevels: string;
   clientTls: TlsInfo; peerTls: TlsInfo; clientAutoTls: boolean; peerAutoTls: boolean;
@@ -225,7 +226,7 @@ function newEtcdConfig(): EtcdConfig {
     maxSnapFiles: 5, maxWalFiles: 5, snapshotCount: 100000, tickMs: 100, electionMs: 1000,
     initialElectionTickAdvance: true, quotaBackendBytes: 0, maxTxnOps: 128, maxRequestBytes: 1572864,
     clusterState: 'new', initialCluster: defaultInitialCluster, initialClusterToken: 'etcd-cluster', durl: '', dnsCluster: '',
-    strictReconfigCheck: true, enableV2: false, preVote: false,
+    strictReconfigCheck: true, enableV2: false, preVote: false, enableGrpcGateway: true, metrics: 'basic',
     autoCompactionMode: '', autoCompactionRetention: '',
     logger: 'capnslog', logLevel: 'info', logOutputs: ['default'], deprecatedLogOutput: ['default'], debug: false, logPkgLevels: '',
     clientTls: { certFile: '', keyFile: '', clientCertAuth: false, trustedCaFile: '' },
@@ -302,6 +303,7 @@ function configFromCmdLine(values: Map<string, unknown>, set: Set<string>, env: 
   ec.clusterState = v('initial-cluster-state'); ec.initialCluster = v('initial-cluster');
   ec.initialClusterToken = v('initial-cluster-token'); ec.durl = v('discovery'); ec.dnsCluster = v('discovery-srv');
   ec.strictReconfigCheck = v('strict-reconfig-check'); ec.enableV2 = v('enable-v2'); ec.preVote = v('pre-vote');
+  ec.enableGrpcGateway = v('enable-grpc-gateway'); ec.metrics = v('metrics');
   ec.autoCompactionMode = v('auto-compaction-mode'); ec.autoCompactionRetention = v('auto-compaction-retention');
   ec.logger = v('logger'); ec.logLevel = v('log-level'); ec.logOutputs = v('log-outputs');
   ec.deprecatedLogOutput = v('log-output'); ec.debug = v('debug'); ec.logPkgLevels = v('log-package-levels');
@@ -441,6 +443,7 @@ function configFromFile(path: string, io: ParseIo, logs: LogRecord[]): { ec: Etc
   ec.durl = g('discovery', ec.durl); ec.dnsCluster = g('discovery-srv', ec.dnsCluster);
   ec.strictReconfigCheck = g('strict-reconfig-check', ec.strictReconfigCheck); ec.enableV2 = g('enable-v2', ec.enableV2);
   ec.preVote = g('pre-vote', ec.preVote);
+  ec.enableGrpcGateway = g('enable-grpc-gateway', ec.enableGrpcGateway); ec.metrics = g('metrics', ec.metrics);
   ec.autoCompactionMode = g('auto-compaction-mode', ec.autoCompactionMode);
   ec.autoCompactionRetention = g('auto-compaction-retention', ec.autoCompactionRetention);
   ec.logger = g('logger', ec.logger); ec.logLevel = g('log-level', ec.logLevel);
@@ -746,6 +749,8 @@ function parse(argv: readonly string[], env: Readonly<Record<string, string | un
     unsafeNoFsync: ec.unsafeNoFsync,
     enableV2: ec.enableV2,
     listenMetricsUrls: ec.metricsUrls.map(toUrl),
+    enableGrpcGateway: ec.enableGrpcGateway,
+    metrics: ec.metrics,
     // etcd applies the flag only when > 0; otherwise v3rpc's default stands.
     watchProgressNotifyIntervalMs: ec.watchProgressNotifyIntervalMs > 0 ? ec.watchProgressNotifyIntervalMs : defaultWatchProgressNotifyIntervalMs,
   };

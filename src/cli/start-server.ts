@@ -6,6 +6,7 @@
  */
 import { startApi } from '../api/index.js';
 import { clientTlsOptions } from './tls-check.js';
+import { enableHandlingTimeHistogram } from '../metrics/index.js';
 import type { Logger } from '../log/index.js';
 import { isEtcdError } from '../errors/index.js';
 import {
@@ -22,9 +23,11 @@ export interface RunningServer {
 export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
   const member = await startMember(config, log);
   const { server, store } = member;
+  if (config.metrics === 'extensive') enableHandlingTimeHistogram(); // before any method is registered
   const api = await startApi({
     service: server, listen: config.listenClientUrls, log, thread: config.apiThread ?? false, tls: clientTlsOptions(config),
     ...(config.grpcKeepalive ? { keepalive: config.grpcKeepalive } : {}),
+    listenMetrics: config.listenMetricsUrls ?? [], enableGrpcGateway: config.enableGrpcGateway ?? true,
   });
   const stopCompactor = startAutoCompaction({ config, log, server, store });
 
@@ -42,6 +45,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     if (a.startsWith('https:')) log.info('serving client traffic securely', { address: a.replace(/^https:\/\//, '') });
     else log.info('serving client traffic insecurely; this is strongly discouraged!', { address: a });
   }
+  for (const a of api.metricsAddresses) log.info('serving metrics', { address: a });
   log.info('ready to serve client requests', {});
 
   return {

@@ -14,6 +14,7 @@ import {
   type AlarmRequest, type ConfChangeV2, type ConfState, type Entry, type ResponseHeader, type Snapshot, type RequestOp, type TxnRequest,
 } from '../proto/index.js';
 import { etcdError, EtcdError } from '../errors/index.js';
+import { countView } from '../metrics/index.js';
 import type { MvccStore } from '../mvcc/index.js';
 import type { Logger } from '../log/index.js';
 import type { ApplierPort } from './ports.js';
@@ -115,17 +116,21 @@ export class Applier implements ApplierPort {
       case 'put':
         if (alarms.has(AlarmType.CORRUPT)) throw etcdError('Corrupt');
         if (alarms.has(AlarmType.NOSPACE)) throw etcdError('NoSpace');
+        countView(r.req.prevKv || r.req.ignoreValue || r.req.ignoreLease ? 1 : 0, 1, 0);
         return this.withHeader(store.put(r.req));
       case 'deleteRange':
         if (alarms.has(AlarmType.CORRUPT)) throw etcdError('Corrupt');
+        countView(r.req.prevKv ? 1 : 0, 0, 1);
         return this.withHeader(store.deleteRange(r.req));
       case 'txn':
         if (alarms.has(AlarmType.CORRUPT)) throw etcdError('Corrupt');
         if (alarms.has(AlarmType.NOSPACE) && txnHasPut(r.req)) throw etcdError('NoSpace');
         return this.withHeader(applyTxn(store, r.req));
       case 'range':
+        countView(1, 0, 0);
         return this.withHeader(store.range(r.req));
       case 'compaction': {
+        countView(1, 0, 0); // etcd reads the current revision through a read view
         // Physical removal runs in the background; a physical request waits for it.
         const done = store.compact(r.req.revision);
         return { resp: CompactionResponse.fromPartial({ header: this.d.header() }), done } satisfies CompactionResult;
@@ -166,8 +171,8 @@ export class Applier implements ApplierPort {
         }
         break;
     }
-    resp.header = this.d.header();
-    return resp;
+    return resp; // etcd's AlarmResponse carries no header
+
   }
 
   /** The v2 requests etcd 3.4 still sends through raft: member attributes and cluster version. */

@@ -54,6 +54,10 @@ export interface ServerConfig {
   grpcKeepalive?: { minTimeMs: number; intervalMs: number; timeoutMs: number };
   /** --listen-metrics-urls (default none). */
   listenMetricsUrls?: URL[];
+  /** --metrics (default basic): "extensive" adds grpc_server_handling_seconds. */
+  metrics?: string;
+  /** --enable-grpc-gateway (default true): the JSON gateway under /v3/ on the client URLs. */
+  enableGrpcGateway?: boolean;
 
   // Concord's own settings, read from the environment by cli/ (the only place that reads it).
   /** CONCORD_DEBUG_LOOP: log the Ready loop's batch sizes and WAL save latency every second. */

@@ -13,10 +13,11 @@ import {
   StatusResponse, TxnRequest, TxnResponse,
 } from '../proto/index.js';
 import { etcdError, EtcdError } from '../errors/index.js';
+import { countView, diskMetrics, serverMetrics } from '../metrics/index.js';
 import { RaftError } from '../raft/index.js';
 import type { MvccStore } from '../mvcc/index.js';
 import type { Logger } from '../log/index.js';
-import type { BackendSnapshot, EtcdService, HealthReport, WatchHost } from './service.js';
+import type { BackendSnapshot, EtcdService, HealthQuery, HealthReport, WatchHost } from './service.js';
 import type { ServerConfig } from './config.js';
 import type { RaftNode } from './raft-node.js';
 import { AlarmSet, alarmName } from './alarms.js';
@@ -30,6 +31,11 @@ import { applyTxn } from './txn.js';
 
 export { etcdServerVersion as serverVersion, etcdClusterVersion as clusterVersion } from '../version.js';
 import { etcdServerVersion as serverVersion } from '../version.js';
+
+/** etcd 3.4's /health waits this long for its QGET. */
+const healthTimeoutMs = 1000;
+/** The local read a serializable health check makes (etcd 3.5: keys only, limit 1). */
+const healthRange = RangeRequest.fromPartial({ key: Buffer.from([0]), rangeEnd: Buffer.from([0]), keysOnly: true, limit: 1, serializable: true });
 
 /** Bytes etcd adds per key when estimating a put's cost against the quota. */
 const kvOverhead = 256;
@@ -112,6 +118,7 @@ export class EtcdServer implements EtcdService {
 
   onLeaderChanged(leader: bigint, previous: bigint): void {
     if (previous === leader) return;
+    if (leader !== 0n) serverMetrics.leaderChanges.inc();
     if (leader === 0n) this.log.info('raft.node: lost leader', { 'local-member-id': idToHex(this.memberId), term: this.raft.term });
     this.reads.leaderChanged();
   }
@@ -125,7 +132,10 @@ export class EtcdServer implements EtcdService {
   private propose<T>(request: RaftRequest): Promise<T> {
     if (this.stopped) return Promise.reject(etcdError('Stopped'));
     const raft = this.raft;
-    if (raft.leader === 0n) return Promise.reject(etcdError('NoLeader'));
+    if (raft.leader === 0n) {
+      serverMetrics.proposalsFailed.inc();
+      return Promise.reject(etcdError('NoLeader'));
+    }
     if (raft.commitIndex > raft.appliedIndex + maxGapBetweenApplyAndCommitIndex) return Promise.reject(etcdError('RequestTooManyRequests'));
     const id = this.ids.next();
     const data = encodeRaftRequest(id, request);
@@ -139,6 +149,7 @@ export class EtcdServer implements EtcdService {
     } catch (e) {
       this.waits.take(id);
       if (!(e instanceof RaftError && e.code === 'ProposalDropped')) throw e;
+      serverMetrics.proposalsFailed.inc();
       return Promise.reject(etcdError('NoLeader'));
     }
     return applied;
@@ -199,6 +210,7 @@ export class EtcdServer implements EtcdService {
     if (!req.serializable) await this.linearizableBarrier();
     if (this.defragging) await this.defragging;
     const resp = this.store.range(req);
+    countView(1, 0, 0);
     resp.header = this.header();
     return resp;
   }
@@ -259,18 +271,25 @@ export class EtcdServer implements EtcdService {
   async defragment(): Promise<DefragmentResponse> {
     this.log.info('defragmenting', { path: this.store.backend.path });
     // Applies pause (exclusive) and reads wait (the file is swapped underneath them).
+    const t0 = performance.now();
     const done = this.raft.exclusive(() => this.store.backend.defrag());
+    void done.then(() => diskMetrics.defrag.observe((performance.now() - t0) / 1000), () => undefined);
     this.defragging = done.catch(() => undefined);
     try {
       await done;
     } finally {
       this.defragging = undefined;
     }
-    return DefragmentResponse.fromPartial({ header: this.header() });
+    return DefragmentResponse.fromPartial({}); // etcd answers an empty DefragmentResponse (no header)
   }
 
   /** Set while a defragmentation runs: reads wait for it. */
   private defragging: Promise<unknown> | undefined;
+
+  /** Whether a defragmentation is running (etcd_disk_defrag_inflight). */
+  get defragInflight(): boolean {
+    return this.defragging !== undefined;
+  }
 
   async hash(): Promise<HashResponse> {
     const h = this.store.hash();
@@ -318,6 +337,44 @@ export class EtcdServer implements EtcdService {
     }
     if (this.raft.leader === 0n) return { health: false, reason: 'RAFT NO LEADER' };
     return { health: true, reason: '' };
+  }
+
+  /**
+   * etcd's /health check: 3.4's (alarms, leader, then a QGET through raft within a second)
+   * with 3.5's options: alarms named in `excludedAlarms` are ignored; `serializable` skips
+   * the leader check and reads locally instead of through raft.
+   */
+  async checkHealth(q: HealthQuery): Promise<HealthReport> {
+    for (const a of this.alarms.get(AlarmType.NONE)) {
+      const name = alarmName(a.alarm);
+      if (q.excludedAlarms.has(name)) continue;
+      return { health: false, reason: `ALARM ${name}` };
+    }
+    if (q.serializable) {
+      this.store.range(healthRange);
+      return { health: true, reason: '' };
+    }
+    if (this.raft.leader === 0n) return { health: false, reason: 'RAFT NO LEADER' };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(etcdError('Timeout')), healthTimeoutMs); });
+    try {
+      await Promise.race([this.propose<void>({ kind: 'v2', req: { ID: 0n, Method: 'QGET' } }), timedOut]);
+      return { health: true, reason: '' };
+    } catch (e) {
+      if (!(e instanceof EtcdError)) throw e;
+      return { health: false, reason: `QGET ERROR:${e.message}` };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Names of the raised alarms ("NOSPACE", "CORRUPT"), for the readiness checks. */
+  activeAlarms(): string[] {
+    return this.alarms.get(AlarmType.NONE).map((a) => alarmName(a.alarm));
+  }
+
+  raftStatusJson(): string {
+    return this.raft.statusJson();
   }
 
   /** As the leader, sets the cluster version (etcd's first entry after election). */

@@ -28,6 +28,7 @@ import { EtcdServer, serverVersion } from './etcd-server.js';
 import { Applier } from './applier.js';
 import { RaftNode } from './raft-node.js';
 import { WaitRegistry } from './wait.js';
+import { bindMemberMetrics, timedWal } from './metrics.js';
 import { SnapshotPolicy } from './snapshot-policy.js';
 import type { TransportPort } from './ports.js';
 
@@ -121,7 +122,7 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
   const electionTick = Math.max(1, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
   const raft = new RaftNode({
     id: memberId, storage, applied: snapIndex, electionTick, heartbeatTick: 1, random: Math.random,
-    wal, snapshotter, transport: noPeerTransport(log), applier, log,
+    wal: timedWal(wal), snapshotter, transport: noPeerTransport(log), applier, log,
     events: {
       leaderChanged: (leader, _isLeader, previous) => server?.onLeaderChanged(leader, previous),
       readState: (ctx, index) => server?.onReadState(ctx, index),
@@ -140,6 +141,10 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs ?? defaultWatchProgressNotifyIntervalMs,
     electionTimeoutMs: config.electionTimeoutMs,
   };
+  bindMemberMetrics({
+    memberId, raft, watchable, waits, quotaBytes,
+    clusterVersion: () => applier.clusterVersion, defragging: () => server?.defragInflight ?? false,
+  });
   log.info('starting etcd server', { 'local-member-id': idToHex(memberId), 'local-server-version': serverVersion, 'cluster-version': 'to_be_decided' });
 
   // Raft learns its voters from the conf changes replayed in the first Readies, so let the

@@ -19,7 +19,7 @@
  */
 import { strict as assert } from 'node:assert';
 import {
-  RawNode, MemoryStorage, StateType, RaftError, SnapshotStatus, confChangeOfEntry, type Raft, type Ready,
+  RawNode, MemoryStorage, StateType, RaftError, SnapshotStatus, ProgressState, stateName, confChangeOfEntry, type Raft, type Ready,
 } from '../raft/index.js';
 import {
   EntryType, MessageType,
@@ -203,6 +203,17 @@ export class RaftNode {
       if (!(e instanceof RaftError)) throw e;
     }
     this.kick();
+  }
+
+  /** raft.Status as etcd's /debug/vars shows it ("raft.status"): ids in hex, states by name. */
+  statusJson(): string {
+    const st = this.raw.status();
+    const hex = (id: bigint): string => id.toString(16);
+    const progress = [...(st.progress ?? new Map())].map(([id, p]) =>
+      `"${hex(id)}":{"match":${p.match},"next":${p.next},"state":"State${ProgressState[p.state]}"}`).join(',');
+    return `{"id":"${hex(st.id)}","term":${st.hardState.term},"vote":"${hex(st.hardState.vote)}","commit":${st.hardState.commit},`
+      + `"lead":"${hex(st.softState.lead)}","raftState":"${stateName(st.softState.raftState)}","applied":${st.applied},`
+      + `"progress":{${progress}},"leadtransferee":"${hex(st.leadTransferee)}"}`;
   }
 
   /** Voters of the current configuration. */

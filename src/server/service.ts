@@ -22,6 +22,14 @@ export interface HealthReport {
   reason: string;
 }
 
+/** Options of an /health check (etcd 3.5's query parameters). */
+export interface HealthQuery {
+  /** Alarm names ("NOSPACE") that do not make the member unhealthy (?exclude=). */
+  excludedAlarms: ReadonlySet<string>;
+  /** ?serializable=true: check the local member only (no leader, no raft round). */
+  serializable: boolean;
+}
+
 /** A point-in-time copy of the backend, streamed to the client in chunks. */
 export interface BackendSnapshot {
   readonly size: number;
@@ -73,6 +81,12 @@ export interface EtcdService extends KVService, MaintenanceService, ClusterServi
   readonly watch?: WatchHost;
   header(): ResponseHeader;
   health(): HealthReport;
+  /** etcd's /health: alarms, leader, and a request through raft (see EtcdServer.checkHealth). */
+  checkHealth(q: HealthQuery): Promise<HealthReport>;
+  /** Names of the raised alarms ("NOSPACE", "CORRUPT"). */
+  activeAlarms(): string[];
+  /** raft's status as JSON, as etcd's /debug/vars shows it under "raft.status". */
+  raftStatusJson(): string;
   /** Limits the API layer enforces before a request reaches the server. */
   readonly limits: { maxTxnOps: number; maxRequestBytes: number };
 }

@@ -11,6 +11,8 @@ import {
 } from '../proto/index.js';
 import { etcdError, EtcdError } from '../errors/index.js';
 import { checkPutShape, type MvccStore, type TxnWrite } from '../mvcc/index.js';
+import { countView } from '../metrics/index.js';
+import { isTxnReadOnly } from './txn-rules.js';
 
 /** Which branch each (nested) txn takes, decided on the state before the txn. */
 interface TxnPath {
@@ -24,9 +26,20 @@ const empty = Buffer.alloc(0);
 export function applyTxn(store: MvccStore, rt: TxnRequest): TxnResponse {
   checkTxnShape(rt);
   const rv = store.currentRevision;
-  const path = compareToPath(store, rt, rv);
-  checkPuts(store, rt, path, rv);
-  checkRanges(store, rt, path, rv);
+  const compares = { evaluated: 0 };
+  const path = compareToPath(store, rt, rv, compares);
+  if (isTxnReadOnly(rt)) {
+    // etcd serves it in one read view: compares and ranges counted together.
+    checkRanges(store, rt, path, rv);
+    countView(compares.evaluated + tallyOps(rt, path).ranges, 0, 0);
+  } else {
+    // etcd's read view (compares, checks) ends before the write view starts.
+    const ops = tallyOps(rt, path);
+    countView(compares.evaluated + ops.putChecks, 0, 0);
+    checkPuts(store, rt, path, rv);
+    checkRanges(store, rt, path, rv);
+    countView(ops.ranges, ops.puts, ops.deletes);
+  }
   const { result, revision } = store.write((tx) => applyBranch(tx, rt, path));
   result.header = { clusterId: 0n, memberId: 0n, revision, raftTerm: 0 };
   return result;
@@ -41,11 +54,11 @@ function checkTxnShape(rt: TxnRequest): void {
   }
 }
 
-function compareToPath(store: MvccStore, rt: TxnRequest, rv: number): TxnPath {
-  const succeeded = rt.compare.every((c) => applyCompare(store, c, rv));
+function compareToPath(store: MvccStore, rt: TxnRequest, rv: number, compares: { evaluated: number }): TxnPath {
+  const succeeded = rt.compare.every((c) => (compares.evaluated++, applyCompare(store, c, rv)));
   const nested: TxnPath[] = [];
   for (const op of succeeded ? rt.success : rt.failure) {
-    if (op.requestTxn) nested.push(compareToPath(store, op.requestTxn, rv));
+    if (op.requestTxn) nested.push(compareToPath(store, op.requestTxn, rv, compares));
   }
   return { succeeded, nested };
 }
@@ -71,6 +84,28 @@ function applyCompare(store: MvccStore, c: Compare, rv: number): boolean {
 function* takenOps(rt: TxnRequest, path: TxnPath): Generator<[RequestOp, TxnPath | undefined]> {
   let ni = 0;
   for (const op of path.succeeded ? rt.success : rt.failure) yield [op, op.requestTxn ? path.nested[ni++] : undefined];
+}
+
+/**
+ * What the taken branches do to etcd's mvcc counters: ranges (range ops, and the previous-kv
+ * lookups of puts/deletes asking for prev_kv or ignore_*), puts, deletes, and the lookups the
+ * put checks make (ignore_value/ignore_lease).
+ */
+function tallyOps(rt: TxnRequest, path: TxnPath, t = { ranges: 0, puts: 0, deletes: 0, putChecks: 0 }): typeof t {
+  for (const [op, nested] of takenOps(rt, path)) {
+    if (op.requestTxn) tallyOps(op.requestTxn, nested!, t);
+    else if (op.requestRange) t.ranges++;
+    else if (op.requestPut) {
+      const p = op.requestPut;
+      t.puts++;
+      if (p.prevKv || p.ignoreValue || p.ignoreLease) t.ranges++;
+      if (p.ignoreValue || p.ignoreLease) t.putChecks++;
+    } else if (op.requestDeleteRange) {
+      t.deletes++;
+      if (op.requestDeleteRange.prevKv) t.ranges++;
+    }
+  }
+  return t;
 }
 
 function checkPuts(store: MvccStore, rt: TxnRequest, path: TxnPath, rv: number): void {

@@ -23,6 +23,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { diskMetrics } from '../metrics/index.js';
 
 /** etcd's buckets (mvcc/kvstore.go, lease, auth, membership, alarm), one LMDB database each. */
 export const DB_NAMES = [
@@ -295,6 +296,7 @@ export class Backend {
     // All of these are issued in this one event turn, so lmdb-js (eventTurnBatching) commits
     // them in one transaction, in order; the last promise settles when that commit does.
     let last: Promise<boolean> | undefined;
+    const t0 = performance.now();
     for (let i = 0; i < batch.length; i++) {
       const db = this.dbs[i];
       for (const w of batch[i].values()) last = w.value === null ? db.remove(w.key) : db.put(w.key, w.value);
@@ -302,6 +304,7 @@ export class Backend {
     const rec: Inflight = { batch, done: Promise.resolve() };
     rec.done = last!.then(
       () => {
+        diskMetrics.backendCommit.observe((performance.now() - t0) / 1000);
         // Make the next LMDB read see this commit before the buffer stops covering it.
         this.env.resetReadTxn();
         const k = this.inflight.indexOf(rec);

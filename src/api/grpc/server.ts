@@ -14,6 +14,7 @@
  */
 import http2 from 'node:http2';
 import { GrpcCode } from '../../errors/index.js';
+import { grpcMethodMetrics, recordHandled, type GrpcMethodMetrics, type GrpcType } from '../../metrics/index.js';
 import { Codec, MessageReader, MessageSink, frameMessage } from './framing.js';
 import { maxChunkBytes, writePaced } from './paced-writer.js';
 import { GrpcStatusError, encodeGrpcMessage, parseGrpcTimeout, statusOf, unmarshalError } from './status.js';
@@ -35,6 +36,8 @@ interface MethodDef {
   readonly requestCodec: Codec<any>;
   readonly responseCodec: Codec<any>;
   readonly handler: (...args: any[]) => unknown;
+  /** grpc_server_* series of this method (shared with the JSON gateway). */
+  readonly metrics: GrpcMethodMetrics;
 }
 
 export interface GrpcServerOptions {
@@ -93,6 +96,17 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
 
   get path(): string { return this.def.path; }
 
+  /** Set when the handler is invoked: grpc_server_started_total counted, handled_total will be. */
+  private started = false;
+  private startedAtMs = 0;
+
+  /** @internal */
+  markStarted(): void {
+    this.started = true;
+    this.def.metrics.started.inc();
+    if (this.def.metrics.handling !== undefined) this.startedAtMs = performance.now();
+  }
+
   /** Aborted when the call is cancelled (client RST_STREAM, deadline, server shutdown). Created on first use. */
   get signal(): AbortSignal {
     if (this.abortController === undefined) {
@@ -135,6 +149,7 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   finish(code: GrpcCode, message: string): void {
     if (this.ended) return;
     this.ended = true;
+    if (this.started) recordHandled(this.def.metrics, code, this.startedAtMs);
     this.clearTimer();
     this.server.untrack(this);
     const stream = this.stream;
@@ -176,6 +191,7 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
       return;
     }
     if (this.refuseOversize(buf)) return;
+    if (this.started) recordHandled(this.def.metrics, GrpcCode.OK, this.startedAtMs);
     stream.respond(okHeaders, respondWithTrailers);
     if (buf.length <= maxChunkBytes) { stream.end(buf); return; }
     void writePaced(stream, buf).then((whole) => { if (whole) stream.end(); });
@@ -311,6 +327,7 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
 }
 
 async function runUnary(call: ServerCall<any, any>, req: unknown): Promise<void> {
+  call.markStarted();
   try {
     const res = await (call as any).def.handler(req, call);
     call.sendUnary(res);
@@ -321,6 +338,7 @@ async function runUnary(call: ServerCall<any, any>, req: unknown): Promise<void>
 }
 
 async function runServerStream(call: ServerCall<any, any>, req: unknown): Promise<void> {
+  call.markStarted();
   try {
     await (call as any).def.handler(req, call);
     call.finish(GrpcCode.OK, '');
@@ -331,6 +349,7 @@ async function runServerStream(call: ServerCall<any, any>, req: unknown): Promis
 }
 
 async function runBidi(call: ServerCall<any, any>): Promise<void> {
+  call.markStarted();
   try {
     await (call as any).def.handler(call);
     call.finish(GrpcCode.OK, '');
@@ -382,20 +401,23 @@ export class GrpcServer {
   }
 
   addUnary<Req, Res>(path: string, req: Codec<Req>, res: Codec<Res>, handler: UnaryHandler<Req, Res>): void {
-    this.add({ kind: 'unary', path, requestCodec: req, responseCodec: res, handler });
+    this.add({ kind: 'unary', path, requestCodec: req, responseCodec: res, handler, metrics: grpcMethodMetrics(path, 'unary') });
   }
 
   addServerStream<Req, Res>(path: string, req: Codec<Req>, res: Codec<Res>, handler: ServerStreamHandler<Req, Res>): void {
-    this.add({ kind: 'serverStream', path, requestCodec: req, responseCodec: res, handler });
+    this.add({ kind: 'serverStream', path, requestCodec: req, responseCodec: res, handler, metrics: grpcMethodMetrics(path, 'server_stream') });
   }
 
   addBidi<Req, Res>(path: string, req: Codec<Req>, res: Codec<Res>, handler: BidiHandler<Req, Res>): void {
-    this.add({ kind: 'bidi', path, requestCodec: req, responseCodec: res, handler });
+    this.add({ kind: 'bidi', path, requestCodec: req, responseCodec: res, handler, metrics: grpcMethodMetrics(path, 'bidi_stream') });
   }
 
-  /** A method that exists in the API but is not served yet: answers Unimplemented with `message`. */
-  addUnimplemented(path: string, message: string): void {
-    this.add({ kind: 'bidi', path, requestCodec: nullCodec, responseCodec: nullCodec, handler: () => {
+  /**
+   * A method that exists in the API but is not served yet: answers Unimplemented with
+   * `message`. `type` is the method's real kind, for its grpc_server_* labels.
+   */
+  addUnimplemented(path: string, message: string, type: GrpcType = 'unary'): void {
+    this.add({ kind: 'bidi', path, requestCodec: nullCodec, responseCodec: nullCodec, metrics: grpcMethodMetrics(path, type), handler: () => {
       throw new GrpcStatusError(GrpcCode.Unimplemented, message);
     } });
   }

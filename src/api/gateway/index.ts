@@ -1,0 +1,169 @@
+/**
+ * The JSON gateway etcd serves under /v3/ (and /v3beta/) on its client URLs: grpc-gateway v1
+ * in front of the v3 gRPC API. Each call goes through the same bytes-in, bytes-out method
+ * table as gRPC (services.ts etcdMethods): JSON → request message → bytes → method → bytes →
+ * response message → JSON, so the gateway and gRPC cannot disagree. Unary answers are one
+ * JSON object; server streams (snapshot) and Watch are chunked lines of {"result":...}
+ * (watch.ts). Errors are grpc-gateway's {"error","message","code"} with its HTTP status.
+ */
+import type http from 'node:http';
+import { GrpcCode } from '../../errors/index.js';
+import type { Logger } from '../../log/index.js';
+import { grpcMethodMetrics, recordHandled, type GrpcMethodMetrics } from '../../metrics/index.js';
+import type { EtcdService } from '../../server/index.js';
+import { statusOf } from '../grpc/index.js';
+import { etcdMethods, type EtcdMethod } from '../services.js';
+import { BadJsonError, messageFromJson, messageToJson } from './json.js';
+import { routes, type Route } from './routes.js';
+import { serveWatch } from './watch.js';
+import { calledHeaders, jsonError, plainError, streamErrorLine } from './replies.js';
+
+export interface GatewayOptions {
+  /** Largest request body read, in bytes; past it the call fails as gRPC's receive limit would. */
+  maxBodyBytes: number;
+  /** Bytes of request bodies buffered at once across all gateway requests; past it new bytes are refused. */
+  maxBufferedBodyBytes: number;
+}
+
+/** Bytes of request bodies held right now, shared by every request of one gateway. */
+interface BodyBudget { usedBytes: number; readonly maxBytes: number }
+
+type Target =
+  | { kind: 'method'; route: Route; method: EtcdMethod; metrics: GrpcMethodMetrics }
+  | { kind: 'unimplemented'; route: Route; message: string; metrics: GrpcMethodMetrics }
+  | { kind: 'watch'; route: Route };
+
+export function gatewayHandler(service: EtcdService, log?: Logger, opts?: Partial<GatewayOptions>): http.RequestListener {
+  const table = etcdMethods(service, log);
+  const byPath = new Map(table.methods.map((m) => [m.path, m]));
+  const missing = new Map(table.unimplemented.map((u) => [u.path, u.message]));
+  // gRPC's receive limit (etcd: max-request-bytes + 512 KiB), applied to the encoded request.
+  const maxMessageBytes = service.limits.maxRequestBytes + 512 * 1024;
+  // JSON carries bytes as base64 (4/3) plus field names: twice the gRPC limit is ample.
+  const maxBodyBytes = opts?.maxBodyBytes ?? 2 * maxMessageBytes;
+  const budget: BodyBudget = { usedBytes: 0, maxBytes: opts?.maxBufferedBodyBytes ?? 16 * maxBodyBytes };
+  const targets = new Map<string, Target>();
+  for (const [path, route] of routes) {
+    const method = byPath.get(route.grpcPath);
+    const type = method?.kind === 'serverStream' ? 'server_stream' : 'unary';
+    if (method) targets.set(path, { kind: 'method', route, method, metrics: grpcMethodMetrics(route.grpcPath, type) });
+    else if (route.grpcPath === '/etcdserverpb.Watch/Watch' && service.watch) targets.set(path, { kind: 'watch', route });
+    else {
+      const streaming = route.grpcPath.endsWith('/Watch') || route.grpcPath.endsWith('/LeaseKeepAlive');
+      const message = missing.get(route.grpcPath) ?? `unknown method ${route.grpcPath}`;
+      targets.set(path, { kind: 'unimplemented', route, message, metrics: grpcMethodMetrics(route.grpcPath, streaming ? 'bidi_stream' : 'unary') });
+    }
+  }
+
+  /** A bug met while serving one request ends that request's connection, never the process. */
+  const failed = (res: http.ServerResponse) => (e: unknown): void => {
+    log?.error('gateway request failed; closing its connection', { error: e instanceof Error ? e.message : String(e) });
+    res.destroy();
+  };
+
+  return (req, res) => {
+    res.on('error', () => { /* the client went away */ });
+    const url = (req.url ?? '/').split('?')[0]!;
+    const path = url.startsWith('/v3beta/') ? '/v3/' + url.slice('/v3beta/'.length) : url;
+    const target = targets.get(path);
+    if (target === undefined) { plainError(res, 404, 'Not Found'); req.resume(); return; }
+    if (req.method !== 'POST') { plainError(res, 405, 'Method Not Allowed'); req.resume(); return; }
+    if (target.kind === 'watch') {
+      serveWatch(req, res, { host: service.watch!, header: () => service.header(), fragmentAtBytes: service.limits.maxRequestBytes + 512 * 1024, maxBodyBytes }, failed(res));
+      return;
+    }
+    readBody(req, maxBodyBytes, budget).then(
+      (body) => call(target, body, res, maxMessageBytes),
+      (e: unknown) => jsonError(res, GrpcCode.ResourceExhausted, (e as Error).message, false),
+    ).catch(failed(res));
+  };
+}
+
+async function call(target: Exclude<Target, { kind: 'watch' }>, body: string, res: http.ServerResponse, maxMessageBytes: number): Promise<void> {
+  let request: Buffer;
+  try {
+    request = Buffer.from(target.route.request.encode(messageFromJson(target.route.request, body)).finish());
+  } catch (e) {
+    if (!(e instanceof BadJsonError)) throw e;
+    jsonError(res, GrpcCode.InvalidArgument, e.message, false);
+    return;
+  }
+  if (request.length > maxMessageBytes) {
+    // grpc-go refuses it while reading, before any interceptor (so no grpc_server_* count).
+    jsonError(res, GrpcCode.ResourceExhausted, `grpc: received message larger than max (${request.length} vs. ${maxMessageBytes})`, true);
+    return;
+  }
+  target.metrics.started.inc();
+  const startedAtMs = performance.now();
+  if (target.kind === 'unimplemented') {
+    recordHandled(target.metrics, GrpcCode.Unimplemented, startedAtMs);
+    jsonError(res, GrpcCode.Unimplemented, target.message, true);
+    return;
+  }
+  const { method, metrics, route } = target;
+  try {
+    if (method.kind === 'unary') {
+      const reply = messageToJson(route.response, route.response.decode(await method.run(request)));
+      recordHandled(metrics, GrpcCode.OK, startedAtMs);
+      if (res.destroyed) return;
+      res.writeHead(200, { ...calledHeaders, 'content-length': String(Buffer.byteLength(reply)) });
+      res.end(reply);
+      return;
+    }
+    await streamResults(method.open(request), route, res);
+    recordHandled(metrics, GrpcCode.OK, startedAtMs);
+  } catch (e) {
+    const [code, message] = statusOf(e);
+    recordHandled(metrics, code, startedAtMs);
+    if (res.headersSent) { res.end(streamErrorLine(code, message)); return; }
+    jsonError(res, code, message, true);
+  }
+}
+
+/** A server stream as grpc-gateway forwards it: one {"result":...} line per message, written as the client reads. */
+async function streamResults(messages: AsyncGenerator<Uint8Array, void, undefined>, route: Route, res: http.ServerResponse): Promise<void> {
+  const gone = new Promise<void>((resolve) => res.once('close', resolve));
+  try {
+    for (;;) {
+      const next = await Promise.race([messages.next(), gone.then(() => undefined)]);
+      if (next === undefined || next.done || res.destroyed) return;
+      if (!res.headersSent) res.writeHead(200, { ...calledHeaders, 'transfer-encoding': 'chunked' });
+      const line = `{"result":${messageToJson(route.response, route.response.decode(next.value))}}\n`;
+      if (!res.write(line)) await Promise.race([new Promise((r) => res.once('drain', r)), gone]);
+    }
+  } finally {
+    await messages.return(undefined);
+    if (!res.writableEnded) res.end();
+  }
+}
+
+/**
+ * The request body as text, refused past `maxBytes`, or when all requests together hold
+ * `budget.maxBytes` (the bytes are given back once the body is decoded or refused).
+ */
+function readBody(req: http.IncomingMessage, maxBytes: number, budget: BodyBudget): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    const release = (): void => { budget.usedBytes -= bytes; bytes = 0; };
+    const refuse = (message: string): void => {
+      release();
+      req.removeAllListeners('data');
+      req.resume();
+      reject(new Error(message));
+    };
+    req.on('data', (c: Buffer) => {
+      bytes += c.length;
+      budget.usedBytes += c.length;
+      if (bytes > maxBytes) { refuse(`grpc: received message larger than max (${bytes} vs. ${maxBytes})`); return; }
+      if (budget.usedBytes > budget.maxBytes) { refuse('etcdserver: too many requests'); return; }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      release();
+      resolve(text);
+    });
+    req.on('error', (e) => { release(); reject(e); });
+  });
+}

@@ -1,0 +1,49 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Registry, goFloat } from './registry.js';
+
+test('goFloat writes numbers as Go\'s strconv.FormatFloat(v, \'g\', -1, 64)', () => {
+  const cases: Array<[number, string]> = [
+    [0, '0'], [1, '1'], [-3, '-3'], [20480, '20480'], [999999, '999999'], [1e6, '1e+06'],
+    [2147483648, '2.147483648e+09'], [24805376, '2.4805376e+07'], [0.001, '0.001'], [0.0001, '0.0001'],
+    [0.00001, '1e-05'], [0.011285944000000001, '0.011285944000000001'], [1.8446744073709552e19, '1.8446744073709552e+19'],
+    [Infinity, '+Inf'], [-Infinity, '-Inf'], [NaN, 'NaN'], [1.7960945396e9, '1.7960945396e+09'],
+  ];
+  for (const [v, want] of cases) assert.equal(goFloat(v), want, String(v));
+});
+
+test('render: families sorted by name, series by label values, histograms cumulative with +Inf', () => {
+  const r = new Registry();
+  const c = r.counter('b_total', 'B things.', ['code', 'method']);
+  c.labels('OK', 'Range').inc(2);
+  c.labels('Aborted', 'Range').inc();
+  const h = r.histogram('a_seconds', 'A latency.', [0.001, 0.002]).labels();
+  h.observe(0.0005);
+  h.observe(0.0015);
+  h.observe(3);
+  r.collected('c_gauge', 'C "now".\nsecond line', 'gauge', () => 7, { v: 'x"y' });
+  assert.equal(r.render(), [
+    '# HELP a_seconds A latency.',
+    '# TYPE a_seconds histogram',
+    'a_seconds_bucket{le="0.001"} 1',
+    'a_seconds_bucket{le="0.002"} 2',
+    'a_seconds_bucket{le="+Inf"} 3',
+    'a_seconds_sum 3.002',
+    'a_seconds_count 3',
+    '# HELP b_total B things.',
+    '# TYPE b_total counter',
+    'b_total{code="Aborted",method="Range"} 1',
+    'b_total{code="OK",method="Range"} 2',
+    '# HELP c_gauge C "now".\\nsecond line',
+    '# TYPE c_gauge gauge',
+    'c_gauge{v="x\\"y"} 7',
+    '',
+  ].join('\n'));
+});
+
+test('a name registered twice, or the wrong number of label values, is a programming error', () => {
+  const r = new Registry();
+  const f = r.counter('x_total', 'X.', ['a']);
+  assert.throws(() => r.counter('x_total', 'X.'), /registered twice/);
+  assert.throws(() => f.labels(), /0 label values for 1 labels/);
+});

@@ -1,0 +1,192 @@
+/**
+ * A small Prometheus registry: counters, gauges and histograms, each a family of series told
+ * apart by label values, rendered in the text exposition format (0.0.4) as Go's client_golang
+ * renders it (families sorted by name, series by label values, Go's float formatting), so a
+ * scrape of Concord reads like a scrape of etcd.
+ *
+ * Recording costs a field increment: a series is looked up once (`labels(...)` at wiring
+ * time, kept by the caller) and then `inc()`/`observe()` touch only numbers. Gauges whose
+ * value lives elsewhere (raft's commit index, the backend's size) are read at scrape time
+ * through a callback instead of being copied on every change.
+ */
+
+export type MetricType = 'counter' | 'gauge' | 'histogram';
+
+export class Counter {
+  value = 0;
+  inc(by = 1): void {
+    this.value += by;
+  }
+}
+
+export class Gauge {
+  value = 0;
+  set(v: number): void {
+    this.value = v;
+  }
+  inc(by = 1): void {
+    this.value += by;
+  }
+  dec(by = 1): void {
+    this.value -= by;
+  }
+}
+
+export class Histogram {
+  /** counts[i] = observations <= upperBounds[i] (not cumulative; rendering accumulates). */
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+  constructor(readonly upperBounds: readonly number[]) {
+    this.counts = new Float64Array(upperBounds.length);
+  }
+  observe(v: number): void {
+    const b = this.upperBounds;
+    for (let i = 0; i < b.length; i++) {
+      if (v <= b[i]!) { this.counts[i]!++; break; }
+    }
+    this.sum += v;
+    this.count++;
+  }
+}
+
+type Series = Counter | Gauge | Histogram;
+
+/** One metric name: its help, type, label names and the series created so far. */
+export class Family<S extends Series> {
+  private readonly series = new Map<string, { values: readonly string[]; s: S }>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: MetricType,
+    readonly labelNames: readonly string[],
+    private readonly make: () => S,
+    /** Read at scrape time instead of a stored value (gauges only). */
+    readonly collect?: () => Array<{ values: readonly string[]; value: number }>,
+  ) {}
+
+  /** The series for these label values (created at 0 the first time). Keep it; do not call per request. */
+  labels(...values: string[]): S {
+    if (values.length !== this.labelNames.length) {
+      throw new Error(`metric ${this.name}: ${values.length} label values for ${this.labelNames.length} labels`);
+    }
+    const key = values.join('\u0000');
+    let e = this.series.get(key);
+    if (e === undefined) {
+      e = { values, s: this.make() };
+      this.series.set(key, e);
+    }
+    return e.s;
+  }
+
+  /** The series, sorted by label values as client_golang writes them. */
+  entries(): Array<{ values: readonly string[]; s: S }> {
+    return [...this.series.values()].sort((a, b) => compareValues(a.values, b.values));
+  }
+}
+
+function compareValues(a: readonly string[], b: readonly string[]): number {
+  for (let i = 0; i < a.length; i++) {
+    if (a[i]! < b[i]!) return -1;
+    if (a[i]! > b[i]!) return 1;
+  }
+  return 0;
+}
+
+export class Registry {
+  private readonly families = new Map<string, Family<Series>>();
+
+  counter(name: string, help: string, labelNames: readonly string[] = []): Family<Counter> {
+    return this.add(new Family(name, help, 'counter', labelNames, () => new Counter()));
+  }
+
+  gauge(name: string, help: string, labelNames: readonly string[] = []): Family<Gauge> {
+    return this.add(new Family(name, help, 'gauge', labelNames, () => new Gauge()));
+  }
+
+  /** A gauge (or counter) whose value is read from `read` at each scrape. Replaces an earlier one of that name. */
+  collected(name: string, help: string, type: 'gauge' | 'counter', read: () => number, labels: Record<string, string> = {}): void {
+    const names = Object.keys(labels);
+    const values = names.map((n) => labels[n]!);
+    this.collectedRows(name, help, names, () => [{ values, value: read() }], type);
+  }
+
+  /** A family whose series are all read from `rows` at each scrape (none: the family is not shown). */
+  collectedRows(name: string, help: string, labelNames: readonly string[],
+    rows: () => Array<{ values: readonly string[]; value: number }>, type: 'gauge' | 'counter' = 'gauge'): void {
+    this.families.delete(name);
+    this.add(new Family(name, help, type, labelNames, () => new Gauge(), rows));
+  }
+
+  histogram(name: string, help: string, upperBounds: readonly number[], labelNames: readonly string[] = []): Family<Histogram> {
+    return this.add(new Family(name, help, 'histogram', labelNames, () => new Histogram(upperBounds)));
+  }
+
+  private add<S extends Series>(f: Family<S>): Family<S> {
+    if (this.families.has(f.name)) throw new Error(`metric ${f.name} registered twice`);
+    this.families.set(f.name, f as unknown as Family<Series>);
+    return f;
+  }
+
+  /** The text exposition format, families sorted by name (promhttp's order). */
+  render(): string {
+    const out: string[] = [];
+    for (const name of [...this.families.keys()].sort()) {
+      const f = this.families.get(name)!;
+      const rows = renderFamily(f);
+      if (rows.length === 0) continue; // client_golang skips a family with no series
+      out.push(`# HELP ${name} ${escapeHelp(f.help)}`, `# TYPE ${name} ${f.type}`, ...rows);
+    }
+    return out.join('\n') + '\n';
+  }
+}
+
+function renderFamily(f: Family<Series>): string[] {
+  const rows: string[] = [];
+  if (f.collect) {
+    for (const { values, value } of f.collect()) rows.push(`${f.name}${labelText(f.labelNames, values)} ${goFloat(value)}`);
+    return rows;
+  }
+  for (const { values, s } of f.entries()) {
+    if (s instanceof Histogram) {
+      let cumulative = 0;
+      for (let i = 0; i < s.upperBounds.length; i++) {
+        cumulative += s.counts[i]!;
+        rows.push(`${f.name}_bucket${labelText([...f.labelNames, 'le'], [...values, goFloat(s.upperBounds[i]!)])} ${goFloat(cumulative)}`);
+      }
+      rows.push(`${f.name}_bucket${labelText([...f.labelNames, 'le'], [...values, '+Inf'])} ${goFloat(s.count)}`);
+      rows.push(`${f.name}_sum${labelText(f.labelNames, values)} ${goFloat(s.sum)}`);
+      rows.push(`${f.name}_count${labelText(f.labelNames, values)} ${goFloat(s.count)}`);
+    } else {
+      rows.push(`${f.name}${labelText(f.labelNames, values)} ${goFloat(s.value)}`);
+    }
+  }
+  return rows;
+}
+
+function labelText(names: readonly string[], values: readonly string[]): string {
+  if (names.length === 0) return '';
+  return '{' + names.map((n, i) => `${n}="${escapeLabel(values[i]!)}"`).join(',') + '}';
+}
+
+const escapeHelp = (s: string): string => s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+const escapeLabel = (s: string): string => s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+
+/**
+ * A float as Go's strconv.FormatFloat(v, 'g', -1, 64) writes it (client_golang's format):
+ * shortest round-trip digits; exponent form (two-digit exponent at least) when the decimal
+ * exponent is below -4 or at least 6, e.g. 20480, 2.147483648e+09, 1e-05.
+ */
+export function goFloat(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  if (v === 0) return Object.is(v, -0) ? '-0' : '0';
+  const [mant, expText] = v.toExponential().split('e') as [string, string];
+  const exp = Number(expText);
+  if (exp < -4 || exp >= 6) {
+    const e = Math.abs(exp);
+    return `${mant}e${exp < 0 ? '-' : '+'}${e < 10 ? '0' : ''}${e}`;
+  }
+  return String(v);
+}
