@@ -7,7 +7,7 @@
  * - `BoltReader`: a bounds-checked reader over any `ByteSource` (`bufferSource`,
  *   `fileSource`); a damaged file gives `BoltFormatError`, never a crash or a hang.
  */
-export { planBoltFile, BoltSourceChangedError } from './writer.js';
+export { planBoltFile, planBoltFileAsync, BoltSourceChangedError } from './writer.js';
 export type { BoltBucketSource, BoltFilePlan, BoltWriterOptions } from './writer.js';
 export { BoltReader, BoltFormatError, bufferSource, fileSource, maxDepth } from './reader.js';
 export type { BoltEntry, ByteSource } from './reader.js';

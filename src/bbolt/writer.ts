@@ -61,6 +61,31 @@ const pagesFor = (bytes: number, pageSize: number): number => Math.ceil(bytes / 
 
 /** Plans a bbolt file holding `buckets` (top-level buckets, any order) and returns its page stream. */
 export function planBoltFile(buckets: readonly BoltBucketSource[], opts: BoltWriterOptions = {}): BoltFilePlan {
+  const steps = planSteps(buckets, opts);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * planBoltFile without holding the event loop for the whole first pass: it yields to the
+ * loop (setImmediate) every planStepEntries entries, so a server keeps serving meanwhile.
+ */
+export async function planBoltFileAsync(buckets: readonly BoltBucketSource[], opts: BoltWriterOptions = {}): Promise<BoltFilePlan> {
+  const steps = planSteps(buckets, opts);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Entries planned between two yields of planSteps. */
+const planStepEntries = 4096;
+
+/** The first pass as a generator: yields now and then (see planBoltFileAsync), returns the plan. */
+function* planSteps(buckets: readonly BoltBucketSource[], opts: BoltWriterOptions): Generator<void, BoltFilePlan, undefined> {
   const pageSize = opts.pageSize ?? defaultPageSize;
   if (pageSize < 512 || (pageSize & (pageSize - 1)) !== 0) throw new RangeError(`bbolt writer: page size ${pageSize} is not a power of two >= 512`);
   const txid = opts.txid ?? 2;
@@ -71,7 +96,8 @@ export function planBoltFile(buckets: readonly BoltBucketSource[], opts: BoltWri
   }
   let next = 3; // 0, 1: meta; 2: freelist
   const alloc = (n: number): number => { const id = next; next += n; return id; };
-  const plans = sorted.map((source) => planBucket(source, pageSize, alloc));
+  const plans: BucketPlan[] = [];
+  for (const source of sorted) plans.push(yield* planBucket(source, pageSize, alloc));
   const rootElements: LeafElement[] = plans.map((p) => ({ flags: bucketLeafFlag, key: p.source.name, value: bucketValue(p) }));
   const rootTree = planTree(groupInMemory(rootElements, pageSize), pageSize, alloc);
   const pgid = next;
@@ -103,14 +129,16 @@ function bucketValue(p: BucketPlan): Buffer {
 }
 
 /** First pass over one bucket: leaf boundaries, inline or not, page ids. */
-function planBucket(source: BoltBucketSource, pageSize: number, alloc: (n: number) => number): BucketPlan {
+function* planBucket(source: BoltBucketSource, pageSize: number, alloc: (n: number) => number): Generator<void, BucketPlan, undefined> {
   const maxInlineBytes = pageSize / 4;
   const groups: { count: number; bytes: number; firstKey: Buffer }[] = [];
   let small: LeafElement[] | undefined = [];
   let smallBytes = pageHeaderBytes;
   let prev: Buffer | undefined;
   let cur = { count: 0, bytes: pageHeaderBytes, firstKey: Buffer.alloc(0) };
+  let seen = 0;
   for (const [key, value] of source.entries()) {
+    if (++seen % planStepEntries === 0) yield;
     if (key.length === 0) throw new Error('bbolt writer: empty key');
     if (prev && Buffer.compare(prev, key) >= 0) throw new Error('bbolt writer: keys not in strictly increasing order');
     const size = elementBytes + key.length + value.length;
