@@ -17,6 +17,8 @@ export interface RestoreOptions extends NewMemberConfig {
   snapshotPath: string;
   skipHashCheck: boolean;
   log: Logger;
+  /** Entries added to the key bucket after the snapshot's (point-in-time recovery's replayed events). */
+  extraKeyEntries?: Iterable<readonly [Buffer, Buffer]>;
   /** Called as the data is copied (bytes of keys and values so far, of about `totalBytes`). */
   progress?: (doneBytes: number, totalBytes: number) => void;
 }
@@ -57,6 +59,15 @@ async function copyData(reader: BoltReader, backend: Backend, o: RestoreOptions,
   const known = new Set<string>(DB_NAMES);
   let done = 0;
   let sinceCommit = 0;
+  const put = async (db: DbName, key: Buffer, value: Buffer): Promise<void> => {
+    backend.put(db, key, value);
+    done += key.length + value.length;
+    if (++sinceCommit === commitEveryEntries) {
+      sinceCommit = 0;
+      await backend.forceCommit();
+      o.progress?.(done, totalBytes);
+    }
+  };
   for (const nameBytes of reader.bucketNames()) {
     const name = nameBytes.toString('latin1');
     if (!known.has(name)) {
@@ -66,15 +77,10 @@ async function copyData(reader: BoltReader, backend: Backend, o: RestoreOptions,
     if (name === 'members' || name === 'members_removed' || name === 'alarm') continue;
     for (const e of reader.bucket(nameBytes)!) {
       if (e.isBucket || (name === 'meta' && raftPositionKeys.has(e.key.toString('latin1')))) continue;
-      backend.put(name as DbName, Buffer.from(e.key), Buffer.from(e.value));
-      done += e.key.length + e.value.length;
-      if (++sinceCommit === commitEveryEntries) {
-        sinceCommit = 0;
-        await backend.forceCommit();
-        o.progress?.(done, totalBytes);
-      }
+      await put(name as DbName, Buffer.from(e.key), Buffer.from(e.value));
     }
   }
+  for (const [key, value] of o.extraKeyEntries ?? []) await put('key', key, value);
   o.progress?.(totalBytes, totalBytes);
 }
 

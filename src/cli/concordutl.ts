@@ -6,15 +6,20 @@
  *   concordutl snapshot restore <file> [--data-dir D] [--wal-dir W] [--name N]
  *       [--initial-cluster C] [--initial-cluster-token T] [--initial-advertise-peer-urls U]
  *       [--skip-hash-check]
+ *   concordutl backup start --endpoints URL --dir D [--snapshot-interval 30m] [--segment-interval 10s]
+ *   concordutl backup restore --from D --to-revision R [--data-dir ...and snapshot restore's flags]
  *   concordutl version
+ *
+ * `backup` goes beyond etcd (the seed's continuous backup, backup/continuous.ts): it runs
+ * until SIGINT/SIGTERM, then writes the events it holds and exits 0.
  *
  * bin/concordutl.js calls main(); importing the module runs nothing.
  */
-import { restoreSnapshot } from '../backup/index.js';
+import { restoreSnapshot, restoreToRevision, ContinuousBackup } from '../backup/index.js';
 import { snapshotStatus, type SnapshotStatus } from '../snapshot/index.js';
 import { createLogger } from '../log/index.js';
 import { etcdVersion } from './version.js';
-import { parseEtcdUrls, parseUrlsMap } from './go-flags.js';
+import { parseEtcdUrls, parseGoDuration, parseUrlsMap } from './go-flags.js';
 
 /** etcdctl's exit codes (ctlv3/command/error.go). */
 const exitError = 1;
@@ -51,6 +56,18 @@ async function run(argv: readonly string[]): Promise<void> {
     await restore(rest[0]!, flags);
     return;
   }
+  if (cmd === 'backup' && sub === 'start') {
+    await runBackup(flags);
+    return;
+  }
+  if (cmd === 'backup' && sub === 'restore') {
+    const from = flags.get('from');
+    const to = Number(flags.get('to-revision'));
+    if (!from || !Number.isSafeInteger(to) || to <= 0) throw new CommandError('backup restore requires --from DIR and --to-revision N (> 0)', exitBadArgs);
+    const { snapshotPath: _unused, skipHashCheck: _skip, ...member } = restoreOptions('', flags);
+    await restoreToRevision({ ...member, from, toRevision: to });
+    return;
+  }
   throw new CommandError(`unknown command ${JSON.stringify(positional.join(' '))}; usage: concordutl snapshot status|restore <file> [flags], concordutl version`, exitBadArgs);
 }
 
@@ -73,7 +90,30 @@ function parseArgs(argv: readonly string[], bools: ReadonlySet<string>): { posit
   return { positional, flags };
 }
 
+async function runBackup(flags: Map<string, string>): Promise<void> {
+  const dir = flags.get('dir');
+  const endpoint = (flags.get('endpoints') ?? '127.0.0.1:2379').split(',')[0]!;
+  if (!dir) throw new CommandError('backup start requires --dir', exitBadArgs);
+  const backup = new ContinuousBackup({
+    endpoint, dir,
+    snapshotIntervalMs: parseGoDuration(flags.get('snapshot-interval') ?? '30m'),
+    segmentIntervalMs: parseGoDuration(flags.get('segment-interval') ?? '10s'),
+    log: createLogger({ caller: false }),
+  });
+  const stop = () => backup.stop();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  await backup.run();
+}
+
 async function restore(file: string, flags: Map<string, string>): Promise<void> {
+  const progress = process.stderr.isTTY ? progressBar('restoring') : undefined;
+  await restoreSnapshot({ ...restoreOptions(file, flags), progress: progress?.update });
+  progress?.done();
+}
+
+/** etcdctl snapshot restore's flags and defaults. */
+function restoreOptions(file: string, flags: Map<string, string>): Parameters<typeof restoreSnapshot>[0] {
   const name = flags.get('name') ?? 'default';
   const peerUrls = (flags.get('initial-advertise-peer-urls') ?? 'http://localhost:2380').split(',');
   const initialCluster = new Map<string, URL[]>();
@@ -81,8 +121,7 @@ async function restore(file: string, flags: Map<string, string>): Promise<void> 
   const skip = flags.get('skip-hash-check') ?? 'false';
   if (skip !== 'true' && skip !== 'false') throw new CommandError(`invalid argument "${skip}" for "--skip-hash-check" flag`, exitBadArgs);
   const walDir = flags.get('wal-dir');
-  const progress = process.stderr.isTTY ? progressBar('restoring') : undefined;
-  await restoreSnapshot({
+  return {
     snapshotPath: file,
     name,
     dataDir: flags.get('data-dir') || `${name}.etcd`,
@@ -92,9 +131,7 @@ async function restore(file: string, flags: Map<string, string>): Promise<void> 
     initialClusterToken: flags.get('initial-cluster-token') ?? 'etcd-cluster',
     skipHashCheck: skip === 'true',
     log: createLogger({ caller: false }),
-    progress: progress?.update,
-  });
-  progress?.done();
+  };
 }
 
 /** A one-line progress bar with bytes and rate, for a terminal only (the caller checks isTTY). */
