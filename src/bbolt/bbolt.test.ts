@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rng } from '../testkit/index.js';
 import {
-  planBoltFile, BoltReader, BoltFormatError, BoltSourceChangedError, bufferSource, fnv64a,
+  planBoltFile, planBoltFileAsync, BoltReader, BoltFormatError, BoltSourceChangedError, bufferSource, fnv64a,
   type BoltBucketSource,
 } from './index.js';
 
@@ -154,4 +154,19 @@ test('the reader names what is wrong: truncated file, bad checksum, page out of 
   const far = Buffer.from(file);
   far.writeBigUInt64LE(10n ** 9n, root * 4096 + 16 + 8);
   assert.throws(() => [...BoltReader.open(bufferSource(far)).bucket(Buffer.from('key'))!], /out of range/);
+});
+
+test('planBoltFileAsync yields to the event loop by bytes as well as by entries (big values do not hold it)', async () => {
+  const big = Buffer.alloc(1024 * 1024, 1);
+  const entries: Entries = Array.from({ length: 40 }, (_, i) => [Buffer.from(`k${String(i).padStart(3, '0')}`), big]);
+  let turns = 0;
+  let planning = true;
+  const tick = (): void => { if (planning) { turns++; setImmediate(tick); } };
+  setImmediate(tick);
+  const plan = await planBoltFileAsync([source('key', entries)]);
+  planning = false;
+  assert.ok(turns >= 8, `the loop ran ${turns} times while 40 MiB were planned`);
+  const pages: Buffer[] = [];
+  for (const p of plan.pages()) pages.push(Buffer.from(p)); // a page buffer may be reused: copy
+  assert.equal(readAll(Buffer.concat(pages)).get('key')!.length, 40);
 });

@@ -70,7 +70,8 @@ export function planBoltFile(buckets: readonly BoltBucketSource[], opts: BoltWri
 
 /**
  * planBoltFile without holding the event loop for the whole first pass: it yields to the
- * loop (setImmediate) every planStepEntries entries, so a server keeps serving meanwhile.
+ * loop (setImmediate) every planStepEntries entries or planStepBytes bytes, so a server keeps
+ * serving meanwhile.
  */
 export async function planBoltFileAsync(buckets: readonly BoltBucketSource[], opts: BoltWriterOptions = {}): Promise<BoltFilePlan> {
   const steps = planSteps(buckets, opts);
@@ -81,8 +82,9 @@ export async function planBoltFileAsync(buckets: readonly BoltBucketSource[], op
   }
 }
 
-/** Entries planned between two yields of planSteps. */
+/** Entries, and bytes of keys and values, planned between two yields of planSteps. */
 const planStepEntries = 4096;
+const planStepBytes = 4 * 1024 * 1024;
 
 /** The first pass as a generator: yields now and then (see planBoltFileAsync), returns the plan. */
 function* planSteps(buckets: readonly BoltBucketSource[], opts: BoltWriterOptions): Generator<void, BoltFilePlan, undefined> {
@@ -136,9 +138,15 @@ function* planBucket(source: BoltBucketSource, pageSize: number, alloc: (n: numb
   let smallBytes = pageHeaderBytes;
   let prev: Buffer | undefined;
   let cur = { count: 0, bytes: pageHeaderBytes, firstKey: Buffer.alloc(0) };
-  let seen = 0;
+  let stepEntries = 0;
+  let stepBytes = 0;
   for (const [key, value] of source.entries()) {
-    if (++seen % planStepEntries === 0) yield;
+    stepBytes += key.length + value.length;
+    if (++stepEntries === planStepEntries || stepBytes >= planStepBytes) {
+      stepEntries = 0;
+      stepBytes = 0;
+      yield;
+    }
     if (key.length === 0) throw new Error('bbolt writer: empty key');
     if (prev && Buffer.compare(prev, key) >= 0) throw new Error('bbolt writer: keys not in strictly increasing order');
     const size = elementBytes + key.length + value.length;
