@@ -42,6 +42,10 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
 async function run(argv: readonly string[]): Promise<void> {
   const { positional, flags } = parseArgs(argv, new Set(['skip-hash-check']));
   const [cmd, sub, ...rest] = positional;
+  if (cmd === undefined || cmd === 'help') {
+    process.stdout.write(usage);
+    return;
+  }
   if (cmd === 'version') {
     process.stdout.write(`concordutl version: ${etcdVersion}\nAPI version: ${etcdVersion.split('.').slice(0, 2).join('.')}\n`);
     return;
@@ -68,8 +72,18 @@ async function run(argv: readonly string[]): Promise<void> {
     await restoreToRevision({ ...member, from, toRevision: to });
     return;
   }
-  throw new CommandError(`unknown command ${JSON.stringify(positional.join(' '))}; usage: concordutl snapshot status|restore <file> [flags], concordutl version`, exitBadArgs);
+  throw new CommandError(`unknown command ${JSON.stringify(positional.join(' '))} for "concordutl"\n\n${usage}`, exitBadArgs);
 }
+
+const usage = `concordutl: offline tools for Concord (and etcd snapshot files)
+
+  concordutl snapshot status <file> [-w simple|table|json|fields]
+  concordutl snapshot restore <file> [--data-dir D] [--wal-dir W] [--name N] [--initial-cluster C]
+      [--initial-cluster-token T] [--initial-advertise-peer-urls U] [--skip-hash-check]
+  concordutl backup start --endpoints URL --dir D [--snapshot-interval 30m] [--segment-interval 10s]
+  concordutl backup restore --from D --to-revision R [snapshot restore's flags]
+  concordutl version
+`;
 
 /** pflag-style: flags anywhere, `--f v`, `--f=v`, `-w v`; `bools` take no value unless `=`. */
 function parseArgs(argv: readonly string[], bools: ReadonlySet<string>): { positional: string[]; flags: Map<string, string> } {
