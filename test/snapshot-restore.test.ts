@@ -8,8 +8,9 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { Server, startServer, etcdctl, freePort, runConcord, runEtcd, track, b, REPO_ROOT, type CmdResult, type EtcdClient } from './harness.js';
 import type { KeyValue } from '../src/proto/index.js';
 
@@ -85,7 +86,14 @@ test('concordutl: status as etcdctl prints it; restore of a real etcd snapshot b
     writeFileSync(e.scratch('nohash.db'), readFileSync(file).subarray(0, bad.length - 32));
     const noHash = await concordutl(restoreArgs(e.scratch('nohash.db'), m0));
     assert.match(noHash.stderr, /Error: snapshot missing hash but --skip-hash-check=false/);
+    // A sound hash over a damaged bbolt file (pages cut off): the reader's error, nothing written.
+    const pages = readFileSync(file).subarray(0, bad.length - 32 - 8 * 4096);
+    writeFileSync(e.scratch('cut.db'), Buffer.concat([pages, createHash('sha256').update(pages).digest()]));
+    const cut = await concordutl(restoreArgs(e.scratch('cut.db'), m0));
+    assert.equal(cut.code, 1);
+    assert.match(cut.stderr, /Error: file is truncated: its meta page counts \d+ pages/);
     assert.ok(!existsSync(m0.dataDir), 'nothing written');
+    assert.deepEqual(readdirSync(dirname(m0.dataDir)).filter((n) => n.includes('.restoring-')), [], 'no temporary dir left');
 
     const restored = await concordutl(restoreArgs(file, m0));
     assert.equal(restored.code, 0, restored.stderr);
