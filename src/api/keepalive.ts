@@ -26,15 +26,35 @@ export const defaultKeepalive: KeepaliveOptions = { minTimeMs: 5_000, intervalMs
 const maxPingStrikes = 2;
 const idlePingAllowanceMs = 7_200_000;
 const enhanceYourCalm = 0xb;
+/** A PING frame: 9-byte header and 8 bytes of payload. */
+const pingAckBytes = 17;
+
+/** Bytes written on the session's socket, when its socket can tell (a JS stream wrapper cannot). */
+function bytesWritten(session: http2.ServerHttp2Session): number | undefined {
+  const n = (session.socket as { bytesWritten?: unknown } | undefined)?.bytesWritten;
+  return typeof n === 'number' ? n : undefined;
+}
 
 /** Watches one server session; returns a function that stops watching (also done on close). */
 export function keepSessionAlive(session: http2.ServerHttp2Session, opts: KeepaliveOptions): () => void {
   let strikes = 0;
   let lastPingAt = -Infinity;
   let activeStreams = 0;
+  let writtenAtLastPing = bytesWritten(session);
 
   const onPing = (): void => {
     const now = performance.now();
+    // grpc-go forgives a client's pings whenever the server has sent headers or data since
+    // (a client's BDP pings follow the data it receives: a snapshot download sends many).
+    // Bytes beyond the ACK of the previous ping mean the server sent something else.
+    const written = bytesWritten(session);
+    const sentSomething = written === undefined || writtenAtLastPing === undefined || written - writtenAtLastPing > pingAckBytes;
+    writtenAtLastPing = written;
+    if (sentSomething) {
+      strikes = 0;
+      lastPingAt = now;
+      return;
+    }
     const allowance = activeStreams > 0 ? opts.minTimeMs : idlePingAllowanceMs;
     if (now < lastPingAt + allowance) strikes++;
     lastPingAt = now;

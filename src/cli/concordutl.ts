@@ -1,9 +1,198 @@
 /**
- * `concordutl` is named in package.json so installs put it on PATH, but the program itself comes
- * with the CLI issue. Until then it says so plainly instead of failing with a missing module.
+ * `concordutl`: offline tools, as etcdutl (etcd 3.5) and etcdctl 3.4's offline `snapshot`
+ * commands have them, with their flags, output formats, messages and exit codes:
+ *
+ *   concordutl snapshot status <file> [-w simple|table|json|fields]
+ *   concordutl snapshot restore <file> [--data-dir D] [--wal-dir W] [--name N]
+ *       [--initial-cluster C] [--initial-cluster-token T] [--initial-advertise-peer-urls U]
+ *       [--skip-hash-check]
+ *   concordutl backup start --endpoints URL --dir D [--snapshot-interval 30m] [--segment-interval 10s]
+ *   concordutl backup restore --from D --to-revision R [--data-dir ...and snapshot restore's flags]
+ *   concordutl version
+ *
+ * `backup` goes beyond etcd (the seed's continuous backup, backup/continuous.ts): it runs
+ * until SIGINT/SIGTERM, then writes the events it holds and exits 0.
+ *
  * bin/concordutl.js calls main(); importing the module runs nothing.
  */
-export function main(): void {
-  process.stderr.write('concordutl: not available in this version of Concord yet; use etcdctl snapshot/etcdutl for offline work\n');
-  process.exitCode = 2;
+import { restoreSnapshot, restoreToRevision, ContinuousBackup } from '../backup/index.js';
+import { snapshotStatus, type SnapshotStatus } from '../snapshot/index.js';
+import { createLogger } from '../log/index.js';
+import { etcdVersion } from './version.js';
+import { parseEtcdUrls, parseGoDuration, parseUrlsMap } from './go-flags.js';
+
+/** etcdctl's exit codes (ctlv3/command/error.go). */
+const exitError = 1;
+const exitBadArgs = 128;
+
+class CommandError extends Error {
+  constructor(message: string, readonly code: number) { super(message); }
+}
+
+export async function main(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  try {
+    await run(argv);
+  } catch (e) {
+    const code = e instanceof CommandError ? e.code : exitError;
+    process.stderr.write(`Error: ${(e as Error).message}\n`);
+    process.exitCode = code;
+  }
+}
+
+async function run(argv: readonly string[]): Promise<void> {
+  const { positional, flags } = parseArgs(argv, new Set(['skip-hash-check']));
+  const [cmd, sub, ...rest] = positional;
+  if (cmd === undefined || cmd === 'help') {
+    process.stdout.write(usage);
+    return;
+  }
+  if (cmd === 'version') {
+    process.stdout.write(`concordutl version: ${etcdVersion}\nAPI version: ${etcdVersion.split('.').slice(0, 2).join('.')}\n`);
+    return;
+  }
+  if (cmd === 'snapshot' && sub === 'status') {
+    if (rest.length !== 1) throw new CommandError('snapshot status requires exactly one argument', exitBadArgs);
+    process.stdout.write(formatStatus(snapshotStatus(rest[0]!), flags.get('write-out') ?? flags.get('w') ?? 'simple'));
+    return;
+  }
+  if (cmd === 'snapshot' && sub === 'restore') {
+    if (rest.length !== 1) throw new CommandError('snapshot restore requires exactly one argument', exitBadArgs);
+    await restore(rest[0]!, flags);
+    return;
+  }
+  if (cmd === 'backup' && sub === 'start') {
+    await runBackup(flags);
+    return;
+  }
+  if (cmd === 'backup' && sub === 'restore') {
+    const from = flags.get('from');
+    const to = Number(flags.get('to-revision'));
+    if (!from || !Number.isSafeInteger(to) || to <= 0) throw new CommandError('backup restore requires --from DIR and --to-revision N (> 0)', exitBadArgs);
+    const { snapshotPath: _unused, skipHashCheck: _skip, ...member } = restoreOptions('', flags);
+    await restoreToRevision({ ...member, from, toRevision: to });
+    return;
+  }
+  throw new CommandError(`unknown command ${JSON.stringify(positional.join(' '))} for "concordutl"\n\n${usage}`, exitBadArgs);
+}
+
+const usage = `concordutl: offline tools for Concord (and etcd snapshot files)
+
+  concordutl snapshot status <file> [-w simple|table|json|fields]
+  concordutl snapshot restore <file> [--data-dir D] [--wal-dir W] [--name N] [--initial-cluster C]
+      [--initial-cluster-token T] [--initial-advertise-peer-urls U] [--skip-hash-check]
+  concordutl backup start --endpoints URL --dir D [--snapshot-interval 30m] [--segment-interval 10s]
+  concordutl backup restore --from D --to-revision R [snapshot restore's flags]
+  concordutl version
+`;
+
+/** pflag-style: flags anywhere, `--f v`, `--f=v`, `-w v`; `bools` take no value unless `=`. */
+function parseArgs(argv: readonly string[], bools: ReadonlySet<string>): { positional: string[]; flags: Map<string, string> } {
+  const positional: string[] = [];
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') { positional.push(...argv.slice(i + 1)); break; }
+    if (!a.startsWith('-') || a === '-') { positional.push(a); continue; }
+    const body = a.replace(/^--?/, '');
+    const eq = body.indexOf('=');
+    const name = eq >= 0 ? body.slice(0, eq) : body;
+    if (eq >= 0) flags.set(name, body.slice(eq + 1));
+    else if (bools.has(name)) flags.set(name, 'true');
+    else if (i + 1 < argv.length) flags.set(name, argv[++i]!);
+    else throw new CommandError(`flag needs an argument: ${a}`, exitBadArgs);
+  }
+  return { positional, flags };
+}
+
+async function runBackup(flags: Map<string, string>): Promise<void> {
+  const dir = flags.get('dir');
+  const endpoint = (flags.get('endpoints') ?? '127.0.0.1:2379').split(',')[0]!;
+  if (!dir) throw new CommandError('backup start requires --dir', exitBadArgs);
+  const backup = new ContinuousBackup({
+    endpoint, dir,
+    snapshotIntervalMs: parseGoDuration(flags.get('snapshot-interval') ?? '30m'),
+    segmentIntervalMs: parseGoDuration(flags.get('segment-interval') ?? '10s'),
+    log: createLogger({ caller: false }),
+  });
+  const stop = () => backup.stop();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  await backup.run();
+}
+
+async function restore(file: string, flags: Map<string, string>): Promise<void> {
+  const progress = process.stderr.isTTY ? progressBar('restoring') : undefined;
+  await restoreSnapshot({ ...restoreOptions(file, flags), progress: progress?.update });
+  progress?.done();
+}
+
+/** etcdctl snapshot restore's flags and defaults. */
+function restoreOptions(file: string, flags: Map<string, string>): Parameters<typeof restoreSnapshot>[0] {
+  const name = flags.get('name') ?? 'default';
+  const peerUrls = (flags.get('initial-advertise-peer-urls') ?? 'http://localhost:2380').split(',');
+  const initialCluster = new Map<string, URL[]>();
+  for (const [n, urls] of parseUrlsMap(flags.get('initial-cluster') ?? 'default=http://localhost:2380')) initialCluster.set(n, urls.map((u) => new URL(u.text)));
+  const skip = flags.get('skip-hash-check') ?? 'false';
+  if (skip !== 'true' && skip !== 'false') throw new CommandError(`invalid argument "${skip}" for "--skip-hash-check" flag`, exitBadArgs);
+  const walDir = flags.get('wal-dir');
+  return {
+    snapshotPath: file,
+    name,
+    dataDir: flags.get('data-dir') || `${name}.etcd`,
+    ...(walDir ? { walDir } : {}),
+    initialCluster,
+    initialAdvertisePeerUrls: parseEtcdUrls(peerUrls).map((u) => new URL(u.text)),
+    initialClusterToken: flags.get('initial-cluster-token') ?? 'etcd-cluster',
+    skipHashCheck: skip === 'true',
+    log: createLogger({ caller: false }),
+  };
+}
+
+/** A one-line progress bar with bytes and rate, for a terminal only (the caller checks isTTY). */
+function progressBar(label: string): { update: (done: number, total: number) => void; done: () => void } {
+  const started = Date.now();
+  let last = 0;
+  return {
+    update(done, total) {
+      const now = Date.now();
+      if (now - last < 200 && done < total) return;
+      last = now;
+      const rate = done / Math.max(0.001, (now - started) / 1000);
+      process.stderr.write(`\r${label}: ${humanBytes(done)} / ${humanBytes(total)} (${humanBytes(rate)}/s)   `);
+    },
+    done: () => process.stderr.write('\n'),
+  };
+}
+
+function formatStatus(st: SnapshotStatus, format: string): string {
+  const row = [st.hash.toString(16), String(st.revision), String(st.totalKey), humanBytes(st.totalSize)];
+  switch (format) {
+    case 'simple': return `${row.join(', ')}\n`;
+    case 'json': return `${JSON.stringify(st)}\n`;
+    case 'table': return table(['hash', 'revision', 'total keys', 'total size'], [row]);
+    case 'fields': return `"Hash" : ${st.hash}\n"Revision" : ${st.revision}\n"Keys" : ${st.totalKey}\n"Size" : ${st.totalSize}\n`;
+    default: throw new CommandError(`unknown output format ${JSON.stringify(format)}`, exitBadArgs);
+  }
+}
+
+/** olekukonko/tablewriter as etcdctl sets it up: upper-case centred headers, right-aligned cells. */
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = `+${widths.map((w) => '-'.repeat(w + 2)).join('+')}+\n`;
+  const centre = (s: string, w: number) => {
+    const left = Math.floor((w - s.length) / 2);
+    return ' '.repeat(left) + s + ' '.repeat(w - s.length - left);
+  };
+  const head = `|${header.map((h, i) => ` ${centre(h.toUpperCase(), widths[i]!)} `).join('|')}|\n`;
+  const body = rows.map((r) => `|${r.map((c, i) => ` ${c.padStart(widths[i]!)} `).join('|')}|\n`).join('');
+  return line + head + line + body + line;
+}
+
+/** go-humanize's Bytes (SI units, as etcdctl prints sizes). */
+export function humanBytes(n: number): string {
+  if (n < 10) return `${Math.floor(n)} B`;
+  const sizes = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB'];
+  const e = Math.floor(Math.log(n) / Math.log(1000));
+  const val = Math.floor((n / 1000 ** e) * 10 + 0.5) / 10;
+  return `${val < 10 ? val.toFixed(1) : val.toFixed(0)} ${sizes[e]}`;
 }

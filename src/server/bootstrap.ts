@@ -12,7 +12,7 @@ import type { Member } from './membership.js';
  * etcd's messages. URLs are compared as written: etcd also resolves host names, Concord's
  * test and loopback setups use IPs.
  */
-export function bootstrapIdentity(config: ServerConfig): { memberId: bigint; clusterId: bigint; members: Member[] } {
+export function bootstrapIdentity(config: Pick<ServerConfig, 'name' | 'initialCluster' | 'initialAdvertisePeerUrls' | 'initialClusterToken'>): { memberId: bigint; clusterId: bigint; members: Member[] } {
   const initial = new Map([...config.initialCluster].map(([name, urls]) => [name, urls.map(urlString)] as const));
   const own = initial.get(config.name);
   if (own === undefined) throw new Error(`couldn't find local name "${config.name}" in the initial cluster configuration`);

@@ -6,7 +6,7 @@
  * copied here.
  */
 import {
-  AlarmRequest_AlarmAction as AlarmAction, AlarmRequest, AlarmResponse, AlarmType, CompactionRequest, CompactionResponse,
+  AlarmMember, AlarmRequest_AlarmAction as AlarmAction, AlarmRequest, AlarmResponse, AlarmType, CompactionRequest, CompactionResponse,
   DefragmentResponse, DeleteRangeRequest, DeleteRangeResponse, HashKVRequest, HashKVResponse,
   HashResponse, MemberListRequest, MemberListResponse, MoveLeaderRequest, MoveLeaderResponse,
   PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader,
@@ -21,7 +21,7 @@ import type { BackendSnapshot, EtcdService, HealthQuery, HealthReport, WatchHost
 import type { ServerConfig } from './config.js';
 import type { RaftNode } from './raft-node.js';
 import { AlarmSet, alarmName } from './alarms.js';
-import { Membership, idToHex, attributesToJson, memberAttributesPath } from './membership.js';
+import { Membership, idToHex, attributesToJson, memberAttributesPath, memberToJson } from './membership.js';
 import { encodeRaftRequest, type RaftRequest } from './request-codec.js';
 import { RequestIdGenerator, type WaitRegistry } from './wait.js';
 import { LinearizableReads } from './read-index.js';
@@ -31,6 +31,7 @@ import { applyTxn } from './txn.js';
 
 export { etcdServerVersion as serverVersion, etcdClusterVersion as clusterVersion } from '../version.js';
 import { etcdServerVersion as serverVersion } from '../version.js';
+import { etcdSnapshot, type BucketReplacements } from '../snapshot/index.js';
 
 /** etcd 3.4's /health waits this long for its QGET. */
 const healthTimeoutMs = 1000;
@@ -320,8 +321,17 @@ export class EtcdServer implements EtcdService {
     return MoveLeaderResponse.fromPartial({ header: this.header() });
   }
 
+  /**
+   * etcd's bbolt snapshot of the backend. Applies pause only while the read view is taken
+   * (a commit); the file is then planned and streamed from the view as writes go on. Members
+   * and alarms are written in etcd's layout, from the same point in time.
+   */
   async snapshot(): Promise<BackendSnapshot> {
-    return this.raft.exclusive(() => this.store.backend.snapshot());
+    const { view, replace } = await this.raft.exclusive(async () => ({
+      view: await this.store.backend.readView(),
+      replace: etcdBucketsOf(this.membership, this.alarms),
+    }));
+    return etcdSnapshot(view, replace);
   }
 
   // ------------------------------------------------------------------ Cluster
@@ -406,4 +416,16 @@ function txnPutCost(ops: RequestOp[]): number {
     else if (op.requestTxn) cost += Math.max(txnPutCost(op.requestTxn.success), txnPutCost(op.requestTxn.failure));
   }
   return cost;
+}
+
+/**
+ * etcd's members bucket (key: the id in hex, value: the member's JSON) and alarm bucket (key:
+ * the marshalled AlarmMember, empty value), for the snapshot file.
+ */
+function etcdBucketsOf(membership: Membership, alarms: AlarmSet): BucketReplacements {
+  const sorted = (e: [Buffer, Buffer][]) => e.sort((a, b) => Buffer.compare(a[0], b[0]));
+  return {
+    members: sorted(membership.list().map((m) => [Buffer.from(idToHex(m.id)), Buffer.from(memberToJson(m))])),
+    alarm: sorted(alarms.get(AlarmType.NONE).map((a) => [Buffer.from(AlarmMember.encode(a).finish()), Buffer.alloc(0)])),
+  };
 }

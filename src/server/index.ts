@@ -3,8 +3,8 @@
  * runs its raft loop; the client API is wired on top by the composition root (cli/).
  * This list is the folder's public face: other folders import these names only.
  */
-export { startMember } from './member.js';
-export type { RunningMember } from './member.js';
+export { startMember, writeRestoredMember } from './member.js';
+export type { RunningMember, NewMemberConfig } from './member.js';
 export { EtcdServer, serverVersion, clusterVersion, maxPendingReads } from './etcd-server.js';
 export type { EtcdService, HealthQuery, HealthReport, BackendSnapshot, WatchHost, Queued, WatchStream, WatchStreamBounds } from './service.js';
 export type { ServerConfig } from './config.js';

@@ -113,7 +113,7 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
   const applier = new Applier({
     memberId, membership, store, alarms, waits, log,
     header: () => server!.header(),
-    persistAlarms: (a) => backend.put('alarm', alarmsKey, Buffer.from(JSON.stringify(a.get(0).map((x) => ({ memberID: x.memberID.toString(), alarm: x.alarm }))))),
+    persistAlarms: (a) => backend.put('alarm', alarmsKey, alarmsRecord(a.get(0))),
     persistMembership: (m) => backend.put('members', membersKey, Buffer.from(m.toJson())),
     persistClusterVersion: (v) => backend.put('cluster', clusterVersionKey, Buffer.from(v)),
     clusterVersion: backend.get('cluster', clusterVersionKey)?.toString('utf8'),
@@ -186,6 +186,37 @@ async function writeBootstrapWal(walDir: string, boot: ReturnType<typeof bootstr
   const hs: HardState = { term: 1, vote: 0n, commit: entries.length };
   await wal.save(hs, entries, true);
   await wal.close();
+}
+
+/** Concord's alarm record: the raised alarms as one JSON list. */
+function alarmsRecord(alarms: readonly AlarmMember[]): Buffer {
+  return Buffer.from(JSON.stringify(alarms.map((x) => ({ memberID: x.memberID.toString(), alarm: x.alarm }))));
+}
+
+/** What a new member's data dir is made from: bootstrapIdentity's inputs and where to write. */
+export type NewMemberConfig = Pick<ServerConfig, 'name' | 'dataDir' | 'walDir' | 'initialCluster' | 'initialAdvertisePeerUrls' | 'initialClusterToken'>;
+
+/**
+ * Makes a new member's data dir around data from elsewhere (concordutl snapshot restore):
+ * `fill` loads the backend first (without a consistent index, members or alarms), then this
+ * writes what a bootstrap writes (the WAL of the initial cluster's conf changes, an empty
+ * membership record) and `alarms`. The first start then replays the bootstrap entries, as a
+ * data dir from etcd's restore does. Returns the new member and cluster ids.
+ */
+export async function writeRestoredMember(config: NewMemberConfig, alarms: readonly AlarmMember[], fill: (backend: Backend) => Promise<void>): Promise<{ memberId: bigint; clusterId: bigint }> {
+  const boot = bootstrapIdentity(config);
+  mkdirSync(join(config.dataDir, 'member', 'snap'), { recursive: true, mode: 0o700 });
+  const backend = Backend.open({ path: backendPath(config.dataDir) });
+  try {
+    await fill(backend);
+    backend.put('members', membersKey, Buffer.from(new Membership(boot.clusterId, []).toJson()));
+    if (alarms.length > 0) backend.put('alarm', alarmsKey, alarmsRecord(alarms));
+    await backend.forceCommit();
+  } finally {
+    await backend.close();
+  }
+  await writeBootstrapWal(config.walDir ?? join(config.dataDir, 'member', 'wal'), boot);
+  return { memberId: boot.memberId, clusterId: boot.clusterId };
 }
 
 /**

@@ -186,3 +186,27 @@ test('forceCommit resolves only once LMDB reports the commit synced to disk, not
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a read view is one point in time: later writes and deletes do not show, and a defrag waits for it', async () => {
+  const { dir, file } = tempPath();
+  const be = Backend.open({ path: file, batchIntervalMs: 60_000 });
+  for (let i = 0; i < 100; i++) be.put('key', k(i), Buffer.from(`v${i}`));
+  const view = await be.readView(); // commits the buffered puts first
+  for (let i = 0; i < 50; i++) be.del('key', k(i));
+  be.put('key', k(500), Buffer.from('later'));
+  await be.forceCommit();
+  let defragged = false;
+  const defrag = be.defrag().then(() => { defragged = true; });
+  const seen = [...view.scan('key')].map(([key, v]) => `${key.toString()}=${v.toString()}`);
+  assert.equal(seen.length, 100);
+  assert.equal(seen[0], 'key-000000=v0');
+  assert.ok(!seen.some((s) => s.includes('later')));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(defragged, false, 'the defrag waits for the open view');
+  view.close();
+  await defrag;
+  assert.equal([...be.scan('key')].length, 51);
+  assert.throws(() => [...view.scan('key')], /after close/);
+  await be.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});

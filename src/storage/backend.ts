@@ -66,6 +66,17 @@ export interface BackendSnapshotFile {
   close(): Promise<void>;
 }
 
+/**
+ * A consistent read-only view of every database as of one commit (an LMDB read transaction):
+ * later writes do not show in it and do not wait for it. close() releases it (until then LMDB
+ * keeps the pages it sees, and a defrag waits before swapping files).
+ */
+export interface BackendReadView {
+  /** Entries of `db` in key order. */
+  scan(db: DbName): Iterable<[Buffer, Buffer]>;
+  close(): void;
+}
+
 /** One buffered write: value `null` is a delete. */
 interface PendingWrite {
   key: Buffer;
@@ -117,6 +128,9 @@ export class Backend {
   /** While defrag copies, the buffer is held: a commit to the old file would miss the copy. */
   private holdFlush = false;
   private closed = false;
+  /** Read views open (readView), and who waits for them all to close (defrag's swap). */
+  private openViews = 0;
+  private viewsClosedWaiters: (() => void)[] = [];
   /** A failed commit is unrecoverable (the data would diverge from the WAL): every later call throws it. */
   private fatal: unknown;
 
@@ -375,6 +389,7 @@ export class Backend {
         fs.rmSync(tmp, { force: true });
         await this.env.backup(tmp, true);
         fsyncPath(tmp); // the copy's bytes are on disk before the rename makes it the database
+        await this.viewsClosed(); // an open read transaction must not outlive its environment
         this.swapping = true;
         try {
           await this.env.close();
@@ -420,6 +435,37 @@ export class Backend {
         await fs.promises.rm(file, { force: true });
       },
     };
+  }
+
+  /**
+   * A read view of everything written before the call (committed first), for streaming a
+   * snapshot while writes go on.
+   */
+  async readView(): Promise<BackendReadView> {
+    await this.forceCommit();
+    this.check();
+    const txn = this.env.useReadTransaction();
+    const dbs = this.dbs;
+    this.openViews++;
+    let open = true;
+    return {
+      scan: (db) => ({
+        *[Symbol.iterator]() {
+          if (!open) throw new Error('backend: read view used after close');
+          for (const { key, value } of dbs[DB_INDEX[db]].getRange({ transaction: txn })) yield [key, value] as [Buffer, Buffer];
+        },
+      }),
+      close: () => {
+        if (!open) return;
+        open = false;
+        txn.done();
+        if (--this.openViews === 0) for (const w of this.viewsClosedWaiters.splice(0)) w();
+      },
+    };
+  }
+
+  private viewsClosed(): Promise<void> {
+    return this.openViews === 0 ? Promise.resolve() : new Promise((resolve) => this.viewsClosedWaiters.push(resolve));
   }
 
   /** Commits the buffer and closes the environment. */

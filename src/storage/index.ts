@@ -4,4 +4,4 @@
  * size and size in use, defrag, and point-in-time copies for snapshots.
  */
 export { Backend, backendPath, DB_NAMES } from './backend.js';
-export type { BackendOptions, BackendSnapshotFile, DbName, ScanOptions } from './backend.js';
+export type { BackendOptions, BackendReadView, BackendSnapshotFile, DbName, ScanOptions } from './backend.js';

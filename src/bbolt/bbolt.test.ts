@@ -1,0 +1,172 @@
+// Round trips through the streaming writer and the reader, byte-level checks of the layout,
+// and a fuzz of the reader with damaged files. (A file written by real etcd is read in
+// test/snapshot-bbolt.test.ts; files written here are read by real etcdctl in test/snapshot.test.ts.)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { rng } from '../testkit/index.js';
+import {
+  planBoltFile, planBoltFileAsync, BoltReader, BoltFormatError, BoltSourceChangedError, bufferSource, fnv64a,
+  type BoltBucketSource,
+} from './index.js';
+
+type Entries = [Buffer, Buffer][];
+
+function source(name: string, entries: Entries): BoltBucketSource {
+  return { name: Buffer.from(name), entries: () => entries };
+}
+
+function write(buckets: BoltBucketSource[], pageSize?: number): Buffer {
+  const plan = planBoltFile(buckets, { pageSize });
+  const parts: Buffer[] = [];
+  for (const p of plan.pages()) parts.push(Buffer.from(p)); // pages may be reused: copy
+  const file = Buffer.concat(parts);
+  assert.equal(file.length, plan.size);
+  return file;
+}
+
+function readAll(file: Buffer): Map<string, Entries> {
+  const r = BoltReader.open(bufferSource(file));
+  const out = new Map<string, Entries>();
+  for (const name of r.bucketNames()) {
+    out.set(name.toString('latin1'), [...r.bucket(name)!].map((e) => [Buffer.from(e.key), Buffer.from(e.value)]));
+  }
+  return out;
+}
+
+function randomEntries(rand: () => number, n: number, maxValue: number): Entries {
+  const keys = new Map<string, Buffer>();
+  while (keys.size < n) {
+    const k = Buffer.alloc(1 + Math.floor(rand() * 40));
+    for (let i = 0; i < k.length; i++) k[i] = Math.floor(rand() * 256);
+    keys.set(k.toString('latin1'), k);
+  }
+  return [...keys.values()].sort(Buffer.compare).map((k) => {
+    const v = Buffer.alloc(Math.floor(rand() * maxValue));
+    for (let i = 0; i < v.length; i++) v[i] = Math.floor(rand() * 256);
+    return [k, v];
+  });
+}
+
+test('round trip: empty, inline, multi-level and overflowing buckets come back entry for entry', () => {
+  const rand = rng(7);
+  const data = new Map<string, Entries>([
+    ['alarm', []],
+    ['meta', [[Buffer.from('consistent_index'), Buffer.from([0, 0, 0, 0, 0, 0, 0, 9])]]],
+    ['key', randomEntries(rand, 20_000, 300)],
+    ['big', randomEntries(rand, 40, 20_000)], // values spanning several pages
+    ['lease', randomEntries(rand, 3, 10)],
+  ]);
+  for (const pageSize of [4096, 512, 16384]) {
+    const file = write([...data].map(([n, e]) => source(n, e)), pageSize);
+    const got = readAll(file);
+    assert.deepEqual([...got.keys()], [...data.keys()].sort());
+    for (const [name, entries] of data) assert.deepEqual(got.get(name), entries, `bucket ${name}, page size ${pageSize}`);
+    const r = BoltReader.open(bufferSource(file));
+    assert.deepEqual(r.check(), [], 'every page reachable once (bbolt tx.Check)');
+    assert.equal(r.size, file.length);
+  }
+});
+
+test('layout: meta pages, freelist, inline buckets and page headers as bbolt writes them', () => {
+  const file = write([source('a', [[Buffer.from('k'), Buffer.from('v')]]), source('b', randomEntries(rng(1), 500, 50))]);
+  const meta = (n: number) => file.subarray(n * 4096, n * 4096 + 80);
+  for (const n of [0, 1]) {
+    const m = meta(n);
+    assert.equal(m.readBigUInt64LE(0), BigInt(n), 'page id');
+    assert.equal(m.readUInt16LE(8), 0x04, 'meta flag');
+    assert.equal(m.readUInt32LE(16), 0xed0cdaed, 'magic');
+    assert.equal(m.readUInt32LE(20), 2, 'version');
+    assert.equal(m.readUInt32LE(24), 4096, 'page size');
+    assert.equal(m.readBigUInt64LE(48), 2n, 'freelist page');
+    assert.equal(m.readBigUInt64LE(56), BigInt(file.length / 4096), 'high-water mark');
+    assert.equal(m.readBigUInt64LE(72), fnv64a(m.subarray(16, 72)), 'checksum');
+  }
+  assert.equal(meta(0).readBigUInt64LE(64), meta(1).readBigUInt64LE(64) + 1n, 'meta 0 is the newer one');
+  assert.equal(file.readUInt16LE(2 * 4096 + 8), 0x10, 'page 2 is the freelist');
+  assert.equal(file.readUInt16LE(2 * 4096 + 10), 0, 'and it is empty');
+  const r = BoltReader.open(bufferSource(file));
+  const root = [...r.rootEntries()];
+  assert.deepEqual(root.map((e) => [e.key.toString(), e.isBucket]), [['a', true], ['b', true]]);
+  assert.equal(root[0].value.readBigUInt64LE(0), 0n, 'bucket a is inline (root 0)');
+  assert.equal(root[0].value.length, 16 + 16 + 16 + 2, 'bucket header + page header + one element + "kv"');
+  assert.notEqual(root[1].value.readBigUInt64LE(0), 0n, 'bucket b has its own pages');
+  assert.equal(root[1].value.length, 16);
+  // FNV-64a of the empty string and of "a" (Go's hash/fnv).
+  assert.equal(fnv64a(Buffer.alloc(0)), 0xcbf29ce484222325n);
+  assert.equal(fnv64a(Buffer.from('a')), 0xaf63dc4c8601ec8cn);
+});
+
+test('the writer refuses unsorted or empty keys and notices a source that changed between passes', () => {
+  assert.throws(() => planBoltFile([source('x', [[Buffer.from('b'), Buffer.alloc(0)], [Buffer.from('a'), Buffer.alloc(0)]])]), /order/);
+  assert.throws(() => planBoltFile([source('x', [[Buffer.alloc(0), Buffer.alloc(0)]])]), /empty key/);
+  const entries = randomEntries(rng(3), 2000, 20);
+  let pass = 0;
+  const changing: BoltBucketSource = { name: Buffer.from('k'), entries: () => (pass++ === 0 ? entries : entries.slice(0, 1500)) };
+  const plan = planBoltFile([changing]);
+  assert.throws(() => { for (const _ of plan.pages()); }, BoltSourceChangedError);
+});
+
+test('fuzz: damaged files give BoltFormatError or read through, never another error or a hang', () => {
+  const rand = rng(11);
+  const good = write([source('key', randomEntries(rand, 3000, 100)), source('meta', randomEntries(rand, 5, 8)), source('big', randomEntries(rand, 5, 9000))]);
+  let formatErrors = 0;
+  for (let round = 0; round < 600; round++) {
+    const bad = Buffer.from(good);
+    const kind = round % 3;
+    if (kind === 0) {
+      for (let i = 0, n = 1 + Math.floor(rand() * 8); i < n; i++) bad[Math.floor(rand() * bad.length)] = Math.floor(rand() * 256);
+    } else if (kind === 1) {
+      // Damage the page headers and element tables, where offsets live.
+      const page = Math.floor(rand() * (bad.length / 4096));
+      for (let i = 0; i < 4; i++) bad[page * 4096 + Math.floor(rand() * 64)] = Math.floor(rand() * 256);
+    }
+    const file = kind === 2 ? bad.subarray(0, Math.floor(rand() * bad.length)) : bad;
+    try {
+      const r = BoltReader.open(bufferSource(file));
+      for (const name of r.bucketNames()) for (const _ of r.bucket(name) ?? []);
+      r.check();
+    } catch (e) {
+      if (!(e instanceof BoltFormatError)) throw new Error(`round ${round}: ${String(e)}`);
+      formatErrors++;
+    }
+  }
+  assert.ok(formatErrors > 100, `most damage is noticed (${formatErrors} of 600)`);
+});
+
+test('the reader names what is wrong: truncated file, bad checksum, page out of range, a cycle', () => {
+  const file = write([source('key', randomEntries(rng(5), 2000, 30))]);
+  assert.throws(() => BoltReader.open(bufferSource(file.subarray(0, file.length - 4096))), /truncated/);
+  const both = Buffer.from(file);
+  both[16 + 30] ^= 1;
+  both[4096 + 16 + 30] ^= 1;
+  assert.throws(() => BoltReader.open(bufferSource(both)), /checksum error/);
+  // One meta page damaged: bbolt falls back to the other, so do we.
+  const one = Buffer.from(file);
+  one[16 + 30] ^= 1;
+  assert.equal([...BoltReader.open(bufferSource(one)).bucket(Buffer.from('key'))!].length, 2000);
+  // Point the first branch element of the key bucket's root at itself.
+  const r = BoltReader.open(bufferSource(file));
+  const root = r.bucketNames().length && [...r.rootEntries()][0].value.readUInt32LE(0);
+  const cyc = Buffer.from(file);
+  assert.equal(cyc.readUInt16LE(root * 4096 + 8), 0x01, 'a 2000-key bucket has a branch root');
+  cyc.writeBigUInt64LE(BigInt(root), root * 4096 + 16 + 8);
+  assert.throws(() => [...BoltReader.open(bufferSource(cyc)).bucket(Buffer.from('key'))!], (e: Error) => e instanceof BoltFormatError && /page \d+: reached twice/.test(e.message));
+  const far = Buffer.from(file);
+  far.writeBigUInt64LE(10n ** 9n, root * 4096 + 16 + 8);
+  assert.throws(() => [...BoltReader.open(bufferSource(far)).bucket(Buffer.from('key'))!], /out of range/);
+});
+
+test('planBoltFileAsync yields to the event loop by bytes as well as by entries (big values do not hold it)', async () => {
+  const big = Buffer.alloc(1024 * 1024, 1);
+  const entries: Entries = Array.from({ length: 40 }, (_, i) => [Buffer.from(`k${String(i).padStart(3, '0')}`), big]);
+  let turns = 0;
+  let planning = true;
+  const tick = (): void => { if (planning) { turns++; setImmediate(tick); } };
+  setImmediate(tick);
+  const plan = await planBoltFileAsync([source('key', entries)]);
+  planning = false;
+  assert.ok(turns >= 8, `the loop ran ${turns} times while 40 MiB were planned`);
+  const pages: Buffer[] = [];
+  for (const p of plan.pages()) pages.push(Buffer.from(p)); // a page buffer may be reused: copy
+  assert.equal(readAll(Buffer.concat(pages)).get('key')!.length, 40);
+});

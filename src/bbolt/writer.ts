@@ -1,0 +1,315 @@
+// Writes a bbolt file as a stream of pages, in two passes over the source: the first pass
+// plans the layout (which entries go on which leaf, the branch pages above them, every page
+// id), keeping only one key per leaf page; the second pass reads the entries again and emits
+// the pages in file order. So the meta pages (which name the root page and the page count)
+// can come first, the total size is known before the first byte, and the file is never held
+// in memory. The source must yield the same entries both times (a read transaction does).
+//
+// Layout: pages 0 and 1 meta, page 2 an empty freelist, then each bucket's leaves and its
+// branch levels bottom-up, then the root bucket's pages. Every page is reachable, so bbolt's
+// tx.Check (run by `etcdctl snapshot status`) finds nothing to report. Leaves are filled to
+// the page size (bbolt splits on its own later writes); buckets small enough are inlined as
+// bbolt does (a single leaf of at most pageSize/4 bytes).
+
+import {
+  bucketHeaderBytes, bucketLeafFlag, branchPageFlag, defaultPageSize, elementBytes, freelistPageFlag,
+  leafPageFlag, maxElementsPerPage, pageHeaderBytes, writeMetaPage, writePageHeader,
+} from './format.js';
+
+/** One top-level bucket: its entries in strictly increasing bytewise key order, keys non-empty. */
+export interface BoltBucketSource {
+  readonly name: Uint8Array;
+  /** Called twice (plan, then write); must yield the same entries both times. */
+  entries(): Iterable<readonly [Uint8Array, Uint8Array]>;
+}
+
+export interface BoltWriterOptions {
+  pageSize?: number;
+  /** Transaction id in meta page 0 (meta page 1 gets one less, as bbolt's Tx.WriteTo does). */
+  txid?: number;
+}
+
+/** The source yielded different entries in the second pass than in the first. */
+export class BoltSourceChangedError extends Error {
+  constructor(bucket: Uint8Array, what: string) {
+    super(`bbolt writer: bucket ${JSON.stringify(Buffer.from(bucket).toString('latin1'))} changed between passes (${what})`);
+    this.name = 'BoltSourceChangedError';
+  }
+}
+
+interface LeafPlan { readonly count: number; readonly bytes: number; readonly firstKey: Buffer; readonly pgid: number }
+interface ChildRef { readonly key: Buffer; readonly pgid: number }
+interface BranchPlan { readonly children: ChildRef[]; readonly bytes: number; readonly pgid: number }
+interface TreePlan { readonly leaves: LeafPlan[]; readonly branchLevels: BranchPlan[][]; readonly root: number }
+interface BucketPlan { readonly source: BoltBucketSource; readonly inlineValue?: Buffer; readonly tree?: TreePlan }
+
+/** An element of a leaf held in memory (the root bucket's, an inline bucket's). */
+interface LeafElement { readonly flags: number; readonly key: Uint8Array; readonly value: Uint8Array }
+
+/** A planned bbolt file: `size` bytes, emitted by `pages()`. */
+export interface BoltFilePlan {
+  readonly size: number;
+  readonly pageSize: number;
+  /**
+   * The file's bytes in order, a page (or a page with its overflow) at a time. A yielded
+   * buffer may be reused once the next one is pulled: consume it first.
+   */
+  pages(): Generator<Buffer, void, undefined>;
+}
+
+const pagesFor = (bytes: number, pageSize: number): number => Math.ceil(bytes / pageSize);
+
+/** Plans a bbolt file holding `buckets` (top-level buckets, any order) and returns its page stream. */
+export function planBoltFile(buckets: readonly BoltBucketSource[], opts: BoltWriterOptions = {}): BoltFilePlan {
+  const steps = planSteps(buckets, opts);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * planBoltFile without holding the event loop for the whole first pass: it yields to the
+ * loop (setImmediate) every planStepEntries entries or planStepBytes bytes, so a server keeps
+ * serving meanwhile.
+ */
+export async function planBoltFileAsync(buckets: readonly BoltBucketSource[], opts: BoltWriterOptions = {}): Promise<BoltFilePlan> {
+  const steps = planSteps(buckets, opts);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Entries, and bytes of keys and values, planned between two yields of planSteps. */
+const planStepEntries = 4096;
+const planStepBytes = 4 * 1024 * 1024;
+
+/** The first pass as a generator: yields now and then (see planBoltFileAsync), returns the plan. */
+function* planSteps(buckets: readonly BoltBucketSource[], opts: BoltWriterOptions): Generator<void, BoltFilePlan, undefined> {
+  const pageSize = opts.pageSize ?? defaultPageSize;
+  if (pageSize < 512 || (pageSize & (pageSize - 1)) !== 0) throw new RangeError(`bbolt writer: page size ${pageSize} is not a power of two >= 512`);
+  const txid = opts.txid ?? 2;
+  if (txid < 1) throw new RangeError('bbolt writer: txid must be at least 1');
+  const sorted = [...buckets].sort((a, b) => Buffer.compare(a.name, b.name));
+  for (let i = 1; i < sorted.length; i++) {
+    if (Buffer.compare(sorted[i - 1].name, sorted[i].name) === 0) throw new Error('bbolt writer: duplicate bucket name');
+  }
+  let next = 3; // 0, 1: meta; 2: freelist
+  const alloc = (n: number): number => { const id = next; next += n; return id; };
+  const plans: BucketPlan[] = [];
+  for (const source of sorted) plans.push(yield* planBucket(source, pageSize, alloc));
+  const rootElements: LeafElement[] = plans.map((p) => ({ flags: bucketLeafFlag, key: p.source.name, value: bucketValue(p) }));
+  const rootTree = planTree(groupInMemory(rootElements, pageSize), pageSize, alloc);
+  const pgid = next;
+  const meta = { pageSize, flags: 0, root: rootTree.tree.root, rootSequence: 0n, freelist: 2, pgid, txid };
+  return {
+    size: pgid * pageSize,
+    pageSize,
+    *pages() {
+      const page = Buffer.alloc(pageSize);
+      writeMetaPage(page, 0, meta);
+      yield page;
+      page.fill(0);
+      writeMetaPage(page, 1, { ...meta, txid: txid - 1 });
+      yield page;
+      page.fill(0);
+      writePageHeader(page, 2, freelistPageFlag, 0, 0);
+      yield page;
+      for (const p of plans) if (p.tree) yield* emitBucket(p.source, p.tree, pageSize);
+      yield* emitTree(rootTree.tree, rootTree.groups, pageSize);
+    },
+  };
+}
+
+function bucketValue(p: BucketPlan): Buffer {
+  if (p.inlineValue) return p.inlineValue;
+  const v = Buffer.alloc(bucketHeaderBytes);
+  v.writeBigUInt64LE(BigInt(p.tree!.root), 0);
+  return v;
+}
+
+/** First pass over one bucket: leaf boundaries, inline or not, page ids. */
+function* planBucket(source: BoltBucketSource, pageSize: number, alloc: (n: number) => number): Generator<void, BucketPlan, undefined> {
+  const maxInlineBytes = pageSize / 4;
+  const groups: { count: number; bytes: number; firstKey: Buffer }[] = [];
+  let small: LeafElement[] | undefined = [];
+  let smallBytes = pageHeaderBytes;
+  let prev: Buffer | undefined;
+  let cur = { count: 0, bytes: pageHeaderBytes, firstKey: Buffer.alloc(0) };
+  let stepEntries = 0;
+  let stepBytes = 0;
+  for (const [key, value] of source.entries()) {
+    stepBytes += key.length + value.length;
+    if (++stepEntries === planStepEntries || stepBytes >= planStepBytes) {
+      stepEntries = 0;
+      stepBytes = 0;
+      yield;
+    }
+    if (key.length === 0) throw new Error('bbolt writer: empty key');
+    if (prev && Buffer.compare(prev, key) >= 0) throw new Error('bbolt writer: keys not in strictly increasing order');
+    const size = elementBytes + key.length + value.length;
+    if (cur.count > 0 && (cur.bytes + size > pageSize || cur.count === maxElementsPerPage)) {
+      groups.push(cur);
+      cur = { count: 0, bytes: pageHeaderBytes, firstKey: Buffer.alloc(0) };
+    }
+    if (cur.count === 0) cur.firstKey = Buffer.from(key);
+    cur.count++;
+    cur.bytes += size;
+    prev = cur.count === 1 ? cur.firstKey : Buffer.from(key);
+    if (small) {
+      smallBytes += size;
+      small = smallBytes <= maxInlineBytes ? [...small, { flags: 0, key: Buffer.from(key), value: Buffer.from(value) }] : undefined;
+    }
+  }
+  if (small) return { source, inlineValue: inlineBucketValue(small) };
+  groups.push(cur);
+  const leaves: LeafPlan[] = groups.map((g) => ({ ...g, pgid: alloc(pagesFor(g.bytes, pageSize)) }));
+  return { source, tree: planBranches(leaves, pageSize, alloc) };
+}
+
+function inlineBucketValue(elements: LeafElement[]): Buffer {
+  return Buffer.concat([Buffer.alloc(bucketHeaderBytes), encodeLeaf(0, elements, leafBytes(elements), 0)]);
+}
+
+function leafBytes(elements: readonly LeafElement[]): number {
+  let n = pageHeaderBytes;
+  for (const e of elements) n += elementBytes + e.key.length + e.value.length;
+  return n;
+}
+
+/** Splits in-memory elements into leaf groups as planBucket does. */
+function groupInMemory(elements: LeafElement[], pageSize: number): LeafElement[][] {
+  const groups: LeafElement[][] = [];
+  let cur: LeafElement[] = [];
+  let bytes = pageHeaderBytes;
+  for (const e of elements) {
+    const size = elementBytes + e.key.length + e.value.length;
+    if (cur.length > 0 && (bytes + size > pageSize || cur.length === maxElementsPerPage)) {
+      groups.push(cur);
+      cur = [];
+      bytes = pageHeaderBytes;
+    }
+    cur.push(e);
+    bytes += size;
+  }
+  groups.push(cur);
+  return groups;
+}
+
+function planTree(groups: LeafElement[][], pageSize: number, alloc: (n: number) => number): { tree: TreePlan; groups: LeafElement[][] } {
+  const leaves: LeafPlan[] = groups.map((g) => {
+    const bytes = leafBytes(g);
+    return { count: g.length, bytes, firstKey: Buffer.from(g[0]?.key ?? []), pgid: alloc(pagesFor(bytes, pageSize)) };
+  });
+  return { tree: planBranches(leaves, pageSize, alloc), groups };
+}
+
+/** Branch levels above `leaves`, bottom-up, until one page is the root. */
+function planBranches(leaves: LeafPlan[], pageSize: number, alloc: (n: number) => number): TreePlan {
+  const branchLevels: BranchPlan[][] = [];
+  let level: ChildRef[] = leaves.map((l) => ({ key: l.firstKey, pgid: l.pgid }));
+  while (level.length > 1) {
+    const branches: BranchPlan[] = [];
+    let children: ChildRef[] = [];
+    let bytes = pageHeaderBytes;
+    const close = (): void => {
+      branches.push({ children, bytes, pgid: alloc(pagesFor(bytes, pageSize)) });
+      children = [];
+      bytes = pageHeaderBytes;
+    };
+    for (const c of level) {
+      const size = elementBytes + c.key.length;
+      if (children.length > 0 && (bytes + size > pageSize || children.length === maxElementsPerPage)) close();
+      children.push(c);
+      bytes += size;
+    }
+    close();
+    branchLevels.push(branches);
+    level = branches.map((b) => ({ key: b.children[0].key, pgid: b.pgid }));
+  }
+  return { leaves, branchLevels, root: level[0].pgid };
+}
+
+/** Second pass over one bucket: its leaves (written as the entries come), then its branches. */
+function* emitBucket(source: BoltBucketSource, tree: TreePlan, pageSize: number): Generator<Buffer, void, undefined> {
+  const single = Buffer.alloc(pageSize);
+  let li = 0;
+  let leaf: LeafPlan | undefined;
+  let page = single;
+  let i = 0;
+  let dataOff = 0;
+  for (const [key, value] of source.entries()) {
+    if (leaf === undefined) {
+      leaf = tree.leaves[li];
+      if (leaf === undefined) throw new BoltSourceChangedError(source.name, 'more entries');
+      if (Buffer.compare(leaf.firstKey, key) !== 0) throw new BoltSourceChangedError(source.name, 'a different first key');
+      const pages = pagesFor(leaf.bytes, pageSize);
+      page = pages === 1 ? single.fill(0) : Buffer.alloc(pages * pageSize);
+      writePageHeader(page, leaf.pgid, leafPageFlag, leaf.count, pages - 1);
+      i = 0;
+      dataOff = pageHeaderBytes + leaf.count * elementBytes;
+    }
+    if (dataOff + key.length + value.length > leaf.bytes) throw new BoltSourceChangedError(source.name, 'larger entries');
+    dataOff = putLeafElement(page, i, 0, key, value, dataOff);
+    if (++i === leaf.count) {
+      if (dataOff !== leaf.bytes) throw new BoltSourceChangedError(source.name, 'smaller entries');
+      yield page;
+      leaf = undefined;
+      li++;
+    }
+  }
+  if (leaf !== undefined || li !== tree.leaves.length) throw new BoltSourceChangedError(source.name, 'fewer entries');
+  yield* emitBranches(tree, pageSize);
+}
+
+/** The root bucket's tree: leaves from memory, then branches. */
+function* emitTree(tree: TreePlan, groups: LeafElement[][], pageSize: number): Generator<Buffer, void, undefined> {
+  for (let i = 0; i < groups.length; i++) {
+    const pages = pagesFor(tree.leaves[i].bytes, pageSize);
+    yield encodeLeaf(tree.leaves[i].pgid, groups[i], pages * pageSize, pages - 1);
+  }
+  yield* emitBranches(tree, pageSize);
+}
+
+function* emitBranches(tree: TreePlan, pageSize: number): Generator<Buffer, void, undefined> {
+  for (const level of tree.branchLevels) {
+    for (const b of level) {
+      const pages = pagesFor(b.bytes, pageSize);
+      const page = Buffer.alloc(pages * pageSize);
+      writePageHeader(page, b.pgid, branchPageFlag, b.children.length, pages - 1);
+      let off = pageHeaderBytes + b.children.length * elementBytes;
+      b.children.forEach((c, i) => {
+        const at = pageHeaderBytes + i * elementBytes;
+        page.writeUInt32LE(off - at, at);
+        page.writeUInt32LE(c.key.length, at + 4);
+        page.writeBigUInt64LE(BigInt(c.pgid), at + 8);
+        page.set(c.key, off);
+        off += c.key.length;
+      });
+      yield page;
+    }
+  }
+}
+
+/** A leaf page (`bytes` long, zero-padded, at least leafBytes(elements)) holding `elements`. */
+function encodeLeaf(id: number, elements: readonly LeafElement[], bytes: number, overflow: number): Buffer {
+  const page = Buffer.alloc(bytes);
+  writePageHeader(page, id, leafPageFlag, elements.length, overflow);
+  let off = pageHeaderBytes + elements.length * elementBytes;
+  elements.forEach((e, i) => { off = putLeafElement(page, i, e.flags, e.key, e.value, off); });
+  return page;
+}
+
+/** Writes leaf element `i` and its key and value at `dataOff`; returns the next data offset. */
+function putLeafElement(page: Buffer, i: number, flags: number, key: Uint8Array, value: Uint8Array, dataOff: number): number {
+  const at = pageHeaderBytes + i * elementBytes;
+  page.writeUInt32LE(flags, at);
+  page.writeUInt32LE(dataOff - at, at + 4);
+  page.writeUInt32LE(key.length, at + 8);
+  page.writeUInt32LE(value.length, at + 12);
+  page.set(key, dataOff);
+  page.set(value, dataOff + key.length);
+  return dataOff + key.length + value.length;
+}

@@ -1,0 +1,43 @@
+// Maintenance.Snapshot's file: the backend as etcd's bbolt file (one bucket per database of
+// storage/, the same keys and values, as etcd 3.4 lays them out), streamed page by page from
+// a read view. The view is one LMDB read transaction, so the file is one point in time while
+// writes go on; the writer's two passes both read that view, and nothing holds the whole file.
+
+import { planBoltFileAsync, type BoltBucketSource } from '../bbolt/index.js';
+import { DB_NAMES, type BackendReadView, type DbName } from '../storage/index.js';
+
+/** A bucket's entries in bytewise key order. */
+export type BucketEntries = readonly (readonly [Buffer, Buffer])[];
+
+/**
+ * Buckets whose Concord record differs from etcd's layout (members, alarm): the caller gives
+ * etcd's entries for them, taken at the same point as the view.
+ */
+export type BucketReplacements = Partial<Record<DbName, BucketEntries>>;
+
+/** A snapshot being streamed (the shape server/service.ts's BackendSnapshot has). */
+export interface StreamedSnapshot {
+  readonly size: number;
+  /** The file's bytes; a chunk may be reused once the next is pulled. */
+  chunks(): AsyncIterable<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/** Plans etcd's bbolt file over `view` (taking ownership: close() or a failure releases it). */
+export async function etcdSnapshot(view: BackendReadView, replace: BucketReplacements = {}): Promise<StreamedSnapshot> {
+  try {
+    const buckets: BoltBucketSource[] = DB_NAMES.map((name) => ({
+      name: Buffer.from(name),
+      entries: () => replace[name] ?? view.scan(name),
+    }));
+    const plan = await planBoltFileAsync(buckets);
+    return {
+      size: plan.size,
+      async *chunks() { yield* plan.pages(); },
+      close: async () => view.close(),
+    };
+  } catch (e) {
+    view.close();
+    throw e;
+  }
+}

@@ -1,0 +1,11 @@
+/**
+ * snapshot/: etcd's snapshot file and Concord's backend, both ways.
+ *
+ * - `etcdSnapshot`: a backend read view streamed as etcd's bbolt file (Maintenance.Snapshot).
+ * - `verifySnapshotFile`, `openSnapshotDb`, `snapshotStatus`: a snapshot file on disk, checked
+ *   as etcd's restore and status check it (sha256 trailer, bbolt integrity), with etcd's messages.
+ */
+export { etcdSnapshot } from './etcd-snapshot.js';
+export type { BucketEntries, BucketReplacements, StreamedSnapshot } from './etcd-snapshot.js';
+export { verifySnapshotFile, openSnapshotDb, snapshotStatus, hasChecksum, SnapshotFileError, sha256Bytes } from './snapshot-file.js';
+export type { SnapshotStatus } from './snapshot-file.js';
