@@ -6,6 +6,7 @@
 export { PeerTransport } from './transport.js';
 export type { TransportHandlers, TransportOptions, SnapshotOutcome, StreamKind } from './types.js';
 export type { LocalIdentity } from './headers.js';
+export type { SnapshotToSend } from './snapshot-sender.js';
 export { idString, parseId, checkCompatibility, requestHeaders, minClusterVersion } from './headers.js';
 export { StreamMessageDecoder, encodeStreamMessage, isLinkHeartbeat, defaultMaxMessageBytes } from './message-codec.js';
 export { MsgAppV2Encoder, MsgAppV2Decoder } from './msgappv2-codec.js';

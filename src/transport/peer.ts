@@ -11,6 +11,7 @@ import { StreamReader } from './stream-reader.js';
 import { StreamWriter } from './stream-writer.js';
 import type { StreamKind, TransportHandlers } from './types.js';
 import { UrlPicker } from './url-picker.js';
+import { sendSnapshot, type SnapshotToSend } from './snapshot-sender.js';
 
 export interface PeerConfig {
   local: LocalIdentity;
@@ -30,6 +31,7 @@ export class Peer {
   private readonly readers: StreamReader[];
   private readonly pipeline: Pipeline;
   private active = false;
+  private snapshotInFlight = false;
 
   constructor(private readonly c: PeerConfig) {
     this.id = c.id;
@@ -76,6 +78,20 @@ export class Peer {
       'remote-peer-id': idString(this.id),
       'remote-peer-active': this.active,
     });
+  }
+
+  /** One snapshot upload at a time (etcd sends them one by one too); a second fails at once. */
+  async sendSnapshot(s: SnapshotToSend): Promise<boolean> {
+    if (this.snapshotInFlight) {
+      this.c.handlers.onSnapshotStatus(s.message.to, 'failure');
+      return false;
+    }
+    this.snapshotInFlight = true;
+    try {
+      return await sendSnapshot(s, this.c.local, this.picker, this.c.handlers, this.c.logger);
+    } finally {
+      this.snapshotInFlight = false;
+    }
   }
 
   /** A GET for one of our streams to this peer was accepted: write to it from now on. */

@@ -15,6 +15,7 @@ import { defaultMaxMessageBytes } from './message-codec.js';
 import { Peer } from './peer.js';
 import { handlePeerRequest, type PeerHandlerContext } from './peer-handler.js';
 import type { TransportOptions } from './types.js';
+import type { SnapshotToSend } from './snapshot-sender.js';
 
 const defaultMaxSnapshotBytes = 8 * 1024 * 1024 * 1024;
 const defaultMaxStreamQueuedBytes = 64 * 1024 * 1024;
@@ -55,6 +56,20 @@ export class PeerTransport {
       if (p !== undefined) p.send(m);
       else this.o.logger.debug('ignored message send request; unknown remote peer target', { type: m.type, 'unknown-target-peer-id': idString(m.to) });
     }
+  }
+
+  /**
+   * etcd's Transport.SendSnapshot: POSTs the MsgSnap and the backend to its `to` peer, one
+   * upload per peer at a time; resolves true once the peer saved it. Raft hears the outcome
+   * through onSnapshotStatus either way (failure at once for an unknown or busy peer).
+   */
+  sendSnapshot(s: SnapshotToSend): Promise<boolean> {
+    const p = this.peers.get(s.message.to);
+    if (p === undefined) {
+      this.o.handlers.onSnapshotStatus(s.message.to, 'failure');
+      return Promise.resolve(false);
+    }
+    return p.sendSnapshot(s);
   }
 
   addPeer(id: bigint, urls: readonly string[]): void {
