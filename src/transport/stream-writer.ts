@@ -16,6 +16,8 @@ import type { StreamKind } from './types.js';
 export const streamBufSize = 4096;
 /** etcd's ConnReadTimeout: a stream silent this long is dead; we beat at a third of it. */
 export const connReadTimeoutMs = 5000;
+/** etcd's ConnWriteTimeout: a stream whose peer reads nothing this long is closed. */
+const connWriteTimeoutMs = 5000;
 
 /** etcd's names for the streams in logs (streamType.String). */
 export const streamTypeName: Record<StreamKind, string> = {
@@ -65,6 +67,9 @@ export class StreamWriter {
       this.logger.warn('lost TCP streaming connection with remote peer', this.fields());
     });
     res.on('error', () => {}); // 'close' follows and handles it
+    // We write at least a heartbeat every connReadTimeoutMs / 3, so a socket idle this long
+    // is one whose peer stopped reading (etcd's write deadline).
+    res.socket?.setTimeout(connWriteTimeoutMs, () => res.destroy());
     if (replaced) this.logger.warn('closed TCP streaming connection with remote peer', this.fields());
     this.logger.warn('established TCP streaming connection with remote peer', this.fields());
   }
