@@ -13,7 +13,7 @@ import { memberId, clusterId } from '../src/server/ids.js';
 import { RawNode, MemoryStorage } from '../src/raft/index.js';
 import { createLogger } from '../src/log/index.js';
 import {
-  EntryType, MessageType, decodeConfChange, newMessage, InternalRaftRequest, type Message,
+  EntryType, MessageType, decodeConfChange, encodeMessage, newMessage, InternalRaftRequest, type Message,
 } from '../src/proto/index.js';
 import { PeerTransport, encodeStreamMessage, idString } from '../src/transport/index.js';
 import { rng } from '../src/testkit/index.js';
@@ -197,10 +197,13 @@ test('hostile peer requests: our answers equal etcd\'s (status, body, cluster he
   }
 });
 
-test('a stream from a removed member is refused with 410 "removed member"', async () => {
+test('a removed member: its stream gets 410 "removed member", its message 403', async () => {
   const ourPort = Number(new URL(ourUrl).port);
   const r = await request(ourPort, { name: 'removed', method: 'GET', path: () => '/raft/stream/message/dead', headers: (h) => h }, 0xdeadn, id2);
-  assert.deepEqual({ status: r.status, body: r.body }, { status: 410, body: 'removed member\n' });
+  assert.deepEqual({ status: r.status, body: r.body }, { status: 410, body: 'removed member\n' });  // And a pipeline message from it is refused by Process, with etcd's HTTPError JSON.
+  const body = encodeMessage(newMessage({ type: MessageType.MsgHeartbeat, from: 0xdeadn, to: id2 }));
+  const p = await request(ourPort, { name: 'removed post', method: 'POST', path: () => '/raft', headers: (h) => h, body }, 0xdeadn, id2);
+  assert.deepEqual({ status: p.status, body: p.body }, { status: 403, body: '{"message":"cannot process message from removed member"}' });
 });
 
 test('/raft/probing answers as xiang90/probing does', async () => {

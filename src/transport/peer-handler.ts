@@ -116,9 +116,22 @@ async function servePipeline(ctx: PeerHandlerContext, req: IncomingMessage, res:
     ctx.logger.warn('failed to unmarshal Raft message', { 'local-member-id': idString(ctx.localId), error: err.message });
     return httpError(res, 400, 'error unmarshalling raft message');
   }
+  if (refuseRemoved(ctx, m, res)) return;
   ctx.handlers.onMessage(m);
   res.writeHead(204);
   res.end();
+}
+
+/**
+ * EtcdServer.Process's first check: a message from a removed member gets 403 and etcd's
+ * HTTPError JSON. True when it answered.
+ */
+function refuseRemoved(ctx: PeerHandlerContext, m: Message, res: ServerResponse): boolean {
+  if (!ctx.handlers.isIdRemoved(m.from)) return false;
+  ctx.logger.warn('rejected Raft message from removed member', { 'local-member-id': idString(ctx.localId), 'removed-member-id': idString(m.from) });
+  res.writeHead(403, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify({ message: 'cannot process message from removed member' }));
+  return true;
 }
 
 async function serveSnapshot(ctx: PeerHandlerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -134,6 +147,8 @@ async function serveSnapshot(ctx: PeerHandlerContext, req: IncomingMessage, res:
     ctx.logger.warn('unexpected Raft message type', { 'local-member-id': idString(ctx.localId), 'remote-snapshot-sender-id': from, 'message-type': MessageType[m.type] });
     return httpError(res, 400, 'wrong raft message type');
   }
+  // etcd saves the backend first and refuses after; refusing first spares the upload.
+  if (refuseRemoved(ctx, m, res)) return void req.resume();
   const index = m.snapshot?.metadata.index ?? 0;
   ctx.logger.info('receiving database snapshot', {
     'local-member-id': idString(ctx.localId), 'remote-snapshot-sender-id': from,
