@@ -215,3 +215,30 @@ test('/raft/probing answers as xiang90/probing does', async () => {
   assert.ok(!Number.isNaN(Date.parse(String(a.Now))));
 });
 
+
+test('dialing etcd with another cluster id: etcd refuses, our reader logs etcd\'s reason, the pipeline reports unreachable', async () => {
+  const lines: string[] = [];
+  const unreachable: bigint[] = [];
+  const stranger = new PeerTransport({
+    local: { memberId: id2, clusterId: cid + 1n, peerUrls: [] },
+    logger: createLogger({ stream: { write: (s: string) => { lines.push(s); } }, caller: false }),
+    handlers: {
+      onMessage: () => assert.fail('etcd sent a message to another cluster'),
+      onUnreachable: (id) => unreachable.push(id),
+      onSnapshotStatus: () => {},
+      isIdRemoved: () => false,
+      onRemovedFromCluster: () => {},
+    },
+  });
+  try {
+    stranger.addPeer(id1, [etcd.peerUrl]);
+    stranger.send([newMessage({ type: MessageType.MsgHeartbeat, from: id2, to: id1, term: 1 })]);
+    const refused = () => lines.filter((l) => l.includes('"request sent was ignored by remote peer due to cluster ID mismatch"'));
+    for (let i = 0; i < 100 && (refused().length < 2 || unreachable.length === 0); i++) await sleep(50);
+    assert.ok(refused().length >= 2, `both stream dials refused: ${lines.join('')}`);
+    assert.equal(JSON.parse(refused()[0]!)['remote-peer-cluster-id'], idString(cid));
+    assert.deepEqual(unreachable.slice(0, 1), [id1]);
+  } finally {
+    stranger.stop();
+  }
+});
