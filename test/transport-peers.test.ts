@@ -77,7 +77,7 @@ const heartbeat = (from: bigint, to: bigint, term = 1) => newMessage({ type: Mes
 const app = (from: bigint, to: bigint, index: number) =>
   newMessage({ type: MessageType.MsgApp, from, to, term: 2, logTerm: 2, index, entries: [{ term: 2, index: index + 1, type: 0, data: new Uint8Array([index & 0xff]) }], commit: index });
 
-async function until(what: string, cond: () => boolean, tries = 200): Promise<void> {
+async function until(what: string, cond: () => boolean, tries = 800): Promise<void> {
   for (let i = 0; i < tries && !cond(); i++) await sleep(25);
   assert.ok(cond(), what);
 }

@@ -109,7 +109,7 @@ test('real etcd elects a leader with our vote over our transport and replicates 
 
 test('both streams are dialed both ways (etcd attached our writers; we attached to its)', async () => {
   // Heartbeats keep flowing: wait for at least one more batch after the election.
-  for (let i = 0; i < 100 && !received.some((m) => m.type === MessageType.MsgHeartbeat); i++) await sleep(50);
+  for (let i = 0; i < 400 && !received.some((m) => m.type === MessageType.MsgHeartbeat); i++) await sleep(50);
   const established = logLines.filter((l) => l.includes('"established TCP streaming connection with remote peer"'));
   const kinds = (key: string) => new Set(established.map((l) => JSON.parse(l)[key]).filter(Boolean));
   assert.deepEqual([...kinds('stream-writer-type')].sort(), ['stream Message', 'stream MsgApp v2']);
@@ -127,7 +127,7 @@ test('a put through real etcdctl commits with our acknowledgement and reaches ou
   assert.equal(get.stdout.trim(), 'transport-value');
   // The committed entry is in our storage, and our commit index covers it.
   let found = false;
-  for (let i = 0; i < 100 && !found; i++) {
+  for (let i = 0; i < 400 && !found; i++) {
     const ents = storage.entries(storage.firstIndex(), storage.lastIndex() + 1, Infinity);
     found = ents.some((e) => {
       if (e.type !== EntryType.EntryNormal || !e.data?.length) return false;
@@ -234,7 +234,7 @@ test('dialing etcd with another cluster id: etcd refuses, our reader logs etcd\'
     stranger.addPeer(id1, [etcd.peerUrl]);
     stranger.send([newMessage({ type: MessageType.MsgHeartbeat, from: id2, to: id1, term: 1 })]);
     const refused = () => lines.filter((l) => l.includes('"request sent was ignored by remote peer due to cluster ID mismatch"'));
-    for (let i = 0; i < 100 && (refused().length < 2 || unreachable.length === 0); i++) await sleep(50);
+    for (let i = 0; i < 400 && (refused().length < 2 || unreachable.length === 0); i++) await sleep(50);
     assert.ok(refused().length >= 2, `both stream dials refused: ${lines.join('')}`);
     assert.equal(JSON.parse(refused()[0]!)['remote-peer-cluster-id'], idString(cid));
     assert.deepEqual(unreachable.slice(0, 1), [id1]);

@@ -28,11 +28,15 @@ export interface PeerHandlerContext {
   attachStream(from: bigint, kind: StreamKind, res: ServerResponse, accept: () => boolean): boolean;
 }
 
-/** Go's http.Error: text/plain body with a trailing newline. */
+/**
+ * Go's http.Error: text/plain body with a trailing newline. A request body we stopped
+ * reading (refused, too large) is not drained: the connection closes after the answer.
+ */
 function httpError(res: ServerResponse, status: number, msg: string): void {
   res.writeHead(status, {
     'Content-Type': 'text/plain; charset=utf-8',
     'X-Content-Type-Options': 'nosniff',
+    ...(res.req.complete ? {} : { Connection: 'close' }),
   });
   res.end(msg + '\n');
 }
@@ -90,7 +94,7 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Uint8Array | 
       total += c.length;
       if (total > maxBytes) {
         req.removeAllListeners('data');
-        req.resume();
+        req.pause();
         resolve('too-large');
         return;
       }
@@ -129,7 +133,7 @@ async function servePipeline(ctx: PeerHandlerContext, req: IncomingMessage, res:
 function refuseRemoved(ctx: PeerHandlerContext, m: Message, res: ServerResponse): boolean {
   if (!ctx.handlers.isIdRemoved(m.from)) return false;
   ctx.logger.warn('rejected Raft message from removed member', { 'local-member-id': idString(ctx.localId), 'removed-member-id': idString(m.from) });
-  res.writeHead(403, { 'Content-Type': 'application/json' });
+  res.writeHead(403, { 'Content-Type': 'application/json', ...(res.req.complete ? {} : { Connection: 'close' }) });
   res.end(JSON.stringify({ message: 'cannot process message from removed member' }));
   return true;
 }
@@ -148,7 +152,7 @@ async function serveSnapshot(ctx: PeerHandlerContext, req: IncomingMessage, res:
     return httpError(res, 400, 'wrong raft message type');
   }
   // etcd saves the backend first and refuses after; refusing first spares the upload.
-  if (refuseRemoved(ctx, m, res)) return void req.resume();
+  if (refuseRemoved(ctx, m, res)) return;
   const index = m.snapshot?.metadata.index ?? 0;
   ctx.logger.info('receiving database snapshot', {
     'local-member-id': idString(ctx.localId), 'remote-snapshot-sender-id': from,
@@ -162,7 +166,6 @@ async function serveSnapshot(ctx: PeerHandlerContext, req: IncomingMessage, res:
     ctx.logger.warn('failed to save incoming database snapshot', {
       'local-member-id': idString(ctx.localId), 'remote-snapshot-sender-id': from, 'incoming-snapshot-index': index, error: (err as Error).message,
     });
-    req.resume();
     return httpError(res, 500, `failed to save KV snapshot (${(err as Error).message})`);
   }
   ctx.logger.info('received and saved database snapshot', { 'local-member-id': idString(ctx.localId), 'remote-snapshot-sender-id': from, 'incoming-snapshot-index': index });
@@ -185,7 +188,7 @@ function readSnapshotHead(req: IncomingMessage, maxBytes: number): Promise<{ m: 
         resolve({ m, rest: dec.takeRest() });
       } catch (err) {
         req.off('data', onData);
-        req.resume();
+        req.pause();
         resolve((err as Error).message);
       }
     };
