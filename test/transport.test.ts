@@ -140,6 +140,22 @@ test('a put through real etcdctl commits with our acknowledgement and reaches ou
   assert.ok(found, 'the put is a committed entry of our log');
 });
 
+test('a proposal made on our member is forwarded to etcd, the leader, and committed there', async () => {
+  // What a Concord follower does with a client write: raft forwards MsgProp to the leader.
+  const req = InternalRaftRequest.fromPartial({
+    header: { ID: 0x7e57n },
+    put: { key: Buffer.from('proposed-by-member-2'), value: Buffer.from('over-our-stream') },
+  });
+  node.propose(InternalRaftRequest.encode(req).finish());
+  pump();
+  let value = '';
+  for (let i = 0; i < 100 && value === ''; i++) {
+    value = (await etcd.etcdctl(['get', 'proposed-by-member-2', '--print-value-only'])).stdout.trim();
+    if (value === '') await sleep(100);
+  }
+  assert.equal(value, 'over-our-stream');
+});
+
 interface Probe {
   name: string;
   method: string;
