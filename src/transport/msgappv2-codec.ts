@@ -1,0 +1,195 @@
+/**
+ * etcd's "stream MsgApp v2" codec (rafthttp/msgappv2_codec.go). Each frame starts with a
+ * type byte:
+ *   0 link heartbeat   nothing else
+ *   1 app entries      8-byte entry count, per entry 8-byte size + raftpb.Entry, 8-byte commit;
+ *                      the MsgApp's term, log term and index are the ones the stream carries
+ *   2 app              8-byte size + a whole raftpb.Message; sets the carried term and index
+ * All integers are big-endian uint64. Encoder and decoder each carry (term, index) across
+ * frames, so they must see the same messages in the same order: one pair per connection.
+ */
+import {
+  MessageType, encodeEntry, encodeMessage, decodeEntry, newMessage, type Entry, type Message, type NodeId,
+} from '../proto/index.js';
+import { ByteQueue, uint64BE, writeUint64BE } from './byte-queue.js';
+import { TransportDecodeError, exceedSizeLimitMessage } from './errors.js';
+import { decodePeerMessage, isLinkHeartbeat, defaultMaxMessageBytes } from './message-codec.js';
+
+const frameLinkHeartbeat = 0;
+const frameAppEntries = 1;
+const frameApp = 2;
+
+const linkHeartbeatFrame = Uint8Array.of(frameLinkHeartbeat);
+
+/** The (term, index) a msgappv2 stream carries: the last MsgApp's term and last entry index. */
+interface CarriedState {
+  term: number;
+  index: number;
+}
+
+function carryFrom(state: CarriedState, m: Message): void {
+  state.term = m.term;
+  state.index = m.entries.length > 0 ? m.entries[m.entries.length - 1]!.index : m.index;
+}
+
+export class MsgAppV2Encoder {
+  private readonly state: CarriedState = { term: 0, index: 0 };
+
+  /** The frame for m as chunks to write in order. */
+  encode(m: Message): Uint8Array[] {
+    if (isLinkHeartbeat(m)) return [linkHeartbeatFrame];
+    const s = this.state;
+    if (s.index === m.index && s.term === m.logTerm && m.logTerm === m.term) return this.appEntries(m);
+    const body = encodeMessage(m);
+    const head = new Uint8Array(9);
+    head[0] = frameApp;
+    writeUint64BE(head, 1, body.length);
+    carryFrom(s, m);
+    return [head, body];
+  }
+
+  private appEntries(m: Message): Uint8Array[] {
+    const head = new Uint8Array(9);
+    head[0] = frameAppEntries;
+    writeUint64BE(head, 1, m.entries.length);
+    const out: Uint8Array[] = [head];
+    for (const e of m.entries) {
+      const body = encodeEntry(e);
+      out.push(uint64BE(body.length), body);
+      this.state.index++;
+    }
+    out.push(uint64BE(m.commit));
+    return out;
+  }
+}
+
+/** Where the decoder is inside a frame. */
+type DecodeStep =
+  | { at: 'type' }
+  | { at: 'app-size' }
+  | { at: 'app-body'; size: number }
+  | { at: 'entry-count'; msg: Message }
+  | { at: 'entry-size'; msg: Message; left: number }
+  | { at: 'entry-body'; msg: Message; left: number; size: number }
+  | { at: 'commit'; msg: Message };
+
+/**
+ * Incremental msgappv2 decoder for the stream from `remote` to `local` (app-entries frames
+ * name neither). push() received bytes, then next() until undefined. One frame may hold at
+ * most maxMessageBytes (counting its length prefixes), whatever its entry count says.
+ */
+export class MsgAppV2Decoder {
+  private readonly queue = new ByteQueue();
+  private readonly state: CarriedState = { term: 0, index: 0 };
+  private step: DecodeStep = { at: 'type' };
+  private frameBytes = 0;
+
+  constructor(
+    private readonly local: NodeId,
+    private readonly remote: NodeId,
+    private readonly maxMessageBytes = defaultMaxMessageBytes,
+  ) {}
+
+  push(chunk: Uint8Array): void {
+    this.queue.push(chunk);
+  }
+
+  get bufferedBytes(): number {
+    return this.queue.bufferedBytes;
+  }
+
+  next(): Message | undefined {
+    for (;;) {
+      const done = this.advance();
+      if (done === 'need-more') return undefined;
+      if (done !== 'continue') return done;
+    }
+  }
+
+  /** One step of the frame; a message when the frame completes. */
+  private advance(): Message | 'need-more' | 'continue' {
+    const q = this.queue;
+    const s = this.step;
+    switch (s.at) {
+      case 'type': {
+        if (!q.has(1)) return 'need-more';
+        this.frameBytes = 0;
+        const typ = q.byte();
+        if (typ === frameLinkHeartbeat) return newMessage({ type: MessageType.MsgHeartbeat });
+        if (typ === frameApp) this.step = { at: 'app-size' };
+        else if (typ === frameAppEntries) this.step = { at: 'entry-count', msg: this.appFromCarried() };
+        else throw new TransportDecodeError('bad-stream-type', `failed to parse type ${typ} in msgappv2 stream`);
+        return 'continue';
+      }
+      case 'app-size': {
+        const size = this.length(q);
+        if (size === undefined) return 'need-more';
+        this.step = { at: 'app-body', size };
+        return 'continue';
+      }
+      case 'app-body': {
+        if (!q.has(s.size)) return 'need-more';
+        const m = decodePeerMessage(q.take(s.size));
+        carryFrom(this.state, m);
+        this.step = { at: 'type' };
+        return m;
+      }
+      case 'entry-count': {
+        const count = this.length(q);
+        if (count === undefined) return 'need-more';
+        this.step = count === 0 ? { at: 'commit', msg: s.msg } : { at: 'entry-size', msg: s.msg, left: count };
+        return 'continue';
+      }
+      case 'entry-size': {
+        const size = this.length(q);
+        if (size === undefined) return 'need-more';
+        this.step = { at: 'entry-body', msg: s.msg, left: s.left, size };
+        return 'continue';
+      }
+      case 'entry-body': {
+        if (!q.has(s.size)) return 'need-more';
+        s.msg.entries.push(decodePeerEntry(q.take(s.size)));
+        this.state.index++;
+        this.step = s.left > 1 ? { at: 'entry-size', msg: s.msg, left: s.left - 1 } : { at: 'commit', msg: s.msg };
+        return 'continue';
+      }
+      case 'commit': {
+        if (!q.has(8)) return 'need-more';
+        s.msg.commit = q.uint64() ?? Number.MAX_SAFE_INTEGER;
+        this.step = { at: 'type' };
+        return s.msg;
+      }
+    }
+  }
+
+  /**
+   * An 8-byte length or count, checked against the frame's byte budget: a size is charged
+   * with its prefix, a count must leave room for at least 8 bytes per entry. A hostile
+   * prefix therefore fails here, before anything it announces is awaited.
+   */
+  private length(q: ByteQueue): number | undefined {
+    if (!q.has(8)) return undefined;
+    const v = q.uint64();
+    const isCount = this.step.at === 'entry-count';
+    this.frameBytes += 8;
+    const need = v === undefined ? Infinity : isCount ? v * 8 : v;
+    if (this.frameBytes + need > this.maxMessageBytes) {
+      throw new TransportDecodeError('exceeds-limit', exceedSizeLimitMessage);
+    }
+    if (!isCount) this.frameBytes += need;
+    return v!;
+  }
+
+  private appFromCarried(): Message {
+    const { term, index } = this.state;
+    return newMessage({ type: MessageType.MsgApp, from: this.remote, to: this.local, term, logTerm: term, index });
+  }
+}
+
+function decodePeerEntry(body: Uint8Array): Entry {
+  try {
+    return decodeEntry(body);
+  } catch (err) {
+    throw new TransportDecodeError('bad-protobuf', `rafthttp: ${(err as Error).message}`);
+  }
+}
