@@ -183,6 +183,7 @@ const supported = new Set([
   'unsafe-no-fsync', 'force-new-cluster', 'client-transport-security', 'peer-transport-security',
   'proxy', // 'off' is the only value Concord runs with; checked below
   'experimental-watch-progress-notify-interval',
+  'experimental-enable-lease-checkpoint', 'experimental-enable-lease-checkpoint-persist',
 ]);
 
 /** etcd's flags.FlagToEnv: some-flag -> ETCD_SOME_FLAG. */
@@ -733,6 +734,8 @@ function parse(argv: readonly string[], env: Readonly<Record<string, string | un
     listenMetricsUrls: ec.metricsUrls.map(toUrl),
     // etcd applies the flag only when > 0; otherwise v3rpc's default stands.
     watchProgressNotifyIntervalMs: ec.watchProgressNotifyIntervalMs > 0 ? ec.watchProgressNotifyIntervalMs : defaultWatchProgressNotifyIntervalMs,
+    leaseCheckpoint: ec.leaseCheckpoint,
+    leaseCheckpointPersist: ec.leaseCheckpointPersist,
   };
   return { kind: 'run', config, logs, unsupported, ...(stderr ? { stderr } : {}) };
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { MemoryStorage } from '../raft/index.js';
 import { Backend } from '../storage/index.js';
 import { MvccStore } from '../mvcc/index.js';
+import { Lessor } from '../lease/index.js';
 import { nopLogger } from '../log/index.js';
 import { ConfChangeType, EntryType, encodeConfChange, type Entry } from '../proto/index.js';
 import type { ServerConfig } from './config.js';
@@ -41,7 +42,8 @@ export const testConfig = {
 export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPendingReads?: number } = {}): Promise<TestMember> {
   const dir = mkdtempSync(join(tmpdir(), 'concord-server-'));
   const backend = Backend.open({ path: join(dir, 'concord.lmdb') });
-  const store = MvccStore.open({ backend });
+  const lessor = new Lessor({ backend, minTtlSeconds: 2, expiredRetryMs: 7000 });
+  const store = MvccStore.open({ backend, leaseExists: (id) => lessor.has(id), onKeyLease: (k, l) => lessor.attachKey(k, l) });
   const log = nopLogger();
   const membership = new Membership(clusterId, []);
   const alarms = new AlarmSet([]);
@@ -62,6 +64,7 @@ export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPend
     header: () => server!.header(),
     persistAlarms: () => undefined, persistMembership: () => undefined, persistClusterVersion: () => undefined,
     clusterVersion: undefined,
+    lessor, clock: () => performance.now(),
   });
   const wal = new MemoryWal();
   const raft = new RaftNode({
