@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { MemoryStorage } from '../raft/index.js';
 import { Backend } from '../storage/index.js';
 import { MvccStore } from '../mvcc/index.js';
-import { Lessor } from '../lease/index.js';
+import { Lessor, type LessorOptions } from '../lease/index.js';
 import { nopLogger } from '../log/index.js';
 import { ConfChangeType, EntryType, encodeConfChange, type Entry } from '../proto/index.js';
 import type { ServerConfig } from './config.js';
@@ -22,6 +22,7 @@ import { WaitRegistry, type WaitLimits } from './wait.js';
 
 export interface TestMember {
   server: EtcdServer;
+  lessor: Lessor;
   raft: RaftNode;
   applier: Applier;
   store: MvccStore;
@@ -39,10 +40,10 @@ export const testConfig = {
 } as ServerConfig;
 
 /** A lone member, leader of its cluster once started (its log holds the bootstrap entry). */
-export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPendingReads?: number } = {}): Promise<TestMember> {
+export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPendingReads?: number; clock?: () => number; lessor?: Partial<LessorOptions> } = {}): Promise<TestMember> {
   const dir = mkdtempSync(join(tmpdir(), 'concord-server-'));
   const backend = Backend.open({ path: join(dir, 'concord.lmdb') });
-  const lessor = new Lessor({ backend, minTtlSeconds: 2, expiredRetryMs: 7000 });
+  const lessor = new Lessor({ backend, minTtlSeconds: 2, expiredRetryMs: 7000, ...o.lessor });
   const store = MvccStore.open({ backend, leaseExists: (id) => lessor.has(id), onKeyLease: (k, l) => lessor.attachKey(k, l) });
   const log = nopLogger();
   const membership = new Membership(clusterId, []);
@@ -64,7 +65,7 @@ export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPend
     header: () => server!.header(),
     persistAlarms: () => undefined, persistMembership: () => undefined, persistClusterVersion: () => undefined,
     clusterVersion: undefined,
-    lessor, clock: () => performance.now(),
+    lessor, clock: o.clock ?? (() => performance.now()),
   });
   const wal = new MemoryWal();
   const raft = new RaftNode({
@@ -87,7 +88,7 @@ export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPend
   while (!(raft.isLeader && raft.appliedTerm === raft.term)) await new Promise((r) => setImmediate(r));
   const started = server;
   return {
-    server: started, raft, applier, store, wal, waits,
+    server: started, lessor, raft, applier, store, wal, waits,
     async close() {
       started.stop();
       wal.release();
