@@ -48,6 +48,23 @@ function keepAliveLoop(c: EtcdClient, id: bigint, onAnswer: (ms: number, ttl: nu
   });
 }
 
+const sleepMs = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** One second of warm-up, then `durationS` measured (`setMeasuring` brackets it); the measured seconds. */
+async function measuredWindow(setMeasuring: (on: boolean) => void): Promise<number> {
+  await sleepMs(1000);
+  const started = performance.now();
+  setMeasuring(true);
+  await sleepMs(durationS * 1000);
+  setMeasuring(false);
+  return (performance.now() - started) / 1000;
+}
+
+function quantiles(samples: number[], ps: number[]): number[] {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return ps.map((p) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN);
+}
+
 async function run(target: TargetName): Promise<Result> {
   const server = new Server({ target });
   await server.start();
@@ -69,17 +86,11 @@ async function run(target: TargetName): Promise<Result> {
       if (ttl === 0) zeroTtl++;
       if ((answers & 7) === 0) latencies.push(ms);
     }, () => stop));
-    await new Promise((r) => setTimeout(r, 1000)); // warm-up
-    measuring = true;
-    const t0 = performance.now();
-    await new Promise((r) => setTimeout(r, durationS * 1000));
-    measuring = false;
-    const elapsedS = (performance.now() - t0) / 1000;
+    const elapsedS = await measuredWindow((on) => { measuring = on; });
     stop = true;
     await Promise.all(loops);
-    latencies.sort((a, b) => a - b);
-    const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
-    return { target, perS: answers / elapsedS, p50Ms: q(0.5), p99Ms: q(0.99), zeroTtl };
+    const [p50Ms, p99Ms] = quantiles(latencies, [0.5, 0.99]);
+    return { target, perS: answers / elapsedS, p50Ms, p99Ms, zeroTtl };
   } finally {
     for (const c of clients) c.close();
     await server.destroy();
