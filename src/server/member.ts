@@ -168,7 +168,7 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
   });
   server.lease = new LeaseHost({
     memberId, lessor, clock, propose: (r) => srv.propose(r), header: () => srv.header(),
-    appliedCaughtUp: () => raft.appliedIndex >= raft.commitIndex ? Promise.resolve() : raft.waitApplied(raft.commitIndex),
+    appliedCaughtUp: () => raft.appliedIndex >= raft.commitIndex ? undefined : raft.waitApplied(raft.commitIndex),
   });
   expiry.start();
   log.info('starting etcd server', { 'local-member-id': idToHex(memberId), 'local-server-version': serverVersion, 'cluster-version': 'to_be_decided' });
