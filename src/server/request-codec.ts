@@ -85,7 +85,7 @@ export function decodeEntryRequest(data: Uint8Array): { id: bigint; request: Raf
     const r = new Reader(data, 2);
     const [hs, he] = r.sub();
     const header = new Reader(data, hs, he);
-    if (header.tag() === 0x08) {
+    if (!header.done() && header.tag() === 0x08) {
       const id = header.varintBig();
       if (header.done() && !r.done() && data[r.pos] === putTag) {
         r.tag();
