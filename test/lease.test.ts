@@ -105,8 +105,10 @@ test('revoke and expiry delete every attached key in one revision, seen by a wat
       // Lease 8 expires by itself (TTL 2): the leader proposes its revoke.
       await w.until((rs) => rs.some((r) => r.events.some((e) => e.kv!.key.toString() === 'x/e2' && e.type === 1)), 'expiry deletes', 20_000);
       const ttl8 = await ls.timeToLive(8n);
+      const ka = new KeepAliveStream(c);
+      const keepAliveExpired = await ka.keepAlive(8n).finally(() => ka.close()); // TTL 0: expired and revoked
       const left = await c.range({ key: b('x/'), rangeEnd: prefixEnd('x/') });
-      return { events: w.responses.slice(1).map((r) => ({ ...r, header: { revision: r.header!.revision } })), ttl8, left };
+      return { events: w.responses.slice(1).map((r) => ({ ...r, header: { revision: r.header!.revision } })), ttl8, keepAliveExpired, left };
     } finally {
       w.close();
     }
