@@ -2,7 +2,8 @@
 // build): C clients, each with its own lease and LeaseKeepAlive stream, spread over N
 // connections, each sending its next keep-alive as soon as the previous one is answered
 // (closed loop), against real etcd and Concord in the same run. Reports keep-alives per
-// second (all clients together) and keep-alive latency p50/p99.
+// second (all clients together), keep-alive latency p50/p99, and the server's CPU time per
+// 1,000 keep-alives (from /proc: a cost that holds up better than rates on a busy machine).
 //
 // Options (flags or env):
 //   --targets etcd,concord   BENCH_TARGETS
@@ -11,6 +12,7 @@
 //   --duration 5             BENCH_DURATION_S (seconds measured, after 1 s of warm-up)
 import * as grpc from '@grpc/grpc-js';
 import { performance } from 'node:perf_hooks';
+import { readFileSync } from 'node:fs';
 import { LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse } from '../src/proto/gen/etcdserverpb/rpc.js';
 import { Server, type EtcdClient, type TargetName } from '../test/harness.js';
 
@@ -25,7 +27,13 @@ const clientCount = Number(opt('clients', 'BENCH_LEASE_CLIENTS', '100'));
 const connections = Number(opt('connections', 'BENCH_LEASE_CONNECTIONS', '10'));
 const durationS = Number(opt('duration', 'BENCH_DURATION_S', '5'));
 
-interface Result { target: TargetName; perS: number; p50Ms: number; p99Ms: number; zeroTtl: number }
+interface Result { target: TargetName; perS: number; p50Ms: number; p99Ms: number; zeroTtl: number; cpuMsPer1k: number }
+
+/** User + system CPU time of process `pid` so far, in ms (Linux /proc; clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime (fields 14, 15)
+}
 
 /** One client: its own lease and stream, one keep-alive outstanding at a time. */
 function keepAliveLoop(c: EtcdClient, id: bigint, onAnswer: (ms: number, ttl: number) => void, stopped: () => boolean): Promise<void> {
@@ -86,11 +94,17 @@ async function run(target: TargetName): Promise<Result> {
       if (ttl === 0) zeroTtl++;
       if ((answers & 7) === 0) latencies.push(ms);
     }, () => stop));
-    const elapsedS = await measuredWindow((on) => { measuring = on; });
+    let cpuAtStart = 0;
+    let cpuUsed = 0;
+    const elapsedS = await measuredWindow((on) => {
+      measuring = on;
+      if (on) cpuAtStart = cpuMs(server.pid!);
+      else cpuUsed = cpuMs(server.pid!) - cpuAtStart;
+    });
     stop = true;
     await Promise.all(loops);
     const [p50Ms, p99Ms] = quantiles(latencies, [0.5, 0.99]);
-    return { target, perS: answers / elapsedS, p50Ms, p99Ms, zeroTtl };
+    return { target, perS: answers / elapsedS, p50Ms, p99Ms, zeroTtl, cpuMsPer1k: (cpuUsed * 1000) / answers };
   } finally {
     for (const c of clients) c.close();
     await server.destroy();
@@ -102,12 +116,12 @@ for (const t of targets) {
   process.stderr.write(`lease keep-alive: ${t}, ${clientCount} clients over ${connections} connections, ${durationS}s\n`);
   results.push(await run(t));
 }
-console.log('| target | clients | keep-alives/s | p50 ms | p99 ms |');
-console.log('|---|---|---|---|---|');
+console.log('| target | clients | keep-alives/s | p50 ms | p99 ms | server CPU ms per 1k |');
+console.log('|---|---|---|---|---|---|');
 for (const r of results) {
-  console.log(`| ${r.target} | ${clientCount} | ${r.perS.toFixed(0)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} |${r.zeroTtl ? ` (${r.zeroTtl} answered TTL 0!)` : ''}`);
+  console.log(`| ${r.target} | ${clientCount} | ${r.perS.toFixed(0)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.cpuMsPer1k.toFixed(1)} |${r.zeroTtl ? ` (${r.zeroTtl} answered TTL 0!)` : ''}`);
 }
 const e = results.find((r) => r.target === 'etcd');
 const c = results.find((r) => r.target === 'concord');
-if (e && c) console.log(`concord/etcd: keep-alives/s ${(c.perS / e.perS).toFixed(2)}x, p50 ${(c.p50Ms / e.p50Ms).toFixed(2)}x, p99 ${(c.p99Ms / e.p99Ms).toFixed(2)}x`);
+if (e && c) console.log(`concord/etcd: keep-alives/s ${(c.perS / e.perS).toFixed(2)}x, p50 ${(c.p50Ms / e.p50Ms).toFixed(2)}x, p99 ${(c.p99Ms / e.p99Ms).toFixed(2)}x, CPU per keep-alive ${(c.cpuMsPer1k / e.cpuMsPer1k).toFixed(2)}x`);
 process.exit(0);
