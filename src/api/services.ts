@@ -17,6 +17,7 @@ import { isTxnReadOnly, type EtcdService } from '../server/index.js';
 import { encodePutResponse } from './fast-codecs.js';
 import { Reader, WIRE_BYTES, wireShapeError } from '../proto/index.js';
 import { registerWatchService, watchPath } from './watch-service.js';
+import { leaseHandlers, leaseKeepAlivePath, registerLeaseKeepAlive } from './lease-service.js';
 import type { Codec } from './grpc/framing.js';
 import { GrpcServer, GrpcStatusError, unmarshalError } from './grpc/index.js';
 import {
@@ -141,6 +142,17 @@ export function etcdMethods(service: EtcdService, log?: Logger): MethodTable {
       return { status: 1 /* SERVING */ };
     }),
   ];
+  if (service.lease !== undefined) {
+    // --- Lease (etcd: v3rpc/lease.go); LeaseKeepAlive is a bidi stream: registerEtcdServices ---
+    const ls = leaseHandlers(service.lease, () => service.header());
+    const le = (m: string): string => `/etcdserverpb.Lease/${m}`;
+    methods.push(
+      unary(le('LeaseGrant'), pb.LeaseGrantRequest, pb.LeaseGrantResponse, (req) => ls.grant(req)),
+      unary(le('LeaseRevoke'), pb.LeaseRevokeRequest, pb.LeaseRevokeResponse, (req) => ls.revoke(req)),
+      unary(le('LeaseTimeToLive'), pb.LeaseTimeToLiveRequest, pb.LeaseTimeToLiveResponse, (req) => ls.timeToLive(req)),
+      unary(le('LeaseLeases'), pb.LeaseLeasesRequest, pb.LeaseLeasesResponse, () => ls.leases()),
+    );
+  }
 
   const unimplemented: MethodTable['unimplemented'] = [];
   const notYet = (svc: string, method: string): void => {
@@ -149,7 +161,8 @@ export function etcdMethods(service: EtcdService, log?: Logger): MethodTable {
   for (const m of ['MemberAdd', 'MemberRemove', 'MemberUpdate', 'MemberPromote']) notYet('Cluster', m);
   // --- Served by later issues ---
   notYet('Watch', 'Watch');
-  for (const m of ['LeaseGrant', 'LeaseRevoke', 'LeaseKeepAlive', 'LeaseTimeToLive', 'LeaseLeases']) notYet('Lease', m);
+  if (service.lease === undefined) for (const m of ['LeaseGrant', 'LeaseRevoke', 'LeaseTimeToLive', 'LeaseLeases']) notYet('Lease', m);
+  notYet('Lease', 'LeaseKeepAlive'); // served on this thread's GrpcServer when there is a lessor (registerEtcdServices)
   for (const m of ['AuthEnable', 'AuthDisable', 'Authenticate', 'UserAdd', 'UserGet', 'UserList', 'UserDelete',
     'UserChangePassword', 'UserGrantRole', 'UserRevokeRole', 'RoleAdd', 'RoleGet', 'RoleList', 'RoleDelete',
     'RoleGrantPermission', 'RoleRevokePermission']) notYet('Auth', m);
@@ -196,7 +209,11 @@ export function registerMethods(grpc: GrpcServer, table: MethodTable): void {
 }
 
 export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log?: Logger): void {
-  const table = etcdMethods(service, log);
+  let table = etcdMethods(service, log);
+  if (service.lease !== undefined) {
+    registerLeaseKeepAlive(grpc, service.lease, () => service.header());
+    table = { ...table, unimplemented: table.unimplemented.filter((u) => u.path !== leaseKeepAlivePath) };
+  }
   const watch = service.watch;
   if (watch === undefined) {
     registerMethods(grpc, table);

@@ -214,6 +214,14 @@ test('a flag Concord accepts but does not act on is reported, not refused', () =
   assert.equal(r.kind === 'run' && r.config.metrics, 'extensive'); // --metrics is served (grpc_server_handling_seconds)
 });
 
+test('the lease checkpoint flags reach the member (off by default, as etcd)', () => {
+  const off = run(['--name', 'x']);
+  assert.ok(off.kind === 'run' && off.config.leaseCheckpoint === false && off.config.leaseCheckpointPersist === false);
+  const on = run(['--experimental-enable-lease-checkpoint', '--experimental-enable-lease-checkpoint-persist']);
+  assert.ok(on.kind === 'run' && on.config.leaseCheckpoint === true && on.config.leaseCheckpointPersist === true);
+  assert.deepEqual(on.kind === 'run' && on.unsupported, []);
+});
+
 // ---- the same bad input to real etcd 3.4 and to Concord: same exit code and message ----
 
 /** etcd's message for a failed run: the flag error line, or the error in its log line. */

@@ -188,6 +188,7 @@ const supported = new Set([
   'proxy', // 'off' is the only value Concord runs with; checked below
   'experimental-watch-progress-notify-interval',
   'grpc-keepalive-min-time', 'grpc-keepalive-interval', 'grpc-keepalive-timeout',
+  'experimental-enable-lease-checkpoint', 'experimental-enable-lease-checkpoint-persist',
 ]);
 
 /** etcd's flags.FlagToEnv: some-flag -> ETCD_SOME_FLAG. */
@@ -753,6 +754,8 @@ function parse(argv: readonly string[], env: Readonly<Record<string, string | un
     metrics: ec.metrics,
     // etcd applies the flag only when > 0; otherwise v3rpc's default stands.
     watchProgressNotifyIntervalMs: ec.watchProgressNotifyIntervalMs > 0 ? ec.watchProgressNotifyIntervalMs : defaultWatchProgressNotifyIntervalMs,
+    leaseCheckpoint: ec.leaseCheckpoint,
+    leaseCheckpointPersist: ec.leaseCheckpointPersist,
   };
   return { kind: 'run', config, logs, unsupported, ...(stderr ? { stderr } : {}) };
 }

@@ -48,6 +48,12 @@ export interface MvccStoreOptions {
   backend: Backend;
   /** Whether a lease exists (the lessor's lookup). Without it any nonzero lease is LeaseNotFound. */
   leaseExists?: (id: bigint) => boolean;
+  /**
+   * The lessor's hook: `key` now carries `lease` (0n when deleted or put without one). Called
+   * for every put and every deleted key, and at open for every live key with a lease (the
+   * lessor rebuilds its attached keys from the key bucket, as etcd's restore does).
+   */
+  onKeyLease?: (key: Buffer, lease: bigint) => void;
   /** Keys (index) and revisions (backend) handled per compaction step. Default 1000 as etcd. */
   compactionBatchLimit?: number;
   /** Called after each write that changed something, with its events in order (for watchers). */
@@ -111,6 +117,7 @@ export class MvccStore {
   readonly backend: Backend;
   private readonly index = new TreeIndex();
   private readonly leaseExists: ((id: bigint) => boolean) | undefined;
+  private readonly onKeyLease: MvccStoreOptions['onKeyLease'];
   private readonly batchLimit: number;
   private readonly onChanges: MvccStoreOptions['onChanges'];
   private readonly onCompact: MvccStoreOptions['onCompact'];
@@ -128,6 +135,7 @@ export class MvccStore {
   private constructor(opts: MvccStoreOptions) {
     this.backend = opts.backend;
     this.leaseExists = opts.leaseExists;
+    this.onKeyLease = opts.onKeyLease;
     this.batchLimit = opts.compactionBatchLimit ?? 1000;
     this.onChanges = opts.onChanges;
     this.onCompact = opts.onCompact;
@@ -196,12 +204,19 @@ export class MvccStore {
     let scheduled = scheduledBytes ? revMain(scheduledBytes) : 0;
 
     let rev = 1;
+    // Each live key's lease as of its last record (etcd's keysToLease), only if someone asks.
+    const keyLeases = this.onKeyLease ? new Map<string, bigint>() : undefined;
     for (const [k, v] of b.scan('key', { start: revKey(1, 0) })) {
       const main = revMain(k);
       const sub = revSub(k);
       const key = decodeKey(v);
       const ki = this.index.keyIndex(key);
       rev = main;
+      if (keyLeases) {
+        const lease = isTombstoneKey(k) ? 0n : decodeKeyValue(v).lease;
+        if (lease === 0n) keyLeases.delete(key.toString('latin1'));
+        else keyLeases.set(key.toString('latin1'), lease);
+      }
       if (ki) {
         if (isTombstoneKey(k)) ki.tombstone(main, sub);
         else ki.put(main, sub);
@@ -212,6 +227,7 @@ export class MvccStore {
         this.index.insert(nki);
       }
     }
+    if (keyLeases) for (const [key, lease] of keyLeases) this.onKeyLease!(Buffer.from(key, 'latin1'), lease);
     // Compaction may have removed every record up to its revision, finished or not (a crash
     // before the finished mark): the revision never goes below either (etcd #17780).
     this.currentRev = Math.max(rev, this.compactMainRev, scheduled);
@@ -339,6 +355,7 @@ export class MvccStore {
     const bytes = encodeKeyValue(key, value, created, rev, ver, lease);
     this.backend.put('key', revKey(rev, sub), bytes);
     ki.put(rev, sub);
+    this.onKeyLease?.(key, lease);
     if (tw.events) tw.events.push({ type: Event_EventType.PUT, kv: decodeKeyValue(bytes), prevKv: undefined });
   }
 
@@ -355,6 +372,7 @@ export class MvccStore {
       const sub = tw.changes++;
       this.backend.put('key', revKey(main, sub, true), encodeTombstone(k));
       if (!this.index.tombstone(k, main, sub)) throw new Error(`mvcc: cannot tombstone an existing key (${k.toString()})`);
+      this.onKeyLease?.(k, 0n);
       if (tw.events) {
         tw.events.push({
           type: Event_EventType.DELETE,

@@ -49,11 +49,16 @@ export {
   MemberListRequest, MemberListResponse, MoveLeaderRequest, MoveLeaderResponse,
   PutRequest, PutResponse, RangeRequest, RangeRequest_SortOrder, RangeRequest_SortTarget, RangeResponse,
   RequestOp, ResponseHeader, ResponseOp, StatusResponse, TxnRequest, TxnResponse, WatchRequest, WatchResponse,
+  LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseCheckpoint,
+  LeaseCheckpointRequest, LeaseCheckpointResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, LeaseLeasesResponse,
 } from './gen/etcdserverpb/rpc.js';
 
 // ---- generated: etcdserverpb (internal: raft entries, WAL metadata, etcd 3.4's v2 requests)
 export { InternalRaftRequest, RequestHeader } from './gen/etcdserverpb/raft_internal.js';
 export { Metadata, Request as V2Request } from './gen/etcdserverpb/etcdserver.js';
+
+// ---- generated: leasepb (the lease bucket's records)
+export { Lease as LeaseRecord } from './gen/leasepb/lease.js';
 
 // ---- generated: mvccpb
 export { KeyValue, Event, Event_EventType } from './gen/mvccpb/kv.js';

@@ -11,11 +11,14 @@
 import {
   AlarmRequest_AlarmAction as AlarmAction, AlarmResponse, AlarmType, CompactionResponse,
   EntryType,
+  LeaseGrantResponse, LeaseRevokeResponse, LeaseCheckpointResponse,
   type AlarmRequest, type ConfChangeV2, type ConfState, type Entry, type ResponseHeader, type Snapshot, type RequestOp, type TxnRequest,
+  type LeaseGrantRequest, type LeaseRevokeRequest, type LeaseCheckpointRequest,
 } from '../proto/index.js';
 import { etcdError, EtcdError } from '../errors/index.js';
 import { countView } from '../metrics/index.js';
 import type { MvccStore } from '../mvcc/index.js';
+import type { Lessor } from '../lease/index.js';
 import type { Logger } from '../log/index.js';
 import type { ApplierPort } from './ports.js';
 import { AlarmSet, alarmName } from './alarms.js';
@@ -50,6 +53,14 @@ export interface ApplierDeps {
   persistMembership(m: Membership): void;
   persistClusterVersion(v: string): void;
   clusterVersion: string | undefined;
+  lessor: Lessor;
+  /** The lessor's monotonic clock (ms): a lease granted on the primary expires a TTL after it. */
+  clock(): number;
+  /**
+   * An empty entry (a new leader's first) was applied: the leader promotes its lessor here,
+   * once every entry of earlier terms is applied (etcd's applyEntryNormal).
+   */
+  onEmptyEntry?(): void;
 }
 
 export class Applier implements ApplierPort {
@@ -87,6 +98,7 @@ export class Applier implements ApplierPort {
     if (!data || data.length === 0) {
       // A new leader's empty entry: nothing to do but remember its index.
       if (shouldApply) this.d.store.setConsistentIndex(e.index, e.term);
+      this.d.onEmptyEntry?.();
       return;
     }
     const { id, request } = decodeEntryRequest(data);
@@ -140,7 +152,38 @@ export class Applier implements ApplierPort {
       case 'v2':
         this.applyV2(r.req.Method ?? '', r.req.Path ?? '', r.req.Val ?? '');
         return undefined;
+      case 'leaseGrant':
+        if (alarms.has(AlarmType.CORRUPT)) throw etcdError('Corrupt');
+        if (alarms.has(AlarmType.NOSPACE)) throw etcdError('NoSpace');
+        return this.applyLeaseGrant(r.req);
+      case 'leaseRevoke':
+        if (alarms.has(AlarmType.CORRUPT)) throw etcdError('Corrupt');
+        return this.applyLeaseRevoke(r.req);
+      case 'leaseCheckpoint':
+        return this.applyLeaseCheckpoint(r.req);
     }
+  }
+
+  private applyLeaseGrant(req: LeaseGrantRequest): LeaseGrantResponse {
+    const l = this.d.lessor.grant(req.ID, req.TTL, this.d.clock());
+    return { header: this.d.header(), ID: l.id, TTL: l.ttl, error: '' };
+  }
+
+  /** Deletes every attached key in one write (one revision, so watchers see one batch of deletes), then the lease. */
+  private applyLeaseRevoke(req: LeaseRevokeRequest): LeaseRevokeResponse {
+    const store = this.d.store;
+    this.d.lessor.revoke(req.ID, (keys) => {
+      store.write((tx) => {
+        for (const key of keys) tx.deleteRange({ key, rangeEnd: emptyKey, prevKv: false });
+      });
+    });
+    return { header: this.d.header() };
+  }
+
+  private applyLeaseCheckpoint(req: LeaseCheckpointRequest): LeaseCheckpointResponse {
+    const now = this.d.clock();
+    for (const c of req.checkpoints) this.d.lessor.checkpoint(c.ID, c.remainingTTL, now);
+    return { header: this.d.header() };
   }
 
   private withHeader<T extends { header?: ResponseHeader | undefined }>(resp: T): T {
@@ -236,6 +279,8 @@ export class Applier implements ApplierPort {
     else log.info('updated member', { ...ids, 'updated-remote-peer-id': idToHex(c.nodeId), 'updated-remote-peer-urls': urls });
   }
 }
+
+const emptyKey = Buffer.alloc(0);
 
 function txnHasPut(req: TxnRequest): boolean {
   const has = (ops: RequestOp[]): boolean => ops.some((op) => op.requestPut !== undefined || (op.requestTxn !== undefined && txnHasPut(op.requestTxn)));

@@ -66,6 +66,12 @@ export interface ServerConfig {
   apiThread?: boolean;
   /** --experimental-watch-progress-notify-interval: progress_notify watchers hear of quiet periods this often. */
   watchProgressNotifyIntervalMs?: number;
+  /** --experimental-enable-lease-checkpoint: the leader records long leases' remaining TTLs through raft. */
+  leaseCheckpoint?: boolean;
+  /** --experimental-enable-lease-checkpoint-persist: checkpointed remaining TTLs are also written to the backend. */
+  leaseCheckpointPersist?: boolean;
+  /** How often a lease is checkpointed (etcd 3.4 has no flag for it: 5 minutes; tests shorten it). */
+  leaseCheckpointIntervalMs?: number;
 }
 
 /** etcd v3rpc's progressReportInterval default: 10 minutes. */

@@ -99,10 +99,10 @@ test('an entry of a request kind the server cannot apply stops the member with a
   const m = await startTestMember();
   try {
     const data = InternalRaftRequest.encode(InternalRaftRequest.fromPartial({
-      header: RequestHeader.fromPartial({ ID: 77n }), leaseGrant: { TTL: 10, ID: 1n },
+      header: RequestHeader.fromPartial({ ID: 77n }), authEnable: {},
     })).finish();
     assert.throws(() => m.applier.apply({ term: 2, index: m.raft.appliedIndex + 1, type: EntryType.EntryNormal, data }),
-      /cannot apply entry \d+: leaseGrant requests are not supported yet; stopping the member/);
+      /cannot apply entry \d+: authEnable requests are not supported yet; stopping the member/);
     assert.throws(() => m.applier.apply({ term: 2, index: m.raft.appliedIndex + 1, type: EntryType.EntryConfChangeV2, data: new Uint8Array() }),
       /entry type 2 is not supported yet/);
   } finally {

@@ -17,7 +17,7 @@ import { countView, diskMetrics, serverMetrics } from '../metrics/index.js';
 import { RaftError } from '../raft/index.js';
 import type { MvccStore } from '../mvcc/index.js';
 import type { Logger } from '../log/index.js';
-import type { BackendSnapshot, EtcdService, HealthQuery, HealthReport, WatchHost } from './service.js';
+import type { BackendSnapshot, EtcdService, HealthQuery, HealthReport, LeaseService, WatchHost } from './service.js';
 import type { ServerConfig } from './config.js';
 import type { RaftNode } from './raft-node.js';
 import { AlarmSet, alarmName } from './alarms.js';
@@ -69,6 +69,8 @@ export class EtcdServer implements EtcdService {
   readonly limits: { maxTxnOps: number; maxRequestBytes: number };
   /** Set by startServer once the watchable store is open (index.ts). */
   watch: WatchHost | undefined = undefined;
+  /** Set by startMember once the lessor is up (server/lease-host.ts). */
+  lease: LeaseService | undefined = undefined;
   readonly memberId: bigint;
   readonly membership: Membership;
   private readonly store: MvccStore;
@@ -130,7 +132,8 @@ export class EtcdServer implements EtcdService {
 
   // ------------------------------------------------------------------ proposals
 
-  private propose<T>(request: RaftRequest): Promise<T> {
+  /** Proposes `request` through raft; resolves with its apply result (also for server-side modules: lease expiry). */
+  propose<T>(request: RaftRequest): Promise<T> {
     if (this.stopped) return Promise.reject(etcdError('Stopped'));
     const raft = this.raft;
     if (raft.leader === 0n) {

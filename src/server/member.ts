@@ -13,6 +13,7 @@ import { MemoryStorage } from '../raft/index.js';
 import { Wal, Snapshotter, validSnapshotEntries } from '../wal/index.js';
 import { WatchableStore, storedConsistentIndex, type MvccStore } from '../mvcc/index.js';
 import { Backend, backendPath } from '../storage/index.js';
+import { Lessor, defaultCheckpointIntervalMs } from '../lease/index.js';
 import type { Logger } from '../log/index.js';
 import { formatDuration } from '../log/index.js';
 import {
@@ -31,6 +32,8 @@ import { WaitRegistry } from './wait.js';
 import { bindMemberMetrics, timedWal } from './metrics.js';
 import { SnapshotPolicy } from './snapshot-policy.js';
 import type { TransportPort } from './ports.js';
+import { LeaseExpiry, minLeaseTtlSeconds } from './lease-expiry.js';
+import { LeaseHost } from './lease-host.js';
 
 /** Concord keeps membership and alarms as one JSON record each in these databases. */
 const membersKey = Buffer.from('members');
@@ -97,8 +100,19 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
   const alarms = new AlarmSet(alarmsText ? (JSON.parse(alarmsText) as Array<{ memberID: string; alarm: number }>).map((a) => AlarmMember.fromPartial({ memberID: BigInt(a.memberID), alarm: a.alarm })) : []);
 
   checkBackendMatchesSnapshot(backend.path, storedConsistentIndex(backend), snapIndex);
+  // The lessor first: opening the store re-attaches every key to its lease (as etcd orders it).
+  const lessor = new Lessor({
+    backend,
+    minTtlSeconds: minLeaseTtlSeconds(config.electionTimeoutMs, config.heartbeatIntervalMs),
+    checkpointIntervalMs: config.leaseCheckpoint ? (config.leaseCheckpointIntervalMs ?? defaultCheckpointIntervalMs) : 0,
+    checkpointPersist: config.leaseCheckpointPersist ?? false,
+    expiredRetryMs: 5000 + 2 * config.electionTimeoutMs, // etcd's ReqTimeout()
+  });
+  const clock = (): number => performance.now();
   // The MVCC store hands every write's events to its watchable layer (mvcc/watchable-store.ts).
-  const watchable = WatchableStore.open({ backend, log });
+  const watchable = WatchableStore.open({
+    backend, log, leaseExists: (id) => lessor.has(id), onKeyLease: (key, lease) => lessor.attachKey(key, lease),
+  });
   const store = watchable.kv;
   const quotaBytes = config.quotaBackendBytes > 0 ? config.quotaBackendBytes : defaultQuotaBackendBytes;
   if (config.quotaBackendBytes === 0) {
@@ -117,18 +131,26 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     persistMembership: (m) => backend.put('members', membersKey, Buffer.from(m.toJson())),
     persistClusterVersion: (v) => backend.put('cluster', clusterVersionKey, Buffer.from(v)),
     clusterVersion: backend.get('cluster', clusterVersionKey)?.toString('utf8'),
+    lessor, clock,
+    onEmptyEntry: () => { if (raftNode?.isLeader) expiry?.promote(); },
   });
   let snapshots: SnapshotPolicy | undefined;
+  let raftNode: RaftNode | undefined;
+  let expiry: LeaseExpiry | undefined;
   const electionTick = Math.max(1, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
   const raft = new RaftNode({
     id: memberId, storage, applied: snapIndex, electionTick, heartbeatTick: 1, random: Math.random,
     wal: timedWal(wal), snapshotter, transport: noPeerTransport(log), applier, log,
     events: {
-      leaderChanged: (leader, _isLeader, previous) => server?.onLeaderChanged(leader, previous),
+      leaderChanged: (leader, isLeader, previous) => {
+        if (!isLeader && lessor.isPrimary) expiry?.demote();
+        server?.onLeaderChanged(leader, previous);
+      },
       readState: (ctx, index) => server?.onReadState(ctx, index),
       idle: () => snapshots!.maybeSnapshot(),
     },
   });
+  raftNode = raft;
   snapshots = new SnapshotPolicy({
     snapshotCount: config.snapshotCount, log, store, raft, wal, snapshotter, membership,
     appliedIndex: snapIndex, snapDir, maxSnapshots: config.maxSnapshots ?? 5,
@@ -145,6 +167,16 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     memberId, raft, watchable, waits, quotaBytes,
     clusterVersion: () => applier.clusterVersion, defragging: () => server?.defragInflight ?? false,
   });
+  const srv = server;
+  expiry = new LeaseExpiry({
+    lessor, clock, log, propose: (r) => srv.propose(r),
+    electionTimeoutMs: config.electionTimeoutMs, checkpoints: config.leaseCheckpoint ?? false,
+  });
+  server.lease = new LeaseHost({
+    memberId, lessor, clock, propose: (r) => srv.propose(r), header: () => srv.header(),
+    appliedCaughtUp: () => raft.appliedIndex >= raft.commitIndex ? undefined : raft.waitApplied(raft.commitIndex),
+  });
+  expiry.start();
   log.info('starting etcd server', { 'local-member-id': idToHex(memberId), 'local-server-version': serverVersion, 'cluster-version': 'to_be_decided' });
 
   // Raft learns its voters from the conf changes replayed in the first Readies, so let the
@@ -168,6 +200,7 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     server: started, raft, store,
     async stop() {
       stopDebug();
+      expiry!.stop();
       started.stop();
       await raft.stop();
       await store.close();

@@ -80,3 +80,13 @@ test('a put whose client bytes are malformed (a tag of 0, wire type 7) is propos
   assert.deepEqual(decoded.request, decodeRaftRequest(data).request);
   assert.deepEqual(Buffer.from(data), Buffer.from(encodeRaftRequest(3n, { kind: 'put', req })));
 });
+
+test('an entry whose header is empty (request ID 0) decodes instead of stopping the applier', () => {
+  const put = PutRequest.fromPartial({ key: Buffer.from('k'), value: Buffer.from('v') });
+  const data = encodeRaftRequest(0n, { kind: 'put', req: put });
+  const { id, request } = decodeEntryRequest(data);
+  assert.equal(id, 0n);
+  assert.equal(request.kind, 'put');
+  const grant = decodeEntryRequest(encodeRaftRequest(0n, { kind: 'leaseGrant', req: { ID: 5n, TTL: 10 } }));
+  assert.deepEqual(grant, { id: 0n, request: { kind: 'leaseGrant', req: { ID: 5n, TTL: 10 } } });
+});

@@ -11,6 +11,7 @@ import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import {
   Reader, Writer, sizeBytesField, sizeVarintBig, wireShapeError, InternalRaftRequest, RequestHeader,
   AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest, V2Request,
+  LeaseGrantRequest, LeaseRevokeRequest, LeaseCheckpointRequest,
 } from '../proto/index.js';
 
 /** What Concord proposes through raft, as a tagged union (one variant per request kind). */
@@ -22,7 +23,10 @@ export type RaftRequest =
   | { kind: 'alarm'; req: AlarmRequest }
   | { kind: 'range'; req: RangeRequest }
   | { kind: 'v2'; req: V2Request }
-  /** A request kind this version does not apply yet (lease, auth): kept for a clear error. */
+  | { kind: 'leaseGrant'; req: LeaseGrantRequest }
+  | { kind: 'leaseRevoke'; req: LeaseRevokeRequest }
+  | { kind: 'leaseCheckpoint'; req: LeaseCheckpointRequest }
+  /** A request kind this version does not apply yet (auth): kept for a clear error. */
   | { kind: 'unsupported'; name: string };
 
 const headerTag = (100 << 3) | 2; // field 100, length-delimited: varint 0xa2 0x06
@@ -45,6 +49,9 @@ export function encodeRaftRequest(id: bigint, r: RaftRequest): Uint8Array {
     case 'txn': TxnRequest.encode(r.req, w.uint32((6 << 3) | 2).fork()).join(); break;
     case 'compaction': CompactionRequest.encode(r.req, w.uint32((7 << 3) | 2).fork()).join(); break;
     case 'alarm': AlarmRequest.encode(r.req, w.uint32((10 << 3) | 2).fork()).join(); break;
+    case 'leaseGrant': LeaseGrantRequest.encode(r.req, w.uint32((8 << 3) | 2).fork()).join(); break;
+    case 'leaseRevoke': LeaseRevokeRequest.encode(r.req, w.uint32((9 << 3) | 2).fork()).join(); break;
+    case 'leaseCheckpoint': LeaseCheckpointRequest.encode(r.req, w.uint32((11 << 3) | 2).fork()).join(); break;
     // etcd triggers a v2 request's waiter by the v2 request's own ID: make it the same.
     case 'v2': V2Request.encode({ ...r.req, ID: id }, w.uint32((2 << 3) | 2).fork()).join(); break;
     case 'unsupported': throw new Error(`cannot encode unsupported request ${r.name}`);
@@ -78,7 +85,7 @@ export function decodeEntryRequest(data: Uint8Array): { id: bigint; request: Raf
     const r = new Reader(data, 2);
     const [hs, he] = r.sub();
     const header = new Reader(data, hs, he);
-    if (header.tag() === 0x08) {
+    if (!header.done() && header.tag() === 0x08) {
       const id = header.varintBig();
       if (header.done() && !r.done() && data[r.pos] === putTag) {
         r.tag();
@@ -136,6 +143,9 @@ export function decodeRaftRequest(data: Uint8Array): { id: bigint; request: Raft
   if (m.range) return { id, request: { kind: 'range', req: m.range } };
   if (m.compaction) return { id, request: { kind: 'compaction', req: m.compaction } };
   if (m.alarm) return { id, request: { kind: 'alarm', req: m.alarm } };
+  if (m.leaseGrant) return { id, request: { kind: 'leaseGrant', req: m.leaseGrant } };
+  if (m.leaseRevoke) return { id, request: { kind: 'leaseRevoke', req: m.leaseRevoke } };
+  if (m.leaseCheckpoint) return { id, request: { kind: 'leaseCheckpoint', req: m.leaseCheckpoint } };
   if (m.v2) return { id: m.v2.ID ? m.v2.ID : id, request: { kind: 'v2', req: m.v2 } };
   for (const [k, v] of Object.entries(m)) {
     if (k !== 'header' && k !== 'ID' && v !== undefined) return { id, request: { kind: 'unsupported', name: k } };

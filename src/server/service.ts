@@ -11,6 +11,8 @@ import type {
   StatusResponse, DefragmentResponse, HashResponse, HashKVRequest, HashKVResponse,
   AlarmRequest, AlarmResponse, MoveLeaderRequest, MoveLeaderResponse,
   MemberListRequest, MemberListResponse, ResponseHeader,
+  LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse,
+  LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, LeaseLeasesResponse,
 } from '../proto/index.js';
 import type { WatchableStore } from '../mvcc/index.js';
 
@@ -75,10 +77,23 @@ export interface WatchHost {
   readonly electionTimeoutMs: number;
 }
 
+/** etcd's Lease requests (server/lease-host.ts). Failures are thrown as EtcdError. */
+export interface LeaseService {
+  leaseGrant(req: LeaseGrantRequest): Promise<LeaseGrantResponse>;
+  leaseRevoke(req: LeaseRevokeRequest): Promise<LeaseRevokeResponse>;
+  /** Renews lease `id` (on the leader; a follower forwards): its TTL, or LeaseNotFound. */
+  leaseRenew(id: bigint): Promise<number>;
+  /** LeaseNotFound for an unknown lease (the API answers TTL -1, as etcd's v3rpc does). */
+  leaseTimeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse>;
+  leaseLeases(): Promise<LeaseLeasesResponse>;
+}
+
 /** The whole member as the API sees it. */
 export interface EtcdService extends KVService, MaintenanceService, ClusterService {
   /** Watch support; absent: Watch answers Unimplemented. */
   readonly watch?: WatchHost;
+  /** Lease support; absent: Lease answers Unimplemented. */
+  readonly lease?: LeaseService;
   header(): ResponseHeader;
   health(): HealthReport;
   /** etcd's /health: alarms, leader, and a request through raft (see EtcdServer.checkHealth). */

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { MemoryStorage } from '../raft/index.js';
 import { Backend } from '../storage/index.js';
 import { MvccStore } from '../mvcc/index.js';
+import { Lessor, type LessorOptions } from '../lease/index.js';
 import { nopLogger } from '../log/index.js';
 import { ConfChangeType, EntryType, ResponseHeader, encodeConfChange, type Entry, type NodeId } from '../proto/index.js';
 import type { ServerConfig } from './config.js';
@@ -21,6 +22,7 @@ import { WaitRegistry, type WaitLimits } from './wait.js';
 
 export interface TestMember {
   server: EtcdServer;
+  lessor: Lessor;
   raft: RaftNode;
   applier: Applier;
   store: MvccStore;
@@ -38,10 +40,11 @@ export const testConfig = {
 } as ServerConfig;
 
 /** A lone member, leader of its cluster once started (its log holds the bootstrap entry). */
-export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPendingReads?: number } = {}): Promise<TestMember> {
+export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPendingReads?: number; clock?: () => number; lessor?: Partial<LessorOptions> } = {}): Promise<TestMember> {
   const dir = mkdtempSync(join(tmpdir(), 'concord-server-'));
   const backend = Backend.open({ path: join(dir, 'concord.lmdb') });
-  const store = MvccStore.open({ backend });
+  const lessor = new Lessor({ backend, minTtlSeconds: 2, expiredRetryMs: 7000, ...o.lessor });
+  const store = MvccStore.open({ backend, leaseExists: (id) => lessor.has(id), onKeyLease: (k, l) => lessor.attachKey(k, l) });
   const log = nopLogger();
   const membership = new Membership(clusterId, []);
   const alarms = new AlarmSet([]);
@@ -62,6 +65,7 @@ export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPend
     header: () => server!.header(),
     persistAlarms: () => undefined, persistMembership: () => undefined, persistClusterVersion: () => undefined,
     clusterVersion: undefined,
+    lessor, clock: o.clock ?? (() => performance.now()),
   });
   const wal = new MemoryWal();
   const raft = new RaftNode({
@@ -84,7 +88,7 @@ export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPend
   while (!(raft.isLeader && raft.appliedTerm === raft.term)) await new Promise((r) => setImmediate(r));
   const started = server;
   return {
-    server: started, raft, applier, store, wal, waits,
+    server: started, lessor, raft, applier, store, wal, waits,
     async close() {
       started.stop();
       wal.release();
@@ -131,7 +135,9 @@ export async function startTestCluster(size: number): Promise<TestCluster> {
   }));
   const stores: MvccStore[] = [];
   const members = ids.map((id, i): ClusterTestMember => {
-    const store = MvccStore.open({ backend: Backend.open({ path: join(dir, `${id}.lmdb`) }) });
+    const backend = Backend.open({ path: join(dir, `${id}.lmdb`) });
+    const lessor = new Lessor({ backend, minTtlSeconds: 2, expiredRetryMs: 7000 });
+    const store = MvccStore.open({ backend, leaseExists: (l) => lessor.has(l), onKeyLease: (k, l) => lessor.attachKey(k, l) });
     stores.push(store);
     const storage = new MemoryStorage();
     storage.setHardState({ term: 1, vote: 0n, commit: boot.length });
@@ -142,7 +148,7 @@ export async function startTestCluster(size: number): Promise<TestCluster> {
       memberId: id, membership, store, alarms: new AlarmSet([]), waits, log: nopLogger(),
       header: () => ResponseHeader.fromPartial({}),
       persistAlarms: () => undefined, persistMembership: () => undefined, persistClusterVersion: () => undefined,
-      clusterVersion: undefined,
+      clusterVersion: undefined, lessor, clock: () => performance.now(),
     });
     let seed = i + 1;
     const raft = new RaftNode({

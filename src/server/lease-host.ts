@@ -1,0 +1,90 @@
+/**
+ * The member's Lease requests (etcd's v3_server.go Lease*): grants and revokes go through
+ * raft and are answered once applied; renewals and TTL queries are answered by the primary
+ * lessor (the leader's) without raft, as etcd does. A follower would forward those to the
+ * leader (etcd's leasehttp); until members have peers this member is always its own leader,
+ * and a renewal without a primary answers "no leader".
+ */
+import { etcdError } from '../errors/index.js';
+import {
+  LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse,
+  LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, LeaseLeasesResponse, ResponseHeader,
+} from '../proto/index.js';
+import { NotPrimaryError, type Lessor } from '../lease/index.js';
+import type { LeaseService } from './service.js';
+import type { RaftRequest } from './request-codec.js';
+import { RequestIdGenerator } from './wait.js';
+
+/** What a lease TTL query reports for a lease that does not expire here (Go's MaxInt64 ns, in s). */
+const foreverSeconds = 9_223_372_036;
+
+export interface LeaseHostOptions {
+  memberId: bigint;
+  lessor: Lessor;
+  clock(): number;
+  propose<T>(r: RaftRequest): Promise<T>;
+  header(): ResponseHeader;
+  /** Undefined when every committed entry is applied, else a promise of that (etcd's waitAppliedIndex before a renew). */
+  appliedCaughtUp(): Promise<void> | undefined;
+}
+
+export class LeaseHost implements LeaseService {
+  private readonly ids: RequestIdGenerator;
+  private readonly o: LeaseHostOptions;
+
+  constructor(opts: LeaseHostOptions) {
+    this.o = opts;
+    this.ids = new RequestIdGenerator(opts.memberId, Date.now());
+  }
+
+  leaseGrant(req: LeaseGrantRequest): Promise<LeaseGrantResponse> {
+    let id = req.ID;
+    // No id given: choose one, positive (etcd: reqIDGen.Next() & (1<<63 - 1)).
+    while (id === 0n) id = this.ids.next() & ((1n << 63n) - 1n);
+    return this.o.propose<LeaseGrantResponse>({ kind: 'leaseGrant', req: { ID: id, TTL: req.TTL } });
+  }
+
+  leaseRevoke(req: LeaseRevokeRequest): Promise<LeaseRevokeResponse> {
+    return this.o.propose<LeaseRevokeResponse>({ kind: 'leaseRevoke', req: { ID: req.ID } });
+  }
+
+  /** Renews on the primary; returns the TTL. An expired lease is never renewed: its revocation is awaited, then LeaseNotFound. */
+  async leaseRenew(id: bigint): Promise<number> {
+    const behind = this.o.appliedCaughtUp();
+    if (behind !== undefined) await behind; // the hot path (caught up) skips a turn
+    const { lessor } = this.o;
+    for (;;) {
+      let r: ReturnType<Lessor['renew']>;
+      try {
+        r = lessor.renew(id, this.o.clock());
+      } catch (e) {
+        if (e instanceof NotPrimaryError) throw etcdError('NoLeader');
+        throw e;
+      }
+      if ('ttl' in r) {
+        if (lessor.renewClearsCheckpoint(id)) {
+          // The checkpointed remainder no longer holds: clear it everywhere (etcd's Renew).
+          void this.o.propose({ kind: 'leaseCheckpoint', req: { checkpoints: [{ ID: id, remainingTTL: 0 }] } }).catch(() => undefined);
+        }
+        return r.ttl;
+      }
+      await r.expired.whenRevoked();
+    }
+  }
+
+  async leaseTimeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
+    await this.o.appliedCaughtUp();
+    const l = this.o.lessor.lookup(req.ID);
+    if (l === undefined) throw etcdError('LeaseNotFound');
+    const remainingMs = l.remainingMs(this.o.clock());
+    const ttl = remainingMs === Infinity ? foreverSeconds : Math.trunc(remainingMs / 1000);
+    return {
+      header: this.o.header(), ID: req.ID, TTL: ttl, grantedTTL: l.ttl,
+      keys: req.keys ? [...l.keys].map((k) => Buffer.from(k, 'latin1')) : [],
+    };
+  }
+
+  async leaseLeases(): Promise<LeaseLeasesResponse> {
+    return { header: this.o.header(), leases: this.o.lessor.list().map((l) => ({ ID: l.id })) };
+  }
+}
