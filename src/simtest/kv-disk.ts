@@ -12,6 +12,8 @@
  *
  * Nothing here waits on LMDB: a forced commit is handed to LMDB at once and counts as durable
  * from that call, so the simulation's schedule (and a seed's replay) never depends on I/O.
+ * For the same reason the LMDB environment stays open across a crash instead of being closed
+ * and reopened: after loseUncommitted it holds exactly what a reopen would read.
  */
 import { Backend } from '../storage/index.js';
 import { MvccStore } from '../mvcc/index.js';
