@@ -19,3 +19,10 @@ export { RaftNode } from './raft-node.js';
 export type { RaftNodeOptions, RaftNodeEvents, RaftTuning } from './raft-node.js';
 export type { WalPort, SnapshotterPort, TransportPort, ApplierPort } from './ports.js';
 export { MemoryWal, MemorySnapshotter, MemoryNetwork, readBackMemory } from './memory-ports.js';
+// ... and the real applier with the requests it applies (simtest/'s key-value mode).
+export { testApplier, testMemberOf } from './test-member.js';
+export type { Applier } from './applier.js';
+export type { WaitRegistry } from './wait.js';
+export { encodeRaftRequest } from './request-codec.js';
+export { memberToJson } from './membership.js';
+export { confChangeV2Context } from './membership-change.js';

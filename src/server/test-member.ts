@@ -116,6 +116,26 @@ export interface TestCluster {
   close(): Promise<void>;
 }
 
+/**
+ * The server's real applier for member `id` over `store`, wired as member.ts wires it but
+ * with nothing kept outside the store (membership, alarms and cluster version in memory).
+ * Response headers carry the store's revision.
+ */
+export function testApplier(
+  id: NodeId, store: MvccStore, maxProposalsInFlight: number,
+  lessor = new Lessor({ backend: store.backend, minTtlSeconds: 2, expiredRetryMs: 7000 }),
+): { applier: Applier; membership: Membership; waits: WaitRegistry } {
+  const membership = new Membership(clusterId, []);
+  const waits = new WaitRegistry({ maxProposalsInFlight, maxProposalBytesInFlight: 1 << 20 });
+  const applier = new Applier({
+    memberId: id, membership, store, alarms: new AlarmSet([]), waits, log: nopLogger(),
+    header: () => ResponseHeader.fromPartial({ revision: store.currentRevision }),
+    persistAlarms: () => undefined, persistMembership: () => undefined, persistClusterVersion: () => undefined,
+    clusterVersion: undefined, lessor, clock: () => performance.now(),
+  });
+  return { applier, membership, waits };
+}
+
 /** The member etcd would record for id `id` (peer URL http://127.0.0.1:<2380+id>). */
 export function testMemberOf(id: NodeId, isLearner = false): Member {
   return { id, name: '', peerURLs: [`http://127.0.0.1:${2380 + Number(id)}`], clientURLs: [], isLearner };
@@ -142,14 +162,7 @@ export async function startTestCluster(size: number): Promise<TestCluster> {
     const storage = new MemoryStorage();
     storage.setHardState({ term: 1, vote: 0n, commit: boot.length });
     storage.append(boot);
-    const membership = new Membership(clusterId, []);
-    const waits = new WaitRegistry({ maxProposalsInFlight: 100, maxProposalBytesInFlight: 1 << 20 });
-    const applier = new Applier({
-      memberId: id, membership, store, alarms: new AlarmSet([]), waits, log: nopLogger(),
-      header: () => ResponseHeader.fromPartial({}),
-      persistAlarms: () => undefined, persistMembership: () => undefined, persistClusterVersion: () => undefined,
-      clusterVersion: undefined, lessor, clock: () => performance.now(),
-    });
+    const { applier, membership, waits } = testApplier(id, store, 100, lessor);
     let seed = i + 1;
     const raft = new RaftNode({
       id, storage, applied: 0, electionTick: 10, heartbeatTick: 1,

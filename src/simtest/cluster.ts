@@ -8,7 +8,8 @@
  * Invariant checks are recorded as violations rather than thrown, so a run reports its seed:
  * election safety, leader completeness (checked when a member becomes leader), state-machine
  * safety (every applied prefix and every installed snapshot agrees with one history), apply
- * order, and log matching (on demand).
+ * order, and log matching (on demand); in kv mode, applied-state agreement (every member's
+ * MVCC store hashes the same after the same entry).
  */
 import { RaftError, StateType } from '../raft/index.js';
 import { decodeMessage, encodeMessage, MessageType, type ConfState, type Entry, type Message, type NodeId, type Snapshot } from '../proto/index.js';
@@ -60,6 +61,8 @@ export class SimCluster implements MemberHooks {
   readonly leaders = new Map<number, NodeId>();
   /** Global history: for each applied index, its term and the running hash after it. */
   readonly history = new Map<number, { term: number; hash: number }>();
+  /** kv mode: the MVCC store's hash after sampled applied indexes, and who reported it first. */
+  readonly stateHashes = new Map<number, { hash: number; member: NodeId }>();
   /** Node ids removed from the configuration (by an applied conf change). */
   readonly removed = new Set<NodeId>();
   delivered = 0;
@@ -177,6 +180,14 @@ export class SimCluster implements MemberHooks {
       }
     }
     if (this.onLeaderHook) this.onLeaderHook(n);
+  }
+
+  stateHash(n: SimMember, index: number, hash: number): void {
+    const h = this.stateHashes.get(index);
+    if (!h) this.stateHashes.set(index, { hash, member: n.id });
+    else if (h.hash !== hash) {
+      this.violations.push({ kind: 'applied-state agreement', detail: `node ${n.id}'s store hashes ${hash} after applying ${index}, node ${h.member}'s hashed ${h.hash}` });
+    }
   }
 
   private checkHash(n: SimMember, index: number, term: number, hash: number): void {
@@ -339,9 +350,9 @@ export class SimCluster implements MemberHooks {
     return best;
   }
 
-  propose(n: SimMember, data: string): boolean {
+  propose(n: SimMember, data: Uint8Array): boolean {
     try {
-      n.raft.propose(new TextEncoder().encode(data));
+      n.raft.propose(data);
       return true;
     } catch (e) {
       if (e instanceof RaftError && e.code === 'ProposalDropped') return false;

@@ -1,7 +1,8 @@
 /**
  * One member of a simulated cluster: the server's real Ready loop (RaftNode) over an
- * in-memory disk (MemoryWal, MemorySnapshotter), with a state machine that is a running hash
- * of the applied entries. The disk outlives crashes; everything else is one incarnation,
+ * in-memory disk (MemoryWal, MemorySnapshotter). Its state machine is a running hash of the
+ * applied entries, and in `kv` mode also the server's real Applier over MVCC on LMDB
+ * (kv-disk.ts), whose store hash the cluster compares across members. The disk outlives crashes; everything else is one incarnation,
  * rebuilt on restart from what the disk holds (a snapshot and the WAL after it), as
  * server/member.ts restarts from its data dir.
  *
@@ -10,8 +11,10 @@
  */
 import {
   RaftNode, MemorySnapshotter, MemoryWal, readBackMemory,
+  memberToJson, testMemberOf,
   type ApplierPort, type RaftTuning, type SnapshotterPort, type TransportPort, type WalPort,
 } from '../server/index.js';
+import { KvDisk } from './kv-disk.js';
 import type { MemoryStorage, Raft } from '../raft/index.js';
 import { nopLogger } from '../log/index.js';
 import { EntryType, ConfChangeType, encodeConfChange, emptyConfState, type ConfState, type Entry, type Message, type NodeId, type Snapshot } from '../proto/index.js';
@@ -26,12 +29,18 @@ export interface MemberHooks {
   applied(n: SimMember, e: Entry, confBefore: ConfState): void;
   restored(n: SimMember, snap: Snapshot, hash: number): void;
   becameLeader(n: SimMember): void;
+  /** kv mode: the MVCC store's hash right after applying entry `index` (sampled). */
+  stateHash(n: SimMember, index: number, hash: number): void;
 }
 
 export interface MemberOptions {
   electionTick: number;
   heartbeatTick: number;
   tuning: Partial<RaftTuning>;
+  /** kv mode: the directory of the members' LMDB backends (one file per member). */
+  kvDir?: string;
+  /** kv mode: hash the store after every entry whose index is a multiple of this. */
+  hashEvery?: number;
 }
 
 /** The state machine of one incarnation: a running hash of what it applied. */
@@ -44,6 +53,8 @@ interface AppState {
 export class SimMember {
   readonly wal = new MemoryWal();
   readonly snapshotter = new MemorySnapshotter();
+  /** kv mode: the LMDB backend, which outlives crashes like the WAL. */
+  readonly disk: KvDisk | undefined;
   raft!: RaftNode;
   storage!: MemoryStorage;
   alive = false;
@@ -55,6 +66,7 @@ export class SimMember {
 
   constructor(readonly id: NodeId, private readonly opts: MemberOptions, private readonly random: () => number, private readonly hooks: MemberHooks) {
     this.wal.hold();
+    this.disk = opts.kvDir !== undefined ? new KvDisk(id, `${opts.kvDir}/${id}.lmdb`) : undefined;
   }
 
   get appliedIndex(): number {
@@ -70,7 +82,7 @@ export class SimMember {
   writeBootstrap(ids: readonly NodeId[]): void {
     const entries: Entry[] = ids.map((nodeId, i) => ({
       term: 1, index: i + 1, type: EntryType.EntryConfChange,
-      data: encodeConfChange({ type: ConfChangeType.ConfChangeAddNode, nodeId, id: 0n }),
+      data: encodeConfChange({ type: ConfChangeType.ConfChangeAddNode, nodeId, id: 0n, context: Buffer.from(memberToJson(testMemberOf(nodeId))) }),
     }));
     void this.wal.save({ term: 1, vote: 0n, commit: entries.length }, entries, true);
     this.wal.completeNext();
@@ -84,6 +96,7 @@ export class SimMember {
     this.storage = storage;
     this.app = { index: snapshot?.metadata.index ?? 0, hash: snapshot ? hashOf(snapshot) : fnvBasis, confState: snapshot?.metadata.confState ?? emptyConfState() };
     this.readStates = [];
+    this.disk?.open();
     this.raft = new RaftNode({
       id: this.id, storage, applied: this.app.index,
       electionTick: this.opts.electionTick, heartbeatTick: this.opts.heartbeatTick, tuning: this.opts.tuning,
@@ -108,12 +121,19 @@ export class SimMember {
     if (!this.alive) return;
     this.alive = false;
     this.wal.crash(keepRecords);
+    this.disk?.crash();
     void this.raft.stop();
   }
 
   /** Snapshots the applied state between Readies and compacts the log, keeping `keep` entries. */
   snapshot(keep: number): void {
     if (!this.alive) return;
+    if (this.disk) {
+      // The applier cannot install a leader's snapshot yet (Applier.restore refuses), so the
+      // log is never compacted here; what a server's snapshot does to the backend remains.
+      this.disk.forceCommit();
+      return;
+    }
     const raft = this.raft;
     const storage = this.storage;
     const app = this.app;
@@ -129,27 +149,47 @@ export class SimMember {
   }
 
   private applier(live: () => boolean): ApplierPort {
-    const apply = (e: Entry, confState?: ConfState): void => {
-      if (!live()) return;
+    const record = (e: Entry, confState?: ConfState): void => {
       const before = this.app.confState;
       this.app.index = e.index;
       this.app.hash = fnv(this.app.hash, e.data, e.index);
       if (confState) this.app.confState = confState;
-      else if (e.data && e.data.length > 0) this.appliedData.push(dec.decode(e.data));
+      else if (e.data && e.data.length > 0) this.appliedData.push(Buffer.from(e.data).toString('latin1'));
       this.hooks.applied(this, e, before);
     };
     return {
-      apply,
-      // Raft hears every change, even in an incarnation that has crashed (its loop is abandoned).
-      applyConfChange: (e, cc, toRaft) => apply(e, toRaft(cc)),
+      apply: (e) => {
+        if (!live()) return;
+        this.disk?.kv.applier.apply(e);
+        record(e);
+        this.sampleStateHash(e.index);
+      },
+      applyConfChange: (e, cc, toRaft) => {
+        // Raft hears every change, even in an incarnation that has crashed (its loop is abandoned).
+        if (!live()) return void toRaft(cc);
+        if (!this.disk) return record(e, toRaft(cc));
+        // The real applier validates the change against the membership and tells raft.
+        let confState: ConfState | undefined;
+        this.disk.kv.applier.applyConfChange(e, cc, (c) => (confState = toRaft(c)));
+        record(e, confState!);
+      },
       restore: (snap) => {
         if (!live()) return Promise.resolve();
+        if (this.disk) return this.disk.kv.applier.restore(snap);
         const hash = hashOf(snap);
         this.app = { index: snap.metadata.index, hash, confState: snap.metadata.confState };
         this.hooks.restored(this, snap, hash);
         return Promise.resolve();
       },
     };
+  }
+
+  /** Reports the store's hash after entry `index`, when this incarnation applied it (not a skipped replay). */
+  private sampleStateHash(index: number): void {
+    const every = this.opts.hashEvery ?? 1;
+    const store = this.disk?.kv.store;
+    if (!store || index % every !== 0 || store.consistentIndex() !== index) return;
+    this.hooks.stateHash(this, index, store.hash().hash);
   }
 }
 

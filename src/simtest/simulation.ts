@@ -17,15 +17,29 @@
  * write applied before it was issued), log matching (periodically); after the run: liveness
  * (once everything heals and restarts, a leader is elected and a proposal is applied on every
  * voter), with bounded loops.
+ *
+ * In `kv` mode every member's state machine is also the server's real Applier over MVCC on
+ * LMDB (kv-disk.ts), the proposals are etcd requests (kv-workload.ts), and a crash loses the
+ * backend's writes since its last forced commit. Added checks: the members' store hashes
+ * agree after the same entries, and after healing their keys and revisions are equal and
+ * every acknowledged put is there (kv-checks.ts). Snapshots there only force-commit the
+ * backend: the applier cannot install a leader's snapshot yet.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfChangeError, StateType, isRaftError } from '../raft/index.js';
 import {
   ConfChangeTransition, ConfChangeType,
   type ConfChange, type ConfChangeV2, type Message, MessageType, type NodeId,
 } from '../proto/index.js';
 import { rng } from '../testkit/index.js';
+import { putReq } from '../mvcc/index.js';
+import { confChangeV2Context, memberToJson, testMemberOf } from '../server/index.js';
 import { SimCluster } from './cluster.js';
 import type { SimMember } from './sim-member.js';
+import { ackOf, encodeRaftRequest, randomRequest, type AckedPut } from './kv-workload.js';
+import { checkHealedStores } from './kv-checks.js';
 
 export interface RunResult {
   violations: string[];
@@ -43,7 +57,14 @@ export interface SimulationOptions {
   steps: number;
   /** Prints the run's events, to read a failing seed's story. */
   trace?: (line: string) => void;
+  /** `hash` (default): a running hash of the entries; `kv`: also the real applier over MVCC on LMDB. */
+  stateMachine?: 'hash' | 'kv';
 }
+
+/** kv mode: the store is hashed after every entry whose index is a multiple of this (hashing reads it all). */
+const kvHashEvery = 4;
+/** kv mode: the liveness marker's request id, never handed to a waiter (the codec cannot decode id 0). */
+const markerRequestId = 1n << 62n;
 
 function pick<T>(r: () => number, xs: readonly T[]): T | undefined {
   return xs.length === 0 ? undefined : xs[Math.floor(r() * xs.length)];
@@ -63,6 +84,11 @@ class Sim {
   private readonly reads = new Map<string, number>();
   private readSeq = 0;
   stepCount = 0;
+  /** kv mode: the members' LMDB files live here (removed at the end of the run). */
+  kvDir: string | undefined;
+  /** kv mode: puts acknowledged to their proposer, and the request ids handed out. */
+  readonly acked: AckedPut[] = [];
+  private requestSeq = 0n;
 
   constructor(readonly o: SimulationOptions) {
     this.r = rng(o.seed);
@@ -74,6 +100,7 @@ class Sim {
     const r = this.r;
     // Per-run knobs, from the seed.
     const tiny = r() < 0.5; // one entry per MsgApp: old-term entries travel apart from new ones
+    if (this.o.stateMachine === 'kv') this.kvDir = mkdtempSync(join(tmpdir(), 'concord-sim-'));
     this.net = await SimCluster.bootstrap(
       this.ids,
       {
@@ -83,6 +110,7 @@ class Sim {
       {
         electionTick: 10, heartbeatTick: 1,
         tuning: { maxSizePerMsg: tiny ? 1 : 1024 * 1024, maxInflightMsgs: r() < 0.5 ? 4 : 256, preVote: r() < 0.75, checkQuorum: r() < 0.75 },
+        ...(this.kvDir !== undefined ? { kvDir: this.kvDir, hashEvery: kvHashEvery } : {}),
       },
     );
   }
@@ -123,7 +151,33 @@ class Sim {
   }
 
   propose(n: SimMember | undefined): void {
-    if (n?.alive && this.net.propose(n, `p${this.o.seed}-${this.proposals}`)) this.proposals++;
+    if (!n?.alive) return;
+    if (this.kvDir !== undefined) this.proposeRequest(n);
+    else if (this.net.propose(n, enc.encode(`p${this.o.seed}-${this.proposals}`))) this.proposals++;
+  }
+
+  /** kv mode: a random etcd write, with a waiter at its proposer (the client's side). */
+  private proposeRequest(n: SimMember): void {
+    const req = randomRequest(this.r, this.proposals);
+    const id = ++this.requestSeq;
+    const data = encodeRaftRequest(id, req);
+    const { waits } = n.disk!.kv;
+    waits.register(id, data.length, {
+      resolve: (result) => {
+        const a = ackOf(req, result, n.id);
+        if (a) this.acked.push(a);
+      },
+      reject: () => undefined,
+    });
+    if (this.net.propose(n, data)) this.proposals++;
+    else waits.take(id);
+  }
+
+  /** The liveness check's proposal, and how it shows in a member's appliedData. */
+  private marker(): { data: Uint8Array; text: string } {
+    const label = `final-${this.o.seed}`;
+    const data = this.kvDir !== undefined ? encodeRaftRequest(markerRequestId, { kind: 'put', req: putReq('final', label) }) : enc.encode(label);
+    return { data, text: Buffer.from(data).toString('latin1') };
   }
 
   burst(n: SimMember | undefined): void {
@@ -232,8 +286,10 @@ class Sim {
     }
     const roll = r();
     let cc: { type: ConfChangeType; nodeId: NodeId } | undefined;
+    let promote = false;
     if (cs.learners.length > 0 && roll < 0.4) {
       cc = { type: ConfChangeType.ConfChangeAddNode, nodeId: cs.learners[0]! };
+      promote = true;
     } else if (cs.voters.length > 3 && roll < 0.7) {
       cc = { type: ConfChangeType.ConfChangeRemoveNode, nodeId: pick(r, cs.voters)! };
     } else if (cs.voters.length + cs.learners.length < this.o.size + 2) {
@@ -246,9 +302,10 @@ class Sim {
       const out = pick(r, cs.voters.filter((id) => id !== cc!.nodeId))!;
       const transition = r() < 0.5 ? ConfChangeTransition.ConfChangeTransitionAuto : ConfChangeTransition.ConfChangeTransitionJointExplicit;
       this.count('membership.joint');
-      this.proposeConfChange(l, { transition, changes: [cc, { type: ConfChangeType.ConfChangeRemoveNode, nodeId: out }] });
+      const member = { member: testMemberOf(cc.nodeId), isPromote: promote };
+      this.proposeConfChange(l, { transition, changes: [cc, { type: ConfChangeType.ConfChangeRemoveNode, nodeId: out }], context: confChangeV2Context(0n, [member]) });
     } else if (cc) {
-      this.proposeConfChange(l, { ...cc, id: 0n, context: undefined });
+      this.proposeConfChange(l, { ...cc, id: 0n, context: memberContext(cc, promote) });
     }
   }
 
@@ -576,7 +633,7 @@ class Sim {
     net.dupRate = 0;
     net.longDelayRate = 0;
     for (const n of this.down()) this.restart(n);
-    const marker = `final-${this.o.seed}`;
+    const marker = this.marker();
     const budget = net.delivered + 400000;
     let done = false;
     for (let round = 0; round < 300 && !done && !this.failed(); round++) {
@@ -591,10 +648,13 @@ class Sim {
         // Periodic snapshots (as a server takes them) let members that joined after the last
         // snapshot restore from one that includes them.
         if (round % 50 === 49) l.snapshot(0);
-        if (round % 20 === 0 || !l.appliedData.includes(marker)) net.propose(l, marker);
+        if (round % 20 === 0 || !l.appliedData.includes(marker.text)) net.propose(l, marker.data);
         await net.stabilize(100);
         const voters = [...net.nodes.values()].filter((n) => n.alive && l.app.confState.voters.includes(n.id));
-        done = voters.length > 0 && voters.every((n) => n.appliedData.includes(marker));
+        done = voters.length > 0 && voters.every((n) => n.appliedData.includes(marker.text));
+        // kv mode: also at one applied index, so their stores can be compared.
+        if (done && this.kvDir !== undefined) done = voters.every((n) => n.appliedIndex === l.appliedIndex);
+        if (done && this.kvDir !== undefined) this.violations.push(...checkHealedStores(voters, this.acked));
       }
     }
     if (!done && !this.failed()) {
@@ -604,8 +664,34 @@ class Sim {
   }
 
   errors(): string[] {
-    return [...this.net.nodes.values()].flatMap((n) => (n.raft.error ? [`member ${n.id}'s loop stopped: ${n.raft.error.stack}`] : []));
+    return [...this.net.nodes.values()].flatMap((n) => [
+      ...(n.raft.error ? [`member ${n.id}'s loop stopped: ${n.raft.error.stack}`] : []),
+      ...(n.disk?.commitError ? [`member ${n.id}'s backend failed to commit: ${String(n.disk.commitError)}`] : []),
+    ]);
   }
+
+  /** kv mode: how much the run exercised the applier's crash path and the checks. */
+  kvSummary(): string {
+    if (this.kvDir === undefined) return '';
+    const disks = [...this.net.nodes.values()].flatMap((n) => (n.disk ? [n.disk] : []));
+    const sum = (f: (d: (typeof disks)[number]) => number): number => disks.reduce((a, d) => a + f(d), 0);
+    return `, kv: ${this.acked.length} puts acknowledged, ${this.net.stateHashes.size} store hashes compared, `
+      + `${sum((d) => d.lostWrites)} backend writes lost to crashes, ${sum((d) => d.resumedFromIndex)} restarts from a consistent index`;
+  }
+
+  /** Closes the members' backends and removes their directory. */
+  async removeDisks(): Promise<void> {
+    if (this.kvDir === undefined) return;
+    for (const n of this.net?.nodes.values() ?? []) await n.disk?.close();
+    rmSync(this.kvDir, { recursive: true, force: true });
+  }
+}
+
+/** The member an addition names, as etcd's ConfigChangeContext (the applier validates it). */
+function memberContext(cc: { type: ConfChangeType; nodeId: NodeId }, promote: boolean): Uint8Array | undefined {
+  if (cc.type === ConfChangeType.ConfChangeRemoveNode) return undefined;
+  const json = memberToJson(testMemberOf(cc.nodeId, cc.type === ConfChangeType.ConfChangeAddLearnerNode));
+  return Buffer.from(promote ? `${json.slice(0, -1)},"isPromote":true}` : json);
 }
 
 function shuffle<T>(r: () => number, xs: T[]): void {
@@ -623,13 +709,18 @@ export function sizeForSeed(seed: number): number {
 /** Runs one seeded simulation; stops every member's loop before returning. */
 export async function runSimulation(o: SimulationOptions): Promise<RunResult> {
   const sim = new Sim(o);
-  await sim.boot();
-  await sim.run();
+  let violations: string[];
+  try {
+    await sim.boot();
+    await sim.run();
+    violations = [...sim.errors(), ...sim.violations, ...sim.net.violations.map((v) => `${v.kind}: ${v.detail}`)];
+  } finally {
+    for (const n of sim.net?.nodes.values() ?? []) sim.net.shutDown(n);
+    await sim.net?.settle();
+    await sim.removeDisks();
+  }
   const net = sim.net;
-  const violations = [...sim.errors(), ...sim.violations, ...net.violations.map((v) => `${v.kind}: ${v.detail}`)];
-  for (const n of net.nodes.values()) net.shutDown(n);
-  await net.settle();
   const summary = `seed ${o.seed} size ${o.size}: ${sim.stepCount} steps, applied ${net.history.size} entries, ${net.leaders.size} terms with a leader, `
-    + `${net.nodes.size} members ever, ${net.removed.size} removed, ${net.delivered} delivered, scenarios ${JSON.stringify(sim.scenarios)}`;
+    + `${net.nodes.size} members ever, ${net.removed.size} removed, ${net.delivered} delivered, scenarios ${JSON.stringify(sim.scenarios)}${sim.kvSummary()}`;
   return { violations, committed: net.history.size, elections: net.leaders.size, scenarios: sim.scenarios, summary };
 }

@@ -44,6 +44,30 @@ test('buffered writes are readable at once and committed by forceCommit', async 
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+test('loseUncommitted (a simulated power cut) drops unforced writes and the commit hooks, keeps forced ones', async () => {
+  const { dir, file } = tempPath();
+  const be = Backend.open({ path: file, batchIntervalMs: 60_000 });
+  let hookRuns = 0;
+  be.onBeforeCommit(() => { hookRuns++; });
+  be.put('key', k(1), Buffer.from('forced'));
+  const forced = be.forceCommit(); // handed to LMDB now: durable from this call
+  be.put('key', k(2), Buffer.from('unforced'));
+  be.del('key', k(1));
+  be.loseUncommitted();
+  assert.equal(be.pendingWrites, 0);
+  assert.equal(be.get('key', k(1))?.toString(), 'forced', 'the delete was never forced');
+  assert.equal(be.get('key', k(2)), undefined);
+  await forced;
+  be.put('key', k(3), Buffer.from('after'));
+  await be.forceCommit();
+  assert.equal(hookRuns, 1, 'hooks registered before the cut do not run again');
+  await be.close();
+  const again = Backend.open({ path: file });
+  assert.deepEqual([...again.scan('key')].map(([key, v]) => `${key.toString()}=${v.toString()}`), ['key-000001=forced', 'key-000003=after']);
+  await again.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
 test('scan merges uncommitted puts and deletes with committed data in key order', async () => {
   const { dir, file } = tempPath();
   const be = Backend.open({ path: file, batchIntervalMs: 60_000 });

@@ -344,6 +344,20 @@ export class Backend {
     await this.env.flushed;
   }
 
+  /**
+   * For crash simulations (simtest/): what a power cut does to this process's buffer. Every
+   * write not yet handed to LMDB is dropped, with the commit hooks of the store that made it
+   * (a store opened over this backend afterwards registers its own, as after a reopen).
+   * Commits already handed over (forceCommit) still land: they are durable from that call.
+   */
+  loseUncommitted(): void {
+    if (this.timer) clearTimeout(this.timer), (this.timer = undefined);
+    if (this.immediate) clearImmediate(this.immediate), (this.immediate = undefined);
+    this.pending = newBatch();
+    this.pendingCount = 0;
+    this.beforeCommit = [];
+  }
+
   private check(): void {
     if (this.fatal) throw this.fatal;
   }
