@@ -186,6 +186,7 @@ const supported = new Set([
   'unsafe-no-fsync', 'force-new-cluster', 'client-transport-security', 'peer-transport-security',
   'proxy', // 'off' is the only value Concord runs with; checked below
   'experimental-watch-progress-notify-interval',
+  'auth-token', 'bcrypt-cost', 'auth-token-ttl',
 ]);
 
 /** etcd's flags.FlagToEnv: some-flag -> ETCD_SOME_FLAG. */
@@ -213,6 +214,7 @@ interface EtcdConfig {
   leaseCheckpoint: boolean; leaseCheckpointPersist: boolean;
   /** ms; 0 = etcd's default (10 minutes). */
   watchProgressNotifyIntervalMs: number;
+  authToken: string; bcryptCost: number; authTokenTtl: number;
 }
 
 function newEtcdConfig(): EtcdConfig {
@@ -231,6 +233,7 @@ function newEtcdConfig(): EtcdConfig {
     clientAutoTls: false, peerAutoTls: false, clientCrlFile: '', clientAllowedHostname: '', cipherSuites: [],
     tlsMinVersion: 'TLS1.2', tlsMaxVersion: '', unsafeNoFsync: false, forceNewCluster: false, proxy: 'off',
     leaseCheckpoint: false, leaseCheckpointPersist: false, watchProgressNotifyIntervalMs: 0,
+    authToken: 'simple', bcryptCost: 10, authTokenTtl: 300,
   };
 }
 
@@ -311,6 +314,7 @@ function configFromCmdLine(values: Map<string, unknown>, set: Set<string>, env: 
   ec.leaseCheckpoint = v('experimental-enable-lease-checkpoint');
   ec.leaseCheckpointPersist = v('experimental-enable-lease-checkpoint-persist');
   ec.watchProgressNotifyIntervalMs = v('experimental-watch-progress-notify-interval');
+  ec.authToken = v('auth-token'); ec.bcryptCost = v('bcrypt-cost'); ec.authTokenTtl = v('auth-token-ttl');
 
   // Listening on chosen client URLs without saying what to advertise is an error (below).
   if (set.has('listen-client-urls') && !set.has('advertise-client-urls')) ec.acUrls = null;
@@ -445,6 +449,7 @@ function configFromFile(path: string, io: ParseIo, logs: LogRecord[]): { ec: Etc
   ec.leaseCheckpoint = g('experimental-enable-lease-checkpoint', ec.leaseCheckpoint);
   ec.leaseCheckpointPersist = g('experimental-enable-lease-checkpoint-persist', ec.leaseCheckpointPersist);
   ec.watchProgressNotifyIntervalMs = g('experimental-watch-progress-notify-interval', ec.watchProgressNotifyIntervalMs);
+  ec.authToken = g('auth-token', ec.authToken); ec.bcryptCost = g('bcrypt-cost', ec.bcryptCost); ec.authTokenTtl = g('auth-token-ttl', ec.authTokenTtl);
 
   // URL lists are comma-separated strings in the file; a bad one is fatal before validation,
   // printed raw (etcd's own text, including its "advertise-peer-urls" slip for client URLs).
@@ -701,6 +706,8 @@ function parse(argv: readonly string[], env: Readonly<Record<string, string | un
     }
   }
 
+  // etcd's auth token option is "simple" or "jwt,<options>"; JWT needs a signing library Concord lacks yet.
+  if (ec.authToken.split(',')[0] !== 'simple') throw failedToStart(`concord: --auth-token ${ec.authToken.split(',')[0]} is not supported yet (only simple)`);
   const unsupported = given.filter((n) => !supported.has(n) && !ignoredFlags.includes(n));
   const config: ServerConfig = {
     name: ec.name,
@@ -742,6 +749,7 @@ function parse(argv: readonly string[], env: Readonly<Record<string, string | un
     listenMetricsUrls: ec.metricsUrls.map(toUrl),
     // etcd applies the flag only when > 0; otherwise v3rpc's default stands.
     watchProgressNotifyIntervalMs: ec.watchProgressNotifyIntervalMs > 0 ? ec.watchProgressNotifyIntervalMs : defaultWatchProgressNotifyIntervalMs,
+    auth: { bcryptCost: ec.bcryptCost, tokenTtlMs: ec.authTokenTtl * 1000 },
   };
   return { kind: 'run', config, logs, unsupported, ...(stderr ? { stderr } : {}) };
 }

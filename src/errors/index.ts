@@ -74,6 +74,8 @@ const table = {
   PermissionDenied: [GrpcCode.PermissionDenied, "etcdserver: permission denied"],
   RoleNotGranted: [GrpcCode.FailedPrecondition, "etcdserver: role is not granted to the user"],
   PermissionNotGranted: [GrpcCode.FailedPrecondition, "etcdserver: permission is not granted to the role"],
+  // auth.ErrNoPasswordUser is not in rpctypes: etcd passes it on as Unknown with its own text.
+  NoPasswordUser: [GrpcCode.Unknown, "auth: authentication failed, password was given for no password user"],
   AuthNotEnabled: [GrpcCode.FailedPrecondition, "etcdserver: authentication is not enabled"],
   InvalidAuthToken: [GrpcCode.Unauthenticated, "etcdserver: invalid auth token"],
   InvalidAuthMgmt: [GrpcCode.InvalidArgument, "etcdserver: invalid auth management"],

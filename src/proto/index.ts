@@ -55,5 +55,8 @@ export {
 export { InternalRaftRequest, RequestHeader } from './gen/etcdserverpb/raft_internal.js';
 export { Metadata, Request as V2Request } from './gen/etcdserverpb/etcdserver.js';
 
+// ---- generated: authpb (the auth store's users and roles, as etcd writes them)
+export * as authpb from './gen/authpb/auth.js';
+
 // ---- generated: mvccpb
 export { KeyValue, Event, Event_EventType } from './gen/mvccpb/kv.js';

@@ -22,6 +22,8 @@ import { Membership, idToHex, memberFromJson, parseMemberAttributesPath, attribu
 import { decodeEntryRequest, type RaftRequest } from './request-codec.js';
 import type { WaitRegistry } from './wait.js';
 import { applyTxn } from './txn.js';
+import type { AuthStore, AuthInfo } from '../auth/index.js';
+import { checkPut, checkDeleteRange, checkTxn } from './auth-checks.js';
 
 /** The v2 store key etcd keeps the cluster version under. */
 export const clusterVersionPath = '/0/version';
@@ -45,6 +47,8 @@ export interface ApplierDeps {
   persistMembership(m: Membership): void;
   persistClusterVersion(v: string): void;
   clusterVersion: string | undefined;
+  /** The auth store: applies auth_* entries and checks writes against the header's user. */
+  auth: AuthStore;
 }
 
 export class Applier implements ApplierPort {
@@ -78,7 +82,7 @@ export class Applier implements ApplierPort {
       if (shouldApply) this.d.store.setConsistentIndex(e.index, e.term);
       return;
     }
-    const { id, request } = decodeEntryRequest(data);
+    const { id, request, auth } = decodeEntryRequest(data);
     if (request.kind === 'unsupported') {
       // Skipping it would silently make this member's state differ from one that applies it.
       throw new Error(`etcdserver: cannot apply entry ${e.index}: ${request.name} requests are not supported yet; stopping the member`);
@@ -91,7 +95,7 @@ export class Applier implements ApplierPort {
     }
     this.d.store.setConsistentIndex(e.index, e.term);
     try {
-      const result = this.applyRequest(request);
+      const result = this.applyRequest(request, auth, e.index);
       waiter?.resolve(result);
     } catch (err) {
       if (!(err instanceof EtcdError)) throw err; // invariant broken: crash loudly
@@ -99,17 +103,20 @@ export class Applier implements ApplierPort {
     }
   }
 
-  private applyRequest(r: Exclude<RaftRequest, { kind: 'unsupported' }>): unknown {
-    const { store, alarms } = this.d;
+  private applyRequest(r: Exclude<RaftRequest, { kind: 'unsupported' }>, ai?: AuthInfo, index = 0): unknown {
+    const { store, alarms, auth } = this.d;
     switch (r.kind) {
       case 'put':
+        if (auth.enabled) checkPut(auth, ai, r.req);
         if (alarms.has(AlarmType.CORRUPT)) throw etcdError('Corrupt');
         if (alarms.has(AlarmType.NOSPACE)) throw etcdError('NoSpace');
         return this.withHeader(store.put(r.req));
       case 'deleteRange':
+        if (auth.enabled) checkDeleteRange(auth, ai, r.req);
         if (alarms.has(AlarmType.CORRUPT)) throw etcdError('Corrupt');
         return this.withHeader(store.deleteRange(r.req));
       case 'txn':
+        if (auth.enabled) checkTxn(auth, ai, r.req);
         if (alarms.has(AlarmType.CORRUPT)) throw etcdError('Corrupt');
         if (alarms.has(AlarmType.NOSPACE) && txnHasPut(r.req)) throw etcdError('NoSpace');
         return this.withHeader(applyTxn(store, r.req));
@@ -122,6 +129,8 @@ export class Applier implements ApplierPort {
       }
       case 'alarm':
         return this.applyAlarm(r.req);
+      case 'auth':
+        return this.withHeader(auth.apply(r.req, ai ?? noUser, index) as { header?: ResponseHeader });
       case 'v2':
         this.applyV2(r.req.Method ?? '', r.req.Path ?? '', r.req.Val ?? '');
         return undefined;
@@ -216,6 +225,9 @@ export class Applier implements ApplierPort {
     w?.resolve(undefined);
   }
 }
+
+/** The sender of an entry whose header names nobody. */
+const noUser: AuthInfo = { username: '', revision: 0 };
 
 function txnHasPut(req: TxnRequest): boolean {
   const has = (ops: RequestOp[]): boolean => ops.some((op) => op.requestPut !== undefined || (op.requestTxn !== undefined && txnHasPut(op.requestTxn)));

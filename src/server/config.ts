@@ -60,6 +60,8 @@ export interface ServerConfig {
   apiThread?: boolean;
   /** --experimental-watch-progress-notify-interval: progress_notify watchers hear of quiet periods this often. */
   watchProgressNotifyIntervalMs?: number;
+  /** --bcrypt-cost (default 10) and --auth-token-ttl (default 300 s) for --auth-token simple. */
+  auth?: { bcryptCost: number; tokenTtlMs: number };
 }
 
 /** etcd v3rpc's progressReportInterval default: 10 minutes. */

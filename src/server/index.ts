@@ -13,3 +13,5 @@ export { urlString } from './ids.js';
 export { idToHex } from './membership.js';
 export { isTxnReadOnly, isTxnSerializable } from './txn-rules.js';
 export { startAutoCompaction } from './compactor.js';
+export type { AuthApi, AuthCallOp, AuthInfo } from './auth-server.js';
+export { authOff } from './auth-server.js';

@@ -13,6 +13,7 @@ import type {
   MemberListRequest, MemberListResponse, ResponseHeader,
 } from '../proto/index.js';
 import type { WatchableStore } from '../mvcc/index.js';
+import type { AuthApi, AuthInfo } from './auth-server.js';
 
 export type { WatchableStore, WatchStream, WatchStreamBounds, Queued } from '../mvcc/index.js';
 
@@ -31,14 +32,15 @@ export interface BackendSnapshot {
 }
 
 export interface KVService {
-  range(req: RangeRequest): Promise<RangeResponse>;
+  /** `ai`: who sent the request (from its token), for permission checks when auth is on. */
+  range(req: RangeRequest, ai?: AuthInfo): Promise<RangeResponse>;
   /**
    * `raw`, when given, is the PutRequest exactly as the client encoded it: the server embeds
    * it in the raft entry instead of encoding the request again.
    */
-  put(req: PutRequest, raw?: Uint8Array): Promise<PutResponse>;
-  deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse>;
-  txn(req: TxnRequest): Promise<TxnResponse>;
+  put(req: PutRequest, raw?: Uint8Array, ai?: AuthInfo): Promise<PutResponse>;
+  deleteRange(req: DeleteRangeRequest, ai?: AuthInfo): Promise<DeleteRangeResponse>;
+  txn(req: TxnRequest, ai?: AuthInfo): Promise<TxnResponse>;
   compact(req: CompactionRequest): Promise<CompactionResponse>;
 }
 
@@ -71,6 +73,8 @@ export interface WatchHost {
 export interface EtcdService extends KVService, MaintenanceService, ClusterService {
   /** Watch support; absent: Watch answers Unimplemented. */
   readonly watch?: WatchHost;
+  /** The Auth service and the permission gate. */
+  readonly auth: AuthApi;
   header(): ResponseHeader;
   health(): HealthReport;
   /** Limits the API layer enforces before a request reaches the server. */

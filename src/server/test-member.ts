@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { MemoryStorage } from '../raft/index.js';
 import { Backend } from '../storage/index.js';
 import { MvccStore } from '../mvcc/index.js';
+import { AuthStore } from '../auth/index.js';
 import { nopLogger } from '../log/index.js';
 import { ConfChangeType, EntryType, encodeConfChange, type Entry } from '../proto/index.js';
 import type { ServerConfig } from './config.js';
@@ -43,6 +44,7 @@ export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPend
   const backend = Backend.open({ path: join(dir, 'concord.lmdb') });
   const store = MvccStore.open({ backend });
   const log = nopLogger();
+  const auth = new AuthStore({ backend, log, tokenTtlMs: 300_000 });
   const membership = new Membership(clusterId, []);
   const alarms = new AlarmSet([]);
   const storage = new MemoryStorage();
@@ -61,7 +63,7 @@ export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPend
     memberId, membership, store, alarms, waits, log,
     header: () => server!.header(),
     persistAlarms: () => undefined, persistMembership: () => undefined, persistClusterVersion: () => undefined,
-    clusterVersion: undefined,
+    clusterVersion: undefined, auth,
   });
   const wal = new MemoryWal();
   const raft = new RaftNode({
@@ -76,7 +78,7 @@ export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPend
   });
   server = new EtcdServer({
     config: testConfig, log, memberId, membership, store, alarms, quotaBytes: 1 << 30,
-    raft, applier, waits, ...(o.maxPendingReads !== undefined ? { maxPendingReads: o.maxPendingReads } : {}),
+    raft, applier, waits, auth, ...(o.maxPendingReads !== undefined ? { maxPendingReads: o.maxPendingReads } : {}),
   });
   raft.start();
   await raft.drained();
