@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
-import { GrpcCode, errorStatus, isEtcdError } from '../errors/index.js';
+import { GrpcCode, errorStatus, grpcCodeName, isEtcdError, untranslatedAuthError } from '../errors/index.js';
 import { etcdserverpb as pb } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
 import { isTxnReadOnly, type AuthInfo, type EtcdService } from '../server/index.js';
@@ -98,7 +98,7 @@ export function etcdMethods(service: EtcdService, log?: Logger): MethodTable {
   const mt = (m: string): string => `/etcdserverpb.Maintenance/${m}`;
   /** Runs `fn` if the caller may administer the cluster (etcd's IsAdminPermitted). */
   const admin = <T>(ai: AuthInfo | undefined, fn: () => Promise<T>): Promise<T> => {
-    service.auth.checkAdmin(ai);
+    checkMaintenanceAdmin(service, ai);
     return fn();
   };
   const methods: EtcdMethod[] = [
@@ -138,7 +138,7 @@ export function etcdMethods(service: EtcdService, log?: Logger): MethodTable {
       path: mt('Snapshot'),
       async *open(body: Buffer, ai?: AuthInfo) {
         decodeRequest(pb.SnapshotRequest, body);
-        service.auth.checkAdmin(ai);
+        checkMaintenanceAdmin(service, ai);
         for await (const m of snapshotMessages(service, log)) yield encodeResponse(pb.SnapshotResponse, m);
       },
     },
@@ -224,6 +224,15 @@ export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log
   registerMethods(grpc, { ...table, unimplemented: table.unimplemented.filter((u) => u.path !== watchPath) });
 }
 
+/** etcd's authMaintenanceServer.isAuthenticated, whose errors reach the client untranslated. */
+function checkMaintenanceAdmin(service: EtcdService, ai: AuthInfo | undefined): void {
+  try {
+    service.auth.checkAdmin(ai);
+  } catch (e) {
+    throw isEtcdError(e) ? untranslatedAuthError(e) : e;
+  }
+}
+
 /** etcd's isWatchPermitted and the cancel reasons its recvLoop gives (permission denied for anything unexpected). */
 function watchDeniedReason(service: EtcdService, table: MethodTable, token: string | string[] | undefined, key: Buffer, rangeEnd: Buffer): string | undefined {
   if (!service.auth.enabled && token === undefined) return undefined;
@@ -231,9 +240,11 @@ function watchDeniedReason(service: EtcdService, table: MethodTable, token: stri
     service.auth.checkRange(table.identify(token), key, rangeEnd);
     return undefined;
   } catch (e) {
-    if (isEtcdError(e, 'InvalidAuthToken') || isEtcdError(e, 'AuthOldRevision') || isEtcdError(e, 'UserEmpty')) return e.message;
-    if (isEtcdError(e)) return errorStatus('PermissionDenied')[1];
-    throw e;
+    if (!isEtcdError(e)) throw e;
+    const [code, message] = isEtcdError(e, 'InvalidAuthToken') || isEtcdError(e, 'AuthOldRevision') || isEtcdError(e, 'UserEmpty')
+      ? [e.code, e.message] : errorStatus('PermissionDenied');
+    // The reason is the gRPC status error's text, as grpc-go prints it.
+    return `rpc error: code = ${grpcCodeName(code)} desc = ${message}`;
   }
 }
 
