@@ -188,8 +188,8 @@ describe('auth: etcdctl user/role/auth, permission matrix, tokens, restart', () 
 });
 
 describe('auth: wrong passwords do not hold up other clients (bcrypt off the main thread)', () => {
-  test('concord: a burst of wrong passwords at cost 12 while another client puts', { skip: !selectedTargets().includes('concord') }, async () => {
-    const s = await startServer({ target: 'concord', extraArgs: ['--bcrypt-cost', '12'] });
+  test('concord: a burst of wrong passwords at cost 10 while another client puts', { skip: !selectedTargets().includes('concord') }, async () => {
+    const s = await startServer({ target: 'concord', extraArgs: ['--bcrypt-cost', '10'] });
     servers.push(s);
     assert.equal((await ctl(s, ['user', 'add', 'root:rootpw', '--interactive=false'])).split('|')[0], '0');
     assert.equal((await ctl(s, ['user', 'grant-role', 'root', 'root'])).split('|')[0], '0');
@@ -207,16 +207,18 @@ describe('auth: wrong passwords do not hold up other clients (bcrypt off the mai
       const quiet: number[] = [];
       for (let i = 0; i < 20; i++) quiet.push(await put(i));
       let refused = 0;
-      const burst = Array.from({ length: 32 }, () => c.outcome('/etcdserverpb.Auth/Authenticate', AuthenticateRequest, AuthenticateResponse, { name: 'root', password: 'wrong' })
-        .then((o) => { if (!o.ok && /authentication failed/.test(o.message)) refused++; }));
+      const other: string[] = [];
+      const burst = Array.from({ length: 16 }, () => c.outcome('/etcdserverpb.Auth/Authenticate', AuthenticateRequest, AuthenticateResponse, { name: 'root', password: 'wrong' })
+        .then((o) => { if (!o.ok && /authentication failed/.test(o.message)) refused++; else other.push(JSON.stringify(o)); }));
       const during: number[] = [];
       let bursting = true;
       const done = Promise.all(burst).then(() => { bursting = false; });
       for (let i = 0; bursting || i < 20; i++) during.push(await put(1000 + i));
       await done;
-      assert.equal(refused, 32, 'every wrong password is refused');
+      assert.deepEqual(other, [], 'every wrong password is refused');
+      assert.equal(refused, 16);
       const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!.toFixed(2);
-      console.log(`# put latency ms: quiet median ${med(quiet)} max ${Math.max(...quiet).toFixed(2)}; during 32 wrong-password bcrypt(12) checks: median ${med(during)} max ${Math.max(...during).toFixed(2)} over ${during.length} puts`);
+      console.log(`# put latency ms: quiet median ${med(quiet)} max ${Math.max(...quiet).toFixed(2)}; during 16 wrong-password bcrypt(10) checks: median ${med(during)} max ${Math.max(...during).toFixed(2)} over ${during.length} puts`);
     } finally {
       c.close();
     }
