@@ -59,7 +59,7 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
     maxReceiveMessageBytes: service.limits.maxRequestBytes + grpcOverheadBytes,
     httpHandler: http2Handler(health),
   });
-  registerEtcdServices(grpc, service, log);
+  registerEtcdServices(grpc, service, log, opts.tls?.clientCertAuth === true);
   const hasHttps = opts.listen.some((u) => u.protocol === 'https:');
   const tls = hasHttps && opts.tls !== undefined && opts.tls.certFile !== '' ? new ClientTls(opts.tls) : undefined;
   const listener = new ClientListener({ onStream: grpc.handleStream, onRequest: http1Handler(health), log, ...(tls ? { tls } : {}) });

@@ -19,7 +19,8 @@ import { encodePutResponse } from './fast-codecs.js';
 import { Reader, WIRE_BYTES, wireShapeError } from '../proto/index.js';
 import { registerWatchService, watchPath } from './watch-service.js';
 import type { Codec } from './grpc/framing.js';
-import { GrpcServer, GrpcStatusError, unmarshalError } from './grpc/index.js';
+import { GrpcServer, GrpcStatusError, unmarshalError, type ServerCall } from './grpc/index.js';
+import type { TLSSocket } from 'node:tls';
 import {
   checkDeleteRequest, checkPutRequest, checkRangeRequest, checkRequestSize, checkTxn, requestIdVarintBytes,
 } from './validate.js';
@@ -49,8 +50,12 @@ export interface MethodTable {
   readonly methods: EtcdMethod[];
   /** Paths that exist in etcd's API but are not served yet, with their Unimplemented message. */
   readonly unimplemented: Array<{ path: string; message: string }>;
-  /** The caller behind a `token` metadata value (none: undefined); throws etcd's invalid auth token. */
-  identify(token: string | string[] | undefined): AuthInfo | undefined;
+  /**
+   * The caller behind a `token` metadata value; without one, the verified client
+   * certificate's CN when --client-cert-auth is on (etcd's AuthInfoFromTLS); else undefined.
+   * Throws etcd's invalid auth token.
+   */
+  identify(token: string | string[] | undefined, commonName?: string): AuthInfo | undefined;
 }
 
 /** The proto message name of each generated codec, for etcd's wording of decode errors. */
@@ -90,7 +95,7 @@ function unary<Req, Res>(path: string, req: Codec<Req>, res: Codec<Res> | ((r: R
 }
 
 /** etcd's v3 API as a table of bytes-in, bytes-out methods over `service`. */
-export function etcdMethods(service: EtcdService, log?: Logger): MethodTable {
+export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth = false): MethodTable {
   const { maxTxnOps, maxRequestBytes } = service.limits;
   const idBytes = requestIdVarintBytes(service.header().memberId);
   const checkSize = (messageBytes: number): void => checkRequestSize(messageBytes, maxRequestBytes, idBytes);
@@ -165,9 +170,10 @@ export function etcdMethods(service: EtcdService, log?: Logger): MethodTable {
   // --- Served by later issues ---
   notYet('Watch', 'Watch');
   for (const m of ['LeaseGrant', 'LeaseRevoke', 'LeaseKeepAlive', 'LeaseTimeToLive', 'LeaseLeases']) notYet('Lease', m);
-  const identify = (token: string | string[] | undefined): AuthInfo | undefined => {
+  const identify = (token: string | string[] | undefined, commonName?: string): AuthInfo | undefined => {
     const t = Array.isArray(token) ? token[0] : token;
-    return t === undefined ? undefined : service.auth.authInfo(t);
+    if (t !== undefined) return service.auth.authInfo(t);
+    return clientCertAuth && commonName !== undefined ? service.auth.authInfoFromCommonName(commonName) : undefined;
   };
   return { methods, unimplemented, identify };
 }
@@ -188,10 +194,10 @@ export const encodedResponseCodec: Codec<Uint8Array> = {
 export function registerMethods(grpc: GrpcServer, table: MethodTable): void {
   for (const m of table.methods) {
     if (m.kind === 'unary') {
-      grpc.addUnary(m.path, rawRequestCodec, encodedResponseCodec, async (body, call) => m.run(body, table.identify(call.headers.token)));
+      grpc.addUnary(m.path, rawRequestCodec, encodedResponseCodec, async (body, call) => m.run(body, table.identify(call.headers.token, peerCommonName(call))));
     } else {
       grpc.addServerStream(m.path, rawRequestCodec, encodedResponseCodec, async (body, call) => {
-        const it = m.open(body, table.identify(call.headers.token));
+        const it = m.open(body, table.identify(call.headers.token, peerCommonName(call)));
         try {
           for (;;) {
             if (call.cancelled) throw new GrpcStatusError(GrpcCode.Canceled, 'context canceled');
@@ -208,8 +214,8 @@ export function registerMethods(grpc: GrpcServer, table: MethodTable): void {
   for (const u of table.unimplemented) grpc.addUnimplemented(u.path, u.message);
 }
 
-export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log?: Logger): void {
-  const table = etcdMethods(service, log);
+export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log?: Logger, clientCertAuth = false): void {
+  const table = etcdMethods(service, log, clientCertAuth);
   const watch = service.watch;
   if (watch === undefined) {
     registerMethods(grpc, table);
@@ -219,9 +225,17 @@ export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log
   // etcd splits fragmenting watchers' responses at max-request-bytes + grpcOverheadBytes (512 KiB).
   registerWatchService(grpc, {
     host: watch, header: () => service.header(), fragmentAtBytes: service.limits.maxRequestBytes + 512 * 1024,
-    deniedReason: (token, key, rangeEnd) => watchDeniedReason(service, table, token, key, rangeEnd),
+    deniedReason: (call, key, rangeEnd) => watchDeniedReason(service, table, call, key, rangeEnd),
   });
   registerMethods(grpc, { ...table, unimplemented: table.unimplemented.filter((u) => u.path !== watchPath) });
+}
+
+/** The subject CN of the client's verified TLS certificate, if any (etcd's AuthInfoFromTLS reads the first verified chain). */
+function peerCommonName(call: ServerCall): string | undefined {
+  const socket = call.stream.session?.socket as Partial<TLSSocket> | undefined;
+  if (socket?.authorized !== true || typeof socket.getPeerCertificate !== 'function') return undefined;
+  const cn = socket.getPeerCertificate().subject?.CN;
+  return typeof cn === 'string' ? cn : undefined;
 }
 
 /** etcd's authMaintenanceServer.isAuthenticated, whose errors reach the client untranslated. */
@@ -234,10 +248,11 @@ function checkMaintenanceAdmin(service: EtcdService, ai: AuthInfo | undefined): 
 }
 
 /** etcd's isWatchPermitted and the cancel reasons its recvLoop gives (permission denied for anything unexpected). */
-function watchDeniedReason(service: EtcdService, table: MethodTable, token: string | string[] | undefined, key: Buffer, rangeEnd: Buffer): string | undefined {
+function watchDeniedReason(service: EtcdService, table: MethodTable, call: ServerCall, key: Buffer, rangeEnd: Buffer): string | undefined {
+  const token = call.headers.token;
   if (!service.auth.enabled && token === undefined) return undefined;
   try {
-    service.auth.checkRange(table.identify(token), key, rangeEnd);
+    service.auth.checkRange(table.identify(token, peerCommonName(call)), key, rangeEnd);
     return undefined;
   } catch (e) {
     if (!isEtcdError(e)) throw e;

@@ -41,10 +41,10 @@ export interface WatchServiceOptions {
   fragmentAtBytes: number;
   bounds?: WatchStreamBounds;
   /**
-   * etcd's isWatchPermitted, asked at every create with the stream's `token` metadata: the
+   * etcd's isWatchPermitted, asked at every create with the stream (its `token`, its certificate): the
    * cancel reason if the caller may not read the whole range, else undefined.
    */
-  deniedReason?(token: string | string[] | undefined, key: Buffer, rangeEnd: Buffer): string | undefined;
+  deniedReason?(call: Call, key: Buffer, rangeEnd: Buffer): string | undefined;
 }
 
 /** Responses are written already framed, several per write (watch-codec.ts shares event bytes among watchers). */
@@ -163,7 +163,7 @@ class WatchSession {
     const key = c.key.length === 0 ? ZERO_KEY : c.key;
     const end = c.rangeEnd.length === 0 ? undefined : c.rangeEnd.length === 1 && c.rangeEnd[0] === 0 ? EMPTY : c.rangeEnd;
     const wsrev = this.stream.rev;
-    const denied = this.opts.deniedReason?.(this.call.headers.token, c.key, c.rangeEnd);
+    const denied = this.opts.deniedReason?.(this.call, c.key, c.rangeEnd);
     if (denied !== undefined) {
       this.stream.pushControl(this.response(wsrev, -1, { created: true, canceled: true, cancelReason: denied }));
       return;

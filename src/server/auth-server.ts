@@ -20,6 +20,8 @@ export interface AuthApi {
   readonly enabled: boolean;
   /** The user behind a `token` metadata value (etcd's AuthInfoFromCtx); throws InvalidAuthToken. */
   authInfo(token: string): AuthInfo;
+  /** A verified client certificate's CN as the user, at the current auth revision (etcd's AuthInfoFromTLS). */
+  authInfoFromCommonName(cn: string): AuthInfo;
   /** etcd's IsAdminPermitted. */
   checkAdmin(ai: AuthInfo | undefined): void;
   /** etcd's IsRangePermitted (Watch asks it at create). */
@@ -59,6 +61,10 @@ export class AuthServer implements AuthApi {
 
   authInfo(token: string): AuthInfo {
     return this.d.store.authInfoFromToken(token);
+  }
+
+  authInfoFromCommonName(cn: string): AuthInfo {
+    return { username: cn, revision: this.d.store.revision };
   }
 
   checkAdmin(ai: AuthInfo | undefined): void {
@@ -121,6 +127,7 @@ export class AuthServer implements AuthApi {
 export const authOff: AuthApi = {
   enabled: false,
   authInfo: () => { throw etcdError('InvalidAuthToken'); },
+  authInfoFromCommonName: (cn) => ({ username: cn, revision: 0 }),
   checkAdmin: () => undefined,
   checkRange: () => undefined,
   authenticate: () => Promise.reject(etcdError('AuthNotEnabled')),
