@@ -55,7 +55,7 @@ export interface MethodTable {
    * certificate's CN when --client-cert-auth is on (etcd's AuthInfoFromTLS); else undefined.
    * Throws etcd's invalid auth token.
    */
-  identify(token: string | string[] | undefined, commonName?: string): AuthInfo | undefined;
+  identify(token: string | string[] | undefined, call?: ServerCall): AuthInfo | undefined;
 }
 
 /** The proto message name of each generated codec, for etcd's wording of decode errors. */
@@ -170,10 +170,12 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
   // --- Served by later issues ---
   notYet('Watch', 'Watch');
   for (const m of ['LeaseGrant', 'LeaseRevoke', 'LeaseKeepAlive', 'LeaseTimeToLive', 'LeaseLeases']) notYet('Lease', m);
-  const identify = (token: string | string[] | undefined, commonName?: string): AuthInfo | undefined => {
+  const identify = (token: string | string[] | undefined, call?: ServerCall): AuthInfo | undefined => {
     const t = Array.isArray(token) ? token[0] : token;
     if (t !== undefined) return service.auth.authInfo(t);
-    return clientCertAuth && commonName !== undefined ? service.auth.authInfoFromCommonName(commonName) : undefined;
+    if (!clientCertAuth || call === undefined) return undefined;
+    const cn = peerCommonName(call);
+    return cn === undefined ? undefined : service.auth.authInfoFromCommonName(cn);
   };
   return { methods, unimplemented, identify };
 }
@@ -194,10 +196,10 @@ export const encodedResponseCodec: Codec<Uint8Array> = {
 export function registerMethods(grpc: GrpcServer, table: MethodTable): void {
   for (const m of table.methods) {
     if (m.kind === 'unary') {
-      grpc.addUnary(m.path, rawRequestCodec, encodedResponseCodec, async (body, call) => m.run(body, table.identify(call.headers.token, peerCommonName(call))));
+      grpc.addUnary(m.path, rawRequestCodec, encodedResponseCodec, async (body, call) => m.run(body, table.identify(call.headers.token, call)));
     } else {
       grpc.addServerStream(m.path, rawRequestCodec, encodedResponseCodec, async (body, call) => {
-        const it = m.open(body, table.identify(call.headers.token, peerCommonName(call)));
+        const it = m.open(body, table.identify(call.headers.token, call));
         try {
           for (;;) {
             if (call.cancelled) throw new GrpcStatusError(GrpcCode.Canceled, 'context canceled');
@@ -252,7 +254,7 @@ function watchDeniedReason(service: EtcdService, table: MethodTable, call: Serve
   const token = call.headers.token;
   if (!service.auth.enabled && token === undefined) return undefined;
   try {
-    service.auth.checkRange(table.identify(token, peerCommonName(call)), key, rangeEnd);
+    service.auth.checkRange(table.identify(token, call), key, rangeEnd);
     return undefined;
   } catch (e) {
     if (!isEtcdError(e)) throw e;
