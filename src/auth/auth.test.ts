@@ -89,6 +89,12 @@ test('auth store: etcd rules, buckets as etcd writes them, the auth revision, re
     throwsKind(() => apply({ op: 'userAdd', req: pb.AuthUserAddRequest.fromPartial({ name: 'root' }), hashedPassword: 'x' }), 'UserAlreadyExist');
     throwsKind(() => apply({ op: 'userAdd', req: pb.AuthUserAddRequest.fromPartial({ name: '' }), hashedPassword: 'x' }), 'UserEmpty');
     throwsKind(() => apply({ op: 'authEnable', req: {} }), 'RootRoleNotExist');
+    // Names LMDB cannot key: empty ones are found nowhere, too long ones refused (never a crash).
+    throwsKind(() => apply({ op: 'userGet', req: { name: '' } }), 'UserNotFound');
+    throwsKind(() => apply({ op: 'roleGrantPermission', req: { name: '', perm: undefined } }), 'RoleNotFound');
+    throwsKind(() => apply({ op: 'userGrantRole', req: { user: 'root', role: '' } }), 'RoleNotFound');
+    throwsKind(() => apply({ op: 'roleAdd', req: { name: 'r'.repeat(2000) } }), 'AuthNameTooLong');
+    throwsKind(() => apply({ op: 'userDelete', req: { name: 'u'.repeat(2000) } }), 'UserNotFound');
     apply({ op: 'userGrantRole', req: { user: 'root', role: 'root' } });
     apply({ op: 'roleAdd', req: { name: 'r' } });
     apply({ op: 'roleGrantPermission', req: { name: 'r', perm: { permType: authpb.Permission_Type.WRITE, key: b('p/'), rangeEnd: b('p0') } } });

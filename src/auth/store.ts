@@ -74,12 +74,14 @@ export class AuthStore {
   // ---------------------------------------------------------------- reads
 
   getUser(name: string): authpb.User | undefined {
-    const v = this.be.get('authUsers', Buffer.from(name));
+    const key = nameKey(name);
+    const v = key === undefined ? undefined : this.be.get('authUsers', key);
     return v === undefined ? undefined : authpb.User.decode(v);
   }
 
   getRole(name: string): authpb.Role | undefined {
-    const v = this.be.get('authRoles', Buffer.from(name));
+    const key = nameKey(name);
+    const v = key === undefined ? undefined : this.be.get('authRoles', key);
     return v === undefined ? undefined : authpb.Role.decode(v);
   }
 
@@ -215,6 +217,7 @@ export class AuthStore {
 
   private userAdd(req: pb.AuthUserAddRequest, hashedPassword: string): void {
     if (req.name.length === 0) throw etcdError('UserEmpty');
+    if (nameKey(req.name) === undefined) throw etcdError('AuthNameTooLong');
     if (this.getUser(req.name) !== undefined) throw etcdError('UserAlreadyExist');
     const noPassword = req.options?.noPassword === true;
     this.putUser({
@@ -273,6 +276,7 @@ export class AuthStore {
 
   private roleAdd(name: string): void {
     if (name.length === 0) throw etcdError('RoleEmpty');
+    if (nameKey(name) === undefined) throw etcdError('AuthNameTooLong');
     if (this.getRole(name) !== undefined) throw etcdError('RoleAlreadyExist');
     this.putRole({ name: Buffer.from(name), keyPermission: [] });
     // etcd's RoleAdd bumps the revision without refreshing the cache (a new role is in no user).
@@ -373,6 +377,15 @@ export class AuthStore {
 }
 
 const emptyKey = Buffer.alloc(0);
+
+/** LMDB's largest key (bbolt's is 32 KiB); LMDB refuses empty keys too. */
+export const maxNameBytes = 1978;
+
+/** A user or role name as its bucket key, or undefined if no such key can exist (bbolt finds nothing). */
+function nameKey(name: string): Buffer | undefined {
+  const key = Buffer.from(name);
+  return key.length === 0 || key.length > maxNameBytes ? undefined : key;
+}
 
 function readRevision(be: Backend): number {
   const v = be.get('auth', revisionKey);

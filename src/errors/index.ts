@@ -81,6 +81,8 @@ const table = {
   PermissionNotGranted: [GrpcCode.FailedPrecondition, "etcdserver: permission is not granted to the role"],
   // auth.ErrNoPasswordUser is not in rpctypes: etcd passes it on as Unknown with its own text.
   NoPasswordUser: [GrpcCode.Unknown, "auth: authentication failed, password was given for no password user"],
+  // Not etcd's: LMDB keys are at most 1978 bytes, bbolt's 32 KiB; names past it are refused.
+  AuthNameTooLong: [GrpcCode.InvalidArgument, "concord: user or role name is longer than 1978 bytes"],
   AuthNotEnabled: [GrpcCode.FailedPrecondition, "etcdserver: authentication is not enabled"],
   InvalidAuthToken: [GrpcCode.Unauthenticated, "etcdserver: invalid auth token"],
   InvalidAuthMgmt: [GrpcCode.InvalidArgument, "etcdserver: invalid auth management"],
