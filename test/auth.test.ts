@@ -224,3 +224,35 @@ describe('auth: wrong passwords do not hold up other clients (bcrypt off the mai
     }
   });
 });
+
+describe('auth: simple tokens expire after --auth-token-ttl without use', () => {
+  for (const target of selectedTargets()) {
+    test(`${target}: a token unused for longer than the TTL is refused as invalid; a used one lives on`, async () => {
+      const s = await startServer({ target, extraArgs: ['--bcrypt-cost', '4', '--auth-token-ttl', '2'] });
+      servers.push(s);
+      for (const args of [['user', 'add', 'root:rootpw', '--interactive=false'], ['auth', 'enable']]) {
+        assert.equal((await ctl(s, args)).split('|')[0], '0', args.join(' '));
+      }
+      const c = s.client();
+      try {
+        const idle = await tokenOf(c, 'root', 'rootpw');
+        const busy = await tokenOf(c, 'root', 'rootpw');
+        const putWith = (token: string) => new Promise<string>((resolve) => {
+          const md = new grpc.Metadata();
+          md.set('token', token);
+          c.raw.makeUnaryRequest('/etcdserverpb.KV/Put', (m: PutRequest) => Buffer.from(PutRequest.encode(m).finish()), (x: Buffer) => PutResponse.decode(x),
+            mk.put({ key: b('k'), value: b('v') }), md, (err) => resolve(err ? `${err.code} ${err.details}` : 'ok'));
+        });
+        assert.equal(await putWith(idle), 'ok');
+        // Use `busy` every 500 ms for 5 s (past the 2 s TTL and etcd's 1 s expiry tick); leave `idle` alone.
+        for (let i = 0; i < 10; i++) {
+          assert.equal(await putWith(busy), 'ok', `busy token, use ${i}`);
+          await new Promise((r) => setTimeout(r, 500));
+        }
+        assert.equal(await putWith(idle), '16 etcdserver: invalid auth token');
+      } finally {
+        c.close();
+      }
+    });
+  }
+});
