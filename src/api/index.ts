@@ -106,7 +106,7 @@ async function startClientApi(opts: ApiOptions, health: HttpEndpoints['health'])
     maxReceiveMessageBytes: service.limits.maxRequestBytes + grpcOverheadBytes,
     httpHandler: http2Handler(endpoints),
   });
-  registerEtcdServices(grpc, service, log);
+  registerEtcdServices(grpc, service, log, opts.tls?.clientCertAuth === true);
   const hasHttps = opts.listen.some((u) => u.protocol === 'https:');
   const tls = hasHttps && opts.tls !== undefined && opts.tls.certFile !== '' ? new ClientTls(opts.tls) : undefined;
   const listener = new ClientListener({

@@ -10,16 +10,18 @@
  */
 import { createHash } from 'node:crypto';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
-import { GrpcCode } from '../errors/index.js';
+import { GrpcCode, errorStatus, grpcCodeName, isEtcdError, untranslatedAuthError } from '../errors/index.js';
 import { etcdserverpb as pb } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
-import { isTxnReadOnly, type EtcdService } from '../server/index.js';
+import { isTxnReadOnly, type AuthInfo, type EtcdService } from '../server/index.js';
+import { authMethods, type AuthedUnary } from './auth-service.js';
 import { encodePutResponse } from './fast-codecs.js';
 import { Reader, WIRE_BYTES, wireShapeError } from '../proto/index.js';
-import { registerWatchService, watchPath } from './watch-service.js';
+import { registerWatchService, watchPath, type WatchCall } from './watch-service.js';
 import { leaseHandlers, leaseKeepAlivePath, registerLeaseKeepAlive } from './lease-service.js';
 import type { Codec } from './grpc/framing.js';
-import { GrpcServer, GrpcStatusError, unmarshalError } from './grpc/index.js';
+import { GrpcServer, GrpcStatusError, unmarshalError, type ServerCall } from './grpc/index.js';
+import type { TLSSocket } from 'node:tls';
 import {
   checkDeleteRequest, checkPutRequest, checkRangeRequest, checkRequestSize, checkTxn, requestIdVarintBytes,
 } from './validate.js';
@@ -32,14 +34,15 @@ export const snapshotChunkBytes = 32 * 1024;
 export interface UnaryMethod {
   readonly kind: 'unary';
   readonly path: string;
-  run(body: Buffer): Promise<Uint8Array>;
+  /** `ai`: the caller, from its `token` metadata (MethodTable.identify). */
+  run(body: Buffer, ai?: AuthInfo): Promise<Uint8Array>;
 }
 
 /** A server-streaming method: the encoded response messages, pulled one at a time (flow control). */
 export interface StreamMethod {
   readonly kind: 'serverStream';
   readonly path: string;
-  open(body: Buffer): AsyncGenerator<Uint8Array, void, undefined>;
+  open(body: Buffer, ai?: AuthInfo): AsyncGenerator<Uint8Array, void, undefined>;
 }
 
 export type EtcdMethod = UnaryMethod | StreamMethod;
@@ -48,6 +51,12 @@ export interface MethodTable {
   readonly methods: EtcdMethod[];
   /** Paths that exist in etcd's API but are not served yet, with their Unimplemented message. */
   readonly unimplemented: Array<{ path: string; message: string }>;
+  /**
+   * The caller behind a `token` metadata value; without one, the verified client
+   * certificate's CN when --client-cert-auth is on (etcd's AuthInfoFromTLS); else undefined.
+   * Throws etcd's invalid auth token.
+   */
+  identify(token: string | string[] | undefined, call?: ServerCall): AuthInfo | undefined;
 }
 
 /** The proto message name of each generated codec, for etcd's wording of decode errors. */
@@ -74,61 +83,68 @@ function encodeResponse<T>(codec: Codec<T>, res: T): Uint8Array {
 }
 
 function unary<Req, Res>(path: string, req: Codec<Req>, res: Codec<Res> | ((r: Res) => Uint8Array),
-  handler: (request: Req, requestBytes: number, body: Buffer) => Promise<Res> | Res): UnaryMethod {
+  handler: (request: Req, requestBytes: number, body: Buffer, ai: AuthInfo | undefined) => Promise<Res> | Res): UnaryMethod {
   const encode = typeof res === 'function' ? res : (r: Res) => encodeResponse(res, r);
   return {
     kind: 'unary',
     path,
-    async run(body: Buffer): Promise<Uint8Array> {
-      const r = await handler(decodeRequest(req, body), body.length, body);
+    async run(body: Buffer, ai?: AuthInfo): Promise<Uint8Array> {
+      const r = await handler(decodeRequest(req, body), body.length, body, ai);
       return encode(r);
     },
   };
 }
 
 /** etcd's v3 API as a table of bytes-in, bytes-out methods over `service`. */
-export function etcdMethods(service: EtcdService, log?: Logger): MethodTable {
+export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth = false): MethodTable {
   const { maxTxnOps, maxRequestBytes } = service.limits;
   const idBytes = requestIdVarintBytes(service.header().memberId);
   const checkSize = (messageBytes: number): void => checkRequestSize(messageBytes, maxRequestBytes, idBytes);
   const kv = (m: string): string => `/etcdserverpb.KV/${m}`;
   const mt = (m: string): string => `/etcdserverpb.Maintenance/${m}`;
+  /** Runs `fn` if the caller may administer the cluster (etcd's IsAdminPermitted). */
+  const admin = <T>(ai: AuthInfo | undefined, fn: () => Promise<T>): Promise<T> => {
+    checkMaintenanceAdmin(service, ai);
+    return fn();
+  };
   const methods: EtcdMethod[] = [
     // --- KV (etcd: v3rpc/key.go; the size check is etcd's raft-proposal check, see validate.ts) ---
-    unary(kv('Range'), pb.RangeRequest, pb.RangeResponse, (req) => {
+    unary(kv('Range'), pb.RangeRequest, pb.RangeResponse, (req, _bytes, _body, ai) => {
       checkRangeRequest(req);
-      return service.range(req);
+      return service.range(req, ai);
     }),
-    unary(kv('Put'), pb.PutRequest, encodePutResponse, (req, bytes, body) => {
+    unary(kv('Put'), pb.PutRequest, encodePutResponse, (req, bytes, body, ai) => {
       checkPutRequest(req);
       checkSize(bytes);
-      return service.put(req, body);
+      return service.put(req, body, ai);
     }),
-    unary(kv('DeleteRange'), pb.DeleteRangeRequest, pb.DeleteRangeResponse, (req, bytes) => {
+    unary(kv('DeleteRange'), pb.DeleteRangeRequest, pb.DeleteRangeResponse, (req, bytes, _body, ai) => {
       checkDeleteRequest(req);
       checkSize(bytes);
-      return service.deleteRange(req);
+      return service.deleteRange(req, ai);
     }),
-    unary(kv('Txn'), pb.TxnRequest, pb.TxnResponse, (req, bytes) => {
+    unary(kv('Txn'), pb.TxnRequest, pb.TxnResponse, (req, bytes, _body, ai) => {
       checkTxn(req, maxTxnOps);
       // A read-only txn is served like a range in etcd, never proposed, so never too large.
       if (!isTxnReadOnly(req)) checkSize(bytes);
-      return service.txn(req);
+      return service.txn(req, ai);
     }),
     unary(kv('Compact'), pb.CompactionRequest, pb.CompactionResponse, (req) => service.compact(req)),
 
     // --- Maintenance (etcd: v3rpc/maintenance.go) ---
     unary(mt('Alarm'), pb.AlarmRequest, pb.AlarmResponse, (req) => service.alarm(req)),
     unary(mt('Status'), pb.StatusRequest, pb.StatusResponse, () => service.status()),
-    unary(mt('Defragment'), pb.DefragmentRequest, pb.DefragmentResponse, () => service.defragment()),
-    unary(mt('Hash'), pb.HashRequest, pb.HashResponse, () => service.hash()),
-    unary(mt('HashKV'), pb.HashKVRequest, pb.HashKVResponse, (req) => service.hashKV(req)),
-    unary(mt('MoveLeader'), pb.MoveLeaderRequest, pb.MoveLeaderResponse, (req) => service.moveLeader(req)),
+    // etcd's authMaintenanceServer: these need the root role when auth is on.
+    unary(mt('Defragment'), pb.DefragmentRequest, pb.DefragmentResponse, (_r, _b, _body, ai) => admin(ai, () => service.defragment())),
+    unary(mt('Hash'), pb.HashRequest, pb.HashResponse, (_r, _b, _body, ai) => admin(ai, () => service.hash())),
+    unary(mt('HashKV'), pb.HashKVRequest, pb.HashKVResponse, (req, _b, _body, ai) => admin(ai, () => service.hashKV(req))),
+    unary(mt('MoveLeader'), pb.MoveLeaderRequest, pb.MoveLeaderResponse, (req, _b, _body, ai) => admin(ai, () => service.moveLeader(req))),
     {
       kind: 'serverStream',
       path: mt('Snapshot'),
-      async *open(body: Buffer) {
+      async *open(body: Buffer, ai?: AuthInfo) {
         decodeRequest(pb.SnapshotRequest, body);
+        checkMaintenanceAdmin(service, ai);
         for await (const m of snapshotMessages(service, log)) yield encodeResponse(pb.SnapshotResponse, m);
       },
     },
@@ -154,6 +170,10 @@ export function etcdMethods(service: EtcdService, log?: Logger): MethodTable {
     );
   }
 
+  // --- Auth (etcd: v3rpc/auth.go) ---
+  const authedUnary: AuthedUnary = (path, req, res, handler) => unary(path, req, res, (r, _b, _body, ai) => handler(r, ai));
+  methods.push(...authMethods<UnaryMethod>(service, authedUnary));
+
   const unimplemented: MethodTable['unimplemented'] = [];
   const notYet = (svc: string, method: string): void => {
     unimplemented.push({ path: `/etcdserverpb.${svc}/${method}`, message: `concord: etcdserverpb.${svc}/${method} is not implemented yet` });
@@ -163,10 +183,14 @@ export function etcdMethods(service: EtcdService, log?: Logger): MethodTable {
   notYet('Watch', 'Watch');
   if (service.lease === undefined) for (const m of ['LeaseGrant', 'LeaseRevoke', 'LeaseTimeToLive', 'LeaseLeases']) notYet('Lease', m);
   notYet('Lease', 'LeaseKeepAlive'); // served on this thread's GrpcServer when there is a lessor (registerEtcdServices)
-  for (const m of ['AuthEnable', 'AuthDisable', 'Authenticate', 'UserAdd', 'UserGet', 'UserList', 'UserDelete',
-    'UserChangePassword', 'UserGrantRole', 'UserRevokeRole', 'RoleAdd', 'RoleGet', 'RoleList', 'RoleDelete',
-    'RoleGrantPermission', 'RoleRevokePermission']) notYet('Auth', m);
-  return { methods, unimplemented };
+  const identify = (token: string | string[] | undefined, call?: ServerCall): AuthInfo | undefined => {
+    const t = Array.isArray(token) ? token[0] : token;
+    if (t !== undefined) return service.auth.authInfo(t);
+    if (!clientCertAuth || call === undefined) return undefined;
+    const cn = peerCommonName(call);
+    return cn === undefined ? undefined : service.auth.authInfoFromCommonName(cn);
+  };
+  return { methods, unimplemented, identify };
 }
 
 /** Request bodies pass through undecoded (the method table decodes). */
@@ -188,10 +212,10 @@ const bidiPaths = new Set(['/etcdserverpb.Watch/Watch', '/etcdserverpb.Lease/Lea
 export function registerMethods(grpc: GrpcServer, table: MethodTable): void {
   for (const m of table.methods) {
     if (m.kind === 'unary') {
-      grpc.addUnary(m.path, rawRequestCodec, encodedResponseCodec, (body) => m.run(body));
+      grpc.addUnary(m.path, rawRequestCodec, encodedResponseCodec, async (body, call) => m.run(body, table.identify(call.headers.token, call)));
     } else {
       grpc.addServerStream(m.path, rawRequestCodec, encodedResponseCodec, async (body, call) => {
-        const it = m.open(body);
+        const it = m.open(body, table.identify(call.headers.token, call));
         try {
           for (;;) {
             if (call.cancelled) throw new GrpcStatusError(GrpcCode.Canceled, 'context canceled');
@@ -208,8 +232,8 @@ export function registerMethods(grpc: GrpcServer, table: MethodTable): void {
   for (const u of table.unimplemented) grpc.addUnimplemented(u.path, u.message, bidiPaths.has(u.path) ? 'bidi_stream' : 'unary');
 }
 
-export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log?: Logger): void {
-  let table = etcdMethods(service, log);
+export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log?: Logger, clientCertAuth = false): void {
+  let table = etcdMethods(service, log, clientCertAuth);
   if (service.lease !== undefined) {
     registerLeaseKeepAlive(grpc, service.lease, () => service.header());
     table = { ...table, unimplemented: table.unimplemented.filter((u) => u.path !== leaseKeepAlivePath) };
@@ -221,8 +245,46 @@ export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log
   }
   // Watch is a bidi stream: served here, on this thread's GrpcServer (not in the worker-thread mode's table).
   // etcd splits fragmenting watchers' responses at max-request-bytes + grpcOverheadBytes (512 KiB).
-  registerWatchService(grpc, { host: watch, header: () => service.header(), fragmentAtBytes: service.limits.maxRequestBytes + 512 * 1024 });
+  registerWatchService(grpc, {
+    host: watch, header: () => service.header(), fragmentAtBytes: service.limits.maxRequestBytes + 512 * 1024,
+    deniedReason: (call, key, rangeEnd) => watchDeniedReason(service, table, call, key, rangeEnd),
+  });
   registerMethods(grpc, { ...table, unimplemented: table.unimplemented.filter((u) => u.path !== watchPath) });
+}
+
+/** The subject CN of the client's verified TLS certificate, if any (etcd's AuthInfoFromTLS reads the first verified chain). */
+function peerCommonName(call: ServerCall): string | undefined {
+  const socket = call.stream.session?.socket as Partial<TLSSocket> | undefined;
+  if (socket?.authorized !== true || typeof socket.getPeerCertificate !== 'function') return undefined;
+  const cn = socket.getPeerCertificate().subject?.CN;
+  return typeof cn === 'string' ? cn : undefined;
+}
+
+/** etcd's authMaintenanceServer.isAuthenticated, whose errors reach the client untranslated. */
+function checkMaintenanceAdmin(service: EtcdService, ai: AuthInfo | undefined): void {
+  try {
+    service.auth.checkAdmin(ai);
+  } catch (e) {
+    throw isEtcdError(e) ? untranslatedAuthError(e) : e;
+  }
+}
+
+/** etcd's isWatchPermitted and the cancel reasons its recvLoop gives (permission denied for anything unexpected). */
+function watchDeniedReason(service: EtcdService, table: MethodTable, watchCall: WatchCall, key: Buffer, rangeEnd: Buffer): string | undefined {
+  const token = watchCall.headers.token;
+  // A gRPC call has a stream (and a TLS socket for the certificate's CN); the gateway's adaptor has neither.
+  const call = 'stream' in watchCall ? watchCall as ServerCall : undefined;
+  if (!service.auth.enabled && token === undefined) return undefined;
+  try {
+    service.auth.checkRange(table.identify(token, call), key, rangeEnd);
+    return undefined;
+  } catch (e) {
+    if (!isEtcdError(e)) throw e;
+    const [code, message] = isEtcdError(e, 'InvalidAuthToken') || isEtcdError(e, 'AuthOldRevision') || isEtcdError(e, 'UserEmpty')
+      ? [e.code, e.message] : errorStatus('PermissionDenied');
+    // The reason is the gRPC status error's text, as grpc-go prints it.
+    return `rpc error: code = ${grpcCodeName(code)} desc = ${message}`;
+  }
 }
 
 /**

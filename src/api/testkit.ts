@@ -8,6 +8,7 @@ import { etcdError } from '../errors/index.js';
 import { etcdserverpb as pb } from '../proto/index.js';
 import type { KeyValue } from '../proto/index.js';
 import type { BackendSnapshot, EtcdService, HealthReport } from '../server/index.js';
+import { authOff } from '../server/index.js';
 
 interface PbCodec<T> { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T }
 
@@ -80,6 +81,7 @@ export interface FakeOptions {
 /** An in-memory EtcdService: enough KV to see requests arrive and answers go back. */
 export class FakeService implements EtcdService {
   readonly limits: { maxTxnOps: number; maxRequestBytes: number };
+  readonly auth = authOff;
   readonly kvs = new Map<string, KeyValue>();
   rev = 1;
   healthReport: HealthReport = { health: true, reason: '' };

@@ -40,6 +40,11 @@ export interface WatchServiceOptions {
   /** Where fragmenting watchers' responses are split: etcd uses max-request-bytes + 512 KiB. */
   fragmentAtBytes: number;
   bounds?: WatchStreamBounds;
+  /**
+   * etcd's isWatchPermitted, asked at every create with the stream (its `token`, its certificate): the
+   * cancel reason if the caller may not read the whole range, else undefined.
+   */
+  deniedReason?(call: Call, key: Buffer, rangeEnd: Buffer): string | undefined;
 }
 
 /** Responses are written already framed, several per write (watch-codec.ts shares event bytes among watchers). */
@@ -166,6 +171,11 @@ class WatchSession {
     const key = c.key.length === 0 ? ZERO_KEY : c.key;
     const end = c.rangeEnd.length === 0 ? undefined : c.rangeEnd.length === 1 && c.rangeEnd[0] === 0 ? EMPTY : c.rangeEnd;
     const wsrev = this.stream.rev;
+    const denied = this.opts.deniedReason?.(this.call, c.key, c.rangeEnd);
+    if (denied !== undefined) {
+      this.stream.pushControl(this.response(wsrev, -1, { created: true, canceled: true, cancelReason: denied }));
+      return;
+    }
     const res = this.stream.watch({
       id: c.watchId, key, end, startRevision: c.startRevision,
       filterPut: c.filters.includes(pb.WatchCreateRequest_FilterType.NOPUT),

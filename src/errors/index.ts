@@ -25,6 +25,11 @@ export const GrpcCode = {
 } as const;
 export type GrpcCode = (typeof GrpcCode)[keyof typeof GrpcCode];
 
+/** grpc-go's codes.Code.String(): the constant's name. */
+export function grpcCodeName(code: GrpcCode): string {
+  return Object.entries(GrpcCode).find(([, v]) => v === code)?.[0] ?? `Code(${code})`;
+}
+
 /** An error a client sees: a gRPC code and etcd's exact message. */
 export class EtcdError extends Error {
   constructor(
@@ -74,6 +79,10 @@ const table = {
   PermissionDenied: [GrpcCode.PermissionDenied, "etcdserver: permission denied"],
   RoleNotGranted: [GrpcCode.FailedPrecondition, "etcdserver: role is not granted to the user"],
   PermissionNotGranted: [GrpcCode.FailedPrecondition, "etcdserver: permission is not granted to the role"],
+  // auth.ErrNoPasswordUser is not in rpctypes: etcd passes it on as Unknown with its own text.
+  NoPasswordUser: [GrpcCode.Unknown, "auth: authentication failed, password was given for no password user"],
+  // Not etcd's: LMDB keys are at most 1978 bytes, bbolt's 32 KiB; names past it are refused.
+  AuthNameTooLong: [GrpcCode.InvalidArgument, "concord: user or role name is longer than 1978 bytes"],
   AuthNotEnabled: [GrpcCode.FailedPrecondition, "etcdserver: authentication is not enabled"],
   InvalidAuthToken: [GrpcCode.Unauthenticated, "etcdserver: invalid auth token"],
   InvalidAuthMgmt: [GrpcCode.InvalidArgument, "etcdserver: invalid auth management"],
@@ -110,4 +119,22 @@ export function errorStatus(kind: ErrorKind): readonly [GrpcCode, string] {
 
 export function isEtcdError(e: unknown, kind?: ErrorKind): e is EtcdError {
   return e instanceof EtcdError && (kind === undefined || e.kind === kind);
+}
+
+/**
+ * The auth store's own texts (auth/store.go), which reach clients untranslated, as gRPC
+ * Unknown, where etcd forgets to map them: its Maintenance admin checks (authMaintenanceServer).
+ */
+const authStoreMessages: Partial<Record<ErrorKind, string>> = {
+  UserEmpty: 'auth: user name is empty',
+  UserNotFound: 'auth: user not found',
+  PermissionDenied: 'auth: permission denied',
+  InvalidAuthToken: 'auth: invalid auth token',
+  AuthOldRevision: 'auth: revision in header is old',
+};
+
+/** `e` as etcd passes an unmapped auth store error on: Unknown with the store's text. */
+export function untranslatedAuthError(e: EtcdError): EtcdError {
+  const message = authStoreMessages[e.kind];
+  return message === undefined ? e : new EtcdError(e.kind, GrpcCode.Unknown, message);
 }

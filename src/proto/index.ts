@@ -59,6 +59,8 @@ export { Metadata, Request as V2Request } from './gen/etcdserverpb/etcdserver.js
 
 // ---- generated: leasepb (the lease bucket's records)
 export { Lease as LeaseRecord } from './gen/leasepb/lease.js';
+// ---- generated: authpb (the auth store's users and roles, as etcd writes them)
+export * as authpb from './gen/authpb/auth.js';
 
 // ---- generated: mvccpb
 export { KeyValue, Event, Event_EventType } from './gen/mvccpb/kv.js';

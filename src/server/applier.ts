@@ -30,6 +30,8 @@ import {
 import { decodeEntryRequest, type RaftRequest } from './request-codec.js';
 import type { WaitRegistry } from './wait.js';
 import { applyTxn } from './txn.js';
+import type { AuthStore, AuthInfo } from '../auth/index.js';
+import { checkPut, checkDeleteRange, checkTxn } from './auth-checks.js';
 
 /** The v2 store key etcd keeps the cluster version under. */
 export const clusterVersionPath = '/0/version';
@@ -61,6 +63,8 @@ export interface ApplierDeps {
    * once every entry of earlier terms is applied (etcd's applyEntryNormal).
    */
   onEmptyEntry?(): void;
+  /** The auth store: applies auth_* entries and checks writes against the header's user. */
+  auth: AuthStore;
 }
 
 export class Applier implements ApplierPort {
@@ -101,7 +105,7 @@ export class Applier implements ApplierPort {
       this.d.onEmptyEntry?.();
       return;
     }
-    const { id, request } = decodeEntryRequest(data);
+    const { id, request, auth } = decodeEntryRequest(data);
     if (request.kind === 'unsupported') {
       // Skipping it would silently make this member's state differ from one that applies it.
       throw new Error(`etcdserver: cannot apply entry ${e.index}: ${request.name} requests are not supported yet; stopping the member`);
@@ -114,7 +118,7 @@ export class Applier implements ApplierPort {
     }
     this.d.store.setConsistentIndex(e.index, e.term);
     try {
-      const result = this.applyRequest(request);
+      const result = this.applyRequest(request, auth, e.index);
       waiter?.resolve(result);
     } catch (err) {
       if (!(err instanceof EtcdError)) throw err; // invariant broken: crash loudly
@@ -122,19 +126,22 @@ export class Applier implements ApplierPort {
     }
   }
 
-  private applyRequest(r: Exclude<RaftRequest, { kind: 'unsupported' }>): unknown {
-    const { store, alarms } = this.d;
+  private applyRequest(r: Exclude<RaftRequest, { kind: 'unsupported' }>, ai?: AuthInfo, index = 0): unknown {
+    const { store, alarms, auth } = this.d;
     switch (r.kind) {
       case 'put':
+        if (auth.enabled) checkPut(auth, ai, r.req);
         if (alarms.has(AlarmType.CORRUPT)) throw etcdError('Corrupt');
         if (alarms.has(AlarmType.NOSPACE)) throw etcdError('NoSpace');
         countView(r.req.prevKv || r.req.ignoreValue || r.req.ignoreLease ? 1 : 0, 1, 0);
         return this.withHeader(store.put(r.req));
       case 'deleteRange':
+        if (auth.enabled) checkDeleteRange(auth, ai, r.req);
         if (alarms.has(AlarmType.CORRUPT)) throw etcdError('Corrupt');
         countView(r.req.prevKv ? 1 : 0, 0, 1);
         return this.withHeader(store.deleteRange(r.req));
       case 'txn':
+        if (auth.enabled) checkTxn(auth, ai, r.req);
         if (alarms.has(AlarmType.CORRUPT)) throw etcdError('Corrupt');
         if (alarms.has(AlarmType.NOSPACE) && txnHasPut(r.req)) throw etcdError('NoSpace');
         return this.withHeader(applyTxn(store, r.req));
@@ -149,6 +156,8 @@ export class Applier implements ApplierPort {
       }
       case 'alarm':
         return this.applyAlarm(r.req);
+      case 'auth':
+        return this.withHeader(auth.apply(r.req, ai ?? noUser, index) as { header?: ResponseHeader });
       case 'v2':
         this.applyV2(r.req.Method ?? '', r.req.Path ?? '', r.req.Val ?? '');
         return undefined;
@@ -281,6 +290,8 @@ export class Applier implements ApplierPort {
 }
 
 const emptyKey = Buffer.alloc(0);
+/** The sender of an entry whose header names nobody. */
+const noUser: AuthInfo = { username: '', revision: 0 };
 
 function txnHasPut(req: TxnRequest): boolean {
   const has = (ops: RequestOp[]): boolean => ops.some((op) => op.requestPut !== undefined || (op.requestTxn !== undefined && txnHasPut(op.requestTxn)));

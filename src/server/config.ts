@@ -72,6 +72,8 @@ export interface ServerConfig {
   leaseCheckpointPersist?: boolean;
   /** How often a lease is checkpointed (etcd 3.4 has no flag for it: 5 minutes; tests shorten it). */
   leaseCheckpointIntervalMs?: number;
+  /** --bcrypt-cost (default 10) and --auth-token-ttl (default 300 s) for --auth-token simple. */
+  auth?: { bcryptCost: number; tokenTtlMs: number };
 }
 
 /** etcd v3rpc's progressReportInterval default: 10 minutes. */

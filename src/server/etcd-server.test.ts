@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  PutRequest, RangeRequest, TxnRequest, EntryType, InternalRaftRequest, RequestHeader,
+  PutRequest, RangeRequest, TxnRequest,
 } from '../proto/index.js';
 import { isEtcdError } from '../errors/index.js';
 import { startTestMember } from './test-member.js';
@@ -95,17 +95,3 @@ test('a serializable read-only txn skips the linearizable barrier, a linearizabl
   }
 });
 
-test('an entry of a request kind the server cannot apply stops the member with a clear error', async () => {
-  const m = await startTestMember();
-  try {
-    const data = InternalRaftRequest.encode(InternalRaftRequest.fromPartial({
-      header: RequestHeader.fromPartial({ ID: 77n }), authEnable: {},
-    })).finish();
-    assert.throws(() => m.applier.apply({ term: 2, index: m.raft.appliedIndex + 1, type: EntryType.EntryNormal, data }),
-      /cannot apply entry \d+: authEnable requests are not supported yet; stopping the member/);
-    assert.throws(() => m.applier.apply({ term: 2, index: m.raft.appliedIndex + 1, type: EntryType.EntryConfChangeV2, data: new Uint8Array() }),
-      /entry type 2 is not supported yet/);
-  } finally {
-    await m.close();
-  }
-});

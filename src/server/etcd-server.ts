@@ -28,6 +28,9 @@ import { LinearizableReads } from './read-index.js';
 import { clusterVersionPath, type Applier, type CompactionResult } from './applier.js';
 import { isTxnReadOnly, isTxnSerializable } from './txn-rules.js';
 import { applyTxn } from './txn.js';
+import type { AuthStore } from '../auth/index.js';
+import { AuthServer, type AuthInfo } from './auth-server.js';
+import { checkTxn as checkTxnPermission } from './auth-checks.js';
 
 export { etcdServerVersion as serverVersion, etcdClusterVersion as clusterVersion } from '../version.js';
 import { etcdServerVersion as serverVersion } from '../version.js';
@@ -63,6 +66,7 @@ export interface EtcdServerDeps {
   waits: WaitRegistry;
   /** Linearizable reads waiting at most (default maxPendingReads). */
   maxPendingReads?: number;
+  auth: AuthStore;
 }
 
 export class EtcdServer implements EtcdService {
@@ -83,6 +87,8 @@ export class EtcdServer implements EtcdService {
   private readonly ids: RequestIdGenerator;
   private readonly reads: LinearizableReads;
   private stopped = false;
+  readonly auth: AuthServer;
+  private readonly authStore: AuthStore;
 
   constructor(deps: EtcdServerDeps) {
     this.deps = deps;
@@ -101,6 +107,11 @@ export class EtcdServer implements EtcdService {
       soleVoter: () => this.membership.size === 1,
       maxPendingReads: deps.maxPendingReads ?? maxPendingReads,
       retryRoundMs: retryReadRoundMs,
+    });
+    this.authStore = deps.auth;
+    this.auth = new AuthServer({
+      store: deps.auth, log: deps.log, bcryptCost: deps.config.auth?.bcryptCost ?? 10,
+      propose: (r, ai) => this.propose(r, ai), barrier: () => this.linearizableBarrier(),
     });
   }
 
@@ -133,7 +144,7 @@ export class EtcdServer implements EtcdService {
   // ------------------------------------------------------------------ proposals
 
   /** Proposes `request` through raft; resolves with its apply result (also for server-side modules: lease expiry). */
-  propose<T>(request: RaftRequest): Promise<T> {
+  propose<T>(request: RaftRequest, ai?: AuthInfo): Promise<T> {
     if (this.stopped) return Promise.reject(etcdError('Stopped'));
     const raft = this.raft;
     if (raft.leader === 0n) {
@@ -142,7 +153,7 @@ export class EtcdServer implements EtcdService {
     }
     if (raft.commitIndex > raft.appliedIndex + maxGapBetweenApplyAndCommitIndex) return Promise.reject(etcdError('RequestTooManyRequests'));
     const id = this.ids.next();
-    const data = encodeRaftRequest(id, request);
+    const data = encodeRaftRequest(id, request, ai);
     if (data.length > this.limits.maxRequestBytes) return Promise.reject(etcdError('RequestTooLarge'));
     if (!this.waits.hasRoomFor(data.length)) return Promise.reject(etcdError('RequestTooManyRequests'));
     let waiter!: { resolve(r: unknown): void; reject(e: Error): void };
@@ -210,38 +221,40 @@ export class EtcdServer implements EtcdService {
 
   // ------------------------------------------------------------------ KV
 
-  async range(req: RangeRequest): Promise<RangeResponse> {
+  async range(req: RangeRequest, ai?: AuthInfo): Promise<RangeResponse> {
     if (!req.serializable) await this.linearizableBarrier();
     if (this.defragging) await this.defragging;
+    if (this.authStore.enabled) this.authStore.checkRange(ai, req.key, req.rangeEnd);
     const resp = this.store.range(req);
     countView(1, 0, 0);
     resp.header = this.header();
     return resp;
   }
 
-  async put(req: PutRequest, raw?: Uint8Array): Promise<PutResponse> {
+  async put(req: PutRequest, raw?: Uint8Array, ai?: AuthInfo): Promise<PutResponse> {
     if (this.alarms.empty === false || !this.quotaAvailable(kvOverhead + req.key.length + req.value.length)) {
       await this.checkQuota(kvOverhead + req.key.length + req.value.length);
     }
-    return this.propose<PutResponse>({ kind: 'put', req, raw });
+    return this.propose<PutResponse>({ kind: 'put', req, raw }, ai);
   }
 
-  deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
-    return this.propose<DeleteRangeResponse>({ kind: 'deleteRange', req });
+  deleteRange(req: DeleteRangeRequest, ai?: AuthInfo): Promise<DeleteRangeResponse> {
+    return this.propose<DeleteRangeResponse>({ kind: 'deleteRange', req }, ai);
   }
 
-  async txn(req: TxnRequest): Promise<TxnResponse> {
+  async txn(req: TxnRequest, ai?: AuthInfo): Promise<TxnResponse> {
     if (isTxnReadOnly(req)) {
       // etcd serves read-only txns without raft; serializable ones without a ReadIndex round.
       if (!isTxnSerializable(req)) await this.linearizableBarrier();
       if (this.defragging) await this.defragging;
+      if (this.authStore.enabled) checkTxnPermission(this.authStore, ai, req);
       const resp = applyTxn(this.store, req);
       resp.header = this.header();
       return resp;
     }
     const cost = Math.max(txnPutCost(req.success), txnPutCost(req.failure));
     if (cost > 0 && (!this.alarms.empty || !this.quotaAvailable(cost))) await this.checkQuota(cost);
-    return this.propose<TxnResponse>({ kind: 'txn', req });
+    return this.propose<TxnResponse>({ kind: 'txn', req }, ai);
   }
 
   async compact(req: CompactionRequest): Promise<CompactionResponse> {

@@ -26,3 +26,5 @@ export type { WaitRegistry } from './wait.js';
 export { encodeRaftRequest } from './request-codec.js';
 export { memberToJson } from './membership.js';
 export { confChangeV2Context } from './membership-change.js';
+export type { AuthApi, AuthCallOp, AuthInfo } from './auth-server.js';
+export { authOff } from './auth-server.js';

@@ -18,6 +18,7 @@ import { EntryType, RangeRequest } from '../proto/index.js';
 import { rng } from '../testkit/index.js';
 import { Applier } from './applier.js';
 import { AlarmSet } from './alarms.js';
+import { AuthStore } from '../auth/index.js';
 import { Membership } from './membership.js';
 import { WaitRegistry } from './wait.js';
 import { encodeRaftRequest, type RaftRequest } from './request-codec.js';
@@ -34,6 +35,7 @@ function open(dir: string): Member {
     header: () => ({ clusterId: 2n, memberId: 1n, revision: store.currentRevision, raftTerm: 1 }),
     persistAlarms: () => undefined, persistMembership: () => undefined, persistClusterVersion: () => undefined,
     clusterVersion: undefined, lessor, clock: () => 0,
+    auth: new AuthStore({ backend, log: nopLogger(), tokenTtlMs: 300_000 }),
   });
   return { backend, store, lessor, applier };
 }

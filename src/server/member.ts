@@ -14,6 +14,7 @@ import { Wal, Snapshotter, validSnapshotEntries } from '../wal/index.js';
 import { WatchableStore, storedConsistentIndex, type MvccStore } from '../mvcc/index.js';
 import { Backend, backendPath } from '../storage/index.js';
 import { Lessor, defaultCheckpointIntervalMs } from '../lease/index.js';
+import { AuthStore } from '../auth/index.js';
 import type { Logger } from '../log/index.js';
 import { formatDuration } from '../log/index.js';
 import {
@@ -121,6 +122,7 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     log.info('enabled backend quota', { 'quota-name': 'v3-applier', 'quota-size-bytes': quotaBytes });
   }
 
+  const auth = new AuthStore({ backend, log, tokenTtlMs: config.auth?.tokenTtlMs ?? 300_000 });
   // The server, applier and raft loop refer to one another; the loop runs only after start().
   let server: EtcdServer | undefined;
   const waits = new WaitRegistry({ maxProposalsInFlight, maxProposalBytesInFlight });
@@ -133,6 +135,7 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     clusterVersion: backend.get('cluster', clusterVersionKey)?.toString('utf8'),
     lessor, clock,
     onEmptyEntry: () => { if (raftNode?.isLeader) expiry?.promote(); },
+    auth,
   });
   let snapshots: SnapshotPolicy | undefined;
   let raftNode: RaftNode | undefined;
@@ -156,7 +159,7 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     appliedIndex: snapIndex, snapDir, maxSnapshots: config.maxSnapshots ?? 5,
   });
   log.info('starting local member', { 'local-member-id': idToHex(memberId), 'cluster-id': idToHex(clusterId) });
-  server = new EtcdServer({ config, log, memberId, membership, store, alarms, quotaBytes, raft, applier, waits });
+  server = new EtcdServer({ config, log, memberId, membership, store, alarms, quotaBytes, raft, applier, waits, auth });
   server.watch = {
     watchable,
     hasLeader: () => server.leader !== 0n,

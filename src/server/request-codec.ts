@@ -13,6 +13,7 @@ import {
   AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest, V2Request,
   LeaseGrantRequest, LeaseRevokeRequest, LeaseCheckpointRequest,
 } from '../proto/index.js';
+import { encodeAuthRequest, authRequestOf, type AuthRequest, type AuthInfo } from '../auth/index.js';
 
 /** What Concord proposes through raft, as a tagged union (one variant per request kind). */
 export type RaftRequest =
@@ -26,21 +27,31 @@ export type RaftRequest =
   | { kind: 'leaseGrant'; req: LeaseGrantRequest }
   | { kind: 'leaseRevoke'; req: LeaseRevokeRequest }
   | { kind: 'leaseCheckpoint'; req: LeaseCheckpointRequest }
-  /** A request kind this version does not apply yet (auth): kept for a clear error. */
+  /** An auth_* request (auth/raft-request.ts). */
+  | { kind: 'auth'; req: AuthRequest }
+  /** A request kind this version does not apply yet: kept for a clear error. */
   | { kind: 'unsupported'; name: string };
 
 const headerTag = (100 << 3) | 2; // field 100, length-delimited: varint 0xa2 0x06
 
-export function encodeRaftRequest(id: bigint, r: RaftRequest): Uint8Array {
+/** What an entry says of its sender: the header's username and auth revision, when set. */
+export interface DecodedEntry {
+  id: bigint;
+  request: RaftRequest;
+  auth?: AuthInfo;
+}
+
+/** `auth` travels in the header (username, auth revision), as etcd's apply checks it. */
+export function encodeRaftRequest(id: bigint, r: RaftRequest, auth?: AuthInfo): Uint8Array {
   // The client's bytes are reused only when they are well formed at the top level, as the
   // applier's hand decoder needs: a malformed entry in the log would stop every member that
   // applies it, at every restart. Anything else is encoded afresh from the decoded request.
-  if (r.kind === 'put' && r.raw !== undefined && wireShapeError(r.raw, 'PutRequest') === undefined) {
+  if (r.kind === 'put' && auth === undefined && r.raw !== undefined && wireShapeError(r.raw, 'PutRequest') === undefined) {
     return encodeWithRawBody(id, 4, r.raw);
   }
   const w = new BinaryWriter();
   w.uint32(headerTag).fork();
-  RequestHeader.encode({ ID: id, username: '', authRevision: 0 }, w);
+  RequestHeader.encode({ ID: id, username: auth?.username ?? '', authRevision: auth?.revision ?? 0 }, w);
   w.join();
   switch (r.kind) {
     case 'range': RangeRequest.encode(r.req, w.uint32((3 << 3) | 2).fork()).join(); break;
@@ -54,6 +65,7 @@ export function encodeRaftRequest(id: bigint, r: RaftRequest): Uint8Array {
     case 'leaseCheckpoint': LeaseCheckpointRequest.encode(r.req, w.uint32((11 << 3) | 2).fork()).join(); break;
     // etcd triggers a v2 request's waiter by the v2 request's own ID: make it the same.
     case 'v2': V2Request.encode({ ...r.req, ID: id }, w.uint32((2 << 3) | 2).fork()).join(); break;
+    case 'auth': encodeAuthRequest(r.req, w); break;
     case 'unsupported': throw new Error(`cannot encode unsupported request ${r.name}`);
   }
   return w.finish();
@@ -80,7 +92,7 @@ function encodeWithRawBody(id: bigint, field: number, body: Uint8Array): Uint8Ar
  * the header; a put among them (the hot path) is decoded by hand with views into `data`
  * instead of copies. Anything else is decoded in full by the generated codec.
  */
-export function decodeEntryRequest(data: Uint8Array): { id: bigint; request: RaftRequest } {
+export function decodeEntryRequest(data: Uint8Array): DecodedEntry {
   if (data.length >= 4 && data[0] === 0xa2 && data[1] === 0x06) {
     const r = new Reader(data, 2);
     const [hs, he] = r.sub();
@@ -126,7 +138,7 @@ function bufferView(data: Uint8Array, [start, end]: [number, number]): Buffer {
 }
 
 /** Decodes an entry payload in full (entries from the WAL, or from other members). */
-export function decodeRaftRequest(data: Uint8Array): { id: bigint; request: RaftRequest } {
+export function decodeRaftRequest(data: Uint8Array): DecodedEntry {
   let m: InternalRaftRequest;
   try {
     m = InternalRaftRequest.decode(data);
@@ -137,16 +149,23 @@ export function decodeRaftRequest(data: Uint8Array): { id: bigint; request: Raft
     return { id: v2.ID ?? 0n, request: { kind: 'v2', req: v2 } };
   }
   const id = m.header?.ID ?? m.ID;
-  if (m.put) return { id, request: { kind: 'put', req: m.put } };
-  if (m.txn) return { id, request: { kind: 'txn', req: m.txn } };
-  if (m.deleteRange) return { id, request: { kind: 'deleteRange', req: m.deleteRange } };
-  if (m.range) return { id, request: { kind: 'range', req: m.range } };
-  if (m.compaction) return { id, request: { kind: 'compaction', req: m.compaction } };
-  if (m.alarm) return { id, request: { kind: 'alarm', req: m.alarm } };
-  if (m.leaseGrant) return { id, request: { kind: 'leaseGrant', req: m.leaseGrant } };
-  if (m.leaseRevoke) return { id, request: { kind: 'leaseRevoke', req: m.leaseRevoke } };
-  if (m.leaseCheckpoint) return { id, request: { kind: 'leaseCheckpoint', req: m.leaseCheckpoint } };
+  const entry = (request: RaftRequest): DecodedEntry => {
+    const h = m.header;
+    if (h === undefined || (h.username === '' && h.authRevision === 0)) return { id, request };
+    return { id, request, auth: { username: h.username, revision: h.authRevision } };
+  };
+  if (m.put) return entry({ kind: 'put', req: m.put });
+  if (m.txn) return entry({ kind: 'txn', req: m.txn });
+  if (m.deleteRange) return entry({ kind: 'deleteRange', req: m.deleteRange });
+  if (m.range) return entry({ kind: 'range', req: m.range });
+  if (m.compaction) return entry({ kind: 'compaction', req: m.compaction });
+  if (m.alarm) return entry({ kind: 'alarm', req: m.alarm });
+  if (m.leaseGrant) return entry({ kind: 'leaseGrant', req: m.leaseGrant });
+  if (m.leaseRevoke) return entry({ kind: 'leaseRevoke', req: m.leaseRevoke });
+  if (m.leaseCheckpoint) return entry({ kind: 'leaseCheckpoint', req: m.leaseCheckpoint });
   if (m.v2) return { id: m.v2.ID ? m.v2.ID : id, request: { kind: 'v2', req: m.v2 } };
+  const auth = authRequestOf(m, data);
+  if (auth) return entry({ kind: 'auth', req: auth });
   for (const [k, v] of Object.entries(m)) {
     if (k !== 'header' && k !== 'ID' && v !== undefined) return { id, request: { kind: 'unsupported', name: k } };
   }

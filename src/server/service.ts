@@ -15,6 +15,7 @@ import type {
   LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, LeaseLeasesResponse,
 } from '../proto/index.js';
 import type { WatchableStore } from '../mvcc/index.js';
+import type { AuthApi, AuthInfo } from './auth-server.js';
 
 export type { WatchableStore, WatchStream, WatchStreamBounds, Queued } from '../mvcc/index.js';
 
@@ -41,14 +42,15 @@ export interface BackendSnapshot {
 }
 
 export interface KVService {
-  range(req: RangeRequest): Promise<RangeResponse>;
+  /** `ai`: who sent the request (from its token), for permission checks when auth is on. */
+  range(req: RangeRequest, ai?: AuthInfo): Promise<RangeResponse>;
   /**
    * `raw`, when given, is the PutRequest exactly as the client encoded it: the server embeds
    * it in the raft entry instead of encoding the request again.
    */
-  put(req: PutRequest, raw?: Uint8Array): Promise<PutResponse>;
-  deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse>;
-  txn(req: TxnRequest): Promise<TxnResponse>;
+  put(req: PutRequest, raw?: Uint8Array, ai?: AuthInfo): Promise<PutResponse>;
+  deleteRange(req: DeleteRangeRequest, ai?: AuthInfo): Promise<DeleteRangeResponse>;
+  txn(req: TxnRequest, ai?: AuthInfo): Promise<TxnResponse>;
   compact(req: CompactionRequest): Promise<CompactionResponse>;
 }
 
@@ -94,6 +96,8 @@ export interface EtcdService extends KVService, MaintenanceService, ClusterServi
   readonly watch?: WatchHost;
   /** Lease support; absent: Lease answers Unimplemented. */
   readonly lease?: LeaseService;
+  /** The Auth service and the permission gate. */
+  readonly auth: AuthApi;
   header(): ResponseHeader;
   health(): HealthReport;
   /** etcd's /health: alarms, leader, and a request through raft (see EtcdServer.checkHealth). */

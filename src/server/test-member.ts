@@ -9,6 +9,7 @@ import { MemoryStorage } from '../raft/index.js';
 import { Backend } from '../storage/index.js';
 import { MvccStore } from '../mvcc/index.js';
 import { Lessor, type LessorOptions } from '../lease/index.js';
+import { AuthStore } from '../auth/index.js';
 import { nopLogger } from '../log/index.js';
 import { ConfChangeType, EntryType, ResponseHeader, encodeConfChange, type Entry, type NodeId } from '../proto/index.js';
 import type { ServerConfig } from './config.js';
@@ -46,6 +47,7 @@ export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPend
   const lessor = new Lessor({ backend, minTtlSeconds: 2, expiredRetryMs: 7000, ...o.lessor });
   const store = MvccStore.open({ backend, leaseExists: (id) => lessor.has(id), onKeyLease: (k, l) => lessor.attachKey(k, l) });
   const log = nopLogger();
+  const auth = new AuthStore({ backend, log, tokenTtlMs: 300_000 });
   const membership = new Membership(clusterId, []);
   const alarms = new AlarmSet([]);
   const storage = new MemoryStorage();
@@ -64,7 +66,7 @@ export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPend
     memberId, membership, store, alarms, waits, log,
     header: () => server!.header(),
     persistAlarms: () => undefined, persistMembership: () => undefined, persistClusterVersion: () => undefined,
-    clusterVersion: undefined,
+    clusterVersion: undefined, auth,
     lessor, clock: o.clock ?? (() => performance.now()),
   });
   const wal = new MemoryWal();
@@ -80,7 +82,7 @@ export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPend
   });
   server = new EtcdServer({
     config: testConfig, log, memberId, membership, store, alarms, quotaBytes: 1 << 30,
-    raft, applier, waits, ...(o.maxPendingReads !== undefined ? { maxPendingReads: o.maxPendingReads } : {}),
+    raft, applier, waits, auth, ...(o.maxPendingReads !== undefined ? { maxPendingReads: o.maxPendingReads } : {}),
   });
   raft.start();
   await raft.drained();
@@ -132,6 +134,7 @@ export function testApplier(
     header: () => ResponseHeader.fromPartial({ revision: store.currentRevision }),
     persistAlarms: () => undefined, persistMembership: () => undefined, persistClusterVersion: () => undefined,
     clusterVersion: undefined, lessor, clock: () => performance.now(),
+    auth: new AuthStore({ backend: store.backend, log: nopLogger(), tokenTtlMs: 300_000 }),
   });
   return { applier, membership, waits };
 }

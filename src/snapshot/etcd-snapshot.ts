@@ -23,12 +23,20 @@ export interface StreamedSnapshot {
   close(): Promise<void>;
 }
 
+/** Concord's own meta key (the consistent index's term, as etcd 3.5 keeps it) that etcd 3.4's files lack. */
+const concordOnlyMetaKey = Buffer.from('term');
+
+/** The meta bucket as etcd 3.4 has it: etcd's tools count its keys (snapshot status's totalKey). */
+function* etcdMeta(entries: Iterable<[Buffer, Buffer]>): Generator<[Buffer, Buffer]> {
+  for (const e of entries) if (!e[0].equals(concordOnlyMetaKey)) yield e;
+}
+
 /** Plans etcd's bbolt file over `view` (taking ownership: close() or a failure releases it). */
 export async function etcdSnapshot(view: BackendReadView, replace: BucketReplacements = {}): Promise<StreamedSnapshot> {
   try {
     const buckets: BoltBucketSource[] = DB_NAMES.map((name) => ({
       name: Buffer.from(name),
-      entries: () => replace[name] ?? view.scan(name),
+      entries: () => replace[name] ?? (name === 'meta' ? etcdMeta(view.scan(name)) : view.scan(name)),
     }));
     const plan = await planBoltFileAsync(buckets);
     return {

@@ -1,0 +1,12 @@
+/**
+ * auth/: etcd's auth store — users, roles, key permissions, the enabled flag and auth
+ * revision in etcd's buckets, simple tokens, bcrypt password hashes. The server applies
+ * auth entries through it and asks it every permission question.
+ */
+export { AuthStore, rootUser, rootRole } from './store.js';
+export type { AuthInfo, AuthStoreOptions } from './store.js';
+export { encodeAuthRequest, authRequestOf } from './raft-request.js';
+export type { AuthRequest, AuthOp } from './raft-request.js';
+export { SimpleTokens, maxSimpleTokens } from './simple-tokens.js';
+export { hashPassword, passwordMatches, minBcryptCost, maxBcryptCost, defaultBcryptCost } from './password.js';
+export { IntervalUnion, permissionInterval, affineCompare } from './intervals.js';
