@@ -57,3 +57,7 @@ export { Metadata, Request as V2Request } from './gen/etcdserverpb/etcdserver.js
 
 // ---- generated: mvccpb
 export { KeyValue, Event, Event_EventType } from './gen/mvccpb/kv.js';
+
+// ---- generated: the lock and election services (etcd's v3lock, v3election; used by client/)
+export * as v3lockpb from './gen/v3lockpb/v3lock.js';
+export * as v3electionpb from './gen/v3electionpb/v3election.js';
