@@ -40,8 +40,8 @@ for (const target of selectedTargets()) {
       server = await startServer({ target });
       client = new Client({ endpoints: [server.endpoint] });
       try {
-        const { id } = await client.lease.grant(5);
-        await client.lease.revoke(id);
+        const { ID } = await client.lease.grant(5);
+        await client.lease.revoke(ID);
       } catch (e) {
         if (!isUnimplemented(e)) throw e;
         noLease = `${target} answers Unimplemented for etcdserverpb.Lease (${(e as Error).message})`;
@@ -217,12 +217,13 @@ for (const target of selectedTargets()) {
 
     test('lease: grant, time-to-live with keys, list, keep-alive that renews, loss reported on revoke', async (t) => {
       if (noLease) { t.skip(noLease); return; }
-      const { id } = await client.lease.grant(2);
+      const { ID: id } = await client.lease.grant(2);
       await client.kv.put('l/k', 'v', { lease: id });
       const ttl = await client.lease.timeToLive(id, { keys: true });
-      assert.equal(ttl.grantedTtl, 2);
+      assert.equal(ttl.grantedTTL, 2);
       assert.deepEqual(ttl.keys.map(str), ['l/k']);
-      assert.ok((await client.lease.leases()).includes(id));
+      assert.ok((await client.lease.leases()).leases.some((l) => l.ID === id));
+      assert.equal((await client.lease.keepAliveOnce(id)).TTL, 2);
       const ka = client.lease.keepAlive(id, 2);
       await new Promise((r) => setTimeout(r, 3500)); // longer than the TTL: only renewals keep it
       assert.equal(str((await client.kv.get('l/k')).kvs[0]?.value), 'v');
@@ -230,7 +231,7 @@ for (const target of selectedTargets()) {
       try { await other.lease.revoke(id); } finally { other.close(); }
       const lost = await ka.lost;
       assert.ok(lost instanceof LeaseLostError && lost.leaseId === id);
-      assert.equal((await client.lease.timeToLive(id)).ttl, -1);
+      assert.equal((await client.lease.timeToLive(id)).TTL, -1);
       await assert.rejects(client.lease.revoke(id), EtcdErrors.LeaseNotFound);
     });
 

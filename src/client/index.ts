@@ -19,7 +19,6 @@ export type { GetOptions, PutOptions, DeleteOptions, IterateOptions, SortTarget,
 export { WatchClient, Watcher } from './watch.js';
 export type { WatchOptions, WatchBatch } from './watch.js';
 export { LeaseClient, KeepAlive } from './lease.js';
-export type { TimeToLive } from './lease.js';
 export { ClusterClient } from './cluster.js';
 export { MaintenanceClient } from './maintenance.js';
 export type { MemberCallOptions } from './maintenance.js';

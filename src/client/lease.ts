@@ -8,14 +8,6 @@ import { Lease } from './rpcs.js';
 import { streamError } from './connection.js';
 import { LeaseLostError } from './errors.js';
 
-export interface TimeToLive {
-  id: bigint;
-  /** Seconds left (-1 when the lease does not exist). */
-  ttl: number;
-  grantedTtl: number;
-  keys: Buffer[];
-}
-
 /** A running keep-alive. */
 export class KeepAlive {
   /** Resolves with the reason once the lease is lost (never, if closed first). */
@@ -29,7 +21,13 @@ export class KeepAlive {
   private expiryTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
-  constructor(private readonly conn: Connection, readonly id: bigint, initialTtlSeconds: number) {
+  constructor(
+    private readonly conn: Connection,
+    readonly id: bigint,
+    initialTtlSeconds: number,
+    /** Called with every renewal the server answers (concordctl prints them). */
+    private readonly onRenew?: (res: pb.LeaseKeepAliveResponse) => void,
+  ) {
     this.lost = new Promise((r) => { this.reportLost = r; });
     this.expiresAt = Date.now() + initialTtlSeconds * 1000;
     this.armExpiry();
@@ -93,6 +91,7 @@ export class KeepAlive {
     if (this.closed) return;
     if (res.TTL <= 0) { this.lose('expired or revoked'); return; }
     this.ttl = res.TTL;
+    this.onRenew?.(res);
     this.expiresAt = this.sentAt + res.TTL * 1000;
     this.armExpiry();
     this.scheduleRenew(Math.max(500, (res.TTL * 1000) / 3));
@@ -104,39 +103,38 @@ export class LeaseClient {
 
   constructor(private readonly conn: Connection) {}
 
-  /** Grants a lease of ttl seconds (id 0: the server picks one). */
-  async grant(ttlSeconds: number, opts?: CallOptions & { id?: bigint }): Promise<{ id: bigint; ttl: number }> {
-    const res = await this.conn.unary(Lease.grant, { TTL: ttlSeconds, ID: opts?.id ?? 0n }, opts);
-    return { id: res.ID, ttl: res.TTL };
+  /** Grants a lease of ttl seconds (id 0: the server picks one); the response has ID and TTL. */
+  grant(ttlSeconds: number, opts?: CallOptions & { id?: bigint }): Promise<pb.LeaseGrantResponse> {
+    return this.conn.unary(Lease.grant, { TTL: ttlSeconds, ID: opts?.id ?? 0n }, opts);
   }
 
   revoke(id: bigint, opts?: CallOptions): Promise<pb.LeaseRevokeResponse> {
     return this.conn.unary(Lease.revoke, { ID: id }, opts);
   }
 
-  async timeToLive(id: bigint, opts?: CallOptions & { keys?: boolean }): Promise<TimeToLive> {
-    const res = await this.conn.unary(Lease.timeToLive, { ID: id, keys: opts?.keys ?? false }, opts);
-    return { id: res.ID, ttl: res.TTL, grantedTtl: res.grantedTTL, keys: res.keys };
+  /** Seconds left (TTL, -1 when the lease is gone), grantedTTL, and the keys attached if asked. */
+  timeToLive(id: bigint, opts?: CallOptions & { keys?: boolean }): Promise<pb.LeaseTimeToLiveResponse> {
+    return this.conn.unary(Lease.timeToLive, { ID: id, keys: opts?.keys ?? false }, opts);
   }
 
-  async leases(opts?: CallOptions): Promise<bigint[]> {
-    const res = await this.conn.unary(Lease.leases, {}, opts);
-    return res.leases.map((l) => l.ID);
+  leases(opts?: CallOptions): Promise<pb.LeaseLeasesResponse> {
+    return this.conn.unary(Lease.leases, {}, opts);
   }
 
-  /** Renews once; returns the new TTL (<= 0: the lease is gone). */
-  async keepAliveOnce(id: bigint, opts?: CallOptions): Promise<number> {
+  /** Renews once (a TTL <= 0 in the answer: the lease is gone). */
+  async keepAliveOnce(id: bigint, opts?: CallOptions): Promise<pb.LeaseKeepAliveResponse> {
     const { call } = await this.conn.bidi(Lease.keepAlive, opts);
     return new Promise((resolve, reject) => {
-      call.on('data', (res: pb.LeaseKeepAliveResponse) => { resolve(res.TTL); call.cancel(); });
+      call.on('data', (res: pb.LeaseKeepAliveResponse) => { resolve(res); call.cancel(); });
       call.on('error', (e: grpc.ServiceError) => reject(streamError(e)));
+      call.on('end', () => reject(new Error('keep-alive stream ended without an answer')));
       call.write({ ID: id });
     });
   }
 
   /** Keeps the lease alive until close() or until it is lost (see KeepAlive.lost). */
-  keepAlive(id: bigint, ttlSeconds: number): KeepAlive {
-    const ka = new KeepAlive(this.conn, id, ttlSeconds);
+  keepAlive(id: bigint, ttlSeconds: number, onRenew?: (res: pb.LeaseKeepAliveResponse) => void): KeepAlive {
+    const ka = new KeepAlive(this.conn, id, ttlSeconds, onRenew);
     this.keepAlives.add(ka);
     void ka.lost.then(() => this.keepAlives.delete(ka));
     return ka;
@@ -144,8 +142,8 @@ export class LeaseClient {
 
   /** A lease tied to this client's lifetime: granted now, kept alive until the client closes. */
   async session(ttlSeconds = 60, opts?: CallOptions): Promise<KeepAlive> {
-    const { id, ttl } = await this.grant(ttlSeconds, opts);
-    return this.keepAlive(id, ttl);
+    const { ID, TTL } = await this.grant(ttlSeconds, opts);
+    return this.keepAlive(ID, TTL);
   }
 
   /** Stops every keep-alive (Client.close). */

@@ -26,6 +26,8 @@ export interface WatchOptions extends RangeSpec {
 }
 
 export interface WatchBatch {
+  /** The response header of the batch (its last fragment's). */
+  header: pb.ResponseHeader;
   /** The store's revision when the server sent this batch. */
   revision: number;
   events: Event[];
@@ -140,14 +142,14 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     if (this.fragments.length > 0) { events = [...this.fragments, ...events]; this.fragments = []; }
     if (events.length === 0) {
       this.nextRevision = Math.max(this.nextRevision, revision + 1);
-      if (this.opts.progressNotify) this.deliver({ revision, events, progress: true });
+      if (this.opts.progressNotify) this.deliver({ header: res.header!, revision, events, progress: true });
       return;
     }
     // After a reconnect the server starts at nextRevision; anything older would be a repeat.
     if (events[0]!.kv!.modRevision < this.nextRevision) events = events.filter((e) => e.kv!.modRevision >= this.nextRevision);
     if (events.length === 0) return;
     this.nextRevision = events[events.length - 1]!.kv!.modRevision + 1;
-    this.deliver({ revision, events, progress: false });
+    this.deliver({ header: res.header!, revision, events, progress: false });
   }
 
   private deliver(batch: WatchBatch): void {
