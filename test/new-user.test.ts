@@ -59,7 +59,10 @@ describe('new user: the installed package', () => {
       assert.equal(version.code, 0, version.stderr);
       assert.match(version.stdout, /^etcd Version: 3\.4\.\d+\n/);
       assert.match(version.stdout, /\nConcord Version: \d+\.\d+\.\d+/);
-      for (const name of ['concordctl', 'concordutl']) {
+      const ctl = await via('concordctl', ['version']);
+      assert.equal(ctl.code, 0, ctl.stderr);
+      assert.equal(ctl.stdout, 'etcdctl version: 3.4.23\nAPI version: 3.4\n');
+      for (const name of ['concordutl']) {
         const r = await via(name, []);
         assert.equal(r.code, 2, `${name}: ${r.stderr}`);
         assert.match(r.stderr, new RegExp(`^${name}: not available in this version of Concord yet`));

@@ -59,7 +59,7 @@ export function convertFlag(spec: FlagSpec, raw: string): FlagValue {
     }
     case 'duration': {
       const ms = parseDuration(raw);
-      if (ms === undefined) throw new CtlExit(ExitCode.Error, `invalid argument "${raw}" for "--${spec.name}" flag: time: invalid duration ${raw}`);
+      if (ms === undefined) throw new CtlExit(ExitCode.Error, `invalid argument "${raw}" for "--${spec.name}" flag: time: invalid duration ${JSON.stringify(raw)}`);
       return ms;
     }
     case 'strings': return raw === '' ? [] : raw.split(',');

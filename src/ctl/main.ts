@@ -79,7 +79,8 @@ function readEnvInto(parsed: ReturnType<typeof parseFlags>, env: NodeJS.ProcessE
     const v = env[key];
     if (v === undefined || v === '') continue;
     if (parsed.changed.has(spec.name)) {
-      throw new CtlExit(ExitCode.Error, `conflicting environment variable "${key}" is shadowed by corresponding command-line flag (either unset environment variable or disable flag)`);
+      // etcd's pkg/flags ends the program through capnslog's Fatalf, in capnslog's layout.
+      throw new CtlFatal(`pkg/flags: conflicting environment variable "${key}" is shadowed by corresponding command-line flag (either unset environment variable or disable flag)`);
     }
     parsed.values.set(spec.name, convertFlag(spec, v));
   }
@@ -115,6 +116,15 @@ function makeClient(g: Globals, endpoints: string[]): Client {
   });
 }
 
+/** A fatal log line (capnslog's "C" level) rather than "Error: ...". */
+class CtlFatal extends Error {}
+
+/** capnslog's time: "2006-01-02 15:04:05.000000" in local time. */
+function capnslogTime(d: Date): string {
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds() * 1000, 6)}`;
+}
+
 /** Runs one concordctl invocation; resolves with its exit code. */
 export async function runCtl(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
   let ctx: Ctx | undefined;
@@ -131,12 +141,16 @@ export async function runCtl(argv: readonly string[], env: NodeJS.ProcessEnv, io
     const parsed = parseFlags(found.rest, specs);
     readEnvInto(parsed, env);
     const format = parsed.values.get('write-out') as string;
-    if (!outputFormats.includes(format)) throw new CtlExit(ExitCode.BadFeature, `unknown output format "${format}"`);
+    if (!outputFormats.includes(format)) throw new CtlExit(ExitCode.BadFeature, 'unsupported output format');
     const display = new Printer(format as OutputFormat, parsed.values.get('hex') as boolean, io.stdout, (s) => io.stderr(String(s)));
     ctx = new Ctx(globalsOf(parsed.values), parsed.args, parsed.dashAt, parsed.values, display, io, makeClient);
     await leaf.run(ctx);
     return ExitCode.Success;
   } catch (e) {
+    if (e instanceof CtlFatal) {
+      io.stderr(`${capnslogTime(new Date())} C | ${e.message}\n`);
+      return ExitCode.Error;
+    }
     if (e instanceof CtlExit) {
       if (e.text !== undefined) io.stderr(`Error: ${e.text}\n`);
       return e.code;

@@ -5,6 +5,13 @@ import { CtlExit, ExitCode } from '../exit.js';
 import type { Ctx } from '../context.js';
 import { boolFlag, intFlag, type Command } from '../command.js';
 
+/** concurrency.NewSession: a lease (granted as a unary call, so its failure is logged like one) kept alive. */
+async function session(ctx: Ctx, ttl: number): Promise<{ lease: bigint; end(): Promise<void> }> {
+  const { ID, TTL } = await ctx.call(ctx.client.lease.grant(ttl));
+  const ka = ctx.client.lease.keepAlive(ID, TTL);
+  return { lease: ID, end: async () => { ka.close(); await ctx.client.lease.revoke(ID).catch(() => { /* expires anyway */ }); } };
+}
+
 /** Resolves on the first SIGINT or SIGTERM (the handlers are removed again). */
 function untilSignal(): { done: Promise<void>; dispose(): void } {
   let resolve!: () => void;
@@ -28,8 +35,9 @@ async function lock(ctx: Ctx): Promise<void> {
   const sig = untilSignal();
   const ac = new AbortController();
   void sig.done.then(() => ac.abort(new CtlExit(ExitCode.Success, undefined)));
+  const s = await session(ctx, ctx.int('ttl'));
   try {
-    const held = await ctx.client.lock.lock(ctx.args[0]!, { ttl: ctx.int('ttl'), signal: ac.signal });
+    const held = await ctx.client.lock.lock(ctx.args[0]!, { lease: s.lease, signal: ac.signal });
     const cmd = ctx.args.slice(1);
     if (cmd.length > 0) {
       const code = await run(cmd, { ETCD_LOCK_KEY: held.key.toString(), ETCD_LOCK_REV: String(held.fencingToken) });
@@ -42,6 +50,7 @@ async function lock(ctx: Ctx): Promise<void> {
     await held.unlock();
   } finally {
     sig.dispose();
+    await s.end();
   }
 }
 
@@ -51,6 +60,7 @@ async function elect(ctx: Ctx): Promise<void> {
   if (ctx.args.length === 1 && !listen) throw new CtlExit(ExitCode.BadArgs, 'no proposal argument but -l not set');
   if (ctx.args.length === 2 && listen) throw new CtlExit(ExitCode.BadArgs, 'proposal given but -l is set');
   const name = ctx.args[0]!;
+  const s = await session(ctx, 60);
   const sig = untilSignal();
   const ac = new AbortController();
   void sig.done.then(() => ac.abort(new CtlExit(ExitCode.Success, undefined)));
@@ -66,12 +76,13 @@ async function elect(ctx: Ctx): Promise<void> {
       if (!ac.signal.aborted) throw new CtlExit(ExitCode.Error, 'elect: observer lost');
       return;
     }
-    const lead = await ctx.client.election.campaign(name, ctx.args[1]!, { signal: ac.signal });
+    const lead = await ctx.client.election.campaign(name, ctx.args[1]!, { lease: s.lease, signal: ac.signal });
     ctx.display.get(await ctx.client.kv.get(lead.leader.key));
     await sig.done;
     await lead.resign();
   } finally {
     sig.dispose();
+    await s.end();
   }
 }
 

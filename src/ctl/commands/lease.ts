@@ -22,6 +22,15 @@ async function wrapped<T>(ctx: Ctx, what: string, p: Promise<T>): Promise<T> {
   }
 }
 
+/** timetolive and list end with ExitBadConnection and the error as it is (and no deadline). */
+async function bareConnectionError<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    throw new CtlExit(ExitCode.BadConnection, describeError(e));
+  }
+}
+
 async function grant(ctx: Ctx): Promise<void> {
   if (ctx.args.length !== 1) throw new CtlExit(ExitCode.BadArgs, 'lease grant command needs TTL argument');
   const raw = ctx.args[0]!;
@@ -41,12 +50,12 @@ async function timetolive(ctx: Ctx): Promise<void> {
   if (ctx.args.length !== 1) throw new CtlExit(ExitCode.BadArgs, 'lease timetolive command needs lease ID as argument');
   const id = leaseArg(ctx.args[0]!);
   const keys = ctx.bool('keys');
-  const res = await wrapped(ctx, 'failed to get TTL of lease', ctx.client.lease.timeToLive(id, { keys, ...ctx.callOpts }));
+  const res = await bareConnectionError(ctx.call(ctx.client.lease.timeToLive(id, { keys })));
   ctx.display.timeToLive(res, keys);
 }
 
 async function list(ctx: Ctx): Promise<void> {
-  const res = await wrapped(ctx, 'failed to list leases', ctx.client.lease.leases(ctx.callOpts));
+  const res = await bareConnectionError(ctx.call(ctx.client.lease.leases()));
   ctx.display.leases(res);
 }
 
