@@ -44,7 +44,8 @@ export function goJson(v: unknown, parent = ''): string {
 
 /** A JSON object with the given Go field names, in order, nothing omitted unless omitEmpty lists it. */
 export function goStruct(fields: ReadonlyArray<[string, unknown]>, omitEmpty: ReadonlySet<string> = new Set()): string {
-  return `{${fields.filter(([k, v]) => !(omitEmpty.has(k) && isEmpty(v))).map(([k, v]) => `${JSON.stringify(k)}:${goJson(v)}`).join(',')}}`;
+  // A Go field named Header holds a ResponseHeader: its fields keep their snake_case names.
+  return `{${fields.filter(([k, v]) => !(omitEmpty.has(k) && isEmpty(v))).map(([k, v]) => `${JSON.stringify(k)}:${goJson(v, k === 'Header' ? 'header' : k)}`).join(',')}}`;
 }
 
 /** Go's encoding/json string escaping (it also escapes <, >, & and U+2028/2029). */
