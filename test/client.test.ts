@@ -125,6 +125,24 @@ for (const target of selectedTargets()) {
       await assert.rejects(client.kv.get('a', { timeoutMs: 0 }), DeadlineExceededError);
     });
 
+    test('transaction(fn): concurrent increments all count (conflicts retried), reads see one snapshot', async () => {
+      await client.kv.put('stm/n', '0');
+      await Promise.all(Array.from({ length: 8 }, () => client.transaction(async (tx) => {
+        const n = Number((await tx.get('stm/n'))?.toString() ?? '0');
+        tx.put('stm/n', String(n + 1));
+        tx.put(`stm/log/${n}`, 'x');
+      }, { maxAttempts: 50 })));
+      assert.equal(str((await client.kv.get('stm/n')).kvs[0]?.value), '8');
+      assert.equal((await client.kv.get('stm/log/', { prefix: true, countOnly: true })).count, 8);
+      const moved = await client.transaction(async (tx) => {
+        const a = await tx.get('stm/n');
+        tx.delete('stm/n');
+        return [a?.toString(), await tx.get('stm/n')];
+      });
+      assert.deepEqual(moved, ['8', undefined]);
+      assert.equal((await client.kv.get('stm/n')).count, 0);
+    });
+
     test('failover: a dead endpoint first, the live one answers; none alive is NoAvailableEndpointError', async () => {
       const dead = `http://127.0.0.1:${await freePort()}`;
       const c = new Client({ endpoints: [dead, server.endpoint], dialTimeoutMs: 500 });

@@ -144,6 +144,14 @@ for (const target of selectedTargets()) {
       return w.done;
     }));
 
+    test('check perf: 60 s of puts, its progress line and verdict as etcdctl prints them', () => same(async (tool, server) => {
+      const r = await start(tool, server, ['check', 'perf']).done;
+      // Throughput, latencies and so the verdicts depend on the machine; the form must not.
+      const stdout = r.stdout.replace(/\r[^\r\n]*/g, (l) => l.replace(/\d+/g, 'N'))
+        .replace(/^(PASS|FAIL|Slowest request|Stddev)[^\n]*$/gm, '<verdict>').replace(/(\r N \/ N +N\.N%( N+mN+s)?)+/g, '<progress>');
+      return { ...r, stdout, code: r.code === 0 || r.code === 1 ? 0 : r.code };
+    }));
+
     test('lease keep-alive: renews, then reports the revoked lease and exits 0', async (t) => {
       if (noLease) { t.skip(noLease); return; }
       await same(async (tool, server, client) => {

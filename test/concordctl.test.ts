@@ -179,6 +179,9 @@ const steps: Step[] = [
   { args: ['defrag', '--cluster'] },
   { args: ['snapshot', 'save', 'snap.db'] },
   { args: ['version'] },
+  { args: ['put', '/perf/x', 'y'] },
+  { args: ['check', 'perf', '--prefix', '/perf/'] },
+  { args: ['check', 'perf', '--load', 'q'] },
   { args: ['get', 'c'], noEndpoints: true, env: { ETCDCTL_ENDPOINTS: '<self>' } },
   { args: ['get', 'c', '--endpoints', '<self>'], env: { ETCDCTL_ENDPOINTS: '<self>' }, noEndpoints: true },
   // leases

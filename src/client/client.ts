@@ -7,6 +7,7 @@ import { ClusterClient } from './cluster.js';
 import { MaintenanceClient } from './maintenance.js';
 import { LockClient, ElectionClient } from './concurrency.js';
 import { AuthClient } from './auth.js';
+import { transaction, type Stm, type TransactionOptions } from './stm.js';
 
 export type ClientOptions = ConnectionOptions;
 
@@ -31,6 +32,14 @@ export class Client {
     this.lock = new LockClient(this.connection, this.lease);
     this.election = new ElectionClient(this.connection, this.lease);
     this.auth = new AuthClient(this.connection);
+  }
+
+  /**
+   * Runs fn as a serializable transaction (snapshot reads, buffered writes, retried on conflict):
+   * `await client.transaction(async (tx) => tx.put('n', String(Number(await tx.get('n') ?? 0) + 1)))`.
+   */
+  transaction<T>(fn: (stm: Stm) => Promise<T>, opts?: TransactionOptions): Promise<T> {
+    return transaction(this.kv, fn, opts);
   }
 
   /** Stops keep-alives and closes every channel. */

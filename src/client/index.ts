@@ -24,6 +24,7 @@ export { MaintenanceClient } from './maintenance.js';
 export type { MemberCallOptions } from './maintenance.js';
 export { LockClient, ElectionClient } from './concurrency.js';
 export type { HeldLock, Leadership, LeaseChoice } from './concurrency.js';
+export { StmConflictError, type Stm, type TransactionOptions } from './stm.js';
 export { AuthClient, type PermissionType } from './auth.js';
 export { prefixEnd, toBuffer, type Bytes } from './bytes.js';
 export {

@@ -14,6 +14,7 @@ import { memberCommand } from './commands/member.js';
 import { maintenanceCommands } from './commands/endpoint.js';
 import { concurrencyCommands } from './commands/concurrency.js';
 import { watchCommand } from './commands/watch.js';
+import { checkCommand } from './commands/check.js';
 
 /** etcdctl's persistent flags, with etcdctl's defaults. */
 const globalFlags: FlagSpec[] = [
@@ -47,7 +48,7 @@ const versionCommand: Command = {
 };
 
 const commands: Command[] = [
-  ...kvCommands, watchCommand, leaseCommand, memberCommand, ...maintenanceCommands, ...concurrencyCommands, versionCommand,
+  ...kvCommands, watchCommand, leaseCommand, memberCommand, ...maintenanceCommands, ...concurrencyCommands, checkCommand, versionCommand,
 ];
 
 /** The command path named by the leading words of argv (flags skipped, global ones with their values). */
