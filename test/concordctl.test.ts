@@ -12,8 +12,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client } from '../src/client/index.js';
-import { startServer, selectedTargets, track, normalize, REPO_ROOT, type Server, type CmdResult } from './harness.js';
+import { Client, isUnimplemented } from '../src/client/index.js';
+import { startServer, selectedTargets, track, normalize, REPO_ROOT, type Server, type CmdResult, type TargetName } from './harness.js';
 import { RangeResponse, MemberListResponse, type MessageFns } from '../src/proto/gen/etcdserverpb/rpc.js';
 
 type Tool = 'etcdctl' | 'concordctl';
@@ -202,44 +202,84 @@ const steps: Step[] = [
   { args: ['elect', 'e'] },
 ];
 
+/** Runs steps with etcdctl and with concordctl on their own members; the mismatches, normalised. */
+async function differ(sides: Map<Tool, { server: Server; ids: Ids; cwd: string }>, list: Step[]): Promise<string[]> {
+  const prev = new Map<Tool, CmdResult[]>([['etcdctl', []], ['concordctl', []]]);
+  const mismatches: string[] = [];
+  for (const step of list) {
+    const got = new Map<Tool, CmdResult>();
+    let shown = '';
+    for (const tool of ['etcdctl', 'concordctl'] as const) {
+      const { server, ids, cwd } = sides.get(tool)!;
+      const fill = (a: string) => a.replace('<self>', server.endpoint);
+      const args = (typeof step.args === 'function' ? step.args(prev.get(tool)!) : step.args).map(fill);
+      const env = Object.fromEntries(Object.entries(step.env ?? {}).map(([k, v]) => [k, fill(v)]));
+      const raw = await runTool(tool, server.endpoint, { ...step, env }, args, cwd);
+      prev.get(tool)!.push(raw);
+      const stdout = step.protobuf ? JSON.stringify(normalize(step.protobuf.decode(Buffer.from(raw.stdout, 'latin1')))) : raw.stdout;
+      got.set(tool, { code: raw.code, stdout: normalise(stdout, server, ids), stderr: normalise(raw.stderr, server, ids) });
+      if (tool === 'etcdctl') shown = normalise(args.join(' '), server, ids);
+    }
+    try {
+      assert.deepEqual(got.get('concordctl'), got.get('etcdctl'));
+    } catch {
+      mismatches.push(`$ ${shown}\n  etcdctl:    ${JSON.stringify(got.get('etcdctl'))}\n  concordctl: ${JSON.stringify(got.get('concordctl'))}`);
+    }
+  }
+  return mismatches;
+}
+
+async function startSides(target: TargetName, extraArgs: string[] = []): Promise<Map<Tool, { server: Server; ids: Ids; cwd: string }>> {
+  const sides = new Map<Tool, { server: Server; ids: Ids; cwd: string }>();
+  for (const tool of ['etcdctl', 'concordctl'] as const) {
+    const server = await startServer({ target, extraArgs });
+    sides.set(tool, { server, ids: await idsOf(server), cwd: mkdtempSync(join(tmpdir(), `concordctl-${tool}-`)) });
+  }
+  return sides;
+}
+
+async function stopSides(sides: Map<Tool, { server: Server; cwd: string }>): Promise<void> {
+  for (const { server, cwd } of sides.values()) { await server.destroy(); rmSync(cwd, { recursive: true, force: true }); }
+}
+
 for (const target of selectedTargets()) {
-  describe(`concordctl and etcdctl give the same output against ${target}`, () => {
-    const sides = new Map<Tool, { server: Server; ids: Ids; cwd: string }>();
-    before(async () => {
-      for (const tool of ['etcdctl', 'concordctl'] as const) {
-        const server = await startServer({ target });
-        sides.set(tool, { server, ids: await idsOf(server), cwd: mkdtempSync(join(tmpdir(), `concordctl-${tool}-`)) });
+  test(`auth against ${target}: --user and --password, wrong and missing credentials`, async (t) => {
+    const sides = await startSides(target);
+    try {
+      for (const { server } of sides.values()) {
+        const c = new Client({ endpoints: [server.endpoint] });
+        try {
+          await c.auth.userAdd('root', 'pw');
+          await c.auth.roleAdd('root');
+          await c.auth.userGrantRole('root', 'root');
+          await c.auth.enable();
+        } catch (e) {
+          if (!isUnimplemented(e)) throw e;
+          t.skip(`${target} answers Unimplemented for etcdserverpb.Auth (${(e as Error).message})`);
+          return;
+        } finally { c.close(); }
       }
-    });
-    after(async () => {
-      for (const { server, cwd } of sides.values()) { await server.destroy(); rmSync(cwd, { recursive: true, force: true }); }
-    });
+      const mismatches = await differ(sides, [
+        { args: ['put', 'k', 'v', '--user', 'root:pw'] },
+        { args: ['get', 'k', '--user', 'root', '--password', 'pw'] },
+        { args: ['get', 'k'], env: { ETCDCTL_USER: 'root:pw' } },
+        { args: ['get', 'k'] },
+        { args: ['get', 'k', '--user', 'root:wrong'] },
+        { args: ['get', 'k', '--user', 'nobody:pw'] },
+      ]);
+      assert.deepEqual(mismatches, [], mismatches.join('\n'));
+    } finally {
+      await stopSides(sides);
+    }
+  });
+
+  describe(`concordctl and etcdctl give the same output against ${target}`, () => {
+    let sides: Map<Tool, { server: Server; ids: Ids; cwd: string }>;
+    before(async () => { sides = await startSides(target); });
+    after(async () => { if (sides) await stopSides(sides); });
 
     test('every step: stdout, stderr and exit code', async () => {
-      const prev = new Map<Tool, CmdResult[]>([['etcdctl', []], ['concordctl', []]]);
-      const mismatches: string[] = [];
-      for (const step of steps) {
-        const got = new Map<Tool, { raw: CmdResult; norm: CmdResult }>();
-        let shown = '';
-        for (const tool of ['etcdctl', 'concordctl'] as const) {
-          const { server, ids, cwd } = sides.get(tool)!;
-          const fill = (a: string) => a.replace('<self>', server.endpoint);
-          const args = (typeof step.args === 'function' ? step.args(prev.get(tool)!) : step.args).map(fill);
-          const env = Object.fromEntries(Object.entries(step.env ?? {}).map(([k, v]) => [k, fill(v)]));
-          const raw = await runTool(tool, server.endpoint, { ...step, env }, args, cwd);
-          prev.get(tool)!.push(raw);
-          const stdout = step.protobuf ? JSON.stringify(normalize(step.protobuf.decode(Buffer.from(raw.stdout, 'latin1')))) : raw.stdout;
-          got.set(tool, { raw, norm: { code: raw.code, stdout: normalise(stdout, server, ids), stderr: normalise(raw.stderr, server, ids) } });
-          if (tool === 'etcdctl') shown = normalise(args.join(' '), server, ids);
-        }
-        const e = got.get('etcdctl')!.norm;
-        const c = got.get('concordctl')!.norm;
-        try {
-          assert.deepEqual(c, e);
-        } catch {
-          mismatches.push(`$ ${shown}\n  etcdctl:    ${JSON.stringify(e)}\n  concordctl: ${JSON.stringify(c)}`);
-        }
-      }
+      const mismatches = await differ(sides, steps);
       const snap = (tool: Tool) => join(sides.get(tool)!.cwd, 'snap.db');
       assert.ok(existsSync(snap('concordctl')) && statSync(snap('concordctl')).size > 0, 'concordctl saved no snapshot');
       assert.deepEqual(mismatches, [], `${mismatches.length} of ${steps.length} steps differ:\n${mismatches.join('\n')}`);

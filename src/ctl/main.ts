@@ -1,7 +1,7 @@
 // concordctl: etcdctl v3's command line over client/. Global flags (and their ETCDCTL_*
 // variables), the command tree, and how a run ends: output, "Error: ..." and etcdctl's exit code.
 import { readFileSync } from 'node:fs';
-import { Client } from '../client/index.js';
+import { Client, EtcdErrors } from '../client/index.js';
 import { CtlExit, ExitCode } from './exit.js';
 import { describeError } from './errors.js';
 import { parseFlags, convertFlag, flagToEnv, type FlagSpec } from './flags.js';
@@ -157,7 +157,8 @@ export async function runCtl(argv: readonly string[], env: NodeJS.ProcessEnv, io
       return e.code;
     }
     io.stderr(`Error: ${describeError(e)}\n`);
-    return ExitCode.Error;
+    // Credentials are checked when etcdctl makes its client (mustClient), which exits 2.
+    return e instanceof EtcdErrors.AuthFailed ? ExitCode.BadConnection : ExitCode.Error;
   } finally {
     ctx?.close();
   }
