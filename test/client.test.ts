@@ -315,6 +315,12 @@ for (const target of selectedTargets()) {
         await new Promise((r) => setTimeout(r, 2500)); // past the token's TTL: the server forgets it
         assert.equal(str((await c.kv.get('x')).kvs[0]?.value), 'y');
       } finally { c.close(); }
+      // A per-member call to a named endpoint authenticates there first.
+      const perMember = new Client({ endpoints: [server.endpoint], auth: { username: 'root', password: 'rootpw' } });
+      try {
+        assert.match((await perMember.maintenance.status({ endpoint: server.endpoint })).version, /^3\.4\./);
+        await perMember.maintenance.hashKV(0, { endpoint: server.endpoint });
+      } finally { perMember.close(); }
       const bad = new Client({ endpoints: [server.endpoint], auth: { username: 'root', password: 'nope' } });
       try {
         await assert.rejects(bad.kv.get('x'), EtcdErrors.AuthFailed);

@@ -136,6 +136,20 @@ export class Connection {
     if (this.endpoints[this.current] === ep) this.current = (this.current + 1) % this.endpoints.length;
   }
 
+  /** A given endpoint, connected and authenticated (per-member calls: status, defragment, ...). */
+  async readyAt(ep: Endpoint, deadline: number | undefined, signal?: AbortSignal): Promise<Endpoint> {
+    if (this.closed) throw new Error('client is closed');
+    if (!ep.isReady()) {
+      const until = Math.min(deadline ?? Infinity, Date.now() + this.dialTimeoutMs);
+      if (!(await raceAbort(ep.waitReady(until), signal))) {
+        signal?.throwIfAborted();
+        throw deadline !== undefined && Date.now() >= deadline ? new DeadlineExceededError() : new NoAvailableEndpointError([ep.url]);
+      }
+    }
+    if (this.options.auth && !ep.hasToken) await this.authenticate(ep, deadline, signal);
+    return ep;
+  }
+
   private async authenticate(ep: Endpoint, deadline: number | undefined, signal?: AbortSignal): Promise<void> {
     const { username, password } = this.options.auth!;
     ep.setToken(undefined);
@@ -184,10 +198,16 @@ export class Connection {
   }
 
   /** A bidirectional stream on a connected endpoint (the caller handles reconnects). */
-  async bidi<Req, Res>(rpc: Rpc<Req, Res>, opts?: CallOptions): Promise<{ ep: Endpoint; call: grpc.ClientDuplexStream<Req, Res> }> {
+  async bidi<Req, Res>(rpc: Rpc<Req, Res>, opts?: CallOptions & { requireLeader?: boolean }): Promise<{ ep: Endpoint; call: grpc.ClientDuplexStream<Req, Res> }> {
     const deadline = deadlineOf(opts, undefined);
     const ep = await this.ready(deadline, opts?.signal);
-    const call = ep.client.makeBidiStreamRequest(rpc.path, rpc.serialize, rpc.deserialize, ep.metadata,
+    let metadata = ep.metadata;
+    if (opts?.requireLeader) {
+      // etcd's WithRequireLeader: the server ends the stream when its member loses the leader.
+      metadata = metadata.clone();
+      metadata.set('hasleader', 'true');
+    }
+    const call = ep.client.makeBidiStreamRequest(rpc.path, rpc.serialize, rpc.deserialize, metadata,
       deadline === undefined ? {} : { deadline });
     return { ep, call };
   }

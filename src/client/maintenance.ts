@@ -16,10 +16,10 @@ export class MaintenanceClient {
   constructor(private readonly conn: Connection) {}
 
   /** A call to the endpoint the options name, or with failover when they name none. */
-  private on<Req, Res>(rpc: Rpc<Req, Res>, req: Req, opts?: MemberCallOptions): Promise<Res> {
+  private async on<Req, Res>(rpc: Rpc<Req, Res>, req: Req, opts?: MemberCallOptions): Promise<Res> {
     if (opts?.endpoint === undefined) return this.conn.unary(rpc, req, opts);
-    const ep = this.endpoint(opts.endpoint);
     const deadline = deadlineOf(opts, this.conn.options.defaultCallTimeoutMs);
+    const ep = await this.conn.readyAt(this.endpoint(opts.endpoint), deadline, opts.signal);
     return this.conn.unaryOn(ep, rpc, req, deadline, opts.signal);
   }
 
@@ -66,7 +66,7 @@ export class MaintenanceClient {
   async snapshot(opts?: MemberCallOptions & { maxQueuedChunks?: number }): Promise<AsyncIterableIterator<Buffer>> {
     let call: grpc.ClientReadableStream<pb.SnapshotResponse>;
     if (opts?.endpoint !== undefined) {
-      const ep = this.endpoint(opts.endpoint);
+      const ep = await this.conn.readyAt(this.endpoint(opts.endpoint), deadlineOf(opts, undefined), opts.signal);
       call = ep.client.makeServerStreamRequest(Maintenance.snapshot.path, Maintenance.snapshot.serialize,
         Maintenance.snapshot.deserialize, {}, ep.metadata, {});
     } else {

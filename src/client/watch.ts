@@ -21,6 +21,8 @@ export interface WatchOptions extends RangeSpec {
   /** Leave out puts or deletes. */
   filters?: ReadonlyArray<'noPut' | 'noDelete'>;
   signal?: AbortSignal;
+  /** Ask the server to end the watch when its member has no leader (etcdctl's watches do). */
+  requireLeader?: boolean;
   /** Batches held for a slow consumer before the stream is paused (default 1,000). */
   maxQueuedBatches?: number;
 }
@@ -84,7 +86,7 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     if (this.closed) return;
     let stream;
     try {
-      stream = await this.conn.bidi(Watch.watch);
+      stream = await this.conn.bidi(Watch.watch, { requireLeader: this.opts.requireLeader });
     } catch (e) {
       if (this.closed) return;
       this.retryLater();

@@ -17,7 +17,7 @@ interface WatchArgs { key: string; rangeEnd?: string; prefix: boolean; rev: numb
 function start(ctx: Ctx, w: WatchArgs): Watcher {
   if (w.rangeEnd !== undefined && w.prefix) throw new CtlExit(ExitCode.BadArgs, '`range_end` and `--prefix` are mutually exclusive');
   const range = w.rangeEnd !== undefined ? { rangeEnd: w.rangeEnd } : w.prefix ? { prefix: true } : {};
-  return ctx.client.watch.watch(w.key, { ...range, startRevision: w.rev, prevKv: w.prevKv });
+  return ctx.client.watch.watch(w.key, { ...range, startRevision: w.rev, prevKv: w.prevKv, requireLeader: true });
 }
 
 function runExec(cmd: string[], batch: WatchBatch, ev: WatchBatch['events'][number]): Promise<void> {
