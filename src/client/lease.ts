@@ -20,6 +20,8 @@ export class KeepAlive {
   private renewTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** When the last renewal was sent: the new expiry counts from then, not from its answer. */
+  private sentAt = 0;
 
   constructor(
     private readonly conn: Connection,
@@ -84,8 +86,6 @@ export class KeepAlive {
     this.sentAt = Date.now();
     this.call.write({ ID: this.id });
   }
-
-  private sentAt = 0;
 
   private onResponse(res: pb.LeaseKeepAliveResponse): void {
     if (this.closed) return;
