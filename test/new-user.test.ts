@@ -59,13 +59,37 @@ describe('new user: the installed package', () => {
       assert.equal(version.code, 0, version.stderr);
       assert.match(version.stdout, /^etcd Version: 3\.4\.\d+\n/);
       assert.match(version.stdout, /\nConcord Version: \d+\.\d+\.\d+/);
-      const ctl = await via('concordctl', []);
-      assert.equal(ctl.code, 2, `concordctl: ${ctl.stderr}`);
-      assert.match(ctl.stderr, /^concordctl: not available in this version of Concord yet/);
+      const ctl = await via('concordctl', ['version']);
+      assert.equal(ctl.code, 0, ctl.stderr);
+      assert.equal(ctl.stdout, 'etcdctl version: 3.4.23\nAPI version: 3.4\n');
       const utl = await via('concordutl', ['version']);
       assert.equal(utl.code, 0, `concordutl: ${utl.stderr}`);
       assert.match(utl.stdout, /^concordutl version: 3\.4\.\d+\n/);
     }
+
+    // The client library, as a user imports it: `concord/client`, with its types.
+    writeFileSync(join(dir, 'use-client.mjs'), [
+      "import { Client, Compare, Op, EtcdErrors, EtcdError } from 'concord/client';",
+      "const c = new Client({ endpoints: ['http://127.0.0.1:1'] });",
+      "c.close();",
+      "console.log(typeof Compare.value, typeof Op.put, new EtcdErrors.Compacted() instanceof EtcdError);",
+    ].join('\n'));
+    const use = await run(process.execPath, ['use-client.mjs'], dir);
+    assert.equal(use.code, 0, use.stderr);
+    assert.equal(use.stdout, 'function function true\n');
+    writeFileSync(join(dir, 'typed.ts'), [
+      "import { Client, EtcdErrors, type WatchBatch } from 'concord/client';",
+      "const c: Client = new Client({ endpoints: ['http://127.0.0.1:1'] });",
+      "export async function f(): Promise<number> { const r = await c.kv.get('k', { prefix: true }); return r.count; }",
+      "export const isCompacted = (e: unknown): boolean => e instanceof EtcdErrors.Compacted;",
+      "export type B = WatchBatch['events'];",
+      "// @ts-expect-error: a typo in an option is a type error",
+      "c.kv.get('k', { prefx: true });",
+    ].join('\n'));
+    const tsc = await run(process.execPath, [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '--strict',
+      '--module', 'nodenext', '--moduleResolution', 'nodenext', '--skipLibCheck', '--types', 'node',
+      '--typeRoots', join(REPO_ROOT, 'node_modules', '@types'), 'typed.ts'], dir);
+    assert.equal(tsc.code, 0, tsc.stdout + tsc.stderr);
   });
 });
 

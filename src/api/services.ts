@@ -18,6 +18,7 @@ import { authMethods, type AuthedUnary } from './auth-service.js';
 import { encodePutResponse } from './fast-codecs.js';
 import { Reader, WIRE_BYTES, wireShapeError } from '../proto/index.js';
 import { registerWatchService, watchPath, type WatchCall } from './watch-service.js';
+import { registerLockElection } from './lock-election.js';
 import { leaseHandlers, leaseKeepAlivePath, registerLeaseKeepAlive } from './lease-service.js';
 import type { Codec } from './grpc/framing.js';
 import { GrpcServer, GrpcStatusError, unmarshalError, type ServerCall } from './grpc/index.js';
@@ -245,6 +246,8 @@ export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log
   }
   // Watch is a bidi stream: served here, on this thread's GrpcServer (not in the worker-thread mode's table).
   // etcd splits fragmenting watchers' responses at max-request-bytes + grpcOverheadBytes (512 KiB).
+  // Lock and Election run the concurrency recipes over this member's KV and watch (etcd's v3lock/v3election).
+  if (service.lease !== undefined) registerLockElection(grpc, service, watch);
   registerWatchService(grpc, {
     host: watch, header: () => service.header(), fragmentAtBytes: service.limits.maxRequestBytes + 512 * 1024,
     deniedReason: (call, key, rangeEnd) => watchDeniedReason(service, table, call, key, rangeEnd),

@@ -1,9 +1,40 @@
 /**
- * `concordctl` is named in package.json so installs put it on PATH, but the program itself comes
- * with the CLI issue. Until then it says so plainly instead of failing with a missing module.
- * bin/concordctl.js calls main(); importing the module runs nothing.
+ * `concordctl`: etcdctl v3's command line for Concord and etcd alike (the commands live in
+ * ctl/). bin/concordctl.js calls main(); importing the module runs nothing.
  */
+import { runCtl, type Io } from '../ctl/index.js';
+
+/** stdin as lines (complete ones only: a last line without "\n" is the end of input, as bufio's ReadString sees it). */
+async function* stdinLines(): AsyncGenerator<string> {
+  let pending = '';
+  process.stdin.setEncoding('latin1');
+  for await (const chunk of process.stdin) {
+    pending += chunk as string;
+    let nl;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      yield pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+    }
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const chunk of process.stdin) parts.push(chunk as Buffer);
+  return Buffer.concat(parts).toString('utf8');
+}
+
+const io: Io = {
+  stdout: (s) => { process.stdout.write(s); },
+  stderr: (s) => { process.stderr.write(s); },
+  readStdin,
+  stdinLines,
+};
+
 export function main(): void {
-  process.stderr.write('concordctl: not available in this version of Concord yet; use etcdctl (ETCDCTL_API=3), which works against Concord unchanged\n');
-  process.exitCode = 2;
+  void runCtl(process.argv.slice(2), process.env, io).then((code) => {
+    process.exitCode = code;
+    // Open handles (keep-alive timers, gRPC channels) must not keep a finished command alive.
+    process.stdout.write('', () => process.exit(code));
+  });
 }

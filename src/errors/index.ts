@@ -106,6 +106,9 @@ const table = {
 
 export type ErrorKind = keyof typeof table;
 
+/** Every kind in the table (clients map a received code + message back to its kind). */
+export const errorKinds: readonly ErrorKind[] = Object.keys(table) as ErrorKind[];
+
 /** Creates a fresh error of the given kind (fresh so that stacks point at the thrower). */
 export function etcdError(kind: ErrorKind): EtcdError {
   const [code, message] = table[kind];

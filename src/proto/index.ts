@@ -64,3 +64,7 @@ export * as authpb from './gen/authpb/auth.js';
 
 // ---- generated: mvccpb
 export { KeyValue, Event, Event_EventType } from './gen/mvccpb/kv.js';
+
+// ---- generated: the lock and election services (etcd's v3lock, v3election; used by client/)
+export * as v3lockpb from './gen/v3lockpb/v3lock.js';
+export * as v3electionpb from './gen/v3electionpb/v3election.js';

@@ -1,0 +1,8 @@
+/**
+ * ctl/: concordctl, etcdctl v3's commands, flags, output formats, error wording and exit codes,
+ * built on client/. `runCtl(argv, env, io)` runs one invocation and resolves with its exit code;
+ * cli/concordctl.ts wires it to the process.
+ */
+export { runCtl } from './main.js';
+export type { Io } from './context.js';
+export { ExitCode } from './exit.js';

@@ -1,0 +1,296 @@
+// etcdctl's output formats for each kind of result: simple (the default), json, fields,
+// table (member list and endpoint results only) and protobuf (the response's bytes).
+// Unsupported combinations end the command as etcdctl does ("<format> not supported as
+// output format", exit 4).
+import { etcdserverpb as pb, type KeyValue, type Event } from '../client/index.js';
+import { CtlExit, ExitCode } from './exit.js';
+import { goJson, goStruct, goQuote, hexBytes, humanizeBytes, renderTable } from './format.js';
+
+export type OutputFormat = 'simple' | 'json' | 'fields' | 'table' | 'protobuf';
+export const outputFormats: readonly string[] = ['simple', 'json', 'fields', 'table', 'protobuf'];
+
+export interface EpHealth { ep: string; health: boolean; took: string; error: string }
+export interface EpStatus { ep: string; resp: pb.StatusResponse }
+export interface EpHashKV { ep: string; resp: pb.HashKVResponse }
+
+type Out = (s: string | Uint8Array) => void;
+
+const hex16 = (id: bigint) => id.toString(16).padStart(16, '0');
+/** Go's %16x: space-padded hex. */
+const hexSpace16 = (id: bigint) => id.toString(16).padStart(16, ' ');
+
+export class Printer {
+  valueOnly = false;
+  constructor(readonly format: OutputFormat, readonly isHex: boolean, private readonly out: Out, private readonly err: Out) {}
+
+  private unsupported(): never {
+    throw new CtlExit(ExitCode.BadFeature, `${this.format} not supported as output format`);
+  }
+
+  /** json/protobuf of a message; false when the format is another one. */
+  private rpc<T>(fns: pb.MessageFns<T>, m: T): boolean {
+    if (this.format === 'json') { this.out(`${goJson(m)}\n`); return true; }
+    if (this.format === 'protobuf') { this.out(fns.encode(m).finish()); return true; }
+    if (this.format === 'table') this.unsupported();
+    return false;
+  }
+
+  private line(s: string): void { this.out(`${s}\n`); }
+
+  private kv(kv: KeyValue): void {
+    const k = this.isHex ? hexBytes(kv.key) : kv.key.toString('latin1');
+    const v = this.isHex ? hexBytes(kv.value) : kv.value.toString('latin1');
+    if (!this.valueOnly) this.out(Buffer.from(`${k}\n`, 'latin1'));
+    this.out(Buffer.from(`${v}\n`, 'latin1'));
+  }
+
+  private fieldsHdr(h: pb.ResponseHeader | undefined): void {
+    this.line(`"ClusterID" : ${h?.clusterId ?? 0n}`);
+    this.line(`"MemberID" : ${h?.memberId ?? 0n}`);
+    this.line(`"Revision" : ${h?.revision ?? 0}`);
+    this.line(`"RaftTerm" : ${h?.raftTerm ?? 0}`);
+  }
+
+  private fieldsKv(pfx: string, kv: KeyValue): void {
+    this.line(`"${pfx}Key" : ${goQuote(kv.key)}`);
+    this.line(`"${pfx}CreateRevision" : ${kv.createRevision}`);
+    this.line(`"${pfx}ModRevision" : ${kv.modRevision}`);
+    this.line(`"${pfx}Version" : ${kv.version}`);
+    this.line(`"${pfx}Value" : ${goQuote(kv.value)}`);
+    this.line(`"${pfx}Lease" : ${kv.lease}`);
+  }
+
+  get(r: pb.RangeResponse): void {
+    if (this.rpc(pb.RangeResponse, r)) return;
+    if (this.format === 'fields') {
+      this.fieldsHdr(r.header);
+      for (const kv of r.kvs) this.fieldsKv('', kv);
+      this.line(`"More" : ${r.more}`);
+      this.line(`"Count" : ${r.count}`);
+      return;
+    }
+    for (const kv of r.kvs) this.kv(kv);
+  }
+
+  put(r: pb.PutResponse): void {
+    if (this.rpc(pb.PutResponse, r)) return;
+    if (this.format === 'fields') {
+      this.fieldsHdr(r.header);
+      if (r.prevKv) this.fieldsKv('Prev', r.prevKv);
+      return;
+    }
+    this.line('OK');
+    if (r.prevKv) this.kv(r.prevKv);
+  }
+
+  del(r: pb.DeleteRangeResponse): void {
+    if (this.rpc(pb.DeleteRangeResponse, r)) return;
+    if (this.format === 'fields') {
+      this.fieldsHdr(r.header);
+      this.line(`"Deleted" : ${r.deleted}`);
+      for (const kv of r.prevKvs) this.fieldsKv('Prev', kv);
+      return;
+    }
+    this.line(String(r.deleted));
+    for (const kv of r.prevKvs) this.kv(kv);
+  }
+
+  txn(r: pb.TxnResponse): void {
+    if (this.rpc(pb.TxnResponse, r)) return;
+    const fields = this.format === 'fields';
+    if (fields) { this.fieldsHdr(r.header); this.line(`"Succeeded" : ${r.succeeded}`); }
+    else this.line(r.succeeded ? 'SUCCESS' : 'FAILURE');
+    for (const op of r.responses) {
+      if (!fields) this.line('');
+      if (op.responseDeleteRange) this.del(op.responseDeleteRange);
+      else if (op.responsePut) this.put(op.responsePut);
+      else if (op.responseRange) this.get(op.responseRange);
+    }
+  }
+
+  watch(header: pb.ResponseHeader, events: Event[]): void {
+    if (this.format === 'json') {
+      this.line(goStruct([['Header', header], ['Events', events], ['CompactRevision', 0], ['Canceled', false], ['Created', false]]));
+      return;
+    }
+    if (this.format === 'protobuf') {
+      this.out(pb.WatchResponse.encode({ header, watchId: 0, created: false, canceled: false, compactRevision: 0, cancelReason: '', fragment: false, events }).finish());
+      return;
+    }
+    if (this.format === 'table') this.unsupported();
+    if (this.format === 'fields') this.fieldsHdr(header);
+    for (const e of events) {
+      const type = e.type === 1 ? 'DELETE' : 'PUT';
+      if (this.format === 'fields') {
+        this.line(`"Type" : ${type}`);
+        if (e.prevKv) this.fieldsKv('Prev', e.prevKv);
+        this.fieldsKv('', e.kv!);
+      } else {
+        this.line(type);
+        if (e.prevKv) this.kv(e.prevKv);
+        this.kv(e.kv!);
+      }
+    }
+  }
+
+  /** v3.LeaseGrantResponse and friends embed *pb.ResponseHeader: its fields come first, flattened. */
+  private leaseJson(h: pb.ResponseHeader | undefined, fields: ReadonlyArray<[string, unknown]>): void {
+    const head = h ? goJson(h, 'header').slice(1, -1) : '';
+    const rest = goStruct(fields).slice(1, -1);
+    this.line(`{${[head, rest].filter((s) => s !== '').join(',')}}`);
+  }
+
+  grant(r: pb.LeaseGrantResponse): void {
+    if (this.format === 'json') { this.leaseJson(r.header, [['ID', r.ID], ['TTL', r.TTL], ['Error', r.error]]); return; }
+    if (this.format === 'protobuf' || this.format === 'table') this.unsupported();
+    if (this.format === 'fields') { this.fieldsHdr(r.header); this.line(`"ID" : ${r.ID}`); this.line(`"TTL" : ${r.TTL}`); return; }
+    this.line(`lease ${hex16(r.ID)} granted with TTL(${r.TTL}s)`);
+  }
+
+  revoke(id: bigint, r: pb.LeaseRevokeResponse): void {
+    if (this.format === 'json') { this.line(goStruct([['header', r.header]])); return; }
+    if (this.format === 'protobuf' || this.format === 'table') this.unsupported();
+    if (this.format === 'fields') { this.fieldsHdr(r.header); return; }
+    this.line(`lease ${hex16(id)} revoked`);
+  }
+
+  keepAlive(r: pb.LeaseKeepAliveResponse): void {
+    if (this.format === 'json') { this.leaseJson(r.header, [['ID', r.ID], ['TTL', r.TTL]]); return; }
+    if (this.format === 'protobuf' || this.format === 'table') this.unsupported();
+    if (this.format === 'fields') { this.fieldsHdr(r.header); this.line(`"ID" : ${r.ID}`); this.line(`"TTL" : ${r.TTL}`); return; }
+    this.line(`lease ${hex16(r.ID)} keepalived with TTL(${r.TTL})`);
+  }
+
+  timeToLive(r: pb.LeaseTimeToLiveResponse, keys: boolean): void {
+    if (this.format === 'json') {
+      this.leaseJson(r.header, [['ID', r.ID], ['TTL', r.TTL], ['GrantedTTL', r.grantedTTL], ['Keys', r.keys.length === 0 ? null : r.keys]]);
+      return;
+    }
+    if (this.format === 'protobuf' || this.format === 'table') this.unsupported();
+    if (this.format === 'fields') {
+      this.fieldsHdr(r.header);
+      this.line(`"ID" : ${r.ID}`); this.line(`"TTL" : ${r.TTL}`); this.line(`"GrantedTTL" : ${r.grantedTTL}`);
+      for (const k of r.keys) this.line(`"Key" : ${goQuote(k)}`);
+      return;
+    }
+    if (r.grantedTTL === 0 && r.TTL === -1) { this.line(`lease ${hex16(r.ID)} already expired`); return; }
+    let txt = `lease ${hex16(r.ID)} granted with TTL(${r.grantedTTL}s), remaining(${r.TTL}s)`;
+    if (keys) txt += `, attached keys([${r.keys.map((k) => k.toString('latin1')).join(' ')}])`;
+    this.line(txt);
+  }
+
+  leases(r: pb.LeaseLeasesResponse): void {
+    if (this.format === 'json') { this.leaseJson(r.header, [['leases', r.leases.length === 0 ? null : r.leases.map((l) => ({ ID: l.ID }))]]); return; }
+    if (this.format === 'protobuf' || this.format === 'table') this.unsupported();
+    if (this.format === 'fields') { this.fieldsHdr(r.header); for (const l of r.leases) this.line(`"ID" : ${l.ID}`); return; }
+    this.line(`found ${r.leases.length} leases`);
+    for (const l of r.leases) this.line(hex16(l.ID));
+  }
+
+  private memberRows(r: { members: pb.Member[] }): string[][] {
+    return r.members.map((m) => [m.ID.toString(16), m.name === '' ? 'unstarted' : 'started', m.name,
+      m.peerURLs.join(','), m.clientURLs.join(','), String(m.isLearner)]);
+  }
+
+  memberList(r: pb.MemberListResponse): void {
+    if (this.rpc2(pb.MemberListResponse, r)) return;
+    if (this.format === 'table') {
+      this.out(renderTable(['ID', 'Status', 'Name', 'Peer Addrs', 'Client Addrs', 'Is Learner'], this.memberRows(r)));
+      return;
+    }
+    if (this.format === 'fields') {
+      this.fieldsHdr(r.header);
+      for (const m of r.members) {
+        this.line(`"ID" : ${m.ID}`);
+        this.line(`"Name" : ${goQuote(m.name)}`);
+        for (const u of m.peerURLs) this.line(`"PeerURL" : ${goQuote(u)}`);
+        for (const u of m.clientURLs) this.line(`"ClientURL" : ${goQuote(u)}`);
+        this.line(`"IsLearner" : ${m.isLearner}`);
+        this.line('');
+      }
+      return;
+    }
+    for (const row of this.memberRows(r)) this.line(row.join(', '));
+  }
+
+  /** json/protobuf for results that etcdctl's table printer also renders. */
+  private rpc2<T>(fns: pb.MessageFns<T>, m: T): boolean {
+    if (this.format === 'json') { this.line(goJson(m)); return true; }
+    if (this.format === 'protobuf') { this.out(fns.encode(m).finish()); return true; }
+    return false;
+  }
+
+  memberChange(verb: 'added to' | 'removed from' | 'updated in' | 'promoted in', id: bigint, header: pb.ResponseHeader | undefined, m: unknown, fns: pb.MessageFns<unknown>): void {
+    if (this.rpc(fns, m)) return;
+    if (this.format === 'fields') { this.fieldsHdr(header); return; }
+    this.line(`Member ${hexSpace16(id)} ${verb} cluster ${hexSpace16(header?.clusterId ?? 0n)}`);
+  }
+
+  endpointHealth(hs: EpHealth[]): void {
+    if (this.format === 'json') {
+      this.line(`[${hs.map((h) => goStruct([['endpoint', h.ep], ['health', h.health], ['took', h.took], ['error', h.error]], new Set(['error']))).join(',')}]`);
+      return;
+    }
+    if (this.format === 'table') { this.out(renderTable(['endpoint', 'health', 'took', 'error'], hs.map((h) => [h.ep, String(h.health), h.took, h.error]))); return; }
+    if (this.format === 'protobuf') this.unsupported();
+    if (this.format === 'fields') {
+      for (const h of hs) { this.line(`"Endpoint" : ${goQuote(h.ep)}`); this.line(`"Health" : ${h.health}`); this.line(`"Took" : ${h.took}`); this.line(`"Error" : ${h.error}`); this.line(''); }
+      return;
+    }
+    for (const h of hs) {
+      this.err(h.error === '' ? `${h.ep} is healthy: successfully committed proposal: took = ${h.took}\n` : `${h.ep} is unhealthy: failed to commit proposal: ${h.error}\n`);
+    }
+  }
+
+  private statusRows(list: EpStatus[]): string[][] {
+    return list.map(({ ep, resp: s }) => [ep, (s.header?.memberId ?? 0n).toString(16), s.version, humanizeBytes(s.dbSize),
+      String(s.leader === s.header?.memberId), String(s.isLearner), String(s.raftTerm), String(s.raftIndex), String(s.raftAppliedIndex), s.errors.join(', ')]);
+  }
+
+  endpointStatus(list: EpStatus[]): void {
+    if (this.format === 'json') { this.line(`[${list.map((s) => goStruct([['Endpoint', s.ep], ['Status', s.resp]])).join(',')}]`); return; }
+    if (this.format === 'table') {
+      this.out(renderTable(['endpoint', 'ID', 'version', 'db size', 'is leader', 'is learner', 'raft term', 'raft index', 'raft applied index', 'errors'], this.statusRows(list)));
+      return;
+    }
+    if (this.format === 'protobuf') this.unsupported();
+    if (this.format === 'fields') {
+      for (const { ep, resp: s } of list) {
+        this.fieldsHdr(s.header);
+        this.line(`"Version" : ${goQuote(s.version)}`);
+        this.line(`"DBSize" : ${s.dbSize}`);
+        this.line(`"Leader" : ${s.leader}`);
+        this.line(`"IsLearner" : ${s.isLearner}`);
+        this.line(`"RaftIndex" : ${s.raftIndex}`);
+        this.line(`"RaftTerm" : ${s.raftTerm}`);
+        this.line(`"RaftAppliedIndex" : ${s.raftAppliedIndex}`);
+        this.line(`"Errors" : [${s.errors.join(' ')}]`);
+        this.line(`"Endpoint" : ${goQuote(ep)}`);
+        this.line('');
+      }
+      return;
+    }
+    for (const row of this.statusRows(list)) this.line(row.join(', '));
+  }
+
+  endpointHashKV(list: EpHashKV[]): void {
+    if (this.format === 'json') { this.line(`[${list.map((h) => goStruct([['Endpoint', h.ep], ['HashKV', h.resp]])).join(',')}]`); return; }
+    if (this.format === 'table') { this.out(renderTable(['endpoint', 'hash'], list.map((h) => [h.ep, String(h.resp.hash)]))); return; }
+    if (this.format === 'protobuf') this.unsupported();
+    if (this.format === 'fields') {
+      for (const h of list) { this.fieldsHdr(h.resp.header); this.line(`"Endpoint" : ${goQuote(h.ep)}`); this.line(`"Hash" : ${h.resp.hash}`); this.line(''); }
+      return;
+    }
+    for (const h of list) this.line(`${h.ep}, ${h.resp.hash}`);
+  }
+
+  alarm(r: pb.AlarmResponse): void {
+    if (this.rpc(pb.AlarmResponse, r)) return;
+    if (this.format === 'fields') {
+      this.fieldsHdr(r.header);
+      for (const a of r.alarms) { this.line(`"MemberID" : ${a.memberID}`); this.line(`"AlarmType" : ${pb.alarmTypeToJSON(a.alarm)}`); this.line(''); }
+      return;
+    }
+    for (const a of r.alarms) this.line(`memberID:${a.memberID} alarm:${pb.alarmTypeToJSON(a.alarm)} `);
+  }
+}
