@@ -81,6 +81,8 @@ function normalise(s: string, server: Server, ids: Ids): string {
     .replace(/took = \S+/g, 'took = <took>')
     .replace(/"took":("[^"]*"|[0-9.e+-]+)/g, '"took":<took>')
     .replace(/"(dbSize|dbSizeInUse)":\d+/g, '"$1":<size>')
+    // The fields format: a db's size differs between two runs of the same server (bbolt's page use).
+    .replace(/"(DBSize|DBSizeInUse)" : \d+/g, '"$1" : <size>')
     .replace(/"size":"[^"]*"/g, '"size":<size>')
     .replace(/\b\d+(\.\d+)? (B|kB|MB)\b/g, '<size>')
     .replace(/(\d+(\.\d+)?(ns|µs|ms|s))(?= *\|)/g, '<took>');
