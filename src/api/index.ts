@@ -18,7 +18,7 @@ import { registerEtcdServices } from './services.js';
 import { startThreadApi } from './thread.js';
 
 export { etcdServerVersion, etcdClusterVersion } from '../version.js';
-export { ClientTls, TlsConfigError, type ClientTlsOptions } from './tls.js';
+export { ClientTls, TlsConfigError, httpsWithoutCertMessage, type ClientTlsOptions } from './tls.js';
 export { selfCert } from './self-cert.js';
 export type { KeepaliveOptions } from './keepalive.js';
 export { GrpcServer, ServerCall, GrpcStatusError } from './grpc/index.js';

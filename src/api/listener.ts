@@ -13,7 +13,7 @@ import tls from 'node:tls';
 import type { Logger } from '../log/index.js';
 import { AuthorityRewritingSocket, clientPreface as preface, emptySettingsFrame, goawayFrame, h2Errors } from './h2-authority.js';
 import { HandshakeBuffer } from './h2-handshake.js';
-import type { ClientTls } from './tls.js';
+import { httpsWithoutCertMessage, type ClientTls } from './tls.js';
 import { defaultKeepalive, keepSessionAlive, type KeepaliveOptions } from './keepalive.js';
 
 /**
@@ -99,7 +99,7 @@ export class ClientListener {
   private tlsServer(url: URL): tls.Server {
     const clientTls = this.tls;
     if (clientTls === undefined) {
-      throw new Error(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${url.toString().replace(/\/$/, '')} with HTTPS scheme`);
+      throw new Error(httpsWithoutCertMessage(url.toString().replace(/\/$/, '')));
     }
     const server = tls.createServer({ ...clientTls.serverOptions(), handshakeTimeout: this.peekTimeoutMs }, (socket) => {
       const problem = clientTls.problem(socket);

@@ -8,7 +8,7 @@
 import type { EtcdService, WatchHost } from '../server/index.js';
 import {
   etcdserverpb as pb, Event, Event_EventType, v3electionpb as epb, v3lockpb as lpb,
-  Compare_CompareResult, Compare_CompareTarget, RangeRequest_SortOrder, RangeRequest_SortTarget,
+  Compare_CompareResult, Compare_CompareTarget, prefixRangeEnd, RangeRequest_SortOrder, RangeRequest_SortTarget,
 } from '../proto/index.js';
 import { GrpcCode } from '../errors/index.js';
 import type { GrpcServer, ServerCall } from './grpc/index.js';
@@ -116,7 +116,7 @@ class Recipes {
       let from = first.header!.revision + 1;
       if (leader === undefined) {
         // No leader yet: the first key put under the prefix is the next one.
-        const ev = await this.nextEvent(pfx, prefixEnd(pfx), from, call.signal, (e) => e.type === Event_EventType.PUT);
+        const ev = await this.nextEvent(pfx, prefixRangeEnd(pfx), from, call.signal, (e) => e.type === Event_EventType.PUT);
         if (ev === undefined) return;
         leader = ev.kv!;
         from = leader.modRevision + 1;
@@ -149,7 +149,7 @@ class Recipes {
   private async waitDeletes(pfx: Buffer, maxCreateRev: number, signal: AbortSignal): Promise<void> {
     for (;;) {
       const res = await this.service.range(pb.RangeRequest.fromPartial({
-        key: pfx, rangeEnd: prefixEnd(pfx), sortOrder: RangeRequest_SortOrder.DESCEND,
+        key: pfx, rangeEnd: prefixRangeEnd(pfx), sortOrder: RangeRequest_SortOrder.DESCEND,
         sortTarget: RangeRequest_SortTarget.CREATE, limit: 1, maxCreateRevision: maxCreateRev,
       }));
       const last = res.kvs[0];
@@ -191,13 +191,5 @@ function createRevisionIs(key: Buffer, rev: number): pb.Compare {
 
 /** clientv3's WithFirstCreate over a prefix: the oldest key (the holder). */
 function firstCreated(pfx: Buffer): Partial<pb.RangeRequest> {
-  return { key: pfx, rangeEnd: prefixEnd(pfx), sortOrder: RangeRequest_SortOrder.ASCEND, sortTarget: RangeRequest_SortTarget.CREATE, limit: 1 };
-}
-
-function prefixEnd(pfx: Buffer): Buffer {
-  const end = Buffer.from(pfx);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) { end[i]!++; return end.subarray(0, i + 1); }
-  }
-  return Buffer.from([0]);
+  return { key: pfx, rangeEnd: prefixRangeEnd(pfx), sortOrder: RangeRequest_SortOrder.ASCEND, sortTarget: RangeRequest_SortTarget.CREATE, limit: 1 };
 }

@@ -26,6 +26,11 @@ export interface ClientTlsOptions {
   maxVersion?: string;
 }
 
+/** etcd's refusal of an https client URL without a certificate and key (embed/etcd.go). */
+export function httpsWithoutCertMessage(shownUrl: string): string {
+  return `TLS key/cert (--cert-file, --key-file) must be provided for client url ${shownUrl} with HTTPS scheme`;
+}
+
 /** A TLS setting etcd would refuse at start-up; the message is etcd's. */
 export class TlsConfigError extends Error {}
 
@@ -63,7 +68,7 @@ export function opensslCiphers(goNames: string[]): string {
 function secureVersion(v: string | undefined, fallback: tls.SecureVersion): tls.SecureVersion {
   if (v === undefined || v === '') return fallback;
   const version = tlsVersions[v];
-  if (version === undefined) throw new TlsConfigError(`unknown TLS version ${JSON.stringify(v)}`);
+  if (version === undefined) throw new TlsConfigError(`unexpected TLS version ${JSON.stringify(v)} (must be one of: TLS1.2, TLS1.3)`);
   return version;
 }
 

@@ -3,7 +3,7 @@
  * (loaded with the server, not by --help or --version).
  */
 import { join } from 'node:path';
-import { ClientTls, selfCert, type ClientTlsOptions } from '../api/index.js';
+import { ClientTls, httpsWithoutCertMessage, selfCert, type ClientTlsOptions } from '../api/index.js';
 import type { Logger } from '../log/index.js';
 import { urlString, type ServerConfig } from '../server/index.js';
 import { errnoText } from './preflight.js';
@@ -47,7 +47,7 @@ export function checkClientTls(config: ServerConfig, log: Logger): string | unde
       if (haveFiles) warn('scheme is HTTP while key and cert files are present; ignoring key and cert files', { 'client-url': shown });
       if (t.clientCertAuth) warn('scheme is HTTP while --client-cert-auth is enabled; ignoring client cert auth for this URL', { 'client-url': shown });
     } else if (url.protocol === 'https:' && !haveFiles) {
-      return `TLS key/cert (--cert-file, --key-file) must be provided for client url ${shown} with HTTPS scheme`;
+      return httpsWithoutCertMessage(shown);
     }
   }
   if (!haveFiles || !config.listenClientUrls.some((u) => u.protocol === 'https:')) return undefined;

@@ -1,5 +1,7 @@
 // Keys and values travel as bytes; callers may pass strings (UTF-8).
 
+import { prefixRangeEnd } from '../proto/index.js';
+
 export type Bytes = string | Uint8Array;
 
 const empty = Buffer.alloc(0);
@@ -11,16 +13,7 @@ export function toBuffer(b: Bytes | undefined): Buffer {
 }
 
 /** The end of the range of every key that starts with prefix (etcd's GetPrefixRangeEnd). */
-export function prefixEnd(prefix: Buffer): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]! += 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]); // every byte 0xff (or empty): to the end of the keyspace
-}
+export const prefixEnd = (prefix: Buffer): Buffer => prefixRangeEnd(prefix);
 
 /** The smallest key after k (for resuming a paginated range). */
 export function keyAfter(k: Buffer): Buffer {

@@ -14,4 +14,4 @@ export { revKey, revMain, revSub, isTombstoneKey } from './revision.js';
 export { encodeKeyValue, decodeKeyValue } from './kvcodec.js';
 export { WatchableStore, WatchStream, defaultWatchStreamBounds, watchErrors } from './watchable-store.js';
 export type { WatchStreamBounds, WatchableOptions, WatchReply, Queued, WatchRequest, WatchResult } from './watchable-store.js';
-export { prefixRangeEnd } from './watcher-group.js';
+export { prefixRangeEnd } from '../proto/index.js';

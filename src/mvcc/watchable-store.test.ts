@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Backend } from '../storage/index.js';
 import { Event_EventType, type Event } from '../proto/index.js';
 import { WatchableStore, type WatchStream, type WatchReply, type WatchStreamBounds } from './watchable-store.js';
-import { prefixRangeEnd } from './watcher-group.js';
+import { prefixRangeEnd } from '../proto/index.js';
 // The project's seeded PRNG (mulberry32), shared with the raft simulation; test-only import.
 import { b, tempDir, putReq, delReq, txnReq, opPut, opDel } from './testutil.js';
 import { rng } from '../testkit/index.js';

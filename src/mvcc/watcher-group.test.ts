@@ -4,7 +4,8 @@ import { rng } from '../testkit/index.js';
 // range holds the key. Replay with CONCORD_WG_SEED.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WatcherGroup, prefixRangeEnd, watchShape, type Watcher } from './watcher-group.js';
+import { WatcherGroup, watchShape, type Watcher } from './watcher-group.js';
+import { prefixRangeEnd } from '../proto/index.js';
 
 function holds(w: Watcher, key: Buffer): boolean {
   if (w.end === undefined) return w.key.equals(key);

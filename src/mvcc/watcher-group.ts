@@ -1,3 +1,4 @@
+import { prefixRangeEnd } from '../proto/index.js';
 // Watchers and the groups the watchable store keeps them in (etcd's mvcc/watcher_group.go).
 //
 // A group answers one question on the hot path: which watchers does an event on key k
@@ -28,18 +29,6 @@ export interface Watcher {
   readonly filterDelete: boolean;
   /** The next revision this watcher must receive (everything below was delivered or filtered). */
   minRev: number;
-}
-
-/** etcd's GetPrefixRangeEnd: the smallest key greater than every key with this prefix ("\0": none). */
-export function prefixRangeEnd(prefix: Uint8Array): Buffer {
-  for (let i = prefix.length - 1; i >= 0; i--) {
-    if (prefix[i] < 0xff) {
-      const end = Buffer.from(prefix.subarray(0, i + 1));
-      end[i]++;
-      return end;
-    }
-  }
-  return Buffer.from([0]);
 }
 
 /** Classifies a watched range once, at creation. */

@@ -33,6 +33,9 @@ export {
 } from './walpb.js';
 export type { WalRecord, WalSnapshot, SnapFile } from './walpb.js';
 
+// ---- key ranges
+export { prefixRangeEnd } from './key-range.js';
+
 // ---- wire helpers
 export {
   WIRE_VARINT, WIRE_FIXED64, WIRE_BYTES, WIRE_FIXED32,
