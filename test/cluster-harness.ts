@@ -1,0 +1,235 @@
+// Multi-member cluster harness: N members (etcd, Concord, or a mix) on 127.0.0.1, each a real
+// process with its own temp dir, bootstrapped with etcd's own flags, with per-member fault
+// injection (kill -9, stop, SIGSTOP/SIGCONT, restart) and, with `proxy: true`, a loopback TCP
+// proxy in front of every member's peer port (test/net-proxy.ts) so tests can cut, delay and
+// heal peer links.
+//
+//   const c = await startCluster({ target: 'etcd', size: 3 });
+//   try { const l = await c.waitForLeader(); await c.kill(l); ... } finally { await c.destroy(); }
+//
+// Members are test/harness.ts Servers (same process registry, logs, readiness probe, etcdctl and
+// gRPC client), so everything a single-server test does works on c.members[i]. Readiness: a
+// member is ready once /health says true or it logged "ready to serve client requests"; both
+// need a quorum, so all members start at once. startCluster also waits for an agreed leader.
+//
+// The API is deliberately small (startCluster, Cluster, ClusterMember): other tests build on it.
+
+import { StatusRequest, StatusResponse } from '../src/proto/gen/etcdserverpb/rpc.js';
+import { Server, freePort, sleep, type TargetName, type EtcdClient } from './harness.js';
+import { PeerNetwork, etcdMemberId } from './net-proxy.js';
+
+export interface ClusterOptions {
+  /** Every member's target (default 'etcd'); `targets` overrides it per member. */
+  target?: TargetName;
+  /** One target per member, for mixed clusters: ['concord', 'etcd', 'etcd']. Sets the size. */
+  targets?: TargetName[];
+  /** Number of members (default 3; ignored when `targets` is given). */
+  size?: number;
+  /** Extra flags for every member, e.g. ['--heartbeat-interval', '50', '--election-timeout', '500']. */
+  flags?: string[];
+  /** Advertise every peer URL through a PeerNetwork proxy (cut/delay/heal links). Default false. */
+  proxy?: boolean;
+  /** Per-member readiness timeout (default 30 s). */
+  readyTimeoutMs?: number;
+}
+
+/** The peer URL a member listens on and the one the others dial (equal without a proxy). */
+interface PeerPorts { listen: number; advertised: number }
+
+/** A cluster member: a harness Server whose flags name the whole cluster. */
+export class ClusterMember extends Server {
+  /** The whole --initial-cluster value, set by the cluster before the first start. */
+  initialCluster = '';
+  clusterToken = '';
+  advertisedPeerPort = 0;
+  /** True between pause() and resume(): the process exists but is SIGSTOPped. */
+  paused = false;
+  private grpc: EtcdClient | null = null;
+
+  get advertisedPeerUrl(): string { return `http://127.0.0.1:${this.advertisedPeerPort}`; }
+
+  override args(): string[] {
+    return [
+      '--name', this.name,
+      '--data-dir', this.dataDir,
+      '--listen-client-urls', this.endpoint,
+      '--advertise-client-urls', this.endpoint,
+      '--listen-peer-urls', this.peerUrl,
+      '--initial-advertise-peer-urls', this.advertisedPeerUrl,
+      '--initial-cluster', this.initialCluster,
+      '--initial-cluster-token', this.clusterToken,
+      '--initial-cluster-state', 'new',
+      ...this.extraArgs,
+    ];
+  }
+
+  /** One cached gRPC client to this member (closed by the cluster's destroy()). */
+  get rpc(): EtcdClient {
+    this.grpc ??= this.client();
+    return this.grpc;
+  }
+
+  closeRpc(): void { this.grpc?.close(); this.grpc = null; }
+
+  /** SIGSTOP: the process freezes (no heartbeats, no replies) until resume(). */
+  pause(): void {
+    if (!this.running || this.paused) throw new Error(`pause(): ${this.name} is not running or already paused`);
+    process.kill(this.pid!, 'SIGSTOP');
+    this.paused = true;
+  }
+
+  /** SIGCONT after pause(). */
+  resume(): void {
+    if (!this.paused) return;
+    if (this.running) process.kill(this.pid!, 'SIGCONT');
+    this.paused = false;
+  }
+
+  /** kill -9 (works on a paused process too). */
+  override async kill(): Promise<void> {
+    await super.kill();
+    this.paused = false;
+  }
+
+  /** SIGTERM (after SIGCONT if paused: a stopped process would not see it), SIGKILL after boundMs. */
+  override async stop(boundMs?: number) {
+    this.resume();
+    return super.stop(boundMs);
+  }
+}
+
+export class Cluster {
+  constructor(readonly members: ClusterMember[], readonly net: PeerNetwork | null) {}
+
+  get size(): number { return this.members.length; }
+  /** Client URLs of all members, in member order. */
+  endpoints(): string[] { return this.members.map((m) => m.endpoint); }
+  endpoint(i: number): string { return this.member(i).endpoint; }
+  member(i: number): ClusterMember {
+    const m = this.members[i];
+    if (!m) throw new Error(`no member ${i} (cluster of ${this.size})`);
+    return m;
+  }
+  /** Members whose process runs and is not paused: the ones that can answer. */
+  live(): number[] { return this.members.flatMap((m, i) => (m.running && !m.paused ? [i] : [])); }
+
+  kill(i: number): Promise<void> { return this.member(i).kill(); }
+  stop(i: number) { return this.member(i).stop(); }
+  pause(i: number): void { this.member(i).pause(); }
+  resume(i: number): void { this.member(i).resume(); }
+  /** Start a stopped or killed member again on its data dir and ports; waits until it is ready. */
+  async restart(i: number): Promise<void> {
+    const m = this.member(i);
+    m.closeRpc();
+    await m.restart();
+  }
+
+  /** Each live member's Status (undefined where it did not answer within timeoutMs). */
+  async statuses(timeoutMs = 2000): Promise<(StatusResponse | undefined)[]> {
+    return Promise.all(this.members.map(async (m) => {
+      if (!m.running || m.paused) return undefined;
+      try {
+        return await m.rpc.unary('/etcdserverpb.Maintenance/Status', StatusRequest, StatusResponse, {}, timeoutMs);
+      } catch { return undefined; }
+    }));
+  }
+
+  /**
+   * The index of the leader every answering live member agrees on, or -1 (no answer, no leader,
+   * disagreement, or a leader that is not a live member: e.g. one just paused).
+   */
+  async leaderIndex(timeoutMs = 2000): Promise<number> {
+    const st = await this.statuses(timeoutMs);
+    const answered = st.filter((s): s is StatusResponse => s !== undefined);
+    if (answered.length === 0) return -1;
+    const leader = answered[0]!.leader;
+    if (leader === 0n || answered.some((s) => s.leader !== leader)) return -1;
+    const idx = st.findIndex((s) => s?.header?.memberId === leader);
+    return idx;
+  }
+
+  /** Polls leaderIndex() until it is >= 0; throws after timeoutMs. */
+  async waitForLeader(timeoutMs = 30_000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = await this.leaderIndex();
+      if (i >= 0) return i;
+      if (Date.now() > deadline) throw new Error(`no agreed leader within ${timeoutMs} ms`);
+      await sleep(100);
+    }
+  }
+
+  /** Kill every member (by pid), close the proxies and clients, remove the temp dirs. */
+  async destroy(): Promise<void> {
+    for (const m of this.members) m.closeRpc();
+    await Promise.all(this.members.map((m) => m.destroy()));
+    await this.net?.close();
+  }
+}
+
+/** Free ports for every member's client and peer listeners (and the proxies'), all distinct. */
+async function pickPorts(n: number, proxy: boolean): Promise<{ client: number; peer: PeerPorts }[]> {
+  const taken = new Set<number>();
+  const one = async (): Promise<number> => {
+    for (;;) { const p = await freePort(); if (!taken.has(p)) { taken.add(p); return p; } }
+  };
+  const out: { client: number; peer: PeerPorts }[] = [];
+  for (let i = 0; i < n; i++) {
+    const client = await one();
+    const listen = await one();
+    out.push({ client, peer: { listen, advertised: proxy ? await one() : listen } });
+  }
+  return out;
+}
+
+let clusterSeq = 0;
+
+async function tryStartCluster(opts: ClusterOptions, targets: TargetName[]): Promise<Cluster> {
+  const ports = await pickPorts(targets.length, !!opts.proxy);
+  const token = `concord-test-${process.pid}-${++clusterSeq}`;
+  const members = targets.map((target, i) => {
+    const m = new ClusterMember({ target, name: `m${i}`, extraArgs: opts.flags ?? [], readyTimeoutMs: opts.readyTimeoutMs });
+    m.clientPort = ports[i]!.client;
+    m.peerPort = ports[i]!.peer.listen;
+    m.advertisedPeerPort = ports[i]!.peer.advertised;
+    m.clusterToken = token;
+    return m;
+  });
+  const initialCluster = members.map((m) => `${m.name}=${m.advertisedPeerUrl}`).join(',');
+  for (const m of members) m.initialCluster = initialCluster;
+  let net: PeerNetwork | null = null;
+  const cluster = () => new Cluster(members, net);
+  try {
+    if (opts.proxy) {
+      net = await PeerNetwork.start(members.map((m) => ({
+        name: m.name, listenPort: m.advertisedPeerPort, targetPort: m.peerPort, id: etcdMemberId([m.advertisedPeerUrl], token),
+      })));
+    }
+    const started = await Promise.allSettled(members.map((m) => m.start()));
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const c = cluster();
+    await c.waitForLeader(opts.readyTimeoutMs ?? 30_000);
+    return c;
+  } catch (e) {
+    await cluster().destroy();
+    throw e;
+  }
+}
+
+/**
+ * Start a cluster and wait until every member is ready and they agree on a leader. The caller
+ * destroys it (in after()/finally). A start that lost a port race is retried on fresh ports.
+ */
+export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
+  const targets = opts.targets ?? Array.from({ length: opts.size ?? 3 }, () => opts.target ?? 'etcd');
+  if (targets.length === 0) throw new Error('startCluster: no members');
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await tryStartCluster(opts, targets);
+    } catch (e) {
+      if (attempt < 2 && /address already in use|EADDRINUSE/i.test(String(e))) continue;
+      throw e;
+    }
+  }
+}
