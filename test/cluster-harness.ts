@@ -48,19 +48,17 @@ export class ClusterMember extends Server {
 
   get advertisedPeerUrl(): string { return `http://127.0.0.1:${this.advertisedPeerPort}`; }
 
+  /** The single-server flags with this cluster's peer URL and initial cluster in place. */
   override args(): string[] {
-    return [
-      '--name', this.name,
-      '--data-dir', this.dataDir,
-      '--listen-client-urls', this.endpoint,
-      '--advertise-client-urls', this.endpoint,
-      '--listen-peer-urls', this.peerUrl,
-      '--initial-advertise-peer-urls', this.advertisedPeerUrl,
-      '--initial-cluster', this.initialCluster,
-      '--initial-cluster-token', this.clusterToken,
-      '--initial-cluster-state', 'new',
-      ...this.extraArgs,
-    ];
+    const a = super.args();
+    const set = (flag: string, value: string) => {
+      const i = a.indexOf(flag);
+      if (i < 0) throw new Error(`harness Server.args() lacks ${flag}`);
+      a[i + 1] = value;
+    };
+    set('--initial-advertise-peer-urls', this.advertisedPeerUrl);
+    set('--initial-cluster', this.initialCluster);
+    return [...a, '--initial-cluster-token', this.clusterToken, '--initial-cluster-state', 'new'];
   }
 
   /** One cached gRPC client to this member (closed by the cluster's destroy()). */
