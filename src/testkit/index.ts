@@ -14,3 +14,5 @@ export function rng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+export * from './linearizability/index.js';
