@@ -16,7 +16,7 @@
 
 import { StatusRequest, StatusResponse } from '../src/proto/gen/etcdserverpb/rpc.js';
 import { Server, freePort, sleep, type TargetName, type EtcdClient } from './harness.js';
-import { PeerNetwork, etcdMemberId } from './net-proxy.js';
+import { PeerProxies, etcdMemberId } from './net-proxy.js';
 
 export interface ClusterOptions {
   /** Every member's target (default 'etcd'); `targets` overrides it per member. */
@@ -27,7 +27,7 @@ export interface ClusterOptions {
   size?: number;
   /** Extra flags for every member, e.g. ['--heartbeat-interval', '50', '--election-timeout', '500']. */
   flags?: string[];
-  /** Advertise every peer URL through a PeerNetwork proxy (cut/delay/heal links). Default false. */
+  /** Advertise every peer URL through a PeerProxies proxy (cut/delay/heal links). Default false. */
   proxy?: boolean;
   /** Per-member readiness timeout (default 30 s). */
   readyTimeoutMs?: number;
@@ -97,7 +97,7 @@ export class ClusterMember extends Server {
 }
 
 export class Cluster {
-  constructor(readonly members: ClusterMember[], readonly net: PeerNetwork | null) {}
+  constructor(readonly members: ClusterMember[], readonly net: PeerProxies | null) {}
 
   get size(): number { return this.members.length; }
   /** Client URLs of all members, in member order. */
@@ -195,11 +195,11 @@ async function tryStartCluster(opts: ClusterOptions, targets: TargetName[]): Pro
   });
   const initialCluster = members.map((m) => `${m.name}=${m.advertisedPeerUrl}`).join(',');
   for (const m of members) m.initialCluster = initialCluster;
-  let net: PeerNetwork | null = null;
+  let net: PeerProxies | null = null;
   const cluster = () => new Cluster(members, net);
   try {
     if (opts.proxy) {
-      net = await PeerNetwork.start(members.map((m) => ({
+      net = await PeerProxies.start(members.map((m) => ({
         name: m.name, listenPort: m.advertisedPeerPort, targetPort: m.peerPort, id: etcdMemberId([m.advertisedPeerUrl], token),
       })));
     }

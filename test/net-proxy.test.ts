@@ -6,7 +6,7 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { createHash } from 'node:crypto';
-import { PeerNetwork, etcdMemberId } from './net-proxy.js';
+import { PeerProxies, etcdMemberId } from './net-proxy.js';
 import { startCluster, type Cluster } from './cluster-harness.js';
 import { b, mk, freePort, sleep, GrpcError } from './harness.js';
 import { PutRequest, PutResponse } from '../src/proto/gen/etcdserverpb/rpc.js';
@@ -37,7 +37,7 @@ async function echoServer() {
 /** Member 0 is a dialer only; member 1's peer port is the echo server behind the proxy. */
 async function rig() {
   const up = await echoServer();
-  const pn = await PeerNetwork.start([
+  const pn = await PeerProxies.start([
     { name: 'a', listenPort: await freePort(), targetPort: await freePort(), id: ids[0]! },
     { name: 'b', listenPort: await freePort(), targetPort: up.port, id: ids[1]! },
   ]);

@@ -115,7 +115,7 @@ class ProxiedConnection {
 }
 
 /** Proxies in front of every member's peer port, and the state of every directed link. */
-export class PeerNetwork {
+export class PeerProxies {
   private readonly links: LinkState[][];
   private readonly conns = new Set<ProxiedConnection>();
   private readonly pending = new Set<net.Socket>();
@@ -130,8 +130,8 @@ export class PeerNetwork {
   }
 
   /** Listen on every member's advertised peer port (127.0.0.1). */
-  static async start(members: ProxiedMember[]): Promise<PeerNetwork> {
-    const pn = new PeerNetwork(members);
+  static async start(members: ProxiedMember[]): Promise<PeerProxies> {
+    const pn = new PeerProxies(members);
     try {
       for (let i = 0; i < members.length; i++) await pn.listen(i);
     } catch (e) {
