@@ -29,7 +29,10 @@ export interface ClusterOptions {
   flags?: string[];
   /** Advertise every peer URL through a PeerProxies proxy (cut/delay/heal links). Default false. */
   proxy?: boolean;
-  /** Per-member readiness timeout (default 30 s). */
+  /**
+   * Per-member readiness timeout, also the wait for an agreed leader (default 60 s: a member
+   * is ready only once a quorum is up, and a loaded 2-core machine starts Node slowly).
+   */
   readyTimeoutMs?: number;
 }
 
@@ -181,12 +184,13 @@ async function pickPorts(n: number, proxy: boolean): Promise<{ client: number; p
 }
 
 let clusterSeq = 0;
+const defaultReadyTimeoutMs = 60_000;
 
 async function tryStartCluster(opts: ClusterOptions, targets: TargetName[]): Promise<Cluster> {
   const ports = await pickPorts(targets.length, !!opts.proxy);
   const token = `concord-test-${process.pid}-${++clusterSeq}`;
   const members = targets.map((target, i) => {
-    const m = new ClusterMember({ target, name: `m${i}`, extraArgs: opts.flags ?? [], readyTimeoutMs: opts.readyTimeoutMs });
+    const m = new ClusterMember({ target, name: `m${i}`, extraArgs: opts.flags ?? [], readyTimeoutMs: opts.readyTimeoutMs ?? defaultReadyTimeoutMs });
     m.clientPort = ports[i]!.client;
     m.peerPort = ports[i]!.peer.listen;
     m.advertisedPeerPort = ports[i]!.peer.advertised;
@@ -207,7 +211,7 @@ async function tryStartCluster(opts: ClusterOptions, targets: TargetName[]): Pro
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     const c = cluster();
-    await c.waitForLeader(opts.readyTimeoutMs ?? 30_000);
+    await c.waitForLeader(opts.readyTimeoutMs ?? defaultReadyTimeoutMs);
     return c;
   } catch (e) {
     await cluster().destroy();
