@@ -49,19 +49,24 @@ export async function runKvOp(c: EtcdClient, input: KvInput, timeoutMs: number, 
   }
 }
 
-/**
- * Run `input` on member `member`, appending what was observed to `history`. `serializable`
- * reads are not linearizable by design: only the control test uses them, to show the checker
- * catches what they return.
- */
-export async function recordOp(history: KvOperation[], cluster: Cluster, member: number, client: number, input: KvInput, timeoutMs: number, serializable = false): Promise<KvOutput | undefined> {
+export interface OpOptions {
+  timeoutMs: number;
+  /** Not linearizable by design: only the control test uses it, to show the checker catches it. */
+  serializable?: boolean;
+  /** Told what the client saw when the operation failed. */
+  onError?: (e: unknown) => void;
+}
+
+/** Run `input` on member `member`, appending what was observed to `history`; undefined if it failed. */
+export async function recordOp(history: KvOperation[], cluster: Cluster, member: number, client: number, input: KvInput, opts: OpOptions): Promise<KvOutput | undefined> {
   const call = performance.now();
   try {
-    const output = await runKvOp(cluster.member(member).rpc, input, timeoutMs, serializable);
+    const output = await runKvOp(cluster.member(member).rpc, input, opts.timeoutMs, opts.serializable);
     history.push({ client, input, output, call, return: performance.now() });
     return output;
-  } catch {
+  } catch (e) {
     if (input.kind !== 'get') history.push({ client, input, output: UNKNOWN, call, return: performance.now() });
+    opts.onError?.(e);
     return undefined;
   }
 }
@@ -92,7 +97,7 @@ export class Workload {
       const input = this.nextInput(client, n);
       const member = this.pickMember();
       if (member < 0) { await new Promise((r) => setTimeout(r, 50)); continue; }
-      const out = await recordOp(this.history, this.cluster, member, client, input, this.opts.opTimeoutMs);
+      const out = await recordOp(this.history, this.cluster, member, client, input, { timeoutMs: this.opts.opTimeoutMs });
       if (out === undefined) { this.failed++; await new Promise((r) => setTimeout(r, 20)); continue; }
       this.answered++;
       if (out.kind === 'get') this.lastSeen.set(`${client}/${input.key}`, out.value);

@@ -115,14 +115,23 @@ for (const target of TARGETS) {
       await w.stop();
       // Everything healed: one last read of every key through every member closes the history,
       // so a write lost at the end cannot hide.
-      const t = w.history.length;
+      // A read that fails is tried again (a member just restarted may still be catching up).
+      const unanswered: string[] = [];
       for (let m = 0; m < c.size; m++) for (const key of ['lin/a', 'lin/b', 'lin/c']) {
-        await recordOp(w.history, c, m, 100 + m, { kind: 'get', key }, 10_000);
+        const errors: string[] = [];
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const out = await recordOp(w.history, c, m, 100 + m, { kind: 'get', key }, { timeoutMs: 10_000, onError: (e) => errors.push(String(e)) });
+          if (out) break;
+        }
+        if (errors.length === 3) {
+          unanswered.push(`m${m} ${key}: ${errors.join('; ')}`);
+          console.log(`# m${m} did not answer; the end of its log:\n${c.member(m).log.slice(-3000)}`);
+        }
       }
-      assert.equal(w.history.length, t + 3 * c.size, 'the final reads were answered');
       console.log(`# ${applied} faults, ${w.answered} operations answered, ${w.failed} failed (writes among them: unknown outcome)`);
-      assert.ok(w.answered > 50, 'the clients made progress between faults');
       checkHistory(w.history, `chaos history (${target})`);
+      assert.deepEqual(unanswered, [], `every member answers a linearizable read once healed (seed ${SEED})`);
+      assert.ok(w.answered > 50, 'the clients made progress between faults');
     });
 
     test('a paused old leader never answers a linearizable read with the value from before the new leader (etcd #20418)', async () => {
@@ -134,23 +143,23 @@ for (const target of TARGETS) {
         const key = `stale/${round}`;
         const old = await c.waitForLeader();
         const others = [0, 1, 2].filter((i) => i !== old);
-        assert.ok(await recordOp(history, c, old, 0, { kind: 'put', key, value: `old${round}` }, 10_000), 'the first write is acknowledged');
+        assert.ok(await recordOp(history, c, old, 0, { kind: 'put', key, value: `old${round}` }, { timeoutMs: 10_000 }), 'the first write is acknowledged');
         // Its own read of the key before the pause: the old leader serves it (warms the connection).
-        await recordOp(history, c, old, 1, { kind: 'get', key }, 10_000);
+        await recordOp(history, c, old, 1, { kind: 'get', key }, { timeoutMs: 10_000 });
         c.pause(old);
         // The others elect a leader of their own and take a newer write.
         let written = false;
         for (let n = 0; n < 60 && !written; n++) {
-          written = (await recordOp(history, c, others[n % 2]!, 2, { kind: 'put', key, value: `new${round}` }, 2000)) !== undefined;
+          written = (await recordOp(history, c, others[n % 2]!, 2, { kind: 'put', key, value: `new${round}` }, { timeoutMs: 2000 })) !== undefined;
         }
         assert.ok(written, 'the majority took the new write while the old leader was paused');
         // Reads sent to the paused old leader now sit in its socket; it sees them when resumed,
         // still believing it leads.
-        const held = Array.from({ length: 4 }, (_, k) => recordOp(history, c, old, 10 + k, { kind: 'get', key }, 6000));
+        const held = Array.from({ length: 4 }, (_, k) => recordOp(history, c, old, 10 + k, { kind: 'get', key }, { timeoutMs: 6000 }));
         await sleep(200);
         c.resume(old);
         // And reads sent right after the resume, before it heard of the new term.
-        const after = Array.from({ length: 4 }, (_, k) => recordOp(history, c, old, 20 + k, { kind: 'get', key }, 6000));
+        const after = Array.from({ length: 4 }, (_, k) => recordOp(history, c, old, 20 + k, { kind: 'get', key }, { timeoutMs: 6000 }));
         const answers = await Promise.all([...held, ...after]);
         for (const a of answers) {
           if (a?.kind === 'get') assert.notEqual(a.value, `old${round}`, `round ${round}: the resumed old leader answered a stale read`);
@@ -167,20 +176,20 @@ for (const target of TARGETS) {
       const history: KvOperation[] = [];
       const leader = await c.waitForLeader();
       const cut = [0, 1, 2].find((i) => i !== leader)!;
-      assert.ok(await recordOp(history, c, leader, 0, { kind: 'put', key: 'ctl', value: 'before' }, 10_000));
+      assert.ok(await recordOp(history, c, leader, 0, { kind: 'put', key: 'ctl', value: 'before' }, { timeoutMs: 10_000 }));
       for (let n = 0; n < 100; n++) {
-        const r = await recordOp([], c, cut, 1, { kind: 'get', key: 'ctl' }, 2000, true);
+        const r = await recordOp([], c, cut, 1, { kind: 'get', key: 'ctl' }, { timeoutMs: 2000, serializable: true });
         if (r?.kind === 'get' && r.value === 'before') break;
         await sleep(50);
       }
       c.net!.isolate(cut);
-      assert.ok(await recordOp(history, c, leader, 0, { kind: 'put', key: 'ctl', value: 'after' }, 10_000), 'the majority takes the write');
-      const stale = await recordOp(history, c, cut, 1, { kind: 'get', key: 'ctl' }, 2000, true);
+      assert.ok(await recordOp(history, c, leader, 0, { kind: 'put', key: 'ctl', value: 'after' }, { timeoutMs: 10_000 }), 'the majority takes the write');
+      const stale = await recordOp(history, c, cut, 1, { kind: 'get', key: 'ctl' }, { timeoutMs: 2000, serializable: true });
       assert.deepEqual(stale, { kind: 'get', value: 'before' }, 'the cut-off member serves its old value locally');
       const r = checkOperations(kvModel, history);
       assert.equal(r.outcome, 'illegal', explain(kvModel, r));
       // The same read, linearizable, is refused or times out at the cut-off member: nothing recorded.
-      assert.equal(await recordOp(history, c, cut, 1, { kind: 'get', key: 'ctl' }, 2000), undefined);
+      assert.equal(await recordOp(history, c, cut, 1, { kind: 'get', key: 'ctl' }, { timeoutMs: 2000 }), undefined);
       c.net!.heal();
     });
   });
