@@ -118,11 +118,16 @@ export class Cluster {
   stop(i: number) { return this.member(i).stop(); }
   pause(i: number): void { this.member(i).pause(); }
   resume(i: number): void { this.member(i).resume(); }
-  /** Start a stopped or killed member again on its data dir and ports; waits until it is ready. */
+  /**
+   * Start a stopped or killed member again on its data dir and ports; waits until it is ready.
+   * The member's cached gRPC client is replaced once it is ready: one used while it was down
+   * sits in grpc-js's reconnect backoff (up to minutes) and fails calls at once meanwhile.
+   */
   async restart(i: number): Promise<void> {
     const m = this.member(i);
     m.closeRpc();
     await m.restart();
+    m.closeRpc();
   }
 
   /** Each live member's Status (undefined where it did not answer within timeoutMs). */

@@ -117,11 +117,13 @@ for (const target of TARGETS) {
       // so a write lost at the end cannot hide.
       // A read that fails is tried again (a member just restarted may still be catching up).
       const unanswered: string[] = [];
+      for (const m of c.members) m.closeRpc(); // fresh connections, none in reconnect backoff
       for (let m = 0; m < c.size; m++) for (const key of ['lin/a', 'lin/b', 'lin/c']) {
         const errors: string[] = [];
         for (let attempt = 0; attempt < 3; attempt++) {
           const out = await recordOp(w.history, c, m, 100 + m, { kind: 'get', key }, { timeoutMs: 10_000, onError: (e) => errors.push(String(e)) });
           if (out) break;
+          await sleep(1000);
         }
         if (errors.length === 3) {
           unanswered.push(`m${m} ${key}: ${errors.join('; ')}`);
