@@ -216,6 +216,12 @@ export class RaftNode {
       + `"progress":{${progress}},"leadtransferee":"${hex(st.leadTransferee)}"}`;
   }
 
+  /** The leader's match index of every member raft tracks (etcd's isLearnerReady reads it); undefined off the leader. */
+  progressMatch(): Map<NodeId, number> | undefined {
+    const progress = this.raw.status().progress;
+    return progress && new Map([...progress].map(([id, p]) => [id, p.match]));
+  }
+
   /** Voters of the current configuration. */
   voters(): NodeId[] {
     return this.raw.status().config.voters;
