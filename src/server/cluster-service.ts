@@ -25,6 +25,11 @@ export interface ClusterRaft {
   /** The leader's view of every tracked member's match index; undefined when not leading. */
   progressMatch(): ReadonlyMap<bigint, number> | undefined;
   proposeConfChange(cc: ConfChange): void;
+  /** A conf change raft holds unapplied (its index; 0 when none). */
+  pendingConfChangeIndex(): number;
+  waitApplied(index: number): Promise<void>;
+  /** Runs `fn` between two Readies (raft's own applied index is then current). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 /** The peer transport's word on each peer (etcd's rafthttp Transporter.ActiveSince). */
@@ -160,7 +165,23 @@ export class ClusterService {
    * answer (the member list after it, or etcd's refusal). A change raft drops without an
    * entry (another change still unapplied) is never answered: the timeout ends the wait.
    */
-  private configure(change: Omit<ConfChange, 'id' | 'context'> & { context?: Uint8Array }): Promise<PbMember[]> {
+  private async configure(change: Omit<ConfChange, 'id' | 'context'> & { context?: Uint8Array }): Promise<PbMember[]> {
+    const { raft } = this.d;
+    // One change at a time: raft would turn this one into an empty entry while another is unapplied.
+    const pending = raft.pendingConfChangeIndex();
+    if (pending !== 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(etcdError('Timeout')), this.d.requestTimeoutMs); });
+      try {
+        await Promise.race([raft.waitApplied(pending).then(() => raft.exclusive(async () => undefined)), timedOut]);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    return this.proposeAndWait(change);
+  }
+
+  private proposeAndWait(change: Omit<ConfChange, 'id' | 'context'> & { context?: Uint8Array }): Promise<PbMember[]> {
     const { raft, waits } = this.d;
     if (raft.leader === 0n) return Promise.reject(etcdError('NoLeader'));
     const id = this.d.nextRequestId();

@@ -222,6 +222,16 @@ export class RaftNode {
     return progress && new Map([...progress].map(([id, p]) => [id, p.match]));
   }
 
+  /**
+   * The index of a conf change raft still holds unapplied (0 when none). While one is, a
+   * leader turns a new conf change into an empty entry that answers nobody, so the Cluster
+   * service waits for it first (etcd's callers just time out).
+   */
+  pendingConfChangeIndex(): number {
+    const r = this.raw.raft;
+    return r.pendingConfIndex > r.log.applied ? r.pendingConfIndex : 0;
+  }
+
   /** Voters of the current configuration. */
   voters(): NodeId[] {
     return this.raw.status().config.voters;
