@@ -262,7 +262,8 @@ export function registerMethods(grpc: GrpcServer, table: MethodTable): void {
   for (const u of table.unimplemented) grpc.addUnimplemented(u.path, u.message, bidiPaths.has(u.path) ? 'bidi_stream' : 'unary');
 }
 
-export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log?: Logger, clientCertAuth = false): void {
+export function registerEtcdServices(server: GrpcServer, service: EtcdService, log?: Logger, clientCertAuth = false): void {
+  const grpc = learnerGated(server, service);
   let table = etcdMethods(service, log, clientCertAuth);
   if (service.lease !== undefined) {
     registerLeaseKeepAlive(grpc, service.lease, () => service.header());
@@ -270,7 +271,7 @@ export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log
   }
   const watch = service.watch;
   if (watch === undefined) {
-    registerMethods(grpc, table);
+    registerMethods(server, table);
     return;
   }
   // Watch is a bidi stream: served here, on this thread's GrpcServer (not in the worker-thread mode's table).
@@ -281,7 +282,21 @@ export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log
     host: watch, header: () => service.header(), fragmentAtBytes: service.limits.maxRequestBytes + 512 * 1024,
     deniedReason: (call, key, rangeEnd) => watchDeniedReason(service, table, call, key, rangeEnd),
   });
-  registerMethods(grpc, { ...table, unimplemented: table.unimplemented.filter((u) => u.path !== watchPath) });
+  registerMethods(server, { ...table, unimplemented: table.unimplemented.filter((u) => u.path !== watchPath) });
+}
+
+/**
+ * `grpc` with etcd's learner interceptors on the methods registered directly on it (Watch,
+ * LeaseKeepAlive, Lock, Election): a learner refuses them all. The method table's entries
+ * are gated by learnerGate.
+ */
+function learnerGated(grpc: GrpcServer, service: EtcdService): GrpcServer {
+  const refuse = async (): Promise<never> => { throw etcdError('NotSupportedForLearner'); };
+  const gated = Object.create(grpc) as GrpcServer;
+  gated.addUnary = (path, req, res, handler) => grpc.addUnary(path, req, res, (r, call) => (service.isLearner() ? refuse() : handler(r, call)));
+  gated.addServerStream = (path, req, res, handler) => grpc.addServerStream(path, req, res, (r, call) => (service.isLearner() ? refuse() : handler(r, call)));
+  gated.addBidi = (path, req, res, handler) => grpc.addBidi(path, req, res, (call) => (service.isLearner() ? refuse() : handler(call)));
+  return gated;
 }
 
 /** The subject CN of the client's verified TLS certificate, if any (etcd's AuthInfoFromTLS reads the first verified chain). */
