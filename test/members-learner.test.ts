@@ -3,40 +3,21 @@
 // "etcdserver: rpc not supported for learner" (Unavailable), Watch included; the same member
 // serves them again once promoted. (The unary table's gate is also pinned in api.test.ts.)
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { GrpcCode } from '../src/errors/index.js';
 import * as pb from '../src/proto/gen/etcdserverpb/rpc.js';
-import { Backend } from '../src/storage/index.js';
-import { WatchableStore } from '../src/mvcc/index.js';
-import type { WatchHost } from '../src/server/service.js';
-import { startApi, type Api } from '../src/api/index.js';
-import { FakeService } from '../src/api/testkit.js';
+import { startFakeWatchApi, type FakeWatchApi } from './fake-watch-api.js';
 
-let dir: string;
-let watchable: WatchableStore;
-let api: Api;
+let fake: FakeWatchApi;
 let client: grpc.Client;
-let service: FakeService;
 
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'concord-learner-'));
-  watchable = WatchableStore.open({ backend: Backend.open({ path: path.join(dir, 'db.lmdb') }) });
-  const host: WatchHost = { watchable, hasLeader: () => true, progressNotifyIntervalMs: 600_000, electionTimeoutMs: 1000 };
-  service = Object.assign(new FakeService(), { watch: host });
-  api = await startApi({ service, listen: [new URL('http://127.0.0.1:0')], thread: false });
-  client = new grpc.Client(api.addresses[0]!.replace('http://', ''), grpc.credentials.createInsecure());
+  fake = await startFakeWatchApi({ hasLeader: () => true, electionTimeoutMs: 1000 });
+  client = fake.client;
 });
 
-after(async () => {
-  client.close();
-  await api.close();
-  await watchable.kv.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+after(() => fake.close());
 
 /** Opens a Watch on `key` and resolves with the stream's status, or 'created' once the watcher is. */
 function watchOutcome(): Promise<{ code: number; details: string } | 'created'> {
@@ -50,11 +31,11 @@ function watchOutcome(): Promise<{ code: number; details: string } | 'created'> 
 }
 
 test('a learner refuses Watch with etcd\'s status; promoted, it serves it', async () => {
-  service.learner = true;
+  fake.service.learner = true;
   try {
     assert.deepEqual(await watchOutcome(), { code: GrpcCode.Unavailable, details: 'etcdserver: rpc not supported for learner' });
   } finally {
-    service.learner = false;
+    fake.service.learner = false;
   }
   assert.equal(await watchOutcome(), 'created');
 });
