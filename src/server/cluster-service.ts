@@ -124,9 +124,10 @@ export class ClusterService {
    */
   maybeAutoPromote(): void {
     if (this.autoPromoting || !this.d.raft.isLeader) return;
+    const learners = this.d.membership.list().filter((m) => m.isLearner);
+    if (learners.length === 0) return;
     const match = this.d.raft.progressMatch();
-    const learner = this.d.membership.list().find((m) => m.isLearner && (match?.get(m.id) ?? 0) > 0
-      && learnerReadiness(match, this.d.memberId, m.id) === undefined);
+    const learner = learners.find((m) => (match?.get(m.id) ?? 0) > 0 && learnerReadiness(match, this.d.memberId, m.id) === undefined);
     if (learner === undefined) return;
     this.autoPromoting = true;
     this.d.log.info('auto-promoting learner that is in sync with leader', { 'local-member-id': idToHex(this.d.memberId), 'learner-id': idToHex(learner.id) });
