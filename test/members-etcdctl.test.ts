@@ -40,6 +40,9 @@ class Ids {
 
 function normalizeOutput(s: Server, ids: Ids, text: string): string {
   let t = ids.replace(text).replaceAll(s.peerUrl, '<PEER>').replaceAll(s.endpoint, '<CLIENT>');
+  // Widths follow the ids' lengths (%16x padding, table columns): keep the words, not the padding.
+  t = t.replace(/^(Member) +(<[^>]+>) (added to cluster|updated in cluster|removed from cluster) +/m, '$1 $2 $3 ')
+    .split('\n').map((l) => (/^[|+]/.test(l) ? l.replace(/ {2,}/g, ' ').replace(/-{2,}/g, '-') : l)).join('\n');
   // Members come ordered by id; ids differ between runs, so order what lists them.
   t = t.replace(/^(ETCD_INITIAL_CLUSTER=")([^"]*)"/m, (_m, pre: string, list: string) => `${pre}${list.split(',').sort().join(',')}"`);
   const lines = t.split('\n');
@@ -70,7 +73,8 @@ async function runScript(s: Server): Promise<Step[]> {
   const run = async (...args: string[]): Promise<CmdResult> => {
     const r = await s.etcdctl([...args.map((a) => a.replace(/<([\w:]+)>/g, (_m, n: string) => ids.hexOf(n))), '--command-timeout=5s']);
     // "Member <hex> added" names the new member after the member name given to etcdctl.
-    const added = /Member ([0-9a-f]+) added/.exec(r.stdout);
+    // etcdctl prints ids with %16x: an id under 16 hex digits is padded with spaces.
+    const added = /Member +([0-9a-f]+) added/.exec(r.stdout);
     if (added) ids.name(added[1]!, `member:${args[2]}`);
     steps.push({ args: args.map((a) => a.replaceAll(s.peerUrl, '<PEER>')), code: r.code, out: normalizeOutput(s, ids, r.stdout), err: ids.replace(errorOf(r)) });
     return r;
