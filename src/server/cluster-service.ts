@@ -162,9 +162,10 @@ export class ClusterService {
   }
 
   /**
-   * etcd's configure: proposes `cc` under a new request id and waits for the applier's
-   * answer (the member list after it, or etcd's refusal). A change raft drops without an
-   * entry (another change still unapplied) is never answered: the timeout ends the wait.
+   * etcd's configure: proposes the change under a new request id and waits for the
+   * applier's answer (the member list after it, or etcd's refusal). It first waits for a
+   * conf change raft still holds unapplied: raft would turn this one into an empty entry
+   * that answers nobody (etcd's caller then times out). Every wait ends at the request timeout.
    */
   private async configure(change: Omit<ConfChange, 'id' | 'context'> & { context?: Uint8Array }): Promise<PbMember[]> {
     const { raft } = this.d;
