@@ -2,42 +2,26 @@
 // what needs a member state the multi-process tests cannot set up (no leader), the
 // fragment splitter on its own, and a hostile request ending only its own stream.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { GrpcCode } from '../src/errors/index.js';
 import * as pb from '../src/proto/gen/etcdserverpb/rpc.js';
 import { Event_EventType } from '../src/proto/gen/mvccpb/kv.js';
-import { Backend } from '../src/storage/index.js';
 import { WatchableStore } from '../src/mvcc/index.js';
-import type { WatchHost } from '../src/server/service.js';
-import { startApi, type Api } from '../src/api/index.js';
-import { FakeService } from '../src/api/testkit.js';
+import { startFakeWatchApi, type FakeWatchApi } from './fake-watch-api.js';
 import { fragments } from '../src/api/watch-service.js';
 
-let dir: string;
 let watchable: WatchableStore;
-let api: Api;
 let client: grpc.Client;
 let leader = true;
+let fake: FakeWatchApi;
 
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'concord-watchsvc-'));
-  watchable = WatchableStore.open({ backend: Backend.open({ path: path.join(dir, 'db.lmdb') }) });
-  const host: WatchHost = { watchable, hasLeader: () => leader, progressNotifyIntervalMs: 600_000, electionTimeoutMs: 20 };
-  const service = Object.assign(new FakeService(), { watch: host });
-  api = await startApi({ service, listen: [new URL('http://127.0.0.1:0')], thread: false });
-  client = new grpc.Client(api.addresses[0]!.replace('http://', ''), grpc.credentials.createInsecure());
+  fake = await startFakeWatchApi({ hasLeader: () => leader, electionTimeoutMs: 20 });
+  ({ watchable, client } = fake);
 });
 
-after(async () => {
-  client.close();
-  await api.close();
-  await watchable.kv.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+after(() => fake.close());
 
 function open(metadata: Record<string, string> = {}): { call: grpc.ClientDuplexStream<Buffer, pb.WatchResponse>; responses: pb.WatchResponse[]; status: Promise<grpc.StatusObject> } {
   const md = new grpc.Metadata();

@@ -144,8 +144,29 @@ for (const thread of [false, true]) {
       assert.equal(h.hash, 43);
     });
 
+    test('a learner serves Status and serializable ranges only (etcd: rpc not supported for learner)', async () => {
+      service.learner = true;
+      try {
+        const refused = [
+          client.unary('/etcdserverpb.KV/Put', pb.PutRequest, pb.PutResponse, pb.PutRequest.fromPartial({ key: Buffer.from('k'), value: Buffer.from('v') })),
+          client.unary('/etcdserverpb.KV/Range', pb.RangeRequest, pb.RangeResponse, pb.RangeRequest.fromPartial({ key: Buffer.from('k') })),
+          client.unary('/etcdserverpb.Cluster/MemberList', pb.MemberListRequest, pb.MemberListResponse, {}),
+        ];
+        for (const call of refused) {
+          assert.deepEqual(await grpcFailure(call), [GrpcCode.Unavailable, 'etcdserver: rpc not supported for learner']);
+        }
+        const snap = client.serverStream('/etcdserverpb.Maintenance/Snapshot', pb.SnapshotRequest, pb.SnapshotResponse, {});
+        const status = await new Promise<{ code: number; details: string }>((r) => { snap.on('status', r); snap.on('error', () => {}); snap.on('data', () => {}); });
+        assert.deepEqual([status.code, status.details], [GrpcCode.Unavailable, 'etcdserver: rpc not supported for learner']);
+        await client.unary('/etcdserverpb.KV/Range', pb.RangeRequest, pb.RangeResponse, pb.RangeRequest.fromPartial({ key: Buffer.from('k'), serializable: true }));
+        await client.unary('/etcdserverpb.Maintenance/Status', pb.StatusRequest, pb.StatusResponse, {});
+      } finally {
+        service.learner = false;
+      }
+    });
+
     test('services of later issues answer Unimplemented', async () => {
-      for (const path of ['/etcdserverpb.Lease/LeaseGrant', '/etcdserverpb.Cluster/MemberAdd']) {
+      for (const path of ['/etcdserverpb.Lease/LeaseGrant']) {
         const [code, msg] = await grpcFailure(client.unary(path, pb.LeaseGrantRequest, pb.LeaseGrantResponse, pb.LeaseGrantRequest.fromPartial({ TTL: 5 })));
         assert.equal(code, GrpcCode.Unimplemented);
         assert.match(msg, /is not implemented yet$/);

@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
-import { GrpcCode, errorStatus, grpcCodeName, isEtcdError, untranslatedAuthError } from '../errors/index.js';
+import { GrpcCode, errorStatus, etcdError, grpcCodeName, isEtcdError, untranslatedAuthError } from '../errors/index.js';
 import { etcdserverpb as pb } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
 import { isTxnReadOnly, type AuthInfo, type EtcdService } from '../server/index.js';
@@ -108,9 +108,16 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
     checkMaintenanceAdmin(service, ai);
     return fn();
   };
+  const cl = (m: string): string => `/etcdserverpb.Cluster/${m}`;
+  /** etcd's checkMembershipOperationPermission: the auth store's own (mapped) errors. */
+  const member = <T>(ai: AuthInfo | undefined, fn: () => Promise<T>): Promise<T> => {
+    if (service.auth.enabled) service.auth.checkAdmin(ai);
+    return fn();
+  };
   const methods: EtcdMethod[] = [
     // --- KV (etcd: v3rpc/key.go; the size check is etcd's raft-proposal check, see validate.ts) ---
     unary(kv('Range'), pb.RangeRequest, pb.RangeResponse, (req, _bytes, _body, ai) => {
+      if (!req.serializable && service.isLearner()) throw etcdError('NotSupportedForLearner');
       checkRangeRequest(req);
       return service.range(req, ai);
     }),
@@ -150,8 +157,12 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
       },
     },
 
-    // --- Cluster (etcd: v3rpc/member.go) ---
-    unary('/etcdserverpb.Cluster/MemberList', pb.MemberListRequest, pb.MemberListResponse, (req) => service.memberList(req)),
+    // --- Cluster (etcd: v3rpc/member.go; changes need the root role when auth is on) ---
+    unary(cl('MemberList'), pb.MemberListRequest, pb.MemberListResponse, (req) => service.memberList(req)),
+    unary(cl('MemberAdd'), pb.MemberAddRequest, pb.MemberAddResponse, (req, _b, _body, ai) => member(ai, () => service.memberAdd(req))),
+    unary(cl('MemberRemove'), pb.MemberRemoveRequest, pb.MemberRemoveResponse, (req, _b, _body, ai) => member(ai, () => service.memberRemove(req))),
+    unary(cl('MemberUpdate'), pb.MemberUpdateRequest, pb.MemberUpdateResponse, (req, _b, _body, ai) => member(ai, () => service.memberUpdate(req))),
+    unary(cl('MemberPromote'), pb.MemberPromoteRequest, pb.MemberPromoteResponse, (req, _b, _body, ai) => member(ai, () => service.memberPromote(req))),
 
     // --- grpc.health.v1 (etcd registers it with "" SERVING; load balancers use it) ---
     unary('/grpc.health.v1.Health/Check', healthCheckRequest, healthCheckResponse, (req) => {
@@ -179,7 +190,6 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
   const notYet = (svc: string, method: string): void => {
     unimplemented.push({ path: `/etcdserverpb.${svc}/${method}`, message: `concord: etcdserverpb.${svc}/${method} is not implemented yet` });
   };
-  for (const m of ['MemberAdd', 'MemberRemove', 'MemberUpdate', 'MemberPromote']) notYet('Cluster', m);
   // --- Served by later issues ---
   notYet('Watch', 'Watch');
   if (service.lease === undefined) for (const m of ['LeaseGrant', 'LeaseRevoke', 'LeaseTimeToLive', 'LeaseLeases']) notYet('Lease', m);
@@ -191,7 +201,26 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
     const cn = peerCommonName(call);
     return cn === undefined ? undefined : service.auth.authInfoFromCommonName(cn);
   };
-  return { methods, unimplemented, identify };
+  return { methods: methods.map((m) => learnerGate(service, m)), unimplemented, identify };
+}
+
+/**
+ * etcd's interceptors: a learner serves Status and serializable Ranges only (the Range
+ * handler checks `serializable` itself); every other call, streams included, gets
+ * "rpc not supported for learner".
+ */
+function learnerGate(service: EtcdService, m: EtcdMethod): EtcdMethod {
+  if (m.path === '/etcdserverpb.Maintenance/Status' || m.path === '/etcdserverpb.KV/Range') return m;
+  if (m.kind === 'unary') {
+    return { ...m, run: (body, ai) => (service.isLearner() ? Promise.reject(etcdError('NotSupportedForLearner')) : m.run(body, ai)) };
+  }
+  return {
+    ...m,
+    async *open(body, ai) {
+      if (service.isLearner()) throw etcdError('NotSupportedForLearner');
+      yield* m.open(body, ai);
+    },
+  };
 }
 
 /** Request bodies pass through undecoded (the method table decodes). */
@@ -233,7 +262,8 @@ export function registerMethods(grpc: GrpcServer, table: MethodTable): void {
   for (const u of table.unimplemented) grpc.addUnimplemented(u.path, u.message, bidiPaths.has(u.path) ? 'bidi_stream' : 'unary');
 }
 
-export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log?: Logger, clientCertAuth = false): void {
+export function registerEtcdServices(server: GrpcServer, service: EtcdService, log?: Logger, clientCertAuth = false): void {
+  const grpc = learnerGated(server, service);
   let table = etcdMethods(service, log, clientCertAuth);
   if (service.lease !== undefined) {
     registerLeaseKeepAlive(grpc, service.lease, () => service.header());
@@ -241,7 +271,7 @@ export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log
   }
   const watch = service.watch;
   if (watch === undefined) {
-    registerMethods(grpc, table);
+    registerMethods(server, table);
     return;
   }
   // Watch is a bidi stream: served here, on this thread's GrpcServer (not in the worker-thread mode's table).
@@ -252,7 +282,21 @@ export function registerEtcdServices(grpc: GrpcServer, service: EtcdService, log
     host: watch, header: () => service.header(), fragmentAtBytes: service.limits.maxRequestBytes + 512 * 1024,
     deniedReason: (call, key, rangeEnd) => watchDeniedReason(service, table, call, key, rangeEnd),
   });
-  registerMethods(grpc, { ...table, unimplemented: table.unimplemented.filter((u) => u.path !== watchPath) });
+  registerMethods(server, { ...table, unimplemented: table.unimplemented.filter((u) => u.path !== watchPath) });
+}
+
+/**
+ * `grpc` with etcd's learner interceptors on the methods registered directly on it (Watch,
+ * LeaseKeepAlive, Lock, Election): a learner refuses them all. The method table's entries
+ * are gated by learnerGate.
+ */
+function learnerGated(grpc: GrpcServer, service: EtcdService): GrpcServer {
+  const refuse = async (): Promise<never> => { throw etcdError('NotSupportedForLearner'); };
+  const gated = Object.create(grpc) as GrpcServer;
+  gated.addUnary = (path, req, res, handler) => grpc.addUnary(path, req, res, (r, call) => (service.isLearner() ? refuse() : handler(r, call)));
+  gated.addServerStream = (path, req, res, handler) => grpc.addServerStream(path, req, res, (r, call) => (service.isLearner() ? refuse() : handler(r, call)));
+  gated.addBidi = (path, req, res, handler) => grpc.addBidi(path, req, res, (call) => (service.isLearner() ? refuse() : handler(call)));
+  return gated;
 }
 
 /** The subject CN of the client's verified TLS certificate, if any (etcd's AuthInfoFromTLS reads the first verified chain). */

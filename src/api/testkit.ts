@@ -148,6 +148,13 @@ export class FakeService implements EtcdService {
       members: [{ ID: this.header().memberId, name: 'default', peerURLs: ['http://localhost:2380'], clientURLs: ['http://localhost:2379'] }],
     });
   }
+  /** Set to make the member a learner (etcd's interceptor then refuses most calls). */
+  learner = false;
+  isLearner(): boolean { return this.learner; }
+  async memberAdd(): Promise<pb.MemberAddResponse> { throw new Error('FakeService: no membership changes'); }
+  async memberRemove(): Promise<pb.MemberRemoveResponse> { throw new Error('FakeService: no membership changes'); }
+  async memberUpdate(): Promise<pb.MemberUpdateResponse> { throw new Error('FakeService: no membership changes'); }
+  async memberPromote(): Promise<pb.MemberPromoteResponse> { throw new Error('FakeService: no membership changes'); }
   async snapshot(): Promise<BackendSnapshot> {
     const data = this.opts.snapshot ?? Buffer.alloc(0);
     const piece = this.opts.snapshotPieceBytes ?? 10_000;

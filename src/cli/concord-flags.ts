@@ -114,6 +114,7 @@ export const etcdFlags: readonly FlagDef[] = [
   flag('initial-cluster-token', stringValue, 'etcd-cluster'),
   flag('initial-cluster-state', selectValue(['new', 'existing']), 'new'),
   flag('strict-reconfig-check', boolValue, true),
+  flag('auto-promote-learners', boolValue, false), // Concord's: etcd promised it and never shipped it
   flag('enable-v2', boolValue, false),
   flag('pre-vote', boolValue, false),
   flag('proxy', selectValue(['off', 'readonly', 'on']), 'off'),
@@ -178,7 +179,7 @@ const supported = new Set([
   'max-snapshots', 'max-wals', 'name', 'snapshot-count', 'heartbeat-interval', 'election-timeout',
   'initial-election-tick-advance', 'quota-backend-bytes', 'max-txn-ops', 'max-request-bytes',
   'initial-advertise-peer-urls', 'advertise-client-urls', 'initial-cluster', 'initial-cluster-token',
-  'initial-cluster-state', 'strict-reconfig-check', 'enable-v2', 'pre-vote', 'cert-file', 'key-file',
+  'initial-cluster-state', 'strict-reconfig-check', 'auto-promote-learners', 'enable-v2', 'pre-vote', 'cert-file', 'key-file',
   'enable-grpc-gateway', 'metrics',
   'client-cert-auth', 'trusted-ca-file', 'auto-tls', 'client-crl-file', 'client-cert-allowed-hostname',
   'cipher-suites', 'tls-min-version', 'tls-max-version', 'peer-cert-file', 'peer-key-file',
@@ -208,7 +209,7 @@ interface EtcdConfig {
   maxSnapFiles: number; maxWalFiles: number; snapshotCount: number; tickMs: number; electionMs: number;
   initialElectionTickAdvance: boolean; quotaBackendBytes: number; maxTxnOps: number; maxRequestBytes: number;
   clusterState: string; initialCluster: string; initialClusterToken: string; durl: string; dnsCluster: string;
-  strictReconfigCheck: boolean; enableV2: boolean; preVote: boolean; enableGrpcGateway: boolean; metrics: string;
+  strictReconfigCheck: boolean; autoPromoteLearners: boolean; enableV2: boolean; preVote: boolean; enableGrpcGateway: boolean; metrics: string;
   autoCompactionMode: string; autoCompactionRetention: string;
   logger: string; logLevel: string; logOutputs: string[]; deprecatedLogOutput: string[]; debug: boolean; logPkgLevels: string;
   clientTls: TlsInfo; peerTls: TlsInfo; clientAutoTls: boolean; peerAutoTls: boolean;
@@ -229,7 +230,7 @@ function newEtcdConfig(): EtcdConfig {
     maxSnapFiles: 5, maxWalFiles: 5, snapshotCount: 100000, tickMs: 100, electionMs: 1000,
     initialElectionTickAdvance: true, quotaBackendBytes: 0, maxTxnOps: 128, maxRequestBytes: 1572864,
     clusterState: 'new', initialCluster: defaultInitialCluster, initialClusterToken: 'etcd-cluster', durl: '', dnsCluster: '',
-    strictReconfigCheck: true, enableV2: false, preVote: false, enableGrpcGateway: true, metrics: 'basic',
+    strictReconfigCheck: true, autoPromoteLearners: false, enableV2: false, preVote: false, enableGrpcGateway: true, metrics: 'basic',
     autoCompactionMode: '', autoCompactionRetention: '',
     logger: 'capnslog', logLevel: 'info', logOutputs: ['default'], deprecatedLogOutput: ['default'], debug: false, logPkgLevels: '',
     clientTls: { certFile: '', keyFile: '', clientCertAuth: false, trustedCaFile: '' },
@@ -306,7 +307,7 @@ function configFromCmdLine(values: Map<string, unknown>, set: Set<string>, env: 
   ec.quotaBackendBytes = v('quota-backend-bytes'); ec.maxTxnOps = v('max-txn-ops'); ec.maxRequestBytes = v('max-request-bytes');
   ec.clusterState = v('initial-cluster-state'); ec.initialCluster = v('initial-cluster');
   ec.initialClusterToken = v('initial-cluster-token'); ec.durl = v('discovery'); ec.dnsCluster = v('discovery-srv');
-  ec.strictReconfigCheck = v('strict-reconfig-check'); ec.enableV2 = v('enable-v2'); ec.preVote = v('pre-vote');
+  ec.strictReconfigCheck = v('strict-reconfig-check'); ec.autoPromoteLearners = v('auto-promote-learners'); ec.enableV2 = v('enable-v2'); ec.preVote = v('pre-vote');
   ec.enableGrpcGateway = v('enable-grpc-gateway'); ec.metrics = v('metrics');
   ec.autoCompactionMode = v('auto-compaction-mode'); ec.autoCompactionRetention = v('auto-compaction-retention');
   ec.logger = v('logger'); ec.logLevel = v('log-level'); ec.logOutputs = v('log-outputs');
@@ -343,7 +344,7 @@ const yamlFields: Record<string, GoType> = {
   'quota-backend-bytes': 'int64', 'max-txn-ops': 'uint', 'max-request-bytes': 'uint', 'max-concurrent-streams': 'uint32',
   'cipher-suites': '[]string', 'initial-cluster-state': 'string', 'discovery-srv': 'string', 'discovery-srv-name': 'string',
   'discovery-proxy': 'string', 'discovery': 'string', 'initial-cluster': 'string', 'initial-cluster-token': 'string',
-  'strict-reconfig-check': 'bool', 'enable-v2': 'bool', 'auto-compaction-mode': 'string', 'auto-compaction-retention': 'string',
+  'strict-reconfig-check': 'bool', 'auto-promote-learners': 'bool', 'enable-v2': 'bool', 'auto-compaction-mode': 'string', 'auto-compaction-retention': 'string',
   'grpc-keepalive-min-time': 'time.Duration', 'grpc-keepalive-interval': 'time.Duration', 'grpc-keepalive-timeout': 'time.Duration',
   'pre-vote': 'bool', 'auth-token': 'string', 'bcrypt-cost': 'uint', 'auth-token-ttl': 'uint',
   'experimental-initial-corrupt-check': 'bool', 'experimental-corrupt-check-time': 'time.Duration',
@@ -446,7 +447,7 @@ function configFromFile(path: string, io: ParseIo, logs: LogRecord[]): { ec: Etc
   ec.clusterState = g('initial-cluster-state', ec.clusterState); ec.initialCluster = g('initial-cluster', ec.initialCluster);
   ec.initialClusterToken = g('initial-cluster-token', ec.initialClusterToken);
   ec.durl = g('discovery', ec.durl); ec.dnsCluster = g('discovery-srv', ec.dnsCluster);
-  ec.strictReconfigCheck = g('strict-reconfig-check', ec.strictReconfigCheck); ec.enableV2 = g('enable-v2', ec.enableV2);
+  ec.strictReconfigCheck = g('strict-reconfig-check', ec.strictReconfigCheck); ec.autoPromoteLearners = g('auto-promote-learners', ec.autoPromoteLearners); ec.enableV2 = g('enable-v2', ec.enableV2);
   ec.preVote = g('pre-vote', ec.preVote);
   ec.enableGrpcGateway = g('enable-grpc-gateway', ec.enableGrpcGateway); ec.metrics = g('metrics', ec.metrics);
   ec.autoCompactionMode = g('auto-compaction-mode', ec.autoCompactionMode);
@@ -751,6 +752,7 @@ function parse(argv: readonly string[], env: Readonly<Record<string, string | un
     initialElectionTickAdvance: ec.initialElectionTickAdvance,
     preVote: ec.preVote,
     strictReconfigCheck: ec.strictReconfigCheck,
+    autoPromoteLearners: ec.autoPromoteLearners,
     maxSnapshots: ec.maxSnapFiles,
     maxWals: ec.maxWalFiles,
     forceNewCluster: ec.forceNewCluster,

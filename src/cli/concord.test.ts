@@ -21,14 +21,17 @@ test('the program exits 2 on an unknown flag and 0 on --version, printing as etc
 });
 
 /** Runs runConcord in a child with a fake startServer whose stop takes `stopMs` (or never ends). */
-function startWithFakeServer(stopMs: number | 'never') {
+function startWithFakeServer(stopMs: number | 'never', removedAfterMs?: number) {
   const script = `
     import { runConcord } from ${JSON.stringify(concordModule)};
     const code = await runConcord(['--data-dir', '/nonexistent/concord-test', '--logger', 'zap', '--listen-client-urls', 'http://127.0.0.1:0', '--advertise-client-urls', 'http://127.0.0.1:2379'], {}, {
       walExists: () => false,
       startServer: async (config, log) => {
         log.info('fake server started', { name: config.name });
-        return { stop: () => ${stopMs === 'never' ? 'new Promise(() => {})' : `new Promise((r) => setTimeout(() => { log.info('fake server stopped'); r(); }, ${stopMs}))`} };
+        return {
+          stop: () => ${stopMs === 'never' ? 'new Promise(() => {})' : `new Promise((r) => setTimeout(() => { log.info('fake server stopped'); r(); }, ${stopMs}))`},
+          ${removedAfterMs === undefined ? '' : `removed: new Promise((r) => setTimeout(() => r(new Error('removed')), ${removedAfterMs})),`}
+        };
       },
     });
     if (code !== undefined) process.exit(code);
@@ -54,6 +57,18 @@ test('SIGTERM stops the server gracefully and exits 0', async () => {
   const msgs = p.stderr().trim().split('\n').map((l) => (JSON.parse(l) as { msg: string }).msg);
   assert.ok(msgs.includes('starting an etcd server'));
   assert.deepEqual(msgs.slice(-2), ['received signal; shutting down', 'fake server stopped']);
+});
+
+test('a member removed from the cluster stops and exits 0 (etcd: "the member has been permanently removed")', async () => {
+  const p = startWithFakeServer(20, 100);
+  try {
+    await p.started;
+    assert.equal(await p.exited, 0);
+    const msgs = p.stderr().trim().split('\n').map((l) => (JSON.parse(l) as { msg: string }).msg);
+    assert.equal(msgs.at(-1), 'fake server stopped');
+  } finally {
+    if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  }
 });
 
 test('a second signal exits at once', async () => {

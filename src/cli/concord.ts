@@ -20,7 +20,11 @@ type ServerModule = typeof import('../server/index.js');
 import { checkDataDir, checkListeners } from './preflight.js';
 
 /** What startServer returns; only stop() is needed here. */
-interface Stoppable { stop(): Promise<void> }
+interface Stoppable {
+  stop(): Promise<void>;
+  /** Resolves when the member was removed from the cluster: it then stops and exits 0, as etcd does. */
+  readonly removed?: Promise<Error>;
+}
 export type StartServer = (config: ServerConfig, log: Logger) => Promise<Stoppable>;
 
 const signalNumbers: Record<string, number> = { SIGINT: 2, SIGTERM: 15 };
@@ -174,6 +178,9 @@ export async function runConcord(argv: readonly string[], env: Readonly<Record<s
       process.exit(128 + (signalNumbers[signal] ?? 0));
     }
     log.info('received signal; shutting down', { signal: goSignalNames[signal] ?? signal });
+    stopAndExit();
+  };
+  const stopAndExit = () => {
     stopping = (async () => {
       // If the member is still starting, let it finish first; then stop it.
       while (starting) await new Promise((r) => setTimeout(r, 10));
@@ -201,6 +208,7 @@ export async function runConcord(argv: readonly string[], env: Readonly<Record<s
     return 1;
   }
   starting = false;
+  void running.removed?.then(() => { if (!stopping) stopAndExit(); });
   return undefined;
 }
 

@@ -88,6 +88,8 @@ Clustering:
     Suffix to the dns srv name queried when bootstrapping.
   --strict-reconfig-check 'true'
     Reject reconfiguration requests that would cause quorum loss.
+  --auto-promote-learners 'false'
+    Concord only: the leader promotes a learner once it is in sync (its log at 90% of the leader's).
   --pre-vote 'false'
     Enable to run an additional Raft election phase.
   --auto-compaction-retention '0'

@@ -17,6 +17,8 @@ import {
 export interface RunningServer {
   readonly server: EtcdServer;
   readonly clientAddresses: string[];
+  /** Resolves once this member was removed from the cluster (cli/concord.ts then stops it). */
+  readonly removed: Promise<Error>;
   stop(): Promise<void>;
 }
 
@@ -51,6 +53,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   return {
     server,
     clientAddresses: api.addresses,
+    removed: server.removed,
     async stop() {
       stopping.value = true;
       log.info('closing etcd server', {

@@ -59,7 +59,8 @@ const table = {
   WatchCanceled: [GrpcCode.Canceled, "etcdserver: watch canceled"],
   MemberExist: [GrpcCode.FailedPrecondition, "etcdserver: member ID already exist"],
   PeerURLExist: [GrpcCode.FailedPrecondition, "etcdserver: Peer URLs already exists"],
-  MemberNotEnoughStarted: [GrpcCode.FailedPrecondition, "etcdserver: re-configuration failed due to not enough started members"],
+  // etcd maps it to rpctypes' client-side error, not a gRPC status: clients see Unknown.
+  MemberNotEnoughStarted: [GrpcCode.Unknown, "etcdserver: re-configuration failed due to not enough started members"],
   MemberBadURLs: [GrpcCode.InvalidArgument, "etcdserver: given member URLs are invalid"],
   MemberNotFound: [GrpcCode.NotFound, "etcdserver: member not found"],
   MemberNotLearner: [GrpcCode.FailedPrecondition, "etcdserver: can only promote a learner member"],

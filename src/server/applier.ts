@@ -10,7 +10,7 @@
  */
 import {
   AlarmRequest_AlarmAction as AlarmAction, AlarmResponse, AlarmType, CompactionResponse,
-  EntryType,
+  ConfChangeType, EntryType,
   LeaseGrantResponse, LeaseRevokeResponse, LeaseCheckpointResponse,
   type AlarmRequest, type ConfChangeV2, type ConfState, type Entry, type ResponseHeader, type Snapshot, type RequestOp, type TxnRequest,
   type LeaseGrantRequest, type LeaseRevokeRequest, type LeaseCheckpointRequest,
@@ -65,6 +65,8 @@ export interface ApplierDeps {
   onEmptyEntry?(): void;
   /** The auth store: applies auth_* entries and checks writes against the header's user. */
   auth: AuthStore;
+  /** A conf change removed this member (etcd then stops it: "the member has been permanently removed"). */
+  onRemovedSelf?(): void;
 }
 
 export class Applier implements ApplierPort {
@@ -274,7 +276,9 @@ export class Applier implements ApplierPort {
     toRaft(cc);
     for (const c of changes) this.logMemberChange(c, applyMemberChange(membership, c));
     if (changes.length > 0) this.d.persistMembership(membership);
-    waiter?.resolve(undefined);
+    // etcd answers the proposer with the members as of this entry.
+    waiter?.resolve(membership.toProto());
+    if (changes.some((c) => c.type === ConfChangeType.ConfChangeRemoveNode && c.nodeId === this.d.memberId)) this.d.onRemovedSelf?.();
   }
 
   private logMemberChange(c: MemberChange, what: AppliedMemberChange): void {

@@ -41,6 +41,8 @@ export interface ServerConfig {
   preVote?: boolean;
   /** --strict-reconfig-check (default true). */
   strictReconfigCheck?: boolean;
+  /** --auto-promote-learners (Concord's, default false): the leader promotes a learner once it is in sync. */
+  autoPromoteLearners?: boolean;
   /** --max-snapshots, --max-wals: files kept (0 = unlimited; default 5 each). */
   maxSnapshots?: number;
   maxWals?: number;

@@ -8,7 +8,7 @@
 import {
   AlarmMember, AlarmRequest_AlarmAction as AlarmAction, AlarmRequest, AlarmResponse, AlarmType, CompactionRequest, CompactionResponse,
   DefragmentResponse, DeleteRangeRequest, DeleteRangeResponse, HashKVRequest, HashKVResponse,
-  HashResponse, MemberListRequest, MemberListResponse, MoveLeaderRequest, MoveLeaderResponse,
+  HashResponse, MemberListRequest, MemberListResponse, MoveLeaderRequest, MoveLeaderResponse, etcdserverpb as pb,
   PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader,
   StatusResponse, TxnRequest, TxnResponse,
 } from '../proto/index.js';
@@ -31,6 +31,7 @@ import { applyTxn } from './txn.js';
 import type { AuthStore } from '../auth/index.js';
 import { AuthServer, type AuthInfo } from './auth-server.js';
 import { checkTxn as checkTxnPermission } from './auth-checks.js';
+import { ClusterService, noPeerActivity, type PeerActivity } from './cluster-service.js';
 
 export { etcdServerVersion as serverVersion, etcdClusterVersion as clusterVersion } from '../version.js';
 import { etcdServerVersion as serverVersion } from '../version.js';
@@ -67,7 +68,12 @@ export interface EtcdServerDeps {
   /** Linearizable reads waiting at most (default maxPendingReads). */
   maxPendingReads?: number;
   auth: AuthStore;
+  /** The peer transport's connection times (strict reconfig checks); default: no peers ever connected. */
+  peers?: PeerActivity;
 }
+
+/** How long after applying its own removal the member stops (etcd's stopWithDelay). */
+const removedStopDelayMs = 1000;
 
 export class EtcdServer implements EtcdService {
   readonly limits: { maxTxnOps: number; maxRequestBytes: number };
@@ -88,6 +94,11 @@ export class EtcdServer implements EtcdService {
   private readonly reads: LinearizableReads;
   private stopped = false;
   readonly auth: AuthServer;
+  readonly cluster: ClusterService;
+  private autoPromoteTimer: ReturnType<typeof setInterval> | undefined;
+  /** Resolves once this member, removed from the cluster, is to stop (the composition root stops the process). */
+  readonly removed: Promise<Error>;
+  private markRemoved!: (why: Error) => void;
   private readonly authStore: AuthStore;
 
   constructor(deps: EtcdServerDeps) {
@@ -113,6 +124,36 @@ export class EtcdServer implements EtcdService {
       store: deps.auth, log: deps.log, bcryptCost: deps.config.auth?.bcryptCost ?? 10,
       propose: (r, ai) => this.propose(r, ai), barrier: () => this.linearizableBarrier(),
     });
+    this.cluster = new ClusterService({
+      memberId: deps.memberId, membership: deps.membership, raft: deps.raft, waits: deps.waits,
+      nextRequestId: () => this.ids.next(), peers: deps.peers ?? noPeerActivity,
+      strictReconfigCheck: deps.config.strictReconfigCheck ?? true,
+      requestTimeoutMs: 5000 + 2 * deps.config.electionTimeoutMs, // etcd's ReqTimeout()
+      header: () => this.header(), log: deps.log,
+    });
+    if (deps.config.autoPromoteLearners) {
+      this.autoPromoteTimer = setInterval(() => this.cluster.maybeAutoPromote(), deps.config.heartbeatIntervalMs);
+      this.autoPromoteTimer.unref();
+    }
+    this.removed = new Promise((resolve) => { this.markRemoved = resolve; });
+  }
+
+  /**
+   * The applier removed this member from the cluster: as etcd, stop a second later (time for
+   * the entry to reach the others) with "the member has been permanently removed".
+   */
+  removedFromCluster(): void {
+    const why = new Error('the member has been permanently removed from the cluster');
+    setTimeout(() => {
+      this.log.warn('server error', { error: why.message });
+      this.log.warn('data-dir used by this member must be removed', {});
+      this.markRemoved(why);
+    }, removedStopDelayMs).unref();
+  }
+
+  /** Whether this member is a learner: it then serves only Status and serializable ranges (etcd's interceptor). */
+  isLearner(): boolean {
+    return this.cluster.isLearner();
   }
 
   get leader(): bigint {
@@ -281,7 +322,7 @@ export class EtcdServer implements EtcdService {
       raftTerm: this.raft.term,
       raftAppliedIndex: this.raft.appliedIndex,
       errors,
-      isLearner: false,
+      isLearner: this.isLearner(),
     });
   }
 
@@ -353,9 +394,13 @@ export class EtcdServer implements EtcdService {
   // ------------------------------------------------------------------ Cluster
 
   async memberList(_req: MemberListRequest): Promise<MemberListResponse> {
-    // etcd's cluster service header carries no revision.
-    return MemberListResponse.fromPartial({ header: { ...this.header(), revision: 0 }, members: this.membership.toProto() });
+    return this.cluster.memberList();
   }
+
+  memberAdd(req: pb.MemberAddRequest): Promise<pb.MemberAddResponse> { return this.cluster.memberAdd(req); }
+  memberRemove(req: pb.MemberRemoveRequest): Promise<pb.MemberRemoveResponse> { return this.cluster.memberRemove(req); }
+  memberUpdate(req: pb.MemberUpdateRequest): Promise<pb.MemberUpdateResponse> { return this.cluster.memberUpdate(req); }
+  memberPromote(req: pb.MemberPromoteRequest): Promise<pb.MemberPromoteResponse> { return this.cluster.memberPromote(req); }
 
   health(): HealthReport {
     if (!this.alarms.empty) {
@@ -419,6 +464,7 @@ export class EtcdServer implements EtcdService {
 
   stop(): void {
     this.stopped = true;
+    clearInterval(this.autoPromoteTimer);
     this.waits.failAll(etcdError('Stopped'));
     this.reads.failAll(etcdError('Stopped'));
     this.raft.failApplyWaits(etcdError('Stopped'));

@@ -136,6 +136,7 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     lessor, clock,
     onEmptyEntry: () => { if (raftNode?.isLeader) expiry?.promote(); },
     auth,
+    onRemovedSelf: () => server?.removedFromCluster(),
   });
   let snapshots: SnapshotPolicy | undefined;
   let raftNode: RaftNode | undefined;

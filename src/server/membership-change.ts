@@ -142,7 +142,10 @@ export function applyMemberChange(membership: Membership, c: MemberChange): Appl
     case ConfChangeType.ConfChangeUpdateNode: {
       const existing = membership.get(c.nodeId);
       if (!existing || !c.member) return 'none';
-      membership.add({ ...existing, peerURLs: c.member.peerURLs });
+      // etcd's UpdateRaftAttributes replaces the raft attributes whole: an update of a learner
+      // (whose context says nothing of isLearner) lists it as a voter from then on, though raft
+      // still has it as a learner. Kept, so both list the same members.
+      membership.add({ ...existing, peerURLs: c.member.peerURLs, isLearner: c.member.isLearner });
       return 'updated';
     }
     default:

@@ -216,6 +216,22 @@ export class RaftNode {
       + `"progress":{${progress}},"leadtransferee":"${hex(st.leadTransferee)}"}`;
   }
 
+  /** The leader's match index of every member raft tracks (etcd's isLearnerReady reads it); undefined off the leader. */
+  progressMatch(): Map<NodeId, number> | undefined {
+    const progress = this.raw.status().progress;
+    return progress && new Map([...progress].map(([id, p]) => [id, p.match]));
+  }
+
+  /**
+   * The index of a conf change raft still holds unapplied (0 when none). While one is, a
+   * leader turns a new conf change into an empty entry that answers nobody, so the Cluster
+   * service waits for it first (etcd's callers just time out).
+   */
+  pendingConfChangeIndex(): number {
+    const r = this.raw.raft;
+    return r.pendingConfIndex > r.log.applied ? r.pendingConfIndex : 0;
+  }
+
   /** Voters of the current configuration. */
   voters(): NodeId[] {
     return this.raw.status().config.voters;

@@ -12,7 +12,7 @@ import type {
   AlarmRequest, AlarmResponse, MoveLeaderRequest, MoveLeaderResponse,
   MemberListRequest, MemberListResponse, ResponseHeader,
   LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse,
-  LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, LeaseLeasesResponse,
+  LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, LeaseLeasesResponse, etcdserverpb as pb,
 } from '../proto/index.js';
 import type { WatchableStore } from '../mvcc/index.js';
 import type { AuthApi, AuthInfo } from './auth-server.js';
@@ -66,6 +66,12 @@ export interface MaintenanceService {
 
 export interface ClusterService {
   memberList(req: MemberListRequest): Promise<MemberListResponse>;
+  memberAdd(req: pb.MemberAddRequest): Promise<pb.MemberAddResponse>;
+  memberRemove(req: pb.MemberRemoveRequest): Promise<pb.MemberRemoveResponse>;
+  memberUpdate(req: pb.MemberUpdateRequest): Promise<pb.MemberUpdateResponse>;
+  memberPromote(req: pb.MemberPromoteRequest): Promise<pb.MemberPromoteResponse>;
+  /** Whether this member is a learner: it then serves only Status and serializable ranges (etcd's interceptor). */
+  isLearner(): boolean;
 }
 
 /** What the Watch service needs of the member (api/watch-service.ts). */

@@ -126,6 +126,7 @@ export interface TestCluster {
 export function testApplier(
   id: NodeId, store: MvccStore, maxProposalsInFlight: number,
   lessor = new Lessor({ backend: store.backend, minTtlSeconds: 2, expiredRetryMs: 7000 }),
+  onRemovedSelf?: () => void,
 ): { applier: Applier; membership: Membership; waits: WaitRegistry } {
   const membership = new Membership(clusterId, []);
   const waits = new WaitRegistry({ maxProposalsInFlight, maxProposalBytesInFlight: 1 << 20 });
@@ -135,6 +136,7 @@ export function testApplier(
     persistAlarms: () => undefined, persistMembership: () => undefined, persistClusterVersion: () => undefined,
     clusterVersion: undefined, lessor, clock: () => performance.now(),
     auth: new AuthStore({ backend: store.backend, log: nopLogger(), tokenTtlMs: 300_000 }),
+    ...(onRemovedSelf ? { onRemovedSelf } : {}),
   });
   return { applier, membership, waits };
 }
