@@ -112,6 +112,11 @@ export interface RunOptions {
  */
 export async function runConcord(argv: readonly string[], env: Readonly<Record<string, string | undefined>>,
   opts: RunOptions = {}): Promise<number | undefined> {
+  // etcdmain: `etcd gateway ...` is a cobra command of its own (the L4 proxy), not the server.
+  if (argv[0] === 'gateway') {
+    const { runGateway } = await import('./concord-gateway.js');
+    return runGateway(argv.slice(1), { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) });
+  }
   const parsed = parseConcordArgs(argv, env, opts.walExists ? { walExists: opts.walExists } : {});
   if (parsed.kind === 'exit') {
     writeExit(parsed);
