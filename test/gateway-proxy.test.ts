@@ -112,7 +112,9 @@ describe('concord gateway start', () => {
       ['gateway', 'start', '--listen-addr=nosuchhost.invalid:1'],
       ['gateway', 'start', '--endpoints=', `--listen-addr=127.0.0.1:${port}`],
     ];
-    const answers = await Promise.all(cases.map((args) => Promise.all([run('etcd', args), run(process.execPath, [concordBin, ...args])])));
-    answers.forEach(([e, c], i) => assert.deepEqual(c, e, cases[i]!.join(' ')));
+    for (const args of cases) {
+      const [e, c] = await Promise.all([run('etcd', args), run(process.execPath, [concordBin, ...args])]);
+      assert.deepEqual(c, e, args.join(' '));
+    }
   });
 });
