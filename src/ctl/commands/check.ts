@@ -52,14 +52,24 @@ function progressLine(done: number, total: number, elapsedMs: number, finished: 
   return `\r ${done} / ${total} ${pct}${time}`;
 }
 
-async function perf(ctx: Ctx): Promise<void> {
+/** The --load model's settings (s, small, m, medium, ...); an unknown name ends the command as etcdctl does. */
+function loadOf<T>(ctx: Ctx, table: Record<string, T>): T {
   const model = aliases[ctx.str('load')];
   if (model === undefined) throw new CtlExit(ExitCode.BadFeature, `unknown load option ${ctx.str('load')}`);
-  const cfg = loads[model]!;
+  return table[model]!;
+}
+
+/** A check writes under a prefix that must hold no keys. */
+async function ensureEmpty(ctx: Ctx, prefix: string, timeoutMs: number): Promise<void> {
+  const existing = await ctx.call(ctx.client.kv.get(prefix, { prefix: true, limit: 1, timeoutMs }));
+  if (existing.kvs.length > 0) throw new CtlExit(ExitCode.InvalidInput, `prefix "${prefix}" has keys. Delete with etcdctl del --prefix ${prefix} first`);
+}
+
+async function perf(ctx: Ctx): Promise<void> {
+  const cfg = loadOf(ctx, loads);
   const prefix = ctx.str('prefix');
   const first = ctx.client;
-  const existing = await ctx.call(first.kv.get(prefix, { prefix: true, limit: 1, timeoutMs: cfg.durationS * 1000 }));
-  if (existing.kvs.length > 0) throw new CtlExit(ExitCode.InvalidInput, `prefix "${prefix}" has keys. Delete with etcdctl del --prefix ${prefix} first`);
+  await ensureEmpty(ctx, prefix, cfg.durationS * 1000);
 
   const clients = Array.from({ length: cfg.clients }, () => ctx.clientFor(ctx.globals.endpoints[0]!));
   const value = Buffer.alloc(1024);
@@ -148,13 +158,10 @@ async function residentMemoryBytes(ctx: Ctx, endpoint: string): Promise<number> 
 }
 
 async function datascale(ctx: Ctx): Promise<void> {
-  const model = aliases[ctx.str('load')];
-  if (model === undefined) throw new CtlExit(ExitCode.BadFeature, `unknown load option ${ctx.str('load')}`);
-  const cfg = datascaleLoads[model]!;
+  const cfg = loadOf(ctx, datascaleLoads);
   const prefix = ctx.str('prefix');
   const first = ctx.client;
-  const existing = await ctx.call(first.kv.get(prefix, { prefix: true, limit: 1 }));
-  if (existing.kvs.length > 0) throw new CtlExit(ExitCode.InvalidInput, `prefix "${prefix}" has keys. Delete with etcdctl del --prefix ${prefix} first`);
+  await ensureEmpty(ctx, prefix, ctx.globals.commandTimeoutMs);
   const endpoint = ctx.globals.endpoints[0]!;
   const before = await residentMemoryBytes(ctx, endpoint);
   if (before === 0) {
