@@ -152,6 +152,19 @@ for (const target of selectedTargets()) {
       return { ...r, stdout, code: r.code === 0 || r.code === 1 ? 0 : r.code };
     }));
 
+    test('check datascale: its errors, progress line and memory report as etcdctl prints them', () => same(async (tool, server, client) => {
+      const badLoad = await start(tool, server, ['check', 'datascale', '--load', 'q']).done;
+      await client.kv.put('/ds/x', 'y');
+      const taken = await start(tool, server, ['check', 'datascale', '--prefix', '/ds/']).done;
+      await client.kv.delete('/ds/x');
+      const r = await start(tool, server, ['check', 'datascale', '--prefix', '/ds/']).done;
+      // How much memory and how fast depend on the machine and the server; the form must not.
+      const stdout = r.stdout.replace(/\r[^\r\n]*/g, (l) => l.replace(/\d+/g, 'N')).replace(/(\r N \/ N +N\.N%( N+mN+s| N+s)?)+/g, '<progress>')
+        .replace(/used : -?\d+\.\d\d MB\./, 'used : <n> MB.');
+      const left = (await client.kv.get('/ds/', { prefix: true, countOnly: true })).count;
+      return { ...r, stdout: [badLoad.stderr, badLoad.code, taken.stderr, taken.code, stdout, `left ${left}`].join('\n') };
+    }));
+
     test('lease keep-alive: renews, then reports the revoked lease and exits 0', async (t) => {
       if (noLease) { t.skip(noLease); return; }
       await same(async (tool, server, client) => {

@@ -8,15 +8,14 @@
 // Run one side only with CONCORD_TESTS_ETCD_ONLY=1 / CONCORD_TESTS_CONCORD_ONLY=1 (harness.ts).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, isUnimplemented } from '../src/client/index.js';
-import { startServer, selectedTargets, track, normalize, REPO_ROOT, type Server, type CmdResult, type TargetName } from './harness.js';
+import { startServer, selectedTargets, normalize, type Server, type CmdResult, type TargetName } from './harness.js';
 import { RangeResponse, MemberListResponse, type MessageFns } from '../src/proto/gen/etcdserverpb/rpc.js';
 
-type Tool = 'etcdctl' | 'concordctl';
+import { runTool, type Tool } from './ctl-tools.js';
 
 interface Step {
   /** The command line (after the tool's name); a function sees the earlier outputs of its side. */
@@ -30,25 +29,9 @@ interface Step {
 }
 
 /** Runs the tool; the environment carries no ETCDCTL_* but what the step sets. */
-function runTool(tool: Tool, endpoint: string, step: Step, args: string[], cwd: string): Promise<CmdResult> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETCDCTL_') && v !== undefined) env[k] = v;
-  env.ETCDCTL_API = '3';
-  Object.assign(env, step.env ?? {});
+function runStep(tool: Tool, endpoint: string, step: Step, args: string[], cwd: string): Promise<CmdResult> {
   const argv = step.noEndpoints ? args : ['--endpoints', endpoint, ...args];
-  const [cmd, full] = tool === 'etcdctl' ? ['etcdctl', argv] : [process.execPath, [join(REPO_ROOT, 'bin', 'concordctl.js'), ...argv]];
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, full, { env, cwd, stdio: [step.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    track(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.setEncoding('latin1').on('data', (d: string) => { stdout += d; });
-    child.stderr!.setEncoding('latin1').on('data', (d: string) => { stderr += d; });
-    const t = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', (e) => { clearTimeout(t); reject(e); });
-    child.on('close', (code) => { clearTimeout(t); resolve({ code, stdout, stderr }); });
-    if (child.stdin) { child.stdin.on('error', () => {}); child.stdin.end(step.stdin); }
-  });
+  return runTool(tool, argv, { cwd, ...(step.env ? { env: step.env } : {}), ...(step.stdin !== undefined ? { stdin: step.stdin } : {}) });
 }
 
 interface Ids { memberId: bigint; clusterId: bigint }
@@ -216,7 +199,7 @@ async function differ(sides: Map<Tool, { server: Server; ids: Ids; cwd: string }
       const fill = (a: string) => a.replace('<self>', server.endpoint);
       const args = (typeof step.args === 'function' ? step.args(prev.get(tool)!) : step.args).map(fill);
       const env = Object.fromEntries(Object.entries(step.env ?? {}).map(([k, v]) => [k, fill(v)]));
-      const raw = await runTool(tool, server.endpoint, { ...step, env }, args, cwd);
+      const raw = await runStep(tool, server.endpoint, { ...step, env }, args, cwd);
       prev.get(tool)!.push(raw);
       const stdout = step.protobuf ? JSON.stringify(normalize(step.protobuf.decode(Buffer.from(raw.stdout, 'latin1')))) : raw.stdout;
       got.set(tool, { code: raw.code, stdout: normalise(stdout, server, ids), stderr: normalise(raw.stderr, server, ids) });

@@ -11,6 +11,7 @@ import { debugVarsBody } from './debug-vars.js';
 import { gatewayHandler } from './gateway/index.js';
 import { etcdserverpb } from '../proto/index.js';
 import { ClientListener } from './listener.js';
+import { AccessControl, type AccessOptions } from './access.js';
 import { ClientTls, type ClientTlsOptions } from './tls.js';
 import type { KeepaliveOptions } from './keepalive.js';
 import type { Logger } from '../log/index.js';
@@ -21,6 +22,7 @@ export { etcdServerVersion, etcdClusterVersion } from '../version.js';
 export { ClientTls, TlsConfigError, httpsWithoutCertMessage, type ClientTlsOptions } from './tls.js';
 export { selfCert } from './self-cert.js';
 export type { KeepaliveOptions } from './keepalive.js';
+export type { AccessOptions } from './access.js';
 export { GrpcServer, ServerCall, GrpcStatusError } from './grpc/index.js';
 
 /** etcd's grpcOverheadBytes (v3rpc/grpc.go): the gRPC receive limit is max-request-bytes plus this. */
@@ -48,6 +50,10 @@ export interface ApiOptions {
   listenMetrics?: URL[];
   /** --enable-grpc-gateway (default true): the JSON gateway under /v3/ on the client URLs. */
   enableGrpcGateway?: boolean;
+  /** --cors and --host-whitelist for plain HTTP on the client URLs (etcd's defaults allow all). */
+  access?: AccessOptions;
+  /** --max-concurrent-streams: per HTTP/2 connection, and for the gateway's calls together. */
+  maxConcurrentStreams?: number;
 }
 
 export interface Api {
@@ -100,7 +106,10 @@ async function startClientApi(opts: ApiOptions, health: HttpEndpoints['health'])
     health,
     probes: probeHost(service),
     debugVars: () => debugVarsBody(service.raftStatusJson()),
-    ...(opts.enableGrpcGateway === false ? {} : { gateway: gatewayHandler(service, log) }),
+    ...(opts.access ? { access: new AccessControl(opts.access, log) } : {}),
+    ...(opts.enableGrpcGateway === false ? {} : {
+      gateway: gatewayHandler(service, log, opts.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: opts.maxConcurrentStreams }),
+    }),
   };
   const grpc = new GrpcServer({
     maxReceiveMessageBytes: service.limits.maxRequestBytes + grpcOverheadBytes,
@@ -112,6 +121,7 @@ async function startClientApi(opts: ApiOptions, health: HttpEndpoints['health'])
   const listener = new ClientListener({
     onStream: grpc.handleStream, onRequest: http1Handler(endpoints), log,
     ...(tls ? { tls } : {}), ...(opts.keepalive ? { keepalive: opts.keepalive } : {}),
+    ...(opts.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: opts.maxConcurrentStreams }),
   });
   const addresses: string[] = [];
   try {

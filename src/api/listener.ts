@@ -39,6 +39,8 @@ export interface ListenerOptions {
   tls?: ClientTls;
   /** Server pings and the client ping policy (--grpc-keepalive-*); etcd's defaults if absent. */
   keepalive?: KeepaliveOptions;
+  /** --max-concurrent-streams: HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection (default 2^32-1). */
+  maxConcurrentStreams?: number;
 }
 
 export class ClientListener {
@@ -62,7 +64,9 @@ export class ClientListener {
       maxSessionMemory: opts.maxSessionMemoryMiB ?? 64,
       // A 1 MiB stream window lets a max-size request (1.5 MiB by default) arrive in two
       // round trips instead of ~25 at the 64 KiB default.
-      settings: { initialWindowSize: 1 << 20, maxConcurrentStreams: 0xffffffff },
+      // A client past maxConcurrentStreams waits for one of its streams to end (grpc-go and
+      // nghttp2 queue the request), as with etcd's grpc.MaxConcurrentStreams.
+      settings: { initialWindowSize: 1 << 20, maxConcurrentStreams: opts.maxConcurrentStreams ?? 0xffffffff },
     });
     this.h2.on('stream', opts.onStream);
     this.h2.on('session', (session) => {

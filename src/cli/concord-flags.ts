@@ -191,6 +191,7 @@ const supported = new Set([
   'grpc-keepalive-min-time', 'grpc-keepalive-interval', 'grpc-keepalive-timeout',
   'experimental-enable-lease-checkpoint', 'experimental-enable-lease-checkpoint-persist',
   'auth-token', 'bcrypt-cost', 'auth-token-ttl',
+  'cors', 'host-whitelist', 'max-concurrent-streams',
 ]);
 
 /** etcd's flags.FlagToEnv: some-flag -> ETCD_SOME_FLAG. */
@@ -220,6 +221,8 @@ interface EtcdConfig {
   /** ms; 0 = etcd's default (10 minutes). */
   watchProgressNotifyIntervalMs: number;
   authToken: string; bcryptCost: number; authTokenTtl: number;
+  /** --cors ("*": any origin), --host-whitelist ("*": any host), --max-concurrent-streams. */
+  cors: string[]; hostWhitelist: string[]; maxConcurrentStreams: number;
 }
 
 function newEtcdConfig(): EtcdConfig {
@@ -240,6 +243,7 @@ function newEtcdConfig(): EtcdConfig {
     tlsMinVersion: 'TLS1.2', tlsMaxVersion: '', unsafeNoFsync: false, forceNewCluster: false, proxy: 'off',
     leaseCheckpoint: false, leaseCheckpointPersist: false, watchProgressNotifyIntervalMs: 0,
     authToken: 'simple', bcryptCost: 10, authTokenTtl: 300,
+    cors: ['*'], hostWhitelist: ['*'], maxConcurrentStreams: 4294967295,
   };
 }
 
@@ -324,6 +328,9 @@ function configFromCmdLine(values: Map<string, unknown>, set: Set<string>, env: 
   ec.leaseCheckpointPersist = v('experimental-enable-lease-checkpoint-persist');
   ec.watchProgressNotifyIntervalMs = v('experimental-watch-progress-notify-interval');
   ec.authToken = v('auth-token'); ec.bcryptCost = v('bcrypt-cost'); ec.authTokenTtl = v('auth-token-ttl');
+  const corsUrls = v<GoUrl[]>('cors'); // empty: the flag's "*" (etcd's default)
+  if (corsUrls.length > 0) ec.cors = corsUrls.map((x) => x.text);
+  ec.hostWhitelist = v('host-whitelist'); ec.maxConcurrentStreams = v('max-concurrent-streams');
 
   // Listening on chosen client URLs without saying what to advertise is an error (below).
   if (set.has('listen-client-urls') && !set.has('advertise-client-urls')) ec.acUrls = null;
@@ -460,6 +467,9 @@ function configFromFile(path: string, io: ParseIo, logs: LogRecord[]): { ec: Etc
   ec.leaseCheckpointPersist = g('experimental-enable-lease-checkpoint-persist', ec.leaseCheckpointPersist);
   ec.watchProgressNotifyIntervalMs = g('experimental-watch-progress-notify-interval', ec.watchProgressNotifyIntervalMs);
   ec.authToken = g('auth-token', ec.authToken); ec.bcryptCost = g('bcrypt-cost', ec.bcryptCost); ec.authTokenTtl = g('auth-token-ttl', ec.authTokenTtl);
+  ec.maxConcurrentStreams = g('max-concurrent-streams', ec.maxConcurrentStreams);
+  const hostWhitelist = g('host-whitelist', '');
+  if (hostWhitelist !== '') ec.hostWhitelist = uniqueStringsValue.parse(hostWhitelist, ec.hostWhitelist);
 
   // URL lists are comma-separated strings in the file; a bad one is fatal before validation,
   // printed raw (etcd's own text, including its "advertise-peer-urls" slip for client URLs).
@@ -473,6 +483,13 @@ function configFromFile(path: string, io: ParseIo, logs: LogRecord[]): { ec: Etc
     if (!s) continue;
     try { ec[field] = parseEtcdUrls(s.split(',')); } catch (e) {
       throw new ExitError({ kind: 'exit', code: 1, stderr: `unexpected error setting up ${label}: ${(e as Error).message}\n`, logs });
+    }
+  }
+  const cors = got['cors'] as string | undefined;
+  if (cors && cors !== '*') {
+    // etcd builds it with NewUniqueURLsWithExceptions, which panics on a bad URL.
+    try { ec.cors = parseEtcdUrls(cors.split(',')).map((x) => x.text); } catch (e) {
+      throw new ExitError({ kind: 'exit', code: 2, stderr: `panic: new UniqueURLs should never fail: ${(e as Error).message}\n`, logs });
     }
   }
   if ((ec.durl !== '' || ec.dnsCluster !== '') && ec.initialCluster === defaultInitialCluster) ec.initialCluster = '';
@@ -760,6 +777,9 @@ function parse(argv: readonly string[], env: Readonly<Record<string, string | un
     enableV2: ec.enableV2,
     listenMetricsUrls: ec.metricsUrls.map(toUrl),
     enableGrpcGateway: ec.enableGrpcGateway,
+    cors: ec.cors,
+    hostWhitelist: ec.hostWhitelist,
+    maxConcurrentStreams: ec.maxConcurrentStreams,
     metrics: ec.metrics,
     // etcd applies the flag only when > 0; otherwise v3rpc's default stands.
     watchProgressNotifyIntervalMs: ec.watchProgressNotifyIntervalMs > 0 ? ec.watchProgressNotifyIntervalMs : defaultWatchProgressNotifyIntervalMs,

@@ -79,14 +79,14 @@ function logStarting(log: Logger, config: ServerConfig, memberInitialized: boole
     'advertise-client-urls': urls(config.advertiseClientUrls),
     'listen-client-urls': urls(config.listenClientUrls),
     'listen-metrics-urls': urls(config.listenMetricsUrls),
-    cors: ['*'],
-    'host-whitelist': ['*'],
+    cors: [...(config.cors ?? ['*'])].sort(),
+    'host-whitelist': [...(config.hostWhitelist ?? ['*'])].sort(),
     'initial-cluster': initialCluster,
     'initial-cluster-state': config.initialClusterState,
     'initial-cluster-token': memberInitialized ? '' : config.initialClusterToken,
     'quota-backend-bytes': config.quotaBackendBytes === 0 ? defaultQuotaBackendBytes : config.quotaBackendBytes,
     'max-request-bytes': config.maxRequestBytes,
-    'max-concurrent-streams': 4294967295,
+    'max-concurrent-streams': config.maxConcurrentStreams ?? 4294967295,
     'pre-vote': config.preVote ?? false,
     'initial-corrupt-check': false,
     'corrupt-check-time-interval': '0s',
@@ -116,6 +116,11 @@ export interface RunOptions {
  */
 export async function runConcord(argv: readonly string[], env: Readonly<Record<string, string | undefined>>,
   opts: RunOptions = {}): Promise<number | undefined> {
+  // etcdmain: `etcd gateway ...` is a cobra command of its own (the L4 proxy), not the server.
+  if (argv[0] === 'gateway') {
+    const { runGateway } = await import('./concord-gateway.js');
+    return runGateway(argv.slice(1), { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) });
+  }
   const parsed = parseConcordArgs(argv, env, opts.walExists ? { walExists: opts.walExists } : {});
   if (parsed.kind === 'exit') {
     writeExit(parsed);

@@ -2,7 +2,11 @@
  * `concordctl`: etcdctl v3's command line for Concord and etcd alike (the commands live in
  * ctl/). bin/concordctl.js calls main(); importing the module runs nothing.
  */
-import { runCtl, type Io } from '../ctl/index.js';
+import { runCtl, type Io, type SnapshotTools } from '../ctl/index.js';
+import { snapshotStatus } from '../snapshot/index.js';
+import { restoreSnapshot } from '../backup/index.js';
+import { createLogger } from '../log/index.js';
+import { parseEtcdUrls, parseUrlsMap } from './go-flags.js';
 
 /** stdin as lines (complete ones only: a last line without "\n" is the end of input, as bufio's ReadString sees it). */
 async function* stdinLines(): AsyncGenerator<string> {
@@ -24,11 +28,26 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(parts).toString('utf8');
 }
 
+/** snapshot status/restore for concordctl: concordutl's code (restore writes a Concord data dir). */
+const snapshots: SnapshotTools = {
+  status: snapshotStatus,
+  async restore(c) {
+    const initialCluster = new Map<string, URL[]>();
+    for (const [name, urls] of parseUrlsMap(c.initialCluster)) initialCluster.set(name, urls.map((u) => new URL(u.text)));
+    await restoreSnapshot({
+      snapshotPath: c.snapshotPath, name: c.name, dataDir: c.dataDir, ...(c.walDir !== '' ? { walDir: c.walDir } : {}),
+      initialCluster, initialAdvertisePeerUrls: parseEtcdUrls(c.peerUrls).map((u) => new URL(u.text)),
+      initialClusterToken: c.initialClusterToken, skipHashCheck: c.skipHashCheck, log: createLogger({ caller: false }),
+    });
+  },
+};
+
 const io: Io = {
   stdout: (s) => { process.stdout.write(s); },
   stderr: (s) => { process.stderr.write(s); },
   readStdin,
   stdinLines,
+  snapshots,
 };
 
 export function main(): void {

@@ -30,6 +30,8 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     service: server, listen: config.listenClientUrls, log, thread: config.apiThread ?? false, tls: clientTlsOptions(config),
     ...(config.grpcKeepalive ? { keepalive: config.grpcKeepalive } : {}),
     listenMetrics: config.listenMetricsUrls ?? [], enableGrpcGateway: config.enableGrpcGateway ?? true,
+    access: { cors: config.cors ?? ['*'], hostWhitelist: config.hostWhitelist ?? ['*'] },
+    ...(config.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: config.maxConcurrentStreams }),
   });
   const stopCompactor = startAutoCompaction({ config, log, server, store });
 

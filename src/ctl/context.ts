@@ -9,6 +9,7 @@ import {
 import type { FlagValue } from './flags.js';
 import { grpcCodeName } from './errors.js';
 import type { Printer } from './printer.js';
+import type { SnapshotTools } from './commands/snapshot.js';
 
 export interface Io {
   stdout(s: string | Uint8Array): void;
@@ -17,6 +18,8 @@ export interface Io {
   readStdin(): Promise<string>;
   /** Lines of stdin as they arrive (interactive txn, watch -i). */
   stdinLines(): AsyncIterable<string>;
+  /** Offline snapshot status/restore, from the program running concordctl (absent: those commands fail). */
+  snapshots?: SnapshotTools;
 }
 
 export interface Globals {
@@ -64,6 +67,11 @@ export class Ctx {
   /** A client to one endpoint only (endpoint health/status/hashkv/defrag ask each member). */
   clientFor(endpoint: string): Client {
     return this.makeClient(this.globals, [endpoint]);
+  }
+
+  /** A client to other endpoints with other settings (make-mirror's destination: its own TLS, no auth). */
+  clientWith(endpoints: string[], settings: Partial<Globals>): Client {
+    return this.makeClient({ ...this.globals, ...settings }, endpoints);
   }
 
   /** Per-call options for a short command (--command-timeout). */

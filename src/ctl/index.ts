@@ -5,4 +5,7 @@
  */
 export { runCtl } from './main.js';
 export type { Io } from './context.js';
-export { ExitCode } from './exit.js';
+export type { SnapshotTools, SnapshotFileStatus, SnapshotRestoreConfig } from './commands/snapshot.js';
+export { ExitCode, CtlExit } from './exit.js';
+// cobra/pflag-style parsing, shared with `concord gateway start` (cli/concord-gateway.ts).
+export { parseFlags, type FlagSpec } from './flags.js';

@@ -15,6 +15,8 @@ import { maintenanceCommands } from './commands/endpoint.js';
 import { concurrencyCommands } from './commands/concurrency.js';
 import { watchCommand } from './commands/watch.js';
 import { checkCommand } from './commands/check.js';
+import { snapshotCommand } from './commands/snapshot.js';
+import { makeMirrorCommand } from './commands/mirror.js';
 
 /** etcdctl's persistent flags, with etcdctl's defaults. */
 const globalFlags: FlagSpec[] = [
@@ -48,7 +50,7 @@ const versionCommand: Command = {
 };
 
 const commands: Command[] = [
-  ...kvCommands, watchCommand, leaseCommand, memberCommand, ...maintenanceCommands, ...concurrencyCommands, checkCommand, versionCommand,
+  ...kvCommands, watchCommand, leaseCommand, memberCommand, ...maintenanceCommands, snapshotCommand, makeMirrorCommand, ...concurrencyCommands, checkCommand, versionCommand,
 ];
 
 /** The command path named by the leading words of argv (flags skipped, global ones with their values). */

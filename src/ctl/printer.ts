@@ -284,6 +284,22 @@ export class Printer {
     for (const h of list) this.line(`${h.ep}, ${h.resp.hash}`);
   }
 
+  /** snapshot status: etcd's makeDBStatusTable row, or snapshot.Status as JSON / fields. */
+  dbStatus(st: { hash: number; revision: number; totalKey: number; totalSize: number }): void {
+    if (this.format === 'json') { this.line(JSON.stringify({ hash: st.hash, revision: st.revision, totalKey: st.totalKey, totalSize: st.totalSize })); return; }
+    if (this.format === 'protobuf') this.unsupported();
+    if (this.format === 'fields') {
+      this.line(`"Hash" : ${st.hash}`);
+      this.line(`"Revision" : ${st.revision}`);
+      this.line(`"Keys" : ${st.totalKey}`);
+      this.line(`"Size" : ${st.totalSize}`);
+      return;
+    }
+    const row = [st.hash.toString(16), String(st.revision), String(st.totalKey), humanizeBytes(st.totalSize)];
+    if (this.format === 'table') { this.out(renderTable(['hash', 'revision', 'total keys', 'total size'], [row])); return; }
+    this.line(row.join(', '));
+  }
+
   alarm(r: pb.AlarmResponse): void {
     if (this.rpc(pb.AlarmResponse, r)) return;
     if (this.format === 'fields') {

@@ -60,6 +60,11 @@ export interface ServerConfig {
   metrics?: string;
   /** --enable-grpc-gateway (default true): the JSON gateway under /v3/ on the client URLs. */
   enableGrpcGateway?: boolean;
+  /** --cors (allowed origins; "*" all, etcd's default) and --host-whitelist (host names; "*" all, the default). */
+  cors?: string[];
+  hostWhitelist?: string[];
+  /** --max-concurrent-streams (default 2^32-1): HTTP/2 streams per client connection. */
+  maxConcurrentStreams?: number;
 
   // Concord's own settings, read from the environment by cli/ (the only place that reads it).
   /** CONCORD_DEBUG_LOOP: log the Ready loop's batch sizes and WAL save latency every second. */

@@ -17,12 +17,17 @@ import { BadJsonError, messageFromJson, messageToJson } from './json.js';
 import { routes, type Route } from './routes.js';
 import { serveWatch } from './watch.js';
 import { calledHeaders, jsonError, plainError, streamErrorLine } from './replies.js';
+import { StreamSlots } from './stream-slots.js';
 
 export interface GatewayOptions {
   /** Largest request body read, in bytes; past it the call fails as gRPC's receive limit would. */
   maxBodyBytes: number;
   /** Bytes of request bodies buffered at once across all gateway requests; past it new bytes are refused. */
   maxBufferedBodyBytes: number;
+  /** --max-concurrent-streams: gateway calls in flight at once; later ones wait (stream-slots.ts). */
+  maxConcurrentStreams: number;
+  /** Calls waiting for a stream at once; past it a call is refused (ResourceExhausted). */
+  maxWaitingCalls: number;
 }
 
 /** Bytes of request bodies held right now, shared by every request of one gateway. */
@@ -42,6 +47,7 @@ export function gatewayHandler(service: EtcdService, log?: Logger, opts?: Partia
   // JSON carries bytes as base64 (4/3) plus field names: twice the gRPC limit is ample.
   const maxBodyBytes = opts?.maxBodyBytes ?? 2 * maxMessageBytes;
   const budget: BodyBudget = { usedBytes: 0, maxBytes: opts?.maxBufferedBodyBytes ?? 16 * maxBodyBytes };
+  const slots = new StreamSlots(opts?.maxConcurrentStreams ?? 0xffffffff, opts?.maxWaitingCalls ?? 10_000);
   const targets = new Map<string, Target>();
   for (const [path, route] of routes) {
     const method = byPath.get(route.grpcPath);
@@ -68,6 +74,13 @@ export function gatewayHandler(service: EtcdService, log?: Logger, opts?: Partia
     const target = targets.get(path);
     if (target === undefined) { plainError(res, 404, 'Not Found'); req.resume(); return; }
     if (req.method !== 'POST') { plainError(res, 405, 'Method Not Allowed'); req.resume(); return; }
+    if (!slots.enter(res, () => serve(target, req, res))) {
+      jsonError(res, GrpcCode.ResourceExhausted, 'etcdserver: too many requests', false);
+      req.resume();
+    }
+  };
+
+  function serve(target: Target, req: http.IncomingMessage, res: http.ServerResponse): void {
     if (target.kind === 'watch') {
       serveWatch(req, res, { host: service.watch!, header: () => service.header(), fragmentAtBytes: service.limits.maxRequestBytes + 512 * 1024, maxBodyBytes }, failed(res));
       return;
@@ -76,7 +89,7 @@ export function gatewayHandler(service: EtcdService, log?: Logger, opts?: Partia
       (body) => call(target, body, res, maxMessageBytes),
       (e: unknown) => jsonError(res, GrpcCode.ResourceExhausted, (e as Error).message, false),
     ).catch(failed(res));
-  };
+  }
 }
 
 async function call(target: Exclude<Target, { kind: 'watch' }>, body: string, res: http.ServerResponse, maxMessageBytes: number): Promise<void> {

@@ -5,14 +5,13 @@
  */
 import type http from 'node:http';
 import type { GrpcCode } from '../../errors/index.js';
-import { cors } from '../http.js';
 
 /** grpc-gateway v1's HTTPStatusFromCode (the version etcd 3.4 vendors: FailedPrecondition is 412). */
 const httpStatusOfCode = [200, 408, 500, 400, 504, 404, 409, 403, 429, 412, 409, 400, 501, 500, 503, 500, 401];
 export const httpStatusOf = (code: GrpcCode): number => httpStatusOfCode[code] ?? 500;
 
 /** Headers of a reply that reached the gRPC service (grpc-gateway forwards its metadata). */
-export const calledHeaders = { ...cors, 'content-type': 'application/json', 'grpc-metadata-content-type': 'application/grpc' } as const;
+export const calledHeaders = { 'content-type': 'application/json', 'grpc-metadata-content-type': 'application/grpc' } as const;
 
 /** grpc-gateway's mid-stream error object (internal.StreamError in jsonpb's field order). */
 export function streamErrorLine(code: GrpcCode, message: string): string {
@@ -35,12 +34,12 @@ export function jsonError(res: http.ServerResponse, code: GrpcCode, message: str
   if (res.destroyed || res.headersSent) return;
   const body = JSON.stringify({ error: message, message, code });
   if (!called) {
-    res.writeHead(httpStatusOf(code), { ...cors, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
+    res.writeHead(httpStatusOf(code), { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
     res.end(body);
     return;
   }
   // A failed call is trailers-only in gRPC: its metadata comes back as a trailer, no header.
-  res.writeHead(httpStatusOf(code), { ...cors, 'content-type': 'application/json', trailer: 'Grpc-Trailer-Content-Type' });
+  res.writeHead(httpStatusOf(code), { 'content-type': 'application/json', trailer: 'Grpc-Trailer-Content-Type' });
   res.write(body);
   res.addTrailers({ 'Grpc-Trailer-Content-Type': 'application/grpc' });
   res.end();
@@ -49,7 +48,7 @@ export function jsonError(res: http.ServerResponse, code: GrpcCode, message: str
 /** Go's http.Error, as grpc-gateway's OtherErrorHandler answers an unknown route or method. */
 export function plainError(res: http.ServerResponse, status: number, message: string): void {
   const body = message + '\n';
-  res.writeHead(status, { ...cors, 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff', 'content-length': String(Buffer.byteLength(body)) });
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff', 'content-length': String(Buffer.byteLength(body)) });
   res.end(body);
 }
 

@@ -1,11 +1,9 @@
 // endpoint health | status | hashkv (each endpoint asked on its own; --cluster: every member's
-// client URLs from the member list), defrag, alarm list | disarm, snapshot save, move-leader.
-import { createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+// client URLs from the member list), defrag, alarm list | disarm, move-leader.
 import { EtcdErrors } from '../../client/index.js';
 import { CtlExit, ExitCode } from '../exit.js';
 import { describeError } from '../errors.js';
-import { goDuration, humanizeBytes } from '../format.js';
+import { goDuration } from '../format.js';
 import type { Ctx } from '../context.js';
 import type { EpHealth, EpStatus, EpHashKV } from '../printer.js';
 import { boolFlag, intFlag, strFlag, type Command } from '../command.js';
@@ -100,42 +98,6 @@ async function alarmDisarm(ctx: Ctx): Promise<void> {
   ctx.display.alarm(raised.alarms.length === 0 ? raised : last);
 }
 
-async function snapshotSave(ctx: Ctx): Promise<void> {
-  if (ctx.args.length !== 1) throw new CtlExit(ExitCode.BadArgs, 'snapshot save expects one argument');
-  if (ctx.globals.endpoints.length !== 1) throw new CtlExit(ExitCode.BadArgs, `snapshot must be requested to one selected node, not multiple [${ctx.globals.endpoints.join(' ')}]`);
-  const path = ctx.args[0]!;
-  const ep = ctx.globals.endpoints[0]!;
-  const partPath = `${path}.part`;
-  await rm(partPath, { force: true });
-  const file = createWriteStream(partPath, { mode: 0o600 });
-  // etcdctl's zap lines: the snapshot package logs epoch seconds, clientv3 ISO8601 times.
-  const epoch = () => Date.now() / 1000;
-  const iso = () => new Date().toISOString();
-  const log = (fields: Record<string, unknown>) => ctx.io.stderr(`${JSON.stringify({ level: 'info', ...fields })}\n`);
-  log({ ts: epoch(), caller: 'snapshot/v3_snapshot.go:119', msg: 'created temporary db file', path: partPath });
-  const start = process.hrtime.bigint();
-  let size = 0;
-  try {
-    const chunks = await ctx.client.maintenance.snapshot();
-    log({ ts: iso(), caller: 'clientv3/maintenance.go:200', msg: 'opened snapshot stream; downloading' });
-    log({ ts: epoch(), caller: 'snapshot/v3_snapshot.go:127', msg: 'fetching snapshot', endpoint: ep });
-    for await (const chunk of chunks) {
-      size += chunk.length;
-      if (!file.write(chunk)) await new Promise<void>((r) => file.once('drain', () => r()));
-    }
-    log({ ts: iso(), caller: 'clientv3/maintenance.go:208', msg: 'completed snapshot read; closing' });
-    await new Promise<void>((res, rej) => file.end((e?: Error | null) => (e ? rej(e) : res())));
-  } catch (e) {
-    file.destroy();
-    await rm(partPath, { force: true });
-    throw new CtlExit(ExitCode.Interrupted, describeError(e));
-  }
-  log({ ts: epoch(), caller: 'snapshot/v3_snapshot.go:142', msg: 'fetched snapshot', endpoint: ep, size: humanizeBytes(size), took: Number(process.hrtime.bigint() - start) / 1e9 });
-  await rename(partPath, path);
-  log({ ts: epoch(), caller: 'snapshot/v3_snapshot.go:152', msg: 'saved', path });
-  ctx.io.stdout(`Snapshot saved at ${path}\n`);
-}
-
 async function moveLeader(ctx: Ctx): Promise<void> {
   if (ctx.args.length !== 1) throw new CtlExit(ExitCode.BadArgs, 'move-leader command needs 1 argument');
   const raw = ctx.args[0]!;
@@ -165,6 +127,5 @@ export const maintenanceCommands: Command[] = [
   },
   { name: 'defrag', flags: [boolFlag('cluster'), strFlag('data-dir')], run: defrag },
   { name: 'alarm', sub: [{ name: 'list', run: alarmList }, { name: 'disarm', run: alarmDisarm }] },
-  { name: 'snapshot', sub: [{ name: 'save', run: snapshotSave }] },
   { name: 'move-leader', run: moveLeader },
 ];

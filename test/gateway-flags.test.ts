@@ -1,0 +1,199 @@
+// The client port's HTTP flags against real etcd 3.4 with the same flags: --host-whitelist
+// (a cleartext request with another Host is refused with 421 and etcd's text; gRPC is not
+// checked), --cors (which Origin gets the CORS headers; OPTIONS answered on any path), and
+// --max-concurrent-streams (etcd's e2e v3_curl_maxstream: with the limit taken by gateway
+// watches a gateway range waits, and runs once a watch ends; a gRPC client over one
+// connection waits the same way). Requests are curl-shaped (node:http, agent off).
+
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as http from 'node:http';
+import { startServer, selectedTargets, etcdctl, EtcdClient, sleep, type Server, type TargetName } from './harness.js';
+import { WatchStreamClient } from './watch-client.js';
+
+const servers: Server[] = [];
+after(async () => { for (const s of servers) await s.destroy(); });
+
+const b64 = (s: string): string => Buffer.from(s).toString('base64');
+
+interface Answer { status: number; body: string; headers: Record<string, string | undefined> }
+
+/** One HTTP/1.1 request with chosen headers; the headers the access controller decides are kept. */
+function request(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string }): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: opts.method ?? 'GET', agent: false, timeout: 10_000, headers: opts.headers ?? {} }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { body += c; });
+      res.on('end', () => {
+        const h = res.headers;
+        const pick = (n: string) => h[n] as string | undefined;
+        resolve({
+          status: res.statusCode ?? 0, body,
+          headers: {
+            'content-type': pick('content-type'), 'x-content-type-options': pick('x-content-type-options'),
+            'access-control-allow-origin': pick('access-control-allow-origin'),
+            'access-control-allow-methods': pick('access-control-allow-methods'),
+            'access-control-allow-headers': pick('access-control-allow-headers'),
+          },
+        });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** Replies whose bodies hold a revision or ids are compared by status and headers only. */
+const shape = (a: Answer): unknown => ({ status: a.status, headers: a.headers, body: a.status === 200 && a.body.startsWith('{"header"') ? '<kv reply>' : a.body });
+
+const targets: TargetName[] = selectedTargets();
+
+describe('--host-whitelist and --cors (compared with etcd)', () => {
+  const results = new Map<TargetName, unknown[]>();
+
+  test('the same requests on each target', async () => {
+    await Promise.all(targets.map(async (target) => {
+      const s = await startServer({ target, extraArgs: ['--host-whitelist=localhost,example.com', '--cors=http://allowed.example:8080'] });
+      servers.push(s);
+      const put = JSON.stringify({ key: b64('foo'), value: b64('bar') });
+      const json = { 'content-type': 'application/json' };
+      const answers = [
+        await request(`${s.endpoint}/version`, { headers: { host: 'evil.example:2379' } }),
+        await request(`${s.endpoint}/health`, { headers: { host: 'evil.example' } }),
+        await request(`${s.endpoint}/v3/kv/put`, { method: 'POST', headers: { ...json, host: 'rebind.example:80' }, body: put }),
+        await request(`${s.endpoint}/version`, { headers: { host: '[::1]:2379' } }),
+        await request(`${s.endpoint}/version`, { headers: { host: 'localhost:2379', origin: 'http://allowed.example:8080' } }),
+        await request(`${s.endpoint}/version`, { headers: { host: 'example.com', origin: 'http://other.example:8080' } }),
+        await request(`${s.endpoint}/v3/kv/put`, { method: 'POST', headers: { ...json, host: 'localhost', origin: 'http://allowed.example:8080' }, body: put }),
+        await request(`${s.endpoint}/v3/kv/put`, { method: 'POST', headers: { ...json, host: 'localhost', origin: 'http://other.example:8080' }, body: put }),
+        await request(`${s.endpoint}/v3/kv/put`, { method: 'OPTIONS', headers: { host: 'localhost', origin: 'http://allowed.example:8080' } }),
+        await request(`${s.endpoint}/anything`, { method: 'OPTIONS', headers: { host: 'localhost' } }),
+        await request(`${s.endpoint}/v3/kv/nope`, { method: 'POST', headers: { ...json, host: 'localhost', origin: 'http://allowed.example:8080' }, body: '{}' }),
+      ];
+      // gRPC is never checked against the whitelist (etcdctl's authority is 127.0.0.1:port).
+      const ctl = await etcdctl(s.endpoint, ['put', 'k', 'v']);
+      results.set(target, [...answers.map(shape), ctl.code, ctl.stdout]);
+      await s.destroy();
+    }));
+  });
+
+  for (const target of targets) {
+    test(`${target}: a foreign Host is refused with 421 and etcd's text; allowed ones pass with their CORS headers`, () => {
+      const r = results.get(target)! as Array<{ status: number; body: string; headers: Record<string, string | undefined> }>;
+      assert.equal(r[0]!.status, 421);
+      assert.match(r[0]!.body, /^\netcd received your request, but the Host header was unrecognized\.\n/);
+      assert.match(r[0]!.body, /--host-whitelist "evil\.example"\n/);
+      assert.equal(r[0]!.headers['access-control-allow-origin'], undefined);
+      assert.equal(r[2]!.status, 421);
+      assert.equal(r[4]!.status, 200);
+      assert.equal(r[4]!.headers['access-control-allow-origin'], 'http://allowed.example:8080');
+      assert.equal(r[5]!.headers['access-control-allow-origin'], undefined);
+      assert.equal(r[8]!.status, 200);
+      assert.equal(r[11], 0);
+      assert.equal(r[12], 'OK\n');
+    });
+  }
+
+  if (targets.includes('etcd') && targets.includes('concord')) {
+    test('every answer equals etcd\'s (status, body, content type, CORS headers)', () => {
+      const e = results.get('etcd')!;
+      const c = results.get('concord')!;
+      e.forEach((x, i) => assert.deepEqual(c[i], x, `request ${i}`));
+    });
+  }
+});
+
+/** A gateway watch held open: resolves once its "created" line arrived; `close` ends it as curl's exit would. */
+function gatewayWatch(endpoint: string): Promise<{ close(): void }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${endpoint}/v3/watch`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+      res.setEncoding('utf8');
+      let text = '';
+      res.on('data', (c) => {
+        text += c;
+        if (text.includes('"created":true')) resolve({ close: () => req.destroy() });
+      });
+      res.on('error', () => { /* closed by the test */ });
+    });
+    req.on('error', (e) => { if (!req.destroyed) reject(e); });
+    // The body stays open, as curl's does while the watch runs.
+    req.write(JSON.stringify({ create_request: { key: b64('foo'), start_revision: '1' } }));
+  });
+}
+
+/** A gateway range; `settled` tells whether it has answered yet. */
+function gatewayRange(endpoint: string): { answer: Promise<Answer>; settled: () => boolean; abort: () => void } {
+  let done = false;
+  const ac = new AbortController();
+  const answer = new Promise<Answer>((resolve, reject) => {
+    const req = http.request(`${endpoint}/v3/kv/range`, { method: 'POST', agent: false, signal: ac.signal, headers: { 'content-type': 'application/json' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { body += c; });
+      res.on('end', () => { done = true; resolve({ status: res.statusCode ?? 0, body, headers: {} }); });
+    });
+    req.on('error', (e) => { done = true; reject(e); });
+    req.end(JSON.stringify({ key: b64('foo') }));
+  });
+  answer.catch(() => { /* aborted by the test */ });
+  return { answer, settled: () => done, abort: () => ac.abort() };
+}
+
+/** How long a call that should wait is watched for an answer it must not give (a failure shows as an early answer). */
+const waitWindowMs = 1500;
+
+describe('--max-concurrent-streams=3 (etcd\'s e2e v3_curl_maxstream)', () => {
+  for (const target of targets) {
+    test(`${target}: below the limit a gateway range answers; at it the range waits until a watch ends`, async () => {
+      const s = await startServer({ target, extraArgs: ['--max-concurrent-streams=3'] });
+      servers.push(s);
+      const watches = [await gatewayWatch(s.endpoint), await gatewayWatch(s.endpoint)];
+      const below = await gatewayRange(s.endpoint).answer;
+      assert.equal(below.status, 200);
+      assert.match(below.body, /"revision":"/);
+
+      watches.push(await gatewayWatch(s.endpoint));
+      const waiting = gatewayRange(s.endpoint);
+      await sleep(waitWindowMs);
+      assert.equal(waiting.settled(), false, 'the range answered although three watches hold every stream');
+      // A client that gives up while waiting leaves no trace (curl's timeout in etcd's e2e).
+      waiting.abort();
+      const second = gatewayRange(s.endpoint);
+      await sleep(200);
+      watches.shift()!.close();
+      const after = await second.answer;
+      assert.equal(after.status, 200);
+      assert.match(after.body, /"revision":"/);
+      for (const w of watches) w.close();
+      await s.destroy();
+    });
+
+    test(`${target}: a gRPC client over one connection waits for a stream past the limit`, async () => {
+      const s = await startServer({ target, extraArgs: ['--max-concurrent-streams=2'] });
+      servers.push(s);
+      const client = new EtcdClient(s.endpoint);
+      try {
+        await client.put({ key: Buffer.from('foo'), value: Buffer.from('bar') });
+        const w1 = new WatchStreamClient(client);
+        const w2 = new WatchStreamClient(client);
+        w1.create({ key: Buffer.from('foo') });
+        w2.create({ key: Buffer.from('foo') });
+        await w1.count(1, 'first watch created');
+        await w2.count(1, 'second watch created');
+        let done = false;
+        const range = client.range({ key: Buffer.from('foo') }).finally(() => { done = true; });
+        await sleep(waitWindowMs);
+        assert.equal(done, false, 'a third stream ran although the server allows two');
+        w1.close();
+        const r = await range;
+        assert.equal(r.kvs[0]!.value.toString(), 'bar');
+        w2.close();
+      } finally {
+        client.close();
+        await s.destroy();
+      }
+    });
+  }
+});
