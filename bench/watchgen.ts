@@ -54,8 +54,13 @@ class Window {
   readonly latencies: number[] = [];
   private rssMaxKiB = 0;
   private rssLastKiB = 0;
+  private rssStartKiB = 0;
 
-  constructor(private readonly cfg: StreamLoadConfig) {}
+  /** Made before the generator connects: the RSS before the load is the first sample. */
+  constructor(private readonly cfg: StreamLoadConfig) {
+    this.sampleRss();
+    this.rssStartKiB = this.rssLastKiB;
+  }
 
   error(e: string): void {
     this.errors++;
@@ -88,7 +93,7 @@ class Window {
     clearInterval(rssTimer);
     clearInterval(progress);
     this.sampleRss();
-    return { elapsedMs, cpu, rss: `server RSS max ${(this.rssMaxKiB / 1024).toFixed(0)} MiB` };
+    return { elapsedMs, cpu, rss: `server RSS ${(this.rssStartKiB / 1024).toFixed(0)} MiB before the load, max ${(this.rssMaxKiB / 1024).toFixed(0)} MiB` };
   }
 
   result(elapsedMs: number, cpu: NodeJS.CpuUsage, note: string): StreamLoadResult {
