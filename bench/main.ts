@@ -6,12 +6,21 @@
 //   put-100   Put, 100 clients over 10 connections, 256-byte values, random keys
 //   range-l   Range (linearizable) of one key, 100 clients over 10 connections
 //   range-s   Range (serializable) of one key, 100 clients over 10 connections
+//   watch-key   1,000 watchers on one key (10 streams), 16 writers: events/s, put-to-event latency
+//   watch-10k   10,000 watchers on one key (10 streams), 16 writers (delivery, not puts, is the limit)
+//   watch-keys  1,000 keys, one watcher each (10 streams), 16 writers
+//   watch-100w  100 watchers on a prefix (10 streams), 100 writers over 100 keys under it
+//   watch-slow  watch-key plus 4 streams of 100 watchers that read nothing (RSS in the notes)
+//   lease-ka    LeaseKeepAlive, 100 clients (own lease and stream each) over 10 connections
+//   (watch and lease rows run bench/watchgen.ts; their req/s column is events or keep-alives/s,
+//   and their notes give the server's CPU time per event or keep-alive: steadier than rates
+//   on a busy machine)
 // Prints req/s, p50/p99 latency, the generator's and the server's CPU per target, and the
 // Concord/etcd ratios in a table.
 //
 // Options (flags or env):
 //   --targets etcd,concord       BENCH_TARGETS
-//   --scenarios put-1,put-100,range-l,range-s   BENCH_SCENARIOS
+//   --scenarios put-1,put-100,range-l,range-s,watch-key,watch-10k,watch-keys,watch-100w,watch-slow,lease-ka   BENCH_SCENARIOS
 //   --duration 5   (seconds measured per scenario)   BENCH_DURATION_S
 //   --warmup 1     (seconds before measuring)        BENCH_WARMUP_S
 //   --requests N   (measure N requests instead of a duration)  BENCH_REQUESTS
@@ -26,6 +35,7 @@ import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Server } from '../test/harness.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
+import type { StreamLoadConfig, StreamLoadResult } from './watchgen.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -44,7 +54,7 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
 }
 
 const targets = opt('targets', 'BENCH_TARGETS', 'etcd,concord').split(',').map((s) => s.trim()).filter(Boolean) as Array<'etcd' | 'concord'>;
-const scenarioNames = opt('scenarios', 'BENCH_SCENARIOS', 'put-1,put-100,range-l,range-s').split(',').map((s) => s.trim());
+const scenarioNames = opt('scenarios', 'BENCH_SCENARIOS', 'put-1,put-100,range-l,range-s,watch-key,watch-10k,watch-keys,watch-100w,watch-slow,lease-ka').split(',').map((s) => s.trim());
 const durationS = Number(opt('duration', 'BENCH_DURATION_S', '5'));
 const warmupS = Number(opt('warmup', 'BENCH_WARMUP_S', '1'));
 const requests = Number(opt('requests', 'BENCH_REQUESTS', '0'));
@@ -55,12 +65,22 @@ const keySpace = Number(opt('key-space', 'BENCH_KEY_SPACE', '100000'));
 const jsonOut = opt('json', 'BENCH_JSON', '');
 const repeat = Math.max(1, Number(opt('repeat', 'BENCH_REPEAT', '1')));
 
-interface Scenario { name: string; title: string; op: 'put' | 'range'; clients: number; connections: number; serializable: boolean }
+interface Scenario { name: string; title: string; op: 'put' | 'range' | 'stream'; clients: number; connections: number; serializable: boolean; stream?: Partial<StreamLoadConfig> }
+const watchOn = (watchers: number, keys: number, writers: number): Partial<StreamLoadConfig> => ({ kind: 'watch', watchers, connections: 10, keys, prefix: false, writers, writerConnections: 4, slowStreams: 0, slowWatchersPerStream: 0 });
+const streamScenarios: Scenario[] = [
+  { name: 'watch-key', title: 'watch, 1000 watchers on 1 key, 16 writers', stream: watchOn(1000, 1, 16) },
+  { name: 'watch-10k', title: 'watch, 10000 watchers on 1 key, 16 writers', stream: watchOn(10000, 1, 16) },
+  { name: 'watch-keys', title: 'watch, 1000 keys x 1 watcher, 16 writers', stream: watchOn(1000, 1000, 16) },
+  { name: 'watch-100w', title: 'watch, 100 on a prefix, 100 writers', stream: { ...watchOn(100, 100, 100), prefix: true, writerConnections: 10 } },
+  { name: 'watch-slow', title: 'watch-key + 4x100 watchers not reading', stream: { ...watchOn(1000, 1, 16), slowStreams: 4, slowWatchersPerStream: 100 } },
+  { name: 'lease-ka', title: 'lease keep-alive, 100 clients', stream: { kind: 'lease' as const, clients: 100, connections: 10 } },
+].map((x) => ({ ...x, op: 'stream' as const, clients: 0, connections: 0, serializable: false }));
 const ALL: Scenario[] = [
   { name: 'put-1', title: 'put, 1 client', op: 'put', clients: 1, connections: 1, serializable: false },
   { name: 'put-100', title: `put, ${clients} clients/${connections} conns`, op: 'put', clients, connections, serializable: false },
   { name: 'range-l', title: `range linearizable, ${clients} clients`, op: 'range', clients, connections, serializable: false },
   { name: 'range-s', title: `range serializable, ${clients} clients`, op: 'range', clients, connections, serializable: true },
+  ...streamScenarios,
 ];
 const scenarios = scenarioNames.map((n) => {
   const s = ALL.find((x) => x.name === n);
@@ -110,12 +130,14 @@ const NCPU = cpus().length;
 
 function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result: LoadResult; serverCpuMs: number; wallMs: number; machinePct: number }> {
   return new Promise((resolve, reject) => {
-    const cfg: LoadConfig = {
-      endpoint: server.endpoint, op: sc.op, clients: sc.clients, connections: sc.connections,
-      valueBytes, keySpace, rangeKey: 'bench/range-key', serializable: sc.serializable,
-      warmupMs: warmupS * 1000, durationMs: requests > 0 ? 0 : durationS * 1000, totalRequests: requests,
-    };
-    const child = fork(join(here, 'loadgen.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const cfg: LoadConfig | StreamLoadConfig = sc.op === 'stream'
+      ? { ...sc.stream, endpoint: server.endpoint, warmupMs: warmupS * 1000, durationMs: durationS * 1000, serverPid: server.pid! } as StreamLoadConfig
+      : {
+        endpoint: server.endpoint, op: sc.op, clients: sc.clients, connections: sc.connections,
+        valueBytes, keySpace, rangeKey: 'bench/range-key', serializable: sc.serializable,
+        warmupMs: warmupS * 1000, durationMs: requests > 0 ? 0 : durationS * 1000, totalRequests: requests,
+      };
+    const child = fork(join(here, sc.op === 'stream' ? 'watchgen.js' : 'loadgen.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let cpu0 = 0;
     let t0 = 0;
     let m0 = { busy: 0, total: 1 };
@@ -195,7 +217,7 @@ const median = (xs: number[]): number => {
   return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
 };
 
-interface Summary { throughput: number; p50Ms: number; p99Ms: number; serverCpuPct: number; genCpuPct: number; otherCpuPct: number; runs: number; error?: string }
+interface Summary { throughput: number; p50Ms: number; p99Ms: number; serverCpuPct: number; genCpuPct: number; otherCpuPct: number; runs: number; error?: string; note?: string }
 function summarize(target: string, scenario: string): Summary | undefined {
   const rs = rows.filter((x) => x.target === target && x.scenario === scenario);
   const ok = rs.filter((x) => x.result && x.result.requests > 0);
@@ -210,12 +232,19 @@ function summarize(target: string, scenario: string): Summary | undefined {
     otherCpuPct: median(ok.map((x) => x.otherCpuPct!)),
     runs: ok.length,
     error,
+    note: (ok[ok.length - 1]!.result as Partial<StreamLoadResult>).note, // the watch/lease rows' units and memory (last run)
   };
 }
 
 function fmt(n: number | undefined, digits = 0): string {
   if (n === undefined || Number.isNaN(n)) return '-';
   return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** Server CPU time per event or keep-alive (the watch and lease rows). */
+function cpuPerOp(r: Summary | undefined): string | undefined {
+  if (r === undefined || !(r.throughput > 0) || Number.isNaN(r.serverCpuPct)) return undefined;
+  return `server CPU ${fmt((r.serverCpuPct / 100) * 1e6 / r.throughput, 2)} us/op`;
 }
 
 function table(): string {
@@ -226,7 +255,7 @@ function table(): string {
       const r = summarize(t, sc.name);
       lines.push([sc.name, t, fmt(r?.throughput), fmt(r?.p50Ms, 2), fmt(r?.p99Ms, 2),
         r && !Number.isNaN(r.serverCpuPct) ? `${fmt(r.serverCpuPct)}%` : '-', r && !Number.isNaN(r.genCpuPct) ? `${fmt(r.genCpuPct)}%` : '-',
-        r && !Number.isNaN(r.otherCpuPct) ? `${fmt(r.otherCpuPct)}%` : '-', r?.error ?? '']);
+        r && !Number.isNaN(r.otherCpuPct) ? `${fmt(r.otherCpuPct)}%` : '-', [r?.note, sc.op === 'stream' ? cpuPerOp(r) : undefined, r?.error].filter(Boolean).join('; ')]);
     }
     const e = summarize('etcd', sc.name);
     const c = summarize('concord', sc.name);

@@ -184,6 +184,53 @@ test('Concord: many streams on one connection, many watchers per stream, each wi
   }
 });
 
+test('fan-out: many watchers of one key and prefix on two streams (prev_kv, filters, fragment, history catch-up together) get what etcd sends', async () => {
+  await differential(async (c) => {
+    const streams = [new WatchStreamClient(c), new WatchStreamClient(c)];
+    try {
+      // Watchers differ in options only every few ids, so most of them share their events'
+      // bytes (the encoding path under test) while the odd ones take the other shapes.
+      const options = (i: number) => ({
+        prevKv: i % 3 === 0,
+        fragment: i % 7 === 0,
+        filters: i % 5 === 1 ? [WatchCreateRequest_FilterType.NOPUT] : i % 5 === 2 ? [WatchCreateRequest_FilterType.NODELETE] : [],
+      });
+      const live = 40;
+      for (const [si, w] of streams.entries()) {
+        for (let i = 0; i < live; i++) w.create({ ...(i % 2 === 0 ? { key: b('f/a') } : { key: b('f/'), rangeEnd: prefixEnd('f/') }), ...options(i + si) });
+        await w.count(live, 'live watchers created');
+      }
+      await c.put({ key: b('f/a'), value: b('1') }); // 2
+      await c.put({ key: b('f/b'), value: b('x') }); // 3
+      await c.txn(mk.txn({ success: [mk.opPut({ key: b('f/a'), value: b('2') }), mk.opPut({ key: b('f/c'), value: b('y') }), mk.opDel({ key: b('f/b') })] })); // 4
+      await c.put({ key: b('f/a'), value: b('3') }); // 5
+      await c.deleteRange({ key: b('f/'), rangeEnd: prefixEnd('f/') }); // 6
+      // Late watchers from revision 2: they catch up from history together, then go live.
+      const late = 20;
+      for (const [si, w] of streams.entries()) {
+        for (let i = 0; i < late; i++) w.create({ ...(i % 2 === 0 ? { key: b('f/a') } : { key: b('f/'), rangeEnd: prefixEnd('f/') }), startRevision: 2, ...options(i + si) });
+      }
+      for (const w of streams) {
+        await w.until((rs) => rs.filter((r) => r.created).length === live + late, 'late watchers created');
+        for (let id = live; id < live + late; id++) await w.until((rs) => rs.some((r) => r.watchId === id && r.events.length > 0), `late watcher ${id} caught up`);
+      }
+      await c.put({ key: b('f/a'), value: b('4') }); // 7
+      await c.put({ key: b('f/z'), value: b('end') }); // 8: prefix watchers only
+      // Each watcher's last event: NOPUT watchers end on the delete at 6; f/a watchers on 7; prefix watchers on 8.
+      for (const [si, w] of streams.entries()) {
+        for (let id = 0; id < live + late; id++) {
+          const i = id < live ? id : id - live;
+          const noPut = options(i + si).filters.includes(WatchCreateRequest_FilterType.NOPUT);
+          await w.eventAt(id, noPut ? 6 : i % 2 === 0 ? 7 : 8);
+        }
+      }
+      return streams.map((w) => byWatcher(w.responses));
+    } finally {
+      for (const w of streams) w.close();
+    }
+  });
+});
+
 // ---------------------------------------------------------------- seeded random sequence
 
 interface RandWatcher { id: number; key: Buffer; end: Buffer | undefined; start: number; noPut: boolean; noDelete: boolean; canceled: boolean; compacted: boolean }

@@ -2,24 +2,74 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { WatchResponse } from '../proto/index.js';
 import { Event_EventType, type Event } from '../proto/index.js';
-import { encodeEventsResponse } from './watch-codec.js';
+import { ResponseBatch, eventsResponse } from './watch-codec.js';
 
-test('encodeEventsResponse is byte-identical to the generated encoder (shared events, ids, zero fields, prev_kv)', () => {
-  const kv = (k: string, v: string, rev: number) => ({ key: Buffer.from(k), value: Buffer.from(v), createRevision: 2, modRevision: rev, version: rev - 1, lease: rev % 2 === 0 ? 0n : 7n });
-  const events: Event[] = [
-    { type: Event_EventType.PUT, kv: kv('a', 'x'.repeat(300), 5), prevKv: undefined },
-    { type: Event_EventType.DELETE, kv: { ...kv('b', '', 5), createRevision: 0, version: 0, value: Buffer.alloc(0) }, prevKv: kv('b', 'old', 4) },
-  ];
+const kv = (k: string, v: string, rev: number) => ({ key: Buffer.from(k), value: Buffer.from(v), createRevision: 2, modRevision: rev, version: rev - 1, lease: rev % 2 === 0 ? 0n : 7n });
+const events: Event[] = [
+  { type: Event_EventType.PUT, kv: kv('a', 'x'.repeat(300), 5), prevKv: undefined },
+  { type: Event_EventType.DELETE, kv: { ...kv('b', '', 5), createRevision: 0, version: 0, value: Buffer.alloc(0) }, prevKv: kv('b', 'old', 4) },
+];
+
+/** The generated encoder's bytes, framed as gRPC messages (what the batch must equal). */
+function framed(messages: WatchResponse[]): Buffer {
+  return Buffer.concat(messages.map((m) => {
+    const body = WatchResponse.encode(m).finish();
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(body.length, 1);
+    return Buffer.concat([prefix, body]);
+  }));
+}
+
+test('ResponseBatch frames events responses byte-identical to the generated encoder (shared arrays, ids, zero fields, prev_kv)', () => {
+  const batch = new ResponseBatch();
   for (const header of [
     { clusterId: 0xfedcba9876543210n, memberId: 1n, revision: 5, raftTerm: 2 },
     { clusterId: 1n, memberId: 2n, revision: 0, raftTerm: 0 },
   ]) {
     for (const watchId of [0, 1, 300, 2 ** 40, -1]) {
       for (const evs of [events, events.slice(0, 1), []]) {
-        const want = WatchResponse.encode({ header, watchId, created: false, canceled: false, compactRevision: 0, cancelReason: '', fragment: false, events: evs }).finish();
-        assert.deepEqual(Buffer.from(encodeEventsResponse(header, watchId, evs)), Buffer.from(want), `watchId ${watchId}, ${evs.length} events, rev ${header.revision}`);
-        assert.deepEqual(Buffer.from(encodeEventsResponse(header, watchId, evs)), Buffer.from(want), 'again, from the caches');
+        const want = framed([eventsResponse(header, watchId, evs)]);
+        batch.addEvents(header, watchId, evs);
+        assert.equal(batch.bytes, want.length);
+        assert.deepEqual(batch.take(), want, `watchId ${watchId}, ${evs.length} events, rev ${header.revision}`);
+        batch.addEvents(header, watchId, evs);
+        assert.deepEqual(batch.take(), want, 'again, from the caches');
       }
     }
   }
+});
+
+test('ResponseBatch: a fan-out batch mixes shared-event responses with whole messages and revisions, in order', () => {
+  const batch = new ResponseBatch();
+  const want: WatchResponse[] = [];
+  const header = (revision: number) => ({ clusterId: 9n, memberId: 8n, revision, raftTerm: 3 });
+  const later: Event[] = [{ type: Event_EventType.PUT, kv: kv('a', 'y', 6), prevKv: undefined }];
+  for (let id = 0; id < 200; id++) {
+    const [rev, evs] = id % 3 === 0 ? [6, later] : [5, events];
+    batch.addEvents(header(rev), id, evs);
+    want.push(eventsResponse(header(rev), id, evs));
+    if (id % 50 === 7) {
+      const control: WatchResponse = { ...eventsResponse(header(rev), id, []), created: true };
+      batch.addMessage(WatchResponse.encode(control).finish());
+      want.push(control);
+    }
+  }
+  // A filtered watcher's array is a new array holding the same Event objects.
+  batch.addEvents(header(5), 7, events.filter((e) => e.type === Event_EventType.DELETE));
+  want.push(eventsResponse(header(5), 7, events.slice(1)));
+  assert.equal(batch.count, want.length);
+  const out = batch.take();
+  assert.deepEqual(out, framed(want));
+  // Each frame decodes to what was added (the decoder sees the same thing a client does).
+  let at = 0;
+  for (const w of want) {
+    const len = out.readUInt32BE(at + 1);
+    const got = WatchResponse.decode(out.subarray(at + 5, at + 5 + len));
+    assert.equal(got.watchId, w.watchId);
+    assert.equal(got.events.length, w.events.length);
+    at += 5 + len;
+  }
+  assert.equal(at, out.length);
+  assert.equal(batch.count, 0);
+  assert.equal(batch.bytes, 0);
 });

@@ -1,15 +1,30 @@
 /**
- * The hot Watch response: events for one watcher. With N watchers on a key each revision is
- * sent N times, differing only in watch_id, so an event's bytes are encoded once and shared
- * (cached per Event object, which the watchable store hands to every watcher), and so is the
- * header for a revision. Output is byte-identical to the generated encoder's.
+ * The hot Watch responses, framed for the wire in batches.
+ *
+ * With N watchers on a key each revision is sent N times, the responses differing only in
+ * watch_id. So a response is a concatenation of pre-encoded parts: the header (encoded once
+ * per revision), the watch_id field, and the events (encoded once per events array, which the
+ * watchable store hands to every watcher that wants the same events; each event's own bytes
+ * are also cached, for arrays that are not shared). A send round adds its responses to a
+ * `ResponseBatch`, which then copies the parts, with gRPC's 5-byte prefixes, into one buffer:
+ * no per-response allocation. Output is byte-identical to the generated encoder's.
  */
 import { WatchResponse, type ResponseHeader } from '../proto/index.js';
 import { Event } from '../proto/index.js';
-import { Writer, sizeBytesField, sizeVarint } from '../proto/index.js';
+import { sizeBytesField, sizeVarint, writeVarint } from '../proto/index.js';
 import { encodeHeaderOnly } from './fast-codecs.js';
 
+/** gRPC's message prefix: compressed flag + 4-byte length. */
+export const grpcPrefixBytes = 5;
+/** WatchResponse.events (field 11, length-delimited). */
+const eventsTag = 0x5a;
+/** WatchResponse.watch_id (field 2, varint). */
+const watchIdTag = 0x10;
+
 const eventBytes = new WeakMap<Event, Uint8Array>();
+const eventsBytes = new WeakMap<readonly Event[], Uint8Array>();
+/** The last events array encoded: consecutive responses of a fan-out share it (skips the WeakMap). */
+let lastEvents: { events: readonly Event[]; bytes: Uint8Array } | undefined;
 let lastHeader: { revision: number; raftTerm: number; clusterId: bigint; memberId: bigint; bytes: Uint8Array } | undefined;
 
 function encodedEvent(e: Event): Uint8Array {
@@ -21,6 +36,29 @@ function encodedEvent(e: Event): Uint8Array {
   return b;
 }
 
+/** The repeated events field of a response, tags and lengths included. */
+function encodedEvents(events: readonly Event[]): Uint8Array {
+  const last = lastEvents;
+  if (last !== undefined && last.events === events) return last.bytes;
+  let bytes = eventsBytes.get(events);
+  if (bytes === undefined) {
+    let size = 0;
+    for (const e of events) size += 1 + sizeBytesField(encodedEvent(e).length);
+    bytes = new Uint8Array(size);
+    let at = 0;
+    for (const e of events) {
+      const b = encodedEvent(e);
+      bytes[at++] = eventsTag;
+      at = writeVarint(bytes, at, b.length);
+      bytes.set(b, at);
+      at += b.length;
+    }
+    eventsBytes.set(events, bytes);
+  }
+  lastEvents = { events, bytes };
+  return bytes;
+}
+
 function encodedHeader(h: ResponseHeader): Uint8Array {
   const c = lastHeader;
   if (c !== undefined && c.revision === h.revision && c.raftTerm === h.raftTerm && c.clusterId === h.clusterId && c.memberId === h.memberId) return c.bytes;
@@ -29,19 +67,71 @@ function encodedHeader(h: ResponseHeader): Uint8Array {
   return bytes;
 }
 
-/** A WatchResponse carrying only header, watch_id and events. */
-export function encodeEventsResponse(header: ResponseHeader, watchId: number, events: readonly Event[]): Uint8Array {
-  if (watchId < 0 || header.revision < 0) return WatchResponse.encode(plainResponse(header, watchId, events)).finish();
-  const h = encodedHeader(header);
-  let size = h.length + (watchId !== 0 ? 1 + sizeVarint(watchId) : 0);
-  for (const e of events) size += 1 + sizeBytesField(encodedEvent(e).length);
-  const w = new Writer(size);
-  w.raw(h);
-  if (watchId !== 0) { w.byte(0x10); w.varint(watchId); }
-  for (const e of events) { w.byte(0x5a); w.bytes(encodedEvent(e)); }
-  return w.finish();
+/**
+ * WatchResponses to be written together, as gRPC frames in one buffer. Each entry is either
+ * a whole encoded message (`events` undefined) or an events response in parts: encoded
+ * header, watch_id, encoded events.
+ */
+export class ResponseBatch {
+  private readonly heads: Uint8Array[] = [];
+  private readonly watchIds: number[] = [];
+  private readonly events: Array<Uint8Array | undefined> = [];
+  /** Framed size of everything added so far. */
+  bytes = 0;
+
+  get count(): number {
+    return this.heads.length;
+  }
+
+  /** An already encoded WatchResponse (control answers, fragments, the rare shapes). */
+  addMessage(message: Uint8Array): void {
+    this.heads.push(message);
+    this.watchIds.push(0);
+    this.events.push(undefined);
+    this.bytes += grpcPrefixBytes + message.length;
+  }
+
+  /** A response carrying only header, watch_id and events. */
+  addEvents(header: ResponseHeader, watchId: number, events: readonly Event[]): void {
+    if (watchId < 0 || header.revision < 0) { this.addMessage(WatchResponse.encode(eventsResponse(header, watchId, events)).finish()); return; }
+    const head = encodedHeader(header);
+    const evs = encodedEvents(events);
+    this.heads.push(head);
+    this.watchIds.push(watchId);
+    this.events.push(evs);
+    this.bytes += grpcPrefixBytes + head.length + (watchId !== 0 ? 1 + sizeVarint(watchId) : 0) + evs.length;
+  }
+
+  /** Everything added, framed into one buffer; the batch is empty again. */
+  take(): Buffer {
+    const out = Buffer.allocUnsafe(this.bytes);
+    let at = 0;
+    for (let i = 0; i < this.heads.length; i++) {
+      const head = this.heads[i]!;
+      const evs = this.events[i];
+      const start = at;
+      at += grpcPrefixBytes;
+      out.set(head, at);
+      at += head.length;
+      if (evs !== undefined) {
+        const id = this.watchIds[i]!;
+        if (id !== 0) { out[at++] = watchIdTag; at = writeVarint(out, at, id); }
+        out.set(evs, at);
+        at += evs.length;
+      }
+      out[start] = 0;
+      out.writeUInt32BE(at - start - grpcPrefixBytes, start + 1);
+    }
+    if (at !== out.length) throw new Error(`watch batch: wrote ${at} of ${out.length} bytes`);
+    this.heads.length = 0;
+    this.watchIds.length = 0;
+    this.events.length = 0;
+    this.bytes = 0;
+    return out;
+  }
 }
 
-function plainResponse(header: ResponseHeader, watchId: number, events: readonly Event[]): WatchResponse {
+/** A WatchResponse with header, watch_id and events only. */
+export function eventsResponse(header: ResponseHeader, watchId: number, events: readonly Event[]): WatchResponse {
   return { header, watchId, created: false, canceled: false, compactRevision: 0, cancelReason: '', fragment: false, events: events as Event[] };
 }

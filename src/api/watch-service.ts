@@ -25,13 +25,18 @@ import { sizeBytesField } from '../proto/index.js';
 import type { ResponseHeader } from '../proto/index.js';
 import type { Queued, WatchHost, WatchStream, WatchStreamBounds } from '../server/index.js';
 import type { Codec, GrpcServer, ServerCall } from './grpc/index.js';
-import { encodeEventsResponse } from './watch-codec.js';
+import { ResponseBatch, eventsResponse } from './watch-codec.js';
 import { statusOf } from './grpc/index.js';
 
 export const watchPath = '/etcdserverpb.Watch/Watch';
 
-/** Per-stream send queue bounds: ~8 MiB or 1,024 responses, whichever comes first. */
-export const defaultWatchSendBounds: WatchStreamBounds = { maxQueuedResponses: 1024, maxQueuedBytes: 8 * 1024 * 1024 };
+/**
+ * Per-stream send queue bounds: ~8 MiB or 8,192 responses, whichever comes first. The count
+ * lets a stream with a thousand watchers on a key hold a few revisions while its send loop
+ * catches up (below that, each revision would push most of them to the victim path and
+ * then to history reads); bytes are what bounds memory.
+ */
+export const defaultWatchSendBounds: WatchStreamBounds = { maxQueuedResponses: 8192, maxQueuedBytes: 8 * 1024 * 1024 };
 
 export interface WatchServiceOptions {
   host: WatchHost;
@@ -64,19 +69,6 @@ const preFramed: Codec<Buffer> = {
   framed: true,
 };
 
-/** Several encoded messages as one buffer of gRPC frames. */
-function frameAll(messages: readonly Uint8Array[], totalBytes: number): Buffer {
-  const out = Buffer.allocUnsafe(totalBytes);
-  let at = 0;
-  for (const m of messages) {
-    out[at] = 0;
-    out.writeUInt32BE(m.length, at + 1);
-    out.set(m, at + grpcPrefixBytes);
-    at += grpcPrefixBytes + m.length;
-  }
-  return out;
-}
-
 /** What a create request asked for beyond the watcher itself. */
 interface WatcherOptions {
   readonly prevKv: boolean;
@@ -89,8 +81,6 @@ interface WatcherOptions {
 const EMPTY = Buffer.alloc(0);
 /** Bytes of responses written to the HTTP/2 stream in one write (more if one response is larger). */
 const maxBatchBytes = 256 * 1024;
-/** gRPC's message prefix: compressed flag + 4-byte length. */
-const grpcPrefixBytes = 5;
 const ZERO_KEY = Buffer.from([0]);
 
 export function registerWatchService(grpc: GrpcServer, opts: WatchServiceOptions): void {
@@ -100,6 +90,9 @@ export function registerWatchService(grpc: GrpcServer, opts: WatchServiceOptions
 class WatchSession {
   private readonly stream: WatchStream<pb.WatchResponse>;
   private readonly watchers = new Map<number, WatcherOptions>();
+  /** Watchers of this stream that asked for prev_kv (a send round then waits for the backend first). */
+  private prevKvWatchers = 0;
+  private readonly batch = new ResponseBatch();
   private roomWaiter: (() => void) | undefined;
   private sendingDone = false;
   /** Resolves when this session ends the call itself (no leader, a send failure). */
@@ -181,7 +174,10 @@ class WatchSession {
       filterPut: c.filters.includes(pb.WatchCreateRequest_FilterType.NOPUT),
       filterDelete: c.filters.includes(pb.WatchCreateRequest_FilterType.NODELETE),
     });
-    if (res.ok) this.watchers.set(res.id, { prevKv: c.prevKv, fragment: c.fragment, progressNotify: c.progressNotify, quiet: true });
+    if (res.ok) {
+      this.watchers.set(res.id, { prevKv: c.prevKv, fragment: c.fragment, progressNotify: c.progressNotify, quiet: true });
+      if (c.prevKv) this.prevKvWatchers++;
+    }
     this.stream.pushControl(this.response(wsrev, res.ok ? res.id : -1, {
       created: true, canceled: !res.ok, cancelReason: res.ok ? '' : res.reason,
     }));
@@ -189,6 +185,7 @@ class WatchSession {
 
   private cancel(id: number): void {
     if (!this.stream.cancel(id)) return; // etcd answers nothing for an unknown id
+    if (this.watchers.get(id)?.prevKv === true) this.prevKvWatchers--;
     this.watchers.delete(id);
     this.stream.pushControl(this.response(this.stream.rev, id, { canceled: true }));
   }
@@ -206,27 +203,24 @@ class WatchSession {
 
   /**
    * Writes the queue out in batches: every item queued now (up to maxBatchBytes) is encoded
-   * and framed into one buffer, written with one call (one HTTP/2 write instead of one per
-   * response: with many watchers on a key that write is most of the cost).
+   * into one buffer of gRPC frames and written with one call (one HTTP/2 write instead of
+   * one per response: with many watchers on a key that write is most of the cost).
    */
   private async sendLoop(): Promise<void> {
+    const batch = this.batch;
     try {
-      const batch: Uint8Array[] = [];
       for (;;) {
         await this.stream.readable();
-        let bytes = 0;
-        for (let item = this.stream.next(); item !== undefined; item = bytes < maxBatchBytes ? this.stream.next() : undefined) {
-          for (const m of await this.encode(item)) {
-            batch.push(m);
-            bytes += m.length + grpcPrefixBytes;
-          }
+        // prev_kv reads the backend: not while a defrag swaps it. The round below is synchronous.
+        if (this.prevKvWatchers > 0) await this.opts.host.watchable.ready();
+        const header = this.opts.header(); // this round's term; each response sets its revision
+        for (let item = this.stream.next(); item !== undefined; item = batch.bytes < maxBatchBytes ? this.stream.next() : undefined) {
+          this.encode(item, header);
         }
-        if (batch.length === 0) return; // closed
+        if (batch.count === 0) return; // closed
         this.wakeReceiver();
-        const framed = frameAll(batch, bytes);
-        batch.length = 0;
         try {
-          await this.call.write(framed);
+          await this.call.write(batch.take());
         } catch {
           return; // the client went away (or the server is closing): nothing left to send to
         }
@@ -246,34 +240,29 @@ class WatchSession {
     if (w !== undefined) { this.roomWaiter = undefined; w(); }
   }
 
-  /** One queued item as encoded WatchResponses (several when fragmented). */
-  private async encode(item: Queued<pb.WatchResponse>): Promise<Uint8Array[]> {
+  /** Adds one queued item to the batch as WatchResponses (several when fragmented); `header` is this round's. */
+  private encode(item: Queued<pb.WatchResponse>, header: ResponseHeader): void {
+    const batch = this.batch;
     switch (item.kind) {
-      case 'control': return [pb.WatchResponse.encode(item.control).finish()];
+      case 'control': batch.addMessage(pb.WatchResponse.encode(item.control).finish()); return;
       case 'compacted':
         // etcd's mvcc reply carries no revision here, so the header's revision is 0.
-        return [pb.WatchResponse.encode(this.response(0, item.watchId, { compactRevision: item.compactRevision, canceled: true })).finish()];
+        header.revision = 0;
+        batch.addMessage(pb.WatchResponse.encode(this.response(header, item.watchId, { compactRevision: item.compactRevision, canceled: true })).finish());
+        return;
       case 'progress':
-        return [pb.WatchResponse.encode(this.response(item.revision, item.watchId, {})).finish()];
+        header.revision = item.revision;
+        batch.addMessage(pb.WatchResponse.encode(this.response(header, item.watchId, {})).finish());
+        return;
       case 'events': {
         const w = this.watchers.get(item.watchId);
-        const events = w?.prevKv ? await this.withPrevKv(item.events) : (item.events as Event[]);
+        const events = w?.prevKv ? withPrevKv(item.events, this.opts.host.watchable) : item.events;
         if (w !== undefined && events.length > 0) w.quiet = false;
-        if (w?.fragment !== true) return [encodeEventsResponse(this.header(item.revision), item.watchId, events)];
-        const wr = this.response(item.revision, item.watchId, { events });
-        return fragments(wr, this.opts.fragmentAtBytes).map((part) => pb.WatchResponse.encode(part).finish());
+        header.revision = item.revision;
+        if (w?.fragment !== true) { batch.addEvents(header, item.watchId, events); return; }
+        for (const part of fragments(eventsResponse(header, item.watchId, events), this.opts.fragmentAtBytes)) batch.addMessage(pb.WatchResponse.encode(part).finish());
       }
     }
-  }
-
-  /** Copies of the events with prev_kv set (etcd reads it at mod_revision - 1; none for a create). */
-  private async withPrevKv(events: readonly Event[]): Promise<Event[]> {
-    await this.opts.host.watchable.ready(); // no reads while a defrag swaps the backend
-    return events.map((e) => {
-      const kv = e.kv!;
-      const isCreate = e.type === Event_EventType.PUT && kv.createRevision === kv.modRevision;
-      return { type: e.type, kv, prevKv: isCreate ? undefined : this.opts.host.watchable.prevKv(kv.key, kv.modRevision) };
-    });
   }
 
   private header(revision: number): ResponseHeader {
@@ -282,11 +271,28 @@ class WatchSession {
     return header;
   }
 
-  private response(revision: number, watchId: number, fields: Partial<pb.WatchResponse>): pb.WatchResponse {
+  private response(header: ResponseHeader | number, watchId: number, fields: Partial<pb.WatchResponse>): pb.WatchResponse {
     return {
-      header: this.header(revision), watchId, created: false, canceled: false, compactRevision: 0, cancelReason: '', fragment: false, events: [], ...fields,
+      header: typeof header === 'number' ? this.header(header) : header, watchId, created: false, canceled: false, compactRevision: 0, cancelReason: '', fragment: false, events: [], ...fields,
     };
   }
+}
+
+/** The events with prev_kv set, one array per events array, shared by every prev_kv watcher that gets it. */
+const withPrevKvCache = new WeakMap<readonly Event[], Event[]>();
+
+/** Copies of the events with prev_kv set (etcd reads it at mod_revision - 1; none for a create). The backend must be ready. */
+function withPrevKv(events: readonly Event[], store: WatchHost['watchable']): Event[] {
+  let out = withPrevKvCache.get(events);
+  if (out === undefined) {
+    out = events.map((e) => {
+      const kv = e.kv!;
+      const isCreate = e.type === Event_EventType.PUT && kv.createRevision === kv.modRevision;
+      return { type: e.type, kv, prevKv: isCreate ? undefined : store.prevKv(kv.key, kv.modRevision) };
+    });
+    withPrevKvCache.set(events, out);
+  }
+  return out;
 }
 
 function cancelledPromise(call: Call): Promise<void> {

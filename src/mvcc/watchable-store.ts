@@ -38,7 +38,7 @@ export interface WatchStreamBounds {
   maxQueuedBytes: number;
 }
 
-export const defaultWatchStreamBounds: WatchStreamBounds = { maxQueuedResponses: 1024, maxQueuedBytes: 8 * 1024 * 1024 };
+export const defaultWatchStreamBounds: WatchStreamBounds = { maxQueuedResponses: 8192, maxQueuedBytes: 8 * 1024 * 1024 };
 
 export interface WatchableOptions {
   /** Unsynced watchers caught up per sync round (etcd's maxWatchersPerSync). */
@@ -86,7 +86,6 @@ interface StoreWatcher extends Watcher {
 
 /** A batch parked with a victim until its stream has room. */
 interface Victim {
-  readonly w: StoreWatcher;
   readonly events: readonly Event[];
   readonly revision: number;
   /** minRev once the batch is delivered. */
@@ -110,7 +109,8 @@ export class WatchableStore {
   readonly kv: MvccStore;
   private readonly synced = new WatcherGroup<StoreWatcher>();
   private readonly unsynced = new WatcherGroup<StoreWatcher>();
-  private victims: Victim[] = [];
+  /** Victims in the order they were parked (retried in that order), each with its batch. */
+  private readonly victims = new Map<StoreWatcher, Victim>();
   private readonly maxWatchersPerSync: number;
   private readonly maxEventsPerSync: number;
   /** Events of the last compaction revision, copied before the compaction removed any (see header). */
@@ -145,7 +145,7 @@ export class WatchableStore {
 
   /** Watchers per state (tests, metrics). */
   get counts(): { synced: number; unsynced: number; victims: number } {
-    return { synced: this.synced.size, unsynced: this.unsynced.size, victims: this.victims.length };
+    return { synced: this.synced.size, unsynced: this.unsynced.size, victims: this.victims.size };
   }
 
   /** Resolves when the backend may be read (no defragmentation swapping files). */
@@ -190,7 +190,7 @@ export class WatchableStore {
   removeWatcher(w: StoreWatcher): void {
     if (w.state === 'synced') this.synced.delete(w);
     else if (w.state === 'unsynced') this.unsynced.delete(w);
-    else if (w.state === 'victim') this.victims = this.victims.filter((v) => v.w !== w);
+    else if (w.state === 'victim') this.victims.delete(w);
     w.state = 'canceled';
   }
 
@@ -241,7 +241,7 @@ export class WatchableStore {
     }
     this.synced.delete(w);
     w.state = 'victim';
-    this.victims.push({ w, events, revision: rev, nextMinRev: rev + 1 });
+    this.victims.set(w, { events, revision: rev, nextMinRev: rev + 1 });
   }
 
   /** Sends the events `w` wants (filters applied); false if its stream's queue is full. */
@@ -304,23 +304,13 @@ export class WatchableStore {
       return false;
     }
     const { events, lastRev } = this.readHistory(minRev, cur);
-    const group = new WatcherGroup<StoreWatcher>();
-    for (const w of chosen) group.add(w);
-    const batches = new Map<StoreWatcher, Event[]>();
-    for (const ev of events) {
-      group.forEachWatching(ev.kv!.key, (w) => {
-        if (ev.kv!.modRevision < w.minRev) return;
-        const b = batches.get(w);
-        if (b === undefined) batches.set(w, [ev]);
-        else b.push(ev);
-      });
-    }
+    const batchOf = historyBatches(chosen, events);
     for (const w of chosen) {
       this.unsynced.delete(w);
-      const evs = batches.get(w);
+      const evs = batchOf(w);
       if (evs !== undefined && !this.deliver(w, evs, cur)) {
         w.state = 'victim';
-        this.victims.push({ w, events: evs, revision: cur, nextMinRev: Math.max(w.minRev, lastRev + 1) });
+        this.victims.set(w, { events: evs, revision: cur, nextMinRev: Math.max(w.minRev, lastRev + 1) });
         continue;
       }
       // A watcher further ahead than this round read keeps its place (never moves back).
@@ -331,26 +321,22 @@ export class WatchableStore {
     this.answerProgressWaiters();
     // Progress was made; go on while anyone is behind (a round with nobody to serve stops:
     // a draining stream kicks us again).
-    return this.unsynced.size > 0 || this.victims.length > 0;
+    return this.unsynced.size > 0 || this.victims.size > 0;
   }
 
   private retryVictims(): void {
-    if (this.victims.length === 0) return;
+    if (this.victims.size === 0) return;
     const cur = this.kv.currentRevision;
-    const still: Victim[] = [];
-    for (const v of this.victims) {
-      if (!v.w.stream.hasRoom() || !this.deliver(v.w, v.events, v.revision)) {
-        still.push(v);
-        continue;
-      }
-      v.w.minRev = v.nextMinRev;
-      if (v.w.minRev > cur) this.setSynced(v.w);
+    for (const [w, v] of this.victims) {
+      if (!w.stream.hasRoom() || !this.deliver(w, v.events, v.revision)) continue;
+      this.victims.delete(w);
+      w.minRev = v.nextMinRev;
+      if (w.minRev > cur) this.setSynced(w);
       else {
-        v.w.state = 'unsynced';
-        this.unsynced.add(v.w);
+        w.state = 'unsynced';
+        this.unsynced.add(w);
       }
     }
-    this.victims = still;
   }
 
   private setSynced(w: StoreWatcher): void {
@@ -395,6 +381,37 @@ export class WatchableStore {
   forgetStream(s: WatchStream<unknown>): void {
     this.progressWaiters.delete(s);
   }
+}
+
+/**
+ * Each watcher's events among `events` (history in revision order): those in its range from
+ * its minRev on; undefined if none. Watchers of the same range at the same minRev (a fan-out
+ * that fell behind together) share one array, so the layer above encodes it once for all.
+ */
+function historyBatches(watchers: readonly StoreWatcher[], events: readonly Event[]): (w: StoreWatcher) => Event[] | undefined {
+  const representatives = new Map<string, StoreWatcher>();
+  const representativeOf = new Map<StoreWatcher, StoreWatcher>();
+  const group = new WatcherGroup<StoreWatcher>();
+  for (const w of watchers) {
+    const sameBatch = `${w.minRev}:${w.shape}:${w.indexKey}`;
+    let rep = representatives.get(sameBatch);
+    if (rep === undefined) {
+      rep = w;
+      representatives.set(sameBatch, w);
+      group.add(w);
+    }
+    representativeOf.set(w, rep);
+  }
+  const batches = new Map<StoreWatcher, Event[]>();
+  for (const ev of events) {
+    group.forEachWatching(ev.kv!.key, (w) => {
+      if (ev.kv!.modRevision < w.minRev) return;
+      const b = batches.get(w);
+      if (b === undefined) batches.set(w, [ev]);
+      else b.push(ev);
+    });
+  }
+  return (w) => batches.get(representativeOf.get(w)!);
 }
 
 /** A key-bucket record as etcd's kvsToEvents reads it: a put, or a delete (tombstone: key and mod revision only). */
