@@ -19,7 +19,7 @@ import type { Logger } from '../log/index.js';
 import { formatDuration } from '../log/index.js';
 import {
   ConfChangeType, EntryType, encodeConfChange, Metadata, AlarmMember,
-  type Entry, type HardState, type Message, type Snapshot,
+  type Entry, type HardState, type Snapshot,
 } from '../proto/index.js';
 import type { ServerConfig } from './config.js';
 import { defaultQuotaBackendBytes, defaultWatchProgressNotifyIntervalMs } from './config.js';
@@ -32,7 +32,8 @@ import { RaftNode } from './raft-node.js';
 import { WaitRegistry } from './wait.js';
 import { bindMemberMetrics, timedWal } from './metrics.js';
 import { SnapshotPolicy } from './snapshot-policy.js';
-import type { TransportPort } from './ports.js';
+import { PeerNetwork } from './peers.js';
+import { urlString } from './ids.js';
 import { LeaseExpiry, minLeaseTtlSeconds } from './lease-expiry.js';
 import { LeaseHost } from './lease-host.js';
 
@@ -122,6 +123,20 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     log.info('enabled backend quota', { 'quota-name': 'v3-applier', 'quota-size-bytes': quotaBytes });
   }
 
+  // Peers are served before raft runs; what arrives meanwhile is dropped (raft resends).
+  let raftNode: RaftNode | undefined;
+  const peers = new PeerNetwork({
+    memberId, clusterId, advertisePeerUrls: config.initialAdvertisePeerUrls.map(urlString), membership, log,
+    clusterVersion: () => applier.clusterVersion,
+    raft: () => raftNode,
+    onRemoved: () => {
+      log.warn('the data-dir used by this member must be removed', { 'data-dir': config.dataDir });
+      void raftNode?.stop();
+    },
+  });
+  peers.syncMembers();
+  await peers.listen(config.listenPeerUrls);
+
   const auth = new AuthStore({ backend, log, tokenTtlMs: config.auth?.tokenTtlMs ?? 300_000 });
   // The server, applier and raft loop refer to one another; the loop runs only after start().
   let server: EtcdServer | undefined;
@@ -130,7 +145,10 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     memberId, membership, store, alarms, waits, log,
     header: () => server!.header(),
     persistAlarms: (a) => backend.put('alarm', alarmsKey, alarmsRecord(a.get(0))),
-    persistMembership: (m) => backend.put('members', membersKey, Buffer.from(m.toJson())),
+    persistMembership: (m) => {
+      backend.put('members', membersKey, Buffer.from(m.toJson()));
+      peers.syncMembers();
+    },
     persistClusterVersion: (v) => backend.put('cluster', clusterVersionKey, Buffer.from(v)),
     clusterVersion: backend.get('cluster', clusterVersionKey)?.toString('utf8'),
     lessor, clock,
@@ -138,12 +156,13 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     auth,
   });
   let snapshots: SnapshotPolicy | undefined;
-  let raftNode: RaftNode | undefined;
   let expiry: LeaseExpiry | undefined;
-  const electionTick = Math.max(1, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
+  // etcd's ElectionTicks: the timeout in whole heartbeats.
+  const electionTick = Math.max(1, Math.floor(config.electionTimeoutMs / config.heartbeatIntervalMs));
   const raft = new RaftNode({
     id: memberId, storage, applied: snapIndex, electionTick, heartbeatTick: 1, random: Math.random,
-    wal: timedWal(wal), snapshotter, transport: noPeerTransport(log), applier, log,
+    wal: timedWal(wal), snapshotter, transport: peers, applier, log,
+    tuning: { preVote: config.preVote ?? false },
     events: {
       leaderChanged: (leader, isLeader, previous) => {
         if (!isLeader && lessor.isPrimary) expiry?.demote();
@@ -195,6 +214,8 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
       'election-ticks': electionTick, 'election-timeout': formatDuration(config.electionTimeoutMs),
     });
     raft.campaignAsSoleVoter();
+  } else {
+    advanceTicksOnceConnected(raft, peers, config, log);
   }
   const stopDebug = config.debugRaftLoop ? logLoopStats(raft, log) : () => undefined;
 
@@ -206,6 +227,7 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
       expiry!.stop();
       started.stop();
       await raft.stop();
+      await peers.close();
       await store.close();
       await wal.close();
     },
@@ -256,18 +278,38 @@ export async function writeRestoredMember(config: NewMemberConfig, alarms: reado
 }
 
 /**
- * The peer transport until clustering lands: a one-voter cluster sends no messages, so any
- * message means peers this member cannot reach. It says so once rather than pretend.
+ * etcd's adjustTicks for a member with peers: with --initial-election-tick-advance, once the
+ * peers are connected (etcd waits up to rafthttp's 5 s ConnReadTimeout), all but two election
+ * ticks are skipped, so a fresh cluster elects quickly yet still hears a live leader first.
  */
-function noPeerTransport(log: Logger): TransportPort {
-  let warned = false;
-  const drop = (messages: readonly Message[]): void => {
-    if (warned || messages.length === 0) return;
-    warned = true;
-    log.warn('peer transport is not implemented yet; dropping messages to peers', { to: idToHex(messages[0]!.to) });
-  };
-  return { send: drop, sendSnapshot: (m) => drop([m]) };
+function advanceTicksOnceConnected(raft: RaftNode, peers: PeerNetwork, config: ServerConfig, log: Logger): void {
+  const electionTicks = raft.electionTick;
+  const electionTimeout = formatDuration(electionTicks * config.heartbeatIntervalMs);
+  if (config.initialElectionTickAdvance === false) {
+    log.info('skipping initial election tick advance', { 'election-ticks': electionTicks });
+    return;
+  }
+  log.info('starting initial election tick advance', { 'election-ticks': electionTicks });
+  const pollMs = 50;
+  let polls = connReadTimeoutMs / pollMs;
+  const timer = setInterval(() => {
+    const active = peers.activePeers;
+    if (active > 1) {
+      const ticks = electionTicks - 2;
+      log.info('initialized peer connections; fast-forwarding election ticks', {
+        'local-member-id': idToHex(raft.id), 'forward-ticks': ticks,
+        'forward-duration': formatDuration(ticks * config.heartbeatIntervalMs),
+        'election-ticks': electionTicks, 'election-timeout': electionTimeout, 'active-remote-members': active,
+      });
+      raft.advanceTicks(ticks);
+    }
+    if (active > 1 || --polls <= 0) clearInterval(timer);
+  }, pollMs);
+  timer.unref();
 }
+
+/** rafthttp's ConnReadTimeout: how long adjustTicks waits for peer connections. */
+const connReadTimeoutMs = 5000;
 
 /** Tuning aid (CONCORD_DEBUG_LOOP): the Ready loop's batch sizes and WAL save latency, every second. */
 function logLoopStats(raft: RaftNode, log: Logger): () => void {

@@ -80,6 +80,10 @@ export class Peer {
     });
   }
 
+  get isActive(): boolean {
+    return this.active;
+  }
+
   /** One snapshot upload at a time (etcd sends them one by one too); a second fails at once. */
   async sendSnapshot(s: SnapshotToSend): Promise<boolean> {
     if (this.snapshotInFlight) {

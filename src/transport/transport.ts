@@ -99,6 +99,17 @@ export class PeerTransport {
     return this.peers.has(id);
   }
 
+  peerIds(): bigint[] {
+    return [...this.peers.keys()];
+  }
+
+  /** etcd's Transport.ActivePeers: peers with a working connection. */
+  activePeers(): number {
+    let n = 0;
+    for (const p of this.peers.values()) if (p.isActive) n++;
+    return n;
+  }
+
   stop(): void {
     this.stopped = true;
     for (const p of this.peers.values()) p.stop();

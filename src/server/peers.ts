@@ -1,0 +1,196 @@
+/**
+ * The member's side of the peer network: the peer listeners on --listen-peer-urls (etcd's
+ * peer handler: /raft... through the transport, /members, /version, 404 for the rest), the
+ * PeerTransport kept in step with the membership, and the TransportPort the raft loop sends
+ * through. What peers send reaches raft through `PeerRaft`; a MsgSnap's backend through
+ * `saveSnapshot`.
+ */
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { PeerTransport, type SnapshotToSend, type TransportHandlers } from '../transport/index.js';
+import type { Message } from '../proto/index.js';
+import type { Logger } from '../log/index.js';
+import { etcdServerVersion } from '../version.js';
+import type { Membership } from './membership.js';
+import { idToHex, memberToJson } from './membership.js';
+import type { TransportPort } from './ports.js';
+
+/** What the peer network needs of the raft loop (RaftNode). */
+export interface PeerRaft {
+  step(m: Message): void;
+  reportUnreachable(id: bigint): void;
+  reportSnapshot(id: bigint, delivered: boolean): void;
+}
+
+export interface PeerNetworkOptions {
+  memberId: bigint;
+  clusterId: bigint;
+  /** This member's advertised peer URLs (X-PeerURLs). */
+  advertisePeerUrls: readonly string[];
+  membership: Membership;
+  log: Logger;
+  /** The cluster version for /version ("not_decided" until set). */
+  clusterVersion(): string | undefined;
+  /** Set once the raft loop exists: messages arriving before it are dropped (raft retries). */
+  raft(): PeerRaft | undefined;
+  /** The backend image to stream after a MsgSnap (snapshot catch-up); absent: MsgSnap fails. */
+  snapshotDb?(m: Message): Promise<SnapshotToSend>;
+  /** Saves a received backend image durably before its MsgSnap is stepped. */
+  saveSnapshot?(m: Message, db: AsyncIterable<Uint8Array>): Promise<void>;
+  /** A peer said this member was removed (etcd stops the member). */
+  onRemoved(): void;
+  /** TLS for the peer listeners (https:// URLs); absent: plain HTTP. */
+  tls?: https.ServerOptions;
+}
+
+/** One listener per --listen-peer-urls, serving `handle`; resolves once all listen. */
+async function listenAll(urls: readonly URL[], handle: http.RequestListener, tls: https.ServerOptions | undefined): Promise<http.Server[]> {
+  const servers: http.Server[] = [];
+  try {
+    for (const u of urls) {
+      const s = u.protocol === 'https:' && tls ? https.createServer(tls, handle) : http.createServer(handle);
+      // Peer streams are long-lived: no request timeout; the transport bounds idleness itself.
+      s.requestTimeout = 0;
+      s.keepAliveTimeout = 0;
+      servers.push(s);
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(Number(u.port || (u.protocol === 'https:' ? 443 : 80)), u.hostname.replace(/^\[|\]$/g, ''), () => {
+          s.off('error', reject);
+          resolve();
+        });
+      });
+    }
+  } catch (e) {
+    for (const s of servers) s.close();
+    throw e;
+  }
+  return servers;
+}
+
+export class PeerNetwork implements TransportPort {
+  readonly transport: PeerTransport;
+  private servers: http.Server[] = [];
+  private readonly o: PeerNetworkOptions;
+
+  constructor(o: PeerNetworkOptions) {
+    this.o = o;
+    const handlers: TransportHandlers = {
+      onMessage: (m) => {
+        // etcd's Process: a removed member's messages are refused.
+        if (o.membership.isRemoved(m.from)) return;
+        o.raft()?.step(m);
+      },
+      onUnreachable: (id) => o.raft()?.reportUnreachable(id),
+      onSnapshotStatus: (id, outcome) => o.raft()?.reportSnapshot(id, outcome === 'finish'),
+      isIdRemoved: (id) => o.membership.isRemoved(id),
+      onRemovedFromCluster: () => o.onRemoved(),
+      ...(o.saveSnapshot ? { saveSnapshot: o.saveSnapshot } : {}),
+    };
+    this.transport = new PeerTransport({
+      local: { memberId: o.memberId, clusterId: o.clusterId, peerUrls: o.advertisePeerUrls },
+      handlers, logger: o.log,
+    });
+  }
+
+  /** Starts the peer listeners (before raft runs, as etcd serves peers first). */
+  async listen(urls: readonly URL[]): Promise<string[]> {
+    this.servers = await listenAll(urls, (req, res) => this.serve(req, res), this.o.tls);
+    const addresses = this.servers.map((s, i) => {
+      const a = s.address() as AddressInfo;
+      return `${urls[i]!.protocol}//${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    });
+    for (const a of addresses) this.o.log.info('serving peer traffic', { address: a.replace(/^https?:\/\//, '') });
+    return addresses;
+  }
+
+  /**
+   * Adds, updates and removes transport peers to match the membership (etcd does this as
+   * each conf change applies). Called after every membership change and once at start.
+   */
+  syncMembers(): void {
+    const { membership, memberId } = this.o;
+    const wanted = new Set<bigint>();
+    for (const m of membership.list()) {
+      if (m.id === memberId) continue;
+      wanted.add(m.id);
+      if (this.transport.hasPeer(m.id)) this.transport.updatePeer(m.id, m.peerURLs);
+      else this.transport.addPeer(m.id, m.peerURLs);
+    }
+    for (const id of this.transport.peerIds()) if (!wanted.has(id)) this.transport.removePeer(id);
+  }
+
+  /** Adds peers known from elsewhere (a joining member's view of the cluster, fetched from a peer). */
+  addPeers(members: ReadonlyArray<{ id: bigint; peerURLs: string[] }>): void {
+    for (const m of members) if (m.id !== this.o.memberId) this.transport.addPeer(m.id, m.peerURLs);
+  }
+
+  get activePeers(): number {
+    return this.transport.activePeers();
+  }
+
+  send(messages: readonly Message[]): void {
+    this.transport.send(messages);
+  }
+
+  sendSnapshot(m: Message): void {
+    const source = this.o.snapshotDb;
+    if (source === undefined) {
+      this.o.log.warn('cannot send a snapshot to a peer: snapshot catch-up is not available', { 'remote-peer-id': idToHex(m.to) });
+      this.o.raft()?.reportSnapshot(m.to, false);
+      return;
+    }
+    source(m).then((s) => this.transport.sendSnapshot(s), (e: unknown) => {
+      this.o.log.warn('failed to prepare database snapshot', { 'remote-peer-id': idToHex(m.to), error: String(e) });
+      this.o.raft()?.reportSnapshot(m.to, false);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.transport.stop();
+    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => {
+      s.closeAllConnections();
+      s.close(() => resolve());
+    })));
+    this.servers = [];
+  }
+
+  /** etcd's peer handler: /raft... (transport), /members, /version, 404 for anything else. */
+  private serve(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (this.transport.handle(req, res)) return;
+    const path = new URL(req.url ?? '/', 'http://peer').pathname;
+    if (path === '/members') this.serveMembers(req, res);
+    else if (path === '/version') this.serveVersion(req, res);
+    else httpText(res, 404, '404 page not found');
+  }
+
+  /** GET /members: the member list as JSON (etcd's json.Encoder output, newline included). */
+  private serveMembers(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (!allowGet(req, res)) return;
+    const body = `[${this.o.membership.list().map(memberToJson).join(',')}]\n`;
+    res.writeHead(200, { 'X-Etcd-Cluster-ID': idToHex(this.o.clusterId), 'Content-Type': 'application/json' });
+    res.end(body);
+  }
+
+  private serveVersion(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (!allowGet(req, res)) return;
+    const cluster = this.o.clusterVersion() ?? 'not_decided';
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({ etcdserver: etcdServerVersion, etcdcluster: cluster }));
+  }
+}
+
+/** Go's http.Error. */
+function httpText(res: http.ServerResponse, status: number, msg: string): void {
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+  res.end(msg + '\n');
+}
+
+/** etcdhttp's allowMethod(w, r, "GET"). */
+function allowGet(req: http.IncomingMessage, res: http.ServerResponse): boolean {
+  if (req.method === 'GET') return true;
+  res.setHeader('Allow', 'GET');
+  httpText(res, 405, 'Method Not Allowed');
+  return false;
+}
