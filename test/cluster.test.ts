@@ -4,9 +4,9 @@
 // group through etcd's own peer protocol.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sleep, b, mk, prefixEnd, runEtcd, runConcord, type TargetName } from './harness.js';
+import { sleep, b, mk, freePort, prefixEnd, runEtcd, runConcord, type TargetName } from './harness.js';
 import { PutRequest, PutResponse } from '../src/proto/index.js';
-import { startCluster, type Cluster, type ClusterMember } from './cluster-members.js';
+import { startCluster, ClusterMember, type Cluster } from './cluster-members.js';
 
 /** etcdctl against one member. */
 const ctlAt = (m: ClusterMember, args: string[]) => m.etcdctl(args);
@@ -212,4 +212,62 @@ test('mixed cluster: 2 Concord + 1 etcd, each member leading in turn, writes thr
 
 test('mixed cluster: 1 Concord + 2 etcd, each member leading in turn, writes through every member, every member reads every write', { skip: !runConcord() || !runEtcd(), timeout: 180_000 }, async () => {
   await withCluster(['concord', 'etcd', 'etcd'], mixedSession);
+});
+
+/** Retries an etcdctl command etcd refuses for a while (member add right after start: "unhealthy cluster"; promote before the learner caught up). */
+async function ctlRetrying(m: ClusterMember[], args: string[], timeoutMs = 30_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await m[0]!.etcdctl(args.concat(['--endpoints', m.map((x) => x.endpoint).join(',')]));
+    if (r.code === 0) return r.stdout;
+    if (Date.now() > deadline) return ok(r, args.join(' '));
+    await sleep(500);
+  }
+}
+
+/** A new member of `c` (not started), for `etcdctl member add` and --initial-cluster-state existing. */
+async function newMember(c: Cluster, target: TargetName, name: string): Promise<ClusterMember> {
+  const m = new ClusterMember({ target, name, readyTimeoutMs: 60_000 });
+  m.clientPort = await freePort();
+  m.peerPort = await freePort();
+  m.clusterState = 'existing';
+  m.initialCluster = [...c.members, m].map((x) => `${x.name}=${x.peerUrl}`).join(',');
+  c.members.push(m);
+  return m;
+}
+
+test('join: Concord members join a running etcd cluster (etcdctl member add, then as a learner promoted by etcd), an etcd member is removed; every member reads every write', { skip: !runConcord() || !runEtcd(), timeout: 240_000 }, async () => {
+  await withCluster(['etcd', 'etcd'], async (c) => {
+    const etcds = [...c.members];
+    ok(await ctlAt(etcds[0]!, ['put', 'before-join', '1']), 'put');
+
+    const voter = await newMember(c, 'concord', 'j2-concord');
+    const added = await ctlRetrying(etcds, ['member', 'add', voter.name, `--peer-urls=${voter.peerUrl}`]);
+    assert.match(added, /ETCD_INITIAL_CLUSTER_STATE="existing"/);
+    await voter.start();
+    assert.equal(ok(await ctlAt(voter, ['get', 'before-join', '--print-value-only']), 'get').trim(), '1');
+
+    const learner = await newMember(c, 'concord', 'j3-concord');
+    const addedLearner = await ctlRetrying(etcds, ['member', 'add', learner.name, '--learner', `--peer-urls=${learner.peerUrl}`]);
+    const learnerId = /Member ([0-9a-f]+) added/.exec(addedLearner)![1]!;
+    await learner.start();
+    await ctlRetrying(etcds, ['member', 'promote', learnerId]);
+
+    // The first etcd member leaves; the cluster is 1 etcd + 2 Concord from here.
+    const leaving = etcds[0]!;
+    const leavingId = (await c.withClients(async (cs) => cs.find((x) => x.member === leaving)!.client.status())).header!.memberId;
+    ok(await ctlAt(etcds[1]!, ['member', 'remove', leavingId.toString(16)]), 'member remove');
+    await leaving.stop();
+    c.members.splice(c.members.indexOf(leaving), 1);
+    await c.leader();
+    for (const m of c.members) ok(await ctlAt(m, ['put', `after/${bare(m.name)}`, m.target]), 'put');
+    for (const m of c.members) {
+      const keys = ok(await ctlAt(m, ['get', '--prefix', '', '--keys-only']), 'get').split('\n').filter((l) => l !== '');
+      assert.deepEqual(keys, ['after/j2', 'after/j3', 'after/m1', 'before-join'], m.name);
+    }
+    const list = ok(await c.ctl(['member', 'list']), 'member list');
+    assert.equal(list.trim().split('\n').length, 3, list);
+    assert.ok(!list.includes(', true'), `no learner left: ${list}`);
+    await assertHashesAgree(c);
+  });
 });

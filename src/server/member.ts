@@ -24,7 +24,8 @@ import {
 import type { ServerConfig } from './config.js';
 import { defaultQuotaBackendBytes, defaultWatchProgressNotifyIntervalMs } from './config.js';
 import { bootstrapIdentity, checkBackendMatchesSnapshot } from './bootstrap.js';
-import { Membership, memberToJson, idToHex } from './membership.js';
+import { Membership, memberToJson, idToHex, type Member } from './membership.js';
+import { joinIdentity } from './join.js';
 import { AlarmSet } from './alarms.js';
 import { EtcdServer, serverVersion } from './etcd-server.js';
 import { Applier } from './applier.js';
@@ -66,7 +67,9 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
   const snapDir = join(memberDir, 'snap');
   const walExists = await Wal.exists(walDir);
   // An existing data dir wins over the bootstrap flags; a new one is checked before any write.
-  const boot = walExists ? undefined : bootstrapIdentity(config);
+  // A member joining a running cluster asks a peer for the cluster (etcd's join).
+  const joining = !walExists && config.initialClusterState === 'existing' ? await joinIdentity(config, log) : undefined;
+  const boot = walExists ? undefined : joining ?? bootstrapIdentity(config);
   mkdirSync(snapDir, { recursive: true, mode: 0o700 });
 
   const openedAt = Date.now();
@@ -74,7 +77,8 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
   log.info('opened backend db', { path: backend.path, took: formatDuration(Date.now() - openedAt) });
 
   if (boot !== undefined) {
-    await writeBootstrapWal(walDir, boot);
+    // A joining member's log starts empty: the leader sends it everything, conf changes too.
+    await writeBootstrapWal(walDir, boot, joining ? [] : boot.members);
     backend.put('members', membersKey, Buffer.from(new Membership(boot.clusterId, []).toJson()));
   }
 
@@ -135,6 +139,7 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     },
   });
   peers.syncMembers();
+  if (joining) peers.addPeers(joining.members);
   await peers.listen(config.listenPeerUrls);
 
   const auth = new AuthStore({ backend, log, tokenTtlMs: config.auth?.tokenTtlMs ?? 300_000 });
@@ -234,10 +239,17 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
   };
 }
 
-/** etcd's bootstrap WAL: AddNode conf changes for every initial member, committed at term 1. */
-async function writeBootstrapWal(walDir: string, boot: ReturnType<typeof bootstrapIdentity>): Promise<void> {
+/**
+ * etcd's bootstrap WAL: AddNode conf changes for every initial member, committed at term 1
+ * (none for a member joining a running cluster).
+ */
+async function writeBootstrapWal(walDir: string, boot: { memberId: bigint; clusterId: bigint }, initialMembers: readonly Member[]): Promise<void> {
   const wal = await Wal.create(walDir, Metadata.encode({ NodeID: boot.memberId, ClusterID: boot.clusterId }).finish());
-  const entries: Entry[] = boot.members.map((m, i) => ({
+  if (initialMembers.length === 0) {
+    await wal.close();
+    return;
+  }
+  const entries: Entry[] = initialMembers.map((m, i) => ({
     term: 1, index: i + 1, type: EntryType.EntryConfChange,
     data: encodeConfChange({ type: ConfChangeType.ConfChangeAddNode, nodeId: m.id, context: Buffer.from(memberToJson(m)), id: 0n }),
   }));
@@ -273,7 +285,7 @@ export async function writeRestoredMember(config: NewMemberConfig, alarms: reado
   } finally {
     await backend.close();
   }
-  await writeBootstrapWal(config.walDir ?? join(config.dataDir, 'member', 'wal'), boot);
+  await writeBootstrapWal(config.walDir ?? join(config.dataDir, 'member', 'wal'), boot, boot.members);
   return { memberId: boot.memberId, clusterId: boot.clusterId };
 }
 

@@ -111,14 +111,13 @@ export class PeerNetwork implements TransportPort {
    */
   syncMembers(): void {
     const { membership, memberId } = this.o;
-    const wanted = new Set<bigint>();
     for (const m of membership.list()) {
       if (m.id === memberId) continue;
-      wanted.add(m.id);
       if (this.transport.hasPeer(m.id)) this.transport.updatePeer(m.id, m.peerURLs);
       else this.transport.addPeer(m.id, m.peerURLs);
     }
-    for (const id of this.transport.peerIds()) if (!wanted.has(id)) this.transport.removePeer(id);
+    // Only a removal takes a peer away: a joining member knows peers its log has not added yet.
+    for (const id of this.transport.peerIds()) if (membership.isRemoved(id)) this.transport.removePeer(id);
   }
 
   /** Adds peers known from elsewhere (a joining member's view of the cluster, fetched from a peer). */
