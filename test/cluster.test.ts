@@ -41,6 +41,8 @@ async function etcdctlSession(c: Cluster): Promise<string[]> {
     out.push(`get from ${bare(m.name)}: ${lin.trim().split('\n').join(' ')} | serializable: ${ser.trim().split('\n').join(' ')}`);
   }
 
+  out.push(...await leaseSession(ms));
+
   // A member's name appears once its publish has applied where etcdctl asked (not before).
   type Listed = { members: Array<{ ID: number; name?: string; peerURLs: string[]; clientURLs?: string[] }> };
   let list: Listed = { members: [] };
@@ -79,6 +81,26 @@ async function etcdctlSession(c: Cluster): Promise<string[]> {
   return out;
 }
 
+/**
+ * Lease renewals and TTL queries through every member: a follower forwards them to the
+ * leader over the peer URLs (etcd's /leases and /leases/internal). Ids and remaining
+ * seconds are masked.
+ */
+async function leaseSession(ms: readonly ClusterMember[]): Promise<string[]> {
+  const out: string[] = [];
+  const granted = ok(await ctlAt(ms[0]!, ['lease', 'grant', '60']), 'lease grant');
+  const id = /^lease ([0-9a-f]+) granted/.exec(granted)![1]!;
+  ok(await ctlAt(ms[0]!, ['put', '--lease', id, 'leased', 'x']), 'put --lease');
+  const mask = (text: string) => text.trim().replaceAll(id, 'ID').replace(/remaining\(\d+s\)/, 'remaining(Ns)');
+  for (const m of ms) {
+    out.push(`keep-alive via ${bare(m.name)}: ${mask(ok(await ctlAt(m, ['lease', 'keep-alive', '--once', id]), 'keep-alive'))}`);
+    out.push(`timetolive via ${bare(m.name)}: ${mask(ok(await ctlAt(m, ['lease', 'timetolive', '--keys', id]), 'timetolive'))}`);
+    const missing = await ctlAt(m, ['lease', 'timetolive', '1234']);
+    out.push(`timetolive of an unknown lease via ${bare(m.name)}: exit ${missing.code} ${(missing.stdout + missing.stderr).trim()}`);
+  }
+  return out;
+}
+
 async function withCluster<T>(kinds: TargetName[], fn: (c: Cluster) => Promise<T>, extraArgs: string[] = []): Promise<T> {
   const c = await startCluster(kinds, extraArgs);
   try {
@@ -94,6 +116,9 @@ test('3 Concord members: etcdctl put/get on every member, member list, endpoint 
     'get from m0: v0 v1 v2 | serializable: v0 v1 v2',
     'status rows: 3, leaders: 1, terms agree: true',
     'healthy: 3',
+    'keep-alive via m1: lease ID keepalived with TTL(60)',
+    'timetolive via m2: lease ID granted with TTL(60s), remaining(Ns), attached keys([leased])',
+    'timetolive of an unknown lease via m1: exit 0 lease 0000000000001234 already expired',
     'move-leader: true true',
     'new leader is the target: true',
     'read after move from m2: x',
@@ -194,6 +219,9 @@ async function mixedSession(c: Cluster): Promise<void> {
     assert.equal(await c.leader(), leaderWanted);
     const round = bare(leaderWanted.name);
     for (const m of c.members) ok(await ctlAt(m, ['put', `mixed/${round}/${bare(m.name)}`, `written through ${m.target} while ${leaderWanted.target} leads`]), 'put');
+    for (const line of await leaseSession(c.members)) {
+      assert.match(line, /: lease ID keepalived with TTL\(60\)$|: lease ID granted with TTL\(60s\), remaining\(Ns\), attached keys\(\[leased\]\)$|: exit 0 lease 0000000000001234 already expired$/, `while ${leaderWanted.name} leads`);
+    }
   }
   const expected = ids.flatMap(({ member: l }) => c.members.map((m) => `mixed/${bare(l.name)}/${bare(m.name)}`)).sort();
   for (const m of c.members) {

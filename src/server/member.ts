@@ -37,6 +37,7 @@ import { PeerNetwork } from './peers.js';
 import { urlString } from './ids.js';
 import { LeaseExpiry, minLeaseTtlSeconds } from './lease-expiry.js';
 import { LeaseHost } from './lease-host.js';
+import { LeaseForwarder } from './lease-forward.js';
 
 /** Concord keeps membership and alarms as one JSON record each in these databases. */
 const membersKey = Buffer.from('members');
@@ -199,10 +200,17 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     lessor, clock, log, propose: (r) => srv.propose(r),
     electionTimeoutMs: config.electionTimeoutMs, checkpoints: config.leaseCheckpoint ?? false,
   });
-  server.lease = new LeaseHost({
-    memberId, lessor, clock, propose: (r) => srv.propose(r), header: () => srv.header(),
-    appliedCaughtUp: () => raft.appliedIndex >= raft.commitIndex ? undefined : raft.waitApplied(raft.commitIndex),
+  const appliedCaughtUp = (): Promise<void> | undefined => raft.appliedIndex >= raft.commitIndex ? undefined : raft.waitApplied(raft.commitIndex);
+  const leases = new LeaseHost({
+    memberId, lessor, clock, propose: (r) => srv.propose(r), header: () => srv.header(), appliedCaughtUp,
+    isLeader: () => raft.isLeader,
+    forwarder: new LeaseForwarder({
+      leaderPeerUrls: () => (raft.leader === 0n ? undefined : membership.get(raft.leader)?.peerURLs),
+      requestTimeoutMs: 5000 + 2 * config.electionTimeoutMs, // etcd's ReqTimeout()
+    }),
   });
+  server.lease = leases;
+  peers.leases = { appliedCaughtUp, renew: (id) => leases.renewAsPrimary(id), timeToLive: (r) => leases.timeToLiveHere(r) };
   expiry.start();
   log.info('starting etcd server', { 'local-member-id': idToHex(memberId), 'local-server-version': serverVersion, 'cluster-version': 'to_be_decided' });
 

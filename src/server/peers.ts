@@ -15,6 +15,7 @@ import { etcdServerVersion } from '../version.js';
 import type { Membership } from './membership.js';
 import { idToHex, memberToJson } from './membership.js';
 import type { TransportPort } from './ports.js';
+import { leaseInternalPrefix, leasePrefix, serveLeaseRequest, type LeasePrimary } from './lease-forward.js';
 
 /** What the peer network needs of the raft loop (RaftNode). */
 export interface PeerRaft {
@@ -71,6 +72,8 @@ async function listenAll(urls: readonly URL[], handle: http.RequestListener, tls
 
 export class PeerNetwork implements TransportPort {
   readonly transport: PeerTransport;
+  /** The leader's lease endpoints (/leases, /leases/internal), once the lessor is up. */
+  leases: LeasePrimary | undefined;
   private servers: http.Server[] = [];
   private readonly o: PeerNetworkOptions;
 
@@ -160,6 +163,13 @@ export class PeerNetwork implements TransportPort {
     if (this.transport.handle(req, res)) return;
     const path = new URL(req.url ?? '/', 'http://peer').pathname;
     if (path === '/members') this.serveMembers(req, res);
+    else if ((path === leasePrefix || path === leaseInternalPrefix) && this.leases) {
+      // A failure ends this request only, never the member.
+      serveLeaseRequest(this.leases, req, res, path).catch((e: unknown) => {
+        this.o.log.warn('failed to serve lease request', { error: String(e) });
+        res.destroy();
+      });
+    }
     else if (path === '/version') this.serveVersion(req, res);
     else httpText(res, 404, '404 page not found');
   }
