@@ -38,6 +38,7 @@ import { urlString } from './ids.js';
 import { LeaseExpiry, minLeaseTtlSeconds } from './lease-expiry.js';
 import { LeaseHost } from './lease-host.js';
 import { LeaseForwarder } from './lease-forward.js';
+import { mergedSnapshot, saveSnapshotDb } from './snapshot-db.js';
 
 /** Concord keeps membership and alarms as one JSON record each in these databases. */
 const membersKey = Buffer.from('members');
@@ -134,6 +135,8 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     memberId, clusterId, advertisePeerUrls: config.initialAdvertisePeerUrls.map(urlString), membership, log,
     clusterVersion: () => applier.clusterVersion,
     raft: () => raftNode,
+    snapshotDb: async (m) => mergedSnapshot(m, await server!.snapshot(), log, { from: idToHex(memberId), to: idToHex(m.to) }),
+    saveSnapshot: (m, db) => saveSnapshotDb(snapDir, m, db, log),
     onRemoved: () => {
       log.warn('the data-dir used by this member must be removed', { 'data-dir': config.dataDir });
       void raftNode?.stop();

@@ -8,7 +8,8 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { PeerTransport, type SnapshotToSend, type TransportHandlers } from '../transport/index.js';
+import { PeerTransport, type TransportHandlers } from '../transport/index.js';
+import type { MergedSnapshot } from './snapshot-db.js';
 import type { Message } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
 import { etcdServerVersion } from '../version.js';
@@ -36,7 +37,7 @@ export interface PeerNetworkOptions {
   /** Set once the raft loop exists: messages arriving before it are dropped (raft retries). */
   raft(): PeerRaft | undefined;
   /** The backend image to stream after a MsgSnap (snapshot catch-up); absent: MsgSnap fails. */
-  snapshotDb?(m: Message): Promise<SnapshotToSend>;
+  snapshotDb?(m: Message): Promise<MergedSnapshot>;
   /** Saves a received backend image durably before its MsgSnap is stepped. */
   saveSnapshot?(m: Message, db: AsyncIterable<Uint8Array>): Promise<void>;
   /** A peer said this member was removed (etcd stops the member). */
@@ -143,10 +144,14 @@ export class PeerNetwork implements TransportPort {
       this.o.raft()?.reportSnapshot(m.to, false);
       return;
     }
-    source(m).then((s) => this.transport.sendSnapshot(s), (e: unknown) => {
-      this.o.log.warn('failed to prepare database snapshot', { 'remote-peer-id': idToHex(m.to), error: String(e) });
-      this.o.raft()?.reportSnapshot(m.to, false);
-    });
+    // The transport reports the outcome to raft itself (onSnapshotStatus).
+    source(m).then(
+      (merged) => this.transport.sendSnapshot(merged.send).finally(() => merged.release()),
+      (e: unknown) => {
+        this.o.log.warn('failed to prepare database snapshot', { 'remote-peer-id': idToHex(m.to), error: String(e) });
+        this.o.raft()?.reportSnapshot(m.to, false);
+      },
+    ).catch((e: unknown) => this.o.log.warn('failed to send database snapshot', { 'remote-peer-id': idToHex(m.to), error: String(e) }));
   }
 
   async close(): Promise<void> {
