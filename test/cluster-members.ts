@@ -8,6 +8,10 @@ import { Server, freePort, sleep, etcdctl, type TargetName, type CmdResult, Etcd
 export class ClusterMember extends Server {
   initialCluster = '';
   clusterState: 'new' | 'existing' = 'new';
+  /** https: the peer URLs need the --peer-* TLS flags in extraArgs. */
+  peerScheme: 'http' | 'https' = 'http';
+
+  override get peerUrl(): string { return `${this.peerScheme}://127.0.0.1:${this.peerPort}`; }
 
   override args(): string[] {
     return [
@@ -92,8 +96,9 @@ export class Cluster {
  * Starts one member per entry of `kinds` (etcd or concord) as one new cluster, all at once
  * (none is ready before a quorum is up), and waits for them all to serve.
  */
-export async function startCluster(kinds: readonly TargetName[], extraArgs: string[] = []): Promise<Cluster> {
+export async function startCluster(kinds: readonly TargetName[], extraArgs: string[] = [], peerScheme: 'http' | 'https' = 'http'): Promise<Cluster> {
   const members = kinds.map((target, i) => new ClusterMember({ target, name: `m${i}-${target}`, extraArgs, readyTimeoutMs: 60_000 }));
+  for (const m of members) m.peerScheme = peerScheme;
   const cluster = new Cluster(members);
   try {
     for (const m of members) {

@@ -33,7 +33,7 @@ import { RaftNode } from './raft-node.js';
 import { WaitRegistry } from './wait.js';
 import { bindMemberMetrics, timedWal } from './metrics.js';
 import { SnapshotPolicy } from './snapshot-policy.js';
-import { PeerNetwork } from './peers.js';
+import { PeerNetwork, type PeerTls } from './peers.js';
 import { urlString } from './ids.js';
 import { LeaseExpiry, minLeaseTtlSeconds } from './lease-expiry.js';
 import { LeaseHost } from './lease-host.js';
@@ -63,7 +63,7 @@ export interface RunningMember {
 }
 
 /** Starts the member and waits until its raft loop has replayed the WAL (and, alone, campaigned). */
-export async function startMember(config: ServerConfig, log: Logger): Promise<RunningMember> {
+export async function startMember(config: ServerConfig, log: Logger, wiring: { peerTls?: PeerTls } = {}): Promise<RunningMember> {
   const memberDir = join(config.dataDir, 'member');
   const walDir = config.walDir ?? join(memberDir, 'wal');
   const snapDir = join(memberDir, 'snap');
@@ -137,6 +137,7 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     raft: () => raftNode,
     snapshotDb: async (m) => mergedSnapshot(m, await server!.snapshot(), log, { from: idToHex(memberId), to: idToHex(m.to) }),
     saveSnapshot: (m, db) => saveSnapshotDb(snapDir, m, db, log),
+    ...(wiring.peerTls ? { tls: wiring.peerTls } : {}),
     onRemoved: () => {
       log.warn('the data-dir used by this member must be removed', { 'data-dir': config.dataDir });
       void raftNode?.stop();
@@ -210,6 +211,7 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     forwarder: new LeaseForwarder({
       leaderPeerUrls: () => (raft.leader === 0n ? undefined : membership.get(raft.leader)?.peerURLs),
       requestTimeoutMs: 5000 + 2 * config.electionTimeoutMs, // etcd's ReqTimeout()
+      ...(wiring.peerTls ? { tls: wiring.peerTls.client } : {}),
     }),
   });
   server.lease = leases;

@@ -8,7 +8,8 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { PeerTransport, type TransportHandlers } from '../transport/index.js';
+import type { TLSSocket } from 'node:tls';
+import { PeerTransport, type PeerClientTls, type TransportHandlers } from '../transport/index.js';
 import type { MergedSnapshot } from './snapshot-db.js';
 import type { Message } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
@@ -42,16 +43,49 @@ export interface PeerNetworkOptions {
   saveSnapshot?(m: Message, db: AsyncIterable<Uint8Array>): Promise<void>;
   /** A peer said this member was removed (etcd stops the member). */
   onRemoved(): void;
-  /** TLS for the peer listeners (https:// URLs); absent: plain HTTP. */
-  tls?: https.ServerOptions;
+  /** Peer TLS (https:// peer URLs); absent: plain HTTP. */
+  tls?: PeerTls;
+}
+
+/** The peer TLS the composition root builds from the --peer-* flags (cli/peer-tls.ts). */
+export interface PeerTls {
+  /** The peer listeners' TLS (certificate, CA, client-certificate policy, CRL). */
+  server: https.ServerOptions;
+  /** What this member presents and checks when it dials a peer. */
+  client: PeerClientTls;
+  /** --peer-cert-allowed-cn: a peer's client certificate must carry this CommonName. */
+  allowedCn?: string;
+  /** --peer-cert-allowed-hostname: a peer's client certificate must be valid for this name. */
+  allowedHostname?: string;
+}
+
+/** etcd's checks of a verified peer client certificate against --peer-cert-allowed-cn/-hostname. */
+function certificateRefusal(socket: TLSSocket, tls: PeerTls): string | undefined {
+  if (!tls.allowedCn && !tls.allowedHostname) return undefined;
+  const cert = socket.getPeerX509Certificate();
+  if (cert === undefined) return undefined; // no client certificate asked for: nothing to check
+  if (tls.allowedCn && !cert.subject.split('\n').includes(`CN=${tls.allowedCn}`)) return 'CommonName authentication failed';
+  if (tls.allowedHostname && cert.checkHost(tls.allowedHostname) === undefined && cert.checkIP(tls.allowedHostname) === undefined) {
+    return 'client certificate authentication failed';
+  }
+  return undefined;
 }
 
 /** One listener per --listen-peer-urls, serving `handle`; resolves once all listen. */
-async function listenAll(urls: readonly URL[], handle: http.RequestListener, tls: https.ServerOptions | undefined): Promise<http.Server[]> {
+async function listenAll(urls: readonly URL[], handle: http.RequestListener, tls: PeerTls | undefined, log: Logger): Promise<http.Server[]> {
   const servers: http.Server[] = [];
   try {
     for (const u of urls) {
-      const s = u.protocol === 'https:' && tls ? https.createServer(tls, handle) : http.createServer(handle);
+      const secure = u.protocol === 'https:' && tls !== undefined;
+      const s = secure ? https.createServer(tls.server, handle) : http.createServer(handle);
+      if (secure) {
+        s.on('secureConnection', (socket: TLSSocket) => {
+          const refusal = certificateRefusal(socket, tls);
+          if (refusal === undefined) return;
+          log.warn('rejected connection', { 'remote-addr': `${socket.remoteAddress}:${socket.remotePort}`, error: refusal });
+          socket.destroy();
+        });
+      }
       // Peer streams are long-lived: no request timeout; the transport bounds idleness itself.
       s.requestTimeout = 0;
       s.keepAliveTimeout = 0;
@@ -95,12 +129,13 @@ export class PeerNetwork implements TransportPort {
     this.transport = new PeerTransport({
       local: { memberId: o.memberId, clusterId: o.clusterId, peerUrls: o.advertisePeerUrls },
       handlers, logger: o.log,
+      ...(o.tls ? { clientTls: o.tls.client } : {}),
     });
   }
 
   /** Starts the peer listeners (before raft runs, as etcd serves peers first). */
   async listen(urls: readonly URL[]): Promise<string[]> {
-    this.servers = await listenAll(urls, (req, res) => this.serve(req, res), this.o.tls);
+    this.servers = await listenAll(urls, (req, res) => this.serve(req, res), this.o.tls, this.o.log);
     const addresses = this.servers.map((s, i) => {
       const a = s.address() as AddressInfo;
       return `${urls[i]!.protocol}//${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;

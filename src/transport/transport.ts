@@ -79,6 +79,7 @@ export class PeerTransport {
       maxMessageBytes: this.o.maxMessageBytes ?? defaultMaxMessageBytes,
       maxStreamQueuedBytes: this.o.maxStreamQueuedBytes ?? defaultMaxStreamQueuedBytes,
       dialRetryMs: this.o.dialRetryMs ?? defaultDialRetryMs,
+      tls: this.o.clientTls,
     }));
     this.o.logger.info('added remote peer', { 'local-member-id': idString(this.o.local.memberId), 'remote-peer-id': idString(id), 'remote-peer-urls': urls.join(',') });
   }
