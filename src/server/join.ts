@@ -7,6 +7,7 @@ import type { ServerConfig } from './config.js';
 import { urlString } from './ids.js';
 import { memberFromJson, type Member } from './membership.js';
 import type { Logger } from '../log/index.js';
+import { peerRequest, type PeerClientTls } from '../transport/index.js';
 
 /** etcd's getClusterFromRemotePeers timeout. */
 const fetchTimeoutMs = 10_000;
@@ -29,17 +30,37 @@ function remotePeerUrls(config: JoinConfig): string[] {
   return urls.sort();
 }
 
+/** GET `address` over the peer TLS; the body (bounded) and the cluster id header. */
+function getMembers(address: string, tls: PeerClientTls | undefined): Promise<{ body: string; header: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = peerRequest(address, { method: 'GET', agent: false }, tls);
+    req.setTimeout(fetchTimeoutMs, () => req.destroy(new Error('Client.Timeout exceeded while awaiting headers')));
+    req.on('error', reject);
+    req.on('response', (res) => {
+      const parts: Buffer[] = [];
+      let n = 0;
+      res.on('data', (c: Buffer) => {
+        n += c.length;
+        if (n > maxMembersBodyBytes) res.destroy(new Error(`body over ${maxMembersBodyBytes} bytes`));
+        else parts.push(c);
+      });
+      res.on('error', reject);
+      res.on('end', () => {
+        const h = res.headers['x-etcd-cluster-id'];
+        resolve({ body: Buffer.concat(parts).toString('utf8'), header: typeof h === 'string' ? h : undefined });
+      });
+    });
+    req.end();
+  });
+}
+
 /** GET <url>/members: the members and the cluster id, or undefined (logged as etcd logs it). */
-async function fetchMembers(url: string, log: Logger): Promise<{ members: Member[]; clusterId: bigint } | undefined> {
+async function fetchMembers(url: string, log: Logger, tls: PeerClientTls | undefined): Promise<{ members: Member[]; clusterId: bigint } | undefined> {
   const address = `${url}/members`;
   let body: string;
-  let header: string | null;
+  let header: string | undefined;
   try {
-    const res = await fetch(address, { signal: AbortSignal.timeout(fetchTimeoutMs) });
-    header = res.headers.get('X-Etcd-Cluster-ID');
-    const bytes = await res.arrayBuffer();
-    if (bytes.byteLength > maxMembersBodyBytes) throw new Error(`body of ${bytes.byteLength} bytes`);
-    body = Buffer.from(bytes).toString('utf8');
+    ({ body, header } = await getMembers(address, tls));
   } catch (e) {
     log.warn('failed to get cluster response', { address, error: String((e as Error).message ?? e) });
     return undefined;
@@ -53,7 +74,7 @@ async function fetchMembers(url: string, log: Logger): Promise<{ members: Member
     log.warn('failed to unmarshal cluster response', { address, error: String((e as Error).message ?? e) });
     return undefined;
   }
-  if (header === null || !/^[0-9a-fA-F]{1,16}$/.test(header)) {
+  if (header === undefined || !/^[0-9a-fA-F]{1,16}$/.test(header)) {
     log.warn('failed to parse cluster ID', { address, header: header ?? '', error: 'invalid cluster ID' });
     return undefined;
   }
@@ -64,12 +85,12 @@ async function fetchMembers(url: string, log: Logger): Promise<{ members: Member
  * Asks the other initial members for the cluster, then matches every existing member to an
  * initial one by peer URLs to learn this member's id. Throws etcd's errors.
  */
-export async function joinIdentity(config: JoinConfig, log: Logger): Promise<JoinIdentity> {
+export async function joinIdentity(config: JoinConfig, log: Logger, tls?: PeerClientTls): Promise<JoinIdentity> {
   const own = config.initialCluster.get(config.name);
   if (own === undefined) throw new Error(`couldn't find local name "${config.name}" in the initial cluster configuration`);
   let existing: { members: Member[]; clusterId: bigint } | undefined;
   for (const url of remotePeerUrls(config)) {
-    existing = await fetchMembers(url, log);
+    existing = await fetchMembers(url, log, tls);
     if (existing === undefined) continue;
     if (existing.members.length === 0) throw new Error('cannot fetch cluster info from peer urls: failed to get raft cluster member(s) from the given URLs');
     break;

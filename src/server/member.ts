@@ -70,7 +70,7 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   const walExists = await Wal.exists(walDir);
   // An existing data dir wins over the bootstrap flags; a new one is checked before any write.
   // A member joining a running cluster asks a peer for the cluster (etcd's join).
-  const joining = !walExists && config.initialClusterState === 'existing' ? await joinIdentity(config, log) : undefined;
+  const joining = !walExists && config.initialClusterState === 'existing' ? await joinIdentity(config, log, wiring.peerTls?.client) : undefined;
   const boot = walExists ? undefined : joining ?? bootstrapIdentity(config);
   mkdirSync(snapDir, { recursive: true, mode: 0o700 });
 
