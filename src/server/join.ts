@@ -7,7 +7,8 @@ import type { ServerConfig } from './config.js';
 import { urlString } from './ids.js';
 import { memberFromJson, type Member } from './membership.js';
 import type { Logger } from '../log/index.js';
-import { peerRequest, type PeerClientTls } from '../transport/index.js';
+import type { PeerClientTls } from '../transport/index.js';
+import { peerCall } from './peer-call.js';
 
 /** etcd's getClusterFromRemotePeers timeout. */
 const fetchTimeoutMs = 10_000;
@@ -30,37 +31,16 @@ function remotePeerUrls(config: JoinConfig): string[] {
   return urls.sort();
 }
 
-/** GET `address` over the peer TLS; the body (bounded) and the cluster id header. */
-function getMembers(address: string, tls: PeerClientTls | undefined): Promise<{ body: string; header: string | undefined }> {
-  return new Promise((resolve, reject) => {
-    const req = peerRequest(address, { method: 'GET', agent: false }, tls);
-    req.setTimeout(fetchTimeoutMs, () => req.destroy(new Error('Client.Timeout exceeded while awaiting headers')));
-    req.on('error', reject);
-    req.on('response', (res) => {
-      const parts: Buffer[] = [];
-      let n = 0;
-      res.on('data', (c: Buffer) => {
-        n += c.length;
-        if (n > maxMembersBodyBytes) res.destroy(new Error(`body over ${maxMembersBodyBytes} bytes`));
-        else parts.push(c);
-      });
-      res.on('error', reject);
-      res.on('end', () => {
-        const h = res.headers['x-etcd-cluster-id'];
-        resolve({ body: Buffer.concat(parts).toString('utf8'), header: typeof h === 'string' ? h : undefined });
-      });
-    });
-    req.end();
-  });
-}
-
 /** GET <url>/members: the members and the cluster id, or undefined (logged as etcd logs it). */
 async function fetchMembers(url: string, log: Logger, tls: PeerClientTls | undefined): Promise<{ members: Member[]; clusterId: bigint } | undefined> {
   const address = `${url}/members`;
   let body: string;
   let header: string | undefined;
   try {
-    ({ body, header } = await getMembers(address, tls));
+    const r = await peerCall({ method: 'GET', url: address, tls, timeoutMs: fetchTimeoutMs, maxResponseBytes: maxMembersBodyBytes });
+    body = r.body.toString('utf8');
+    const h = r.headers['x-etcd-cluster-id'];
+    header = typeof h === 'string' ? h : undefined;
   } catch (e) {
     log.warn('failed to get cluster response', { address, error: String((e as Error).message ?? e) });
     return undefined;

@@ -6,8 +6,9 @@
  * handler on the peer listener and the follower's client. The bytes and statuses are
  * etcd's, so Concord and etcd members forward to each other.
  */
-import * as http from 'node:http';
-import * as https from 'node:https';
+import type * as http from 'node:http';
+import type { PeerClientTls } from '../transport/index.js';
+import { peerCall } from './peer-call.js';
 import { etcdserverpb, LeaseInternalRequest, LeaseInternalResponse, type LeaseTimeToLiveRequest, type LeaseTimeToLiveResponse } from '../proto/index.js';
 import { EtcdError, etcdError } from '../errors/index.js';
 import { NotPrimaryError } from '../lease/index.js';
@@ -98,32 +99,10 @@ export async function serveLeaseRequest(primary: LeasePrimary, req: http.Incomin
 /** A forwarded request's outcome: the answer, "not found", or a failure worth retrying. */
 type Forwarded<T> = { ok: true; value: T } | { ok: false; notFound: boolean; error: string };
 
-function postProtobuf(url: string, body: Uint8Array, agentOptions: https.AgentOptions | undefined, timeoutMs: number): Promise<{ status: number; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url);
-    const lib = u.protocol === 'https:' ? https : http;
-    const req = lib.request(u, { method: 'POST', headers: { 'Content-Type': 'application/protobuf' }, ...(u.protocol === 'https:' ? agentOptions : {}) });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error('i/o timeout')));
-    req.on('error', reject);
-    req.on('response', (res) => {
-      const parts: Buffer[] = [];
-      let n = 0;
-      res.on('data', (c: Buffer) => {
-        n += c.length;
-        if (n > maxLeaseResponseBytes) res.destroy(new Error('lease response too large'));
-        else parts.push(c);
-      });
-      res.on('error', reject);
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts) }));
-    });
-    req.end(body);
-  });
-}
-
-async function forward<T>(url: string, body: Uint8Array, tls: https.AgentOptions | undefined, timeoutMs: number, decode: (b: Buffer) => T): Promise<Forwarded<T>> {
+async function forward<T>(url: string, body: Uint8Array, tls: PeerClientTls | undefined, timeoutMs: number, decode: (b: Buffer) => T): Promise<Forwarded<T>> {
   let r: { status: number; body: Buffer };
   try {
-    r = await postProtobuf(url, body, tls, timeoutMs);
+    r = await peerCall({ method: 'POST', url, body, headers: { 'Content-Type': 'application/protobuf' }, tls, timeoutMs, maxResponseBytes: maxLeaseResponseBytes });
   } catch (e) {
     return { ok: false, notFound: false, error: (e as Error).message };
   }
@@ -141,7 +120,7 @@ export interface LeaseForwarderOptions {
   leaderPeerUrls(): readonly string[] | undefined;
   /** etcd's ReqTimeout: the whole forwarding gives up after it ("request timed out"). */
   requestTimeoutMs: number;
-  tls?: https.AgentOptions;
+  tls?: PeerClientTls;
 }
 
 /** etcd's LeaseRenew / LeaseTimeToLive on a follower: try the leader's URLs until the deadline. */
