@@ -7,7 +7,7 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { PeerTransport, type PeerClientTls, type TransportHandlers } from '../transport/index.js';
 import type { MergedSnapshot } from './snapshot-db.js';
@@ -78,6 +78,8 @@ async function listenAll(urls: readonly URL[], handle: http.RequestListener, tls
     for (const u of urls) {
       const secure = u.protocol === 'https:' && tls !== undefined;
       const s = secure ? https.createServer(tls.server, handle) : http.createServer(handle);
+      // Streams carry small raft messages one by one: no Nagle delay (Go's TCP default too).
+      s.on('connection', (socket: Socket) => socket.setNoDelay(true));
       if (secure) {
         s.on('secureConnection', (socket: TLSSocket) => {
           const refusal = certificateRefusal(socket, tls);

@@ -11,7 +11,10 @@ export type PeerClientTls = Pick<https.RequestOptions, 'ca' | 'cert' | 'key' | '
 
 export function peerRequest(url: string | URL, opts: http.RequestOptions, tls: PeerClientTls | undefined): http.ClientRequest {
   const u = typeof url === 'string' ? new URL(url) : url;
-  return u.protocol === 'https:' ? https.request(u, { ...opts, ...tls }) : http.request(u, opts);
+  const req = u.protocol === 'https:' ? https.request(u, { ...opts, ...tls }) : http.request(u, opts);
+  // Raft messages are small and latency-bound: no Nagle delay (Go's TCP default too).
+  req.on('socket', (s) => s.setNoDelay(true));
+  return req;
 }
 
 /** One agent per scheme (an https request needs an https agent). */
