@@ -83,6 +83,7 @@ test('every flag the issue names is accepted', () => {
     '--log-level', 'warn', '--log-outputs', 'stdout', '--enable-v2', '--cert-file', 'c', '--key-file', 'k',
     '--client-cert-auth', '--trusted-ca-file', 'ca', '--auto-tls', '--peer-cert-file', 'pc', '--peer-key-file', 'pk',
     '--peer-client-cert-auth', '--peer-trusted-ca-file', 'pca', '--peer-auto-tls',
+    '--peer-crl-file', 'pcrl', '--peer-cert-allowed-cn', 'peer-cn', '--peer-cert-allowed-hostname', 'peer.example',
   ]);
   assert.equal(c.walDir, '/w');
   assert.deepEqual(hrefs(c.listenClientUrls), ['http://127.0.0.1:2379/', 'https://10.0.0.1:2379/']);
@@ -97,6 +98,7 @@ test('every flag the issue names is accepted', () => {
     clientCertAuth: true, trustedCaFile: 'ca', certFile: 'c', keyFile: 'k', autoTls: true,
     crlFile: '', allowedHostname: '', cipherSuites: [], minVersion: 'TLS1.2', maxVersion: '',
     peerClientCertAuth: true, peerTrustedCaFile: 'pca', peerCertFile: 'pc', peerKeyFile: 'pk', peerAutoTls: true,
+    peerCrlFile: 'pcrl', peerAllowedCn: 'peer-cn', peerAllowedHostname: 'peer.example',
   });
 });
 

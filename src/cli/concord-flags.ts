@@ -183,7 +183,7 @@ const supported = new Set([
   'enable-grpc-gateway', 'metrics',
   'client-cert-auth', 'trusted-ca-file', 'auto-tls', 'client-crl-file', 'client-cert-allowed-hostname',
   'cipher-suites', 'tls-min-version', 'tls-max-version', 'peer-cert-file', 'peer-key-file',
-  'peer-client-cert-auth', 'peer-trusted-ca-file', 'peer-auto-tls', 'logger', 'log-output', 'log-outputs',
+  'peer-client-cert-auth', 'peer-trusted-ca-file', 'peer-auto-tls', 'peer-crl-file', 'peer-cert-allowed-cn', 'peer-cert-allowed-hostname', 'logger', 'log-output', 'log-outputs',
   'debug', 'log-level', 'version', 'auto-compaction-retention', 'auto-compaction-mode',
   'unsafe-no-fsync', 'force-new-cluster', 'client-transport-security', 'peer-transport-security',
   'proxy', // 'off' is the only value Concord runs with; checked below
@@ -215,7 +215,8 @@ interface EtcdConfig {
   logger: string; logLevel: string; logOutputs: string[]; deprecatedLogOutput: string[]; debug: boolean; logPkgLevels: string;
   clientTls: TlsInfo; peerTls: TlsInfo; clientAutoTls: boolean; peerAutoTls: boolean;
   grpcKeepaliveMinTimeMs: number; grpcKeepaliveIntervalMs: number; grpcKeepaliveTimeoutMs: number;
-  clientCrlFile: string; clientAllowedHostname: string; cipherSuites: string[]; tlsMinVersion: string; tlsMaxVersion: string;
+  clientCrlFile: string; clientAllowedHostname: string;
+  peerCrlFile: string; peerAllowedCn: string; peerAllowedHostname: string; cipherSuites: string[]; tlsMinVersion: string; tlsMaxVersion: string;
   unsafeNoFsync: boolean; forceNewCluster: boolean; proxy: string;
   leaseCheckpoint: boolean; leaseCheckpointPersist: boolean;
   /** ms; 0 = etcd's default (10 minutes). */
@@ -239,7 +240,7 @@ function newEtcdConfig(): EtcdConfig {
     clientTls: { certFile: '', keyFile: '', clientCertAuth: false, trustedCaFile: '' },
     peerTls: { certFile: '', keyFile: '', clientCertAuth: false, trustedCaFile: '' },
     clientAutoTls: false, peerAutoTls: false, grpcKeepaliveMinTimeMs: 5000, grpcKeepaliveIntervalMs: 7_200_000,
-    grpcKeepaliveTimeoutMs: 20_000, clientCrlFile: '', clientAllowedHostname: '', cipherSuites: [],
+    grpcKeepaliveTimeoutMs: 20_000, clientCrlFile: '', clientAllowedHostname: '', peerCrlFile: '', peerAllowedCn: '', peerAllowedHostname: '', cipherSuites: [],
     tlsMinVersion: 'TLS1.2', tlsMaxVersion: '', unsafeNoFsync: false, forceNewCluster: false, proxy: 'off',
     leaseCheckpoint: false, leaseCheckpointPersist: false, watchProgressNotifyIntervalMs: 0,
     authToken: 'simple', bcryptCost: 10, authTokenTtl: 300,
@@ -322,6 +323,7 @@ function configFromCmdLine(values: Map<string, unknown>, set: Set<string>, env: 
   ec.grpcKeepaliveMinTimeMs = v('grpc-keepalive-min-time'); ec.grpcKeepaliveIntervalMs = v('grpc-keepalive-interval');
   ec.grpcKeepaliveTimeoutMs = v('grpc-keepalive-timeout');
   ec.clientCrlFile = v('client-crl-file'); ec.clientAllowedHostname = v('client-cert-allowed-hostname');
+  ec.peerCrlFile = v('peer-crl-file'); ec.peerAllowedCn = v('peer-cert-allowed-cn'); ec.peerAllowedHostname = v('peer-cert-allowed-hostname');
   ec.cipherSuites = v('cipher-suites'); ec.tlsMinVersion = v('tls-min-version'); ec.tlsMaxVersion = v('tls-max-version');
   ec.unsafeNoFsync = v('unsafe-no-fsync'); ec.forceNewCluster = v('force-new-cluster'); ec.proxy = v('proxy');
   ec.leaseCheckpoint = v('experimental-enable-lease-checkpoint');
@@ -764,6 +766,7 @@ function parse(argv: readonly string[], env: Readonly<Record<string, string | un
       minVersion: ec.tlsMinVersion, maxVersion: ec.tlsMaxVersion,
       peerClientCertAuth: ec.peerTls.clientCertAuth, peerTrustedCaFile: ec.peerTls.trustedCaFile,
       peerCertFile: ec.peerTls.certFile, peerKeyFile: ec.peerTls.keyFile, peerAutoTls: ec.peerAutoTls,
+      peerCrlFile: ec.peerCrlFile, peerAllowedCn: ec.peerAllowedCn, peerAllowedHostname: ec.peerAllowedHostname,
     },
     grpcKeepalive: { minTimeMs: ec.grpcKeepaliveMinTimeMs, intervalMs: ec.grpcKeepaliveIntervalMs, timeoutMs: ec.grpcKeepaliveTimeoutMs },
     initialElectionTickAdvance: ec.initialElectionTickAdvance,

@@ -6,6 +6,7 @@
  */
 import { startApi } from '../api/index.js';
 import { clientTlsOptions } from './tls-check.js';
+import { peerTlsSetup } from './peer-tls.js';
 import { enableHandlingTimeHistogram } from '../metrics/index.js';
 import type { Logger } from '../log/index.js';
 import { isEtcdError } from '../errors/index.js';
@@ -23,7 +24,8 @@ export interface RunningServer {
 }
 
 export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
-  const member = await startMember(config, log);
+  const peerTls = peerTlsSetup(config, log);
+  const member = await startMember(config, log, peerTls ? { peerTls } : {});
   const { server, store } = member;
   if (config.metrics === 'extensive') enableHandlingTimeHistogram(); // before any method is registered
   const api = await startApi({

@@ -61,7 +61,7 @@ export { InternalRaftRequest, RequestHeader } from './gen/etcdserverpb/raft_inte
 export { Metadata, Request as V2Request } from './gen/etcdserverpb/etcdserver.js';
 
 // ---- generated: leasepb (the lease bucket's records)
-export { Lease as LeaseRecord } from './gen/leasepb/lease.js';
+export { Lease as LeaseRecord, LeaseInternalRequest, LeaseInternalResponse } from './gen/leasepb/lease.js';
 // ---- generated: authpb (the auth store's users and roles, as etcd writes them)
 export * as authpb from './gen/authpb/auth.js';
 

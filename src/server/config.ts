@@ -31,6 +31,8 @@ export interface ServerConfig {
     /** --client-crl-file, --client-cert-allowed-hostname, --cipher-suites (Go names), --tls-min/max-version. */
     crlFile?: string; allowedHostname?: string; cipherSuites?: string[]; minVersion?: string; maxVersion?: string;
     peerClientCertAuth: boolean; peerTrustedCaFile: string; peerCertFile: string; peerKeyFile: string; peerAutoTls: boolean;
+    /** --peer-crl-file, --peer-cert-allowed-cn, --peer-cert-allowed-hostname. */
+    peerCrlFile?: string; peerAllowedCn?: string; peerAllowedHostname?: string;
   };
 
   // The fields below are etcd flags cli/concord parses and passes on; optional so that tests

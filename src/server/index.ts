@@ -5,6 +5,7 @@
  */
 export { startMember, writeRestoredMember } from './member.js';
 export type { RunningMember, NewMemberConfig } from './member.js';
+export type { PeerTls } from './peers.js';
 export { EtcdServer, serverVersion, clusterVersion, maxPendingReads } from './etcd-server.js';
 export type { EtcdService, LeaseService, HealthQuery, HealthReport, BackendSnapshot, WatchHost, Queued, WatchStream, WatchStreamBounds } from './service.js';
 export type { ServerConfig } from './config.js';

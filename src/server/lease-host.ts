@@ -1,9 +1,8 @@
 /**
  * The member's Lease requests (etcd's v3_server.go Lease*): grants and revokes go through
  * raft and are answered once applied; renewals and TTL queries are answered by the primary
- * lessor (the leader's) without raft, as etcd does. A follower would forward those to the
- * leader (etcd's leasehttp); until members have peers this member is always its own leader,
- * and a renewal without a primary answers "no leader".
+ * lessor (the leader's) without raft, as etcd does; a follower forwards those to the leader
+ * over the peer URLs (etcd's leasehttp: lease-forward.ts).
  */
 import { etcdError } from '../errors/index.js';
 import {
@@ -14,6 +13,7 @@ import { NotPrimaryError, type Lessor } from '../lease/index.js';
 import type { LeaseService } from './service.js';
 import type { RaftRequest } from './request-codec.js';
 import { RequestIdGenerator } from './wait.js';
+import type { LeaseForwarder } from './lease-forward.js';
 
 /** What a lease TTL query reports for a lease that does not expire here (Go's MaxInt64 ns, in s). */
 const foreverSeconds = 9_223_372_036;
@@ -26,6 +26,10 @@ export interface LeaseHostOptions {
   header(): ResponseHeader;
   /** Undefined when every committed entry is applied, else a promise of that (etcd's waitAppliedIndex before a renew). */
   appliedCaughtUp(): Promise<void> | undefined;
+  /** Whether this member leads (TTL queries are answered by the leader). */
+  isLeader(): boolean;
+  /** A follower's way to the leader's lessor (absent: a renewal without a primary answers "no leader"). */
+  forwarder?: LeaseForwarder;
 }
 
 export class LeaseHost implements LeaseService {
@@ -48,19 +52,27 @@ export class LeaseHost implements LeaseService {
     return this.o.propose<LeaseRevokeResponse>({ kind: 'leaseRevoke', req: { ID: req.ID } });
   }
 
-  /** Renews on the primary; returns the TTL. An expired lease is never renewed: its revocation is awaited, then LeaseNotFound. */
+  /** Renews on the primary (this member's lessor, or the leader's through the forwarder); returns the TTL. */
   async leaseRenew(id: bigint): Promise<number> {
+    try {
+      return await this.renewAsPrimary(id);
+    } catch (e) {
+      if (!(e instanceof NotPrimaryError)) throw e;
+      if (this.o.forwarder === undefined) throw etcdError('NoLeader');
+      return this.o.forwarder.renew(id);
+    }
+  }
+
+  /**
+   * Renews on this member's lessor; throws NotPrimaryError when it is not the primary. An
+   * expired lease is never renewed: its revocation is awaited, then LeaseNotFound.
+   */
+  async renewAsPrimary(id: bigint): Promise<number> {
     const behind = this.o.appliedCaughtUp();
     if (behind !== undefined) await behind; // the hot path (caught up) skips a turn
     const { lessor } = this.o;
     for (;;) {
-      let r: ReturnType<Lessor['renew']>;
-      try {
-        r = lessor.renew(id, this.o.clock());
-      } catch (e) {
-        if (e instanceof NotPrimaryError) throw etcdError('NoLeader');
-        throw e;
-      }
+      const r: ReturnType<Lessor['renew']> = lessor.renew(id, this.o.clock());
       if ('ttl' in r) {
         if (lessor.renewClearsCheckpoint(id)) {
           // The checkpointed remainder no longer holds: clear it everywhere (etcd's Renew).
@@ -73,6 +85,13 @@ export class LeaseHost implements LeaseService {
   }
 
   async leaseTimeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
+    if (this.o.isLeader() || this.o.forwarder === undefined) return this.timeToLiveHere(req);
+    const r = await this.o.forwarder.timeToLive(req);
+    return { ...r, header: this.o.header() };
+  }
+
+  /** The TTL as this member's lessor knows it (the leader's is the one that counts down). */
+  async timeToLiveHere(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
     await this.o.appliedCaughtUp();
     const l = this.o.lessor.lookup(req.ID);
     if (l === undefined) throw etcdError('LeaseNotFound');

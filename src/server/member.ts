@@ -19,12 +19,13 @@ import type { Logger } from '../log/index.js';
 import { formatDuration } from '../log/index.js';
 import {
   ConfChangeType, EntryType, encodeConfChange, Metadata, AlarmMember,
-  type Entry, type HardState, type Message, type Snapshot,
+  type Entry, type HardState, type Snapshot,
 } from '../proto/index.js';
 import type { ServerConfig } from './config.js';
 import { defaultQuotaBackendBytes, defaultWatchProgressNotifyIntervalMs } from './config.js';
 import { bootstrapIdentity, checkBackendMatchesSnapshot } from './bootstrap.js';
-import { Membership, memberToJson, idToHex } from './membership.js';
+import { Membership, memberToJson, idToHex, type Member } from './membership.js';
+import { joinIdentity } from './join.js';
 import { AlarmSet } from './alarms.js';
 import { EtcdServer, serverVersion } from './etcd-server.js';
 import { Applier } from './applier.js';
@@ -32,9 +33,12 @@ import { RaftNode } from './raft-node.js';
 import { WaitRegistry } from './wait.js';
 import { bindMemberMetrics, timedWal } from './metrics.js';
 import { SnapshotPolicy } from './snapshot-policy.js';
-import type { TransportPort } from './ports.js';
+import { PeerNetwork, type PeerTls } from './peers.js';
+import { urlString } from './ids.js';
 import { LeaseExpiry, minLeaseTtlSeconds } from './lease-expiry.js';
 import { LeaseHost } from './lease-host.js';
+import { LeaseForwarder } from './lease-forward.js';
+import { mergedSnapshot, saveSnapshotDb } from './snapshot-db.js';
 
 /** Concord keeps membership and alarms as one JSON record each in these databases. */
 const membersKey = Buffer.from('members');
@@ -59,13 +63,15 @@ export interface RunningMember {
 }
 
 /** Starts the member and waits until its raft loop has replayed the WAL (and, alone, campaigned). */
-export async function startMember(config: ServerConfig, log: Logger): Promise<RunningMember> {
+export async function startMember(config: ServerConfig, log: Logger, wiring: { peerTls?: PeerTls } = {}): Promise<RunningMember> {
   const memberDir = join(config.dataDir, 'member');
   const walDir = config.walDir ?? join(memberDir, 'wal');
   const snapDir = join(memberDir, 'snap');
   const walExists = await Wal.exists(walDir);
   // An existing data dir wins over the bootstrap flags; a new one is checked before any write.
-  const boot = walExists ? undefined : bootstrapIdentity(config);
+  // A member joining a running cluster asks a peer for the cluster (etcd's join).
+  const joining = !walExists && config.initialClusterState === 'existing' ? await joinIdentity(config, log, wiring.peerTls?.client) : undefined;
+  const boot = walExists ? undefined : joining ?? bootstrapIdentity(config);
   mkdirSync(snapDir, { recursive: true, mode: 0o700 });
 
   const openedAt = Date.now();
@@ -73,7 +79,8 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
   log.info('opened backend db', { path: backend.path, took: formatDuration(Date.now() - openedAt) });
 
   if (boot !== undefined) {
-    await writeBootstrapWal(walDir, boot);
+    // A joining member's log starts empty: the leader sends it everything, conf changes too.
+    await writeBootstrapWal(walDir, boot, joining ? [] : boot.members);
     backend.put('members', membersKey, Buffer.from(new Membership(boot.clusterId, []).toJson()));
   }
 
@@ -122,6 +129,24 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     log.info('enabled backend quota', { 'quota-name': 'v3-applier', 'quota-size-bytes': quotaBytes });
   }
 
+  // Peers are served before raft runs; what arrives meanwhile is dropped (raft resends).
+  let raftNode: RaftNode | undefined;
+  const peers = new PeerNetwork({
+    memberId, clusterId, advertisePeerUrls: config.initialAdvertisePeerUrls.map(urlString), membership, log,
+    clusterVersion: () => applier.clusterVersion,
+    raft: () => raftNode,
+    snapshotDb: async (m) => mergedSnapshot(m, await server!.snapshot(), log, { from: idToHex(memberId), to: idToHex(m.to) }),
+    saveSnapshot: (m, db) => saveSnapshotDb(snapDir, m, db, log),
+    ...(wiring.peerTls ? { tls: wiring.peerTls } : {}),
+    onRemoved: () => {
+      log.warn('the data-dir used by this member must be removed', { 'data-dir': config.dataDir });
+      void raftNode?.stop();
+    },
+  });
+  peers.syncMembers();
+  if (joining) peers.addPeers(joining.members);
+  await peers.listen(config.listenPeerUrls);
+
   const auth = new AuthStore({ backend, log, tokenTtlMs: config.auth?.tokenTtlMs ?? 300_000 });
   // The server, applier and raft loop refer to one another; the loop runs only after start().
   let server: EtcdServer | undefined;
@@ -130,7 +155,10 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     memberId, membership, store, alarms, waits, log,
     header: () => server!.header(),
     persistAlarms: (a) => backend.put('alarm', alarmsKey, alarmsRecord(a.get(0))),
-    persistMembership: (m) => backend.put('members', membersKey, Buffer.from(m.toJson())),
+    persistMembership: (m) => {
+      backend.put('members', membersKey, Buffer.from(m.toJson()));
+      peers.syncMembers();
+    },
     persistClusterVersion: (v) => backend.put('cluster', clusterVersionKey, Buffer.from(v)),
     clusterVersion: backend.get('cluster', clusterVersionKey)?.toString('utf8'),
     lessor, clock,
@@ -139,12 +167,13 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     onRemovedSelf: () => server?.removedFromCluster(),
   });
   let snapshots: SnapshotPolicy | undefined;
-  let raftNode: RaftNode | undefined;
   let expiry: LeaseExpiry | undefined;
-  const electionTick = Math.max(1, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
+  // etcd's ElectionTicks: the timeout in whole heartbeats.
+  const electionTick = Math.max(1, Math.floor(config.electionTimeoutMs / config.heartbeatIntervalMs));
   const raft = new RaftNode({
     id: memberId, storage, applied: snapIndex, electionTick, heartbeatTick: 1, random: Math.random,
-    wal: timedWal(wal), snapshotter, transport: noPeerTransport(log), applier, log,
+    wal: timedWal(wal), snapshotter, transport: peers, applier, log,
+    tuning: { preVote: config.preVote ?? false },
     events: {
       leaderChanged: (leader, isLeader, previous) => {
         if (!isLeader && lessor.isPrimary) expiry?.demote();
@@ -176,10 +205,18 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
     lessor, clock, log, propose: (r) => srv.propose(r),
     electionTimeoutMs: config.electionTimeoutMs, checkpoints: config.leaseCheckpoint ?? false,
   });
-  server.lease = new LeaseHost({
-    memberId, lessor, clock, propose: (r) => srv.propose(r), header: () => srv.header(),
-    appliedCaughtUp: () => raft.appliedIndex >= raft.commitIndex ? undefined : raft.waitApplied(raft.commitIndex),
+  const appliedCaughtUp = (): Promise<void> | undefined => raft.appliedIndex >= raft.commitIndex ? undefined : raft.waitApplied(raft.commitIndex);
+  const leases = new LeaseHost({
+    memberId, lessor, clock, propose: (r) => srv.propose(r), header: () => srv.header(), appliedCaughtUp,
+    isLeader: () => raft.isLeader,
+    forwarder: new LeaseForwarder({
+      leaderPeerUrls: () => (raft.leader === 0n ? undefined : membership.get(raft.leader)?.peerURLs),
+      requestTimeoutMs: 5000 + 2 * config.electionTimeoutMs, // etcd's ReqTimeout()
+      ...(wiring.peerTls ? { tls: wiring.peerTls.client } : {}),
+    }),
   });
+  server.lease = leases;
+  peers.leases = { appliedCaughtUp, renew: (id) => leases.renewAsPrimary(id), timeToLive: (r) => leases.timeToLiveHere(r) };
   expiry.start();
   log.info('starting etcd server', { 'local-member-id': idToHex(memberId), 'local-server-version': serverVersion, 'cluster-version': 'to_be_decided' });
 
@@ -196,6 +233,8 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
       'election-ticks': electionTick, 'election-timeout': formatDuration(config.electionTimeoutMs),
     });
     raft.campaignAsSoleVoter();
+  } else {
+    advanceTicksOnceConnected(raft, peers, config, log);
   }
   const stopDebug = config.debugRaftLoop ? logLoopStats(raft, log) : () => undefined;
 
@@ -207,16 +246,24 @@ export async function startMember(config: ServerConfig, log: Logger): Promise<Ru
       expiry!.stop();
       started.stop();
       await raft.stop();
+      await peers.close();
       await store.close();
       await wal.close();
     },
   };
 }
 
-/** etcd's bootstrap WAL: AddNode conf changes for every initial member, committed at term 1. */
-async function writeBootstrapWal(walDir: string, boot: ReturnType<typeof bootstrapIdentity>): Promise<void> {
+/**
+ * etcd's bootstrap WAL: AddNode conf changes for every initial member, committed at term 1
+ * (none for a member joining a running cluster).
+ */
+async function writeBootstrapWal(walDir: string, boot: { memberId: bigint; clusterId: bigint }, initialMembers: readonly Member[]): Promise<void> {
   const wal = await Wal.create(walDir, Metadata.encode({ NodeID: boot.memberId, ClusterID: boot.clusterId }).finish());
-  const entries: Entry[] = boot.members.map((m, i) => ({
+  if (initialMembers.length === 0) {
+    await wal.close();
+    return;
+  }
+  const entries: Entry[] = initialMembers.map((m, i) => ({
     term: 1, index: i + 1, type: EntryType.EntryConfChange,
     data: encodeConfChange({ type: ConfChangeType.ConfChangeAddNode, nodeId: m.id, context: Buffer.from(memberToJson(m)), id: 0n }),
   }));
@@ -252,23 +299,43 @@ export async function writeRestoredMember(config: NewMemberConfig, alarms: reado
   } finally {
     await backend.close();
   }
-  await writeBootstrapWal(config.walDir ?? join(config.dataDir, 'member', 'wal'), boot);
+  await writeBootstrapWal(config.walDir ?? join(config.dataDir, 'member', 'wal'), boot, boot.members);
   return { memberId: boot.memberId, clusterId: boot.clusterId };
 }
 
 /**
- * The peer transport until clustering lands: a one-voter cluster sends no messages, so any
- * message means peers this member cannot reach. It says so once rather than pretend.
+ * etcd's adjustTicks for a member with peers: with --initial-election-tick-advance, once the
+ * peers are connected (etcd waits up to rafthttp's 5 s ConnReadTimeout), all but two election
+ * ticks are skipped, so a fresh cluster elects quickly yet still hears a live leader first.
  */
-function noPeerTransport(log: Logger): TransportPort {
-  let warned = false;
-  const drop = (messages: readonly Message[]): void => {
-    if (warned || messages.length === 0) return;
-    warned = true;
-    log.warn('peer transport is not implemented yet; dropping messages to peers', { to: idToHex(messages[0]!.to) });
-  };
-  return { send: drop, sendSnapshot: (m) => drop([m]) };
+function advanceTicksOnceConnected(raft: RaftNode, peers: PeerNetwork, config: ServerConfig, log: Logger): void {
+  const electionTicks = raft.electionTick;
+  const electionTimeout = formatDuration(electionTicks * config.heartbeatIntervalMs);
+  if (config.initialElectionTickAdvance === false) {
+    log.info('skipping initial election tick advance', { 'election-ticks': electionTicks });
+    return;
+  }
+  log.info('starting initial election tick advance', { 'election-ticks': electionTicks });
+  const pollMs = 50;
+  let polls = connReadTimeoutMs / pollMs;
+  const timer = setInterval(() => {
+    const active = peers.activePeers;
+    if (active > 1) {
+      const ticks = electionTicks - 2;
+      log.info('initialized peer connections; fast-forwarding election ticks', {
+        'local-member-id': idToHex(raft.id), 'forward-ticks': ticks,
+        'forward-duration': formatDuration(ticks * config.heartbeatIntervalMs),
+        'election-ticks': electionTicks, 'election-timeout': electionTimeout, 'active-remote-members': active,
+      });
+      raft.advanceTicks(ticks);
+    }
+    if (active > 1 || --polls <= 0) clearInterval(timer);
+  }, pollMs);
+  timer.unref();
 }
+
+/** rafthttp's ConnReadTimeout: how long adjustTicks waits for peer connections. */
+const connReadTimeoutMs = 5000;
 
 /** Tuning aid (CONCORD_DEBUG_LOOP): the Ready loop's batch sizes and WAL save latency, every second. */
 function logLoopStats(raft: RaftNode, log: Logger): () => void {

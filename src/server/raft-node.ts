@@ -185,6 +185,22 @@ export class RaftNode {
     this.kick();
   }
 
+  /** The transport's word that a message to `id` may have been lost (raft probes it again). */
+  reportUnreachable(id: NodeId): void {
+    this.raw.reportUnreachable(id);
+    this.kick();
+  }
+
+  /**
+   * etcd's advanceTicks: `n` ticks at once, so a fresh member does not sit out a whole
+   * election timeout before its first campaign (--initial-election-tick-advance).
+   */
+  advanceTicks(n: number): void {
+    if (this.stopped) return;
+    for (let i = 0; i < n; i++) this.raw.tick();
+    this.kick();
+  }
+
   /**
    * Raft's state machine, for the invariant checks of simulations and tests only (terms,
    * logs, roles of every member). Reading it is harmless; anything else goes through the

@@ -139,3 +139,18 @@ test('a lone leader serves linearizable reads from its commit index, seeing ever
     await m.close();
   }
 });
+
+test('a round left unanswered (a leader that drops it, a lost message) is asked again with the same context until answered', async () => {
+  const raft = new FakeRaft();
+  raft.applied.advance(10);
+  const r = new LinearizableReads({ raft, soleVoter: () => false, maxPendingReads: 10, retryRoundMs: 1, resendRoundMs: 5 });
+  const p = r.barrier();
+  for (let i = 0; i < 400 && raft.rounds.length < 3; i++) await new Promise((res) => setTimeout(res, 5));
+  assert.ok(raft.rounds.length >= 3, `asked ${raft.rounds.length} times`);
+  assert.ok(raft.rounds.every((c) => Buffer.compare(c, raft.rounds[0]!) === 0), 'the same round, asked again');
+  r.roundDone(raft.rounds[0]!, 10);
+  await p;
+  const asked = raft.rounds.length;
+  await new Promise((res) => setTimeout(res, 30));
+  assert.equal(raft.rounds.length, asked, 'an answered round is not asked again');
+});

@@ -73,7 +73,16 @@ export interface LinearizableReadsOptions {
   maxPendingReads: number;
   /** How long to wait before retrying a round lost to a leader change. */
   retryRoundMs: number;
+  /**
+   * How long a round may go unanswered before its request is sent again with the same
+   * context (etcd 3.5's readIndexRetryTime, 500 ms): a leader drops a ReadIndex until it has
+   * committed an entry of its term, and the transport may lose one; the read must not hang.
+   */
+  resendRoundMs?: number;
 }
+
+/** etcd 3.5's readIndexRetryTime. */
+const defaultResendRoundMs = 500;
 
 /**
  * Batches reads into ReadIndex rounds: at most one round in flight; reads that arrive while
@@ -86,6 +95,7 @@ export class LinearizableReads {
   /** Reads between barrier() entry and exit: bounded by maxPendingReads. */
   private pending = 0;
   private retry: NodeJS.Timeout | undefined;
+  private resend: NodeJS.Timeout | undefined;
   private readonly o: LinearizableReadsOptions;
 
   constructor(o: LinearizableReadsOptions) {
@@ -130,13 +140,30 @@ export class LinearizableReads {
     const waiters = this.next;
     this.next = [];
     this.inflight = { ctx, waiters };
+    this.requestRound(ctx);
+  }
+
+  /** Asks raft for the round `ctx`, and again every resendRoundMs while it stays unanswered. */
+  private requestRound(ctx: Uint8Array): void {
+    const f = this.inflight;
+    if (!f || f.ctx !== ctx) return;
     try {
       this.o.raft.readIndex(ctx);
     } catch (e) {
       if (!(e instanceof RaftError && e.code === 'ProposalDropped')) throw e;
       this.inflight = undefined;
-      for (const w of waiters) w.reject(etcdError('NoLeader'));
+      for (const w of f.waiters) w.reject(etcdError('NoLeader'));
+      this.startRound(); // reads queued meanwhile get their own answer
+      return;
     }
+    this.clearResend();
+    this.resend = setTimeout(() => this.requestRound(ctx), this.o.resendRoundMs ?? defaultResendRoundMs);
+    this.resend.unref();
+  }
+
+  private clearResend(): void {
+    if (this.resend) clearTimeout(this.resend);
+    this.resend = undefined;
   }
 
   /** Raft answered the round tagged `ctx`. */
@@ -144,6 +171,7 @@ export class LinearizableReads {
     const f = this.inflight;
     if (!f || Buffer.compare(ctx, f.ctx) !== 0) return;
     this.inflight = undefined;
+    this.clearResend();
     for (const w of f.waiters) w.resolve(index);
     this.startRound();
   }
@@ -153,6 +181,7 @@ export class LinearizableReads {
     const f = this.inflight;
     if (!f) return;
     this.inflight = undefined;
+    this.clearResend();
     this.next = f.waiters.concat(this.next);
     if (this.retry) return;
     this.retry = setTimeout(() => {
@@ -165,6 +194,7 @@ export class LinearizableReads {
   failAll(e: EtcdError): void {
     if (this.retry) clearTimeout(this.retry);
     this.retry = undefined;
+    this.clearResend();
     const all = [...(this.inflight?.waiters ?? []), ...this.next];
     this.inflight = undefined;
     this.next = [];

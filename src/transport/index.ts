@@ -15,3 +15,5 @@ export type { DecodeErrorKind } from './errors.js';
 export { streamBufSize } from './stream-writer.js';
 export { pipelineBufSize, connPerPipeline } from './pipeline.js';
 export { streamPath } from './stream-reader.js';
+export { peerRequest } from './dial.js';
+export type { PeerClientTls } from './dial.js';

@@ -2,6 +2,7 @@
  * One remote member (etcd's peer): the two streams we dial, the two streams it dials (our
  * writers), the pipeline, and the choice between them for each message.
  */
+import type { PeerClientTls } from './dial.js';
 import type { ServerResponse } from 'node:http';
 import { MessageType, type Message } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
@@ -22,6 +23,7 @@ export interface PeerConfig {
   maxMessageBytes: number;
   maxStreamQueuedBytes: number;
   dialRetryMs: number;
+  tls: PeerClientTls | undefined;
 }
 
 export class Peer {
@@ -43,7 +45,7 @@ export class Peer {
     });
     this.writers = { message: writer('message'), msgappv2: writer('msgappv2') };
     this.pipeline = new Pipeline({
-      local: c.local, picker: this.picker, maxQueuedBytes: c.maxStreamQueuedBytes,
+      local: c.local, picker: this.picker, maxQueuedBytes: c.maxStreamQueuedBytes, tls: c.tls,
       onResult: (m, r) => {
         if (r.ok) this.setActive();
         else {
@@ -56,7 +58,7 @@ export class Peer {
     });
     const reader = (kind: StreamKind) => new StreamReader({
       kind, local: c.local, peerId: c.id, picker: this.picker, logger: c.logger,
-      maxMessageBytes: c.maxMessageBytes, dialRetryMs: c.dialRetryMs,
+      maxMessageBytes: c.maxMessageBytes, dialRetryMs: c.dialRetryMs, tls: c.tls,
       onMessage: (m) => c.handlers.onMessage(m),
       onActive: () => this.setActive(),
       onInactive: (reason) => this.setInactive(reason),
@@ -80,6 +82,10 @@ export class Peer {
     });
   }
 
+  get isActive(): boolean {
+    return this.active;
+  }
+
   /** One snapshot upload at a time (etcd sends them one by one too); a second fails at once. */
   async sendSnapshot(s: SnapshotToSend): Promise<boolean> {
     if (this.snapshotInFlight) {
@@ -88,7 +94,7 @@ export class Peer {
     }
     this.snapshotInFlight = true;
     try {
-      return await sendSnapshot(s, this.c.local, this.picker, this.c.handlers, this.c.logger);
+      return await sendSnapshot(s, this.c.local, this.picker, this.c.handlers, this.c.logger, this.c.tls);
     } finally {
       this.snapshotInFlight = false;
     }

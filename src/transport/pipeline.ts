@@ -3,7 +3,7 @@
  * whatever the streams cannot take. At most connPerPipeline requests in flight; the rest wait
  * in a queue of pipelineBufSize messages.
  */
-import * as http from 'node:http';
+import { PeerAgents, type PeerClientTls } from './dial.js';
 import { MessageType, encodeMessage, sizeMessage, type Message } from '../proto/index.js';
 import { BoundedQueue } from './bounded-queue.js';
 import type { LocalIdentity } from './headers.js';
@@ -20,6 +20,7 @@ export interface PipelineDeps {
   local: LocalIdentity;
   picker: UrlPicker;
   maxQueuedBytes: number;
+  tls: PeerClientTls | undefined;
   /** After each POST: the result, for raft's reports and the peer's status. */
   onResult(m: Message, r: PostResult): void;
 }
@@ -28,7 +29,7 @@ export class Pipeline {
   private readonly queue: BoundedQueue<Message>;
   private inflight = 0;
   private stopped = false;
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: connPerPipeline });
+  private readonly agents = new PeerAgents({ keepAlive: true, maxSockets: connPerPipeline });
 
   constructor(private readonly d: PipelineDeps) {
     this.queue = new BoundedQueue(pipelineBufSize, d.maxQueuedBytes, sizeMessage);
@@ -44,7 +45,7 @@ export class Pipeline {
   stop(): void {
     this.stopped = true;
     this.queue.clear();
-    this.agent.destroy();
+    this.agents.destroy();
   }
 
   private pump(): void {
@@ -61,9 +62,10 @@ export class Pipeline {
 
   private async send(m: Message): Promise<void> {
     const u = this.d.picker.pick();
+    const url = new URL('/raft', u);
     const r = await post({
-      url: new URL('/raft', u).toString(), local: this.d.local, contentType: 'application/protobuf',
-      body: encodeMessage(m), idleTimeoutMs: pipelineIdleTimeoutMs, agent: this.agent,
+      url: url.toString(), local: this.d.local, contentType: 'application/protobuf',
+      body: encodeMessage(m), idleTimeoutMs: pipelineIdleTimeoutMs, agent: this.agents.for(url), tls: this.d.tls,
     });
     if (this.stopped) return;
     if (!r.ok) this.d.picker.unreachable(u);

@@ -3,6 +3,7 @@
  * (checkPostResponse): 204 is success, 412 names the refusal, 403 means we were removed.
  */
 import * as http from 'node:http';
+import { peerRequest, type PeerClientTls } from './dial.js';
 import type { Readable } from 'node:stream';
 import { errClusterIDMismatch, errIncompatibleVersion, requestHeaders, type LocalIdentity } from './headers.js';
 
@@ -21,6 +22,7 @@ export interface PostRequest {
   /** Abandon a request with no progress for this long. */
   idleTimeoutMs: number;
   agent: http.Agent;
+  tls: PeerClientTls | undefined;
 }
 
 export function post(p: PostRequest): Promise<PostResult> {
@@ -32,7 +34,7 @@ export function post(p: PostRequest): Promise<PostResult> {
       resolve(r);
     };
     const headers = { ...requestHeaders(p.local), 'Content-Type': p.contentType };
-    const req = http.request(p.url, { method: 'POST', headers, agent: p.agent });
+    const req = peerRequest(p.url, { method: 'POST', headers, agent: p.agent }, p.tls);
     req.setTimeout(p.idleTimeoutMs, () => {
       req.destroy();
       done({ ok: false, removed: false, error: 'i/o timeout' });

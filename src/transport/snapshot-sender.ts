@@ -3,7 +3,7 @@
  * followed by the backend's bytes, streamed (never held whole). Its outcome goes to raft as
  * ReportSnapshot (and ReportUnreachable on failure).
  */
-import * as http from 'node:http';
+import { PeerAgents, type PeerClientTls } from './dial.js';
 import { Readable } from 'node:stream';
 import { sizeMessage, type Message } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
@@ -26,7 +26,7 @@ export interface SnapshotToSend {
 }
 
 export async function sendSnapshot(
-  s: SnapshotToSend, local: LocalIdentity, picker: UrlPicker, handlers: TransportHandlers, logger: Logger,
+  s: SnapshotToSend, local: LocalIdentity, picker: UrlPicker, handlers: TransportHandlers, logger: Logger, tls: PeerClientTls | undefined,
 ): Promise<boolean> {
   const m = s.message;
   const to = idString(m.to);
@@ -34,12 +34,13 @@ export async function sendSnapshot(
   logger.info('sending database snapshot', fields);
   const u = picker.pick();
   const body = Readable.from(frameThenDb(m, s.db));
-  const agent = new http.Agent({ keepAlive: false });
+  const url = new URL('/raft/snapshot', u);
+  const agents = new PeerAgents({ keepAlive: false });
   const r = await post({
-    url: new URL('/raft/snapshot', u).toString(), local, contentType: 'application/octet-stream',
-    body, idleTimeoutMs: snapshotIdleTimeoutMs, agent,
+    url: url.toString(), local, contentType: 'application/octet-stream',
+    body, idleTimeoutMs: snapshotIdleTimeoutMs, agent: agents.for(url), tls,
   });
-  agent.destroy();
+  agents.destroy();
   if (!r.ok) {
     logger.warn('failed to send database snapshot', { ...fields, error: r.error });
     if (r.removed) handlers.onRemovedFromCluster();

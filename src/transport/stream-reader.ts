@@ -3,7 +3,8 @@
  * <peer>/raft/stream/{message|msgapp}/<our id>, then decode what the peer writes until the
  * connection ends, and dial again, at most once per dialRetryMs (etcd's rate limiter).
  */
-import * as http from 'node:http';
+import type * as http from 'node:http';
+import { peerRequest, type PeerClientTls } from './dial.js';
 import type { Message } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
 import { errClusterIDMismatch, errIncompatibleVersion, idString, requestHeaders, type LocalIdentity } from './headers.js';
@@ -23,6 +24,7 @@ export const streamPath: Record<StreamKind, string> = {
 const maxRefusalBodyBytes = 4096;
 
 export interface StreamReaderDeps {
+  tls: PeerClientTls | undefined;
   kind: StreamKind;
   local: LocalIdentity;
   peerId: bigint;
@@ -63,7 +65,7 @@ export class StreamReader {
     const u = this.d.picker.pick();
     const url = new URL(`${streamPath[this.d.kind]}/${idString(this.d.local.memberId)}`, u);
     const headers = { ...requestHeaders(this.d.local), 'X-Raft-To': idString(this.d.peerId) };
-    const req = http.request(url, { method: 'GET', headers, agent: false });
+    const req = peerRequest(url, { method: 'GET', headers, agent: false }, this.d.tls);
     this.req = req;
     let ended = false;
     const end = (err: string | undefined) => {

@@ -79,6 +79,7 @@ export class PeerTransport {
       maxMessageBytes: this.o.maxMessageBytes ?? defaultMaxMessageBytes,
       maxStreamQueuedBytes: this.o.maxStreamQueuedBytes ?? defaultMaxStreamQueuedBytes,
       dialRetryMs: this.o.dialRetryMs ?? defaultDialRetryMs,
+      tls: this.o.clientTls,
     }));
     this.o.logger.info('added remote peer', { 'local-member-id': idString(this.o.local.memberId), 'remote-peer-id': idString(id), 'remote-peer-urls': urls.join(',') });
   }
@@ -97,6 +98,17 @@ export class PeerTransport {
 
   hasPeer(id: bigint): boolean {
     return this.peers.has(id);
+  }
+
+  peerIds(): bigint[] {
+    return [...this.peers.keys()];
+  }
+
+  /** etcd's Transport.ActivePeers: peers with a working connection. */
+  activePeers(): number {
+    let n = 0;
+    for (const p of this.peers.values()) if (p.isActive) n++;
+    return n;
   }
 
   stop(): void {

@@ -2,6 +2,7 @@
 import type { Message } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
 import type { LocalIdentity } from './headers.js';
+import type { PeerClientTls } from './dial.js';
 
 /** raft.SnapshotStatus, as the transport reports it (raft/ is not importable from here). */
 export type SnapshotOutcome = 'finish' | 'failure';
@@ -45,4 +46,6 @@ export interface TransportOptions {
   dialRetryMs?: number;
   /** Bytes one peer's stream queue may hold besides its count bound. Default 64 MiB. */
   maxStreamQueuedBytes?: number;
+  /** TLS for dialing peers' https URLs (absent: https peers are verified against the system CAs). */
+  clientTls?: PeerClientTls;
 }

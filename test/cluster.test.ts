@@ -1,0 +1,314 @@
+// Multi-member clusters of real processes driven by real etcdctl: three Concord members
+// beside three etcd members (same etcdctl transcript once ids, ports and timings are masked),
+// failover under a writer, and mixed clusters where Concord and etcd members share one raft
+// group through etcd's own peer protocol.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { sleep, b, mk, freePort, prefixEnd, runEtcd, runConcord, type TargetName } from './harness.js';
+import { PutRequest, PutResponse } from '../src/proto/index.js';
+import { startCluster, ClusterMember, type Cluster } from './cluster-members.js';
+
+/** etcdctl against one member. */
+const ctlAt = (m: ClusterMember, args: string[]) => m.etcdctl(args);
+
+function ok(r: { code: number | null; stdout: string; stderr: string }, what: string): string {
+  assert.equal(r.code, 0, `${what}: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+/**
+ * `endpoint health --cluster` (its verdicts go to stderr): the healthy members, counted. On a
+ * loaded machine a check can outlast etcdctl's own timeout: asked again, a few times.
+ */
+async function healthyMembers(c: Cluster, transcript: string[] = []): Promise<number> {
+  let healthy = 0;
+  for (let attempt = 0; attempt < 5 && healthy < c.members.length; attempt++) {
+    const r = await c.ctl(['endpoint', 'health', '--cluster']);
+    transcript.push(r.stdout + r.stderr);
+    healthy = (r.stdout + r.stderr).split('\n').filter((l) => / is healthy: successfully committed proposal: took = /.test(l)).length;
+  }
+  return healthy;
+}
+
+/** The member's name without its target suffix (m0-etcd, m0-concord -> m0). */
+const bare = (name: string) => name.replace(/-(etcd|concord)$/, '');
+
+/**
+ * The etcdctl session the cluster tests compare: writes through every member, reads from
+ * every member (linearizable, then serializable), member list, endpoint status/health over
+ * the cluster, move-leader. Returns a transcript with ids, ports and timings masked.
+ */
+async function etcdctlSession(c: Cluster): Promise<string[]> {
+  const out: string[] = [];
+  const ms = c.members;
+  for (const [i, m] of ms.entries()) out.push(`put via ${bare(m.name)}: ${ok(await ctlAt(m, ['put', `k${i}`, `v${i}`]), 'put').trim()}`);
+  for (const m of ms) {
+    const lin = ok(await ctlAt(m, ['get', '--prefix', 'k', '--print-value-only']), 'get');
+    const ser = ok(await ctlAt(m, ['get', '--prefix', 'k', '--print-value-only', '--consistency=s']), 'get -s');
+    out.push(`get from ${bare(m.name)}: ${lin.trim().split('\n').join(' ')} | serializable: ${ser.trim().split('\n').join(' ')}`);
+  }
+
+  out.push(...await leaseSession(ms));
+
+  // A member's name appears once its publish has applied where etcdctl asked (not before).
+  type Listed = { members: Array<{ ID: number; name?: string; peerURLs: string[]; clientURLs?: string[] }> };
+  let list: Listed = { members: [] };
+  for (let i = 0; i < 100; i++) {
+    list = JSON.parse(ok(await c.ctl(['member', 'list', '-w', 'json']), 'member list')) as Listed;
+    if (list.members.every((m) => m.name)) break;
+    await sleep(100);
+  }
+  const byName = new Map(ms.map((m) => [m.name, m]));
+  for (const lm of [...list.members].sort((x, y) => (x.name ?? '').localeCompare(y.name ?? ''))) {
+    const m = byName.get(lm.name ?? '');
+    out.push(`member ${bare(lm.name ?? '?')}: peer ${lm.peerURLs.join(',') === m?.peerUrl} client ${lm.clientURLs?.join(',') === m?.endpoint}`);
+  }
+
+  const table = ok(await c.ctl(['endpoint', 'status', '--cluster', '-w', 'table']), 'endpoint status');
+  const rows = table.split('\n').filter((l) => l.startsWith('| ') && !l.includes('ENDPOINT')).map((l) => l.split('|').map((x) => x.trim()));
+  out.push(`status header: ${table.split('\n')[1]}`);
+  out.push(`status rows: ${rows.length}, leaders: ${rows.filter((r) => r[5] === 'true').length}, terms agree: ${new Set(rows.map((r) => r[7])).size === 1}`);
+
+  out.push(`healthy: ${await healthyMembers(c)}`);
+
+  const leader = await c.leader();
+  const target = ms.find((m) => m !== leader)!;
+  const targetId = (await c.withClients(async (cs) => cs.find((x) => x.member === target)!.client.status())).header!.memberId;
+  const moved = ok(await c.ctl(['move-leader', targetId.toString(16)]), 'move-leader');
+  out.push(`move-leader: ${/^Leadership transferred from [0-9a-f]+ to [0-9a-f]+$/.test(moved.trim())} ${moved.includes(`to ${targetId.toString(16)}`)}`);
+  out.push(`new leader is the target: ${(await c.leader()) === target}`);
+  out.push(`put after move: ${ok(await ctlAt(ms[0]!, ['put', 'after-move', 'x']), 'put').trim()}`);
+  for (const m of ms) out.push(`read after move from ${bare(m.name)}: ${ok(await ctlAt(m, ['get', 'after-move', '--print-value-only']), 'get').trim()}`);
+
+  // A member that is not the leader refuses to move leadership (etcdctl asks the leader only;
+  // the RPC itself answers "etcdserver: not leader").
+  const follower = ms.find((m) => m !== target)!;
+  const refused = await ctlAt(follower, ['move-leader', targetId.toString(16)]);
+  out.push(`move-leader via a follower only: exit ${refused.code} ${refused.stderr.includes('no leader endpoint given at')}`);
+  return out;
+}
+
+/**
+ * Lease renewals and TTL queries through every member: a follower forwards them to the
+ * leader over the peer URLs (etcd's /leases and /leases/internal). Ids and remaining
+ * seconds are masked.
+ */
+async function leaseSession(ms: readonly ClusterMember[]): Promise<string[]> {
+  const out: string[] = [];
+  const granted = ok(await ctlAt(ms[0]!, ['lease', 'grant', '60']), 'lease grant');
+  const id = /^lease ([0-9a-f]+) granted/.exec(granted)![1]!;
+  ok(await ctlAt(ms[0]!, ['put', '--lease', id, 'leased', 'x']), 'put --lease');
+  const mask = (text: string) => text.trim().replaceAll(id, 'ID').replace(/remaining\(\d+s\)/, 'remaining(Ns)');
+  for (const m of ms) {
+    out.push(`keep-alive via ${bare(m.name)}: ${mask(ok(await ctlAt(m, ['lease', 'keep-alive', '--once', id]), 'keep-alive'))}`);
+    out.push(`timetolive via ${bare(m.name)}: ${mask(ok(await ctlAt(m, ['lease', 'timetolive', '--keys', id]), 'timetolive'))}`);
+    const missing = await ctlAt(m, ['lease', 'timetolive', '1234']);
+    out.push(`timetolive of an unknown lease via ${bare(m.name)}: exit ${missing.code} ${(missing.stdout + missing.stderr).trim()}`);
+  }
+  return out;
+}
+
+async function withCluster<T>(kinds: TargetName[], fn: (c: Cluster) => Promise<T>, extraArgs: string[] = []): Promise<T> {
+  const c = await startCluster(kinds, extraArgs);
+  try {
+    return await fn(c);
+  } finally {
+    await c.destroy();
+  }
+}
+
+test('3 Concord members: etcdctl put/get on every member, member list, endpoint status/health --cluster, move-leader; as a 3-member etcd', { skip: !runConcord(), timeout: 180_000 }, async () => {
+  const concord = await withCluster(['concord', 'concord', 'concord'], etcdctlSession);
+  for (const line of [
+    'get from m0: v0 v1 v2 | serializable: v0 v1 v2',
+    'status rows: 3, leaders: 1, terms agree: true',
+    'healthy: 3',
+    'keep-alive via m1: lease ID keepalived with TTL(60)',
+    'timetolive via m2: lease ID granted with TTL(60s), remaining(Ns), attached keys([leased])',
+    'timetolive of an unknown lease via m1: exit 0 lease 0000000000001234 already expired',
+    'move-leader: true true',
+    'new leader is the target: true',
+    'read after move from m2: x',
+  ]) assert.ok(concord.includes(line), `${line}\n${concord.join('\n')}`);
+  if (!runEtcd()) return;
+  const etcd = await withCluster(['etcd', 'etcd', 'etcd'], etcdctlSession);
+  assert.deepEqual(concord, etcd);
+});
+
+/**
+ * Puts keys through the running members in turn until `stop()`, recording the ones
+ * acknowledged. A put that fails (the member died or lost its leader) is not recorded.
+ */
+function writer(c: Cluster, prefix: string) {
+  const acked: string[] = [];
+  let stopped = false;
+  let n = 0;
+  const clients = new Map(c.members.map((m) => [m, m.client()]));
+  const done = (async () => {
+    try {
+      while (!stopped) {
+        const alive = c.running();
+        const m = alive[n % alive.length]!;
+        const key = `${prefix}${String(n++).padStart(6, '0')}`;
+        const put = mk.put({ key: b(key), value: b(`value of ${key}`) });
+        try {
+          await clients.get(m)!.unary('/etcdserverpb.KV/Put', PutRequest, PutResponse, put, 3000);
+          acked.push(key);
+        } catch {
+          await sleep(20);
+        }
+      }
+    } finally {
+      for (const cl of clients.values()) cl.close();
+    }
+  })();
+  return { acked, stop: async () => { stopped = true; await done; } };
+}
+
+
+async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** Every key in `keys` is readable (linearizably) from every running member. */
+async function assertAllReadable(c: Cluster, prefix: string, keys: readonly string[]): Promise<void> {
+  await c.withClients(async (clients) => {
+    for (const { member, client } of clients) {
+      const r = await client.range({ key: b(prefix), rangeEnd: prefixEnd(prefix), keysOnly: true });
+      const have = new Set(r.kvs.map((kv) => Buffer.from(kv.key).toString()));
+      const missing = keys.filter((k) => !have.has(k));
+      assert.deepEqual(missing, [], `${member.name} lacks acknowledged writes`);
+    }
+  });
+}
+
+/** HashKV agrees across the running members at the cluster's current revision. */
+async function assertHashesAgree(c: Cluster): Promise<void> {
+  const rev = Math.min(...(await c.hashes()).map((h) => h.revision));
+  const hs = await c.hashes(rev);
+  assert.equal(new Set(hs.map((h) => h.hash)).size, 1, `HashKV differs at revision ${rev}: ${JSON.stringify(hs)}`);
+}
+
+test('failover: SIGKILL the leader under a writer; a new leader takes writes; every acknowledged write on every member; the old leader rejoins and catches up', { skip: !runConcord(), timeout: 180_000 }, async () => {
+  await withCluster(['concord', 'concord', 'concord'], async (c) => {
+    const w = writer(c, 'fo/');
+    await until('writes before the kill', () => w.acked.length >= 100);
+    const old = await c.leader();
+    await old.kill();
+    const killedAt = w.acked.length;
+    await until('writes after the kill', () => w.acked.length >= killedAt + 100);
+    await w.stop();
+    const next = await c.leader();
+    assert.notEqual(next, old);
+    await assertAllReadable(c, 'fo/', w.acked);
+    await assertHashesAgree(c);
+
+    await old.restart();
+    await until('the old leader has caught up', async () => {
+      const hs = await c.hashes();
+      return new Set(hs.map((h) => h.revision)).size === 1;
+    });
+    await assertAllReadable(c, 'fo/', w.acked);
+    await assertHashesAgree(c);
+  }, ['--heartbeat-interval', '50', '--election-timeout', '500']);
+});
+
+/** Writes through every member, reads every write from every member, leadership on each member in turn. */
+async function mixedSession(c: Cluster): Promise<void> {
+  const ids = await c.withClients(async (cs) => Promise.all(cs.map(async ({ member, client }) => ({ member, id: (await client.status()).header!.memberId }))));
+  for (const { member: leaderWanted, id } of ids) {
+    const leader = await c.leader();
+    if (leader !== leaderWanted) ok(await c.ctl(['move-leader', id.toString(16)]), 'move-leader');
+    assert.equal(await c.leader(), leaderWanted);
+    const round = bare(leaderWanted.name);
+    for (const m of c.members) ok(await ctlAt(m, ['put', `mixed/${round}/${bare(m.name)}`, `written through ${m.target} while ${leaderWanted.target} leads`]), 'put');
+    for (const line of await leaseSession(c.members)) {
+      assert.match(line, /: lease ID keepalived with TTL\(60\)$|: lease ID granted with TTL\(60s\), remaining\(Ns\), attached keys\(\[leased\]\)$|: exit 0 lease 0000000000001234 already expired$/, `while ${leaderWanted.name} leads`);
+    }
+  }
+  const expected = ids.flatMap(({ member: l }) => c.members.map((m) => `mixed/${bare(l.name)}/${bare(m.name)}`)).sort();
+  for (const m of c.members) {
+    for (const consistency of ['l', 's']) {
+      const keys = ok(await ctlAt(m, ['get', '--prefix', 'mixed/', '--keys-only', `--consistency=${consistency}`]), 'get').split('\n').filter((l) => l !== '');
+      assert.deepEqual(keys, expected, `${m.name} (${consistency})`);
+    }
+  }
+  await assertHashesAgree(c);
+  const transcript: string[] = [];
+  assert.equal(await healthyMembers(c, transcript), 3, transcript.join('\n'));
+}
+
+test('mixed cluster: 2 Concord + 1 etcd, each member leading in turn, writes through every member, every member reads every write', { skip: !runConcord() || !runEtcd(), timeout: 180_000 }, async () => {
+  await withCluster(['concord', 'concord', 'etcd'], mixedSession);
+});
+
+test('mixed cluster: 1 Concord + 2 etcd, each member leading in turn, writes through every member, every member reads every write', { skip: !runConcord() || !runEtcd(), timeout: 180_000 }, async () => {
+  await withCluster(['concord', 'etcd', 'etcd'], mixedSession);
+});
+
+/** Retries an etcdctl command etcd refuses for a while (member add right after start: "unhealthy cluster"; promote before the learner caught up). */
+async function ctlRetrying(m: ClusterMember[], args: string[], timeoutMs = 30_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await m[0]!.etcdctl(args.concat(['--endpoints', m.map((x) => x.endpoint).join(',')]));
+    if (r.code === 0) return r.stdout;
+    // An earlier attempt that timed out on the client may have been applied.
+    if (args[1] === 'add' && r.stderr.includes('Peer URLs already exists')) return r.stdout;
+    if (Date.now() > deadline) return ok(r, args.join(' '));
+    await sleep(500);
+  }
+}
+
+/** A new member of `c` (not started), for `etcdctl member add` and --initial-cluster-state existing. */
+async function newMember(c: Cluster, target: TargetName, name: string): Promise<ClusterMember> {
+  const m = new ClusterMember({ target, name, readyTimeoutMs: 60_000 });
+  m.clientPort = await freePort();
+  m.peerPort = await freePort();
+  m.clusterState = 'existing';
+  m.initialCluster = [...c.members, m].map((x) => `${x.name}=${x.peerUrl}`).join(',');
+  c.members.push(m);
+  return m;
+}
+
+test('join: Concord members join a running etcd cluster (etcdctl member add, then as a learner promoted by etcd), an etcd member is removed; every member reads every write', { skip: !runConcord() || !runEtcd(), timeout: 240_000 }, async () => {
+  await withCluster(['etcd', 'etcd'], async (c) => {
+    const etcds = [...c.members];
+    ok(await ctlAt(etcds[0]!, ['put', 'before-join', '1']), 'put');
+
+    const voter = await newMember(c, 'concord', 'j2-concord');
+    await ctlRetrying(etcds, ['member', 'add', voter.name, `--peer-urls=${voter.peerUrl}`]);
+    await voter.start();
+    assert.equal(ok(await ctlAt(voter, ['get', 'before-join', '--print-value-only']), 'get').trim(), '1');
+
+    const learner = await newMember(c, 'concord', 'j3-concord');
+    await ctlRetrying(etcds, ['member', 'add', learner.name, '--learner', `--peer-urls=${learner.peerUrl}`]);
+    // By its peer URL (a retried add answers "Peer URLs already exists", not the id).
+    // Ids pass 2^53: read textually, not through JSON.parse.
+    const listed = ok(await ctlAt(etcds[0]!, ['member', 'list', '-w', 'json']), 'member list');
+    const entry = [...listed.matchAll(/\{"ID":(\d+)[^{}]*\}/g)].find((x) => x[0].includes(`"${learner.peerUrl}"`))!;
+    const learnerId = BigInt(entry[1]!).toString(16);
+    await learner.start();
+    await ctlRetrying(etcds, ['member', 'promote', learnerId]);
+
+    // The first etcd member leaves; the cluster is 1 etcd + 2 Concord from here.
+    const leaving = etcds[0]!;
+    const leavingId = (await c.withClients(async (cs) => cs.find((x) => x.member === leaving)!.client.status())).header!.memberId;
+    ok(await ctlAt(etcds[1]!, ['member', 'remove', leavingId.toString(16)]), 'member remove');
+    await leaving.stop();
+    c.members.splice(c.members.indexOf(leaving), 1);
+    await c.leader();
+    for (const m of c.members) ok(await ctlAt(m, ['put', `after/${bare(m.name)}`, m.target]), 'put');
+    for (const m of c.members) {
+      const keys = ok(await ctlAt(m, ['get', '--prefix', '', '--keys-only']), 'get').split('\n').filter((l) => l !== '');
+      assert.deepEqual(keys, ['after/j2', 'after/j3', 'after/m1', 'before-join'], m.name);
+    }
+    const list = ok(await c.ctl(['member', 'list']), 'member list');
+    assert.equal(list.trim().split('\n').length, 3, list);
+    assert.ok(!list.includes(', true'), `no learner left: ${list}`);
+    await assertHashesAgree(c);
+  });
+});
