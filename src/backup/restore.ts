@@ -6,10 +6,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { AlarmMember } from '../proto/index.js';
-import type { BoltReader } from '../bbolt/index.js';
-import { verifySnapshotFile, openSnapshotDb } from '../snapshot/index.js';
-import { DB_NAMES, type Backend, type DbName } from '../storage/index.js';
+import { verifySnapshotFile, openSnapshotDb, importBoltBuckets, readEtcdAlarms } from '../snapshot/index.js';
 import { writeRestoredMember, idToHex, type NewMemberConfig } from '../server/index.js';
 import type { Logger } from '../log/index.js';
 
@@ -22,9 +19,6 @@ export interface RestoreOptions extends NewMemberConfig {
   /** Called as the data is copied (bytes of keys and values so far, of about `totalBytes`). */
   progress?: (doneBytes: number, totalBytes: number) => void;
 }
-
-/** Entries copied between two commits of the new backend (its write buffer stays bounded). */
-const commitEveryEntries = 10_000;
 
 /** Meta keys that belong to the old member's raft log, not to the data (etcd's restore rewinds them too). */
 const raftPositionKeys = new Set(['consistent_index', 'term']);
@@ -39,8 +33,13 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<{ memberId: bi
   const tmpDir = `${o.dataDir}.restoring-${process.pid}`;
   const tmpWal = o.walDir === undefined ? undefined : `${o.walDir}.restoring-${process.pid}`;
   try {
-    const alarms = readAlarms(db.reader);
-    const ids = await writeRestoredMember({ ...o, dataDir: tmpDir, walDir: tmpWal }, alarms, (backend) => copyData(db.reader, backend, o, dbBytes));
+    const alarms = readEtcdAlarms(db.reader);
+    const ids = await writeRestoredMember({ ...o, dataDir: tmpDir, walDir: tmpWal }, alarms, async (backend) => {
+      await importBoltBuckets(db.reader, backend, {
+        log: o.log, path: o.snapshotPath, extraKeyEntries: o.extraKeyEntries, progress: o.progress,
+        skip: (bucket, key) => bucket === 'meta' && raftPositionKeys.has(key.toString('latin1')),
+      });
+    });
     if (tmpWal !== undefined) fs.renameSync(tmpWal, o.walDir!);
     fs.renameSync(tmpDir, o.dataDir);
     o.log.info('restored snapshot', { path: o.snapshotPath, 'wal-dir': walDir, 'data-dir': o.dataDir, 'member-id': idToHex(ids.memberId), 'cluster-id': idToHex(ids.clusterId) });
@@ -52,41 +51,4 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<{ memberId: bi
   } finally {
     db.close();
   }
-}
-
-/** Every bucket Concord keeps, entry for entry, but the old cluster's members and raft position. */
-async function copyData(reader: BoltReader, backend: Backend, o: RestoreOptions, totalBytes: number): Promise<void> {
-  const known = new Set<string>(DB_NAMES);
-  let done = 0;
-  let sinceCommit = 0;
-  const put = async (db: DbName, key: Buffer, value: Buffer): Promise<void> => {
-    backend.put(db, key, value);
-    done += key.length + value.length;
-    if (++sinceCommit === commitEveryEntries) {
-      sinceCommit = 0;
-      await backend.forceCommit();
-      o.progress?.(done, totalBytes);
-    }
-  };
-  for (const nameBytes of reader.bucketNames()) {
-    const name = nameBytes.toString('latin1');
-    if (!known.has(name)) {
-      o.log.warn('skipping a bucket Concord does not keep', { bucket: name });
-      continue;
-    }
-    if (name === 'members' || name === 'members_removed' || name === 'alarm') continue;
-    for (const e of reader.bucket(nameBytes)!) {
-      if (e.isBucket || (name === 'meta' && raftPositionKeys.has(e.key.toString('latin1')))) continue;
-      await put(name as DbName, Buffer.from(e.key), Buffer.from(e.value));
-    }
-  }
-  for (const [key, value] of o.extraKeyEntries ?? []) await put('key', key, value);
-  o.progress?.(totalBytes, totalBytes);
-}
-
-/** etcd's alarm bucket: each key a marshalled AlarmMember. */
-function readAlarms(reader: BoltReader): AlarmMember[] {
-  const bucket = reader.bucket(Buffer.from('alarm'));
-  if (bucket === undefined) return [];
-  return [...bucket].map((e) => AlarmMember.decode(e.key));
 }
