@@ -26,7 +26,7 @@ import { importBoltBuckets, boltConsistentIndex, openSnapshotDb, readEtcdAlarms,
 
 type BoltReader = Parameters<typeof importBoltBuckets>[0];
 import { Wal, Snapshotter, readSnapFile, validSnapshotEntries } from '../wal/index.js';
-import { Metadata, type Snapshot } from '../proto/index.js';
+import { Metadata, type AlarmMember, type Snapshot } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
 import { checkBackendMatchesSnapshot } from './bootstrap.js';
 import { Membership, memberFromJson, type Member } from './membership.js';
@@ -52,7 +52,9 @@ export async function adoptEtcdDataDir(dataDir: string, walDir: string, log: Log
   const db = openSnapshotDb(etcdDb, Number.MAX_SAFE_INTEGER); // etcd's db file: bbolt pages only
   try {
     checkBackendMatchesLog(etcdDb, boltConsistentIndex(db.reader), snapshot?.metadata.index ?? 0, lastIndex);
-    await importBackend(db.reader, etcdDb, `${target}.importing`, clusterId, log);
+    const { members, removed } = readEtcdMembers(db.reader);
+    const membership = new Membership(clusterId, members.map(memberFromJson), removed);
+    await importEtcdBackend(db.reader, etcdDb, `${target}.importing`, membership, readEtcdAlarms(db.reader), log);
   } finally {
     db.close();
   }
@@ -84,13 +86,13 @@ export function checkBackendMatchesLog(path: string, consistentIndex: number, sn
   }
 }
 
-/** bbolt -> a new LMDB file at `path` (replacing a half-done one), with Concord's records. */
-async function importBackend(reader: BoltReader, etcdDb: string, path: string, clusterId: bigint, log: Logger): Promise<void> {
+/**
+ * bbolt -> a new LMDB file at `path` (replacing a half-done one) with Concord's records for
+ * `membership` and `alarms`; durable on return.
+ */
+export async function importEtcdBackend(reader: BoltReader, etcdDb: string, path: string, membership: Membership, alarms: readonly AlarmMember[], log: Logger): Promise<void> {
   rmSync(path, { force: true });
   rmSync(`${path}-lock`, { force: true });
-  const { members, removed } = readEtcdMembers(reader);
-  const membership = new Membership(clusterId, members.map(memberFromJson), removed);
-  const alarms = readEtcdAlarms(reader);
   const backend = Backend.open({ path });
   try {
     await importBoltBuckets(reader, backend, { log, path: etcdDb });
@@ -109,9 +111,8 @@ async function convertSnapFiles(snapDir: string, clusterId: bigint, log: Logger)
   for (const name of await snapshotter.snapNames()) {
     const path = join(snapDir, name);
     const snap = await readSnapFile(path);
-    const text = Buffer.from(snap.data ?? []).toString('utf8');
-    if (isConcordMembership(text)) continue;
-    const membership = membershipOfV2Store(text, clusterId);
+    if (isConcordMembership(Buffer.from(snap.data ?? []).toString('utf8'))) continue;
+    const membership = membershipOfSnapshotData(snap.data ?? new Uint8Array(0), clusterId);
     rmSync(staging, { recursive: true, force: true });
     mkdirSync(staging, { recursive: true });
     await new Snapshotter(staging).save({ ...snap, data: Buffer.from(membership.toJson()) });
@@ -124,6 +125,12 @@ async function convertSnapFiles(snapDir: string, clusterId: bigint, log: Logger)
 
 function isConcordMembership(text: string): boolean {
   return text.startsWith('{"clusterId":');
+}
+
+/** A raft snapshot's data as membership: Concord's record, or etcd's v2 store (a snapshot from etcd). */
+export function membershipOfSnapshotData(data: Uint8Array, clusterId: bigint): Membership {
+  const text = Buffer.from(data).toString('utf8');
+  return isConcordMembership(text) ? Membership.fromJson(text) : membershipOfV2Store(text, clusterId);
 }
 
 /** A node of etcd's v2 store as its snapshot JSON has it (v2store/node.go). */

@@ -111,6 +111,15 @@ export class Membership {
     this.removedIds.add(id);
   }
 
+  /** Becomes `other` (same cluster): a leader's snapshot replaced the state machine. */
+  replaceWith(other: Membership): void {
+    if (other.clusterId !== this.clusterId) throw new Error(`membership: snapshot of cluster ${idToHex(other.clusterId)} installed in cluster ${idToHex(this.clusterId)}`);
+    this.members.clear();
+    this.removedIds.clear();
+    for (const m of other.list()) this.members.set(m.id, m);
+    for (const id of other.removedIds) this.removedIds.add(id);
+  }
+
   setAttributes(id: bigint, attrs: { name: string; clientURLs: string[] }): void {
     const m = this.members.get(id);
     if (!m) return;
