@@ -6,6 +6,7 @@
  *   concordutl snapshot restore <file> [--data-dir D] [--wal-dir W] [--name N]
  *       [--initial-cluster C] [--initial-cluster-token T] [--initial-advertise-peer-urls U]
  *       [--skip-hash-check]
+ *   concordutl export --data-dir D [--wal-dir W] --out DIR   (a stopped member's data as an etcd data dir)
  *   concordutl backup start --endpoints URL --dir D [--snapshot-interval 30m] [--segment-interval 10s]
  *   concordutl backup restore --from D --to-revision R [--data-dir ...and snapshot restore's flags]
  *   concordutl version
@@ -17,6 +18,7 @@
  */
 import { restoreSnapshot, restoreToRevision, ContinuousBackup } from '../backup/index.js';
 import { snapshotStatus, type SnapshotStatus } from '../snapshot/index.js';
+import { exportEtcdDataDir } from '../server/index.js';
 import { createLogger } from '../log/index.js';
 import { etcdVersion } from './version.js';
 import { parseEtcdUrls, parseGoDuration, parseUrlsMap } from './go-flags.js';
@@ -60,6 +62,13 @@ async function run(argv: readonly string[]): Promise<void> {
     await restore(rest[0]!, flags);
     return;
   }
+  if (cmd === 'export') {
+    const dataDir = flags.get('data-dir');
+    const out = flags.get('out');
+    if (!dataDir || !out || sub !== undefined) throw new CommandError('export requires --data-dir DIR and --out DIR', exitBadArgs);
+    await exportEtcdDataDir({ dataDir, out, walDir: flags.get('wal-dir') || undefined, log: createLogger({ caller: false }) });
+    return;
+  }
   if (cmd === 'backup' && sub === 'start') {
     await runBackup(flags);
     return;
@@ -80,6 +89,7 @@ const usage = `concordutl: offline tools for Concord (and etcd snapshot files)
   concordutl snapshot status <file> [-w simple|table|json|fields]
   concordutl snapshot restore <file> [--data-dir D] [--wal-dir W] [--name N] [--initial-cluster C]
       [--initial-cluster-token T] [--initial-advertise-peer-urls U] [--skip-hash-check]
+  concordutl export --data-dir D [--wal-dir W] --out DIR   (an etcd data dir from a stopped member)
   concordutl backup start --endpoints URL --dir D [--snapshot-interval 30m] [--segment-interval 10s]
   concordutl backup restore --from D --to-revision R [snapshot restore's flags]
   concordutl version

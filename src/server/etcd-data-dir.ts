@@ -26,7 +26,7 @@ import { importBoltBuckets, boltConsistentIndex, openSnapshotDb, readEtcdAlarms,
 
 type BoltReader = Parameters<typeof importBoltBuckets>[0];
 import { Wal, Snapshotter, readSnapFile, validSnapshotEntries } from '../wal/index.js';
-import { Metadata, type AlarmMember, type Snapshot } from '../proto/index.js';
+import { Metadata, type AlarmMember, type Entry, type HardState, type Snapshot } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
 import { checkBackendMatchesSnapshot } from './bootstrap.js';
 import { Membership, memberFromJson, type Member } from './membership.js';
@@ -65,17 +65,22 @@ export async function adoptEtcdDataDir(dataDir: string, walDir: string, log: Log
   log.info('imported the etcd data dir', { 'data-dir': dataDir, backend: target });
 }
 
-/** The newest snapshot both the snap dir and the WAL know, the cluster id and the WAL's last index. */
-async function readEtcdLog(walDir: string, snapDir: string): Promise<{ snapshot: Snapshot | undefined; clusterId: bigint; lastIndex: number }> {
+/** A data dir's raft log: the newest snapshot both the snap dir and the WAL know, then the WAL after it. */
+export async function readLog(walDir: string, snapDir: string): Promise<{ snapshot: Snapshot | undefined; metadata: Uint8Array; hardState: HardState; entries: Entry[] }> {
   const snapshot = await new Snapshotter(snapDir).loadNewestAvailable(await validSnapshotEntries(walDir));
-  const snapIndex = snapshot?.metadata.index ?? 0;
-  const wal = await Wal.open(walDir, { index: snapIndex, term: snapshot?.metadata.term ?? 0 });
+  const wal = await Wal.open(walDir, { index: snapshot?.metadata.index ?? 0, term: snapshot?.metadata.term ?? 0 });
   try {
-    const { metadata, entries } = await wal.readAll();
-    return { snapshot, clusterId: Metadata.decode(metadata).ClusterID ?? 0n, lastIndex: entries.at(-1)?.index ?? snapIndex };
+    const { metadata, hardState, entries } = await wal.readAll();
+    return { snapshot, metadata, hardState, entries };
   } finally {
     await wal.close();
   }
+}
+
+/** The newest snapshot both the snap dir and the WAL know, the cluster id and the WAL's last index. */
+async function readEtcdLog(walDir: string, snapDir: string): Promise<{ snapshot: Snapshot | undefined; clusterId: bigint; lastIndex: number }> {
+  const { snapshot, metadata, entries } = await readLog(walDir, snapDir);
+  return { snapshot, clusterId: Metadata.decode(metadata).ClusterID ?? 0n, lastIndex: entries.at(-1)?.index ?? snapshot?.metadata.index ?? 0 };
 }
 
 /** The backend holds every entry up to the snapshot (etcd's check) and none past the WAL. */

@@ -4,6 +4,7 @@
  * This list is the folder's public face: other folders import these names only.
  */
 export { startMember, writeRestoredMember } from './member.js';
+export { exportEtcdDataDir } from './etcd-export.js';
 export type { RunningMember, NewMemberConfig } from './member.js';
 export { EtcdServer, serverVersion, clusterVersion, maxPendingReads } from './etcd-server.js';
 export type { EtcdService, LeaseService, HealthQuery, HealthReport, BackendSnapshot, WatchHost, Queued, WatchStream, WatchStreamBounds } from './service.js';

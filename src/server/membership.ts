@@ -83,6 +83,11 @@ export class Membership {
     for (const id of removed) this.removedIds.add(id);
   }
 
+  /** Ids removed from the cluster, ascending. */
+  removedIdList(): bigint[] {
+    return [...this.removedIds].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
   isRemoved(id: bigint): boolean {
     return this.removedIds.has(id);
   }
