@@ -7,6 +7,7 @@
  *       [--initial-cluster C] [--initial-cluster-token T] [--initial-advertise-peer-urls U]
  *       [--skip-hash-check]
  *   concordutl export --data-dir D [--wal-dir W] --out DIR   (a stopped member's data as an etcd data dir)
+ *   concordutl hashkv | defrag | wal dump --data-dir D ...   (concordutl-tools.ts)
  *   concordutl backup start --endpoints URL --dir D [--snapshot-interval 30m] [--segment-interval 10s]
  *   concordutl backup restore --from D --to-revision R [--data-dir ...and snapshot restore's flags]
  *   concordutl version
@@ -19,6 +20,9 @@
 import { restoreSnapshot, restoreToRevision, ContinuousBackup } from '../backup/index.js';
 import { snapshotStatus, type SnapshotStatus } from '../snapshot/index.js';
 import { exportEtcdDataDir } from '../server/index.js';
+import { UsageError, defragCommand, hashkvCommand, walDumpCommand } from './concordutl-tools.js';
+
+const out = (text: string): void => { process.stdout.write(text); };
 import { createLogger } from '../log/index.js';
 import { etcdVersion } from './version.js';
 import { parseEtcdUrls, parseGoDuration, parseUrlsMap } from './go-flags.js';
@@ -35,7 +39,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   try {
     await run(argv);
   } catch (e) {
-    const code = e instanceof CommandError ? e.code : exitError;
+    const code = e instanceof CommandError ? e.code : e instanceof UsageError ? exitBadArgs : exitError;
     process.stderr.write(`Error: ${(e as Error).message}\n`);
     process.exitCode = code;
   }
@@ -62,6 +66,9 @@ async function run(argv: readonly string[]): Promise<void> {
     await restore(rest[0]!, flags);
     return;
   }
+  if (cmd === 'hashkv' && sub === undefined) return hashkvCommand(flags, out, table);
+  if (cmd === 'defrag' && sub === undefined) return defragCommand(flags, out);
+  if (cmd === 'wal' && sub === 'dump' && rest.length === 0) return walDumpCommand(flags, out);
   if (cmd === 'export') {
     const dataDir = flags.get('data-dir');
     const out = flags.get('out');
@@ -90,6 +97,9 @@ const usage = `concordutl: offline tools for Concord (and etcd snapshot files)
   concordutl snapshot restore <file> [--data-dir D] [--wal-dir W] [--name N] [--initial-cluster C]
       [--initial-cluster-token T] [--initial-advertise-peer-urls U] [--skip-hash-check]
   concordutl export --data-dir D [--wal-dir W] --out DIR   (an etcd data dir from a stopped member)
+  concordutl hashkv --data-dir D [--rev R] [-w simple|json|table]
+  concordutl defrag --data-dir D
+  concordutl wal dump --data-dir D [--wal-dir W] [--start-index N] [--end-index N] [--entry-type T,...]
   concordutl backup start --endpoints URL --dir D [--snapshot-interval 30m] [--segment-interval 10s]
   concordutl backup restore --from D --to-revision R [snapshot restore's flags]
   concordutl version

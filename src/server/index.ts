@@ -5,6 +5,8 @@
  */
 export { startMember, writeRestoredMember } from './member.js';
 export { exportEtcdDataDir } from './etcd-export.js';
+export { hashKvOfDataDir, defragDataDir, readWalForDump, describeEntry } from './offline-tools.js';
+export type { DumpedEntry } from './offline-tools.js';
 export type { RunningMember, NewMemberConfig } from './member.js';
 export { EtcdServer, serverVersion, clusterVersion, maxPendingReads } from './etcd-server.js';
 export type { EtcdService, LeaseService, HealthQuery, HealthReport, BackendSnapshot, WatchHost, Queued, WatchStream, WatchStreamBounds } from './service.js';
