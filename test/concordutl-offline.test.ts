@@ -5,25 +5,12 @@
 //   filters by entry type and index range.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { startServer, runConcord, track, b, REPO_ROOT, type Server, type CmdResult } from './harness.js';
+import { startServer, runConcord, b, type Server } from './harness.js';
+import { concordutl } from './concordutl-cli.js';
 
 const servers: Server[] = [];
 after(async () => { for (const s of servers) await s.destroy(); });
 
-function concordutl(args: string[]): Promise<CmdResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'concordutl.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    track(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 test('concordutl hashkv, defrag and wal dump on a stopped member', { skip: !runConcord() && 'needs Concord' }, async () => {
   const s = await startServer({ target: 'concord', extraArgs: ['--snapshot-count', '100'] });

@@ -10,8 +10,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, copyFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
-import { Server, startServer, freePort, runConcord, runEtcd, track, b, REPO_ROOT, type EtcdClient } from './harness.js';
+import { Server, startServer, freePort, runConcord, runEtcd, b, type EtcdClient } from './harness.js';
+import { concordutl } from './concordutl-cli.js';
 import type { KeyValue } from '../src/proto/index.js';
 
 const servers: Server[] = [];
@@ -205,20 +205,13 @@ test('round trip etcd -> Concord -> etcd: concordutl export writes a data dir re
   const want = await observe(c, oldRev);
   await c.stop();
 
-  const util = (args: string[]) => new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'concordutl.js'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    track(child);
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
-    child.on('close', (code) => resolve({ code, stderr }));
-  });
   const back = new Server({ target: 'etcd', name: e.name });
   servers.push(back);
   rmSync(back.dataDir, { recursive: true, force: true });
-  const res = await util(['export', '--data-dir', c.dataDir, '--out', back.dataDir]);
+  const res = await concordutl(['export', '--data-dir', c.dataDir, '--out', back.dataDir]);
   assert.equal(res.code, 0, res.stderr);
   assert.match(res.stderr, /"msg":"exported an etcd data dir"/);
-  assert.match((await util(['export', '--data-dir', c.dataDir, '--out', back.dataDir])).stderr, /Error: out dir ".*" exists/);
+  assert.match((await concordutl(['export', '--data-dir', c.dataDir, '--out', back.dataDir])).stderr, /Error: out dir ".*" exists/);
   await back.start();
   const got = await observe(back, oldRev);
   assert.ok(got.kvs.length > 150);

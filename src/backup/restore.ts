@@ -9,6 +9,8 @@ import path from 'node:path';
 import { verifySnapshotFile, openSnapshotDb, importBoltBuckets, readEtcdAlarms } from '../snapshot/index.js';
 import { writeRestoredMember, idToHex, type NewMemberConfig } from '../server/index.js';
 import type { Logger } from '../log/index.js';
+import { revKey } from '../mvcc/index.js';
+import type { Backend } from '../storage/index.js';
 
 export interface RestoreOptions extends NewMemberConfig {
   snapshotPath: string;
@@ -18,10 +20,33 @@ export interface RestoreOptions extends NewMemberConfig {
   extraKeyEntries?: Iterable<readonly [Buffer, Buffer]>;
   /** Called as the data is copied (bytes of keys and values so far, of about `totalBytes`). */
   progress?: (doneBytes: number, totalBytes: number) => void;
+  /** etcdutl 3.5's --bump-revision: the latest revision is raised by this much. */
+  bumpRevision?: number;
+  /** etcdutl 3.5's --mark-compacted: the (bumped) latest revision is marked compacted. */
+  markCompacted?: boolean;
 }
 
 /** Meta keys that belong to the old member's raft log, not to the data (etcd's restore rewinds them too). */
 const raftPositionKeys = new Set(['consistent_index', 'term']);
+
+/**
+ * etcdutl 3.5's modifyLatestRevision: a revision record (empty value) at latest + bump, so
+ * the store resumes past every revision a client may have seen; with markCompacted, a
+ * compaction scheduled at it (run when the member opens the store), so watchers and reads
+ * from before are told "compacted" rather than served a history that skipped ahead.
+ */
+function modifyLatestRevision(backend: Backend, latest: number, o: Pick<RestoreOptions, 'bumpRevision' | 'markCompacted' | 'log'>): void {
+  const bump = o.bumpRevision ?? 0;
+  if (bump > 0) {
+    o.log.info('bumping latest revision', { 'latest-revision': latest, 'bump-amount': bump, 'new-latest-revision': latest + bump });
+    latest += bump;
+    backend.put('key', revKey(latest, 0), Buffer.alloc(0));
+  }
+  if (o.markCompacted) {
+    o.log.info('marking revision compacted', { revision: latest });
+    backend.put('meta', Buffer.from('scheduledCompactRev'), revKey(latest, 0));
+  }
+}
 
 export async function restoreSnapshot(o: RestoreOptions): Promise<{ memberId: bigint; clusterId: bigint }> {
   if (fs.existsSync(o.dataDir)) throw new Error(`data-dir ${JSON.stringify(o.dataDir)} exists`);
@@ -35,10 +60,11 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<{ memberId: bi
   try {
     const alarms = readEtcdAlarms(db.reader);
     const ids = await writeRestoredMember({ ...o, dataDir: tmpDir, walDir: tmpWal }, alarms, async (backend) => {
-      await importBoltBuckets(db.reader, backend, {
+      const { lastKeyRevision } = await importBoltBuckets(db.reader, backend, {
         log: o.log, path: o.snapshotPath, extraKeyEntries: o.extraKeyEntries, progress: o.progress,
         skip: (bucket, key) => bucket === 'meta' && raftPositionKeys.has(key.toString('latin1')),
       });
+      modifyLatestRevision(backend, lastKeyRevision, o);
     });
     if (tmpWal !== undefined) fs.renameSync(tmpWal, o.walDir!);
     fs.renameSync(tmpDir, o.dataDir);

@@ -46,7 +46,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
 }
 
 async function run(argv: readonly string[]): Promise<void> {
-  const { positional, flags } = parseArgs(argv, new Set(['skip-hash-check']));
+  const { positional, flags } = parseArgs(argv, new Set(['skip-hash-check', 'mark-compacted']));
   const [cmd, sub, ...rest] = positional;
   if (cmd === undefined || cmd === 'help') {
     process.stdout.write(usage);
@@ -96,6 +96,7 @@ const usage = `concordutl: offline tools for Concord (and etcd snapshot files)
   concordutl snapshot status <file> [-w simple|table|json|fields]
   concordutl snapshot restore <file> [--data-dir D] [--wal-dir W] [--name N] [--initial-cluster C]
       [--initial-cluster-token T] [--initial-advertise-peer-urls U] [--skip-hash-check]
+      [--bump-revision N --mark-compacted]
   concordutl export --data-dir D [--wal-dir W] --out DIR   (an etcd data dir from a stopped member)
   concordutl hashkv --data-dir D [--rev R] [-w simple|json|table]
   concordutl defrag --data-dir D
@@ -155,7 +156,12 @@ function restoreOptions(file: string, flags: Map<string, string>): Parameters<ty
   const skip = flags.get('skip-hash-check') ?? 'false';
   if (skip !== 'true' && skip !== 'false') throw new CommandError(`invalid argument "${skip}" for "--skip-hash-check" flag`, exitBadArgs);
   const walDir = flags.get('wal-dir');
+  const bump = Number(flags.get('bump-revision') ?? '0');
+  if (!Number.isSafeInteger(bump) || bump < 0) throw new CommandError(`invalid argument ${JSON.stringify(flags.get('bump-revision'))} for "--bump-revision" flag`, exitBadArgs);
+  const markCompacted = flags.get('mark-compacted') === 'true';
+  if (bump > 0 && !markCompacted) throw new CommandError('--mark-compacted required if --bump-revision > 0', exitBadArgs);
   return {
+    bumpRevision: bump, markCompacted,
     snapshotPath: file,
     name,
     dataDir: flags.get('data-dir') || `${name}.etcd`,

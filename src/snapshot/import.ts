@@ -33,7 +33,12 @@ export interface BoltImportOptions {
   progress?: (doneBytes: number, totalBytes: number) => void;
 }
 
-export interface BoltImportStats { entries: number; bytes: number }
+export interface BoltImportStats {
+  entries: number;
+  bytes: number;
+  /** Main revision of the key bucket's last key (0 when it is empty): the store's latest revision. */
+  lastKeyRevision: number;
+}
 
 /**
  * Copies every bucket Concord keeps (but members and alarms) from `reader` into `backend`,
@@ -44,12 +49,13 @@ export async function importBoltBuckets(reader: BoltReader, backend: Backend, o:
   const known = new Set<string>(DB_NAMES);
   const totalBytes = reader.size;
   const started = Date.now();
-  const stats: BoltImportStats = { entries: 0, bytes: 0 };
+  const stats: BoltImportStats = { entries: 0, bytes: 0, lastKeyRevision: 0 };
   let sinceCommit = 0;
   let nextLog = logEveryBytes;
   o.log.info('importing bbolt database', { path: o.path, 'size-bytes': totalBytes, 'page-size': reader.pageSize });
   const put = async (db: DbName, key: Buffer, value: Buffer): Promise<void> => {
     backend.put(db, key, value);
+    if (db === 'key' && key.length >= 8) stats.lastKeyRevision = Number(key.readBigUInt64BE(0));
     stats.entries++;
     stats.bytes += key.length + value.length;
     if (++sinceCommit < commitEveryEntries) return;
