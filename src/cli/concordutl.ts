@@ -9,7 +9,7 @@
  *   concordutl export --data-dir D [--wal-dir W] --out DIR   (a stopped member's data as an etcd data dir)
  *   concordutl hashkv | defrag | wal dump --data-dir D ...   (concordutl-tools.ts)
  *   concordutl backup start --endpoints URL --dir D [--snapshot-interval 30m] [--segment-interval 10s]
- *   concordutl backup restore --from D --to-revision R [--data-dir ...and snapshot restore's flags]
+ *   concordutl backup restore --from D (--to-revision R | --to-time T) [--data-dir ...and snapshot restore's flags]
  *   concordutl version
  *
  * `backup` goes beyond etcd (the seed's continuous backup, backup/continuous.ts): it runs
@@ -17,7 +17,7 @@
  *
  * bin/concordutl.js calls main(); importing the module runs nothing.
  */
-import { restoreSnapshot, restoreToRevision, ContinuousBackup } from '../backup/index.js';
+import { restoreSnapshot, restoreToRevision, revisionAtTime, ContinuousBackup } from '../backup/index.js';
 import { snapshotStatus, type SnapshotStatus } from '../snapshot/index.js';
 import { exportEtcdDataDir } from '../server/index.js';
 import { UsageError, defragCommand, hashkvCommand, walDumpCommand } from './concordutl-tools.js';
@@ -82,8 +82,12 @@ async function run(argv: readonly string[]): Promise<void> {
   }
   if (cmd === 'backup' && sub === 'restore') {
     const from = flags.get('from');
-    const to = Number(flags.get('to-revision'));
-    if (!from || !Number.isSafeInteger(to) || to <= 0) throw new CommandError('backup restore requires --from DIR and --to-revision N (> 0)', exitBadArgs);
+    const toTime = flags.get('to-time');
+    const atMs = toTime === undefined ? undefined : Date.parse(toTime);
+    if (atMs !== undefined && Number.isNaN(atMs)) throw new CommandError(`invalid argument ${JSON.stringify(toTime)} for "--to-time" flag (RFC 3339 time expected)`, exitBadArgs);
+    if (atMs !== undefined && flags.has('to-revision')) throw new CommandError('backup restore takes --to-revision or --to-time, not both', exitBadArgs);
+    const to = atMs !== undefined && from ? revisionAtTime(from, atMs) : Number(flags.get('to-revision'));
+    if (!from || !Number.isSafeInteger(to) || to <= 0) throw new CommandError('backup restore requires --from DIR and --to-revision N (> 0) or --to-time T', exitBadArgs);
     const { snapshotPath: _unused, skipHashCheck: _skip, ...member } = restoreOptions('', flags);
     await restoreToRevision({ ...member, from, toRevision: to });
     return;
@@ -102,7 +106,7 @@ const usage = `concordutl: offline tools for Concord (and etcd snapshot files)
   concordutl defrag --data-dir D
   concordutl wal dump --data-dir D [--wal-dir W] [--start-index N] [--end-index N] [--entry-type T,...]
   concordutl backup start --endpoints URL --dir D [--snapshot-interval 30m] [--segment-interval 10s]
-  concordutl backup restore --from D --to-revision R [snapshot restore's flags]
+  concordutl backup restore --from D (--to-revision R | --to-time RFC3339) [snapshot restore's flags]
   concordutl version
 `;
 
