@@ -7,28 +7,16 @@
 // - a damaged file (sha256 mismatch) or one without a hash is refused and nothing is written.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { Server, startServer, etcdctl, freePort, runConcord, runEtcd, track, b, REPO_ROOT, type CmdResult, type EtcdClient } from './harness.js';
+import { Server, startServer, etcdctl, freePort, runConcord, runEtcd, b, type EtcdClient } from './harness.js';
+import { concordutl } from './concordutl-cli.js';
 import type { KeyValue } from '../src/proto/index.js';
 
 const servers: Server[] = [];
 after(async () => { for (const s of servers) await s.destroy(); });
 
-function concordutl(args: string[]): Promise<CmdResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'concordutl.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    track(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 async function fill(c: EtcdClient): Promise<void> {
   const big = Buffer.alloc(25_000, 'q');

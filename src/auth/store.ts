@@ -63,6 +63,15 @@ export class AuthStore {
     this.refreshPermCache();
   }
 
+  /** The auth buckets were replaced (a leader's snapshot installed): read them again (etcd's Recover). */
+  reload(): void {
+    this.enabledFlag = this.be.get('auth', enableFlagKey)?.equals(authEnabled) ?? false;
+    this.rev = readRevision(this.be);
+    if (this.enabledFlag) this.tokens.enable();
+    else this.tokens.disable();
+    this.refreshPermCache();
+  }
+
   get enabled(): boolean {
     return this.enabledFlag;
   }

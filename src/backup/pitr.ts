@@ -8,6 +8,7 @@ import { Event_EventType, type Event } from '../proto/index.js';
 import { encodeKeyValue, revKey } from '../mvcc/index.js';
 import { restoreSnapshot, type RestoreOptions } from './restore.js';
 import { BackupFormatError, listChains, listSegments, readSegment, snapshotFileName } from './segments.js';
+import fs from 'node:fs';
 import path from 'node:path';
 
 export interface PitrOptions extends Omit<RestoreOptions, 'snapshotPath' | 'extraKeyEntries' | 'skipHashCheck'> {
@@ -33,6 +34,22 @@ export async function restoreToRevision(o: PitrOptions): Promise<{ memberId: big
     extraKeyEntries: replayedEntries(segments.map((s) => s.file), chain.revision, o.toRevision),
   });
   return { ...ids, snapshotRevision: chain.revision };
+}
+
+/**
+ * The revision a backup had on disk at wall-clock time `atMs` (`backup restore --to-time`):
+ * the newest file (a chain's snapshot, or a segment: its mtime is when it was written whole)
+ * written at or before then. Events received but not yet in a segment at `atMs` were not
+ * saved yet, so they do not count: the scheme's granularity is one segment interval.
+ */
+export function revisionAtTime(from: string, atMs: number): number {
+  let best = 0;
+  for (const chain of listChains(from)) {
+    if (fs.statSync(path.join(chain.dir, snapshotFileName)).mtimeMs <= atMs) best = Math.max(best, chain.revision);
+    for (const s of listSegments(chain.dir)) if (fs.statSync(s.file).mtimeMs <= atMs) best = Math.max(best, s.last);
+  }
+  if (best === 0) throw new Error(`no backup file in ${from} was written at or before ${new Date(atMs).toISOString()}`);
+  return best;
 }
 
 /** Key-bucket entries for the events in (after, upTo], checking that no revision is missing. */

@@ -6,12 +6,11 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { AlarmMember } from '../proto/index.js';
-import type { BoltReader } from '../bbolt/index.js';
-import { verifySnapshotFile, openSnapshotDb } from '../snapshot/index.js';
-import { DB_NAMES, type Backend, type DbName } from '../storage/index.js';
+import { verifySnapshotFile, openSnapshotDb, importBoltBuckets, readEtcdAlarms } from '../snapshot/index.js';
 import { writeRestoredMember, idToHex, type NewMemberConfig } from '../server/index.js';
 import type { Logger } from '../log/index.js';
+import { revKey } from '../mvcc/index.js';
+import type { Backend } from '../storage/index.js';
 
 export interface RestoreOptions extends NewMemberConfig {
   snapshotPath: string;
@@ -21,13 +20,33 @@ export interface RestoreOptions extends NewMemberConfig {
   extraKeyEntries?: Iterable<readonly [Buffer, Buffer]>;
   /** Called as the data is copied (bytes of keys and values so far, of about `totalBytes`). */
   progress?: (doneBytes: number, totalBytes: number) => void;
+  /** etcdutl 3.5's --bump-revision: the latest revision is raised by this much. */
+  bumpRevision?: number;
+  /** etcdutl 3.5's --mark-compacted: the (bumped) latest revision is marked compacted. */
+  markCompacted?: boolean;
 }
-
-/** Entries copied between two commits of the new backend (its write buffer stays bounded). */
-const commitEveryEntries = 10_000;
 
 /** Meta keys that belong to the old member's raft log, not to the data (etcd's restore rewinds them too). */
 const raftPositionKeys = new Set(['consistent_index', 'term']);
+
+/**
+ * etcdutl 3.5's modifyLatestRevision: a revision record (empty value) at latest + bump, so
+ * the store resumes past every revision a client may have seen; with markCompacted, a
+ * compaction scheduled at it (run when the member opens the store), so watchers and reads
+ * from before are told "compacted" rather than served a history that skipped ahead.
+ */
+function modifyLatestRevision(backend: Backend, latest: number, o: Pick<RestoreOptions, 'bumpRevision' | 'markCompacted' | 'log'>): void {
+  const bump = o.bumpRevision ?? 0;
+  if (bump > 0) {
+    o.log.info('bumping latest revision', { 'latest-revision': latest, 'bump-amount': bump, 'new-latest-revision': latest + bump });
+    latest += bump;
+    backend.put('key', revKey(latest, 0), Buffer.alloc(0));
+  }
+  if (o.markCompacted) {
+    o.log.info('marking revision compacted', { revision: latest });
+    backend.put('meta', Buffer.from('scheduledCompactRev'), revKey(latest, 0));
+  }
+}
 
 export async function restoreSnapshot(o: RestoreOptions): Promise<{ memberId: bigint; clusterId: bigint }> {
   if (fs.existsSync(o.dataDir)) throw new Error(`data-dir ${JSON.stringify(o.dataDir)} exists`);
@@ -39,8 +58,14 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<{ memberId: bi
   const tmpDir = `${o.dataDir}.restoring-${process.pid}`;
   const tmpWal = o.walDir === undefined ? undefined : `${o.walDir}.restoring-${process.pid}`;
   try {
-    const alarms = readAlarms(db.reader);
-    const ids = await writeRestoredMember({ ...o, dataDir: tmpDir, walDir: tmpWal }, alarms, (backend) => copyData(db.reader, backend, o, dbBytes));
+    const alarms = readEtcdAlarms(db.reader);
+    const ids = await writeRestoredMember({ ...o, dataDir: tmpDir, walDir: tmpWal }, alarms, async (backend) => {
+      const { lastKeyRevision } = await importBoltBuckets(db.reader, backend, {
+        log: o.log, path: o.snapshotPath, extraKeyEntries: o.extraKeyEntries, progress: o.progress,
+        skip: (bucket, key) => bucket === 'meta' && raftPositionKeys.has(key.toString('latin1')),
+      });
+      modifyLatestRevision(backend, lastKeyRevision, o);
+    });
     if (tmpWal !== undefined) fs.renameSync(tmpWal, o.walDir!);
     fs.renameSync(tmpDir, o.dataDir);
     o.log.info('restored snapshot', { path: o.snapshotPath, 'wal-dir': walDir, 'data-dir': o.dataDir, 'member-id': idToHex(ids.memberId), 'cluster-id': idToHex(ids.clusterId) });
@@ -52,41 +77,4 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<{ memberId: bi
   } finally {
     db.close();
   }
-}
-
-/** Every bucket Concord keeps, entry for entry, but the old cluster's members and raft position. */
-async function copyData(reader: BoltReader, backend: Backend, o: RestoreOptions, totalBytes: number): Promise<void> {
-  const known = new Set<string>(DB_NAMES);
-  let done = 0;
-  let sinceCommit = 0;
-  const put = async (db: DbName, key: Buffer, value: Buffer): Promise<void> => {
-    backend.put(db, key, value);
-    done += key.length + value.length;
-    if (++sinceCommit === commitEveryEntries) {
-      sinceCommit = 0;
-      await backend.forceCommit();
-      o.progress?.(done, totalBytes);
-    }
-  };
-  for (const nameBytes of reader.bucketNames()) {
-    const name = nameBytes.toString('latin1');
-    if (!known.has(name)) {
-      o.log.warn('skipping a bucket Concord does not keep', { bucket: name });
-      continue;
-    }
-    if (name === 'members' || name === 'members_removed' || name === 'alarm') continue;
-    for (const e of reader.bucket(nameBytes)!) {
-      if (e.isBucket || (name === 'meta' && raftPositionKeys.has(e.key.toString('latin1')))) continue;
-      await put(name as DbName, Buffer.from(e.key), Buffer.from(e.value));
-    }
-  }
-  for (const [key, value] of o.extraKeyEntries ?? []) await put('key', key, value);
-  o.progress?.(totalBytes, totalBytes);
-}
-
-/** etcd's alarm bucket: each key a marshalled AlarmMember. */
-function readAlarms(reader: BoltReader): AlarmMember[] {
-  const bucket = reader.bucket(Buffer.from('alarm'));
-  if (bucket === undefined) return [];
-  return [...bucket].map((e) => AlarmMember.decode(e.key));
 }

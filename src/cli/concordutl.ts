@@ -6,8 +6,10 @@
  *   concordutl snapshot restore <file> [--data-dir D] [--wal-dir W] [--name N]
  *       [--initial-cluster C] [--initial-cluster-token T] [--initial-advertise-peer-urls U]
  *       [--skip-hash-check]
+ *   concordutl export --data-dir D [--wal-dir W] --out DIR   (a stopped member's data as an etcd data dir)
+ *   concordutl hashkv | defrag | wal dump --data-dir D ...   (concordutl-tools.ts)
  *   concordutl backup start --endpoints URL --dir D [--snapshot-interval 30m] [--segment-interval 10s]
- *   concordutl backup restore --from D --to-revision R [--data-dir ...and snapshot restore's flags]
+ *   concordutl backup restore --from D (--to-revision R | --to-time T) [--data-dir ...and snapshot restore's flags]
  *   concordutl version
  *
  * `backup` goes beyond etcd (the seed's continuous backup, backup/continuous.ts): it runs
@@ -15,8 +17,12 @@
  *
  * bin/concordutl.js calls main(); importing the module runs nothing.
  */
-import { restoreSnapshot, restoreToRevision, ContinuousBackup } from '../backup/index.js';
+import { restoreSnapshot, restoreToRevision, revisionAtTime, ContinuousBackup } from '../backup/index.js';
 import { snapshotStatus, type SnapshotStatus } from '../snapshot/index.js';
+import { exportEtcdDataDir } from '../server/index.js';
+import { UsageError, defragCommand, hashkvCommand, walDumpCommand } from './concordutl-tools.js';
+
+const out = (text: string): void => { process.stdout.write(text); };
 import { createLogger } from '../log/index.js';
 import { etcdVersion } from './version.js';
 import { parseEtcdUrls, parseGoDuration, parseUrlsMap } from './go-flags.js';
@@ -33,14 +39,14 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
   try {
     await run(argv);
   } catch (e) {
-    const code = e instanceof CommandError ? e.code : exitError;
+    const code = e instanceof CommandError ? e.code : e instanceof UsageError ? exitBadArgs : exitError;
     process.stderr.write(`Error: ${(e as Error).message}\n`);
     process.exitCode = code;
   }
 }
 
 async function run(argv: readonly string[]): Promise<void> {
-  const { positional, flags } = parseArgs(argv, new Set(['skip-hash-check']));
+  const { positional, flags } = parseArgs(argv, new Set(['skip-hash-check', 'mark-compacted']));
   const [cmd, sub, ...rest] = positional;
   if (cmd === undefined || cmd === 'help') {
     process.stdout.write(usage);
@@ -60,14 +66,28 @@ async function run(argv: readonly string[]): Promise<void> {
     await restore(rest[0]!, flags);
     return;
   }
+  if (cmd === 'hashkv' && sub === undefined) return hashkvCommand(flags, out, table);
+  if (cmd === 'defrag' && sub === undefined) return defragCommand(flags, out);
+  if (cmd === 'wal' && sub === 'dump' && rest.length === 0) return walDumpCommand(flags, out);
+  if (cmd === 'export') {
+    const dataDir = flags.get('data-dir');
+    const out = flags.get('out');
+    if (!dataDir || !out || sub !== undefined) throw new CommandError('export requires --data-dir DIR and --out DIR', exitBadArgs);
+    await exportEtcdDataDir({ dataDir, out, walDir: flags.get('wal-dir') || undefined, log: createLogger({ caller: false }) });
+    return;
+  }
   if (cmd === 'backup' && sub === 'start') {
     await runBackup(flags);
     return;
   }
   if (cmd === 'backup' && sub === 'restore') {
     const from = flags.get('from');
-    const to = Number(flags.get('to-revision'));
-    if (!from || !Number.isSafeInteger(to) || to <= 0) throw new CommandError('backup restore requires --from DIR and --to-revision N (> 0)', exitBadArgs);
+    const toTime = flags.get('to-time');
+    const atMs = toTime === undefined ? undefined : Date.parse(toTime);
+    if (atMs !== undefined && Number.isNaN(atMs)) throw new CommandError(`invalid argument ${JSON.stringify(toTime)} for "--to-time" flag (RFC 3339 time expected)`, exitBadArgs);
+    if (atMs !== undefined && flags.has('to-revision')) throw new CommandError('backup restore takes --to-revision or --to-time, not both', exitBadArgs);
+    const to = atMs !== undefined && from ? revisionAtTime(from, atMs) : Number(flags.get('to-revision'));
+    if (!from || !Number.isSafeInteger(to) || to <= 0) throw new CommandError('backup restore requires --from DIR and --to-revision N (> 0) or --to-time T', exitBadArgs);
     const { snapshotPath: _unused, skipHashCheck: _skip, ...member } = restoreOptions('', flags);
     await restoreToRevision({ ...member, from, toRevision: to });
     return;
@@ -80,8 +100,13 @@ const usage = `concordutl: offline tools for Concord (and etcd snapshot files)
   concordutl snapshot status <file> [-w simple|table|json|fields]
   concordutl snapshot restore <file> [--data-dir D] [--wal-dir W] [--name N] [--initial-cluster C]
       [--initial-cluster-token T] [--initial-advertise-peer-urls U] [--skip-hash-check]
+      [--bump-revision N --mark-compacted]
+  concordutl export --data-dir D [--wal-dir W] --out DIR   (an etcd data dir from a stopped member)
+  concordutl hashkv --data-dir D [--rev R] [-w simple|json|table]
+  concordutl defrag --data-dir D
+  concordutl wal dump --data-dir D [--wal-dir W] [--start-index N] [--end-index N] [--entry-type T,...]
   concordutl backup start --endpoints URL --dir D [--snapshot-interval 30m] [--segment-interval 10s]
-  concordutl backup restore --from D --to-revision R [snapshot restore's flags]
+  concordutl backup restore --from D (--to-revision R | --to-time RFC3339) [snapshot restore's flags]
   concordutl version
 `;
 
@@ -135,7 +160,12 @@ function restoreOptions(file: string, flags: Map<string, string>): Parameters<ty
   const skip = flags.get('skip-hash-check') ?? 'false';
   if (skip !== 'true' && skip !== 'false') throw new CommandError(`invalid argument "${skip}" for "--skip-hash-check" flag`, exitBadArgs);
   const walDir = flags.get('wal-dir');
+  const bump = Number(flags.get('bump-revision') ?? '0');
+  if (!Number.isSafeInteger(bump) || bump < 0) throw new CommandError(`invalid argument ${JSON.stringify(flags.get('bump-revision'))} for "--bump-revision" flag`, exitBadArgs);
+  const markCompacted = flags.get('mark-compacted') === 'true';
+  if (bump > 0 && !markCompacted) throw new CommandError('--mark-compacted required if --bump-revision > 0', exitBadArgs);
   return {
+    bumpRevision: bump, markCompacted,
     snapshotPath: file,
     name,
     dataDir: flags.get('data-dir') || `${name}.etcd`,

@@ -127,6 +127,20 @@ export class Lessor {
     return this.leases.size;
   }
 
+  /**
+   * The lease bucket was replaced (a leader's snapshot installed): every lease and attached
+   * key is forgotten and the bucket read again (etcd's Recover); the store re-attaches keys as
+   * it rebuilds. A primary stays primary over the new leases.
+   */
+  reload(nowMs: number): void {
+    const wasPrimary = this.primary;
+    this.demote();
+    this.leases.clear();
+    this.keyLease.clear();
+    this.recover();
+    if (wasPrimary) this.promote(0, nowMs);
+  }
+
   /** The leases the lease bucket holds, every one "forever" until promotion. */
   private recover(): void {
     for (const [k, v] of this.o.backend.scan('lease')) {

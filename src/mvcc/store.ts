@@ -60,6 +60,8 @@ export interface MvccStoreOptions {
   onChanges?: (events: Event[], revision: number) => void;
   /** Called when a compaction at `revision` is accepted, before anything is removed (watch: mvcc/watchable-store.ts). */
   onCompact?: (revision: number) => void;
+  /** Called after restoreFrom rebuilt the store from a replaced backend file. */
+  onRestore?: () => void;
   /** Structured logger (etcd's wording for compaction events). */
   log?: StoreLogger;
 }
@@ -115,12 +117,13 @@ function cmpNum(a: number, b: number): number {
 /** Etcd's revision-ordered key-value store over an LMDB backend. */
 export class MvccStore {
   readonly backend: Backend;
-  private readonly index = new TreeIndex();
+  private index = new TreeIndex();
   private readonly leaseExists: ((id: bigint) => boolean) | undefined;
   private readonly onKeyLease: MvccStoreOptions['onKeyLease'];
   private readonly batchLimit: number;
   private readonly onChanges: MvccStoreOptions['onChanges'];
   private readonly onCompact: MvccStoreOptions['onCompact'];
+  private readonly onRestore: MvccStoreOptions['onRestore'];
   private readonly log: StoreLogger | undefined;
   private currentRev = 1;
   /** etcd's compactMainRev: -1 until the first compaction. */
@@ -139,6 +142,7 @@ export class MvccStore {
     this.batchLimit = opts.compactionBatchLimit ?? 1000;
     this.onChanges = opts.onChanges;
     this.onCompact = opts.onCompact;
+    this.onRestore = opts.onRestore;
     this.log = opts.log;
     this.backend.onBeforeCommit(() => {
       if (!this.ciDirty) return;
@@ -189,6 +193,24 @@ export class MvccStore {
   }
 
   // ------------------------------------------------------------ restore
+
+  /**
+   * The backend's file is replaced (a leader's snapshot installed): a running compaction
+   * finishes first (it must not write into the new file), `swap` replaces the file, then the
+   * key index, revisions and consistent index are rebuilt from it (etcd's store Restore).
+   */
+  async restoreFrom(swap: () => Promise<void>): Promise<void> {
+    await this.compactions.catch(() => {});
+    await swap();
+    this.index = new TreeIndex();
+    this.currentRev = 1;
+    this.compactMainRev = -1;
+    this.ci = 0;
+    this.ciTerm = 0;
+    this.ciDirty = false;
+    this.restore();
+    this.onRestore?.();
+  }
 
   private restore(): void {
     const b = this.backend;

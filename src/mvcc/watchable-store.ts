@@ -134,6 +134,7 @@ export class WatchableStore {
       ...opts,
       onChanges: (events, rev) => ws.notify(events, rev),
       onCompact: (rev) => ws.beforeCompact(rev),
+      onRestore: () => ws.afterRestore(),
     });
     return ws;
   }
@@ -211,6 +212,16 @@ export class WatchableStore {
   }
 
   // ------------------------------------------------------------ live path (store hook)
+
+  /** The store was rebuilt from another file: every synced watcher catches up from its revision (etcd's Restore). */
+  private afterRestore(): void {
+    for (const w of [...this.synced.all]) {
+      this.synced.delete(w);
+      w.state = 'unsynced';
+      this.unsynced.add(w);
+    }
+    if (this.unsynced.size > 0) this.scheduleSync();
+  }
 
   /** Hands one revision's events to the synced watchers that watch their keys. */
   private notify(events: Event[], rev: number): void {

@@ -22,6 +22,12 @@ export class AlarmSet {
     return true;
   }
 
+  /** Becomes exactly `alarms` (a leader's snapshot replaced the state machine). */
+  replaceAll(alarms: Iterable<AlarmMember>): void {
+    this.raised.clear();
+    for (const a of alarms) this.add(a.memberID, a.alarm);
+  }
+
   /** Removes; returns true if it was raised. */
   remove(memberId: bigint, alarm: AlarmType): boolean {
     const s = this.raised.get(memberId);

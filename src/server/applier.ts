@@ -32,6 +32,7 @@ import type { WaitRegistry } from './wait.js';
 import { applyTxn } from './txn.js';
 import type { AuthStore, AuthInfo } from '../auth/index.js';
 import { checkPut, checkDeleteRange, checkTxn } from './auth-checks.js';
+import { installSnapshot } from './snapshot-install.js';
 
 /** The v2 store key etcd keeps the cluster version under. */
 export const clusterVersionPath = '/0/version';
@@ -90,13 +91,9 @@ export class Applier implements ApplierPort {
     }
   }
 
-  /**
-   * A leader's snapshot would replace the backend with the leader's (etcd's applySnapshot).
-   * The snapshot's data holds membership only; the backend travels beside it, which needs the
-   * peer transport. Stop the member rather than diverge.
-   */
+  /** A leader's snapshot replaces the state machine (server/snapshot-install.ts). */
   restore(snapshot: Snapshot): Promise<void> {
-    return Promise.reject(new Error(`etcdserver: cannot apply the leader's snapshot at ${snapshot.metadata.index}: installing a snapshot is not supported yet; stopping the member`));
+    return installSnapshot(this.d, snapshot);
   }
 
   private applyNormal(e: Entry, shouldApply: boolean): void {

@@ -484,7 +484,7 @@ function txnPutCost(ops: RequestOp[]): number {
  * etcd's members bucket (key: the id in hex, value: the member's JSON) and alarm bucket (key:
  * the marshalled AlarmMember, empty value), for the snapshot file.
  */
-function etcdBucketsOf(membership: Membership, alarms: AlarmSet): BucketReplacements {
+export function etcdBucketsOf(membership: Membership, alarms: AlarmSet): BucketReplacements {
   const sorted = (e: [Buffer, Buffer][]) => e.sort((a, b) => Buffer.compare(a[0], b[0]));
   return {
     members: sorted(membership.list().map((m) => [Buffer.from(idToHex(m.id)), Buffer.from(memberToJson(m))])),

@@ -4,6 +4,9 @@
  * This list is the folder's public face: other folders import these names only.
  */
 export { startMember, writeRestoredMember } from './member.js';
+export { exportEtcdDataDir } from './etcd-export.js';
+export { hashKvOfDataDir, defragDataDir, readWalForDump, describeEntry } from './offline-tools.js';
+export type { DumpedEntry } from './offline-tools.js';
 export type { RunningMember, NewMemberConfig } from './member.js';
 export type { PeerTls } from './peers.js';
 export { EtcdServer, serverVersion, clusterVersion, maxPendingReads } from './etcd-server.js';

@@ -39,10 +39,11 @@ import { LeaseExpiry, minLeaseTtlSeconds } from './lease-expiry.js';
 import { LeaseHost } from './lease-host.js';
 import { LeaseForwarder } from './lease-forward.js';
 import { mergedSnapshot, saveSnapshotDb } from './snapshot-db.js';
+import { adoptEtcdDataDir } from './etcd-data-dir.js';
 
 /** Concord keeps membership and alarms as one JSON record each in these databases. */
-const membersKey = Buffer.from('members');
-const alarmsKey = Buffer.from('alarms');
+export const membersKey = Buffer.from('members');
+export const alarmsKey = Buffer.from('alarms');
 /** As etcd 3.5 keeps it: bucket "cluster", key "clusterVersion". */
 const clusterVersionKey = Buffer.from('clusterVersion');
 
@@ -74,6 +75,7 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   const boot = walExists ? undefined : joining ?? bootstrapIdentity(config);
   mkdirSync(snapDir, { recursive: true, mode: 0o700 });
 
+  await adoptEtcdDataDir(config.dataDir, walDir, log); // an etcd data dir: its bbolt backend imported first
   const openedAt = Date.now();
   const backend = Backend.open({ path: backendPath(config.dataDir) });
   log.info('opened backend db', { path: backend.path, took: formatDuration(Date.now() - openedAt) });
@@ -273,7 +275,7 @@ async function writeBootstrapWal(walDir: string, boot: { memberId: bigint; clust
 }
 
 /** Concord's alarm record: the raised alarms as one JSON list. */
-function alarmsRecord(alarms: readonly AlarmMember[]): Buffer {
+export function alarmsRecord(alarms: readonly AlarmMember[]): Buffer {
   return Buffer.from(JSON.stringify(alarms.map((x) => ({ memberID: x.memberID.toString(), alarm: x.alarm }))));
 }
 

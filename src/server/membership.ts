@@ -83,6 +83,11 @@ export class Membership {
     for (const id of removed) this.removedIds.add(id);
   }
 
+  /** Ids removed from the cluster, ascending. */
+  removedIdList(): bigint[] {
+    return [...this.removedIds].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
   isRemoved(id: bigint): boolean {
     return this.removedIds.has(id);
   }
@@ -109,6 +114,15 @@ export class Membership {
   remove(id: bigint): void {
     this.members.delete(id);
     this.removedIds.add(id);
+  }
+
+  /** Becomes `other` (same cluster): a leader's snapshot replaced the state machine. */
+  replaceWith(other: Membership): void {
+    if (other.clusterId !== this.clusterId) throw new Error(`membership: snapshot of cluster ${idToHex(other.clusterId)} installed in cluster ${idToHex(this.clusterId)}`);
+    this.members.clear();
+    this.removedIds.clear();
+    for (const m of other.list()) this.members.set(m.id, m);
+    for (const id of other.removedIds) this.removedIds.add(id);
   }
 
   setAttributes(id: bigint, attrs: { name: string; clientURLs: string[] }): void {

@@ -424,6 +424,30 @@ export class Backend {
   }
 
   /**
+   * Replaces the whole environment with the LMDB file `file` (a leader's snapshot, imported
+   * there): what is buffered is committed to the old file first, then `file` is renamed over
+   * the environment, durably, and opened. Buffered writes made meanwhile are not allowed (the
+   * caller holds the apply loop).
+   */
+  async replaceWith(file: string): Promise<void> {
+    if (this.defragging) await this.defragging;
+    await this.forceCommit();
+    fsyncPath(file);
+    await this.viewsClosed();
+    if (this.pendingCount !== 0) throw new Error('backend: writes buffered while the environment is replaced');
+    this.swapping = true;
+    try {
+      await this.env.close();
+      fs.renameSync(file, this.path);
+      fs.rmSync(`${file}-lock`, { force: true });
+      fsyncPath(path.dirname(this.path));
+      this.openEnv();
+    } finally {
+      this.swapping = false;
+    }
+  }
+
+  /**
    * Writes a consistent point-in-time copy of the environment to `dest` (a file), including
    * every write made before the call. `compact` drops free pages (slower, smaller).
    */

@@ -1,0 +1,129 @@
+/**
+ * `concordutl export`: an etcd 3.4 data dir from a stopped Concord member, so real etcd boots
+ * it as the same member (same member and cluster ids, every key and revision):
+ *
+ *   member/snap/db                      the backend as etcd's bbolt file (as Maintenance.Snapshot
+ *                                       streams it, without the sha256 trailer)
+ *   member/snap/%016x-%016x.snap        a raft snapshot at the backend's consistent index whose
+ *                                       data is etcd's v2 store holding the membership
+ *   member/wal/                         a WAL starting at that snapshot: the member's metadata,
+ *                                       hard state (term, vote) and every entry after the index
+ *
+ * Entries the member persisted but had not applied stay in the WAL, so raft's promises
+ * (term, vote, acknowledged entries) hold for the exported member too. Written under a
+ * temporary name and renamed at the end: a failed export leaves nothing.
+ */
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { Backend, backendPath } from '../storage/index.js';
+import { storedConsistentIndex } from '../mvcc/index.js';
+import { etcdSnapshot } from '../snapshot/index.js';
+import { Wal, Snapshotter } from '../wal/index.js';
+import { AlarmMember, Metadata, type ConfState } from '../proto/index.js';
+import type { Logger } from '../log/index.js';
+import { AlarmSet } from './alarms.js';
+import { Membership, attributesToJson, idToHex } from './membership.js';
+import { etcdBucketsOf } from './etcd-server.js';
+import { readLog } from './etcd-data-dir.js';
+import { membersKey, alarmsKey } from './member.js';
+
+export interface ExportResult { consistentIndex: number; memberId: bigint; clusterId: bigint }
+
+export async function exportEtcdDataDir(o: { dataDir: string; walDir?: string; out: string; log: Logger }): Promise<ExportResult> {
+  if (existsSync(o.out)) throw new Error(`out dir ${JSON.stringify(o.out)} exists`);
+  const lmdb = backendPath(o.dataDir);
+  if (!existsSync(lmdb)) throw new Error(`no Concord backend at ${lmdb}`);
+  const { snapshot, metadata, hardState, entries } = await readLog(o.walDir ?? join(o.dataDir, 'member', 'wal'), join(o.dataDir, 'member', 'snap'));
+  const tmp = `${o.out}.exporting-${process.pid}`;
+  const snapDir = join(tmp, 'member', 'snap');
+  mkdirSync(snapDir, { recursive: true, mode: 0o700 });
+  const backend = Backend.open({ path: lmdb });
+  try {
+    const ci = storedConsistentIndex(backend);
+    const ciTerm = backend.get('meta', Buffer.from('term'))?.readBigUInt64BE(0) ?? BigInt(entries.find((e) => e.index === ci)?.term ?? snapshot?.metadata.term ?? 0);
+    const membersText = backend.get('members', membersKey)?.toString('utf8');
+    if (membersText === undefined) throw new Error(`${lmdb} holds no membership record`);
+    const membership = Membership.fromJson(membersText);
+    const alarms = new AlarmSet(alarmsOfRecord(backend.get('alarm', alarmsKey)));
+    o.log.info('exporting backend as etcd\'s bbolt file', { path: lmdb, 'consistent-index': ci });
+    const db = await etcdSnapshot(await backend.readView(), etcdBucketsOf(membership, alarms));
+    try {
+      await writeFileDurably(join(snapDir, 'db'), db.chunks());
+    } finally {
+      await db.close();
+    }
+    const clusterVersion = backend.get('cluster', Buffer.from('clusterVersion'))?.toString('utf8');
+    await new Snapshotter(snapDir).save({
+      data: Buffer.from(v2StoreOfMembership(membership, clusterVersion, ci)),
+      metadata: { index: ci, term: Number(ciTerm), confState: confStateOf(membership) },
+    });
+    const wal = await Wal.create(join(tmp, 'member', 'wal'), metadata);
+    await wal.saveSnapshot({ index: ci, term: Number(ciTerm) });
+    await wal.save({ ...hardState, commit: Math.max(hardState.commit, ci) }, entries.filter((e) => e.index > ci), true);
+    await wal.close();
+    renameSync(tmp, o.out);
+    const meta = Metadata.decode(metadata);
+    o.log.info('exported an etcd data dir', { 'data-dir': o.out, 'consistent-index': ci, 'member-id': idToHex(meta.NodeID ?? 0n), 'cluster-id': idToHex(meta.ClusterID ?? 0n) });
+    return { consistentIndex: ci, memberId: meta.NodeID ?? 0n, clusterId: meta.ClusterID ?? 0n };
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  } finally {
+    await backend.close();
+  }
+}
+
+/** Writes the chunks as they come (a chunk may be reused once the next is pulled: written at once), then fsyncs. */
+async function writeFileDurably(path: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+  const fd = openSync(path, 'w', 0o600);
+  try {
+    for await (const chunk of chunks) {
+      for (let done = 0; done < chunk.length;) done += writeSync(fd, chunk, done);
+    }
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Concord's alarm record (member.ts's alarmsRecord) read back. */
+function alarmsOfRecord(record: Buffer | undefined): AlarmMember[] {
+  if (record === undefined) return [];
+  return (JSON.parse(record.toString('utf8')) as Array<{ memberID: string; alarm: number }>).map((a) => AlarmMember.fromPartial({ memberID: BigInt(a.memberID), alarm: a.alarm }));
+}
+
+function confStateOf(m: Membership): ConfState {
+  const list = m.list();
+  return {
+    voters: list.filter((x) => !x.isLearner).map((x) => x.id), learners: list.filter((x) => x.isLearner).map((x) => x.id),
+    votersOutgoing: [], learnersNext: [], autoLeave: false,
+  };
+}
+
+/** A v2 store node as etcd's snapshot JSON writes it (v2store/node.go); a directory has Children. */
+interface V2Node { Path: string; CreatedIndex: number; ModifiedIndex: number; ExpireTime: string; Value: string; Children?: Record<string, V2Node> }
+
+const noExpiry = '0001-01-01T00:00:00Z';
+const v2File = (path: string, value: string, index: number): V2Node => ({ Path: path, CreatedIndex: index, ModifiedIndex: index, ExpireTime: noExpiry, Value: value });
+const v2Dir = (path: string, children: Record<string, V2Node>): V2Node => ({ Path: path, CreatedIndex: 0, ModifiedIndex: 0, ExpireTime: noExpiry, Value: '', Children: children });
+
+/**
+ * etcd's v2 store as a raft snapshot's data: /0/members/<id>/{raftAttributes,attributes},
+ * /0/removed_members/<id>, /0/version, and an empty /1 (the v2 keys Concord does not keep).
+ */
+export function v2StoreOfMembership(m: Membership, clusterVersion: string | undefined, index: number): string {
+  const members: Record<string, V2Node> = {};
+  for (const x of m.list()) {
+    const id = idToHex(x.id);
+    const raft = JSON.stringify(x.isLearner ? { peerURLs: x.peerURLs, isLearner: true } : { peerURLs: x.peerURLs });
+    const children: Record<string, V2Node> = { raftAttributes: v2File(`/0/members/${id}/raftAttributes`, raft, index) };
+    if (x.name || x.clientURLs.length > 0) children.attributes = v2File(`/0/members/${id}/attributes`, attributesToJson(x.name, x.clientURLs), index);
+    members[id] = v2Dir(`/0/members/${id}`, children);
+  }
+  const removed: Record<string, V2Node> = {};
+  for (const id of m.removedIdList()) removed[idToHex(id)] = v2File(`/0/removed_members/${idToHex(id)}`, 'removed', index);
+  const cluster: Record<string, V2Node> = { members: v2Dir('/0/members', members), removed_members: v2Dir('/0/removed_members', removed) };
+  if (clusterVersion !== undefined) cluster.version = v2File('/0/version', clusterVersion, index);
+  const root = v2Dir('/', { 0: v2Dir('/0', cluster), 1: v2Dir('/1', {}) });
+  return JSON.stringify({ Root: root, CurrentIndex: index, CurrentVersion: 2 });
+}
