@@ -57,6 +57,9 @@ describe('--host-whitelist and --cors (compared with etcd)', () => {
     await Promise.all(targets.map(async (target) => {
       const s = await startServer({ target, extraArgs: ['--host-whitelist=localhost,example.com', '--cors=http://allowed.example:8080'] });
       servers.push(s);
+      // etcd answers /version with etcdcluster "not_decided" until its cluster version is set
+      // (just after start); compare the two servers once both have decided it.
+      for (let i = 0; i < 100 && (await request(`${s.endpoint}/version`, { headers: { host: 'localhost:2379' } })).body.includes('not_decided'); i++) await sleep(100);
       const put = JSON.stringify({ key: b64('foo'), value: b64('bar') });
       const json = { 'content-type': 'application/json' };
       const answers = [
