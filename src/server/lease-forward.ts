@@ -7,7 +7,7 @@
  * etcd's, so Concord and etcd members forward to each other.
  */
 import type * as http from 'node:http';
-import type { PeerClientTls } from '../transport/index.js';
+import { readPeerBody, peerHttpError as httpText, type PeerClientTls } from '../transport/index.js';
 import { peerCall } from './peer-call.js';
 import { etcdserverpb, LeaseInternalRequest, LeaseInternalResponse, type LeaseTimeToLiveRequest, type LeaseTimeToLiveResponse } from '../proto/index.js';
 import { EtcdError, etcdError } from '../errors/index.js';
@@ -31,30 +31,6 @@ export interface LeasePrimary {
   timeToLive(req: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse>;
 }
 
-function httpText(res: http.ServerResponse, status: number, msg: string): void {
-  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
-  res.end(msg + '\n');
-}
-
-/** Reads a request body up to `max` bytes; undefined (and the connection dropped) past it. */
-function readBody(req: http.IncomingMessage, max: number): Promise<Buffer | undefined> {
-  return new Promise((resolve) => {
-    const parts: Buffer[] = [];
-    let n = 0;
-    req.on('data', (c: Buffer) => {
-      n += c.length;
-      if (n > max) {
-        req.destroy();
-        resolve(undefined);
-        return;
-      }
-      parts.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(parts)));
-    req.on('error', () => resolve(undefined));
-  });
-}
-
 function withTimeout(p: Promise<void> | undefined, ms: number): Promise<boolean> {
   if (p === undefined) return Promise.resolve(true);
   let timer: NodeJS.Timeout | undefined;
@@ -65,8 +41,8 @@ function withTimeout(p: Promise<void> | undefined, ms: number): Promise<boolean>
 /** leaseHandler.ServeHTTP, for a request whose path starts with /leases. */
 export async function serveLeaseRequest(primary: LeasePrimary, req: http.IncomingMessage, res: http.ServerResponse, path: string): Promise<void> {
   if (req.method !== 'POST') return httpText(res, 405, 'Method Not Allowed');
-  const body = await readBody(req, maxLeaseRequestBytes);
-  if (body === undefined) return httpText(res, 400, 'error reading body');
+  const body = await readPeerBody(req, maxLeaseRequestBytes);
+  if (typeof body === 'string') return httpText(res, 400, 'error reading body');
   let answer: Uint8Array;
   try {
     if (path === leasePrefix) {

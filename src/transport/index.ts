@@ -17,3 +17,6 @@ export { pipelineBufSize, connPerPipeline } from './pipeline.js';
 export { streamPath } from './stream-reader.js';
 export { peerRequest } from './dial.js';
 export type { PeerClientTls } from './dial.js';
+
+/** The peer listener's bounded body reader and plain-text error answer, for the member's other peer routes (/leases). */
+export { readBody as readPeerBody, httpError as peerHttpError } from './peer-handler.js';

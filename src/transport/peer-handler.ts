@@ -32,7 +32,7 @@ export interface PeerHandlerContext {
  * Go's http.Error: text/plain body with a trailing newline. A request body we stopped
  * reading (refused, too large) is not drained: the connection closes after the answer.
  */
-function httpError(res: ServerResponse, status: number, msg: string): void {
+export function httpError(res: ServerResponse, status: number, msg: string): void {
   res.writeHead(status, {
     'Content-Type': 'text/plain; charset=utf-8',
     'X-Content-Type-Options': 'nosniff',
@@ -86,7 +86,7 @@ function admit(ctx: PeerHandlerContext, req: IncomingMessage, res: ServerRespons
 }
 
 /** The whole body, or 'too-large' once it passes maxBytes (the rest is not read). */
-function readBody(req: IncomingMessage, maxBytes: number): Promise<Uint8Array | 'too-large' | 'failed'> {
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<Uint8Array | 'too-large' | 'failed'> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let total = 0;
