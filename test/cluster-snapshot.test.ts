@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { sleep, b, prefixEnd, etcdctl, runConcord } from './harness.js';
-import { startCluster } from './cluster-members.js';
+import { startCluster } from './cluster-harness.js';
 
 /** Past the leader's kept tail (etcd's SnapshotCatchUpEntries, 5,000) and several snapshots. */
 const writes = 5300;
@@ -23,7 +23,7 @@ async function until<T>(what: string, probe: () => T | undefined | Promise<T | u
 }
 
 test('snapshot catch-up: a lagging follower receives the leader\'s backend as an etcd bbolt file in member/snap/%016x.snap.db', { skip: !runConcord(), timeout: 600_000 }, async (t) => {
-  const c = await startCluster(['concord', 'concord', 'concord'], ['--snapshot-count', '100']);
+  const c = await startCluster({ targets: ['concord', 'concord', 'concord'], flags: ['--snapshot-count', '100'] });
   try {
     const leader = await c.leader();
     const lagging = c.members.find((m) => m !== leader)!;

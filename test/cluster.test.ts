@@ -4,9 +4,9 @@
 // group through etcd's own peer protocol.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sleep, b, mk, freePort, prefixEnd, runEtcd, runConcord, type TargetName } from './harness.js';
+import { sleep, b, mk, prefixEnd, runEtcd, runConcord, type TargetName } from './harness.js';
 import { PutRequest, PutResponse } from '../src/proto/index.js';
-import { startCluster, ClusterMember, type Cluster } from './cluster-members.js';
+import { startCluster, type ClusterMember, type Cluster } from './cluster-harness.js';
 
 /** etcdctl against one member. */
 const ctlAt = (m: ClusterMember, args: string[]) => m.etcdctl(args);
@@ -30,7 +30,7 @@ async function healthyMembers(c: Cluster, transcript: string[] = []): Promise<nu
   return healthy;
 }
 
-/** The member's name without its target suffix (m0-etcd, m0-concord -> m0). */
+/** The member's name without a target suffix (j2-concord -> j2). */
 const bare = (name: string) => name.replace(/-(etcd|concord)$/, '');
 
 /**
@@ -109,7 +109,7 @@ async function leaseSession(ms: readonly ClusterMember[]): Promise<string[]> {
 }
 
 async function withCluster<T>(kinds: TargetName[], fn: (c: Cluster) => Promise<T>, extraArgs: string[] = []): Promise<T> {
-  const c = await startCluster(kinds, extraArgs);
+  const c = await startCluster({ targets: kinds, flags: extraArgs });
   try {
     return await fn(c);
   } finally {
@@ -263,28 +263,17 @@ async function ctlRetrying(m: ClusterMember[], args: string[], timeoutMs = 30_00
   }
 }
 
-/** A new member of `c` (not started), for `etcdctl member add` and --initial-cluster-state existing. */
-async function newMember(c: Cluster, target: TargetName, name: string): Promise<ClusterMember> {
-  const m = new ClusterMember({ target, name, readyTimeoutMs: 60_000 });
-  m.clientPort = await freePort();
-  m.peerPort = await freePort();
-  m.clusterState = 'existing';
-  m.initialCluster = [...c.members, m].map((x) => `${x.name}=${x.peerUrl}`).join(',');
-  c.members.push(m);
-  return m;
-}
-
 test('join: Concord members join a running etcd cluster (etcdctl member add, then as a learner promoted by etcd), an etcd member is removed; every member reads every write', { skip: !runConcord() || !runEtcd(), timeout: 240_000 }, async () => {
   await withCluster(['etcd', 'etcd'], async (c) => {
     const etcds = [...c.members];
     ok(await ctlAt(etcds[0]!, ['put', 'before-join', '1']), 'put');
 
-    const voter = await newMember(c, 'concord', 'j2-concord');
+    const voter = await c.addMember('concord', 'j2-concord');
     await ctlRetrying(etcds, ['member', 'add', voter.name, `--peer-urls=${voter.peerUrl}`]);
     await voter.start();
     assert.equal(ok(await ctlAt(voter, ['get', 'before-join', '--print-value-only']), 'get').trim(), '1');
 
-    const learner = await newMember(c, 'concord', 'j3-concord');
+    const learner = await c.addMember('concord', 'j3-concord');
     await ctlRetrying(etcds, ['member', 'add', learner.name, '--learner', `--peer-urls=${learner.peerUrl}`]);
     // By its peer URL (a retried add answers "Peer URLs already exists", not the id).
     // Ids pass 2^53: read textually, not through JSON.parse.
