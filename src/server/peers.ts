@@ -18,6 +18,8 @@ import type { Membership } from './membership.js';
 import { idToHex, memberToJson } from './membership.js';
 import type { TransportPort } from './ports.js';
 import { leaseInternalPrefix, leasePrefix, serveLeaseRequest, type LeasePrimary } from './lease-forward.js';
+import { promotePrefix, servePromoteRequest, type PromoteMember } from './promote-forward.js';
+import type { PeerActivity } from './cluster-service.js';
 
 /** What the peer network needs of the raft loop (RaftNode). */
 export interface PeerRaft {
@@ -107,10 +109,12 @@ async function listenAll(urls: readonly URL[], handle: http.RequestListener, tls
   return servers;
 }
 
-export class PeerNetwork implements TransportPort {
+export class PeerNetwork implements TransportPort, PeerActivity {
   readonly transport: PeerTransport;
   /** The leader's lease endpoints (/leases, /leases/internal), once the lessor is up. */
   leases: LeasePrimary | undefined;
+  /** The member's PromoteMember for /members/promote/<id>, once the server is up. */
+  promote: PromoteMember | undefined;
   private servers: http.Server[] = [];
   private readonly o: PeerNetworkOptions;
 
@@ -170,6 +174,10 @@ export class PeerNetwork implements TransportPort {
     return this.transport.activePeers();
   }
 
+  activeSince(id: bigint): number | undefined {
+    return this.transport.activeSince(id);
+  }
+
   send(messages: readonly Message[]): void {
     this.transport.send(messages);
   }
@@ -200,7 +208,7 @@ export class PeerNetwork implements TransportPort {
     this.servers = [];
   }
 
-  /** etcd's peer handler: /raft... (transport), /members, /version, 404 for anything else. */
+  /** etcd's peer handler: /raft... (transport), /members, /members/promote/, /leases, /version, 404 for anything else. */
   private serve(req: http.IncomingMessage, res: http.ServerResponse): void {
     if (this.transport.handle(req, res)) return;
     const path = new URL(req.url ?? '/', 'http://peer').pathname;
@@ -209,6 +217,12 @@ export class PeerNetwork implements TransportPort {
       // A failure ends this request only, never the member.
       serveLeaseRequest(this.leases, req, res, path).catch((e: unknown) => {
         this.o.log.warn('failed to serve lease request', { error: String(e) });
+        res.destroy();
+      });
+    }
+    else if (path.startsWith(promotePrefix) && this.promote) {
+      servePromoteRequest(this.promote, this.o.clusterId, this.o.log, req, res, path).catch((e: unknown) => {
+        this.o.log.warn('failed to serve member promote request', { error: String(e) });
         res.destroy();
       });
     }
