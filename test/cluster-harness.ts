@@ -16,8 +16,8 @@
 //
 // This is the one cluster harness: every multi-member test builds on it.
 
-import { StatusRequest, StatusResponse } from '../src/proto/gen/etcdserverpb/rpc.js';
-import { Server, freePort, sleep, etcdctl, type TargetName, type EtcdClient, type CmdResult } from './harness.js';
+import { StatusRequest, StatusResponse, PutRequest, PutResponse } from '../src/proto/gen/etcdserverpb/rpc.js';
+import { Server, freePort, sleep, etcdctl, prefixEnd, type TargetName, type EtcdClient, type CmdResult } from './harness.js';
 import { PeerProxies, etcdMemberId } from './net-proxy.js';
 
 export interface ClusterOptions {
@@ -307,4 +307,47 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       throw e;
     }
   }
+}
+
+/**
+ * A steady writer: puts `<prefix><n>` through the running members in turn (whichever run at
+ * that moment: members joining and leaving are picked up) until stop(), recording the keys
+ * acknowledged. A put that fails (member down, removed, no leader) is not recorded.
+ */
+export function startWriter(c: Cluster, prefix: string, putTimeoutMs = 3000): { acked: string[]; stop(): Promise<void> } {
+  const acked: string[] = [];
+  let stopped = false;
+  const done = (async () => {
+    for (let n = 0; !stopped; n++) {
+      const alive = c.running().filter((m) => !m.paused);
+      if (alive.length === 0) { await sleep(50); continue; }
+      const m = alive[n % alive.length]!;
+      const key = `${prefix}${String(n).padStart(6, '0')}`;
+      try {
+        await m.rpc.unary('/etcdserverpb.KV/Put', PutRequest, PutResponse, PutRequest.fromPartial({ key: Buffer.from(key), value: Buffer.from(`value of ${key}`) }), putTimeoutMs);
+        acked.push(key);
+      } catch {
+        await sleep(20);
+      }
+    }
+  })();
+  return { acked, stop: async () => { stopped = true; await done; } };
+}
+
+/** Of `keys` (all under `prefix`), those each running member lacks, by member name (linearizable reads). */
+export async function missingKeys(c: Cluster, prefix: string, keys: readonly string[]): Promise<Record<string, string[]>> {
+  const out: Record<string, string[]> = {};
+  for (const m of c.running()) {
+    const r = await m.rpc.range({ key: Buffer.from(prefix), rangeEnd: prefixEnd(prefix), keysOnly: true });
+    const have = new Set(r.kvs.map((kv) => Buffer.from(kv.key).toString()));
+    out[m.name] = keys.filter((k) => !have.has(k));
+  }
+  return out;
+}
+
+/** HashKV of every running member at the lowest current revision among them (all have applied it). */
+export async function hashesAtCommonRevision(c: Cluster): Promise<{ revision: number; hashes: Array<{ name: string; hash: number }> }> {
+  const revision = Math.min(...(await c.hashes()).map((h) => h.revision));
+  const hashes = (await c.hashes(revision)).map(({ name, hash }) => ({ name, hash }));
+  return { revision, hashes };
 }

@@ -71,7 +71,7 @@ async function session(target: TargetName): Promise<string[]> {
   // connected for 5 s.
   const learner = await c.addMember(target, 'l3');
   const add = await retrying(follower, ['member', 'add', learner.name, '--learner', `--peer-urls=${learner.advertisedPeerUrl}`], /unhealthy cluster/);
-  const added = /Member ([0-9a-f]+) added/.exec(add.stdout);
+  const added = /Member +([0-9a-f]+) added/.exec(add.stdout);
   assert.ok(added, `member add through a follower (${target}): ${add.stdout}${add.stderr}`);
   ids.l3 = added[1]!;
   out.push(line('add learner via follower', { ...add, stdout: add.stdout.split('\n')[0]! }, ids));

@@ -10,10 +10,9 @@ import {
   DefragmentResponse, DeleteRangeRequest, DeleteRangeResponse, HashKVRequest, HashKVResponse,
   HashResponse, MemberListRequest, MemberListResponse, MoveLeaderRequest, MoveLeaderResponse, etcdserverpb as pb,
   PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader,
-  StatusResponse, TxnRequest, TxnResponse,
+  StatusResponse, TxnRequest, TxnResponse, type Member as PbMember,
 } from '../proto/index.js';
 import { etcdError, EtcdError } from '../errors/index.js';
-import type { Member as PbMember } from '../proto/index.js';
 import { countView, diskMetrics, serverMetrics } from '../metrics/index.js';
 import { RaftError } from '../raft/index.js';
 import type { MvccStore } from '../mvcc/index.js';
