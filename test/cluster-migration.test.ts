@@ -91,7 +91,7 @@ test('live migration under a steady writer: 3 etcd -> 3 Concord and back to 3 et
   }
 });
 
-test('5 Concord members survive the loss of two (the leader among them) under a writer; both rejoin and catch up', { skip: !runConcord(), timeout: 300_000 }, async () => {
+test('5 Concord members survive the loss of two (the leader among them) under a writer; both rejoin and catch up', { skip: !runConcord(), timeout: 600_000 }, async () => {
   // etcd's default timings: five Node processes start slowly on a loaded 2-core machine.
   const c = await startCluster({ target: 'concord', size: 5, readyTimeoutMs: 120_000 });
   const w = startWriter(c, 'five/');
@@ -111,10 +111,12 @@ test('5 Concord members survive the loss of two (the leader among them) under a 
     await assertHashesAgree(c, 'three of five');
     await leader.restart();
     await other.restart();
+    console.log('# both restarted');
     for (let i = 0; i < 600; i++) {
       if (new Set((await c.hashes()).map((h) => h.revision)).size === 1) break;
       await sleep(100);
     }
+    console.log(`# revisions after the catch-up: ${(await c.hashes()).map((h) => `${h.name}=${h.revision}`).join(' ')}`);
     for (const [name, missing] of Object.entries(await missingKeys(c, 'five/', w.acked))) assert.deepEqual(missing, [], `${name} lacks acknowledged writes`);
     await assertHashesAgree(c, 'all five again');
   } finally {
