@@ -40,6 +40,7 @@ import { LeaseHost } from './lease-host.js';
 import { LeaseForwarder } from './lease-forward.js';
 import { mergedSnapshot, saveSnapshotDb } from './snapshot-db.js';
 import { adoptEtcdDataDir } from './etcd-data-dir.js';
+import { standaloneLog, logForcedRestart } from './force-new-cluster.js';
 
 /** Concord keeps membership and alarms as one JSON record each in these databases. */
 export const membersKey = Buffer.from('members');
@@ -98,8 +99,18 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
 
   const storage = new MemoryStorage();
   if (snapshot) storage.applySnapshot(snapshot);
-  storage.setHardState(hardState);
-  storage.append(entries);
+  if (config.forceNewCluster && walExists) {
+    // etcd applies --force-new-cluster only to an existing WAL (a new member has nothing to keep).
+    const standalone = standaloneLog(memberId, snapshot, hardState, entries, log);
+    // etcd saves only the entries; the committed hard state too lets a quick second restart agree.
+    await wal.save(standalone.hardState, standalone.appended, true);
+    logForcedRestart(log, clusterId, memberId, standalone.hardState.commit);
+    storage.setHardState(standalone.hardState);
+    storage.append(standalone.entries);
+  } else {
+    storage.setHardState(hardState);
+    storage.append(entries);
+  }
 
   // Membership as of the snapshot (empty without one), then every conf change after it is
   // replayed and validated as it was the first time (etcd's v2 store: snapshot, then WAL).
