@@ -17,6 +17,8 @@ import { etcdServerVersion } from '../version.js';
 import type { Membership } from './membership.js';
 import { idToHex, memberToJson } from './membership.js';
 import type { TransportPort } from './ports.js';
+import type { HashKVResult } from '../mvcc/index.js';
+import { peerHashKVPath, serveHashKV } from './corrupt-check.js';
 import { leaseInternalPrefix, leasePrefix, serveLeaseRequest, type LeasePrimary } from './lease-forward.js';
 import { promotePrefix, servePromoteRequest, type PromoteMember } from './promote-forward.js';
 import type { PeerActivity } from './cluster-service.js';
@@ -115,6 +117,8 @@ export class PeerNetwork implements TransportPort, PeerActivity {
   leases: LeasePrimary | undefined;
   /** The member's PromoteMember for /members/promote/<id>, once the server is up. */
   promote: PromoteMember | undefined;
+  /** etcd's /members/hashkv: the store's HashByRev, once the store is open. */
+  hashKV: ((rev: number) => HashKVResult) | undefined;
   private servers: http.Server[] = [];
   private readonly o: PeerNetworkOptions;
 
@@ -208,7 +212,7 @@ export class PeerNetwork implements TransportPort, PeerActivity {
     this.servers = [];
   }
 
-  /** etcd's peer handler: /raft... (transport), /members, /members/promote/, /leases, /version, 404 for anything else. */
+  /** etcd's peer handler: /raft... (transport), /members, /members/hashkv, /members/promote/, /leases, /version, 404 for anything else. */
   private serve(req: http.IncomingMessage, res: http.ServerResponse): void {
     if (this.transport.handle(req, res)) return;
     const path = new URL(req.url ?? '/', 'http://peer').pathname;
@@ -223,6 +227,13 @@ export class PeerNetwork implements TransportPort, PeerActivity {
     else if (path.startsWith(promotePrefix) && this.promote) {
       servePromoteRequest(this.promote, this.o.clusterId, this.o.log, req, res, path).catch((e: unknown) => {
         this.o.log.warn('failed to serve member promote request', { error: String(e) });
+        res.destroy();
+      });
+    }
+    else if (path === peerHashKVPath && this.hashKV) {
+      const hashKV = this.hashKV;
+      serveHashKV(req, res, { hashKV, clusterId: this.o.clusterId, log: this.o.log }).catch((e: unknown) => {
+        this.o.log.warn('failed to serve hash kv request', { error: String(e) });
         res.destroy();
       });
     }
