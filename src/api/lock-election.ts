@@ -21,6 +21,7 @@ const goError = (message: string): GrpcStatusError => new GrpcStatusError(GrpcCo
 const errNotLeader = 'election: not leader';
 const errNoLeader = 'election: no leader';
 const errMissingLeaderKey = '"leader" field must be provided';
+const errSessionExpired = 'mutex: session is expired';
 
 /** Bounds of one waiter's watch stream (it needs one event at a time). */
 const waiterStreamBounds = { maxQueuedResponses: 16, maxQueuedBytes: 1 << 20 };
@@ -119,6 +120,10 @@ class Recipes {
         await this.service.deleteRange(pb.DeleteRangeRequest.fromPartial({ key: myKey }), ctx.ai); // as Mutex.Lock cleans up
         throw e;
       }
+      // The Jepsen fix (etcd #11408, clientv3 3.5's Mutex.Lock): the lease may have expired
+      // while we waited, taking our key with it; then the lock is not ours to grant.
+      const mine = await this.service.range(pb.RangeRequest.fromPartial({ key: myKey }), ctx.ai);
+      if (mine.kvs.length === 0) throw goError(errSessionExpired);
     }
     return { header: this.service.header(), key: myKey };
   }

@@ -104,7 +104,9 @@ export class JsonBidiCall<Req> {
   async serve(service: () => Promise<void>): Promise<void> {
     try {
       await service();
-      this.finish(GrpcCode.OK, '');
+      // A stream the HTTP client left counts as Canceled, as grpc-gateway's cancelled call does in etcd.
+      if (this.cancelled) this.finish(GrpcCode.Canceled, 'context canceled');
+      else this.finish(GrpcCode.OK, '');
     } catch (e) {
       const err = e as { code?: GrpcCode; message: string };
       this.finish(typeof err.code === 'number' ? err.code : GrpcCode.Unknown, err.message);
