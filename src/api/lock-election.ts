@@ -62,7 +62,12 @@ export function lockElectionMethods(service: EtcdService, host: WatchHost): Reci
     unary('/v3electionpb.Election/Resign', epb.ResignRequest, epb.ResignResponse, (req, ctx) => r.resign(req, ctx)),
     {
       kind: 'serverStream', path: '/v3electionpb.Election/Observe', request: epb.LeaderRequest, response: epb.LeaderResponse,
-      run: (req: epb.LeaderRequest, ctx: RecipeContext, write: (res: epb.LeaderResponse) => Promise<void>) => goErrors(r.observe(req, ctx, write)),
+      // Observe ends only when its caller goes; etcd's then returns the context's error, a
+      // plain Go error: code Unknown, "context canceled" (so it counts in grpc_server_handled_total).
+      run: async (req: epb.LeaderRequest, ctx: RecipeContext, write: (res: epb.LeaderResponse) => Promise<void>) => {
+        await goErrors(r.observe(req, ctx, write));
+        throw goError('context canceled');
+      },
     },
   ];
 }

@@ -71,7 +71,8 @@ export class JsonBidiCall<Req> {
         yield messageFromValue(this.codec, v);
       }
     } catch (e) {
-      if (!(e instanceof BadJsonError)) throw e;
+      // The body ends in error when the client goes: the call is cancelled, not failed.
+      if (!(e instanceof BadJsonError) && !this.cancelled) throw e;
     }
   }
 

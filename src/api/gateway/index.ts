@@ -150,9 +150,11 @@ async function call(target: Exclude<Target, { kind: 'watch' | 'keepalive' }>, bo
   }
   const { metrics, route } = target;
   try {
-    if (target.kind === 'recipe') await callRecipe(target.method, route, route.request.decode(request), res, ctx);
-    else await callMethod(target.method, route, request, res, ctx);
-    recordHandled(metrics, GrpcCode.OK, startedAtMs);
+    const finished = target.kind === 'recipe'
+      ? await callRecipe(target.method, route, route.request.decode(request), res, ctx)
+      : await callMethod(target.method, route, request, res, ctx);
+    // A stream the HTTP client left counts as Canceled, as the cancelled gRPC call does in etcd.
+    recordHandled(metrics, finished ? GrpcCode.OK : GrpcCode.Canceled, startedAtMs);
   } catch (e) {
     const [code, message] = statusOf(e);
     recordHandled(metrics, code, startedAtMs);
@@ -161,19 +163,20 @@ async function call(target: Exclude<Target, { kind: 'watch' | 'keepalive' }>, bo
   }
 }
 
-/** A method of the bytes-in, bytes-out table (services.ts), as gRPC calls it. */
-async function callMethod(method: EtcdMethod, route: Route, request: Buffer, res: http.ServerResponse, ctx: CallContext): Promise<void> {
+/** A method of the bytes-in, bytes-out table (services.ts), as gRPC calls it. False: the client left a stream first. */
+async function callMethod(method: EtcdMethod, route: Route, request: Buffer, res: http.ServerResponse, ctx: CallContext): Promise<boolean> {
   const ai = ctx.identify();
   if (method.kind === 'unary') {
     replyOnce(res, messageToJson(route.response, route.response.decode(await method.run(request, ai))));
-    return;
+    return true;
   }
   const messages = method.open(request, ai);
   const gone = new Promise<void>((resolve) => res.once('close', resolve));
   try {
     for (;;) {
       const next = await Promise.race([messages.next(), gone.then(() => undefined)]);
-      if (next === undefined || next.done || res.destroyed) return;
+      if (next?.done === true) return true;
+      if (next === undefined || res.destroyed) return false;
       await writeResult(res, messageToJson(route.response, route.response.decode(next.value)), gone);
     }
   } finally {
@@ -182,16 +185,17 @@ async function callMethod(method: EtcdMethod, route: Route, request: Buffer, res
   }
 }
 
-/** A Lock or Election method (lock-election.ts); the recipe gives up when the client goes. */
-async function callRecipe(method: RecipeMethod, route: Route, request: unknown, res: http.ServerResponse, ctx: CallContext): Promise<void> {
+/** A Lock or Election method (lock-election.ts); the recipe gives up when the client goes. False: the client left a stream first. */
+async function callRecipe(method: RecipeMethod, route: Route, request: unknown, res: http.ServerResponse, ctx: CallContext): Promise<boolean> {
   const rctx: RecipeContext = { signal: ctx.signal, ai: callerOf(() => ctx.identify()) };
   if (method.kind === 'unary') {
     replyOnce(res, messageToJson(route.response, await method.run(request, rctx)));
-    return;
+    return true;
   }
   const gone = new Promise<void>((resolve) => res.once('close', resolve));
   try {
     await method.run(request, rctx, (m) => writeResult(res, messageToJson(route.response, m), gone));
+    return !ctx.signal.aborted;
   } finally {
     if (!res.writableEnded) res.end();
   }
