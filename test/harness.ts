@@ -97,6 +97,8 @@ export interface ServerOptions {
   name?: string;
   /** Extra flags, e.g. ['--quota-backend-bytes', '4194304']. */
   extraArgs?: string[];
+  /** Node's own flags for a Concord process (e.g. ['--max-semi-space-size=4']); etcd ignores them. */
+  nodeArgs?: string[];
   /** How long to wait for readiness (default 30 s). */
   readyTimeoutMs?: number;
   /** Client URL scheme (default http; https needs the TLS flags in extraArgs). */
@@ -109,6 +111,7 @@ export class Server {
   readonly name: string;
   readonly dataDir: string;
   readonly extraArgs: string[];
+  readonly nodeArgs: string[];
   readonly scheme: 'http' | 'https';
   clientPort = 0;
   peerPort = 0;
@@ -122,6 +125,7 @@ export class Server {
     this.target = opts.target;
     this.name = opts.name ?? 't0';
     this.extraArgs = opts.extraArgs ?? [];
+    this.nodeArgs = opts.nodeArgs ?? [];
     this.scheme = opts.scheme ?? 'http';
     this.readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
     this.baseDir = mkdtempSync(join(tmpdir(), `concord-test-${opts.target}-`));
@@ -191,7 +195,7 @@ export class Server {
     this.sawReadyLine = false;
     const [cmd, argv] = this.target === 'etcd'
       ? ['etcd', this.args()]
-      : [process.execPath, [join(REPO_ROOT, 'bin', 'concord.js'), ...this.args()]];
+      : [process.execPath, [...this.nodeArgs, join(REPO_ROOT, 'bin', 'concord.js'), ...this.args()]];
     const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: this.baseDir });
     track(child);
     this.child = child;
