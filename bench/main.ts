@@ -12,6 +12,9 @@
 //   watch-100w  100 watchers on a prefix (10 streams), 100 writers over 100 keys under it
 //   watch-slow  watch-key plus 4 streams of 100 watchers that read nothing (RSS in the notes)
 //   lease-ka    LeaseKeepAlive, 100 clients (own lease and stream each) over 10 connections
+//   snapshot    (not in the default list: it fills each store to --snapshot-mb MiB) etcdctl
+//               snapshot save under one writer (save time, peak RSS, max put latency), restore
+//               and import-at-boot times (bench/snapshot.ts), printed as its own table
 //   (watch and lease rows run bench/watchgen.ts; their req/s column is events or keep-alives/s,
 //   and their notes give the server's CPU time per event or keep-alive: steadier than rates
 //   on a busy machine)
@@ -26,6 +29,7 @@
 //   --requests N   (measure N requests instead of a duration)  BENCH_REQUESTS
 //   --clients 100 --connections 10 --value-bytes 256 --key-space 100000
 //   --repeat N     run every scenario N times (medians reported)   BENCH_REPEAT
+//   --snapshot-mb 256   store size for the snapshot scenario   BENCH_SNAPSHOT_MB
 //   --json FILE    also write the raw results as JSON
 
 import { fork } from 'node:child_process';
@@ -36,6 +40,7 @@ import { dirname, join } from 'node:path';
 import { Server } from '../test/harness.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
 import type { StreamLoadConfig, StreamLoadResult } from './watchgen.js';
+import { snapshotBench } from './snapshot.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -82,9 +87,11 @@ const ALL: Scenario[] = [
   { name: 'range-s', title: `range serializable, ${clients} clients`, op: 'range', clients, connections, serializable: true },
   ...streamScenarios,
 ];
-const scenarios = scenarioNames.map((n) => {
+const runSnapshotScenario = scenarioNames.includes('snapshot');
+const snapshotMiB = Number(opt('snapshot-mb', 'BENCH_SNAPSHOT_MB', '256'));
+const scenarios = scenarioNames.filter((n) => n !== 'snapshot').map((n) => {
   const s = ALL.find((x) => x.name === n);
-  if (!s) { console.error(`unknown scenario ${n}; known: ${ALL.map((x) => x.name).join(', ')}`); process.exit(2); }
+  if (!s) { console.error(`unknown scenario ${n}; known: ${ALL.map((x) => x.name).join(', ')}, snapshot`); process.exit(2); }
   return s;
 });
 
@@ -280,7 +287,7 @@ const servers: Server[] = [];
 try {
   // Every target up at once; each scenario runs on one target after the other, the order
   // alternating between repetitions, so background noise on this shared machine hits both alike.
-  for (const t of targets) { const srv = await startTarget(t); if (srv) servers.push(srv); }
+  for (const t of scenarios.length > 0 ? targets : []) { const srv = await startTarget(t); if (srv) servers.push(srv); }
   for (let rep = 0; rep < repeat; rep++) {
     for (const sc of scenarios) {
       const order = rep % 2 === 0 ? servers : [...servers].reverse();
@@ -290,6 +297,7 @@ try {
 } finally {
   for (const srv of servers) await srv.destroy();
 }
-console.log(table());
+if (scenarios.length > 0) console.log(table());
+if (runSnapshotScenario) console.log((await snapshotBench(targets, snapshotMiB)).table);
 console.log(`CPU figures are % of one core over the measured window (server: its whole process tree; loadgen: the generator process; other: everything else on this ${NCPU}-core machine, i.e. noise). Medians of ${repeat} run(s).`);
 if (jsonOut) writeFileSync(jsonOut, JSON.stringify(rows, null, 2));
