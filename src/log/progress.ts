@@ -8,6 +8,7 @@
 /** Where a bar is drawn: process.stderr, or a test's fake terminal. */
 export interface ProgressOutput {
   readonly isTTY?: boolean;
+  /** Width in characters; 0 or absent (a terminal of unknown size): 80. */
   readonly columns?: number;
   write(text: string): unknown;
 }
@@ -41,7 +42,7 @@ export function progressBar(label: string, out: ProgressOutput = process.stderr,
   const draw = (t: number): void => {
     lastDraw = t;
     const seconds = Math.max(0.001, (t - started) / 1000);
-    out.write(`\r${progressLine(label, done, total, done / seconds, out.columns ?? 80)}\x1b[K`);
+    out.write(`\r${progressLine(label, done, total, done / seconds, out.columns || 80)}\x1b[K`);
   };
   return {
     update(doneBytes, totalBytes) {
