@@ -14,6 +14,9 @@
 //   lease-ka    LeaseKeepAlive, 100 clients (own lease and stream each) over 10 connections
 //   mem         RSS of a fresh server after loading --mem-keys keys (each put once) and after a
 //               restart, beside etcd's (bench/mem.ts; its own table)
+//   snapshot    (not in the default list: it fills each store to --snapshot-mb MiB) etcdctl
+//               snapshot save under one writer (save time, peak RSS, max put latency), restore
+//               and import-at-boot times (bench/snapshot.ts), printed as its own table
 //   (watch and lease rows run bench/watchgen.ts; their req/s column is events or keep-alives/s,
 //   and their notes give the server's CPU time per event or keep-alive: steadier than rates
 //   on a busy machine)
@@ -29,6 +32,7 @@
 //   --requests N   (measure N requests instead of a duration)  BENCH_REQUESTS
 //   --clients 100 --connections 10 --value-bytes 256 --key-space 100000
 //   --repeat N     run every scenario N times (medians reported)   BENCH_REPEAT
+//   --snapshot-mb 256   store size for the snapshot scenario   BENCH_SNAPSHOT_MB
 //   --json FILE    also write the raw results as JSON
 //   --mem-keys 100000   keys the mem scenario loads   BENCH_MEM_KEYS
 //   --mem-node-args "--max-semi-space-size=4"  also run mem for Concord under these Node flags   BENCH_MEM_NODE_ARGS
@@ -42,6 +46,7 @@ import { Server } from '../test/harness.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
 import type { StreamLoadConfig, StreamLoadResult } from './watchgen.js';
 import { loopNote, memTable, runMem, scrapeLoopDelay, type LoopDelay, type MemVariant } from './mem.js';
+import { snapshotBench } from './snapshot.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -91,9 +96,11 @@ const ALL: Scenario[] = [
 const memKeys = Number(opt('mem-keys', 'BENCH_MEM_KEYS', '100000'));
 const memNodeArgs = opt('mem-node-args', 'BENCH_MEM_NODE_ARGS', '').split(/\s+/).filter(Boolean);
 const runMemScenario = scenarioNames.includes('mem');
-const scenarios = scenarioNames.filter((n) => n !== 'mem').map((n) => {
+const runSnapshotScenario = scenarioNames.includes('snapshot');
+const snapshotMiB = Number(opt('snapshot-mb', 'BENCH_SNAPSHOT_MB', '256'));
+const scenarios = scenarioNames.filter((n) => n !== 'mem' && n !== 'snapshot').map((n) => {
   const s = ALL.find((x) => x.name === n);
-  if (!s) { console.error(`unknown scenario ${n}; known: ${ALL.map((x) => x.name).join(', ')}`); process.exit(2); }
+  if (!s) { console.error(`unknown scenario ${n}; known: ${ALL.map((x) => x.name).join(', ')}, mem, snapshot`); process.exit(2); }
   return s;
 });
 
@@ -308,4 +315,5 @@ const memRows = runMemScenario ? await runMem(memVariants, memKeys, valueBytes, 
 if (scenarios.length) console.log(table());
 if (scenarios.length) console.log(`CPU figures are % of one core over the measured window (server: its whole process tree; loadgen: the generator process; other: everything else on this ${NCPU}-core machine, i.e. noise). Medians of ${repeat} run(s).`);
 if (runMemScenario) console.log(memTable(memRows, memKeys) + '\nRSS from /proc/PID/status, each read after 2 s idle; B/key = (RSS after load - RSS at start) / keys. RSS does not depend on the machine\'s load.');
+if (runSnapshotScenario) console.log((await snapshotBench(targets, snapshotMiB)).table);
 if (jsonOut) writeFileSync(jsonOut, JSON.stringify(runMemScenario ? { rows, mem: memRows } : rows, null, 2));

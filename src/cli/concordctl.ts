@@ -5,7 +5,7 @@
 import { runCtl, type Io, type SnapshotTools } from '../ctl/index.js';
 import { snapshotStatus } from '../snapshot/index.js';
 import { restoreSnapshot } from '../backup/index.js';
-import { createLogger } from '../log/index.js';
+import { createLogger, progressBar } from '../log/index.js';
 import { parseEtcdUrls, parseUrlsMap } from './go-flags.js';
 
 /** stdin as lines (complete ones only: a last line without "\n" is the end of input, as bufio's ReadString sees it). */
@@ -34,11 +34,17 @@ const snapshots: SnapshotTools = {
   async restore(c) {
     const initialCluster = new Map<string, URL[]>();
     for (const [name, urls] of parseUrlsMap(c.initialCluster)) initialCluster.set(name, urls.map((u) => new URL(u.text)));
-    await restoreSnapshot({
-      snapshotPath: c.snapshotPath, name: c.name, dataDir: c.dataDir, ...(c.walDir !== '' ? { walDir: c.walDir } : {}),
-      initialCluster, initialAdvertisePeerUrls: parseEtcdUrls(c.peerUrls).map((u) => new URL(u.text)),
-      initialClusterToken: c.initialClusterToken, skipHashCheck: c.skipHashCheck, log: createLogger({ caller: false }),
-    });
+    const bar = progressBar('restoring', process.stderr);
+    try {
+      await restoreSnapshot({
+        snapshotPath: c.snapshotPath, name: c.name, dataDir: c.dataDir, ...(c.walDir !== '' ? { walDir: c.walDir } : {}),
+        initialCluster, initialAdvertisePeerUrls: parseEtcdUrls(c.peerUrls).map((u) => new URL(u.text)),
+        initialClusterToken: c.initialClusterToken, skipHashCheck: c.skipHashCheck, log: createLogger({ caller: false }),
+        progress: (done, total) => bar.update(done, total),
+      });
+    } finally {
+      bar.done();
+    }
   },
 };
 
@@ -48,6 +54,7 @@ const io: Io = {
   readStdin,
   stdinLines,
   snapshots,
+  progress: (label) => progressBar(label, process.stderr),
 };
 
 export function main(): void {

@@ -10,6 +10,7 @@ import type { FlagValue } from './flags.js';
 import { grpcCodeName } from './errors.js';
 import type { Printer } from './printer.js';
 import type { SnapshotTools } from './commands/snapshot.js';
+import type { Progress } from '../log/index.js';
 
 export interface Io {
   stdout(s: string | Uint8Array): void;
@@ -20,6 +21,8 @@ export interface Io {
   stdinLines(): AsyncIterable<string>;
   /** Offline snapshot status/restore, from the program running concordctl (absent: those commands fail). */
   snapshots?: SnapshotTools;
+  /** A progress bar for long work (snapshot save): drawn on a terminal only; absent: none. */
+  progress?: (label: string) => Progress;
 }
 
 export interface Globals {

@@ -11,6 +11,8 @@
  * Leaf module: anyone may import it. Writes are synchronous (pino's sync destinations), so
  * the last lines before process.exit() are not lost.
  */
+export { progressBar, progressLine, humanizeBytes } from './progress.js';
+export type { Progress, ProgressOutput, ProgressOptions } from './progress.js';
 import { pino, type Logger as PinoLogger, type DestinationStream } from 'pino';
 
 /** etcd's --log-level values (pkg/logutil ConvertToZapLevel), zap's names. */

@@ -22,7 +22,7 @@
 import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Backend, backendPath } from '../storage/index.js';
-import { importBoltBuckets, boltConsistentIndex, openSnapshotDb, readEtcdAlarms, readEtcdMembers } from '../snapshot/index.js';
+import { importBoltBuckets, boltConsistentIndex, checkSnapshotDb, openSnapshotDb, readEtcdAlarms, readEtcdMembers } from '../snapshot/index.js';
 
 type BoltReader = Parameters<typeof importBoltBuckets>[0];
 import { Wal, Snapshotter, readSnapFile, validSnapshotEntries } from '../wal/index.js';
@@ -52,6 +52,7 @@ export async function adoptEtcdDataDir(dataDir: string, walDir: string, log: Log
   const db = openSnapshotDb(etcdDb, Number.MAX_SAFE_INTEGER); // etcd's db file: bbolt pages only
   try {
     checkBackendMatchesLog(etcdDb, boltConsistentIndex(db.reader), snapshot?.metadata.index ?? 0, lastIndex);
+    checkEtcdDb(etcdDb, db.reader);
     const { members, removed } = readEtcdMembers(db.reader);
     const membership = new Membership(clusterId, members.map(memberFromJson), removed);
     await importEtcdBackend(db.reader, etcdDb, `${target}.importing`, membership, readEtcdAlarms(db.reader), log);
@@ -83,6 +84,15 @@ async function readEtcdLog(walDir: string, snapDir: string): Promise<{ snapshot:
   return { snapshot, clusterId: Metadata.decode(metadata).ClusterID ?? 0n, lastIndex: entries.at(-1)?.index ?? snapshot?.metadata.index ?? 0 };
 }
 
+/** bbolt's integrity check before anything is imported (a damaged db is refused, not half copied). */
+function checkEtcdDb(path: string, reader: BoltReader): void {
+  try {
+    checkSnapshotDb(reader);
+  } catch (e) {
+    throw new Error(`database file ${path}: ${(e as Error).message}`);
+  }
+}
+
 /** The backend holds every entry up to the snapshot (etcd's check) and none past the WAL. */
 export function checkBackendMatchesLog(path: string, consistentIndex: number, snapshotIndex: number, lastWalIndex: number): void {
   checkBackendMatchesSnapshot(path, consistentIndex, snapshotIndex);
@@ -104,9 +114,13 @@ export async function importEtcdBackend(reader: BoltReader, etcdDb: string, path
     backend.put('members', membersKey, Buffer.from(membership.toJson()));
     if (alarms.length > 0) backend.put('alarm', alarmsKey, alarmsRecord(alarms));
     await backend.forceCommit();
-  } finally {
+  } catch (e) {
     await backend.close();
+    rmSync(path, { force: true });
+    rmSync(`${path}-lock`, { force: true });
+    throw e;
   }
+  await backend.close();
 }
 
 /** Every snap file holding etcd's v2 store gets Concord's membership record instead. */

@@ -29,7 +29,16 @@ import { membersKey, alarmsKey } from './member.js';
 
 export interface ExportResult { consistentIndex: number; memberId: bigint; clusterId: bigint }
 
-export async function exportEtcdDataDir(o: { dataDir: string; walDir?: string; out: string; log: Logger }): Promise<ExportResult> {
+export interface ExportOptions {
+  dataDir: string;
+  walDir?: string;
+  out: string;
+  log: Logger;
+  /** Called as the bbolt file is written (bytes so far, of `totalBytes`). */
+  progress?: (doneBytes: number, totalBytes: number) => void;
+}
+
+export async function exportEtcdDataDir(o: ExportOptions): Promise<ExportResult> {
   if (existsSync(o.out)) throw new Error(`out dir ${JSON.stringify(o.out)} exists`);
   const lmdb = backendPath(o.dataDir);
   if (!existsSync(lmdb)) throw new Error(`no Concord backend at ${lmdb}`);
@@ -48,7 +57,7 @@ export async function exportEtcdDataDir(o: { dataDir: string; walDir?: string; o
     o.log.info('exporting backend as etcd\'s bbolt file', { path: lmdb, 'consistent-index': ci });
     const db = await etcdSnapshot(await backend.readView(), etcdBucketsOf(membership, alarms));
     try {
-      await writeFileDurably(join(snapDir, 'db'), db.chunks());
+      await writeFileDurably(join(snapDir, 'db'), db.chunks(), (done) => o.progress?.(done, db.size));
     } finally {
       await db.close();
     }
@@ -74,11 +83,13 @@ export async function exportEtcdDataDir(o: { dataDir: string; walDir?: string; o
 }
 
 /** Writes the chunks as they come (a chunk may be reused once the next is pulled: written at once), then fsyncs. */
-async function writeFileDurably(path: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+async function writeFileDurably(path: string, chunks: AsyncIterable<Uint8Array>, progress: (doneBytes: number) => void): Promise<void> {
   const fd = openSync(path, 'w', 0o600);
   try {
+    let written = 0;
     for await (const chunk of chunks) {
       for (let done = 0; done < chunk.length;) done += writeSync(fd, chunk, done);
+      progress(written += chunk.length);
     }
     fsyncSync(fd);
   } finally {
