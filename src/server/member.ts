@@ -40,6 +40,7 @@ import { LeaseHost } from './lease-host.js';
 import { LeaseForwarder } from './lease-forward.js';
 import { mergedSnapshot, saveSnapshotDb } from './snapshot-db.js';
 import { adoptEtcdDataDir } from './etcd-data-dir.js';
+import { recoverSnapshotBackend } from './snapshot-install.js';
 
 /** Concord keeps membership and alarms as one JSON record each in these databases. */
 export const membersKey = Buffer.from('members');
@@ -109,6 +110,8 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   const alarmsText = backend.get('alarm', alarmsKey)?.toString('utf8');
   const alarms = new AlarmSet(alarmsText ? (JSON.parse(alarmsText) as Array<{ memberID: string; alarm: number }>).map((a) => AlarmMember.fromPartial({ memberID: BigInt(a.memberID), alarm: a.alarm })) : []);
 
+  // Stopped between saving a leader's snapshot and taking its backend: take it now.
+  if (snapshot) await recoverSnapshotBackend(backend, snapshot, clusterId, log);
   checkBackendMatchesSnapshot(backend.path, storedConsistentIndex(backend), snapIndex);
   // The lessor first: opening the store re-attaches every key to its lease (as etcd orders it).
   const lessor = new Lessor({
@@ -167,6 +170,7 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
     onEmptyEntry: () => { if (raftNode?.isLeader) expiry?.promote(); },
     auth,
     onRemovedSelf: () => server?.removedFromCluster(),
+    holdingReads: (work) => server!.holdingReads(work),
   });
   let snapshots: SnapshotPolicy | undefined;
   let expiry: LeaseExpiry | undefined;
@@ -187,8 +191,7 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   });
   raftNode = raft;
   snapshots = new SnapshotPolicy({
-    snapshotCount: config.snapshotCount, log, store, raft, wal, snapshotter, membership,
-    appliedIndex: snapIndex, snapDir, maxSnapshots: config.maxSnapshots ?? 5,
+    snapshotCount: config.snapshotCount, log, store, raft, wal, snapshotter, membership, snapDir, maxSnapshots: config.maxSnapshots ?? 5,
   });
   log.info('starting local member', { 'local-member-id': idToHex(memberId), 'cluster-id': idToHex(clusterId) });
   server = new EtcdServer({ config, log, memberId, membership, store, alarms, quotaBytes, raft, applier, waits, auth });

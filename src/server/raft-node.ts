@@ -137,6 +137,14 @@ export class RaftNode {
     return this.applied.index;
   }
 
+  /**
+   * Index of the newest raft snapshot this member holds: its own (snapshot()) or one
+   * installed from the leader, whichever came last. The next snapshot must be past it.
+   */
+  get snapshotIndex(): number {
+    return this.storage.snapshot().metadata.index;
+  }
+
   /** Resolves once the entry at `index` has been applied (rejects after failApplyWaits). */
   waitApplied(index: number): Promise<void> {
     return this.applied.wait(index);
@@ -277,6 +285,7 @@ export class RaftNode {
    */
   async snapshot(data: Uint8Array, keepEntries: number): Promise<Snapshot> {
     const index = this.applied.index;
+    if (index <= this.snapshotIndex) assert.fail(`raft: snapshot at applied ${index} is not past the snapshot at ${this.snapshotIndex}`);
     const snap = this.storage.createSnapshot(index, this.confState(), data);
     await this.ports.snapshotter.save(snap);
     await this.ports.wal.saveSnapshot({ index: snap.metadata.index, term: snap.metadata.term });

@@ -18,24 +18,23 @@ import type { RaftNode } from './raft-node.js';
 const snapshotCatchUpEntries = 5000;
 
 export class SnapshotPolicy {
-  private snapIndex: number;
   constructor(private readonly o: {
     snapshotCount: number; log: Logger; store: MvccStore; raft: RaftNode; wal: Wal;
-    snapshotter: Snapshotter; membership: Membership; appliedIndex: number;
+    snapshotter: Snapshotter; membership: Membership;
     snapDir: string; maxSnapshots: number;
-  }) {
-    this.snapIndex = o.appliedIndex;
-  }
+  }) {}
 
   async maybeSnapshot(): Promise<void> {
     const { o } = this;
     const applied = o.raft.appliedIndex;
-    if (o.snapshotCount <= 0 || applied - this.snapIndex <= o.snapshotCount) return;
-    o.log.info('triggering snapshot', { 'local-member-applied-index': applied, 'local-member-snapshot-index': this.snapIndex, 'local-member-snapshot-count': o.snapshotCount });
+    // Counted from raft's newest snapshot, which may be one installed from the leader (etcd
+    // sets snapi to the installed index): a snapshot below it would go back in time.
+    const snapIndex = o.raft.snapshotIndex;
+    if (o.snapshotCount <= 0 || applied - snapIndex <= o.snapshotCount) return;
+    o.log.info('triggering snapshot', { 'local-member-applied-index': applied, 'local-member-snapshot-index': snapIndex, 'local-member-snapshot-count': o.snapshotCount });
     // The backend must hold everything up to `applied` before the WAL before it is released.
     await o.store.forceCommit();
     const snap = await o.raft.snapshot(Buffer.from(o.membership.toJson()), snapshotCatchUpEntries);
-    this.snapIndex = snap.metadata.index;
     await o.wal.releaseLockTo(snap.metadata.index);
     await this.purgeSnapFiles();
   }
