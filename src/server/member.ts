@@ -41,6 +41,7 @@ import { LeaseForwarder } from './lease-forward.js';
 import { mergedSnapshot, saveSnapshotDb } from './snapshot-db.js';
 import { adoptEtcdDataDir } from './etcd-data-dir.js';
 import { recoverSnapshotBackend } from './snapshot-install.js';
+import { membershipOfSnapshotData } from './v2-store.js';
 
 /** Concord keeps membership and alarms as one JSON record each in these databases. */
 export const membersKey = Buffer.from('members');
@@ -105,8 +106,7 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   // Membership as of the snapshot (empty without one), then every conf change after it is
   // replayed and validated as it was the first time (etcd's v2 store: snapshot, then WAL).
   // The backend's record, which may be ahead of the replay, would change those decisions.
-  const membersText = snapshot?.data && snapshot.data.length > 0 ? Buffer.from(snapshot.data).toString('utf8') : undefined;
-  const membership = membersText ? Membership.fromJson(membersText) : new Membership(clusterId, []);
+  const membership = snapshot?.data && snapshot.data.length > 0 ? membershipOfSnapshotData(snapshot.data, clusterId) : new Membership(clusterId, []);
   const alarmsText = backend.get('alarm', alarmsKey)?.toString('utf8');
   const alarms = new AlarmSet(alarmsText ? (JSON.parse(alarmsText) as Array<{ memberID: string; alarm: number }>).map((a) => AlarmMember.fromPartial({ memberID: BigInt(a.memberID), alarm: a.alarm })) : []);
 
@@ -191,7 +191,8 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   });
   raftNode = raft;
   snapshots = new SnapshotPolicy({
-    snapshotCount: config.snapshotCount, log, store, raft, wal, snapshotter, membership, snapDir, maxSnapshots: config.maxSnapshots ?? 5,
+    snapshotCount: config.snapshotCount, log, store, raft, wal, snapshotter, membership, snapDir,
+    clusterVersion: () => applier.clusterVersion, maxSnapshots: config.maxSnapshots ?? 5,
   });
   log.info('starting local member', { 'local-member-id': idToHex(memberId), 'cluster-id': idToHex(clusterId) });
   server = new EtcdServer({ config, log, memberId, membership, store, alarms, quotaBytes, raft, applier, waits, auth });
