@@ -10,7 +10,7 @@ import {
   DefragmentResponse, DeleteRangeRequest, DeleteRangeResponse, HashKVRequest, HashKVResponse,
   HashResponse, MemberListRequest, MemberListResponse, MoveLeaderRequest, MoveLeaderResponse, etcdserverpb as pb,
   PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader,
-  StatusResponse, TxnRequest, TxnResponse,
+  StatusResponse, TxnRequest, TxnResponse, type Snapshot,
 } from '../proto/index.js';
 import { etcdError, EtcdError } from '../errors/index.js';
 import { countView, diskMetrics, serverMetrics } from '../metrics/index.js';
@@ -36,6 +36,7 @@ import { ClusterService, noPeerActivity, type PeerActivity } from './cluster-ser
 export { etcdServerVersion as serverVersion, etcdClusterVersion as clusterVersion } from '../version.js';
 import { etcdServerVersion as serverVersion } from '../version.js';
 import { etcdSnapshot, type BucketReplacements } from '../snapshot/index.js';
+import { v2StoreOfMembership } from './v2-store.js';
 
 /** etcd 3.4's /health waits this long for its QGET. */
 const healthTimeoutMs = 1000;
@@ -412,6 +413,26 @@ export class EtcdServer implements EtcdService {
       replace: etcdBucketsOf(this.membership, this.alarms),
     }));
     return etcdSnapshot(view, replace);
+  }
+
+  /**
+   * etcd's createMergedSnapshotMessage: the backend image with a raft snapshot naming the same
+   * point (the applied index, its term, the configuration and membership as of it), taken
+   * between Readies. The follower installs that point rather than raft's older snapshot,
+   * whose configuration may not even hold the follower yet (a member added since; raft
+   * ignores a snapshot that does not name it).
+   */
+  async mergedSnapshot(): Promise<{ image: BackendSnapshot; snapshot: Snapshot }> {
+    const { view, replace, snapshot } = await this.raft.exclusive(async () => {
+      const view = await this.store.backend.readView();
+      const index = this.raft.appliedIndex;
+      const snapshot: Snapshot = {
+        metadata: { index, term: this.raft.appliedTerm, confState: this.raft.confState() },
+        data: Buffer.from(v2StoreOfMembership(this.membership, this.applier.clusterVersion, index)),
+      };
+      return { view, replace: etcdBucketsOf(this.membership, this.alarms), snapshot };
+    });
+    return { image: await etcdSnapshot(view, replace), snapshot };
   }
 
   // ------------------------------------------------------------------ Cluster

@@ -140,7 +140,10 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
     memberId, clusterId, advertisePeerUrls: config.initialAdvertisePeerUrls.map(urlString), membership, log,
     clusterVersion: () => applier.clusterVersion,
     raft: () => raftNode,
-    snapshotDb: async (m) => mergedSnapshot(m, await server!.snapshot(), log, { from: idToHex(memberId), to: idToHex(m.to) }),
+    snapshotDb: async (m) => {
+      const { image, snapshot } = await server!.mergedSnapshot();
+      return mergedSnapshot({ ...m, snapshot }, image, log, { from: idToHex(memberId), to: idToHex(m.to) });
+    },
     saveSnapshot: (m, db) => saveSnapshotDb(snapDir, m, db, log),
     ...(wiring.peerTls ? { tls: wiring.peerTls } : {}),
     onRemoved: () => {

@@ -128,6 +128,9 @@ export class RaftNode {
     this.term = hs.term;
     this.commitIndex = hs.commit;
     this.applied.advance(o.applied);
+    // The snapshot's term (the storage's first, dummy entry carries it): a merged snapshot
+    // sent before anything is applied after a restart names this point.
+    this.appliedTerm = o.applied > 0 ? o.storage.term(o.applied) : 0;
     this.persistedIndex = o.storage.lastIndex();
   }
 
