@@ -66,6 +66,8 @@ export interface ApplierDeps {
   onEmptyEntry?(): void;
   /** The auth store: applies auth_* entries and checks writes against the header's user. */
   auth: AuthStore;
+  /** Runs `work` (which swaps the backend file) while client reads wait for it. */
+  holdingReads<T>(work: () => Promise<T>): Promise<T>;
   /** A conf change removed this member (etcd then stops it: "the member has been permanently removed"). */
   onRemovedSelf?(): void;
 }
@@ -93,7 +95,7 @@ export class Applier implements ApplierPort {
 
   /** A leader's snapshot replaces the state machine (server/snapshot-install.ts). */
   restore(snapshot: Snapshot): Promise<void> {
-    return installSnapshot(this.d, snapshot);
+    return this.d.holdingReads(() => installSnapshot(this.d, snapshot));
   }
 
   private applyNormal(e: Entry, shouldApply: boolean): void {

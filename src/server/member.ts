@@ -40,6 +40,8 @@ import { LeaseHost } from './lease-host.js';
 import { LeaseForwarder } from './lease-forward.js';
 import { mergedSnapshot, saveSnapshotDb } from './snapshot-db.js';
 import { adoptEtcdDataDir } from './etcd-data-dir.js';
+import { recoverSnapshotBackend } from './snapshot-install.js';
+import { membershipOfSnapshotData } from './v2-store.js';
 import { standaloneLog, logForcedRestart } from './force-new-cluster.js';
 import { checkInitialHashKV, CorruptionMonitor } from './corrupt-check.js';
 
@@ -116,11 +118,12 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   // Membership as of the snapshot (empty without one), then every conf change after it is
   // replayed and validated as it was the first time (etcd's v2 store: snapshot, then WAL).
   // The backend's record, which may be ahead of the replay, would change those decisions.
-  const membersText = snapshot?.data && snapshot.data.length > 0 ? Buffer.from(snapshot.data).toString('utf8') : undefined;
-  const membership = membersText ? Membership.fromJson(membersText) : new Membership(clusterId, []);
+  const membership = snapshot?.data && snapshot.data.length > 0 ? membershipOfSnapshotData(snapshot.data, clusterId) : new Membership(clusterId, []);
   const alarmsText = backend.get('alarm', alarmsKey)?.toString('utf8');
   const alarms = new AlarmSet(alarmsText ? (JSON.parse(alarmsText) as Array<{ memberID: string; alarm: number }>).map((a) => AlarmMember.fromPartial({ memberID: BigInt(a.memberID), alarm: a.alarm })) : []);
 
+  // Stopped between saving a leader's snapshot and taking its backend: take it now.
+  if (snapshot) await recoverSnapshotBackend(backend, snapshot, clusterId, log);
   checkBackendMatchesSnapshot(backend.path, storedConsistentIndex(backend), snapIndex);
   // The lessor first: opening the store re-attaches every key to its lease (as etcd orders it).
   const lessor = new Lessor({
@@ -149,7 +152,10 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
     memberId, clusterId, advertisePeerUrls: config.initialAdvertisePeerUrls.map(urlString), membership, log,
     clusterVersion: () => applier.clusterVersion,
     raft: () => raftNode,
-    snapshotDb: async (m) => mergedSnapshot(m, await server!.snapshot(), log, { from: idToHex(memberId), to: idToHex(m.to) }),
+    snapshotDb: async (m) => {
+      const { image, snapshot } = await server!.mergedSnapshot();
+      return mergedSnapshot({ ...m, snapshot }, image, log, { from: idToHex(memberId), to: idToHex(m.to) });
+    },
     saveSnapshot: (m, db) => saveSnapshotDb(snapDir, m, db, log),
     ...(wiring.peerTls ? { tls: wiring.peerTls } : {}),
     onRemoved: () => {
@@ -179,6 +185,7 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
     onEmptyEntry: () => { if (raftNode?.isLeader) expiry?.promote(); },
     auth,
     onRemovedSelf: () => server?.removedFromCluster(),
+    holdingReads: (work) => server!.holdingReads(work),
   });
   let snapshots: SnapshotPolicy | undefined;
   let expiry: LeaseExpiry | undefined;
@@ -199,8 +206,8 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   });
   raftNode = raft;
   snapshots = new SnapshotPolicy({
-    snapshotCount: config.snapshotCount, log, store, raft, wal, snapshotter, membership,
-    appliedIndex: snapIndex, snapDir, maxSnapshots: config.maxSnapshots ?? 5,
+    snapshotCount: config.snapshotCount, log, store, raft, wal, snapshotter, membership, snapDir,
+    clusterVersion: () => applier.clusterVersion, maxSnapshots: config.maxSnapshots ?? 5,
   });
   log.info('starting local member', { 'local-member-id': idToHex(memberId), 'cluster-id': idToHex(clusterId) });
   server = new EtcdServer({ config, log, memberId, membership, store, alarms, quotaBytes, raft, applier, waits, auth });

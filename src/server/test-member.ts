@@ -68,6 +68,7 @@ export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPend
     persistAlarms: () => undefined, persistMembership: () => undefined, persistClusterVersion: () => undefined,
     clusterVersion: undefined, auth,
     lessor, clock: o.clock ?? (() => performance.now()),
+    holdingReads: (work) => server!.holdingReads(work),
   });
   const wal = new MemoryWal();
   const raft = new RaftNode({
@@ -136,6 +137,7 @@ export function testApplier(
     persistAlarms: () => undefined, persistMembership: () => undefined, persistClusterVersion: () => undefined,
     clusterVersion: undefined, lessor, clock: () => performance.now(),
     auth: new AuthStore({ backend: store.backend, log: nopLogger(), tokenTtlMs: 300_000 }),
+    holdingReads: (work) => work(), // no client reads here
     ...(onRemovedSelf ? { onRemovedSelf } : {}),
   });
   return { applier, membership, waits };
