@@ -17,6 +17,7 @@ import { watchCommand } from './commands/watch.js';
 import { checkCommand } from './commands/check.js';
 import { snapshotCommand } from './commands/snapshot.js';
 import { makeMirrorCommand } from './commands/mirror.js';
+import { userCommand, roleCommand, authCommand } from './commands/auth.js';
 
 /** etcdctl's persistent flags, with etcdctl's defaults. */
 const globalFlags: FlagSpec[] = [
@@ -51,6 +52,7 @@ const versionCommand: Command = {
 
 const commands: Command[] = [
   ...kvCommands, watchCommand, leaseCommand, memberCommand, ...maintenanceCommands, snapshotCommand, makeMirrorCommand, ...concurrencyCommands, checkCommand, versionCommand,
+  userCommand, roleCommand, authCommand,
 ];
 
 /** The command path named by the leading words of argv (flags skipped, global ones with their values). */
@@ -93,7 +95,9 @@ function globalsOf(values: Map<string, unknown>): Globals {
   let user = values.get('user') as string;
   let password = values.get('password') as string;
   if (user.includes(':') && password === '') [user, password] = [user.slice(0, user.indexOf(':')), user.slice(user.indexOf(':') + 1)];
+  const askPassword = user !== '' && password === '' && !(values.get('user') as string).includes(':');
   return {
+    askPassword,
     endpoints: values.get('endpoints') as string[],
     dialTimeoutMs: values.get('dial-timeout') as number,
     commandTimeoutMs: values.get('command-timeout') as number,
@@ -105,12 +109,14 @@ function globalsOf(values: Map<string, unknown>): Globals {
   };
 }
 
-function makeClient(g: Globals, endpoints: string[]): Client {
+function makeClient(g: Globals, endpoints: string[], ctx: Ctx): Client {
   const tlsWanted = g.cacert !== '' || g.cert !== '' || g.key !== '';
   return new Client({
     endpoints,
     dialTimeoutMs: g.dialTimeoutMs,
-    auth: g.user !== '' ? { username: g.user, password: g.password } : undefined,
+    // etcdctl's mustClient asks for a --user's missing password, before the command's first call.
+    auth: g.user !== '' ? { username: g.user, password: g.askPassword ? () => ctx.loginPassword() : g.password } : undefined,
+    onIgnoredError: (e) => ctx.logRetryFailure(e),
     tls: tlsWanted ? {
       ca: g.cacert !== '' ? readFileSync(g.cacert) : undefined,
       cert: g.cert !== '' ? readFileSync(g.cert) : undefined,
