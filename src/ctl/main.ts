@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { Client, EtcdErrors } from '../client/index.js';
 import { CtlExit, ExitCode } from './exit.js';
 import { describeError } from './errors.js';
-import { parseFlags, convertFlag, flagToEnv, type FlagSpec } from './flags.js';
+import { parseFlags, convertFlag, flagToEnv, FlagError, type FlagSpec } from './flags.js';
+import { usageText } from './help.js';
 import { Ctx, type Globals, type Io } from './context.js';
 import { Printer, outputFormats, type OutputFormat } from './printer.js';
 import type { Command } from './command.js';
@@ -50,10 +51,29 @@ const versionCommand: Command = {
   run: async (ctx) => { ctx.io.stdout(`etcdctl version: ${ETCDCTL_VERSION}\nAPI version: ${API_VERSION}\n`); },
 };
 
+/** `help [command]`: the usage of the command its arguments name (etcdctl's own, for none). */
+const helpCommand: Command = {
+  name: 'help',
+  run: async (ctx) => {
+    const found = findCommand(ctx.args);
+    if (found !== undefined && 'unknown' in found) {
+      ctx.io.stderr(`Unknown help topic [${ctx.args.map((a) => `\`${a}\``).join(' ')}]\n`);
+      ctx.io.stdout(usageText(rootCommand, [], versions, false));
+      return;
+    }
+    ctx.io.stdout(usageText(rootCommand, found?.path ?? [], versions));
+  },
+};
+
 const commands: Command[] = [
   ...kvCommands, watchCommand, leaseCommand, memberCommand, ...maintenanceCommands, snapshotCommand, makeMirrorCommand, ...concurrencyCommands, checkCommand, versionCommand,
-  userCommand, roleCommand, authCommand,
+  userCommand, roleCommand, authCommand, helpCommand,
 ];
+
+/** etcdctl itself: the commands, and the global flags every one inherits. */
+const rootCommand: Command = { name: 'etcdctl', sub: commands, persistentFlags: globalFlags };
+const versions = { version: ETCDCTL_VERSION, apiVersion: API_VERSION };
+const helpFlag: FlagSpec = { name: 'help', short: 'h', kind: 'bool', default: false };
 
 /** The command path named by the leading words of argv (flags skipped, global ones with their values). */
 function findCommand(argv: readonly string[]): { path: Command[]; rest: string[] } | { unknown: string } | undefined {
@@ -138,16 +158,24 @@ function capnslogTime(d: Date): string {
 export async function runCtl(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
   let ctx: Ctx | undefined;
   try {
-    const found = findCommand(argv);
-    if (found === undefined) throw new CtlExit(ExitCode.Error, 'no command given: see etcdctl --help for the commands concordctl offers');
+    const found = findCommand(argv) ?? { path: [], rest: [...argv] };
     if ('unknown' in found) {
       io.stderr(`Error: unknown command "${found.unknown}" for "etcdctl"\nRun 'etcdctl --help' for usage.\n`);
       throw new CtlExit(ExitCode.Error, `unknown command "${found.unknown}" for "etcdctl"`);
     }
-    const leaf = found.path[found.path.length - 1]!;
-    if (!leaf.run) throw new CtlExit(ExitCode.Error, `${leaf.name} needs a subcommand: ${(leaf.sub ?? []).map((c) => c.name).join(', ')}`);
-    const specs = [...globalFlags, ...found.path.flatMap((c) => c.persistentFlags ?? []), ...(leaf.flags ?? [])];
-    const parsed = parseFlags(found.rest, specs);
+    const leaf = found.path[found.path.length - 1] ?? rootCommand;
+    const usage = () => io.stdout(usageText(rootCommand, found.path, versions));
+    const specs = [...globalFlags, ...found.path.flatMap((c) => c.persistentFlags ?? []), ...(leaf.flags ?? []), helpFlag];
+    let parsed: ReturnType<typeof parseFlags>;
+    try {
+      parsed = parseFlags(found.rest, specs);
+    } catch (e) {
+      // cobra prints the usage and the error, then etcdctl prints the error again.
+      if (e instanceof FlagError) { usage(); io.stderr(`Error: ${e.text}\n\n`); }
+      throw e;
+    }
+    // A command with subcommands, or --help: cobra prints the usage and succeeds.
+    if (!leaf.run || parsed.values.get('help') === true) { usage(); return ExitCode.Success; }
     readEnvInto(parsed, env);
     const format = parsed.values.get('write-out') as string;
     if (!outputFormats.includes(format)) throw new CtlExit(ExitCode.BadFeature, 'unsupported output format');
