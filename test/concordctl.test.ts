@@ -46,6 +46,10 @@ const steps: Step[] = [
   { args: ['get', 'foo', '--consistency', 's'] },
   { args: ['get', 'foo'], env: { ETCDCTL_WRITE_OUT: 'json' } },
   { args: ['get', 'foo'], env: { ETCDCTL_WRITE_OUT: 'json', ETCDCTL_HEX: 'true' } },
+  // unknown variables are warned about once a client is made; one that does not parse is ignored
+  { args: ['get', 'foo'], env: { ETCDCTL_FOO: 'bar', ETCDCTL_DIAL_TIMEOUT: 'zz', ETCDCTL_WATCH_KEY: 'k' } },
+  { args: ['version'], env: { ETCDCTL_FOO: 'bar' } },
+  { args: ['endpoint', 'health', '-w', 'json'], env: { ETCDCTL_CLUSTER: 'true' } },
   // argument errors and server errors
   { args: ['get'] },
   { args: ['get', 'foo', '--rev', '1000'] },

@@ -98,8 +98,9 @@ function findCommand(argv: readonly string[]): { path: Command[]; rest: string[]
   return path.length === 0 ? undefined : { path, rest };
 }
 
-function readEnvInto(parsed: ReturnType<typeof parseFlags>, env: NodeJS.ProcessEnv): void {
-  for (const spec of globalFlags) {
+/** ETCDCTL_* variables for the flags a command inherits (the global ones, endpoint's --cluster). */
+function readEnvInto(parsed: ReturnType<typeof parseFlags>, env: NodeJS.ProcessEnv, inherited: readonly FlagSpec[]): void {
+  for (const spec of inherited) {
     const key = flagToEnv('ETCDCTL', spec.name);
     const v = env[key];
     if (v === undefined || v === '') continue;
@@ -107,8 +108,20 @@ function readEnvInto(parsed: ReturnType<typeof parseFlags>, env: NodeJS.ProcessE
       // etcd's pkg/flags ends the program through capnslog's Fatalf, in capnslog's layout.
       throw new CtlFatal(`pkg/flags: conflicting environment variable "${key}" is shadowed by corresponding command-line flag (either unset environment variable or disable flag)`);
     }
-    parsed.values.set(spec.name, convertFlag(spec, v));
+    // pkg/flags returns a value that does not parse as an error etcdctl ignores: the default stays.
+    try { parsed.values.set(spec.name, convertFlag(spec, v)); } catch (e) { if (!(e instanceof FlagError)) throw e; }
   }
+}
+
+/**
+ * pkg/flags' verifyEnv: every ETCDCTL_* variable no inherited flag reads, as "NAME=value", in
+ * the environment's order. etcdctl takes ETCDCTL_API out first; watch reads ETCDCTL_WATCH_KEY
+ * and ETCDCTL_WATCH_RANGE_END itself.
+ */
+function unrecognizedEnv(env: NodeJS.ProcessEnv, inherited: readonly FlagSpec[], leaf: Command): string[] {
+  const known = new Set(['ETCDCTL_API', ...inherited.map((f) => flagToEnv('ETCDCTL', f.name))]);
+  if (leaf === watchCommand) known.add('ETCDCTL_WATCH_KEY').add('ETCDCTL_WATCH_RANGE_END');
+  return Object.entries(env).filter(([k]) => k.startsWith('ETCDCTL_') && !known.has(k)).map(([k, v]) => `${k}=${v}`);
 }
 
 function globalsOf(values: Map<string, unknown>): Globals {
@@ -176,11 +189,19 @@ export async function runCtl(argv: readonly string[], env: NodeJS.ProcessEnv, io
     }
     // A command with subcommands, or --help: cobra prints the usage and succeeds.
     if (!leaf.run || parsed.values.get('help') === true) { usage(); return ExitCode.Success; }
-    readEnvInto(parsed, env);
+    const inherited = [...globalFlags, ...found.path.slice(0, -1).flatMap((c) => c.persistentFlags ?? [])];
+    readEnvInto(parsed, env, inherited);
+    // Logged when the first client is made, as clientConfigFromCmd does (version makes none).
+    let unrecognized = unrecognizedEnv(env, inherited, leaf);
+    const clientMaker = (g: Globals, endpoints: string[], c: Ctx) => {
+      for (const kv of unrecognized) io.stderr(`${capnslogTime(new Date())} W | pkg/flags: unrecognized environment variable ${kv}\n`);
+      unrecognized = [];
+      return makeClient(g, endpoints, c);
+    };
     const format = parsed.values.get('write-out') as string;
     if (!outputFormats.includes(format)) throw new CtlExit(ExitCode.BadFeature, 'unsupported output format');
     const display = new Printer(format as OutputFormat, parsed.values.get('hex') as boolean, io.stdout, (s) => io.stderr(String(s)));
-    ctx = new Ctx(globalsOf(parsed.values), parsed.args, parsed.dashAt, parsed.values, display, io, makeClient);
+    ctx = new Ctx(globalsOf(parsed.values), parsed.args, parsed.dashAt, parsed.values, display, io, clientMaker);
     await leaf.run(ctx);
     return ExitCode.Success;
   } catch (e) {
