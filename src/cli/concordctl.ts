@@ -79,6 +79,8 @@ const io: Io = {
   stdinLines,
   readLine,
   setEcho,
+  stdoutIsTerminal: process.stdout.isTTY === true,
+  stderrIsTerminal: process.stderr.isTTY === true,
   snapshots,
 };
 

@@ -21,7 +21,7 @@ export type { WatchOptions, WatchBatch } from './watch.js';
 export { LeaseClient, KeepAlive } from './lease.js';
 export { ClusterClient } from './cluster.js';
 export { MaintenanceClient } from './maintenance.js';
-export type { MemberCallOptions } from './maintenance.js';
+export type { MemberCallOptions, SnapshotOptions } from './maintenance.js';
 export { LockClient, ElectionClient } from './concurrency.js';
 export type { HeldLock, Leadership, LeaseChoice } from './concurrency.js';
 export { StmConflictError, type Stm, type TransactionOptions } from './stm.js';

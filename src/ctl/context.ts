@@ -23,6 +23,9 @@ export interface Io {
   readLine(): Promise<string>;
   /** Turns the terminal's echo off and on (stty), around a password prompt. */
   setEcho(on: boolean): void;
+  /** stdout / stderr are terminals (colors on stdout, progress bars on stderr). */
+  stdoutIsTerminal?: boolean;
+  stderrIsTerminal?: boolean;
   /** Offline snapshot status/restore, from the program running concordctl (absent: those commands fail). */
   snapshots?: SnapshotTools;
 }

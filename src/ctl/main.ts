@@ -6,6 +6,7 @@ import { CtlExit, ExitCode } from './exit.js';
 import { describeError } from './errors.js';
 import { parseFlags, convertFlag, flagToEnv, FlagError, type FlagSpec } from './flags.js';
 import { usageText } from './help.js';
+import { colorWanted } from './progress.js';
 import { Ctx, type Globals, type Io } from './context.js';
 import { Printer, outputFormats, type OutputFormat } from './printer.js';
 import type { Command } from './command.js';
@@ -200,7 +201,8 @@ export async function runCtl(argv: readonly string[], env: NodeJS.ProcessEnv, io
     };
     const format = parsed.values.get('write-out') as string;
     if (!outputFormats.includes(format)) throw new CtlExit(ExitCode.BadFeature, 'unsupported output format');
-    const display = new Printer(format as OutputFormat, parsed.values.get('hex') as boolean, io.stdout, (s) => io.stderr(String(s)));
+    const display = new Printer(format as OutputFormat, parsed.values.get('hex') as boolean, io.stdout, (s) => io.stderr(String(s)),
+      colorWanted(io.stdoutIsTerminal, env));
     ctx = new Ctx(globalsOf(parsed.values), parsed.args, parsed.dashAt, parsed.values, display, io, clientMaker);
     await leaf.run(ctx);
     return ExitCode.Success;

@@ -15,13 +15,20 @@ export interface EpHashKV { ep: string; resp: pb.HashKVResponse }
 
 type Out = (s: string | Uint8Array) => void;
 
+/** ANSI SGR: keys bold blue, values green. */
+const KEY_COLOR = '\x1b[1;34m';
+const VALUE_COLOR = '\x1b[32m';
+const COLOR_OFF = '\x1b[0m';
+
 const hex16 = (id: bigint) => id.toString(16).padStart(16, '0');
 /** Go's %16x: space-padded hex. */
 const hexSpace16 = (id: bigint) => id.toString(16).padStart(16, ' ');
 
 export class Printer {
   valueOnly = false;
-  constructor(readonly format: OutputFormat, readonly isHex: boolean, private readonly out: Out, private readonly err: Out) {}
+  /** `color`: keys and values of the simple format in color (concordctl's own, for a terminal). */
+  constructor(readonly format: OutputFormat, readonly isHex: boolean, private readonly out: Out, private readonly err: Out,
+    private readonly color = false) {}
 
   private unsupported(): never {
     throw new CtlExit(ExitCode.BadFeature, `${this.format} not supported as output format`);
@@ -40,8 +47,9 @@ export class Printer {
   private kv(kv: KeyValue): void {
     const k = this.isHex ? hexBytes(kv.key) : kv.key.toString('latin1');
     const v = this.isHex ? hexBytes(kv.value) : kv.value.toString('latin1');
-    if (!this.valueOnly) this.out(Buffer.from(`${k}\n`, 'latin1'));
-    this.out(Buffer.from(`${v}\n`, 'latin1'));
+    const [keyOn, valueOn, off] = this.color ? [KEY_COLOR, VALUE_COLOR, COLOR_OFF] : ['', '', ''];
+    if (!this.valueOnly) this.out(Buffer.from(`${keyOn}${k}${off}\n`, 'latin1'));
+    this.out(Buffer.from(`${valueOn}${v}${off}\n`, 'latin1'));
   }
 
   private fieldsHdr(h: pb.ResponseHeader | undefined): void {

@@ -8,6 +8,7 @@ import { describeError, describeFileError } from '../errors.js';
 import { humanizeBytes } from '../format.js';
 import type { Ctx } from '../context.js';
 import { boolFlag, strFlag, type Command } from '../command.js';
+import { ProgressBar, noProgress } from '../progress.js';
 
 /** etcd's snapshot.Status (its JSON names). */
 export interface SnapshotFileStatus { hash: number; revision: number; totalKey: number; totalSize: number }
@@ -52,13 +53,16 @@ async function snapshotSave(ctx: Ctx): Promise<void> {
   const start = process.hrtime.bigint();
   let size = 0;
   try {
-    const chunks = await ctx.client.maintenance.snapshot();
+    // concordctl's own: a progress bar on a terminal (stderr); etcdctl draws none.
+    const bar = ctx.io.stderrIsTerminal ? new ProgressBar((s) => ctx.io.stderr(s)) : noProgress;
+    const chunks = await ctx.client.maintenance.snapshot({ onProgress: (done, total) => bar.update(done, total) });
     log({ ts: iso(), caller: 'clientv3/maintenance.go:200', msg: 'opened snapshot stream; downloading' });
     log({ ts: epoch(), caller: 'snapshot/v3_snapshot.go:127', msg: 'fetching snapshot', endpoint: ep });
     for await (const chunk of chunks) {
       size += chunk.length;
       if (!file.write(chunk)) await new Promise<void>((r) => file.once('drain', () => r()));
     }
+    bar.finish();
     log({ ts: iso(), caller: 'clientv3/maintenance.go:208', msg: 'completed snapshot read; closing' });
     await new Promise<void>((res, rej) => file.end((e?: Error | null) => (e ? rej(e) : res())));
   } catch (e) {
