@@ -2,6 +2,7 @@
  * `concordctl`: etcdctl v3's command line for Concord and etcd alike (the commands live in
  * ctl/). bin/concordctl.js calls main(); importing the module runs nothing.
  */
+import { spawnSync } from 'node:child_process';
 import { runCtl, type Io, type SnapshotTools } from '../ctl/index.js';
 import { snapshotStatus } from '../snapshot/index.js';
 import { restoreSnapshot } from '../backup/index.js';
@@ -26,6 +27,35 @@ async function readStdin(): Promise<string> {
   const parts: Buffer[] = [];
   for await (const chunk of process.stdin) parts.push(chunk as Buffer);
   return Buffer.concat(parts).toString('utf8');
+}
+
+/** A password line longer than this ends the command: stdin is read whole lines at a time. */
+const MAX_LINE_BYTES = 64 * 1024;
+let stdinChunks: AsyncIterator<Buffer> | undefined;
+let unread = Buffer.alloc(0);
+let stdinEnded = false;
+
+/** One line of stdin (speakeasy's readline: up to "\n" or the end of input). */
+async function readLine(): Promise<string> {
+  stdinChunks ??= (process.stdin as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  for (;;) {
+    const nl = unread.indexOf(10);
+    const end = nl >= 0 ? nl : stdinEnded ? unread.length : -1;
+    if (end >= 0) {
+      const line = unread.subarray(0, end).toString('utf8');
+      unread = unread.subarray(Math.min(end + 1, unread.length));
+      return line;
+    }
+    if (unread.length > MAX_LINE_BYTES) throw new Error(`a line of stdin is longer than ${MAX_LINE_BYTES} bytes`);
+    const next = await stdinChunks.next();
+    if (next.done) stdinEnded = true;
+    else unread = Buffer.concat([unread, next.value]);
+  }
+}
+
+/** speakeasy turns echo off and on by running stty on the same terminal (its complaints, off a terminal, included). */
+function setEcho(on: boolean): void {
+  spawnSync('stty', [on ? 'echo' : '-echo'], { stdio: 'inherit' });
 }
 
 /** snapshot status/restore for concordctl: concordutl's code (restore writes a Concord data dir). */
@@ -53,6 +83,10 @@ const io: Io = {
   stderr: (s) => { process.stderr.write(s); },
   readStdin,
   stdinLines,
+  readLine,
+  setEcho,
+  stdoutIsTerminal: process.stdout.isTTY === true,
+  stderrIsTerminal: process.stderr.isTTY === true,
   snapshots,
   progress: (label) => progressBar(label, process.stderr),
 };

@@ -13,7 +13,7 @@
  * It imports proto/ and errors/ only: it is what users import, never the server.
  */
 export { Client, type ClientOptions } from './client.js';
-export type { CallOptions, ConnectionOptions, TlsOptions } from './connection.js';
+export type { CallOptions, ConnectionOptions, Credentials, TlsOptions } from './connection.js';
 export { KVClient, Txn, Compare, Op } from './kv.js';
 export type { GetOptions, PutOptions, DeleteOptions, IterateOptions, SortTarget, SortOrder, CompareOp } from './kv.js';
 export { WatchClient, Watcher } from './watch.js';
@@ -33,4 +33,4 @@ export {
 } from './errors.js';
 export type { ErrorKind, EtcdErrorClass } from './errors.js';
 export type { KeyValue, Event } from '../proto/index.js';
-export { etcdserverpb, Event_EventType } from '../proto/index.js';
+export { etcdserverpb, authpb, Event_EventType } from '../proto/index.js';
