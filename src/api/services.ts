@@ -175,8 +175,8 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
     const ls = leaseHandlers(service.lease, () => service.header());
     const le = (m: string): string => `/etcdserverpb.Lease/${m}`;
     methods.push(
-      unary(le('LeaseGrant'), pb.LeaseGrantRequest, pb.LeaseGrantResponse, (req) => ls.grant(req)),
-      unary(le('LeaseRevoke'), pb.LeaseRevokeRequest, pb.LeaseRevokeResponse, (req) => ls.revoke(req)),
+      unary(le('LeaseGrant'), pb.LeaseGrantRequest, pb.LeaseGrantResponse, (req, _b, _body, ai) => ls.grant(req, ai)),
+      unary(le('LeaseRevoke'), pb.LeaseRevokeRequest, pb.LeaseRevokeResponse, (req, _b, _body, ai) => ls.revoke(req, ai)),
       unary(le('LeaseTimeToLive'), pb.LeaseTimeToLiveRequest, pb.LeaseTimeToLiveResponse, (req) => ls.timeToLive(req)),
       unary(le('LeaseLeases'), pb.LeaseLeasesRequest, pb.LeaseLeasesResponse, () => ls.leases()),
     );

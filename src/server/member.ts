@@ -35,7 +35,7 @@ import { bindMemberMetrics, timedWal } from './metrics.js';
 import { SnapshotPolicy } from './snapshot-policy.js';
 import { PeerNetwork, type PeerTls } from './peers.js';
 import { urlString } from './ids.js';
-import { LeaseExpiry, minLeaseTtlSeconds } from './lease-expiry.js';
+import { LeaseExpiry, minLeaseTtlSeconds, rootWhileAuthOn } from './lease-expiry.js';
 import { LeaseHost } from './lease-host.js';
 import { LeaseForwarder } from './lease-forward.js';
 import { mergedSnapshot, saveSnapshotDb } from './snapshot-db.js';
@@ -204,12 +204,13 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   });
   const srv = server;
   expiry = new LeaseExpiry({
-    lessor, clock, log, propose: (r) => srv.propose(r),
+    lessor, clock, log, propose: (r, ai) => srv.propose(r, ai),
+    revoker: rootWhileAuthOn(auth),
     electionTimeoutMs: config.electionTimeoutMs, checkpoints: config.leaseCheckpoint ?? false,
   });
   const appliedCaughtUp = (): Promise<void> | undefined => raft.appliedIndex >= raft.commitIndex ? undefined : raft.waitApplied(raft.commitIndex);
   const leases = new LeaseHost({
-    memberId, lessor, clock, propose: (r) => srv.propose(r), header: () => srv.header(), appliedCaughtUp,
+    memberId, lessor, clock, propose: (r, ai) => srv.propose(r, ai), header: () => srv.header(), appliedCaughtUp,
     isLeader: () => raft.isLeader,
     forwarder: new LeaseForwarder({
       leaderPeerUrls: () => (raft.leader === 0n ? undefined : membership.get(raft.leader)?.peerURLs),
