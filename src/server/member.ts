@@ -14,7 +14,7 @@ import { Wal, Snapshotter, validSnapshotEntries } from '../wal/index.js';
 import { WatchableStore, storedConsistentIndex, type MvccStore } from '../mvcc/index.js';
 import { Backend, backendPath } from '../storage/index.js';
 import { Lessor, defaultCheckpointIntervalMs } from '../lease/index.js';
-import { AuthStore } from '../auth/index.js';
+import { AuthStore, newTokenProvider } from '../auth/index.js';
 import type { Logger } from '../log/index.js';
 import { formatDuration } from '../log/index.js';
 import {
@@ -149,7 +149,9 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   if (joining) peers.addPeers(joining.members);
   await peers.listen(config.listenPeerUrls);
 
-  const auth = new AuthStore({ backend, log, tokenTtlMs: config.auth?.tokenTtlMs ?? 300_000 });
+  const tokenTtlMs = config.auth?.tokenTtlMs ?? 300_000;
+  const tokens = newTokenProvider(config.auth?.token ?? { kind: 'simple', ttlMs: tokenTtlMs }, log);
+  const auth = new AuthStore({ backend, log, tokenTtlMs, tokens });
   // The server, applier and raft loop refer to one another; the loop runs only after start().
   let server: EtcdServer | undefined;
   const waits = new WaitRegistry({ maxProposalsInFlight, maxProposalBytesInFlight });
