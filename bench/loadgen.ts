@@ -8,6 +8,7 @@
 // Input: argv[2] = JSON LoadConfig. Output over IPC: {type:'progress'|'window-start'|'result'}.
 
 import * as http2 from 'node:http2';
+import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 
 export interface LoadConfig {
@@ -22,6 +23,8 @@ export interface LoadConfig {
   warmupMs: number;
   durationMs: number;        // measured window (0: use totalRequests)
   totalRequests: number;     // measured requests when durationMs is 0
+  token?: string;            // sent as the `token` metadata (auth on)
+  caFile?: string;           // https endpoint: the CA its certificate is checked against
 }
 
 export interface LoadResult {
@@ -66,8 +69,8 @@ function frame(fields: Array<[number, Buffer | boolean]>): Buffer {
 
 class Conn {
   session: http2.ClientHttp2Session;
-  constructor(endpoint: string) {
-    this.session = http2.connect(endpoint, { settings: { initialWindowSize: 4 * 1024 * 1024 } });
+  constructor(endpoint: string, ca?: Buffer) {
+    this.session = http2.connect(endpoint, { settings: { initialWindowSize: 4 * 1024 * 1024 }, ...(ca ? { ca } : {}) });
     this.session.on('error', () => { /* surfaced per request */ });
     this.session.once('connect', () => this.session.setLocalWindowSize(16 * 1024 * 1024));
   }
@@ -104,7 +107,8 @@ class Conn {
 }
 
 async function run(cfg: LoadConfig): Promise<LoadResult> {
-  const conns = Array.from({ length: cfg.connections }, () => new Conn(cfg.endpoint));
+  const ca = cfg.caFile ? readFileSync(cfg.caFile) : undefined;
+  const conns = Array.from({ length: cfg.connections }, () => new Conn(cfg.endpoint, ca));
   const value = randomBytes(cfg.valueBytes);
   const rangeBody = frame([[1, Buffer.from(cfg.rangeKey)], [7, cfg.serializable]]);
   const keyWidth = String(Math.max(1, cfg.keySpace - 1)).length;
@@ -113,6 +117,7 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
     [HTTP2_HEADER_PATH]: cfg.op === 'put' ? '/etcdserverpb.KV/Put' : '/etcdserverpb.KV/Range',
     [HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
     [HTTP2_HEADER_TE]: 'trailers',
+    ...(cfg.token ? { token: cfg.token } : {}),
   };
   // Put bodies: one template (fixed-width key), a fresh copy per request with new key digits.
   const template = frame([[1, Buffer.from(`bench/${'0'.repeat(keyWidth)}`)], [2, value]]);
