@@ -69,30 +69,35 @@ export class JwtTokens {
 
   /** etcd's tokenJWT.info: the claims of a token signed with our key by our method, not expired. */
   info(token: string): AuthInfo | undefined {
-    const claims = this.verify(token);
-    if (claims === undefined) {
+    const v = this.verify(token);
+    if ('error' in v) {
+      this.log?.warn('failed to parse a JWT token', { token, error: v.error });
+      return undefined;
+    }
+    if (v.claims === undefined) {
       this.log?.warn('invalid JWT token', { token });
       return undefined;
     }
-    return { username: claims.username, revision: claims.revision };
+    return { username: v.claims.username, revision: v.claims.revision };
   }
 
-  private verify(token: string): EtcdClaims | undefined {
+  /** golang-jwt's Parse (an error) then etcd's look at the claims (undefined when they are not etcd's). */
+  private verify(token: string): { error: string } | { claims: EtcdClaims | undefined } {
     const parts = token.split('.');
-    if (parts.length !== 3) return undefined;
+    if (parts.length !== 3) return { error: 'token contains an invalid number of segments' };
     const [h, p, s] = parts as [string, string, string];
     const header = parseJsonSegment(h);
-    if (header?.alg !== this.o.alg) return undefined; // etcd: "invalid signing method"
-    if (!this.signatureMatches(Buffer.from(`${h}.${p}`), Buffer.from(s, 'base64url'))) return undefined;
     const c = parseJsonSegment(p);
-    if (c === undefined) return undefined;
+    if (header === undefined || c === undefined) return { error: 'malformed token' };
+    if (header.alg !== this.o.alg) return { error: 'invalid signing method' };
+    if (!this.signatureMatches(Buffer.from(`${h}.${p}`), Buffer.from(s, 'base64url'))) return { error: 'signature is invalid' };
     // golang-jwt's MapClaims.Valid: exp, iat and nbf are checked when present.
     const now = Math.floor(this.nowMs() / 1000);
-    if (typeof c.exp === 'number' && now > c.exp) return undefined;
-    if (typeof c.iat === 'number' && now < c.iat) return undefined;
-    if (typeof c.nbf === 'number' && now < c.nbf) return undefined;
-    if (typeof c.username !== 'string' || typeof c.revision !== 'number' || !(c.revision >= 0)) return undefined;
-    return { username: c.username, revision: Math.trunc(c.revision) };
+    if (typeof c.exp === 'number' && now > c.exp) return { error: 'Token is expired' };
+    if (typeof c.iat === 'number' && now < c.iat) return { error: 'Token used before issued' };
+    if (typeof c.nbf === 'number' && now < c.nbf) return { error: 'Token is not valid yet' };
+    if (typeof c.username !== 'string' || typeof c.revision !== 'number' || !(c.revision >= 0)) return { claims: undefined };
+    return { claims: { username: c.username, revision: Math.trunc(c.revision) } };
   }
 
   private signatureMatches(input: Buffer, sig: Buffer): boolean {
