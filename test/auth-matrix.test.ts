@@ -157,3 +157,30 @@ describe('auth: every RPC with each kind of caller, as etcd answers', () => {
     assert.deepEqual(diffs, []);
   });
 });
+
+describe('auth: leases still expire under auth (the leader revokes as root)', () => {
+  for (const target of selectedTargets()) {
+    test(`${target}: a key on an expiring lease is deleted at expiry`, async () => {
+      const s = await startServer({ target, extraArgs: ['--bcrypt-cost', '4'] });
+      servers.push(s);
+      const ctl = async (args: string[]) => {
+        const r = await s.etcdctl(args);
+        assert.equal(r.code, 0, `${target} etcdctl ${args.join(' ')}: ${r.stderr}`);
+        return r.stdout;
+      };
+      await ctl(['user', 'add', 'root:rootpw', '--interactive=false']);
+      await ctl(['auth', 'enable']);
+      const root = ['--user', 'root:rootpw'];
+      const id = /lease ([0-9a-f]+) granted/.exec(await ctl(['lease', 'grant', '10', ...root]))![1]!;
+      await ctl(['put', 'gone', 'v', `--lease=${id}`, ...root]);
+      // Expiry is the leader's decision; bound the wait generously (a loaded machine).
+      let left = 'gone';
+      for (let i = 0; i < 180 && left !== ''; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        left = (await ctl(['get', 'gone', '--print-value-only', ...root])).trim();
+      }
+      assert.equal(left, '', 'the key went with its lease');
+      assert.match(await ctl(['lease', 'timetolive', id]), /already expired/);
+    });
+  }
+});
