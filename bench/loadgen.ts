@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 
 export interface LoadConfig {
   endpoint: string;          // http://127.0.0.1:P
+  endpoints?: string[];      // a cluster's members: connection i dials endpoints[i % n] (overrides endpoint)
   op: 'put' | 'range';
   clients: number;           // concurrent request loops
   connections: number;       // HTTP/2 sessions; client i uses connection i % connections
@@ -108,7 +109,8 @@ class Conn {
 
 async function run(cfg: LoadConfig): Promise<LoadResult> {
   const ca = cfg.caFile ? readFileSync(cfg.caFile) : undefined;
-  const conns = Array.from({ length: cfg.connections }, () => new Conn(cfg.endpoint, ca));
+  const eps = cfg.endpoints && cfg.endpoints.length > 0 ? cfg.endpoints : [cfg.endpoint];
+  const conns = Array.from({ length: cfg.connections }, (_, i) => new Conn(eps[i % eps.length]!, ca));
   const value = randomBytes(cfg.valueBytes);
   const rangeBody = frame([[1, Buffer.from(cfg.rangeKey)], [7, cfg.serializable]]);
   const keyWidth = String(Math.max(1, cfg.keySpace - 1)).length;

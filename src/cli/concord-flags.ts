@@ -186,7 +186,7 @@ const supported = new Set([
   'cipher-suites', 'tls-min-version', 'tls-max-version', 'peer-cert-file', 'peer-key-file',
   'peer-client-cert-auth', 'peer-trusted-ca-file', 'peer-auto-tls', 'peer-crl-file', 'peer-cert-allowed-cn', 'peer-cert-allowed-hostname', 'logger', 'log-output', 'log-outputs',
   'debug', 'log-level', 'version', 'auto-compaction-retention', 'auto-compaction-mode',
-  'unsafe-no-fsync', 'force-new-cluster', 'client-transport-security', 'peer-transport-security',
+  'unsafe-no-fsync', 'force-new-cluster', 'experimental-initial-corrupt-check', 'experimental-corrupt-check-time', 'client-transport-security', 'peer-transport-security',
   'proxy', // 'off' is the only value Concord runs with; checked below
   'experimental-watch-progress-notify-interval',
   'grpc-keepalive-min-time', 'grpc-keepalive-interval', 'grpc-keepalive-timeout',
@@ -219,6 +219,8 @@ interface EtcdConfig {
   clientCrlFile: string; clientAllowedHostname: string;
   peerCrlFile: string; peerAllowedCn: string; peerAllowedHostname: string; cipherSuites: string[]; tlsMinVersion: string; tlsMaxVersion: string;
   unsafeNoFsync: boolean; forceNewCluster: boolean; proxy: string;
+  /** --experimental-initial-corrupt-check; --experimental-corrupt-check-time (ms, 0 = off). */
+  initialCorruptCheck: boolean; corruptCheckTimeMs: number;
   leaseCheckpoint: boolean; leaseCheckpointPersist: boolean;
   /** ms; 0 = etcd's default (10 minutes). */
   watchProgressNotifyIntervalMs: number;
@@ -243,6 +245,7 @@ function newEtcdConfig(): EtcdConfig {
     clientAutoTls: false, peerAutoTls: false, grpcKeepaliveMinTimeMs: 5000, grpcKeepaliveIntervalMs: 7_200_000,
     grpcKeepaliveTimeoutMs: 20_000, clientCrlFile: '', clientAllowedHostname: '', peerCrlFile: '', peerAllowedCn: '', peerAllowedHostname: '', cipherSuites: [],
     tlsMinVersion: 'TLS1.2', tlsMaxVersion: '', unsafeNoFsync: false, forceNewCluster: false, proxy: 'off',
+    initialCorruptCheck: false, corruptCheckTimeMs: 0,
     leaseCheckpoint: false, leaseCheckpointPersist: false, watchProgressNotifyIntervalMs: 0,
     authToken: 'simple', bcryptCost: 10, authTokenTtl: 300,
     cors: ['*'], hostWhitelist: ['*'], maxConcurrentStreams: 4294967295,
@@ -328,6 +331,7 @@ function configFromCmdLine(values: Map<string, unknown>, set: Set<string>, env: 
   ec.cipherSuites = v('cipher-suites'); ec.tlsMinVersion = v('tls-min-version'); ec.tlsMaxVersion = v('tls-max-version');
   ec.unsafeNoFsync = v('unsafe-no-fsync'); ec.forceNewCluster = v('force-new-cluster'); ec.proxy = v('proxy');
   ec.leaseCheckpoint = v('experimental-enable-lease-checkpoint');
+  ec.initialCorruptCheck = v('experimental-initial-corrupt-check'); ec.corruptCheckTimeMs = v('experimental-corrupt-check-time');
   ec.leaseCheckpointPersist = v('experimental-enable-lease-checkpoint-persist');
   ec.watchProgressNotifyIntervalMs = v('experimental-watch-progress-notify-interval');
   ec.authToken = v('auth-token'); ec.bcryptCost = v('bcrypt-cost'); ec.authTokenTtl = v('auth-token-ttl');
@@ -467,6 +471,8 @@ function configFromFile(path: string, io: ParseIo, logs: LogRecord[]): { ec: Etc
   ec.debug = g('debug', ec.debug); ec.logPkgLevels = g('log-package-levels', ec.logPkgLevels);
   ec.unsafeNoFsync = g('unsafe-no-fsync', ec.unsafeNoFsync); ec.forceNewCluster = g('force-new-cluster', ec.forceNewCluster);
   ec.leaseCheckpoint = g('experimental-enable-lease-checkpoint', ec.leaseCheckpoint);
+  ec.initialCorruptCheck = g('experimental-initial-corrupt-check', ec.initialCorruptCheck);
+  ec.corruptCheckTimeMs = g('experimental-corrupt-check-time', ec.corruptCheckTimeMs);
   ec.leaseCheckpointPersist = g('experimental-enable-lease-checkpoint-persist', ec.leaseCheckpointPersist);
   ec.watchProgressNotifyIntervalMs = g('experimental-watch-progress-notify-interval', ec.watchProgressNotifyIntervalMs);
   ec.authToken = g('auth-token', ec.authToken); ec.bcryptCost = g('bcrypt-cost', ec.bcryptCost); ec.authTokenTtl = g('auth-token-ttl', ec.authTokenTtl);
@@ -789,6 +795,8 @@ function parse(argv: readonly string[], env: Readonly<Record<string, string | un
     maxSnapshots: ec.maxSnapFiles,
     maxWals: ec.maxWalFiles,
     forceNewCluster: ec.forceNewCluster,
+    initialCorruptCheck: ec.initialCorruptCheck,
+    corruptCheckTimeMs: ec.corruptCheckTimeMs,
     unsafeNoFsync: ec.unsafeNoFsync,
     enableV2: ec.enableV2,
     listenMetricsUrls: ec.metricsUrls.map(toUrl),

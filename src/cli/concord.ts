@@ -88,8 +88,8 @@ function logStarting(log: Logger, config: ServerConfig, memberInitialized: boole
     'max-request-bytes': config.maxRequestBytes,
     'max-concurrent-streams': config.maxConcurrentStreams ?? 4294967295,
     'pre-vote': config.preVote ?? false,
-    'initial-corrupt-check': false,
-    'corrupt-check-time-interval': '0s',
+    'initial-corrupt-check': config.initialCorruptCheck ?? false,
+    'corrupt-check-time-interval': formatDuration(config.corruptCheckTimeMs ?? 0),
     'auto-compaction-mode': config.autoCompactionMode,
     'auto-compaction-retention': retention,
     'auto-compaction-interval': retention,
@@ -208,8 +208,14 @@ export async function runConcord(argv: readonly string[], env: Readonly<Record<s
   } catch (err) {
     starting = false;
     log.warn('failed to start etcd', { error: err instanceof Error ? err : String(err) });
+    if (stopping) {
+      log.flush();
+      return undefined; // the signal handler exits
+    }
+    // etcdmain then ends with a fatal "discovery failed" (but for its --initial-cluster hints).
+    const text = err instanceof Error ? err.message : String(err);
+    if (!(text.includes('include') && text.includes('--initial-cluster'))) return exitFatal(log, 'discovery failed', { error: text });
     log.flush();
-    if (stopping) return undefined; // the signal handler exits
     return 1;
   }
   starting = false;

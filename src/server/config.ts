@@ -52,6 +52,10 @@ export interface ServerConfig {
   maxWals?: number;
   /** --force-new-cluster (default false). */
   forceNewCluster?: boolean;
+  /** --experimental-initial-corrupt-check (default false): compare HashKV with the peers before running raft. */
+  initialCorruptCheck?: boolean;
+  /** --experimental-corrupt-check-time (ms, default 0 = off): the leader's periodic HashKV comparison. */
+  corruptCheckTimeMs?: number;
   /** --unsafe-no-fsync (default false). */
   unsafeNoFsync?: boolean;
   /** --enable-v2: accepted; Concord serves v3 only. */

@@ -220,8 +220,8 @@ export class EtcdServer implements EtcdService {
     };
   }
 
-  /** Waits until this member may serve a linearizable read. */
-  private linearizableBarrier(): Promise<void> {
+  /** Waits until this member may serve a linearizable read (also the corruption check's read barrier). */
+  linearizableBarrier(): Promise<void> {
     if (this.stopped) return Promise.reject(etcdError('Stopped'));
     return this.reads.barrier();
   }

@@ -40,6 +40,8 @@ import { LeaseHost } from './lease-host.js';
 import { LeaseForwarder } from './lease-forward.js';
 import { mergedSnapshot, saveSnapshotDb } from './snapshot-db.js';
 import { adoptEtcdDataDir } from './etcd-data-dir.js';
+import { standaloneLog, logForcedRestart } from './force-new-cluster.js';
+import { checkInitialHashKV, CorruptionMonitor } from './corrupt-check.js';
 
 /** Concord keeps membership and alarms as one JSON record each in these databases. */
 export const membersKey = Buffer.from('members');
@@ -98,8 +100,18 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
 
   const storage = new MemoryStorage();
   if (snapshot) storage.applySnapshot(snapshot);
-  storage.setHardState(hardState);
-  storage.append(entries);
+  if (config.forceNewCluster && walExists) {
+    // etcd applies --force-new-cluster only to an existing WAL (a new member has nothing to keep).
+    const standalone = standaloneLog(memberId, snapshot, hardState, entries, log);
+    // etcd saves only the entries; the committed hard state too lets a quick second restart agree.
+    await wal.save(standalone.hardState, standalone.appended, true);
+    logForcedRestart(log, clusterId, memberId, standalone.hardState.commit);
+    storage.setHardState(standalone.hardState);
+    storage.append(standalone.entries);
+  } else {
+    storage.setHardState(hardState);
+    storage.append(entries);
+  }
 
   // Membership as of the snapshot (empty without one), then every conf change after it is
   // replayed and validated as it was the first time (etcd's v2 store: snapshot, then WAL).
@@ -225,6 +237,30 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   expiry.start();
   log.info('starting etcd server', { 'local-member-id': idToHex(memberId), 'local-server-version': serverVersion, 'cluster-version': 'to_be_decided' });
 
+  peers.hashKV = (rev) => store.hashKV(rev);
+  const corruptDeps = {
+    memberId, log, hashKV: (rev: number) => store.hashKV(rev), tls: wiring.peerTls?.client,
+    timeoutMs: 5000 + 2 * config.electionTimeoutMs, // etcd's ReqTimeout()
+    peers: () => checkedPeers(membership, backend, memberId),
+  };
+  // etcd checks a restarting member only (a new one has nothing to compare), before raft runs.
+  if (config.initialCorruptCheck && walExists) {
+    try {
+      await checkInitialHashKV(corruptDeps);
+    } catch (e) {
+      expiry.stop();
+      server.stop();
+      await peers.close();
+      await store.close();
+      await wal.close();
+      throw e;
+    }
+  }
+  const corruption = (config.corruptCheckTimeMs ?? 0) > 0 ? new CorruptionMonitor({
+    ...corruptDeps, intervalMs: config.corruptCheckTimeMs!, isLeader: () => raft.isLeader,
+    readNotify: () => srv.linearizableBarrier(), proposeAlarm: (req) => srv.alarm(req),
+  }) : undefined;
+
   // Raft learns its voters from the conf changes replayed in the first Readies, so let the
   // loop drain those before deciding whether this member is alone.
   raft.start(config.heartbeatIntervalMs);
@@ -242,12 +278,14 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
     advanceTicksOnceConnected(raft, peers, config, log);
   }
   const stopDebug = config.debugRaftLoop ? logLoopStats(raft, log) : () => undefined;
+  corruption?.start();
 
   const started = server;
   return {
     server: started, raft, store,
     async stop() {
       stopDebug();
+      corruption?.stop();
       expiry!.stop();
       started.stop();
       await raft.stop();
@@ -275,6 +313,20 @@ async function writeBootstrapWal(walDir: string, boot: { memberId: bigint; clust
   const hs: HardState = { term: 1, vote: 0n, commit: entries.length };
   await wal.save(hs, entries, true);
   await wal.close();
+}
+
+/**
+ * The members a corruption check asks. Before raft replays the WAL, membership is only what a
+ * snapshot held (etcd 3.4 then finds no peers and passes trivially); the backend's membership
+ * record, written as conf changes applied, names them.
+ */
+function checkedPeers(membership: Membership, backend: Backend, self: bigint): Member[] {
+  let list = membership.list();
+  if (list.length === 0) {
+    const text = backend.get('members', membersKey)?.toString('utf8');
+    if (text) list = Membership.fromJson(text).list();
+  }
+  return list.filter((m) => m.id !== self);
 }
 
 /** Concord's alarm record: the raised alarms as one JSON list. */

@@ -17,6 +17,8 @@ import { etcdServerVersion } from '../version.js';
 import type { Membership } from './membership.js';
 import { idToHex, memberToJson } from './membership.js';
 import type { TransportPort } from './ports.js';
+import type { HashKVResult } from '../mvcc/index.js';
+import { peerHashKVPath, serveHashKV } from './corrupt-check.js';
 import { leaseInternalPrefix, leasePrefix, serveLeaseRequest, type LeasePrimary } from './lease-forward.js';
 
 /** What the peer network needs of the raft loop (RaftNode). */
@@ -111,6 +113,8 @@ export class PeerNetwork implements TransportPort {
   readonly transport: PeerTransport;
   /** The leader's lease endpoints (/leases, /leases/internal), once the lessor is up. */
   leases: LeasePrimary | undefined;
+  /** etcd's /members/hashkv: the store's HashByRev, once the store is open. */
+  hashKV: ((rev: number) => HashKVResult) | undefined;
   private servers: http.Server[] = [];
   private readonly o: PeerNetworkOptions;
 
@@ -200,7 +204,7 @@ export class PeerNetwork implements TransportPort {
     this.servers = [];
   }
 
-  /** etcd's peer handler: /raft... (transport), /members, /version, 404 for anything else. */
+  /** etcd's peer handler: /raft... (transport), /members, /members/hashkv, /leases, /version, 404 for anything else. */
   private serve(req: http.IncomingMessage, res: http.ServerResponse): void {
     if (this.transport.handle(req, res)) return;
     const path = new URL(req.url ?? '/', 'http://peer').pathname;
@@ -209,6 +213,13 @@ export class PeerNetwork implements TransportPort {
       // A failure ends this request only, never the member.
       serveLeaseRequest(this.leases, req, res, path).catch((e: unknown) => {
         this.o.log.warn('failed to serve lease request', { error: String(e) });
+        res.destroy();
+      });
+    }
+    else if (path === peerHashKVPath && this.hashKV) {
+      const hashKV = this.hashKV;
+      serveHashKV(req, res, { hashKV, clusterId: this.o.clusterId, log: this.o.log }).catch((e: unknown) => {
+        this.o.log.warn('failed to serve hash kv request', { error: String(e) });
         res.destroy();
       });
     }
