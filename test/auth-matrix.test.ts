@@ -77,7 +77,9 @@ const calls: Call[] = [
   { name: 'MemberList', path: cl('MemberList'), req: pb.MemberListRequest, res: pb.MemberListResponse, make: () => pb.MemberListRequest.fromPartial({}) },
   {
     name: 'MemberAdd learner', path: cl('MemberAdd'), req: pb.MemberAddRequest, res: pb.MemberAddResponse,
-    make: () => pb.MemberAddRequest.fromPartial({ peerURLs: ['http://127.0.0.1:1'], isLearner: true }),
+    // A new peer URL each time: a member's ID hashes its URLs and the second, and re-adding a
+    // removed ID within the same second is refused (etcd's "ID removed"), on both servers.
+    make: (i) => pb.MemberAddRequest.fromPartial({ peerURLs: [`http://127.0.0.1:${Number(i.nextLease % 60_000n) + 1}`], isLearner: true }),
     undo: (c, r, res) => rootCall(c, r, cl('MemberRemove'), pb.MemberRemoveRequest, pb.MemberRemoveResponse, { ID: res.member.ID }),
   },
   { name: 'MemberRemove no such member', path: cl('MemberRemove'), req: pb.MemberRemoveRequest, res: pb.MemberRemoveResponse, make: () => ({ ID: 12345n }) },
