@@ -101,6 +101,8 @@ export interface ServerOptions {
   readyTimeoutMs?: number;
   /** Client URL scheme (default http; https needs the TLS flags in extraArgs). */
   scheme?: 'http' | 'https';
+  /** Environment added to the server's (e.g. CONCORD_API_THREAD=1 for Concord's worker-thread API). */
+  env?: Record<string, string>;
 }
 
 /** One server process (etcd or Concord) with its own data dir and ports, restartable. */
@@ -110,6 +112,7 @@ export class Server {
   readonly dataDir: string;
   readonly extraArgs: string[];
   readonly scheme: 'http' | 'https';
+  readonly env: Record<string, string>;
   clientPort = 0;
   peerPort = 0;
   child: ChildProcess | null = null;
@@ -123,6 +126,7 @@ export class Server {
     this.name = opts.name ?? 't0';
     this.extraArgs = opts.extraArgs ?? [];
     this.scheme = opts.scheme ?? 'http';
+    this.env = opts.env ?? {};
     this.readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
     this.baseDir = mkdtempSync(join(tmpdir(), `concord-test-${opts.target}-`));
     this.dataDir = join(this.baseDir, 'data');
@@ -192,7 +196,7 @@ export class Server {
     const [cmd, argv] = this.target === 'etcd'
       ? ['etcd', this.args()]
       : [process.execPath, [join(REPO_ROOT, 'bin', 'concord.js'), ...this.args()]];
-    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: this.baseDir });
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: this.baseDir, env: { ...process.env, ...this.env } });
     track(child);
     this.child = child;
     const onData = (d: Buffer) => {

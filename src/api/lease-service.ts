@@ -48,22 +48,31 @@ function fillHeader<T extends { header?: ResponseHeader | undefined }>(resp: T, 
   return resp;
 }
 
-type KeepAliveCall = ServerCall<pb.LeaseKeepAliveRequest, pb.LeaseKeepAliveResponse>;
+/** What the keep-alive loop needs of a stream: gRPC's ServerCall, or the gateway's JSON adaptor. */
+export interface KeepAliveStream {
+  messages(): AsyncIterable<pb.LeaseKeepAliveRequest>;
+  write(resp: pb.LeaseKeepAliveResponse): Promise<void>;
+  readonly cancelled: boolean;
+}
 
 /** Registers LeaseKeepAlive: one renewal per request, answered in order. */
 export function registerLeaseKeepAlive(grpc: GrpcServer, lease: LeaseService, header: () => ResponseHeader): void {
-  grpc.addBidi(leaseKeepAlivePath, pb.LeaseKeepAliveRequest, pb.LeaseKeepAliveResponse, async (call: KeepAliveCall) => {
-    // Requests are handled one at a time, so a client cannot make this stream hold more than
-    // one renewal; the server's per-call input queue bounds what it may send ahead.
-    for await (const req of call.messages()) {
-      const resp: pb.LeaseKeepAliveResponse = { header: header(), ID: req.ID, TTL: 0 };
-      try {
-        resp.TTL = await lease.leaseRenew(req.ID);
-      } catch (e) {
-        if (!isEtcdError(e, 'LeaseNotFound')) throw e; // ends the stream with etcd's status
-      }
-      if (call.cancelled) return;
-      await call.write(resp);
+  grpc.addBidi(leaseKeepAlivePath, pb.LeaseKeepAliveRequest, pb.LeaseKeepAliveResponse,
+    (call: ServerCall<pb.LeaseKeepAliveRequest, pb.LeaseKeepAliveResponse>) => serveKeepAlive(call, lease, header));
+}
+
+/** etcd's LeaseKeepAlive loop on one stream, until the client ends its requests or goes. */
+export async function serveKeepAlive(call: KeepAliveStream, lease: LeaseService, header: () => ResponseHeader): Promise<void> {
+  // Requests are handled one at a time, so a client cannot make this stream hold more than
+  // one renewal; the server's per-call input queue bounds what it may send ahead.
+  for await (const req of call.messages()) {
+    const resp: pb.LeaseKeepAliveResponse = { header: header(), ID: req.ID, TTL: 0 };
+    try {
+      resp.TTL = await lease.leaseRenew(req.ID);
+    } catch (e) {
+      if (!isEtcdError(e, 'LeaseNotFound')) throw e; // ends the stream with etcd's status
     }
-  });
+    if (call.cancelled) return;
+    await call.write(resp);
+  }
 }

@@ -18,7 +18,7 @@ import { authMethods, type AuthedUnary } from './auth-service.js';
 import { encodePutResponse } from './fast-codecs.js';
 import { Reader, WIRE_BYTES, wireShapeError } from '../proto/index.js';
 import { registerWatchService, watchPath, type WatchCall } from './watch-service.js';
-import { registerLockElection } from './lock-election.js';
+import { lockElectionMethods, registerLockElection } from './lock-election.js';
 import { leaseHandlers, leaseKeepAlivePath, registerLeaseKeepAlive } from './lease-service.js';
 import type { Codec } from './grpc/framing.js';
 import { GrpcServer, GrpcStatusError, unmarshalError, type ServerCall } from './grpc/index.js';
@@ -237,6 +237,14 @@ function learnerGate(service: EtcdService, m: EtcdMethod): EtcdMethod {
   };
 }
 
+/**
+ * The auth token a call carries: etcd's AuthInfoFromCtx reads the `token` metadata, else
+ * `authorization` (what the JSON gateway makes of the HTTP Authorization header).
+ */
+export function tokenOf(headers: { token?: string | string[] | undefined; authorization?: string | string[] | undefined }): string | string[] | undefined {
+  return headers.token ?? headers.authorization;
+}
+
 /** Request bodies pass through undecoded (the method table decodes). */
 export const rawRequestCodec: Codec<Buffer> = {
   encode: () => { throw new Error('server never encodes requests'); },
@@ -256,7 +264,7 @@ const bidiPaths = new Set(['/etcdserverpb.Watch/Watch', '/etcdserverpb.Lease/Lea
 function callerOf(m: EtcdMethod, table: MethodTable, call: ServerCall): AuthInfo | undefined {
   if (m.token === 'ignored') return undefined;
   try {
-    return table.identify(call.headers.token, call);
+    return table.identify(tokenOf(call.headers), call);
   } catch (e) {
     throw m.token === 'raw' && isEtcdError(e) ? untranslatedAuthError(e) : e;
   }
@@ -301,7 +309,7 @@ export function registerEtcdServices(server: GrpcServer, service: EtcdService, l
   // Watch is a bidi stream: served here, on this thread's GrpcServer (not in the worker-thread mode's table).
   // etcd splits fragmenting watchers' responses at max-request-bytes + grpcOverheadBytes (512 KiB).
   // Lock and Election run the concurrency recipes over this member's KV and watch (etcd's v3lock/v3election).
-  if (service.lease !== undefined) registerLockElection(grpc, service, watch);
+  if (service.lease !== undefined) registerLockElection(grpc, lockElectionMethods(service, watch), (call) => table.identify(tokenOf(call.headers), call));
   registerWatchService(grpc, {
     host: watch, header: () => service.header(), fragmentAtBytes: service.limits.maxRequestBytes + 512 * 1024,
     deniedReason: (call, key, rangeEnd) => watchDeniedReason(service, table, call, key, rangeEnd),
@@ -341,8 +349,8 @@ function checkMaintenanceAdmin(service: EtcdService, ai: AuthInfo | undefined): 
 }
 
 /** etcd's isWatchPermitted and the cancel reasons its recvLoop gives (permission denied for anything unexpected). */
-function watchDeniedReason(service: EtcdService, table: MethodTable, watchCall: WatchCall, key: Buffer, rangeEnd: Buffer): string | undefined {
-  const token = watchCall.headers.token;
+export function watchDeniedReason(service: EtcdService, table: MethodTable, watchCall: WatchCall, key: Buffer, rangeEnd: Buffer): string | undefined {
+  const token = tokenOf(watchCall.headers);
   // A gRPC call has a stream (and a TLS socket for the certificate's CN); the gateway's adaptor has neither.
   const call = 'stream' in watchCall ? watchCall as ServerCall : undefined;
   if (!service.auth.enabled && token === undefined) return undefined;
