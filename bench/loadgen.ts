@@ -19,6 +19,7 @@ export interface LoadConfig {
   connections: number;       // HTTP/2 sessions; client i uses connection i % connections
   valueBytes: number;
   keySpace: number;          // random keys drawn from [0, keySpace)
+  sequentialKeys?: boolean;  // keys 0, 1, 2, ... (wrapping at keySpace) instead of random: loads every key once
   rangeKey: string;          // the key ranged over (op 'range')
   serializable: boolean;
   warmupMs: number;
@@ -121,6 +122,7 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
     [HTTP2_HEADER_TE]: 'trailers',
     ...(cfg.token ? { token: cfg.token } : {}),
   };
+  let nextKey = 0;
   // Put bodies: one template (fixed-width key), a fresh copy per request with new key digits.
   const template = frame([[1, Buffer.from(`bench/${'0'.repeat(keyWidth)}`)], [2, value]]);
   const keyDigitsAt = template.indexOf(Buffer.from('bench/')) + 6;
@@ -128,7 +130,7 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
     ? () => {
       const body = Buffer.allocUnsafe(template.length);
       template.copy(body);
-      let k = Math.floor(Math.random() * cfg.keySpace);
+      let k = cfg.sequentialKeys ? nextKey++ % cfg.keySpace : Math.floor(Math.random() * cfg.keySpace);
       for (let i = keyWidth - 1; i >= 0; i--) { body[keyDigitsAt + i] = 48 + (k % 10); k = Math.floor(k / 10); }
       return body;
     }

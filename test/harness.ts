@@ -97,6 +97,8 @@ export interface ServerOptions {
   name?: string;
   /** Extra flags, e.g. ['--quota-backend-bytes', '4194304']. */
   extraArgs?: string[];
+  /** Node's own flags for a Concord process (e.g. ['--max-semi-space-size=4']); etcd ignores them. */
+  nodeArgs?: string[];
   /** How long to wait for readiness (default 30 s). */
   readyTimeoutMs?: number;
   /** Client URL scheme (default http; https needs the TLS flags in extraArgs). */
@@ -111,6 +113,7 @@ export class Server {
   readonly name: string;
   readonly dataDir: string;
   readonly extraArgs: string[];
+  readonly nodeArgs: string[];
   readonly scheme: 'http' | 'https';
   readonly env: Record<string, string>;
   clientPort = 0;
@@ -125,6 +128,7 @@ export class Server {
     this.target = opts.target;
     this.name = opts.name ?? 't0';
     this.extraArgs = opts.extraArgs ?? [];
+    this.nodeArgs = opts.nodeArgs ?? [];
     this.scheme = opts.scheme ?? 'http';
     this.env = opts.env ?? {};
     this.readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
@@ -195,7 +199,7 @@ export class Server {
     this.sawReadyLine = false;
     const [cmd, argv] = this.target === 'etcd'
       ? ['etcd', this.args()]
-      : [process.execPath, [join(REPO_ROOT, 'bin', 'concord.js'), ...this.args()]];
+      : [process.execPath, [...this.nodeArgs, join(REPO_ROOT, 'bin', 'concord.js'), ...this.args()]];
     const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: this.baseDir, env: { ...process.env, ...this.env } });
     track(child);
     this.child = child;
