@@ -8,6 +8,7 @@
 // Input: argv[2] = JSON LoadConfig. Output over IPC: {type:'progress'|'window-start'|'result'}.
 
 import * as http2 from 'node:http2';
+import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 
 export interface LoadConfig {
@@ -24,6 +25,8 @@ export interface LoadConfig {
   warmupMs: number;
   durationMs: number;        // measured window (0: use totalRequests)
   totalRequests: number;     // measured requests when durationMs is 0
+  token?: string;            // sent as the `token` metadata (auth on)
+  caFile?: string;           // https endpoint: the CA its certificate is checked against
 }
 
 export interface LoadResult {
@@ -68,8 +71,8 @@ function frame(fields: Array<[number, Buffer | boolean]>): Buffer {
 
 class Conn {
   session: http2.ClientHttp2Session;
-  constructor(endpoint: string) {
-    this.session = http2.connect(endpoint, { settings: { initialWindowSize: 4 * 1024 * 1024 } });
+  constructor(endpoint: string, ca?: Buffer) {
+    this.session = http2.connect(endpoint, { settings: { initialWindowSize: 4 * 1024 * 1024 }, ...(ca ? { ca } : {}) });
     this.session.on('error', () => { /* surfaced per request */ });
     this.session.once('connect', () => this.session.setLocalWindowSize(16 * 1024 * 1024));
   }
@@ -106,8 +109,9 @@ class Conn {
 }
 
 async function run(cfg: LoadConfig): Promise<LoadResult> {
+  const ca = cfg.caFile ? readFileSync(cfg.caFile) : undefined;
   const eps = cfg.endpoints && cfg.endpoints.length > 0 ? cfg.endpoints : [cfg.endpoint];
-  const conns = Array.from({ length: cfg.connections }, (_, i) => new Conn(eps[i % eps.length]!));
+  const conns = Array.from({ length: cfg.connections }, (_, i) => new Conn(eps[i % eps.length]!, ca));
   const value = randomBytes(cfg.valueBytes);
   const rangeBody = frame([[1, Buffer.from(cfg.rangeKey)], [7, cfg.serializable]]);
   const keyWidth = String(Math.max(1, cfg.keySpace - 1)).length;
@@ -116,6 +120,7 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
     [HTTP2_HEADER_PATH]: cfg.op === 'put' ? '/etcdserverpb.KV/Put' : '/etcdserverpb.KV/Range',
     [HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
     [HTTP2_HEADER_TE]: 'trailers',
+    ...(cfg.token ? { token: cfg.token } : {}),
   };
   let nextKey = 0;
   // Put bodies: one template (fixed-width key), a fresh copy per request with new key digits.

@@ -349,9 +349,12 @@ export class EtcdClient {
     });
   }
 
-  unary<Req, Res>(path: string, reqFns: MessageFns<Req>, resFns: MessageFns<Res>, req: Req, timeoutMs = 15_000): Promise<Res> {
+  /** `token`: sent as the `token` metadata (etcd's auth token). */
+  unary<Req, Res>(path: string, reqFns: MessageFns<Req>, resFns: MessageFns<Res>, req: Req, timeoutMs = 15_000, token?: string): Promise<Res> {
+    const md = new grpc.Metadata();
+    if (token !== undefined) md.set('token', token);
     return new Promise((resolve, reject) => {
-      this.raw.makeUnaryRequest(path, ser(reqFns), des(resFns), req, new grpc.Metadata(),
+      this.raw.makeUnaryRequest(path, ser(reqFns), des(resFns), req, md,
         { deadline: Date.now() + timeoutMs },
         (err, res) => {
           if (err) reject(new GrpcError(err.code ?? 2, err.details ?? err.message));
@@ -361,9 +364,9 @@ export class EtcdClient {
   }
 
   /** Like unary, but resolves with an Outcome instead of rejecting on a gRPC status. */
-  async outcome<Req, Res>(path: string, reqFns: MessageFns<Req>, resFns: MessageFns<Res>, req: Req): Promise<Outcome<Res>> {
+  async outcome<Req, Res>(path: string, reqFns: MessageFns<Req>, resFns: MessageFns<Res>, req: Req, token?: string): Promise<Outcome<Res>> {
     try {
-      return { ok: true, res: await this.unary(path, reqFns, resFns, req) };
+      return { ok: true, res: await this.unary(path, reqFns, resFns, req, 15_000, token) };
     } catch (e) {
       if (e instanceof GrpcError) return { ok: false, code: e.code, message: e.details };
       throw e;

@@ -12,14 +12,14 @@
 import { isEtcdError } from '../errors/index.js';
 import { etcdserverpb as pb } from '../proto/index.js';
 import type { ResponseHeader } from '../proto/index.js';
-import type { LeaseService } from '../server/index.js';
+import type { AuthInfo, LeaseService } from '../server/index.js';
 import type { GrpcServer, ServerCall } from './grpc/index.js';
 
 export const leaseKeepAlivePath = '/etcdserverpb.Lease/LeaseKeepAlive';
 
 export interface LeaseHandlers {
-  grant(req: pb.LeaseGrantRequest): Promise<pb.LeaseGrantResponse>;
-  revoke(req: pb.LeaseRevokeRequest): Promise<pb.LeaseRevokeResponse>;
+  grant(req: pb.LeaseGrantRequest, ai?: AuthInfo): Promise<pb.LeaseGrantResponse>;
+  revoke(req: pb.LeaseRevokeRequest, ai?: AuthInfo): Promise<pb.LeaseRevokeResponse>;
   timeToLive(req: pb.LeaseTimeToLiveRequest): Promise<pb.LeaseTimeToLiveResponse>;
   leases(): Promise<pb.LeaseLeasesResponse>;
 }
@@ -27,8 +27,8 @@ export interface LeaseHandlers {
 /** The unary Lease calls over `lease`, answered as etcd's LeaseServer answers them. */
 export function leaseHandlers(lease: LeaseService, header: () => ResponseHeader): LeaseHandlers {
   return {
-    grant: async (req) => fillHeader(await lease.leaseGrant(req), header),
-    revoke: async (req) => fillHeader(await lease.leaseRevoke(req), header),
+    grant: async (req, ai) => fillHeader(await lease.leaseGrant(req, ai), header),
+    revoke: async (req, ai) => fillHeader(await lease.leaseRevoke(req, ai), header),
     async timeToLive(req) {
       try {
         return fillHeader(await lease.leaseTimeToLive(req), header);

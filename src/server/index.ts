@@ -37,3 +37,5 @@ export { memberAttributesPath, attributesToJson } from './membership.js';
 export type { Membership } from './membership.js';
 export type { AuthApi, AuthCallOp, AuthInfo } from './auth-server.js';
 export { authOff } from './auth-server.js';
+export { jwtAlgs } from '../auth/index.js';
+export type { JwtAlg, JwtOptions, TokenProviderConfig } from '../auth/index.js';

@@ -14,7 +14,7 @@ import { Wal, Snapshotter, validSnapshotEntries } from '../wal/index.js';
 import { WatchableStore, storedConsistentIndex, type MvccStore } from '../mvcc/index.js';
 import { Backend, backendPath } from '../storage/index.js';
 import { Lessor, defaultCheckpointIntervalMs } from '../lease/index.js';
-import { AuthStore } from '../auth/index.js';
+import { AuthStore, newTokenProvider } from '../auth/index.js';
 import type { Logger } from '../log/index.js';
 import { formatDuration } from '../log/index.js';
 import {
@@ -35,7 +35,7 @@ import { bindMemberMetrics, timedWal } from './metrics.js';
 import { SnapshotPolicy } from './snapshot-policy.js';
 import { PeerNetwork, type PeerTls } from './peers.js';
 import { urlString } from './ids.js';
-import { LeaseExpiry, minLeaseTtlSeconds } from './lease-expiry.js';
+import { LeaseExpiry, minLeaseTtlSeconds, rootWhileAuthOn } from './lease-expiry.js';
 import { LeaseHost } from './lease-host.js';
 import { LeaseForwarder } from './lease-forward.js';
 import { mergedSnapshot, saveSnapshotDb } from './snapshot-db.js';
@@ -167,7 +167,9 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   if (joining) peers.addPeers(joining.members);
   await peers.listen(config.listenPeerUrls);
 
-  const auth = new AuthStore({ backend, log, tokenTtlMs: config.auth?.tokenTtlMs ?? 300_000 });
+  const tokenTtlMs = config.auth?.tokenTtlMs ?? 300_000;
+  const tokens = newTokenProvider(config.auth?.token ?? { kind: 'simple', ttlMs: tokenTtlMs }, log);
+  const auth = new AuthStore({ backend, log, tokenTtlMs, tokens });
   // The server, applier and raft loop refer to one another; the loop runs only after start().
   let server: EtcdServer | undefined;
   const waits = new WaitRegistry({ maxProposalsInFlight, maxProposalBytesInFlight });
@@ -223,12 +225,13 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   });
   const srv = server;
   expiry = new LeaseExpiry({
-    lessor, clock, log, propose: (r) => srv.propose(r),
+    lessor, clock, log, propose: (r, ai) => srv.propose(r, ai),
+    revoker: rootWhileAuthOn(auth),
     electionTimeoutMs: config.electionTimeoutMs, checkpoints: config.leaseCheckpoint ?? false,
   });
   const appliedCaughtUp = (): Promise<void> | undefined => raft.appliedIndex >= raft.commitIndex ? undefined : raft.waitApplied(raft.commitIndex);
   const leases = new LeaseHost({
-    memberId, lessor, clock, propose: (r) => srv.propose(r), header: () => srv.header(), appliedCaughtUp,
+    memberId, lessor, clock, propose: (r, ai) => srv.propose(r, ai), header: () => srv.header(), appliedCaughtUp,
     isLeader: () => raft.isLeader,
     forwarder: new LeaseForwarder({
       leaderPeerUrls: () => (raft.leader === 0n ? undefined : membership.get(raft.leader)?.peerURLs),

@@ -29,6 +29,8 @@ export interface TestMember {
   store: MvccStore;
   wal: MemoryWal;
   waits: WaitRegistry;
+  /** The member's auth store (the applier's). */
+  auth: AuthStore;
   /** Stops everything and removes the temporary directory. */
   close(): Promise<void>;
 }
@@ -91,7 +93,7 @@ export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPend
   while (!(raft.isLeader && raft.appliedTerm === raft.term)) await new Promise((r) => setImmediate(r));
   const started = server;
   return {
-    server: started, lessor, raft, applier, store, wal, waits,
+    server: started, lessor, raft, applier, store, wal, waits, auth,
     async close() {
       started.stop();
       wal.release();
