@@ -8,6 +8,7 @@
 // Input: argv[2] = JSON LoadConfig. Output over IPC: {type:'progress'|'window-start'|'result'}.
 
 import * as http2 from 'node:http2';
+import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 
 export interface LoadConfig {
@@ -18,11 +19,14 @@ export interface LoadConfig {
   connections: number;       // HTTP/2 sessions; client i uses connection i % connections
   valueBytes: number;
   keySpace: number;          // random keys drawn from [0, keySpace)
+  sequentialKeys?: boolean;  // keys 0, 1, 2, ... (wrapping at keySpace) instead of random: loads every key once
   rangeKey: string;          // the key ranged over (op 'range')
   serializable: boolean;
   warmupMs: number;
   durationMs: number;        // measured window (0: use totalRequests)
   totalRequests: number;     // measured requests when durationMs is 0
+  token?: string;            // sent as the `token` metadata (auth on)
+  caFile?: string;           // https endpoint: the CA its certificate is checked against
 }
 
 export interface LoadResult {
@@ -67,8 +71,8 @@ function frame(fields: Array<[number, Buffer | boolean]>): Buffer {
 
 class Conn {
   session: http2.ClientHttp2Session;
-  constructor(endpoint: string) {
-    this.session = http2.connect(endpoint, { settings: { initialWindowSize: 4 * 1024 * 1024 } });
+  constructor(endpoint: string, ca?: Buffer) {
+    this.session = http2.connect(endpoint, { settings: { initialWindowSize: 4 * 1024 * 1024 }, ...(ca ? { ca } : {}) });
     this.session.on('error', () => { /* surfaced per request */ });
     this.session.once('connect', () => this.session.setLocalWindowSize(16 * 1024 * 1024));
   }
@@ -105,8 +109,9 @@ class Conn {
 }
 
 async function run(cfg: LoadConfig): Promise<LoadResult> {
+  const ca = cfg.caFile ? readFileSync(cfg.caFile) : undefined;
   const eps = cfg.endpoints && cfg.endpoints.length > 0 ? cfg.endpoints : [cfg.endpoint];
-  const conns = Array.from({ length: cfg.connections }, (_, i) => new Conn(eps[i % eps.length]!));
+  const conns = Array.from({ length: cfg.connections }, (_, i) => new Conn(eps[i % eps.length]!, ca));
   const value = randomBytes(cfg.valueBytes);
   const rangeBody = frame([[1, Buffer.from(cfg.rangeKey)], [7, cfg.serializable]]);
   const keyWidth = String(Math.max(1, cfg.keySpace - 1)).length;
@@ -115,7 +120,9 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
     [HTTP2_HEADER_PATH]: cfg.op === 'put' ? '/etcdserverpb.KV/Put' : '/etcdserverpb.KV/Range',
     [HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
     [HTTP2_HEADER_TE]: 'trailers',
+    ...(cfg.token ? { token: cfg.token } : {}),
   };
+  let nextKey = 0;
   // Put bodies: one template (fixed-width key), a fresh copy per request with new key digits.
   const template = frame([[1, Buffer.from(`bench/${'0'.repeat(keyWidth)}`)], [2, value]]);
   const keyDigitsAt = template.indexOf(Buffer.from('bench/')) + 6;
@@ -123,7 +130,7 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
     ? () => {
       const body = Buffer.allocUnsafe(template.length);
       template.copy(body);
-      let k = Math.floor(Math.random() * cfg.keySpace);
+      let k = cfg.sequentialKeys ? nextKey++ % cfg.keySpace : Math.floor(Math.random() * cfg.keySpace);
       for (let i = keyWidth - 1; i >= 0; i--) { body[keyDigitsAt + i] = 48 + (k % 10); k = Math.floor(k / 10); }
       return body;
     }

@@ -12,21 +12,30 @@
 //   watch-100w  100 watchers on a prefix (10 streams), 100 writers over 100 keys under it
 //   watch-slow  watch-key plus 4 streams of 100 watchers that read nothing (RSS in the notes)
 //   lease-ka    LeaseKeepAlive, 100 clients (own lease and stream each) over 10 connections
+//   mem         RSS of a fresh server after loading --mem-keys keys (each put once) and after a
+//               restart, beside etcd's (bench/mem.ts; its own table)
+//   snapshot    (not in the default list: it fills each store to --snapshot-mb MiB) etcdctl
+//               snapshot save under one writer (save time, peak RSS, max put latency), restore
+//               and import-at-boot times (bench/snapshot.ts), printed as its own table
 //   (watch and lease rows run bench/watchgen.ts; their req/s column is events or keep-alives/s,
 //   and their notes give the server's CPU time per event or keep-alive: steadier than rates
 //   on a busy machine)
 // Prints req/s, p50/p99 latency, the generator's and the server's CPU per target, and the
-// Concord/etcd ratios in a table.
+// Concord/etcd ratios in a table. Concord's rows note its event-loop delay (p99 and max of the
+// main thread over the window, concord_event_loop_delay_seconds).
 //
 // Options (flags or env):
 //   --targets etcd,concord       BENCH_TARGETS
-//   --scenarios put-1,put-100,range-l,range-s,watch-key,watch-10k,watch-keys,watch-100w,watch-slow,lease-ka   BENCH_SCENARIOS
+//   --scenarios put-1,put-100,range-l,range-s,watch-key,watch-10k,watch-keys,watch-100w,watch-slow,lease-ka,mem   BENCH_SCENARIOS
 //   --duration 5   (seconds measured per scenario)   BENCH_DURATION_S
 //   --warmup 1     (seconds before measuring)        BENCH_WARMUP_S
 //   --requests N   (measure N requests instead of a duration)  BENCH_REQUESTS
 //   --clients 100 --connections 10 --value-bytes 256 --key-space 100000
 //   --repeat N     run every scenario N times (medians reported)   BENCH_REPEAT
+//   --snapshot-mb 256   store size for the snapshot scenario   BENCH_SNAPSHOT_MB
 //   --json FILE    also write the raw results as JSON
+//   --mem-keys 100000   keys the mem scenario loads   BENCH_MEM_KEYS
+//   --mem-node-args "--max-semi-space-size=4"  also run mem for Concord under these Node flags   BENCH_MEM_NODE_ARGS
 
 import { fork } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -36,6 +45,8 @@ import { dirname, join } from 'node:path';
 import { Server } from '../test/harness.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
 import type { StreamLoadConfig, StreamLoadResult } from './watchgen.js';
+import { loopNote, memTable, runMem, scrapeLoopDelay, type LoopDelay, type MemVariant } from './mem.js';
+import { snapshotBench } from './snapshot.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -54,7 +65,7 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
 }
 
 const targets = opt('targets', 'BENCH_TARGETS', 'etcd,concord').split(',').map((s) => s.trim()).filter(Boolean) as Array<'etcd' | 'concord'>;
-const scenarioNames = opt('scenarios', 'BENCH_SCENARIOS', 'put-1,put-100,range-l,range-s,watch-key,watch-10k,watch-keys,watch-100w,watch-slow,lease-ka').split(',').map((s) => s.trim());
+const scenarioNames = opt('scenarios', 'BENCH_SCENARIOS', 'put-1,put-100,range-l,range-s,watch-key,watch-10k,watch-keys,watch-100w,watch-slow,lease-ka,mem').split(',').map((s) => s.trim());
 const durationS = Number(opt('duration', 'BENCH_DURATION_S', '5'));
 const warmupS = Number(opt('warmup', 'BENCH_WARMUP_S', '1'));
 const requests = Number(opt('requests', 'BENCH_REQUESTS', '0'));
@@ -82,13 +93,18 @@ const ALL: Scenario[] = [
   { name: 'range-s', title: `range serializable, ${clients} clients`, op: 'range', clients, connections, serializable: true },
   ...streamScenarios,
 ];
-const scenarios = scenarioNames.map((n) => {
+const memKeys = Number(opt('mem-keys', 'BENCH_MEM_KEYS', '100000'));
+const memNodeArgs = opt('mem-node-args', 'BENCH_MEM_NODE_ARGS', '').split(/\s+/).filter(Boolean);
+const runMemScenario = scenarioNames.includes('mem');
+const runSnapshotScenario = scenarioNames.includes('snapshot');
+const snapshotMiB = Number(opt('snapshot-mb', 'BENCH_SNAPSHOT_MB', '256'));
+const scenarios = scenarioNames.filter((n) => n !== 'mem' && n !== 'snapshot').map((n) => {
   const s = ALL.find((x) => x.name === n);
-  if (!s) { console.error(`unknown scenario ${n}; known: ${ALL.map((x) => x.name).join(', ')}`); process.exit(2); }
+  if (!s) { console.error(`unknown scenario ${n}; known: ${ALL.map((x) => x.name).join(', ')}, mem, snapshot`); process.exit(2); }
   return s;
 });
 
-interface Row { target: string; scenario: string; result?: LoadResult; serverCpuPct?: number; genCpuPct?: number; otherCpuPct?: number; error?: string }
+interface Row { target: string; scenario: string; result?: LoadResult; loop?: LoopDelay; serverCpuPct?: number; genCpuPct?: number; otherCpuPct?: number; error?: string }
 const rows: Row[] = [];
 
 // ---- CPU of a process tree, from /proc (clock ticks -> ms) ----
@@ -128,7 +144,7 @@ function machineCpu(): { busy: number; total: number } {
 }
 const NCPU = cpus().length;
 
-function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result: LoadResult; serverCpuMs: number; wallMs: number; machinePct: number }> {
+function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result: LoadResult; serverCpuMs: number; wallMs: number; machinePct: number; loop: LoopDelay | undefined }> {
   return new Promise((resolve, reject) => {
     const cfg: LoadConfig | StreamLoadConfig = sc.op === 'stream'
       ? { ...sc.stream, endpoint: server.endpoint, warmupMs: warmupS * 1000, durationMs: durationS * 1000, serverPid: server.pid! } as StreamLoadConfig
@@ -145,8 +161,9 @@ function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result:
     let result: LoadResult | null = null;
     let serverCpuMs = 0;
     let wallMs = 0;
+    let loop: Promise<LoopDelay | undefined> = Promise.resolve(undefined);
     child.on('message', (m: any) => {
-      if (m.type === 'window-start') { cpu0 = treeCpuMs(server.pid!); t0 = performance.now(); m0 = machineCpu(); }
+      if (m.type === 'window-start') { void scrapeLoopDelay(server); cpu0 = treeCpuMs(server.pid!); t0 = performance.now(); m0 = machineCpu(); }
       else if (m.type === 'progress') {
         const rate = m.phase === 'measure' && m.elapsedMs > 0 ? Math.round(m.requests / (m.elapsedMs / 1000)) : 0;
         process.stderr.write(`\r  ${label.padEnd(44)} ${m.phase.padEnd(7)} ${(m.elapsedMs / 1000).toFixed(1).padStart(5)}s ${String(m.requests).padStart(8)} req ${String(rate).padStart(7)} req/s${m.errors ? ` ${m.errors} errors` : ''}   `);
@@ -156,12 +173,13 @@ function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result:
         const m1 = machineCpu();
         machinePct = ((m1.busy - m0.busy) / Math.max(1, m1.total - m0.total)) * NCPU * 100;
         result = m.result;
+        loop = scrapeLoopDelay(server);
       }
     });
     child.on('error', reject);
     child.on('exit', (code) => {
       process.stderr.write('\n');
-      if (result) resolve({ result, serverCpuMs, wallMs, machinePct });
+      if (result) void loop.then((d) => resolve({ result: result!, serverCpuMs, wallMs, machinePct, loop: d }));
       else reject(new Error(`load generator exited with ${code}`));
     });
   });
@@ -196,10 +214,10 @@ async function runScenario(server: Server, sc: Scenario, rep: number): Promise<v
   const target = server.target;
   if (!server.running) { rows.push({ target, scenario: sc.name, error: 'server not running' }); return; }
   try {
-    const { result, serverCpuMs, wallMs, machinePct } = await runLoad(server, sc, `${target}: ${sc.title}${repeat > 1 ? ` #${rep + 1}` : ''}`);
+    const { result, serverCpuMs, wallMs, machinePct, loop } = await runLoad(server, sc, `${target}: ${sc.title}${repeat > 1 ? ` #${rep + 1}` : ''}`);
     const genMs = result.cpuUserMs + result.cpuSystemMs;
     rows.push({
-      target, scenario: sc.name, result,
+      target, scenario: sc.name, result, loop,
       serverCpuPct: (serverCpuMs / wallMs) * 100,
       genCpuPct: (genMs / result.elapsedMs) * 100,
       otherCpuPct: machinePct - (serverCpuMs / wallMs) * 100 - (genMs / result.elapsedMs) * 100,
@@ -217,7 +235,7 @@ const median = (xs: number[]): number => {
   return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
 };
 
-interface Summary { throughput: number; p50Ms: number; p99Ms: number; serverCpuPct: number; genCpuPct: number; otherCpuPct: number; runs: number; error?: string; note?: string }
+interface Summary { throughput: number; p50Ms: number; p99Ms: number; serverCpuPct: number; genCpuPct: number; otherCpuPct: number; runs: number; error?: string; note?: string; loop?: LoopDelay }
 function summarize(target: string, scenario: string): Summary | undefined {
   const rs = rows.filter((x) => x.target === target && x.scenario === scenario);
   const ok = rs.filter((x) => x.result && x.result.requests > 0);
@@ -231,6 +249,7 @@ function summarize(target: string, scenario: string): Summary | undefined {
     genCpuPct: median(ok.map((x) => x.genCpuPct!)),
     otherCpuPct: median(ok.map((x) => x.otherCpuPct!)),
     runs: ok.length,
+    loop: ok.every((x) => x.loop) ? { p99Ms: median(ok.map((x) => x.loop!.p99Ms)), maxMs: median(ok.map((x) => x.loop!.maxMs)) } : undefined,
     error,
     note: (ok[ok.length - 1]!.result as Partial<StreamLoadResult>).note, // the watch/lease rows' units and memory (last run)
   };
@@ -255,7 +274,7 @@ function table(): string {
       const r = summarize(t, sc.name);
       lines.push([sc.name, t, fmt(r?.throughput), fmt(r?.p50Ms, 2), fmt(r?.p99Ms, 2),
         r && !Number.isNaN(r.serverCpuPct) ? `${fmt(r.serverCpuPct)}%` : '-', r && !Number.isNaN(r.genCpuPct) ? `${fmt(r.genCpuPct)}%` : '-',
-        r && !Number.isNaN(r.otherCpuPct) ? `${fmt(r.otherCpuPct)}%` : '-', [r?.note, sc.op === 'stream' ? cpuPerOp(r) : undefined, r?.error].filter(Boolean).join('; ')]);
+        r && !Number.isNaN(r.otherCpuPct) ? `${fmt(r.otherCpuPct)}%` : '-', [r?.note, sc.op === 'stream' ? cpuPerOp(r) : undefined, loopNote(r?.loop), r?.error].filter(Boolean).join('; ')]);
     }
     const e = summarize('etcd', sc.name);
     const c = summarize('concord', sc.name);
@@ -280,7 +299,7 @@ const servers: Server[] = [];
 try {
   // Every target up at once; each scenario runs on one target after the other, the order
   // alternating between repetitions, so background noise on this shared machine hits both alike.
-  for (const t of targets) { const srv = await startTarget(t); if (srv) servers.push(srv); }
+  if (scenarios.length) for (const t of targets) { const srv = await startTarget(t); if (srv) servers.push(srv); }
   for (let rep = 0; rep < repeat; rep++) {
     for (const sc of scenarios) {
       const order = rep % 2 === 0 ? servers : [...servers].reverse();
@@ -290,6 +309,11 @@ try {
 } finally {
   for (const srv of servers) await srv.destroy();
 }
-console.log(table());
-console.log(`CPU figures are % of one core over the measured window (server: its whole process tree; loadgen: the generator process; other: everything else on this ${NCPU}-core machine, i.e. noise). Medians of ${repeat} run(s).`);
-if (jsonOut) writeFileSync(jsonOut, JSON.stringify(rows, null, 2));
+const memVariants: MemVariant[] = targets.map((t) => ({ label: t, target: t, nodeArgs: [] }));
+if (memNodeArgs.length && targets.includes('concord')) memVariants.push({ label: `concord ${memNodeArgs.join(' ')}`, target: 'concord', nodeArgs: memNodeArgs });
+const memRows = runMemScenario ? await runMem(memVariants, memKeys, valueBytes, join(here, 'loadgen.js')) : [];
+if (scenarios.length) console.log(table());
+if (scenarios.length) console.log(`CPU figures are % of one core over the measured window (server: its whole process tree; loadgen: the generator process; other: everything else on this ${NCPU}-core machine, i.e. noise). Medians of ${repeat} run(s).`);
+if (runMemScenario) console.log(memTable(memRows, memKeys) + '\nRSS from /proc/PID/status, each read after 2 s idle; B/key = (RSS after load - RSS at start) / keys. RSS does not depend on the machine\'s load.');
+if (runSnapshotScenario) console.log((await snapshotBench(targets, snapshotMiB)).table);
+if (jsonOut) writeFileSync(jsonOut, JSON.stringify(runMemScenario ? { rows, mem: memRows } : rows, null, 2));

@@ -331,3 +331,59 @@ for (const target of selectedTargets()) {
     }
   });
 }
+
+for (const target of selectedTargets()) {
+  test(`auth management against ${target}: users, roles, permissions; a password asked once; credentials while auth is off`, async () => {
+    const server = await startServer({ target, extraArgs: ['--bcrypt-cost', '4'] });
+    const admin = new Client({ endpoints: [server.endpoint] });
+    try {
+      await admin.auth.userAdd('alice', 'a');
+      await admin.auth.roleAdd('reader');
+      await admin.auth.roleGrantPermission('reader', 'k', 'read', { prefix: true });
+      await admin.auth.userGrantRole('alice', 'reader');
+      assert.deepEqual((await admin.auth.userGet('alice')).roles, ['reader']);
+      assert.ok((await admin.auth.userList()).users.includes('alice'));
+      assert.ok((await admin.auth.roleList()).roles.includes('reader'));
+      const perm = (await admin.auth.roleGet('reader')).perm;
+      assert.deepEqual(perm.map((p) => [p.permType, str(p.key), str(p.rangeEnd)]), [[0, 'k', 'l']]);
+      await admin.auth.roleRevokePermission('reader', 'k', { prefix: true });
+      assert.deepEqual((await admin.auth.roleGet('reader')).perm, []);
+      await admin.auth.userChangePassword('alice', 'b');
+      await admin.auth.userRevokeRole('alice', 'reader');
+      assert.deepEqual((await admin.auth.userGet('alice')).roles, []);
+      await admin.auth.roleDelete('reader');
+      await admin.auth.userDelete('alice');
+      await assert.rejects(admin.auth.userGet('alice'), EtcdErrors.UserNotFound);
+
+      // Auth off: the server's "authentication is not enabled" is reported, and calls go on without a token.
+      let asked = 0;
+      const ignored: unknown[] = [];
+      const ask = async () => { asked++; return 'rootpw'; };
+      const early = new Client({ endpoints: [server.endpoint], auth: { username: 'root', password: ask }, onIgnoredError: (e) => ignored.push(e) });
+      try {
+        await early.kv.put('x', '1');
+        assert.equal(ignored.length, 1);
+        assert.ok(ignored[0] instanceof EtcdErrors.AuthNotEnabled);
+      } finally { early.close(); }
+
+      await admin.auth.userAdd('root', 'rootpw');
+      await admin.auth.roleAdd('root');
+      await admin.auth.userGrantRole('root', 'root');
+      await admin.auth.enable();
+      const prompted = new Client({ endpoints: [server.endpoint], auth: { username: 'root', password: ask } });
+      try {
+        await prompted.kv.put('x', '2');
+        assert.equal(str((await prompted.kv.get('x')).kvs[0]?.value), '2');
+        assert.equal(asked, 2, 'each client asks for the password once');
+      } finally { prompted.close(); }
+      // An empty password means no login (a user known by its certificate): the server wants a user.
+      const noLogin = new Client({ endpoints: [server.endpoint], auth: { username: 'root', password: '' } });
+      try {
+        await assert.rejects(noLogin.kv.get('x'), EtcdErrors.UserEmpty);
+      } finally { noLogin.close(); }
+    } finally {
+      admin.close();
+      await server.destroy();
+    }
+  });
+}

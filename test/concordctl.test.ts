@@ -8,71 +8,13 @@
 // Run one side only with CONCORD_TESTS_ETCD_ONLY=1 / CONCORD_TESTS_CONCORD_ONLY=1 (harness.ts).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, existsSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, isUnimplemented } from '../src/client/index.js';
-import { startServer, selectedTargets, normalize, type Server, type CmdResult, type TargetName } from './harness.js';
+import { selectedTargets, type CmdResult } from './harness.js';
 import { RangeResponse, MemberListResponse, type MessageFns } from '../src/proto/gen/etcdserverpb/rpc.js';
-
-import { runTool, type Tool } from './ctl-tools.js';
-
-interface Step {
-  /** The command line (after the tool's name); a function sees the earlier outputs of its side. */
-  args: string[] | ((prev: CmdResult[]) => string[]);
-  stdin?: string;
-  env?: Record<string, string>;
-  /** Leave out --endpoints (the step sets it through ETCDCTL_ENDPOINTS). */
-  noEndpoints?: boolean;
-  /** stdout is this protobuf message: compared decoded, header ids aside. */
-  protobuf?: MessageFns<unknown>;
-}
-
-/** Runs the tool; the environment carries no ETCDCTL_* but what the step sets. */
-function runStep(tool: Tool, endpoint: string, step: Step, args: string[], cwd: string): Promise<CmdResult> {
-  const argv = step.noEndpoints ? args : ['--endpoints', endpoint, ...args];
-  return runTool(tool, argv, { cwd, ...(step.env ? { env: step.env } : {}), ...(step.stdin !== undefined ? { stdin: step.stdin } : {}) });
-}
-
-interface Ids { memberId: bigint; clusterId: bigint }
-
-async function idsOf(server: Server): Promise<Ids> {
-  const c = new Client({ endpoints: [server.endpoint] });
-  try {
-    const st = await c.maintenance.status();
-    return { memberId: st.header!.memberId, clusterId: st.header!.clusterId };
-  } finally { c.close(); }
-}
-
-/** The output with what differs by nature replaced by placeholders. */
-function normalise(s: string, server: Server, ids: Ids): string {
-  const leases = new Map<string, string>();
-  const lease = (hex: string) => { if (!leases.has(hex)) leases.set(hex, `<lease${leases.size}>`); return leases.get(hex)!; };
-  let out = s
-    .replaceAll(server.endpoint, '<client-url>')
-    .replaceAll(server.peerUrl, '<peer-url>')
-    .replaceAll(`127.0.0.1:${server.clientPort}`, '<client-addr>')
-    .replaceAll(ids.memberId.toString(), '<member-id>')
-    .replaceAll(ids.clusterId.toString(), '<cluster-id>')
-    .replaceAll(ids.memberId.toString(16), '<member-id>')
-    .replaceAll(ids.clusterId.toString(16), '<cluster-id>')
-    .replace(/\b[0-9a-f]{16}\b/g, (h) => lease(h))
-    .replace(/"ts":("[^"]*"|[0-9.e+]+)/g, '"ts":<ts>')
-    .replace(/client-[0-9a-f-]{36}/g, 'client-<uuid>')
-    .replace(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} /gm, '<time> ')
-    .replace(/remaining\(\d+s\)/g, 'remaining(<ttl>s)')
-    .replace(/took = \S+/g, 'took = <took>')
-    .replace(/"took":("[^"]*"|[0-9.e+-]+)/g, '"took":<took>')
-    .replace(/"(dbSize|dbSizeInUse)":\d+/g, '"$1":<size>')
-    // The fields format: a db's size differs between two runs of the same server (bbolt's page use).
-    .replace(/"(DBSize|DBSizeInUse)" : \d+/g, '"$1" : <size>')
-    .replace(/"size":"[^"]*"/g, '"size":<size>')
-    .replace(/\b\d+(\.\d+)? (B|kB|MB)\b/g, '<size>')
-    .replace(/(\d+(\.\d+)?(ns|µs|ms|s))(?= *\|)/g, '<took>');
-  // Lease ids also print in decimal (json, fields).
-  for (const [hex, name] of leases) out = out.replaceAll(BigInt(`0x${hex}`).toString(), name);
-  return out.replace(/-{2,}/g, '--').replace(/ {2,}/g, ' ');
-}
+import type { Tool } from './ctl-tools.js';
+import { differ, startSides, stopSides, type Step, type Sides } from './ctl-differ.js';
 
 const leaseIdOf = (prev: CmdResult[]) => /lease ([0-9a-f]{16}) granted/.exec(prev.map((p) => p.stdout).join(''))?.[1] ?? 'missing';
 
@@ -104,6 +46,10 @@ const steps: Step[] = [
   { args: ['get', 'foo', '--consistency', 's'] },
   { args: ['get', 'foo'], env: { ETCDCTL_WRITE_OUT: 'json' } },
   { args: ['get', 'foo'], env: { ETCDCTL_WRITE_OUT: 'json', ETCDCTL_HEX: 'true' } },
+  // unknown variables are warned about once a client is made; one that does not parse is ignored
+  { args: ['get', 'foo'], env: { ETCDCTL_FOO: 'bar', ETCDCTL_DIAL_TIMEOUT: 'zz', ETCDCTL_WATCH_KEY: 'k' } },
+  { args: ['version'], env: { ETCDCTL_FOO: 'bar' } },
+  { args: ['endpoint', 'health', '-w', 'json'], env: { ETCDCTL_CLUSTER: 'true' } },
   // argument errors and server errors
   { args: ['get'] },
   { args: ['get', 'foo', '--rev', '1000'] },
@@ -187,46 +133,6 @@ const steps: Step[] = [
   { args: ['elect', 'e'] },
 ];
 
-/** Runs steps with etcdctl and with concordctl on their own members; the mismatches, normalised. */
-async function differ(sides: Map<Tool, { server: Server; ids: Ids; cwd: string }>, list: Step[]): Promise<string[]> {
-  const prev = new Map<Tool, CmdResult[]>([['etcdctl', []], ['concordctl', []]]);
-  const mismatches: string[] = [];
-  for (const step of list) {
-    const got = new Map<Tool, CmdResult>();
-    let shown = '';
-    for (const tool of ['etcdctl', 'concordctl'] as const) {
-      const { server, ids, cwd } = sides.get(tool)!;
-      const fill = (a: string) => a.replace('<self>', server.endpoint);
-      const args = (typeof step.args === 'function' ? step.args(prev.get(tool)!) : step.args).map(fill);
-      const env = Object.fromEntries(Object.entries(step.env ?? {}).map(([k, v]) => [k, fill(v)]));
-      const raw = await runStep(tool, server.endpoint, { ...step, env }, args, cwd);
-      prev.get(tool)!.push(raw);
-      const stdout = step.protobuf ? JSON.stringify(normalize(step.protobuf.decode(Buffer.from(raw.stdout, 'latin1')))) : raw.stdout;
-      got.set(tool, { code: raw.code, stdout: normalise(stdout, server, ids), stderr: normalise(raw.stderr, server, ids) });
-      if (tool === 'etcdctl') shown = normalise(args.join(' '), server, ids);
-    }
-    try {
-      assert.deepEqual(got.get('concordctl'), got.get('etcdctl'));
-    } catch {
-      mismatches.push(`$ ${shown}\n  etcdctl:    ${JSON.stringify(got.get('etcdctl'))}\n  concordctl: ${JSON.stringify(got.get('concordctl'))}`);
-    }
-  }
-  return mismatches;
-}
-
-async function startSides(target: TargetName, extraArgs: string[] = []): Promise<Map<Tool, { server: Server; ids: Ids; cwd: string }>> {
-  const sides = new Map<Tool, { server: Server; ids: Ids; cwd: string }>();
-  for (const tool of ['etcdctl', 'concordctl'] as const) {
-    const server = await startServer({ target, extraArgs });
-    sides.set(tool, { server, ids: await idsOf(server), cwd: mkdtempSync(join(tmpdir(), `concordctl-${tool}-`)) });
-  }
-  return sides;
-}
-
-async function stopSides(sides: Map<Tool, { server: Server; cwd: string }>): Promise<void> {
-  for (const { server, cwd } of sides.values()) { await server.destroy(); rmSync(cwd, { recursive: true, force: true }); }
-}
-
 for (const target of selectedTargets()) {
   test(`auth against ${target}: --user and --password, wrong and missing credentials`, async (t) => {
     const sides = await startSides(target);
@@ -259,7 +165,7 @@ for (const target of selectedTargets()) {
   });
 
   describe(`concordctl and etcdctl give the same output against ${target}`, () => {
-    let sides: Map<Tool, { server: Server; ids: Ids; cwd: string }>;
+    let sides: Sides;
     before(async () => { sides = await startSides(target); });
     after(async () => { if (sides) await stopSides(sides); });
 

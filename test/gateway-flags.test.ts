@@ -8,6 +8,7 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
+import * as http2 from 'node:http2';
 import { startServer, selectedTargets, etcdctl, EtcdClient, sleep, type Server, type TargetName } from './harness.js';
 import { WatchStreamClient } from './watch-client.js';
 
@@ -50,34 +51,46 @@ const shape = (a: Answer): unknown => ({ status: a.status, headers: a.headers, b
 
 const targets: TargetName[] = selectedTargets();
 
+const accessFlags = ['--host-whitelist=localhost,example.com', '--cors=http://allowed.example:8080'];
+
+/**
+ * The access-control requests, labelled, with whether each reaches the JSON gateway (the
+ * worker-thread API mode has none); then etcdctl's put (gRPC is never checked against the
+ * whitelist: etcdctl's authority is 127.0.0.1:port).
+ */
+async function accessAnswers(s: Server): Promise<Array<{ gateway: boolean; answer: unknown }>> {
+  // etcd answers /version with etcdcluster "not_decided" until its cluster version is set
+  // (just after start); compare the two servers once both have decided it.
+  for (let i = 0; i < 100 && (await request(`${s.endpoint}/version`, { headers: { host: 'localhost:2379' } })).body.includes('not_decided'); i++) await sleep(100);
+  const put = JSON.stringify({ key: b64('foo'), value: b64('bar') });
+  const json = { 'content-type': 'application/json' };
+  const plain = async (a: Promise<Answer>) => ({ gateway: false, answer: shape(await a) });
+  const gateway = async (a: Promise<Answer>) => ({ gateway: true, answer: shape(await a) });
+  const answers = [
+    await plain(request(`${s.endpoint}/version`, { headers: { host: 'evil.example:2379' } })),
+    await plain(request(`${s.endpoint}/health`, { headers: { host: 'evil.example' } })),
+    await plain(request(`${s.endpoint}/v3/kv/put`, { method: 'POST', headers: { ...json, host: 'rebind.example:80' }, body: put })),
+    await plain(request(`${s.endpoint}/version`, { headers: { host: '[::1]:2379' } })),
+    await plain(request(`${s.endpoint}/version`, { headers: { host: 'localhost:2379', origin: 'http://allowed.example:8080' } })),
+    await plain(request(`${s.endpoint}/version`, { headers: { host: 'example.com', origin: 'http://other.example:8080' } })),
+    await gateway(request(`${s.endpoint}/v3/kv/put`, { method: 'POST', headers: { ...json, host: 'localhost', origin: 'http://allowed.example:8080' }, body: put })),
+    await gateway(request(`${s.endpoint}/v3/kv/put`, { method: 'POST', headers: { ...json, host: 'localhost', origin: 'http://other.example:8080' }, body: put })),
+    await plain(request(`${s.endpoint}/v3/kv/put`, { method: 'OPTIONS', headers: { host: 'localhost', origin: 'http://allowed.example:8080' } })),
+    await plain(request(`${s.endpoint}/anything`, { method: 'OPTIONS', headers: { host: 'localhost' } })),
+    await gateway(request(`${s.endpoint}/v3/kv/nope`, { method: 'POST', headers: { ...json, host: 'localhost', origin: 'http://allowed.example:8080' }, body: '{}' })),
+  ];
+  const ctl = await etcdctl(s.endpoint, ['put', 'k', 'v']);
+  return [...answers, { gateway: false, answer: ctl.code }, { gateway: false, answer: ctl.stdout }];
+}
+
 describe('--host-whitelist and --cors (compared with etcd)', () => {
   const results = new Map<TargetName, unknown[]>();
 
   test('the same requests on each target', async () => {
     await Promise.all(targets.map(async (target) => {
-      const s = await startServer({ target, extraArgs: ['--host-whitelist=localhost,example.com', '--cors=http://allowed.example:8080'] });
+      const s = await startServer({ target, extraArgs: accessFlags });
       servers.push(s);
-      // etcd answers /version with etcdcluster "not_decided" until its cluster version is set
-      // (just after start); compare the two servers once both have decided it.
-      for (let i = 0; i < 100 && (await request(`${s.endpoint}/version`, { headers: { host: 'localhost:2379' } })).body.includes('not_decided'); i++) await sleep(100);
-      const put = JSON.stringify({ key: b64('foo'), value: b64('bar') });
-      const json = { 'content-type': 'application/json' };
-      const answers = [
-        await request(`${s.endpoint}/version`, { headers: { host: 'evil.example:2379' } }),
-        await request(`${s.endpoint}/health`, { headers: { host: 'evil.example' } }),
-        await request(`${s.endpoint}/v3/kv/put`, { method: 'POST', headers: { ...json, host: 'rebind.example:80' }, body: put }),
-        await request(`${s.endpoint}/version`, { headers: { host: '[::1]:2379' } }),
-        await request(`${s.endpoint}/version`, { headers: { host: 'localhost:2379', origin: 'http://allowed.example:8080' } }),
-        await request(`${s.endpoint}/version`, { headers: { host: 'example.com', origin: 'http://other.example:8080' } }),
-        await request(`${s.endpoint}/v3/kv/put`, { method: 'POST', headers: { ...json, host: 'localhost', origin: 'http://allowed.example:8080' }, body: put }),
-        await request(`${s.endpoint}/v3/kv/put`, { method: 'POST', headers: { ...json, host: 'localhost', origin: 'http://other.example:8080' }, body: put }),
-        await request(`${s.endpoint}/v3/kv/put`, { method: 'OPTIONS', headers: { host: 'localhost', origin: 'http://allowed.example:8080' } }),
-        await request(`${s.endpoint}/anything`, { method: 'OPTIONS', headers: { host: 'localhost' } }),
-        await request(`${s.endpoint}/v3/kv/nope`, { method: 'POST', headers: { ...json, host: 'localhost', origin: 'http://allowed.example:8080' }, body: '{}' }),
-      ];
-      // gRPC is never checked against the whitelist (etcdctl's authority is 127.0.0.1:port).
-      const ctl = await etcdctl(s.endpoint, ['put', 'k', 'v']);
-      results.set(target, [...answers.map(shape), ctl.code, ctl.stdout]);
+      results.set(target, (await accessAnswers(s)).map((a) => a.answer));
       await s.destroy();
     }));
   });
@@ -199,4 +212,55 @@ describe('--max-concurrent-streams=3 (etcd\'s e2e v3_curl_maxstream)', () => {
       }
     });
   }
+});
+
+/** The SETTINGS_MAX_CONCURRENT_STREAMS a server advertises on an h2c connection, read after one answered gRPC call (Status). */
+async function advertisedMaxStreams(endpoint: string): Promise<number | undefined> {
+  const session = http2.connect(endpoint);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      session.on('error', reject);
+      const req = session.request({ ':method': 'POST', ':path': '/etcdserverpb.Maintenance/Status', 'content-type': 'application/grpc', te: 'trailers' });
+      req.on('error', reject);
+      req.on('response', () => { req.resume(); resolve(); });
+      req.end(Buffer.alloc(5)); // one empty StatusRequest
+    });
+    return session.remoteSettings.maxConcurrentStreams;
+  } finally {
+    session.destroy();
+  }
+}
+
+// The worker-thread API mode (CONCORD_API_THREAD=1) has no gateway; the access controller and
+// HTTP/2's stream limit apply there as in the in-thread mode.
+describe('the worker-thread API mode honours --cors, --host-whitelist and --max-concurrent-streams', () => {
+  const inWorker = { CONCORD_API_THREAD: '1' };
+
+  test('the access-control answers outside the gateway equal etcd\'s', async (t) => {
+    if (!targets.includes('etcd') || !targets.includes('concord')) return t.skip('needs both targets');
+    const [e, c] = await Promise.all((['etcd', 'concord'] as const).map(async (target) => {
+      const s = await startServer({ target, extraArgs: accessFlags, env: inWorker });
+      servers.push(s);
+      try {
+        return (await accessAnswers(s)).filter((a) => !a.gateway).map((a) => a.answer);
+      } finally {
+        await s.destroy();
+      }
+    }));
+    assert.equal(e!.length, 10);
+    e!.forEach((x, i) => assert.deepEqual(c![i], x, `request ${i}`));
+  });
+
+  test('the advertised HTTP/2 stream limit equals etcd\'s', async () => {
+    const seen = await Promise.all(targets.map(async (target) => {
+      const s = await startServer({ target, extraArgs: ['--max-concurrent-streams=2'], env: inWorker });
+      servers.push(s);
+      try {
+        return await advertisedMaxStreams(s.endpoint);
+      } finally {
+        await s.destroy();
+      }
+    }));
+    for (const n of seen) assert.equal(n, 2);
+  });
 });

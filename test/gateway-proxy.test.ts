@@ -20,11 +20,13 @@ const concordBin = join(REPO_ROOT, 'bin', 'concord.js');
 
 interface Gateway { endpoint: string; log: () => string; child: ChildProcess }
 
-/** Starts `concord gateway start` and waits for its "ready to proxy client requests" line. */
-async function startGateway(endpoints: string[], extra: string[] = []): Promise<Gateway> {
+/** Starts `concord gateway start` (or `etcd gateway start`) and waits for its "ready to proxy client requests" line. */
+async function startGateway(endpoints: string[], extra: string[] = [], program: 'concord' | 'etcd' = 'concord'): Promise<Gateway> {
   const port = await freePort();
-  const child = spawn(process.execPath, [concordBin, 'gateway', 'start', `--endpoints=${endpoints.join(',')}`, `--listen-addr=127.0.0.1:${port}`, ...extra],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = ['gateway', 'start', `--endpoints=${endpoints.join(',')}`, `--listen-addr=127.0.0.1:${port}`, ...extra];
+  const child = program === 'etcd'
+    ? spawn('etcd', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, [concordBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   track(child);
   gateways.push(child);
   let text = '';
@@ -70,11 +72,36 @@ describe('concord gateway start', () => {
       // A watch is one long-lived HTTP/2 connection through the proxy.
       const watch = await etcdctl(g.endpoint, ['watch', 'foo', '--rev=1'], { timeoutMs: 3000 });
       assert.match(watch.stdout, /^PUT\nfoo\nbar\n/);
-      assert.match(g.log(), /"msg":"deactivated endpoint","address":"127\.0\.0\.1:\d+","interval":"1m0s","error":"dial tcp 127\.0\.0\.1:\d+: connect: connection refused"/);
+      assert.match(g.log(), /"msg":"deactivated endpoint","address":"127\.0\.0\.1:\d+","interval":60,"error":"dial tcp 127\.0\.0\.1:\d+: connect: connection refused"/);
       stopGateway(g);
       await s.destroy();
     });
   }
+
+  test('its log lines are `etcd gateway start`\'s (zap.NewProduction: epoch-seconds ts, durations in seconds, the same messages and fields)',
+    { skip: !selectedTargets().includes('etcd') }, async () => {
+      const s = await startServer({ target: selectedTargets().includes('concord') ? 'concord' : 'etcd' });
+      servers.push(s);
+      const dead = `127.0.0.1:${await freePort()}`;
+      const lines = await Promise.all((['etcd', 'concord'] as const).map(async (program) => {
+        const g = await startGateway([dead, s.endpoint], ['--retry-delay=1s'], program);
+        await etcdctl(g.endpoint, ['get', 'foo']); // the first connection meets the dead endpoint
+        await waitFor(() => g.log().includes('failed to activate endpoint'), () => `${program}: no retry line: ${g.log()}`);
+        stopGateway(g);
+        const nowSeconds = Date.now() / 1000;
+        const parsed = g.log().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+        for (const x of parsed) {
+          assert.equal(typeof x.ts, 'number', `${program}: ts ${String(x.ts)}`);
+          assert.ok(Math.abs((x.ts as number) - nowSeconds) < 120, `${program}: ts ${String(x.ts)} is not epoch seconds`);
+        }
+        // ts and caller (Go's file:line, ours) aside, the first line of each message.
+        const firsts = new Map<unknown, Record<string, unknown>>();
+        for (const x of parsed) if (!firsts.has(x.msg)) firsts.set(x.msg, x);
+        return [...firsts.values()].map((x) => Object.fromEntries(Object.entries(x).map(([k, v]) => [k, k === 'ts' || k === 'caller' ? typeof v : v])));
+      }));
+      assert.deepEqual(lines[1], lines[0]);
+      assert.equal(lines[0]!.length, 3); // ready, deactivated, failed to activate
+    });
 
   test('failover: with one member down every connection reaches the other; the member is back after --retry-delay', async () => {
     const target = selectedTargets().includes('concord') ? 'concord' : 'etcd';

@@ -6,38 +6,12 @@
 
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import * as http from 'node:http';
 import { createHash } from 'node:crypto';
 import { startServer, selectedTargets, type Server, type TargetName } from './harness.js';
+import { b64, normalize, post, streamLines, type Answer } from './gateway-http.js';
 
 const servers: Server[] = [];
 after(async () => { for (const s of servers) await s.destroy(); });
-
-const b64 = (s: string): string => Buffer.from(s).toString('base64');
-
-interface Answer { status: number; body: string; headers: http.IncomingHttpHeaders; trailers: NodeJS.Dict<string> }
-
-function post(url: string, body: string | undefined, method = 'POST'): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, agent: false, timeout: 10_000, headers: { 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => { text += c; });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers, trailers: res.trailers }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-/** Values that differ between two members by nature (ids, sizes, raft indexes, hashes, URLs). */
-const varying = new Set(['cluster_id', 'member_id', 'ID', 'leader', 'dbSize', 'dbSizeInUse', 'raftIndex', 'raftAppliedIndex', 'hash', 'peerURLs', 'clientURLs', 'blob', 'remaining_bytes']);
-function normalize(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(normalize);
-  if (v === null || typeof v !== 'object') return v;
-  return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, varying.has(k) ? `<${k}>` : normalize(x)]));
-}
 
 /** [path, body] of the unary cases, run in order on each target. */
 const cases: Array<[string, string | undefined]> = [
@@ -98,26 +72,7 @@ interface Transcript { unary: Answer[]; malformed: Answer[]; get: Answer; snapsh
 
 /** Opens a watch over the gateway and collects its first `n` lines while `during` runs. */
 function watchLines(endpoint: string, request: unknown, n: number, during: () => Promise<void>): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const lines: string[] = [];
-    let buf = '';
-    let started = false;
-    const req = http.request(`${endpoint}/v3/watch`, { method: 'POST', agent: false, timeout: 10_000 }, (res) => {
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        buf += c;
-        for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-          lines.push(buf.slice(0, i));
-          buf = buf.slice(i + 1);
-        }
-        if (!started && lines.length >= 1) { started = true; during().catch(reject); }
-        if (lines.length >= n) { req.destroy(); resolve(lines.slice(0, n)); }
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`watch: ${lines.length} of ${n} lines before the timeout`)));
-    req.on('error', (e) => { if (lines.length < n) reject(e); });
-    req.write(JSON.stringify(request)); // the body stays open: the stream lives until the client goes
-  });
+  return streamLines(`${endpoint}/v3/watch`, JSON.stringify(request), n, during);
 }
 
 async function transcript(s: Server): Promise<Transcript> {

@@ -97,10 +97,14 @@ export interface ServerOptions {
   name?: string;
   /** Extra flags, e.g. ['--quota-backend-bytes', '4194304']. */
   extraArgs?: string[];
+  /** Node's own flags for a Concord process (e.g. ['--max-semi-space-size=4']); etcd ignores them. */
+  nodeArgs?: string[];
   /** How long to wait for readiness (default 30 s). */
   readyTimeoutMs?: number;
   /** Client URL scheme (default http; https needs the TLS flags in extraArgs). */
   scheme?: 'http' | 'https';
+  /** Environment added to the server's (e.g. CONCORD_API_THREAD=1 for Concord's worker-thread API). */
+  env?: Record<string, string>;
 }
 
 /** One server process (etcd or Concord) with its own data dir and ports, restartable. */
@@ -109,7 +113,9 @@ export class Server {
   readonly name: string;
   readonly dataDir: string;
   readonly extraArgs: string[];
+  readonly nodeArgs: string[];
   readonly scheme: 'http' | 'https';
+  readonly env: Record<string, string>;
   clientPort = 0;
   peerPort = 0;
   child: ChildProcess | null = null;
@@ -122,7 +128,9 @@ export class Server {
     this.target = opts.target;
     this.name = opts.name ?? 't0';
     this.extraArgs = opts.extraArgs ?? [];
+    this.nodeArgs = opts.nodeArgs ?? [];
     this.scheme = opts.scheme ?? 'http';
+    this.env = opts.env ?? {};
     this.readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
     this.baseDir = mkdtempSync(join(tmpdir(), `concord-test-${opts.target}-`));
     this.dataDir = join(this.baseDir, 'data');
@@ -191,8 +199,8 @@ export class Server {
     this.sawReadyLine = false;
     const [cmd, argv] = this.target === 'etcd'
       ? ['etcd', this.args()]
-      : [process.execPath, [join(REPO_ROOT, 'bin', 'concord.js'), ...this.args()]];
-    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: this.baseDir });
+      : [process.execPath, [...this.nodeArgs, join(REPO_ROOT, 'bin', 'concord.js'), ...this.args()]];
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: this.baseDir, env: { ...process.env, ...this.env } });
     track(child);
     this.child = child;
     const onData = (d: Buffer) => {
@@ -341,9 +349,12 @@ export class EtcdClient {
     });
   }
 
-  unary<Req, Res>(path: string, reqFns: MessageFns<Req>, resFns: MessageFns<Res>, req: Req, timeoutMs = 15_000): Promise<Res> {
+  /** `token`: sent as the `token` metadata (etcd's auth token). */
+  unary<Req, Res>(path: string, reqFns: MessageFns<Req>, resFns: MessageFns<Res>, req: Req, timeoutMs = 15_000, token?: string): Promise<Res> {
+    const md = new grpc.Metadata();
+    if (token !== undefined) md.set('token', token);
     return new Promise((resolve, reject) => {
-      this.raw.makeUnaryRequest(path, ser(reqFns), des(resFns), req, new grpc.Metadata(),
+      this.raw.makeUnaryRequest(path, ser(reqFns), des(resFns), req, md,
         { deadline: Date.now() + timeoutMs },
         (err, res) => {
           if (err) reject(new GrpcError(err.code ?? 2, err.details ?? err.message));
@@ -353,9 +364,9 @@ export class EtcdClient {
   }
 
   /** Like unary, but resolves with an Outcome instead of rejecting on a gRPC status. */
-  async outcome<Req, Res>(path: string, reqFns: MessageFns<Req>, resFns: MessageFns<Res>, req: Req): Promise<Outcome<Res>> {
+  async outcome<Req, Res>(path: string, reqFns: MessageFns<Req>, resFns: MessageFns<Res>, req: Req, token?: string): Promise<Outcome<Res>> {
     try {
-      return { ok: true, res: await this.unary(path, reqFns, resFns, req) };
+      return { ok: true, res: await this.unary(path, reqFns, resFns, req, 15_000, token) };
     } catch (e) {
       if (e instanceof GrpcError) return { ok: false, code: e.code, message: e.details };
       throw e;

@@ -9,9 +9,11 @@ import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Backend } from '../src/storage/index.js';
-import { WatchableStore, type MvccStore } from '../src/mvcc/index.js';
+import { WatchableStore, storedConsistentIndex, type MvccStore } from '../src/mvcc/index.js';
 import { Lessor } from '../src/lease/index.js';
-import { testApplier, encodeRaftRequest, memberToJson, type Applier } from '../src/server/index.js';
+import { testApplier, encodeRaftRequest, memberToJson, recoverSnapshotBackend, type Applier } from '../src/server/index.js';
+import { v2StoreOfMembership } from '../src/server/v2-store.js';
+import { nopLogger } from '../src/log/index.js';
 import { etcdSnapshot } from '../src/snapshot/index.js';
 import { readSnapFile } from '../src/wal/index.js';
 import { AlarmMember, AlarmType, AlarmRequest_AlarmAction, EntryType, type Snapshot } from '../src/proto/index.js';
@@ -129,6 +131,35 @@ test('a snapshot whose backend is behind it, or missing, is refused and the memb
   assert.deepEqual(view(follower.store).map(([k]) => k), ['mine']);
   await follower.store.close();
   await leader.store.close();
+});
+
+test('a member stopped after saving a leader\'s snapshot but before taking its file takes it at start-up (etcd\'s recoverSnapshotBackend)', async () => {
+  const leader = member(1n);
+  apply(leader, ...Array.from({ length: 40 }, (_, i) => put(`r/${i}`, `v${i}`)));
+  leader.membership.add({ id: 1n, name: 'one', peerURLs: ['http://127.0.0.1:1'], clientURLs: [], isLearner: false });
+  const index = leader.next - 1;
+  const file = await etcdSnapshot(await leader.backend.readView());
+  const pages: Buffer[] = [];
+  for await (const p of file.chunks()) pages.push(Buffer.from(p));
+  await file.close();
+  const follower = member(2n);
+  apply(follower, put('mine', 'x'));
+  await follower.store.close();
+  writeFileSync(join(follower.dir, snapName(index)), Buffer.concat(pages));
+  const snap: Snapshot = { data: Buffer.from(v2StoreOfMembership(leader.membership, undefined, index)), metadata: { index, term: 2, confState: { voters: [1n], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } } };
+
+  // What startMember opens before anything reads the backend.
+  const backend = Backend.open({ path: join(follower.dir, 'concord.lmdb') });
+  try {
+    assert.equal(await recoverSnapshotBackend(backend, snap, 7n, nopLogger()), true);
+    assert.equal(storedConsistentIndex(backend), index);
+    assert.equal([...backend.scan('key')].length, 40, 'the leader\'s keys, not the member\'s own');
+    assert.ok(!existsSync(join(follower.dir, snapName(index))), 'the imported file is consumed');
+    assert.equal(await recoverSnapshotBackend(backend, snap, 7n, nopLogger()), false, 'nothing to do once the backend holds the snapshot');
+  } finally {
+    await backend.close();
+    await leader.store.close();
+  }
 });
 
 test('a member takes a real etcd leader\'s snapshot (its bbolt backend and v2 store snap file)', { skip: !runEtcd() && 'needs real etcd' }, async () => {

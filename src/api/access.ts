@@ -38,7 +38,7 @@ export class AccessControl {
   private readonly origins: ReadonlySet<string> | 'all';
   private readonly hosts: ReadonlySet<string> | 'all';
 
-  constructor(opts: AccessOptions, private readonly log?: Logger) {
+  constructor(opts: AccessOptions, private readonly log?: Pick<Logger, 'warn'>) {
     this.origins = allowList(opts.cors);
     this.hosts = allowList(opts.hostWhitelist);
   }

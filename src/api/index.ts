@@ -75,6 +75,8 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
     ? await startThreadApi({
       service, listen: opts.listen, log, closeGraceMs: opts.closeGraceMs ?? 2000,
       maxReceiveMessageBytes: service.limits.maxRequestBytes + grpcOverheadBytes,
+      ...(opts.access ? { access: opts.access } : {}),
+      ...(opts.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: opts.maxConcurrentStreams }),
     })
     : await startClientApi(opts, health);
   // The metrics listeners run on this thread in both modes (the metrics live here).

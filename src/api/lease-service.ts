@@ -12,14 +12,14 @@
 import { isEtcdError } from '../errors/index.js';
 import { etcdserverpb as pb } from '../proto/index.js';
 import type { ResponseHeader } from '../proto/index.js';
-import type { LeaseService } from '../server/index.js';
+import type { AuthInfo, LeaseService } from '../server/index.js';
 import type { GrpcServer, ServerCall } from './grpc/index.js';
 
 export const leaseKeepAlivePath = '/etcdserverpb.Lease/LeaseKeepAlive';
 
 export interface LeaseHandlers {
-  grant(req: pb.LeaseGrantRequest): Promise<pb.LeaseGrantResponse>;
-  revoke(req: pb.LeaseRevokeRequest): Promise<pb.LeaseRevokeResponse>;
+  grant(req: pb.LeaseGrantRequest, ai?: AuthInfo): Promise<pb.LeaseGrantResponse>;
+  revoke(req: pb.LeaseRevokeRequest, ai?: AuthInfo): Promise<pb.LeaseRevokeResponse>;
   timeToLive(req: pb.LeaseTimeToLiveRequest): Promise<pb.LeaseTimeToLiveResponse>;
   leases(): Promise<pb.LeaseLeasesResponse>;
 }
@@ -27,8 +27,8 @@ export interface LeaseHandlers {
 /** The unary Lease calls over `lease`, answered as etcd's LeaseServer answers them. */
 export function leaseHandlers(lease: LeaseService, header: () => ResponseHeader): LeaseHandlers {
   return {
-    grant: async (req) => fillHeader(await lease.leaseGrant(req), header),
-    revoke: async (req) => fillHeader(await lease.leaseRevoke(req), header),
+    grant: async (req, ai) => fillHeader(await lease.leaseGrant(req, ai), header),
+    revoke: async (req, ai) => fillHeader(await lease.leaseRevoke(req, ai), header),
     async timeToLive(req) {
       try {
         return fillHeader(await lease.leaseTimeToLive(req), header);
@@ -48,22 +48,31 @@ function fillHeader<T extends { header?: ResponseHeader | undefined }>(resp: T, 
   return resp;
 }
 
-type KeepAliveCall = ServerCall<pb.LeaseKeepAliveRequest, pb.LeaseKeepAliveResponse>;
+/** What the keep-alive loop needs of a stream: gRPC's ServerCall, or the gateway's JSON adaptor. */
+export interface KeepAliveStream {
+  messages(): AsyncIterable<pb.LeaseKeepAliveRequest>;
+  write(resp: pb.LeaseKeepAliveResponse): Promise<void>;
+  readonly cancelled: boolean;
+}
 
 /** Registers LeaseKeepAlive: one renewal per request, answered in order. */
 export function registerLeaseKeepAlive(grpc: GrpcServer, lease: LeaseService, header: () => ResponseHeader): void {
-  grpc.addBidi(leaseKeepAlivePath, pb.LeaseKeepAliveRequest, pb.LeaseKeepAliveResponse, async (call: KeepAliveCall) => {
-    // Requests are handled one at a time, so a client cannot make this stream hold more than
-    // one renewal; the server's per-call input queue bounds what it may send ahead.
-    for await (const req of call.messages()) {
-      const resp: pb.LeaseKeepAliveResponse = { header: header(), ID: req.ID, TTL: 0 };
-      try {
-        resp.TTL = await lease.leaseRenew(req.ID);
-      } catch (e) {
-        if (!isEtcdError(e, 'LeaseNotFound')) throw e; // ends the stream with etcd's status
-      }
-      if (call.cancelled) return;
-      await call.write(resp);
+  grpc.addBidi(leaseKeepAlivePath, pb.LeaseKeepAliveRequest, pb.LeaseKeepAliveResponse,
+    (call: ServerCall<pb.LeaseKeepAliveRequest, pb.LeaseKeepAliveResponse>) => serveKeepAlive(call, lease, header));
+}
+
+/** etcd's LeaseKeepAlive loop on one stream, until the client ends its requests or goes. */
+export async function serveKeepAlive(call: KeepAliveStream, lease: LeaseService, header: () => ResponseHeader): Promise<void> {
+  // Requests are handled one at a time, so a client cannot make this stream hold more than
+  // one renewal; the server's per-call input queue bounds what it may send ahead.
+  for await (const req of call.messages()) {
+    const resp: pb.LeaseKeepAliveResponse = { header: header(), ID: req.ID, TTL: 0 };
+    try {
+      resp.TTL = await lease.leaseRenew(req.ID);
+    } catch (e) {
+      if (!isEtcdError(e, 'LeaseNotFound')) throw e; // ends the stream with etcd's status
     }
-  });
+    if (call.cancelled) return;
+    await call.write(resp);
+  }
 }

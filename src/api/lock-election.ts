@@ -10,8 +10,10 @@ import {
   etcdserverpb as pb, Event, Event_EventType, v3electionpb as epb, v3lockpb as lpb,
   Compare_CompareResult, Compare_CompareTarget, prefixRangeEnd, RangeRequest_SortOrder, RangeRequest_SortTarget,
 } from '../proto/index.js';
-import { GrpcCode } from '../errors/index.js';
+import { GrpcCode, isEtcdError } from '../errors/index.js';
+import type { AuthInfo } from '../server/index.js';
 import type { GrpcServer, ServerCall } from './grpc/index.js';
+import type { Codec } from './grpc/framing.js';
 import { GrpcStatusError } from './grpc/index.js';
 
 /** grpc-go's status for a plain Go error (the concurrency package's errors reach clients so). */
@@ -19,142 +21,208 @@ const goError = (message: string): GrpcStatusError => new GrpcStatusError(GrpcCo
 const errNotLeader = 'election: not leader';
 const errNoLeader = 'election: no leader';
 const errMissingLeaderKey = '"leader" field must be provided';
+const errSessionExpired = 'mutex: session is expired';
 
 /** Bounds of one waiter's watch stream (it needs one event at a time). */
 const waiterStreamBounds = { maxQueuedResponses: 16, maxQueuedBytes: 1 << 20 };
 
-export function registerLockElection(grpc: GrpcServer, service: EtcdService, host: WatchHost): void {
+/** What a recipe call needs from its caller: when to give up, and whose permissions it uses. */
+export interface RecipeContext {
+  /** Aborted when the caller goes (client cancel, deadline, the gateway's client disconnecting). */
+  readonly signal: AbortSignal;
+  /** The caller (its `token` / `authorization` metadata): the recipes' KV calls are checked as the caller's, as etcd's in-process client passes the context on. */
+  readonly ai?: AuthInfo;
+}
+
+/** One Lock or Election method, typed; served by gRPC here and by the JSON gateway (gateway/routes.ts). */
+export type RecipeMethod =
+  | { readonly kind: 'unary'; readonly path: string; readonly request: Codec<any>; readonly response: Codec<any>;
+      run(req: any, ctx: RecipeContext): Promise<any> }
+  | { readonly kind: 'serverStream'; readonly path: string; readonly request: Codec<any>; readonly response: Codec<any>;
+      run(req: any, ctx: RecipeContext, write: (res: any) => Promise<void>): Promise<void> };
+
+/** v3lockpb.Lock and v3electionpb.Election over `service`'s KV and `host`'s watches. */
+export function lockElectionMethods(service: EtcdService, host: WatchHost): RecipeMethod[] {
   const r = new Recipes(service, host);
-  grpc.addUnary('/v3lockpb.Lock/Lock', lpb.LockRequest, lpb.LockResponse, (req, call) => r.lock(req, call));
-  grpc.addUnary('/v3lockpb.Lock/Unlock', lpb.UnlockRequest, lpb.UnlockResponse, async (req) => {
-    const res = await service.deleteRange(pb.DeleteRangeRequest.fromPartial({ key: req.key }));
-    return { header: res.header };
-  });
-  grpc.addUnary('/v3electionpb.Election/Campaign', epb.CampaignRequest, epb.CampaignResponse, (req, call) => r.campaign(req, call));
-  grpc.addUnary('/v3electionpb.Election/Proclaim', epb.ProclaimRequest, epb.ProclaimResponse, (req) => r.proclaim(req));
-  grpc.addUnary('/v3electionpb.Election/Leader', epb.LeaderRequest, epb.LeaderResponse, async (req) => {
-    const res = await r.firstCreated(req.name);
-    if (res.kvs.length === 0) throw goError(errNoLeader);
-    return { header: res.header, kv: res.kvs[0] };
-  });
-  grpc.addUnary('/v3electionpb.Election/Resign', epb.ResignRequest, epb.ResignResponse, (req) => r.resign(req));
-  grpc.addServerStream('/v3electionpb.Election/Observe', epb.LeaderRequest, epb.LeaderResponse, (req, call) => r.observe(req, call));
+  const unary = <Req, Res>(path: string, request: Codec<Req>, response: Codec<Res>, run: (req: Req, ctx: RecipeContext) => Promise<Res>): RecipeMethod =>
+    ({ kind: 'unary', path, request, response, run: (req: Req, ctx: RecipeContext) => goErrors(run(req, ctx)) });
+  return [
+    unary('/v3lockpb.Lock/Lock', lpb.LockRequest, lpb.LockResponse, (req, ctx) => r.lock(req, ctx)),
+    unary('/v3lockpb.Lock/Unlock', lpb.UnlockRequest, lpb.UnlockResponse, async (req, ctx) => {
+      const res = await service.deleteRange(pb.DeleteRangeRequest.fromPartial({ key: req.key }), ctx.ai);
+      return { header: res.header };
+    }),
+    unary('/v3electionpb.Election/Campaign', epb.CampaignRequest, epb.CampaignResponse, (req, ctx) => r.campaign(req, ctx)),
+    unary('/v3electionpb.Election/Proclaim', epb.ProclaimRequest, epb.ProclaimResponse, (req, ctx) => r.proclaim(req, ctx)),
+    unary('/v3electionpb.Election/Leader', epb.LeaderRequest, epb.LeaderResponse, async (req, ctx) => {
+      const res = await r.firstCreated(req.name, ctx);
+      if (res.kvs.length === 0) throw goError(errNoLeader);
+      return { header: res.header, kv: res.kvs[0] };
+    }),
+    unary('/v3electionpb.Election/Resign', epb.ResignRequest, epb.ResignResponse, (req, ctx) => r.resign(req, ctx)),
+    {
+      kind: 'serverStream', path: '/v3electionpb.Election/Observe', request: epb.LeaderRequest, response: epb.LeaderResponse,
+      // Observe ends only when its caller goes; etcd's then returns the context's error, a
+      // plain Go error: code Unknown, "context canceled" (so it counts in grpc_server_handled_total).
+      run: async (req: epb.LeaderRequest, ctx: RecipeContext, write: (res: epb.LeaderResponse) => Promise<void>) => {
+        await goErrors(r.observe(req, ctx, write));
+        throw goError('context canceled');
+      },
+    },
+  ];
+}
+
+export function registerLockElection(grpc: GrpcServer, methods: readonly RecipeMethod[], identify: (call: ServerCall) => AuthInfo | undefined): void {
+  const contextOf = (call: ServerCall): RecipeContext => ({ signal: call.signal, ai: callerOf(() => identify(call)) });
+  for (const m of methods) {
+    if (m.kind === 'unary') {
+      grpc.addUnary(m.path, m.request, m.response, async (req, call) => m.run(req, contextOf(call)));
+    } else {
+      grpc.addServerStream(m.path, m.request, m.response, async (req, call) => m.run(req, contextOf(call), (res) => call.write(res)));
+    }
+  }
+}
+
+/** The caller's identity; a bad token fails as the recipes' first KV call would (code Unknown). */
+export function callerOf(identify: () => AuthInfo | undefined): AuthInfo | undefined {
+  try {
+    return identify();
+  } catch (e) {
+    throw isEtcdError(e) ? goError((e as Error).message) : e;
+  }
+}
+
+/**
+ * etcd's recipes call the KV through clientv3, which turns a status into a plain
+ * rpctypes.EtcdError: it reaches the Lock/Election caller as code Unknown with the same text.
+ */
+async function goErrors<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    throw isEtcdError(e) ? goError((e as Error).message) : e;
+  }
 }
 
 class Recipes {
   constructor(private readonly service: EtcdService, private readonly host: WatchHost) {}
 
   /** concurrency.Mutex.Lock with the request's lease as the session. */
-  async lock(req: lpb.LockRequest, call: ServerCall<lpb.LockRequest, lpb.LockResponse>): Promise<lpb.LockResponse> {
+  async lock(req: lpb.LockRequest, ctx: RecipeContext): Promise<lpb.LockResponse> {
     const pfx = Buffer.concat([req.name, Buffer.from('/')]);
     const myKey = Buffer.concat([pfx, Buffer.from(req.lease.toString(16))]);
     const res = await this.service.txn(pb.TxnRequest.fromPartial({
       compare: [createRevisionIs(myKey, 0)],
       success: [{ requestPut: { key: myKey, value: Buffer.alloc(0), lease: req.lease } }, { requestRange: firstCreated(pfx) }],
       failure: [{ requestRange: { key: myKey } }, { requestRange: firstCreated(pfx) }],
-    }));
+    }), ctx.ai);
     const myRev = res.succeeded ? res.header!.revision : res.responses[0]!.responseRange!.kvs[0]!.createRevision;
     const owner = res.responses[1]!.responseRange!.kvs[0];
     if (owner === undefined || owner.createRevision !== myRev) {
       try {
-        await this.waitDeletes(pfx, myRev - 1, call.signal);
+        await this.waitDeletes(pfx, myRev - 1, ctx);
       } catch (e) {
-        await this.service.deleteRange(pb.DeleteRangeRequest.fromPartial({ key: myKey })); // as Mutex.Lock cleans up
+        await this.service.deleteRange(pb.DeleteRangeRequest.fromPartial({ key: myKey }), ctx.ai); // as Mutex.Lock cleans up
         throw e;
       }
+      // The Jepsen fix (etcd #11408, clientv3 3.5's Mutex.Lock): the lease may have expired
+      // while we waited, taking our key with it; then the lock is not ours to grant.
+      const mine = await this.service.range(pb.RangeRequest.fromPartial({ key: myKey }), ctx.ai);
+      if (mine.kvs.length === 0) throw goError(errSessionExpired);
     }
     return { header: this.service.header(), key: myKey };
   }
 
   /** concurrency.Election.Campaign. */
-  async campaign(req: epb.CampaignRequest, call: ServerCall<epb.CampaignRequest, epb.CampaignResponse>): Promise<epb.CampaignResponse> {
+  async campaign(req: epb.CampaignRequest, ctx: RecipeContext): Promise<epb.CampaignResponse> {
     const pfx = Buffer.concat([req.name, Buffer.from('/')]);
     const key = Buffer.concat([pfx, Buffer.from(req.lease.toString(16))]);
     const res = await this.service.txn(pb.TxnRequest.fromPartial({
       compare: [createRevisionIs(key, 0)],
       success: [{ requestPut: { key, value: req.value, lease: req.lease } }],
       failure: [{ requestRange: { key } }],
-    }));
+    }), ctx.ai);
     let rev = res.header!.revision;
     if (!res.succeeded) {
       const kv = res.responses[0]!.responseRange!.kvs[0]!;
       rev = kv.createRevision;
-      if (!kv.value.equals(req.value)) await this.proclaimAt(key, rev, req.lease, req.value);
+      if (!kv.value.equals(req.value)) await this.proclaimAt(key, rev, req.lease, req.value, ctx);
     }
     const leader: epb.LeaderKey = { name: req.name, key, rev, lease: req.lease };
     try {
-      await this.waitDeletes(pfx, rev - 1, call.signal);
+      await this.waitDeletes(pfx, rev - 1, ctx);
     } catch (e) {
-      if (call.signal.aborted) await this.resign({ leader });
+      if (ctx.signal.aborted) await this.resign({ leader }, ctx);
       throw e;
     }
     return { header: this.service.header(), leader };
   }
 
-  async proclaim(req: epb.ProclaimRequest): Promise<epb.ProclaimResponse> {
+  async proclaim(req: epb.ProclaimRequest, ctx: RecipeContext): Promise<epb.ProclaimResponse> {
     if (req.leader === undefined) throw goError(errMissingLeaderKey);
-    await this.proclaimAt(req.leader.key, req.leader.rev, req.leader.lease, req.value);
+    await this.proclaimAt(req.leader.key, req.leader.rev, req.leader.lease, req.value, ctx);
     return { header: this.service.header() };
   }
 
-  async resign(req: epb.ResignRequest): Promise<epb.ResignResponse> {
+  async resign(req: epb.ResignRequest, ctx: RecipeContext): Promise<epb.ResignResponse> {
     const leader = req.leader;
     if (leader === undefined) throw goError(errMissingLeaderKey);
     await this.service.txn(pb.TxnRequest.fromPartial({
       compare: [createRevisionIs(leader.key, leader.rev)],
       success: [{ requestDeleteRange: { key: leader.key } }],
-    }));
+    }), ctx.ai);
     return { header: this.service.header() };
   }
 
   /** concurrency.Election.Observe: the leader's key each time leadership or its value changes. */
-  async observe(req: epb.LeaderRequest, call: ServerCall<epb.LeaderRequest, epb.LeaderResponse>): Promise<void> {
+  async observe(req: epb.LeaderRequest, ctx: RecipeContext, write: (res: epb.LeaderResponse) => Promise<void>): Promise<void> {
     const pfx = Buffer.concat([req.name, Buffer.from('/')]);
-    while (!call.signal.aborted) {
-      const first = await this.firstCreated(req.name);
+    const { signal } = ctx;
+    while (!signal.aborted) {
+      const first = await this.firstCreated(req.name, ctx);
       let leader = first.kvs[0];
       let from = first.header!.revision + 1;
       if (leader === undefined) {
         // No leader yet: the first key put under the prefix is the next one.
-        const ev = await this.nextEvent(pfx, prefixRangeEnd(pfx), from, call.signal, (e) => e.type === Event_EventType.PUT);
+        const ev = await this.nextEvent(pfx, prefixRangeEnd(pfx), from, signal, (e) => e.type === Event_EventType.PUT);
         if (ev === undefined) return;
         leader = ev.kv!;
         from = leader.modRevision + 1;
       }
-      await call.write({ header: this.service.header(), kv: leader });
+      await write({ header: this.service.header(), kv: leader });
       for (;;) {
-        const ev = await this.nextEvent(leader.key, undefined, from, call.signal, () => true);
+        const ev = await this.nextEvent(leader.key, undefined, from, signal, () => true);
         if (ev === undefined) return;
         if (ev.type === Event_EventType.DELETE) break;
         leader = ev.kv!;
         from = leader.modRevision + 1;
-        await call.write({ header: this.service.header(), kv: leader });
+        await write({ header: this.service.header(), kv: leader });
       }
     }
   }
 
-  firstCreated(name: Buffer): Promise<pb.RangeResponse> {
-    return this.service.range(pb.RangeRequest.fromPartial(firstCreated(Buffer.concat([name, Buffer.from('/')]))));
+  firstCreated(name: Buffer, ctx: RecipeContext): Promise<pb.RangeResponse> {
+    return this.service.range(pb.RangeRequest.fromPartial(firstCreated(Buffer.concat([name, Buffer.from('/')]))), ctx.ai);
   }
 
-  private async proclaimAt(key: Buffer, rev: number, lease: bigint, value: Buffer): Promise<void> {
+  private async proclaimAt(key: Buffer, rev: number, lease: bigint, value: Buffer, ctx: RecipeContext): Promise<void> {
     const res = await this.service.txn(pb.TxnRequest.fromPartial({
       compare: [createRevisionIs(key, rev)],
       success: [{ requestPut: { key, value, lease } }],
-    }));
+    }), ctx.ai);
     if (!res.succeeded) throw goError(errNotLeader);
   }
 
   /** concurrency's waitDeletes: until no key under `pfx` created at or below `maxCreateRev` is left. */
-  private async waitDeletes(pfx: Buffer, maxCreateRev: number, signal: AbortSignal): Promise<void> {
+  private async waitDeletes(pfx: Buffer, maxCreateRev: number, ctx: RecipeContext): Promise<void> {
     for (;;) {
       const res = await this.service.range(pb.RangeRequest.fromPartial({
         key: pfx, rangeEnd: prefixRangeEnd(pfx), sortOrder: RangeRequest_SortOrder.DESCEND,
         sortTarget: RangeRequest_SortTarget.CREATE, limit: 1, maxCreateRevision: maxCreateRev,
-      }));
+      }), ctx.ai);
       const last = res.kvs[0];
       if (last === undefined) return;
-      const deleted = await this.nextEvent(last.key, undefined, res.header!.revision, signal, (e) => e.type === Event_EventType.DELETE);
+      const deleted = await this.nextEvent(last.key, undefined, res.header!.revision, ctx.signal, (e) => e.type === Event_EventType.DELETE);
       if (deleted === undefined) throw new GrpcStatusError(GrpcCode.Canceled, 'context canceled');
     }
   }

@@ -18,7 +18,7 @@ import { authMethods, type AuthedUnary } from './auth-service.js';
 import { encodePutResponse } from './fast-codecs.js';
 import { Reader, WIRE_BYTES, wireShapeError } from '../proto/index.js';
 import { registerWatchService, watchPath, type WatchCall } from './watch-service.js';
-import { registerLockElection } from './lock-election.js';
+import { lockElectionMethods, registerLockElection } from './lock-election.js';
 import { leaseHandlers, leaseKeepAlivePath, registerLeaseKeepAlive } from './lease-service.js';
 import type { Codec } from './grpc/framing.js';
 import { GrpcServer, GrpcStatusError, unmarshalError, type ServerCall } from './grpc/index.js';
@@ -31,10 +31,20 @@ import {
 /** etcd's snapshotSendBufferSize: the blob size of every Snapshot message but the last two. */
 export const snapshotChunkBytes = 32 * 1024;
 
+/**
+ * What a method makes of the caller's `token` (etcd calls AuthInfoFromCtx per method, or not):
+ * 'checked' (the default) resolves it and answers etcd's "invalid auth token"; 'ignored'
+ * never looks at it (MemberList, Status, MoveLeader, LeaseTimeToLive, LeaseLeases); 'raw'
+ * resolves it but a refusal reaches the client as the auth store's own text with code Unknown
+ * (etcd's maintenance server returns those errors unmapped: Alarm, Defragment, Hash, HashKV, Snapshot).
+ */
+export type TokenUse = 'checked' | 'ignored' | 'raw';
+
 /** A unary method: request message bytes in, response message bytes out (or a thrown status). */
 export interface UnaryMethod {
   readonly kind: 'unary';
   readonly path: string;
+  readonly token?: TokenUse;
   /** `ai`: the caller, from its `token` metadata (MethodTable.identify). */
   run(body: Buffer, ai?: AuthInfo): Promise<Uint8Array>;
 }
@@ -43,6 +53,7 @@ export interface UnaryMethod {
 export interface StreamMethod {
   readonly kind: 'serverStream';
   readonly path: string;
+  readonly token?: TokenUse;
   open(body: Buffer, ai?: AuthInfo): AsyncGenerator<Uint8Array, void, undefined>;
 }
 
@@ -103,6 +114,8 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
   const checkSize = (messageBytes: number): void => checkRequestSize(messageBytes, maxRequestBytes, idBytes);
   const kv = (m: string): string => `/etcdserverpb.KV/${m}`;
   const mt = (m: string): string => `/etcdserverpb.Maintenance/${m}`;
+  /** `m` with its TokenUse. */
+  const token = (use: TokenUse, m: UnaryMethod): UnaryMethod => ({ ...m, token: use });
   /** Runs `fn` if the caller may administer the cluster (etcd's IsAdminPermitted). */
   const admin = <T>(ai: AuthInfo | undefined, fn: () => Promise<T>): Promise<T> => {
     checkMaintenanceAdmin(service, ai);
@@ -140,16 +153,17 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
     unary(kv('Compact'), pb.CompactionRequest, pb.CompactionResponse, (req) => service.compact(req)),
 
     // --- Maintenance (etcd: v3rpc/maintenance.go) ---
-    unary(mt('Alarm'), pb.AlarmRequest, pb.AlarmResponse, (req) => service.alarm(req)),
-    unary(mt('Status'), pb.StatusRequest, pb.StatusResponse, () => service.status()),
-    // etcd's authMaintenanceServer: these need the root role when auth is on.
-    unary(mt('Defragment'), pb.DefragmentRequest, pb.DefragmentResponse, (_r, _b, _body, ai) => admin(ai, () => service.defragment())),
-    unary(mt('Hash'), pb.HashRequest, pb.HashResponse, (_r, _b, _body, ai) => admin(ai, () => service.hash())),
-    unary(mt('HashKV'), pb.HashKVRequest, pb.HashKVResponse, (req, _b, _body, ai) => admin(ai, () => service.hashKV(req))),
-    unary(mt('MoveLeader'), pb.MoveLeaderRequest, pb.MoveLeaderResponse, (req, _b, _body, ai) => admin(ai, () => service.moveLeader(req))),
+    token('raw', unary(mt('Alarm'), pb.AlarmRequest, pb.AlarmResponse, (req) => service.alarm(req))),
+    token('ignored', unary(mt('Status'), pb.StatusRequest, pb.StatusResponse, () => service.status())),
+    // etcd's authMaintenanceServer: these need the root role when auth is on (MoveLeader does not, in 3.4).
+    token('raw', unary(mt('Defragment'), pb.DefragmentRequest, pb.DefragmentResponse, (_r, _b, _body, ai) => admin(ai, () => service.defragment()))),
+    token('raw', unary(mt('Hash'), pb.HashRequest, pb.HashResponse, (_r, _b, _body, ai) => admin(ai, () => service.hash()))),
+    token('raw', unary(mt('HashKV'), pb.HashKVRequest, pb.HashKVResponse, (req, _b, _body, ai) => admin(ai, () => service.hashKV(req)))),
+    token('ignored', unary(mt('MoveLeader'), pb.MoveLeaderRequest, pb.MoveLeaderResponse, (req) => service.moveLeader(req))),
     {
       kind: 'serverStream',
       path: mt('Snapshot'),
+      token: 'raw',
       async *open(body: Buffer, ai?: AuthInfo) {
         decodeRequest(pb.SnapshotRequest, body);
         checkMaintenanceAdmin(service, ai);
@@ -158,27 +172,27 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
     },
 
     // --- Cluster (etcd: v3rpc/member.go; changes need the root role when auth is on) ---
-    unary(cl('MemberList'), pb.MemberListRequest, pb.MemberListResponse, (req) => service.memberList(req)),
+    token('ignored', unary(cl('MemberList'), pb.MemberListRequest, pb.MemberListResponse, (req) => service.memberList(req))),
     unary(cl('MemberAdd'), pb.MemberAddRequest, pb.MemberAddResponse, (req, _b, _body, ai) => member(ai, () => service.memberAdd(req))),
     unary(cl('MemberRemove'), pb.MemberRemoveRequest, pb.MemberRemoveResponse, (req, _b, _body, ai) => member(ai, () => service.memberRemove(req))),
     unary(cl('MemberUpdate'), pb.MemberUpdateRequest, pb.MemberUpdateResponse, (req, _b, _body, ai) => member(ai, () => service.memberUpdate(req))),
     unary(cl('MemberPromote'), pb.MemberPromoteRequest, pb.MemberPromoteResponse, (req, _b, _body, ai) => member(ai, () => service.memberPromote(req))),
 
     // --- grpc.health.v1 (etcd registers it with "" SERVING; load balancers use it) ---
-    unary('/grpc.health.v1.Health/Check', healthCheckRequest, healthCheckResponse, (req) => {
+    token('ignored', unary('/grpc.health.v1.Health/Check', healthCheckRequest, healthCheckResponse, (req) => {
       if (req.service !== '') throw new GrpcStatusError(GrpcCode.NotFound, 'unknown service');
       return { status: 1 /* SERVING */ };
-    }),
+    })),
   ];
   if (service.lease !== undefined) {
     // --- Lease (etcd: v3rpc/lease.go); LeaseKeepAlive is a bidi stream: registerEtcdServices ---
     const ls = leaseHandlers(service.lease, () => service.header());
     const le = (m: string): string => `/etcdserverpb.Lease/${m}`;
     methods.push(
-      unary(le('LeaseGrant'), pb.LeaseGrantRequest, pb.LeaseGrantResponse, (req) => ls.grant(req)),
-      unary(le('LeaseRevoke'), pb.LeaseRevokeRequest, pb.LeaseRevokeResponse, (req) => ls.revoke(req)),
-      unary(le('LeaseTimeToLive'), pb.LeaseTimeToLiveRequest, pb.LeaseTimeToLiveResponse, (req) => ls.timeToLive(req)),
-      unary(le('LeaseLeases'), pb.LeaseLeasesRequest, pb.LeaseLeasesResponse, () => ls.leases()),
+      unary(le('LeaseGrant'), pb.LeaseGrantRequest, pb.LeaseGrantResponse, (req, _b, _body, ai) => ls.grant(req, ai)),
+      unary(le('LeaseRevoke'), pb.LeaseRevokeRequest, pb.LeaseRevokeResponse, (req, _b, _body, ai) => ls.revoke(req, ai)),
+      token('ignored', unary(le('LeaseTimeToLive'), pb.LeaseTimeToLiveRequest, pb.LeaseTimeToLiveResponse, (req) => ls.timeToLive(req))),
+      token('ignored', unary(le('LeaseLeases'), pb.LeaseLeasesRequest, pb.LeaseLeasesResponse, () => ls.leases())),
     );
   }
 
@@ -223,6 +237,14 @@ function learnerGate(service: EtcdService, m: EtcdMethod): EtcdMethod {
   };
 }
 
+/**
+ * The auth token a call carries: etcd's AuthInfoFromCtx reads the `token` metadata, else
+ * `authorization` (what the JSON gateway makes of the HTTP Authorization header).
+ */
+export function tokenOf(headers: { token?: string | string[] | undefined; authorization?: string | string[] | undefined }): string | string[] | undefined {
+  return headers.token ?? headers.authorization;
+}
+
 /** Request bodies pass through undecoded (the method table decodes). */
 export const rawRequestCodec: Codec<Buffer> = {
   encode: () => { throw new Error('server never encodes requests'); },
@@ -238,14 +260,24 @@ export const encodedResponseCodec: Codec<Uint8Array> = {
 /** etcd's bidi-streaming methods (the rest not in the table as streams are unary), for metric labels. */
 const bidiPaths = new Set(['/etcdserverpb.Watch/Watch', '/etcdserverpb.Lease/LeaseKeepAlive']);
 
+/** The caller of `m`'s call as `m` resolves it (its TokenUse). */
+function callerOf(m: EtcdMethod, table: MethodTable, call: ServerCall): AuthInfo | undefined {
+  if (m.token === 'ignored') return undefined;
+  try {
+    return table.identify(tokenOf(call.headers), call);
+  } catch (e) {
+    throw m.token === 'raw' && isEtcdError(e) ? untranslatedAuthError(e) : e;
+  }
+}
+
 /** Registers a method table on a GrpcServer in this thread. */
 export function registerMethods(grpc: GrpcServer, table: MethodTable): void {
   for (const m of table.methods) {
     if (m.kind === 'unary') {
-      grpc.addUnary(m.path, rawRequestCodec, encodedResponseCodec, async (body, call) => m.run(body, table.identify(call.headers.token, call)));
+      grpc.addUnary(m.path, rawRequestCodec, encodedResponseCodec, async (body, call) => m.run(body, callerOf(m, table, call)));
     } else {
       grpc.addServerStream(m.path, rawRequestCodec, encodedResponseCodec, async (body, call) => {
-        const it = m.open(body, table.identify(call.headers.token, call));
+        const it = m.open(body, callerOf(m, table, call));
         try {
           for (;;) {
             if (call.cancelled) throw new GrpcStatusError(GrpcCode.Canceled, 'context canceled');
@@ -277,7 +309,7 @@ export function registerEtcdServices(server: GrpcServer, service: EtcdService, l
   // Watch is a bidi stream: served here, on this thread's GrpcServer (not in the worker-thread mode's table).
   // etcd splits fragmenting watchers' responses at max-request-bytes + grpcOverheadBytes (512 KiB).
   // Lock and Election run the concurrency recipes over this member's KV and watch (etcd's v3lock/v3election).
-  if (service.lease !== undefined) registerLockElection(grpc, service, watch);
+  if (service.lease !== undefined) registerLockElection(grpc, lockElectionMethods(service, watch), (call) => table.identify(tokenOf(call.headers), call));
   registerWatchService(grpc, {
     host: watch, header: () => service.header(), fragmentAtBytes: service.limits.maxRequestBytes + 512 * 1024,
     deniedReason: (call, key, rangeEnd) => watchDeniedReason(service, table, call, key, rangeEnd),
@@ -317,8 +349,8 @@ function checkMaintenanceAdmin(service: EtcdService, ai: AuthInfo | undefined): 
 }
 
 /** etcd's isWatchPermitted and the cancel reasons its recvLoop gives (permission denied for anything unexpected). */
-function watchDeniedReason(service: EtcdService, table: MethodTable, watchCall: WatchCall, key: Buffer, rangeEnd: Buffer): string | undefined {
-  const token = watchCall.headers.token;
+export function watchDeniedReason(service: EtcdService, table: MethodTable, watchCall: WatchCall, key: Buffer, rangeEnd: Buffer): string | undefined {
+  const token = tokenOf(watchCall.headers);
   // A gRPC call has a stream (and a TLS socket for the certificate's CN); the gateway's adaptor has neither.
   const call = 'stream' in watchCall ? watchCall as ServerCall : undefined;
   if (!service.auth.enabled && token === undefined) return undefined;

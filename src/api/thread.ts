@@ -13,6 +13,7 @@ import { BatchWriter, M2W, W2M, readBatch } from './bridge.js';
 import { statusOf } from './grpc/index.js';
 import { etcdMethods, type EtcdMethod } from './services.js';
 import type { MainToWorker, WorkerConfig, WorkerToMain } from './worker.js';
+import type { AccessOptions } from './access.js';
 
 export interface ThreadApiOptions {
   service: EtcdService;
@@ -20,6 +21,10 @@ export interface ThreadApiOptions {
   log?: Logger;
   closeGraceMs: number;
   maxReceiveMessageBytes: number;
+  /** --cors and --host-whitelist for plain HTTP on the client URLs (the worker applies them). */
+  access?: AccessOptions;
+  /** --max-concurrent-streams: per HTTP/2 connection. */
+  maxConcurrentStreams?: number;
   /** Called if the worker dies while the API is open. Default: log and exit the process with 1. */
   onWorkerFailure?: (err: Error) => void;
 }
@@ -46,6 +51,8 @@ export async function startThreadApi(opts: ThreadApiOptions): Promise<ThreadApi>
     unimplemented: table.unimplemented,
     maxReceiveMessageBytes: opts.maxReceiveMessageBytes,
     listen: opts.listen.map((u) => u.toString()),
+    ...(opts.access ? { access: opts.access } : {}),
+    ...(opts.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: opts.maxConcurrentStreams }),
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: config, name: 'concord-api' });
   const out = new BatchWriter((ab) => worker.postMessage(ab, [ab]));

@@ -12,6 +12,7 @@ import { BatchWriter, M2W, W2M, readBatch } from './bridge.js';
 import { GrpcServer, GrpcStatusError } from './grpc/index.js';
 import type { Codec } from './grpc/framing.js';
 import { http1Handler, http2Handler, type HttpEndpoints } from './http.js';
+import { AccessControl, type AccessOptions } from './access.js';
 import { ClientListener } from './listener.js';
 
 export interface WorkerConfig {
@@ -19,6 +20,10 @@ export interface WorkerConfig {
   unimplemented: Array<{ path: string; message: string }>;
   maxReceiveMessageBytes: number;
   listen: string[];
+  /** --cors and --host-whitelist (etcd's defaults, allowing all, if absent). */
+  access?: AccessOptions;
+  /** --max-concurrent-streams: HTTP/2 streams per connection (SETTINGS), as in the in-thread mode. */
+  maxConcurrentStreams?: number;
 }
 
 /** Control messages (structured-cloned, rare); batches travel as bare ArrayBuffers. */
@@ -113,7 +118,9 @@ function health(): Promise<HealthReport> {
 }
 
 // This thread sees neither the server's metrics nor its probes: /health only (its query ignored).
-const endpoints: HttpEndpoints = { port: 'client', health };
+// etcd's access controller runs here, in front of every plain-HTTP request, as in-thread.
+const access = cfg.access ? new AccessControl(cfg.access, { warn: (msg, fields) => log('warn', msg, fields) }) : undefined;
+const endpoints: HttpEndpoints = { port: 'client', health, ...(access ? { access } : {}) };
 const grpc = new GrpcServer({ maxReceiveMessageBytes: cfg.maxReceiveMessageBytes, httpHandler: http2Handler(endpoints) });
 cfg.methods.forEach((m, index) => {
   if (m.kind === 'unary') {
@@ -155,7 +162,10 @@ cfg.methods.forEach((m, index) => {
 });
 for (const u of cfg.unimplemented) grpc.addUnimplemented(u.path, u.message);
 
-const listener = new ClientListener({ onStream: grpc.handleStream, onRequest: http1Handler(endpoints) });
+const listener = new ClientListener({
+  onStream: grpc.handleStream, onRequest: http1Handler(endpoints),
+  ...(cfg.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: cfg.maxConcurrentStreams }),
+});
 
 port.on('message', (m: ArrayBuffer | MainToWorker) => {
   if (m instanceof ArrayBuffer) { readBatch(m, onRecord); return; }

@@ -20,6 +20,7 @@ interface TokenEntry {
 }
 
 export class SimpleTokens {
+  readonly kind = 'simple';
   private readonly tokens = new Map<string, TokenEntry>();
   private enabled = false;
 
@@ -64,6 +65,12 @@ export class SimpleTokens {
     this.tokens.delete(token); // re-insert: the map stays in last-use order
     this.tokens.set(token, e);
     return e.user;
+  }
+
+  /** etcd's tokenSimple.info: the token's user at the store's current revision. */
+  info(token: string, revision: number): { username: string; revision: number } | undefined {
+    const user = this.userOf(token);
+    return user === undefined ? undefined : { username: user, revision };
   }
 
   invalidateUser(user: string): void {

@@ -15,6 +15,7 @@ import type { Backend } from '../storage/index.js';
 import { IntervalUnion, permissionInterval, isFromKey } from './intervals.js';
 import type { AuthRequest } from './raft-request.js';
 import { SimpleTokens } from './simple-tokens.js';
+import type { TokenProvider } from './token-provider.js';
 
 export const rootUser = 'root';
 export const rootRole = 'root';
@@ -39,14 +40,16 @@ interface UserPerms {
 export interface AuthStoreOptions {
   backend: Backend;
   log: Logger;
-  /** --auth-token-ttl, in ms. */
+  /** --auth-token-ttl, in ms (simple tokens, when no `tokens` is given). */
   tokenTtlMs: number;
+  /** The --auth-token provider; default simple tokens with `tokenTtlMs`. */
+  tokens?: TokenProvider;
 }
 
 export class AuthStore {
   private readonly be: Backend;
   private readonly log: Logger;
-  readonly tokens: SimpleTokens;
+  readonly tokens: TokenProvider;
   private enabledFlag: boolean;
   private rev: number;
   private perms = new Map<string, UserPerms>();
@@ -54,7 +57,7 @@ export class AuthStore {
   constructor(opts: AuthStoreOptions) {
     this.be = opts.backend;
     this.log = opts.log;
-    this.tokens = new SimpleTokens(opts.tokenTtlMs);
+    this.tokens = opts.tokens ?? new SimpleTokens(opts.tokenTtlMs);
     this.enabledFlag = this.be.get('auth', enableFlagKey)?.equals(authEnabled) ?? false;
     this.rev = readRevision(this.be);
     if (this.enabledFlag) this.tokens.enable();
@@ -379,9 +382,12 @@ export class AuthStore {
 
   /** The user behind a token, at the current revision; etcd's ErrInvalidAuthToken if none. */
   authInfoFromToken(token: string): AuthInfo {
-    const user = this.tokens.userOf(token);
-    if (user === undefined) throw etcdError('InvalidAuthToken');
-    return { username: user, revision: this.rev };
+    const ai = this.tokens.info(token, this.rev);
+    if (ai === undefined) {
+      this.log.warn('invalid auth token', { token });
+      throw etcdError('InvalidAuthToken');
+    }
+    return ai;
   }
 }
 

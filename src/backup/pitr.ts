@@ -26,12 +26,17 @@ export async function restoreToRevision(o: PitrOptions): Promise<{ memberId: big
   const segments = listSegments(chain.dir);
   const covered = segments.at(-1)?.last ?? chain.revision;
   if (covered < o.toRevision) throw new Error(`the backup in ${chain.dir} ends at revision ${covered}, before ${o.toRevision}`);
-  o.log.info('restoring to revision', { chain: chain.dir, 'snapshot-revision': chain.revision, 'to-revision': o.toRevision, segments: segments.length });
+  const files = segments.map((s) => s.file);
+  // A first pass reads and checks every segment (checksum, order, no missing revision), so a
+  // damaged one is refused before anything is written; the second pass replays them.
+  let events = 0;
+  for (const _ of replayedEntries(files, chain.revision, o.toRevision)) events++;
+  o.log.info('restoring to revision', { chain: chain.dir, 'snapshot-revision': chain.revision, 'to-revision': o.toRevision, segments: segments.length, events });
   const ids = await restoreSnapshot({
     ...o,
     snapshotPath: path.join(chain.dir, snapshotFileName),
     skipHashCheck: false,
-    extraKeyEntries: replayedEntries(segments.map((s) => s.file), chain.revision, o.toRevision),
+    extraKeyEntries: replayedEntries(files, chain.revision, o.toRevision),
   });
   return { ...ids, snapshotRevision: chain.revision };
 }

@@ -6,7 +6,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { verifySnapshotFile, openSnapshotDb, importBoltBuckets, readEtcdAlarms } from '../snapshot/index.js';
+import { verifySnapshotFile, openSnapshotDb, checkSnapshotDb, importBoltBuckets, readEtcdAlarms } from '../snapshot/index.js';
 import { writeRestoredMember, idToHex, type NewMemberConfig } from '../server/index.js';
 import type { Logger } from '../log/index.js';
 import { revKey } from '../mvcc/index.js';
@@ -55,6 +55,12 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<{ memberId: bi
   o.log.info('restoring snapshot', { path: o.snapshotPath, 'wal-dir': walDir, 'data-dir': o.dataDir, 'snap-dir': path.join(o.dataDir, 'member', 'snap') });
   const { dbBytes } = await verifySnapshotFile(o.snapshotPath, o.skipHashCheck);
   const db = openSnapshotDb(o.snapshotPath, dbBytes);
+  try {
+    checkSnapshotDb(db.reader);
+  } catch (e) {
+    db.close();
+    throw e;
+  }
   const tmpDir = `${o.dataDir}.restoring-${process.pid}`;
   const tmpWal = o.walDir === undefined ? undefined : `${o.walDir}.restoring-${process.pid}`;
   try {

@@ -42,7 +42,7 @@ export function fileSource(path: string): ByteSource & { close(): void } {
   return {
     size,
     read(offset, length) {
-      const b = Buffer.alloc(length);
+      const b = Buffer.allocUnsafe(length); // filled below, or an error is thrown
       let got = 0;
       while (got < length) {
         const n = fs.readSync(fd, b, got, length - got, offset + got);
@@ -88,7 +88,7 @@ export class BoltReader {
 
   /** Every element of the root bucket (top-level bucket names, with isBucket set). */
   *rootEntries(): Generator<BoltEntry, void, undefined> {
-    yield* this.walk({ page: this.meta.root }, new Set(), 0);
+    yield* this.walk({ page: this.meta.root }, new Map(), 0);
   }
 
   /** Names of the top-level buckets, in key order. */
@@ -101,7 +101,7 @@ export class BoltReader {
     const e = [...this.rootEntries()].find((x) => x.isBucket && Buffer.compare(x.key, name) === 0);
     if (e === undefined) return undefined;
     const root = this.bucketRoot(e.value, this.meta.root);
-    return { [Symbol.iterator]: () => this.walk(root, new Set(), 0) };
+    return { [Symbol.iterator]: () => this.walk(root, new Map(), 0) };
   }
 
   /** The free page ids the freelist page lists. */
@@ -145,9 +145,9 @@ export class BoltReader {
     if (this.meta.freelist !== -1) mark(this.meta.freelist, this.page(this.meta.freelist).overflow);
     const visit = (root: BucketRoot, depth: number): void => {
       if (depth > maxDepth) throw new BoltFormatError(`buckets nested deeper than ${maxDepth}`);
-      const seen = new Set<number>();
+      const seen = new Map<number, number>();
       for (const e of this.walk(root, seen, 0)) if (e.isBucket) visit(this.bucketRoot(e.value, -1), depth + 1);
-      for (const id of seen) mark(id, this.page(id).overflow);
+      for (const [id, overflow] of seen) mark(id, overflow);
     };
     visit({ page: this.meta.root }, 0);
     for (let i = 0; i < this.meta.pgid; i++) {
@@ -167,8 +167,8 @@ export class BoltReader {
     return { inline: value.subarray(bucketHeaderBytes) };
   }
 
-  /** In-order walk of a tree; `seen` collects its pages (a page met twice is an error). */
-  private *walk(root: BucketRoot, seen: Set<number>, depth: number): Generator<BoltEntry, void, undefined> {
+  /** In-order walk of a tree; `seen` collects its pages and their overflow counts (a page met twice is an error). */
+  private *walk(root: BucketRoot, seen: Map<number, number>, depth: number): Generator<BoltEntry, void, undefined> {
     const state = { prev: undefined as Buffer | undefined };
     if ('inline' in root) {
       const buf = root.inline;
@@ -180,11 +180,11 @@ export class BoltReader {
     yield* this.walkPage(root.page, seen, depth, state);
   }
 
-  private *walkPage(id: number, seen: Set<number>, depth: number, state: { prev: Buffer | undefined }): Generator<BoltEntry, void, undefined> {
+  private *walkPage(id: number, seen: Map<number, number>, depth: number, state: { prev: Buffer | undefined }): Generator<BoltEntry, void, undefined> {
     if (depth > maxDepth) throw new BoltFormatError(`tree deeper than ${maxDepth}`, id);
     if (seen.has(id)) throw new BoltFormatError('reached twice (a cycle or a shared page)', id);
-    seen.add(id);
     const p = this.page(id);
+    seen.set(id, p.overflow);
     if (p.flags & leafPageFlag) {
       yield* this.leafEntries(p, state);
     } else if (p.flags & branchPageFlag) {
@@ -227,12 +227,14 @@ export class BoltReader {
   private page(id: number): Page {
     const { pgid, pageSize } = this.meta;
     if (id < 2 || id >= pgid) throw new BoltFormatError(`page id out of range [2, ${pgid})`, id);
-    const head = Buffer.from(this.src.read(id * pageSize, pageHeaderBytes));
+    // One read of the page (open() checked the file holds pgid pages), a second only for its overflow.
+    const first = this.src.read(id * pageSize, pageSize);
+    const head = Buffer.from(first.buffer, first.byteOffset, first.byteLength);
     const stored = head.readBigUInt64LE(0);
     if (stored !== BigInt(id)) throw new BoltFormatError(`header names page ${stored}`, id);
     const overflow = head.readUInt32LE(12);
     if (id + overflow >= pgid) throw new BoltFormatError(`overflow of ${overflow} pages runs past the high-water mark ${pgid}`, id);
-    const raw = this.src.read(id * pageSize, (overflow + 1) * pageSize);
+    const raw = overflow === 0 ? first : this.src.read(id * pageSize, (overflow + 1) * pageSize);
     const buf = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
     return { id, buf, flags: head.readUInt16LE(8), count: head.readUInt16LE(10), overflow };
   }

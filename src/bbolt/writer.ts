@@ -58,6 +58,8 @@ export interface BoltFilePlan {
 }
 
 const pagesFor = (bytes: number, pageSize: number): number => Math.ceil(bytes / pageSize);
+/** bbolt's minKeysPerPage: a node is never split below two keys. */
+const minKeysPerLeaf = 2;
 
 /** Plans a bbolt file holding `buckets` (top-level buckets, any order) and returns its page stream. */
 export function planBoltFile(buckets: readonly BoltBucketSource[], opts: BoltWriterOptions = {}): BoltFilePlan {
@@ -150,7 +152,11 @@ function* planBucket(source: BoltBucketSource, pageSize: number, alloc: (n: numb
     if (key.length === 0) throw new Error('bbolt writer: empty key');
     if (prev && Buffer.compare(prev, key) >= 0) throw new Error('bbolt writer: keys not in strictly increasing order');
     const size = elementBytes + key.length + value.length;
-    if (cur.count > 0 && (cur.bytes + size > pageSize || cur.count === maxElementsPerPage)) {
+    // A leaf takes the element while it still fits the pages the leaf needs anyway, or while
+    // the leaf has fewer than bbolt's minKeysPerPage (2): as bbolt splits, so values larger
+    // than half a page go two to a leaf (3 pages for two 4.2 KB values, not 4).
+    const grows = pagesFor(cur.bytes + size, pageSize) > pagesFor(cur.bytes, pageSize);
+    if (cur.count > 0 && ((grows && cur.count >= minKeysPerLeaf) || cur.count === maxElementsPerPage)) {
       groups.push(cur);
       cur = { count: 0, bytes: pageHeaderBytes, firstKey: Buffer.alloc(0) };
     }

@@ -15,6 +15,7 @@
  * - discovery (--discovery, --discovery-srv) and the v2 proxy are refused / ignored.
  */
 import { readFileSync, readdirSync } from 'node:fs';
+import { AuthTokenFlagError, parseAuthTokenFlag, type AuthTokenFlag } from './auth-token-flag.js';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
@@ -719,7 +720,11 @@ function parse(argv: readonly string[], env: Readonly<Record<string, string | un
   }
 
   const failedToStart = (error: string): ExitError =>
-    new ExitError({ kind: 'exit', code: 1, stderr: stderr || undefined, logs: [...logs, { level: 'warn', msg: 'failed to start etcd', fields: { error } }] });
+    new ExitError({
+      kind: 'exit', code: 1, stderr: stderr || undefined,
+      // etcdmain: embed.StartEtcd's error is logged, then fatal (under the name etcd gives it).
+      logs: [...logs, { level: 'warn', msg: 'failed to start etcd', fields: { error } }, { level: 'fatal', msg: 'discovery failed', fields: { error } }],
+    });
 
   // embed.StartEtcd: compaction retention, then (for a new member only) the initial cluster.
   const mode = ec.autoCompactionMode === '' ? 'periodic' : ec.autoCompactionMode;
@@ -741,8 +746,16 @@ function parse(argv: readonly string[], env: Readonly<Record<string, string | un
     }
   }
 
-  // etcd's auth token option is "simple" or "jwt,<options>"; JWT needs a signing library Concord lacks yet.
-  if (ec.authToken.split(',')[0] !== 'simple') throw failedToStart(`concord: --auth-token ${ec.authToken.split(',')[0]} is not supported yet (only simple)`);
+  // etcd's NewTokenProvider: "simple", "jwt,<options>" or "" (no tokens).
+  let authToken: AuthTokenFlag;
+  try {
+    authToken = parseAuthTokenFlag(ec.authToken, ec.authTokenTtl * 1000, (p) => readFileSync(p));
+  } catch (e) {
+    if (!(e instanceof AuthTokenFlagError)) throw e;
+    logs.push(...e.logs);
+    throw failedToStart(e.message);
+  }
+  logs.push(...authToken.logs);
   const unsupported = given.filter((n) => !supported.has(n) && !ignoredFlags.includes(n));
   const config: ServerConfig = {
     name: ec.name,
@@ -796,7 +809,7 @@ function parse(argv: readonly string[], env: Readonly<Record<string, string | un
     watchProgressNotifyIntervalMs: ec.watchProgressNotifyIntervalMs > 0 ? ec.watchProgressNotifyIntervalMs : defaultWatchProgressNotifyIntervalMs,
     leaseCheckpoint: ec.leaseCheckpoint,
     leaseCheckpointPersist: ec.leaseCheckpointPersist,
-    auth: { bcryptCost: ec.bcryptCost, tokenTtlMs: ec.authTokenTtl * 1000 },
+    auth: { bcryptCost: ec.bcryptCost, tokenTtlMs: ec.authTokenTtl * 1000, token: authToken.config },
   };
   return { kind: 'run', config, logs, unsupported, ...(stderr ? { stderr } : {}) };
 }

@@ -149,7 +149,8 @@ export async function runGateway(argv: readonly string[], io: GatewayIo): Promis
     }
     if (values.get('help') === true) { io.stdout(`start the gateway\n\n${startUsage}`); return 0; }
     const { endpoints, listenHost, listenPort } = await checkedEndpoints(values);
-    const log = createLogger({ level: 'info' });
+    // etcd's gateway logs with zap.NewProduction: epoch-seconds "ts", durations in seconds.
+    const log = createLogger({ level: 'info', timeEncoding: 'epoch' });
     const proxy = new TcpProxy({ endpoints, retryDelayMs: values.get('retry-delay') as number, log });
     try {
       await proxy.listen(listenHost, listenPort);

@@ -23,7 +23,7 @@ import { exportEtcdDataDir } from '../server/index.js';
 import { UsageError, defragCommand, hashkvCommand, walDumpCommand } from './concordutl-tools.js';
 
 const out = (text: string): void => { process.stdout.write(text); };
-import { createLogger } from '../log/index.js';
+import { createLogger, humanizeBytes, progressBar } from '../log/index.js';
 import { etcdVersion } from './version.js';
 import { parseEtcdUrls, parseGoDuration, parseUrlsMap } from './go-flags.js';
 
@@ -73,7 +73,7 @@ async function run(argv: readonly string[]): Promise<void> {
     const dataDir = flags.get('data-dir');
     const out = flags.get('out');
     if (!dataDir || !out || sub !== undefined) throw new CommandError('export requires --data-dir DIR and --out DIR', exitBadArgs);
-    await exportEtcdDataDir({ dataDir, out, walDir: flags.get('wal-dir') || undefined, log: createLogger({ caller: false }) });
+    await withProgress('exporting', (progress) => exportEtcdDataDir({ dataDir, out, walDir: flags.get('wal-dir') || undefined, log: createLogger({ caller: false }), progress }));
     return;
   }
   if (cmd === 'backup' && sub === 'start') {
@@ -89,7 +89,7 @@ async function run(argv: readonly string[]): Promise<void> {
     const to = atMs !== undefined && from ? revisionAtTime(from, atMs) : Number(flags.get('to-revision'));
     if (!from || !Number.isSafeInteger(to) || to <= 0) throw new CommandError('backup restore requires --from DIR and --to-revision N (> 0) or --to-time T', exitBadArgs);
     const { snapshotPath: _unused, skipHashCheck: _skip, ...member } = restoreOptions('', flags);
-    await restoreToRevision({ ...member, from, toRevision: to });
+    await withProgress('restoring', (progress) => restoreToRevision({ ...member, from, toRevision: to, progress }));
     return;
   }
   throw new CommandError(`unknown command ${JSON.stringify(positional.join(' '))} for "concordutl"\n\n${usage}`, exitBadArgs);
@@ -146,9 +146,17 @@ async function runBackup(flags: Map<string, string>): Promise<void> {
 }
 
 async function restore(file: string, flags: Map<string, string>): Promise<void> {
-  const progress = process.stderr.isTTY ? progressBar('restoring') : undefined;
-  await restoreSnapshot({ ...restoreOptions(file, flags), progress: progress?.update });
-  progress?.done();
+  await withProgress('restoring', (progress) => restoreSnapshot({ ...restoreOptions(file, flags), progress }));
+}
+
+/** Runs `work` with a progress bar on stderr when it is a terminal (ended before an error is printed). */
+async function withProgress<T>(label: string, work: (progress: (done: number, total: number) => void) => Promise<T>): Promise<T> {
+  const bar = progressBar(label, process.stderr);
+  try {
+    return await work((done, total) => bar.update(done, total));
+  } finally {
+    bar.done();
+  }
 }
 
 /** etcdctl snapshot restore's flags and defaults. */
@@ -178,24 +186,8 @@ function restoreOptions(file: string, flags: Map<string, string>): Parameters<ty
   };
 }
 
-/** A one-line progress bar with bytes and rate, for a terminal only (the caller checks isTTY). */
-function progressBar(label: string): { update: (done: number, total: number) => void; done: () => void } {
-  const started = Date.now();
-  let last = 0;
-  return {
-    update(done, total) {
-      const now = Date.now();
-      if (now - last < 200 && done < total) return;
-      last = now;
-      const rate = done / Math.max(0.001, (now - started) / 1000);
-      process.stderr.write(`\r${label}: ${humanBytes(done)} / ${humanBytes(total)} (${humanBytes(rate)}/s)   `);
-    },
-    done: () => process.stderr.write('\n'),
-  };
-}
-
 function formatStatus(st: SnapshotStatus, format: string): string {
-  const row = [st.hash.toString(16), String(st.revision), String(st.totalKey), humanBytes(st.totalSize)];
+  const row = [st.hash.toString(16), String(st.revision), String(st.totalKey), humanizeBytes(st.totalSize)];
   switch (format) {
     case 'simple': return `${row.join(', ')}\n`;
     case 'json': return `${JSON.stringify(st)}\n`;
@@ -216,13 +208,4 @@ function table(header: string[], rows: string[][]): string {
   const head = `|${header.map((h, i) => ` ${centre(h.toUpperCase(), widths[i]!)} `).join('|')}|\n`;
   const body = rows.map((r) => `|${r.map((c, i) => ` ${c.padStart(widths[i]!)} `).join('|')}|\n`).join('');
   return line + head + line + body + line;
-}
-
-/** go-humanize's Bytes (SI units, as etcdctl prints sizes). */
-export function humanBytes(n: number): string {
-  if (n < 10) return `${Math.floor(n)} B`;
-  const sizes = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB'];
-  const e = Math.floor(Math.log(n) / Math.log(1000));
-  const val = Math.floor((n / 1000 ** e) * 10 + 0.5) / 10;
-  return `${val < 10 ? val.toFixed(1) : val.toFixed(0)} ${sizes[e]}`;
 }

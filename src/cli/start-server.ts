@@ -7,7 +7,7 @@
 import { startApi } from '../api/index.js';
 import { clientTlsOptions } from './tls-check.js';
 import { peerTlsSetup } from './peer-tls.js';
-import { enableHandlingTimeHistogram } from '../metrics/index.js';
+import { enableHandlingTimeHistogram, registerEventLoopMetrics, registry } from '../metrics/index.js';
 import type { Logger } from '../log/index.js';
 import { isEtcdError } from '../errors/index.js';
 import {
@@ -24,6 +24,7 @@ export interface RunningServer {
 }
 
 export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
+  registerEventLoopMetrics(registry); // from the start: recovery's pauses count too
   const peerTls = peerTlsSetup(config, log);
   const member = await startMember(config, log, peerTls ? { peerTls } : {});
   const { server, store } = member;

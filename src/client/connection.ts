@@ -29,11 +29,27 @@ export interface ConnectionOptions {
   /** Deadline for a call that gives none (default: none). */
   defaultCallTimeoutMs?: number;
   /** User and password: the client authenticates, and again when a token is refused. */
-  auth?: { username: string; password: string };
+  auth?: Credentials;
+  /**
+   * Told of an error the client answers itself instead of failing the call: today a server's
+   * "authentication is not enabled" to Authenticate, after which calls go without a token (as
+   * clientv3's). Tools that log each failed RPC (concordctl) log it here.
+   */
+  onIgnoredError?: (error: unknown) => void;
   tls?: TlsOptions;
   /** Largest message the client receives (default 64 MiB) and sends (default 2 MiB, etcd's request limit + margin). */
   maxReceiveMessageBytes?: number;
   maxSendMessageBytes?: number;
+}
+
+/**
+ * A user's name and password. The password may come from a function, asked once, on the first
+ * call (a prompt, a secret store). An empty password means no login at all, as clientv3: a user
+ * without a password is known by its TLS client certificate.
+ */
+export interface Credentials {
+  username: string;
+  password: string | (() => Promise<string>);
 }
 
 /** Options every call takes. */
@@ -50,7 +66,8 @@ export class Endpoint {
   readonly client: grpc.Client;
   /** Metadata carrying this endpoint's token (or none); replaced when the token changes. */
   metadata = new grpc.Metadata();
-  hasToken = false;
+  /** Logged in: a token is in metadata, or the login found none is needed. */
+  loggedIn = false;
 
   constructor(readonly url: string, credentials: grpc.ChannelCredentials, options: grpc.ChannelOptions) {
     this.client = new grpc.Client(url.replace(/^(https?|unix):\/\//, ''), credentials, options);
@@ -64,10 +81,10 @@ export class Endpoint {
     return new Promise((resolve) => this.client.waitForReady(untilMs, (err) => resolve(!err)));
   }
 
-  setToken(token: string | undefined): void {
+  setToken(token: string | undefined, loggedIn = token !== undefined): void {
     this.metadata = new grpc.Metadata();
     if (token !== undefined) this.metadata.set('token', token);
-    this.hasToken = token !== undefined;
+    this.loggedIn = loggedIn;
   }
 }
 
@@ -81,6 +98,8 @@ export class Connection {
   readonly endpoints: readonly Endpoint[];
   private current = 0;
   private closed = false;
+  /** The password, once known (a function's answer is asked for once). */
+  private password: Promise<string> | undefined;
   readonly dialTimeoutMs: number;
 
   constructor(readonly options: ConnectionOptions) {
@@ -106,7 +125,7 @@ export class Connection {
   /** A connected endpoint, trying each in turn from the one in use; authenticated if configured. */
   async ready(deadline: number | undefined, signal?: AbortSignal): Promise<Endpoint> {
     const ep = await this.connected(deadline, signal);
-    if (this.options.auth && !ep.hasToken) await this.authenticate(ep, deadline, signal);
+    if (this.options.auth && !ep.loggedIn) await this.authenticate(ep, deadline, signal);
     return ep;
   }
 
@@ -146,15 +165,24 @@ export class Connection {
         throw deadline !== undefined && Date.now() >= deadline ? new DeadlineExceededError() : new NoAvailableEndpointError([ep.url]);
       }
     }
-    if (this.options.auth && !ep.hasToken) await this.authenticate(ep, deadline, signal);
+    if (this.options.auth && !ep.loggedIn) await this.authenticate(ep, deadline, signal);
     return ep;
   }
 
   private async authenticate(ep: Endpoint, deadline: number | undefined, signal?: AbortSignal): Promise<void> {
     const { username, password } = this.options.auth!;
+    this.password ??= typeof password === 'string' ? Promise.resolve(password) : password();
+    const secret = await raceAbort(this.password, signal);
     ep.setToken(undefined);
-    const res = await this.unaryOn(ep, Auth.authenticate, { name: username, password }, deadline, signal);
-    ep.setToken(res.token);
+    if (secret === '') { ep.setToken(undefined, true); return; }
+    try {
+      const res = await this.unaryOn(ep, Auth.authenticate, { name: username, password: secret }, deadline, signal);
+      ep.setToken(res.token);
+    } catch (e) {
+      if (!(e instanceof EtcdErrors.AuthNotEnabled)) throw e;
+      this.options.onIgnoredError?.(e);
+      ep.setToken(undefined, true);
+    }
   }
 
   /** One unary call with failover, token refresh and the call's deadline and signal. */

@@ -13,7 +13,7 @@
  * It imports proto/ and errors/ only: it is what users import, never the server.
  */
 export { Client, type ClientOptions } from './client.js';
-export type { CallOptions, ConnectionOptions, TlsOptions } from './connection.js';
+export type { CallOptions, ConnectionOptions, Credentials, TlsOptions } from './connection.js';
 export { KVClient, Txn, Compare, Op } from './kv.js';
 export type { GetOptions, PutOptions, DeleteOptions, IterateOptions, SortTarget, SortOrder, CompareOp } from './kv.js';
 export { WatchClient, Watcher } from './watch.js';
@@ -21,7 +21,7 @@ export type { WatchOptions, WatchBatch } from './watch.js';
 export { LeaseClient, KeepAlive } from './lease.js';
 export { ClusterClient } from './cluster.js';
 export { MaintenanceClient } from './maintenance.js';
-export type { MemberCallOptions } from './maintenance.js';
+export type { MemberCallOptions, SnapshotOptions } from './maintenance.js';
 export { LockClient, ElectionClient } from './concurrency.js';
 export type { HeldLock, Leadership, LeaseChoice } from './concurrency.js';
 export { StmConflictError, type Stm, type TransactionOptions } from './stm.js';
@@ -33,4 +33,4 @@ export {
 } from './errors.js';
 export type { ErrorKind, EtcdErrorClass } from './errors.js';
 export type { KeyValue, Event } from '../proto/index.js';
-export { etcdserverpb, Event_EventType } from '../proto/index.js';
+export { etcdserverpb, authpb, Event_EventType } from '../proto/index.js';

@@ -12,6 +12,13 @@ export interface MemberCallOptions extends CallOptions {
   endpoint?: string;
 }
 
+export interface SnapshotOptions {
+  /** Chunks held before the stream is paused (default 64). */
+  maxQueuedChunks?: number;
+  /** Called per message: bytes received so far and the bytes the server says remain (remaining_bytes). */
+  onReceived?: (receivedBytes: number, remainingBytes: number) => void;
+}
+
 export class MaintenanceClient {
   constructor(private readonly conn: Connection) {}
 
@@ -63,7 +70,7 @@ export class MaintenanceClient {
    * The member's backend as a stream of chunks (etcd's snapshot: the database then its
    * checksum). Iterate to the end; breaking off cancels the transfer.
    */
-  async snapshot(opts?: MemberCallOptions & { maxQueuedChunks?: number }): Promise<AsyncIterableIterator<Buffer>> {
+  async snapshot(opts?: MemberCallOptions & SnapshotOptions): Promise<AsyncIterableIterator<Buffer>> {
     let call: grpc.ClientReadableStream<pb.SnapshotResponse>;
     if (opts?.endpoint !== undefined) {
       const ep = await this.conn.readyAt(this.endpoint(opts.endpoint), deadlineOf(opts, undefined), opts.signal);
@@ -74,7 +81,12 @@ export class MaintenanceClient {
     }
     const queue = new AsyncQueue<Buffer>(opts?.maxQueuedChunks ?? 64, () => call.resume(), () => call.cancel());
     opts?.signal?.addEventListener('abort', () => { call.cancel(); queue.fail(opts.signal!.reason); }, { once: true });
-    call.on('data', (res: pb.SnapshotResponse) => { if (!queue.push(res.blob)) call.pause(); });
+    let received = 0;
+    call.on('data', (res: pb.SnapshotResponse) => {
+      received += res.blob.length;
+      opts?.onReceived?.(received, Number(res.remainingBytes));
+      if (!queue.push(res.blob)) call.pause();
+    });
     call.on('error', (e: grpc.ServiceError) => queue.fail(streamError(e)));
     call.on('end', () => queue.end());
     return queue;

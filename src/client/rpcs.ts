@@ -69,6 +69,15 @@ export const Auth = {
   userGrantRole: rpc('/etcdserverpb.Auth/UserGrantRole', pb.AuthUserGrantRoleRequest, pb.AuthUserGrantRoleResponse, true),
   roleAdd: rpc('/etcdserverpb.Auth/RoleAdd', pb.AuthRoleAddRequest, pb.AuthRoleAddResponse, false),
   roleGrantPermission: rpc('/etcdserverpb.Auth/RoleGrantPermission', pb.AuthRoleGrantPermissionRequest, pb.AuthRoleGrantPermissionResponse, true),
+  userGet: rpc('/etcdserverpb.Auth/UserGet', pb.AuthUserGetRequest, pb.AuthUserGetResponse, true),
+  userList: rpc('/etcdserverpb.Auth/UserList', pb.AuthUserListRequest, pb.AuthUserListResponse, true),
+  userDelete: rpc('/etcdserverpb.Auth/UserDelete', pb.AuthUserDeleteRequest, pb.AuthUserDeleteResponse, false),
+  userChangePassword: rpc('/etcdserverpb.Auth/UserChangePassword', pb.AuthUserChangePasswordRequest, pb.AuthUserChangePasswordResponse, true),
+  userRevokeRole: rpc('/etcdserverpb.Auth/UserRevokeRole', pb.AuthUserRevokeRoleRequest, pb.AuthUserRevokeRoleResponse, false),
+  roleGet: rpc('/etcdserverpb.Auth/RoleGet', pb.AuthRoleGetRequest, pb.AuthRoleGetResponse, true),
+  roleList: rpc('/etcdserverpb.Auth/RoleList', pb.AuthRoleListRequest, pb.AuthRoleListResponse, true),
+  roleDelete: rpc('/etcdserverpb.Auth/RoleDelete', pb.AuthRoleDeleteRequest, pb.AuthRoleDeleteResponse, false),
+  roleRevokePermission: rpc('/etcdserverpb.Auth/RoleRevokePermission', pb.AuthRoleRevokePermissionRequest, pb.AuthRoleRevokePermissionResponse, false),
 };
 
 export const Lock = {

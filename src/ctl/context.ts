@@ -9,7 +9,9 @@ import {
 import type { FlagValue } from './flags.js';
 import { grpcCodeName } from './errors.js';
 import type { Printer } from './printer.js';
+import { askPassword } from './password.js';
 import type { SnapshotTools } from './commands/snapshot.js';
+import type { Progress } from '../log/index.js';
 
 export interface Io {
   stdout(s: string | Uint8Array): void;
@@ -18,8 +20,17 @@ export interface Io {
   readStdin(): Promise<string>;
   /** Lines of stdin as they arrive (interactive txn, watch -i). */
   stdinLines(): AsyncIterable<string>;
+  /** One line of stdin without its "\n" (at the end of input what is left, then ""): passwords. */
+  readLine(): Promise<string>;
+  /** Turns the terminal's echo off and on (stty), around a password prompt. */
+  setEcho(on: boolean): void;
+  /** stdout / stderr are terminals (colors on stdout, progress bars on stderr). */
+  stdoutIsTerminal?: boolean;
+  stderrIsTerminal?: boolean;
   /** Offline snapshot status/restore, from the program running concordctl (absent: those commands fail). */
   snapshots?: SnapshotTools;
+  /** A progress bar for long work (snapshot save): drawn on a terminal only; absent: none. */
+  progress?: (label: string) => Progress;
 }
 
 export interface Globals {
@@ -28,6 +39,8 @@ export interface Globals {
   commandTimeoutMs: number;
   user: string;
   password: string;
+  /** --user gave a name only: the password is asked for on first use. */
+  askPassword: boolean;
   insecureTransport: boolean;
   cacert: string;
   cert: string;
@@ -51,8 +64,16 @@ export class Ctx {
     private readonly flags: Map<string, FlagValue>,
     readonly display: Printer,
     readonly io: Io,
-    private readonly makeClient: (g: Globals, endpoints: string[]) => Client,
+    private readonly makeClient: (g: Globals, endpoints: string[], ctx: Ctx) => Client,
   ) {}
+
+  private loginPrompt: Promise<string> | undefined;
+
+  /** The --user password the flags left out: asked once (speakeasy's "Password: " prompt), for every client. */
+  loginPassword(): Promise<string> {
+    this.loginPrompt ??= askPassword(this.io, 'Password: ');
+    return this.loginPrompt;
+  }
 
   bool(name: string): boolean { return this.flags.get(name) as boolean; }
   str(name: string): string { return this.flags.get(name) as string; }
@@ -60,18 +81,18 @@ export class Ctx {
 
   /** The client over --endpoints, made on first use. */
   get client(): Client {
-    this.clientInstance ??= this.makeClient(this.globals, this.globals.endpoints);
+    this.clientInstance ??= this.makeClient(this.globals, this.globals.endpoints, this);
     return this.clientInstance;
   }
 
   /** A client to one endpoint only (endpoint health/status/hashkv/defrag ask each member). */
   clientFor(endpoint: string): Client {
-    return this.makeClient(this.globals, [endpoint]);
+    return this.makeClient(this.globals, [endpoint], this);
   }
 
   /** A client to other endpoints with other settings (make-mirror's destination: its own TLS, no auth). */
   clientWith(endpoints: string[], settings: Partial<Globals>): Client {
-    return this.makeClient({ ...this.globals, ...settings }, endpoints);
+    return this.makeClient({ ...this.globals, ...settings }, endpoints, this);
   }
 
   /** Per-call options for a short command (--command-timeout). */

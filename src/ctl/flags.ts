@@ -12,6 +12,13 @@ export interface FlagSpec {
   short?: string;
   kind: FlagKind;
   default: FlagValue;
+  /** Its description in the usage text, when help-text.ts does not give it. */
+  usage?: string;
+}
+
+/** A command line cobra/pflag would not parse: etcdctl prints the command's usage, then the error. */
+export class FlagError extends CtlExit {
+  constructor(text: string) { super(ExitCode.Error, text); }
 }
 
 export interface Parsed {
@@ -51,15 +58,15 @@ export function convertFlag(spec: FlagSpec, raw: string): FlagValue {
     case 'bool': {
       if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(raw)) return true;
       if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(raw)) return false;
-      throw new CtlExit(ExitCode.Error, `invalid argument "${raw}" for "--${spec.name}" flag: strconv.ParseBool: parsing "${raw}": invalid syntax`);
+      throw new FlagError(`invalid argument "${raw}" for "--${spec.name}" flag: strconv.ParseBool: parsing "${raw}": invalid syntax`);
     }
     case 'int': {
-      if (!/^[+-]?\d+$/.test(raw)) throw new CtlExit(ExitCode.Error, `invalid argument "${raw}" for "--${spec.name}" flag: strconv.ParseInt: parsing "${raw}": invalid syntax`);
+      if (!/^[+-]?\d+$/.test(raw)) throw new FlagError(`invalid argument "${raw}" for "--${spec.name}" flag: strconv.ParseInt: parsing "${raw}": invalid syntax`);
       return Number(raw);
     }
     case 'duration': {
       const ms = parseDuration(raw);
-      if (ms === undefined) throw new CtlExit(ExitCode.Error, `invalid argument "${raw}" for "--${spec.name}" flag: time: invalid duration ${JSON.stringify(raw)}`);
+      if (ms === undefined) throw new FlagError(`invalid argument "${raw}" for "--${spec.name}" flag: time: invalid duration ${JSON.stringify(raw)}`);
       return ms;
     }
     case 'strings': return raw === '' ? [] : raw.split(',');
@@ -87,22 +94,22 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
       const eq = a.indexOf('=');
       const name = a.slice(2, eq < 0 ? undefined : eq);
       const spec = byName.get(name);
-      if (!spec) throw new CtlExit(ExitCode.Error, `unknown flag: --${name}`);
+      if (!spec) throw new FlagError(`unknown flag: --${name}`);
       if (eq >= 0) set(spec, a.slice(eq + 1));
       else if (spec.kind === 'bool') set(spec, 'true');
       else if (i + 1 < argv.length) set(spec, argv[++i]!);
-      else throw new CtlExit(ExitCode.Error, `flag needs an argument: --${name}`);
+      else throw new FlagError(`flag needs an argument: --${name}`);
       continue;
     }
     if (a.startsWith('-') && a.length > 1 && !/^-\d/.test(a)) {
       const c = a[1]!;
       const spec = byShort.get(c);
-      if (!spec) throw new CtlExit(ExitCode.Error, `unknown shorthand flag: '${c}' in ${a}`);
+      if (!spec) throw new FlagError(`unknown shorthand flag: '${c}' in ${a}`);
       const rest = a.slice(2);
       if (spec.kind === 'bool') set(spec, rest.startsWith('=') ? rest.slice(1) : 'true');
       else if (rest.length > 0) set(spec, rest.startsWith('=') ? rest.slice(1) : rest);
       else if (i + 1 < argv.length) set(spec, argv[++i]!);
-      else throw new CtlExit(ExitCode.Error, `flag needs an argument: '${c}' in -${c}`);
+      else throw new FlagError(`flag needs an argument: '${c}' in -${c}`);
       continue;
     }
     args.push(a);

@@ -103,21 +103,8 @@ export function goDuration(ns: number): string {
   return `${h > 0 ? `${h}h` : ''}${h > 0 || m > 0 ? `${m}m` : ''}${trim(s, 9)}s`;
 }
 
-/** go-humanize's Bytes (SI units, one decimal below 10, Go's round-half-even). */
-export function humanizeBytes(n: number): string {
-  if (n < 10) return `${n} B`;
-  const sizes = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB'];
-  const e = Math.floor(Math.log(n) / Math.log(1000));
-  const val = Math.floor((n / 1000 ** e) * 10 + 0.5) / 10;
-  return `${val < 10 ? val.toFixed(1) : roundHalfEven(val)} ${sizes[e]}`;
-}
-
-function roundHalfEven(x: number): string {
-  const f = Math.floor(x);
-  const diff = x - f;
-  if (diff > 0.5 || (diff === 0.5 && f % 2 === 1)) return String(f + 1);
-  return String(f);
-}
+/** go-humanize's Bytes: the one implementation, shared with concordutl and the progress bars. */
+export { humanizeBytes } from '../log/index.js';
 
 /** etcdctl's --hex form of bytes: \x.. per byte. */
 export function hexBytes(b: Buffer): string {

@@ -2,7 +2,7 @@
 // table (member list and endpoint results only) and protobuf (the response's bytes).
 // Unsupported combinations end the command as etcdctl does ("<format> not supported as
 // output format", exit 4).
-import { etcdserverpb as pb, type KeyValue, type Event } from '../client/index.js';
+import { etcdserverpb as pb, authpb, prefixEnd, type KeyValue, type Event } from '../client/index.js';
 import { CtlExit, ExitCode } from './exit.js';
 import { goJson, goStruct, goQuote, hexBytes, humanizeBytes, renderTable } from './format.js';
 
@@ -15,13 +15,20 @@ export interface EpHashKV { ep: string; resp: pb.HashKVResponse }
 
 type Out = (s: string | Uint8Array) => void;
 
+/** ANSI SGR: keys bold blue, values green. */
+const KEY_COLOR = '\x1b[1;34m';
+const VALUE_COLOR = '\x1b[32m';
+const COLOR_OFF = '\x1b[0m';
+
 const hex16 = (id: bigint) => id.toString(16).padStart(16, '0');
 /** Go's %16x: space-padded hex. */
 const hexSpace16 = (id: bigint) => id.toString(16).padStart(16, ' ');
 
 export class Printer {
   valueOnly = false;
-  constructor(readonly format: OutputFormat, readonly isHex: boolean, private readonly out: Out, private readonly err: Out) {}
+  /** `color`: keys and values of the simple format in color (concordctl's own, for a terminal). */
+  constructor(readonly format: OutputFormat, readonly isHex: boolean, private readonly out: Out, private readonly err: Out,
+    private readonly color = false) {}
 
   private unsupported(): never {
     throw new CtlExit(ExitCode.BadFeature, `${this.format} not supported as output format`);
@@ -40,8 +47,9 @@ export class Printer {
   private kv(kv: KeyValue): void {
     const k = this.isHex ? hexBytes(kv.key) : kv.key.toString('latin1');
     const v = this.isHex ? hexBytes(kv.value) : kv.value.toString('latin1');
-    if (!this.valueOnly) this.out(Buffer.from(`${k}\n`, 'latin1'));
-    this.out(Buffer.from(`${v}\n`, 'latin1'));
+    const [keyOn, valueOn, off] = this.color ? [KEY_COLOR, VALUE_COLOR, COLOR_OFF] : ['', '', ''];
+    if (!this.valueOnly) this.out(Buffer.from(`${keyOn}${k}${off}\n`, 'latin1'));
+    this.out(Buffer.from(`${valueOn}${v}${off}\n`, 'latin1'));
   }
 
   private fieldsHdr(h: pb.ResponseHeader | undefined): void {
@@ -309,4 +317,119 @@ export class Printer {
     }
     for (const a of r.alarms) this.line(`memberID:${a.memberID} alarm:${pb.alarmTypeToJSON(a.alarm)} `);
   }
+
+  // user, role: etcdctl prints these through its printerRPC (json, protobuf), its simple
+  // printer, and a fields printer that knows some of them; table knows none.
+
+  /** json/protobuf of an auth response; the header alone for fields, when `fieldsHeader`. */
+  private authRpc<T extends { header?: pb.ResponseHeader }>(fns: pb.MessageFns<T>, m: T, fieldsHeader: boolean): boolean {
+    if (this.rpc(fns, m)) return true;
+    if (this.format === 'fields') {
+      if (!fieldsHeader) this.unsupported();
+      this.fieldsHdr(m.header);
+      return true;
+    }
+    return false;
+  }
+
+  /** One line, its names as raw bytes (Go prints strings byte for byte). */
+  private raw(s: string | Buffer): void {
+    this.out(Buffer.concat([typeof s === 'string' ? Buffer.from(s, 'latin1') : s, Buffer.from('\n')]));
+  }
+
+  userAdd(name: string, r: pb.AuthUserAddResponse): void {
+    if (!this.authRpc(pb.AuthUserAddResponse, r, true)) this.raw(`User ${name} created`);
+  }
+
+  userGet(name: string, r: pb.AuthUserGetResponse): void {
+    if (!this.authRpc(pb.AuthUserGetResponse, r, false)) this.raw(`User: ${name}\nRoles:${r.roles.map((x) => ` ${x}`).join('')}`);
+  }
+
+  userList(r: pb.AuthUserListResponse): void {
+    if (!this.authRpc(pb.AuthUserListResponse, r, false)) for (const u of r.users) this.raw(u);
+  }
+
+  userChangePassword(r: pb.AuthUserChangePasswordResponse): void {
+    if (!this.authRpc(pb.AuthUserChangePasswordResponse, r, true)) this.line('Password updated');
+  }
+
+  userGrantRole(user: string, role: string, r: pb.AuthUserGrantRoleResponse): void {
+    if (!this.authRpc(pb.AuthUserGrantRoleResponse, r, true)) this.raw(`Role ${role} is granted to user ${user}`);
+  }
+
+  userRevokeRole(user: string, role: string, r: pb.AuthUserRevokeRoleResponse): void {
+    if (!this.authRpc(pb.AuthUserRevokeRoleResponse, r, true)) this.raw(`Role ${role} is revoked from user ${user}`);
+  }
+
+  userDelete(name: string, r: pb.AuthUserDeleteResponse): void {
+    if (!this.authRpc(pb.AuthUserDeleteResponse, r, true)) this.raw(`User ${name} deleted`);
+  }
+
+  roleAdd(role: string, r: pb.AuthRoleAddResponse): void {
+    if (!this.authRpc(pb.AuthRoleAddResponse, r, true)) this.raw(`Role ${role} created`);
+  }
+
+  roleDelete(role: string, r: pb.AuthRoleDeleteResponse): void {
+    if (!this.authRpc(pb.AuthRoleDeleteResponse, r, true)) this.raw(`Role ${role} deleted`);
+  }
+
+  roleList(r: pb.AuthRoleListResponse): void {
+    if (this.rpc(pb.AuthRoleListResponse, r)) return;
+    if (this.format === 'fields') {
+      this.fieldsHdr(r.header);
+      this.line(`"Roles" :${r.roles.map((x) => ` ${goQuote(x)}`).join('')}`);
+      return;
+    }
+    for (const x of r.roles) this.raw(x);
+  }
+
+  roleGrantPermission(role: string, r: pb.AuthRoleGrantPermissionResponse): void {
+    if (!this.authRpc(pb.AuthRoleGrantPermissionResponse, r, true)) this.raw(`Role ${role} updated`);
+  }
+
+  roleRevokePermission(role: string, key: Buffer, end: Buffer, r: pb.AuthRoleRevokePermissionResponse): void {
+    if (this.authRpc(pb.AuthRoleRevokePermissionResponse, r, true)) return;
+    const bytes = (...parts: Array<string | Buffer>) => Buffer.concat(parts.map((x) => (typeof x === 'string' ? Buffer.from(x, 'latin1') : x)));
+    if (end.length === 0) this.raw(bytes('Permission of key ', key, ` is revoked from role ${role}`));
+    else if (!isOpenEnd(end)) this.raw(bytes('Permission of range [', key, ', ', end, `) is revoked from role ${role}`));
+    else this.raw(bytes('Permission of range [', key, `, <open ended> is revoked from role ${role}`));
+  }
+
+  roleGet(role: string, r: pb.AuthRoleGetResponse): void {
+    if (this.rpc(pb.AuthRoleGetResponse, r)) return;
+    if (this.format === 'fields') {
+      this.fieldsHdr(r.header);
+      for (const p of r.perm) {
+        // Go's fmt.Println puts a space between its operands, after the label's own.
+        this.line(`"PermType" :  ${authpb.permission_TypeToJSON(p.permType)}`);
+        this.line(`"Key" : ${goQuote(p.key)}`);
+        this.line(`"RangeEnd" : ${goQuote(p.rangeEnd)}`);
+      }
+      return;
+    }
+    const lines: Buffer[] = [Buffer.from(`Role ${role}\nKV Read:\n`, 'latin1')];
+    const section = (types: number[]) => {
+      for (const p of r.perm) if (types.includes(p.permType)) lines.push(permissionLine(p));
+    };
+    section([0, 2]);
+    lines.push(Buffer.from('KV Write:\n'));
+    section([1, 2]);
+    this.out(Buffer.concat(lines));
+  }
+}
+
+/** etcd's "\0" range end: every key from the start key on. */
+const isOpenEnd = (end: Buffer) => end.length === 1 && end[0] === 0;
+
+/** A permission as etcdctl's role get lists it: a key, or a range with its prefix noted. */
+function permissionLine(p: authpb.Permission): Buffer {
+  const parts: Array<string | Buffer> = ['\t'];
+  if (p.rangeEnd.length === 0) parts.push(p.key);
+  else {
+    parts.push('[', p.key, ', ');
+    parts.push(...(isOpenEnd(p.rangeEnd) ? ['<open ended>'] : [p.rangeEnd, ')']));
+    if (prefixEnd(p.key).equals(p.rangeEnd)) parts.push(' (prefix ', p.key, ')');
+  }
+  parts.push('\n');
+  return Buffer.concat(parts.map((x) => (typeof x === 'string' ? Buffer.from(x, 'latin1') : x)));
 }

@@ -85,6 +85,8 @@ const table = {
   // Not etcd's: LMDB keys are at most 1978 bytes, bbolt's 32 KiB; names past it are refused.
   AuthNameTooLong: [GrpcCode.InvalidArgument, "concord: user or role name is longer than 1978 bytes"],
   AuthNotEnabled: [GrpcCode.FailedPrecondition, "etcdserver: authentication is not enabled"],
+  // auth.ErrVerifyOnly (a JWT provider given only a public key cannot sign): not in rpctypes, so Unknown.
+  JwtVerifyOnly: [GrpcCode.Unknown, "auth: token signing attempted with verify-only key"],
   InvalidAuthToken: [GrpcCode.Unauthenticated, "etcdserver: invalid auth token"],
   InvalidAuthMgmt: [GrpcCode.InvalidArgument, "etcdserver: invalid auth management"],
   AuthOldRevision: [GrpcCode.InvalidArgument, "etcdserver: revision of auth store is old"],

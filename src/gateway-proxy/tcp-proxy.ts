@@ -6,7 +6,7 @@
  * the dial succeeds. It knows nothing of HTTP/2 or gRPC: TLS and keepalives pass through.
  */
 import net from 'node:net';
-import type { Logger } from '../log/index.js';
+import { durationSeconds, type Logger } from '../log/index.js';
 
 export interface ProxyEndpoint {
   /** Host name or IP literal, without brackets. */
@@ -36,12 +36,6 @@ class Remote {
   }
 }
 
-/** Go's duration text for the log's "interval" (time.Duration's String of whole seconds/minutes). */
-function goDuration(ms: number): string {
-  if (ms % 60_000 === 0 && ms >= 60_000) return `${ms / 60_000}m0s`;
-  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
-}
-
 export class TcpProxy {
   private readonly remotes: Remote[];
   private pickCount = 0;
@@ -49,13 +43,14 @@ export class TcpProxy {
   private readonly connections = new Set<net.Socket>();
   private monitor: ReturnType<typeof setInterval> | undefined;
   private readonly log: Logger;
-  private readonly interval: string;
+  /** --retry-delay as the log's "interval": seconds, as zap.NewProduction encodes a zap.Duration. */
+  private readonly interval: number;
   private readonly dialTimeoutMs: number;
 
   constructor(private readonly opts: TcpProxyOptions) {
     this.remotes = opts.endpoints.map((e) => new Remote(e));
     this.log = opts.log;
-    this.interval = goDuration(opts.retryDelayMs);
+    this.interval = durationSeconds(opts.retryDelayMs);
     this.dialTimeoutMs = opts.dialTimeoutMs ?? 5000;
     this.server = net.createServer({ noDelay: true }, (socket) => { void this.serve(socket); });
   }

@@ -33,6 +33,12 @@ test('ts is zap\'s ISO8601 with milliseconds', () => {
   assert.match(JSON.parse(lines[0]!).ts, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d{4})$/);
 });
 
+test('timeEncoding epoch writes ts as zap.NewProduction does: seconds since 1970, a number', () => {
+  const { log, lines } = capture({ timeEncoding: 'epoch' });
+  log.info('ready to proxy client requests');
+  assert.ok(lines[0]!.startsWith('{"level":"info","ts":1795488795.123,'), lines[0]);
+});
+
 test('level names are zap\'s and lines below the level are dropped', () => {
   const { log, lines } = capture({ level: 'warn' });
   log.debug('d'); log.info('i'); log.warn('w'); log.error('e'); log.panic('p'); log.log('fatal', 'f');

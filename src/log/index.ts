@@ -11,6 +11,8 @@
  * Leaf module: anyone may import it. Writes are synchronous (pino's sync destinations), so
  * the last lines before process.exit() are not lost.
  */
+export { progressBar, progressLine, humanizeBytes } from './progress.js';
+export type { Progress, ProgressOutput, ProgressOptions } from './progress.js';
 import { pino, type Logger as PinoLogger, type DestinationStream } from 'pino';
 
 /** etcd's --log-level values (pkg/logutil ConvertToZapLevel), zap's names. */
@@ -51,6 +53,11 @@ export interface LoggerOptions {
   caller?: boolean;
   /** Clock for "ts" (tests). */
   now?: () => Date;
+  /**
+   * How "ts" is written: zap's ISO8601 encoder (etcd's server logger, the default) or zap's
+   * epoch encoder, seconds since 1970 as a number (zap.NewProduction, which `etcd gateway` uses).
+   */
+  timeEncoding?: 'iso8601' | 'epoch';
   /** Write here instead of the outputs (tests). */
   stream?: DestinationStream;
 }
@@ -71,6 +78,11 @@ export function formatZapTime(d: Date): string {
   }
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}` +
     `T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}${zone}`;
+}
+
+/** zap's SecondsDurationEncoder (zap.NewProduction's): a duration as float seconds. */
+export function durationSeconds(ms: number): number {
+  return ms / 1000;
 }
 
 /** Go-style Duration text for "took" fields etc.: 1.5ms, 2s, 350µs (zap's StringDurationEncoder). */
@@ -208,7 +220,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       base: null,
       messageKey: 'msg',
       customLevels: { dpanic: pinoLevelValues.dpanic, panic: pinoLevelValues.panic },
-      timestamp: () => `,"ts":"${formatZapTime(now())}"`,
+      timestamp: options.timeEncoding === 'epoch'
+        ? () => `,"ts":${now().getTime() / 1000}`
+        : () => `,"ts":"${formatZapTime(now())}"`,
       formatters: { level: (label: string) => ({ level: label }) },
     },
     options.stream ?? destinationFor(options.outputs ?? ['default']),

@@ -1,6 +1,7 @@
 /**
  * Leaf: Prometheus metrics with etcd 3.4's names (registry.ts: counters, gauges, histograms
- * and the text format; etcd.ts: the metric set; process.ts: process_*). Any layer may record
+ * and the text format; etcd.ts: the metric set; process.ts: process_*; event-loop.ts: Concord's
+ * own concord_event_loop_delay_seconds). Any layer may record
  * into it; api/ renders it on /metrics.
  */
 export { Registry, Counter, Gauge, Histogram, Family, goFloat, type MetricType } from './registry.js';
@@ -9,6 +10,7 @@ export {
   bindCollected, bindIdentity, recordHandled, enableHandlingTimeHistogram, type GrpcMethodMetrics, type GrpcType, type MetricName,
 } from './etcd.js';
 export { registerProcessMetrics, fdLimit } from './process.js';
+export { registerEventLoopMetrics } from './event-loop.js';
 
 import { registry } from './etcd.js';
 import { registerProcessMetrics } from './process.js';

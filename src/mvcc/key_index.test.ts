@@ -8,7 +8,7 @@ const b = (s: string) => Buffer.from(s);
 
 /** etcd's example: put(1.0); put(2.0); tombstone(3.0); put(4.0); tombstone(5.0). */
 function example(): KeyIndex {
-  const ki = new KeyIndex(b('foo'));
+  const ki = new KeyIndex('foo');
   ki.put(1, 0);
   ki.put(2, 0);
   ki.tombstone(3, 0);
@@ -86,7 +86,7 @@ test('keep reports what compact would keep without changing the index', () => {
 });
 
 test('versions keep counting after compaction removed earlier revisions', () => {
-  const ki = new KeyIndex(b('k'));
+  const ki = new KeyIndex('k');
   for (let r = 2; r <= 6; r++) ki.put(r, 0);
   ki.compact(5, new Set());
   assert.deepEqual(ki.get(6), { modMain: 6, modSub: 0, createdMain: 2, createdSub: 0, version: 5 });
@@ -95,7 +95,7 @@ test('versions keep counting after compaction removed earlier revisions', () => 
 });
 
 test('since returns one revision per main revision, the largest sub', () => {
-  const ki = new KeyIndex(b('k'));
+  const ki = new KeyIndex('k');
   ki.put(2, 0);
   ki.put(3, 0);
   ki.put(3, 1);
@@ -109,7 +109,7 @@ test('tree index ranges over [key, end), from-key with an empty end, and single 
   const t = new TreeIndex();
   let rev = 2;
   for (const k of ['a', 'b', 'ba', 'c', 'd']) t.put(b(k), rev++, 0);
-  const keys = (key: string, end: Buffer | undefined) => t.range(b(key), end, 100).keys.map((ki) => ki.key.toString());
+  const keys = (key: string, end: Buffer | undefined) => t.range(b(key), end, 100).keys.map((ki) => ki.key);
   assert.deepEqual(keys('b', b('c')), ['b', 'ba']);
   assert.deepEqual(keys('b', Buffer.alloc(0)), ['b', 'ba', 'c', 'd']);
   assert.deepEqual(keys('ba', undefined), ['ba']);
@@ -125,7 +125,7 @@ test('tree index compaction in chunks removes emptied keys and reports kept revi
   for (let i = 0; i < 25; i++) t.put(b(`k${String(i).padStart(2, '0')}`), rev++, 0);
   for (let i = 0; i < 10; i++) t.tombstone(b(`k${String(i).padStart(2, '0')}`), rev++, 0);
   const kept = new Set<string>();
-  let from: Buffer | undefined;
+  let from: string | undefined;
   let chunks = 0;
   do {
     from = t.compactChunk(rev, from, 7, kept);
@@ -134,4 +134,15 @@ test('tree index compaction in chunks removes emptied keys and reports kept revi
   assert.equal(chunks, 4);
   assert.equal(t.size, 15);
   assert.equal(kept.size, 15);
+});
+
+test('tree index orders keys by bytes, high bytes and NUL included, and gives the bytes back', () => {
+  const t = new TreeIndex();
+  const keys = [[0x00], [0x61], [0x61, 0x00], [0x7f], [0x80], [0xc3, 0xa9], [0xff], [0xff, 0xff]].map((k) => Buffer.from(k));
+  let rev = 2;
+  for (const k of [...keys].reverse()) t.put(k, rev++, 0);
+  const got = t.range(Buffer.from([0x00]), Buffer.alloc(0), 100).keys.map((ki) => ki.keyBytes());
+  assert.deepEqual(got, keys);
+  assert.deepEqual(t.range(Buffer.from([0x7f]), Buffer.from([0xff]), 100).keys.map((ki) => ki.keyBytes()), keys.slice(3, 6));
+  assert.equal(t.keyIndex(Buffer.from([0xc3, 0xa9]))?.keyBytes().equals(Buffer.from([0xc3, 0xa9])), true, 'UTF-8 bytes are kept as bytes');
 });

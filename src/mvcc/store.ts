@@ -244,7 +244,7 @@ export class MvccStore {
         else ki.put(main, sub);
       } else if (!isTombstoneKey(k)) {
         const kv = decodeKeyValue(v);
-        const nki = new KeyIndex(Buffer.from(key));
+        const nki = new KeyIndex(key.toString('latin1'));
         nki.restore(kv.createRevision, main, sub, kv.version);
         this.index.insert(nki);
       }
@@ -385,9 +385,9 @@ export class MvccStore {
     const rrev = this.readRev(tw);
     const keys: Buffer[] = [];
     if (end === undefined) {
-      if (this.index.get(key, rrev)) keys.push(this.index.keyIndex(key)!.key);
+      if (this.index.get(key, rrev)) keys.push(Buffer.from(key)); // events may outlive the request's buffer
     } else {
-      for (const ki of this.index.range(key, end, rrev).keys) keys.push(ki.key);
+      for (const ki of this.index.range(key, end, rrev).keys) keys.push(ki.keyBytes());
     }
     const main = tw.beginRev + 1;
     for (const k of keys) {
@@ -513,7 +513,7 @@ export class MvccStore {
     const started = Date.now();
     const keep = new Set<string>();
     // Index first, a chunk of keys at a time: ranges at or above rev stay correct throughout.
-    let from: Buffer | undefined;
+    let from: string | undefined;
     do {
       from = this.index.compactChunk(rev, from, this.batchLimit, keep);
       if (from) await yieldTurn();

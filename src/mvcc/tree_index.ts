@@ -1,12 +1,15 @@
-// key -> KeyIndex, ordered by key bytes (etcd's treeIndex over google/btree), on sorted-btree
-// with a Buffer comparator so keys are never turned into strings.
+// key -> KeyIndex, ordered by key bytes (etcd's treeIndex over google/btree), on sorted-btree.
+// Keys are held as latin1 strings (one char per byte): string order is then byte order, a
+// comparison is V8's native one-byte compare, and a key costs its length plus a small header
+// instead of a Buffer object (~800 B more per key; see docs/architecture.md). The API takes
+// Buffers; a lookup converts the key once.
 
 import * as btreeNs from 'sorted-btree';
 import { KeyIndex, type KeyRevision } from './key_index.js';
 
 // sorted-btree is CommonJS with `exports.default`; under Node's ESM the class is `.default.default`.
-type Tree = btreeNs.default<Buffer, KeyIndex>;
-type TreeCtor = new (entries: undefined, compare: (a: Buffer, b: Buffer) => number, maxNodeSize?: number) => Tree;
+type Tree = btreeNs.default<string, KeyIndex>;
+type TreeCtor = new (entries: undefined, compare: (a: string, b: string) => number, maxNodeSize?: number) => Tree;
 const mod = btreeNs.default as unknown as { default?: TreeCtor };
 const BTree: TreeCtor = mod.default ?? (mod as unknown as TreeCtor);
 
@@ -16,18 +19,14 @@ const BTree: TreeCtor = mod.default ?? (mod as unknown as TreeCtor);
  */
 export type RangeEnd = Buffer | undefined;
 
-/**
- * Byte-wise key order. A JS loop beats the native Buffer.compare call for the short keys
- * typical of etcd (the call overhead dominated the put path); long keys go native.
- */
-export function compareKeys(a: Buffer, b: Buffer): number {
-  const n = a.length < b.length ? a.length : b.length;
-  if (n > 64) return Buffer.compare(a, b);
-  for (let i = 0; i < n; i++) {
-    const d = a[i] - b[i];
-    if (d !== 0) return d;
-  }
-  return a.length - b.length;
+/** Byte-wise key order of two latin1-held keys (UTF-16 unit order equals byte order there). */
+function compareKeys(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The index's form of a key. */
+function held(key: Buffer): string {
+  return key.toString('latin1');
 }
 
 export class TreeIndex {
@@ -39,7 +38,7 @@ export class TreeIndex {
   }
 
   keyIndex(key: Buffer): KeyIndex | undefined {
-    return this.tree.get(key);
+    return this.tree.get(held(key));
   }
 
   insert(ki: KeyIndex): void {
@@ -47,46 +46,49 @@ export class TreeIndex {
   }
 
   get(key: Buffer, atRev: number): KeyRevision | undefined {
-    return this.tree.get(key)?.get(atRev);
+    return this.tree.get(held(key))?.get(atRev);
   }
 
-  /** Records a put; a new key's bytes are copied so the index never pins a request buffer. */
+  /** Records a put. */
   put(key: Buffer, main: number, sub: number): void {
     this.getOrCreate(key).put(main, sub);
   }
 
   /** The key's index, created (empty) if absent: one tree walk for a lookup-then-put. */
   getOrCreate(key: Buffer): KeyIndex {
-    let ki = this.tree.get(key);
+    const k = held(key);
+    let ki = this.tree.get(k);
     if (!ki) {
-      ki = new KeyIndex(Buffer.from(key));
-      this.tree.set(ki.key, ki);
+      ki = new KeyIndex(k);
+      this.tree.set(k, ki);
     }
     return ki;
   }
 
   /** Records a delete; false if the key has no live generation. */
   tombstone(key: Buffer, main: number, sub: number): boolean {
-    const ki = this.tree.get(key);
+    const ki = this.tree.get(held(key));
     if (!ki) return false;
     return ki.tombstone(main, sub);
   }
 
   /** Calls fn for each key index in the range, in key order. */
   visit(key: Buffer, end: RangeEnd, fn: (ki: KeyIndex) => void): void {
+    const low = held(key);
     if (end === undefined) {
-      const ki = this.tree.get(key);
+      const ki = this.tree.get(low);
       if (ki) fn(ki);
       return;
     }
     if (end.length === 0) {
       const max = this.tree.maxKey();
-      if (max === undefined || compareKeys(key, max) > 0) return;
-      this.tree.forRange(key, max, true, (_k, ki) => fn(ki));
+      if (max === undefined || compareKeys(low, max) > 0) return;
+      this.tree.forRange(low, max, true, (_k, ki) => fn(ki));
       return;
     }
-    if (compareKeys(key, end) >= 0) return;
-    this.tree.forRange(key, end, false, (_k, ki) => fn(ki));
+    const high = held(end);
+    if (compareKeys(low, high) >= 0) return;
+    this.tree.forRange(low, high, false, (_k, ki) => fn(ki));
   }
 
   /** Key indexes alive at atRev in the range with the revision found for each. */
@@ -107,7 +109,7 @@ export class TreeIndex {
    * Compacts up to maxKeys key indexes starting at `from` (inclusive); returns the key to
    * continue from, or undefined when done. Emptied keys leave the tree.
    */
-  compactChunk(atRev: number, from: Buffer | undefined, maxKeys: number, available: Set<string>): Buffer | undefined {
+  compactChunk(atRev: number, from: string | undefined, maxKeys: number, available: Set<string>): string | undefined {
     const low = from ?? this.tree.minKey();
     const high = this.tree.maxKey();
     if (low === undefined || high === undefined || compareKeys(low, high) > 0) return undefined;

@@ -31,7 +31,7 @@ import { decodeEntryRequest, type RaftRequest } from './request-codec.js';
 import type { WaitRegistry } from './wait.js';
 import { applyTxn } from './txn.js';
 import type { AuthStore, AuthInfo } from '../auth/index.js';
-import { checkPut, checkDeleteRange, checkTxn } from './auth-checks.js';
+import { checkPut, checkDeleteRange, checkTxn, checkLeasePuts, type LeaseKeys } from './auth-checks.js';
 import { installSnapshot } from './snapshot-install.js';
 
 /** The v2 store key etcd keeps the cluster version under. */
@@ -66,6 +66,8 @@ export interface ApplierDeps {
   onEmptyEntry?(): void;
   /** The auth store: applies auth_* entries and checks writes against the header's user. */
   auth: AuthStore;
+  /** Runs `work` (which swaps the backend file) while client reads wait for it. */
+  holdingReads<T>(work: () => Promise<T>): Promise<T>;
   /** A conf change removed this member (etcd then stops it: "the member has been permanently removed"). */
   onRemovedSelf?(): void;
 }
@@ -93,7 +95,7 @@ export class Applier implements ApplierPort {
 
   /** A leader's snapshot replaces the state machine (server/snapshot-install.ts). */
   restore(snapshot: Snapshot): Promise<void> {
-    return installSnapshot(this.d, snapshot);
+    return this.d.holdingReads(() => installSnapshot(this.d, snapshot));
   }
 
   private applyNormal(e: Entry, shouldApply: boolean): void {
@@ -129,7 +131,7 @@ export class Applier implements ApplierPort {
     const { store, alarms, auth } = this.d;
     switch (r.kind) {
       case 'put':
-        if (auth.enabled) checkPut(auth, ai, r.req);
+        if (auth.enabled) checkPut(auth, ai, r.req, this.leaseKeys);
         if (alarms.has(AlarmType.CORRUPT)) throw etcdError('Corrupt');
         if (alarms.has(AlarmType.NOSPACE)) throw etcdError('NoSpace');
         countView(r.req.prevKv || r.req.ignoreValue || r.req.ignoreLease ? 1 : 0, 1, 0);
@@ -165,12 +167,15 @@ export class Applier implements ApplierPort {
         if (alarms.has(AlarmType.NOSPACE)) throw etcdError('NoSpace');
         return this.applyLeaseGrant(r.req);
       case 'leaseRevoke':
+        if (auth.enabled) checkLeasePuts(auth, ai, this.leaseKeys(r.req.ID));
         if (alarms.has(AlarmType.CORRUPT)) throw etcdError('Corrupt');
         return this.applyLeaseRevoke(r.req);
       case 'leaseCheckpoint':
         return this.applyLeaseCheckpoint(r.req);
     }
   }
+
+  private readonly leaseKeys: LeaseKeys = (id) => this.d.lessor.lookup(id)?.keys;
 
   private applyLeaseGrant(req: LeaseGrantRequest): LeaseGrantResponse {
     const l = this.d.lessor.grant(req.ID, req.TTL, this.d.clock());

@@ -82,7 +82,12 @@ export class AuthServer implements AuthApi {
       const checked = await this.checkPassword(req.name, req.password);
       const resp = await this.d.propose<pb.AuthenticateResponse>(
         { kind: 'auth', req: { op: 'authenticate', name: req.name, simpleToken: SimpleTokens.genPrefix() } }, undefined);
-      if (checked === this.d.store.revision) return resp;
+      if (checked === this.d.store.revision) {
+        // A JWT is signed here, by the proposer, at the revision the entry applied at (= checked).
+        const sign = this.d.store.tokens.sign;
+        if (resp.token === '' && sign !== undefined) resp.token = await sign.call(this.d.store.tokens, req.name, checked);
+        return resp;
+      }
       this.d.log.info('revision when password checked became stale; retrying');
     }
   }

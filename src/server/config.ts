@@ -2,6 +2,8 @@
  * The member's configuration, as parsed from etcd's flags, ETCD_* environment variables and
  * --config-file by cli/concord. Durations are in milliseconds, sizes in bytes.
  */
+import type { TokenProviderConfig } from '../auth/index.js';
+
 export interface ServerConfig {
   name: string;                      // --name, default "default"
   dataDir: string;                   // --data-dir, default `${name}.etcd`
@@ -85,8 +87,8 @@ export interface ServerConfig {
   leaseCheckpointPersist?: boolean;
   /** How often a lease is checkpointed (etcd 3.4 has no flag for it: 5 minutes; tests shorten it). */
   leaseCheckpointIntervalMs?: number;
-  /** --bcrypt-cost (default 10) and --auth-token-ttl (default 300 s) for --auth-token simple. */
-  auth?: { bcryptCost: number; tokenTtlMs: number };
+  /** --bcrypt-cost (default 10), --auth-token-ttl (default 300 s) and --auth-token (default simple tokens with that TTL). */
+  auth?: { bcryptCost: number; tokenTtlMs: number; token?: TokenProviderConfig };
 }
 
 /** etcd v3rpc's progressReportInterval default: 10 minutes. */

@@ -22,14 +22,24 @@ import { Wal, Snapshotter } from '../wal/index.js';
 import { AlarmMember, Metadata, type ConfState } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
 import { AlarmSet } from './alarms.js';
-import { Membership, attributesToJson, idToHex } from './membership.js';
+import { Membership, idToHex } from './membership.js';
+import { v2StoreOfMembership } from './v2-store.js';
 import { etcdBucketsOf } from './etcd-server.js';
 import { readLog } from './etcd-data-dir.js';
 import { membersKey, alarmsKey } from './member.js';
 
 export interface ExportResult { consistentIndex: number; memberId: bigint; clusterId: bigint }
 
-export async function exportEtcdDataDir(o: { dataDir: string; walDir?: string; out: string; log: Logger }): Promise<ExportResult> {
+export interface ExportOptions {
+  dataDir: string;
+  walDir?: string;
+  out: string;
+  log: Logger;
+  /** Called as the bbolt file is written (bytes so far, of `totalBytes`). */
+  progress?: (doneBytes: number, totalBytes: number) => void;
+}
+
+export async function exportEtcdDataDir(o: ExportOptions): Promise<ExportResult> {
   if (existsSync(o.out)) throw new Error(`out dir ${JSON.stringify(o.out)} exists`);
   const lmdb = backendPath(o.dataDir);
   if (!existsSync(lmdb)) throw new Error(`no Concord backend at ${lmdb}`);
@@ -48,7 +58,7 @@ export async function exportEtcdDataDir(o: { dataDir: string; walDir?: string; o
     o.log.info('exporting backend as etcd\'s bbolt file', { path: lmdb, 'consistent-index': ci });
     const db = await etcdSnapshot(await backend.readView(), etcdBucketsOf(membership, alarms));
     try {
-      await writeFileDurably(join(snapDir, 'db'), db.chunks());
+      await writeFileDurably(join(snapDir, 'db'), db.chunks(), (done) => o.progress?.(done, db.size));
     } finally {
       await db.close();
     }
@@ -74,11 +84,13 @@ export async function exportEtcdDataDir(o: { dataDir: string; walDir?: string; o
 }
 
 /** Writes the chunks as they come (a chunk may be reused once the next is pulled: written at once), then fsyncs. */
-async function writeFileDurably(path: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+async function writeFileDurably(path: string, chunks: AsyncIterable<Uint8Array>, progress: (doneBytes: number) => void): Promise<void> {
   const fd = openSync(path, 'w', 0o600);
   try {
+    let written = 0;
     for await (const chunk of chunks) {
       for (let done = 0; done < chunk.length;) done += writeSync(fd, chunk, done);
+      progress(written += chunk.length);
     }
     fsyncSync(fd);
   } finally {
@@ -98,32 +110,4 @@ function confStateOf(m: Membership): ConfState {
     voters: list.filter((x) => !x.isLearner).map((x) => x.id), learners: list.filter((x) => x.isLearner).map((x) => x.id),
     votersOutgoing: [], learnersNext: [], autoLeave: false,
   };
-}
-
-/** A v2 store node as etcd's snapshot JSON writes it (v2store/node.go); a directory has Children. */
-interface V2Node { Path: string; CreatedIndex: number; ModifiedIndex: number; ExpireTime: string; Value: string; Children?: Record<string, V2Node> }
-
-const noExpiry = '0001-01-01T00:00:00Z';
-const v2File = (path: string, value: string, index: number): V2Node => ({ Path: path, CreatedIndex: index, ModifiedIndex: index, ExpireTime: noExpiry, Value: value });
-const v2Dir = (path: string, children: Record<string, V2Node>): V2Node => ({ Path: path, CreatedIndex: 0, ModifiedIndex: 0, ExpireTime: noExpiry, Value: '', Children: children });
-
-/**
- * etcd's v2 store as a raft snapshot's data: /0/members/<id>/{raftAttributes,attributes},
- * /0/removed_members/<id>, /0/version, and an empty /1 (the v2 keys Concord does not keep).
- */
-export function v2StoreOfMembership(m: Membership, clusterVersion: string | undefined, index: number): string {
-  const members: Record<string, V2Node> = {};
-  for (const x of m.list()) {
-    const id = idToHex(x.id);
-    const raft = JSON.stringify(x.isLearner ? { peerURLs: x.peerURLs, isLearner: true } : { peerURLs: x.peerURLs });
-    const children: Record<string, V2Node> = { raftAttributes: v2File(`/0/members/${id}/raftAttributes`, raft, index) };
-    if (x.name || x.clientURLs.length > 0) children.attributes = v2File(`/0/members/${id}/attributes`, attributesToJson(x.name, x.clientURLs), index);
-    members[id] = v2Dir(`/0/members/${id}`, children);
-  }
-  const removed: Record<string, V2Node> = {};
-  for (const id of m.removedIdList()) removed[idToHex(id)] = v2File(`/0/removed_members/${idToHex(id)}`, 'removed', index);
-  const cluster: Record<string, V2Node> = { members: v2Dir('/0/members', members), removed_members: v2Dir('/0/removed_members', removed) };
-  if (clusterVersion !== undefined) cluster.version = v2File('/0/version', clusterVersion, index);
-  const root = v2Dir('/', { 0: v2Dir('/0', cluster), 1: v2Dir('/1', {}) });
-  return JSON.stringify({ Root: root, CurrentIndex: index, CurrentVersion: 2 });
 }

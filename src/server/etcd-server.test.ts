@@ -95,3 +95,33 @@ test('a serializable read-only txn skips the linearizable barrier, a linearizabl
   }
 });
 
+
+test('reads wait while the backend file is swapped (a leader\'s snapshot installed, a defrag), failed or not', async () => {
+  const m = await startTestMember();
+  try {
+    await m.server.put(PutRequest.fromPartial({ key: b('k'), value: b('v') }));
+    for (const outcome of ['done', 'failed'] as const) {
+      let finish!: () => void;
+      const swapped = new Promise<void>((resolve, reject) => { finish = () => (outcome === 'done' ? resolve() : reject(new Error('swap failed'))); });
+      const swap = m.server.holdingReads(() => swapped);
+      let answered = 0;
+      const reads = [
+        m.server.range(RangeRequest.fromPartial({ key: b('k'), serializable: true })),
+        m.server.txn(TxnRequest.fromPartial({ success: [{ requestRange: RangeRequest.fromPartial({ key: b('k') }) }] })),
+        m.server.hash(),
+        m.server.hashKV({ revision: 0 }),
+      ].map((p) => p.then((r) => { answered++; return r; }));
+      // Several turns of the event loop: an ungated read would have answered by now.
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+      assert.equal(answered, 0, `${outcome}: no read answered while the file is swapped`);
+      finish();
+      if (outcome === 'failed') await assert.rejects(swap, /swap failed/);
+      else await swap;
+      const [range] = await Promise.all(reads);
+      assert.equal((range as { kvs: Array<{ value: Buffer }> }).kvs[0]!.value.toString(), 'v');
+      assert.equal(answered, 4);
+    }
+  } finally {
+    await m.close();
+  }
+});

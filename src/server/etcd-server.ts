@@ -10,7 +10,7 @@ import {
   DefragmentResponse, DeleteRangeRequest, DeleteRangeResponse, HashKVRequest, HashKVResponse,
   HashResponse, MemberListRequest, MemberListResponse, MoveLeaderRequest, MoveLeaderResponse, etcdserverpb as pb,
   PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader,
-  StatusResponse, TxnRequest, TxnResponse, type Member as PbMember,
+  StatusResponse, TxnRequest, TxnResponse, type Member as PbMember, type Snapshot,
 } from '../proto/index.js';
 import { etcdError, EtcdError } from '../errors/index.js';
 import { countView, diskMetrics, serverMetrics } from '../metrics/index.js';
@@ -37,6 +37,7 @@ import { ClusterService, noPeerActivity, type PeerActivity } from './cluster-ser
 export { etcdServerVersion as serverVersion, etcdClusterVersion as clusterVersion } from '../version.js';
 import { etcdServerVersion as serverVersion } from '../version.js';
 import { etcdSnapshot, type BucketReplacements } from '../snapshot/index.js';
+import { v2StoreOfMembership } from './v2-store.js';
 
 /** etcd 3.4's /health waits this long for its QGET. */
 const healthTimeoutMs = 1000;
@@ -290,7 +291,7 @@ export class EtcdServer implements EtcdService {
 
   async range(req: RangeRequest, ai?: AuthInfo): Promise<RangeResponse> {
     if (!req.serializable) await this.linearizableBarrier();
-    if (this.defragging) await this.defragging;
+    if (this.backendSwaps.size > 0) await this.backendSwapped();
     if (this.authStore.enabled) this.authStore.checkRange(ai, req.key, req.rangeEnd);
     const resp = this.store.range(req);
     countView(1, 0, 0);
@@ -313,7 +314,7 @@ export class EtcdServer implements EtcdService {
     if (isTxnReadOnly(req)) {
       // etcd serves read-only txns without raft; serializable ones without a ReadIndex round.
       if (!isTxnSerializable(req)) await this.linearizableBarrier();
-      if (this.defragging) await this.defragging;
+      if (this.backendSwaps.size > 0) await this.backendSwapped();
       if (this.authStore.enabled) checkTxnPermission(this.authStore, ai, req);
       const resp = applyTxn(this.store, req);
       resp.header = this.header();
@@ -356,31 +357,54 @@ export class EtcdServer implements EtcdService {
     this.log.info('defragmenting', { path: this.store.backend.path });
     // Applies pause (exclusive) and reads wait (the file is swapped underneath them).
     const t0 = performance.now();
-    const done = this.raft.exclusive(() => this.store.backend.defrag());
-    void done.then(() => diskMetrics.defrag.observe((performance.now() - t0) / 1000), () => undefined);
-    this.defragging = done.catch(() => undefined);
+    this.defragging = true;
     try {
-      await done;
+      await this.holdingReads(() => this.raft.exclusive(() => this.store.backend.defrag()));
+      diskMetrics.defrag.observe((performance.now() - t0) / 1000);
     } finally {
-      this.defragging = undefined;
+      this.defragging = false;
     }
     return DefragmentResponse.fromPartial({}); // etcd answers an empty DefragmentResponse (no header)
   }
 
-  /** Set while a defragmentation runs: reads wait for it. */
-  private defragging: Promise<unknown> | undefined;
+  private defragging = false;
 
   /** Whether a defragmentation is running (etcd_disk_defrag_inflight). */
   get defragInflight(): boolean {
-    return this.defragging !== undefined;
+    return this.defragging;
+  }
+
+  /**
+   * Runs `work`, which swaps the backend file (a defragmentation, a leader's snapshot being
+   * installed), while reads wait: the file is closed underneath them meanwhile.
+   */
+  async holdingReads<T>(work: () => Promise<T>): Promise<T> {
+    const done = work();
+    const settled = done.then(() => undefined, () => undefined);
+    this.backendSwaps.add(settled);
+    try {
+      return await done;
+    } finally {
+      this.backendSwaps.delete(settled);
+    }
+  }
+
+  /** Swaps of the backend file in progress (holdingReads). */
+  private readonly backendSwaps = new Set<Promise<void>>();
+
+  /** Resolves once no backend swap is in progress (one may start while another ends). */
+  private async backendSwapped(): Promise<void> {
+    while (this.backendSwaps.size > 0) await Promise.all(this.backendSwaps);
   }
 
   async hash(): Promise<HashResponse> {
+    if (this.backendSwaps.size > 0) await this.backendSwapped();
     const h = this.store.hash();
     return HashResponse.fromPartial({ header: this.header(), hash: h.hash });
   }
 
   async hashKV(req: HashKVRequest): Promise<HashKVResponse> {
+    if (this.backendSwaps.size > 0) await this.backendSwapped();
     const h = this.store.hashKV(req.revision);
     return HashKVResponse.fromPartial({ header: { ...this.header(), revision: h.revision }, hash: h.hash, compactRevision: h.compactRevision });
   }
@@ -415,6 +439,26 @@ export class EtcdServer implements EtcdService {
       replace: etcdBucketsOf(this.membership, this.alarms),
     }));
     return etcdSnapshot(view, replace);
+  }
+
+  /**
+   * etcd's createMergedSnapshotMessage: the backend image with a raft snapshot naming the same
+   * point (the applied index, its term, the configuration and membership as of it), taken
+   * between Readies. The follower installs that point rather than raft's older snapshot,
+   * whose configuration may not even hold the follower yet (a member added since; raft
+   * ignores a snapshot that does not name it).
+   */
+  async mergedSnapshot(): Promise<{ image: BackendSnapshot; snapshot: Snapshot }> {
+    const { view, replace, snapshot } = await this.raft.exclusive(async () => {
+      const view = await this.store.backend.readView();
+      const index = this.raft.appliedIndex;
+      const snapshot: Snapshot = {
+        metadata: { index, term: this.raft.appliedTerm, confState: this.raft.confState() },
+        data: Buffer.from(v2StoreOfMembership(this.membership, this.applier.clusterVersion, index)),
+      };
+      return { view, replace: etcdBucketsOf(this.membership, this.alarms), snapshot };
+    });
+    return { image: await etcdSnapshot(view, replace), snapshot };
   }
 
   // ------------------------------------------------------------------ Cluster

@@ -25,6 +25,7 @@ export type { WalPort, SnapshotterPort, TransportPort, ApplierPort } from './por
 export { MemoryWal, MemorySnapshotter, MemoryNetwork, readBackMemory } from './memory-ports.js';
 // ... and the real applier with the requests it applies (simtest/'s key-value mode).
 export { testApplier, testMemberOf } from './test-member.js';
+export { recoverSnapshotBackend } from './snapshot-install.js';
 export type { Applier } from './applier.js';
 export type { WaitRegistry } from './wait.js';
 export { encodeRaftRequest } from './request-codec.js';
@@ -36,3 +37,5 @@ export { memberAttributesPath, attributesToJson } from './membership.js';
 export type { Membership } from './membership.js';
 export type { AuthApi, AuthCallOp, AuthInfo } from './auth-server.js';
 export { authOff } from './auth-server.js';
+export { jwtAlgs } from '../auth/index.js';
+export type { JwtAlg, JwtOptions, TokenProviderConfig } from '../auth/index.js';

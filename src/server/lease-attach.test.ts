@@ -36,6 +36,7 @@ function open(dir: string): Member {
     persistAlarms: () => undefined, persistMembership: () => undefined, persistClusterVersion: () => undefined,
     clusterVersion: undefined, lessor, clock: () => 0,
     auth: new AuthStore({ backend, log: nopLogger(), tokenTtlMs: 300_000 }),
+    holdingReads: (work) => work(), // no client reads here
   });
   return { backend, store, lessor, applier };
 }

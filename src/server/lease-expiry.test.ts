@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { nopLogger } from '../log/index.js';
 import { PutRequest, RangeRequest } from '../proto/index.js';
 import { startTestMember, type TestMember } from './test-member.js';
-import { LeaseExpiry, maxPendingRevokes, minLeaseTtlSeconds } from './lease-expiry.js';
+import { LeaseExpiry, maxPendingRevokes, minLeaseTtlSeconds, rootWhileAuthOn } from './lease-expiry.js';
+import type { AuthInfo } from './auth-server.js';
 import type { RaftRequest } from './request-codec.js';
 
 const b = (s: string): Buffer => Buffer.from(s);
@@ -19,10 +20,11 @@ async function withExpiry(fn: (m: TestMember, e: LeaseExpiry, clock: { now: numb
   let maxPending = 0;
   const e = new LeaseExpiry({
     lessor: m.lessor, clock: () => clock.now, log: nopLogger(), electionTimeoutMs: 1000, checkpoints,
-    propose: (r: RaftRequest) => {
+    revoker: rootWhileAuthOn(m.auth),
+    propose: (r: RaftRequest, ai?: AuthInfo) => {
       pending++;
       maxPending = Math.max(maxPending, pending);
-      return m.server.propose(r).finally(() => { pending--; });
+      return m.server.propose(r, ai).finally(() => { pending--; });
     },
   });
   try {

@@ -14,6 +14,8 @@ import {
 } from '../lease/index.js';
 import type { Logger } from '../log/index.js';
 import type { RaftRequest } from './request-codec.js';
+import type { AuthInfo } from './auth-server.js';
+import { rootUser } from '../auth/index.js';
 
 /** How often the loop runs (etcd's runLoop: 500 ms). */
 export const expiryTickMs = 500;
@@ -32,8 +34,14 @@ export interface LeaseExpiryOptions {
   lessor: Lessor;
   /** The lessor's clock (ms, monotonic). */
   clock(): number;
-  /** Proposes through raft; resolves when applied. */
-  propose(r: RaftRequest): Promise<unknown>;
+  /** Proposes through raft with `ai` in the entry's header; resolves when applied. */
+  propose(r: RaftRequest, ai?: AuthInfo): Promise<unknown>;
+  /**
+   * Who revokes an expired lease: root at the current auth revision while auth is on, so the
+   * revoke passes the apply-time WRITE checks on the lease's keys (etcd's authStore.WithRoot);
+   * undefined (nobody) while it is off.
+   */
+  revoker(): AuthInfo | undefined;
   log: Logger;
   /** --election-timeout: a promoted lessor gives every lease this much extra (etcd's Promote(electionTimeout)). */
   electionTimeoutMs: number;
@@ -87,7 +95,7 @@ export class LeaseExpiry {
     while (this.inFlight < maxPendingRevokes && this.queue.length > 0) {
       const id = this.queue.shift()!;
       this.inFlight++;
-      this.o.propose({ kind: 'leaseRevoke', req: { ID: id } })
+      this.o.propose({ kind: 'leaseRevoke', req: { ID: id } }, this.o.revoker())
         .catch((err: unknown) => {
           // Not found: revoked meanwhile by a client. Anything else: offered again later.
           if ((err as { kind?: string }).kind !== 'LeaseNotFound') {
@@ -113,6 +121,11 @@ export class LeaseExpiry {
       if (cps.length < maxCheckpointBatch) return;
     }
   }
+}
+
+/** etcd's authStore.WithRoot for the revoker: root at the current auth revision while auth is on, else nobody. */
+export function rootWhileAuthOn(auth: { readonly enabled: boolean; readonly revision: number }): () => AuthInfo | undefined {
+  return () => (auth.enabled ? { username: rootUser, revision: auth.revision } : undefined);
 }
 
 /** etcd prints lease ids as %016x. */

@@ -11,6 +11,7 @@ import {
 } from '../proto/index.js';
 import { NotPrimaryError, type Lessor } from '../lease/index.js';
 import type { LeaseService } from './service.js';
+import type { AuthInfo } from './auth-server.js';
 import type { RaftRequest } from './request-codec.js';
 import { RequestIdGenerator } from './wait.js';
 import type { LeaseForwarder } from './lease-forward.js';
@@ -22,7 +23,8 @@ export interface LeaseHostOptions {
   memberId: bigint;
   lessor: Lessor;
   clock(): number;
-  propose<T>(r: RaftRequest): Promise<T>;
+  /** Proposes through raft with `ai` in the entry's header; resolves when applied. */
+  propose<T>(r: RaftRequest, ai?: AuthInfo): Promise<T>;
   header(): ResponseHeader;
   /** Undefined when every committed entry is applied, else a promise of that (etcd's waitAppliedIndex before a renew). */
   appliedCaughtUp(): Promise<void> | undefined;
@@ -41,15 +43,15 @@ export class LeaseHost implements LeaseService {
     this.ids = new RequestIdGenerator(opts.memberId, Date.now());
   }
 
-  leaseGrant(req: LeaseGrantRequest): Promise<LeaseGrantResponse> {
+  leaseGrant(req: LeaseGrantRequest, ai?: AuthInfo): Promise<LeaseGrantResponse> {
     let id = req.ID;
     // No id given: choose one, positive (etcd: reqIDGen.Next() & (1<<63 - 1)).
     while (id === 0n) id = this.ids.next() & ((1n << 63n) - 1n);
-    return this.o.propose<LeaseGrantResponse>({ kind: 'leaseGrant', req: { ID: id, TTL: req.TTL } });
+    return this.o.propose<LeaseGrantResponse>({ kind: 'leaseGrant', req: { ID: id, TTL: req.TTL } }, ai);
   }
 
-  leaseRevoke(req: LeaseRevokeRequest): Promise<LeaseRevokeResponse> {
-    return this.o.propose<LeaseRevokeResponse>({ kind: 'leaseRevoke', req: { ID: req.ID } });
+  leaseRevoke(req: LeaseRevokeRequest, ai?: AuthInfo): Promise<LeaseRevokeResponse> {
+    return this.o.propose<LeaseRevokeResponse>({ kind: 'leaseRevoke', req: { ID: req.ID } }, ai);
   }
 
   /** Renews on the primary (this member's lessor, or the leader's through the forwarder); returns the TTL. */

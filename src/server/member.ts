@@ -14,7 +14,7 @@ import { Wal, Snapshotter, validSnapshotEntries } from '../wal/index.js';
 import { WatchableStore, storedConsistentIndex, type MvccStore } from '../mvcc/index.js';
 import { Backend, backendPath } from '../storage/index.js';
 import { Lessor, defaultCheckpointIntervalMs } from '../lease/index.js';
-import { AuthStore } from '../auth/index.js';
+import { AuthStore, newTokenProvider } from '../auth/index.js';
 import type { Logger } from '../log/index.js';
 import { formatDuration } from '../log/index.js';
 import {
@@ -35,12 +35,14 @@ import { bindMemberMetrics, timedWal } from './metrics.js';
 import { SnapshotPolicy } from './snapshot-policy.js';
 import { PeerNetwork, type PeerTls } from './peers.js';
 import { urlString } from './ids.js';
-import { LeaseExpiry, minLeaseTtlSeconds } from './lease-expiry.js';
+import { LeaseExpiry, minLeaseTtlSeconds, rootWhileAuthOn } from './lease-expiry.js';
 import { LeaseHost } from './lease-host.js';
 import { LeaseForwarder } from './lease-forward.js';
 import { PromoteForwarder } from './promote-forward.js';
 import { mergedSnapshot, saveSnapshotDb } from './snapshot-db.js';
 import { adoptEtcdDataDir } from './etcd-data-dir.js';
+import { recoverSnapshotBackend } from './snapshot-install.js';
+import { membershipOfSnapshotData } from './v2-store.js';
 import { standaloneLog, logForcedRestart } from './force-new-cluster.js';
 import { checkInitialHashKV, CorruptionMonitor } from './corrupt-check.js';
 
@@ -117,11 +119,12 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   // Membership as of the snapshot (empty without one), then every conf change after it is
   // replayed and validated as it was the first time (etcd's v2 store: snapshot, then WAL).
   // The backend's record, which may be ahead of the replay, would change those decisions.
-  const membersText = snapshot?.data && snapshot.data.length > 0 ? Buffer.from(snapshot.data).toString('utf8') : undefined;
-  const membership = membersText ? Membership.fromJson(membersText) : new Membership(clusterId, []);
+  const membership = snapshot?.data && snapshot.data.length > 0 ? membershipOfSnapshotData(snapshot.data, clusterId) : new Membership(clusterId, []);
   const alarmsText = backend.get('alarm', alarmsKey)?.toString('utf8');
   const alarms = new AlarmSet(alarmsText ? (JSON.parse(alarmsText) as Array<{ memberID: string; alarm: number }>).map((a) => AlarmMember.fromPartial({ memberID: BigInt(a.memberID), alarm: a.alarm })) : []);
 
+  // Stopped between saving a leader's snapshot and taking its backend: take it now.
+  if (snapshot) await recoverSnapshotBackend(backend, snapshot, clusterId, log);
   checkBackendMatchesSnapshot(backend.path, storedConsistentIndex(backend), snapIndex);
   // The lessor first: opening the store re-attaches every key to its lease (as etcd orders it).
   const lessor = new Lessor({
@@ -150,7 +153,10 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
     memberId, clusterId, advertisePeerUrls: config.initialAdvertisePeerUrls.map(urlString), membership, log,
     clusterVersion: () => applier.clusterVersion,
     raft: () => raftNode,
-    snapshotDb: async (m) => mergedSnapshot(m, await server!.snapshot(), log, { from: idToHex(memberId), to: idToHex(m.to) }),
+    snapshotDb: async (m) => {
+      const { image, snapshot } = await server!.mergedSnapshot();
+      return mergedSnapshot({ ...m, snapshot }, image, log, { from: idToHex(memberId), to: idToHex(m.to) });
+    },
     saveSnapshot: (m, db) => saveSnapshotDb(snapDir, m, db, log),
     ...(wiring.peerTls ? { tls: wiring.peerTls } : {}),
     onRemoved: () => server?.removedFromCluster('told by a peer'),
@@ -159,7 +165,9 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   if (joining) peers.addPeers(joining.members);
   await peers.listen(config.listenPeerUrls);
 
-  const auth = new AuthStore({ backend, log, tokenTtlMs: config.auth?.tokenTtlMs ?? 300_000 });
+  const tokenTtlMs = config.auth?.tokenTtlMs ?? 300_000;
+  const tokens = newTokenProvider(config.auth?.token ?? { kind: 'simple', ttlMs: tokenTtlMs }, log);
+  const auth = new AuthStore({ backend, log, tokenTtlMs, tokens });
   // The server, applier and raft loop refer to one another; the loop runs only after start().
   let server: EtcdServer | undefined;
   const waits = new WaitRegistry({ maxProposalsInFlight, maxProposalBytesInFlight });
@@ -177,6 +185,7 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
     onEmptyEntry: () => { if (raftNode?.isLeader) expiry?.promote(); },
     auth,
     onRemovedSelf: () => server?.removedFromCluster(),
+    holdingReads: (work) => server!.holdingReads(work),
   });
   let snapshots: SnapshotPolicy | undefined;
   let expiry: LeaseExpiry | undefined;
@@ -197,8 +206,8 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   });
   raftNode = raft;
   snapshots = new SnapshotPolicy({
-    snapshotCount: config.snapshotCount, log, store, raft, wal, snapshotter, membership,
-    appliedIndex: snapIndex, snapDir, maxSnapshots: config.maxSnapshots ?? 5,
+    snapshotCount: config.snapshotCount, log, store, raft, wal, snapshotter, membership, snapDir,
+    clusterVersion: () => applier.clusterVersion, maxSnapshots: config.maxSnapshots ?? 5,
   });
   log.info('starting local member', { 'local-member-id': idToHex(memberId), 'cluster-id': idToHex(clusterId) });
   const promoteForwarder = new PromoteForwarder({
@@ -224,12 +233,13 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   });
   const srv = server;
   expiry = new LeaseExpiry({
-    lessor, clock, log, propose: (r) => srv.propose(r),
+    lessor, clock, log, propose: (r, ai) => srv.propose(r, ai),
+    revoker: rootWhileAuthOn(auth),
     electionTimeoutMs: config.electionTimeoutMs, checkpoints: config.leaseCheckpoint ?? false,
   });
   const appliedCaughtUp = (): Promise<void> | undefined => raft.appliedIndex >= raft.commitIndex ? undefined : raft.waitApplied(raft.commitIndex);
   const leases = new LeaseHost({
-    memberId, lessor, clock, propose: (r) => srv.propose(r), header: () => srv.header(), appliedCaughtUp,
+    memberId, lessor, clock, propose: (r, ai) => srv.propose(r, ai), header: () => srv.header(), appliedCaughtUp,
     isLeader: () => raft.isLeader,
     forwarder: new LeaseForwarder({
       leaderPeerUrls: () => (raft.leader === 0n ? undefined : membership.get(raft.leader)?.peerURLs),

@@ -128,6 +128,9 @@ export class RaftNode {
     this.term = hs.term;
     this.commitIndex = hs.commit;
     this.applied.advance(o.applied);
+    // The snapshot's term (the storage's first, dummy entry carries it): a merged snapshot
+    // sent before anything is applied after a restart names this point.
+    this.appliedTerm = o.applied > 0 ? o.storage.term(o.applied) : 0;
     this.persistedIndex = o.storage.lastIndex();
   }
 
@@ -135,6 +138,14 @@ export class RaftNode {
 
   get appliedIndex(): number {
     return this.applied.index;
+  }
+
+  /**
+   * Index of the newest raft snapshot this member holds: its own (snapshot()) or one
+   * installed from the leader, whichever came last. The next snapshot must be past it.
+   */
+  get snapshotIndex(): number {
+    return this.storage.snapshot().metadata.index;
   }
 
   /** Resolves once the entry at `index` has been applied (rejects after failApplyWaits). */
@@ -277,6 +288,7 @@ export class RaftNode {
    */
   async snapshot(data: Uint8Array, keepEntries: number): Promise<Snapshot> {
     const index = this.applied.index;
+    if (index <= this.snapshotIndex) assert.fail(`raft: snapshot at applied ${index} is not past the snapshot at ${this.snapshotIndex}`);
     const snap = this.storage.createSnapshot(index, this.confState(), data);
     await this.ports.snapshotter.save(snap);
     await this.ports.wal.saveSnapshot({ index: snap.metadata.index, term: snap.metadata.term });

@@ -87,8 +87,9 @@ export interface WatchHost {
 
 /** etcd's Lease requests (server/lease-host.ts). Failures are thrown as EtcdError. */
 export interface LeaseService {
-  leaseGrant(req: LeaseGrantRequest): Promise<LeaseGrantResponse>;
-  leaseRevoke(req: LeaseRevokeRequest): Promise<LeaseRevokeResponse>;
+  /** `ai`: the caller, carried in the proposal's header (a revoke is checked against it at apply). */
+  leaseGrant(req: LeaseGrantRequest, ai?: AuthInfo): Promise<LeaseGrantResponse>;
+  leaseRevoke(req: LeaseRevokeRequest, ai?: AuthInfo): Promise<LeaseRevokeResponse>;
   /** Renews lease `id` (on the leader; a follower forwards): its TTL, or LeaseNotFound. */
   leaseRenew(id: bigint): Promise<number>;
   /** LeaseNotFound for an unknown lease (the API answers TTL -1, as etcd's v3rpc does). */

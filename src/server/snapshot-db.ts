@@ -11,6 +11,9 @@ import type { Message } from '../proto/index.js';
 import type { SnapshotToSend } from '../transport/index.js';
 import type { BackendSnapshot } from './service.js';
 
+/** A big image's transfer logs its progress every this many bytes (etcd logs only start and end). */
+const progressStepBytes = 16 * 1024 * 1024;
+
 /** etcd's snap.Snapshotter.DBFilePath. */
 export function snapshotDbPath(snapDir: string, index: number): string {
   return join(snapDir, `${index.toString(16).padStart(16, '0')}.snap.db`);
@@ -36,9 +39,14 @@ export async function saveSnapshotDb(snapDir: string, m: Message, db: AsyncItera
   const f = await open(tmp, 'w', 0o600);
   let bytes = 0;
   try {
+    let nextReport = progressStepBytes;
     for await (const chunk of db) {
       await f.write(chunk);
       bytes += chunk.length;
+      if (bytes >= nextReport) {
+        nextReport += progressStepBytes;
+        log.info('receiving database snapshot progress', { path, 'received-bytes': bytes, received: humanBytes(bytes) });
+      }
     }
     await f.sync();
   } catch (e) {
@@ -98,7 +106,16 @@ export function mergedSnapshot(m: Message, image: BackendSnapshot, log: Logger, 
   let released: Promise<void> | undefined;
   const release = (): Promise<void> => (released ??= image.close());
   async function* streamed(): AsyncIterable<Uint8Array> {
-    yield* copiedInChunks(image.chunks());
+    let sent = 0;
+    let nextReport = progressStepBytes;
+    for await (const chunk of copiedInChunks(image.chunks())) {
+      yield chunk;
+      sent += chunk.length;
+      if (sent >= nextReport && sent < image.size) {
+        nextReport += progressStepBytes;
+        log.info('sending merged snapshot progress', { ...fields, 'sent-bytes': sent, sent: humanBytes(sent), percent: Math.floor((sent * 100) / image.size) });
+      }
+    }
     log.info('sent merged snapshot', fields);
   }
   return { send: { message: m, db: streamed(), dbBytes: image.size }, release };

@@ -1,6 +1,6 @@
 /**
  * --snapshot-count: once that many entries have been applied since the last raft snapshot,
- * take one (membership as its data, as etcd keeps the v2 store there), save it to snap/ and
+ * take one (membership and cluster version as its data, in etcd's v2 store JSON), save it to snap/ and
  * the WAL, compact the in-memory raft log (keeping a tail for slow followers) and release
  * WAL segments wholly before it, so the WAL does not grow without bound.
  *
@@ -13,29 +13,31 @@ import type { MvccStore } from '../mvcc/index.js';
 import type { Logger } from '../log/index.js';
 import type { Membership } from './membership.js';
 import type { RaftNode } from './raft-node.js';
+import { v2StoreOfMembership } from './v2-store.js';
 
 /** Entries kept in memory behind a snapshot so a slightly slow follower needs no snapshot. */
 const snapshotCatchUpEntries = 5000;
 
 export class SnapshotPolicy {
-  private snapIndex: number;
   constructor(private readonly o: {
     snapshotCount: number; log: Logger; store: MvccStore; raft: RaftNode; wal: Wal;
-    snapshotter: Snapshotter; membership: Membership; appliedIndex: number;
+    snapshotter: Snapshotter; membership: Membership; clusterVersion: () => string | undefined;
     snapDir: string; maxSnapshots: number;
-  }) {
-    this.snapIndex = o.appliedIndex;
-  }
+  }) {}
 
   async maybeSnapshot(): Promise<void> {
     const { o } = this;
     const applied = o.raft.appliedIndex;
-    if (o.snapshotCount <= 0 || applied - this.snapIndex <= o.snapshotCount) return;
-    o.log.info('triggering snapshot', { 'local-member-applied-index': applied, 'local-member-snapshot-index': this.snapIndex, 'local-member-snapshot-count': o.snapshotCount });
+    // Counted from raft's newest snapshot, which may be one installed from the leader (etcd
+    // sets snapi to the installed index): a snapshot below it would go back in time.
+    const snapIndex = o.raft.snapshotIndex;
+    if (o.snapshotCount <= 0 || applied - snapIndex <= o.snapshotCount) return;
+    o.log.info('triggering snapshot', { 'local-member-applied-index': applied, 'local-member-snapshot-index': snapIndex, 'local-member-snapshot-count': o.snapshotCount });
     // The backend must hold everything up to `applied` before the WAL before it is released.
     await o.store.forceCommit();
-    const snap = await o.raft.snapshot(Buffer.from(o.membership.toJson()), snapshotCatchUpEntries);
-    this.snapIndex = snap.metadata.index;
+    // etcd's v2 store JSON, as etcd's snapshots carry: an etcd follower installs it as it is.
+    const data = v2StoreOfMembership(o.membership, o.clusterVersion(), applied);
+    const snap = await o.raft.snapshot(Buffer.from(data), snapshotCatchUpEntries);
     await o.wal.releaseLockTo(snap.metadata.index);
     await this.purgeSnapFiles();
   }

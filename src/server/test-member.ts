@@ -29,6 +29,8 @@ export interface TestMember {
   store: MvccStore;
   wal: MemoryWal;
   waits: WaitRegistry;
+  /** The member's auth store (the applier's). */
+  auth: AuthStore;
   /** Stops everything and removes the temporary directory. */
   close(): Promise<void>;
 }
@@ -68,6 +70,7 @@ export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPend
     persistAlarms: () => undefined, persistMembership: () => undefined, persistClusterVersion: () => undefined,
     clusterVersion: undefined, auth,
     lessor, clock: o.clock ?? (() => performance.now()),
+    holdingReads: (work) => server!.holdingReads(work),
   });
   const wal = new MemoryWal();
   const raft = new RaftNode({
@@ -90,7 +93,7 @@ export async function startTestMember(o: { limits?: Partial<WaitLimits>; maxPend
   while (!(raft.isLeader && raft.appliedTerm === raft.term)) await new Promise((r) => setImmediate(r));
   const started = server;
   return {
-    server: started, lessor, raft, applier, store, wal, waits,
+    server: started, lessor, raft, applier, store, wal, waits, auth,
     async close() {
       started.stop();
       wal.release();
@@ -136,6 +139,7 @@ export function testApplier(
     persistAlarms: () => undefined, persistMembership: () => undefined, persistClusterVersion: () => undefined,
     clusterVersion: undefined, lessor, clock: () => performance.now(),
     auth: new AuthStore({ backend: store.backend, log: nopLogger(), tokenTtlMs: 300_000 }),
+    holdingReads: (work) => work(), // no client reads here
     ...(onRemovedSelf ? { onRemovedSelf } : {}),
   });
   return { applier, membership, waits };

@@ -31,6 +31,26 @@ function* etcdMeta(entries: Iterable<[Buffer, Buffer]>): Generator<[Buffer, Buff
   for (const e of entries) if (!e[0].equals(concordOnlyMetaKey)) yield e;
 }
 
+/**
+ * Bytes of pages made between two turns of the event loop while a snapshot streams. Pages
+ * are made synchronously (LMDB reads, page layout) and the stream's writes resolve at once
+ * until the client's flow-control window fills, so without a turn the member would serve no
+ * put, no heartbeat and no fsync completion for as long as megabytes take to build.
+ */
+const yieldEveryBytes = 256 * 1024;
+
+async function* pagesYieldingToTheLoop(pages: Iterable<Buffer>): AsyncGenerator<Buffer, void, undefined> {
+  let sinceTurn = 0;
+  for (const page of pages) {
+    yield page;
+    sinceTurn += page.length;
+    if (sinceTurn >= yieldEveryBytes) {
+      sinceTurn = 0;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+}
+
 /** Plans etcd's bbolt file over `view` (taking ownership: close() or a failure releases it). */
 export async function etcdSnapshot(view: BackendReadView, replace: BucketReplacements = {}): Promise<StreamedSnapshot> {
   try {
@@ -41,7 +61,7 @@ export async function etcdSnapshot(view: BackendReadView, replace: BucketReplace
     const plan = await planBoltFileAsync(buckets);
     return {
       size: plan.size,
-      async *chunks() { yield* plan.pages(); },
+      chunks: () => pagesYieldingToTheLoop(plan.pages()),
       close: async () => view.close(),
     };
   } catch (e) {

@@ -11,7 +11,7 @@
 import { AlarmMember } from '../proto/index.js';
 import { BoltFormatError, type BoltReader } from '../bbolt/index.js';
 import { DB_NAMES, type Backend, type DbName } from '../storage/index.js';
-import type { Logger } from '../log/index.js';
+import { humanizeBytes, type Logger } from '../log/index.js';
 
 /** Entries copied between two commits of the new backend (its write buffer stays bounded). */
 const commitEveryEntries = 10_000;
@@ -64,7 +64,11 @@ export async function importBoltBuckets(reader: BoltReader, backend: Backend, o:
     o.progress?.(stats.bytes, totalBytes);
     if (stats.bytes >= nextLog) {
       nextLog = stats.bytes + logEveryBytes;
-      o.log.info('importing bbolt database', { path: o.path, 'imported-entries': stats.entries, 'imported-bytes': stats.bytes, 'size-bytes': totalBytes });
+      const seconds = Math.max(0.001, (Date.now() - started) / 1000);
+      o.log.info('importing bbolt database', {
+        path: o.path, 'imported-entries': stats.entries, 'imported-bytes': stats.bytes, 'size-bytes': totalBytes,
+        'imported-size': humanizeBytes(stats.bytes), rate: `${humanizeBytes(Math.round(stats.bytes / seconds))}/s`,
+      });
     }
   };
   for (const nameBytes of reader.bucketNames()) {

@@ -9,7 +9,7 @@
  */
 export { etcdSnapshot } from './etcd-snapshot.js';
 export type { BucketEntries, BucketReplacements, StreamedSnapshot } from './etcd-snapshot.js';
-export { verifySnapshotFile, openSnapshotDb, snapshotStatus, hasChecksum, SnapshotFileError, sha256Bytes } from './snapshot-file.js';
+export { verifySnapshotFile, openSnapshotDb, checkSnapshotDb, snapshotStatus, hasChecksum, SnapshotFileError, sha256Bytes } from './snapshot-file.js';
 export type { SnapshotStatus } from './snapshot-file.js';
 export { importBoltBuckets, boltGet, boltConsistentIndex, readEtcdAlarms, readEtcdMembers } from './import.js';
 export type { BoltImportOptions, BoltImportStats } from './import.js';

@@ -57,6 +57,17 @@ export function openSnapshotDb(path: string, dbBytes: number): { reader: BoltRea
   }
 }
 
+/**
+ * bbolt's integrity check (tx.Check: every page reached once or free) with etcd's status
+ * message. Restores and imports run it before writing anything: a sha256 proves the bytes are
+ * the ones sent, not that the sender wrote a sound file, and a file restored with
+ * --skip-hash-check or an etcd data dir's own db has no sha256 at all.
+ */
+export function checkSnapshotDb(reader: BoltReader): void {
+  const problems = reader.check();
+  if (problems.length > 0) throw new SnapshotFileError(`snapshot file integrity check failed. ${problems.length} errors found.\n${problems.join('\n')}`);
+}
+
 /** What `snapshot status` reports (etcd's snapshot.Status, its JSON names). */
 export interface SnapshotStatus { hash: number; revision: number; totalKey: number; totalSize: number }
 
@@ -68,8 +79,7 @@ export interface SnapshotStatus { hash: number; revision: number; totalKey: numb
 export function snapshotStatus(path: string): SnapshotStatus {
   const { reader, close } = openSnapshotDb(path, Number.MAX_SAFE_INTEGER);
   try {
-    const problems = reader.check();
-    if (problems.length > 0) throw new SnapshotFileError(`snapshot file integrity check failed. ${problems.length} errors found.\n${problems.join('\n')}`);
+    checkSnapshotDb(reader);
     let hash = 0;
     let revision = 0;
     let totalKey = 0;

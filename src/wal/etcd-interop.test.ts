@@ -144,7 +144,7 @@ test('reads the WAL and snap files real etcd writes, and writes both byte for by
     const rw = await Wal.create(replayDir, all.metadata);
     for (const r of recs.slice(3)) {
       if (r.type === RecordType.entry) await rw.save(undefined, [decodeEntry(r.data)], false);
-      else if (r.type === RecordType.state) await rw.save(decodeHardState(r.data), [], false);
+      else if (r.type === RecordType.state) await rw.save(decodeHardState(r.data), [], true); // synced: written now (a commit-only state without sync waits for the next write)
       else if (r.type === RecordType.snapshot) await rw.saveSnapshot(decodeWalSnapshot(r.data));
       else assert.fail(`unexpected record type ${r.type}`);
     }

@@ -105,6 +105,46 @@ test('save() issues one write and one fdatasync per call when mustSync, none wit
   }
 });
 
+test('a commit-only hard state without mustSync is not written until the next write (etcd MustSync), and close writes it', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    const w = await Wal.create(d, META);
+    await w.nextSegmentPrepared();
+    const realWrite = fs.writeSync;
+    let writes = 0;
+    (fs as { writeSync: unknown }).writeSync = (...a: Parameters<typeof fs.writeSync>) => { writes++; return (realWrite as (...x: unknown[]) => number)(...a); };
+    syncBuiltinESMExports();
+    try {
+      await w.save({ term: 2, vote: 1n, commit: 0 }, makeEntries(1, 10, 2), true);
+      assert.equal(writes, 1);
+      await w.save({ term: 2, vote: 1n, commit: 10 }, [], false); // only the commit index moved
+      assert.equal(writes, 1, 'a commit-only hard state is held, not written');
+      await w.save(undefined, makeEntries(11, 12, 2), true);
+      assert.equal(writes, 2, 'it goes out in the next write, with the entries');
+      await w.save({ term: 2, vote: 1n, commit: 12 }, [], false);
+      assert.equal(writes, 2);
+    } finally {
+      (fs as { writeSync: unknown }).writeSync = realWrite;
+      syncBuiltinESMExports();
+    }
+    await w.close();
+    const segs = await walFiles(d);
+    const types: number[] = [];
+    await decodeSegment(await readFile(join(d, segs[0]!)), segs[0]!, true, 0, (rec) => types.push(rec.type));
+    const states = types.filter((t) => t === RecordType.state);
+    assert.equal(segs.length, 1);
+    assert.equal(states.length, 3, 'the first state, the one written with entries 11-12 and the one close wrote');
+    const r = await Wal.open(d, { index: 0, term: 0 });
+    const all = await r.readAll();
+    assert.deepEqual(all.hardState, { term: 2, vote: 1n, commit: 12 });
+    assert.equal(all.entries.length, 12);
+    await r.close();
+  } finally {
+    cleanup();
+  }
+});
+
 test('concurrent save() calls are applied in call order', async () => {
   const { dir, cleanup } = tempDir();
   try {

@@ -11,11 +11,15 @@ import { GrpcCode } from '../../errors/index.js';
 import type { Logger } from '../../log/index.js';
 import { grpcMethodMetrics, recordHandled, type GrpcMethodMetrics } from '../../metrics/index.js';
 import type { EtcdService } from '../../server/index.js';
-import { statusOf } from '../grpc/index.js';
-import { etcdMethods, type EtcdMethod } from '../services.js';
+import { GrpcStatusError, statusOf } from '../grpc/index.js';
+import { leaseKeepAlivePath } from '../lease-service.js';
+import { etcdMethods, watchDeniedReason, type EtcdMethod, type MethodTable } from '../services.js';
+import { callerOf, lockElectionMethods, type RecipeContext, type RecipeMethod } from '../lock-election.js';
+import type { AuthInfo } from '../../server/index.js';
 import { BadJsonError, messageFromJson, messageToJson } from './json.js';
 import { routes, type Route } from './routes.js';
 import { serveWatch } from './watch.js';
+import { serveKeepAliveJson } from './keepalive.js';
 import { calledHeaders, jsonError, plainError, streamErrorLine } from './replies.js';
 import { StreamSlots } from './stream-slots.js';
 
@@ -35,8 +39,18 @@ interface BodyBudget { usedBytes: number; readonly maxBytes: number }
 
 type Target =
   | { kind: 'method'; route: Route; method: EtcdMethod; metrics: GrpcMethodMetrics }
+  | { kind: 'recipe'; route: Route; method: RecipeMethod; metrics: GrpcMethodMetrics }
   | { kind: 'unimplemented'; route: Route; message: string; metrics: GrpcMethodMetrics }
-  | { kind: 'watch'; route: Route };
+  | { kind: 'watch'; route: Route }
+  | { kind: 'keepalive'; route: Route };
+
+/** A decoded call: what the method needs besides its request. */
+interface CallContext {
+  /** The caller from the Authorization header (grpc-gateway's `authorization` metadata); throws etcd's invalid auth token. */
+  identify(): AuthInfo | undefined;
+  /** Aborted when the HTTP client goes. */
+  readonly signal: AbortSignal;
+}
 
 export function gatewayHandler(service: EtcdService, log?: Logger, opts?: Partial<GatewayOptions>): http.RequestListener {
   const table = etcdMethods(service, log);
@@ -48,12 +62,17 @@ export function gatewayHandler(service: EtcdService, log?: Logger, opts?: Partia
   const maxBodyBytes = opts?.maxBodyBytes ?? 2 * maxMessageBytes;
   const budget: BodyBudget = { usedBytes: 0, maxBytes: opts?.maxBufferedBodyBytes ?? 16 * maxBodyBytes };
   const slots = new StreamSlots(opts?.maxConcurrentStreams ?? 0xffffffff, opts?.maxWaitingCalls ?? 10_000);
+  // Lock and Election run over the lessor and the watchable store, as on gRPC (services.ts).
+  const recipes = new Map((service.watch && service.lease ? lockElectionMethods(service, service.watch) : []).map((m) => [m.path, m]));
   const targets = new Map<string, Target>();
   for (const [path, route] of routes) {
     const method = byPath.get(route.grpcPath);
-    const type = method?.kind === 'serverStream' ? 'server_stream' : 'unary';
+    const recipe = recipes.get(route.grpcPath);
+    const type = (method ?? recipe)?.kind === 'serverStream' ? 'server_stream' : 'unary';
     if (method) targets.set(path, { kind: 'method', route, method, metrics: grpcMethodMetrics(route.grpcPath, type) });
+    else if (recipe) targets.set(path, { kind: 'recipe', route, method: recipe, metrics: grpcMethodMetrics(route.grpcPath, type) });
     else if (route.grpcPath === '/etcdserverpb.Watch/Watch' && service.watch) targets.set(path, { kind: 'watch', route });
+    else if (route.grpcPath === leaseKeepAlivePath && service.lease) targets.set(path, { kind: 'keepalive', route });
     else {
       const streaming = route.grpcPath.endsWith('/Watch') || route.grpcPath.endsWith('/LeaseKeepAlive');
       const message = missing.get(route.grpcPath) ?? `unknown method ${route.grpcPath}`;
@@ -82,17 +101,33 @@ export function gatewayHandler(service: EtcdService, log?: Logger, opts?: Partia
 
   function serve(target: Target, req: http.IncomingMessage, res: http.ServerResponse): void {
     if (target.kind === 'watch') {
-      serveWatch(req, res, { host: service.watch!, header: () => service.header(), fragmentAtBytes: service.limits.maxRequestBytes + 512 * 1024, maxBodyBytes }, failed(res));
+      serveWatch(req, res, {
+        host: service.watch!, header: () => service.header(), fragmentAtBytes: service.limits.maxRequestBytes + 512 * 1024, maxBodyBytes,
+        deniedReason: (call, key, rangeEnd) => watchDeniedReason(service, table, call, key, rangeEnd),
+      }, failed(res));
+      return;
+    }
+    if (target.kind === 'keepalive') {
+      serveKeepAliveJson(req, res, { lease: service.lease!, header: () => service.header(), maxBodyBytes }, failed(res));
       return;
     }
     readBody(req, maxBodyBytes, budget).then(
-      (body) => call(target, body, res, maxMessageBytes),
+      (body) => call(target, body, res, maxMessageBytes, callContext(table, req, res)),
       (e: unknown) => jsonError(res, GrpcCode.ResourceExhausted, (e as Error).message, false),
     ).catch(failed(res));
   }
 }
 
-async function call(target: Exclude<Target, { kind: 'watch' }>, body: string, res: http.ServerResponse, maxMessageBytes: number): Promise<void> {
+/** The gateway's side of a call: the Authorization header, and the client's presence. */
+function callContext(table: MethodTable, req: http.IncomingMessage, res: http.ServerResponse): CallContext {
+  const abort = new AbortController();
+  res.once('close', () => abort.abort());
+  const token = req.headers.authorization;
+  return { identify: () => table.identify(token), signal: abort.signal };
+}
+
+async function call(target: Exclude<Target, { kind: 'watch' | 'keepalive' }>, body: string, res: http.ServerResponse,
+  maxMessageBytes: number, ctx: CallContext): Promise<void> {
   let request: Buffer;
   try {
     request = Buffer.from(target.route.request.encode(messageFromJson(target.route.request, body)).finish());
@@ -113,18 +148,13 @@ async function call(target: Exclude<Target, { kind: 'watch' }>, body: string, re
     jsonError(res, GrpcCode.Unimplemented, target.message, true);
     return;
   }
-  const { method, metrics, route } = target;
+  const { metrics, route } = target;
   try {
-    if (method.kind === 'unary') {
-      const reply = messageToJson(route.response, route.response.decode(await method.run(request)));
-      recordHandled(metrics, GrpcCode.OK, startedAtMs);
-      if (res.destroyed) return;
-      res.writeHead(200, { ...calledHeaders, 'content-length': String(Buffer.byteLength(reply)) });
-      res.end(reply);
-      return;
-    }
-    await streamResults(method.open(request), route, res);
-    recordHandled(metrics, GrpcCode.OK, startedAtMs);
+    const finished = target.kind === 'recipe'
+      ? await callRecipe(target.method, route, route.request.decode(request), res, ctx)
+      : await callMethod(target.method, route, request, res, ctx);
+    // A stream the HTTP client left counts as Canceled, as the cancelled gRPC call does in etcd.
+    recordHandled(metrics, finished ? GrpcCode.OK : GrpcCode.Canceled, startedAtMs);
   } catch (e) {
     const [code, message] = statusOf(e);
     recordHandled(metrics, code, startedAtMs);
@@ -133,21 +163,55 @@ async function call(target: Exclude<Target, { kind: 'watch' }>, body: string, re
   }
 }
 
-/** A server stream as grpc-gateway forwards it: one {"result":...} line per message, written as the client reads. */
-async function streamResults(messages: AsyncGenerator<Uint8Array, void, undefined>, route: Route, res: http.ServerResponse): Promise<void> {
+/** A method of the bytes-in, bytes-out table (services.ts), as gRPC calls it. False: the client left a stream first. */
+async function callMethod(method: EtcdMethod, route: Route, request: Buffer, res: http.ServerResponse, ctx: CallContext): Promise<boolean> {
+  const ai = ctx.identify();
+  if (method.kind === 'unary') {
+    replyOnce(res, messageToJson(route.response, route.response.decode(await method.run(request, ai))));
+    return true;
+  }
+  const messages = method.open(request, ai);
   const gone = new Promise<void>((resolve) => res.once('close', resolve));
   try {
     for (;;) {
       const next = await Promise.race([messages.next(), gone.then(() => undefined)]);
-      if (next === undefined || next.done || res.destroyed) return;
-      if (!res.headersSent) res.writeHead(200, { ...calledHeaders, 'transfer-encoding': 'chunked' });
-      const line = `{"result":${messageToJson(route.response, route.response.decode(next.value))}}\n`;
-      if (!res.write(line)) await Promise.race([new Promise((r) => res.once('drain', r)), gone]);
+      if (next?.done === true) return true;
+      if (next === undefined || res.destroyed) return false;
+      await writeResult(res, messageToJson(route.response, route.response.decode(next.value)), gone);
     }
   } finally {
     await messages.return(undefined);
     if (!res.writableEnded) res.end();
   }
+}
+
+/** A Lock or Election method (lock-election.ts); the recipe gives up when the client goes. False: the client left a stream first. */
+async function callRecipe(method: RecipeMethod, route: Route, request: unknown, res: http.ServerResponse, ctx: CallContext): Promise<boolean> {
+  const rctx: RecipeContext = { signal: ctx.signal, ai: callerOf(() => ctx.identify()) };
+  if (method.kind === 'unary') {
+    replyOnce(res, messageToJson(route.response, await method.run(request, rctx)));
+    return true;
+  }
+  const gone = new Promise<void>((resolve) => res.once('close', resolve));
+  try {
+    await method.run(request, rctx, (m) => writeResult(res, messageToJson(route.response, m), gone));
+    return !ctx.signal.aborted;
+  } finally {
+    if (!res.writableEnded) res.end();
+  }
+}
+
+function replyOnce(res: http.ServerResponse, reply: string): void {
+  if (res.destroyed) return;
+  res.writeHead(200, { ...calledHeaders, 'content-length': String(Buffer.byteLength(reply)) });
+  res.end(reply);
+}
+
+/** One message of a server stream as grpc-gateway forwards it: a {"result":...} line, written as the client reads. */
+async function writeResult(res: http.ServerResponse, json: string, gone: Promise<void>): Promise<void> {
+  if (res.destroyed) throw new GrpcStatusError(GrpcCode.Canceled, 'context canceled');
+  if (!res.headersSent) res.writeHead(200, { ...calledHeaders, 'transfer-encoding': 'chunked' });
+  if (!res.write(`{"result":${json}}\n`)) await Promise.race([new Promise((r) => res.once('drain', r)), gone]);
 }
 
 /**

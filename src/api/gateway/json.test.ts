@@ -47,7 +47,7 @@ test('requests: hostile JSON is refused with a typed error before anything is en
 });
 
 test('watch bodies: JSON objects split across chunks anywhere (inside strings, escapes) come out whole, in order', async () => {
-  const { jsonObjects } = await import('./watch.js');
+  const { jsonObjects } = await import('./bidi.js');
   const { Readable } = await import('node:stream');
   const text = ' {"create_request":{"key":"Zm9v","x":"a\\"}{"}} \n{"cancel_request":{"watch_id":"1"}}{"progress_request":{}}';
   for (let cut = 1; cut < text.length; cut++) {

@@ -1,9 +1,9 @@
 /**
- * etcd 3.4's gateway routes (etcdserverpb/gw/rpc.pb.gw.go): `POST /v3/<route>` → a gRPC
- * method and its message codecs. `/v3beta/` is rewritten to `/v3/` before matching, as
- * etcd's server does. Lease, Lock and Election routes come with those services.
+ * etcd 3.4's gateway routes (etcdserverpb/gw/rpc.pb.gw.go, v3lockpb/gw, v3electionpb/gw):
+ * `POST /v3/<route>` → a gRPC method and its message codecs. `/v3beta/` is rewritten to
+ * `/v3/` before matching, as etcd's server does.
  */
-import { etcdserverpb as pb } from '../../proto/index.js';
+import { etcdserverpb as pb, v3electionpb as epb, v3lockpb as lpb } from '../../proto/index.js';
 import type { JsonCodec } from './json.js';
 
 export interface Route {
@@ -15,6 +15,10 @@ export interface Route {
 
 const route = (service: string, method: string, request: JsonCodec<any>, response: JsonCodec<any>): Route =>
   ({ grpcPath: `/etcdserverpb.${service}/${method}`, request, response });
+const lock = (method: string, request: JsonCodec<any>, response: JsonCodec<any>): Route =>
+  ({ grpcPath: `/v3lockpb.Lock/${method}`, request, response });
+const election = (method: string, request: JsonCodec<any>, response: JsonCodec<any>): Route =>
+  ({ grpcPath: `/v3electionpb.Election/${method}`, request, response });
 
 export const routes: ReadonlyMap<string, Route> = new Map([
   ['/v3/kv/range', route('KV', 'Range', pb.RangeRequest, pb.RangeResponse)],
@@ -28,6 +32,10 @@ export const routes: ReadonlyMap<string, Route> = new Map([
   ['/v3/lease/keepalive', route('Lease', 'LeaseKeepAlive', pb.LeaseKeepAliveRequest, pb.LeaseKeepAliveResponse)],
   ['/v3/lease/timetolive', route('Lease', 'LeaseTimeToLive', pb.LeaseTimeToLiveRequest, pb.LeaseTimeToLiveResponse)],
   ['/v3/lease/leases', route('Lease', 'LeaseLeases', pb.LeaseLeasesRequest, pb.LeaseLeasesResponse)],
+  // The pre-3.3 paths etcd 3.4 still routes (rpc.proto's additional_bindings).
+  ['/v3/kv/lease/revoke', route('Lease', 'LeaseRevoke', pb.LeaseRevokeRequest, pb.LeaseRevokeResponse)],
+  ['/v3/kv/lease/timetolive', route('Lease', 'LeaseTimeToLive', pb.LeaseTimeToLiveRequest, pb.LeaseTimeToLiveResponse)],
+  ['/v3/kv/lease/leases', route('Lease', 'LeaseLeases', pb.LeaseLeasesRequest, pb.LeaseLeasesResponse)],
   ['/v3/cluster/member/add', route('Cluster', 'MemberAdd', pb.MemberAddRequest, pb.MemberAddResponse)],
   ['/v3/cluster/member/remove', route('Cluster', 'MemberRemove', pb.MemberRemoveRequest, pb.MemberRemoveResponse)],
   ['/v3/cluster/member/update', route('Cluster', 'MemberUpdate', pb.MemberUpdateRequest, pb.MemberUpdateResponse)],
@@ -56,4 +64,11 @@ export const routes: ReadonlyMap<string, Route> = new Map([
   ['/v3/auth/role/delete', route('Auth', 'RoleDelete', pb.AuthRoleDeleteRequest, pb.AuthRoleDeleteResponse)],
   ['/v3/auth/role/grant', route('Auth', 'RoleGrantPermission', pb.AuthRoleGrantPermissionRequest, pb.AuthRoleGrantPermissionResponse)],
   ['/v3/auth/role/revoke', route('Auth', 'RoleRevokePermission', pb.AuthRoleRevokePermissionRequest, pb.AuthRoleRevokePermissionResponse)],
+  ['/v3/lock/lock', lock('Lock', lpb.LockRequest, lpb.LockResponse)],
+  ['/v3/lock/unlock', lock('Unlock', lpb.UnlockRequest, lpb.UnlockResponse)],
+  ['/v3/election/campaign', election('Campaign', epb.CampaignRequest, epb.CampaignResponse)],
+  ['/v3/election/proclaim', election('Proclaim', epb.ProclaimRequest, epb.ProclaimResponse)],
+  ['/v3/election/leader', election('Leader', epb.LeaderRequest, epb.LeaderResponse)],
+  ['/v3/election/observe', election('Observe', epb.LeaderRequest, epb.LeaderResponse)],
+  ['/v3/election/resign', election('Resign', epb.ResignRequest, epb.ResignResponse)],
 ]);

@@ -337,11 +337,21 @@ async function runUnary(call: ServerCall<any, any>, req: unknown): Promise<void>
   }
 }
 
+/**
+ * The status of a stream whose handler returned: OK, unless the client went first. grpc-go's
+ * handlers then return the stream context's error (etcd's Watch returns its Recv error), so
+ * etcd counts such a stream as Canceled in grpc_server_handled_total (its e2e metricsTest
+ * expects a killed `etcdctl watch` to count so); nothing reaches the gone client either way.
+ */
+function endOfStream(call: ServerCall<any, any>): [GrpcCode, string] {
+  return call.cancelled ? [GrpcCode.Canceled, 'context canceled'] : [GrpcCode.OK, ''];
+}
+
 async function runServerStream(call: ServerCall<any, any>, req: unknown): Promise<void> {
   call.markStarted();
   try {
     await (call as any).def.handler(req, call);
-    call.finish(GrpcCode.OK, '');
+    call.finish(...endOfStream(call));
   } catch (e) {
     const [code, msg] = statusOf(e);
     call.finish(code, msg);
@@ -352,7 +362,7 @@ async function runBidi(call: ServerCall<any, any>): Promise<void> {
   call.markStarted();
   try {
     await (call as any).def.handler(call);
-    call.finish(GrpcCode.OK, '');
+    call.finish(...endOfStream(call));
   } catch (e) {
     const [code, msg] = statusOf(e);
     call.finish(code, msg);

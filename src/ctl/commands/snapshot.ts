@@ -51,17 +51,22 @@ async function snapshotSave(ctx: Ctx): Promise<void> {
   log({ ts: epoch(), caller: 'snapshot/v3_snapshot.go:119', msg: 'created temporary db file', path: partPath });
   const start = process.hrtime.bigint();
   let size = 0;
+  let total: number | undefined;
+  const bar = ctx.io.progress?.('saving snapshot');
   try {
-    const chunks = await ctx.client.maintenance.snapshot();
+    const chunks = await ctx.client.maintenance.snapshot({ onReceived: (received, remaining) => { total = received + remaining; } });
     log({ ts: iso(), caller: 'clientv3/maintenance.go:200', msg: 'opened snapshot stream; downloading' });
     log({ ts: epoch(), caller: 'snapshot/v3_snapshot.go:127', msg: 'fetching snapshot', endpoint: ep });
     for await (const chunk of chunks) {
       size += chunk.length;
       if (!file.write(chunk)) await new Promise<void>((r) => file.once('drain', () => r()));
+      bar?.update(size, total);
     }
+    bar?.done();
     log({ ts: iso(), caller: 'clientv3/maintenance.go:208', msg: 'completed snapshot read; closing' });
     await new Promise<void>((res, rej) => file.end((e?: Error | null) => (e ? rej(e) : res())));
   } catch (e) {
+    bar?.done();
     file.destroy();
     await rm(partPath, { force: true });
     throw new CtlExit(ExitCode.Interrupted, describeError(e));
