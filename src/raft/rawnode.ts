@@ -284,6 +284,22 @@ export class RawNode {
     return rd;
   }
 
+  /**
+   * A leader's messages raised since ready() (appends, commit advances, heartbeats, read
+   * answers), to send while that Ready's write is still in flight: nothing a leader sends
+   * depends on its own unfinished write (raft thesis 10.2.1; its own log counts towards a
+   * commit only once persisted). Empty unless leader, so a member that stepped down keeps
+   * its votes and append responses for after its write, as ready() hands them.
+   */
+  takeLeaderMessages(): Message[] {
+    const r = this.raft;
+    if (r.state !== StateType.Leader) return [];
+    r.flushBroadcast();
+    const msgs = r.msgs;
+    r.msgs = [];
+    return msgs;
+  }
+
   /** The Ready has been persisted, sent and applied. */
   advance(rd: Ready): void {
     if (rd !== this.outstanding) throw new Error('raft: advance() of a Ready that is not outstanding');

@@ -73,6 +73,13 @@ async function threeMembers(seed: number, net = new MemoryNetwork()): Promise<{ 
   return { ms, leader };
 }
 
+/** Waits until every member applied the leader's empty entry of its term; returns that index. */
+async function quiet(ms: TestMember[], leader: TestMember): Promise<number> {
+  await until(() => leader.raft.appliedTerm === leader.raft.term && ms.every((m) => m.raft.appliedIndex === leader.raft.commitIndex),
+    () => leader.raft.tick(), 'every member applied the leader\'s first entry');
+  return leader.raft.commitIndex;
+}
+
 /** A lone leader whose WAL holds back the save of `proposal` (proposed, not yet durable). */
 async function leaderWithSaveInFlight(proposal: Uint8Array): Promise<TestMember> {
   const m = member(1n, [1n], nowhere);
@@ -136,6 +143,40 @@ test('three members over the in-memory network elect one leader and apply the sa
   const transcript = (m: TestMember) => m.applied.map((e) => `${e.index}/${e.term}/${e.type}/${Buffer.from(e.data ?? []).toString('hex')}`);
   assert.deepEqual(transcript(ms[1]!), transcript(ms[0]!));
   assert.deepEqual(transcript(ms[2]!), transcript(ms[0]!));
+  await Promise.all(ms.map((m) => m.raft.stop()));
+});
+
+test('a leader whose own WAL write is slow still tells followers of the commit their acknowledgements made', async () => {
+  const { ms, leader } = await threeMembers(11);
+  const followers = ms.filter((m) => m !== leader);
+  const before = await quiet(ms, leader);
+  leader.wal.hold();
+  leader.raft.propose(Buffer.from('slow-disk'));
+  // Both followers persist and acknowledge: a quorum without the leader's disk. They commit
+  // and apply while the leader's own save is still pending (etcd's leader writes in parallel).
+  await until(() => followers.every((f) => f.raft.appliedIndex === before + 1), () => undefined, 'followers apply before the leader\'s save completes');
+  assert.equal(leader.wal.pending > 0, true, 'the leader\'s save is still in flight');
+  assert.equal(leader.raft.appliedIndex, before, 'the leader applies only what its own WAL holds');
+  for (const f of followers) assert.equal(Buffer.from(f.applied[f.applied.length - 1]!.data!).toString(), 'slow-disk');
+  leader.wal.release();
+  await until(() => leader.raft.appliedIndex === before + 1, () => undefined, 'the leader applies after its save');
+  await Promise.all(ms.map((m) => m.raft.stop()));
+});
+
+test('a follower whose WAL write is slow acknowledges nothing until it is durable', async () => {
+  const { ms, leader } = await threeMembers(13);
+  const [slow, other] = ms.filter((m) => m !== leader) as [TestMember, TestMember];
+  const before = await quiet(ms, leader);
+  slow.wal.hold();
+  other.wal.hold();
+  leader.raft.propose(Buffer.from('held'));
+  await until(() => slow.wal.pending > 0 && other.wal.pending > 0, () => undefined, 'both followers are saving');
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(leader.raft.commitIndex, before, 'no commit on acknowledgements of unsaved entries');
+  other.wal.release();
+  await until(() => ms.every((m) => m === slow || m.raft.appliedIndex === before + 1), () => undefined, 'committed once one follower is durable');
+  slow.wal.release();
+  await until(() => slow.raft.appliedIndex === before + 1, () => leader.raft.tick(), 'the slow follower catches up');
   await Promise.all(ms.map((m) => m.raft.stop()));
 });
 

@@ -12,6 +12,12 @@
  * loop keeps accepting requests, whose proposals pile up in raft's unstable log and all ride
  * the next Ready's single fdatasync.
  *
+ * A leader does not hold its messages for its own fdatasync: those of a Ready go out before
+ * its write, and those raft raises while the write is in flight (commit advances from the
+ * followers' acknowledgements, new appends, heartbeats) go out at once (sendLeaderMessages),
+ * so followers commit, apply and answer their clients while the leader's disk is slow.
+ * Followers send only after their write: their acknowledgements and votes promise durability.
+ *
  * Entries are applied once both committed and persisted here. Because a leader counts its
  * own log only once persisted (raft/ durability rule), committed entries of a Ready were
  * usually persisted by an earlier Ready and are applied *before* this Ready's fsync,
@@ -93,10 +99,13 @@ export class RaftNode {
   appliedTerm = 0;
   /** Last index durably in the WAL. */
   private persistedIndex: number;
+  /** Term of the last hard state durably in the WAL: a leader sends early only in it. */
+  private durableTerm: number;
 
   // ---- loop machinery
   private ticker: NodeJS.Timeout | undefined;
   private scheduled = false;
+  private leaderFlushScheduled = false;
   private running = false;
   private stopped = false;
   private failed: Error | undefined;
@@ -132,6 +141,7 @@ export class RaftNode {
     // sent before anything is applied after a restart names this point.
     this.appliedTerm = o.applied > 0 ? o.storage.term(o.applied) : 0;
     this.persistedIndex = o.storage.lastIndex();
+    this.durableTerm = hs.term;
   }
 
   // ------------------------------------------------------------------ the narrow interface
@@ -319,12 +329,29 @@ export class RaftNode {
 
   /** Schedules a loop run if raft has something to say and none is running. */
   kick(): void {
+    if (this.running) this.sendLeaderMessagesSoon();
     if (this.scheduled || this.running || (this.stopped && this.tasks.length === 0)) return;
     this.scheduled = true;
     // setImmediate (not a microtask) lets pending socket reads land first: bigger batches.
     setImmediate(() => {
       this.scheduled = false;
       if (!this.running) this.runDone = this.run();
+    });
+  }
+
+  /**
+   * While a Ready is in flight, a leader's new messages go out on the next turn (one batch
+   * for whatever steps and proposals arrive in one socket read) instead of after its write.
+   */
+  private sendLeaderMessagesSoon(): void {
+    if (this.leaderFlushScheduled || !this.isLeader) return;
+    this.leaderFlushScheduled = true;
+    setImmediate(() => {
+      this.leaderFlushScheduled = false;
+      // Once the loop is idle the next Ready carries them; a leader whose term is not yet
+      // durable (a lone voter's fresh election) waits for its write like anyone else.
+      if (!this.running || this.stopped || this.raw.raft.term !== this.durableTerm) return;
+      this.send(this.raw.takeLeaderMessages());
     });
   }
 
@@ -417,7 +444,10 @@ export class RaftNode {
       this.stats.entriesSaved += rd.entries.length;
     }
     this.stats.readies++;
-    if (rd.hardState) this.storage.setHardState(rd.hardState);
+    if (rd.hardState) {
+      this.storage.setHardState(rd.hardState);
+      this.durableTerm = rd.hardState.term;
+    }
     if (rd.entries.length > 0) {
       this.storage.append(rd.entries);
       this.persistedIndex = rd.entries[rd.entries.length - 1]!.index;
