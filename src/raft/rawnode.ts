@@ -285,19 +285,37 @@ export class RawNode {
   }
 
   /**
-   * A leader's messages raised since ready() (appends, commit advances, heartbeats, read
-   * answers), to send while that Ready's write is still in flight: nothing a leader sends
-   * depends on its own unfinished write (raft thesis 10.2.1; its own log counts towards a
-   * commit only once persisted). Empty unless leader, so a member that stepped down keeps
-   * its votes and append responses for after its write, as ready() hands them.
+   * Messages raised since ready() that may go out while that Ready's write is in flight,
+   * taken out of the next Ready. A leader's, all of them: nothing a leader sends depends on
+   * its own unfinished write (raft thesis 10.2.1; its own log counts towards a commit only
+   * once persisted). Anyone else's, only the requests it forwards to the leader (MsgProp,
+   * MsgReadIndex: they promise nothing); its acknowledgements and votes promise durability
+   * and wait for the write, as ready() hands them. Pass leaderTermDurable false while a
+   * leader's term is not yet on disk (a lone voter's fresh election): then nothing of it.
    */
-  takeLeaderMessages(): Message[] {
+  takeEarlyMessages(leaderTermDurable: boolean): Message[] {
     const r = this.raft;
-    if (r.state !== StateType.Leader) return [];
-    r.flushBroadcast();
-    const msgs = r.msgs;
-    r.msgs = [];
-    return msgs;
+    if (r.state === StateType.Leader) {
+      if (!leaderTermDurable) return [];
+      r.flushBroadcast();
+      const msgs = r.msgs;
+      r.msgs = [];
+      return msgs;
+    }
+    if (!r.msgs.some(isForwardedRequest)) return [];
+    const early = r.msgs.filter(isForwardedRequest);
+    r.msgs = r.msgs.filter((m) => !isForwardedRequest(m));
+    return early;
+  }
+
+  /**
+   * Read states raised since ready(), taken out of the next Ready: a read waits for its
+   * index to be applied anyway, and applying waits for the write, so they may go at once.
+   */
+  takeReadStates(): ReadState[] {
+    const rs = this.raft.readStates;
+    if (rs.length > 0) this.raft.readStates = [];
+    return rs;
   }
 
   /** The Ready has been persisted, sent and applied. */
@@ -349,4 +367,9 @@ export class RawNode {
     }
     return st;
   }
+}
+
+/** A request a member forwards to the leader: it carries no promise about its own log. */
+function isForwardedRequest(m: Message): boolean {
+  return m.type === MessageType.MsgProp || m.type === MessageType.MsgReadIndex;
 }

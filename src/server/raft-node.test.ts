@@ -180,6 +180,27 @@ test('a follower whose WAL write is slow acknowledges nothing until it is durabl
   await Promise.all(ms.map((m) => m.raft.stop()));
 });
 
+test('a follower forwards proposals and ReadIndex requests while its own WAL write is in flight', async () => {
+  const { ms, leader } = await threeMembers(17);
+  const [busy] = ms.filter((m) => m !== leader) as [TestMember, TestMember];
+  const before = await quiet(ms, leader);
+  busy.wal.hold();
+  leader.raft.propose(Buffer.from('first'));
+  await until(() => busy.wal.pending > 0, () => undefined, 'the follower is saving the first entry');
+  busy.raft.propose(Buffer.from('forwarded'));
+  busy.raft.readIndex(Buffer.from('r-busy'));
+  // The leader and the other follower commit both entries; the busy follower's request and
+  // read reached the leader and came back without waiting for its write.
+  await until(() => leader.raft.appliedIndex === before + 2 && busy.readStates.some((r) => r.ctx === 'r-busy'),
+    () => undefined, 'the forwarded proposal is applied on the leader and the read answered');
+  assert.ok(busy.wal.pending > 0, 'the follower\'s write is still in flight');
+  assert.equal(Buffer.from(leader.applied[leader.applied.length - 1]!.data!).toString(), 'forwarded');
+  assert.equal(busy.raft.appliedIndex, before, 'the busy follower applies only what its WAL holds');
+  busy.wal.release();
+  await until(() => busy.raft.appliedIndex === before + 2, () => leader.raft.tick(), 'the busy follower catches up');
+  await Promise.all(ms.map((m) => m.raft.stop()));
+});
+
 test('a follower\'s ReadIndex round is answered with an index covering every committed write', async () => {
   const { ms, leader } = await threeMembers(3);
   for (let i = 0; i < 5; i++) leader.raft.propose(Buffer.from(`w${i}`));

@@ -14,9 +14,11 @@
  *
  * A leader does not hold its messages for its own fdatasync: those of a Ready go out before
  * its write, and those raft raises while the write is in flight (commit advances from the
- * followers' acknowledgements, new appends, heartbeats) go out at once (sendLeaderMessages),
- * so followers commit, apply and answer their clients while the leader's disk is slow.
- * Followers send only after their write: their acknowledgements and votes promise durability.
+ * followers' acknowledgements, new appends, heartbeats) go out at once (sendEarlySoon), so
+ * followers commit, apply and answer their clients while the leader's disk is slow. A
+ * follower's forwarded proposals and ReadIndex requests go out at once too (and the read
+ * states answering them are handed on at once); its acknowledgements and votes promise
+ * durability and go only after its write.
  *
  * Entries are applied once both committed and persisted here. Because a leader counts its
  * own log only once persisted (raft/ durability rule), committed entries of a Ready were
@@ -105,7 +107,7 @@ export class RaftNode {
   // ---- loop machinery
   private ticker: NodeJS.Timeout | undefined;
   private scheduled = false;
-  private leaderFlushScheduled = false;
+  private earlySendScheduled = false;
   private running = false;
   private stopped = false;
   private failed: Error | undefined;
@@ -329,7 +331,7 @@ export class RaftNode {
 
   /** Schedules a loop run if raft has something to say and none is running. */
   kick(): void {
-    if (this.running) this.sendLeaderMessagesSoon();
+    if (this.running) this.sendEarlySoon();
     if (this.scheduled || this.running || (this.stopped && this.tasks.length === 0)) return;
     this.scheduled = true;
     // setImmediate (not a microtask) lets pending socket reads land first: bigger batches.
@@ -340,18 +342,19 @@ export class RaftNode {
   }
 
   /**
-   * While a Ready is in flight, a leader's new messages go out on the next turn (one batch
-   * for whatever steps and proposals arrive in one socket read) instead of after its write.
+   * While a Ready is in flight, what may go out before its write (RawNode.takeEarlyMessages)
+   * goes out on the next turn: one batch for whatever steps and proposals arrive in one
+   * socket read.
    */
-  private sendLeaderMessagesSoon(): void {
-    if (this.leaderFlushScheduled || !this.isLeader) return;
-    this.leaderFlushScheduled = true;
+  private sendEarlySoon(): void {
+    if (this.earlySendScheduled) return;
+    this.earlySendScheduled = true;
     setImmediate(() => {
-      this.leaderFlushScheduled = false;
-      // Once the loop is idle the next Ready carries them; a leader whose term is not yet
-      // durable (a lone voter's fresh election) waits for its write like anyone else.
-      if (!this.running || this.stopped || this.raw.raft.term !== this.durableTerm) return;
-      this.send(this.raw.takeLeaderMessages());
+      this.earlySendScheduled = false;
+      // Once the loop is idle the next Ready carries them.
+      if (!this.running || this.stopped) return;
+      this.send(this.raw.takeEarlyMessages(this.raw.raft.term === this.durableTerm));
+      if (this.events.readState) for (const rs of this.raw.takeReadStates()) this.events.readState(rs.requestCtx, rs.index);
     });
   }
 
