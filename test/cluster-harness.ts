@@ -11,11 +11,13 @@
 // gRPC client), so everything a single-server test does works on c.members[i]. Readiness: a
 // member is ready once /health says true or it logged "ready to serve client requests"; both
 // need a quorum, so all members start at once. startCluster also waits for an agreed leader.
+// c.addMember() makes a member to join the running cluster (`member add`, then start it with
+// --initial-cluster-state existing). Peer TLS: `peerScheme: 'https'` plus the --peer-* flags.
 //
-// The API is deliberately small (startCluster, Cluster, ClusterMember): other tests build on it.
+// This is the one cluster harness: every multi-member test builds on it.
 
-import { StatusRequest, StatusResponse } from '../src/proto/gen/etcdserverpb/rpc.js';
-import { Server, freePort, sleep, type TargetName, type EtcdClient } from './harness.js';
+import { StatusRequest, StatusResponse, PutRequest, PutResponse } from '../src/proto/gen/etcdserverpb/rpc.js';
+import { Server, freePort, sleep, etcdctl, prefixEnd, type TargetName, type EtcdClient, type CmdResult } from './harness.js';
 import { PeerProxies, etcdMemberId } from './net-proxy.js';
 
 export interface ClusterOptions {
@@ -34,6 +36,8 @@ export interface ClusterOptions {
    * is ready only once a quorum is up, and a loaded 2-core machine starts Node slowly).
    */
   readyTimeoutMs?: number;
+  /** Peer URL scheme (default http); https needs the --peer-* TLS flags in `flags`. */
+  peerScheme?: 'http' | 'https';
 }
 
 /** The peer URL a member listens on and the one the others dial (equal without a proxy). */
@@ -45,11 +49,15 @@ export class ClusterMember extends Server {
   initialCluster = '';
   clusterToken = '';
   advertisedPeerPort = 0;
+  /** 'existing' for a member joining a running cluster (after `member add`). */
+  clusterState: 'new' | 'existing' = 'new';
+  peerScheme: 'http' | 'https' = 'http';
   /** True between pause() and resume(): the process exists but is SIGSTOPped. */
   paused = false;
   private grpc: EtcdClient | null = null;
 
-  get advertisedPeerUrl(): string { return `http://127.0.0.1:${this.advertisedPeerPort}`; }
+  override get peerUrl(): string { return `${this.peerScheme}://127.0.0.1:${this.peerPort}`; }
+  get advertisedPeerUrl(): string { return `${this.peerScheme}://127.0.0.1:${this.advertisedPeerPort}`; }
 
   /** The single-server flags with this cluster's peer URL and initial cluster in place. */
   override args(): string[] {
@@ -61,7 +69,17 @@ export class ClusterMember extends Server {
     };
     set('--initial-advertise-peer-urls', this.advertisedPeerUrl);
     set('--initial-cluster', this.initialCluster);
-    return [...a, '--initial-cluster-token', this.clusterToken, '--initial-cluster-state', 'new'];
+    return [...a, '--initial-cluster-token', this.clusterToken, '--initial-cluster-state', this.clusterState];
+  }
+
+  /**
+   * Starts (or restarts) the process. The cached gRPC client is replaced around it: one used
+   * while the member was down sits in grpc-js's reconnect backoff (up to minutes).
+   */
+  override async start(): Promise<void> {
+    this.closeRpc();
+    await super.start();
+    this.closeRpc();
   }
 
   /** One cached gRPC client to this member (closed by the cluster's destroy()). */
@@ -100,7 +118,7 @@ export class ClusterMember extends Server {
 }
 
 export class Cluster {
-  constructor(readonly members: ClusterMember[], readonly net: PeerProxies | null) {}
+  constructor(readonly members: ClusterMember[], readonly net: PeerProxies | null, private readonly opts: ClusterOptions = {}) {}
 
   get size(): number { return this.members.length; }
   /** Client URLs of all members, in member order. */
@@ -113,6 +131,35 @@ export class Cluster {
   }
   /** Members whose process runs and is not paused: the ones that can answer. */
   live(): number[] { return this.members.flatMap((m, i) => (m.running && !m.paused ? [i] : [])); }
+  /** Members whose process runs. */
+  running(): ClusterMember[] { return this.members.filter((m) => m.running); }
+
+  /** Real etcdctl against every running member (--endpoints of all of them). */
+  ctl(args: string[], opts: { timeoutMs?: number } = {}): Promise<CmdResult> {
+    return etcdctl(this.running().map((m) => m.endpoint).join(','), args, opts);
+  }
+
+  /**
+   * A new member for this cluster, not started: `member add` it (its advertisedPeerUrl), then
+   * start() it; it joins with --initial-cluster-state existing. Added to `members` (destroy()
+   * cleans it up); remove it from there once it has left the cluster.
+   */
+  async addMember(target: TargetName, name: string): Promise<ClusterMember> {
+    const m = new ClusterMember({ target, name, extraArgs: this.opts.flags ?? [], readyTimeoutMs: this.opts.readyTimeoutMs ?? defaultReadyTimeoutMs });
+    m.peerScheme = this.opts.peerScheme ?? 'http';
+    const taken = new Set(this.members.flatMap((x) => [x.clientPort, x.peerPort, x.advertisedPeerPort]));
+    for (const set of [(p: number) => { m.clientPort = p; }, (p: number) => { m.peerPort = p; m.advertisedPeerPort = p; }]) {
+      let p = await freePort();
+      while (taken.has(p)) p = await freePort();
+      taken.add(p);
+      set(p);
+    }
+    m.clusterToken = this.members[0]?.clusterToken ?? '';
+    m.clusterState = 'existing';
+    m.initialCluster = [...this.running(), m].map((x) => `${x.name}=${x.advertisedPeerUrl}`).join(',');
+    this.members.push(m);
+    return m;
+  }
 
   kill(i: number): Promise<void> { return this.member(i).kill(); }
   stop(i: number) { return this.member(i).stop(); }
@@ -123,11 +170,8 @@ export class Cluster {
    * The member's cached gRPC client is replaced once it is ready: one used while it was down
    * sits in grpc-js's reconnect backoff (up to minutes) and fails calls at once meanwhile.
    */
-  async restart(i: number): Promise<void> {
-    const m = this.member(i);
-    m.closeRpc();
-    await m.restart();
-    m.closeRpc();
+  restart(i: number): Promise<void> {
+    return this.member(i).restart();
   }
 
   /** Each live member's Status (undefined where it did not answer within timeoutMs). */
@@ -165,6 +209,29 @@ export class Cluster {
     }
   }
 
+  /** The leader member every answering live member agrees on (waits for one; throws after timeoutMs). */
+  async leader(timeoutMs = 30_000): Promise<ClusterMember> {
+    return this.member(await this.waitForLeader(timeoutMs));
+  }
+
+  /** HashKV of every running member at one revision (each member's current one by default). */
+  async hashes(revision = 0): Promise<Array<{ name: string; hash: number; revision: number }>> {
+    return Promise.all(this.running().map(async (m) => {
+      const h = await m.rpc.hashKV(revision);
+      return { name: m.name, hash: h.hash, revision: h.header!.revision };
+    }));
+  }
+
+  /** Runs fn with a fresh client to each running member, closing them after. */
+  async withClients<T>(fn: (clients: Array<{ member: ClusterMember; client: EtcdClient }>) => Promise<T>): Promise<T> {
+    const clients = this.running().map((member) => ({ member, client: member.client() }));
+    try {
+      return await fn(clients);
+    } finally {
+      for (const c of clients) c.client.close();
+    }
+  }
+
   /** Kill every member (by pid), close the proxies and clients, remove the temp dirs. */
   async destroy(): Promise<void> {
     for (const m of this.members) m.closeRpc();
@@ -196,6 +263,7 @@ async function tryStartCluster(opts: ClusterOptions, targets: TargetName[]): Pro
   const token = `concord-test-${process.pid}-${++clusterSeq}`;
   const members = targets.map((target, i) => {
     const m = new ClusterMember({ target, name: `m${i}`, extraArgs: opts.flags ?? [], readyTimeoutMs: opts.readyTimeoutMs ?? defaultReadyTimeoutMs });
+    m.peerScheme = opts.peerScheme ?? 'http';
     m.clientPort = ports[i]!.client;
     m.peerPort = ports[i]!.peer.listen;
     m.advertisedPeerPort = ports[i]!.peer.advertised;
@@ -205,7 +273,7 @@ async function tryStartCluster(opts: ClusterOptions, targets: TargetName[]): Pro
   const initialCluster = members.map((m) => `${m.name}=${m.advertisedPeerUrl}`).join(',');
   for (const m of members) m.initialCluster = initialCluster;
   let net: PeerProxies | null = null;
-  const cluster = () => new Cluster(members, net);
+  const cluster = () => new Cluster(members, net, opts);
   try {
     if (opts.proxy) {
       net = await PeerProxies.start(members.map((m) => ({
@@ -239,4 +307,47 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       throw e;
     }
   }
+}
+
+/**
+ * A steady writer: puts `<prefix><n>` through the running members in turn (whichever run at
+ * that moment: members joining and leaving are picked up) until stop(), recording the keys
+ * acknowledged. A put that fails (member down, removed, no leader) is not recorded.
+ */
+export function startWriter(c: Cluster, prefix: string, putTimeoutMs = 3000): { acked: string[]; stop(): Promise<void> } {
+  const acked: string[] = [];
+  let stopped = false;
+  const done = (async () => {
+    for (let n = 0; !stopped; n++) {
+      const alive = c.running().filter((m) => !m.paused);
+      if (alive.length === 0) { await sleep(50); continue; }
+      const m = alive[n % alive.length]!;
+      const key = `${prefix}${String(n).padStart(6, '0')}`;
+      try {
+        await m.rpc.unary('/etcdserverpb.KV/Put', PutRequest, PutResponse, PutRequest.fromPartial({ key: Buffer.from(key), value: Buffer.from(`value of ${key}`) }), putTimeoutMs);
+        acked.push(key);
+      } catch {
+        await sleep(20);
+      }
+    }
+  })();
+  return { acked, stop: async () => { stopped = true; await done; } };
+}
+
+/** Of `keys` (all under `prefix`), those each running member lacks, by member name (linearizable reads). */
+export async function missingKeys(c: Cluster, prefix: string, keys: readonly string[]): Promise<Record<string, string[]>> {
+  const out: Record<string, string[]> = {};
+  for (const m of c.running()) {
+    const r = await m.rpc.range({ key: Buffer.from(prefix), rangeEnd: prefixEnd(prefix), keysOnly: true });
+    const have = new Set(r.kvs.map((kv) => Buffer.from(kv.key).toString()));
+    out[m.name] = keys.filter((k) => !have.has(k));
+  }
+  return out;
+}
+
+/** HashKV of every running member at the lowest current revision among them (all have applied it). */
+export async function hashesAtCommonRevision(c: Cluster): Promise<{ revision: number; hashes: Array<{ name: string; hash: number }> }> {
+  const revision = Math.min(...(await c.hashes()).map((h) => h.revision));
+  const hashes = (await c.hashes(revision)).map(({ name, hash }) => ({ name, hash }));
+  return { revision, hashes };
 }

@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sleep, b, prefixEnd, runConcord, runEtcd, type EtcdClient, type TargetName } from './harness.js';
-import { startCluster, type Cluster, type ClusterMember } from './cluster-members.js';
+import { startCluster, type Cluster, type ClusterMember } from './cluster-harness.js';
 
 /** Past the leader's kept tail (etcd's SnapshotCatchUpEntries, 5,000) and several snapshots. */
 const writes = 5300;
@@ -142,7 +142,7 @@ const scenarios: Scenario[] = [
 for (const s of scenarios) {
   test(`snapshot catch-up, ${s.name}: a lagging follower installs the leader's snapshot and carries on`, { skip: s.skip, timeout: 900_000 }, async (t) => {
     // No reconfiguration guards: the membership change below is about snapshots, not quorum.
-    const c = await startCluster(s.kinds, ['--snapshot-count', '100', '--strict-reconfig-check=false']);
+    const c = await startCluster({ targets: s.kinds, flags: ['--snapshot-count', '100', '--strict-reconfig-check=false'] });
     try {
       const lagging = s.lagging(c, await c.leader());
       const learnerId = await addAbsentLearner(c);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { runConcord, runEtcd, type TargetName } from './harness.js';
-import { startCluster, type Cluster } from './cluster-members.js';
+import { startCluster, type Cluster } from './cluster-harness.js';
 import { makeTestPki } from './tls-certs.js';
 
 /** Writes through every member, then every member reads every write (linearizably). */
@@ -24,7 +24,7 @@ async function everyWriteEverywhere(c: Cluster): Promise<void> {
 }
 
 async function withTlsCluster(kinds: TargetName[], args: string[], fn: (c: Cluster) => Promise<void>): Promise<void> {
-  const c = await startCluster(kinds, args, 'https');
+  const c = await startCluster({ targets: kinds, flags: args, peerScheme: 'https' });
   try {
     await fn(c);
   } finally {

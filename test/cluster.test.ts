@@ -4,9 +4,8 @@
 // group through etcd's own peer protocol.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sleep, b, mk, freePort, prefixEnd, runEtcd, runConcord, type TargetName } from './harness.js';
-import { PutRequest, PutResponse } from '../src/proto/index.js';
-import { startCluster, ClusterMember, type Cluster } from './cluster-members.js';
+import { sleep, runEtcd, runConcord, type TargetName } from './harness.js';
+import { startCluster, startWriter, missingKeys, hashesAtCommonRevision, type ClusterMember, type Cluster } from './cluster-harness.js';
 
 /** etcdctl against one member. */
 const ctlAt = (m: ClusterMember, args: string[]) => m.etcdctl(args);
@@ -30,7 +29,7 @@ async function healthyMembers(c: Cluster, transcript: string[] = []): Promise<nu
   return healthy;
 }
 
-/** The member's name without its target suffix (m0-etcd, m0-concord -> m0). */
+/** The member's name without a target suffix (j2-concord -> j2). */
 const bare = (name: string) => name.replace(/-(etcd|concord)$/, '');
 
 /**
@@ -109,7 +108,7 @@ async function leaseSession(ms: readonly ClusterMember[]): Promise<string[]> {
 }
 
 async function withCluster<T>(kinds: TargetName[], fn: (c: Cluster) => Promise<T>, extraArgs: string[] = []): Promise<T> {
-  const c = await startCluster(kinds, extraArgs);
+  const c = await startCluster({ targets: kinds, flags: extraArgs });
   try {
     return await fn(c);
   } finally {
@@ -135,37 +134,6 @@ test('3 Concord members: etcdctl put/get on every member, member list, endpoint 
   assert.deepEqual(concord, etcd);
 });
 
-/**
- * Puts keys through the running members in turn until `stop()`, recording the ones
- * acknowledged. A put that fails (the member died or lost its leader) is not recorded.
- */
-function writer(c: Cluster, prefix: string) {
-  const acked: string[] = [];
-  let stopped = false;
-  let n = 0;
-  const clients = new Map(c.members.map((m) => [m, m.client()]));
-  const done = (async () => {
-    try {
-      while (!stopped) {
-        const alive = c.running();
-        const m = alive[n % alive.length]!;
-        const key = `${prefix}${String(n++).padStart(6, '0')}`;
-        const put = mk.put({ key: b(key), value: b(`value of ${key}`) });
-        try {
-          await clients.get(m)!.unary('/etcdserverpb.KV/Put', PutRequest, PutResponse, put, 3000);
-          acked.push(key);
-        } catch {
-          await sleep(20);
-        }
-      }
-    } finally {
-      for (const cl of clients.values()) cl.close();
-    }
-  })();
-  return { acked, stop: async () => { stopped = true; await done; } };
-}
-
-
 async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
@@ -176,26 +144,18 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, timeo
 
 /** Every key in `keys` is readable (linearizably) from every running member. */
 async function assertAllReadable(c: Cluster, prefix: string, keys: readonly string[]): Promise<void> {
-  await c.withClients(async (clients) => {
-    for (const { member, client } of clients) {
-      const r = await client.range({ key: b(prefix), rangeEnd: prefixEnd(prefix), keysOnly: true });
-      const have = new Set(r.kvs.map((kv) => Buffer.from(kv.key).toString()));
-      const missing = keys.filter((k) => !have.has(k));
-      assert.deepEqual(missing, [], `${member.name} lacks acknowledged writes`);
-    }
-  });
+  for (const [name, missing] of Object.entries(await missingKeys(c, prefix, keys))) assert.deepEqual(missing, [], `${name} lacks acknowledged writes`);
 }
 
 /** HashKV agrees across the running members at the cluster's current revision. */
 async function assertHashesAgree(c: Cluster): Promise<void> {
-  const rev = Math.min(...(await c.hashes()).map((h) => h.revision));
-  const hs = await c.hashes(rev);
-  assert.equal(new Set(hs.map((h) => h.hash)).size, 1, `HashKV differs at revision ${rev}: ${JSON.stringify(hs)}`);
+  const { revision, hashes } = await hashesAtCommonRevision(c);
+  assert.equal(new Set(hashes.map((h) => h.hash)).size, 1, `HashKV differs at revision ${revision}: ${JSON.stringify(hashes)}`);
 }
 
 test('failover: SIGKILL the leader under a writer; a new leader takes writes; every acknowledged write on every member; the old leader rejoins and catches up', { skip: !runConcord(), timeout: 180_000 }, async () => {
   await withCluster(['concord', 'concord', 'concord'], async (c) => {
-    const w = writer(c, 'fo/');
+    const w = startWriter(c, 'fo/');
     await until('writes before the kill', () => w.acked.length >= 100);
     const old = await c.leader();
     await old.kill();
@@ -263,28 +223,17 @@ async function ctlRetrying(m: ClusterMember[], args: string[], timeoutMs = 30_00
   }
 }
 
-/** A new member of `c` (not started), for `etcdctl member add` and --initial-cluster-state existing. */
-async function newMember(c: Cluster, target: TargetName, name: string): Promise<ClusterMember> {
-  const m = new ClusterMember({ target, name, readyTimeoutMs: 60_000 });
-  m.clientPort = await freePort();
-  m.peerPort = await freePort();
-  m.clusterState = 'existing';
-  m.initialCluster = [...c.members, m].map((x) => `${x.name}=${x.peerUrl}`).join(',');
-  c.members.push(m);
-  return m;
-}
-
 test('join: Concord members join a running etcd cluster (etcdctl member add, then as a learner promoted by etcd), an etcd member is removed; every member reads every write', { skip: !runConcord() || !runEtcd(), timeout: 240_000 }, async () => {
   await withCluster(['etcd', 'etcd'], async (c) => {
     const etcds = [...c.members];
     ok(await ctlAt(etcds[0]!, ['put', 'before-join', '1']), 'put');
 
-    const voter = await newMember(c, 'concord', 'j2-concord');
+    const voter = await c.addMember('concord', 'j2-concord');
     await ctlRetrying(etcds, ['member', 'add', voter.name, `--peer-urls=${voter.peerUrl}`]);
     await voter.start();
     assert.equal(ok(await ctlAt(voter, ['get', 'before-join', '--print-value-only']), 'get').trim(), '1');
 
-    const learner = await newMember(c, 'concord', 'j3-concord');
+    const learner = await c.addMember('concord', 'j3-concord');
     await ctlRetrying(etcds, ['member', 'add', learner.name, '--learner', `--peer-urls=${learner.peerUrl}`]);
     // By its peer URL (a retried add answers "Peer URLs already exists", not the id).
     // Ids pass 2^53: read textually, not through JSON.parse.

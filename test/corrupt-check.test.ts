@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sleep, runEtcd, runConcord, type TargetName } from './harness.js';
-import { startCluster, type ClusterMember, type Cluster } from './cluster-members.js';
+import { startCluster, type ClusterMember, type Cluster } from './cluster-harness.js';
 
 const zapFlags = ['--logger', 'zap', '--log-outputs', 'stderr'];
 const original = Buffer.from('value-as-written-0123456789');
@@ -42,7 +42,7 @@ function corruptBackend(m: ClusterMember): number {
 async function allApplied(c: Cluster): Promise<void> {
   type St = Array<{ Status: { header: { member_id: number }; raftIndex: number; raftAppliedIndex: number } }>;
   for (let i = 0; i < 200; i++) {
-    const r = await c.members[0]!.etcdctl(['endpoint', 'status', '-w', 'json', `--endpoints=${c.endpoints}`]);
+    const r = await c.members[0]!.etcdctl(['endpoint', 'status', '-w', 'json', `--endpoints=${c.endpoints().join(',')}`]);
     if (r.code === 0) {
       const st = JSON.parse(r.stdout) as St;
       const top = Math.max(...st.map((s) => s.Status.raftIndex));
@@ -55,7 +55,7 @@ async function allApplied(c: Cluster): Promise<void> {
 
 /** A cluster with some keys and `original` stored, every member caught up; the last member is stopped and corrupted. */
 async function corruptedCluster(target: TargetName, flags: string[]): Promise<{ c: Cluster; victim: ClusterMember }> {
-  const c = await startCluster([target, target, target], [...zapFlags, ...flags]);
+  const c = await startCluster({ targets: [target, target, target], flags: [...zapFlags, ...flags] });
   try {
     for (let i = 0; i < 10; i++) ok(await c.members[i % 3]!.etcdctl(['put', `k${i}`, `v${i}`]), 'put');
     ok(await c.members[0]!.etcdctl(['put', 'victim', original.toString()]), 'put victim');

@@ -5,8 +5,8 @@
 // the forced restart are compared with Concord's (message and field names).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sleep, freePort, runEtcd, runConcord, type TargetName } from './harness.js';
-import { startCluster, ClusterMember } from './cluster-members.js';
+import { sleep, runEtcd, runConcord, type TargetName } from './harness.js';
+import { startCluster, type ClusterMember } from './cluster-harness.js';
 
 const zapFlags = ['--logger', 'zap', '--log-outputs', 'stderr'];
 const keys = 20;
@@ -55,7 +55,7 @@ interface Outcome {
 }
 
 async function scenario(target: TargetName): Promise<Outcome> {
-  const c = await startCluster([target, target, target], zapFlags);
+  const c = await startCluster({ targets: [target, target, target], flags: zapFlags });
   let joiner: ClusterMember | undefined;
   try {
     const [m0, m1, m2] = c.members as [ClusterMember, ClusterMember, ClusterMember];
@@ -77,9 +77,7 @@ async function scenario(target: TargetName): Promise<Outcome> {
     const listed = JSON.parse(ok(await m0.etcdctl(['member', 'list', '-w', 'json']), 'member list')) as Listed;
 
     // Grow the cluster again: member add, then a new member joins with state existing.
-    joiner = new ClusterMember({ target, name: 'm3', extraArgs: zapFlags, readyTimeoutMs: 60_000 });
-    joiner.clientPort = await freePort();
-    joiner.peerPort = await freePort();
+    joiner = await c.addMember(target, 'm3');
     const added = ok(await m0.etcdctl(['member', 'add', 'm3', `--peer-urls=${joiner.peerUrl}`]), 'member add');
     const initial = /ETCD_INITIAL_CLUSTER="([^"]+)"/.exec(added)?.[1];
     assert.ok(initial, added);

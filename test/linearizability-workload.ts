@@ -79,6 +79,8 @@ export class Workload {
   /** Answered and failed operations, for the test's summary line. */
   answered = 0;
   failed = 0;
+  /** Failed operations by what the client saw (the message's first line), for the summary. */
+  readonly failures = new Map<string, number>();
 
   constructor(private readonly cluster: Cluster, private readonly opts: WorkloadOptions) {}
 
@@ -97,7 +99,11 @@ export class Workload {
       const input = this.nextInput(client, n);
       const member = this.pickMember();
       if (member < 0) { await new Promise((r) => setTimeout(r, 50)); continue; }
-      const out = await recordOp(this.history, this.cluster, member, client, input, { timeoutMs: this.opts.opTimeoutMs });
+      const onError = (e: unknown): void => {
+        const what = `m${member} ${input.kind}: ${String((e as Error)?.message ?? e).split('\n')[0]!.slice(0, 100)}`;
+        this.failures.set(what, (this.failures.get(what) ?? 0) + 1);
+      };
+      const out = await recordOp(this.history, this.cluster, member, client, input, { timeoutMs: this.opts.opTimeoutMs, onError });
       if (out === undefined) { this.failed++; await new Promise((r) => setTimeout(r, 20)); continue; }
       this.answered++;
       if (out.kind === 'get') this.lastSeen.set(`${client}/${input.key}`, out.value);

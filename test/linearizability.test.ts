@@ -9,22 +9,17 @@
 //
 //   CONCORD_CHAOS_SECONDS=20   length of the fault schedule (default 20; longer runs print more)
 //   CONCORD_CHAOS_SEED=n       replay a schedule (the seed is printed on every run)
-//   CONCORD_CHAOS_TARGETS=etcd,concord   which clusters to test (default: etcd; see READY_TARGETS)
-//
-// Concord: its clustering (issue 9) is being built on another branch (h-cluster). Once it is in
-// main, add 'concord' to READY_TARGETS below: that one line runs every scenario against Concord
-// too. (h-cluster at ca1f0b0 merged with this branch passed all three, CONCORD_CHAOS_TARGETS=concord.)
+//   CONCORD_CHAOS_TARGETS=etcd,concord   which clusters to test (default: the harness's selectedTargets())
 
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rng, checkOperations, explain, kvModel, type KvOperation } from '../src/testkit/index.js';
 import { startCluster, type Cluster } from './cluster-harness.js';
 import { Workload, recordOp } from './linearizability-workload.js';
-import { sleep, type TargetName } from './harness.js';
+import { sleep, selectedTargets, type TargetName } from './harness.js';
 
-/** Targets whose clustering works today. */
-const READY_TARGETS: TargetName[] = ['etcd'];
-const TARGETS = (process.env.CONCORD_CHAOS_TARGETS?.split(',').map((s) => s.trim()) ?? READY_TARGETS) as TargetName[];
+/** Every scenario runs against a 3-member etcd and a 3-member Concord cluster (CONCORD_TESTS_TARGETS narrows it). */
+const TARGETS = (process.env.CONCORD_CHAOS_TARGETS?.split(',').map((s) => s.trim()) ?? selectedTargets()) as TargetName[];
 const SECONDS = Number(process.env.CONCORD_CHAOS_SECONDS ?? 20);
 const SEED = Number(process.env.CONCORD_CHAOS_SEED ?? (Date.now() % 1_000_000_007));
 /** etcd's defaults: pauses and partitions below are sized from them. */
@@ -132,6 +127,7 @@ for (const target of TARGETS) {
         }
       }
       console.log(`# ${applied} faults, ${w.answered} operations answered, ${w.failed} failed (writes among them: unknown outcome)`);
+      for (const [what, n] of [...w.failures].sort((x, y) => y[1] - x[1]).slice(0, 12)) console.log(`#   ${n} x ${what}`);
       checkHistory(w.history, `chaos history (${target})`);
       assert.deepEqual(unanswered, [], `every member answers a linearizable read once healed (seed ${SEED})`);
       assert.ok(w.answered > 50, 'the clients made progress between faults');
@@ -196,9 +192,4 @@ for (const target of TARGETS) {
       c.net!.heal();
     });
   });
-}
-
-if (!TARGETS.includes('concord')) {
-  // Visible in every run's report (a TODO, not a silent skip) until Concord clusters land.
-  test('linearizability under faults (concord): waits for Concord clustering (issue 9); add it to READY_TARGETS', { todo: 'Concord multi-member is not in main yet' }, () => {});
 }

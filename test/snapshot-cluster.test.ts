@@ -7,8 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { etcdctl, freePort, sleep, runConcord, runEtcd, type CmdResult, type TargetName } from './harness.js';
-import { ClusterMember, startCluster, type Cluster } from './cluster-members.js';
+import { etcdctl, sleep, runConcord, runEtcd, type CmdResult, type TargetName } from './harness.js';
+import { startCluster, type Cluster, type ClusterMember } from './cluster-harness.js';
 
 function ok(r: CmdResult, what: string): string {
   assert.equal(r.code, 0, `${what}: ${r.stderr}`);
@@ -29,7 +29,7 @@ const kvs = [['foo1', 'val1'], ['foo2', 'val2'], ['foo3', 'val3']] as const;
 
 /** The scenario on `target`; returns a transcript with ids, ports and paths left out. */
 async function scenario(target: TargetName): Promise<string[]> {
-  const c = await startCluster([target]);
+  const c = await startCluster({ targets: [target] });
   const out: string[] = [];
   try {
     const first = c.members[0]!;
@@ -46,17 +46,12 @@ async function scenario(target: TargetName): Promise<string[]> {
     await first.stop();
     rmSync(first.dataDir, { recursive: true, force: true });
     const restored = await etcdctl('', ['snapshot', 'restore', file, '--name', first.name, '--initial-cluster', first.initialCluster,
-      '--initial-cluster-token', 'cluster-test', '--initial-advertise-peer-urls', first.peerUrl, '--data-dir', first.dataDir]);
+      '--initial-cluster-token', first.clusterToken, '--initial-advertise-peer-urls', first.peerUrl, '--data-dir', first.dataDir]);
     ok(restored, 'snapshot restore');
     await first.restart();
     for (const [k] of kvs) out.push(ok(await first.etcdctl(['get', k]), 'get on the restored member'));
 
-    const second = new ClusterMember({ target, name: `infra2-${target}`, readyTimeoutMs: 60_000 });
-    c.members.push(second);
-    second.clientPort = await freePort();
-    second.peerPort = await freePort();
-    second.clusterState = 'existing';
-    second.initialCluster = `${first.initialCluster},${second.name}=${second.peerUrl}`;
+    const second = await c.addMember(target, `infra2-${target}`);
     out.push(/ added to cluster /.test(await memberAdd(c, second)) ? 'member added' : 'member add said otherwise');
     await second.start();
     for (const [k] of kvs) out.push(ok(await second.etcdctl(['get', k]), 'get on the new member'));

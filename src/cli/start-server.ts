@@ -40,20 +40,14 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
 
   const stopping = { value: false };
   const clientURLs = config.advertiseClientUrls.map(urlString);
-  await publishAttributes(server, config, clientURLs, stopping);
-  log.info('published local member to cluster through raft', {
-    'local-member-id': idToHex(server.memberId),
-    'local-member-attributes': `{Name:${config.name} ClientURLs:[${clientURLs.join(' ')}]}`,
-    'request-path': `/0/members/${idToHex(server.memberId)}/attributes`,
-    'cluster-id': idToHex(server.membership.clusterId),
-    'publish-timeout': '7s',
-  });
-  for (const a of api.addresses) {
-    if (a.startsWith('https:')) log.info('serving client traffic securely', { address: a.replace(/^https:\/\//, '') });
-    else log.info('serving client traffic insecurely; this is strongly discouraged!', { address: a });
-  }
-  for (const a of api.metricsAddresses) log.info('serving metrics', { address: a });
-  log.info('ready to serve client requests', {});
+  // A member removed while it was down learns it from its peers (410) before any leader is
+  // known to it: it never publishes; cli/concord.ts stops it once `removed` resolves.
+  const removedFirst = await Promise.race([
+    publishAttributes(server, config, clientURLs, stopping).then(() => false),
+    server.removed.then(() => true),
+  ]);
+  if (removedFirst) stopping.value = true;
+  else announceReady(server, config, clientURLs, api, log);
 
   return {
     server,
@@ -73,6 +67,23 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   };
 }
 
+/** The published and serving lines etcd logs once the member's attributes applied. */
+function announceReady(server: EtcdServer, config: ServerConfig, clientURLs: string[], api: { addresses: string[]; metricsAddresses: string[] }, log: Logger): void {
+  log.info('published local member to cluster through raft', {
+    'local-member-id': idToHex(server.memberId),
+    'local-member-attributes': `{Name:${config.name} ClientURLs:[${clientURLs.join(' ')}]}`,
+    'request-path': `/0/members/${idToHex(server.memberId)}/attributes`,
+    'cluster-id': idToHex(server.membership.clusterId),
+    'publish-timeout': '7s',
+  });
+  for (const a of api.addresses) {
+    if (a.startsWith('https:')) log.info('serving client traffic securely', { address: a.replace(/^https:\/\//, '') });
+    else log.info('serving client traffic insecurely; this is strongly discouraged!', { address: a });
+  }
+  for (const a of api.metricsAddresses) log.info('serving metrics', { address: a });
+  log.info('ready to serve client requests', {});
+}
+
 /**
  * Once a leader is known: as leader, the cluster version first (etcd's first entry after
  * election), then this member's attributes, through raft, as etcd 3.4 does. A publish that
@@ -83,7 +94,10 @@ async function publishAttributes(server: EtcdServer, config: ServerConfig, clien
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   for (;;) {
     try {
-      while (server.leader === 0n) await sleep(leaderPollMs);
+      while (server.leader === 0n) {
+        if (stopping.value) return;
+        await sleep(leaderPollMs);
+      }
       if (server.leader === server.memberId && server.clusterVersion === undefined) await server.setClusterVersion(clusterVersion);
       await server.publish(config.name, clientURLs);
       return;

@@ -105,6 +105,9 @@ const table = {
   BadLeaderTransferee: [GrpcCode.FailedPrecondition, "etcdserver: bad leader transferee"],
   // Not in rpctypes: etcd's togRPCError passes unmapped server errors on as Unknown.
   TimeoutLeaderTransfer: [GrpcCode.Unknown, "etcdserver: request timed out, leader transfer took too long"],
+  // Not in rpctypes: a proposal that waited its whole request timeout for a leader (raft's
+  // Propose blocks meanwhile) ends on Go's context error, which etcd passes on as Unknown.
+  ProposalDeadlineExceeded: [GrpcCode.Unknown, "context deadline exceeded"],
 } as const satisfies Record<string, readonly [GrpcCode, string]>;
 
 export type ErrorKind = keyof typeof table;

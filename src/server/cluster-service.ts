@@ -58,6 +58,11 @@ export interface ClusterServiceDeps {
   log: Logger;
   /** Wall clock (ms): member ids of added members, and how long peers have been connected. */
   now?: () => number;
+  /**
+   * Promotes on the leader from a member that is not it (etcd forwards over the peer API's
+   * /members/promote, promote-forward.ts); absent: such a promotion answers NotLeader.
+   */
+  forwardPromote?: (id: bigint) => Promise<PbMember[]>;
 }
 
 export class ClusterService {
@@ -108,13 +113,23 @@ export class ClusterService {
     return pb.MemberUpdateResponse.fromPartial({ header: this.header(), members });
   }
 
-  /**
-   * Only the leader knows whether the learner is in sync (etcd forwards to it over the peer
-   * API's /members/promote). Off the leader this answers NotLeader until that route exists.
-   */
   async memberPromote(req: pb.MemberPromoteRequest): Promise<pb.MemberPromoteResponse> {
-    const members = await this.promote(req.ID);
+    const members = await this.promoteMember(req.ID);
     return pb.MemberPromoteResponse.fromPartial({ header: this.header(), members });
+  }
+
+  /**
+   * etcd's PromoteMember: only the leader knows whether the learner is in sync, so a member
+   * that finds it is not the leader forwards the promotion to the leader. Also what this
+   * member's peer handler answers a forwarded promotion with.
+   */
+  async promoteMember(id: bigint): Promise<PbMember[]> {
+    try {
+      return await this.promote(id);
+    } catch (e) {
+      if (!(e instanceof EtcdError && e.kind === 'NotLeader') || this.d.forwardPromote === undefined) throw e;
+      return this.d.forwardPromote(id);
+    }
   }
 
   /**

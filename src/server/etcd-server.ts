@@ -10,7 +10,7 @@ import {
   DefragmentResponse, DeleteRangeRequest, DeleteRangeResponse, HashKVRequest, HashKVResponse,
   HashResponse, MemberListRequest, MemberListResponse, MoveLeaderRequest, MoveLeaderResponse, etcdserverpb as pb,
   PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader,
-  StatusResponse, TxnRequest, TxnResponse, type Snapshot,
+  StatusResponse, TxnRequest, TxnResponse, type Member as PbMember, type Snapshot,
 } from '../proto/index.js';
 import { etcdError, EtcdError } from '../errors/index.js';
 import { countView, diskMetrics, serverMetrics } from '../metrics/index.js';
@@ -25,6 +25,7 @@ import { Membership, idToHex, attributesToJson, memberAttributesPath, memberToJs
 import { encodeRaftRequest, type RaftRequest } from './request-codec.js';
 import { RequestIdGenerator, type WaitRegistry } from './wait.js';
 import { LinearizableReads } from './read-index.js';
+import { LeaderWait } from './leader-wait.js';
 import { clusterVersionPath, type Applier, type CompactionResult } from './applier.js';
 import { isTxnReadOnly, isTxnSerializable } from './txn-rules.js';
 import { applyTxn } from './txn.js';
@@ -51,8 +52,6 @@ const dbSizeRefreshMs = 20;
 const maxGapBetweenApplyAndCommitIndex = 5000;
 /** Linearizable reads waiting for a ReadIndex round or the applied index, at most. */
 export const maxPendingReads = 10_000;
-/** How long a ReadIndex round lost to a leader change waits before it is retried. */
-const retryReadRoundMs = 10;
 
 export interface EtcdServerDeps {
   config: ServerConfig;
@@ -71,6 +70,8 @@ export interface EtcdServerDeps {
   auth: AuthStore;
   /** The peer transport's connection times (strict reconfig checks); default: no peers ever connected. */
   peers?: PeerActivity;
+  /** Forwards a promotion to the leader when this member does not lead (promote-forward.ts). */
+  forwardPromote?: (id: bigint) => Promise<PbMember[]>;
 }
 
 /** How long after applying its own removal the member stops (etcd's stopWithDelay). */
@@ -93,12 +94,18 @@ export class EtcdServer implements EtcdService {
   private readonly waits: WaitRegistry;
   private readonly ids: RequestIdGenerator;
   private readonly reads: LinearizableReads;
+  /** Proposals and reads that arrived while no leader is known wait here (leader-wait.ts). */
+  private readonly leaderWait: LeaderWait;
+  /** etcd's ReqTimeout(): 5 s plus two election timeouts. */
+  private readonly requestTimeoutMs: number;
   private stopped = false;
   readonly auth: AuthServer;
   readonly cluster: ClusterService;
   private autoPromoteTimer: ReturnType<typeof setInterval> | undefined;
   /** Resolves once this member, removed from the cluster, is to stop (the composition root stops the process). */
   readonly removed: Promise<Error>;
+  /** removedFromCluster() ran: the member stops once (many peers may say so). */
+  private removing = false;
   private markRemoved!: (why: Error) => void;
   private readonly authStore: AuthStore;
 
@@ -114,11 +121,14 @@ export class EtcdServer implements EtcdService {
     this.waits = deps.waits;
     this.limits = { maxTxnOps: deps.config.maxTxnOps, maxRequestBytes: deps.config.maxRequestBytes };
     this.ids = new RequestIdGenerator(deps.memberId, Date.now());
+    this.requestTimeoutMs = 5000 + 2 * deps.config.electionTimeoutMs; // etcd's ReqTimeout()
+    this.leaderWait = new LeaderWait({ hasLeader: () => this.raft.leader !== 0n, maxWaiters: deps.maxPendingReads ?? maxPendingReads });
     this.reads = new LinearizableReads({
       raft: deps.raft,
+      waitForLeader: () => this.leaderWait.wait(this.requestTimeoutMs, 'Timeout'),
+      requestTimeoutMs: this.requestTimeoutMs,
       soleVoter: () => this.membership.size === 1,
       maxPendingReads: deps.maxPendingReads ?? maxPendingReads,
-      retryRoundMs: retryReadRoundMs,
     });
     this.authStore = deps.auth;
     this.auth = new AuthServer({
@@ -129,8 +139,9 @@ export class EtcdServer implements EtcdService {
       memberId: deps.memberId, membership: deps.membership, raft: deps.raft, waits: deps.waits,
       nextRequestId: () => this.ids.next(), peers: deps.peers ?? noPeerActivity,
       strictReconfigCheck: deps.config.strictReconfigCheck ?? true,
-      requestTimeoutMs: 5000 + 2 * deps.config.electionTimeoutMs, // etcd's ReqTimeout()
+      requestTimeoutMs: this.requestTimeoutMs,
       header: () => this.header(), log: deps.log,
+      ...(deps.forwardPromote ? { forwardPromote: deps.forwardPromote } : {}),
     });
     if (deps.config.autoPromoteLearners) {
       this.autoPromoteTimer = setInterval(() => this.cluster.maybeAutoPromote(), deps.config.heartbeatIntervalMs);
@@ -140,16 +151,20 @@ export class EtcdServer implements EtcdService {
   }
 
   /**
-   * The applier removed this member from the cluster: as etcd, stop a second later (time for
-   * the entry to reach the others) with "the member has been permanently removed".
+   * This member was removed from the cluster: it stops with "the member has been permanently
+   * removed". After applying its own removal it waits a second first, as etcd's stopWithDelay
+   * does (time for the entry to reach the others); when a peer answers 410 "removed member"
+   * (etcd's rafthttp errMemberRemoved on the server's errorc) it stops at once.
    */
-  removedFromCluster(): void {
+  removedFromCluster(how: 'applied' | 'told by a peer' = 'applied'): void {
+    if (this.removing) return;
+    this.removing = true;
     const why = new Error('the member has been permanently removed from the cluster');
     setTimeout(() => {
       this.log.warn('server error', { error: why.message });
       this.log.warn('data-dir used by this member must be removed', {});
       this.markRemoved(why);
-    }, removedStopDelayMs).unref();
+    }, how === 'applied' ? removedStopDelayMs : 0).unref();
   }
 
   /** Whether this member is a learner: it then serves only Status and serializable ranges (etcd's interceptor). */
@@ -176,7 +191,8 @@ export class EtcdServer implements EtcdService {
     if (previous === leader) return;
     if (leader !== 0n) serverMetrics.leaderChanges.inc();
     if (leader === 0n) this.log.info('raft.node: lost leader', { 'local-member-id': idToHex(this.memberId), term: this.raft.term });
-    this.reads.leaderChanged();
+    else this.leaderWait.leaderElected();
+    this.reads.leaderChanged(leader);
   }
 
   onReadState(ctx: Uint8Array, index: number): void {
@@ -187,6 +203,16 @@ export class EtcdServer implements EtcdService {
 
   /** Proposes `request` through raft; resolves with its apply result (also for server-side modules: lease expiry). */
   propose<T>(request: RaftRequest, ai?: AuthInfo): Promise<T> {
+    if (this.stopped) return Promise.reject(etcdError('Stopped'));
+    if (this.raft.leader !== 0n) return this.proposeToLeader(request, ai);
+    // etcd's Propose blocks until a leader is known (or its request timeout).
+    return this.leaderWait.wait(this.requestTimeoutMs, 'ProposalDeadlineExceeded').then(
+      () => this.proposeToLeader<T>(request, ai),
+      (e: unknown) => { serverMetrics.proposalsFailed.inc(); throw e; },
+    );
+  }
+
+  private proposeToLeader<T>(request: RaftRequest, ai?: AuthInfo): Promise<T> {
     if (this.stopped) return Promise.reject(etcdError('Stopped'));
     const raft = this.raft;
     if (raft.leader === 0n) {
@@ -510,6 +536,7 @@ export class EtcdServer implements EtcdService {
     this.stopped = true;
     clearInterval(this.autoPromoteTimer);
     this.waits.failAll(etcdError('Stopped'));
+    this.leaderWait.stop();
     this.reads.failAll(etcdError('Stopped'));
     this.raft.failApplyWaits(etcdError('Stopped'));
   }

@@ -5,7 +5,7 @@
  */
 import type { ServerConfig } from './config.js';
 import { urlString } from './ids.js';
-import { memberFromJson, type Member } from './membership.js';
+import { membersFromJsonList, type Member } from './membership.js';
 import type { Logger } from '../log/index.js';
 import type { PeerClientTls } from '../transport/index.js';
 import { peerCall } from './peer-call.js';
@@ -47,9 +47,7 @@ async function fetchMembers(url: string, log: Logger, tls: PeerClientTls | undef
   }
   let members: Member[];
   try {
-    if (!/^\s*\[/.test(body)) throw new Error(`not a JSON array: ${body.slice(0, 100)}`);
-    // Members are flat objects (ids exceed 2^53: parsed textually by memberFromJson).
-    members = [...body.matchAll(/\{[^{}]*\}/g)].map((m) => memberFromJson(m[0]));
+    members = membersFromJsonList(body);
   } catch (e) {
     log.warn('failed to unmarshal cluster response', { address, error: String((e as Error).message ?? e) });
     return undefined;

@@ -38,6 +38,7 @@ import { urlString } from './ids.js';
 import { LeaseExpiry, minLeaseTtlSeconds, rootWhileAuthOn } from './lease-expiry.js';
 import { LeaseHost } from './lease-host.js';
 import { LeaseForwarder } from './lease-forward.js';
+import { PromoteForwarder } from './promote-forward.js';
 import { mergedSnapshot, saveSnapshotDb } from './snapshot-db.js';
 import { adoptEtcdDataDir } from './etcd-data-dir.js';
 import { recoverSnapshotBackend } from './snapshot-install.js';
@@ -158,10 +159,7 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
     },
     saveSnapshot: (m, db) => saveSnapshotDb(snapDir, m, db, log),
     ...(wiring.peerTls ? { tls: wiring.peerTls } : {}),
-    onRemoved: () => {
-      log.warn('the data-dir used by this member must be removed', { 'data-dir': config.dataDir });
-      void raftNode?.stop();
-    },
+    onRemoved: () => server?.removedFromCluster('told by a peer'),
   });
   peers.syncMembers();
   if (joining) peers.addPeers(joining.members);
@@ -212,7 +210,17 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
     clusterVersion: () => applier.clusterVersion, maxSnapshots: config.maxSnapshots ?? 5,
   });
   log.info('starting local member', { 'local-member-id': idToHex(memberId), 'cluster-id': idToHex(clusterId) });
-  server = new EtcdServer({ config, log, memberId, membership, store, alarms, quotaBytes, raft, applier, waits, auth });
+  const promoteForwarder = new PromoteForwarder({
+    leaderPeerUrls: () => (raft.leader === 0n || raft.leader === memberId ? undefined : membership.get(raft.leader)?.peerURLs),
+    requestTimeoutMs: 5000 + 2 * config.electionTimeoutMs, // etcd's ReqTimeout()
+    log, ...(wiring.peerTls ? { tls: wiring.peerTls.client } : {}),
+  });
+  server = new EtcdServer({
+    config, log, memberId, membership, store, alarms, quotaBytes, raft, applier, waits, auth,
+    peers, forwardPromote: (id) => promoteForwarder.promote(id),
+  });
+  const srv0 = server;
+  peers.promote = (id) => srv0.cluster.promoteMember(id);
   server.watch = {
     watchable,
     hasLeader: () => server.leader !== 0n,

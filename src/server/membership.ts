@@ -50,6 +50,15 @@ export function memberFromJson(text: string): Member {
   };
 }
 
+/**
+ * A JSON array of etcd's member objects (the peer API's /members and /members/promote
+ * answers). Members are flat objects, their ids past 2^53: each is read by memberFromJson.
+ */
+export function membersFromJsonList(text: string): Member[] {
+  if (!/^\s*\[/.test(text)) throw new Error(`not a JSON array: ${text.slice(0, 100)}`);
+  return [...text.matchAll(/\{[^{}]*\}/g)].map((m) => memberFromJson(m[0]));
+}
+
 /** etcd's `membership.Attributes` JSON, the value of the publish request. */
 export function attributesToJson(name: string, clientURLs: string[]): string {
   let s = '{';

@@ -20,6 +20,8 @@ import type { TransportPort } from './ports.js';
 import type { HashKVResult } from '../mvcc/index.js';
 import { peerHashKVPath, serveHashKV } from './corrupt-check.js';
 import { leaseInternalPrefix, leasePrefix, serveLeaseRequest, type LeasePrimary } from './lease-forward.js';
+import { promotePrefix, servePromoteRequest, type PromoteMember } from './promote-forward.js';
+import type { PeerActivity } from './cluster-service.js';
 
 /** What the peer network needs of the raft loop (RaftNode). */
 export interface PeerRaft {
@@ -109,10 +111,12 @@ async function listenAll(urls: readonly URL[], handle: http.RequestListener, tls
   return servers;
 }
 
-export class PeerNetwork implements TransportPort {
+export class PeerNetwork implements TransportPort, PeerActivity {
   readonly transport: PeerTransport;
   /** The leader's lease endpoints (/leases, /leases/internal), once the lessor is up. */
   leases: LeasePrimary | undefined;
+  /** The member's PromoteMember for /members/promote/<id>, once the server is up. */
+  promote: PromoteMember | undefined;
   /** etcd's /members/hashkv: the store's HashByRev, once the store is open. */
   hashKV: ((rev: number) => HashKVResult) | undefined;
   private servers: http.Server[] = [];
@@ -174,6 +178,10 @@ export class PeerNetwork implements TransportPort {
     return this.transport.activePeers();
   }
 
+  activeSince(id: bigint): number | undefined {
+    return this.transport.activeSince(id);
+  }
+
   send(messages: readonly Message[]): void {
     this.transport.send(messages);
   }
@@ -204,7 +212,7 @@ export class PeerNetwork implements TransportPort {
     this.servers = [];
   }
 
-  /** etcd's peer handler: /raft... (transport), /members, /members/hashkv, /leases, /version, 404 for anything else. */
+  /** etcd's peer handler: /raft... (transport), /members, /members/hashkv, /members/promote/, /leases, /version, 404 for anything else. */
   private serve(req: http.IncomingMessage, res: http.ServerResponse): void {
     if (this.transport.handle(req, res)) return;
     const path = new URL(req.url ?? '/', 'http://peer').pathname;
@@ -213,6 +221,12 @@ export class PeerNetwork implements TransportPort {
       // A failure ends this request only, never the member.
       serveLeaseRequest(this.leases, req, res, path).catch((e: unknown) => {
         this.o.log.warn('failed to serve lease request', { error: String(e) });
+        res.destroy();
+      });
+    }
+    else if (path.startsWith(promotePrefix) && this.promote) {
+      servePromoteRequest(this.promote, this.o.clusterId, this.o.log, req, res, path).catch((e: unknown) => {
+        this.o.log.warn('failed to serve member promote request', { error: String(e) });
         res.destroy();
       });
     }

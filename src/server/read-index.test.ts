@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { RaftError } from '../raft/index.js';
 import { isEtcdError, etcdError } from '../errors/index.js';
 import { PutRequest, RangeRequest } from '../proto/index.js';
-import { AppliedIndexWaiter, LinearizableReads, type ReadIndexRaft } from './read-index.js';
+import { AppliedIndexWaiter, LinearizableReads, type LinearizableReadsOptions, type ReadIndexRaft } from './read-index.js';
 import { startTestMember } from './test-member.js';
 
 /** A follower's view of raft whose ReadIndex rounds the test answers by hand. */
@@ -26,8 +26,8 @@ class FakeRaft implements ReadIndexRaft {
   waitApplied(index: number): Promise<void> { return this.applied.wait(index); }
 }
 
-function reads(raft: FakeRaft, maxPendingReads = 100) {
-  return new LinearizableReads({ raft, soleVoter: () => false, maxPendingReads, retryRoundMs: 1 });
+function reads(raft: FakeRaft, maxPendingReads = 100, more: Partial<LinearizableReadsOptions> = {}) {
+  return new LinearizableReads({ raft, soleVoter: () => false, maxPendingReads, ...more });
 }
 
 const turn = () => new Promise((r) => setImmediate(r));
@@ -96,13 +96,35 @@ test('pending reads are bounded: past the bound etcd\'s "too many requests", roo
   await again;
 });
 
-test('without a leader a read fails at once with "no leader"; a dropped round fails its reads the same way', async () => {
+test('without a leader (and nothing to wait with) a read fails at once with "no leader"', async () => {
   const raft = new FakeRaft();
   raft.leader = 0n;
   await assert.rejects(reads(raft).barrier(), (e: unknown) => isEtcdError(e, 'NoLeader'));
-  const raft2 = new FakeRaft();
-  raft2.dropRounds = true;
-  await assert.rejects(reads(raft2).barrier(), (e: unknown) => isEtcdError(e, 'NoLeader'));
+});
+
+test('as etcd 3.4: a read that arrives without a leader waits, and fails with "leader changed" when one is elected, "request timed out" when none is', async () => {
+  const raft = new FakeRaft();
+  raft.leader = 0n;
+  let elect!: () => void;
+  const elected = reads(raft, 100, { waitForLeader: () => new Promise<void>((res) => { elect = res; }) }).barrier();
+  await turn();
+  elect();
+  await assert.rejects(elected, (e: unknown) => isEtcdError(e, 'LeaderChanged'));
+  const none = reads(raft, 100, { waitForLeader: () => Promise.reject(etcdError('Timeout')) }).barrier();
+  await assert.rejects(none, (e: unknown) => isEtcdError(e, 'Timeout'));
+  assert.equal(raft.rounds.length, 0, 'no round is asked for without a leader');
+});
+
+test('a round raft drops (no leader yet) waits and is asked again; unanswered for the request timeout, its reads fail with "request timed out"', async () => {
+  const raft = new FakeRaft();
+  raft.dropRounds = true;
+  const r = reads(raft, 100, { resendRoundMs: 2, requestTimeoutMs: 40 });
+  await assert.rejects(r.barrier(), (e: unknown) => isEtcdError(e, 'Timeout'));
+  raft.dropRounds = false;
+  raft.applied.advance(10);
+  const p = r.barrier();
+  r.roundDone(raft.rounds[0]!, 10);
+  await p;
 });
 
 test('a bug in raft is not turned into "no leader": only ProposalDropped is', async () => {
@@ -111,17 +133,20 @@ test('a bug in raft is not turned into "no leader": only ProposalDropped is', as
   await assert.rejects(reads(raft).barrier(), /boom/);
 });
 
-test('a round lost to a leader change is retried, and failAll rejects every waiting read', async () => {
+test('as etcd 3.4: a new leader fails the round in flight with "leader changed" (losing the leader does not); reads queued behind it get a round of their own; failAll rejects every waiting read', async () => {
   const raft = new FakeRaft();
   raft.applied.advance(10);
   const r = reads(raft);
   const p = r.barrier();
-  r.leaderChanged();
-  await new Promise((res) => setTimeout(res, 5));
-  assert.equal(raft.rounds.length, 2, 'a new round was started');
-  r.roundDone(raft.rounds[0]!, 10); // the lost round's late answer is ignored
+  r.leaderChanged(0n);
+  const behind = r.barrier();
+  assert.equal(raft.rounds.length, 1, 'still the first round');
+  r.leaderChanged(3n);
+  await assert.rejects(p, (e: unknown) => isEtcdError(e, 'LeaderChanged'));
+  assert.equal(raft.rounds.length, 2, 'the queued read started a new round');
+  r.roundDone(raft.rounds[0]!, 10); // the failed round's late answer is ignored
   r.roundDone(raft.rounds[1]!, 10);
-  await p;
+  await behind;
   const q = r.barrier();
   r.failAll(etcdError('Stopped'));
   await assert.rejects(q, (e: unknown) => isEtcdError(e, 'Stopped'));
@@ -143,7 +168,7 @@ test('a lone leader serves linearizable reads from its commit index, seeing ever
 test('a round left unanswered (a leader that drops it, a lost message) is asked again with the same context until answered', async () => {
   const raft = new FakeRaft();
   raft.applied.advance(10);
-  const r = new LinearizableReads({ raft, soleVoter: () => false, maxPendingReads: 10, retryRoundMs: 1, resendRoundMs: 5 });
+  const r = reads(raft, 10, { resendRoundMs: 5 });
   const p = r.barrier();
   for (let i = 0; i < 400 && raft.rounds.length < 3; i++) await new Promise((res) => setTimeout(res, 5));
   assert.ok(raft.rounds.length >= 3, `asked ${raft.rounds.length} times`);

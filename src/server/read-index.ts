@@ -71,14 +71,19 @@ export interface LinearizableReadsOptions {
   soleVoter(): boolean;
   /** Reads waiting for a round or for the applied index; past it reads get "too many requests". */
   maxPendingReads: number;
-  /** How long to wait before retrying a round lost to a leader change. */
-  retryRoundMs: number;
   /**
    * How long a round may go unanswered before its request is sent again with the same
    * context (etcd 3.5's readIndexRetryTime, 500 ms): a leader drops a ReadIndex until it has
    * committed an entry of its term, and the transport may lose one; the read must not hang.
    */
   resendRoundMs?: number;
+  /**
+   * Waits until a leader is known, rejecting when none is elected in time (leader-wait.ts).
+   * Absent: a read without a leader fails at once with "no leader".
+   */
+  waitForLeader?: () => Promise<void>;
+  /** etcd's ReqTimeout: a round unanswered this long fails its reads with "request timed out" (default 7 s). */
+  requestTimeoutMs?: number;
 }
 
 /** etcd 3.5's readIndexRetryTime. */
@@ -87,14 +92,19 @@ const defaultResendRoundMs = 500;
 /**
  * Batches reads into ReadIndex rounds: at most one round in flight; reads that arrive while
  * it runs wait for the next one (they must not ride a round that started before them).
+ *
+ * Leader changes are etcd 3.4's (linearizableReadLoop): a round in flight when a new leader
+ * is elected fails its reads with the retryable "leader changed", and so does a read that
+ * arrived while there was no leader; a round unanswered for the request timeout fails its
+ * reads with "request timed out". A round raft drops (no leader yet) just waits: the resend
+ * asks again, as etcd's raft drops a ReadIndex silently.
  */
 export class LinearizableReads {
   private next: ReadWaiter[] = [];
-  private inflight: { ctx: Uint8Array; waiters: ReadWaiter[] } | undefined;
+  private inflight: { ctx: Uint8Array; waiters: ReadWaiter[]; timer: NodeJS.Timeout } | undefined;
   private seq = 0;
   /** Reads between barrier() entry and exit: bounded by maxPendingReads. */
   private pending = 0;
-  private retry: NodeJS.Timeout | undefined;
   private resend: NodeJS.Timeout | undefined;
   private readonly o: LinearizableReadsOptions;
 
@@ -108,18 +118,19 @@ export class LinearizableReads {
 
   /** Resolves once this member may serve a read that reflects every write acknowledged before the call. */
   async barrier(): Promise<void> {
-    const { raft } = this.o;
-    if (raft.leader === 0n) throw etcdError('NoLeader');
+    const { raft, waitForLeader } = this.o;
+    if (raft.leader === 0n && waitForLeader === undefined) throw etcdError('NoLeader');
     if (this.pending >= this.o.maxPendingReads) throw etcdError('RequestTooManyRequests');
     this.pending++;
     try {
+      if (raft.leader === 0n) {
+        // etcd's ReadIndex finds no leader and waits: the election that ends the wait fails it.
+        await waitForLeader!();
+        throw etcdError('LeaderChanged');
+      }
       // One voter, leading, with an entry of its own term applied: its commit index is the
       // read index (what a ReadIndex round would answer), no round needed.
-      if (raft.isLeader && raft.appliedTerm === raft.term && this.o.soleVoter()) {
-        if (raft.appliedIndex < raft.commitIndex) await raft.waitApplied(raft.commitIndex);
-        return;
-      }
-      const index = await this.round();
+      const index = raft.isLeader && raft.appliedTerm === raft.term && this.o.soleVoter() ? raft.commitIndex : await this.round();
       if (raft.appliedIndex < index) await raft.waitApplied(index);
     } finally {
       this.pending--;
@@ -139,7 +150,9 @@ export class LinearizableReads {
     ctx.writeDoubleBE(++this.seq);
     const waiters = this.next;
     this.next = [];
-    this.inflight = { ctx, waiters };
+    // Not unref'd: failAll (the member stopping) clears it.
+    const timer = setTimeout(() => this.endRound(ctx, etcdError('Timeout')), this.o.requestTimeoutMs ?? 7000);
+    this.inflight = { ctx, waiters, timer };
     this.requestRound(ctx);
   }
 
@@ -150,11 +163,8 @@ export class LinearizableReads {
     try {
       this.o.raft.readIndex(ctx);
     } catch (e) {
+      // Dropped for want of a leader: the resend asks again; an election or the timeout ends it.
       if (!(e instanceof RaftError && e.code === 'ProposalDropped')) throw e;
-      this.inflight = undefined;
-      for (const w of f.waiters) w.reject(etcdError('NoLeader'));
-      this.startRound(); // reads queued meanwhile get their own answer
-      return;
     }
     this.clearResend();
     this.resend = setTimeout(() => this.requestRound(ctx), this.o.resendRoundMs ?? defaultResendRoundMs);
@@ -170,32 +180,35 @@ export class LinearizableReads {
   roundDone(ctx: Uint8Array, index: number): void {
     const f = this.inflight;
     if (!f || Buffer.compare(ctx, f.ctx) !== 0) return;
+    this.endRound(f.ctx, index);
+  }
+
+  /** Ends the round `ctx` (if still in flight) with its index or an error; the next one starts. */
+  private endRound(ctx: Uint8Array, outcome: number | EtcdError): void {
+    const f = this.inflight;
+    if (!f || f.ctx !== ctx) return;
     this.inflight = undefined;
+    clearTimeout(f.timer);
     this.clearResend();
-    for (const w of f.waiters) w.resolve(index);
+    for (const w of f.waiters) {
+      if (typeof outcome === 'number') w.resolve(outcome);
+      else w.reject(outcome);
+    }
     this.startRound();
   }
 
-  /** A round in flight may never be answered once the leader changes: retry it. */
-  leaderChanged(): void {
+  /** The member's leader changed: a new leader fails the round in flight (etcd's ErrLeaderChanged). */
+  leaderChanged(leader: bigint): void {
     const f = this.inflight;
-    if (!f) return;
-    this.inflight = undefined;
-    this.clearResend();
-    this.next = f.waiters.concat(this.next);
-    if (this.retry) return;
-    this.retry = setTimeout(() => {
-      this.retry = undefined;
-      if (!this.inflight) this.startRound();
-    }, this.o.retryRoundMs);
-    this.retry.unref();
+    if (!f || leader === 0n) return;
+    this.endRound(f.ctx, etcdError('LeaderChanged'));
   }
 
   failAll(e: EtcdError): void {
-    if (this.retry) clearTimeout(this.retry);
-    this.retry = undefined;
+    const f = this.inflight;
+    if (f) clearTimeout(f.timer);
     this.clearResend();
-    const all = [...(this.inflight?.waiters ?? []), ...this.next];
+    const all = [...(f?.waiters ?? []), ...this.next];
     this.inflight = undefined;
     this.next = [];
     for (const w of all) w.reject(e);

@@ -32,7 +32,8 @@ export class Peer {
   private readonly writers: Record<StreamKind, StreamWriter>;
   private readonly readers: StreamReader[];
   private readonly pipeline: Pipeline;
-  private active = false;
+  /** When the connection became active (Date.now() ms); undefined while inactive. */
+  private activeSinceMs: number | undefined;
   private snapshotInFlight = false;
 
   constructor(private readonly c: PeerConfig) {
@@ -78,12 +79,17 @@ export class Peer {
       'local-member-id': idString(this.c.local.memberId),
       from: idString(m.from),
       'remote-peer-id': idString(this.id),
-      'remote-peer-active': this.active,
+      'remote-peer-active': this.isActive,
     });
   }
 
   get isActive(): boolean {
-    return this.active;
+    return this.activeSinceMs !== undefined;
+  }
+
+  /** etcd's peerStatus.activeSince: when the connection last became active; undefined while inactive. */
+  get activeSince(): number | undefined {
+    return this.activeSinceMs;
   }
 
   /** One snapshot upload at a time (etcd sends them one by one too); a second fails at once. */
@@ -127,14 +133,14 @@ export class Peer {
   }
 
   private setActive(): void {
-    if (this.active) return;
-    this.active = true;
+    if (this.activeSinceMs !== undefined) return;
+    this.activeSinceMs = Date.now();
     this.c.logger.info('peer became active', { 'peer-id': idString(this.id) });
   }
 
   private setInactive(reason: string): void {
-    if (!this.active) return;
-    this.active = false;
+    if (this.activeSinceMs === undefined) return;
+    this.activeSinceMs = undefined;
     this.c.logger.warn('peer became inactive (message send to peer failed)', { 'peer-id': idString(this.id), error: reason });
   }
 }

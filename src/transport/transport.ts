@@ -111,6 +111,11 @@ export class PeerTransport {
     return n;
   }
 
+  /** etcd's Transport.ActiveSince: when the connection to `id` became active (Date.now() ms); undefined if not connected. */
+  activeSince(id: bigint): number | undefined {
+    return this.peers.get(id)?.activeSince;
+  }
+
   stop(): void {
     this.stopped = true;
     for (const p of this.peers.values()) p.stop();
