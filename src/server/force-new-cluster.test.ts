@@ -35,7 +35,7 @@ test('standaloneLog drops uncommitted entries, appends after the commit and comm
   const log = createLogger({ stream: { write: (s: string) => { lines.push(s); } }, caller: false });
   const ents = [cc(1, ConfChangeType.ConfChangeAddNode, 1n), cc(2, ConfChangeType.ConfChangeAddNode, 2n),
     cc(3, ConfChangeType.ConfChangeAddNode, 3n), put(4), put(5), put(6)];
-  const out = standaloneLog(2n, undefined, { term: 2, vote: 1n, commit: 4 }, ents, log);
+  const out = standaloneLog(2n, undefined, { term: 2, vote: 1n, commit: 4 }, ents, 3, log);
   assert.deepEqual(out.entries.map((e) => e.index), [1, 2, 3, 4, 5, 6]);
   assert.deepEqual(out.appended.map((e) => decodeConfChange(e.data!).nodeId), [1n, 3n]);
   assert.deepEqual(out.hardState, { term: 2, vote: 1n, commit: 6 });
@@ -43,4 +43,18 @@ test('standaloneLog drops uncommitted entries, appends after the commit and comm
   assert.equal(line['entry-index'], 5);
   assert.equal(line['commit-index-from-wal'], 4);
   assert.equal(line['number-of-discarded-entries'], 2);
+});
+
+test('standaloneLog keeps entries the backend applied past the WAL\'s lagging commit (its conf changes go after them)', () => {
+  const log = createLogger({ stream: { write: () => {} }, caller: false });
+  const ents = [cc(1, ConfChangeType.ConfChangeAddNode, 1n), cc(2, ConfChangeType.ConfChangeAddNode, 2n),
+    cc(3, ConfChangeType.ConfChangeAddNode, 3n), put(4), put(5), put(6)];
+  // The WAL says 4 is committed; the backend applied 5 (a commit-only hard state not yet written).
+  const out = standaloneLog(2n, undefined, { term: 2, vote: 1n, commit: 4 }, ents, 5, log);
+  assert.deepEqual(out.entries.map((e) => e.index), [1, 2, 3, 4, 5, 6, 7]);
+  assert.equal(out.entries[4]!.type, EntryType.EntryNormal, 'the applied put at 5 is still in the log');
+  assert.deepEqual(out.appended.map((e) => e.index), [6, 7]);
+  assert.deepEqual(out.hardState, { term: 2, vote: 1n, commit: 7 });
+  // An applied index past the WAL's last entry (a backend from a snapshot) keeps every entry.
+  assert.deepEqual(standaloneLog(2n, undefined, { term: 2, vote: 1n, commit: 4 }, ents, 9, log).appended.map((e) => e.index), [7, 8]);
 });

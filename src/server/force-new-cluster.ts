@@ -23,11 +23,21 @@ export interface StandaloneLog {
 
 /**
  * The log a forced standalone restart runs on. `entries` are the WAL's entries after the
- * snapshot; `hardState` is the WAL's. Logs etcd's "discarding uncommitted WAL entries".
+ * snapshot; `hardState` is the WAL's; `appliedIndex` is the backend's consistent index.
+ * Logs etcd's "discarding uncommitted WAL entries".
+ *
+ * An entry the backend applied was committed, even when the WAL's hard state does not say so
+ * yet: a commit-only hard state is written lazily (never synced, by etcd either), so after a
+ * kill the WAL's commit can trail what was applied. etcd 3.4 discards from the WAL's commit
+ * and appends its conf changes over such an entry: the survivor's backend keeps the write but
+ * its log loses it, and a member added later never receives it (seen with etcd 3.4.23 in
+ * test/force-new-cluster.test.ts). Concord counts everything up to the applied index as kept.
  */
-export function standaloneLog(self: bigint, snapshot: Snapshot | undefined, hardState: HardState, entries: readonly Entry[], log: Logger): StandaloneLog {
+export function standaloneLog(self: bigint, snapshot: Snapshot | undefined, hardState: HardState, entries: readonly Entry[], appliedIndex: number, log: Logger): StandaloneLog {
+  const lastIndex = entries.length > 0 ? entries[entries.length - 1].index : hardState.commit;
+  const commit = Math.max(hardState.commit, Math.min(appliedIndex, lastIndex));
   let kept = entries.length;
-  const firstUncommitted = entries.findIndex((e) => e.index > hardState.commit);
+  const firstUncommitted = entries.findIndex((e) => e.index > commit);
   if (firstUncommitted >= 0) {
     kept = firstUncommitted;
     log.info('discarding uncommitted WAL entries', {
@@ -37,10 +47,9 @@ export function standaloneLog(self: bigint, snapshot: Snapshot | undefined, hard
     });
   }
   const committed = entries.slice(0, kept);
-  const appended = removeOthersEntries(memberIds(snapshot, committed), self, hardState.term, hardState.commit);
+  const appended = removeOthersEntries(memberIds(snapshot, committed), self, hardState.term, commit);
   const all = committed.concat(appended);
-  const commit = all.length > 0 ? all[all.length - 1].index : hardState.commit;
-  return { entries: all, appended, hardState: { ...hardState, commit } };
+  return { entries: all, appended, hardState: { ...hardState, commit: all.length > 0 ? all[all.length - 1].index : commit } };
 }
 
 /**

@@ -105,7 +105,7 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   if (snapshot) storage.applySnapshot(snapshot);
   if (config.forceNewCluster && walExists) {
     // etcd applies --force-new-cluster only to an existing WAL (a new member has nothing to keep).
-    const standalone = standaloneLog(memberId, snapshot, hardState, entries, log);
+    const standalone = standaloneLog(memberId, snapshot, hardState, entries, storedConsistentIndex(backend), log);
     // etcd saves only the entries; the committed hard state too lets a quick second restart agree.
     await wal.save(standalone.hardState, standalone.appended, true);
     logForcedRestart(log, clusterId, memberId, standalone.hardState.commit);
