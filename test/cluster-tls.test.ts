@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as https from 'node:https';
 import { readFileSync } from 'node:fs';
-import { runConcord, runEtcd, type TargetName } from './harness.js';
+import { runConcord, runEtcd, sleep, type TargetName } from './harness.js';
 import { startCluster, type Cluster } from './cluster-harness.js';
 import { makeTestPki } from './tls-certs.js';
 
@@ -78,7 +78,11 @@ test('--peer-cert-allowed-cn: peers whose client certificate carries another Com
       assert.equal(await peerGet(m.peerUrl, pki.serverCert, pki.serverKey, pki.ca), 'status 200');
       // Same CA, CommonName "root": refused after the handshake.
       assert.match(await peerGet(m.peerUrl, pki.clientCert, pki.clientKey, pki.ca), /^error /);
-      assert.match(m.log, /"msg":"rejected connection".*"error":"CommonName authentication failed"/);
+      // The member logs after it has closed the connection, and its stderr reaches us through a
+      // pipe: the line may land a moment after the client saw the error (CI saw it missing).
+      const rejected = /"msg":"rejected connection".*"error":"CommonName authentication failed"/;
+      for (let i = 0; i < 100 && !rejected.test(m.log); i++) await sleep(100);
+      assert.match(m.log, rejected);
     });
   } finally {
     pki.remove();
