@@ -6,7 +6,7 @@
  */
 import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '../log/index.js';
+import { humanizeBytes as humanBytes, type Logger } from '../log/index.js';
 import type { Message } from '../proto/index.js';
 import type { SnapshotToSend } from '../transport/index.js';
 import type { BackendSnapshot } from './service.js';
@@ -17,15 +17,6 @@ const progressStepBytes = 16 * 1024 * 1024;
 /** etcd's snap.Snapshotter.DBFilePath. */
 export function snapshotDbPath(snapDir: string, index: number): string {
   return join(snapDir, `${index.toString(16).padStart(16, '0')}.snap.db`);
-}
-
-/** Go's humanize.Bytes (SI units), as etcd logs sizes. */
-function humanBytes(n: number): string {
-  if (n < 10) return `${n} B`;
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
-  const e = Math.min(Math.floor(Math.log(n) / Math.log(1000)), units.length - 1);
-  const v = n / 1000 ** e;
-  return `${v < 10 ? v.toFixed(1) : v.toFixed(0)} ${units[e]}`;
 }
 
 /**
