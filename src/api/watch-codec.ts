@@ -67,27 +67,31 @@ function encodedHeader(h: ResponseHeader): Uint8Array {
   return bytes;
 }
 
+/** Bytes of the watch_id field (absent when 0, as protobuf omits defaults). */
+function watchIdBytes(id: number): number {
+  return id !== 0 ? 1 + sizeVarint(id) : 0;
+}
+
 /**
  * WatchResponses to be written together, as gRPC frames in one buffer. Each entry is either
- * a whole encoded message (`events` undefined) or an events response in parts: encoded
- * header, watch_id, encoded events.
+ * a whole encoded message (`events` undefined) or events responses in parts: encoded header,
+ * watch_id (or the ids of a fan-out, one response each), encoded events.
  */
 export class ResponseBatch {
   private readonly heads: Uint8Array[] = [];
-  private readonly watchIds: number[] = [];
+  private readonly watchIds: Array<number | readonly number[]> = [];
   private readonly events: Array<Uint8Array | undefined> = [];
+  /** Responses added so far. */
+  count = 0;
   /** Framed size of everything added so far. */
   bytes = 0;
-
-  get count(): number {
-    return this.heads.length;
-  }
 
   /** An already encoded WatchResponse (control answers, fragments, the rare shapes). */
   addMessage(message: Uint8Array): void {
     this.heads.push(message);
     this.watchIds.push(0);
     this.events.push(undefined);
+    this.count++;
     this.bytes += grpcPrefixBytes + message.length;
   }
 
@@ -99,7 +103,25 @@ export class ResponseBatch {
     this.heads.push(head);
     this.watchIds.push(watchId);
     this.events.push(evs);
-    this.bytes += grpcPrefixBytes + head.length + (watchId !== 0 ? 1 + sizeVarint(watchId) : 0) + evs.length;
+    this.count++;
+    this.bytes += grpcPrefixBytes + head.length + watchIdBytes(watchId) + evs.length;
+  }
+
+  /** The same header and events to each of `watchIds`, in order: one response each. */
+  addFanout(header: ResponseHeader, watchIds: readonly number[], events: readonly Event[]): void {
+    let idBytes = 0;
+    for (const id of watchIds) {
+      if (id < 0) idBytes = -Infinity;
+      else idBytes += watchIdBytes(id);
+    }
+    if (idBytes < 0 || header.revision < 0) { for (const id of watchIds) this.addEvents(header, id, events); return; }
+    const head = encodedHeader(header);
+    const evs = encodedEvents(events);
+    this.heads.push(head);
+    this.watchIds.push(watchIds);
+    this.events.push(evs);
+    this.count += watchIds.length;
+    this.bytes += watchIds.length * (grpcPrefixBytes + head.length + evs.length) + idBytes;
   }
 
   /** Everything added, framed into one buffer; the batch is empty again. */
@@ -109,26 +131,39 @@ export class ResponseBatch {
     for (let i = 0; i < this.heads.length; i++) {
       const head = this.heads[i]!;
       const evs = this.events[i];
-      const start = at;
-      at += grpcPrefixBytes;
-      out.set(head, at);
-      at += head.length;
-      if (evs !== undefined) {
-        const id = this.watchIds[i]!;
-        if (id !== 0) { out[at++] = watchIdTag; at = writeVarint(out, at, id); }
-        out.set(evs, at);
-        at += evs.length;
-      }
-      out[start] = 0;
-      out.writeUInt32BE(at - start - grpcPrefixBytes, start + 1);
+      const ids = this.watchIds[i]!;
+      if (evs === undefined) at = writeFrame(out, at, head, 0, undefined);
+      else if (typeof ids === 'number') at = writeFrame(out, at, head, ids, evs);
+      else for (const id of ids) at = writeFrame(out, at, head, id, evs);
     }
     if (at !== out.length) throw new Error(`watch batch: wrote ${at} of ${out.length} bytes`);
     this.heads.length = 0;
     this.watchIds.length = 0;
     this.events.length = 0;
+    this.count = 0;
     this.bytes = 0;
     return out;
   }
+}
+
+/** One gRPC frame at `at`: `head`, then (for an events response) watch_id and `evs`. Returns the end. */
+function writeFrame(out: Buffer, at: number, head: Uint8Array, watchId: number, evs: Uint8Array | undefined): number {
+  const start = at;
+  at += grpcPrefixBytes;
+  out.set(head, at);
+  at += head.length;
+  if (evs !== undefined) {
+    if (watchId !== 0) { out[at++] = watchIdTag; at = writeVarint(out, at, watchId); }
+    out.set(evs, at);
+    at += evs.length;
+  }
+  const len = at - start - grpcPrefixBytes;
+  out[start] = 0;
+  out[start + 1] = len >>> 24;
+  out[start + 2] = (len >>> 16) & 0xff;
+  out[start + 3] = (len >>> 8) & 0xff;
+  out[start + 4] = len & 0xff;
+  return at;
 }
 
 /** A WatchResponse with header, watch_id and events only. */

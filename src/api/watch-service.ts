@@ -23,7 +23,7 @@ import { etcdserverpb as pb } from '../proto/index.js';
 import { Event as PbEvent, Event_EventType, type Event } from '../proto/index.js';
 import { sizeBytesField } from '../proto/index.js';
 import type { ResponseHeader } from '../proto/index.js';
-import type { Queued, WatchHost, WatchStream, WatchStreamBounds } from '../server/index.js';
+import type { QueuedItem, WatchHost, WatchStream, WatchStreamBounds } from '../server/index.js';
 import type { Codec, GrpcServer, ServerCall } from './grpc/index.js';
 import { ResponseBatch, eventsResponse } from './watch-codec.js';
 import { statusOf } from './grpc/index.js';
@@ -79,7 +79,7 @@ interface WatcherOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
-/** Bytes of responses written to the HTTP/2 stream in one write (more if one response is larger). */
+/** Bytes of responses written to the HTTP/2 stream in one write (more if one item is larger: a fan-out is encoded whole, bounded by the queue bounds). */
 const maxBatchBytes = 256 * 1024;
 const ZERO_KEY = Buffer.from([0]);
 
@@ -92,6 +92,8 @@ class WatchSession {
   private readonly watchers = new Map<number, WatcherOptions>();
   /** Watchers of this stream that asked for prev_kv (a send round then waits for the backend first). */
   private prevKvWatchers = 0;
+  /** Watchers of this stream with prev_kv, fragment or progress_notify: a fan-out then goes watcher by watcher. */
+  private particularWatchers = 0;
   private readonly batch = new ResponseBatch();
   private roomWaiter: (() => void) | undefined;
   private sendingDone = false;
@@ -177,6 +179,7 @@ class WatchSession {
     if (res.ok) {
       this.watchers.set(res.id, { prevKv: c.prevKv, fragment: c.fragment, progressNotify: c.progressNotify, quiet: true });
       if (c.prevKv) this.prevKvWatchers++;
+      if (isParticular(c)) this.particularWatchers++;
     }
     this.stream.pushControl(this.response(wsrev, res.ok ? res.id : -1, {
       created: true, canceled: !res.ok, cancelReason: res.ok ? '' : res.reason,
@@ -185,7 +188,9 @@ class WatchSession {
 
   private cancel(id: number): void {
     if (!this.stream.cancel(id)) return; // etcd answers nothing for an unknown id
-    if (this.watchers.get(id)?.prevKv === true) this.prevKvWatchers--;
+    const w = this.watchers.get(id);
+    if (w?.prevKv === true) this.prevKvWatchers--;
+    if (w !== undefined && isParticular(w)) this.particularWatchers--;
     this.watchers.delete(id);
     this.stream.pushControl(this.response(this.stream.rev, id, { canceled: true }));
   }
@@ -214,7 +219,7 @@ class WatchSession {
         // prev_kv reads the backend: not while a defrag swaps it. The round below is synchronous.
         if (this.prevKvWatchers > 0) await this.opts.host.watchable.ready();
         const header = this.opts.header(); // this round's term; each response sets its revision
-        for (let item = this.stream.next(); item !== undefined; item = batch.bytes < maxBatchBytes ? this.stream.next() : undefined) {
+        for (let item = this.stream.nextItem(); item !== undefined; item = batch.bytes < maxBatchBytes ? this.stream.nextItem() : undefined) {
           this.encode(item, header);
         }
         if (batch.count === 0) return; // closed
@@ -241,7 +246,7 @@ class WatchSession {
   }
 
   /** Adds one queued item to the batch as WatchResponses (several when fragmented); `header` is this round's. */
-  private encode(item: Queued<pb.WatchResponse>, header: ResponseHeader): void {
+  private encode(item: QueuedItem<pb.WatchResponse>, header: ResponseHeader): void {
     const batch = this.batch;
     switch (item.kind) {
       case 'control': batch.addMessage(pb.WatchResponse.encode(item.control).finish()); return;
@@ -254,15 +259,21 @@ class WatchSession {
         header.revision = item.revision;
         batch.addMessage(pb.WatchResponse.encode(this.response(header, item.watchId, {})).finish());
         return;
-      case 'events': {
-        const w = this.watchers.get(item.watchId);
-        const events = w?.prevKv ? withPrevKv(item.events, this.opts.host.watchable) : item.events;
-        if (w !== undefined && events.length > 0) w.quiet = false;
+      case 'fanout':
         header.revision = item.revision;
-        if (w?.fragment !== true) { batch.addEvents(header, item.watchId, events); return; }
-        for (const part of fragments(eventsResponse(header, item.watchId, events), this.opts.fragmentAtBytes)) batch.addMessage(pb.WatchResponse.encode(part).finish());
-      }
+        // Plain watchers only: every response is the same events, the batch splices in the ids.
+        if (this.particularWatchers === 0) batch.addFanout(header, item.watchIds, item.events);
+        else for (const id of item.watchIds) this.encodeEvents(id, item.events, header);
     }
+  }
+
+  /** One watcher's events response, with its prev_kv, fragmenting and progress bookkeeping. */
+  private encodeEvents(watchId: number, evs: readonly Event[], header: ResponseHeader): void {
+    const w = this.watchers.get(watchId);
+    const events = w?.prevKv ? withPrevKv(evs, this.opts.host.watchable) : evs;
+    if (w !== undefined && events.length > 0) w.quiet = false;
+    if (w?.fragment !== true) { this.batch.addEvents(header, watchId, events); return; }
+    for (const part of fragments(eventsResponse(header, watchId, events), this.opts.fragmentAtBytes)) this.batch.addMessage(pb.WatchResponse.encode(part).finish());
   }
 
   private header(revision: number): ResponseHeader {
@@ -276,6 +287,11 @@ class WatchSession {
       header: typeof header === 'number' ? this.header(header) : header, watchId, created: false, canceled: false, compactRevision: 0, cancelReason: '', fragment: false, events: [], ...fields,
     };
   }
+}
+
+/** A watcher whose responses are not just header, id and events (or that tracks progress). */
+function isParticular(o: { prevKv: boolean; fragment: boolean; progressNotify: boolean }): boolean {
+  return o.prevKv || o.fragment || o.progressNotify;
 }
 
 /** The events with prev_kv set, one array per events array, shared by every prev_kv watcher that gets it. */
