@@ -89,10 +89,30 @@ test('ResponseBatch.addFanout: each watcher\'s spliced response equals the gener
   // Beside single responses and whole messages, in order; a negative id (client-chosen) falls back to the generated encoder.
   const control: WatchResponse = { ...eventsResponse(header, 4, []), created: true };
   batch.addEvents(header, 9, events);
-  batch.addFanout({ ...header, revision: 6 }, [2, -1, 3], events);
+  for (let from = 0; from < 3;) from = batch.addFanout({ ...header, revision: 6 }, [2, -1, 3], events, from);
   batch.addMessage(WatchResponse.encode(control).finish());
   batch.addFanout(header, [7], events);
   const want = [eventsResponse(header, 9, events), ...[2, -1, 3].map((id) => eventsResponse({ ...header, revision: 6 }, id, events)), control, eventsResponse(header, 7, events)];
   assert.equal(batch.count, want.length);
   assert.deepEqual(batch.take(), framed(want));
+});
+
+test('ResponseBatch.addFanout split between batches at a byte budget: the batches together are the whole fan-out', () => {
+  const batch = new ResponseBatch();
+  const header = { clusterId: 5n, memberId: 6n, revision: 9, raftTerm: 1 };
+  const ids = Array.from({ length: 300 }, (_, i) => i * 7);
+  const whole = framed(ids.map((id) => eventsResponse(header, id, events)));
+  for (const budget of [1, 500, 4096, 65536]) {
+    const parts: Buffer[] = [];
+    let batches = 0;
+    for (let from = 0; from < ids.length; batches++) {
+      const next = batch.addFanout(header, ids, events, from, budget);
+      assert.ok(next > from, 'every call adds at least one response');
+      assert.ok(next - from === 1 || batch.bytes - (whole.length / ids.length) * 2 < budget, `stops once the batch holds ${budget} bytes`);
+      from = next;
+      parts.push(batch.take());
+    }
+    assert.deepEqual(Buffer.concat(parts), whole, `budget ${budget}`);
+    if (budget === 1) assert.equal(batches, ids.length);
+  }
 });

@@ -23,7 +23,7 @@ import { etcdserverpb as pb } from '../proto/index.js';
 import { Event as PbEvent, Event_EventType, type Event } from '../proto/index.js';
 import { sizeBytesField } from '../proto/index.js';
 import type { ResponseHeader } from '../proto/index.js';
-import type { QueuedItem, WatchHost, WatchStream, WatchStreamBounds } from '../server/index.js';
+import type { Fanout, QueuedItem, WatchHost, WatchStream, WatchStreamBounds } from '../server/index.js';
 import type { Codec, GrpcServer, ServerCall } from './grpc/index.js';
 import { ResponseBatch, eventsResponse } from './watch-codec.js';
 import { statusOf } from './grpc/index.js';
@@ -79,8 +79,13 @@ interface WatcherOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
-/** Bytes of responses written to the HTTP/2 stream in one write (more if one item is larger: a fan-out is encoded whole, bounded by the queue bounds). */
-const maxBatchBytes = 256 * 1024;
+/**
+ * Bytes of responses written to the HTTP/2 stream in one write (more if one response is
+ * larger; a fan-out is split between writes). Under the paced writer's chunk size, so a batch
+ * goes out in one stream write, and small enough that output buffers come from
+ * watch-codec's slab.
+ */
+const maxBatchBytes = 64 * 1024;
 const ZERO_KEY = Buffer.from([0]);
 
 export function registerWatchService(grpc: GrpcServer, opts: WatchServiceOptions): void {
@@ -95,6 +100,8 @@ class WatchSession {
   /** Watchers of this stream with prev_kv, fragment or progress_notify: a fan-out then goes watcher by watcher. */
   private particularWatchers = 0;
   private readonly batch = new ResponseBatch();
+  /** A fan-out the last batch filled up in the middle of: the rest goes first in the next. */
+  private partial: { readonly item: Fanout; from: number } | undefined;
   private roomWaiter: (() => void) | undefined;
   private sendingDone = false;
   /** Resolves when this session ends the call itself (no leader, a send failure). */
@@ -215,11 +222,14 @@ class WatchSession {
     const batch = this.batch;
     try {
       for (;;) {
-        await this.stream.readable();
+        if (this.partial === undefined) await this.stream.readable();
         // prev_kv reads the backend: not while a defrag swaps it. The round below is synchronous.
         if (this.prevKvWatchers > 0) await this.opts.host.watchable.ready();
         const header = this.opts.header(); // this round's term; each response sets its revision
-        for (let item = this.stream.nextItem(); item !== undefined; item = batch.bytes < maxBatchBytes ? this.stream.nextItem() : undefined) {
+        while (batch.bytes < maxBatchBytes) {
+          if (this.partial !== undefined) { this.encodeFanout(this.partial.item, this.partial.from, header); continue; }
+          const item = this.stream.nextItem();
+          if (item === undefined) break;
           this.encode(item, header);
         }
         if (batch.count === 0) return; // closed
@@ -259,12 +269,18 @@ class WatchSession {
         header.revision = item.revision;
         batch.addMessage(pb.WatchResponse.encode(this.response(header, item.watchId, {})).finish());
         return;
-      case 'fanout':
-        header.revision = item.revision;
-        // Plain watchers only: every response is the same events, the batch splices in the ids.
-        if (this.particularWatchers === 0) batch.addFanout(header, item.watchIds, item.events);
-        else for (const id of item.watchIds) this.encodeEvents(id, item.events, header);
+      case 'fanout': this.encodeFanout(item, 0, header);
     }
+  }
+
+  /** Adds the fan-out's responses from watcher `from` on while the batch has room; notes where it stopped. */
+  private encodeFanout(item: Fanout, from: number, header: ResponseHeader): void {
+    header.revision = item.revision;
+    let i = from;
+    // Plain watchers only: every response is the same events, the batch splices in the ids.
+    if (this.particularWatchers === 0) i = this.batch.addFanout(header, item.watchIds, item.events, from, maxBatchBytes);
+    else while (i < item.watchIds.length && (i === from || this.batch.bytes < maxBatchBytes)) this.encodeEvents(item.watchIds[i++], item.events, header);
+    this.partial = i < item.watchIds.length ? { item, from: i } : undefined;
   }
 
   /** One watcher's events response, with its prev_kv, fragmenting and progress bookkeeping. */

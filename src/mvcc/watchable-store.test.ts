@@ -409,7 +409,9 @@ async function runProperty(seed: number, steps: number): Promise<void> {
       else if (x < 0.55) {
         const when = rand();
         const start = when < 0.3 ? 0 : when < 0.5 ? rev + 1 + Math.floor(rand() * 3) : Math.max(1, Math.floor(rand() * (rev + 1)));
-        addWatcher(si, start);
+        // Often the range of a watcher the stream has: those share a revision's events (a fan-out).
+        const twin = rand() < 0.4 ? watchers.find((w) => w.stream === si && w.state === 'live') : undefined;
+        addWatcher(si, start, twin?.key, twin?.end);
       } else if (x < 0.58) {
         // Cancel one, and resume it from the last revision seen + 1 (resumable).
         const live = watchers.filter((w) => w.stream === si && w.state === 'live');
