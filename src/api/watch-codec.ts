@@ -169,7 +169,7 @@ export class ResponseBatch {
  * its regions are. A fresh allocation per batch costs more than the frames written into it
  * (tens of KiB new from the allocator are page faults on every write: 2x the CPU per event
  * for a fan-out of 1,000 in bench/watch-fanout.ts). A stream whose client stopped reading
- * pins at most the slab its last batch is in (batches are at most ~64 KiB, watch-service.ts).
+ * pins at most the slab its last batch is in (batches are at most ~60 KiB, watch-service.ts).
  */
 const slabBytes = 256 * 1024;
 let slab = Buffer.allocUnsafeSlow(0);

@@ -85,7 +85,7 @@ const EMPTY = Buffer.alloc(0);
  * goes out in one stream write, and small enough that output buffers come from
  * watch-codec's slab.
  */
-const maxBatchBytes = 64 * 1024;
+const maxBatchBytes = 60 * 1024;
 const ZERO_KEY = Buffer.from([0]);
 
 export function registerWatchService(grpc: GrpcServer, opts: WatchServiceOptions): void {
