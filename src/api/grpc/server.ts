@@ -18,6 +18,7 @@ import { grpcMethodMetrics, recordHandled, type GrpcMethodMetrics, type GrpcType
 import { Codec, MessageReader, MessageSink, frameMessage } from './framing.js';
 import { maxChunkBytes, writePaced } from './paced-writer.js';
 import { GrpcStatusError, encodeGrpcMessage, parseGrpcTimeout, statusOf, unmarshalError } from './status.js';
+import { TurnQueue } from './turns.js';
 
 type Stream = http2.ServerHttp2Stream;
 type Headers = http2.IncomingHttpHeaders;
@@ -51,6 +52,11 @@ export interface GrpcServerOptions {
   maxQueuedBytes?: number;
   /** Serves non-POST (plain HTTP/2, h2c) requests, e.g. GET /health. Default: 404. */
   httpHandler?: (stream: Stream, headers: Headers) => void;
+  /**
+   * Unary calls started per event-loop turn; the others wait for the next turn (turns.ts:
+   * a socket read carrying hundreds of requests must not become one long macrotask).
+   */
+  unaryCallsPerTurn?: number;
 }
 
 const kCall = Symbol('grpcCall');
@@ -95,6 +101,9 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   }
 
   get path(): string { return this.def.path; }
+
+  /** True once a status (or the unary response) has been sent. */
+  get finished(): boolean { return this.ended; }
 
   /** Set when the handler is invoked: grpc_server_started_total counted, handled_total will be. */
   private started = false;
@@ -247,8 +256,8 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     }
     // etcd 3.4's grpc-go (1.26) reads one request message and ignores any more.
     if (this.received > 1) return;
-    // Start at once rather than waiting for END_STREAM: clients send both together.
-    if (kind === 'unary') void runUnary(this, req);
+    // Start without waiting for END_STREAM (clients send both together), in a bounded batch per turn.
+    if (kind === 'unary') this.server.unaryStarts.push(this, req);
     else void runServerStream(this, req);
   }
 
@@ -327,6 +336,8 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
 }
 
 async function runUnary(call: ServerCall<any, any>, req: unknown): Promise<void> {
+  // A deadline that passed while the call waited for its turn has already sent its status.
+  if (call.finished) return;
   call.markStarted();
   try {
     const res = await (call as any).def.handler(req, call);
@@ -346,6 +357,8 @@ async function runUnary(call: ServerCall<any, any>, req: unknown): Promise<void>
 function endOfStream(call: ServerCall<any, any>): [GrpcCode, string] {
   return call.cancelled ? [GrpcCode.Canceled, 'context canceled'] : [GrpcCode.OK, ''];
 }
+
+function startUnary(call: ServerCall<any, any>, req: unknown): void { void runUnary(call, req); }
 
 async function runServerStream(call: ServerCall<any, any>, req: unknown): Promise<void> {
   call.markStarted();
@@ -401,8 +414,11 @@ export class GrpcServer {
   /** Bidi calls in progress, so shutdown can end them (unary and server-streaming calls end on their own). */
   private readonly streaming = new Set<ServerCall<any, any>>();
   private readonly httpHandler: (stream: Stream, headers: Headers) => void;
+  /** @internal unary calls whose request has arrived, started a bounded number per turn. */
+  readonly unaryStarts: TurnQueue<ServerCall<any, any>, unknown>;
 
   constructor(opts: GrpcServerOptions = {}) {
+    this.unaryStarts = new TurnQueue(startUnary, opts.unaryCallsPerTurn === undefined ? {} : { jobsPerTurn: opts.unaryCallsPerTurn });
     this.maxReceiveMessageBytes = opts.maxReceiveMessageBytes ?? 4 * 1024 * 1024;
     this.maxQueuedMessages = opts.maxQueuedMessages ?? 64;
     this.maxQueuedBytes = opts.maxQueuedBytes ?? 4 * 1024 * 1024;
