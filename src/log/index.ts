@@ -12,6 +12,7 @@
  * the last lines before process.exit() are not lost.
  */
 export { progressBar, progressLine, humanizeBytes } from './progress.js';
+import { writeAroundProgress } from './progress.js';
 export type { Progress, ProgressOutput, ProgressOptions } from './progress.js';
 import { findSourceMap, type SourceMapping } from 'node:module';
 import { pino, type Logger as PinoLogger, type DestinationStream } from 'pino';
@@ -113,12 +114,21 @@ function openDestination(output: string): DestinationStream {
   switch (output) {
     case 'default':
     case 'stderr':
-      return pino.destination({ dest: 2, sync: true });
+      return besideProgress(pino.destination({ dest: 2, sync: true }));
     case 'stdout':
-      return pino.destination({ dest: 1, sync: true });
+      return besideProgress(pino.destination({ dest: 1, sync: true }));
     default:
       return pino.destination({ dest: output, sync: true, append: true, mkdir: true });
   }
+}
+
+/**
+ * A terminal stream whose lines clear a progress bar on screen and redraw it below them.
+ * pino's own destinations are changed in place (pino calls their other methods too).
+ */
+function besideProgress(dest: DestinationStream): DestinationStream {
+  const write = dest.write.bind(dest);
+  return Object.assign(dest, { write: (line: string) => { writeAroundProgress(write, line); } });
 }
 
 function destinationFor(outputs: string[]): DestinationStream {
@@ -275,7 +285,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
         : () => `,"ts":"${formatZapTime(now())}"`,
       formatters: { level: (label: string) => ({ level: label }) },
     },
-    options.stream ?? destinationFor(options.outputs ?? ['default']),
+    options.stream ? besideProgress({ write: options.stream.write.bind(options.stream) }) : destinationFor(options.outputs ?? ['default']),
   );
   return new ZapLogger(p, options.caller ?? true, {}, level);
 }
