@@ -34,6 +34,8 @@ export class TurnQueue<A, B> {
   private seconds: (B | undefined)[] = [];
   private head = 0;
   private scheduled = false;
+  /** Jobs runOrPush ran at once since the turn began (reset by a setImmediate). */
+  private ranAtOnce = 0;
 
   constructor(private readonly run: (a: A, b: B) => void, opts: TurnQueueOptions = {}) {
     this.jobsPerTurn = opts.jobsPerTurn ?? defaultJobsPerTurn;
@@ -54,6 +56,19 @@ export class TurnQueue<A, B> {
       setImmediate(drainTurn, this);
     }
   }
+
+  /**
+   * Runs `run(a, b)` at once while this turn has run fewer than jobsPerTurn jobs this way and
+   * none waits (no added latency in the common case); else queues it like push().
+   */
+  runOrPush(a: A, b: B): void {
+    if (this.length > 0 || this.ranAtOnce >= this.jobsPerTurn) { this.push(a, b); return; }
+    if (this.ranAtOnce++ === 0) setImmediate(newTurn, this);
+    this.run(a, b);
+  }
+
+  /** @internal */
+  resetTurn(): void { this.ranAtOnce = 0; }
 
   /** @internal one turn: at most jobsPerTurn jobs, then the rest in the next turn. */
   drain(): void {
@@ -96,3 +111,4 @@ export class TurnQueue<A, B> {
 const compactAfterJobs = 4096;
 
 function drainTurn(q: TurnQueue<any, any>): void { q.drain(); }
+function newTurn(q: TurnQueue<any, any>): void { q.resetTurn(); }
