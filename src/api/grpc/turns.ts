@@ -29,7 +29,7 @@ export interface TurnQueueOptions {
 export class TurnQueue<A, B> {
   readonly jobsPerTurn: number;
   readonly maxQueuedJobs: number;
-  // Parallel arrays as a ring: no object per job on the hot path.
+  // Two parallel arrays read from a moving head: no object per job on the hot path.
   private firsts: (A | undefined)[] = [];
   private seconds: (B | undefined)[] = [];
   private head = 0;
