@@ -262,8 +262,10 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     }
     // etcd 3.4's grpc-go (1.26) reads one request message and ignores any more.
     if (this.received > 1) return;
-    // Start without waiting for END_STREAM (clients send both together), in a bounded batch per turn.
-    if (kind === 'unary') this.server.unaryStarts.push(this, req);
+    // Start without waiting for END_STREAM (clients send both together), in a bounded batch
+    // per turn. Counted as started now, as grpc-go's interceptor counts it on arrival: a
+    // deadline that passes while the call waits is then handled (DeadlineExceeded) as there.
+    if (kind === 'unary') { this.markStarted(); this.server.unaryStarts.push(this, req); }
     else void runServerStream(this, req);
   }
 
@@ -344,7 +346,6 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
 async function runUnary(call: ServerCall<any, any>, req: unknown): Promise<void> {
   // A deadline that passed while the call waited for its turn has already sent its status.
   if (call.finished) return;
-  call.markStarted();
   try {
     const res = await (call as any).def.handler(req, call);
     call.server.unaryResponses.runOrPush(call, res);
