@@ -2,12 +2,13 @@
 // network (`node dist/bench/watch-fanout.js [watchers] [streams] [puts]`): the MVCC store with
 // its watchable layer, `watchers` watchers on one key spread over `streams` streams, each put
 // followed by every stream's queue encoded into gRPC frames as the watch service does
-// (ResponseBatch, its output held for 32 batches). Prints CPU ns per delivered event and minor page faults (a count the machine's load does not change): steadier
-// figure than the loaded machine's events/s in `npm run bench`.
+// (ResponseBatch, its output held for 32 batches): whole fan-out items, and beside it (in
+// alternating slices, same load) watcher by watcher, the path before fan-out items and of
+// streams with prev_kv/fragment/progress_notify watchers. Prints CPU ns per delivered event
+// and minor page faults: steadier than the loaded machine's events/s in `npm run bench`.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { Backend } from '../src/storage/index.js';
 import { WatchableStore } from '../src/mvcc/index.js';
 import { PutRequest } from '../src/proto/gen/etcdserverpb/rpc.js';
@@ -36,13 +37,13 @@ function write(): void {
   inFlight.push(frames);
   if (inFlight.length > 32) inFlight.shift();
 }
-function round(): void {
+/** As the watch service sends: whole fan-outs, batches of at most ~60 KiB, a fan-out split between them. */
+function roundFanout(): void {
   ws.kv.put(req);
   for (const s of streams) {
     for (let item = s.nextItem(); item !== undefined; item = s.nextItem()) {
       if (item.kind !== 'fanout') continue;
       header.revision = item.revision;
-      // As the watch service: batches of at most ~60 KiB, a fan-out split between them.
       for (let from = 0; from < item.watchIds.length;) {
         from = batch.addFanout(header, item.watchIds, item.events, from, 60 * 1024);
         if (batch.bytes >= 60 * 1024) write();
@@ -53,17 +54,45 @@ function round(): void {
   }
 }
 
-for (let i = 0; i < Math.min(500, puts); i++) round(); // warm-up
-events = 0; bytes = 0;
-const cpu0 = process.cpuUsage();
-const faults0 = process.resourceUsage().minorPageFault;
-const t0 = performance.now();
-for (let i = 0; i < puts; i++) round();
-const ms = performance.now() - t0;
-const cpu = process.cpuUsage(cpu0);
-const faults = process.resourceUsage().minorPageFault - faults0;
-console.log(`${watchers} watchers on 1 key over ${streamCount} streams, ${puts} puts: ${events} events, ` +
-  `${((cpu.user + cpu.system) * 1000 / events).toFixed(0)} ns CPU per event (${(ms * 1e6 / events).toFixed(0)} ns wall), ` +
-  `${(bytes / events).toFixed(1)} bytes per event, ${(faults * 1000 / events).toFixed(2)} page faults per 1000 events`);
+/** Watcher by watcher (a reply object each, addEvents each): the path of streams with prev_kv/fragment/progress_notify watchers, and before fan-out items. */
+function roundEach(): void {
+  ws.kv.put(req);
+  for (const s of streams) {
+    for (let r = s.next(); r !== undefined; r = s.next()) {
+      if (r.kind !== 'events') continue;
+      header.revision = r.revision;
+      batch.addEvents(header, r.watchId, r.events);
+      if (batch.bytes >= 60 * 1024) write();
+      events++;
+    }
+    write();
+  }
+}
+
+/** CPU ns and page faults per event of `round`, over `n` puts. */
+function measure(round: () => void, n: number): { cpuNs: number; faults: number; events: number } {
+  events = 0;
+  const cpu0 = process.cpuUsage();
+  const faults0 = process.resourceUsage().minorPageFault;
+  for (let i = 0; i < n; i++) round();
+  const cpu = process.cpuUsage(cpu0);
+  return { cpuNs: (cpu.user + cpu.system) * 1000, faults: process.resourceUsage().minorPageFault - faults0, events };
+}
+
+for (let i = 0; i < Math.min(500, puts); i++) { roundFanout(); roundEach(); } // warm-up
+bytes = 0;
+// Alternating slices, so both ways see the same machine load.
+const total = { fanout: { cpuNs: 0, faults: 0, events: 0 }, each: { cpuNs: 0, faults: 0, events: 0 } };
+const slices = 10;
+for (let i = 0; i < slices; i++) {
+  for (const [name, round] of [['fanout', roundFanout], ['each', roundEach]] as const) {
+    const m = measure(round, Math.ceil(puts / slices));
+    total[name].cpuNs += m.cpuNs; total[name].faults += m.faults; total[name].events += m.events;
+  }
+}
+const per = (t: { cpuNs: number; faults: number; events: number }): string =>
+  `${(t.cpuNs / t.events).toFixed(0)} ns CPU, ${(t.faults * 1000 / t.events).toFixed(2)} page faults per 1000 events`;
+console.log(`${watchers} watchers on 1 key over ${streamCount} streams, ${puts} puts each way (${(bytes / (total.fanout.events + total.each.events)).toFixed(1)} bytes/event): ` +
+  `fan-out items ${per(total.fanout)}; watcher by watcher ${per(total.each)}; ratio ${(total.each.cpuNs / total.each.events / (total.fanout.cpuNs / total.fanout.events)).toFixed(2)}x`);
 await ws.kv.close();
 fs.rmSync(dir, { recursive: true, force: true });
