@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Backend } from '../src/storage/index.js';
-import { WatchableStore } from '../src/mvcc/index.js';
+import { WatchableStore, type WatchStream } from '../src/mvcc/index.js';
 import { PutRequest } from '../src/proto/gen/etcdserverpb/rpc.js';
 import { ResponseBatch } from '../src/api/watch-codec.js';
 
@@ -37,37 +37,38 @@ function write(): void {
   inFlight.push(frames);
   if (inFlight.length > 32) inFlight.shift();
 }
-/** As the watch service sends: whole fan-outs, batches of at most ~60 KiB, a fan-out split between them. */
-function roundFanout(): void {
+/** One put, then every stream's queue sent by `send` and written. */
+function round(send: (s: WatchStream<never>) => void): void {
   ws.kv.put(req);
   for (const s of streams) {
-    for (let item = s.nextItem(); item !== undefined; item = s.nextItem()) {
-      if (item.kind !== 'fanout') continue;
-      header.revision = item.revision;
-      for (let from = 0; from < item.watchIds.length;) {
-        from = batch.addFanout(header, item.watchIds, item.events, from, 60 * 1024);
-        if (batch.bytes >= 60 * 1024) write();
-      }
-      events += item.watchIds.length;
-    }
+    send(s);
     write();
   }
 }
 
-/** Watcher by watcher (a reply object each, addEvents each): the path of streams with prev_kv/fragment/progress_notify watchers, and before fan-out items. */
-function roundEach(): void {
-  ws.kv.put(req);
-  for (const s of streams) {
-    for (let r = s.next(); r !== undefined; r = s.next()) {
-      if (r.kind !== 'events') continue;
-      header.revision = r.revision;
-      batch.addEvents(header, r.watchId, r.events);
+/** As the watch service sends: whole fan-outs, batches of at most ~60 KiB, a fan-out split between them. */
+const roundFanout = (): void => round((s) => {
+  for (let item = s.nextItem(); item !== undefined; item = s.nextItem()) {
+    if (item.kind !== 'fanout') continue;
+    header.revision = item.revision;
+    for (let from = 0; from < item.watchIds.length;) {
+      from = batch.addFanout(header, item.watchIds, item.events, from, 60 * 1024);
       if (batch.bytes >= 60 * 1024) write();
-      events++;
     }
-    write();
+    events += item.watchIds.length;
   }
-}
+});
+
+/** Watcher by watcher (a reply object each, addEvents each): the path of streams with prev_kv/fragment/progress_notify watchers, and before fan-out items. */
+const roundEach = (): void => round((s) => {
+  for (let r = s.next(); r !== undefined; r = s.next()) {
+    if (r.kind !== 'events') continue;
+    header.revision = r.revision;
+    batch.addEvents(header, r.watchId, r.events);
+    if (batch.bytes >= 60 * 1024) write();
+    events++;
+  }
+});
 
 /** CPU ns and page faults per event of `round`, over `n` puts. */
 function measure(round: () => void, n: number): { cpuNs: number; faults: number; events: number } {
