@@ -25,15 +25,22 @@ const putsInFlight = 16;
 
 export interface SnapshotBenchResult {
   target: TargetName; fillS: number; fileMiB: number; saveS: number; peakRssMiB: number; baseRssMiB: number;
+  /** RssAnon before and at its peak during the save (the part that is not mapped file pages). */
+  baseAnonMiB: number; peakAnonMiB: number;
   putsPerS: number; maxPutMs: number; importS: number; etcdRestoreS: number;
   /** Time until Concord / etcd serve an etcd data dir made by `etcdctl snapshot restore` of the file. */
   concordBootS: number; etcdBootS: number;
 }
 
-/** Resident set size of `pid` in MiB (/proc/<pid>/status VmRSS). */
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : 0;
+/**
+ * Resident set size of `pid` in MiB (/proc/<pid>/status VmRSS), and its anonymous part
+ * (RssAnon: heap and buffers; the rest is mostly file pages mapped in, e.g. LMDB's map
+ * pages a scan touched, which the kernel may drop at any time).
+ */
+function rssMiB(pid: number): { total: number; anon: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
+  return { total: kb('VmRSS') / 1024, anon: kb('RssAnon') / 1024 };
 }
 
 function run(cmd: string, args: string[], cwd?: string): Promise<{ code: number | null; ms: number; stderr: string }> {
@@ -66,9 +73,11 @@ async function fill(s: Server, sizeMiB: number): Promise<number> {
 }
 
 /** `etcdctl snapshot save` of `s` while one closed-loop writer puts; the save's figures. */
-async function saveUnderWrites(s: Server, file: string): Promise<Pick<SnapshotBenchResult, 'saveS' | 'peakRssMiB' | 'baseRssMiB' | 'putsPerS' | 'maxPutMs'>> {
+async function saveUnderWrites(s: Server, file: string): Promise<Pick<SnapshotBenchResult, 'saveS' | 'peakRssMiB' | 'baseRssMiB' | 'baseAnonMiB' | 'peakAnonMiB' | 'putsPerS' | 'maxPutMs'>> {
   const pid = s.pid!;
-  const baseRssMiB = rssMiB(pid);
+  const base = rssMiB(pid);
+  const baseRssMiB = base.total;
+  const baseAnonMiB = base.anon;
   let saving = true;
   let puts = 0;
   let maxPutMs = 0;
@@ -83,13 +92,18 @@ async function saveUnderWrites(s: Server, file: string): Promise<Pick<SnapshotBe
     c.close();
   })();
   let peakRssMiB = baseRssMiB;
-  const poll = setInterval(() => { peakRssMiB = Math.max(peakRssMiB, rssMiB(pid)); }, 20);
+  let peakAnonMiB = baseAnonMiB;
+  const poll = setInterval(() => {
+    const now = rssMiB(pid);
+    peakRssMiB = Math.max(peakRssMiB, now.total);
+    peakAnonMiB = Math.max(peakAnonMiB, now.anon);
+  }, 20);
   const save = await run('etcdctl', ['--endpoints', s.endpoint, 'snapshot', 'save', file]);
   clearInterval(poll);
   saving = false;
   await writer;
   if (save.code !== 0) throw new Error(`${s.target}: snapshot save failed: ${save.stderr}`);
-  return { saveS: save.ms / 1000, peakRssMiB, baseRssMiB, putsPerS: puts / (save.ms / 1000), maxPutMs };
+  return { saveS: save.ms / 1000, peakRssMiB, baseRssMiB, baseAnonMiB, peakAnonMiB, putsPerS: puts / (save.ms / 1000), maxPutMs };
 }
 
 /** Seconds until `target` serves the etcd data dir `etcdctl snapshot restore` makes of `file`. */
@@ -145,8 +159,8 @@ export async function snapshotBench(targets: readonly TargetName[], sizeMiB: num
   const f = (n: number, d = 1) => n.toFixed(d);
   const lines = [
     `snapshot save of a ~${sizeMiB} MiB store (values ${valueBytes} B), one writer during the save; restore = snapshot restore of the saved file; boot = time until Concord / etcd serve etcdctl's restored data dir of it`,
-    'target   fill s  file MiB  save s  RSS before/peak MiB  puts/s during  max put ms  concordutl restore s  etcdctl restore s  boot concord/etcd s',
-    ...results.map((r) => `${r.target.padEnd(8)} ${f(r.fillS).padStart(6)}  ${f(r.fileMiB).padStart(8)}  ${f(r.saveS, 2).padStart(6)}  ${`${f(r.baseRssMiB, 0)}/${f(r.peakRssMiB, 0)}`.padStart(19)}  ${f(r.putsPerS, 0).padStart(13)}  ${f(r.maxPutMs).padStart(10)}  ${f(r.importS, 2).padStart(20)}  ${f(r.etcdRestoreS, 2).padStart(17)}  ${`${f(r.concordBootS, 2)}/${f(r.etcdBootS, 2)}`.padStart(19)}`),
+    'target   fill s  file MiB  save s  RSS before/peak MiB  anon before/peak  puts/s during  max put ms  concordutl restore s  etcdctl restore s  boot concord/etcd s',
+    ...results.map((r) => `${r.target.padEnd(8)} ${f(r.fillS).padStart(6)}  ${f(r.fileMiB).padStart(8)}  ${f(r.saveS, 2).padStart(6)}  ${`${f(r.baseRssMiB, 0)}/${f(r.peakRssMiB, 0)}`.padStart(19)}  ${`${f(r.baseAnonMiB, 0)}/${f(r.peakAnonMiB, 0)}`.padStart(16)}  ${f(r.putsPerS, 0).padStart(13)}  ${f(r.maxPutMs).padStart(10)}  ${f(r.importS, 2).padStart(20)}  ${f(r.etcdRestoreS, 2).padStart(17)}  ${`${f(r.concordBootS, 2)}/${f(r.etcdBootS, 2)}`.padStart(19)}`),
   ];
   return { results, table: lines.join('\n') };
 }
