@@ -115,11 +115,12 @@ export class StreamWriter {
     if (conn === undefined) return false;
     this.conn = undefined;
     this.blocked = false;
+    const hadBatch = this.batch.length > 0;
     this.batch = [];
     this.batchBytes = 0;
     clearInterval(conn.heartbeat);
     conn.res.destroy();
-    const hadQueued = this.queue.clear() > 0;
+    const hadQueued = this.queue.clear() > 0 || hadBatch;
     this.onLost(hadQueued);
     return true;
   }
