@@ -133,6 +133,8 @@ export class WatchableStore {
     (ws as { kv: MvccStore }).kv = MvccStore.open({
       ...opts,
       onChanges: (events, rev) => ws.notify(events, rev),
+      // notify() hands events to synced watchers only: with none, a write need not build them.
+      wantsChanges: () => ws.synced.size !== 0,
       onCompact: (rev) => ws.beforeCompact(rev),
       onRestore: () => ws.afterRestore(),
     });

@@ -28,7 +28,7 @@ export { testApplier, testMemberOf } from './test-member.js';
 export { recoverSnapshotBackend } from './snapshot-install.js';
 export type { Applier } from './applier.js';
 export type { WaitRegistry } from './wait.js';
-export { encodeRaftRequest } from './request-codec.js';
+export { encodeRaftRequest, decodePutRequestBody } from './request-codec.js';
 export { memberToJson } from './membership.js';
 export { confChangeV2Context } from './membership-change.js';
 export { ClusterService } from './cluster-service.js';
