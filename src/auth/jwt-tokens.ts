@@ -12,12 +12,15 @@
  * RSASSA-PSS and ECDSA in JWS's raw r||s form.
  */
 import { createHmac, timingSafeEqual, verify, constants, type KeyObject } from 'node:crypto';
-import { SignJWT } from 'jose';
 import { etcdError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { AuthInfo } from './store.js';
 
 /** The sign methods golang-jwt registers that etcd's Key() supports. */
+/** `jose` (some 60 modules) is loaded by the first signature: most servers never sign a JWT. */
+let jose: Promise<typeof import('jose')> | undefined;
+const loadJose = () => (jose ??= import('jose'));
+
 export const jwtAlgs = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'] as const;
 export type JwtAlg = typeof jwtAlgs[number];
 
@@ -59,6 +62,7 @@ export class JwtTokens {
   async sign(username: string, revision: number): Promise<string> {
     if (this.o.signKey === undefined) throw etcdError('JwtVerifyOnly');
     const exp = Math.floor((this.nowMs() + this.o.ttlMs) / 1000);
+    const { SignJWT } = await loadJose();
     const token = await new SignJWT({ username, revision })
       .setProtectedHeader({ alg: this.o.alg, typ: 'JWT' })
       .setExpirationTime(exp)

@@ -8,8 +8,12 @@
  * every thread busy hashing, a put's fsync would queue behind the burst. So at most
  * `maxConcurrentBcrypt` hashes run at once; the rest wait here, bounded.
  */
-import { hash, verify } from '@node-rs/bcrypt';
+
 import { etcdError } from '../errors/index.js';
+
+/** The bcrypt addon is loaded by the first hash or check: servers without auth never use it. */
+let bcrypt: Promise<typeof import('@node-rs/bcrypt')> | undefined;
+const loadBcrypt = () => (bcrypt ??= import('@node-rs/bcrypt'));
 
 /** bcrypt's limits (Go's bcrypt.MinCost / MaxCost); etcd falls back to 10 outside them. */
 export const minBcryptCost = 4;
@@ -42,13 +46,14 @@ async function inTurn<T>(job: () => Promise<T>): Promise<T> {
 }
 
 export function hashPassword(password: string, cost: number): Promise<string> {
-  return inTurn(() => hash(password, cost));
+  return inTurn(async () => (await loadBcrypt()).hash(password, cost));
 }
 
 /** Whether `password` matches `hashed`; a malformed hash matches nothing. */
 export async function passwordMatches(password: string, hashed: Buffer): Promise<boolean> {
   if (hashed.length === 0) return false;
   return inTurn(async () => {
+    const { verify } = await loadBcrypt();
     try {
       return await verify(password, hashed);
     } catch {

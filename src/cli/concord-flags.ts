@@ -18,7 +18,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { AuthTokenFlagError, parseAuthTokenFlag, type AuthTokenFlag } from './auth-token-flag.js';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { createRequire } from 'node:module';
 import { defaultWatchProgressNotifyIntervalMs, type ServerConfig } from '../server/index.js';
 import type { LogFields, LogLevel } from '../log/index.js';
 import { logLevels } from '../log/index.js';
@@ -30,6 +30,9 @@ import {
 } from './go-flags.js';
 import { usageLine, flagsLine } from './help.js';
 import { versionText } from './version.js';
+
+/** `yaml` is read only for --config-file: loaded (it is CommonJS) when a config file is parsed. */
+const loadYaml = (): typeof import('yaml') => createRequire(import.meta.url)('yaml');
 
 /** A line for the caller to log once its logger exists. */
 export interface LogRecord {
@@ -417,9 +420,9 @@ function configFromFile(path: string, io: ParseIo, logs: LogRecord[]): { ec: Etc
   let doc: unknown;
   try {
     // go-yaml v2 (what sigs.k8s.io/yaml uses) reads YAML 1.1: yes/no/on/off are booleans.
-    doc = parseYaml(text, { version: '1.1', intAsBigInt: false, uniqueKeys: false });
+    doc = loadYaml().parse(text, { version: '1.1', intAsBigInt: false, uniqueKeys: false });
   } catch (e) {
-    const msg = e instanceof YAMLParseError ? e.message.split('\n')[0]! : (e as Error).message;
+    const msg = e instanceof loadYaml().YAMLParseError ? e.message.split('\n')[0]! : (e as Error).message;
     throw verifyFailed(`error converting YAML to JSON: yaml: ${msg}`, logs);
   }
   const obj: Record<string, unknown> = doc === null || doc === undefined ? {} : (doc as Record<string, unknown>);

@@ -10,7 +10,6 @@
 import { readdirSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
 import { parseConcordArgs, type ParseResult } from './concord-flags.js';
 import { createLogger, formatDuration, type Logger } from '../log/index.js';
 import { etcdVersion, concordVersion, goArch } from './version.js';
@@ -241,21 +240,6 @@ function defaultWalExists(dir: string): boolean {
 }
 
 /**
- * A heap that grows less ahead of its live data: V8 sizes the next old-space limit at about
- * 2x the live heap after each full GC; --heap-growing-percent=20 makes it 1.2x. Measured with
- * bench/mem.ts's loader (100k 256-byte puts): RSS 357 -> 256 MiB, server CPU per put unchanged
- * within noise. (--optimize-for-size gave 222 MiB but cost a third more CPU per put.) V8 reads
- * the factor at each GC, so setting it at run time works; Node refuses it in NODE_OPTIONS.
- * An explicit heap-growing flag on node's command line wins.
- */
-function preferSmallHeap(): void {
-  if (process.execArgv.some((a) => /^--heap[-_]growing[-_]percent/.test(a))) return;
-  setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
-}
-
-const HEAP_GROWING_PERCENT = 20;
-
-/**
  * The program: bin/concord.js calls this. The module itself runs nothing on import (tests
  * import runConcord), so no guess from process.argv[1] about how it was started is needed:
  * npx, node_modules/.bin symlinks and global installs all go through the bin file.
@@ -263,7 +247,6 @@ const HEAP_GROWING_PERCENT = 20;
 export async function main(): Promise<void> {
   // Stack traces (and log callers) name the TypeScript sources.
   process.setSourceMapsEnabled(true);
-  preferSmallHeap();
   const code = await runConcord(process.argv.slice(2), process.env);
   if (code !== undefined) process.exit(code);
 }

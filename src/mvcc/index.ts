@@ -7,7 +7,7 @@ export { MvccStore, checkPutShape, storedConsistentIndex } from './store.js';
 export type { MvccStoreOptions, HashResult, HashKVResult, TxnWrite } from './store.js';
 /** Test kit for the layers above: a store in a temporary directory, terse requests. */
 export { b, cmp, delReq, keysOf, opDel, opPut, opRange, opTxn, openStore, putReq, rangeReq, tempDir, txnReq } from './testutil.js';
-export { KeyIndex, Generation } from './key_index.js';
+export { KeyIndex, type Generation } from './key_index.js';
 export type { KeyRevision } from './key_index.js';
 export { TreeIndex } from './tree_index.js';
 export { revKey, revMain, revSub, isTombstoneKey } from './revision.js';

@@ -94,6 +94,35 @@ test('versions keep counting after compaction removed earlier revisions', () => 
   assert.equal(ki.get(4), undefined, 'history below the kept revision is gone');
 });
 
+test('a key goes on after compaction trimmed its current generation: puts, tombstones, lookups', () => {
+  const ki = new KeyIndex('k');
+  for (let r = 2; r <= 5; r++) ki.put(r, 0);
+  ki.compact(4, new Set());
+  assert.deepEqual(gens(ki), [[4, 5]]);
+  ki.put(6, 0);
+  ki.tombstone(7, 0);
+  ki.put(8, 0);
+  assert.deepEqual(gens(ki), [[4, 5, 6, 7], [8]]);
+  assert.deepEqual(ki.get(6), { modMain: 6, modSub: 0, createdMain: 2, createdSub: 0, version: 5 });
+  assert.equal(ki.get(7), undefined);
+  assert.deepEqual(ki.get(8), { modMain: 8, modSub: 0, createdMain: 8, createdSub: 0, version: 1 });
+  ki.compact(7, new Set());
+  assert.deepEqual(gens(ki), [[8]]);
+  ki.put(9, 1);
+  assert.deepEqual(ki.generations, [{ ver: 2, createdMain: 8, createdSub: 0, revs: [8, 0, 9, 1] }]);
+  assert.deepEqual([ki.modMain, ki.modSub], [9, 1]);
+});
+
+test('a key restored from a compacted record keeps its creation and version', () => {
+  const ki = new KeyIndex('k');
+  ki.restore(3, 7, 1, 4);
+  assert.deepEqual(ki.get(7), { modMain: 7, modSub: 1, createdMain: 3, createdSub: 0, version: 4 });
+  assert.equal(ki.get(6), undefined);
+  ki.put(8, 0);
+  assert.deepEqual(ki.get(8)?.version, 5);
+  assert.throws(() => ki.restore(1, 1, 0, 1), /restore on a non-empty keyIndex/);
+});
+
 test('since returns one revision per main revision, the largest sub', () => {
   const ki = new KeyIndex('k');
   ki.put(2, 0);

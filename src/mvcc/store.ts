@@ -378,7 +378,7 @@ export class MvccStore {
   private doPut(tw: WriteTxn, key: Buffer, value: Buffer, lease: bigint): void {
     const rev = tw.beginRev + 1;
     const ki = this.index.getOrCreate(key);
-    const prev = ki.generations.length !== 0 ? ki.get(rev) : undefined;
+    const prev = ki.hasHistory() ? ki.get(rev) : undefined;
     const created = prev ? prev.createdMain : rev;
     const ver = prev ? prev.version + 1 : 1;
     const sub = tw.changes++;
