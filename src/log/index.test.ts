@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, formatZapTime, formatDuration, type LoggerOptions } from './index.js';
@@ -81,4 +82,24 @@ test('durations print as Go prints them', () => {
   assert.equal(formatDuration(0.5), '500µs');
   assert.equal(formatDuration(90 * 60 * 1000), '1h30m0s');
   assert.equal(formatDuration(7_200_000), '2h0m0s');
+});
+
+test('caller names the source file and line through the source map Node holds, each call site its own', async () => {
+  process.setSourceMapsEnabled(true);
+  const dir = mkdtempSync(join(tmpdir(), 'concord-log-'));
+  try {
+    // Generated lines 2 and 3 map to lines 10 and 12 of fake-src/fake.ts ("AASE" and "AAEA":
+    // column 0, source 0, line +9 then +2, column +2 then +0).
+    const map = { version: 3, sources: ['fake-src/fake.ts'], names: [], mappings: ';AASE;AAEA' };
+    const file = join(dir, 'fake.mjs');
+    writeFileSync(file, 'export function logTwice(log) {\n  log.info("one");\n  log.info("two");\n}\n' +
+      `//# sourceMappingURL=data:application/json;base64,${Buffer.from(JSON.stringify(map)).toString('base64')}\n`);
+    const { logTwice } = await import(pathToFileURL(file).href) as { logTwice: (l: unknown) => void };
+    const { log, lines } = capture();
+    logTwice(log);
+    logTwice(log);
+    assert.deepEqual(lines.map((l) => JSON.parse(l).caller), ['fake-src/fake.ts:10', 'fake-src/fake.ts:12', 'fake-src/fake.ts:10', 'fake-src/fake.ts:12']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { humanizeBytes, progressBar, progressLine } from './progress.js';
+import { createLogger } from './index.js';
 
 function fakeTerminal(isTTY: boolean): { isTTY: boolean; columns: number; written: string[]; write(s: string): void } {
   const written: string[] = [];
@@ -52,4 +53,20 @@ test('humanizeBytes is go-humanize Bytes: SI units, one decimal under 10, halves
     [12_550_000, '13 MB'], [268_435_456, '268 MB'],
   ];
   for (const [n, want] of cases) assert.equal(humanizeBytes(n), want, String(n));
+});
+
+test('a log line written while a bar is on screen clears the bar and redraws it below the line', () => {
+  const screen: string[] = [];
+  const out = { isTTY: true, columns: 100, write(s: string) { screen.push(s); } };
+  const log = createLogger({ caller: false, stream: { write(s: string) { screen.push(s); } } });
+  let t = 0;
+  const bar = progressBar('restoring', out, { now: () => t });
+  t = 1000;
+  bar.update(50_000_000, 200_000_000);
+  log.info('restored snapshot');
+  bar.done();
+  log.info('after the bar');
+  const barLine = `\r${progressLine('restoring', 50_000_000, 200_000_000, 50_000_000, 100)}\x1b[K`;
+  assert.deepEqual(screen.map((s) => (s.startsWith('{') ? JSON.parse(s).msg : s)),
+    [barLine, '\r\x1b[K', 'restored snapshot', barLine, barLine, '\n', 'after the bar']);
 });

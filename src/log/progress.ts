@@ -29,6 +29,23 @@ export interface ProgressOptions {
 
 const quiet: Progress = { update() { /* not a terminal */ }, done() { /* not a terminal */ } };
 
+/** Bars on screen now (drawn, not done): a log line clears them first and redraws them after. */
+const barsOnScreen = new Set<{ out: ProgressOutput; redraw(): void }>();
+const clearLine = '\r\x1b[K';
+
+/**
+ * Writes a log line with the bars on screen moved out of its way: each bar's line is cleared,
+ * the line written, the bar redrawn below it. Without this a line written while a bar is
+ * drawn lands after the bar's text, mid-line. The logger calls it for every line it writes
+ * to a terminal stream; with no bar on screen it just writes.
+ */
+export function writeAroundProgress(write: (line: string) => unknown, line: string): void {
+  if (barsOnScreen.size === 0) { write(line); return; }
+  for (const bar of barsOnScreen) bar.out.write(clearLine);
+  write(line);
+  for (const bar of barsOnScreen) bar.redraw();
+}
+
 /** A bar on `out` if it is a terminal, else a progress that writes nothing. */
 export function progressBar(label: string, out: ProgressOutput = process.stderr, opts: ProgressOptions = {}): Progress {
   if (out.isTTY !== true) return quiet;
@@ -43,7 +60,9 @@ export function progressBar(label: string, out: ProgressOutput = process.stderr,
     lastDraw = t;
     const seconds = Math.max(0.001, (t - started) / 1000);
     out.write(`\r${progressLine(label, done, total, done / seconds, out.columns || 80)}\x1b[K`);
+    barsOnScreen.add(onScreen);
   };
+  const onScreen = { out, redraw: () => draw(now()) };
   return {
     update(doneBytes, totalBytes) {
       if (finished) return;
@@ -56,6 +75,7 @@ export function progressBar(label: string, out: ProgressOutput = process.stderr,
       if (finished) return;
       finished = true;
       draw(now());
+      barsOnScreen.delete(onScreen);
       out.write('\n');
     },
   };

@@ -11,13 +11,16 @@ import { GrpcServer, ServerCall } from './server.js';
 import { frameBytes } from './framing.js';
 
 /** A server with test methods on RangeRequest/RangeResponse: the value echoes the key. */
-async function startTestServer(opts: { maxReceiveMessageBytes?: number } = {}) {
-  const g = new GrpcServer({ maxReceiveMessageBytes: opts.maxReceiveMessageBytes ?? 1 << 20 });
+async function startTestServer(opts: { maxReceiveMessageBytes?: number; unaryCallsPerTurn?: number; unaryResponsesPerTurn?: number } = {}) {
+  const g = new GrpcServer({ maxReceiveMessageBytes: opts.maxReceiveMessageBytes ?? 1 << 20,
+    ...(opts.unaryCallsPerTurn === undefined ? {} : { unaryCallsPerTurn: opts.unaryCallsPerTurn }),
+    ...(opts.unaryResponsesPerTurn === undefined ? {} : { unaryResponsesPerTurn: opts.unaryResponsesPerTurn }) });
   const echo = (req: RangeRequest): RangeResponse =>
     RangeResponse.fromPartial({ kvs: [{ key: req.key, value: req.key }], count: req.limit });
   const hooks = {
     heldCalls: [] as ServerCall<any, any>[],
     release: [] as (() => void)[],
+    turnMarks: [] as string[],
   };
   g.addUnary('/test.T/Echo', RangeRequest, RangeResponse, (req) => echo(req));
   g.addUnary('/test.T/Fail', RangeRequest, RangeResponse, (req) => {
@@ -29,6 +32,12 @@ async function startTestServer(opts: { maxReceiveMessageBytes?: number } = {}) {
     hooks.heldCalls.push(call);
     hooks.release.push(() => resolve(echo(req)));
   }));
+  // Records each start, and (in a later macrotask) that the event loop got a turn in between.
+  g.addUnary('/test.T/Turn', RangeRequest, RangeResponse, (req) => {
+    hooks.turnMarks.push(`start ${req.key.toString()}`);
+    setImmediate(() => hooks.turnMarks.push('turn'));
+    return echo(req);
+  });
   g.addServerStream('/test.T/Count', RangeRequest, RangeResponse, async (req, call) => {
     for (let i = 0; i < req.limit; i++) await call.write(RangeResponse.fromPartial({ count: i }));
   });
@@ -294,3 +303,76 @@ async function waitFor(cond: () => boolean): Promise<void> {
 
 // Keep the imports used in type positions only from being elided in a confusing way.
 void EtcdError;
+
+/** Sends `total` unary calls on one session in one go; resolves with their grpc-status values. */
+function callsInOneGo(session: http2.ClientHttp2Session, path: string, total: number): Promise<Array<string | undefined>> {
+  const done: Promise<string | undefined>[] = [];
+  for (let i = 0; i < total; i++) {
+    const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+    req.end(frameBytes(rangeBytes(`k${i}`)));
+    done.push(new Promise((resolve, reject) => {
+      let status: string | undefined;
+      req.on('trailers', (t) => { status = t['grpc-status'] as string; });
+      req.on('data', () => {});
+      req.on('close', () => resolve(status));
+      req.on('error', reject);
+    }));
+  }
+  return Promise.all(done);
+}
+
+/** The longest run of marks other than 'turn' (work done without the event loop getting a turn). */
+function longestRunWithoutTurn(marks: string[]): number {
+  let run = 0, longest = 0;
+  for (const m of marks) { run = m === 'turn' ? 0 : run + 1; longest = Math.max(longest, run); }
+  return longest;
+}
+
+describe('grpc server: bounded work per event-loop turn', () => {
+  test('unary calls arriving in one read start a bounded number per turn, in arrival order', async () => {
+    const perTurn = 4;
+    const s = await startTestServer({ unaryCallsPerTurn: perTurn });
+    const session = http2.connect(`http://${s.address}`);
+    try {
+      // Written in one go: node:http2 flushes a session's frames together, so the server
+      // reads many requests at once (the case that used to run them all in one macrotask).
+      const total = 64;
+      assert.deepEqual(await callsInOneGo(session, '/test.T/Turn', total), Array(total).fill('0'));
+      const marks = s.hooks.turnMarks;
+      const starts = marks.filter((m) => m !== 'turn');
+      assert.deepEqual(starts, Array.from({ length: total }, (_, i) => `start k${i}`), 'started in arrival order');
+      const longest = longestRunWithoutTurn(marks);
+      assert.ok(longest <= perTurn, `at most ${perTurn} calls started without a turn between, saw ${longest}`);
+    } finally {
+      session.close();
+      await s.listener.close(1000);
+    }
+  });
+
+  test('responses completed together (a raft batch applied) are sent a bounded number per turn', async () => {
+    const perTurn = 4;
+    const s = await startTestServer({ unaryResponsesPerTurn: perTurn });
+    const session = http2.connect(`http://${s.address}`);
+    const marks: string[] = [];
+    const send = ServerCall.prototype.sendUnary;
+    ServerCall.prototype.sendUnary = function (this: ServerCall, res: unknown) {
+      marks.push('send');
+      setImmediate(() => marks.push('turn'));
+      send.call(this, res);
+    };
+    try {
+      const total = 64;
+      const statuses = callsInOneGo(session, '/test.T/Hold', total);
+      await waitFor(() => s.hooks.release.length === total);
+      for (const release of s.hooks.release) release(); // all complete in one macrotask
+      assert.deepEqual(await statuses, Array(total).fill('0'));
+      assert.equal(marks.filter((m) => m === 'send').length, total);
+      const longest = longestRunWithoutTurn(marks);
+      assert.ok(longest <= perTurn, `at most ${perTurn} responses sent without a turn between, saw ${longest}`);
+    } finally {
+      ServerCall.prototype.sendUnary = send;
+      session.close();
+      await s.listener.close(1000);
+    }
+  });
+});

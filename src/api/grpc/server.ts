@@ -18,6 +18,7 @@ import { grpcMethodMetrics, recordHandled, type GrpcMethodMetrics, type GrpcType
 import { Codec, MessageReader, MessageSink, frameMessage } from './framing.js';
 import { maxChunkBytes, writePaced } from './paced-writer.js';
 import { GrpcStatusError, encodeGrpcMessage, parseGrpcTimeout, statusOf, unmarshalError } from './status.js';
+import { TurnQueue } from './turns.js';
 
 type Stream = http2.ServerHttp2Stream;
 type Headers = http2.IncomingHttpHeaders;
@@ -51,7 +52,17 @@ export interface GrpcServerOptions {
   maxQueuedBytes?: number;
   /** Serves non-POST (plain HTTP/2, h2c) requests, e.g. GET /health. Default: 404. */
   httpHandler?: (stream: Stream, headers: Headers) => void;
+  /**
+   * Unary calls started per event-loop turn; the others wait for the next turn (turns.ts:
+   * a socket read carrying hundreds of requests must not become one long macrotask).
+   */
+  unaryCallsPerTurn?: number;
+  /** Unary responses sent per event-loop turn; the others wait for the next turn. */
+  unaryResponsesPerTurn?: number;
 }
+
+/** About 2-3 ms of response writes on this project's machines. */
+const defaultResponsesPerTurn = 64;
 
 const kCall = Symbol('grpcCall');
 
@@ -85,7 +96,8 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   private drainWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
 
   constructor(
-    private readonly server: GrpcServer,
+    /** @internal */
+    readonly server: GrpcServer,
     readonly stream: Stream,
     private readonly def: MethodDef,
     /** Request headers (metadata), e.g. "authorization" for etcd's auth token. */
@@ -95,6 +107,9 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   }
 
   get path(): string { return this.def.path; }
+
+  /** True once a status (or the unary response) has been sent. */
+  get finished(): boolean { return this.ended; }
 
   /** Set when the handler is invoked: grpc_server_started_total counted, handled_total will be. */
   private started = false;
@@ -247,8 +262,10 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     }
     // etcd 3.4's grpc-go (1.26) reads one request message and ignores any more.
     if (this.received > 1) return;
-    // Start at once rather than waiting for END_STREAM: clients send both together.
-    if (kind === 'unary') void runUnary(this, req);
+    // Start without waiting for END_STREAM (clients send both together), in a bounded batch
+    // per turn. Counted as started now, as grpc-go's interceptor counts it on arrival: a
+    // deadline that passes while the call waits is then handled (DeadlineExceeded) as there.
+    if (kind === 'unary') { this.markStarted(); this.server.unaryStarts.push(this, req); }
     else void runServerStream(this, req);
   }
 
@@ -327,10 +344,11 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
 }
 
 async function runUnary(call: ServerCall<any, any>, req: unknown): Promise<void> {
-  call.markStarted();
+  // A deadline that passed while the call waited for its turn has already sent its status.
+  if (call.finished) return;
   try {
     const res = await (call as any).def.handler(req, call);
-    call.sendUnary(res);
+    call.server.unaryResponses.runOrPush(call, res);
   } catch (e) {
     const [code, msg] = statusOf(e);
     call.finish(code, msg);
@@ -346,6 +364,9 @@ async function runUnary(call: ServerCall<any, any>, req: unknown): Promise<void>
 function endOfStream(call: ServerCall<any, any>): [GrpcCode, string] {
   return call.cancelled ? [GrpcCode.Canceled, 'context canceled'] : [GrpcCode.OK, ''];
 }
+
+function startUnary(call: ServerCall<any, any>, req: unknown): void { void runUnary(call, req); }
+function sendUnary(call: ServerCall<any, any>, res: unknown): void { call.sendUnary(res); }
 
 async function runServerStream(call: ServerCall<any, any>, req: unknown): Promise<void> {
   call.markStarted();
@@ -401,8 +422,17 @@ export class GrpcServer {
   /** Bidi calls in progress, so shutdown can end them (unary and server-streaming calls end on their own). */
   private readonly streaming = new Set<ServerCall<any, any>>();
   private readonly httpHandler: (stream: Stream, headers: Headers) => void;
+  /** @internal unary calls whose request has arrived, started a bounded number per turn. */
+  readonly unaryStarts: TurnQueue<ServerCall<any, any>, unknown>;
+  /**
+   * @internal unary responses, sent at once up to a bound per turn: a raft apply that
+   * completes a batch of 100 puts would otherwise write all 100 in that one macrotask.
+   */
+  readonly unaryResponses: TurnQueue<ServerCall<any, any>, unknown>;
 
   constructor(opts: GrpcServerOptions = {}) {
+    this.unaryStarts = new TurnQueue(startUnary, opts.unaryCallsPerTurn === undefined ? {} : { jobsPerTurn: opts.unaryCallsPerTurn });
+    this.unaryResponses = new TurnQueue(sendUnary, { jobsPerTurn: opts.unaryResponsesPerTurn ?? defaultResponsesPerTurn });
     this.maxReceiveMessageBytes = opts.maxReceiveMessageBytes ?? 4 * 1024 * 1024;
     this.maxQueuedMessages = opts.maxQueuedMessages ?? 64;
     this.maxQueuedBytes = opts.maxQueuedBytes ?? 4 * 1024 * 1024;
