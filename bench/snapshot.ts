@@ -15,7 +15,7 @@
 //   --mb 256                 BENCH_SNAPSHOT_MB (1 GB as the issue asks takes long on a shared 2-core machine)
 import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { cpSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Server, REPO_ROOT, freePort, track, type TargetName } from '../test/harness.js';
@@ -25,15 +25,44 @@ const putsInFlight = 16;
 
 export interface SnapshotBenchResult {
   target: TargetName; fillS: number; fileMiB: number; saveS: number; peakRssMiB: number; baseRssMiB: number;
+  /** RssAnon before and at its peak during the save (the part that is not mapped file pages). */
+  baseAnonMiB: number; peakAnonMiB: number;
   putsPerS: number; maxPutMs: number; importS: number; etcdRestoreS: number;
+  /**
+   * CPU seconds (user + system): the server's during the save, and each restore's. Unlike
+   * the wall times these barely depend on the machine's load.
+   */
+  saveCpuS: number; importCpuS: number; etcdRestoreCpuS: number;
   /** Time until Concord / etcd serve an etcd data dir made by `etcdctl snapshot restore` of the file. */
   concordBootS: number; etcdBootS: number;
 }
 
-/** Resident set size of `pid` in MiB (/proc/<pid>/status VmRSS). */
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : 0;
+/**
+ * Resident set size of `pid` in MiB (/proc/<pid>/status VmRSS), and its anonymous part
+ * (RssAnon: heap and buffers; the rest is mostly file pages mapped in, e.g. LMDB's map
+ * pages a scan touched, which the kernel may drop at any time).
+ */
+function rssMiB(pid: number): { total: number; anon: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
+  return { total: kb('VmRSS') / 1024, anon: kb('RssAnon') / 1024 };
+}
+
+/** CPU seconds `pid` has used (/proc/<pid>/stat utime + stime, in Linux's USER_HZ of 100). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // the command name may hold spaces
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** `run` under GNU time when it is installed: adds the command's CPU seconds (NaN without it). */
+async function runTimed(cmd: string, args: string[], scratch: string): Promise<{ code: number | null; ms: number; stderr: string; cpuS: number }> {
+  if (!existsSync('/usr/bin/time')) return { ...(await run(cmd, args)), cpuS: NaN };
+  const out = `${scratch}.time`;
+  const r = await run('/usr/bin/time', ['-f', '%U %S', '-o', out, cmd, ...args]);
+  const [user, sys] = readFileSync(out, 'utf8').trim().split(/\s+/).slice(-2).map(Number);
+  rmSync(out, { force: true });
+  return { ...r, cpuS: user! + sys! };
 }
 
 function run(cmd: string, args: string[], cwd?: string): Promise<{ code: number | null; ms: number; stderr: string }> {
@@ -66,9 +95,11 @@ async function fill(s: Server, sizeMiB: number): Promise<number> {
 }
 
 /** `etcdctl snapshot save` of `s` while one closed-loop writer puts; the save's figures. */
-async function saveUnderWrites(s: Server, file: string): Promise<Pick<SnapshotBenchResult, 'saveS' | 'peakRssMiB' | 'baseRssMiB' | 'putsPerS' | 'maxPutMs'>> {
+async function saveUnderWrites(s: Server, file: string): Promise<Pick<SnapshotBenchResult, 'saveS' | 'saveCpuS' | 'peakRssMiB' | 'baseRssMiB' | 'baseAnonMiB' | 'peakAnonMiB' | 'putsPerS' | 'maxPutMs'>> {
   const pid = s.pid!;
-  const baseRssMiB = rssMiB(pid);
+  const base = rssMiB(pid);
+  const baseRssMiB = base.total;
+  const baseAnonMiB = base.anon;
   let saving = true;
   let puts = 0;
   let maxPutMs = 0;
@@ -83,13 +114,20 @@ async function saveUnderWrites(s: Server, file: string): Promise<Pick<SnapshotBe
     c.close();
   })();
   let peakRssMiB = baseRssMiB;
-  const poll = setInterval(() => { peakRssMiB = Math.max(peakRssMiB, rssMiB(pid)); }, 20);
+  let peakAnonMiB = baseAnonMiB;
+  const poll = setInterval(() => {
+    const now = rssMiB(pid);
+    peakRssMiB = Math.max(peakRssMiB, now.total);
+    peakAnonMiB = Math.max(peakAnonMiB, now.anon);
+  }, 20);
+  const cpuBefore = cpuSeconds(pid);
   const save = await run('etcdctl', ['--endpoints', s.endpoint, 'snapshot', 'save', file]);
+  const saveCpuS = cpuSeconds(pid) - cpuBefore; // the writer's puts included, as they run meanwhile
   clearInterval(poll);
   saving = false;
   await writer;
   if (save.code !== 0) throw new Error(`${s.target}: snapshot save failed: ${save.stderr}`);
-  return { saveS: save.ms / 1000, peakRssMiB, baseRssMiB, putsPerS: puts / (save.ms / 1000), maxPutMs };
+  return { saveS: save.ms / 1000, saveCpuS, peakRssMiB, baseRssMiB, baseAnonMiB, peakAnonMiB, putsPerS: puts / (save.ms / 1000), maxPutMs };
 }
 
 /** Seconds until `target` serves the etcd data dir `etcdctl snapshot restore` makes of `file`. */
@@ -124,15 +162,15 @@ async function benchTarget(target: TargetName, sizeMiB: number): Promise<Snapsho
     const fileMiB = statSync(file).size / 1024 / 1024;
     process.stderr.write(`[bench:snapshot] ${target}: restoring and booting the ${fileMiB.toFixed(0)} MiB file...\n`);
     const restoreArgs = (dir: string) => ['snapshot', 'restore', file, '--data-dir', dir, '--skip-hash-check=false'];
-    const imported = await run(process.execPath, [join(REPO_ROOT, 'bin', 'concordutl.js'), ...restoreArgs(s.scratch('imported'))]);
+    const imported = await runTimed(process.execPath, [join(REPO_ROOT, 'bin', 'concordutl.js'), ...restoreArgs(s.scratch('imported'))], s.scratch('imported'));
     if (imported.code !== 0) throw new Error(`${target}: concordutl snapshot restore failed: ${imported.stderr}`);
-    const etcdRestore = await run('etcdctl', restoreArgs(s.scratch('etcd-restored')));
+    const etcdRestore = await runTimed('etcdctl', restoreArgs(s.scratch('etcd-restored')), s.scratch('etcd-restored'));
     rmSync(s.scratch('imported'), { recursive: true, force: true });
     rmSync(s.scratch('etcd-restored'), { recursive: true, force: true });
     const concordBootS = await bootRestored('concord', file);
     const etcdBootS = await bootRestored('etcd', file);
     rmSync(file, { force: true });
-    return { target, fillS, fileMiB, ...saved, importS: imported.ms / 1000, etcdRestoreS: etcdRestore.ms / 1000, concordBootS, etcdBootS };
+    return { target, fillS, fileMiB, ...saved, importS: imported.ms / 1000, etcdRestoreS: etcdRestore.ms / 1000, importCpuS: imported.cpuS, etcdRestoreCpuS: etcdRestore.cpuS, concordBootS, etcdBootS };
   } finally {
     await s.destroy();
   }
@@ -145,8 +183,8 @@ export async function snapshotBench(targets: readonly TargetName[], sizeMiB: num
   const f = (n: number, d = 1) => n.toFixed(d);
   const lines = [
     `snapshot save of a ~${sizeMiB} MiB store (values ${valueBytes} B), one writer during the save; restore = snapshot restore of the saved file; boot = time until Concord / etcd serve etcdctl's restored data dir of it`,
-    'target   fill s  file MiB  save s  RSS before/peak MiB  puts/s during  max put ms  concordutl restore s  etcdctl restore s  boot concord/etcd s',
-    ...results.map((r) => `${r.target.padEnd(8)} ${f(r.fillS).padStart(6)}  ${f(r.fileMiB).padStart(8)}  ${f(r.saveS, 2).padStart(6)}  ${`${f(r.baseRssMiB, 0)}/${f(r.peakRssMiB, 0)}`.padStart(19)}  ${f(r.putsPerS, 0).padStart(13)}  ${f(r.maxPutMs).padStart(10)}  ${f(r.importS, 2).padStart(20)}  ${f(r.etcdRestoreS, 2).padStart(17)}  ${`${f(r.concordBootS, 2)}/${f(r.etcdBootS, 2)}`.padStart(19)}`),
+    'target   fill s  file MiB  save s (server CPU s)  RSS before/peak MiB  anon before/peak  puts/s during  max put ms  concordutl restore s (CPU s)  etcdctl restore s (CPU s)  boot concord/etcd s',
+    ...results.map((r) => `${r.target.padEnd(8)} ${f(r.fillS).padStart(6)}  ${f(r.fileMiB).padStart(8)}  ${`${f(r.saveS, 2)} (${f(r.saveCpuS, 2)})`.padStart(21)}  ${`${f(r.baseRssMiB, 0)}/${f(r.peakRssMiB, 0)}`.padStart(19)}  ${`${f(r.baseAnonMiB, 0)}/${f(r.peakAnonMiB, 0)}`.padStart(16)}  ${f(r.putsPerS, 0).padStart(13)}  ${f(r.maxPutMs).padStart(10)}  ${`${f(r.importS, 2)} (${f(r.importCpuS, 2)})`.padStart(28)}  ${`${f(r.etcdRestoreS, 2)} (${f(r.etcdRestoreCpuS, 2)})`.padStart(25)}  ${`${f(r.concordBootS, 2)}/${f(r.etcdBootS, 2)}`.padStart(19)}`),
   ];
   return { results, table: lines.join('\n') };
 }

@@ -35,11 +35,21 @@ function bytesWritten(session: http2.ServerHttp2Session): number | undefined {
   return typeof n === 'number' ? n : undefined;
 }
 
+/** Where a stream finds its session's stream count when it closes (kept on the stream: its `session` is gone by then). */
+const kStreamCount = Symbol('keepalive stream count');
+interface StreamCount { active: number }
+type CountedStream = http2.ServerHttp2Stream & { [kStreamCount]?: StreamCount };
+
+/** One listener shared by every stream (`this` is the stream): no closure per request. */
+function onCountedStreamClose(this: CountedStream): void {
+  this[kStreamCount]!.active--;
+}
+
 /** Watches one server session; returns a function that stops watching (also done on close). */
 export function keepSessionAlive(session: http2.ServerHttp2Session, opts: KeepaliveOptions): () => void {
   let strikes = 0;
   let lastPingAt = -Infinity;
-  let activeStreams = 0;
+  const streams: StreamCount = { active: 0 };
   let writtenAtLastPing = bytesWritten(session);
 
   const onPing = (): void => {
@@ -55,7 +65,7 @@ export function keepSessionAlive(session: http2.ServerHttp2Session, opts: Keepal
       lastPingAt = now;
       return;
     }
-    const allowance = activeStreams > 0 ? opts.minTimeMs : idlePingAllowanceMs;
+    const allowance = streams.active > 0 ? opts.minTimeMs : idlePingAllowanceMs;
     if (now < lastPingAt + allowance) strikes++;
     lastPingAt = now;
     if (strikes > maxPingStrikes && !session.destroyed) {
@@ -63,10 +73,11 @@ export function keepSessionAlive(session: http2.ServerHttp2Session, opts: Keepal
       session.destroy();
     }
   };
-  const onStream = (stream: http2.ServerHttp2Stream): void => {
-    activeStreams++;
+  const onStream = (stream: CountedStream): void => {
+    streams.active++;
     strikes = 0; // the server answers it: grpc-go resets strikes when it sends headers or data
-    stream.once('close', () => { activeStreams--; });
+    stream[kStreamCount] = streams;
+    stream.on('close', onCountedStreamClose); // 'close' is emitted once
   };
   session.on('ping', onPing);
   session.on('stream', onStream);

@@ -73,3 +73,46 @@ test('ResponseBatch: a fan-out batch mixes shared-event responses with whole mes
   assert.equal(batch.count, 0);
   assert.equal(batch.bytes, 0);
 });
+
+test('ResponseBatch.addFanout: each watcher\'s spliced response equals the generated encoder\'s, byte for byte, in id order', () => {
+  const batch = new ResponseBatch();
+  const header = { clusterId: 0xfedcba9876543210n, memberId: 3n, revision: 5, raftTerm: 2 };
+  // Ids of every varint length the splice writes: absent (0), one byte, the 127/128 edge, two bytes, past 32 bits.
+  const ids = [0, 1, 127, 128, 300, 16383, 16384, 2 ** 31, 2 ** 32, 2 ** 40, 2 ** 53 - 1];
+  for (const evs of [events, events.slice(1), []]) {
+    const want = framed(ids.map((id) => eventsResponse(header, id, evs)));
+    batch.addFanout(header, ids, evs);
+    assert.equal(batch.count, ids.length);
+    assert.equal(batch.bytes, want.length);
+    assert.deepEqual(batch.take(), want, `${evs.length} events`);
+  }
+  // Beside single responses and whole messages, in order; a negative id (client-chosen) falls back to the generated encoder.
+  const control: WatchResponse = { ...eventsResponse(header, 4, []), created: true };
+  batch.addEvents(header, 9, events);
+  for (let from = 0; from < 3;) from = batch.addFanout({ ...header, revision: 6 }, [2, -1, 3], events, from);
+  batch.addMessage(WatchResponse.encode(control).finish());
+  batch.addFanout(header, [7], events);
+  const want = [eventsResponse(header, 9, events), ...[2, -1, 3].map((id) => eventsResponse({ ...header, revision: 6 }, id, events)), control, eventsResponse(header, 7, events)];
+  assert.equal(batch.count, want.length);
+  assert.deepEqual(batch.take(), framed(want));
+});
+
+test('ResponseBatch.addFanout split between batches at a byte budget: the batches together are the whole fan-out', () => {
+  const batch = new ResponseBatch();
+  const header = { clusterId: 5n, memberId: 6n, revision: 9, raftTerm: 1 };
+  const ids = Array.from({ length: 300 }, (_, i) => i * 7);
+  const whole = framed(ids.map((id) => eventsResponse(header, id, events)));
+  for (const budget of [1, 500, 4096, 65536]) {
+    const parts: Buffer[] = [];
+    let batches = 0;
+    for (let from = 0; from < ids.length; batches++) {
+      const next = batch.addFanout(header, ids, events, from, budget);
+      assert.ok(next > from, 'every call adds at least one response');
+      assert.ok(next - from === 1 || batch.bytes - (whole.length / ids.length) * 2 < budget, `stops once the batch holds ${budget} bytes`);
+      from = next;
+      parts.push(batch.take());
+    }
+    assert.deepEqual(Buffer.concat(parts), whole, `budget ${budget}`);
+    if (budget === 1) assert.equal(batches, ids.length);
+  }
+});

@@ -23,7 +23,7 @@ import { etcdserverpb as pb } from '../proto/index.js';
 import { Event as PbEvent, Event_EventType, type Event } from '../proto/index.js';
 import { sizeBytesField } from '../proto/index.js';
 import type { ResponseHeader } from '../proto/index.js';
-import type { Queued, WatchHost, WatchStream, WatchStreamBounds } from '../server/index.js';
+import type { Fanout, QueuedItem, WatchHost, WatchStream, WatchStreamBounds } from '../server/index.js';
 import type { Codec, GrpcServer, ServerCall } from './grpc/index.js';
 import { ResponseBatch, eventsResponse } from './watch-codec.js';
 import { statusOf } from './grpc/index.js';
@@ -79,8 +79,13 @@ interface WatcherOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
-/** Bytes of responses written to the HTTP/2 stream in one write (more if one response is larger). */
-const maxBatchBytes = 256 * 1024;
+/**
+ * Bytes of responses written to the HTTP/2 stream in one write (more if one response is
+ * larger; a fan-out is split between writes). Under the paced writer's chunk size, so a batch
+ * goes out in one stream write, and small enough that output buffers come from
+ * watch-codec's slab.
+ */
+const maxBatchBytes = 60 * 1024;
 const ZERO_KEY = Buffer.from([0]);
 
 export function registerWatchService(grpc: GrpcServer, opts: WatchServiceOptions): void {
@@ -92,7 +97,11 @@ class WatchSession {
   private readonly watchers = new Map<number, WatcherOptions>();
   /** Watchers of this stream that asked for prev_kv (a send round then waits for the backend first). */
   private prevKvWatchers = 0;
+  /** Watchers of this stream with prev_kv, fragment or progress_notify: a fan-out then goes watcher by watcher. */
+  private particularWatchers = 0;
   private readonly batch = new ResponseBatch();
+  /** A fan-out the last batch filled up in the middle of: the rest goes first in the next. */
+  private partial: { readonly item: Fanout; from: number } | undefined;
   private roomWaiter: (() => void) | undefined;
   private sendingDone = false;
   /** Resolves when this session ends the call itself (no leader, a send failure). */
@@ -177,6 +186,7 @@ class WatchSession {
     if (res.ok) {
       this.watchers.set(res.id, { prevKv: c.prevKv, fragment: c.fragment, progressNotify: c.progressNotify, quiet: true });
       if (c.prevKv) this.prevKvWatchers++;
+      if (isParticular(c)) this.particularWatchers++;
     }
     this.stream.pushControl(this.response(wsrev, res.ok ? res.id : -1, {
       created: true, canceled: !res.ok, cancelReason: res.ok ? '' : res.reason,
@@ -185,7 +195,9 @@ class WatchSession {
 
   private cancel(id: number): void {
     if (!this.stream.cancel(id)) return; // etcd answers nothing for an unknown id
-    if (this.watchers.get(id)?.prevKv === true) this.prevKvWatchers--;
+    const w = this.watchers.get(id);
+    if (w?.prevKv === true) this.prevKvWatchers--;
+    if (w !== undefined && isParticular(w)) this.particularWatchers--;
     this.watchers.delete(id);
     this.stream.pushControl(this.response(this.stream.rev, id, { canceled: true }));
   }
@@ -210,11 +222,14 @@ class WatchSession {
     const batch = this.batch;
     try {
       for (;;) {
-        await this.stream.readable();
+        if (this.partial === undefined) await this.stream.readable();
         // prev_kv reads the backend: not while a defrag swaps it. The round below is synchronous.
         if (this.prevKvWatchers > 0) await this.opts.host.watchable.ready();
         const header = this.opts.header(); // this round's term; each response sets its revision
-        for (let item = this.stream.next(); item !== undefined; item = batch.bytes < maxBatchBytes ? this.stream.next() : undefined) {
+        while (batch.bytes < maxBatchBytes) {
+          if (this.partial !== undefined) { this.encodeFanout(this.partial.item, this.partial.from, header); continue; }
+          const item = this.stream.nextItem();
+          if (item === undefined) break;
           this.encode(item, header);
         }
         if (batch.count === 0) return; // closed
@@ -241,7 +256,7 @@ class WatchSession {
   }
 
   /** Adds one queued item to the batch as WatchResponses (several when fragmented); `header` is this round's. */
-  private encode(item: Queued<pb.WatchResponse>, header: ResponseHeader): void {
+  private encode(item: QueuedItem<pb.WatchResponse>, header: ResponseHeader): void {
     const batch = this.batch;
     switch (item.kind) {
       case 'control': batch.addMessage(pb.WatchResponse.encode(item.control).finish()); return;
@@ -254,15 +269,27 @@ class WatchSession {
         header.revision = item.revision;
         batch.addMessage(pb.WatchResponse.encode(this.response(header, item.watchId, {})).finish());
         return;
-      case 'events': {
-        const w = this.watchers.get(item.watchId);
-        const events = w?.prevKv ? withPrevKv(item.events, this.opts.host.watchable) : item.events;
-        if (w !== undefined && events.length > 0) w.quiet = false;
-        header.revision = item.revision;
-        if (w?.fragment !== true) { batch.addEvents(header, item.watchId, events); return; }
-        for (const part of fragments(eventsResponse(header, item.watchId, events), this.opts.fragmentAtBytes)) batch.addMessage(pb.WatchResponse.encode(part).finish());
-      }
+      case 'fanout': this.encodeFanout(item, 0, header);
     }
+  }
+
+  /** Adds the fan-out's responses from watcher `from` on while the batch has room; notes where it stopped. */
+  private encodeFanout(item: Fanout, from: number, header: ResponseHeader): void {
+    header.revision = item.revision;
+    let i = from;
+    // Plain watchers only: every response is the same events, the batch splices in the ids.
+    if (this.particularWatchers === 0) i = this.batch.addFanout(header, item.watchIds, item.events, from, maxBatchBytes);
+    else while (i < item.watchIds.length && (i === from || this.batch.bytes < maxBatchBytes)) this.encodeEvents(item.watchIds[i++], item.events, header);
+    this.partial = i < item.watchIds.length ? { item, from: i } : undefined;
+  }
+
+  /** One watcher's events response, with its prev_kv, fragmenting and progress bookkeeping. */
+  private encodeEvents(watchId: number, evs: readonly Event[], header: ResponseHeader): void {
+    const w = this.watchers.get(watchId);
+    const events = w?.prevKv ? withPrevKv(evs, this.opts.host.watchable) : evs;
+    if (w !== undefined && events.length > 0) w.quiet = false;
+    if (w?.fragment !== true) { this.batch.addEvents(header, watchId, events); return; }
+    for (const part of fragments(eventsResponse(header, watchId, events), this.opts.fragmentAtBytes)) this.batch.addMessage(pb.WatchResponse.encode(part).finish());
   }
 
   private header(revision: number): ResponseHeader {
@@ -276,6 +303,11 @@ class WatchSession {
       header: typeof header === 'number' ? this.header(header) : header, watchId, created: false, canceled: false, compactRevision: 0, cancelReason: '', fragment: false, events: [], ...fields,
     };
   }
+}
+
+/** A watcher whose responses are not just header, id and events (or that tracks progress). */
+function isParticular(o: { prevKv: boolean; fragment: boolean; progressNotify: boolean }): boolean {
+  return o.prevKv || o.fragment || o.progressNotify;
 }
 
 /** The events with prev_kv set, one array per events array, shared by every prev_kv watcher that gets it. */

@@ -35,21 +35,44 @@ export function bufferSource(buf: Uint8Array): ByteSource {
   return { size: buf.length, read: (offset, length) => buf.subarray(offset, offset + length) };
 }
 
-/** A file read with positioned reads (not loaded whole); close() when done. */
+/** Bytes fileSource reads at once: a walk meets most pages in file order, so one read serves many. */
+const readAheadBytes = 1024 * 1024;
+/** Blocks fileSource keeps, most recently used first (its memory: readAheadBlocks * readAheadBytes). */
+const readAheadBlocks = 4;
+
+/**
+ * A file read with positioned reads in blocks of readAheadBytes (not loaded whole); close()
+ * when done. A block is never reused once read: what read() returned stays valid (a bucket
+ * name, a key kept by a caller) and keeps only its own block alive.
+ */
 export function fileSource(path: string): ByteSource & { close(): void } {
   const fd = fs.openSync(path, 'r');
   const size = fs.fstatSync(fd).size;
+  const readExactly = (offset: number, length: number): Buffer => {
+    const b = Buffer.allocUnsafe(length); // filled below, or an error is thrown
+    let got = 0;
+    while (got < length) {
+      const n = fs.readSync(fd, b, got, length - got, offset + got);
+      if (n === 0) throw new BoltFormatError(`file ended at ${offset + got} bytes, before ${offset + length}`);
+      got += n;
+    }
+    return b;
+  };
+  const blocks: { start: number; buf: Buffer }[] = [];
+  const block = (start: number): Buffer => {
+    const i = blocks.findIndex((b) => b.start === start);
+    const hit = i >= 0 ? blocks.splice(i, 1)[0]! : { start, buf: readExactly(start, Math.min(readAheadBytes, size - start)) };
+    blocks.unshift(hit);
+    if (blocks.length > readAheadBlocks) blocks.pop();
+    return hit.buf;
+  };
   return {
     size,
     read(offset, length) {
-      const b = Buffer.allocUnsafe(length); // filled below, or an error is thrown
-      let got = 0;
-      while (got < length) {
-        const n = fs.readSync(fd, b, got, length - got, offset + got);
-        if (n === 0) throw new BoltFormatError(`file ended at ${offset + got} bytes, before ${offset + length}`);
-        got += n;
-      }
-      return b;
+      const start = offset - (offset % readAheadBytes);
+      // A read within one block (a page; most overflow runs) comes from it, others go to the file.
+      if (offset + length > start + readAheadBytes || offset + length > size) return readExactly(offset, length);
+      return block(start).subarray(offset - start, offset - start + length);
     },
     close: () => fs.closeSync(fd),
   };

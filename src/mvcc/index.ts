@@ -13,5 +13,5 @@ export { TreeIndex } from './tree_index.js';
 export { revKey, revMain, revSub, isTombstoneKey } from './revision.js';
 export { encodeKeyValue, decodeKeyValue } from './kvcodec.js';
 export { WatchableStore, WatchStream, defaultWatchStreamBounds, watchErrors } from './watchable-store.js';
-export type { WatchStreamBounds, WatchableOptions, WatchReply, Queued, WatchRequest, WatchResult } from './watchable-store.js';
+export type { WatchStreamBounds, WatchableOptions, WatchReply, Queued, QueuedItem, Fanout, WatchRequest, WatchResult } from './watchable-store.js';
 export { prefixRangeEnd } from '../proto/index.js';

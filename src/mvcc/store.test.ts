@@ -396,6 +396,23 @@ test('onChanges reports each write txn once with its events in order', () => {
   );
 });
 
+test('wantsChanges, asked as each write begins, skips building the events of writes nobody wants', () => {
+  const seen: number[] = [];
+  let wanted = false;
+  return withStore(
+    (s) => {
+      s.put(putReq('a', '1'));
+      wanted = true;
+      s.put(putReq('b', '1'));
+      wanted = false;
+      s.write((tx) => { tx.put(putReq('c', '1')); tx.deleteRange(delReq('a')); });
+      assert.deepEqual(seen, [3]);
+      assert.equal(s.range(rangeReq('\0', { rangeEnd: b('\0') })).kvs.length, 2, 'the writes themselves all happened');
+    },
+    { onChanges: (_evs: unknown[], rev: number) => seen.push(rev), wantsChanges: () => wanted },
+  );
+});
+
 test('delete + compact + defrag shrinks the file and keeps every live key and the revision', async () => {
   const dir = tempDir();
   const s = openStore(dir);

@@ -58,6 +58,12 @@ export interface MvccStoreOptions {
   compactionBatchLimit?: number;
   /** Called after each write that changed something, with its events in order (for watchers). */
   onChanges?: (events: Event[], revision: number) => void;
+  /**
+   * Asked as a write begins: does onChanges want its events? False skips building them (an
+   * event per change, its KeyValue decoded): the watchable store says false while no watcher
+   * is synced, as on a plain put load. A write is synchronous, so the answer holds until it ends.
+   */
+  wantsChanges?: () => boolean;
   /** Called when a compaction at `revision` is accepted, before anything is removed (watch: mvcc/watchable-store.ts). */
   onCompact?: (revision: number) => void;
   /** Called after restoreFrom rebuilt the store from a replaced backend file. */
@@ -122,6 +128,7 @@ export class MvccStore {
   private readonly onKeyLease: MvccStoreOptions['onKeyLease'];
   private readonly batchLimit: number;
   private readonly onChanges: MvccStoreOptions['onChanges'];
+  private readonly wantsChanges: () => boolean;
   private readonly onCompact: MvccStoreOptions['onCompact'];
   private readonly onRestore: MvccStoreOptions['onRestore'];
   private readonly log: StoreLogger | undefined;
@@ -141,6 +148,7 @@ export class MvccStore {
     this.onKeyLease = opts.onKeyLease;
     this.batchLimit = opts.compactionBatchLimit ?? 1000;
     this.onChanges = opts.onChanges;
+    this.wantsChanges = opts.wantsChanges ?? (() => true);
     this.onCompact = opts.onCompact;
     this.onRestore = opts.onRestore;
     this.log = opts.log;
@@ -353,7 +361,7 @@ export class MvccStore {
 
   private begin(): WriteTxn {
     if (this.closed) throw new Error('mvcc: store is closed');
-    return { beginRev: this.currentRev, changes: 0, events: this.onChanges ? [] : undefined };
+    return { beginRev: this.currentRev, changes: 0, events: this.onChanges && this.wantsChanges() ? [] : undefined };
   }
 
   /** Revision a read inside the txn sees: its own changes included. */

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Backend } from '../storage/index.js';
 import { Event_EventType, type Event } from '../proto/index.js';
-import { WatchableStore, type WatchStream, type WatchReply, type WatchStreamBounds } from './watchable-store.js';
+import { WatchableStore, type WatchStream, type WatchReply, type Queued, type WatchStreamBounds } from './watchable-store.js';
 import { prefixRangeEnd } from '../proto/index.js';
 // The project's seeded PRNG (mulberry32), shared with the raft simulation; test-only import.
 import { b, tempDir, putReq, delReq, txnReq, opPut, opDel } from './testutil.js';
@@ -171,6 +171,37 @@ test('a full stream makes its watchers victims; they catch up once it drains, ot
   });
 });
 
+test('a revision\'s fan-out to a stream is one item with the ids in order, bounded per watcher; the rest become victims', async () => {
+  await withStore(async (ws) => {
+    const s = ws.newWatchStream<never>({ maxQueuedResponses: 3, maxQueuedBytes: 1 << 20 });
+    const other = ws.newWatchStream<never>();
+    for (let i = 0; i < 5; i++) s.watch(watchReq('a'));
+    other.watch(watchReq('a'));
+    s.watch(watchReq('a', { filterPut: true })); // id 5: not sent a put at all
+    ws.kv.put(putReq('a', '1'));
+    assert.deepEqual(ws.counts, { synced: 5, unsynced: 0, victims: 2 }, 'three fit the bound of 3 responses; ids 3 and 4 wait');
+    assert.equal(s.hasRoom(), false);
+    const item = s.nextItem();
+    assert.ok(item?.kind === 'fanout');
+    assert.deepEqual([item.watchIds, item.revision, item.events.map(evStr)], [[0, 1, 2], 2, ['PUT a=1@2 c2 v1']]);
+    assert.equal(s.nextItem(), undefined);
+    assert.equal(s.hasRoom(), true, 'taking the fan-out gave back its three responses');
+    await settle();
+    const retried = s.nextItem();
+    assert.ok(retried?.kind === 'fanout');
+    assert.deepEqual([retried.watchIds, retried.events], [[3, 4], item.events], 'the victims\' parked batch, still shared');
+    assert.deepEqual(drain(other).map((r) => r.kind === 'events' ? [r.watchId, r.revision] : r), [[0, 2]]);
+    // next() hands a fan-out out watcher by watcher; nextItem() then takes what is left of it.
+    ws.kv.put(putReq('a', '2'));
+    const first = s.next();
+    assert.ok(first?.kind === 'events');
+    assert.equal(first.watchId, 0);
+    const rest = s.nextItem();
+    assert.ok(rest?.kind === 'fanout');
+    assert.deepEqual(rest.watchIds, [1, 2]);
+  });
+});
+
 test('a stream-wide progress request waits until every watcher of the stream is synced', async () => {
   await withStore(async (ws) => {
     for (let i = 0; i < 5; i++) ws.kv.put(putReq('a', `v${i}`));
@@ -248,10 +279,19 @@ async function runProperty(seed: number, steps: number): Promise<void> {
     let rev = 1;
     let compactRev = 0;
     const bounds: WatchStreamBounds = { maxQueuedResponses: 3, maxQueuedBytes: 600 };
-    const streams = [0, 1, 2].map(() => ({ s: ws.newWatchStream<never>(bounds), progressPending: false }));
+    const streams = [0, 1, 2].map(() => ({ s: ws.newWatchStream<never>(bounds), progressPending: false, pending: [] as Queued<never>[] }));
+    /** A reply by next(), or (as the watch service reads) a whole item by nextItem(), a fan-out spread into replies. */
+    const takeReply = (st: (typeof streams)[number]): Queued<never> | undefined => {
+      if (rand() < 0.5) return st.s.next();
+      const item = st.s.nextItem();
+      if (item?.kind !== 'fanout') return item;
+      seen.fanouts += item.watchIds.length > 1 ? 1 : 0;
+      st.pending.push(...item.watchIds.map((watchId) => ({ kind: 'events' as const, watchId, events: item.events, revision: item.revision })));
+      return st.pending.shift();
+    };
     const watchers: ModelWatcher[] = [];
     /** What the run exercised: a run that never hit these would prove little. */
-    const seen = { compacted: 0, bookmarks: 0, victims: 0, catchUps: 0 };
+    const seen = { compacted: 0, bookmarks: 0, victims: 0, catchUps: 0, fanouts: 0 };
     const byId = (si: number, id: number) => watchers.find((w) => w.stream === si && w.id === id && w.state === 'live');
 
     const put = (k: string, v: string, r: number): Event => {
@@ -312,7 +352,7 @@ async function runProperty(seed: number, steps: number): Promise<void> {
       const st = streams[si];
       let i = 0;
       for (; i < budget; i++) {
-        const r = st.s.next();
+        const r = st.pending.shift() ?? takeReply(st);
         if (r === undefined) return i;
         if (r.kind === 'control') continue;
         if (r.kind === 'progress') {
@@ -369,7 +409,9 @@ async function runProperty(seed: number, steps: number): Promise<void> {
       else if (x < 0.55) {
         const when = rand();
         const start = when < 0.3 ? 0 : when < 0.5 ? rev + 1 + Math.floor(rand() * 3) : Math.max(1, Math.floor(rand() * (rev + 1)));
-        addWatcher(si, start);
+        // Often the range of a watcher the stream has: those share a revision's events (a fan-out).
+        const twin = rand() < 0.4 ? watchers.find((w) => w.stream === si && w.state === 'live') : undefined;
+        addWatcher(si, start, twin?.key, twin?.end);
       } else if (x < 0.58) {
         // Cancel one, and resume it from the last revision seen + 1 (resumable).
         const live = watchers.filter((w) => w.stream === si && w.state === 'live');

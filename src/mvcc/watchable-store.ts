@@ -57,6 +57,25 @@ export type WatchReply =
 /** A queue item: a watch reply, or a control message of the layer above, kept in order with them. */
 export type Queued<C> = WatchReply | { readonly kind: 'control'; readonly control: C };
 
+/**
+ * Consecutive events replies of one stream that carry the same events array at the same
+ * revision (one revision's fan-out to the stream's watchers of a key): one queue item
+ * holding the watcher ids in order, so a fan-out costs an id per watcher, not an object,
+ * and the layer above encodes the events once for the lot.
+ */
+export interface Fanout {
+  readonly kind: 'fanout';
+  readonly events: readonly Event[];
+  readonly revision: number;
+  /** The watchers it goes to, in queue order; each counts as one response in the bounds. */
+  readonly watchIds: number[];
+  /** Estimated bytes of one response (eventsReplyBytes), counted once per watcher. */
+  readonly bytesEach: number;
+}
+
+/** What WatchStream.nextItem() hands out: events replies come as fan-outs. */
+export type QueuedItem<C> = Exclude<Queued<C>, { kind: 'events' }> | Fanout;
+
 export interface WatchRequest {
   /** 0 (etcd's AutoWatchID): the stream picks the next free id. */
   id: number;
@@ -97,10 +116,10 @@ const EMPTY = Buffer.alloc(0);
 const eventOverheadBytes = 48;
 const replyOverheadBytes = 64;
 
-function replyBytes(r: Queued<unknown>): number {
-  if (r.kind !== 'events') return replyOverheadBytes;
+/** Estimated bytes of one events reply (what the stream's byte bound counts). */
+function eventsReplyBytes(events: readonly Event[]): number {
   let n = replyOverheadBytes;
-  for (const e of r.events) n += e.kv!.key.length + e.kv!.value.length + eventOverheadBytes;
+  for (const e of events) n += e.kv!.key.length + e.kv!.value.length + eventOverheadBytes;
   return n;
 }
 
@@ -133,6 +152,8 @@ export class WatchableStore {
     (ws as { kv: MvccStore }).kv = MvccStore.open({
       ...opts,
       onChanges: (events, rev) => ws.notify(events, rev),
+      // notify() hands events to synced watchers only: with none, a write need not build them.
+      wantsChanges: () => ws.synced.size !== 0,
       onCompact: (rev) => ws.beforeCompact(rev),
       onRestore: () => ws.afterRestore(),
     });
@@ -262,7 +283,7 @@ export class WatchableStore {
       evs = events.filter((e) => (e.type === Event_EventType.PUT ? !w.filterPut : !w.filterDelete));
       if (evs.length === 0) return true;
     }
-    return w.stream.trySend({ kind: 'events', watchId: w.id, events: evs, revision });
+    return w.stream.trySendEvents(w.id, evs, revision);
   }
 
   // ------------------------------------------------------------ compaction hook
@@ -445,8 +466,12 @@ function recordToEvent(k: Buffer, v: Buffer): Event {
 export class WatchStream<C> {
   private readonly watchers = new Map<number, StoreWatcher>();
   private nextId = 0;
-  private queue: Array<Queued<C>> = [];
+  private queue: Array<QueuedItem<C>> = [];
   private head = 0;
+  /** How far next() got into the head item when that is a fan-out. */
+  private headRunAt = 0;
+  /** Responses queued (a fan-out counts one per watcher): what maxQueuedResponses bounds. */
+  private queuedResponses = 0;
   private queuedBytes = 0;
   /** A send was refused for lack of room: kick the store once there is room again. */
   private starved = false;
@@ -510,22 +535,46 @@ export class WatchStream<C> {
 
   /** True if the queue takes another reply of ordinary size. */
   hasRoom(): boolean {
-    const n = this.queue.length - this.head;
-    const room = n < this.bounds.maxQueuedResponses && this.queuedBytes < this.bounds.maxQueuedBytes;
+    const room = this.queuedResponses < this.bounds.maxQueuedResponses && this.queuedBytes < this.bounds.maxQueuedBytes;
     if (!room) this.starved = true;
     return room;
   }
 
-  /** @internal Queues a reply if it fits (an empty queue takes anything). */
-  trySend(r: WatchReply): boolean {
-    if (this.closed) return true; // a closed stream swallows: its watchers are gone with it
-    const bytes = replyBytes(r);
-    const n = this.queue.length - this.head;
+  /** True if a reply of `bytes` fits (an empty queue takes anything); else marks the stream starved. */
+  private fits(bytes: number): boolean {
+    const n = this.queuedResponses;
     if (n > 0 && (n >= this.bounds.maxQueuedResponses || this.queuedBytes + bytes > this.bounds.maxQueuedBytes)) {
       this.starved = true;
       return false;
     }
-    this.push(r, bytes);
+    return true;
+  }
+
+  /** @internal Queues a compacted or progress reply if it fits. */
+  trySend(r: Exclude<WatchReply, { kind: 'events' }>): boolean {
+    if (this.closed) return true; // a closed stream swallows: its watchers are gone with it
+    if (!this.fits(replyOverheadBytes)) return false;
+    this.push(r, replyOverheadBytes);
+    return true;
+  }
+
+  /**
+   * @internal Queues watcher `watchId`'s events at `revision` if they fit. Joins the fan-out
+   * at the tail of the queue when it carries the same events array at the same revision.
+   */
+  trySendEvents(watchId: number, events: readonly Event[], revision: number): boolean {
+    if (this.closed) return true;
+    const tail = this.queue.length > this.head ? this.queue[this.queue.length - 1] : undefined;
+    if (tail !== undefined && tail.kind === 'fanout' && tail.events === events && tail.revision === revision) {
+      if (!this.fits(tail.bytesEach)) return false;
+      tail.watchIds.push(watchId);
+      this.queuedResponses++;
+      this.queuedBytes += tail.bytesEach;
+      return true; // the reader was woken by the fan-out's first reply
+    }
+    const bytes = eventsReplyBytes(events);
+    if (!this.fits(bytes)) return false;
+    this.push({ kind: 'fanout', events, revision, watchIds: [watchId], bytesEach: bytes }, bytes);
     return true;
   }
 
@@ -537,19 +586,46 @@ export class WatchStream<C> {
     if (!this.closed) this.push({ kind: 'control', control }, replyOverheadBytes);
   }
 
-  private push(r: Queued<C>, bytes: number): void {
+  private push(r: QueuedItem<C>, bytes: number): void {
     this.queue.push(r);
+    this.queuedResponses++;
     this.queuedBytes += bytes;
     const w = this.wakeReader;
     if (w !== undefined) { this.wakeReader = undefined; w(); }
   }
 
-  /** The next queued item, or undefined if the queue is empty. */
+  /**
+   * The next queued item, or undefined if the queue is empty: a fan-out whole (the stream's
+   * sender encodes it once for all its watchers).
+   */
+  nextItem(): QueuedItem<C> | undefined {
+    if (this.head === this.queue.length) return undefined;
+    let r = this.queue[this.head];
+    if (r.kind === 'fanout' && this.headRunAt > 0) r = { ...r, watchIds: r.watchIds.slice(this.headRunAt) }; // next() took some
+    this.dropHead();
+    if (r.kind === 'fanout') this.consumed(r.watchIds.length, r.watchIds.length * r.bytesEach);
+    else this.consumed(1, replyOverheadBytes);
+    return r;
+  }
+
+  /** The next queued reply, one per watcher (a fan-out is handed out id by id), or undefined if the queue is empty. */
   next(): Queued<C> | undefined {
     if (this.head === this.queue.length) return undefined;
     const r = this.queue[this.head];
-    this.queue[this.head++] = undefined as unknown as Queued<C>;
-    this.queuedBytes -= replyBytes(r);
+    if (r.kind !== 'fanout') {
+      this.dropHead();
+      this.consumed(1, replyOverheadBytes);
+      return r;
+    }
+    const watchId = r.watchIds[this.headRunAt++];
+    if (this.headRunAt === r.watchIds.length) this.dropHead();
+    this.consumed(1, r.bytesEach);
+    return { kind: 'events', watchId, events: r.events, revision: r.revision };
+  }
+
+  private dropHead(): void {
+    this.queue[this.head++] = undefined as unknown as QueuedItem<C>;
+    this.headRunAt = 0;
     if (this.head === this.queue.length) {
       this.queue = [];
       this.head = 0;
@@ -557,11 +633,16 @@ export class WatchStream<C> {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }
-    if (this.starved && this.queue.length - this.head <= this.bounds.maxQueuedResponses >> 1 && this.queuedBytes <= this.bounds.maxQueuedBytes >> 1) {
+  }
+
+  /** Accounts for replies taken off the queue; kicks the store once a starved stream is half empty. */
+  private consumed(responses: number, bytes: number): void {
+    this.queuedResponses -= responses;
+    this.queuedBytes -= bytes;
+    if (this.starved && this.queuedResponses <= this.bounds.maxQueuedResponses >> 1 && this.queuedBytes <= this.bounds.maxQueuedBytes >> 1) {
       this.starved = false;
       this.store.kick();
     }
-    return r;
   }
 
   /** Resolves when the queue has an item (at once if it has one now) or the stream is closed. */
@@ -579,6 +660,8 @@ export class WatchStream<C> {
     this.store.forgetStream(this as WatchStream<unknown>);
     this.queue = [];
     this.head = 0;
+    this.headRunAt = 0;
+    this.queuedResponses = 0;
     this.queuedBytes = 0;
     const w = this.wakeReader;
     if (w !== undefined) { this.wakeReader = undefined; w(); }

@@ -105,7 +105,7 @@ export function checkBackendMatchesLog(path: string, consistentIndex: number, sn
 export async function importEtcdBackend(reader: BoltReader, etcdDb: string, path: string, membership: Membership, alarms: readonly AlarmMember[], log: Logger): Promise<void> {
   rmSync(path, { force: true });
   rmSync(`${path}-lock`, { force: true });
-  const backend = Backend.open({ path });
+  const backend = Backend.open({ path, deferSync: true }); // synced by the forceCommit below, before the rename
   try {
     await importBoltBuckets(reader, backend, { log, path: etcdDb });
     backend.put('members', membersKey, Buffer.from(membership.toJson()));

@@ -362,7 +362,7 @@ export type NewMemberConfig = Pick<ServerConfig, 'name' | 'dataDir' | 'walDir' |
 export async function writeRestoredMember(config: NewMemberConfig, alarms: readonly AlarmMember[], fill: (backend: Backend) => Promise<void>): Promise<{ memberId: bigint; clusterId: bigint }> {
   const boot = bootstrapIdentity(config);
   mkdirSync(join(config.dataDir, 'member', 'snap'), { recursive: true, mode: 0o700 });
-  const backend = Backend.open({ path: backendPath(config.dataDir) });
+  const backend = Backend.open({ path: backendPath(config.dataDir), deferSync: true }); // synced by forceCommit below
   try {
     await fill(backend);
     backend.put('members', membersKey, Buffer.from(new Membership(boot.clusterId, []).toJson()));

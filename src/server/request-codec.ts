@@ -109,6 +109,14 @@ export function decodeEntryRequest(data: Uint8Array): DecodedEntry {
   return decodeRaftRequest(data);
 }
 
+/**
+ * A client's PutRequest message (already checked at the top level by wireShapeError) with key
+ * and value as views into `body`: for the API, which keeps `body` as the entry's payload.
+ */
+export function decodePutRequestBody(body: Uint8Array): PutRequest {
+  return decodePutRequestView(body, 0, body.length);
+}
+
 /** InternalRaftRequest field 4 (put), length-delimited. */
 const putTag = (4 << 3) | 2;
 

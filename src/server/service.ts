@@ -17,7 +17,7 @@ import type {
 import type { WatchableStore } from '../mvcc/index.js';
 import type { AuthApi, AuthInfo } from './auth-server.js';
 
-export type { WatchableStore, WatchStream, WatchStreamBounds, Queued } from '../mvcc/index.js';
+export type { WatchableStore, WatchStream, WatchStreamBounds, Queued, QueuedItem, Fanout } from '../mvcc/index.js';
 
 export interface HealthReport {
   health: boolean;

@@ -100,6 +100,21 @@ test('reaching batchLimit commits without waiting for the interval', async () =>
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+test('by default a flush is started at 1,000 buffered writes, bounding its main-thread pause', async () => {
+  const { dir, file } = tempPath();
+  const be = Backend.open({ path: file, batchIntervalMs: 60_000 });
+  for (let i = 0; i < 999; i++) be.put('key', k(i), Buffer.from('v'));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(be.pendingWrites, 999, 'below the limit the interval decides');
+  be.put('key', k(999), Buffer.from('v'));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(be.pendingWrites, 0, 'the 1,000th write starts a flush on the next turn');
+  await be.forceCommit();
+  assert.equal(be.get('key', k(999))?.toString(), 'v');
+  await be.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
 test('the onBeforeCommit hook writes land in the same commit as the data', async () => {
   const { dir, file } = tempPath();
   const be = Backend.open({ path: file, batchIntervalMs: 60_000 });
@@ -233,4 +248,68 @@ test('a read view is one point in time: later writes and deletes do not show, an
   assert.throws(() => [...view.scan('key')], /after close/);
   await be.close();
   fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('bulkLoad (imports) writes straight into LMDB; with deferSync only forceCommit and close sync, and forceCommit waits for it', async () => {
+  const { dir, file } = tempPath();
+  const be = Backend.open({ path: file, deferSync: true });
+  // lmdb-js's env.sync(cb) is mdb_env_sync: count the calls and hold the callback back.
+  const env = be as unknown as { env: { sync(cb: (err?: Error) => void): void } };
+  const realSync = env.env.sync.bind(env.env);
+  let syncs = 0;
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  env.env.sync = (cb) => {
+    syncs++;
+    void held.then(() => realSync(cb));
+  };
+  try {
+    const view = Buffer.from('xxvalue-1xx');
+    assert.equal(be.bulkLoad('key', [[k(1), view.subarray(2, 9)], [k(2), Buffer.from('value-2')]]), 2);
+    view.fill(0); // LMDB copied the bytes during the put: the caller may reuse its buffers
+    assert.equal(be.bulkLoad('lease', (function* () { for (let i = 0; i < 1000; i++) yield [k(i), Buffer.from(`lease-${i}`)] as const; })()), 1000);
+    assert.equal(be.get('key', k(1))?.toString(), 'value-1', 'readable at once, from LMDB');
+    assert.equal(be.get('lease', k(999))?.toString(), 'lease-999');
+    assert.equal(syncs, 0, 'a bulk transaction must not sync on its own with deferSync');
+    let done = false;
+    const forced = be.forceCommit().then(() => (done = true));
+    for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
+    assert.equal(syncs, 1, 'forceCommit syncs the file once');
+    assert.equal(done, false, 'forceCommit must wait for the sync');
+    release();
+    await forced;
+    be.put('meta', k(1), Buffer.from('buffered'));
+    assert.throws(() => be.bulkLoad('key', [[k(3), Buffer.from('x')]]), /bulkLoad while buffered writes are pending/);
+  } finally {
+    release();
+    await be.close();
+  }
+  assert.equal(syncs, 2, 'close syncs too');
+  const again = Backend.open({ path: file });
+  assert.equal(again.get('key', k(2))?.toString(), 'value-2');
+  assert.equal(again.get('lease', k(500))?.toString(), 'lease-500');
+  assert.equal(again.get('meta', k(1))?.toString(), 'buffered');
+  await again.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('readView waits for the commit to be visible, not for its fsync (the server holds applies meanwhile)', async () => {
+  const { dir, file } = tempPath();
+  const be = Backend.open({ path: file, batchIntervalMs: 60_000 });
+  const env = (be as unknown as { env: { flushed: PromiseLike<boolean> } }).env;
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  Object.defineProperty(env, 'flushed', { configurable: true, get: () => held.then(() => true) }); // the fsync never ends
+  try {
+    be.put('key', k(1), Buffer.from('one'));
+    const view = await Promise.race([be.readView(), held.then(() => undefined), new Promise<undefined>((r) => setTimeout(r, 60_000, undefined))]);
+    assert.ok(view !== undefined, 'readView waited for the fsync');
+    assert.deepEqual([...view.scan('key')].map(([key, v]) => [key.toString(), v.toString()]), [[k(1).toString(), 'one']]);
+    view.close();
+  } finally {
+    release();
+    delete (env as { flushed?: unknown }).flushed;
+    await be.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

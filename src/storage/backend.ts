@@ -1,6 +1,12 @@
 // The LMDB backend: one environment with etcd's named buckets, and a write buffer that is
 // committed in batches (every batchIntervalMs or batchLimit writes, or on forceCommit()).
 //
+// Why batchLimit is 1,000 writes where etcd's is 10,000: a flush hands every write to lmdb-js
+// in one synchronous turn (lmdb-js copies each key and value into its write buffer, 1.5-3 us a
+// write here), so the limit bounds the main-thread pause a flush causes: ~2-3 ms at 1,000,
+// against 15-30 ms at 10,000, a pause every client in flight would wait out. The commit itself
+// runs on lmdb-js's own thread either way; more, smaller transactions cost little beside that.
+//
 // Why a buffer of our own rather than a write per put: the apply path runs on the server's one
 // thread and must stay cheap; etcd's backend commits every 100 ms / 10,000 writes because the
 // WAL, not the backend, is the durability point. Buffered writes are visible to get()/scan()
@@ -47,10 +53,16 @@ export interface BackendOptions {
   path: string;
   /** Commit the write buffer at least this often while it holds writes. Default 100. */
   batchIntervalMs?: number;
-  /** Commit the write buffer once it holds this many writes. Default 10,000. */
+  /** Commit the write buffer once it holds this many writes (bounds a flush's main-thread pause). Default 1,000. */
   batchLimit?: number;
   /** Initial LMDB map size (virtual address space, not disk). Default 10 GiB (quota up to 8 GiB). */
   mapSizeBytes?: number;
+  /**
+   * For a backend being filled before anything relies on it (a restore, an import): commits
+   * are not fsynced one by one (LMDB's noSync), and forceCommit() and close() sync the whole
+   * file once, so the disk writes overlap the filling instead of stalling each commit.
+   */
+  deferSync?: boolean;
 }
 
 /** Where Concord keeps its environment in a data dir: beside etcd's `member/snap/db`, never on it. */
@@ -107,12 +119,16 @@ export interface ScanOptions {
 const DEFAULT_MAP_SIZE = 10 * 1024 * 1024 * 1024;
 const DB_OPTIONS = { keyEncoding: 'binary', encoding: 'binary' } as const;
 
+/** Writes buffered before a flush is started (see the top of this file for why not etcd's 10,000). */
+export const defaultBatchLimitWrites = 1_000;
+
 /** LMDB environment with etcd's buckets and a batched, read-your-writes write buffer. */
 export class Backend {
   readonly path: string;
   readonly batchIntervalMs: number;
   readonly batchLimit: number;
   private readonly mapSizeBytes: number;
+  private readonly deferSync: boolean;
   private env!: RootDatabase;
   private dbs!: Database<Buffer, Buffer>[];
   private pending: Batch = newBatch();
@@ -137,8 +153,9 @@ export class Backend {
   private constructor(opts: BackendOptions) {
     this.path = opts.path;
     this.batchIntervalMs = opts.batchIntervalMs ?? 100;
-    this.batchLimit = opts.batchLimit ?? 10_000;
+    this.batchLimit = opts.batchLimit ?? defaultBatchLimitWrites;
     this.mapSizeBytes = opts.mapSizeBytes ?? DEFAULT_MAP_SIZE;
+    this.deferSync = opts.deferSync ?? false;
   }
 
   /** Opens (creating if needed) the environment at `opts.path` and all of etcd's buckets. */
@@ -158,8 +175,8 @@ export class Backend {
       maxDbs: DB_NAMES.length + 4,
       mapSize: this.mapSizeBytes,
       // Explicit, so durability never depends on a library default: commits resolve when
-      // visible, `env.flushed` when synced (see forceCommit).
-      overlappingSync: true,
+      // visible, `env.flushed` when synced (see forceCommit). deferSync: synced by syncEnv().
+      ...(this.deferSync ? { noSync: true, overlappingSync: false } : { overlappingSync: true }),
     });
     this.dbs = DB_NAMES.map((name) => this.env.openDB<Buffer, Buffer>(name, DB_OPTIONS));
   }
@@ -342,6 +359,7 @@ export class Backend {
     if (this.defragging) await this.defragging;
     await this.flush();
     await this.env.flushed;
+    if (this.deferSync) await this.syncEnv();
   }
 
   /**
@@ -360,6 +378,39 @@ export class Backend {
 
   private check(): void {
     if (this.fatal) throw this.fatal;
+  }
+
+  // ---------------------------------------------------------------- bulk load (imports)
+
+  /**
+   * For filling a backend nothing serves yet (a restore, the import of an etcd data dir):
+   * puts `entries` of `db` straight into LMDB in one synchronous transaction and returns how
+   * many it wrote. No write buffer, no per-entry promise, no copies (LMDB copies
+   * the bytes during the put, so views of a file read may be passed). Durable once
+   * forceCommit() returns, as any write; with deferSync the commits are not synced one by one.
+   * Refused while buffered writes are pending, so the two paths never interleave.
+   */
+  bulkLoad(db: DbName, entries: Iterable<readonly [Uint8Array, Uint8Array]>): number {
+    this.check();
+    if (this.closed) throw new Error('backend: write after close');
+    if (this.pendingCount !== 0 || this.inflight.length !== 0 || this.defragging) {
+      throw new Error('backend: bulkLoad while buffered writes are pending');
+    }
+    const target = this.dbs[DB_INDEX[db]];
+    let n = 0;
+    this.env.transactionSync(() => {
+      for (const [key, value] of entries) {
+        target.putSync(key as Buffer, value as Buffer);
+        n++;
+      }
+    });
+    return n;
+  }
+
+  /** fsyncs every commit so far (LMDB's mdb_env_sync, forced): deferSync's one sync. */
+  private async syncEnv(): Promise<void> {
+    const env = this.env as unknown as { sync(cb: (err?: Error) => void): void };
+    await new Promise<void>((resolve, reject) => env.sync((err) => (err ? reject(err) : resolve())));
   }
 
   // ---------------------------------------------------------------- size
@@ -477,10 +528,13 @@ export class Backend {
 
   /**
    * A read view of everything written before the call (committed first), for streaming a
-   * snapshot while writes go on.
+   * snapshot while writes go on. Committed, not synced: the view only reads, and the server
+   * holds its applies while it waits here, so an fsync (hundreds of ms on a loaded disk) would
+   * stall every put for nothing. (A snapshot's data is durable in the WAL.)
    */
   async readView(): Promise<BackendReadView> {
-    await this.forceCommit();
+    if (this.defragging) await this.defragging;
+    await this.flush();
     this.check();
     const txn = this.env.useReadTransaction();
     const dbs = this.dbs;
@@ -512,6 +566,7 @@ export class Backend {
     if (this.defragging) await this.defragging.catch(() => {});
     await this.flush().catch(() => {});
     await Promise.resolve(this.env.flushed).catch(() => {}); // a failed commit already set `fatal`
+    if (this.deferSync && !this.fatal) await this.syncEnv();
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
