@@ -10,7 +10,7 @@
 //   --duration 5  --warmup 1  --repeat 1 (medians over repeats)   BENCH_DURATION_S BENCH_WARMUP_S BENCH_REPEAT
 //   --modes plain,auth,tls   --scenarios put,range                BENCH_MODES BENCH_SCENARIOS
 import { fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { cpuMs } from './proc-cpu.js';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,13 +56,6 @@ async function bringUp(target: typeof targets[number], mode: Mode, pki: TestPki)
   } finally {
     c.close();
   }
-}
-
-/** The server process's CPU time so far (utime + stime, all its threads), in ms. */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10; // USER_HZ = 100
 }
 
 /** One load run: its result and the server's CPU ms per request over the measured window (steadier than rates on a busy machine). */

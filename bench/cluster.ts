@@ -6,7 +6,9 @@
 //   range-l   Range (linearizable) of one key, 100 clients over 10 connections
 //   range-s   Range (serializable) of one key, 100 clients over 10 connections
 // then real etcdctl `check perf --load=s` and `--load=m` against each cluster (its own
-// PASS/FAIL verdict and throughput). Prints one table with the Concord/etcd ratios.
+// PASS/FAIL verdict and throughput). Prints one table with the Concord/etcd ratios, and the
+// CPU each member spent per request over the measured window (from /proc: a cost that holds
+// up on a loaded machine, where rates do not), leader and followers apart.
 //
 // Options (flags or env):
 //   --targets etcd,concord   BENCH_TARGETS
@@ -19,6 +21,7 @@ import { dirname, join } from 'node:path';
 import { startCluster, type Cluster } from '../test/cluster-harness.js';
 import { etcdctl } from '../test/harness.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
+import { cpuMs } from './proc-cpu.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -44,17 +47,19 @@ const loadScenarios: LoadScenario[] = [
 ];
 const perfLoads = ['s', 'm', 'l'].map((l) => ({ name: `perf-${l}`, load: l }));
 
-interface Row { target: Target; scenario: string; throughput?: number; p50Ms?: number; p99Ms?: number; note?: string }
+interface Row { target: Target; scenario: string; throughput?: number; p50Ms?: number; p99Ms?: number; cpu?: CpuPerRequest; note?: string }
+/** CPU ms per request over the measured window: the leader's and the followers' mean. */
+interface CpuPerRequest { leaderMs: number; followerMs: number }
 const rows: Row[] = [];
 
-/** Client URLs with the leader first (so put-1 and connection 0 go to the leader). */
-async function leaderFirst(c: Cluster): Promise<string[]> {
+/** Client URLs and member pids with the leader first (so put-1 and connection 0 go to the leader). */
+async function leaderFirst(c: Cluster): Promise<{ endpoints: string[]; pids: number[] }> {
   const l = await c.waitForLeader();
-  const eps = c.endpoints();
-  return [eps[l]!, ...eps.filter((_, i) => i !== l)];
+  const order = [l, ...c.members.map((_, i) => i).filter((i) => i !== l)];
+  return { endpoints: order.map((i) => c.endpoint(i)), pids: order.map((i) => c.member(i).pid!) };
 }
 
-function runLoad(endpoints: string[], sc: LoadScenario, label: string): Promise<LoadResult> {
+function runLoad(endpoints: string[], pids: number[], sc: LoadScenario, label: string): Promise<LoadResult & { cpu: CpuPerRequest }> {
   return new Promise((resolve, reject) => {
     const cfg: LoadConfig = {
       endpoint: endpoints[0]!, endpoints, op: sc.op, clients: sc.clients, connections: sc.connections,
@@ -62,10 +67,16 @@ function runLoad(endpoints: string[], sc: LoadScenario, label: string): Promise<
       warmupMs: warmupS * 1000, durationMs: durationS * 1000, totalRequests: 0,
     };
     const child = fork(join(here, 'loadgen.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    let result: LoadResult | null = null;
+    let result: (LoadResult & { cpu: CpuPerRequest }) | null = null;
+    let cpu0: number[] = [];
     child.on('message', (m: { type: string; result?: LoadResult; phase?: string; requests?: number }) => {
       if (m.type === 'progress') process.stderr.write(`\r  ${label.padEnd(48)} ${m.phase} ${m.requests} req   `);
-      if (m.type === 'result') result = m.result!;
+      if (m.type === 'window-start') cpu0 = pids.map(cpuMs);
+      if (m.type === 'result') {
+        const perReq = pids.map((p, i) => (cpuMs(p) - (cpu0[i] ?? 0)) / Math.max(1, m.result!.requests));
+        const followers = perReq.slice(1);
+        result = { ...m.result!, cpu: { leaderMs: perReq[0]!, followerMs: followers.reduce((a, x) => a + x, 0) / Math.max(1, followers.length) } };
+      }
     });
     child.on('error', reject);
     child.on('exit', (code) => {
@@ -101,7 +112,7 @@ const median = (xs: number[]): number => {
 
 function table(): string {
   const fmt = (n: number | undefined, d = 0) => (n === undefined || Number.isNaN(n) ? '-' : n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }));
-  const lines: string[][] = [['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'notes']];
+  const lines: string[][] = [['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'CPU ms/req leader', 'follower', 'notes']];
   for (const name of scenarioNames) {
     const sum = (t: Target): Row | undefined => {
       const rs = rows.filter((r) => r.target === t && r.scenario === name);
@@ -110,21 +121,24 @@ function table(): string {
         const xs = rs.map(f).filter((x): x is number => x !== undefined);
         return xs.length ? median(xs) : undefined;
       };
-      return { target: t, scenario: name, throughput: num((r) => r.throughput), p50Ms: num((r) => r.p50Ms), p99Ms: num((r) => r.p99Ms), note: rs.map((r) => r.note).filter(Boolean).join(' | ') };
+      const leaderMs = num((r) => r.cpu?.leaderMs);
+      const followerMs = num((r) => r.cpu?.followerMs);
+      const cpu = leaderMs !== undefined && followerMs !== undefined ? { leaderMs, followerMs } : undefined;
+      return { target: t, scenario: name, throughput: num((r) => r.throughput), p50Ms: num((r) => r.p50Ms), p99Ms: num((r) => r.p99Ms), ...(cpu ? { cpu } : {}), note: rs.map((r) => r.note).filter(Boolean).join(' | ') };
     };
     for (const t of targets) {
       const r = sum(t);
-      lines.push([name, t, fmt(r?.throughput), fmt(r?.p50Ms, 2), fmt(r?.p99Ms, 2), r?.note ?? '']);
+      lines.push([name, t, fmt(r?.throughput), fmt(r?.p50Ms, 2), fmt(r?.p99Ms, 2), fmt(r?.cpu?.leaderMs, 2), fmt(r?.cpu?.followerMs, 2), r?.note ?? '']);
     }
     const e = sum('etcd');
     const c = sum('concord');
     if (e?.throughput && c?.throughput) {
       const ratio = (a?: number, b?: number) => (a !== undefined && b ? `${(a / b).toFixed(2)}x` : '');
-      lines.push([name, 'concord/etcd', ratio(c.throughput, e.throughput), ratio(c.p50Ms, e.p50Ms), ratio(c.p99Ms, e.p99Ms), '']);
+      lines.push([name, 'concord/etcd', ratio(c.throughput, e.throughput), ratio(c.p50Ms, e.p50Ms), ratio(c.p99Ms, e.p99Ms), ratio(c.cpu?.leaderMs, e.cpu?.leaderMs), ratio(c.cpu?.followerMs, e.cpu?.followerMs), '']);
     }
   }
   const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
-  return lines.map((l) => '| ' + l.map((c, i) => (i >= 2 && i <= 4 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ') + ' |').join('\n');
+  return lines.map((l) => '| ' + l.map((c, i) => (i >= 2 && i <= 6 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ') + ' |').join('\n');
 }
 
 const clusters = new Map<Target, Cluster>();
@@ -141,13 +155,13 @@ try {
       const order = rep % 2 === 0 ? targets : [...targets].reverse();
       for (const t of order) {
         const c = clusters.get(t)!;
-        const eps = await leaderFirst(c);
+        const { endpoints: eps, pids } = await leaderFirst(c);
         const sc = loadScenarios.find((s) => s.name === name);
         const perf = perfLoads.find((p) => p.name === name);
         try {
           if (sc) {
-            const r = await runLoad(eps, sc, `${t}: ${sc.title}`);
-            rows.push({ target: t, scenario: name, throughput: r.throughput, p50Ms: r.p50Ms, p99Ms: r.p99Ms, ...(r.errors ? { note: `${r.errors} errors, first: ${r.firstError}` } : {}) });
+            const r = await runLoad(eps, pids, sc, `${t}: ${sc.title}`);
+            rows.push({ target: t, scenario: name, throughput: r.throughput, p50Ms: r.p50Ms, p99Ms: r.p99Ms, cpu: r.cpu, ...(r.errors ? { note: `${r.errors} errors, first: ${r.firstError}` } : {}) });
           } else if (perf && rep === 0) {
             process.stderr.write(`  ${t}: etcdctl check perf --load=${perf.load} (about a minute)\n`);
             const note = await checkPerf(eps, perf.load);
@@ -165,4 +179,4 @@ try {
   for (const c of clusters.values()) await c.destroy();
 }
 console.log(table());
-console.log(`3 members each on loopback; load generator connections spread over the members, leader first. Medians of ${repeat} run(s). The machine is shared: compare ratios from the same run.`);
+console.log(`3 members each on loopback; load generator connections spread over the members, leader first. Medians of ${repeat} run(s). The machine is shared: compare ratios from the same run. CPU ms/req from /proc (utime+stime of each member over the measured window / requests; follower = mean of the two).`);

@@ -12,7 +12,7 @@
 //   --duration 5             BENCH_DURATION_S (seconds measured, after 1 s of warm-up)
 import * as grpc from '@grpc/grpc-js';
 import { performance } from 'node:perf_hooks';
-import { readFileSync } from 'node:fs';
+import { cpuMs } from './proc-cpu.js';
 import { LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse } from '../src/proto/gen/etcdserverpb/rpc.js';
 import { Server, type EtcdClient, type TargetName } from '../test/harness.js';
 
@@ -29,11 +29,6 @@ const durationS = Number(opt('duration', 'BENCH_DURATION_S', '5'));
 
 interface Result { target: TargetName; perS: number; p50Ms: number; p99Ms: number; zeroTtl: number; cpuMsPer1k: number }
 
-/** User + system CPU time of process `pid` so far, in ms (Linux /proc; clock ticks of 10 ms). */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime (fields 14, 15)
-}
 
 /** One client: its own lease and stream, one keep-alive outstanding at a time. */
 function keepAliveLoop(c: EtcdClient, id: bigint, onAnswer: (ms: number, ttl: number) => void, stopped: () => boolean): Promise<void> {

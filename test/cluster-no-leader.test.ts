@@ -7,9 +7,14 @@
 // a read then fails with the retryable "etcdserver: leader changed" (etcd 3.4's read loop).
 // Concord used to answer "etcdserver: no leader" at once: under faults its clients saw bursts
 // of errors etcd's never see (test/linearizability.test.ts counts them).
+// A call that asks for a leader (`hasleader` metadata, clientv3.WithRequireLeader) is the
+// exception: etcd's interceptors refuse it at once with "etcdserver: no leader", unary calls
+// and streams alike (Concord honoured it on Watch only).
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { LeaseGrantRequest, PutRequest, RangeRequest } from '../src/proto/gen/etcdserverpb/rpc.js';
 import { selectedTargets, sleep, GrpcError, type TargetName } from './harness.js';
 import { startCluster, type Cluster } from './cluster-harness.js';
 import { runKvOp } from './linearizability-workload.js';
@@ -29,6 +34,36 @@ async function outcome(c: Cluster, i: number, input: KvInput): Promise<string> {
     if (!(e instanceof GrpcError)) throw e;
     return `${input.kind}: code ${e.code} ${e.details}`;
   }
+}
+
+/** Calls a member with `hasleader: true` metadata, requests given encoded: its outcome as a line. */
+const requireLeaderProbes: Array<{ name: string; path: string; body: Uint8Array; stream?: true }> = [
+  { name: 'Put', path: '/etcdserverpb.KV/Put', body: PutRequest.encode(PutRequest.fromPartial({ key: Buffer.from('k'), value: Buffer.from('v') })).finish() },
+  { name: 'Range', path: '/etcdserverpb.KV/Range', body: RangeRequest.encode(RangeRequest.fromPartial({ key: Buffer.from('k') })).finish() },
+  { name: 'serializable Range', path: '/etcdserverpb.KV/Range', body: RangeRequest.encode(RangeRequest.fromPartial({ key: Buffer.from('k'), serializable: true })).finish() },
+  { name: 'Status', path: '/etcdserverpb.Maintenance/Status', body: new Uint8Array(0) },
+  { name: 'MemberList', path: '/etcdserverpb.Cluster/MemberList', body: new Uint8Array(0) },
+  { name: 'LeaseGrant', path: '/etcdserverpb.Lease/LeaseGrant', body: LeaseGrantRequest.encode(LeaseGrantRequest.fromPartial({ TTL: 10 })).finish() },
+  { name: 'Snapshot (stream)', path: '/etcdserverpb.Maintenance/Snapshot', body: new Uint8Array(0), stream: true },
+];
+
+async function requireLeaderOutcome(c: Cluster, i: number, p: typeof requireLeaderProbes[number]): Promise<string> {
+  const md = new grpc.Metadata();
+  md.set('hasleader', 'true');
+  const raw = c.member(i).rpc.raw;
+  const same = (b: Buffer) => b;
+  const deadline = Date.now() + clientTimeoutMs;
+  const err = await new Promise<grpc.ServiceError | null>((resolve) => {
+    if (p.stream) {
+      const s = raw.makeServerStreamRequest(p.path, same, same, Buffer.from(p.body), md, { deadline });
+      s.on('data', () => s.cancel()); // a first chunk means it was served
+      s.on('error', (e: grpc.ServiceError) => resolve(e.code === grpc.status.CANCELLED ? null : e));
+      s.on('end', () => resolve(null));
+    } else {
+      raw.makeUnaryRequest(p.path, same, same, Buffer.from(p.body), md, { deadline }, (e) => resolve(e));
+    }
+  });
+  return `with hasleader, ${p.name}: ${err ? `code ${err.code} ${err.details}` : 'ok'}`;
 }
 
 /** Polls member i's Status until it reports no leader (bounded). */
@@ -54,6 +89,7 @@ async function session(target: TargetName): Promise<string[]> {
   await untilLeaderless(c, alone);
   out.push(`without a leader, ${await outcome(c, alone, { kind: 'put', key: 'k', value: 'lost' })}`);
   out.push(`without a leader, ${await outcome(c, alone, { kind: 'get', key: 'k' })}`);
+  for (const p of requireLeaderProbes) out.push(`without a leader, ${await requireLeaderOutcome(c, alone, p)}`);
 
   // Sent while there is no leader, answered once the others are back and elect one.
   const put = outcome(c, alone, { kind: 'put', key: 'k', value: 'waited' });
@@ -76,6 +112,7 @@ for (const target of selectedTargets()) {
       'put: ok {"kind":"put"}',
       'without a leader, put: code 2 context deadline exceeded',
       'without a leader, get: code 14 etcdserver: request timed out',
+      ...requireLeaderProbes.map((p) => `without a leader, with hasleader, ${p.name}: code 14 etcdserver: no leader`),
       'sent without a leader, then the others resumed: put: ok {"kind":"put"}',
       'sent without a leader, then the others resumed: get: code 14 etcdserver: leader changed',
       'get: ok {"kind":"get","value":"waited"}',

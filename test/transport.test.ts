@@ -199,7 +199,7 @@ const probes: Probe[] = [
   { name: 'pipeline body that is no raft message', method: 'POST', path: () => '/raft', headers: (h) => h, body: Buffer.from('\xff\xff\xff\xff', 'latin1') },
   {
     name: 'snapshot path with a non-MsgSnap message', method: 'POST', path: () => '/raft/snapshot', headers: (h) => h,
-    body: Buffer.concat(encodeStreamMessage(newMessage({ type: MessageType.MsgHeartbeat, from: 0xabcn, to: 0xdefn }))),
+    body: Buffer.from(encodeStreamMessage(newMessage({ type: MessageType.MsgHeartbeat, from: 0xabcn, to: 0xdefn }))),
   },
   { name: 'snapshot path with a truncated head', method: 'POST', path: () => '/raft/snapshot', headers: (h) => h, body: Buffer.from([0, 0, 0]) },
 ];

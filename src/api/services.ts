@@ -71,6 +71,11 @@ export interface MethodTable {
    * Throws etcd's invalid auth token.
    */
   identify(token: string | string[] | undefined, call?: ServerCall): AuthInfo | undefined;
+  /**
+   * etcd's interceptors before any handler: a call with `hasleader` metadata to a member that
+   * knows no leader gets "etcdserver: no leader" (after the learner refusal, which comes first).
+   */
+  admit(m: EtcdMethod, call: ServerCall): void;
 }
 
 /**
@@ -230,7 +235,25 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
     const cn = peerCommonName(call);
     return cn === undefined ? undefined : service.auth.authInfoFromCommonName(cn);
   };
-  return { methods: methods.map((m) => learnerGate(service, m)), unimplemented, identify };
+  const admit = (m: EtcdMethod, call: ServerCall): void => {
+    if (service.isLearner() && !learnerServes(m.path)) return; // learnerGate answers
+    requireLeaderIfAsked(service, call);
+  };
+  return { methods: methods.map((m) => learnerGate(service, m)), unimplemented, identify, admit };
+}
+
+/** The calls a learner serves (Range only when serializable: the Range handler checks). */
+function learnerServes(path: string): boolean {
+  return path === '/etcdserverpb.Maintenance/Status' || path === '/etcdserverpb.KV/Range';
+}
+
+/**
+ * etcd's `hasleader` metadata (clientv3.WithRequireLeader): with it, a member that knows no
+ * leader refuses the call at once ("etcdserver: no leader") instead of waiting for one.
+ */
+function requireLeaderIfAsked(service: EtcdService, call: ServerCall): void {
+  const v = call.headers.hasleader;
+  if ((Array.isArray(v) ? v[0] : v) === 'true' && !service.hasLeader()) throw etcdError('NoLeader');
 }
 
 /**
@@ -239,7 +262,7 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
  * "rpc not supported for learner".
  */
 function learnerGate(service: EtcdService, m: EtcdMethod): EtcdMethod {
-  if (m.path === '/etcdserverpb.Maintenance/Status' || m.path === '/etcdserverpb.KV/Range') return m;
+  if (learnerServes(m.path)) return m;
   if (m.kind === 'unary') {
     return { ...m, run: (body, ai) => (service.isLearner() ? Promise.reject(etcdError('NotSupportedForLearner')) : m.run(body, ai)) };
   }
@@ -292,11 +315,15 @@ export function registerMethods(grpc: GrpcServer, table: MethodTable): void {
   for (const m of table.methods) {
     if (m.kind === 'unary') {
       // Not async: runUnary awaits the handler inside its try, so a synchronous throw (a bad
-      // token) ends the call the same way, and returning m.run's promise from an async arrow
-      // would cost every call a promise and two more microtask turns.
-      grpc.addUnary(m.path, rawRequestCodec, encodedResponseCodec, (body, call) => m.run(body, callerOf(m, table, call)));
+      // token, no leader) ends the call the same way, and returning m.run's promise from an
+      // async arrow would cost every call a promise and two more microtask turns.
+      grpc.addUnary(m.path, rawRequestCodec, encodedResponseCodec, (body, call) => {
+        table.admit(m, call);
+        return m.run(body, callerOf(m, table, call));
+      });
     } else {
       grpc.addServerStream(m.path, rawRequestCodec, encodedResponseCodec, async (body, call) => {
+        table.admit(m, call);
         const it = m.open(body, callerOf(m, table, call));
         try {
           for (;;) {
@@ -338,16 +365,22 @@ export function registerEtcdServices(server: GrpcServer, service: EtcdService, l
 }
 
 /**
- * `grpc` with etcd's learner interceptors on the methods registered directly on it (Watch,
- * LeaseKeepAlive, Lock, Election): a learner refuses them all. The method table's entries
- * are gated by learnerGate.
+ * `grpc` with etcd's interceptors on the methods registered directly on it (Watch,
+ * LeaseKeepAlive, Lock, Election): a learner refuses them all, then a call with `hasleader`
+ * needs a leader (Watch checks that itself, with its leader monitor). The method table's
+ * entries are gated by learnerGate and MethodTable.admit.
  */
 function learnerGated(grpc: GrpcServer, service: EtcdService): GrpcServer {
-  const refuse = async (): Promise<never> => { throw etcdError('NotSupportedForLearner'); };
+  const admit = async (call: ServerCall): Promise<void> => {
+    if (service.isLearner()) throw etcdError('NotSupportedForLearner');
+    requireLeaderIfAsked(service, call);
+  };
   const gated = Object.create(grpc) as GrpcServer;
-  gated.addUnary = (path, req, res, handler) => grpc.addUnary(path, req, res, (r, call) => (service.isLearner() ? refuse() : handler(r, call)));
-  gated.addServerStream = (path, req, res, handler) => grpc.addServerStream(path, req, res, (r, call) => (service.isLearner() ? refuse() : handler(r, call)));
-  gated.addBidi = (path, req, res, handler) => grpc.addBidi(path, req, res, (call) => (service.isLearner() ? refuse() : handler(call)));
+  gated.addUnary = (path, req, res, handler) => grpc.addUnary(path, req, res, (r, call) => admit(call).then(() => handler(r, call)));
+  gated.addServerStream = (path, req, res, handler) => grpc.addServerStream(path, req, res, (r, call) => admit(call).then(() => handler(r, call)));
+  gated.addBidi = (path, req, res, handler) => grpc.addBidi(path, req, res, (call) => (path === watchPath
+    ? (service.isLearner() ? Promise.reject(etcdError('NotSupportedForLearner')) : handler(call))
+    : admit(call).then(() => handler(call))));
   return gated;
 }
 

@@ -151,6 +151,9 @@ export class FakeService implements EtcdService {
   /** Set to make the member a learner (etcd's interceptor then refuses most calls). */
   learner = false;
   isLearner(): boolean { return this.learner; }
+  /** Clear to make the member leaderless (calls with `hasleader` metadata then get "no leader"). */
+  leaderKnown = true;
+  hasLeader(): boolean { return this.leaderKnown; }
   async memberAdd(): Promise<pb.MemberAddResponse> { throw new Error('FakeService: no membership changes'); }
   async memberRemove(): Promise<pb.MemberRemoveResponse> { throw new Error('FakeService: no membership changes'); }
   async memberUpdate(): Promise<pb.MemberUpdateResponse> { throw new Error('FakeService: no membership changes'); }

@@ -13,11 +13,11 @@
 export {
   EntryType, MessageType, ConfChangeType, ConfChangeTransition,
   emptyConfState, emptySnapshot, emptyHardState, newMessage, isEmptyHardState, isEmptySnapshot,
-  sizeEntry, encodeEntry, decodeEntry,
+  sizeEntry, writeEntry, encodeEntry, decodeEntry,
   encodeHardState, decodeHardState,
   encodeConfState, decodeConfState,
   encodeSnapshot, decodeSnapshot,
-  encodeMessage, decodeMessage, sizeMessage,
+  encodeMessage, decodeMessage, sizeMessage, writeMessage,
   encodeConfChange, decodeConfChange,
   encodeConfChangeV2, decodeConfChangeV2, readConfChange, readConfChangeV2,
 } from './raftpb.js';

@@ -31,7 +31,7 @@ const mvccFutureRev = 'mvcc: required revision is a future revision';
 export interface PeerHashKV { revision: number; hash: number; compactRevision: number }
 
 /** etcd's hashKVHandler: GET with a JSON HashKVRequest body, a JSON HashKVResponse back. */
-export async function serveHashKV(req: IncomingMessage, res: ServerResponse, o: { hashKV: (rev: number) => HashKVResult; clusterId: bigint; log: Logger }): Promise<void> {
+export async function serveHashKV(req: IncomingMessage, res: ServerResponse, o: { hashKV: (rev: number) => Promise<HashKVResult>; clusterId: bigint; log: Logger }): Promise<void> {
   if (req.method !== 'GET') {
     res.setHeader('Allow', 'GET');
     peerHttpError(res, 405, 'Method Not Allowed');
@@ -50,7 +50,7 @@ export async function serveHashKV(req: IncomingMessage, res: ServerResponse, o: 
   }
   let h: HashKVResult;
   try {
-    h = o.hashKV(revision);
+    h = await o.hashKV(revision);
   } catch (e) {
     if (!(e instanceof EtcdError) || (e.kind !== 'Compacted' && e.kind !== 'FutureRev')) throw e;
     const msg = e.kind === 'Compacted' ? mvccCompacted : mvccFutureRev;
@@ -117,7 +117,8 @@ export interface CorruptCheckDeps {
   log: Logger;
   /** The other members and their peer URLs. */
   peers: () => Array<{ id: bigint; peerURLs: string[] }>;
-  hashKV: (rev: number) => HashKVResult;
+  /** The local store's HashByRev (waits while the backend file is swapped). */
+  hashKV: (rev: number) => Promise<HashKVResult>;
   tls: PeerClientTls | undefined;
   /** etcd's ReqTimeout(): 5 s plus two election timeouts, per peer URL. */
   timeoutMs: number;
@@ -160,7 +161,7 @@ export async function peerHashKVs(d: CorruptCheckDeps, rev: number): Promise<Pee
 export async function checkInitialHashKV(d: CorruptCheckDeps): Promise<void> {
   const self = idToHex(d.memberId);
   d.log.info('starting initial corruption check', { 'local-member-id': self, timeout: formatDuration(d.timeoutMs) });
-  const local = d.hashKV(0);
+  const local = await d.hashKV(0);
   const localFields = {
     'local-member-id': self, 'local-member-revision': local.revision,
     'local-member-compact-revision': local.compactRevision, 'local-member-hash': local.hash,
@@ -231,10 +232,10 @@ export class CorruptionMonitor {
   /** etcd's checkHashKV: the leader's hash before and after a read barrier, then every follower's. */
   async checkHashKV(): Promise<void> {
     const { log } = this.d;
-    const h1 = this.d.hashKV(0);
+    const h1 = await this.d.hashKV(0);
     const peers = await peerHashKVs(this.d, h1.revision);
     await this.d.readNotify();
-    const h2 = this.d.hashKV(0);
+    const h2 = await this.d.hashKV(0);
     let alarmed = false;
     const mismatch = (): void => {
       if (alarmed) return;

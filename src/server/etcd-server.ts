@@ -15,7 +15,7 @@ import {
 import { etcdError, EtcdError } from '../errors/index.js';
 import { countView, diskMetrics, serverMetrics } from '../metrics/index.js';
 import { RaftError } from '../raft/index.js';
-import type { MvccStore } from '../mvcc/index.js';
+import type { HashKVResult, MvccStore } from '../mvcc/index.js';
 import type { Logger } from '../log/index.js';
 import type { BackendSnapshot, EtcdService, HealthQuery, HealthReport, LeaseService, WatchHost } from './service.js';
 import type { ServerConfig } from './config.js';
@@ -170,6 +170,10 @@ export class EtcdServer implements EtcdService {
   /** Whether this member is a learner: it then serves only Status and serializable ranges (etcd's interceptor). */
   isLearner(): boolean {
     return this.cluster.isLearner();
+  }
+
+  hasLeader(): boolean {
+    return this.raft.leader !== 0n;
   }
 
   get leader(): bigint {
@@ -406,9 +410,17 @@ export class EtcdServer implements EtcdService {
   }
 
   async hashKV(req: HashKVRequest): Promise<HashKVResponse> {
-    if (this.backendSwaps.size > 0) await this.backendSwapped();
-    const h = this.store.hashKV(req.revision);
+    const h = await this.storeHashKV(req.revision);
     return HashKVResponse.fromPartial({ header: { ...this.header(), revision: h.revision }, hash: h.hash, compactRevision: h.compactRevision });
+  }
+
+  /**
+   * The store's HashByRev once no backend swap is in progress, as reads wait (the peer
+   * /members/hashkv handler and the corruption checks use it too).
+   */
+  async storeHashKV(revision: number): Promise<HashKVResult> {
+    if (this.backendSwaps.size > 0) await this.backendSwapped();
+    return this.store.hashKV(revision);
   }
 
   async alarm(req: AlarmRequest): Promise<AlarmResponse> {

@@ -252,9 +252,10 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   expiry.start();
   log.info('starting etcd server', { 'local-member-id': idToHex(memberId), 'local-server-version': serverVersion, 'cluster-version': 'to_be_decided' });
 
-  peers.hashKV = (rev) => store.hashKV(rev);
+  // Through the server: a hash waits while the backend file is swapped, as reads do.
+  peers.hashKV = (rev) => srv.storeHashKV(rev);
   const corruptDeps = {
-    memberId, log, hashKV: (rev: number) => store.hashKV(rev), tls: wiring.peerTls?.client,
+    memberId, log, hashKV: (rev: number) => srv.storeHashKV(rev), tls: wiring.peerTls?.client,
     timeoutMs: 5000 + 2 * config.electionTimeoutMs, // etcd's ReqTimeout()
     peers: () => checkedPeers(membership, backend, memberId),
   };

@@ -118,7 +118,7 @@ export class PeerNetwork implements TransportPort, PeerActivity {
   /** The member's PromoteMember for /members/promote/<id>, once the server is up. */
   promote: PromoteMember | undefined;
   /** etcd's /members/hashkv: the store's HashByRev, once the store is open. */
-  hashKV: ((rev: number) => HashKVResult) | undefined;
+  hashKV: ((rev: number) => Promise<HashKVResult>) | undefined;
   private servers: http.Server[] = [];
   private readonly o: PeerNetworkOptions;
 

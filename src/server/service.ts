@@ -72,6 +72,8 @@ export interface ClusterService {
   memberPromote(req: pb.MemberPromoteRequest): Promise<pb.MemberPromoteResponse>;
   /** Whether this member is a learner: it then serves only Status and serializable ranges (etcd's interceptor). */
   isLearner(): boolean;
+  /** Whether the member knows a leader: calls carrying `hasleader` metadata need one (etcd's interceptors). */
+  hasLeader(): boolean;
 }
 
 /** What the Watch service needs of the member (api/watch-service.ts). */

@@ -2,17 +2,21 @@
  * etcd's "stream Message" codec (rafthttp/msg_codec.go), also the head of a snapshot POST:
  * each raft message is an 8-byte big-endian length, then the raftpb.Message bytes.
  */
-import { MessageType, encodeMessage, decodeMessage, type Message } from '../proto/index.js';
-import { ByteQueue, uint64BE } from './byte-queue.js';
+import { MessageType, Writer, decodeMessage, sizeMessage, writeMessage, type Message } from '../proto/index.js';
+import { ByteQueue, writeUint64BE } from './byte-queue.js';
 import { TransportDecodeError, exceedSizeLimitMessage } from './errors.js';
 
 /** etcd's readBytesLimit: the largest message a stream decoder accepts. */
 export const defaultMaxMessageBytes = 512 * 1024 * 1024;
 
-/** The frame for m as chunks (length, body), to be written in order with no copy. */
-export function encodeStreamMessage(m: Message): [Uint8Array, Uint8Array] {
-  const body = encodeMessage(m);
-  return [uint64BE(body.length), body];
+/** The frame for m in one buffer (length, then body): one allocation, one write. */
+export function encodeStreamMessage(m: Message): Uint8Array {
+  const size = sizeMessage(m);
+  const w = new Writer(8 + size);
+  writeUint64BE(w.buf, 0, size);
+  w.pos = 8;
+  writeMessage(w, m);
+  return w.finish();
 }
 
 /** A raftpb.Message from bytes a peer sent; typed error instead of the Reader's. */

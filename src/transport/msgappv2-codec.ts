@@ -9,9 +9,10 @@
  * frames, so they must see the same messages in the same order: one pair per connection.
  */
 import {
-  MessageType, encodeEntry, encodeMessage, decodeEntry, newMessage, type Entry, type Message, type NodeId,
+  MessageType, Writer, decodeEntry, newMessage, sizeEntry, sizeMessage, writeEntry, writeMessage,
+  type Entry, type Message, type NodeId,
 } from '../proto/index.js';
-import { ByteQueue, uint64BE, writeUint64BE } from './byte-queue.js';
+import { ByteQueue, writeUint64BE } from './byte-queue.js';
 import { TransportDecodeError, exceedSizeLimitMessage } from './errors.js';
 import { decodePeerMessage, isLinkHeartbeat, defaultMaxMessageBytes } from './message-codec.js';
 
@@ -35,32 +36,42 @@ function carryFrom(state: CarriedState, m: Message): void {
 export class MsgAppV2Encoder {
   private readonly state: CarriedState = { term: 0, index: 0 };
 
-  /** The frame for m as chunks to write in order. */
-  encode(m: Message): Uint8Array[] {
-    if (isLinkHeartbeat(m)) return [linkHeartbeatFrame];
+  /** The frame for m in one buffer: one allocation, one write. */
+  encode(m: Message): Uint8Array {
+    if (isLinkHeartbeat(m)) return linkHeartbeatFrame;
     const s = this.state;
     if (s.index === m.index && s.term === m.logTerm && m.logTerm === m.term) return this.appEntries(m);
-    const body = encodeMessage(m);
-    const head = new Uint8Array(9);
-    head[0] = frameApp;
-    writeUint64BE(head, 1, body.length);
+    const size = sizeMessage(m);
+    const w = new Writer(9 + size);
+    w.byte(frameApp);
+    uint64(w, size);
+    writeMessage(w, m);
     carryFrom(s, m);
-    return [head, body];
+    return w.finish();
   }
 
-  private appEntries(m: Message): Uint8Array[] {
-    const head = new Uint8Array(9);
-    head[0] = frameAppEntries;
-    writeUint64BE(head, 1, m.entries.length);
-    const out: Uint8Array[] = [head];
-    for (const e of m.entries) {
-      const body = encodeEntry(e);
-      out.push(uint64BE(body.length), body);
-      this.state.index++;
+  private appEntries(m: Message): Uint8Array {
+    const ents = m.entries;
+    let size = 9 + 8; // type and count, commit
+    for (let i = 0; i < ents.length; i++) size += 8 + sizeEntry(ents[i]!);
+    const w = new Writer(size);
+    w.byte(frameAppEntries);
+    uint64(w, ents.length);
+    for (let i = 0; i < ents.length; i++) {
+      const e = ents[i]!;
+      uint64(w, sizeEntry(e));
+      writeEntry(w, e);
     }
-    out.push(uint64BE(m.commit));
-    return out;
+    uint64(w, m.commit);
+    this.state.index += ents.length;
+    return w.finish();
   }
+}
+
+/** A big-endian uint64 at the writer's position (the codecs' lengths, counts and commit). */
+function uint64(w: Writer, v: number): void {
+  writeUint64BE(w.buf, w.pos, v);
+  w.pos += 8;
 }
 
 /** Where the decoder is inside a frame. */

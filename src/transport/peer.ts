@@ -69,7 +69,10 @@ export class Peer {
     for (const r of this.readers) r.start();
   }
 
-  /** etcd's peer.send: pick a stream or the pipeline; when its queue is full, drop and report. */
+  /**
+   * etcd's peer.send: pick a stream or the pipeline; when its queue is full, drop and report.
+   * A stream sends what it took at the next flush().
+   */
   send(m: Message): void {
     if (this.pick(m).offer(m)) return;
     this.c.handlers.onUnreachable(m.to);
@@ -81,6 +84,12 @@ export class Peer {
       'remote-peer-id': idString(this.id),
       'remote-peer-active': this.isActive,
     });
+  }
+
+  /** The end of a send batch: the streams write what they gathered, one write each. */
+  flush(): void {
+    this.writers.msgappv2.flush();
+    this.writers.message.flush();
   }
 
   get isActive(): boolean {

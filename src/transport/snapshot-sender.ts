@@ -55,6 +55,6 @@ export async function sendSnapshot(
 }
 
 async function* frameThenDb(m: Message, db: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
-  yield* encodeStreamMessage(m);
+  yield encodeStreamMessage(m);
   yield* db;
 }

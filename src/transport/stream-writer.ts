@@ -1,7 +1,9 @@
 /**
  * The sending half of a stream a peer dialed (etcd's streamWriter): the peer's GET stays
- * open and we write our raft messages for it into the response. Messages go to the socket
- * at once; only while the socket pushes back do they wait in a queue bounded by etcd's
+ * open and we write our raft messages for it into the response. The frames of one send
+ * batch (a Ready's messages, or what raft raised during a save) are gathered and go out in
+ * one write at flush(): one HTTP chunk and one writev per batch instead of one per message.
+ * Only while the socket pushes back do messages wait, unencoded, in a queue bounded by etcd's
  * streamBufSize (count) and maxQueuedBytes.
  */
 import type { ServerResponse } from 'node:http';
@@ -18,6 +20,8 @@ export const streamBufSize = 4096;
 export const connReadTimeoutMs = 5000;
 /** etcd's ConnWriteTimeout: a stream whose peer reads nothing this long is closed. */
 const connWriteTimeoutMs = 5000;
+/** Bytes of frames gathered before they go out without waiting for the batch's flush(). */
+export const maxBatchBytes = 256 * 1024;
 
 /** etcd's names for the streams in logs (streamType.String). */
 export const streamTypeName: Record<StreamKind, string> = {
@@ -29,7 +33,7 @@ const linkHeartbeat = newMessage({ type: MessageType.MsgHeartbeat });
 
 interface Connection {
   res: ServerResponse;
-  encode: (m: Message) => Uint8Array[];
+  encode: (m: Message) => Uint8Array;
   heartbeat: NodeJS.Timeout;
 }
 
@@ -37,6 +41,9 @@ export class StreamWriter {
   private conn: Connection | undefined;
   private blocked = false;
   private readonly queue: BoundedQueue<Message>;
+  /** Frames encoded since the last flush, in order (at most maxBatchBytes plus one frame). */
+  private batch: Uint8Array[] = [];
+  private batchBytes = 0;
 
   constructor(
     private readonly kind: StreamKind,
@@ -58,7 +65,10 @@ export class StreamWriter {
   attach(res: ServerResponse): void {
     const replaced = this.detach();
     const encode = this.kind === 'msgappv2' ? encoderFor(new MsgAppV2Encoder()) : encodeStreamMessage;
-    const heartbeat = setInterval(() => this.write(linkHeartbeat), connReadTimeoutMs / 3);
+    const heartbeat = setInterval(() => {
+      this.offer(linkHeartbeat);
+      this.flush();
+    }, connReadTimeoutMs / 3);
     const conn: Connection = { res, encode, heartbeat };
     this.conn = conn;
     res.on('close', () => {
@@ -74,15 +84,29 @@ export class StreamWriter {
     this.logger.warn('established TCP streaming connection with remote peer', this.fields());
   }
 
-  /** Queues m; false when the queue is full (the caller drops m and reports it). */
+  /**
+   * Takes m for the current batch (sent at the next flush()), or queues it while the socket
+   * pushes back; false when the queue is full (the caller drops m and reports it).
+   */
   offer(m: Message): boolean {
     if (this.conn === undefined) return false;
-    if (!this.blocked && this.queue.length === 0) {
-      this.write(m);
-      return true;
-    }
-    if (!this.queue.offer(m)) return false;
+    if (this.blocked || this.queue.length > 0) return this.queue.offer(m);
+    this.gather(m);
     return true;
+  }
+
+  /** Writes the batch gathered since the last flush in one write: the end of a send batch. */
+  flush(): void {
+    const conn = this.conn;
+    if (conn === undefined || this.batch.length === 0) return;
+    const data = this.batch.length === 1 ? this.batch[0]! : Buffer.concat(this.batch, this.batchBytes);
+    this.batch = [];
+    this.batchBytes = 0;
+    // node:http corks the socket until the next tick: the chunk's head, data and tail go out in one writev.
+    if (!conn.res.write(data)) {
+      this.blocked = true;
+      conn.res.once('drain', () => this.drain(conn));
+    }
   }
 
   /** Closes the attached stream, if any; true when there was one. */
@@ -91,35 +115,34 @@ export class StreamWriter {
     if (conn === undefined) return false;
     this.conn = undefined;
     this.blocked = false;
+    const hadBatch = this.batch.length > 0;
+    this.batch = [];
+    this.batchBytes = 0;
     clearInterval(conn.heartbeat);
     conn.res.destroy();
-    const hadQueued = this.queue.clear() > 0;
+    const hadQueued = this.queue.clear() > 0 || hadBatch;
     this.onLost(hadQueued);
     return true;
   }
 
-  private write(m: Message): void {
-    const conn = this.conn;
-    if (conn === undefined || this.blocked) return;
-    const chunks = conn.encode(m);
-    const socket = conn.res.socket;
-    socket?.cork();
-    let ok = true;
-    for (const c of chunks) ok = conn.res.write(c);
-    socket?.uncork();
-    if (!ok) {
-      this.blocked = true;
-      conn.res.once('drain', () => this.drain(conn));
-    }
+  /** Encodes m into the batch (in offer order: the msgappv2 encoder carries state across frames). */
+  private gather(m: Message): void {
+    const frame = this.conn!.encode(m);
+    this.batch.push(frame);
+    this.batchBytes += frame.length;
+    if (this.batchBytes >= maxBatchBytes) this.flush();
   }
 
+  /** The socket took what it held: what queued meanwhile goes out, in batches, until it pushes back again. */
   private drain(conn: Connection): void {
     if (this.conn !== conn) return;
     this.blocked = false;
-    for (let m = this.queue.poll(); m !== undefined; m = this.queue.poll()) {
-      this.write(m);
-      if (this.blocked) return;
+    while (!this.blocked) {
+      const m = this.queue.poll();
+      if (m === undefined) break;
+      this.gather(m); // may flush, and block again
     }
+    this.flush();
   }
 
   private fields(): Record<string, string> {
@@ -127,6 +150,6 @@ export class StreamWriter {
   }
 }
 
-function encoderFor(enc: MsgAppV2Encoder): (m: Message) => Uint8Array[] {
+function encoderFor(enc: MsgAppV2Encoder): (m: Message) => Uint8Array {
   return (m) => enc.encode(m);
 }

@@ -48,7 +48,10 @@ export class PeerTransport {
     return handlePeerRequest(this.handlerContext, req, res);
   }
 
-  /** Sends each message to its `to` peer; unknown peers are skipped (etcd logs and skips too). */
+  /**
+   * Sends each message to its `to` peer; unknown peers are skipped (etcd logs and skips too).
+   * One batch: each peer's streams write what it got in one write, after the loop.
+   */
   send(messages: readonly Message[]): void {
     for (const m of messages) {
       if (m.to === 0n) continue;
@@ -56,6 +59,7 @@ export class PeerTransport {
       if (p !== undefined) p.send(m);
       else this.o.logger.debug('ignored message send request; unknown remote peer target', { type: m.type, 'unknown-target-peer-id': idString(m.to) });
     }
+    for (const p of this.peers.values()) p.flush();
   }
 
   /**
