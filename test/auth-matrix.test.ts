@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { selectedTargets, startServer, b, type Server, type TargetName, type EtcdClient } from './harness.js';
+import { matrixTests } from './matrix-compare.js';
 import { etcdserverpb as pb } from '../src/proto/index.js';
 import type { MessageFns } from '../src/proto/gen/etcdserverpb/rpc.js';
 
@@ -97,8 +98,9 @@ const calls: Call[] = [
   { name: 'RoleList', path: au('RoleList'), req: pb.AuthRoleListRequest, res: pb.AuthRoleListResponse, make: () => ({}) },
 ];
 
-async function matrix(target: TargetName): Promise<string[]> {
-  const s = await startServer({ target, extraArgs: ['--bcrypt-cost', '4', '--auth-token', `jwt,sign-method=HS256,priv-key=${keyFile}`] });
+/** `env`: CONCORD_API_THREAD=1 runs Concord's transport on its worker thread (tokens cross to the main thread). */
+async function matrix(target: TargetName, env: Record<string, string> = {}): Promise<string[]> {
+  const s = await startServer({ target, env, extraArgs: ['--bcrypt-cost', '4', '--auth-token', `jwt,sign-method=HS256,priv-key=${keyFile}`] });
   servers.push(s);
   const ctl = async (args: string[]) => {
     const r = await s.etcdctl(args);
@@ -139,25 +141,12 @@ async function matrix(target: TargetName): Promise<string[]> {
   }
 }
 
-describe('auth: every RPC with each kind of caller, as etcd answers', () => {
-  const results = new Map<TargetName, string[]>();
-  for (const target of selectedTargets()) {
-    test(`${target}: the matrix runs`, async () => {
-      const out = await matrix(target);
-      results.set(target, out);
-      if (process.env.AUTH_DEBUG) console.log(out.join('\n'));
-      // Sanity on the target alone.
-      assert.ok(out.includes('u LeaseRevoke lease(z): 7 etcdserver: permission denied'));
-      assert.ok(out.includes('garbage MemberList: ok'));
-      assert.ok(out.includes('old-root Put k: 3 etcdserver: revision of auth store is old'));
-    });
-  }
-  test('Concord answers as etcd does', { skip: selectedTargets().length < 2 }, () => {
-    const etcd = results.get('etcd')!;
-    const concord = results.get('concord')!;
-    const diffs = etcd.map((e, i) => (e === concord[i] ? undefined : `etcd    ${e}\nconcord ${concord[i]}`)).filter((d) => d !== undefined);
-    assert.deepEqual(diffs, []);
-  });
+describe('auth: every RPC with each kind of caller, as etcd answers (and in Concord\'s worker-thread API mode)', () => {
+  matrixTests(matrix, (out) => {
+    assert.ok(out.includes('u LeaseRevoke lease(z): 7 etcdserver: permission denied'), out.join('\n'));
+    assert.ok(out.includes('garbage MemberList: ok'), out.join('\n'));
+    assert.ok(out.includes('old-root Put k: 3 etcdserver: revision of auth store is old'), out.join('\n'));
+  }, { workerThread: true });
 });
 
 describe('auth: leases still expire under auth (the leader revokes as root)', () => {

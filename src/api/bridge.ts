@@ -18,6 +18,11 @@ export const W2M = {
   pull: 3,
   /** GET /health: id = request id. */
   health: 4,
+  /**
+   * The auth token of the call record that follows it in the same batch (same id): payload =
+   * utf-8 token. Absent when the call carries none (no `token` or `authorization` metadata).
+   */
+  token: 5,
 } as const;
 
 /** Main -> worker. */

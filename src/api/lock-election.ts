@@ -64,8 +64,15 @@ export function lockElectionMethods(service: EtcdService, host: WatchHost): Reci
       kind: 'serverStream', path: '/v3electionpb.Election/Observe', request: epb.LeaderRequest, response: epb.LeaderResponse,
       // Observe ends only when its caller goes; etcd's then returns the context's error, a
       // plain Go error: code Unknown, "context canceled" (so it counts in grpc_server_handled_total).
+      // Before that, concurrency's observe gives up on any failed read or watch (a bad token, no
+      // READ permission, compaction) by closing its channel, and etcd's Observe returns OK.
       run: async (req: epb.LeaderRequest, ctx: RecipeContext, write: (res: epb.LeaderResponse) => Promise<void>) => {
-        await goErrors(r.observe(req, ctx, write));
+        try {
+          await r.observe(req, ctx, write);
+        } catch (e) {
+          if (ctx.signal.aborted || !(isEtcdError(e) || e instanceof GrpcStatusError)) throw e;
+          return;
+        }
         throw goError('context canceled');
       },
     },
@@ -73,7 +80,7 @@ export function lockElectionMethods(service: EtcdService, host: WatchHost): Reci
 }
 
 export function registerLockElection(grpc: GrpcServer, methods: readonly RecipeMethod[], identify: (call: ServerCall) => AuthInfo | undefined): void {
-  const contextOf = (call: ServerCall): RecipeContext => ({ signal: call.signal, ai: callerOf(() => identify(call)) });
+  const contextOf = (call: ServerCall): RecipeContext => recipeContext(call.signal, () => identify(call));
   for (const m of methods) {
     if (m.kind === 'unary') {
       grpc.addUnary(m.path, m.request, m.response, async (req, call) => m.run(req, contextOf(call)));
@@ -83,13 +90,28 @@ export function registerLockElection(grpc: GrpcServer, methods: readonly RecipeM
   }
 }
 
-/** The caller's identity; a bad token fails as the recipes' first KV call would (code Unknown). */
-export function callerOf(identify: () => AuthInfo | undefined): AuthInfo | undefined {
-  try {
-    return identify();
-  } catch (e) {
-    throw isEtcdError(e) ? goError((e as Error).message) : e;
-  }
+/**
+ * A recipe call's context. Its caller is resolved, once, when a recipe first reads `ai` for a
+ * KV call: a bad token fails there, as etcd's recipes fail at their first KV call through
+ * clientv3 (code Unknown), and Observe can end quietly on it as etcd's does.
+ */
+export function recipeContext(signal: AbortSignal, identify: () => AuthInfo | undefined): RecipeContext {
+  let caller: { ok: true; ai: AuthInfo | undefined } | { ok: false; error: unknown } | undefined;
+  const resolve = (): NonNullable<typeof caller> => {
+    try {
+      return { ok: true, ai: identify() };
+    } catch (e) {
+      return { ok: false, error: isEtcdError(e) ? goError((e as Error).message) : e };
+    }
+  };
+  return {
+    signal,
+    get ai(): AuthInfo | undefined {
+      caller ??= resolve();
+      if (!caller.ok) throw caller.error;
+      return caller.ai;
+    },
+  };
 }
 
 /**

@@ -19,6 +19,8 @@ import { encodePutResponse } from './fast-codecs.js';
 import { Reader, WIRE_BYTES, wireShapeError } from '../proto/index.js';
 import { registerWatchService, watchPath, type WatchCall } from './watch-service.js';
 import { lockElectionMethods, registerLockElection } from './lock-election.js';
+import { tokenOf } from './token.js';
+export { tokenOf };
 import { leaseHandlers, leaseKeepAlivePath, registerLeaseKeepAlive } from './lease-service.js';
 import type { Codec } from './grpc/framing.js';
 import { GrpcServer, GrpcStatusError, unmarshalError, type ServerCall } from './grpc/index.js';
@@ -215,7 +217,8 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
 
   // --- Auth (etcd: v3rpc/auth.go) ---
   const authedUnary: AuthedUnary = (path, req, res, handler) => unary(path, req, res, (r, _b, _body, ai) => handler(r, ai));
-  methods.push(...authMethods<UnaryMethod>(service, authedUnary));
+  // etcd's Authenticate never reads the caller's token (a stale one must not stop a new login).
+  methods.push(...authMethods<UnaryMethod>(service, authedUnary).map((m) => (m.path === '/etcdserverpb.Auth/Authenticate' ? token('ignored', m) : m)));
 
   const unimplemented: MethodTable['unimplemented'] = [];
   const notYet = (svc: string, method: string): void => {
@@ -272,13 +275,6 @@ function learnerGate(service: EtcdService, m: EtcdMethod): EtcdMethod {
   };
 }
 
-/**
- * The auth token a call carries: etcd's AuthInfoFromCtx reads the `token` metadata, else
- * `authorization` (what the JSON gateway makes of the HTTP Authorization header).
- */
-export function tokenOf(headers: { token?: string | string[] | undefined; authorization?: string | string[] | undefined }): string | string[] | undefined {
-  return headers.token ?? headers.authorization;
-}
 
 /** Request bodies pass through undecoded (the method table decodes). */
 export const rawRequestCodec: Codec<Buffer> = {
@@ -297,9 +293,18 @@ const bidiPaths = new Set(['/etcdserverpb.Watch/Watch', '/etcdserverpb.Lease/Lea
 
 /** The caller of `m`'s call as `m` resolves it (its TokenUse). */
 function callerOf(m: EtcdMethod, table: MethodTable, call: ServerCall): AuthInfo | undefined {
+  return callerAsMethodUses(m, () => table.identify(tokenOf(call.headers), call));
+}
+
+/**
+ * The caller `identify` gives, as `m`'s TokenUse takes it: not asked at all ('ignored'), or
+ * its refusal passed on as the method answers it ('raw': the auth store's own text). gRPC and
+ * the JSON gateway both resolve callers here, so a bad token gets one answer on both.
+ */
+export function callerAsMethodUses(m: EtcdMethod, identify: () => AuthInfo | undefined): AuthInfo | undefined {
   if (m.token === 'ignored') return undefined;
   try {
-    return table.identify(tokenOf(call.headers), call);
+    return identify();
   } catch (e) {
     throw m.token === 'raw' && isEtcdError(e) ? untranslatedAuthError(e) : e;
   }

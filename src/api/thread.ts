@@ -11,7 +11,8 @@ import type { Logger } from '../log/index.js';
 import type { EtcdService } from '../server/index.js';
 import { BatchWriter, M2W, W2M, readBatch } from './bridge.js';
 import { statusOf } from './grpc/index.js';
-import { etcdMethods, type EtcdMethod } from './services.js';
+import { callerAsMethodUses, etcdMethods, type EtcdMethod } from './services.js';
+import type { AuthInfo } from '../server/index.js';
 import type { MainToWorker, WorkerConfig, WorkerToMain } from './worker.js';
 import type { AccessOptions } from './access.js';
 
@@ -77,15 +78,38 @@ export async function startThreadApi(opts: ThreadApiOptions): Promise<ThreadApi>
     });
   };
 
+  /** The token record just read, for the call record that follows it (W2M.token). */
+  let pendingToken: { id: number; token: string } | undefined;
+  /** The token of call `id`, if the worker sent one just before it. */
+  const takeToken = (id: number): string | undefined => {
+    const pending = pendingToken;
+    pendingToken = undefined;
+    if (pending !== undefined && pending.id !== id) throw new Error(`api: token record for call ${pending.id} before call ${id}`);
+    return pending?.token;
+  };
+
   const onRecord = (type: number, id: number, arg: number, payload: Buffer): void => {
     switch (type) {
+      case W2M.token:
+        if (pendingToken !== undefined) throw new Error(`api: two token records (calls ${pendingToken.id}, ${id}) without a call`);
+        pendingToken = { id, token: payload.toString('utf8') };
+        return;
       case W2M.call: {
         const m = methods[arg];
+        const token = takeToken(id);
         if (m === undefined) { out.push(M2W.status, id, GrpcCode.Internal, Buffer.from('concord: unknown method index')); return; }
+        let ai: AuthInfo | undefined;
+        try {
+          // As in the in-thread mode: the method's TokenUse decides (services.ts).
+          ai = callerAsMethodUses(m, () => table.identify(token));
+        } catch (e) {
+          sendError(id, e);
+          return;
+        }
         if (m.kind === 'unary') {
-          m.run(payload).then((res) => out.push(M2W.reply, id, 0, res, true), (e) => sendError(id, e));
+          m.run(payload, ai).then((res) => out.push(M2W.reply, id, 0, res, true), (e) => sendError(id, e));
         } else {
-          const s: OpenStream = { it: m.open(payload), busy: false, cancelled: false };
+          const s: OpenStream = { it: m.open(payload, ai), busy: false, cancelled: false };
           streams.set(id, s);
           pump(id, s);
         }

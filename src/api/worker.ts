@@ -14,6 +14,7 @@ import type { Codec } from './grpc/framing.js';
 import { http1Handler, http2Handler, type HttpEndpoints } from './http.js';
 import { AccessControl, type AccessOptions } from './access.js';
 import { ClientListener } from './listener.js';
+import { tokenOf } from './token.js';
 
 export interface WorkerConfig {
   methods: Array<{ path: string; kind: 'unary' | 'serverStream' }>;
@@ -119,15 +120,22 @@ function health(): Promise<HealthReport> {
 
 // This thread sees neither the server's metrics nor its probes: /health only (its query ignored).
 // etcd's access controller runs here, in front of every plain-HTTP request, as in-thread.
+/** A call to the main thread, its auth token (if any) first: the main thread resolves the caller. */
+function pushCall(id: number, index: number, body: Buffer, headers: Parameters<typeof tokenOf>[0]): void {
+  const token = tokenOf(headers);
+  if (token !== undefined) out.push(W2M.token, id, 0, Buffer.from(token, 'utf8'));
+  out.push(W2M.call, id, index, body);
+}
+
 const access = cfg.access ? new AccessControl(cfg.access, { warn: (msg, fields) => log('warn', msg, fields) }) : undefined;
 const endpoints: HttpEndpoints = { port: 'client', health, ...(access ? { access } : {}) };
 const grpc = new GrpcServer({ maxReceiveMessageBytes: cfg.maxReceiveMessageBytes, httpHandler: http2Handler(endpoints) });
 cfg.methods.forEach((m, index) => {
   if (m.kind === 'unary') {
-    grpc.addUnary(m.path, rawCodec, framedCodec, (body) => new Promise<Buffer>((resolve, reject) => {
+    grpc.addUnary(m.path, rawCodec, framedCodec, (body, call) => new Promise<Buffer>((resolve, reject) => {
       const id = nextId++;
       unary.set(id, { resolve, reject });
-      out.push(W2M.call, id, index, body);
+      pushCall(id, index, body, call.headers);
     }));
   } else {
     grpc.addServerStream(m.path, rawCodec, framedCodec, async (body, call) => {
@@ -138,7 +146,7 @@ cfg.methods.forEach((m, index) => {
       const onAbort = (): void => { slot.deliver(new GrpcStatusError(GrpcCode.Canceled, 'context canceled')); };
       call.signal.addEventListener('abort', onAbort, { once: true });
       // The main thread answers the call with the first message: a pull is implied.
-      out.push(W2M.call, id, index, body);
+      pushCall(id, index, body, call.headers);
       try {
         for (;;) {
           let m: Buffer | null;

@@ -13,14 +13,14 @@ import { grpcMethodMetrics, recordHandled, type GrpcMethodMetrics } from '../../
 import type { EtcdService } from '../../server/index.js';
 import { GrpcStatusError, statusOf } from '../grpc/index.js';
 import { leaseKeepAlivePath } from '../lease-service.js';
-import { etcdMethods, watchDeniedReason, type EtcdMethod, type MethodTable } from '../services.js';
-import { callerOf, lockElectionMethods, type RecipeContext, type RecipeMethod } from '../lock-election.js';
+import { callerAsMethodUses, etcdMethods, watchDeniedReason, type EtcdMethod, type MethodTable } from '../services.js';
+import { lockElectionMethods, recipeContext, type RecipeMethod } from '../lock-election.js';
 import type { AuthInfo } from '../../server/index.js';
 import { BadJsonError, messageFromJson, messageToJson } from './json.js';
 import { routes, type Route } from './routes.js';
 import { serveWatch } from './watch.js';
 import { serveKeepAliveJson } from './keepalive.js';
-import { calledHeaders, jsonError, plainError, streamErrorLine } from './replies.js';
+import { calledHeaders, jsonError, plainError, streamError } from './replies.js';
 import { StreamSlots } from './stream-slots.js';
 
 export interface GatewayOptions {
@@ -158,14 +158,15 @@ async function call(target: Exclude<Target, { kind: 'watch' | 'keepalive' }>, bo
   } catch (e) {
     const [code, message] = statusOf(e);
     recordHandled(metrics, code, startedAtMs);
-    if (res.headersSent) { res.end(streamErrorLine(code, message)); return; }
-    jsonError(res, code, message, true);
+    if (target.method.kind === 'serverStream') streamError(res, code, message);
+    else jsonError(res, code, message, true);
   }
 }
 
 /** A method of the bytes-in, bytes-out table (services.ts), as gRPC calls it. False: the client left a stream first. */
 async function callMethod(method: EtcdMethod, route: Route, request: Buffer, res: http.ServerResponse, ctx: CallContext): Promise<boolean> {
-  const ai = ctx.identify();
+  // The method's TokenUse decides, as on gRPC: Status ignores a bad token, Alarm answers it raw.
+  const ai = callerAsMethodUses(method, () => ctx.identify());
   if (method.kind === 'unary') {
     replyOnce(res, messageToJson(route.response, route.response.decode(await method.run(request, ai))));
     return true;
@@ -175,30 +176,33 @@ async function callMethod(method: EtcdMethod, route: Route, request: Buffer, res
   try {
     for (;;) {
       const next = await Promise.race([messages.next(), gone.then(() => undefined)]);
-      if (next?.done === true) return true;
+      if (next?.done === true) { endStream(res); return true; }
       if (next === undefined || res.destroyed) return false;
       await writeResult(res, messageToJson(route.response, route.response.decode(next.value)), gone);
     }
   } finally {
-    await messages.return(undefined);
-    if (!res.writableEnded) res.end();
+    await messages.return(undefined); // an error goes on to call(), which ends the stream with its line
   }
+}
+
+/** The end of a stream that finished without error (an empty one is an empty 200). */
+function endStream(res: http.ServerResponse): void {
+  if (res.writableEnded) return;
+  if (!res.headersSent) res.writeHead(200, { ...calledHeaders, 'transfer-encoding': 'chunked' });
+  res.end();
 }
 
 /** A Lock or Election method (lock-election.ts); the recipe gives up when the client goes. False: the client left a stream first. */
 async function callRecipe(method: RecipeMethod, route: Route, request: unknown, res: http.ServerResponse, ctx: CallContext): Promise<boolean> {
-  const rctx: RecipeContext = { signal: ctx.signal, ai: callerOf(() => ctx.identify()) };
+  const rctx = recipeContext(ctx.signal, () => ctx.identify());
   if (method.kind === 'unary') {
     replyOnce(res, messageToJson(route.response, await method.run(request, rctx)));
     return true;
   }
   const gone = new Promise<void>((resolve) => res.once('close', resolve));
-  try {
-    await method.run(request, rctx, (m) => writeResult(res, messageToJson(route.response, m), gone));
-    return !ctx.signal.aborted;
-  } finally {
-    if (!res.writableEnded) res.end();
-  }
+  await method.run(request, rctx, (m) => writeResult(res, messageToJson(route.response, m), gone));
+  endStream(res);
+  return !ctx.signal.aborted;
 }
 
 function replyOnce(res: http.ServerResponse, reply: string): void {

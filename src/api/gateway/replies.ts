@@ -45,6 +45,17 @@ export function jsonError(res: http.ServerResponse, code: GrpcCode, message: str
   res.end();
 }
 
+/**
+ * A server stream's error (grpc-gateway's handleForwardResponseStreamError): the error line
+ * ends the stream; before any message, the line is the whole chunked body under the code's
+ * HTTP status (the call was trailers-only, so no forwarded metadata).
+ */
+export function streamError(res: http.ServerResponse, code: GrpcCode, message: string): void {
+  if (res.destroyed || res.writableEnded) return;
+  if (!res.headersSent) res.writeHead(httpStatusOf(code), { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+  res.end(streamErrorLine(code, message));
+}
+
 /** Go's http.Error, as grpc-gateway's OtherErrorHandler answers an unknown route or method. */
 export function plainError(res: http.ServerResponse, status: number, message: string): void {
   const body = message + '\n';
