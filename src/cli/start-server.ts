@@ -7,6 +7,7 @@
 import { startApi } from '../api/index.js';
 import { clientTlsOptions } from './tls-check.js';
 import { peerTlsSetup } from './peer-tls.js';
+import { allowYoungGenerationGrowth } from './small-heap.js';
 import { enableHandlingTimeHistogram, registerEventLoopMetrics, registry } from '../metrics/index.js';
 import type { Logger } from '../log/index.js';
 import { isEtcdError } from '../errors/index.js';
@@ -82,6 +83,7 @@ function announceReady(server: EtcdServer, config: ServerConfig, clientURLs: str
   }
   for (const a of api.metricsAddresses) log.info('serving metrics', { address: a });
   log.info('ready to serve client requests', {});
+  allowYoungGenerationGrowth();
 }
 
 /**
