@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { GrpcCode } from '../errors/index.js';
 import { etcdserverpb as pb } from '../proto/index.js';
 import { Api, startApi } from './index.js';
+import * as grpc from '@grpc/grpc-js';
 import { FakeService, TestClient, grpcFailure } from './testkit.js';
 
 const maxRequestBytes = 4096;
@@ -162,6 +163,31 @@ for (const thread of [false, true]) {
         await client.unary('/etcdserverpb.Maintenance/Status', pb.StatusRequest, pb.StatusResponse, {});
       } finally {
         service.learner = false;
+      }
+    });
+
+    // The worker-thread transport passes no call metadata yet (docs/architecture.md), so no hasleader there.
+    test('a leaderless learner refuses as etcd does: the learner check before hasleader', { skip: thread && 'no call metadata on the worker thread' }, async () => {
+      // etcd's interceptor: learner refusal (a linearizable Range included) first, then hasleader.
+      const withLeaderRequired = <Req, Res>(path: string, req: { encode(m: Req): { finish(): Uint8Array } }, res: { decode(b: Uint8Array): Res }, message: Req) => {
+        const md = new grpc.Metadata();
+        md.set('hasleader', 'true');
+        return new Promise<Res>((resolve, reject) => {
+          client.raw.makeUnaryRequest(path, (m: Req) => Buffer.from(req.encode(m).finish()), (b: Buffer) => res.decode(b), message, md, {},
+            (err, value) => (err ? reject(err) : resolve(value!)));
+        });
+      };
+      service.learner = true;
+      service.leaderKnown = false;
+      try {
+        const range = (serializable: boolean) => withLeaderRequired('/etcdserverpb.KV/Range', pb.RangeRequest, pb.RangeResponse, pb.RangeRequest.fromPartial({ key: Buffer.from('k'), serializable }));
+        assert.deepEqual(await grpcFailure(range(false)), [GrpcCode.Unavailable, 'etcdserver: rpc not supported for learner']);
+        assert.deepEqual(await grpcFailure(withLeaderRequired('/etcdserverpb.KV/Put', pb.PutRequest, pb.PutResponse, pb.PutRequest.fromPartial({ key: Buffer.from('k'), value: Buffer.from('v') }))),
+          [GrpcCode.Unavailable, 'etcdserver: rpc not supported for learner']);
+        assert.deepEqual(await grpcFailure(range(true)), [GrpcCode.Unavailable, 'etcdserver: no leader']);
+      } finally {
+        service.learner = false;
+        service.leaderKnown = true;
       }
     });
 

@@ -75,7 +75,7 @@ export interface MethodTable {
    * etcd's interceptors before any handler: a call with `hasleader` metadata to a member that
    * knows no leader gets "etcdserver: no leader" (after the learner refusal, which comes first).
    */
-  admit(m: EtcdMethod, call: ServerCall): void;
+  admit(m: EtcdMethod, call: ServerCall, body?: Buffer): void;
 }
 
 /**
@@ -235,8 +235,10 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
     const cn = peerCommonName(call);
     return cn === undefined ? undefined : service.auth.authInfoFromCommonName(cn);
   };
-  const admit = (m: EtcdMethod, call: ServerCall): void => {
-    if (service.isLearner() && !learnerServes(m.path)) return; // learnerGate answers
+  const admit = (m: EtcdMethod, call: ServerCall, body?: Buffer): void => {
+    // etcd's interceptor refuses a learner's unsupported call before it looks at hasleader;
+    // a linearizable Range is one (decoded here only on a learner; the handler refuses it).
+    if (service.isLearner() && (!learnerServes(m.path) || (m.path === rangePath && body !== undefined && !decodeRequest(pb.RangeRequest, body).serializable))) return;
     requireLeaderIfAsked(service, call);
   };
   return { methods: methods.map((m) => learnerGate(service, m)), unimplemented, identify, admit };
@@ -244,8 +246,10 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
 
 /** The calls a learner serves (Range only when serializable: the Range handler checks). */
 function learnerServes(path: string): boolean {
-  return path === '/etcdserverpb.Maintenance/Status' || path === '/etcdserverpb.KV/Range';
+  return path === '/etcdserverpb.Maintenance/Status' || path === rangePath;
 }
+
+const rangePath = '/etcdserverpb.KV/Range';
 
 /**
  * etcd's `hasleader` metadata (clientv3.WithRequireLeader): with it, a member that knows no
@@ -318,7 +322,7 @@ export function registerMethods(grpc: GrpcServer, table: MethodTable): void {
       // token, no leader) ends the call the same way, and returning m.run's promise from an
       // async arrow would cost every call a promise and two more microtask turns.
       grpc.addUnary(m.path, rawRequestCodec, encodedResponseCodec, (body, call) => {
-        table.admit(m, call);
+        table.admit(m, call, body);
         return m.run(body, callerOf(m, table, call));
       });
     } else {
