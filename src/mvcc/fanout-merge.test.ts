@@ -21,6 +21,8 @@ test('mergeFanouts: the same watchers in every fan-out get one response each, al
   assert.equal(out.length, 1);
   assert.deepEqual([out[0].watchIds, out[0].revision, revs(out[0]), out[0].bytesEach], [[1, 2, 3], 7, [5, 6, 6, 7], 300]);
   assert.deepEqual(mergeFanouts([run[0]]), [run[0]], 'one fan-out stays as it is');
+  const distinct = [fanout(5, [1]), fanout(6, [2, 3]), fanout(7, [4])];
+  assert.deepEqual(mergeFanouts(distinct), distinct, 'no watcher in two fan-outs: the run as it is');
 });
 
 test('mergeFanouts: watchers with different fan-outs are grouped by them, each watcher once, its events in order', () => {

@@ -46,13 +46,15 @@ export function mergeFanouts(run: readonly Fanout[]): Fanout[] {
   if (sameWatchers(run)) return [merged(run, run[0].watchIds)];
   // Each watcher's fan-outs, by index in the run; then watchers grouped by that list.
   const partsOf = new Map<number, number[]>();
+  let repeated = false;
   run.forEach((f, i) => {
     for (const id of f.watchIds) {
       const parts = partsOf.get(id);
       if (parts === undefined) partsOf.set(id, [i]);
-      else parts.push(i);
+      else { parts.push(i); repeated = true; }
     }
   });
+  if (!repeated) return run.slice(); // one revision per watcher (watchers of different keys): nothing to merge
   const groups = new Map<string, { parts: number[]; ids: number[] }>();
   for (const [id, parts] of partsOf) {
     const key = parts.join(',');
