@@ -166,8 +166,7 @@ for (const thread of [false, true]) {
       }
     });
 
-    // The worker-thread transport passes no call metadata yet (docs/architecture.md), so no hasleader there.
-    test('a leaderless learner refuses as etcd does: the learner check before hasleader', { skip: thread && 'no call metadata on the worker thread' }, async () => {
+    test('a leaderless learner refuses as etcd does: the learner check before hasleader', async () => {
       // etcd's interceptor: learner refusal (a linearizable Range included) first, then hasleader.
       const withLeaderRequired = <Req, Res>(path: string, req: { encode(m: Req): { finish(): Uint8Array } }, res: { decode(b: Uint8Array): Res }, message: Req) => {
         const md = new grpc.Metadata();

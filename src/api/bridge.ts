@@ -10,7 +10,7 @@
 
 /** Worker -> main. */
 export const W2M = {
-  /** A request: id = call id, arg = method index, payload = request message bytes. */
+  /** A request: id = call id, arg = method index | CallFlag bits, payload = request message bytes. */
   call: 1,
   /** The client went away (server streams): id = call id. */
   cancel: 2,
@@ -24,6 +24,17 @@ export const W2M = {
    */
   token: 5,
 } as const;
+
+/**
+ * The call metadata the main thread needs, as flag bits above the method index in a W2M.call
+ * record's arg (no record or object per call; the token, rarer and variable, has W2M.token).
+ */
+export const CallFlag = {
+  /** etcd's `hasleader: true` metadata (metadata.ts requiresLeader). */
+  requireLeader: 1 << 24,
+} as const;
+/** The method index part of a W2M.call arg: methods are far fewer than 2^24. */
+export const methodIndexMask = (1 << 24) - 1;
 
 /** Main -> worker. */
 export const M2W = {

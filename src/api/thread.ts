@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { GrpcCode } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { EtcdService } from '../server/index.js';
-import { BatchWriter, M2W, W2M, readBatch } from './bridge.js';
+import { BatchWriter, CallFlag, M2W, W2M, methodIndexMask, readBatch } from './bridge.js';
 import { statusOf } from './grpc/index.js';
 import { callerAsMethodUses, etcdMethods, type EtcdMethod } from './services.js';
 import type { AuthInfo } from '../server/index.js';
@@ -95,12 +95,14 @@ export async function startThreadApi(opts: ThreadApiOptions): Promise<ThreadApi>
         pendingToken = { id, token: payload.toString('utf8') };
         return;
       case W2M.call: {
-        const m = methods[arg];
+        const m = methods[arg & methodIndexMask];
         const token = takeToken(id);
         if (m === undefined) { out.push(M2W.status, id, GrpcCode.Internal, Buffer.from('concord: unknown method index')); return; }
         let ai: AuthInfo | undefined;
         try {
-          // As in the in-thread mode: the method's TokenUse decides (services.ts).
+          // As in the in-thread mode (services.ts registerMethods): etcd's interceptors first,
+          // then the caller as the method's TokenUse decides.
+          table.admit(m, (arg & CallFlag.requireLeader) !== 0, m.kind === 'unary' ? payload : undefined);
           ai = callerAsMethodUses(m, () => table.identify(token));
         } catch (e) {
           sendError(id, e);

@@ -5,16 +5,17 @@
  * they forward (call id, method index, request bytes) to the main thread in batches
  * (bridge.ts) and write back the framed bytes the main thread answers with.
  */
+import type { IncomingHttpHeaders } from 'node:http2';
 import { parentPort, workerData } from 'node:worker_threads';
 import { GrpcCode } from '../errors/index.js';
 import type { HealthReport } from '../server/index.js';
-import { BatchWriter, M2W, W2M, readBatch } from './bridge.js';
+import { BatchWriter, CallFlag, M2W, W2M, methodIndexMask, readBatch } from './bridge.js';
 import { GrpcServer, GrpcStatusError } from './grpc/index.js';
 import type { Codec } from './grpc/framing.js';
 import { http1Handler, http2Handler, type HttpEndpoints } from './http.js';
 import { AccessControl, type AccessOptions } from './access.js';
 import { ClientListener } from './listener.js';
-import { tokenOf } from './token.js';
+import { requiresLeader, tokenOf } from './metadata.js';
 
 export interface WorkerConfig {
   methods: Array<{ path: string; kind: 'unary' | 'serverStream' }>;
@@ -120,16 +121,20 @@ function health(): Promise<HealthReport> {
 
 // This thread sees neither the server's metrics nor its probes: /health only (its query ignored).
 // etcd's access controller runs here, in front of every plain-HTTP request, as in-thread.
-/** A call to the main thread, its auth token (if any) first: the main thread resolves the caller. */
-function pushCall(id: number, index: number, body: Buffer, headers: Parameters<typeof tokenOf>[0]): void {
+/**
+ * A call to the main thread with the metadata it acts on: the auth token (if any) in a record
+ * first, for the main thread to resolve the caller; `hasleader` as a flag on the call record.
+ */
+function pushCall(id: number, index: number, body: Buffer, headers: IncomingHttpHeaders): void {
   const token = tokenOf(headers);
   if (token !== undefined) out.push(W2M.token, id, 0, Buffer.from(token, 'utf8'));
-  out.push(W2M.call, id, index, body);
+  out.push(W2M.call, id, index | (requiresLeader(headers) ? CallFlag.requireLeader : 0), body);
 }
 
 const access = cfg.access ? new AccessControl(cfg.access, { warn: (msg, fields) => log('warn', msg, fields) }) : undefined;
 const endpoints: HttpEndpoints = { port: 'client', health, ...(access ? { access } : {}) };
 const grpc = new GrpcServer({ maxReceiveMessageBytes: cfg.maxReceiveMessageBytes, httpHandler: http2Handler(endpoints) });
+if (cfg.methods.length > methodIndexMask) throw new Error(`api worker: ${cfg.methods.length} methods do not fit a call record`);
 cfg.methods.forEach((m, index) => {
   if (m.kind === 'unary') {
     grpc.addUnary(m.path, rawCodec, framedCodec, (body, call) => new Promise<Buffer>((resolve, reject) => {
