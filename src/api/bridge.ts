@@ -23,6 +23,16 @@ export const W2M = {
    * utf-8 token. Absent when the call carries none (no `token` or `authorization` metadata).
    */
   token: 5,
+  /** A client connection that is not HTTP/2 (HTTP/1.1: the gateway, /health...), relayed whole to the main thread (h1-relay.ts): id = connection id. */
+  h1open: 6,
+  /** Bytes the client sent on relayed connection `id`. */
+  h1data: 7,
+  /** The client ended its side of relayed connection `id`. */
+  h1end: 8,
+  /** Relayed connection `id` is closed (destroyed, or both sides ended). */
+  h1close: 9,
+  /** arg = bytes of M2W.h1data written to relayed connection `id`'s socket (flow control). */
+  h1ack: 10,
 } as const;
 
 /**
@@ -46,7 +56,18 @@ export const M2W = {
   message: 3,
   /** Health answer: id = request id, arg = 1 if healthy, payload = reason. */
   health: 4,
+  /** Bytes for the client of relayed connection `id`. */
+  h1data: 5,
+  /** The server ended its side of relayed connection `id` (after the bytes before it). */
+  h1end: 6,
+  /** Drop relayed connection `id` at once. */
+  h1destroy: 7,
+  /** arg = bytes of W2M.h1data the main thread's HTTP server has taken (flow control). */
+  h1ack: 8,
 } as const;
+
+/** Bytes a relayed connection may have sent and not yet acknowledged, in each direction. */
+export const relayWindowBytes = 256 * 1024;
 
 const recordHeaderBytes = 13;
 const prefixBytes = 5;

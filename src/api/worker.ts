@@ -1,15 +1,17 @@
 /**
  * The transport worker thread (CONCORD_API_THREAD=1; started by thread.ts): the client
- * listener (accept, sniffing, HTTP/1.1, h2 authority fix-up), node:http2 and the gRPC
- * server (framing, deadlines, size limits, trailers, cancellation). Handlers never decode:
+ * listener (accept, sniffing, h2 authority fix-up), node:http2 and the gRPC server (framing,
+ * deadlines, size limits, trailers, cancellation); HTTP/1.1 connections are relayed whole to
+ * the main thread, which serves the gateway and the probes there (h1-relay.ts). Handlers never decode:
  * they forward (call id, method index, request bytes) to the main thread in batches
  * (bridge.ts) and write back the framed bytes the main thread answers with.
  */
 import type { IncomingHttpHeaders } from 'node:http2';
+import type { Socket } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { GrpcCode } from '../errors/index.js';
 import type { HealthReport } from '../server/index.js';
-import { BatchWriter, CallFlag, M2W, W2M, methodIndexMask, readBatch } from './bridge.js';
+import { BatchWriter, CallFlag, M2W, W2M, methodIndexMask, readBatch, relayWindowBytes } from './bridge.js';
 import { GrpcServer, GrpcStatusError } from './grpc/index.js';
 import type { Codec } from './grpc/framing.js';
 import { http1Handler, http2Handler, type HttpEndpoints } from './http.js';
@@ -26,6 +28,8 @@ export interface WorkerConfig {
   access?: AccessOptions;
   /** --max-concurrent-streams: HTTP/2 streams per connection (SETTINGS), as in the in-thread mode. */
   maxConcurrentStreams?: number;
+  /** Relay HTTP/1.1 connections to the main thread (relayHttp1) rather than serve them here. */
+  relayHttp1: boolean;
 }
 
 /** Control messages (structured-cloned, rare); batches travel as bare ArrayBuffers. */
@@ -105,6 +109,25 @@ function onRecord(type: number, id: number, arg: number, payload: Buffer): void 
       if (w !== undefined) { healthWaiters.delete(id); w.resolve({ health: arg === 1, reason: payload.toString('utf8') }); }
       return;
     }
+    case M2W.h1data: {
+      const r = relayed.get(id);
+      // The payload is a view of the batch, which is ours; acknowledged once the kernel has it.
+      if (r !== undefined) r.socket.write(payload, () => out.push(W2M.h1ack, id, payload.length));
+      return;
+    }
+    case M2W.h1end:
+      relayed.get(id)?.socket.end();
+      return;
+    case M2W.h1destroy:
+      relayed.get(id)?.socket.destroy();
+      return;
+    case M2W.h1ack: {
+      const r = relayed.get(id);
+      if (r === undefined) return;
+      r.unackedBytes -= arg;
+      if (r.unackedBytes < relayWindowBytes && r.socket.isPaused()) r.socket.resume();
+      return;
+    }
     default:
       log('error', 'api worker: unknown record type from the main thread', { type });
       throw new Error(`api worker: unknown record type ${type} from the main thread`);
@@ -129,6 +152,32 @@ function pushCall(id: number, index: number, body: Buffer, headers: IncomingHttp
   const token = tokenOf(headers);
   if (token !== undefined) out.push(W2M.token, id, 0, Buffer.from(token, 'utf8'));
   out.push(W2M.call, id, index | (requiresLeader(headers) ? CallFlag.requireLeader : 0), body);
+}
+
+/** The HTTP/1.1 connections relayed to the main thread, by id; each its client's bytes not yet acknowledged. */
+const relayed = new Map<number, { socket: Socket; unackedBytes: number }>();
+
+/**
+ * Relays a connection that is not HTTP/2 to the main thread whole (h1-relay.ts): the JSON
+ * gateway, the probes and /metrics need the service, which lives there. Reading stops while
+ * `relayWindowBytes` of the client's bytes are unacknowledged.
+ */
+function relayHttp1(socket: Socket): void {
+  const id = nextId++;
+  const r = { socket, unackedBytes: 0 };
+  relayed.set(id, r);
+  out.push(W2M.h1open, id, 0);
+  socket.on('data', (chunk: Buffer) => {
+    r.unackedBytes += chunk.length;
+    out.push(W2M.h1data, id, 0, chunk);
+    if (r.unackedBytes >= relayWindowBytes) socket.pause();
+  });
+  socket.on('end', () => out.push(W2M.h1end, id, 0));
+  socket.on('error', () => { /* 'close' follows */ });
+  socket.once('close', () => {
+    relayed.delete(id);
+    out.push(W2M.h1close, id, 0);
+  });
 }
 
 const access = cfg.access ? new AccessControl(cfg.access, { warn: (msg, fields) => log('warn', msg, fields) }) : undefined;
@@ -176,7 +225,7 @@ cfg.methods.forEach((m, index) => {
 for (const u of cfg.unimplemented) grpc.addUnimplemented(u.path, u.message);
 
 const listener = new ClientListener({
-  onStream: grpc.handleStream, onRequest: http1Handler(endpoints),
+  onStream: grpc.handleStream, onRequest: http1Handler(endpoints), ...(cfg.relayHttp1 ? { onHttp1Connection: relayHttp1 } : {}),
   ...(cfg.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: cfg.maxConcurrentStreams }),
 });
 
@@ -190,6 +239,7 @@ function close(graceMs: number): Promise<void> {
   closing ??= (async () => {
     grpc.endStreams(GrpcCode.Unavailable, 'etcdserver: server stopped');
     await listener.close(graceMs);
+    for (const r of relayed.values()) r.socket.destroy();
     out.flush();
     post({ t: 'closed' });
   })();
