@@ -142,8 +142,6 @@ function health(): Promise<HealthReport> {
   });
 }
 
-// This thread sees neither the server's metrics nor its probes: /health only (its query ignored).
-// etcd's access controller runs here, in front of every plain-HTTP request, as in-thread.
 /**
  * A call to the main thread with the metadata it acts on: the auth token (if any) in a record
  * first, for the main thread to resolve the caller; `hasleader` as a flag on the call record.
@@ -180,6 +178,9 @@ function relayHttp1(socket: Socket): void {
   });
 }
 
+// Plain-HTTP requests over h2c are served here (HTTP/1.1 is relayed to the main thread): this
+// thread sees neither the server's metrics nor its probes, so /health only (its query ignored),
+// behind etcd's access controller, as in-thread.
 const access = cfg.access ? new AccessControl(cfg.access, { warn: (msg, fields) => log('warn', msg, fields) }) : undefined;
 const endpoints: HttpEndpoints = { port: 'client', health, ...(access ? { access } : {}) };
 const grpc = new GrpcServer({ maxReceiveMessageBytes: cfg.maxReceiveMessageBytes, httpHandler: http2Handler(endpoints) });
