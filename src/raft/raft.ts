@@ -709,11 +709,19 @@ export class Raft {
 
   private stepFollower(m: Message): boolean {
     switch (m.type) {
-      case MessageType.MsgProp:
+      case MessageType.MsgProp: {
         if (this.lead === None) return false;
+        // Proposals forwarded back to back (nothing sent between them) leave as one MsgProp,
+        // as a batch proposed at once would: the leader appends them in one step.
+        const last = this.msgs[this.msgs.length - 1];
+        if (last !== undefined && last.type === MessageType.MsgProp && last.to === this.lead) {
+          for (const e of m.entries) last.entries.push(e);
+          return true;
+        }
         m.to = this.lead;
         this.send(m);
         return true;
+      }
       case MessageType.MsgApp:
         this.electionElapsed = 0;
         this.lead = m.from;
