@@ -397,3 +397,21 @@ test('a follower forwards proposals made back to back as one MsgProp; the leader
   const appended = l.entriesFrom(before + 1, Infinity).filter((e) => e.data !== undefined && e.data.length > 0);
   assert.deepEqual(appended.map((e) => new TextDecoder().decode(e.data)), ['a', 'b', 'c', 'd', 'e']);
 });
+
+test('a follower merges forwarded proposals only up to maxSizePerMsg of data: a burst leaves as several bounded MsgProps', () => {
+  const net = cluster(3, 12, { maxSizePerMsg: 100 });
+  elect(net, 1n);
+  const f = net.node(2n).node;
+  const before = net.node(1n).node.raft.log.lastIndex();
+  const sixty = (c: string) => enc.encode(c.repeat(60));
+  f.propose(sixty('a'));
+  f.propose(sixty('b')); // 120 bytes with a: a new message
+  f.propose(enc.encode('c'.repeat(40))); // 100 with b: joins it
+  f.propose(enc.encode('d')); // 101: a new message
+  const props = f.raft.msgs.filter((m) => m.type === MessageType.MsgProp);
+  assert.deepEqual(props.map((m) => m.entries.map((e) => new TextDecoder().decode(e.data)[0]).join('')), ['a', 'bc', 'd']);
+  net.stabilize();
+  const l = net.node(1n).node.raft.log;
+  const appended = l.entriesFrom(before + 1, Infinity).filter((e) => e.data !== undefined && e.data.length > 0);
+  assert.deepEqual(appended.map((e) => new TextDecoder().decode(e.data)[0]), ['a', 'b', 'c', 'd']);
+});
