@@ -27,6 +27,7 @@ import type { Fanout, QueuedItem, WatchHost, WatchStream, WatchStreamBounds } fr
 import type { Codec, GrpcServer, ServerCall } from './grpc/index.js';
 import { ResponseBatch, eventsResponse } from './watch-codec.js';
 import { statusOf } from './grpc/index.js';
+import { requiresLeader } from './metadata.js';
 
 export const watchPath = '/etcdserverpb.Watch/Watch';
 
@@ -121,7 +122,7 @@ class WatchSession {
 
   async run(): Promise<void> {
     const call = this.call;
-    const requireLeader = call.headers.hasleader === 'true';
+    const requireLeader = requiresLeader(call.headers);
     if (requireLeader && !this.opts.host.hasLeader()) {
       this.stream.close();
       throw etcdError('NoLeader');
