@@ -5,7 +5,9 @@
 // puts driven by bench/loadgen.ts:
 //   - server CPU per put (all threads) and, for Concord, its main thread's CPU per put
 //     (the thread every request shares: its budget sets the throughput ceiling);
-//   - read/write syscalls per put (/proc/PID/io);
+//   - read/write syscalls per put (/proc/PID/io) and context switches per put, all threads
+//     (each is a thread that slept and had to be woken: on a loaded machine every one waits
+//     for a CPU, so they, more than CPU time, set a single client's latency);
 //   - for Concord, from V8's --trace-gc: bytes allocated per put (heap growth between
 //     collections), scavenges and mark-compacts per 1k puts, and the longest GC pause.
 // Each target runs `--repeat` times, alternating; medians are printed with etcd's figures.
@@ -15,7 +17,7 @@
 //          --node-args "--flag ..."  Node flags for Concord (e.g. --cpu-prof --cpu-prof-dir=DIR)
 //          --env K=V[,K=V]   extra environment for Concord (e.g. CONCORD_API_THREAD=1)
 import { fork } from 'node:child_process';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Server, type TargetName } from '../test/harness.js';
@@ -51,6 +53,18 @@ function ioCounts(pid: number): { syscr: number; syscw: number } {
   return { syscr: get('syscr'), syscw: get('syscw') };
 }
 
+/** Context switches of every thread of `pid` (voluntary: a thread slept, e.g. waiting to be woken by another). */
+function contextSwitches(pid: number): number {
+  let n = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const t = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(t)?.[1] ?? 0) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(t)?.[1] ?? 0);
+    } catch { /* thread ended */ }
+  }
+  return n;
+}
+
 /** CPU ms of the main thread only (its task id is the pid). */
 function mainThreadCpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
@@ -58,7 +72,7 @@ function mainThreadCpuMs(pid: number): number {
   return (Number(f[11]) + Number(f[12])) * 10;
 }
 
-interface Run { target: string; puts: number; cpuUsPerPut: number; mainUsPerPut?: number; syscallsPerPut: number; reqPerS: number; p99Ms: number;
+interface Run { target: string; puts: number; cpuUsPerPut: number; mainUsPerPut?: number; syscallsPerPut: number; switchesPerPut: number; reqPerS: number; p99Ms: number;
   allocKBPerPut?: number; scavengesPer1k?: number; marksPer1k?: number; maxGcMs?: number; gcMsPer1k?: number }
 
 async function once(target: TargetName): Promise<Run> {
@@ -76,20 +90,20 @@ async function once(target: TargetName): Promise<Run> {
   const pid = server.pid!;
   const cfg: LoadConfig = { endpoint: server.endpoint, op: 'put', clients, connections, valueBytes: 256, keySpace: 100_000,
     rangeKey: '', serializable: false, warmupMs: 1000, durationMs: 0, totalRequests: requests };
-  let cpu0 = 0, main0 = 0, io0 = { syscr: 0, syscw: 0 };
+  let cpu0 = 0, main0 = 0, io0 = { syscr: 0, syscw: 0 }, cs0 = 0, cs1 = 0;
   let cpu1 = 0, main1 = 0, io1 = { syscr: 0, syscw: 0 };
   const result = await new Promise<LoadResult>((resolve, reject) => {
     const child = fork(join(here, 'loadgen.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     let res: LoadResult | undefined;
     child.on('message', (m: any) => {
-      if (m.type === 'window-start') { measuring = true; cpu0 = cpuMs(pid); main0 = target === 'concord' ? mainThreadCpuMs(pid) : 0; io0 = ioCounts(pid); }
-      else if (m.type === 'result') { measuring = false; cpu1 = cpuMs(pid); main1 = target === 'concord' ? mainThreadCpuMs(pid) : 0; io1 = ioCounts(pid); res = m.result; }
+      if (m.type === 'window-start') { measuring = true; cpu0 = cpuMs(pid); main0 = target === 'concord' ? mainThreadCpuMs(pid) : 0; io0 = ioCounts(pid); cs0 = contextSwitches(pid); }
+      else if (m.type === 'result') { measuring = false; cpu1 = cpuMs(pid); main1 = target === 'concord' ? mainThreadCpuMs(pid) : 0; io1 = ioCounts(pid); cs1 = contextSwitches(pid); res = m.result; }
     });
     child.on('exit', (code) => (res ? resolve(res) : reject(new Error(`loadgen exited ${code}`))));
   });
   await server.destroy();
   const n = result.requests;
-  const run: Run = { target, puts: n, cpuUsPerPut: ((cpu1 - cpu0) * 1000) / n, syscallsPerPut: (io1.syscr - io0.syscr + io1.syscw - io0.syscw) / n,
+  const run: Run = { target, puts: n, cpuUsPerPut: ((cpu1 - cpu0) * 1000) / n, syscallsPerPut: (io1.syscr - io0.syscr + io1.syscw - io0.syscw) / n, switchesPerPut: (cs1 - cs0) / n,
     reqPerS: result.throughput, p99Ms: result.p99Ms };
   if (target === 'concord') {
     run.mainUsPerPut = ((main1 - main0) * 1000) / n;
@@ -114,7 +128,7 @@ for (let r = 0; r < repeat; r++) {
   }
 }
 const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-const cols: Array<[string, keyof Run, number]> = [['CPU us/put', 'cpuUsPerPut', 1], ['main us/put', 'mainUsPerPut', 1], ['syscalls/put', 'syscallsPerPut', 2],
+const cols: Array<[string, keyof Run, number]> = [['CPU us/put', 'cpuUsPerPut', 1], ['main us/put', 'mainUsPerPut', 1], ['syscalls/put', 'syscallsPerPut', 2], ['ctx sw/put', 'switchesPerPut', 2],
   ['alloc KB/put', 'allocKBPerPut', 2], ['scav/1k', 'scavengesPer1k', 2], ['mark/1k', 'marksPer1k', 2], ['GC ms/1k', 'gcMsPer1k', 1], ['max GC ms', 'maxGcMs', 1],
   ['req/s', 'reqPerS', 0], ['p99 ms', 'p99Ms', 1]];
 console.log(`put-cost: ${requests} puts, ${clients} clients / ${connections} conns, ${repeat} reps, medians; load ${load}${Object.keys(extraEnv).length ? `; concord env ${opt('env', '')}` : ''}`);
