@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { open, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Wal, parseWalName, type WalLogger } from './index.js';
-import { FilePipeline, ZERO_CHUNK_BYTES } from './file_pipeline.js';
+import { FILL_SYNC_EVERY_BYTES, FilePipeline, ZERO_CHUNK_BYTES, writeZeros } from './file_pipeline.js';
 import { makeEntries, plain, tempDir } from './testutil.js';
 
 const META = Buffer.from('pipeline-meta');
@@ -32,14 +32,24 @@ test('segments are zero-filled, not sparse; a cut renames the file the pipeline 
     const [first] = await walFiles(d);
     await assertNotSparse(join(d, first));
 
-    // The next segment is prepared in the background as 0.tmp, allocated and full-size.
+    // Nothing is prepared while the tail is nearly empty (a server just started does not
+    // write a segment of zeros while its first clients wait on fdatasync)...
+    await w.nextSegmentPrepared();
+    assert.deepEqual(await tmpFiles(d), [], 'no segment prepared at create');
+    // ...but once a quarter of the tail is written, the next segment is prepared in the
+    // background as 0.tmp, allocated and full-size.
+    let i = 1;
+    for (let written = 0; written < SEG / 4; written += 10 * 1000) {
+      await w.save({ term: 1, vote: 1n, commit: i }, makeEntries(i, i + 9, 1, 1000), true);
+      i += 10;
+      if (written + 10 * 1000 < SEG / 4 - 1000) assert.deepEqual(await tmpFiles(d), [], `nothing prepared at ${written} bytes`);
+    }
     await w.nextSegmentPrepared();
     assert.deepEqual(await tmpFiles(d), ['0.tmp']);
     await assertNotSparse(join(d, '0.tmp'));
     const prepared = (await stat(join(d, '0.tmp'))).ino;
 
     // Fill the first segment: the cut takes 0.tmp (same inode) as segment 1.
-    let i = 1;
     while ((await walFiles(d)).length < 2) {
       await w.save({ term: 1, vote: 1n, commit: i }, makeEntries(i, i + 9, 1, 1000), true);
       i += 10;
@@ -49,7 +59,14 @@ test('segments are zero-filled, not sparse; a cut renames the file the pipeline 
     assert.equal((await stat(join(d, names[1]))).ino, prepared, 'segment 1 is the file the pipeline prepared');
     await assertNotSparse(join(d, names[1]));
 
-    // And the pipeline moves on to the other name for the segment after.
+    // And the pipeline moves on to the other name for the segment after, once that
+    // segment is a quarter full in turn.
+    await w.nextSegmentPrepared();
+    assert.deepEqual(await tmpFiles(d), [], 'nothing prepared right after the cut');
+    for (let written = 0; written < SEG / 4; written += 10 * 1000) {
+      await w.save({ term: 1, vote: 1n, commit: i }, makeEntries(i, i + 9, 1, 1000), true);
+      i += 10;
+    }
     await w.nextSegmentPrepared();
     assert.deepEqual(await tmpFiles(d), ['1.tmp']);
     await assertNotSparse(join(d, '1.tmp'));
@@ -156,6 +173,36 @@ test('leftover .tmp files are removed on open, and a sparse tail is zero-filled 
     assert.deepEqual(plain((await again.readAll()).entries), plain(makeEntries(1, 6, 1, 100)));
     await again.close();
   } finally {
+    cleanup();
+  }
+});
+
+test('a segment fill syncs its zeros as it goes, not as one writeback at the end', async () => {
+  const { dir, cleanup } = tempDir();
+  const h = await open(join(dir, 'fill'), 'w+');
+  const proto = Object.getPrototypeOf(h) as { datasync: () => Promise<void> };
+  const realSync = proto.datasync;
+  const syncedAt: number[] = [];
+  let written = 0;
+  const realWrite = (proto as unknown as { write: (...a: unknown[]) => Promise<{ bytesWritten: number }> }).write;
+  (proto as unknown as { write: (...a: unknown[]) => Promise<{ bytesWritten: number }> }).write = async function (this: unknown, ...a: unknown[]) {
+    const r = await realWrite.apply(this, a);
+    written += r.bytesWritten;
+    return r;
+  };
+  proto.datasync = async function (this: unknown) {
+    syncedAt.push(written);
+    return realSync.call(this);
+  };
+  try {
+    assert.equal(await writeZeros(h, 0, 3 * ZERO_CHUNK_BYTES, undefined, ZERO_CHUNK_BYTES), true);
+    // Synced after each chunk but the last (the caller syncs the end itself).
+    assert.deepEqual(syncedAt, [ZERO_CHUNK_BYTES, 2 * ZERO_CHUNK_BYTES]);
+    assert.ok(FILL_SYNC_EVERY_BYTES > 0 && FILL_SYNC_EVERY_BYTES < 64 * 1000 * 1000, 'a pipeline fill syncs in bounded bursts');
+  } finally {
+    proto.datasync = realSync;
+    (proto as unknown as { write: unknown }).write = realWrite;
+    await h.close();
     cleanup();
   }
 });

@@ -16,6 +16,10 @@
  * The price is writing every segment twice (zeros, then records). Below disk saturation
  * that is hidden in the background; at saturation (bench/wal.ts, batch=256: ~120 MB/s of
  * records, a cut every ~0.5 s) saves that overlap the background fill have a higher p99.
+ * Two things keep the fill off the saves' way: it syncs every FILL_SYNC_EVERY_BYTES rather
+ * than once at the end (no 64 MB writeback for a WAL fdatasync to queue behind), and the WAL
+ * starts it only once its tail is a quarter full (wal.ts), not at open: a server that just
+ * started is not writing 64 MB of zeros while its first clients wait on fdatasync.
  */
 
 import { open, readdir, unlink, type FileHandle } from 'node:fs/promises';
@@ -36,17 +40,32 @@ const TMP_SUFFIX = '.tmp';
 export type PipelineLogger = (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void;
 
 /**
- * Writes zeros over [from, to) of `h` in ZERO_CHUNK_BYTES pieces (no sync). `stop` is asked
- * between pieces; returns false if it said to stop.
+ * Dirty zeros a background fill leaves in the page cache before it syncs them. Without a
+ * bound, a 64 MB segment was one 64 MB writeback at its final datasync: the disk queue was
+ * full for that long, and every WAL fdatasync (a client's put) waited behind it. 4 MiB
+ * bursts leave the disk to the WAL's syncs between them.
  */
-export async function writeZeros(h: FileHandle, from: number, to: number, stop?: () => boolean): Promise<boolean> {
+export const FILL_SYNC_EVERY_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Writes zeros over [from, to) of `h` in ZERO_CHUNK_BYTES pieces. `stop` is asked between
+ * pieces; returns false if it said to stop. With `syncEveryBytes`, the file is datasynced
+ * each time that many bytes have been written (not at the end: the caller syncs then).
+ */
+export async function writeZeros(h: FileHandle, from: number, to: number, stop?: () => boolean, syncEveryBytes = 0): Promise<boolean> {
   const z = zeros();
   let off = from;
+  let unsynced = 0;
   while (off < to) {
     if (stop?.()) return false;
     const n = Math.min(z.length, to - off);
     const { bytesWritten } = await h.write(z, 0, n, off);
     off += bytesWritten;
+    unsynced += bytesWritten;
+    if (syncEveryBytes > 0 && unsynced >= syncEveryBytes && off < to) {
+      await h.datasync();
+      unsynced = 0;
+    }
   }
   return true;
 }
@@ -117,7 +136,14 @@ export class FilePipeline {
     private readonly dir: string,
     private readonly size: number,
     private readonly log: PipelineLogger,
+    /** Dirty bytes a fill may leave before syncing them (0: one sync at the end). */
+    private readonly syncEveryBytes = FILL_SYNC_EVERY_BYTES,
   ) {}
+
+  /** True while a file is being prepared or waits, prepared, to be taken. */
+  get preparing(): boolean {
+    return this.next !== undefined;
+  }
 
   /** Starts preparing the next file, unless one is already prepared or being prepared. */
   prepare(): void {
@@ -192,7 +218,7 @@ export class FilePipeline {
     this.count++;
     const h = await open(path, 'w+', 0o600);
     try {
-      if (!(await writeZeros(h, 0, this.size, () => this.stopped))) {
+      if (!(await writeZeros(h, 0, this.size, () => this.stopped, this.syncEveryBytes))) {
         throw new WalError('Closed', 'wal: closed while preparing a segment file');
       }
       await h.datasync();

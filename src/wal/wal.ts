@@ -34,6 +34,14 @@ import { isValidSeq, parseWalName, readWalNames, searchIndex, walName } from './
 /** etcd's wal.SegmentSizeBytes: 64 * 1000 * 1000 (etcd's "64MB", decimal). */
 export const DEFAULT_SEGMENT_SIZE_BYTES = 64 * 1000 * 1000;
 
+/**
+ * Fraction of the tail segment written before the next segment starts being prepared. Not
+ * at once (at open the tail is empty, and a server just started would fill 64 MB of zeros
+ * while its first clients wait on fdatasync); not late (the three quarters left give the
+ * fill a segment's worth of time minus a quarter, enough below disk saturation).
+ */
+export const PREPARE_NEXT_AT_FRACTION = 0.25;
+
 /** Receives the WAL's notable events (a truncated torn tail, a new segment, ...). */
 export type WalLogger = (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void;
 
@@ -445,7 +453,13 @@ export class Wal {
 
   private startPipeline(): void {
     this.pipeline = new FilePipeline(this.dir, this.segmentSize, this.log);
-    this.pipeline.prepare();
+    this.maybePrepareNext();
+  }
+
+  /** Starts preparing the next segment once the tail is PREPARE_NEXT_AT_FRACTION full. */
+  private maybePrepareNext(): void {
+    const p = this.pipeline;
+    if (p !== undefined && !p.preparing && this.tailOffset >= this.segmentSize * PREPARE_NEXT_AT_FRACTION) p.prepare();
   }
 
   private writable(): RecordEncoder {
@@ -465,6 +479,7 @@ export class Wal {
     const fd = this.tail!.fd;
     for (let done = 0; done < buf.length;) done += writeSync(fd, buf, done, buf.length - done, this.tailOffset + done);
     this.tailOffset += enc.length;
+    this.maybePrepareNext();
   }
 
   private appendPendingState(enc: RecordEncoder): void {
@@ -523,7 +538,7 @@ export class Wal {
     await old.close();
     this.tail = h;
     this.names.push(name);
-    this.pipeline!.prepare();
+    this.maybePrepareNext();
     this.log('info', 'wal: created a new WAL segment', { path: join(this.dir, name) });
   }
 }

@@ -1,0 +1,139 @@
+// Load-independent cost of a put (not a test): `node dist/bench/put-cost.js [options]`.
+//
+// On a machine shared with other work, req/s and latency say more about the neighbours than
+// about the server. This probe measures what does not depend on them, over a fixed number of
+// puts driven by bench/loadgen.ts:
+//   - server CPU per put (all threads) and, for Concord, its main thread's CPU per put
+//     (the thread every request shares: its budget sets the throughput ceiling);
+//   - read/write syscalls per put (/proc/PID/io) and context switches per put, all threads
+//     (each is a thread that slept and had to be woken: on a loaded machine every one waits
+//     for a CPU, so they, more than CPU time, set a single client's latency);
+//   - for Concord, from V8's --trace-gc: bytes allocated per put (heap growth between
+//     collections), scavenges and mark-compacts per 1k puts, and the longest GC pause.
+// Each target runs `--repeat` times, alternating; medians are printed with etcd's figures.
+//
+// Options: --requests 20000 --clients 100 --connections 10 --repeat 3 --targets etcd,concord
+//          --gc-log FILE     append Concord's --trace-gc lines of each measured window to FILE
+//          --node-args "--flag ..."  Node flags for Concord (e.g. --cpu-prof --cpu-prof-dir=DIR)
+//          --env K=V[,K=V]   extra environment for Concord (e.g. CONCORD_API_THREAD=1)
+import { fork } from 'node:child_process';
+import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Server, type TargetName } from '../test/harness.js';
+import { cpuMs } from './proc-cpu.js';
+import type { LoadConfig, LoadResult } from './loadgen.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+function opt(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : dflt;
+}
+const requests = Number(opt('requests', '20000'));
+const clients = Number(opt('clients', '100'));
+const connections = Number(opt('connections', '10'));
+const repeat = Number(opt('repeat', '3'));
+const targets = opt('targets', 'etcd,concord').split(',') as TargetName[];
+const gcLog = opt('gc-log', '');
+const nodeArgs = opt('node-args', '').split(' ').filter(Boolean);
+const extraEnv = Object.fromEntries(opt('env', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+
+interface GcEvent { kind: 'scavenge' | 'mark'; beforeMB: number; afterMB: number; pauseMs: number }
+const gcLine = /(Scavenge|Mark-Compact|Mark-sweep|Mark-Compact \(reduce\))[^\d]*([\d.]+) \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/;
+
+function parseGc(line: string): GcEvent | undefined {
+  const m = gcLine.exec(line);
+  if (!m) return undefined;
+  return { kind: m[1] === 'Scavenge' ? 'scavenge' : 'mark', beforeMB: Number(m[2]), afterMB: Number(m[3]), pauseMs: Number(m[4]) };
+}
+
+function ioCounts(pid: number): { syscr: number; syscw: number } {
+  const t = readFileSync(`/proc/${pid}/io`, 'utf8');
+  const get = (k: string): number => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(t)?.[1] ?? NaN);
+  return { syscr: get('syscr'), syscw: get('syscw') };
+}
+
+/** Context switches of every thread of `pid` (voluntary: a thread slept, e.g. waiting to be woken by another). */
+function contextSwitches(pid: number): number {
+  let n = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const t = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(t)?.[1] ?? 0) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(t)?.[1] ?? 0);
+    } catch { /* thread ended */ }
+  }
+  return n;
+}
+
+/** CPU ms of the main thread only (its task id is the pid). */
+function mainThreadCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+interface Run { target: string; puts: number; cpuUsPerPut: number; mainUsPerPut?: number; syscallsPerPut: number; switchesPerPut: number; reqPerS: number; p99Ms: number;
+  allocKBPerPut?: number; scavengesPer1k?: number; marksPer1k?: number; maxGcMs?: number; gcMsPer1k?: number }
+
+async function once(target: TargetName): Promise<Run> {
+  const server = new Server({ target, name: 'putcost', nodeArgs: target === 'concord' ? ['--trace-gc', ...nodeArgs] : [], env: target === 'concord' ? extraEnv : {} });
+  await server.start();
+  const gc: GcEvent[] = [];
+  let measuring = false;
+  let partial = '';
+  server.child!.stdout!.on('data', (d: Buffer) => {
+    const lines = (partial + d.toString('latin1')).split('\n');
+    partial = lines.pop()!;
+    if (!measuring) return;
+    for (const l of lines) { const e = parseGc(l); if (e) { gc.push(e); if (gcLog) appendFileSync(gcLog, l + '\n'); } }
+  });
+  const pid = server.pid!;
+  const cfg: LoadConfig = { endpoint: server.endpoint, op: 'put', clients, connections, valueBytes: 256, keySpace: 100_000,
+    rangeKey: '', serializable: false, warmupMs: 1000, durationMs: 0, totalRequests: requests };
+  let cpu0 = 0, main0 = 0, io0 = { syscr: 0, syscw: 0 }, cs0 = 0, cs1 = 0;
+  let cpu1 = 0, main1 = 0, io1 = { syscr: 0, syscw: 0 };
+  const result = await new Promise<LoadResult>((resolve, reject) => {
+    const child = fork(join(here, 'loadgen.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    let res: LoadResult | undefined;
+    child.on('message', (m: any) => {
+      if (m.type === 'window-start') { measuring = true; cpu0 = cpuMs(pid); main0 = target === 'concord' ? mainThreadCpuMs(pid) : 0; io0 = ioCounts(pid); cs0 = contextSwitches(pid); }
+      else if (m.type === 'result') { measuring = false; cpu1 = cpuMs(pid); main1 = target === 'concord' ? mainThreadCpuMs(pid) : 0; io1 = ioCounts(pid); cs1 = contextSwitches(pid); res = m.result; }
+    });
+    child.on('exit', (code) => (res ? resolve(res) : reject(new Error(`loadgen exited ${code}`))));
+  });
+  await server.destroy();
+  const n = result.requests;
+  const run: Run = { target, puts: n, cpuUsPerPut: ((cpu1 - cpu0) * 1000) / n, syscallsPerPut: (io1.syscr - io0.syscr + io1.syscw - io0.syscw) / n, switchesPerPut: (cs1 - cs0) / n,
+    reqPerS: result.throughput, p99Ms: result.p99Ms };
+  if (target === 'concord') {
+    run.mainUsPerPut = ((main1 - main0) * 1000) / n;
+    let allocMB = 0;
+    for (let i = 1; i < gc.length; i++) allocMB += Math.max(0, gc[i]!.beforeMB - gc[i - 1]!.afterMB);
+    run.allocKBPerPut = gc.length > 1 ? (allocMB * 1024) / n : NaN;
+    run.scavengesPer1k = (gc.filter((g) => g.kind === 'scavenge').length * 1000) / n;
+    run.marksPer1k = (gc.filter((g) => g.kind === 'mark').length * 1000) / n;
+    run.maxGcMs = Math.max(0, ...gc.map((g) => g.pauseMs));
+    run.gcMsPer1k = (gc.reduce((a, g) => a + g.pauseMs, 0) * 1000) / n;
+  }
+  return run;
+}
+
+const median = (xs: number[]): number => { const v = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b); return v.length ? v[Math.floor((v.length - 1) / 2)]! : NaN; };
+const runs: Run[] = [];
+for (let r = 0; r < repeat; r++) {
+  for (const t of targets) {
+    const run = await once(t);
+    runs.push(run);
+    process.stderr.write(`${JSON.stringify(run)}\n`);
+  }
+}
+const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+const cols: Array<[string, keyof Run, number]> = [['CPU us/put', 'cpuUsPerPut', 1], ['main us/put', 'mainUsPerPut', 1], ['syscalls/put', 'syscallsPerPut', 2], ['ctx sw/put', 'switchesPerPut', 2],
+  ['alloc KB/put', 'allocKBPerPut', 2], ['scav/1k', 'scavengesPer1k', 2], ['mark/1k', 'marksPer1k', 2], ['GC ms/1k', 'gcMsPer1k', 1], ['max GC ms', 'maxGcMs', 1],
+  ['req/s', 'reqPerS', 0], ['p99 ms', 'p99Ms', 1]];
+console.log(`put-cost: ${requests} puts, ${clients} clients / ${connections} conns, ${repeat} reps, medians; load ${load}${Object.keys(extraEnv).length ? `; concord env ${opt('env', '')}` : ''}`);
+console.log(['target', ...cols.map((c) => c[0])].join('\t'));
+for (const t of targets) {
+  const rs = runs.filter((x) => x.target === t);
+  console.log([t, ...cols.map(([, k, d]) => { const v = median(rs.map((x) => (x[k] as number | undefined) ?? NaN)); return Number.isNaN(v) ? '-' : v.toFixed(d); })].join('\t'));
+}
