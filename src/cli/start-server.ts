@@ -8,6 +8,7 @@ import { startApi } from '../api/index.js';
 import { clientTlsOptions } from './tls-check.js';
 import { peerTlsSetup } from './peer-tls.js';
 import { allowYoungGenerationGrowth } from './small-heap.js';
+import { collectWhenIdle } from './idle-gc.js';
 import { enableHandlingTimeHistogram, registerEventLoopMetrics, registry } from '../metrics/index.js';
 import type { Logger } from '../log/index.js';
 import { isEtcdError } from '../errors/index.js';
@@ -38,6 +39,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     ...(config.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: config.maxConcurrentStreams }),
   });
   const stopCompactor = startAutoCompaction({ config, log, server, store });
+  const stopIdleGc = collectWhenIdle(log);
 
   const stopping = { value: false };
   const clientURLs = config.advertiseClientUrls.map(urlString);
@@ -61,6 +63,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
         'advertise-client-urls': config.advertiseClientUrls.map((u) => u.toString()),
       });
       stopCompactor();
+      stopIdleGc();
       await api.close();
       await member.stop();
       log.info('closed etcd server', { name: config.name, 'data-dir': config.dataDir });

@@ -140,6 +140,8 @@ export class MvccStore {
   private ciDirty = false;
   /** Physical compactions run one after another (etcd's FIFO scheduler). */
   private compactions: Promise<void> = Promise.resolve();
+  /** Physical compactions started and not finished (0 or 1: they run one after another). */
+  private compactionsRunning = 0;
   private closed = false;
 
   private constructor(opts: MvccStoreOptions) {
@@ -198,6 +200,16 @@ export class MvccStore {
 
   consistentTerm(): number {
     return this.ciTerm;
+  }
+
+  /**
+   * Once the key index is rebuilt (start-up), the backend's file pages the rebuild mapped are
+   * given back (Backend.releaseMappedPages). Not while a resumed compaction reads the file:
+   * start-up does not wait for it, and the pages then stay until the next restart.
+   */
+  async releaseMappedPages(): Promise<void> {
+    if (this.compactionsRunning !== 0) return;
+    await this.backend.releaseMappedPages();
   }
 
   // ------------------------------------------------------------ restore
@@ -518,6 +530,15 @@ export class MvccStore {
   }
 
   private async runCompaction(rev: number): Promise<void> {
+    this.compactionsRunning++;
+    try {
+      await this.removeCompacted(rev);
+    } finally {
+      this.compactionsRunning--;
+    }
+  }
+
+  private async removeCompacted(rev: number): Promise<void> {
     const started = Date.now();
     const keep = new Set<string>();
     // Index first, a chunk of keys at a time: ranges at or above rev stay correct throughout.

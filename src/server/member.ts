@@ -140,6 +140,8 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
     backend, log, leaseExists: (id) => lessor.has(id), onKeyLease: (key, lease) => lessor.attachKey(key, lease),
   });
   const store = watchable.kv;
+  // Nothing else runs yet (no raft loop, API or peer listener): the rebuild's pages can go.
+  await store.releaseMappedPages();
   const quotaBytes = config.quotaBackendBytes > 0 ? config.quotaBackendBytes : defaultQuotaBackendBytes;
   if (config.quotaBackendBytes === 0) {
     log.info('enabled backend quota with default value', { 'quota-name': 'v3-applier', 'quota-size-bytes': quotaBytes, 'quota-size': '2.1 GB' });
