@@ -50,15 +50,17 @@ export function encodeHeaderOnly(h: ResponseHeader): Uint8Array {
  * message, instead of into a chunk, then a generic writer (growing as it goes), then the frame.
  */
 export function snapshotResponseToFill(remainingBytes: number, blobBytes: number): { message: Uint8Array; blob: Uint8Array } {
-  const size = (remainingBytes !== 0 ? 1 + sizeVarint(remainingBytes) : 0) + 1 + sizeBytesField(blobBytes);
+  const size = (remainingBytes !== 0 ? 1 + sizeVarint(remainingBytes) : 0) + (blobBytes !== 0 ? 1 + sizeBytesField(blobBytes) : 0);
   const message = Buffer.allocUnsafe(size); // not zeroed: every byte is written below or by the caller
   let pos = 0;
   if (remainingBytes !== 0) {
     message[pos++] = 0x10;
     pos = writeVarint(message, pos, remainingBytes);
   }
-  message[pos++] = 0x1a;
-  pos = writeVarint(message, pos, blobBytes);
+  if (blobBytes !== 0) {
+    message[pos++] = 0x1a;
+    pos = writeVarint(message, pos, blobBytes);
+  }
   if (pos + blobBytes !== size) throw new Error(`snapshotResponseToFill: size mismatch, ${pos + blobBytes} of ${size}`);
   return { message, blob: message.subarray(pos) };
 }
