@@ -80,22 +80,55 @@ export function openBidi(session: http2.ClientHttp2Session, path: string, onMess
   return stream;
 }
 
-/** Splits a byte stream into gRPC messages (copies only a message that spans chunks). */
+/**
+ * Splits a byte stream into gRPC messages. A message within one chunk is handed out as a view
+ * of it; only a message that spans chunks is copied, once, when its last piece arrives (the
+ * chunk it ends in is not copied along with it).
+ */
 class FrameReader {
-  private pending: Buffer | undefined;
+  /** Pieces of a message that spans chunks (copies), and their bytes. */
+  private parts: Buffer[] = [];
+  private partBytes = 0;
+  /** That message's size with its 5-byte prefix; 0 while the prefix itself is incomplete. */
+  private need = 0;
 
   constructor(private readonly onMessage: (message: Buffer) => void) {}
 
   push(chunk: Buffer): void {
-    const buf = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk]);
-    this.pending = undefined;
-    let at = 0;
-    while (buf.length - at >= 5) {
-      const len = buf.readUInt32BE(at + 1);
-      if (buf.length - at - 5 < len) break;
-      this.onMessage(buf.subarray(at + 5, at + 5 + len));
+    let at = this.partBytes > 0 ? this.finishSpanning(chunk) : 0;
+    if (at < 0) return; // still incomplete
+    while (chunk.length - at >= 5) {
+      const len = chunk.readUInt32BE(at + 1);
+      if (chunk.length - at - 5 < len) break;
+      this.onMessage(chunk.subarray(at + 5, at + 5 + len));
       at += 5 + len;
     }
-    if (at < buf.length) this.pending = Buffer.from(buf.subarray(at));
+    if (at < chunk.length) this.keep(chunk.subarray(at));
+  }
+
+  /** Adds the start of `chunk` to the spanning message; returns where the rest begins, or -1 if the chunk ended first. */
+  private finishSpanning(chunk: Buffer): number {
+    let at = 0;
+    if (this.need === 0) {
+      at = Math.min(5 - this.partBytes, chunk.length);
+      this.keep(chunk.subarray(0, at));
+      if (this.need === 0) return -1;
+    }
+    const take = Math.min(this.need - this.partBytes, chunk.length - at);
+    this.keep(chunk.subarray(at, at + take));
+    at += take;
+    if (this.partBytes < this.need) return -1;
+    const message = Buffer.concat(this.parts, this.need);
+    this.parts = [];
+    this.partBytes = 0;
+    this.need = 0;
+    this.onMessage(message.subarray(5));
+    return at;
+  }
+
+  private keep(piece: Buffer): void {
+    this.parts.push(Buffer.from(piece));
+    this.partBytes += piece.length;
+    if (this.need === 0 && this.partBytes >= 5) this.need = 5 + Buffer.concat(this.parts).readUInt32BE(1);
   }
 }

@@ -260,10 +260,11 @@ function fmt(n: number | undefined, digits = 0): string {
   return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
-/** Server CPU time per event or keep-alive (the watch and lease rows). */
+/** Server and generator CPU time per event or keep-alive (the watch and lease rows). */
 function cpuPerOp(r: Summary | undefined): string | undefined {
   if (r === undefined || !(r.throughput > 0) || Number.isNaN(r.serverCpuPct)) return undefined;
-  return `server CPU ${fmt((r.serverCpuPct / 100) * 1e6 / r.throughput, 2)} us/op`;
+  const us = (pct: number): string => fmt((pct / 100) * 1e6 / r.throughput, 2);
+  return `server CPU ${us(r.serverCpuPct)} us/op, loadgen ${us(r.genCpuPct)} us/op`;
 }
 
 function table(): string {

@@ -1,10 +1,11 @@
 // How much server CPU a delivered watch event costs in the store and the codec, without the
-// network (`node dist/bench/watch-fanout.js [watchers] [streams] [puts]`): the MVCC store with
+// network (`node dist/bench/watch-fanout.js [watchers] [streams] [puts] [puts per drain]`): the MVCC store with
 // its watchable layer, `watchers` watchers on one key spread over `streams` streams, each put
 // followed by every stream's queue encoded into gRPC frames as the watch service does
 // (ResponseBatch, its output held for 32 batches): whole fan-out items, and beside it (in
 // alternating slices, same load) watcher by watcher, the path before fan-out items and of
-// streams with prev_kv/fragment/progress_notify watchers. Prints CPU ns per delivered event
+// streams with prev_kv/fragment/progress_notify watchers; and a stream behind by several puts,
+// its queue merged per watcher (nextMergedFanouts). Prints CPU ns per delivered event
 // and minor page faults: steadier than the loaded machine's events/s in `npm run bench`.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -17,6 +18,7 @@ import { ResponseBatch } from '../src/api/watch-codec.js';
 const watchers = Number(process.argv[2] ?? 1000);
 const streamCount = Number(process.argv[3] ?? 10);
 const puts = Number(process.argv[4] ?? 5000);
+const putsPerDrain = Number(process.argv[5] ?? 8);
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'concord-watch-fanout-'));
 const ws = WatchableStore.open({ backend: Backend.open({ path: path.join(dir, 'db.lmdb') }) });
@@ -70,30 +72,56 @@ const roundEach = (): void => round((s) => {
   }
 });
 
+/**
+ * A stream that fell behind: `putsPerDrain` puts, then each stream's queue taken as the watch
+ * service takes it then (nextMergedFanouts: one response per watcher for those revisions).
+ */
+let sincePut = 0;
+const roundMerged = (): void => {
+  ws.kv.put(req);
+  if (++sincePut < putsPerDrain) return;
+  sincePut = 0;
+  for (const s of streams) {
+    for (let run = s.nextMergedFanouts(); run.length > 0; run = s.nextMergedFanouts()) {
+      for (const f of run) {
+        header.revision = f.revision;
+        for (let from = 0; from < f.watchIds.length;) {
+          from = batch.addFanout(header, f.watchIds, f.events, from, 60 * 1024);
+          if (batch.bytes >= 60 * 1024) write();
+        }
+        events += f.watchIds.length * f.events.length;
+      }
+    }
+    if (batch.count > 0) write();
+  }
+};
+
 /** CPU ns and page faults per event of `round`, over `n` puts. */
-function measure(round: () => void, n: number): { cpuNs: number; faults: number; events: number } {
+function measure(round: () => void, n: number): { cpuNs: number; faults: number; events: number; bytes: number } {
   events = 0;
+  bytes = 0;
   const cpu0 = process.cpuUsage();
   const faults0 = process.resourceUsage().minorPageFault;
   for (let i = 0; i < n; i++) round();
   const cpu = process.cpuUsage(cpu0);
-  return { cpuNs: (cpu.user + cpu.system) * 1000, faults: process.resourceUsage().minorPageFault - faults0, events };
+  return { cpuNs: (cpu.user + cpu.system) * 1000, faults: process.resourceUsage().minorPageFault - faults0, events, bytes };
 }
 
-for (let i = 0; i < Math.min(500, puts); i++) { roundFanout(); roundEach(); } // warm-up
-bytes = 0;
-// Alternating slices, so both ways see the same machine load.
-const total = { fanout: { cpuNs: 0, faults: 0, events: 0 }, each: { cpuNs: 0, faults: 0, events: 0 } };
+for (let i = 0; i < Math.min(500, puts); i++) { roundFanout(); roundEach(); roundMerged(); } // warm-up
+// Alternating slices, so every way sees the same machine load.
+const zero = () => ({ cpuNs: 0, faults: 0, events: 0, bytes: 0 });
+const total = { fanout: zero(), each: zero(), merged: zero() };
 const slices = 10;
 for (let i = 0; i < slices; i++) {
-  for (const [name, round] of [['fanout', roundFanout], ['each', roundEach]] as const) {
+  for (const [name, round] of [['fanout', roundFanout], ['each', roundEach], ['merged', roundMerged]] as const) {
     const m = measure(round, Math.ceil(puts / slices));
-    total[name].cpuNs += m.cpuNs; total[name].faults += m.faults; total[name].events += m.events;
+    total[name].cpuNs += m.cpuNs; total[name].faults += m.faults; total[name].events += m.events; total[name].bytes += m.bytes;
   }
 }
-const per = (t: { cpuNs: number; faults: number; events: number }): string =>
-  `${(t.cpuNs / t.events).toFixed(0)} ns CPU, ${(t.faults * 1000 / t.events).toFixed(2)} page faults per 1000 events`;
-console.log(`${watchers} watchers on 1 key over ${streamCount} streams, ${puts} puts each way (${(bytes / (total.fanout.events + total.each.events)).toFixed(1)} bytes/event): ` +
-  `fan-out items ${per(total.fanout)}; watcher by watcher ${per(total.each)}; ratio ${(total.each.cpuNs / total.each.events / (total.fanout.cpuNs / total.fanout.events)).toFixed(2)}x`);
+const per = (t: ReturnType<typeof zero>): string =>
+  `${(t.cpuNs / t.events).toFixed(0)} ns CPU, ${(t.bytes / t.events).toFixed(1)} bytes, ${(t.faults * 1000 / t.events).toFixed(2)} page faults per 1000 events`;
+console.log(`${watchers} watchers on 1 key over ${streamCount} streams, ${puts} puts each way: ` +
+  `fan-out items ${per(total.fanout)}; watcher by watcher ${per(total.each)}; ratio ${(total.each.cpuNs / total.each.events / (total.fanout.cpuNs / total.fanout.events)).toFixed(2)}x; ` +
+  `merged per ${putsPerDrain} puts (a stream behind) ${per(total.merged)}`);
 await ws.kv.close();
 fs.rmSync(dir, { recursive: true, force: true });

@@ -4,8 +4,9 @@
 // kind 'watch': `watchers` watchers spread over `connections` streams (one connection each);
 // watcher i watches key wbench/k<i % keys> (or the prefix wbench/ with `prefix`); `writers`
 // closed-loop put loops write MARK + their send time as the value, to the keys in turn. Counts
-// events delivered per second to all watchers together (responses are scanned for MARK, not
-// decoded) and samples put-to-event latency. `slowStreams` more streams, each on its own
+// events delivered per second to all watchers together (every response is framed and scanned
+// for MARK, once per event, not decoded), samples put-to-event latency, and notes events per
+// response and bytes per event (how the target batches). `slowStreams` more streams, each on its own
 // connection with HTTP/2's default 64 KiB windows, create `slowWatchersPerStream` watchers on
 // the same keys and then read nothing: the readers must not be stalled by them, and the
 // server's memory must stay bounded (its RSS is sampled from /proc and reported).
@@ -115,12 +116,17 @@ function createRequest(i: number, cfg: StreamLoadConfig): Buffer {
   return grpcFrame(pbBytes(1, create));
 }
 
-/** Opens `count` watchers (watcher numbers from `first`) on one new stream; resolves once all are created. */
-async function openWatchStream(session: http2.ClientHttp2Session, first: number, count: number, cfg: StreamLoadConfig, onEvents: (message: Buffer) => void): Promise<http2.ClientHttp2Stream> {
+/**
+ * Opens `count` watchers (watcher numbers from `first`) on one new stream; resolves once all
+ * are created. A response without MARK is a create answer; one with it goes to `onEvents`
+ * with the offset of its first MARK (each response is scanned once).
+ */
+async function openWatchStream(session: http2.ClientHttp2Session, first: number, count: number, cfg: StreamLoadConfig, onEvents: (message: Buffer, firstMark: number) => void): Promise<http2.ClientHttp2Stream> {
   let created = 0;
   const stream = openBidi(session, '/etcdserverpb.Watch/Watch', (m) => {
-    if (m.indexOf(MARK) < 0) created++;
-    else onEvents(m);
+    const at = m.indexOf(MARK);
+    if (at < 0) created++;
+    else onEvents(m, at);
   });
   for (let i = 0; i < count; i++) stream.write(createRequest(first + i, cfg));
   while (created < count) {
@@ -133,10 +139,15 @@ async function openWatchStream(session: http2.ClientHttp2Session, first: number,
 async function runWatch(cfg: StreamLoadConfig): Promise<StreamLoadResult> {
   const win = new Window(cfg);
   let sample = 0;
-  const onEvents = (m: Buffer): void => {
+  /** Event responses and their bytes in the window: events per response and bytes per event say how the target batches. */
+  let responses = 0;
+  let responseBytes = 0;
+  const onEvents = (m: Buffer, firstMark: number): void => {
     if (!win.measuring) return;
+    responses++;
+    responseBytes += m.length + 5;
     const now = performance.now();
-    for (let at = m.indexOf(MARK); at >= 0 && at + stampBytes <= m.length; at = m.indexOf(MARK, at + stampBytes)) {
+    for (let at = firstMark; at >= 0 && at + stampBytes <= m.length; at = m.indexOf(MARK, at + stampBytes)) {
       win.count++;
       if ((++sample & 15) === 0) win.latencies.push(now - m.readDoubleLE(at + MARK.length));
     }
@@ -174,7 +185,8 @@ async function runWatch(cfg: StreamLoadConfig): Promise<StreamLoadResult> {
   await Promise.all(loops);
   for (const s of sessions) s.destroy();
   const slow = cfg.slowStreams > 0 ? `, ${cfg.slowStreams}x${cfg.slowWatchersPerStream} watchers not reading` : '';
-  return win.result(elapsedMs, cpu, `events/s, put-to-event ms; ${(puts / (elapsedMs / 1000)).toFixed(0)} puts/s${slow}; ${rss}`);
+  const shape = `${(win.count / Math.max(1, responses)).toFixed(1)} events/response, ${(responseBytes / Math.max(1, win.count)).toFixed(0)} B/event`;
+  return win.result(elapsedMs, cpu, `events/s, put-to-event ms; ${(puts / (elapsedMs / 1000)).toFixed(0)} puts/s${slow}; ${shape}; ${rss}`);
 }
 
 async function runLease(cfg: StreamLoadConfig): Promise<StreamLoadResult> {

@@ -38,6 +38,8 @@ export interface ClusterOptions {
   readyTimeoutMs?: number;
   /** Peer URL scheme (default http); https needs the --peer-* TLS flags in `flags`. */
   peerScheme?: 'http' | 'https';
+  /** Environment added to every member's (e.g. CONCORD_API_THREAD=1; etcd ignores it). */
+  env?: Record<string, string>;
 }
 
 /** The peer URL a member listens on and the one the others dial (equal without a proxy). */
@@ -145,7 +147,7 @@ export class Cluster {
    * cleans it up); remove it from there once it has left the cluster.
    */
   async addMember(target: TargetName, name: string): Promise<ClusterMember> {
-    const m = new ClusterMember({ target, name, extraArgs: this.opts.flags ?? [], readyTimeoutMs: this.opts.readyTimeoutMs ?? defaultReadyTimeoutMs });
+    const m = new ClusterMember({ target, name, extraArgs: this.opts.flags ?? [], readyTimeoutMs: this.opts.readyTimeoutMs ?? defaultReadyTimeoutMs, ...(this.opts.env ? { env: this.opts.env } : {}) });
     m.peerScheme = this.opts.peerScheme ?? 'http';
     const taken = new Set(this.members.flatMap((x) => [x.clientPort, x.peerPort, x.advertisedPeerPort]));
     for (const set of [(p: number) => { m.clientPort = p; }, (p: number) => { m.peerPort = p; m.advertisedPeerPort = p; }]) {
@@ -262,7 +264,7 @@ async function tryStartCluster(opts: ClusterOptions, targets: TargetName[]): Pro
   const ports = await pickPorts(targets.length, !!opts.proxy);
   const token = `concord-test-${process.pid}-${++clusterSeq}`;
   const members = targets.map((target, i) => {
-    const m = new ClusterMember({ target, name: `m${i}`, extraArgs: opts.flags ?? [], readyTimeoutMs: opts.readyTimeoutMs ?? defaultReadyTimeoutMs });
+    const m = new ClusterMember({ target, name: `m${i}`, extraArgs: opts.flags ?? [], readyTimeoutMs: opts.readyTimeoutMs ?? defaultReadyTimeoutMs, ...(opts.env ? { env: opts.env } : {}) });
     m.peerScheme = opts.peerScheme ?? 'http';
     m.clientPort = ports[i]!.client;
     m.peerPort = ports[i]!.peer.listen;

@@ -54,8 +54,7 @@ const targets: TargetName[] = selectedTargets();
 const accessFlags = ['--host-whitelist=localhost,example.com', '--cors=http://allowed.example:8080'];
 
 /**
- * The access-control requests, labelled, with whether each reaches the JSON gateway (the
- * worker-thread API mode has none); then etcdctl's put (gRPC is never checked against the
+ * The access-control requests, labelled, with whether each reaches the JSON gateway; then etcdctl's put (gRPC is never checked against the
  * whitelist: etcdctl's authority is 127.0.0.1:port).
  */
 async function accessAnswers(s: Server): Promise<Array<{ gateway: boolean; answer: unknown }>> {
@@ -160,31 +159,34 @@ function gatewayRange(endpoint: string): { answer: Promise<Answer>; settled: () 
 /** How long a call that should wait is watched for an answer it must not give (a failure shows as an early answer). */
 const waitWindowMs = 1500;
 
+/** etcd's e2e v3_curl_maxstream: below the limit a gateway range answers; at it the range waits until a watch ends. */
+async function maxStreamsGatewaySteps(target: TargetName, env?: Record<string, string>): Promise<void> {
+  const s = await startServer({ target, extraArgs: ['--max-concurrent-streams=3'], ...(env ? { env } : {}) });
+  servers.push(s);
+  const watches = [await gatewayWatch(s.endpoint), await gatewayWatch(s.endpoint)];
+  const below = await gatewayRange(s.endpoint).answer;
+  assert.equal(below.status, 200);
+  assert.match(below.body, /"revision":"/);
+
+  watches.push(await gatewayWatch(s.endpoint));
+  const waiting = gatewayRange(s.endpoint);
+  await sleep(waitWindowMs);
+  assert.equal(waiting.settled(), false, 'the range answered although three watches hold every stream');
+  // A client that gives up while waiting leaves no trace (curl's timeout in etcd's e2e).
+  waiting.abort();
+  const second = gatewayRange(s.endpoint);
+  await sleep(200);
+  watches.shift()!.close();
+  const after = await second.answer;
+  assert.equal(after.status, 200);
+  assert.match(after.body, /"revision":"/);
+  for (const w of watches) w.close();
+  await s.destroy();
+}
+
 describe('--max-concurrent-streams=3 (etcd\'s e2e v3_curl_maxstream)', () => {
   for (const target of targets) {
-    test(`${target}: below the limit a gateway range answers; at it the range waits until a watch ends`, async () => {
-      const s = await startServer({ target, extraArgs: ['--max-concurrent-streams=3'] });
-      servers.push(s);
-      const watches = [await gatewayWatch(s.endpoint), await gatewayWatch(s.endpoint)];
-      const below = await gatewayRange(s.endpoint).answer;
-      assert.equal(below.status, 200);
-      assert.match(below.body, /"revision":"/);
-
-      watches.push(await gatewayWatch(s.endpoint));
-      const waiting = gatewayRange(s.endpoint);
-      await sleep(waitWindowMs);
-      assert.equal(waiting.settled(), false, 'the range answered although three watches hold every stream');
-      // A client that gives up while waiting leaves no trace (curl's timeout in etcd's e2e).
-      waiting.abort();
-      const second = gatewayRange(s.endpoint);
-      await sleep(200);
-      watches.shift()!.close();
-      const after = await second.answer;
-      assert.equal(after.status, 200);
-      assert.match(after.body, /"revision":"/);
-      for (const w of watches) w.close();
-      await s.destroy();
-    });
+    test(`${target}: below the limit a gateway range answers; at it the range waits until a watch ends`, () => maxStreamsGatewaySteps(target));
 
     test(`${target}: a gRPC client over one connection waits for a stream past the limit`, async () => {
       const s = await startServer({ target, extraArgs: ['--max-concurrent-streams=2'] });
@@ -231,24 +233,29 @@ async function advertisedMaxStreams(endpoint: string): Promise<number | undefine
   }
 }
 
-// The worker-thread API mode (CONCORD_API_THREAD=1) has no gateway; the access controller and
-// HTTP/2's stream limit apply there as in the in-thread mode.
+// The worker-thread API mode (CONCORD_API_THREAD=1) relays HTTP/1.1 to the main thread, which
+// serves the gateway behind the same access controller; HTTP/2's stream limit is the worker's.
 describe('the worker-thread API mode honours --cors, --host-whitelist and --max-concurrent-streams', () => {
   const inWorker = { CONCORD_API_THREAD: '1' };
 
-  test('the access-control answers outside the gateway equal etcd\'s', async (t) => {
+  test('the access-control answers, the gateway\'s included, equal etcd\'s', async (t) => {
     if (!targets.includes('etcd') || !targets.includes('concord')) return t.skip('needs both targets');
     const [e, c] = await Promise.all((['etcd', 'concord'] as const).map(async (target) => {
       const s = await startServer({ target, extraArgs: accessFlags, env: inWorker });
       servers.push(s);
       try {
-        return (await accessAnswers(s)).filter((a) => !a.gateway).map((a) => a.answer);
+        return (await accessAnswers(s)).map((a) => a.answer);
       } finally {
         await s.destroy();
       }
     }));
-    assert.equal(e!.length, 10);
+    assert.equal(e!.length, 13);
     e!.forEach((x, i) => assert.deepEqual(c![i], x, `request ${i}`));
+  });
+
+  test('concord: the gateway\'s calls share --max-concurrent-streams as in-thread', async (t) => {
+    if (!targets.includes('concord')) return t.skip('needs concord');
+    await maxStreamsGatewaySteps('concord', inWorker);
   });
 
   test('the advertised HTTP/2 stream limit equals etcd\'s', async () => {

@@ -7,7 +7,7 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { startServer, selectedTargets, type Server, type TargetName } from './harness.js';
+import { startServer, selectedTargets, targetsWithWorkerThreadApi, type Server, type TargetName } from './harness.js';
 import { b64, normalize, post, streamLines, type Answer } from './gateway-http.js';
 
 const servers: Server[] = [];
@@ -101,19 +101,21 @@ const picked = (a: Answer) => ({
 
 describe('JSON gateway', () => {
   const targets = selectedTargets();
-  const results = new Map<TargetName, Transcript>();
+  // Concord twice: the worker-thread API mode relays HTTP/1.1 to the main thread's gateway.
+  const variants = targetsWithWorkerThreadApi();
+  const results = new Map<string, Transcript>();
 
   test('the same requests on each target', async () => {
-    await Promise.all(targets.map(async (target) => {
-      const server = await startServer({ target });
+    await Promise.all(variants.map(async ({ target, label, env }) => {
+      const server = await startServer({ target, ...(env ? { env } : {}) });
       servers.push(server);
-      results.set(target, await transcript(server));
+      results.set(label, await transcript(server));
     }));
   });
 
-  for (const target of targets) {
-    test(`${target}: the gateway's JSON (int64 as strings, bytes as base64, defaults omitted, errors)`, () => {
-      const t = results.get(target)!;
+  for (const { label } of variants) {
+    test(`${label}: the gateway's JSON (int64 as strings, bytes as base64, defaults omitted, errors)`, () => {
+      const t = results.get(label)!;
       const range = JSON.parse(t.unary[4]!.body);
       assert.deepEqual(range.kvs, [{ key: b64('foo'), create_revision: '2', mod_revision: '3', version: '2', value: b64('baz') }]);
       assert.equal(range.count, '1');
@@ -137,28 +139,28 @@ describe('JSON gateway', () => {
     });
   }
 
-  if (targets.includes('etcd') && targets.includes('concord')) {
-    test('unary answers equal etcd\'s (status, JSON body, grpc-gateway headers and trailer)', () => {
+  for (const { label } of targets.includes('etcd') ? variants.filter((v) => v.target === 'concord') : []) {
+    test(`${label}: unary answers equal etcd's (status, JSON body, grpc-gateway headers and trailer)`, () => {
       const e = results.get('etcd')!;
-      const c = results.get('concord')!;
+      const c = results.get(label)!;
       cases.forEach(([path, body], i) => {
         assert.deepEqual(picked(c.unary[i]!), picked(e.unary[i]!), `POST ${path} ${body!.slice(0, 200)}`);
       });
       assert.deepEqual(picked(c.get), picked(e.get), 'GET /v3/kv/range');
     });
 
-    test('malformed JSON: same status and gRPC code as etcd', () => {
+    test(`${label}: malformed JSON: same status and gRPC code as etcd`, () => {
       const e = results.get('etcd')!;
-      const c = results.get('concord')!;
+      const c = results.get(label)!;
       malformed.forEach(([path, body], i) => {
         const pick = (a: Answer) => [a.status, JSON.parse(a.body).code, a.headers['content-type']];
         assert.deepEqual(pick(c.malformed[i]!), pick(e.malformed[i]!), `POST ${path} ${body.slice(0, 100)}`);
       });
     });
 
-    test('watch and snapshot streams have etcd\'s shape', () => {
+    test(`${label}: watch and snapshot streams have etcd's shape`, () => {
       const e = results.get('etcd')!;
-      const c = results.get('concord')!;
+      const c = results.get(label)!;
       assert.deepEqual(c.watch.map((l) => normalize(JSON.parse(l))), e.watch.map((l) => normalize(JSON.parse(l))));
       const shape = (lines: string[]) => lines.filter((l) => l !== '').map((l) => Object.keys(JSON.parse(l).result));
       assert.deepEqual(shape(c.snapshot).at(-1), shape(e.snapshot).at(-1));

@@ -8,7 +8,8 @@ import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const hpack = require('hpack.js') as {
-  compressor: { create(o: { table: { size: number } }): { write(h: Array<{ name: string; value: string; huffman?: boolean }>): void; read(): Buffer } };
+  compressor: { create(o: { table: { size: number } }): { write(h: Array<{ name: string; value: string; huffman?: boolean; incremental?: boolean }>): void; read(): Buffer } };
+  decompressor: { create(o: { table: { size: number } }): { write(b: Buffer): void; execute(): void; read(): { name: string; value: string } | null } };
 };
 
 export const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -24,11 +25,36 @@ export function frame(type: number, flags: number, stream: number, payload: Buff
   return Buffer.concat([h, payload]);
 }
 
-/** An HPACK header block (fresh encoder state: valid only as the first block of a connection). */
-export function headerBlock(headers: Array<[string, string]>, huffman = true): Buffer {
+/**
+ * An HPACK header block (fresh encoder state: valid only as the first block of a connection,
+ * unless `indexing` is false: then nothing enters the dynamic table and any number of such
+ * blocks may follow one another).
+ */
+export function headerBlock(headers: Array<[string, string]>, huffman = true, indexing = true): Buffer {
   const c = hpack.compressor.create({ table: { size: 4096 } });
-  c.write(headers.map(([name, value]) => ({ name, value, huffman })));
+  c.write(headers.map(([name, value]) => ({ name, value, huffman, incremental: indexing })));
   return c.read();
+}
+
+/**
+ * The grpc-status and grpc-message each stream ended with, from the server's frames in the
+ * order received (one HPACK decoder for the connection; header blocks in one frame each,
+ * as small responses are).
+ */
+export function grpcStatuses(frames: readonly RawFrame[]): Map<number, { status: string; message: string }> {
+  const d = hpack.decompressor.create({ table: { size: 4096 } });
+  const out = new Map<number, { status: string; message: string }>();
+  for (const f of frames) {
+    if (f.type !== FRAME.headers) continue;
+    if ((f.flags & (FLAG.padded | FLAG.priority)) !== 0 || (f.flags & FLAG.endHeaders) === 0) throw new Error('grpcStatuses: padded, prioritized or continued header blocks are not read');
+    d.write(f.payload);
+    d.execute();
+    const h = new Map<string, string>();
+    for (let e = d.read(); e !== null; e = d.read()) h.set(e.name, e.value);
+    const status = h.get('grpc-status');
+    if (status !== undefined) out.set(f.stream, { status, message: decodeURIComponent(h.get('grpc-message') ?? '') });
+  }
+  return out;
 }
 
 /** Request headers of a gRPC call. */

@@ -52,6 +52,18 @@ export function selectedTargets(): TargetName[] {
   if (process.env.CONCORD_TESTS_CONCORD_ONLY === '1') return ['concord'];
   return ['etcd', 'concord'];
 }
+/** A server to run a test against: a target, and the environment it runs with. */
+export interface TargetVariant { target: TargetName; label: string; env?: Record<string, string> }
+
+/**
+ * The selected targets, Concord twice: its client API in the main thread ('concord') and on
+ * its worker thread ('concord (worker-thread API)', CONCORD_API_THREAD=1).
+ */
+export function targetsWithWorkerThreadApi(): TargetVariant[] {
+  return selectedTargets().flatMap((target): TargetVariant[] => (target === 'concord'
+    ? [{ target, label: 'concord' }, { target, label: 'concord (worker-thread API)', env: { CONCORD_API_THREAD: '1' } }]
+    : [{ target, label: target }]));
+}
 export const runEtcd = (): boolean => selectedTargets().includes('etcd');
 export const runConcord = (): boolean => selectedTargets().includes('concord');
 

@@ -3,7 +3,7 @@
 // with etcd's line by line. Call inside a describe().
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { selectedTargets, type TargetName } from './harness.js';
+import { selectedTargets, targetsWithWorkerThreadApi, type TargetName, type TargetVariant } from './harness.js';
 
 export type MatrixRun = (target: TargetName, env?: Record<string, string>) => Promise<string[]>;
 
@@ -15,8 +15,8 @@ export type MatrixRun = (target: TargetName, env?: Record<string, string>) => Pr
 export function matrixTests(run: MatrixRun, sanity: (out: string[], target: TargetName) => void,
   opts: { workerThread?: boolean; deliberate?: (etcdLine: string) => boolean } = {}): void {
   const results = new Map<string, string[]>();
-  const variants: Array<[string, TargetName, Record<string, string>]> = selectedTargets().map((t) => [t, t, {}]);
-  if (opts.workerThread && selectedTargets().includes('concord')) variants.push(['concord (worker-thread API)', 'concord', { CONCORD_API_THREAD: '1' }]);
+  const variants: Array<[string, TargetName, Record<string, string>]> = (opts.workerThread ? targetsWithWorkerThreadApi() : selectedTargets().map((target): TargetVariant => ({ target, label: target })))
+    .map((v) => [v.label, v.target, v.env ?? {}]);
   for (const [name, target, env] of variants) {
     test(`${name}: the matrix runs`, async () => {
       const out = await run(target, env);

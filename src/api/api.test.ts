@@ -8,6 +8,7 @@ import { etcdserverpb as pb } from '../proto/index.js';
 import { Api, startApi } from './index.js';
 import * as grpc from '@grpc/grpc-js';
 import { FakeService, TestClient, grpcFailure } from './testkit.js';
+import { relayWindowBytes } from './bridge.js';
 
 const maxRequestBytes = 4096;
 const snapshotData = randomBytes(3 * 32 * 1024 + 1696);
@@ -166,8 +167,7 @@ for (const thread of [false, true]) {
       }
     });
 
-    // The worker-thread transport passes no call metadata yet (docs/architecture.md), so no hasleader there.
-    test('a leaderless learner refuses as etcd does: the learner check before hasleader', { skip: thread && 'no call metadata on the worker thread' }, async () => {
+    test('a leaderless learner refuses as etcd does: the learner check before hasleader', async () => {
       // etcd's interceptor: learner refusal (a linearizable Range included) first, then hasleader.
       const withLeaderRequired = <Req, Res>(path: string, req: { encode(m: Req): { finish(): Uint8Array } }, res: { decode(b: Uint8Array): Res }, message: Req) => {
         const md = new grpc.Metadata();
@@ -287,6 +287,35 @@ for (const thread of [false, true]) {
         await closed;
         await assert.rejects(httpGet(api.addresses[0]!, '/health'), /ECONNREFUSED/);
       } finally { client.close(); }
+    });
+
+    test('HTTP/1.1 keep-alive: gateway bodies larger than the relay window both ways, then /health, on one connection', async () => {
+      // On the worker thread every HTTP/1.1 connection is relayed to this thread (h1-relay.ts).
+      const api = await startApi({ thread, service: new FakeService(), listen: [new URL('http://127.0.0.1:0')] });
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const value = randomBytes(relayWindowBytes * 3);
+      const request = (method: string, path: string, body?: string) => new Promise<{ status: number; body: string; reused: boolean }>((resolve, reject) => {
+        const req = http.request(`${api.addresses[0]}${path}`, { method, agent }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString(), reused: req.reusedSocket }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+      try {
+        const put = await request('POST', '/v3/kv/put', JSON.stringify({ key: Buffer.from('big').toString('base64'), value: value.toString('base64') }));
+        assert.equal(put.status, 200, put.body);
+        const range = await request('POST', '/v3/kv/range', JSON.stringify({ key: Buffer.from('big').toString('base64') }));
+        assert.equal(range.status, 200);
+        assert.deepEqual(Buffer.from(JSON.parse(range.body).kvs[0].value, 'base64'), value);
+        const health = await request('GET', '/health');
+        assert.deepEqual([health.status, JSON.parse(health.body)], [200, { health: 'true' }]);
+        assert.deepEqual([range.reused, health.reused], [true, true], 'one connection');
+      } finally {
+        agent.destroy();
+        await api.close();
+      }
     });
 
     test('a listen address in use fails startApi', async () => {

@@ -10,7 +10,7 @@
 
 /** Worker -> main. */
 export const W2M = {
-  /** A request: id = call id, arg = method index, payload = request message bytes. */
+  /** A request: id = call id, arg = method index | CallFlag bits, payload = request message bytes. */
   call: 1,
   /** The client went away (server streams): id = call id. */
   cancel: 2,
@@ -23,7 +23,28 @@ export const W2M = {
    * utf-8 token. Absent when the call carries none (no `token` or `authorization` metadata).
    */
   token: 5,
+  /** A client connection that is not HTTP/2 (HTTP/1.1: the gateway, /health...), relayed whole to the main thread (h1-relay.ts): id = connection id. */
+  h1open: 6,
+  /** Bytes the client sent on relayed connection `id`. */
+  h1data: 7,
+  /** The client ended its side of relayed connection `id`. */
+  h1end: 8,
+  /** Relayed connection `id` is closed (destroyed, or both sides ended). */
+  h1close: 9,
+  /** arg = bytes of M2W.h1data written to relayed connection `id`'s socket (flow control). */
+  h1ack: 10,
 } as const;
+
+/**
+ * The call metadata the main thread needs, as flag bits above the method index in a W2M.call
+ * record's arg (no record or object per call; the token, rarer and variable, has W2M.token).
+ */
+export const CallFlag = {
+  /** etcd's `hasleader: true` metadata (metadata.ts requiresLeader). */
+  requireLeader: 1 << 24,
+} as const;
+/** The method index part of a W2M.call arg: methods are far fewer than 2^24. */
+export const methodIndexMask = (1 << 24) - 1;
 
 /** Main -> worker. */
 export const M2W = {
@@ -35,7 +56,18 @@ export const M2W = {
   message: 3,
   /** Health answer: id = request id, arg = 1 if healthy, payload = reason. */
   health: 4,
+  /** Bytes for the client of relayed connection `id`. */
+  h1data: 5,
+  /** The server ended its side of relayed connection `id` (after the bytes before it). */
+  h1end: 6,
+  /** Drop relayed connection `id` at once. */
+  h1destroy: 7,
+  /** arg = bytes of W2M.h1data the main thread's HTTP server has taken (flow control). */
+  h1ack: 8,
 } as const;
+
+/** Bytes a relayed connection may have sent and not yet acknowledged, in each direction. */
+export const relayWindowBytes = 256 * 1024;
 
 const recordHeaderBytes = 13;
 const prefixBytes = 5;

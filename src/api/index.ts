@@ -77,6 +77,8 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
       maxReceiveMessageBytes: service.limits.maxRequestBytes + grpcOverheadBytes,
       ...(opts.access ? { access: opts.access } : {}),
       ...(opts.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: opts.maxConcurrentStreams }),
+      // The worker relays HTTP/1.1 here: the gateway and the probes are served as in-thread.
+      http1: http1Handler(clientEndpoints(opts, health)),
     })
     : await startClientApi(opts, health);
   // The metrics listeners run on this thread in both modes (the metrics live here).
@@ -100,10 +102,10 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
   };
 }
 
-/** gRPC, the HTTP endpoints and the JSON gateway on the client URLs, in this thread. */
-async function startClientApi(opts: ApiOptions, health: HttpEndpoints['health']): Promise<Omit<Api, 'metricsAddresses'>> {
+/** What the client URLs serve besides gRPC: the probes, /debug/vars, the JSON gateway, behind the access controller. */
+function clientEndpoints(opts: ApiOptions, health: HttpEndpoints['health']): HttpEndpoints {
   const { service, log } = opts;
-  const endpoints: HttpEndpoints = {
+  return {
     port: 'client',
     health,
     probes: probeHost(service),
@@ -113,6 +115,12 @@ async function startClientApi(opts: ApiOptions, health: HttpEndpoints['health'])
       gateway: gatewayHandler(service, log, opts.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: opts.maxConcurrentStreams }),
     }),
   };
+}
+
+/** gRPC, the HTTP endpoints and the JSON gateway on the client URLs, in this thread. */
+async function startClientApi(opts: ApiOptions, health: HttpEndpoints['health']): Promise<Omit<Api, 'metricsAddresses'>> {
+  const { service, log } = opts;
+  const endpoints = clientEndpoints(opts, health);
   const grpc = new GrpcServer({
     maxReceiveMessageBytes: service.limits.maxRequestBytes + grpcOverheadBytes,
     httpHandler: http2Handler(endpoints),

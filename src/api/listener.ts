@@ -28,6 +28,12 @@ const firstRequestWaitMs = 5_000;
 export interface ListenerOptions {
   onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
   onRequest: http.RequestListener;
+  /**
+   * Takes every connection that is not HTTP/2 whole, instead of this listener's http.Server
+   * (the worker-thread API mode relays them to the main thread: worker.ts, h1-relay.ts).
+   * The peeked bytes are back on the socket; it is resumed after this returns.
+   */
+  onHttp1Connection?: (socket: net.Socket) => void;
   /** A connection not classified (HTTP/1.1) or through its HTTP/2 handshake by then is dropped. */
   peekTimeoutMs?: number;
   /** Bytes a connection may send before it is classified and handed over; past it, it is dropped. */
@@ -53,9 +59,11 @@ export class ClientListener {
   private readonly maxHandshakeBytes: number;
   private readonly log: Logger | undefined;
   private readonly tls: ClientTls | undefined;
+  private readonly onHttp1Connection: ((socket: net.Socket) => void) | undefined;
 
   constructor(opts: ListenerOptions) {
     this.tls = opts.tls;
+    this.onHttp1Connection = opts.onHttp1Connection;
     const keepalive = opts.keepalive ?? defaultKeepalive;
     this.peekTimeoutMs = opts.peekTimeoutMs ?? 10_000;
     this.maxHandshakeBytes = opts.maxHandshakeBytes ?? 256 * 1024;
@@ -181,7 +189,8 @@ export class ClientListener {
     const dispatchH1 = (): void => {
       detach();
       socket.unshift(Buffer.from(start.bytes));
-      this.h1.emit('connection', socket);
+      if (this.onHttp1Connection) this.onHttp1Connection(socket);
+      else this.h1.emit('connection', socket);
       socket.resume();
     };
     const dispatchH2 = (): void => {

@@ -19,7 +19,7 @@ import { encodePutResponse, snapshotResponseToFill } from './fast-codecs.js';
 import { Reader, WIRE_BYTES, wireShapeError } from '../proto/index.js';
 import { registerWatchService, watchPath, type WatchCall } from './watch-service.js';
 import { lockElectionMethods, registerLockElection } from './lock-election.js';
-import { tokenOf } from './token.js';
+import { requiresLeader, tokenOf } from './metadata.js';
 export { tokenOf };
 import { leaseHandlers, leaseKeepAlivePath, registerLeaseKeepAlive } from './lease-service.js';
 import type { Codec } from './grpc/framing.js';
@@ -72,10 +72,11 @@ export interface MethodTable {
    */
   identify(token: string | string[] | undefined, call?: ServerCall): AuthInfo | undefined;
   /**
-   * etcd's interceptors before any handler: a call with `hasleader` metadata to a member that
-   * knows no leader gets "etcdserver: no leader" (after the learner refusal, which comes first).
+   * etcd's interceptors before any handler: a call with `hasleader` metadata (`requireLeader`,
+   * metadata.ts) to a member that knows no leader gets "etcdserver: no leader" (after the
+   * learner refusal, which comes first). `body`: a unary call's request.
    */
-  admit(m: EtcdMethod, call: ServerCall, body?: Buffer): void;
+  admit(m: EtcdMethod, requireLeader: boolean, body?: Buffer): void;
 }
 
 /**
@@ -235,11 +236,12 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
     const cn = peerCommonName(call);
     return cn === undefined ? undefined : service.auth.authInfoFromCommonName(cn);
   };
-  const admit = (m: EtcdMethod, call: ServerCall, body?: Buffer): void => {
+  const admit = (m: EtcdMethod, requireLeader: boolean, body?: Buffer): void => {
     // etcd's interceptor refuses a learner's unsupported call before it looks at hasleader;
     // a linearizable Range is one (decoded here only on a learner; the handler refuses it).
+    if (!requireLeader) return;
     if (service.isLearner() && (!learnerServes(m.path) || (m.path === rangePath && body !== undefined && !decodeRequest(pb.RangeRequest, body).serializable))) return;
-    requireLeaderIfAsked(service, call);
+    refuseWithoutLeader(service);
   };
   return { methods: methods.map((m) => learnerGate(service, m)), unimplemented, identify, admit };
 }
@@ -252,12 +254,11 @@ function learnerServes(path: string): boolean {
 const rangePath = '/etcdserverpb.KV/Range';
 
 /**
- * etcd's `hasleader` metadata (clientv3.WithRequireLeader): with it, a member that knows no
- * leader refuses the call at once ("etcdserver: no leader") instead of waiting for one.
+ * For a call with etcd's `hasleader` metadata (clientv3.WithRequireLeader): a member that
+ * knows no leader refuses it at once ("etcdserver: no leader") instead of waiting for one.
  */
-function requireLeaderIfAsked(service: EtcdService, call: ServerCall): void {
-  const v = call.headers.hasleader;
-  if ((Array.isArray(v) ? v[0] : v) === 'true' && !service.hasLeader()) throw etcdError('NoLeader');
+function refuseWithoutLeader(service: EtcdService): void {
+  if (!service.hasLeader()) throw etcdError('NoLeader');
 }
 
 /**
@@ -322,12 +323,12 @@ export function registerMethods(grpc: GrpcServer, table: MethodTable): void {
       // token, no leader) ends the call the same way, and returning m.run's promise from an
       // async arrow would cost every call a promise and two more microtask turns.
       grpc.addUnary(m.path, rawRequestCodec, encodedResponseCodec, (body, call) => {
-        table.admit(m, call, body);
+        table.admit(m, requiresLeader(call.headers), body);
         return m.run(body, callerOf(m, table, call));
       });
     } else {
       grpc.addServerStream(m.path, rawRequestCodec, encodedResponseCodec, async (body, call) => {
-        table.admit(m, call);
+        table.admit(m, requiresLeader(call.headers));
         const it = m.open(body, callerOf(m, table, call));
         try {
           for (;;) {
@@ -377,7 +378,7 @@ export function registerEtcdServices(server: GrpcServer, service: EtcdService, l
 function learnerGated(grpc: GrpcServer, service: EtcdService): GrpcServer {
   const admit = async (call: ServerCall): Promise<void> => {
     if (service.isLearner()) throw etcdError('NotSupportedForLearner');
-    requireLeaderIfAsked(service, call);
+    if (requiresLeader(call.headers)) refuseWithoutLeader(service);
   };
   const gated = Object.create(grpc) as GrpcServer;
   gated.addUnary = (path, req, res, handler) => grpc.addUnary(path, req, res, (r, call) => admit(call).then(() => handler(r, call)));

@@ -5,11 +5,13 @@
  * the same method table as the in-thread mode (services.ts). Both directions are batched
  * (bridge.ts): one postMessage of one transferred ArrayBuffer per event-loop turn.
  */
+import http from 'node:http';
 import { Worker } from 'node:worker_threads';
 import { GrpcCode } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { EtcdService } from '../server/index.js';
-import { BatchWriter, M2W, W2M, readBatch } from './bridge.js';
+import { BatchWriter, CallFlag, M2W, W2M, methodIndexMask, readBatch } from './bridge.js';
+import { H1Relay } from './h1-relay.js';
 import { statusOf } from './grpc/index.js';
 import { callerAsMethodUses, etcdMethods, type EtcdMethod } from './services.js';
 import type { AuthInfo } from '../server/index.js';
@@ -26,6 +28,12 @@ export interface ThreadApiOptions {
   access?: AccessOptions;
   /** --max-concurrent-streams: per HTTP/2 connection. */
   maxConcurrentStreams?: number;
+  /**
+   * Serves the HTTP/1.1 connections the worker relays (the gateway, the probes, /metrics...),
+   * as the in-thread mode's listener would. Absent: the worker serves them itself (/health,
+   * /version and its own /metrics only).
+   */
+  http1?: http.RequestListener;
   /** Called if the worker dies while the API is open. Default: log and exit the process with 1. */
   onWorkerFailure?: (err: Error) => void;
 }
@@ -54,11 +62,18 @@ export async function startThreadApi(opts: ThreadApiOptions): Promise<ThreadApi>
     listen: opts.listen.map((u) => u.toString()),
     ...(opts.access ? { access: opts.access } : {}),
     ...(opts.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: opts.maxConcurrentStreams }),
+    relayHttp1: opts.http1 !== undefined,
   };
   const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: config, name: 'concord-api' });
   const out = new BatchWriter((ab) => worker.postMessage(ab, [ab]));
   const streams = new Map<number, OpenStream>();
   const empty = new Uint8Array(0);
+  // Same settings as the in-thread listener's http.Server (listener.ts).
+  const h1 = opts.http1 ? new H1Relay(http.createServer({ keepAliveTimeout: 5000 }, opts.http1), out) : undefined;
+  const relay = (): H1Relay => {
+    if (h1 === undefined) throw new Error('api: a relayed HTTP/1.1 record, but no relay was asked for');
+    return h1;
+  };
 
   const sendError = (id: number, e: unknown): void => {
     const [code, msg] = statusOf(e);
@@ -95,12 +110,14 @@ export async function startThreadApi(opts: ThreadApiOptions): Promise<ThreadApi>
         pendingToken = { id, token: payload.toString('utf8') };
         return;
       case W2M.call: {
-        const m = methods[arg];
+        const m = methods[arg & methodIndexMask];
         const token = takeToken(id);
         if (m === undefined) { out.push(M2W.status, id, GrpcCode.Internal, Buffer.from('concord: unknown method index')); return; }
         let ai: AuthInfo | undefined;
         try {
-          // As in the in-thread mode: the method's TokenUse decides (services.ts).
+          // As in the in-thread mode (services.ts registerMethods): etcd's interceptors first,
+          // then the caller as the method's TokenUse decides.
+          table.admit(m, (arg & CallFlag.requireLeader) !== 0, m.kind === 'unary' ? payload : undefined);
           ai = callerAsMethodUses(m, () => table.identify(token));
         } catch (e) {
           sendError(id, e);
@@ -133,6 +150,11 @@ export async function startThreadApi(opts: ThreadApiOptions): Promise<ThreadApi>
         out.push(M2W.health, id, h.health ? 1 : 0, Buffer.from(h.reason, 'utf8'));
         return;
       }
+      case W2M.h1open: relay().open(id); return;
+      case W2M.h1data: relay().data(id, payload); return;
+      case W2M.h1end: relay().end(id); return;
+      case W2M.h1close: relay().closed(id); return;
+      case W2M.h1ack: relay().ack(id, arg); return;
       default:
         throw new Error(`api: unknown record type ${type} from the transport worker`);
     }
@@ -196,6 +218,7 @@ export async function startThreadApi(opts: ThreadApiOptions): Promise<ThreadApi>
         worker.postMessage(msg);
         await closed;
         state = 'closed';
+        h1?.destroyAll();
         out.closed = true;
         for (const [, s] of streams) void s.it.return(undefined).catch(() => {});
         streams.clear();

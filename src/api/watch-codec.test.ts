@@ -116,3 +116,28 @@ test('ResponseBatch.addFanout split between batches at a byte budget: the batche
     if (budget === 1) assert.equal(batches, ids.length);
   }
 });
+
+test('ResponseBatch: a multi-revision response (revisions merged for a watcher that fell behind) equals the generated encoder\'s, byte for byte', () => {
+  const batch = new ResponseBatch();
+  const at6: Event[] = [{ type: Event_EventType.PUT, kv: kv('a', 'y'.repeat(200), 6), prevKv: undefined }];
+  const at7: Event[] = [
+    { type: Event_EventType.PUT, kv: kv('c', 'z', 7), prevKv: undefined },
+    { type: Event_EventType.DELETE, kv: { ...kv('a', '', 7), createRevision: 0, version: 0, value: Buffer.alloc(0) }, prevKv: undefined },
+  ];
+  const ids = [0, 1, 128, 2 ** 33];
+  // Each revision sent alone first, as a stream that kept up would: its encodings are cached then.
+  for (const [rev, evs] of [[5, events], [6, at6], [7, at7]] as const) batch.addFanout({ clusterId: 4n, memberId: 5n, revision: rev, raftTerm: 6 }, ids, evs);
+  batch.take();
+  const merged = [...events, ...at6, ...at7];
+  const header = { clusterId: 4n, memberId: 5n, revision: 7, raftTerm: 6 };
+  const want = framed(ids.map((id) => eventsResponse(header, id, merged)));
+  batch.addFanout(header, ids, merged);
+  assert.equal(batch.bytes, want.length);
+  assert.deepEqual(batch.take(), want);
+  for (let from = 0; from < ids.length;) from = batch.addFanout(header, ids, merged, from, 1); // split between batches
+  assert.deepEqual(batch.take(), want);
+  batch.addEvents(header, -3, merged); // a negative id: the generated encoder
+  assert.deepEqual(batch.take(), framed([eventsResponse(header, -3, merged)]));
+  const decoded = WatchResponse.decode(want.subarray(5, 5 + want.readUInt32BE(1)));
+  assert.deepEqual(decoded.events.map((e) => e.kv!.modRevision), [5, 5, 6, 7, 7]);
+});

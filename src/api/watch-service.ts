@@ -27,16 +27,18 @@ import type { Fanout, QueuedItem, WatchHost, WatchStream, WatchStreamBounds } fr
 import type { Codec, GrpcServer, ServerCall } from './grpc/index.js';
 import { ResponseBatch, eventsResponse } from './watch-codec.js';
 import { statusOf } from './grpc/index.js';
+import { requiresLeader } from './metadata.js';
 
 export const watchPath = '/etcdserverpb.Watch/Watch';
 
 /**
- * Per-stream send queue bounds: ~8 MiB or 8,192 responses, whichever comes first. The count
- * lets a stream with a thousand watchers on a key hold a few revisions while its send loop
- * catches up (below that, each revision would push most of them to the victim path and
- * then to history reads); bytes are what bounds memory.
+ * Per-stream send queue bounds: ~8 MiB or 65,536 responses, whichever comes first. A queued
+ * response of a fan-out is an id (its events are held once), so the count lets a stream with
+ * a thousand watchers on a key hold dozens of revisions while its send loop catches up; they
+ * then go out merged, one response per watcher (below that, each revision would push most of
+ * them to the victim path and then to history reads). Bytes are what bounds memory.
  */
-export const defaultWatchSendBounds: WatchStreamBounds = { maxQueuedResponses: 8192, maxQueuedBytes: 8 * 1024 * 1024 };
+export const defaultWatchSendBounds: WatchStreamBounds = { maxQueuedResponses: 65536, maxQueuedBytes: 8 * 1024 * 1024 };
 
 export interface WatchServiceOptions {
   host: WatchHost;
@@ -102,6 +104,9 @@ class WatchSession {
   private readonly batch = new ResponseBatch();
   /** A fan-out the last batch filled up in the middle of: the rest goes first in the next. */
   private partial: { readonly item: Fanout; from: number } | undefined;
+  /** Merged fan-outs taken off the queue together (one response per watcher each), not yet begun; bounded by one run. */
+  private merged: Fanout[] = [];
+  private mergedAt = 0;
   private roomWaiter: (() => void) | undefined;
   private sendingDone = false;
   /** Resolves when this session ends the call itself (no leader, a send failure). */
@@ -121,7 +126,7 @@ class WatchSession {
 
   async run(): Promise<void> {
     const call = this.call;
-    const requireLeader = call.headers.hasleader === 'true';
+    const requireLeader = requiresLeader(call.headers);
     if (requireLeader && !this.opts.host.hasLeader()) {
       this.stream.close();
       throw etcdError('NoLeader');
@@ -222,12 +227,14 @@ class WatchSession {
     const batch = this.batch;
     try {
       for (;;) {
-        if (this.partial === undefined) await this.stream.readable();
+        if (this.partial === undefined && this.mergedAt === this.merged.length) await this.stream.readable();
         // prev_kv reads the backend: not while a defrag swaps it. The round below is synchronous.
         if (this.prevKvWatchers > 0) await this.opts.host.watchable.ready();
         const header = this.opts.header(); // this round's term; each response sets its revision
         while (batch.bytes < maxBatchBytes) {
           if (this.partial !== undefined) { this.encodeFanout(this.partial.item, this.partial.from, header); continue; }
+          const fanout = this.nextFanout();
+          if (fanout !== undefined) { this.encodeFanout(fanout, 0, header); continue; }
           const item = this.stream.nextItem();
           if (item === undefined) break;
           this.encode(item, header);
@@ -248,6 +255,23 @@ class WatchSession {
       this.sendingDone = true;
       this.wakeReceiver();
     }
+  }
+
+  /**
+   * The next events to send if the queue's head is events: one revision's fan-out when that is
+   * all there is (a stream that keeps up), else the revisions queued since the last write,
+   * merged into one response per watcher (how a stream that fell behind catches up with
+   * fewer, larger responses, as etcd's batching does).
+   */
+  private nextFanout(): Fanout | undefined {
+    if (this.mergedAt === this.merged.length) {
+      this.merged = this.stream.nextMergedFanouts();
+      this.mergedAt = 0;
+      if (this.merged.length === 0) return undefined;
+    }
+    const next = this.merged[this.mergedAt++];
+    if (this.mergedAt === this.merged.length) { this.merged = []; this.mergedAt = 0; }
+    return next;
   }
 
   private wakeReceiver(): void {

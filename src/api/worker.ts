@@ -1,20 +1,23 @@
 /**
  * The transport worker thread (CONCORD_API_THREAD=1; started by thread.ts): the client
- * listener (accept, sniffing, HTTP/1.1, h2 authority fix-up), node:http2 and the gRPC
- * server (framing, deadlines, size limits, trailers, cancellation). Handlers never decode:
+ * listener (accept, sniffing, h2 authority fix-up), node:http2 and the gRPC server (framing,
+ * deadlines, size limits, trailers, cancellation); HTTP/1.1 connections are relayed whole to
+ * the main thread, which serves the gateway and the probes there (h1-relay.ts). Handlers never decode:
  * they forward (call id, method index, request bytes) to the main thread in batches
  * (bridge.ts) and write back the framed bytes the main thread answers with.
  */
+import type { IncomingHttpHeaders } from 'node:http2';
+import type { Socket } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { GrpcCode } from '../errors/index.js';
 import type { HealthReport } from '../server/index.js';
-import { BatchWriter, M2W, W2M, readBatch } from './bridge.js';
+import { BatchWriter, CallFlag, M2W, W2M, methodIndexMask, readBatch, relayWindowBytes } from './bridge.js';
 import { GrpcServer, GrpcStatusError } from './grpc/index.js';
 import type { Codec } from './grpc/framing.js';
 import { http1Handler, http2Handler, type HttpEndpoints } from './http.js';
 import { AccessControl, type AccessOptions } from './access.js';
 import { ClientListener } from './listener.js';
-import { tokenOf } from './token.js';
+import { requiresLeader, tokenOf } from './metadata.js';
 
 export interface WorkerConfig {
   methods: Array<{ path: string; kind: 'unary' | 'serverStream' }>;
@@ -25,6 +28,8 @@ export interface WorkerConfig {
   access?: AccessOptions;
   /** --max-concurrent-streams: HTTP/2 streams per connection (SETTINGS), as in the in-thread mode. */
   maxConcurrentStreams?: number;
+  /** Relay HTTP/1.1 connections to the main thread (relayHttp1) rather than serve them here. */
+  relayHttp1: boolean;
 }
 
 /** Control messages (structured-cloned, rare); batches travel as bare ArrayBuffers. */
@@ -104,6 +109,25 @@ function onRecord(type: number, id: number, arg: number, payload: Buffer): void 
       if (w !== undefined) { healthWaiters.delete(id); w.resolve({ health: arg === 1, reason: payload.toString('utf8') }); }
       return;
     }
+    case M2W.h1data: {
+      const r = relayed.get(id);
+      // The payload is a view of the batch, which is ours; acknowledged once the kernel has it.
+      if (r !== undefined) r.socket.write(payload, () => out.push(W2M.h1ack, id, payload.length));
+      return;
+    }
+    case M2W.h1end:
+      relayed.get(id)?.socket.end();
+      return;
+    case M2W.h1destroy:
+      relayed.get(id)?.socket.destroy();
+      return;
+    case M2W.h1ack: {
+      const r = relayed.get(id);
+      if (r === undefined) return;
+      r.unackedBytes -= arg;
+      if (r.unackedBytes < relayWindowBytes && r.socket.isPaused()) r.socket.resume();
+      return;
+    }
     default:
       log('error', 'api worker: unknown record type from the main thread', { type });
       throw new Error(`api worker: unknown record type ${type} from the main thread`);
@@ -118,18 +142,49 @@ function health(): Promise<HealthReport> {
   });
 }
 
-// This thread sees neither the server's metrics nor its probes: /health only (its query ignored).
-// etcd's access controller runs here, in front of every plain-HTTP request, as in-thread.
-/** A call to the main thread, its auth token (if any) first: the main thread resolves the caller. */
-function pushCall(id: number, index: number, body: Buffer, headers: Parameters<typeof tokenOf>[0]): void {
+/**
+ * A call to the main thread with the metadata it acts on: the auth token (if any) in a record
+ * first, for the main thread to resolve the caller; `hasleader` as a flag on the call record.
+ */
+function pushCall(id: number, index: number, body: Buffer, headers: IncomingHttpHeaders): void {
   const token = tokenOf(headers);
   if (token !== undefined) out.push(W2M.token, id, 0, Buffer.from(token, 'utf8'));
-  out.push(W2M.call, id, index, body);
+  out.push(W2M.call, id, index | (requiresLeader(headers) ? CallFlag.requireLeader : 0), body);
 }
 
+/** The HTTP/1.1 connections relayed to the main thread, by id; each its client's bytes not yet acknowledged. */
+const relayed = new Map<number, { socket: Socket; unackedBytes: number }>();
+
+/**
+ * Relays a connection that is not HTTP/2 to the main thread whole (h1-relay.ts): the JSON
+ * gateway, the probes and /metrics need the service, which lives there. Reading stops while
+ * `relayWindowBytes` of the client's bytes are unacknowledged.
+ */
+function relayHttp1(socket: Socket): void {
+  const id = nextId++;
+  const r = { socket, unackedBytes: 0 };
+  relayed.set(id, r);
+  out.push(W2M.h1open, id, 0);
+  socket.on('data', (chunk: Buffer) => {
+    r.unackedBytes += chunk.length;
+    out.push(W2M.h1data, id, 0, chunk);
+    if (r.unackedBytes >= relayWindowBytes) socket.pause();
+  });
+  socket.on('end', () => out.push(W2M.h1end, id, 0));
+  socket.on('error', () => { /* 'close' follows */ });
+  socket.once('close', () => {
+    relayed.delete(id);
+    out.push(W2M.h1close, id, 0);
+  });
+}
+
+// Plain-HTTP requests over h2c are served here (HTTP/1.1 is relayed to the main thread): this
+// thread sees neither the server's metrics nor its probes, so /health only (its query ignored),
+// behind etcd's access controller, as in-thread.
 const access = cfg.access ? new AccessControl(cfg.access, { warn: (msg, fields) => log('warn', msg, fields) }) : undefined;
 const endpoints: HttpEndpoints = { port: 'client', health, ...(access ? { access } : {}) };
 const grpc = new GrpcServer({ maxReceiveMessageBytes: cfg.maxReceiveMessageBytes, httpHandler: http2Handler(endpoints) });
+if (cfg.methods.length > methodIndexMask) throw new Error(`api worker: ${cfg.methods.length} methods do not fit a call record`);
 cfg.methods.forEach((m, index) => {
   if (m.kind === 'unary') {
     grpc.addUnary(m.path, rawCodec, framedCodec, (body, call) => new Promise<Buffer>((resolve, reject) => {
@@ -171,7 +226,7 @@ cfg.methods.forEach((m, index) => {
 for (const u of cfg.unimplemented) grpc.addUnimplemented(u.path, u.message);
 
 const listener = new ClientListener({
-  onStream: grpc.handleStream, onRequest: http1Handler(endpoints),
+  onStream: grpc.handleStream, onRequest: http1Handler(endpoints), ...(cfg.relayHttp1 ? { onHttp1Connection: relayHttp1 } : {}),
   ...(cfg.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: cfg.maxConcurrentStreams }),
 });
 
@@ -185,6 +240,7 @@ function close(graceMs: number): Promise<void> {
   closing ??= (async () => {
     grpc.endStreams(GrpcCode.Unavailable, 'etcdserver: server stopped');
     await listener.close(graceMs);
+    for (const r of relayed.values()) r.socket.destroy();
     out.flush();
     post({ t: 'closed' });
   })();

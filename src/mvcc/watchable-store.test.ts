@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Backend } from '../storage/index.js';
 import { Event_EventType, type Event } from '../proto/index.js';
-import { WatchableStore, type WatchStream, type WatchReply, type Queued, type WatchStreamBounds } from './watchable-store.js';
+import { WatchableStore, type WatchStream, type WatchReply, type Queued, type QueuedItem, type WatchStreamBounds } from './watchable-store.js';
+import { mergeFanouts } from './fanout-merge.js';
 import { prefixRangeEnd } from '../proto/index.js';
 // The project's seeded PRNG (mulberry32), shared with the raft simulation; test-only import.
 import { b, tempDir, putReq, delReq, txnReq, opPut, opDel } from './testutil.js';
@@ -280,18 +281,31 @@ async function runProperty(seed: number, steps: number): Promise<void> {
     let compactRev = 0;
     const bounds: WatchStreamBounds = { maxQueuedResponses: 3, maxQueuedBytes: 600 };
     const streams = [0, 1, 2].map(() => ({ s: ws.newWatchStream<never>(bounds), progressPending: false, pending: [] as Queued<never>[] }));
-    /** A reply by next(), or (as the watch service reads) a whole item by nextItem(), a fan-out spread into replies. */
+    /**
+     * A reply by next(), or a whole item by nextItem(), or (as the watch service reads) the
+     * fan-outs at the head merged per watcher by nextMergedFanouts(), under random bounds;
+     * fan-outs are spread into replies.
+     */
     const takeReply = (st: (typeof streams)[number]): Queued<never> | undefined => {
-      if (rand() < 0.5) return st.s.next();
-      const item = st.s.nextItem();
-      if (item?.kind !== 'fanout') return item;
-      seen.fanouts += item.watchIds.length > 1 ? 1 : 0;
-      st.pending.push(...item.watchIds.map((watchId) => ({ kind: 'events' as const, watchId, events: item.events, revision: item.revision })));
+      const how = rand();
+      if (how < 0.35) return st.s.next();
+      let items: Array<QueuedItem<never> | undefined>;
+      if (how < 0.65) items = [st.s.nextItem()];
+      else {
+        const run = st.s.nextFanoutRun({ maxRevisions: 1 + Math.floor(rand() * 6), maxBytes: 100 + Math.floor(rand() * 1000) });
+        if (run.length > 1) seen.merged++;
+        items = run.length === 0 ? [st.s.nextItem()] : mergeFanouts(run); // nextItem(): the head is not a fan-out
+      }
+      for (const item of items) {
+        if (item?.kind !== 'fanout') return item;
+        seen.fanouts += item.watchIds.length > 1 ? 1 : 0;
+        st.pending.push(...item.watchIds.map((watchId) => ({ kind: 'events' as const, watchId, events: item.events, revision: item.revision })));
+      }
       return st.pending.shift();
     };
     const watchers: ModelWatcher[] = [];
     /** What the run exercised: a run that never hit these would prove little. */
-    const seen = { compacted: 0, bookmarks: 0, victims: 0, catchUps: 0, fanouts: 0 };
+    const seen = { compacted: 0, bookmarks: 0, victims: 0, catchUps: 0, fanouts: 0, merged: 0 };
     const byId = (si: number, id: number) => watchers.find((w) => w.stream === si && w.id === id && w.state === 'live');
 
     const put = (k: string, v: string, r: number): Event => {
@@ -373,6 +387,7 @@ async function runProperty(seed: number, steps: number): Promise<void> {
         }
         const all = expected(w);
         const revsHere = new Set(r.events.map((e) => e.kv!.modRevision));
+        assert.ok(r.revision >= r.events[r.events.length - 1].kv!.modRevision, `header revision ${r.revision} below its events'`);
         for (const rv of revsHere) {
           assert.ok(rv > w.bookmark, `event at ${rv} after a bookmark at ${w.bookmark}`);
           const whole = all.filter((e) => e.kv!.modRevision === rv).map(evStr);

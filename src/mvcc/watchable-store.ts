@@ -29,16 +29,25 @@ import { decodeKey, decodeKeyValue } from './kvcodec.js';
 import { isTombstoneKey, revKey, revMain } from './revision.js';
 import { MvccStore, type MvccStoreOptions } from './store.js';
 import { WatcherGroup, watchShape, type Watcher } from './watcher-group.js';
+import { defaultFanoutRunBounds, mergeFanouts, revisionsIn, type FanoutRunBounds } from './fanout-merge.js';
 
 /** Bounds of one stream's send queue. */
 export interface WatchStreamBounds {
   /** Responses a stream may hold unsent (etcd's chanBufLen is 128; ours also bounds bytes). */
   maxQueuedResponses: number;
-  /** Estimated bytes of events a stream may hold unsent (a single larger response is still let through alone). */
+  /**
+   * Estimated bytes a stream may hold unsent (a single larger response is still let through
+   * alone): a fan-out's events once, as they are held once, plus queuedIdBytes per watcher.
+   */
   maxQueuedBytes: number;
 }
 
-export const defaultWatchStreamBounds: WatchStreamBounds = { maxQueuedResponses: 8192, maxQueuedBytes: 8 * 1024 * 1024 };
+/**
+ * 65,536 responses (512 KiB of queued ids) or 8 MiB. The count lets a stream with a thousand
+ * watchers on a key hold dozens of revisions while its sender is behind, so they go out
+ * merged (fanout-merge.ts) rather than through the victim path and history reads.
+ */
+export const defaultWatchStreamBounds: WatchStreamBounds = { maxQueuedResponses: 65536, maxQueuedBytes: 8 * 1024 * 1024 };
 
 export interface WatchableOptions {
   /** Unsynced watchers caught up per sync round (etcd's maxWatchersPerSync). */
@@ -69,7 +78,7 @@ export interface Fanout {
   readonly revision: number;
   /** The watchers it goes to, in queue order; each counts as one response in the bounds. */
   readonly watchIds: number[];
-  /** Estimated bytes of one response (eventsReplyBytes), counted once per watcher. */
+  /** Estimated bytes of one response (eventsReplyBytes): counted once per fan-out in the byte bound, queuedIdBytes per further watcher. */
   readonly bytesEach: number;
 }
 
@@ -115,6 +124,8 @@ const EMPTY = Buffer.alloc(0);
 /** Bytes counted per event on top of its key and value (revisions, framing). */
 const eventOverheadBytes = 48;
 const replyOverheadBytes = 64;
+/** What one more watcher adds to a queued fan-out: its id in the array (the events are shared). */
+const queuedIdBytes = 8;
 
 /** Estimated bytes of one events reply (what the stream's byte bound counts). */
 function eventsReplyBytes(events: readonly Event[]): number {
@@ -458,6 +469,11 @@ function recordToEvent(k: Buffer, v: Buffer): Event {
   return { type: Event_EventType.PUT, kv: decodeKeyValue(v), prevKv: undefined };
 }
 
+/** What `count` responses of fan-out `f` from its `from`th watcher on count in the byte bound (the first carries the events). */
+function fanoutBytes(f: Fanout, from: number, count: number): number {
+  return from === 0 ? f.bytesEach + (count - 1) * queuedIdBytes : count * queuedIdBytes;
+}
+
 /**
  * One client's watch stream (etcd's mvcc.watchStream): its watchers by id and one bounded
  * send queue shared by their replies and by the layer above's control messages (type C),
@@ -566,10 +582,10 @@ export class WatchStream<C> {
     if (this.closed) return true;
     const tail = this.queue.length > this.head ? this.queue[this.queue.length - 1] : undefined;
     if (tail !== undefined && tail.kind === 'fanout' && tail.events === events && tail.revision === revision) {
-      if (!this.fits(tail.bytesEach)) return false;
+      if (!this.fits(queuedIdBytes)) return false;
       tail.watchIds.push(watchId);
       this.queuedResponses++;
-      this.queuedBytes += tail.bytesEach;
+      this.queuedBytes += queuedIdBytes;
       return true; // the reader was woken by the fan-out's first reply
     }
     const bytes = eventsReplyBytes(events);
@@ -601,11 +617,45 @@ export class WatchStream<C> {
   nextItem(): QueuedItem<C> | undefined {
     if (this.head === this.queue.length) return undefined;
     let r = this.queue[this.head];
-    if (r.kind === 'fanout' && this.headRunAt > 0) r = { ...r, watchIds: r.watchIds.slice(this.headRunAt) }; // next() took some
+    const taken = this.headRunAt;
+    if (r.kind === 'fanout' && taken > 0) r = { ...r, watchIds: r.watchIds.slice(taken) }; // next() took some
     this.dropHead();
-    if (r.kind === 'fanout') this.consumed(r.watchIds.length, r.watchIds.length * r.bytesEach);
+    if (r.kind === 'fanout') this.consumed(r.watchIds.length, fanoutBytes(r, taken, r.watchIds.length));
     else this.consumed(1, replyOverheadBytes);
     return r;
+  }
+
+  /**
+   * The fan-outs at the head of the queue, taken off it and merged into one response per
+   * watcher (fanout-merge.ts): what the watch service sends when the stream fell behind. Empty
+   * if the head is not a fan-out; a single fan-out comes back as it is (a stream that keeps up
+   * sends each revision at once).
+   */
+  nextMergedFanouts(bounds: FanoutRunBounds = defaultFanoutRunBounds): Fanout[] {
+    const run = this.nextFanoutRun(bounds);
+    return run.length <= 1 ? run : mergeFanouts(run);
+  }
+
+  /**
+   * The run of fan-outs at the head of the queue, taken off it: at least the first (if the
+   * head is one), then each following fan-out while the run stays within `bounds` (its
+   * revisions, and one watcher's share of its bytes). Stops at anything else: a control,
+   * progress or compacted item keeps its place after the events queued before it.
+   */
+  nextFanoutRun(bounds: FanoutRunBounds): Fanout[] {
+    const run: Fanout[] = [];
+    let revisions = 0;
+    let bytes = 0;
+    while (this.head < this.queue.length) {
+      const r = this.queue[this.head];
+      if (r.kind !== 'fanout') break;
+      const revs = r.events.length === 1 ? 1 : revisionsIn(r.events);
+      if (run.length > 0 && (revisions + revs > bounds.maxRevisions || bytes + r.bytesEach > bounds.maxBytes)) break;
+      revisions += revs;
+      bytes += r.bytesEach;
+      run.push(this.nextItem() as Fanout);
+    }
+    return run;
   }
 
   /** The next queued reply, one per watcher (a fan-out is handed out id by id), or undefined if the queue is empty. */
@@ -617,9 +667,10 @@ export class WatchStream<C> {
       this.consumed(1, replyOverheadBytes);
       return r;
     }
-    const watchId = r.watchIds[this.headRunAt++];
+    const at = this.headRunAt++;
+    const watchId = r.watchIds[at];
     if (this.headRunAt === r.watchIds.length) this.dropHead();
-    this.consumed(1, r.bytesEach);
+    this.consumed(1, fanoutBytes(r, at, 1));
     return { kind: 'events', watchId, events: r.events, revision: r.revision };
   }
 
