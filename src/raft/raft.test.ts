@@ -375,3 +375,43 @@ test('a proposal without a leader is dropped with reason no-leader', () => {
     assert.equal(e.dropReason, 'no-leader');
   }
 });
+
+test('a follower forwards proposals made back to back as one MsgProp; the leader appends them all', () => {
+  const net = cluster(3, 11);
+  elect(net, 1n);
+  const f = net.node(2n).node;
+  const before = net.node(1n).node.raft.log.lastIndex();
+  f.propose(enc.encode('a'));
+  f.propose(enc.encode('b'));
+  f.proposeBatch([enc.encode('c'), enc.encode('d')]);
+  const props = f.raft.msgs.filter((m) => m.type === MessageType.MsgProp);
+  assert.equal(props.length, 1);
+  assert.equal(props[0]!.to, 1n);
+  assert.deepEqual(props[0]!.entries.map((e) => new TextDecoder().decode(e.data)), ['a', 'b', 'c', 'd']);
+  // Something sent in between (a read) keeps the order: the next proposal is a new message.
+  f.readIndex(enc.encode('r'));
+  f.propose(enc.encode('e'));
+  assert.deepEqual(f.raft.msgs.map((m) => MessageType[m.type]), ['MsgProp', 'MsgReadIndex', 'MsgProp']);
+  net.stabilize();
+  const l = net.node(1n).node.raft.log;
+  const appended = l.entriesFrom(before + 1, Infinity).filter((e) => e.data !== undefined && e.data.length > 0);
+  assert.deepEqual(appended.map((e) => new TextDecoder().decode(e.data)), ['a', 'b', 'c', 'd', 'e']);
+});
+
+test('a follower merges forwarded proposals only up to maxSizePerMsg of data: a burst leaves as several bounded MsgProps', () => {
+  const net = cluster(3, 12, { maxSizePerMsg: 100 });
+  elect(net, 1n);
+  const f = net.node(2n).node;
+  const before = net.node(1n).node.raft.log.lastIndex();
+  const sixty = (c: string) => enc.encode(c.repeat(60));
+  f.propose(sixty('a'));
+  f.propose(sixty('b')); // 120 bytes with a: a new message
+  f.propose(enc.encode('c'.repeat(40))); // 100 with b: joins it
+  f.propose(enc.encode('d')); // 101: a new message
+  const props = f.raft.msgs.filter((m) => m.type === MessageType.MsgProp);
+  assert.deepEqual(props.map((m) => m.entries.map((e) => new TextDecoder().decode(e.data)[0]).join('')), ['a', 'bc', 'd']);
+  net.stabilize();
+  const l = net.node(1n).node.raft.log;
+  const appended = l.entriesFrom(before + 1, Infinity).filter((e) => e.data !== undefined && e.data.length > 0);
+  assert.deepEqual(appended.map((e) => new TextDecoder().decode(e.data)[0]), ['a', 'b', 'c', 'd']);
+});

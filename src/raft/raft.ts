@@ -115,6 +115,9 @@ export class Raft {
   readonly preVote: boolean;
   private readonly maxMsgSize: number;
   private readonly maxUncommittedSize: number;
+  /** A follower's last forwarded MsgProp, while later proposals may still join it, and its data bytes. */
+  private forwardedProp: Message | undefined;
+  private forwardedPropBytes = 0;
   private readonly random: () => number;
 
   constructor(c: RaftConfig) {
@@ -709,11 +712,26 @@ export class Raft {
 
   private stepFollower(m: Message): boolean {
     switch (m.type) {
-      case MessageType.MsgProp:
+      case MessageType.MsgProp: {
         if (this.lead === None) return false;
+        // Proposals forwarded back to back (nothing sent between them) leave as one MsgProp,
+        // as a batch proposed at once would: the leader appends them in one step.
+        // Bounded by maxSizePerMsg, as the leader's appends are, so a burst never makes one
+        // huge message.
+        const last = this.msgs[this.msgs.length - 1];
+        const bytes = entriesDataBytes(m.entries);
+        if (last !== undefined && last === this.forwardedProp && last.to === this.lead
+          && this.forwardedPropBytes + bytes <= this.maxMsgSize) {
+          for (const e of m.entries) last.entries.push(e);
+          this.forwardedPropBytes += bytes;
+          return true;
+        }
         m.to = this.lead;
         this.send(m);
+        this.forwardedProp = m;
+        this.forwardedPropBytes = bytes;
         return true;
+      }
       case MessageType.MsgApp:
         this.electionElapsed = 0;
         this.lead = m.from;
@@ -997,4 +1015,11 @@ export function enterJointAutoLeave(cc: ConfChangeV2): boolean | undefined {
     default:
       throw new ConfChangeError(`unknown transition: ${cc.transition as number}`);
   }
+}
+
+/** Bytes of entry data (what a forwarded MsgProp's bound counts). */
+function entriesDataBytes(ents: readonly Entry[]): number {
+  let n = 0;
+  for (const e of ents) n += e.data?.length ?? 0;
+  return n;
 }

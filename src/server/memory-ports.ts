@@ -21,6 +21,10 @@ export class MemoryWal implements WalPort {
   readonly entries: Entry[] = [];
   readonly snapshots: Array<{ index: number; term: number }> = [];
   saves = 0;
+  /** Saves done by saveNow. */
+  blockingSaves = 0;
+  /** Whether saveNow writes (true, as the real WAL when idle) or always declines. */
+  blocking = true;
   private held: PendingWrite[] | undefined;
 
   save(hardState: HardState | undefined, entries: readonly Entry[], _mustSync: boolean): Promise<void> {
@@ -32,6 +36,16 @@ export class MemoryWal implements WalPort {
     if (hardState) this.hardState = hardState;
     this.saves++;
     return new Promise((resolve) => setImmediate(resolve));
+  }
+
+  /** save() done at once, as the real WAL's saveNow; not while holding (then false). */
+  saveNow(hardState: HardState | undefined, entries: readonly Entry[], _mustSync: boolean): boolean {
+    if (this.held || !this.blocking) return false;
+    this.writeEntries(entries);
+    if (hardState) this.hardState = hardState;
+    this.saves++;
+    this.blockingSaves++;
+    return true;
   }
 
   saveSnapshot(snap: { index: number; term: number }): Promise<void> {

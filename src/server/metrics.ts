@@ -60,6 +60,12 @@ export function timedWal(wal: WalPort): WalPort {
         diskMetrics.walFsync.observe((performance.now() - t0) / 1000);
       });
     },
+    saveNow(hardState, entries, mustSync) {
+      const t0 = performance.now();
+      if (wal.saveNow === undefined || !wal.saveNow(hardState, entries, mustSync)) return false;
+      if (mustSync) diskMetrics.walFsync.observe((performance.now() - t0) / 1000);
+      return true;
+    },
     saveSnapshot: (snap) => wal.saveSnapshot(snap),
   };
 }

@@ -10,6 +10,11 @@ import type { ConfChangeV2, ConfState, Entry, HardState, Message, Snapshot } fro
 export interface WalPort {
   /** Appends entries and the hard state; resolves once they are durable (when mustSync). */
   save(hardState: HardState | undefined, entries: readonly Entry[], mustSync: boolean): Promise<void>;
+  /**
+   * The same save, done before returning (the thread blocks on the fdatasync), or false when
+   * it cannot be right now (then nothing was written). Optional: the loop falls back to save().
+   */
+  saveNow?(hardState: HardState | undefined, entries: readonly Entry[], mustSync: boolean): boolean;
   /** Records that a snapshot at {index, term} exists, so a restart can start from it. */
   saveSnapshot(snap: { index: number; term: number }): Promise<void>;
 }

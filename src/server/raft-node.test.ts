@@ -146,6 +146,20 @@ test('three members over the in-memory network elect one leader and apply the sa
   await Promise.all(ms.map((m) => m.raft.stop()));
 });
 
+test('followers write their WAL before the loop goes on (saveNow); the leader saves in the background and sends meanwhile', async () => {
+  const { ms, leader } = await threeMembers(5);
+  const followers = ms.filter((m) => m !== leader);
+  const before = followers.map((f) => f.wal.blockingSaves);
+  const leaderBefore = leader.wal.blockingSaves; // as a follower or candidate it blocked too
+  for (let i = 0; i < 10; i++) leader.raft.propose(Buffer.from(`s${i}`));
+  await until(() => ms.every((m) => m.raft.appliedIndex >= 3 + 10 && m.raft.appliedIndex === leader.raft.commitIndex), () => leader.raft.tick(), 'all applied');
+  followers.forEach((f, i) => assert.ok(f.wal.blockingSaves > before[i]!, 'a follower saved at once'));
+  assert.equal(leader.wal.blockingSaves, leaderBefore, 'a leader never blocks on its write');
+  const commit = leader.raft.commitIndex;
+  assert.ok(followers.every((f) => f.wal.entries.some((e) => e.index === commit)), 'the followers\' WALs hold the last commit');
+  await Promise.all(ms.map((m) => m.raft.stop()));
+});
+
 test('a leader whose own WAL write is slow still tells followers of the commit their acknowledgements made', async () => {
   const { ms, leader } = await threeMembers(11);
   const followers = ms.filter((m) => m !== leader);

@@ -20,6 +20,11 @@
  * states answering them are handed on at once); its acknowledgements and votes promise
  * durability and go only after its write.
  *
+ * A follower writes on this thread when its WAL is idle (WalPort.saveNow: the fdatasync
+ * blocks the loop), then acknowledges, then applies: its acknowledgement is on every
+ * commit's path, and the thread pool's round trip would add two thread hand-offs to it. A
+ * leader keeps the pool: it has proposals to take and messages to send while its disk works.
+ *
  * Entries are applied once both committed and persisted here. Because a leader counts its
  * own log only once persisted (raft/ durability rule), committed entries of a Ready were
  * usually persisted by an earlier Ready and are applied *before* this Ready's fsync,
@@ -428,10 +433,21 @@ export class RaftNode {
 
     const snapshot = rd.snapshot && rd.snapshot.metadata.index > 0 ? rd.snapshot : undefined;
     if (snapshot) await this.persistSnapshot(snapshot);
+    const t0 = performance.now();
+    const mustSave = rd.entries.length > 0 || rd.hardState !== undefined;
+    // A follower writes on this thread: its acknowledgement waits for the write anyway, and
+    // the thread pool's round trip (two hand-offs, each a scheduling delay on a loaded
+    // machine) would sit on every commit's path. Then it acknowledges before applying.
+    if (!isLeader && !snapshot && mustSave && this.ports.wal.saveNow?.(rd.hardState, rd.entries, rd.mustSync)) {
+      this.persisted(rd, t0);
+      this.send(rd.messages);
+      if (this.events.readState) for (const rs of rd.readStates) this.events.readState(rs.requestCtx, rs.index);
+      this.applyEntries(rd.committedEntries, 0, rd.committedEntries.length);
+      return;
+    }
     // Start this Ready's WAL write first: the write and fdatasync run on the thread pool
     // while this thread applies what is already durable and answers those clients.
-    const t0 = performance.now();
-    const saving = rd.entries.length > 0 || rd.hardState ? this.ports.wal.save(rd.hardState, rd.entries, rd.mustSync) : undefined;
+    const saving = mustSave ? this.ports.wal.save(rd.hardState, rd.entries, rd.mustSync) : undefined;
 
     const committed = rd.committedEntries;
     let split = committed.length;
@@ -440,8 +456,18 @@ export class RaftNode {
 
     if (this.events.readState) for (const rs of rd.readStates) this.events.readState(rs.requestCtx, rs.index);
 
-    if (saving) {
-      await saving;
+    if (saving) await saving;
+    this.persisted(rd, t0);
+    if (!isLeader) this.send(rd.messages);
+    // A leader's snapshot replaces the state machine once it is durable with its hard state
+    // (etcd applies it after the raft loop persisted it); the entries after it follow.
+    if (snapshot) await this.installSnapshot(snapshot);
+    this.applyEntries(committed, split, committed.length);
+  }
+
+  /** The Ready's hard state and entries are durable (saved at t0, if anything was): raft's storage takes them. */
+  private persisted(rd: Ready, t0: number): void {
+    if (rd.entries.length > 0 || rd.hardState) {
       this.stats.walSaves++;
       this.stats.walSaveMs += performance.now() - t0;
       this.stats.entriesSaved += rd.entries.length;
@@ -455,11 +481,6 @@ export class RaftNode {
       this.storage.append(rd.entries);
       this.persistedIndex = rd.entries[rd.entries.length - 1]!.index;
     }
-    if (!isLeader) this.send(rd.messages);
-    // A leader's snapshot replaces the state machine once it is durable with its hard state
-    // (etcd applies it after the raft loop persisted it); the entries after it follow.
-    if (snapshot) await this.installSnapshot(snapshot);
-    this.applyEntries(committed, split, committed.length);
   }
 
   private setRole(leader: NodeId, isLeader: boolean): void {

@@ -209,6 +209,8 @@ const never = new Promise<void>(() => undefined);
 function gatedWal(wal: MemoryWal, live: () => boolean): WalPort {
   return {
     save: (hs, ents, sync) => (live() ? wal.save(hs, ents, sync) : never),
+    // A dead member's write never completes: it cannot be done at once either.
+    saveNow: (hs, ents, sync) => live() && wal.saveNow(hs, ents, sync),
     saveSnapshot: (s) => (live() ? wal.saveSnapshot(s) : never),
   };
 }

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { MessageType, newMessage, type Entry, type Message } from '../proto/index.js';
 import { createLogger } from '../log/index.js';
 import { MsgAppV2Decoder } from './msgappv2-codec.js';
@@ -19,6 +19,8 @@ interface Harness {
   writer: StreamWriter;
   /** res.write calls since attach. */
   writes: () => number;
+  /** The server side's socket (the one the writer writes to). */
+  socket: () => Socket;
   /** Resolves with the first n messages the client decoded (link heartbeats skipped). */
   received: (n: number) => Promise<Message[]>;
   pauseReading: () => void;
@@ -30,7 +32,9 @@ interface Harness {
 async function streamPair(kind: StreamKind): Promise<Harness> {
   const writer = new StreamWriter(kind, '2', '1', log, 64 * 1024 * 1024, () => {});
   let writes = 0;
+  let serverSocket: Socket | undefined;
   const server = http.createServer((_req, res) => {
+    serverSocket = res.socket!;
     res.writeHead(200);
     res.flushHeaders();
     const write = res.write.bind(res) as (chunk: Uint8Array) => boolean;
@@ -56,6 +60,7 @@ async function streamPair(kind: StreamKind): Promise<Harness> {
   return {
     writer,
     writes: () => writes,
+    socket: () => serverSocket!,
     received: (n) => new Promise((resolve) => {
       const check = () => (got.length >= n ? resolve(got.slice(0, n)) : waiters.push(check));
       check();
@@ -100,6 +105,21 @@ for (const kind of ['msgappv2', 'message'] as const) {
     }
   });
 }
+
+test('flush() hands the batch to the socket at once, not on the next tick after whatever else the turn does', async () => {
+  const h = await streamPair('message');
+  try {
+    const batch = appends(3);
+    for (const m of batch) h.writer.offer(m);
+    h.writer.flush();
+    const socket = h.socket();
+    assert.equal(socket.writableCorked, 0, 'the socket is not left corked');
+    assert.equal(socket.writableLength, 0, 'the chunk went to the kernel');
+    assert.deepEqual(await h.received(batch.length), batch);
+  } finally {
+    await h.close();
+  }
+});
 
 test('msgappv2: a batch past maxBatchBytes, and a peer that stops reading, lose and reorder nothing', async () => {
   const h = await streamPair('msgappv2');

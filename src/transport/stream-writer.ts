@@ -102,8 +102,14 @@ export class StreamWriter {
     const data = this.batch.length === 1 ? this.batch[0]! : Buffer.concat(this.batch, this.batchBytes);
     this.batch = [];
     this.batchBytes = 0;
-    // node:http corks the socket until the next tick: the chunk's head, data and tail go out in one writev.
-    if (!conn.res.write(data)) {
+    // node:http corks the socket for the chunk's head, data and tail (one writev) and uncorks
+    // it on the next tick, after whatever else this turn does (a leader's applies, a
+    // follower's, before its acknowledgement leaves). The batch is whole: uncork now.
+    const socket = conn.res.socket;
+    const corked = socket?.writableCorked ?? 0;
+    const ok = conn.res.write(data);
+    if (socket && socket.writableCorked > corked) socket.uncork();
+    if (!ok) {
       this.blocked = true;
       conn.res.once('drain', () => this.drain(conn));
     }

@@ -194,6 +194,34 @@ test('an entry larger than the segment remainder overflows it, then the WAL cuts
   }
 });
 
+test('saveNow() writes and syncs before returning; declines while a save is queued; a full tail is cut behind it', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    const seg = 64 * 1024;
+    const w = await Wal.create(d, META, { segmentSizeBytes: seg });
+    const hs = { term: 2, vote: 1n, commit: 3 };
+    assert.equal(w.saveNow(hs, makeEntries(1, 3, 2), true), true);
+    const queued = w.save(undefined, makeEntries(4, 4, 2), true);
+    assert.equal(w.saveNow(undefined, makeEntries(5, 5, 2), true), false, 'a queued save goes first');
+    await queued;
+    assert.equal(w.saveNow(undefined, makeEntries(5, 6, 2, 40 * 1024), true), true, 'this one fills the tail: a cut is queued');
+    assert.equal(w.saveNow(undefined, makeEntries(7, 7, 2), true), false, 'the cut goes first');
+    await w.save(undefined, makeEntries(7, 7, 2), true);
+    assert.equal(w.saveNow({ ...hs, commit: 8 }, makeEntries(8, 8, 2), true), true);
+    await w.close();
+
+    assert.equal((await walFiles(d)).length, 2);
+    const r = await Wal.open(d, { index: 0, term: 0 });
+    const got = await r.readAll();
+    await r.close();
+    assert.deepEqual(plain(got.entries), plain([...makeEntries(1, 4, 2), ...makeEntries(5, 6, 2, 40 * 1024), ...makeEntries(7, 8, 2)]));
+    assert.deepEqual(got.hardState, { ...hs, commit: 8 });
+  } finally {
+    cleanup();
+  }
+});
+
 test('opens at a snapshot marker: entries after it only; a wrong term or unknown index is refused', async () => {
   const { dir, cleanup } = tempDir();
   try {

@@ -14,7 +14,7 @@
 
 import { open, rename, rm, mkdir, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { fdatasync, writeSync } from 'node:fs';
+import { fdatasync, fdatasyncSync, writeSync } from 'node:fs';
 import {
   decodeEntry,
   decodeHardState,
@@ -103,6 +103,8 @@ export class Wal {
   private pipeline: FilePipeline | undefined;
   /** Serializes save/saveSnapshot/releaseLockTo/close. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** Calls queued on `queue` and not yet finished (saveNow runs only when none is). */
+  private queued = 0;
 
   private constructor(
     private readonly dir: string,
@@ -302,19 +304,41 @@ export class Wal {
         this.pendingState = hardState;
         return;
       }
-      enc.reset();
-      for (let i = 0; i < entries.length; i++) enc.appendEntry(entries[i]);
-      if (entries.length > 0) this.enti = entries[entries.length - 1].index;
-      if (!hsEmpty) this.state = hardState!;
-      if (!hsEmpty || this.pendingState !== undefined) enc.appendData(RecordType.state, encodeHardState(this.state));
-      this.pendingState = undefined;
-      await this.append(enc);
+      this.encodeRecords(enc, hardState, hsEmpty, entries);
+      this.append(enc);
       if (this.tailOffset < this.segmentSize) {
         if (mustSync) await this.datasyncTail();
         return;
       }
       await this.cut();
     });
+  }
+
+  /**
+   * save(), done on the calling thread (write, then fdatasync that blocks it) when nothing
+   * else is queued and no segment cut is due; false (nothing written) otherwise, and the
+   * caller uses save(). A follower's write is on its acknowledgement's path and it has little
+   * else to do meanwhile: blocking spares two thread hand-offs (to the pool and back) per
+   * write, each a scheduling delay on a loaded machine.
+   */
+  saveNow(hardState: HardState | undefined, entries: readonly Entry[], mustSync: boolean): boolean {
+    if (this.queued > 0) return false;
+    const enc = this.writable();
+    const hsEmpty = hardState === undefined || isEmptyHardState(hardState);
+    if (hsEmpty && entries.length === 0) return true;
+    if (!hsEmpty && entries.length === 0 && !mustSync) {
+      this.state = hardState!;
+      this.pendingState = hardState;
+      return true;
+    }
+    // A cut is due once the tail passes the segment size: leave that to save().
+    if (this.tailOffset >= this.segmentSize) return false;
+    this.encodeRecords(enc, hardState, hsEmpty, entries);
+    this.append(enc);
+    if (mustSync) fdatasyncSync(this.tail!.fd);
+    // The tail is full: the cut goes on the queue, and later writes wait behind it.
+    if (this.tailOffset >= this.segmentSize) void this.serialize(() => this.cut());
+    return true;
   }
 
   /** Records that a snapshot at {index, term} exists, and syncs. */
@@ -324,7 +348,7 @@ export class Wal {
       enc.reset();
       this.appendPendingState(enc); // a restart trusts snapshot records at or below the saved commit
       enc.appendData(RecordType.snapshot, encodeWalSnapshot(snap));
-      await this.append(enc);
+      this.append(enc);
       if (this.enti < snap.index) this.enti = snap.index;
       await this.tail!.datasync();
     });
@@ -334,7 +358,7 @@ export class Wal {
   sync(): Promise<void> {
     return this.serialize(async () => {
       this.writable();
-      await this.flushPendingState();
+      this.flushPendingState();
       await this.tail!.datasync();
     });
   }
@@ -370,7 +394,7 @@ export class Wal {
   close(): Promise<void> {
     return this.serialize(async () => {
       if (this.closed) return;
-      if (this.tail !== undefined) await this.flushPendingState();
+      if (this.tail !== undefined) this.flushPendingState();
       this.closed = true;
       const p = this.pipeline;
       this.pipeline = undefined;
@@ -401,8 +425,19 @@ export class Wal {
     return [...this.names];
   }
 
+  /** Entries, then the hard state (given, or one deferred earlier), into enc. */
+  private encodeRecords(enc: RecordEncoder, hardState: HardState | undefined, hsEmpty: boolean, entries: readonly Entry[]): void {
+    enc.reset();
+    for (let i = 0; i < entries.length; i++) enc.appendEntry(entries[i]);
+    if (entries.length > 0) this.enti = entries[entries.length - 1].index;
+    if (!hsEmpty) this.state = hardState!;
+    if (!hsEmpty || this.pendingState !== undefined) enc.appendData(RecordType.state, encodeHardState(this.state));
+    this.pendingState = undefined;
+  }
+
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn);
+    this.queued++;
+    const run = this.queue.then(fn).finally(() => { this.queued--; });
     // Keep the chain going whatever this call's outcome; the caller sees its own error.
     this.queue = run.catch(() => {});
     return run;
@@ -422,9 +457,10 @@ export class Wal {
   /**
    * Writes the encoded records at the tail. Synchronously: a batch is a few KiB landing in
    * the page cache (microseconds), and a thread-pool round trip for it would add latency to
-   * every save; the fdatasync that follows is the slow part and stays asynchronous.
+   * every save; the fdatasync that follows is the slow part and stays asynchronous (but in
+   * saveNow).
    */
-  private async append(enc: RecordEncoder): Promise<void> {
+  private append(enc: RecordEncoder): void {
     const buf = enc.bytes();
     const fd = this.tail!.fd;
     for (let done = 0; done < buf.length;) done += writeSync(fd, buf, done, buf.length - done, this.tailOffset + done);
@@ -438,12 +474,12 @@ export class Wal {
   }
 
   /** Writes a deferred hard state, if any (not synced). */
-  private async flushPendingState(): Promise<void> {
+  private flushPendingState(): void {
     if (this.pendingState === undefined) return;
     const enc = this.writable();
     enc.reset();
     this.appendPendingState(enc);
-    await this.append(enc);
+    this.append(enc);
   }
 
   /** fdatasync of the tail through the callback API (cheaper than FileHandle's promise path). */
