@@ -33,6 +33,8 @@ export interface SnapshotBenchResult {
    * the wall times these barely depend on the machine's load.
    */
   saveCpuS: number; importCpuS: number; etcdRestoreCpuS: number;
+  /** Peak RSS of each restore process (GNU time's %M): the import must not hold the file in memory. */
+  importPeakRssMiB: number; etcdRestorePeakRssMiB: number;
   /** Time until Concord / etcd serve an etcd data dir made by `etcdctl snapshot restore` of the file. */
   concordBootS: number; etcdBootS: number;
 }
@@ -56,13 +58,13 @@ function cpuSeconds(pid: number): number {
 }
 
 /** `run` under GNU time when it is installed: adds the command's CPU seconds (NaN without it). */
-async function runTimed(cmd: string, args: string[], scratch: string): Promise<{ code: number | null; ms: number; stderr: string; cpuS: number }> {
-  if (!existsSync('/usr/bin/time')) return { ...(await run(cmd, args)), cpuS: NaN };
+async function runTimed(cmd: string, args: string[], scratch: string): Promise<{ code: number | null; ms: number; stderr: string; cpuS: number; peakRssMiB: number }> {
+  if (!existsSync('/usr/bin/time')) return { ...(await run(cmd, args)), cpuS: NaN, peakRssMiB: NaN };
   const out = `${scratch}.time`;
-  const r = await run('/usr/bin/time', ['-f', '%U %S', '-o', out, cmd, ...args]);
-  const [user, sys] = readFileSync(out, 'utf8').trim().split(/\s+/).slice(-2).map(Number);
+  const r = await run('/usr/bin/time', ['-f', '%U %S %M', '-o', out, cmd, ...args]);
+  const [user, sys, maxRssKiB] = readFileSync(out, 'utf8').trim().split(/\s+/).slice(-3).map(Number);
   rmSync(out, { force: true });
-  return { ...r, cpuS: user! + sys! };
+  return { ...r, cpuS: user! + sys!, peakRssMiB: maxRssKiB! / 1024 };
 }
 
 function run(cmd: string, args: string[], cwd?: string): Promise<{ code: number | null; ms: number; stderr: string }> {
@@ -170,7 +172,7 @@ async function benchTarget(target: TargetName, sizeMiB: number): Promise<Snapsho
     const concordBootS = await bootRestored('concord', file);
     const etcdBootS = await bootRestored('etcd', file);
     rmSync(file, { force: true });
-    return { target, fillS, fileMiB, ...saved, importS: imported.ms / 1000, etcdRestoreS: etcdRestore.ms / 1000, importCpuS: imported.cpuS, etcdRestoreCpuS: etcdRestore.cpuS, concordBootS, etcdBootS };
+    return { target, fillS, fileMiB, ...saved, importS: imported.ms / 1000, etcdRestoreS: etcdRestore.ms / 1000, importCpuS: imported.cpuS, etcdRestoreCpuS: etcdRestore.cpuS, importPeakRssMiB: imported.peakRssMiB, etcdRestorePeakRssMiB: etcdRestore.peakRssMiB, concordBootS, etcdBootS };
   } finally {
     await s.destroy();
   }
@@ -183,8 +185,8 @@ export async function snapshotBench(targets: readonly TargetName[], sizeMiB: num
   const f = (n: number, d = 1) => n.toFixed(d);
   const lines = [
     `snapshot save of a ~${sizeMiB} MiB store (values ${valueBytes} B), one writer during the save; restore = snapshot restore of the saved file; boot = time until Concord / etcd serve etcdctl's restored data dir of it`,
-    'target   fill s  file MiB  save s (server CPU s)  RSS before/peak MiB  anon before/peak  puts/s during  max put ms  concordutl restore s (CPU s)  etcdctl restore s (CPU s)  boot concord/etcd s',
-    ...results.map((r) => `${r.target.padEnd(8)} ${f(r.fillS).padStart(6)}  ${f(r.fileMiB).padStart(8)}  ${`${f(r.saveS, 2)} (${f(r.saveCpuS, 2)})`.padStart(21)}  ${`${f(r.baseRssMiB, 0)}/${f(r.peakRssMiB, 0)}`.padStart(19)}  ${`${f(r.baseAnonMiB, 0)}/${f(r.peakAnonMiB, 0)}`.padStart(16)}  ${f(r.putsPerS, 0).padStart(13)}  ${f(r.maxPutMs).padStart(10)}  ${`${f(r.importS, 2)} (${f(r.importCpuS, 2)})`.padStart(28)}  ${`${f(r.etcdRestoreS, 2)} (${f(r.etcdRestoreCpuS, 2)})`.padStart(25)}  ${`${f(r.concordBootS, 2)}/${f(r.etcdBootS, 2)}`.padStart(19)}`),
+    'target   fill s  file MiB  save s (server CPU s)  RSS before/peak MiB  anon before/peak  puts/s during  max put ms  concordutl restore s (CPU s, peak RSS MiB)  etcdctl restore s (CPU s, peak RSS MiB)  boot concord/etcd s',
+    ...results.map((r) => `${r.target.padEnd(8)} ${f(r.fillS).padStart(6)}  ${f(r.fileMiB).padStart(8)}  ${`${f(r.saveS, 2)} (${f(r.saveCpuS, 2)})`.padStart(21)}  ${`${f(r.baseRssMiB, 0)}/${f(r.peakRssMiB, 0)}`.padStart(19)}  ${`${f(r.baseAnonMiB, 0)}/${f(r.peakAnonMiB, 0)}`.padStart(16)}  ${f(r.putsPerS, 0).padStart(13)}  ${f(r.maxPutMs).padStart(10)}  ${`${f(r.importS, 2)} (${f(r.importCpuS, 2)}, ${f(r.importPeakRssMiB, 0)})`.padStart(42)}  ${`${f(r.etcdRestoreS, 2)} (${f(r.etcdRestoreCpuS, 2)}, ${f(r.etcdRestorePeakRssMiB, 0)})`.padStart(39)}  ${`${f(r.concordBootS, 2)}/${f(r.etcdBootS, 2)}`.padStart(19)}`),
   ];
   return { results, table: lines.join('\n') };
 }

@@ -5,7 +5,7 @@
  * Output is byte-identical to the generated encoder's (fields in number order, zeros omitted).
  */
 import { PutResponse, type ResponseHeader } from '../proto/index.js';
-import { Writer, sizeBytesField, sizeVarint, sizeVarintBig } from '../proto/index.js';
+import { Writer, sizeBytesField, sizeVarint, sizeVarintBig, writeVarint } from '../proto/index.js';
 
 let cachedIds: { clusterId: bigint; memberId: bigint; bytes: Uint8Array } | undefined;
 
@@ -42,4 +42,25 @@ export function encodeHeaderOnly(h: ResponseHeader): Uint8Array {
   if (rev !== 0) { w.byte(0x18); w.varint(rev); }
   if (term !== 0) { w.byte(0x20); w.varint(term); }
   return w.finish();
+}
+
+/**
+ * A SnapshotResponse (remaining_bytes = 2, blob = 3; no header, as etcd's Snapshot sends) with
+ * its blob left to fill in place: the snapshot's pages are copied once, straight into the
+ * message, instead of into a chunk, then a generic writer (growing as it goes), then the frame.
+ */
+export function snapshotResponseToFill(remainingBytes: number, blobBytes: number): { message: Uint8Array; blob: Uint8Array } {
+  const size = (remainingBytes !== 0 ? 1 + sizeVarint(remainingBytes) : 0) + (blobBytes !== 0 ? 1 + sizeBytesField(blobBytes) : 0);
+  const message = Buffer.allocUnsafe(size); // not zeroed: every byte is written below or by the caller
+  let pos = 0;
+  if (remainingBytes !== 0) {
+    message[pos++] = 0x10;
+    pos = writeVarint(message, pos, remainingBytes);
+  }
+  if (blobBytes !== 0) {
+    message[pos++] = 0x1a;
+    pos = writeVarint(message, pos, blobBytes);
+  }
+  if (pos + blobBytes !== size) throw new Error(`snapshotResponseToFill: size mismatch, ${pos + blobBytes} of ${size}`);
+  return { message, blob: message.subarray(pos) };
 }

@@ -15,7 +15,7 @@ import { etcdserverpb as pb } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
 import { decodePutRequestBody, isTxnReadOnly, type AuthInfo, type EtcdService } from '../server/index.js';
 import { authMethods, type AuthedUnary } from './auth-service.js';
-import { encodePutResponse } from './fast-codecs.js';
+import { encodePutResponse, snapshotResponseToFill } from './fast-codecs.js';
 import { Reader, WIRE_BYTES, wireShapeError } from '../proto/index.js';
 import { registerWatchService, watchPath, type WatchCall } from './watch-service.js';
 import { lockElectionMethods, registerLockElection } from './lock-election.js';
@@ -187,7 +187,7 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
       async *open(body: Buffer, ai?: AuthInfo) {
         decodeRequest(pb.SnapshotRequest, body);
         checkMaintenanceAdmin(service, ai);
-        for await (const m of snapshotMessages(service, log)) yield encodeResponse(pb.SnapshotResponse, m);
+        yield* snapshotMessages(service, log);
       },
     },
 
@@ -425,45 +425,51 @@ export function watchDeniedReason(service: EtcdService, table: MethodTable, watc
 }
 
 /**
- * The messages of etcd's Maintenance.Snapshot: blobs of exactly 32 KiB (the last one
+ * The encoded messages of etcd's Maintenance.Snapshot: blobs of exactly 32 KiB (the last one
  * shorter) each with remaining_bytes = size - sent so far, then one message whose blob is
  * the sha256 of all bytes sent and remaining_bytes 0. `etcdctl snapshot save` writes the
- * blobs as they come; `snapshot restore` checks the trailing sha256. Each message must be
- * encoded before the next is pulled (the blob is a view of a reused buffer). Stopping the
- * generator early (return()) releases the backend snapshot.
+ * blobs as they come; `snapshot restore` checks the trailing sha256. Each message is its own
+ * buffer, filled in place from the snapshot's pages. Bytes in flight are bounded by the
+ * caller: it pulls the next message once the stream took the last (call.write's drain).
+ * Stopping the generator early (return()) releases the backend snapshot.
  */
-export async function* snapshotMessages(service: EtcdService, log?: Logger): AsyncGenerator<pb.SnapshotResponse, void, undefined> {
+export async function* snapshotMessages(service: EtcdService, log?: Logger): AsyncGenerator<Uint8Array, void, undefined> {
   const snap = await service.snapshot();
   try {
     const total = snap.size;
     const hash = createHash('sha256');
-    const buf = Buffer.allocUnsafe(snapshotChunkBytes);
-    let fill = 0;
     let sent = 0;
+    let next: { message: Uint8Array; blob: Uint8Array } | undefined;
+    let fill = 0;
     log?.info('sending database snapshot to client', { 'total-bytes': total });
-    const take = (): pb.SnapshotResponse => {
-      const blob = buf.subarray(0, fill);
-      sent += fill;
-      if (sent > total) throw new Error(`snapshot larger than its announced size ${total}`);
-      hash.update(blob);
-      fill = 0;
-      return { header: undefined, remainingBytes: total - sent, blob };
-    };
     for await (const chunk of snap.chunks()) {
       let off = 0;
       while (off < chunk.length) {
-        const n = Math.min(snapshotChunkBytes - fill, chunk.length - off);
-        buf.set(chunk.subarray(off, off + n), fill);
+        if (next === undefined) {
+          if (sent >= total) throw new Error(`snapshot larger than its announced size ${total}`);
+          const blobBytes = Math.min(snapshotChunkBytes, total - sent);
+          next = snapshotResponseToFill(total - sent - blobBytes, blobBytes);
+        }
+        const n = Math.min(next.blob.length - fill, chunk.length - off);
+        next.blob.set(chunk.subarray(off, off + n), fill);
         fill += n;
         off += n;
-        if (fill === snapshotChunkBytes) yield take();
+        if (fill === next.blob.length) {
+          hash.update(next.blob);
+          sent += fill;
+          const { message } = next;
+          next = undefined;
+          fill = 0;
+          yield message;
+        }
       }
     }
-    if (fill > 0) yield take();
-    if (sent !== total) throw new Error(`snapshot ended after ${sent} of ${total} bytes`);
+    if (next !== undefined || sent !== total) throw new Error(`snapshot ended after ${sent + fill} of ${total} bytes`);
     const sha = hash.digest();
     log?.info('sending database sha256 checksum to client', { 'total-bytes': total, 'checksum-size': sha.length });
-    yield { header: undefined, remainingBytes: 0, blob: sha };
+    const last = snapshotResponseToFill(0, sha.length);
+    last.blob.set(sha);
+    yield last.message;
     log?.info('successfully sent database snapshot to client', { 'total-bytes': total });
   } finally {
     await snap.close();

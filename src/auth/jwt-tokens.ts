@@ -16,13 +16,12 @@ import { etcdError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { AuthInfo } from './store.js';
 
-/** The sign methods golang-jwt registers that etcd's Key() supports. */
 /** `jose` (some 60 modules) is loaded by the first signature: most servers never sign a JWT. */
 let jose: Promise<typeof import('jose')> | undefined;
 const loadJose = () => (jose ??= import('jose'));
 
-export const jwtAlgs = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'] as const;
-export type JwtAlg = typeof jwtAlgs[number];
+import type { JwtAlg } from './jwt-algs.js';
+export { jwtAlgs, type JwtAlg } from './jwt-algs.js';
 
 export interface JwtOptions {
   readonly alg: JwtAlg;

@@ -19,7 +19,10 @@ import {
 /** One top-level bucket: its entries in strictly increasing bytewise key order, keys non-empty. */
 export interface BoltBucketSource {
   readonly name: Uint8Array;
-  /** Called twice (plan, then write); must yield the same entries both times. */
+  /**
+   * Called twice (plan, then write); must yield the same entries both times. An entry's key
+   * and value may be views the next entry overwrites: the writer copies what it keeps.
+   */
   entries(): Iterable<readonly [Uint8Array, Uint8Array]>;
 }
 
@@ -84,9 +87,14 @@ export async function planBoltFileAsync(buckets: readonly BoltBucketSource[], op
   }
 }
 
-/** Entries, and bytes of keys and values, planned between two yields of planSteps. */
+/**
+ * Entries, bytes of keys and values, and milliseconds planned between two yields of planSteps
+ * (the clock is read every planClockEntries entries); the time bound holds on a loaded machine.
+ */
 const planStepEntries = 4096;
 const planStepBytes = 4 * 1024 * 1024;
+const planStepMs = 2;
+const planClockEntries = 64;
 
 /** The first pass as a generator: yields now and then (see planBoltFileAsync), returns the plan. */
 function* planSteps(buckets: readonly BoltBucketSource[], opts: BoltWriterOptions): Generator<void, BoltFilePlan, undefined> {
@@ -138,19 +146,25 @@ function* planBucket(source: BoltBucketSource, pageSize: number, alloc: (n: numb
   const groups: { count: number; bytes: number; firstKey: Buffer }[] = [];
   let small: LeafElement[] | undefined = [];
   let smallBytes = pageHeaderBytes;
-  let prev: Buffer | undefined;
+  // The previous key, copied into one reused buffer (an entry's key may be a transient view).
+  let prev = Buffer.allocUnsafe(256);
+  let prevBytes = -1;
   let cur = { count: 0, bytes: pageHeaderBytes, firstKey: Buffer.alloc(0) };
   let stepEntries = 0;
   let stepBytes = 0;
+  let stepStartedMs = performance.now();
   for (const [key, value] of source.entries()) {
     stepBytes += key.length + value.length;
-    if (++stepEntries === planStepEntries || stepBytes >= planStepBytes) {
+    ++stepEntries;
+    if (stepEntries === planStepEntries || stepBytes >= planStepBytes
+      || (stepEntries % planClockEntries === 0 && performance.now() - stepStartedMs >= planStepMs)) {
       stepEntries = 0;
       stepBytes = 0;
       yield;
+      stepStartedMs = performance.now();
     }
     if (key.length === 0) throw new Error('bbolt writer: empty key');
-    if (prev && Buffer.compare(prev, key) >= 0) throw new Error('bbolt writer: keys not in strictly increasing order');
+    if (prevBytes >= 0 && prev.compare(key, 0, key.length, 0, prevBytes) >= 0) throw new Error('bbolt writer: keys not in strictly increasing order');
     const size = elementBytes + key.length + value.length;
     // A leaf takes the element while it still fits the pages the leaf needs anyway, or while
     // the leaf has fewer than bbolt's minKeysPerPage (2): as bbolt splits, so values larger
@@ -163,7 +177,9 @@ function* planBucket(source: BoltBucketSource, pageSize: number, alloc: (n: numb
     if (cur.count === 0) cur.firstKey = Buffer.from(key);
     cur.count++;
     cur.bytes += size;
-    prev = cur.count === 1 ? cur.firstKey : Buffer.from(key);
+    if (key.length > prev.length) prev = Buffer.allocUnsafe(key.length * 2);
+    prev.set(key);
+    prevBytes = key.length;
     if (small) {
       smallBytes += size;
       small = smallBytes <= maxInlineBytes ? [...small, { flags: 0, key: Buffer.from(key), value: Buffer.from(value) }] : undefined;
@@ -240,10 +256,12 @@ function planBranches(leaves: LeafPlan[], pageSize: number, alloc: (n: number) =
 
 /** Second pass over one bucket: its leaves (written as the entries come), then its branches. */
 function* emitBucket(source: BoltBucketSource, tree: TreePlan, pageSize: number): Generator<Buffer, void, undefined> {
-  const single = Buffer.alloc(pageSize);
+  // One buffer reused for every leaf (grown for a leaf with overflow pages): a yielded page
+  // is consumed before the next is pulled, so a large store's leaves make no garbage.
+  let reused = Buffer.alloc(pageSize);
   let li = 0;
   let leaf: LeafPlan | undefined;
-  let page = single;
+  let page = reused;
   let i = 0;
   let dataOff = 0;
   for (const [key, value] of source.entries()) {
@@ -252,7 +270,8 @@ function* emitBucket(source: BoltBucketSource, tree: TreePlan, pageSize: number)
       if (leaf === undefined) throw new BoltSourceChangedError(source.name, 'more entries');
       if (Buffer.compare(leaf.firstKey, key) !== 0) throw new BoltSourceChangedError(source.name, 'a different first key');
       const pages = pagesFor(leaf.bytes, pageSize);
-      page = pages === 1 ? single.fill(0) : Buffer.alloc(pages * pageSize);
+      if (reused.length < pages * pageSize) reused = Buffer.alloc(pages * pageSize);
+      page = reused.subarray(0, pages * pageSize).fill(0);
       writePageHeader(page, leaf.pgid, leafPageFlag, leaf.count, pages - 1);
       i = 0;
       dataOff = pageHeaderBytes + leaf.count * elementBytes;

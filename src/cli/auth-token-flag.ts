@@ -5,7 +5,8 @@
  * etcd's error text (what "failed to start etcd" prints) and the log lines etcd writes on the way.
  */
 import { X509Certificate, createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
-import { jwtAlgs, type JwtAlg, type TokenProviderConfig } from '../server/index.js';
+import { jwtAlgs, type JwtAlg } from '../server/config.js';
+import type { TokenProviderConfig } from '../server/index.js';
 import type { LogRecord } from './concord-flags.js';
 import { parseGoDuration } from './go-flags.js';
 

@@ -19,7 +19,7 @@ import { AuthTokenFlagError, parseAuthTokenFlag, type AuthTokenFlag } from './au
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { defaultWatchProgressNotifyIntervalMs, type ServerConfig } from '../server/index.js';
+import { defaultWatchProgressNotifyIntervalMs, type ServerConfig } from '../server/config.js';
 import type { LogFields, LogLevel } from '../log/index.js';
 import { logLevels } from '../log/index.js';
 import {

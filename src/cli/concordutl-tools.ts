@@ -11,7 +11,9 @@
  * IRRPut, IRRRange, IRRDeleteRange, IRRTxn, IRRCompaction, IRRLeaseGrant, IRRLeaseRevoke,
  * IRRLeaseCheckpoint, IRRAlarm, IRRAuth).
  */
-import { defragDataDir, describeEntry, hashKvOfDataDir, readWalForDump } from '../server/index.js';
+
+/** The server's offline tools, loaded when a command runs (not when concordutl starts). */
+const server = () => import('../server/index.js');
 
 /** A bad command line: the caller prints it and exits with etcdctl's bad-args code. */
 export class UsageError extends Error {}
@@ -34,7 +36,7 @@ function intFlag(flags: Flags, name: string, def: number): number {
 }
 
 export async function hashkvCommand(flags: Flags, out: Out, table: (h: string[], rows: string[][]) => string): Promise<void> {
-  const h = await hashKvOfDataDir(dataDirOf(flags, 'hashkv'), intFlag(flags, 'rev', 0));
+  const h = await (await server()).hashKvOfDataDir(dataDirOf(flags, 'hashkv'), intFlag(flags, 'rev', 0));
   const format = flags.get('write-out') ?? flags.get('w') ?? 'simple';
   const row = [String(h.hash), String(h.revision), String(h.compactRevision)];
   if (format === 'simple') out(`${row.join(', ')}\n`);
@@ -46,7 +48,7 @@ export async function hashkvCommand(flags: Flags, out: Out, table: (h: string[],
 export async function defragCommand(flags: Flags, out: Out): Promise<void> {
   const dataDir = dataDirOf(flags, 'defrag');
   try {
-    await defragDataDir(dataDir);
+    await (await server()).defragDataDir(dataDir);
   } catch (e) {
     throw new Error(`Failed to defragment etcd data[${dataDir}] (${(e as Error).message})`);
   }
@@ -58,6 +60,7 @@ export async function walDumpCommand(flags: Flags, out: Out): Promise<void> {
   const start = intFlag(flags, 'start-index', 0);
   const end = intFlag(flags, 'end-index', Number.MAX_SAFE_INTEGER);
   const types = flags.get('entry-type')?.split(',').filter(Boolean);
+  const { readWalForDump, describeEntry } = await server();
   const w = await readWalForDump(dataDir, flags.get('wal-dir') || undefined);
   const s = w.snapshot?.metadata;
   out(`Snapshot:\n${s ? `term=${s.term} index=${s.index} nodes=[${[...s.confState.voters, ...s.confState.learners].map((id) => id.toString(16)).join(' ')}]` : 'empty'}\n`);

@@ -17,15 +17,22 @@
  *
  * bin/concordutl.js calls main(); importing the module runs nothing.
  */
-import { restoreSnapshot, restoreToRevision, revisionAtTime, ContinuousBackup } from '../backup/index.js';
-import { snapshotStatus, type SnapshotStatus } from '../snapshot/index.js';
-import { exportEtcdDataDir } from '../server/index.js';
-import { UsageError, defragCommand, hashkvCommand, walDumpCommand } from './concordutl-tools.js';
-
-const out = (text: string): void => { process.stdout.write(text); };
+import type { RestoreOptions } from '../backup/index.js';
+import type { SnapshotStatus } from '../snapshot/index.js';
+import { UsageError } from './concordutl-tools.js';
 import { createLogger, humanizeBytes, progressBar } from '../log/index.js';
 import { etcdVersion } from './version.js';
 import { parseEtcdUrls, parseGoDuration, parseUrlsMap } from './go-flags.js';
+
+const out = (text: string): void => { process.stdout.write(text); };
+
+// Each command loads the layers it uses when it runs (the server's module graph costs most
+// of a second of CPU): `version` and usage errors load none, `snapshot status` the snapshot
+// reader only.
+const backup = () => import('../backup/index.js');
+const snapshot = () => import('../snapshot/index.js');
+const server = () => import('../server/index.js');
+const tools = () => import('./concordutl-tools.js');
 
 /** etcdctl's exit codes (ctlv3/command/error.go). */
 const exitError = 1;
@@ -58,6 +65,7 @@ async function run(argv: readonly string[]): Promise<void> {
   }
   if (cmd === 'snapshot' && sub === 'status') {
     if (rest.length !== 1) throw new CommandError('snapshot status requires exactly one argument', exitBadArgs);
+    const { snapshotStatus } = await snapshot();
     process.stdout.write(formatStatus(snapshotStatus(rest[0]!), flags.get('write-out') ?? flags.get('w') ?? 'simple'));
     return;
   }
@@ -66,13 +74,14 @@ async function run(argv: readonly string[]): Promise<void> {
     await restore(rest[0]!, flags);
     return;
   }
-  if (cmd === 'hashkv' && sub === undefined) return hashkvCommand(flags, out, table);
-  if (cmd === 'defrag' && sub === undefined) return defragCommand(flags, out);
-  if (cmd === 'wal' && sub === 'dump' && rest.length === 0) return walDumpCommand(flags, out);
+  if (cmd === 'hashkv' && sub === undefined) return (await tools()).hashkvCommand(flags, out, table);
+  if (cmd === 'defrag' && sub === undefined) return (await tools()).defragCommand(flags, out);
+  if (cmd === 'wal' && sub === 'dump' && rest.length === 0) return (await tools()).walDumpCommand(flags, out);
   if (cmd === 'export') {
     const dataDir = flags.get('data-dir');
     const out = flags.get('out');
     if (!dataDir || !out || sub !== undefined) throw new CommandError('export requires --data-dir DIR and --out DIR', exitBadArgs);
+    const { exportEtcdDataDir } = await server();
     await withProgress('exporting', (progress) => exportEtcdDataDir({ dataDir, out, walDir: flags.get('wal-dir') || undefined, log: createLogger({ caller: false }), progress }));
     return;
   }
@@ -86,6 +95,7 @@ async function run(argv: readonly string[]): Promise<void> {
     const atMs = toTime === undefined ? undefined : Date.parse(toTime);
     if (atMs !== undefined && Number.isNaN(atMs)) throw new CommandError(`invalid argument ${JSON.stringify(toTime)} for "--to-time" flag (RFC 3339 time expected)`, exitBadArgs);
     if (atMs !== undefined && flags.has('to-revision')) throw new CommandError('backup restore takes --to-revision or --to-time, not both', exitBadArgs);
+    const { revisionAtTime, restoreToRevision } = await backup();
     const to = atMs !== undefined && from ? revisionAtTime(from, atMs) : Number(flags.get('to-revision'));
     if (!from || !Number.isSafeInteger(to) || to <= 0) throw new CommandError('backup restore requires --from DIR and --to-revision N (> 0) or --to-time T', exitBadArgs);
     const { snapshotPath: _unused, skipHashCheck: _skip, ...member } = restoreOptions('', flags);
@@ -133,20 +143,23 @@ async function runBackup(flags: Map<string, string>): Promise<void> {
   const dir = flags.get('dir');
   const endpoint = (flags.get('endpoints') ?? '127.0.0.1:2379').split(',')[0]!;
   if (!dir) throw new CommandError('backup start requires --dir', exitBadArgs);
-  const backup = new ContinuousBackup({
+  const { ContinuousBackup } = await backup();
+  const running = new ContinuousBackup({
     endpoint, dir,
     snapshotIntervalMs: parseGoDuration(flags.get('snapshot-interval') ?? '30m'),
     segmentIntervalMs: parseGoDuration(flags.get('segment-interval') ?? '10s'),
     log: createLogger({ caller: false }),
   });
-  const stop = () => backup.stop();
+  const stop = () => running.stop();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  await backup.run();
+  await running.run();
 }
 
 async function restore(file: string, flags: Map<string, string>): Promise<void> {
-  await withProgress('restoring', (progress) => restoreSnapshot({ ...restoreOptions(file, flags), progress }));
+  const options = restoreOptions(file, flags);
+  const { restoreSnapshot } = await backup();
+  await withProgress('restoring', (progress) => restoreSnapshot({ ...options, progress }));
 }
 
 /** Runs `work` with a progress bar on stderr when it is a terminal (ended before an error is printed). */
@@ -160,7 +173,7 @@ async function withProgress<T>(label: string, work: (progress: (done: number, to
 }
 
 /** etcdctl snapshot restore's flags and defaults. */
-function restoreOptions(file: string, flags: Map<string, string>): Parameters<typeof restoreSnapshot>[0] {
+function restoreOptions(file: string, flags: Map<string, string>): RestoreOptions {
   const name = flags.get('name') ?? 'default';
   const peerUrls = (flags.get('initial-advertise-peer-urls') ?? 'http://localhost:2380').split(',');
   const initialCluster = new Map<string, URL[]>();

@@ -4,6 +4,10 @@
  */
 import type { TokenProviderConfig } from '../auth/index.js';
 
+// server/'s second entry module (docs/architecture.md): the configuration's types, defaults and
+// the --auth-token sign methods, for the flag parser without loading the server.
+export { jwtAlgs, type JwtAlg } from '../auth/jwt-algs.js';
+
 export interface ServerConfig {
   name: string;                      // --name, default "default"
   dataDir: string;                   // --data-dir, default `${name}.etcd`

@@ -2,6 +2,8 @@
 // storage/, the same keys and values, as etcd 3.4 lays them out), streamed page by page from
 // a read view. The view is one LMDB read transaction, so the file is one point in time while
 // writes go on; the writer's two passes both read that view, and nothing holds the whole file.
+// Values are read as transient views of LMDB's read buffer (scanTransient): the only copy of a
+// value the snapshot makes is into its page.
 
 import { planBoltFileAsync, type BoltBucketSource } from '../bbolt/index.js';
 import { DB_NAMES, type BackendReadView, type DbName } from '../storage/index.js';
@@ -27,26 +29,30 @@ export interface StreamedSnapshot {
 const concordOnlyMetaKey = Buffer.from('term');
 
 /** The meta bucket as etcd 3.4 has it: etcd's tools count its keys (snapshot status's totalKey). */
-function* etcdMeta(entries: Iterable<[Buffer, Buffer]>): Generator<[Buffer, Buffer]> {
+function* etcdMeta(entries: Iterable<readonly [Buffer, Uint8Array]>): Generator<readonly [Buffer, Uint8Array]> {
   for (const e of entries) if (!e[0].equals(concordOnlyMetaKey)) yield e;
 }
 
 /**
- * Bytes of pages made between two turns of the event loop while a snapshot streams. Pages
- * are made synchronously (LMDB reads, page layout) and the stream's writes resolve at once
- * until the client's flow-control window fills, so without a turn the member would serve no
- * put, no heartbeat and no fsync completion for as long as megabytes take to build.
+ * Bytes of pages, and milliseconds, of page making between two turns of the event loop while
+ * a snapshot streams. Pages are made synchronously (LMDB reads, page layout) and the stream's
+ * writes resolve at once until the client's flow-control window fills, so without a turn the
+ * member would serve no put, no heartbeat and no fsync completion for as long as megabytes
+ * take to build; the time bound holds on a loaded machine, where 256 KiB may take longer.
  */
 const yieldEveryBytes = 256 * 1024;
+const yieldEveryMs = 2;
 
 async function* pagesYieldingToTheLoop(pages: Iterable<Buffer>): AsyncGenerator<Buffer, void, undefined> {
   let sinceTurn = 0;
+  let turnStartedMs = performance.now();
   for (const page of pages) {
     yield page;
     sinceTurn += page.length;
-    if (sinceTurn >= yieldEveryBytes) {
+    if (sinceTurn >= yieldEveryBytes || performance.now() - turnStartedMs >= yieldEveryMs) {
       sinceTurn = 0;
       await new Promise<void>((resolve) => setImmediate(resolve));
+      turnStartedMs = performance.now();
     }
   }
 }
@@ -56,7 +62,7 @@ export async function etcdSnapshot(view: BackendReadView, replace: BucketReplace
   try {
     const buckets: BoltBucketSource[] = DB_NAMES.map((name) => ({
       name: Buffer.from(name),
-      entries: () => replace[name] ?? (name === 'meta' ? etcdMeta(view.scan(name)) : view.scan(name)),
+      entries: () => replace[name] ?? (name === 'meta' ? etcdMeta(view.scanTransient(name)) : view.scanTransient(name)),
     }));
     const plan = await planBoltFileAsync(buckets);
     return {

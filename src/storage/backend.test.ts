@@ -226,6 +226,32 @@ test('forceCommit resolves only once LMDB reports the commit synced to disk, not
   }
 });
 
+test('a read view scans values without a copy each (scanTransient): views of one read buffer, right while current', async () => {
+  const { dir, file } = tempPath();
+  const be = Backend.open({ path: file, batchIntervalMs: 60_000 });
+  for (let i = 0; i < 200; i++) be.put('key', k(i), Buffer.alloc(100 + (i % 7), i));
+  const view = await be.readView();
+  be.put('key', k(5), Buffer.from('later')); // after the view: not seen
+  await be.forceCommit();
+  try {
+    const buffers = new Set<ArrayBufferLike>();
+    let i = 0;
+    for (const [key, value] of view.scanTransient('key')) {
+      assert.ok(key.equals(k(i)));
+      assert.ok(Buffer.from(value).equals(Buffer.alloc(100 + (i % 7), i)), `value ${i} as written`);
+      buffers.add(value.buffer);
+      i++;
+    }
+    assert.equal(i, 200);
+    // A copy per value would give 200 buffers (or slices of node's 8 KiB pools: dozens).
+    assert.ok(buffers.size <= 2, `values came in ${buffers.size} buffers`);
+  } finally {
+    view.close();
+    await be.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a read view is one point in time: later writes and deletes do not show, and a defrag waits for it', async () => {
   const { dir, file } = tempPath();
   const be = Backend.open({ path: file, batchIntervalMs: 60_000 });
