@@ -44,21 +44,21 @@ export interface SnapshotBenchResult {
  * (RssAnon: heap and buffers; the rest is mostly file pages mapped in, e.g. LMDB's map
  * pages a scan touched, which the kernel may drop at any time).
  */
-function rssMiB(pid: number): { total: number; anon: number } {
+export function rssMiB(pid: number): { total: number; anon: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
   return { total: kb('VmRSS') / 1024, anon: kb('RssAnon') / 1024 };
 }
 
 /** CPU seconds `pid` has used (/proc/<pid>/stat utime + stime, in Linux's USER_HZ of 100). */
-function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // the command name may hold spaces
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** `run` under GNU time when it is installed: adds the command's CPU seconds (NaN without it). */
-async function runTimed(cmd: string, args: string[], scratch: string): Promise<{ code: number | null; ms: number; stderr: string; cpuS: number; peakRssMiB: number }> {
+export async function runTimed(cmd: string, args: string[], scratch: string): Promise<{ code: number | null; ms: number; stderr: string; cpuS: number; peakRssMiB: number }> {
   if (!existsSync('/usr/bin/time')) return { ...(await run(cmd, args)), cpuS: NaN, peakRssMiB: NaN };
   const out = `${scratch}.time`;
   const r = await run('/usr/bin/time', ['-f', '%U %S %M', '-o', out, cmd, ...args]);
@@ -67,7 +67,7 @@ async function runTimed(cmd: string, args: string[], scratch: string): Promise<{
   return { ...r, cpuS: user! + sys!, peakRssMiB: maxRssKiB! / 1024 };
 }
 
-function run(cmd: string, args: string[], cwd?: string): Promise<{ code: number | null; ms: number; stderr: string }> {
+export function run(cmd: string, args: string[], cwd?: string): Promise<{ code: number | null; ms: number; stderr: string }> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd, env: { ...process.env, ETCDCTL_API: '3' } });
@@ -79,7 +79,7 @@ function run(cmd: string, args: string[], cwd?: string): Promise<{ code: number 
   });
 }
 
-async function fill(s: Server, sizeMiB: number): Promise<number> {
+export async function fill(s: Server, sizeMiB: number): Promise<number> {
   const started = performance.now();
   const clients = Array.from({ length: 4 }, () => s.client());
   const total = Math.ceil((sizeMiB * 1024 * 1024) / valueBytes);
