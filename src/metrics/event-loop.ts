@@ -11,7 +11,8 @@
  * turns sampling on, less turns it off. What is missed: the first check's worth of a busy
  * spell, and a pause that starts and ends inside an idle spell (the idle GC logs its own).
  */
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { watchLoopUtilization } from './loop-utilization.js';
 import type { Registry } from './registry.js';
 
 /**
@@ -19,7 +20,7 @@ import type { Registry } from './registry.js';
  * only when a tick falls in it: max sees every pause longer than this, percentiles are of ticks.
  */
 const RESOLUTION_MS = 5;
-/** How often the loop's utilization is read to turn sampling on or off. */
+/** How often the loop's utilization is read to turn sampling on or off (the idle GC's period: one timer). */
 const BUSY_CHECK_MS = 250;
 /** Utilization (0..1) over a check from which the loop counts as busy: 5 ms of work in 250. */
 const BUSY_UTILIZATION = 0.02;
@@ -32,13 +33,10 @@ export function registerEventLoopMetrics(registry: Registry): void {
   started = true;
   const h = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   h.enable(); // from the start: recovery's pauses count too, until the first idle check
-  let last = performance.eventLoopUtilization();
-  setInterval(() => {
-    const now = performance.eventLoopUtilization();
-    if (performance.eventLoopUtilization(now, last).utilization >= BUSY_UTILIZATION) h.enable();
+  watchLoopUtilization(BUSY_CHECK_MS, (u) => {
+    if (u >= BUSY_UTILIZATION) h.enable();
     else h.disable();
-    last = now;
-  }, BUSY_CHECK_MS).unref();
+  });
   // Node's samples are the whole interval between ticks (resolution included): the delay is the excess.
   const seconds = (ns: number) => (Number.isFinite(ns) ? Math.max(0, ns / 1e6 - RESOLUTION_MS) / 1e3 : 0);
   registry.collectedRows('concord_event_loop_delay_seconds',
