@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { watchLoopUtilization } from './loop-utilization.js';
 
-test('watchers with the same period share one timer, each gets every check, the last stop clears it', async () => {
+test('watchers with the same period share one check: each gets every reading; stopped, none is called', async () => {
   const seen: Array<[string, number]> = [];
   const stopA = watchLoopUtilization(20, (u) => seen.push(['a', u]));
   const stopB = watchLoopUtilization(20, (u) => seen.push(['b', u]));
