@@ -40,6 +40,8 @@ export interface ClusterOptions {
   peerScheme?: 'http' | 'https';
   /** Environment added to every member's (e.g. CONCORD_API_THREAD=1; etcd ignores it). */
   env?: Record<string, string>;
+  /** Node's own flags for every Concord member (e.g. ['--trace-gc']); etcd ignores them. */
+  nodeArgs?: string[];
 }
 
 /** The peer URL a member listens on and the one the others dial (equal without a proxy). */
@@ -147,7 +149,7 @@ export class Cluster {
    * cleans it up); remove it from there once it has left the cluster.
    */
   async addMember(target: TargetName, name: string): Promise<ClusterMember> {
-    const m = new ClusterMember({ target, name, extraArgs: this.opts.flags ?? [], readyTimeoutMs: this.opts.readyTimeoutMs ?? defaultReadyTimeoutMs, ...(this.opts.env ? { env: this.opts.env } : {}) });
+    const m = new ClusterMember({ target, name, extraArgs: this.opts.flags ?? [], readyTimeoutMs: this.opts.readyTimeoutMs ?? defaultReadyTimeoutMs, ...(this.opts.env ? { env: this.opts.env } : {}), ...(this.opts.nodeArgs ? { nodeArgs: this.opts.nodeArgs } : {}) });
     m.peerScheme = this.opts.peerScheme ?? 'http';
     const taken = new Set(this.members.flatMap((x) => [x.clientPort, x.peerPort, x.advertisedPeerPort]));
     for (const set of [(p: number) => { m.clientPort = p; }, (p: number) => { m.peerPort = p; m.advertisedPeerPort = p; }]) {
@@ -264,7 +266,7 @@ async function tryStartCluster(opts: ClusterOptions, targets: TargetName[]): Pro
   const ports = await pickPorts(targets.length, !!opts.proxy);
   const token = `concord-test-${process.pid}-${++clusterSeq}`;
   const members = targets.map((target, i) => {
-    const m = new ClusterMember({ target, name: `m${i}`, extraArgs: opts.flags ?? [], readyTimeoutMs: opts.readyTimeoutMs ?? defaultReadyTimeoutMs, ...(opts.env ? { env: opts.env } : {}) });
+    const m = new ClusterMember({ target, name: `m${i}`, extraArgs: opts.flags ?? [], readyTimeoutMs: opts.readyTimeoutMs ?? defaultReadyTimeoutMs, ...(opts.env ? { env: opts.env } : {}), ...(opts.nodeArgs ? { nodeArgs: opts.nodeArgs } : {}) });
     m.peerScheme = opts.peerScheme ?? 'http';
     m.clientPort = ports[i]!.client;
     m.peerPort = ports[i]!.peer.listen;

@@ -21,6 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Logger } from '../log/index.js';
+import { watchLoopUtilization } from '../metrics/index.js';
 
 export interface IdleGcOptions {
   /** How often the loop's utilization is sampled. */
@@ -39,16 +40,12 @@ export interface IdleGcOptions {
  */
 export const defaultIdleGcOptions: IdleGcOptions = { checkIntervalMs: 250, idleChecks: 3, idleUtilization: 0.01, growthBytes: 16 * 1024 * 1024 };
 
-/** Starts the checks; the returned function stops them. The timer never keeps the process up. */
+/** Starts the checks (on the timer metrics/ watches the loop with); the returned function stops them. */
 export function collectWhenIdle(log: Logger, opts: IdleGcOptions = defaultIdleGcOptions): () => void {
-  let last = performance.eventLoopUtilization();
   let baseline = footprintBytes();
   let idleInARow = 0;
-  const timer = setInterval(() => {
-    const now = performance.eventLoopUtilization();
-    const idle = performance.eventLoopUtilization(now, last).utilization < opts.idleUtilization;
-    last = now;
-    idleInARow = idle ? idleInARow + 1 : 0;
+  return watchLoopUtilization(opts.checkIntervalMs, (utilization) => {
+    idleInARow = utilization < opts.idleUtilization ? idleInARow + 1 : 0;
     const before = footprintBytes();
     if (before < baseline) baseline = before; // V8 collected on its own meanwhile
     if (idleInARow < opts.idleChecks || before - baseline < opts.growthBytes) return;
@@ -57,14 +54,11 @@ export function collectWhenIdle(log: Logger, opts: IdleGcOptions = defaultIdleGc
     collect();
     const { user, system } = process.cpuUsage(cpu);
     baseline = footprintBytes();
-    last = performance.eventLoopUtilization(); // the collection itself is not load
     log.debug('collected garbage while idle', {
       'before-bytes': before, 'after-bytes': baseline,
       took: `${(performance.now() - started).toFixed(1)}ms`, cpu: `${((user + system) / 1000).toFixed(1)}ms`,
     });
-  }, opts.checkIntervalMs);
-  timer.unref();
-  return () => clearInterval(timer);
+  });
 }
 
 /** The V8 heap's committed bytes plus memory V8 tracks outside it (ArrayBuffers). */

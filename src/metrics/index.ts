@@ -1,6 +1,7 @@
 /**
  * Leaf: Prometheus metrics with etcd 3.4's names (registry.ts: counters, gauges, histograms
- * and the text format; etcd.ts: the metric set; process.ts: process_*; event-loop.ts: Concord's
+ * and the text format; etcd.ts: the metric set; process.ts: process_*; loop-utilization.ts: the one
+ * timer that watches how busy the event loop is; event-loop.ts: Concord's
  * own concord_event_loop_delay_seconds). Any layer may record
  * into it; api/ renders it on /metrics.
  */
@@ -11,6 +12,7 @@ export {
 } from './etcd.js';
 export { registerProcessMetrics, fdLimit } from './process.js';
 export { registerEventLoopMetrics } from './event-loop.js';
+export { watchLoopUtilization, type UtilizationListener } from './loop-utilization.js';
 
 import { registry } from './etcd.js';
 import { registerProcessMetrics } from './process.js';

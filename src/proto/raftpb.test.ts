@@ -88,6 +88,16 @@ test('Message golden bytes: MsgApp with one entry carries an empty snapshot fiel
   assert.equal(back.snapshot, undefined);
 });
 
+test('Message: an empty snapshot written another way (no auto_leave) still decodes as absent', () => {
+  const m = newMessage({ type: MessageType.MsgHeartbeat, to: 2n, from: 1n, term: 3, commit: 7 });
+  const canonical = hex(encodeMessage(m));
+  const other = canonical.replace('4a0a' + '1208' + '0a022800' + '1000' + '1800', '4a08' + '1206' + '0a00' + '1000' + '1800');
+  assert.notEqual(other, canonical);
+  const back = decodeMessage(Uint8Array.from(Buffer.from(other, 'hex')));
+  assert.deepEqual(back, m);
+  assert.equal(back.snapshot, undefined);
+});
+
 test('Message round-trips a snapshot, reject hint, large ids and context', () => {
   const snap: Snapshot = {
     data: enc.encode('state'),
