@@ -16,6 +16,12 @@
 //          --gc-log FILE     append Concord's --trace-gc lines of each measured window to FILE
 //          --node-args "--flag ..."  Node flags for Concord (e.g. --cpu-prof --cpu-prof-dir=DIR)
 //          --env K=V[,K=V]   extra environment for Concord (e.g. CONCORD_API_THREAD=1)
+//          --count-async     load bench/async-counts.js into Concord and print, per put, loop
+//                            turns, async resources created and callbacks run by type (the
+//                            hooks cost CPU: read only the counts of such a run)
+// Concord's CPU per put is also printed per thread (threadUsPerPut in the JSON line, keyed
+// "comm:tid:u" / ":s" for user and system time; Node 20 names every thread "node": the pool
+// threads are the ones whose time is mostly system, fdatasync's).
 import { fork } from 'node:child_process';
 import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -36,6 +42,7 @@ const repeat = Number(opt('repeat', '3'));
 const targets = opt('targets', 'etcd,concord').split(',') as TargetName[];
 const gcLog = opt('gc-log', '');
 const nodeArgs = opt('node-args', '').split(' ').filter(Boolean);
+const countAsync = process.argv.includes('--count-async');
 const extraEnv = Object.fromEntries(opt('env', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
 
 interface GcEvent { kind: 'scavenge' | 'mark'; beforeMB: number; afterMB: number; pauseMs: number }
@@ -65,25 +72,65 @@ function contextSwitches(pid: number): number {
   return n;
 }
 
+/** User and system CPU ms of one thread (utime, stime: 10 ms clock ticks). */
+function threadCpuMs(pid: number, tid: number | string): { user: number; sys: number } {
+  const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: Number(f[11]) * 10, sys: Number(f[12]) * 10 };
+}
+
 /** CPU ms of the main thread only (its task id is the pid). */
 function mainThreadCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
+  const t = threadCpuMs(pid, pid);
+  return t.user + t.sys;
+}
+
+/** User and system CPU ms of every thread ("main:u", "main:s", "comm:tid:u", ...). */
+function cpuMsByThread(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const name = Number(tid) === pid ? 'main' : `${readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim()}:${tid}`;
+      const t = threadCpuMs(pid, tid);
+      out.set(`${name}:u`, t.user);
+      out.set(`${name}:s`, t.sys);
+    } catch { /* thread ended */ }
+  }
+  return out;
+}
+
+interface AsyncCounts { loopTurns: number; loopEvents: number; created: Record<string, number>; ran: Record<string, number>; sites?: Record<string, number> }
+
+/** (b - a) / n for every counter, rounded, zeros left out. */
+function perRequest(a: AsyncCounts, b: AsyncCounts, n: number): Record<string, number> {
+  const out: Record<string, number> = { loopTurns: (b.loopTurns - a.loopTurns) / n, loopEvents: (b.loopEvents - a.loopEvents) / n };
+  for (const [kind, k] of [['created', 'created'], ['ran', 'ran'], ['at', 'sites']] as const) {
+    for (const [t, v] of Object.entries(b[k] ?? {})) {
+      const d = (v - (a[k]?.[t] ?? 0)) / n;
+      if (d >= 0.005) out[`${kind}.${t}`] = d;
+    }
+  }
+  for (const k of Object.keys(out)) out[k] = Math.round(out[k]! * 100) / 100;
+  return out;
 }
 
 interface Run { target: string; puts: number; cpuUsPerPut: number; mainUsPerPut?: number; syscallsPerPut: number; switchesPerPut: number; reqPerS: number; p99Ms: number;
-  allocKBPerPut?: number; scavengesPer1k?: number; marksPer1k?: number; maxGcMs?: number; gcMsPer1k?: number }
+  allocKBPerPut?: number; scavengesPer1k?: number; marksPer1k?: number; maxGcMs?: number; gcMsPer1k?: number;
+  threadUsPerPut?: Record<string, number>; asyncPerPut?: Record<string, number> }
 
 async function once(target: TargetName): Promise<Run> {
-  const server = new Server({ target, name: 'putcost', nodeArgs: target === 'concord' ? ['--trace-gc', ...nodeArgs] : [], env: target === 'concord' ? extraEnv : {} });
+  const importArgs = countAsync ? ['--import', new URL('./async-counts.js', import.meta.url).href] : [];
+  const server = new Server({ target, name: 'putcost', nodeArgs: target === 'concord' ? ['--trace-gc', ...importArgs, ...nodeArgs] : [], env: target === 'concord' ? extraEnv : {} });
   await server.start();
   const gc: GcEvent[] = [];
+  const counts: AsyncCounts[] = [];
+  let threads0 = new Map<string, number>(), threads1 = new Map<string, number>();
   let measuring = false;
   let partial = '';
   server.child!.stdout!.on('data', (d: Buffer) => {
     const lines = (partial + d.toString('latin1')).split('\n');
     partial = lines.pop()!;
+    for (const l of lines) if (l.startsWith('ASYNC-COUNTS ')) counts.push(JSON.parse(l.slice(13)) as AsyncCounts);
     if (!measuring) return;
     for (const l of lines) { const e = parseGc(l); if (e) { gc.push(e); if (gcLog) appendFileSync(gcLog, l + '\n'); } }
   });
@@ -96,17 +143,28 @@ async function once(target: TargetName): Promise<Run> {
     const child = fork(join(here, 'loadgen.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     let res: LoadResult | undefined;
     child.on('message', (m: any) => {
+      const probe = target === 'concord';
+      if (probe && countAsync && (m.type === 'window-start' || m.type === 'result')) process.kill(pid, 'SIGUSR2');
+      if (probe && m.type === 'window-start') threads0 = cpuMsByThread(pid);
+      if (probe && m.type === 'result') threads1 = cpuMsByThread(pid);
       if (m.type === 'window-start') { measuring = true; cpu0 = cpuMs(pid); main0 = target === 'concord' ? mainThreadCpuMs(pid) : 0; io0 = ioCounts(pid); cs0 = contextSwitches(pid); }
       else if (m.type === 'result') { measuring = false; cpu1 = cpuMs(pid); main1 = target === 'concord' ? mainThreadCpuMs(pid) : 0; io1 = ioCounts(pid); cs1 = contextSwitches(pid); res = m.result; }
     });
     child.on('exit', (code) => (res ? resolve(res) : reject(new Error(`loadgen exited ${code}`))));
   });
-  await server.destroy();
   const n = result.requests;
+  let asyncPerPut: Record<string, number> | undefined;
+  if (target === 'concord' && countAsync) {
+    for (let i = 0; i < 100 && counts.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    if (counts.length >= 2) asyncPerPut = perRequest(counts[0]!, counts[1]!, n);
+  }
+  await server.destroy();
   const run: Run = { target, puts: n, cpuUsPerPut: ((cpu1 - cpu0) * 1000) / n, syscallsPerPut: (io1.syscr - io0.syscr + io1.syscw - io0.syscw) / n, switchesPerPut: (cs1 - cs0) / n,
     reqPerS: result.throughput, p99Ms: result.p99Ms };
   if (target === 'concord') {
     run.mainUsPerPut = ((main1 - main0) * 1000) / n;
+    run.threadUsPerPut = Object.fromEntries([...threads1].map(([k, v]) => [k, Math.round(((v - (threads0.get(k) ?? 0)) * 1000) / n)]).filter(([, v]) => v !== 0));
+    if (asyncPerPut) run.asyncPerPut = asyncPerPut;
     let allocMB = 0;
     for (let i = 1; i < gc.length; i++) allocMB += Math.max(0, gc[i]!.beforeMB - gc[i - 1]!.afterMB);
     run.allocKBPerPut = gc.length > 1 ? (allocMB * 1024) / n : NaN;

@@ -3,8 +3,8 @@
 // (`npm run bench:snapshot -- --mb 256`). Per target:
 // - fill the store to about --mb MiB of values (4 KiB each, several puts in flight);
 // - `etcdctl snapshot save` against it while one client keeps putting (closed loop):
-//   save time, the server's peak RSS during the save (polled from /proc), puts/s and the
-//   longest put during the save (the issue's target: no pause over 100 ms);
+//   save time, the server's peak RSS during the save (polled from /proc), puts/s, the
+//   longest put during the save and how many took over 100 ms (the issue's target: none);
 // - restore: `concordutl snapshot restore` of that file (bbolt -> LMDB) beside `etcdctl
 //   snapshot restore` of the same file;
 // - import at boot: `etcdctl snapshot restore` output (an etcd data dir) booted by Concord
@@ -22,12 +22,16 @@ import { Server, REPO_ROOT, freePort, track, type TargetName } from '../test/har
 
 const valueBytes = 4096;
 const putsInFlight = 16;
+const slowPutMs = 100;
 
 export interface SnapshotBenchResult {
   target: TargetName; fillS: number; fileMiB: number; saveS: number; peakRssMiB: number; baseRssMiB: number;
   /** RssAnon before and at its peak during the save (the part that is not mapped file pages). */
   baseAnonMiB: number; peakAnonMiB: number;
-  putsPerS: number; maxPutMs: number; importS: number; etcdRestoreS: number;
+  putsPerS: number; maxPutMs: number;
+  /** Puts during the save that took over slowPutMs (the issue's target: no pause over 100 ms). */
+  slowPuts: number;
+  importS: number; etcdRestoreS: number;
   /**
    * CPU seconds (user + system): the server's during the save, and each restore's. Unlike
    * the wall times these barely depend on the machine's load.
@@ -44,21 +48,21 @@ export interface SnapshotBenchResult {
  * (RssAnon: heap and buffers; the rest is mostly file pages mapped in, e.g. LMDB's map
  * pages a scan touched, which the kernel may drop at any time).
  */
-function rssMiB(pid: number): { total: number; anon: number } {
+export function rssMiB(pid: number): { total: number; anon: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
   return { total: kb('VmRSS') / 1024, anon: kb('RssAnon') / 1024 };
 }
 
 /** CPU seconds `pid` has used (/proc/<pid>/stat utime + stime, in Linux's USER_HZ of 100). */
-function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // the command name may hold spaces
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** `run` under GNU time when it is installed: adds the command's CPU seconds (NaN without it). */
-async function runTimed(cmd: string, args: string[], scratch: string): Promise<{ code: number | null; ms: number; stderr: string; cpuS: number; peakRssMiB: number }> {
+export async function runTimed(cmd: string, args: string[], scratch: string): Promise<{ code: number | null; ms: number; stderr: string; cpuS: number; peakRssMiB: number }> {
   if (!existsSync('/usr/bin/time')) return { ...(await run(cmd, args)), cpuS: NaN, peakRssMiB: NaN };
   const out = `${scratch}.time`;
   const r = await run('/usr/bin/time', ['-f', '%U %S %M', '-o', out, cmd, ...args]);
@@ -67,7 +71,7 @@ async function runTimed(cmd: string, args: string[], scratch: string): Promise<{
   return { ...r, cpuS: user! + sys!, peakRssMiB: maxRssKiB! / 1024 };
 }
 
-function run(cmd: string, args: string[], cwd?: string): Promise<{ code: number | null; ms: number; stderr: string }> {
+export function run(cmd: string, args: string[], cwd?: string): Promise<{ code: number | null; ms: number; stderr: string }> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd, env: { ...process.env, ETCDCTL_API: '3' } });
@@ -79,7 +83,7 @@ function run(cmd: string, args: string[], cwd?: string): Promise<{ code: number 
   });
 }
 
-async function fill(s: Server, sizeMiB: number): Promise<number> {
+export async function fill(s: Server, sizeMiB: number): Promise<number> {
   const started = performance.now();
   const clients = Array.from({ length: 4 }, () => s.client());
   const total = Math.ceil((sizeMiB * 1024 * 1024) / valueBytes);
@@ -97,7 +101,7 @@ async function fill(s: Server, sizeMiB: number): Promise<number> {
 }
 
 /** `etcdctl snapshot save` of `s` while one closed-loop writer puts; the save's figures. */
-async function saveUnderWrites(s: Server, file: string): Promise<Pick<SnapshotBenchResult, 'saveS' | 'saveCpuS' | 'peakRssMiB' | 'baseRssMiB' | 'baseAnonMiB' | 'peakAnonMiB' | 'putsPerS' | 'maxPutMs'>> {
+async function saveUnderWrites(s: Server, file: string): Promise<Pick<SnapshotBenchResult, 'saveS' | 'saveCpuS' | 'peakRssMiB' | 'baseRssMiB' | 'baseAnonMiB' | 'peakAnonMiB' | 'putsPerS' | 'maxPutMs' | 'slowPuts'>> {
   const pid = s.pid!;
   const base = rssMiB(pid);
   const baseRssMiB = base.total;
@@ -105,12 +109,15 @@ async function saveUnderWrites(s: Server, file: string): Promise<Pick<SnapshotBe
   let saving = true;
   let puts = 0;
   let maxPutMs = 0;
+  let slowPuts = 0;
   const writer = (async () => {
     const c = s.client();
     for (let i = 0; saving; i++) {
       const t0 = performance.now();
       await c.put({ key: Buffer.from(`during/${i % 1000}`), value: Buffer.alloc(100, 1) });
-      maxPutMs = Math.max(maxPutMs, performance.now() - t0);
+      const tookMs = performance.now() - t0;
+      maxPutMs = Math.max(maxPutMs, tookMs);
+      if (tookMs > slowPutMs) slowPuts++;
       puts++;
     }
     c.close();
@@ -129,7 +136,7 @@ async function saveUnderWrites(s: Server, file: string): Promise<Pick<SnapshotBe
   saving = false;
   await writer;
   if (save.code !== 0) throw new Error(`${s.target}: snapshot save failed: ${save.stderr}`);
-  return { saveS: save.ms / 1000, saveCpuS, peakRssMiB, baseRssMiB, baseAnonMiB, peakAnonMiB, putsPerS: puts / (save.ms / 1000), maxPutMs };
+  return { saveS: save.ms / 1000, saveCpuS, peakRssMiB, baseRssMiB, baseAnonMiB, peakAnonMiB, putsPerS: puts / (save.ms / 1000), maxPutMs, slowPuts };
 }
 
 /** Seconds until `target` serves the etcd data dir `etcdctl snapshot restore` makes of `file`. */
@@ -185,8 +192,8 @@ export async function snapshotBench(targets: readonly TargetName[], sizeMiB: num
   const f = (n: number, d = 1) => n.toFixed(d);
   const lines = [
     `snapshot save of a ~${sizeMiB} MiB store (values ${valueBytes} B), one writer during the save; restore = snapshot restore of the saved file; boot = time until Concord / etcd serve etcdctl's restored data dir of it`,
-    'target   fill s  file MiB  save s (server CPU s)  RSS before/peak MiB  anon before/peak  puts/s during  max put ms  concordutl restore s (CPU s, peak RSS MiB)  etcdctl restore s (CPU s, peak RSS MiB)  boot concord/etcd s',
-    ...results.map((r) => `${r.target.padEnd(8)} ${f(r.fillS).padStart(6)}  ${f(r.fileMiB).padStart(8)}  ${`${f(r.saveS, 2)} (${f(r.saveCpuS, 2)})`.padStart(21)}  ${`${f(r.baseRssMiB, 0)}/${f(r.peakRssMiB, 0)}`.padStart(19)}  ${`${f(r.baseAnonMiB, 0)}/${f(r.peakAnonMiB, 0)}`.padStart(16)}  ${f(r.putsPerS, 0).padStart(13)}  ${f(r.maxPutMs).padStart(10)}  ${`${f(r.importS, 2)} (${f(r.importCpuS, 2)}, ${f(r.importPeakRssMiB, 0)})`.padStart(42)}  ${`${f(r.etcdRestoreS, 2)} (${f(r.etcdRestoreCpuS, 2)}, ${f(r.etcdRestorePeakRssMiB, 0)})`.padStart(39)}  ${`${f(r.concordBootS, 2)}/${f(r.etcdBootS, 2)}`.padStart(19)}`),
+    'target   fill s  file MiB  save s (server CPU s)  RSS before/peak MiB  anon before/peak  puts/s during  max put ms  puts >100 ms  concordutl restore s (CPU s, peak RSS MiB)  etcdctl restore s (CPU s, peak RSS MiB)  boot concord/etcd s',
+    ...results.map((r) => `${r.target.padEnd(8)} ${f(r.fillS).padStart(6)}  ${f(r.fileMiB).padStart(8)}  ${`${f(r.saveS, 2)} (${f(r.saveCpuS, 2)})`.padStart(21)}  ${`${f(r.baseRssMiB, 0)}/${f(r.peakRssMiB, 0)}`.padStart(19)}  ${`${f(r.baseAnonMiB, 0)}/${f(r.peakAnonMiB, 0)}`.padStart(16)}  ${f(r.putsPerS, 0).padStart(13)}  ${f(r.maxPutMs).padStart(10)}  ${String(r.slowPuts).padStart(12)}  ${`${f(r.importS, 2)} (${f(r.importCpuS, 2)}, ${f(r.importPeakRssMiB, 0)})`.padStart(42)}  ${`${f(r.etcdRestoreS, 2)} (${f(r.etcdRestoreCpuS, 2)}, ${f(r.etcdRestorePeakRssMiB, 0)})`.padStart(39)}  ${`${f(r.concordBootS, 2)}/${f(r.etcdBootS, 2)}`.padStart(19)}`),
   ];
   return { results, table: lines.join('\n') };
 }

@@ -157,6 +157,9 @@ describe('graceful stop', () => {
         try { acks.set(key, (await c.put({ key: b(key), value: b(key) })).header!.revision); } catch { return; }
       }
     });
+    // SIGTERM lands while writes are in flight: after the first acknowledgement (on a loaded
+    // machine the first put can take longer than any fixed sleep), then 300 ms more of them.
+    for (let waited = 0; acks.size === 0 && waited < 60_000; waited += 50) await sleep(50);
     await sleep(300);
     const how = await s.stop(15_000);
     stop = true;

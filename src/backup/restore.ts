@@ -1,12 +1,12 @@
 // `concordutl snapshot restore`: a new Concord data dir from an etcd snapshot file (one saved
 // from etcd or from Concord: both are etcd's bbolt file). As etcd's restore: the file is
-// checked first (sha256), the data dir must not exist, the data keeps its revisions, and the
+// checked first (sha256; bbolt's integrity check along the copy), the data dir must not exist, the data keeps its revisions, and the
 // member starts a new cluster from --initial-cluster (new member and cluster ids). Nothing is
 // left behind on failure: the data dir is built under a temporary name and renamed at the end.
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { verifySnapshotFile, openSnapshotDb, checkSnapshotDb, importBoltBuckets, readEtcdAlarms } from '../snapshot/index.js';
+import { verifySnapshotFile, openSnapshotDb, importBoltBuckets, readEtcdAlarms } from '../snapshot/index.js';
 import { writeRestoredMember, idToHex, type NewMemberConfig } from '../server/index.js';
 import type { Logger } from '../log/index.js';
 import { revKey } from '../mvcc/index.js';
@@ -54,13 +54,9 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<{ memberId: bi
   const walDir = o.walDir ?? path.join(o.dataDir, 'member', 'wal');
   o.log.info('restoring snapshot', { path: o.snapshotPath, 'wal-dir': walDir, 'data-dir': o.dataDir, 'snap-dir': path.join(o.dataDir, 'member', 'snap') });
   const { dbBytes } = await verifySnapshotFile(o.snapshotPath, o.skipHashCheck);
+  // bbolt's integrity check runs along the import (the file read once more, not twice): a
+  // damaged file fails it, and the temporary data dir below is removed.
   const db = openSnapshotDb(o.snapshotPath, dbBytes);
-  try {
-    checkSnapshotDb(db.reader);
-  } catch (e) {
-    db.close();
-    throw e;
-  }
   const tmpDir = `${o.dataDir}.restoring-${process.pid}`;
   const tmpWal = o.walDir === undefined ? undefined : `${o.walDir}.restoring-${process.pid}`;
   try {

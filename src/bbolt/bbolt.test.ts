@@ -198,3 +198,29 @@ test('fileSource reads in blocks: a file of many blocks reads as from memory, an
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('checkAlong finds what check finds, counting the buckets the caller walked through it once', () => {
+  const rand = rng(3);
+  const file = write([source('key', randomEntries(rand, 3000, 200)), source('lease', randomEntries(rand, 5, 10)), source('meta', randomEntries(rand, 3, 8))]);
+  // The key bucket's branch root loses its last child: that subtree is unreachable, not freed.
+  const r = BoltReader.open(bufferSource(file));
+  const keyRoot = [...r.rootEntries()].find((e) => e.key.toString() === 'key')!.value.readUInt32LE(0);
+  const damaged = Buffer.from(file);
+  assert.equal(damaged.readUInt16LE(keyRoot * 4096 + 8), 0x01, 'a 3000-key bucket has a branch root');
+  damaged.writeUInt16LE(damaged.readUInt16LE(keyRoot * 4096 + 10) - 1, keyRoot * 4096 + 10);
+  for (const bytes of [file, damaged]) {
+    const reader = BoltReader.open(bufferSource(bytes));
+    const expected = reader.check();
+    assert.equal(expected.length === 0, bytes === file);
+    // Walked whole through checkAlong (counted), part-way (walked again), or not at all.
+    for (const walk of [['key', 'lease', 'meta'], ['key'], []]) {
+      const along = reader.checkAlong();
+      for (const name of walk) assert.equal([...along.bucket(Buffer.from(name))!].length, [...reader.bucket(Buffer.from(name))!].length);
+      for (const _ of along.bucket(Buffer.from('meta'))!) break;
+      assert.equal(along.bucket(Buffer.from('none')), undefined);
+      assert.deepEqual(along.problems(), expected, `walked ${walk.join(',')}`);
+    }
+  }
+  const problems = BoltReader.open(bufferSource(damaged)).check();
+  assert.ok(problems.length > 0 && problems.every((p) => /unreachable unfreed/.test(p)), problems.join('\n'));
+});

@@ -10,6 +10,6 @@
 export { planBoltFile, planBoltFileAsync, BoltSourceChangedError } from './writer.js';
 export type { BoltBucketSource, BoltFilePlan, BoltWriterOptions } from './writer.js';
 export { BoltReader, BoltFormatError, bufferSource, fileSource, maxDepth } from './reader.js';
-export type { BoltEntry, ByteSource } from './reader.js';
+export type { BoltCheckAlong, BoltEntry, ByteSource } from './reader.js';
 export { defaultPageSize, fnv64a } from './format.js';
 export type { Meta as BoltMeta } from './format.js';

@@ -81,6 +81,14 @@ export function fileSource(path: string): ByteSource & { close(): void } {
 /** One element of a bucket: a key/value pair, or (isBucket) a nested bucket whose value is its header. */
 export interface BoltEntry { readonly key: Buffer; readonly value: Buffer; readonly isBucket: boolean }
 
+/** A check made along the caller's walks (BoltReader.checkAlong). */
+export interface BoltCheckAlong {
+  /** The elements of top-level bucket `name`, as BoltReader.bucket gives them; a complete walk counts for the check. */
+  bucket(name: Uint8Array): Iterable<BoltEntry> | undefined;
+  /** Walks what was not walked and returns the problems check() would. */
+  problems(): string[];
+}
+
 /** Where a bucket's tree is: a page id, or a leaf page stored inside the bucket's value. */
 type BucketRoot = { readonly page: number } | { readonly inline: Buffer };
 
@@ -121,10 +129,14 @@ export class BoltReader {
 
   /** The elements of top-level bucket `name` in key order, or undefined if there is no such bucket. */
   bucket(name: Uint8Array): Iterable<BoltEntry> | undefined {
-    const e = [...this.rootEntries()].find((x) => x.isBucket && Buffer.compare(x.key, name) === 0);
-    if (e === undefined) return undefined;
-    const root = this.bucketRoot(e.value, this.meta.root);
+    const root = this.bucketRootOf(name);
+    if (root === undefined) return undefined;
     return { [Symbol.iterator]: () => this.walk(root, new Map(), 0) };
+  }
+
+  private bucketRootOf(name: Uint8Array): BucketRoot | undefined {
+    const e = [...this.rootEntries()].find((x) => x.isBucket && Buffer.compare(x.key, name) === 0);
+    return e === undefined ? undefined : this.bucketRoot(e.value, this.meta.root);
   }
 
   /** The free page ids the freelist page lists. */
@@ -156,6 +168,40 @@ export class BoltReader {
    * a structural error in a page is thrown as BoltFormatError.
    */
   check(): string[] {
+    return this.checkAlong().problems();
+  }
+
+  /**
+   * check() spread over walks a caller makes anyway (an import reads every bucket once; a
+   * check before it read the whole file a second time): `bucket(name)` iterates as
+   * BoltReader.bucket does and records the pages a complete walk reached; `problems()` walks
+   * only what was not walked so (the root, other buckets, nested buckets) and returns what
+   * check() returns. A structural error is thrown by whichever walk meets it.
+   */
+  checkAlong(): BoltCheckAlong {
+    const walked = new Map<string, { seen: Map<number, number>; nested: Buffer[] }>();
+    return {
+      bucket: (name) => {
+        const root = this.bucketRootOf(name);
+        if (root === undefined) return undefined;
+        const self = this;
+        return {
+          *[Symbol.iterator]() {
+            const seen = new Map<number, number>();
+            const nested: Buffer[] = [];
+            for (const e of self.walk(root, seen, 0)) {
+              if (e.isBucket) nested.push(e.value);
+              yield e;
+            }
+            walked.set(Buffer.from(name).toString('latin1'), { seen, nested });
+          },
+        };
+      },
+      problems: () => this.checkPages(walked),
+    };
+  }
+
+  private checkPages(walked: ReadonlyMap<string, { seen: Map<number, number>; nested: Buffer[] }>): string[] {
     const problems: string[] = [];
     const reached = new Set<number>([0, 1]);
     const mark = (id: number, overflow: number): void => {
@@ -169,7 +215,16 @@ export class BoltReader {
     const visit = (root: BucketRoot, depth: number): void => {
       if (depth > maxDepth) throw new BoltFormatError(`buckets nested deeper than ${maxDepth}`);
       const seen = new Map<number, number>();
-      for (const e of this.walk(root, seen, 0)) if (e.isBucket) visit(this.bucketRoot(e.value, -1), depth + 1);
+      for (const e of this.walk(root, seen, 0)) {
+        if (!e.isBucket) continue;
+        const done = depth === 0 ? walked.get(e.key.toString('latin1')) : undefined;
+        if (done === undefined) {
+          visit(this.bucketRoot(e.value, -1), depth + 1);
+          continue;
+        }
+        for (const [id, overflow] of done.seen) mark(id, overflow);
+        for (const v of done.nested) visit(this.bucketRoot(v, -1), depth + 2);
+      }
       for (const [id, overflow] of seen) mark(id, overflow);
     };
     visit({ page: this.meta.root }, 0);

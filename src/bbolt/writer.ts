@@ -40,10 +40,80 @@ export class BoltSourceChangedError extends Error {
   }
 }
 
-interface LeafPlan { readonly count: number; readonly bytes: number; readonly firstKey: Buffer; readonly pgid: number }
-interface ChildRef { readonly key: Buffer; readonly pgid: number }
-interface BranchPlan { readonly children: ChildRef[]; readonly bytes: number; readonly pgid: number }
-interface TreePlan { readonly leaves: LeafPlan[]; readonly branchLevels: BranchPlan[][]; readonly root: number }
+/**
+ * Growable columns of numbers (page ids, byte counts: safe to 2^53). A plan keeps one entry
+ * per page, and a 1 GiB store has ~131k leaves: objects per leaf cost ~400 heap bytes each and
+ * a full GC to trace, where a column entry costs 8 bytes and nothing to trace.
+ */
+class NumberColumn {
+  private values = new Float64Array(64);
+  length = 0;
+  push(v: number): void {
+    if (this.length === this.values.length) {
+      const grown = new Float64Array(this.values.length * 2);
+      grown.set(this.values);
+      this.values = grown;
+    }
+    this.values[this.length++] = v;
+  }
+  at(i: number): number {
+    if (i >= this.length) throw new RangeError(`bbolt writer: column index ${i} past ${this.length}`);
+    return this.values[i];
+  }
+}
+
+/** Keys packed end to end in one growable buffer (a leaf's first key, copied as it comes). */
+class KeyColumn {
+  private bytes = Buffer.allocUnsafe(4096);
+  private used = 0;
+  private readonly ends = new NumberColumn();
+  get length(): number { return this.ends.length; }
+  push(key: Uint8Array): void {
+    if (this.used + key.length > this.bytes.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, this.used + key.length));
+      this.bytes.copy(grown, 0, 0, this.used);
+      this.bytes = grown;
+    }
+    this.bytes.set(key, this.used);
+    this.used += key.length;
+    this.ends.push(this.used);
+  }
+  lengthAt(i: number): number { return this.ends.at(i) - (i === 0 ? 0 : this.ends.at(i - 1)); }
+  /** Key `i` as a view (valid while the column lives; not to be kept past the next push). */
+  at(i: number): Buffer { return this.bytes.subarray(i === 0 ? 0 : this.ends.at(i - 1), this.ends.at(i)); }
+}
+
+/** A bucket's leaves in file order: element count, bytes (page header included), page id, first key. */
+class LeafColumns {
+  readonly count = new NumberColumn();
+  readonly bytes = new NumberColumn();
+  readonly pgid = new NumberColumn();
+  readonly firstKey = new KeyColumn();
+  /** Leaves closed so far (a leaf being filled has its first key in already). */
+  get length(): number { return this.count.length; }
+  open(firstKey: Uint8Array): void { this.firstKey.push(firstKey); }
+  close(count: number, bytes: number, pgid: number): void {
+    this.count.push(count);
+    this.bytes.push(bytes);
+    this.pgid.push(pgid);
+  }
+}
+
+/**
+ * One level of branch pages: branch b holds the children [childEnd(b-1), childEnd(b)) of the
+ * level below, and its key is the first key of leaf firstLeaf(b) (a branch's key is its first
+ * child's, down to a leaf).
+ */
+class BranchLevel {
+  readonly childEnd = new NumberColumn();
+  readonly firstLeaf = new NumberColumn();
+  readonly bytes = new NumberColumn();
+  readonly pgid = new NumberColumn();
+  get length(): number { return this.pgid.length; }
+  childStart(b: number): number { return b === 0 ? 0 : this.childEnd.at(b - 1); }
+}
+
+interface TreePlan { readonly leaves: LeafColumns; readonly branchLevels: readonly BranchLevel[]; readonly root: number }
 interface BucketPlan { readonly source: BoltBucketSource; readonly inlineValue?: Buffer; readonly tree?: TreePlan }
 
 /** An element of a leaf held in memory (the root bucket's, an inline bucket's). */
@@ -111,7 +181,7 @@ function* planSteps(buckets: readonly BoltBucketSource[], opts: BoltWriterOption
   const plans: BucketPlan[] = [];
   for (const source of sorted) plans.push(yield* planBucket(source, pageSize, alloc));
   const rootElements: LeafElement[] = plans.map((p) => ({ flags: bucketLeafFlag, key: p.source.name, value: bucketValue(p) }));
-  const rootTree = planTree(groupInMemory(rootElements, pageSize), pageSize, alloc);
+  const rootTree = yield* planTree(groupInMemory(rootElements, pageSize), pageSize, alloc);
   const pgid = next;
   const meta = { pageSize, flags: 0, root: rootTree.tree.root, rootSequence: 0n, freelist: 2, pgid, txid };
   return {
@@ -143,13 +213,15 @@ function bucketValue(p: BucketPlan): Buffer {
 /** First pass over one bucket: leaf boundaries, inline or not, page ids. */
 function* planBucket(source: BoltBucketSource, pageSize: number, alloc: (n: number) => number): Generator<void, BucketPlan, undefined> {
   const maxInlineBytes = pageSize / 4;
-  const groups: { count: number; bytes: number; firstKey: Buffer }[] = [];
+  // Leaves get their page ids as they close: the bucket's leaves come first, in key order.
+  const leaves = new LeafColumns();
   let small: LeafElement[] | undefined = [];
   let smallBytes = pageHeaderBytes;
   // The previous key, copied into one reused buffer (an entry's key may be a transient view).
   let prev = Buffer.allocUnsafe(256);
   let prevBytes = -1;
-  let cur = { count: 0, bytes: pageHeaderBytes, firstKey: Buffer.alloc(0) };
+  let curCount = 0;
+  let curBytes = pageHeaderBytes;
   let stepEntries = 0;
   let stepBytes = 0;
   let stepStartedMs = performance.now();
@@ -169,14 +241,15 @@ function* planBucket(source: BoltBucketSource, pageSize: number, alloc: (n: numb
     // A leaf takes the element while it still fits the pages the leaf needs anyway, or while
     // the leaf has fewer than bbolt's minKeysPerPage (2): as bbolt splits, so values larger
     // than half a page go two to a leaf (3 pages for two 4.2 KB values, not 4).
-    const grows = pagesFor(cur.bytes + size, pageSize) > pagesFor(cur.bytes, pageSize);
-    if (cur.count > 0 && ((grows && cur.count >= minKeysPerLeaf) || cur.count === maxElementsPerPage)) {
-      groups.push(cur);
-      cur = { count: 0, bytes: pageHeaderBytes, firstKey: Buffer.alloc(0) };
+    const grows = pagesFor(curBytes + size, pageSize) > pagesFor(curBytes, pageSize);
+    if (curCount > 0 && ((grows && curCount >= minKeysPerLeaf) || curCount === maxElementsPerPage)) {
+      leaves.close(curCount, curBytes, alloc(pagesFor(curBytes, pageSize)));
+      curCount = 0;
+      curBytes = pageHeaderBytes;
     }
-    if (cur.count === 0) cur.firstKey = Buffer.from(key);
-    cur.count++;
-    cur.bytes += size;
+    if (curCount === 0) leaves.open(key);
+    curCount++;
+    curBytes += size;
     if (key.length > prev.length) prev = Buffer.allocUnsafe(key.length * 2);
     prev.set(key);
     prevBytes = key.length;
@@ -186,9 +259,8 @@ function* planBucket(source: BoltBucketSource, pageSize: number, alloc: (n: numb
     }
   }
   if (small) return { source, inlineValue: inlineBucketValue(small) };
-  groups.push(cur);
-  const leaves: LeafPlan[] = groups.map((g) => ({ ...g, pgid: alloc(pagesFor(g.bytes, pageSize)) }));
-  return { source, tree: planBranches(leaves, pageSize, alloc) };
+  leaves.close(curCount, curBytes, alloc(pagesFor(curBytes, pageSize)));
+  return { source, tree: yield* planBranches(leaves, pageSize, alloc) };
 }
 
 function inlineBucketValue(elements: LeafElement[]): Buffer {
@@ -220,38 +292,51 @@ function groupInMemory(elements: LeafElement[], pageSize: number): LeafElement[]
   return groups;
 }
 
-function planTree(groups: LeafElement[][], pageSize: number, alloc: (n: number) => number): { tree: TreePlan; groups: LeafElement[][] } {
-  const leaves: LeafPlan[] = groups.map((g) => {
+function* planTree(groups: LeafElement[][], pageSize: number, alloc: (n: number) => number): Generator<void, { tree: TreePlan; groups: LeafElement[][] }, undefined> {
+  const leaves = new LeafColumns();
+  for (const g of groups) {
     const bytes = leafBytes(g);
-    return { count: g.length, bytes, firstKey: Buffer.from(g[0]?.key ?? []), pgid: alloc(pagesFor(bytes, pageSize)) };
-  });
-  return { tree: planBranches(leaves, pageSize, alloc), groups };
+    leaves.open(g[0]?.key ?? Buffer.alloc(0));
+    leaves.close(g.length, bytes, alloc(pagesFor(bytes, pageSize)));
+  }
+  return { tree: yield* planBranches(leaves, pageSize, alloc), groups };
 }
 
-/** Branch levels above `leaves`, bottom-up, until one page is the root. */
-function planBranches(leaves: LeafPlan[], pageSize: number, alloc: (n: number) => number): TreePlan {
-  const branchLevels: BranchPlan[][] = [];
-  let level: ChildRef[] = leaves.map((l) => ({ key: l.firstKey, pgid: l.pgid }));
-  while (level.length > 1) {
-    const branches: BranchPlan[] = [];
-    let children: ChildRef[] = [];
+/**
+ * Branch levels above `leaves`, bottom-up, until one page is the root; yields every
+ * planStepEntries children (a 1 GiB store has ~131k leaves to go over).
+ */
+function* planBranches(leaves: LeafColumns, pageSize: number, alloc: (n: number) => number): Generator<void, TreePlan, undefined> {
+  const branchLevels: BranchLevel[] = [];
+  // The level below: its page count, and each page's id and first leaf (whose key it has).
+  let below = { length: leaves.length, pgid: (i: number) => leaves.pgid.at(i), firstLeaf: (i: number) => i };
+  while (below.length > 1) {
+    const level = new BranchLevel();
+    let children = 0;
     let bytes = pageHeaderBytes;
-    const close = (): void => {
-      branches.push({ children, bytes, pgid: alloc(pagesFor(bytes, pageSize)) });
-      children = [];
+    let firstLeaf = 0;
+    const close = (end: number): void => {
+      level.childEnd.push(end);
+      level.firstLeaf.push(firstLeaf);
+      level.bytes.push(bytes);
+      level.pgid.push(alloc(pagesFor(bytes, pageSize)));
+      children = 0;
       bytes = pageHeaderBytes;
     };
-    for (const c of level) {
-      const size = elementBytes + c.key.length;
-      if (children.length > 0 && (bytes + size > pageSize || children.length === maxElementsPerPage)) close();
-      children.push(c);
+    for (let c = 0; c < below.length; c++) {
+      if (c % planStepEntries === planStepEntries - 1) yield;
+      const leaf = below.firstLeaf(c);
+      const size = elementBytes + leaves.firstKey.lengthAt(leaf);
+      if (children > 0 && (bytes + size > pageSize || children === maxElementsPerPage)) close(c);
+      if (children === 0) firstLeaf = leaf;
+      children++;
       bytes += size;
     }
-    close();
-    branchLevels.push(branches);
-    level = branches.map((b) => ({ key: b.children[0].key, pgid: b.pgid }));
+    close(below.length);
+    branchLevels.push(level);
+    below = { length: level.length, pgid: (i) => level.pgid.at(i), firstLeaf: (i) => level.firstLeaf.at(i) };
   }
-  return { leaves, branchLevels, root: level[0].pgid };
+  return { leaves, branchLevels, root: below.pgid(0) };
 }
 
 /** Second pass over one bucket: its leaves (written as the entries come), then its branches. */
@@ -259,62 +344,73 @@ function* emitBucket(source: BoltBucketSource, tree: TreePlan, pageSize: number)
   // One buffer reused for every leaf (grown for a leaf with overflow pages): a yielded page
   // is consumed before the next is pulled, so a large store's leaves make no garbage.
   let reused = Buffer.alloc(pageSize);
+  const { leaves } = tree;
   let li = 0;
-  let leaf: LeafPlan | undefined;
+  let inLeaf = false;
+  let count = 0;
+  let bytes = 0;
   let page = reused;
   let i = 0;
   let dataOff = 0;
   for (const [key, value] of source.entries()) {
-    if (leaf === undefined) {
-      leaf = tree.leaves[li];
-      if (leaf === undefined) throw new BoltSourceChangedError(source.name, 'more entries');
-      if (Buffer.compare(leaf.firstKey, key) !== 0) throw new BoltSourceChangedError(source.name, 'a different first key');
-      const pages = pagesFor(leaf.bytes, pageSize);
+    if (!inLeaf) {
+      if (li === leaves.length) throw new BoltSourceChangedError(source.name, 'more entries');
+      if (Buffer.compare(leaves.firstKey.at(li), key) !== 0) throw new BoltSourceChangedError(source.name, 'a different first key');
+      inLeaf = true;
+      count = leaves.count.at(li);
+      bytes = leaves.bytes.at(li);
+      const pages = pagesFor(bytes, pageSize);
       if (reused.length < pages * pageSize) reused = Buffer.alloc(pages * pageSize);
       page = reused.subarray(0, pages * pageSize).fill(0);
-      writePageHeader(page, leaf.pgid, leafPageFlag, leaf.count, pages - 1);
+      writePageHeader(page, leaves.pgid.at(li), leafPageFlag, count, pages - 1);
       i = 0;
-      dataOff = pageHeaderBytes + leaf.count * elementBytes;
+      dataOff = pageHeaderBytes + count * elementBytes;
     }
-    if (dataOff + key.length + value.length > leaf.bytes) throw new BoltSourceChangedError(source.name, 'larger entries');
+    if (dataOff + key.length + value.length > bytes) throw new BoltSourceChangedError(source.name, 'larger entries');
     dataOff = putLeafElement(page, i, 0, key, value, dataOff);
-    if (++i === leaf.count) {
-      if (dataOff !== leaf.bytes) throw new BoltSourceChangedError(source.name, 'smaller entries');
+    if (++i === count) {
+      if (dataOff !== bytes) throw new BoltSourceChangedError(source.name, 'smaller entries');
       yield page;
-      leaf = undefined;
+      inLeaf = false;
       li++;
     }
   }
-  if (leaf !== undefined || li !== tree.leaves.length) throw new BoltSourceChangedError(source.name, 'fewer entries');
+  if (inLeaf || li !== leaves.length) throw new BoltSourceChangedError(source.name, 'fewer entries');
   yield* emitBranches(tree, pageSize);
 }
 
 /** The root bucket's tree: leaves from memory, then branches. */
 function* emitTree(tree: TreePlan, groups: LeafElement[][], pageSize: number): Generator<Buffer, void, undefined> {
   for (let i = 0; i < groups.length; i++) {
-    const pages = pagesFor(tree.leaves[i].bytes, pageSize);
-    yield encodeLeaf(tree.leaves[i].pgid, groups[i], pages * pageSize, pages - 1);
+    const pages = pagesFor(tree.leaves.bytes.at(i), pageSize);
+    yield encodeLeaf(tree.leaves.pgid.at(i), groups[i], pages * pageSize, pages - 1);
   }
   yield* emitBranches(tree, pageSize);
 }
 
 function* emitBranches(tree: TreePlan, pageSize: number): Generator<Buffer, void, undefined> {
+  const keyOf = tree.leaves.firstKey;
+  let below = { pgid: (i: number) => tree.leaves.pgid.at(i), firstLeaf: (i: number) => i };
   for (const level of tree.branchLevels) {
-    for (const b of level) {
-      const pages = pagesFor(b.bytes, pageSize);
+    for (let b = 0; b < level.length; b++) {
+      const start = level.childStart(b);
+      const n = level.childEnd.at(b) - start;
+      const pages = pagesFor(level.bytes.at(b), pageSize);
       const page = Buffer.alloc(pages * pageSize);
-      writePageHeader(page, b.pgid, branchPageFlag, b.children.length, pages - 1);
-      let off = pageHeaderBytes + b.children.length * elementBytes;
-      b.children.forEach((c, i) => {
+      writePageHeader(page, level.pgid.at(b), branchPageFlag, n, pages - 1);
+      let off = pageHeaderBytes + n * elementBytes;
+      for (let i = 0; i < n; i++) {
+        const key = keyOf.at(below.firstLeaf(start + i));
         const at = pageHeaderBytes + i * elementBytes;
         page.writeUInt32LE(off - at, at);
-        page.writeUInt32LE(c.key.length, at + 4);
-        page.writeBigUInt64LE(BigInt(c.pgid), at + 8);
-        page.set(c.key, off);
-        off += c.key.length;
-      });
+        page.writeUInt32LE(key.length, at + 4);
+        page.writeBigUInt64LE(BigInt(below.pgid(start + i)), at + 8);
+        page.set(key, off);
+        off += key.length;
+      }
       yield page;
     }
+    below = { pgid: (i) => level.pgid.at(i), firstLeaf: (i) => level.firstLeaf.at(i) };
   }
 }
 

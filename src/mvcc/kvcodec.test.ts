@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KeyValue } from '../proto/index.js';
-import { decodeKeyValue, encodeKeyValue, encodeTombstone } from './kvcodec.js';
+import { decodeKeyValue, encodeKeyValue, encodeTombstone, readIndexFields, type RecordIndexFields } from './kvcodec.js';
 
 test('KeyValue encoding is byte-identical to the generated (gogoproto-compatible) encoder', () => {
   const cases: KeyValue[] = [
@@ -20,4 +20,22 @@ test('KeyValue encoding is byte-identical to the generated (gogoproto-compatible
 
 test('a tombstone record is KeyValue{key} only', () => {
   assert.ok(encodeTombstone(Buffer.from('ab')).equals(Buffer.from([0x0a, 2, 0x61, 0x62])));
+});
+
+test('readIndexFields takes the key (latin1), create revision, version and lease of a record, as decodeKeyValue does', () => {
+  const out: RecordIndexFields = { key: 'stale', createRevision: 9, version: 9, lease: 9n };
+  const cases: [Buffer, Buffer][] = [
+    [encodeKeyValue(Buffer.from([0x66, 0xff, 0x00, 0x80]), Buffer.alloc(5000, 3), 2 ** 40 + 5, 2 ** 41, 16384, -5n), Buffer.alloc(0)],
+    [encodeKeyValue(Buffer.from('k'), Buffer.alloc(0), 3, 4, 1, 0x694d71ddb4a1ba0bn), Buffer.alloc(0)],
+    [encodeTombstone(Buffer.from('gone')), Buffer.alloc(0)],
+    [Buffer.alloc(0), Buffer.alloc(0)], // bump-revision's empty record
+  ];
+  for (const [rec] of cases) {
+    const kv = decodeKeyValue(rec);
+    // In a larger buffer, as LMDB's shared read buffer hands it: only the record's bytes count.
+    const inPlace = Buffer.concat([rec, Buffer.alloc(16, 0x0a)]).subarray(0, rec.length);
+    assert.deepEqual({ ...readIndexFields(new Uint8Array(inPlace.buffer, inPlace.byteOffset, inPlace.length), out) },
+      { key: kv.key.toString('latin1'), createRevision: kv.createRevision, version: kv.version, lease: kv.lease });
+  }
+  assert.throws(() => readIndexFields(Buffer.from([0x0a, 9, 1, 2]), out), /truncated/);
 });

@@ -82,3 +82,42 @@ export function decodeKey(buf: Buffer): Buffer {
   if (buf[0] === 0x0a) return view(new Reader(buf, 1));
   return decodeKeyValue(buf).key;
 }
+
+/** What the key-index rebuild takes from each record (one object, refilled record by record). */
+export interface RecordIndexFields {
+  /** The key as the index holds it: a latin1 string, one char per byte. */
+  key: string;
+  createRevision: number;
+  version: number;
+  lease: bigint;
+}
+
+const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
+
+/**
+ * Fills `out` with the fields of a marshalled KeyValue the key index and the lessor need
+ * (restore reads every record of the store): the value is stepped over and no KeyValue,
+ * Buffer or view is made, so `buf` may be a transient view of LMDB's read buffer.
+ */
+export function readIndexFields(buf: Uint8Array, out: RecordIndexFields): RecordIndexFields {
+  out.key = '';
+  out.createRevision = 0;
+  out.version = 0;
+  out.lease = 0n;
+  const r = new Reader(buf);
+  while (!r.done()) {
+    const tag = r.tag();
+    switch (tag) {
+      case 0x0a: {
+        const [start, end] = r.sub();
+        out.key = latin1Slice.call(buf, start, end);
+        break;
+      }
+      case 0x10: out.createRevision = r.varint(); break;
+      case 0x20: out.version = r.varint(); break;
+      case 0x30: out.lease = BigInt.asIntN(64, r.varintBig()); break; // int64 in Go
+      default: r.skip(tag & 7); // mod_revision (the bucket key has it), the value
+    }
+  }
+  return out;
+}

@@ -41,6 +41,11 @@ export class TreeIndex {
     return this.tree.get(held(key));
   }
 
+  /** As keyIndex, for a key already in the index's form (latin1; the rebuild at start-up). */
+  heldKeyIndex(key: string): KeyIndex | undefined {
+    return this.tree.get(key);
+  }
+
   insert(ki: KeyIndex): void {
     this.tree.set(ki.key, ki, true);
   }

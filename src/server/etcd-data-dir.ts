@@ -13,6 +13,8 @@
  * Before anything is written the backend is checked against the WAL and the snap files: its
  * consistent index must be at or past the newest snapshot (etcd's own start-up check) and
  * within the WAL (a backend ahead of the log came from another member or a later copy).
+ * bbolt's integrity check runs along the import (the file is read once): a damaged file
+ * fails it and the half-done import is removed, never served.
  *
  * Crash safety: the backend is imported under a temporary name and renamed into place last.
  * An interrupted import leaves the data dir as etcd's and starts over on the next boot.
@@ -20,7 +22,7 @@
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Backend, backendPath } from '../storage/index.js';
-import { importBoltBuckets, boltConsistentIndex, checkSnapshotDb, openSnapshotDb, readEtcdAlarms, readEtcdMembers } from '../snapshot/index.js';
+import { importBoltBuckets, boltConsistentIndex, openSnapshotDb, readEtcdAlarms, readEtcdMembers, BoltFormatError, SnapshotFileError } from '../snapshot/index.js';
 
 type BoltReader = Parameters<typeof importBoltBuckets>[0];
 import { Wal, Snapshotter, validSnapshotEntries } from '../wal/index.js';
@@ -50,10 +52,11 @@ export async function adoptEtcdDataDir(dataDir: string, walDir: string, log: Log
   const db = openSnapshotDb(etcdDb, Number.MAX_SAFE_INTEGER); // etcd's db file: bbolt pages only
   try {
     checkBackendMatchesLog(etcdDb, boltConsistentIndex(db.reader), snapshot?.metadata.index ?? 0, lastIndex);
-    checkEtcdDb(etcdDb, db.reader);
-    const { members, removed } = readEtcdMembers(db.reader);
-    const membership = new Membership(clusterId, members.map(memberFromJson), removed);
-    await importEtcdBackend(db.reader, etcdDb, `${target}.importing`, membership, readEtcdAlarms(db.reader), log);
+    await namingTheFile(etcdDb, async () => {
+      const { members, removed } = readEtcdMembers(db.reader);
+      const membership = new Membership(clusterId, members.map(memberFromJson), removed);
+      await importEtcdBackend(db.reader, etcdDb, `${target}.importing`, membership, readEtcdAlarms(db.reader), log);
+    });
   } finally {
     db.close();
   }
@@ -81,12 +84,16 @@ async function readEtcdLog(walDir: string, snapDir: string): Promise<{ snapshot:
   return { snapshot, clusterId: Metadata.decode(metadata).ClusterID ?? 0n, lastIndex: entries.at(-1)?.index ?? snapshot?.metadata.index ?? 0 };
 }
 
-/** bbolt's integrity check before anything is imported (a damaged db is refused, not half copied). */
-function checkEtcdDb(path: string, reader: BoltReader): void {
+/**
+ * A damaged db (bbolt's integrity check, made along the import, or a page that cannot be
+ * read) is refused with the file named; the half-done import is already removed.
+ */
+async function namingTheFile(path: string, work: () => Promise<void>): Promise<void> {
   try {
-    checkSnapshotDb(reader);
+    await work();
   } catch (e) {
-    throw new Error(`database file ${path}: ${(e as Error).message}`);
+    if (e instanceof SnapshotFileError || e instanceof BoltFormatError) throw new Error(`database file ${path}: ${e.message}`, { cause: e });
+    throw e;
   }
 }
 

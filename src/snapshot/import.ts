@@ -15,7 +15,8 @@
 
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { AlarmMember } from '../proto/index.js';
-import { BoltFormatError, type BoltReader } from '../bbolt/index.js';
+import { BoltFormatError, type BoltCheckAlong, type BoltReader } from '../bbolt/index.js';
+import { throwIntegrityProblems } from './snapshot-file.js';
 import { DB_NAMES, type Backend, type DbName } from '../storage/index.js';
 import { humanizeBytes, type Logger } from '../log/index.js';
 
@@ -56,8 +57,8 @@ export interface BoltImportStats {
 type Pair = readonly [Uint8Array, Uint8Array];
 
 /** The key/value entries of a copied bucket (nested buckets and skipped keys left out). */
-function* bucketPairs(reader: BoltReader, name: Buffer, db: DbName, skip: BoltImportOptions['skip']): Generator<Pair> {
-  for (const e of reader.bucket(name)!) if (!e.isBucket && !skip?.(db, e.key)) yield [e.key, e.value];
+function* bucketPairs(along: BoltCheckAlong, name: Buffer, db: DbName, skip: BoltImportOptions['skip']): Generator<Pair> {
+  for (const e of along.bucket(name)!) if (!e.isBucket && !skip?.(db, e.key)) yield [e.key, e.value];
 }
 
 /**
@@ -65,6 +66,11 @@ function* bucketPairs(reader: BoltReader, name: Buffer, db: DbName, skip: BoltIm
  * (which must have no buffered writes; best opened with deferSync), in bulk transactions,
  * and force-commits at the end: the data is durable on return. Progress goes to the log as JSON lines ("importing bbolt
  * database", "imported ...").
+ *
+ * bbolt's integrity check (etcd's status message) is made along the copy, so the file is
+ * read once, not twice: a damaged file throws (SnapshotFileError, or BoltFormatError naming
+ * the page) after part of it may be in `backend`, before anything is committed for good.
+ * The caller discards the backend then; nothing may serve from it before this returns.
  */
 export async function importBoltBuckets(reader: BoltReader, backend: Backend, o: BoltImportOptions): Promise<BoltImportStats> {
   const known = new Set<string>(DB_NAMES);
@@ -105,6 +111,7 @@ export async function importBoltBuckets(reader: BoltReader, backend: Backend, o:
       await nextTurn(); // signals and timers get a turn between transactions
     }
   };
+  const along = reader.checkAlong();
   for (const nameBytes of reader.bucketNames()) {
     const name = nameBytes.toString('latin1');
     if (recordBuckets.has(name)) continue;
@@ -112,8 +119,9 @@ export async function importBoltBuckets(reader: BoltReader, backend: Backend, o:
       o.log.warn('skipping a bucket Concord does not keep', { bucket: name });
       continue;
     }
-    await copy(name as DbName, bucketPairs(reader, nameBytes, name as DbName, o.skip));
+    await copy(name as DbName, bucketPairs(along, nameBytes, name as DbName, o.skip));
   }
+  throwIntegrityProblems(along.problems());
   if (o.extraKeyEntries !== undefined) await copy('key', o.extraKeyEntries);
   await backend.forceCommit();
   o.progress?.(totalBytes, totalBytes);

@@ -11,5 +11,7 @@ export { etcdSnapshot } from './etcd-snapshot.js';
 export type { BucketEntries, BucketReplacements, StreamedSnapshot } from './etcd-snapshot.js';
 export { verifySnapshotFile, openSnapshotDb, checkSnapshotDb, snapshotStatus, hasChecksum, SnapshotFileError, sha256Bytes } from './snapshot-file.js';
 export type { SnapshotStatus } from './snapshot-file.js';
+/** The reader's error for a damaged page, met while importing (bbolt/'s, for layers that may not import bbolt/). */
+export { BoltFormatError } from '../bbolt/index.js';
 export { importBoltBuckets, boltGet, boltConsistentIndex, readEtcdAlarms, readEtcdMembers } from './import.js';
 export type { BoltImportOptions, BoltImportStats } from './import.js';

@@ -59,12 +59,16 @@ export function openSnapshotDb(path: string, dbBytes: number): { reader: BoltRea
 
 /**
  * bbolt's integrity check (tx.Check: every page reached once or free) with etcd's status
- * message. Restores and imports run it before writing anything: a sha256 proves the bytes are
- * the ones sent, not that the sender wrote a sound file, and a file restored with
- * --skip-hash-check or an etcd data dir's own db has no sha256 at all.
+ * message. A sha256 proves the bytes are the ones sent, not that the sender wrote a sound file,
+ * and a file restored with --skip-hash-check or an etcd data dir's own db has no sha256 at
+ * all: importBoltBuckets makes the same check along its copy (the file read once).
  */
 export function checkSnapshotDb(reader: BoltReader): void {
-  const problems = reader.check();
+  throwIntegrityProblems(reader.check());
+}
+
+/** The problems of a bbolt check (BoltReader.check, checkAlong), as etcd's status reports them. */
+export function throwIntegrityProblems(problems: readonly string[]): void {
   if (problems.length > 0) throw new SnapshotFileError(`snapshot file integrity check failed. ${problems.length} errors found.\n${problems.join('\n')}`);
 }
 

@@ -68,6 +68,33 @@ test('loseUncommitted (a simulated power cut) drops unforced writes and the comm
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+test('Backend.scanTransient reads committed values in place, and with writes buffered gives what scan gives', async () => {
+  const { dir, file } = tempPath();
+  const be = Backend.open({ path: file, batchIntervalMs: 60_000 });
+  try {
+    for (let i = 0; i < 200; i++) be.put('key', k(i), Buffer.alloc(100 + (i % 7), i));
+    await be.forceCommit();
+    const buffers = new Set<ArrayBufferLike>();
+    let i = 10;
+    for (const [key, value] of be.scanTransient('key', { start: k(10), end: k(150), limit: 100 })) {
+      assert.ok(key.equals(k(i)));
+      assert.ok(Buffer.from(value).equals(Buffer.alloc(100 + (i % 7), i)), `value ${i} as written`);
+      buffers.add(value.buffer);
+      i++;
+    }
+    assert.equal(i, 110);
+    assert.ok(buffers.size <= 2, `values came in ${buffers.size} buffers`);
+    be.put('key', k(3), Buffer.from('p3'));
+    be.del('key', k(4));
+    const seen = (it: Iterable<readonly [Buffer, Uint8Array]>) => [...it].map(([key, v]) => `${key.toString()}=${Buffer.from(v).toString('hex')}`);
+    assert.deepEqual(seen(be.scanTransient('key', { end: k(6) })), seen(be.scan('key', { end: k(6) })));
+    assert.match(seen(be.scanTransient('key', { end: k(6) })).join(), /key-000003=7033,key-000005=/);
+  } finally {
+    await be.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('scan merges uncommitted puts and deletes with committed data in key order', async () => {
   const { dir, file } = tempPath();
   const be = Backend.open({ path: file, batchIntervalMs: 60_000 });

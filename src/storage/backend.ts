@@ -268,6 +268,28 @@ export class Backend {
     }
   }
 
+  /**
+   * As scan(), but each value is a view of LMDB's read buffer that the next step of the
+   * iteration overwrites (BackendReadView.scanTransient): consume it before pulling the next.
+   * For bulk reads that keep little of each value (the key-index rebuild at start-up reads
+   * every record of the store): no buffer per value, so no garbage of the store's size.
+   * With writes not yet committed the values come from scan() (stable: still consumable so).
+   */
+  *scanTransient(db: DbName, opts: ScanOptions = {}): Generator<readonly [Buffer, Uint8Array]> {
+    if (this.pendingCount !== 0 || this.inflight.length !== 0) {
+      yield* this.scan(db, opts);
+      return;
+    }
+    this.check();
+    if (this.swapping) throw new Error('backend: LMDB read while defrag swaps the environment file');
+    let left = opts.limit ?? Infinity;
+    if (left <= 0) return;
+    for (const { key, value } of this.transientDbs[DB_INDEX[db]].getRange({ start: opts.start, end: opts.end })) {
+      yield [key as Buffer, value] as const;
+      if (--left === 0) return;
+    }
+  }
+
   /** Uncommitted writes of database `i` within [start, end), newest value per key, sorted. */
   private overlay(i: number, start: Buffer | undefined, end: Buffer | undefined): PendingWrite[] {
     if (this.pendingCount === 0 && this.inflight.length === 0) return [];

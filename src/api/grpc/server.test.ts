@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHook, executionAsyncId } from 'node:async_hooks';
 import http2 from 'node:http2';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
@@ -21,6 +22,8 @@ async function startTestServer(opts: { maxReceiveMessageBytes?: number; unaryCal
     heldCalls: [] as ServerCall<any, any>[],
     release: [] as (() => void)[],
     turnMarks: [] as string[],
+    /** Async id of the callback each /test.T/Where call started in. */
+    startedIn: [] as number[],
   };
   g.addUnary('/test.T/Echo', RangeRequest, RangeResponse, (req) => echo(req));
   g.addUnary('/test.T/Fail', RangeRequest, RangeResponse, (req) => {
@@ -36,6 +39,10 @@ async function startTestServer(opts: { maxReceiveMessageBytes?: number; unaryCal
   g.addUnary('/test.T/Turn', RangeRequest, RangeResponse, (req) => {
     hooks.turnMarks.push(`start ${req.key.toString()}`);
     setImmediate(() => hooks.turnMarks.push('turn'));
+    return echo(req);
+  });
+  g.addUnary('/test.T/Where', RangeRequest, RangeResponse, (req) => {
+    hooks.startedIn.push(executionAsyncId());
     return echo(req);
   });
   g.addServerStream('/test.T/Count', RangeRequest, RangeResponse, async (req, call) => {
@@ -345,6 +352,25 @@ describe('grpc server: bounded work per event-loop turn', () => {
       assert.ok(longest <= perTurn, `at most ${perTurn} calls started without a turn between, saw ${longest}`);
     } finally {
       session.close();
+      await s.listener.close(1000);
+    }
+  });
+
+  test('a lone unary call starts in the callback that read it, not in a later setImmediate', async () => {
+    // A put's handler proposes, which books the raft loop's setImmediate: booked from the
+    // poll phase it runs in the same loop iteration, booked from a setImmediate one iteration
+    // later (one more epoll_wait and timers pass per put at one client; issue 14).
+    const s = await startTestServer();
+    const types = new Map<number, string>();
+    const hook = createHook({ init(id, type) { if (type !== 'PROMISE') types.set(id, type); } }).enable();
+    try {
+      const raw = await rawCall(s.address, '/test.T/Where', {}, frameBytes(rangeBytes('w')));
+      assert.equal(raw.status, 0);
+      assert.equal(s.hooks.startedIn.length, 1);
+      const startedIn = types.get(s.hooks.startedIn[0]!);
+      assert.notEqual(startedIn, 'Immediate', 'the call waited for a setImmediate although the turn had budget left');
+    } finally {
+      hook.disable();
       await s.listener.close(1000);
     }
   });
