@@ -21,10 +21,16 @@ export class MemoryWal implements WalPort {
   readonly entries: Entry[] = [];
   readonly snapshots: Array<{ index: number; term: number }> = [];
   saves = 0;
-  /** Saves done by saveNow. */
+  /** Saves done by saveNow, and the entries they carried. */
   blockingSaves = 0;
+  blockingEntries = 0;
   /** Whether saveNow writes (true, as the real WAL when idle) or always declines. */
   blocking = true;
+  /**
+   * While holding, saveNow declines (a slow disk), unless no write is pending and this says
+   * yes: an idle disk, the write durable when saveNow returns (simulations choose per call).
+   */
+  writesNowWhenIdle: (() => boolean) | undefined;
   private held: PendingWrite[] | undefined;
 
   save(hardState: HardState | undefined, entries: readonly Entry[], _mustSync: boolean): Promise<void> {
@@ -38,13 +44,15 @@ export class MemoryWal implements WalPort {
     return new Promise((resolve) => setImmediate(resolve));
   }
 
-  /** save() done at once, as the real WAL's saveNow; not while holding (then false). */
+  /** save() done at once, as the real WAL's saveNow; not while holding (then false, but see writesNowWhenIdle). */
   saveNow(hardState: HardState | undefined, entries: readonly Entry[], _mustSync: boolean): boolean {
-    if (this.held || !this.blocking) return false;
+    if (!this.blocking) return false;
+    if (this.held && (this.held.length > 0 || this.writesNowWhenIdle?.() !== true)) return false;
     this.writeEntries(entries);
     if (hardState) this.hardState = hardState;
     this.saves++;
     this.blockingSaves++;
+    this.blockingEntries += entries.length;
     return true;
   }
 

@@ -146,15 +146,26 @@ test('three members over the in-memory network elect one leader and apply the sa
   await Promise.all(ms.map((m) => m.raft.stop()));
 });
 
-test('followers write their WAL before the loop goes on (saveNow); the leader saves in the background and sends meanwhile', async () => {
+test('followers write their WAL before the loop goes on (saveNow); a leader does for a one-entry Ready, and saves a bigger one in the background', async () => {
   const { ms, leader } = await threeMembers(5);
   const followers = ms.filter((m) => m !== leader);
-  const before = followers.map((f) => f.wal.blockingSaves);
-  const leaderBefore = leader.wal.blockingSaves; // as a follower or candidate it blocked too
+  const before = await quiet(ms, leader);
+  const followerSaves = followers.map((f) => f.wal.blockingSaves);
+  // One proposal: a Ready of one entry, written at once on the leader's thread.
+  let leaderEntries = leader.wal.blockingEntries;
+  let leaderPooled = leader.wal.saves - leader.wal.blockingSaves;
+  leader.raft.propose(Buffer.from('one'));
+  await until(() => ms.every((m) => m.raft.appliedIndex === before + 1), () => undefined, 'one applied');
+  assert.equal(leader.wal.blockingEntries - leaderEntries, 1, 'the leader wrote its one entry at once');
+  assert.equal(leader.wal.saves - leader.wal.blockingSaves, leaderPooled, 'nothing went to the background');
+  // Ten proposals in one turn: one Ready of ten entries, saved in the background.
+  leaderEntries = leader.wal.blockingEntries;
+  leaderPooled = leader.wal.saves - leader.wal.blockingSaves;
   for (let i = 0; i < 10; i++) leader.raft.propose(Buffer.from(`s${i}`));
-  await until(() => ms.every((m) => m.raft.appliedIndex >= 3 + 10 && m.raft.appliedIndex === leader.raft.commitIndex), () => leader.raft.tick(), 'all applied');
-  followers.forEach((f, i) => assert.ok(f.wal.blockingSaves > before[i]!, 'a follower saved at once'));
-  assert.equal(leader.wal.blockingSaves, leaderBefore, 'a leader never blocks on its write');
+  await until(() => ms.every((m) => m.raft.appliedIndex === before + 11), () => undefined, 'all applied');
+  assert.equal(leader.wal.blockingEntries, leaderEntries, 'no entry of the big Ready was written at once');
+  assert.equal(leader.wal.saves - leader.wal.blockingSaves, leaderPooled + 1, 'the big Ready went to the background');
+  followers.forEach((f, i) => assert.ok(f.wal.blockingSaves > followerSaves[i]!, 'a follower saved at once'));
   const commit = leader.raft.commitIndex;
   assert.ok(followers.every((f) => f.wal.entries.some((e) => e.index === commit)), 'the followers\' WALs hold the last commit');
   await Promise.all(ms.map((m) => m.raft.stop()));

@@ -23,7 +23,9 @@
  * A follower writes on this thread when its WAL is idle (WalPort.saveNow: the fdatasync
  * blocks the loop), then acknowledges, then applies: its acknowledgement is on every
  * commit's path, and the thread pool's round trip would add two thread hand-offs to it. A
- * leader keeps the pool: it has proposals to take and messages to send while its disk works.
+ * leader does the same for a Ready of at most one entry (light load: its appends already
+ * left, nothing else waits); a bigger Ready goes to the pool, so the leader takes
+ * proposals, sends and applies while its disk works (writesNow).
  *
  * Entries are applied once both committed and persisted here. Because a leader counts its
  * own log only once persisted (raft/ durability rule), committed entries of a Ready were
@@ -45,6 +47,8 @@ import { AppliedIndexWaiter } from './read-index.js';
 /** etcd's raft settings (etcdserver/raft.go): 1 MiB per append message, 512 in flight. */
 const maxSizePerMsgBytes = 1024 * 1024;
 const maxInflightMsgs = 4096 / 8;
+/** A leader's Ready with at most this many entries is written on the loop's thread (writesNow). */
+const leaderBlockingEntries = 1;
 
 export interface RaftNodeEvents {
   /** Leader or role changed (leader 0n: none known). */
@@ -435,12 +439,9 @@ export class RaftNode {
     if (snapshot) await this.persistSnapshot(snapshot);
     const t0 = performance.now();
     const mustSave = rd.entries.length > 0 || rd.hardState !== undefined;
-    // A follower writes on this thread: its acknowledgement waits for the write anyway, and
-    // the thread pool's round trip (two hand-offs, each a scheduling delay on a loaded
-    // machine) would sit on every commit's path. Then it acknowledges before applying.
-    if (!isLeader && !snapshot && mustSave && this.ports.wal.saveNow?.(rd.hardState, rd.entries, rd.mustSync)) {
+    if (!snapshot && mustSave && this.writesNow(rd, isLeader) && this.ports.wal.saveNow?.(rd.hardState, rd.entries, rd.mustSync)) {
       this.persisted(rd, t0);
-      this.send(rd.messages);
+      if (!isLeader) this.send(rd.messages);
       if (this.events.readState) for (const rs of rd.readStates) this.events.readState(rs.requestCtx, rs.index);
       this.applyEntries(rd.committedEntries, 0, rd.committedEntries.length);
       return;
@@ -463,6 +464,25 @@ export class RaftNode {
     // (etcd applies it after the raft loop persisted it); the entries after it follow.
     if (snapshot) await this.installSnapshot(snapshot);
     this.applyEntries(committed, split, committed.length);
+  }
+
+  /**
+   * Whether this Ready's WAL write blocks the loop's thread (WalPort.saveNow) rather than go
+   * to the thread pool, whose round trip puts two thread hand-offs (each a scheduling delay
+   * on a loaded machine) on the commit's path.
+   *
+   * A follower always: its acknowledgement waits for the write anyway, and it acknowledges
+   * before applying. A leader when the Ready carries at most one entry: one proposal since
+   * the last Ready means light load, when nothing waits on the loop while the disk works
+   * (put-1). Several mean proposals arrive faster than the disk syncs: the loop keeps taking
+   * them, sending and applying meanwhile, and the pool's hand-offs are shared by the batch.
+   *
+   * Safe for a leader because its appends have already left (raft lets a leader send before
+   * its own fsync), raft counts the leader's own log in the commit quorum only from
+   * advance(), after the write returns, and only committed entries are applied (and answered).
+   */
+  private writesNow(rd: Ready, isLeader: boolean): boolean {
+    return !isLeader || rd.entries.length <= leaderBlockingEntries;
   }
 
   /** The Ready's hard state and entries are durable (saved at t0, if anything was): raft's storage takes them. */

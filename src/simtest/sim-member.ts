@@ -66,6 +66,9 @@ export class SimMember {
 
   constructor(readonly id: NodeId, private readonly opts: MemberOptions, private readonly random: () => number, private readonly hooks: MemberHooks) {
     this.wal.hold();
+    // Half the writes made while the disk is idle are done at once (the loop's saveNow, as
+    // a follower's and a light-loaded leader's are), the rest wait for persistSome.
+    this.wal.writesNowWhenIdle = () => this.random() < 0.5;
     this.disk = opts.kvDir !== undefined ? new KvDisk(id, `${opts.kvDir}/${id}.lmdb`) : undefined;
   }
 

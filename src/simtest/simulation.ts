@@ -65,6 +65,8 @@ export interface SimulationOptions {
 const kvHashEvery = 4;
 /** kv mode: the liveness marker's request id, never handed to a waiter (the codec cannot decode id 0). */
 const markerRequestId = 1n << 62n;
+/** The liveness check fails once this many messages were delivered after the heal without a result. */
+const stormDeliveries = 1_000_000;
 
 function pick<T>(r: () => number, xs: readonly T[]): T | undefined {
   return xs.length === 0 ? undefined : xs[Math.floor(r() * xs.length)];
@@ -634,11 +636,14 @@ class Sim {
     net.longDelayRate = 0;
     for (const n of this.down()) this.restart(n);
     const marker = this.marker();
-    const budget = net.delivered + 400000;
+    // Writes done at once (saveNow) are acknowledged at once, so on this reordering network
+    // a backlog of one-entry appends and their rejections cycles faster per round: seeds
+    // 1003, 5016 and 5211 converge after 400k-800k deliveries (a storm is far beyond that).
+    const budget = net.delivered + stormDeliveries;
     let done = false;
     for (let round = 0; round < 300 && !done && !this.failed(); round++) {
       if (net.delivered > budget) {
-        this.violations.push('liveness: message storm (over 400000 deliveries after heal)');
+        this.violations.push(`liveness: message storm (over ${stormDeliveries} deliveries after heal)`);
         return;
       }
       net.tickAll();

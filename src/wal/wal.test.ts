@@ -222,6 +222,27 @@ test('saveNow() writes and syncs before returning; declines while a save is queu
   }
 });
 
+test('a leader\'s pattern: saveNow of one entry, a commit-only state deferred at once, then a big save in the background; all read back', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    const w = await Wal.create(d, META);
+    assert.equal(w.saveNow({ term: 3, vote: 1n, commit: 0 }, makeEntries(1, 1, 3), true), true);
+    assert.equal(w.saveNow({ term: 3, vote: 1n, commit: 1 }, [], false), true, 'a commit-only state is deferred, not written');
+    await w.save(undefined, makeEntries(2, 11, 3, 500), true);
+    assert.equal(w.saveNow({ term: 3, vote: 1n, commit: 11 }, [], false), true);
+    await w.close();
+
+    const r = await Wal.open(d, { index: 0, term: 0 });
+    const got = await r.readAll();
+    await r.close();
+    assert.deepEqual(plain(got.entries), plain([...makeEntries(1, 1, 3), ...makeEntries(2, 11, 3, 500)]));
+    assert.deepEqual(got.hardState, { term: 3, vote: 1n, commit: 11 }, 'the deferred states reach the disk');
+  } finally {
+    cleanup();
+  }
+});
+
 test('opens at a snapshot marker: entries after it only; a wrong term or unknown index is refused', async () => {
   const { dir, cleanup } = tempDir();
   try {
