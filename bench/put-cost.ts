@@ -29,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { Server, type TargetName } from '../test/harness.js';
 import { cpuMs } from './proc-cpu.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
+import { parseGcLine, type GcEvent } from './gc-trace.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 function opt(name: string, dflt: string): string {
@@ -44,15 +45,6 @@ const gcLog = opt('gc-log', '');
 const nodeArgs = opt('node-args', '').split(' ').filter(Boolean);
 const countAsync = process.argv.includes('--count-async');
 const extraEnv = Object.fromEntries(opt('env', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
-
-interface GcEvent { kind: 'scavenge' | 'mark'; beforeMB: number; afterMB: number; pauseMs: number }
-const gcLine = /(Scavenge|Mark-Compact|Mark-sweep|Mark-Compact \(reduce\))[^\d]*([\d.]+) \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/;
-
-function parseGc(line: string): GcEvent | undefined {
-  const m = gcLine.exec(line);
-  if (!m) return undefined;
-  return { kind: m[1] === 'Scavenge' ? 'scavenge' : 'mark', beforeMB: Number(m[2]), afterMB: Number(m[3]), pauseMs: Number(m[4]) };
-}
 
 function ioCounts(pid: number): { syscr: number; syscw: number } {
   const t = readFileSync(`/proc/${pid}/io`, 'utf8');
@@ -132,7 +124,7 @@ async function once(target: TargetName): Promise<Run> {
     partial = lines.pop()!;
     for (const l of lines) if (l.startsWith('ASYNC-COUNTS ')) counts.push(JSON.parse(l.slice(13)) as AsyncCounts);
     if (!measuring) return;
-    for (const l of lines) { const e = parseGc(l); if (e) { gc.push(e); if (gcLog) appendFileSync(gcLog, l + '\n'); } }
+    for (const l of lines) { const e = parseGcLine(l); if (e) { gc.push(e); if (gcLog) appendFileSync(gcLog, l + '\n'); } }
   });
   const pid = server.pid!;
   const cfg: LoadConfig = { endpoint: server.endpoint, op: 'put', clients, connections, valueBytes: 256, keySpace: 100_000,
