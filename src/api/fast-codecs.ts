@@ -48,10 +48,14 @@ export function encodeHeaderOnly(h: ResponseHeader): Uint8Array {
  * A SnapshotResponse (remaining_bytes = 2, blob = 3; no header, as etcd's Snapshot sends) with
  * its blob left to fill in place: the snapshot's pages are copied once, straight into the
  * message, instead of into a chunk, then a generic writer (growing as it goes), then the frame.
+ * With `into` (at least the message's size) the message is a view of it, so a stream of them
+ * can reuse one buffer; without, a buffer of its own.
  */
-export function snapshotResponseToFill(remainingBytes: number, blobBytes: number): { message: Uint8Array; blob: Uint8Array } {
-  const size = (remainingBytes !== 0 ? 1 + sizeVarint(remainingBytes) : 0) + (blobBytes !== 0 ? 1 + sizeBytesField(blobBytes) : 0);
-  const message = Buffer.allocUnsafe(size); // not zeroed: every byte is written below or by the caller
+export function snapshotResponseToFill(remainingBytes: number, blobBytes: number, into?: Buffer): { message: Uint8Array; blob: Uint8Array } {
+  const size = snapshotResponseBytes(remainingBytes, blobBytes);
+  if (into !== undefined && into.length < size) throw new RangeError(`snapshotResponseToFill: ${size} bytes do not fit a ${into.length}-byte buffer`);
+  // Not zeroed: every byte is written below or by the caller.
+  const message = into === undefined ? Buffer.allocUnsafe(size) : into.subarray(0, size);
   let pos = 0;
   if (remainingBytes !== 0) {
     message[pos++] = 0x10;
@@ -63,4 +67,9 @@ export function snapshotResponseToFill(remainingBytes: number, blobBytes: number
   }
   if (pos + blobBytes !== size) throw new Error(`snapshotResponseToFill: size mismatch, ${pos + blobBytes} of ${size}`);
   return { message, blob: message.subarray(pos) };
+}
+
+/** The encoded size of a SnapshotResponse with these fields. */
+export function snapshotResponseBytes(remainingBytes: number, blobBytes: number): number {
+  return (remainingBytes !== 0 ? 1 + sizeVarint(remainingBytes) : 0) + (blobBytes !== 0 ? 1 + sizeBytesField(blobBytes) : 0);
 }

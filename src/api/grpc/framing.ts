@@ -26,6 +26,8 @@ export interface MessageSink {
 }
 
 const prefixBytes = 5;
+/** The gRPC message prefix: a compressed flag and a 4-byte big-endian length. */
+export const framePrefixBytes = prefixBytes;
 
 /** Incremental parser of length-prefixed messages from DATA chunks. */
 export class MessageReader {
@@ -114,9 +116,13 @@ export function frameMessage<T>(codec: Codec<T>, message: T): Buffer {
   return frameBytes(codec.encode(message).finish());
 }
 
-/** Frames already-encoded bytes (used by tests and by handlers that pre-encode). */
-export function frameBytes(bytes: Uint8Array): Buffer {
-  const buf = Buffer.allocUnsafe(bytes.length + prefixBytes);
+/**
+ * Frames already-encoded bytes (used by tests and by handlers that pre-encode), into `into`
+ * when given (at least bytes.length + 5 long; the frame is a view of it), else a new buffer.
+ */
+export function frameBytes(bytes: Uint8Array, into?: Buffer): Buffer {
+  const buf = into === undefined ? Buffer.allocUnsafe(bytes.length + prefixBytes) : into.subarray(0, bytes.length + prefixBytes);
+  if (buf.length !== bytes.length + prefixBytes) throw new RangeError(`frameBytes: ${bytes.length + prefixBytes} bytes do not fit a ${into?.length}-byte buffer`);
   buf[0] = 0;
   buf.writeUInt32BE(bytes.length, 1);
   buf.set(bytes, prefixBytes);

@@ -15,7 +15,7 @@
 import http2 from 'node:http2';
 import { GrpcCode } from '../../errors/index.js';
 import { grpcMethodMetrics, recordHandled, type GrpcMethodMetrics, type GrpcType } from '../../metrics/index.js';
-import { Codec, MessageReader, MessageSink, frameMessage } from './framing.js';
+import { Codec, MessageReader, MessageSink, frameBytes, frameMessage, framePrefixBytes } from './framing.js';
 import { maxChunkBytes, writePaced } from './paced-writer.js';
 import { GrpcStatusError, encodeGrpcMessage, parseGrpcTimeout, statusOf, unmarshalError } from './status.js';
 import { TurnQueue } from './turns.js';
@@ -65,6 +65,12 @@ export interface GrpcServerOptions {
 const defaultResponsesPerTurn = 64;
 
 const kCall = Symbol('grpcCall');
+
+/**
+ * Streamed messages from this size are framed into the call's reused buffer (ServerCall.write):
+ * smaller ones come out of node's shared 8 KiB pool, larger ones would each be an ArrayBuffer.
+ */
+const reusedFrameMinBytes = 4 * 1024;
 
 // Header objects reused by every response; node copies them before mutating.
 const okHeaders = { ':status': 200, 'content-type': 'application/grpc' } as const;
@@ -131,14 +137,42 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     return this.abortController.signal;
   }
 
+  /**
+   * A framed buffer for this call's large streamed messages while the stream does not hold it:
+   * a write takes it and that write's callback (node has sent the bytes) gives it back. A
+   * snapshot streams thousands of 32 KiB messages, and a new ArrayBuffer for each is an
+   * external allocation rate that V8 answers with a mark-compact every few hundred ms.
+   */
+  private spareFrame: Buffer | undefined;
+
   /** Sends one response message on a streaming call; resolves when the stream can take more. */
   write(message: Res): Promise<void> {
     if (this.ended || this.cancelled) return Promise.reject(new GrpcStatusError(GrpcCode.Canceled, 'context canceled'));
     const stream = this.stream;
     if (!stream.headersSent) stream.respond(okHeaders, respondWithTrailers);
-    const buf = frameMessage(this.def.responseCodec, message);
+    const codec = this.def.responseCodec;
+    const bytes = codec.framed === true ? undefined : codec.encode(message).finish();
+    if (bytes !== undefined && bytes.length >= reusedFrameMinBytes && bytes.length + framePrefixBytes <= maxChunkBytes) {
+      const frame = this.takeSpareFrame(bytes.length + framePrefixBytes);
+      if (stream.write(frameBytes(bytes, frame), () => { this.spareFrame = frame; })) return Promise.resolve();
+      return this.drained();
+    }
+    const buf = bytes === undefined ? frameMessage(codec, message) : frameBytes(bytes);
     if (buf.length > maxChunkBytes) return this.writeLarge(buf);
     if (stream.write(buf)) return Promise.resolve();
+    return this.drained();
+  }
+
+  private takeSpareFrame(bytes: number): Buffer {
+    const spare = this.spareFrame;
+    if (spare === undefined || spare.length < bytes) return Buffer.allocUnsafe(bytes);
+    this.spareFrame = undefined;
+    return spare;
+  }
+
+  /** Resolves at the stream's next 'drain' (rejects if the call closes first). */
+  private drained(): Promise<void> {
+    const stream = this.stream;
     return new Promise((resolve, reject) => {
       this.drainWaiter = { resolve, reject };
       stream.once('drain', onStreamDrain);
