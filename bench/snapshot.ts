@@ -2,8 +2,8 @@
 // of `npm run bench` (`npm run bench -- --scenarios snapshot --snapshot-mb 256`) or alone
 // (`npm run bench:snapshot -- --mb 256`). Per target:
 // - fill the store to about --mb MiB of values (4 KiB each, several puts in flight);
-// - `etcdctl snapshot save`, then `concordctl snapshot save`, against it while one client
-//   keeps putting (closed loop): save time, the server's peak RSS during the save (polled
+// - the writer alone for 5 s, then `etcdctl snapshot save`, then `concordctl snapshot save`,
+//   against it while one client keeps putting (closed loop): save time, the server's peak RSS during the save (polled
 //   from /proc), puts/s, the longest put during the save and how many took over 100 ms (the
 //   issue's target: none), and what the puts waited for (bench/save-causes.ts: the saving
 //   client's fsyncs from strace, the server's WAL fsync and commit histograms and Concord's
@@ -16,7 +16,8 @@
 // Options (flags or env), standalone:
 //   --targets etcd,concord   BENCH_TARGETS
 //   --mb 256                 BENCH_SNAPSHOT_MB (1 GB as the issue asks takes long on a shared 2-core machine)
-//   --savers etcdctl,concordctl   BENCH_SNAPSHOT_SAVERS: the clients that save, in turn
+//   --savers none,etcdctl,concordctl   BENCH_SNAPSHOT_SAVERS: the clients that save, in turn ('none':
+//                            the writer alone for 5 s, the same figures without a save; the last saver's file is restored)
 //   --timeline               per-second lines of each save (puts, longest put, client fsync, WAL fsync, commit, loop delay, GC)
 //   --node-args "--flag ..."  more Node flags for Concord (--trace-gc is always on)
 //   --gc-log FILE            append Concord's --trace-gc lines of each save to FILE
@@ -34,8 +35,12 @@ const valueBytes = 4096;
 const putsInFlight = 16;
 const slowPutMs = 100;
 
-/** The clients that save a snapshot: real etcdctl, and Concord's own. */
-export type Saver = 'etcdctl' | 'concordctl';
+/**
+ * The clients that save a snapshot: real etcdctl, and Concord's own; 'none' saves nothing for
+ * quietSeconds, the writer's puts alone in the same run, for the save rows to be read against.
+ */
+export type Saver = 'none' | 'etcdctl' | 'concordctl';
+const quietSeconds = 5;
 
 /** One save by one client. */
 export interface SaveResult {
@@ -123,6 +128,7 @@ export async function fill(s: Server, sizeMiB: number): Promise<number> {
 
 /** The command line of `saver`'s `snapshot save` of `s` into `file`. */
 function saveCommand(saver: Saver, s: Server, file: string): [string, string[]] {
+  if (saver === 'none') return ['sleep', [String(quietSeconds)]];
   const args = ['--endpoints', s.endpoint, 'snapshot', 'save', file];
   return saver === 'etcdctl' ? ['etcdctl', args] : [process.execPath, [join(REPO_ROOT, 'bin', 'concordctl.js'), ...args]];
 }
@@ -232,6 +238,7 @@ async function benchTarget(target: TargetName, sizeMiB: number, o: Required<Snap
       saves.push(await saveUnderWrites(s, saver, file, gc, o.metrics));
     }
     await s.stop();
+    if (!existsSync(file)) throw new Error(`${target}: no snapshot file: the last of --savers must save one`);
     const fileMiB = statSync(file).size / 1024 / 1024;
     process.stderr.write(`[bench:snapshot] ${target}: restoring and booting the ${fileMiB.toFixed(0)} MiB file...\n`);
     const restoreArgs = (dir: string) => ['snapshot', 'restore', file, '--data-dir', dir, '--skip-hash-check=false'];
@@ -264,11 +271,11 @@ export interface SnapshotBenchOptions {
 /** Runs the snapshot benchmark on each target in turn; returns the results and a printable table. */
 export async function snapshotBench(targets: readonly TargetName[], sizeMiB: number, o: SnapshotBenchOptions = {}): Promise<{ results: SnapshotBenchResult[]; table: string }> {
   const results: SnapshotBenchResult[] = [];
-  const full: Required<SnapshotBenchOptions> = { savers: ['etcdctl', 'concordctl'], timeline: false, nodeArgs: [], gcLog: '', metrics: true, ...o };
+  const full: Required<SnapshotBenchOptions> = { savers: ['none', 'etcdctl', 'concordctl'], timeline: false, nodeArgs: [], gcLog: '', metrics: true, ...o };
   for (const t of targets) results.push(await benchTarget(t, sizeMiB, full));
   const f = (n: number, d = 1) => (Number.isNaN(n) ? '-' : n.toFixed(d));
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-  const rows = results.flatMap((r) => r.saves.map((v) => ({ r, v, name: `${r.target}/${v.saver}`.padEnd(18) })));
+  const rows = results.flatMap((r) => r.saves.map((v) => ({ r, v, name: `${r.target}/${v.saver === 'none' ? 'puts alone' : v.saver}`.padEnd(18) })));
   const lines = [
     `snapshot save of a ~${sizeMiB} MiB store (values ${valueBytes} B), one writer during the save (load average at the end: ${load}); restore = snapshot restore of the saved file; boot = time until Concord / etcd serve etcdctl's restored data dir of it`,
     'target/saver       save s (server CPU s)  RSS before/peak MiB  anon before/peak  puts/s during  max put ms  puts >100 ms',
@@ -284,7 +291,7 @@ export async function snapshotBench(targets: readonly TargetName[], sizeMiB: num
       ...v.causes.slowest.map((p) => `  ${f(p.put.ms, 0).padStart(5)} ms at t=${f((p.put.startMs - v.startedMs) / 1000, 2)}: client fsync ${f(p.clientFsyncMs, 0)} ms, GC ${f(p.gcMs, 0)} ms (max ${f(p.gcMaxMs, 0)}), loop max ${p.loopMaxMs === undefined ? '-' : f(p.loopMaxMs, 0)} ms, WAL fsync <=${p.walMaxMs} ms, commit <=${p.commitMaxMs} ms`),
     ]),
     '',
-    'restores and boots of the first saver\'s file',
+    'restores and boots of the last saver\'s file',
     'target   fill s  file MiB  concordutl restore s (CPU s, peak RSS MiB)  etcdctl restore s (CPU s, peak RSS MiB)  boot concord/etcd s',
     ...results.map((r) => `${r.target.padEnd(8)} ${f(r.fillS).padStart(6)}  ${f(r.fileMiB).padStart(8)}  ${`${f(r.importS, 2)} (${f(r.importCpuS, 2)}, ${f(r.importPeakRssMiB, 0)})`.padStart(42)}  ${`${f(r.etcdRestoreS, 2)} (${f(r.etcdRestoreCpuS, 2)}, ${f(r.etcdRestorePeakRssMiB, 0)})`.padStart(39)}  ${`${f(r.concordBootS, 2)}/${f(r.etcdBootS, 2)}`.padStart(19)}`),
     ...(o.timeline ? rows.flatMap(({ v, name }) => ['', `${name.trim()} second by second`, ...v.timeline]) : []),
@@ -300,7 +307,7 @@ function opt(name: string, env: string, def: string): string {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const targets = opt('targets', 'BENCH_TARGETS', 'etcd,concord').split(',') as TargetName[];
-  const savers = opt('savers', 'BENCH_SNAPSHOT_SAVERS', 'etcdctl,concordctl').split(',') as Saver[];
+  const savers = opt('savers', 'BENCH_SNAPSHOT_SAVERS', 'none,etcdctl,concordctl').split(',') as Saver[];
   const nodeArgs = opt('node-args', 'BENCH_SNAPSHOT_NODE_ARGS', '').split(' ').filter(Boolean);
   snapshotBench(targets, Number(opt('mb', 'BENCH_SNAPSHOT_MB', '256')), { savers, timeline: process.argv.includes('--timeline'), nodeArgs, gcLog: opt('gc-log', 'BENCH_SNAPSHOT_GC_LOG', ''), metrics: !process.argv.includes('--no-metrics') }).then(({ table }) => console.log(table), (e: unknown) => {
     console.error(e);
