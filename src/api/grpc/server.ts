@@ -88,10 +88,8 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   /** Trailers sent when node asks for them ('wantTrailers'). */
   private trailers: Record<string, string> = okTrailers;
   private resetAfterTrailers = false;
-  // bidi input queue, bounded by server.maxQueuedMessages and maxQueuedBytes (the stream is paused past them)
-  private queue: Req[] = [];
-  private queuedSizes: number[] = [];
-  private queuedBytes = 0;
+  /** A bidi call's unread requests (made on its first; unary calls never need one). */
+  private inbox: Inbox<Req> | undefined;
   private wakeReader: (() => void) | undefined;
   private drainWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
 
@@ -148,10 +146,10 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   /** The request messages of a bidi call, in order, until the client half-closes or the call ends. */
   async *messages(): AsyncGenerator<Req, void, undefined> {
     for (;;) {
-      if (this.queue.length > 0) {
-        const m = this.queue.shift()!;
-        this.queuedBytes -= this.queuedSizes.shift()!;
-        if (this.queue.length === 0 && this.stream.isPaused() && !this.ended) this.stream.resume();
+      const inbox = this.inbox;
+      if (inbox !== undefined && inbox.messages.length > 0) {
+        const m = inbox.take();
+        if (inbox.messages.length === 0 && this.stream.isPaused() && !this.ended) this.stream.resume();
         yield m;
         continue;
       }
@@ -253,10 +251,9 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     this.received++;
     const kind = this.def.kind;
     if (kind === 'bidi') {
-      this.queue.push(req);
-      this.queuedSizes.push(body.length);
-      this.queuedBytes += body.length;
-      if (this.queue.length >= this.server.maxQueuedMessages || this.queuedBytes >= this.server.maxQueuedBytes) this.stream.pause();
+      const inbox = this.inbox ??= new Inbox<Req>();
+      inbox.put(req, body.length);
+      if (inbox.messages.length >= this.server.maxQueuedMessages || inbox.bytes >= this.server.maxQueuedBytes) this.stream.pause();
       this.wake();
       return;
     }
@@ -344,6 +341,28 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
       throw new GrpcStatusError(GrpcCode.Internal, 'grpc: compressed flag set with identity or empty encoding');
     }
     throw new GrpcStatusError(GrpcCode.Unimplemented, `grpc: Decompressor is not installed for grpc-encoding "${String(enc)}"`);
+  }
+}
+
+/**
+ * A bidi call's requests received and not yet read, bounded by the server's maxQueuedMessages
+ * and maxQueuedBytes (the stream is paused past them, so HTTP/2 flow control pushes back).
+ */
+class Inbox<T> {
+  readonly messages: T[] = [];
+  private readonly sizes: number[] = [];
+  /** Request bytes held. */
+  bytes = 0;
+
+  put(message: T, bytes: number): void {
+    this.messages.push(message);
+    this.sizes.push(bytes);
+    this.bytes += bytes;
+  }
+
+  take(): T {
+    this.bytes -= this.sizes.shift()!;
+    return this.messages.shift()!;
   }
 }
 
