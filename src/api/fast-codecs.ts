@@ -130,8 +130,8 @@ export function decodeRangeRequest(body: Uint8Array): RangeRequest {
   while (!r.done()) {
     const tag = r.tag();
     switch (tag) {
-      case 0x0a: req.key = bufferView(body, r.sub()); break;
-      case 0x12: req.rangeEnd = bufferView(body, r.sub()); break;
+      case 0x0a: req.key = bufferView(r); break;
+      case 0x12: req.rangeEnd = bufferView(r); break;
       case 0x18: req.limit = int64(r); break;
       case 0x20: req.revision = int64(r); break;
       case 0x28: req.sortOrder = int32(r); break;
@@ -149,8 +149,10 @@ export function decodeRangeRequest(body: Uint8Array): RangeRequest {
   return req;
 }
 
-function bufferView(data: Uint8Array, [start, end]: [number, number]): Buffer {
-  return Buffer.from(data.buffer, data.byteOffset + start, end - start);
+/** A bytes field as a Buffer viewing the input (a Buffer's subarray already is one). */
+function bufferView(r: Reader): Buffer {
+  const v = r.view();
+  return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.length);
 }
 
 /** An int64 varint as ts-proto's longToNumber gives it: exact, or refused beyond the safe range. */

@@ -297,6 +297,7 @@ export const rawRequestCodec: Codec<Buffer> = {
 export const encodedResponseCodec: Codec<Uint8Array> = {
   encode: (m: Uint8Array) => ({ finish: () => m }) as unknown as BinaryWriter,
   decode: () => { throw new Error('server never decodes responses'); },
+  encoded: true,
 };
 
 /** etcd's bidi-streaming methods (the rest not in the table as streams are unary), for metric labels. */

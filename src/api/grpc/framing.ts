@@ -18,6 +18,8 @@ export interface Codec<T> {
    * main thread).
    */
   readonly framed?: boolean;
+  /** Set on a response codec whose messages are already encoded bytes: only the prefix is added. */
+  readonly encoded?: boolean;
 }
 
 export interface MessageSink {
@@ -113,6 +115,7 @@ export class MessageReader {
  */
 export function frameMessage<T>(codec: Codec<T>, message: T): Buffer {
   if (codec.framed === true) return message as unknown as Buffer;
+  if (codec.encoded === true) return frameBytes(message as unknown as Uint8Array);
   return frameBytes(codec.encode(message).finish());
 }
 
