@@ -120,8 +120,31 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     if (this.def.metrics.handling !== undefined) this.startedAtMs = performance.now();
   }
 
+  /**
+   * Whether the stream's 'close' is listened to. Streaming calls always listen (a gone client
+   * ends their loops); a unary call only once its handler asks for `signal` (Lock, Election,
+   * the worker bridge): the others finish on their own and a response to a gone client is
+   * dropped, so they skip one listener and its 'newListener' event per call (issue 14).
+   */
+  private closeWatched = false;
+
+  /** @internal listens for the stream's end from now on; a stream already gone counts as closed now. */
+  watchClose(): void {
+    if (this.closeWatched) return;
+    this.closeWatched = true;
+    const stream = this.stream;
+    if (stream.destroyed || stream.closed) { this.onClose(); return; }
+    stream.on('close', onStreamClose);
+  }
+
+  /** @internal true when the client went and nobody listened for it (a unary call that never asked for `signal`). */
+  get goneUnwatched(): boolean {
+    return !this.closeWatched && !this.ended && (this.stream.destroyed || this.stream.closed);
+  }
+
   /** Aborted when the call is cancelled (client RST_STREAM, deadline, server shutdown). Created on first use. */
   get signal(): AbortSignal {
+    this.watchClose();
     if (this.abortController === undefined) {
       this.abortController = new AbortController();
       if (this.cancelled) this.abortController.abort();
@@ -422,6 +445,8 @@ function onWantTrailers(this: Stream): void { (this as any)[kCall].wantTrailers(
 function resetStream(stream: Stream): void { if (!stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR); }
 function onStreamError(): void { /* 'close' follows; the call is cancelled there */ }
 function onDeadline(call: ServerCall): void {
+  // The client went before the deadline, unheard: as if its 'close' had been listened to.
+  if (call.goneUnwatched) { call.onClose(); return; }
   // grpc-go's status for a server-side deadline (status.FromContextError).
   call.finish(GrpcCode.DeadlineExceeded, 'context deadline exceeded');
   call.cancel();
@@ -520,7 +545,7 @@ export class GrpcServer {
     (stream as any)[kCall] = call;
     stream.on('data', onStreamData);
     stream.on('end', onStreamEnd);
-    stream.on('close', onStreamClose);
+    if (def.kind !== 'unary') call.watchClose();
     stream.on('error', onStreamError);
     stream.on('wantTrailers', onWantTrailers);
     const timeout = headers['grpc-timeout'];
