@@ -389,16 +389,36 @@ class Inbox<T> {
   }
 }
 
-async function runUnary(call: ServerCall<any, any>, req: unknown): Promise<void> {
+/**
+ * Runs a unary call's handler and queues its response. Not an async function: its frame, its
+ * promise and the await cost a put or range more than these two callbacks (issue 14), and a
+ * handler that answers at once is answered without a microtask turn.
+ */
+function startUnary(call: ServerCall<any, any>, req: unknown): void {
   // A deadline that passed while the call waited for its turn has already sent its status.
   if (call.finished) return;
+  let res: unknown;
   try {
-    const res = await (call as any).def.handler(req, call);
+    res = (call as any).def.handler(req, call);
+  } catch (e) {
+    failUnary(call, e);
+    return;
+  }
+  if (res instanceof Promise) res.then((r: unknown) => respondUnary(call, r), (e: unknown) => failUnary(call, e));
+  else respondUnary(call, res);
+}
+
+function respondUnary(call: ServerCall<any, any>, res: unknown): void {
+  try {
     call.server.unaryResponses.runOrPush(call, res);
   } catch (e) {
-    const [code, msg] = statusOf(e);
-    call.finish(code, msg);
+    failUnary(call, e);
   }
+}
+
+function failUnary(call: ServerCall<any, any>, e: unknown): void {
+  const [code, msg] = statusOf(e);
+  call.finish(code, msg);
 }
 
 /**
@@ -411,7 +431,6 @@ function endOfStream(call: ServerCall<any, any>): [GrpcCode, string] {
   return call.cancelled ? [GrpcCode.Canceled, 'context canceled'] : [GrpcCode.OK, ''];
 }
 
-function startUnary(call: ServerCall<any, any>, req: unknown): void { void runUnary(call, req); }
 function sendUnary(call: ServerCall<any, any>, res: unknown): void { call.sendUnary(res); }
 
 async function runServerStream(call: ServerCall<any, any>, req: unknown): Promise<void> {
