@@ -17,7 +17,7 @@
  * out of them are gone, are freed whole by the next GC that finds them unreachable.
  *
  * A view handed out keeps its whole chunk alive: whoever keeps bytes of an entry past its
- * apply must copy them (the MVCC store does; decodeRaftRequest decodes from a copy).
+ * apply must copy them (the MVCC store does; the generated decoders copy bytes fields).
  */
 
 /** Small chunks: malloc'd from glibc's heap like any buffer; wasted tails stay small. */

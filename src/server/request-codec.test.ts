@@ -92,9 +92,9 @@ test('an entry whose header is empty (request ID 0) decodes instead of stopping 
 });
 
 test('a fully decoded entry shares no bytes with the log chunk it was read from', () => {
-  // The raft log holds payloads as views of big chunks (raft/payload-arena.ts): a decoded
-  // message's bytes fields are views of what it was decoded from, and some are kept (auth's
-  // permissions), which would pin a whole chunk.
+  // The raft log holds payloads as views of big chunks (raft/payload-arena.ts), and some
+  // decoded bytes fields are kept (auth's permissions): a view would pin a whole chunk. The
+  // generated decoders copy bytes fields (Buffer.from); this keeps them doing so.
   const data = encodeRaftRequest(9n, { kind: 'deleteRange', req: DeleteRangeRequest.fromPartial({ key: Buffer.from('k1'), rangeEnd: Buffer.from('k9') }) });
   const chunk = new Uint8Array(4096);
   chunk.set(data, 100);

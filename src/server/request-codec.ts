@@ -147,9 +147,6 @@ function bufferView(data: Uint8Array, [start, end]: [number, number]): Buffer {
 
 /** Decodes an entry payload in full (entries from the WAL, or from other members). */
 export function decodeRaftRequest(data: Uint8Array): DecodedEntry {
-  // The decoded message's bytes fields are views into what it was decoded from, and some are
-  // kept (auth's permissions): decoding a copy keeps them from pinning the raft log's chunk.
-  if (data.byteLength !== data.buffer.byteLength) data = new Uint8Array(data); // a copy (Buffer.slice is a view)
   let m: InternalRaftRequest;
   try {
     m = InternalRaftRequest.decode(data);
