@@ -242,6 +242,14 @@ export class Reader {
     return this.buf.subarray(start, this.pos);
   }
 
+  /**
+   * A length-delimited field, stepped over: returns where its payload starts (it ends at the
+   * new `pos`). sub() without the array, for hot paths that decode in place.
+   */
+  payload(): number {
+    return this.payloadStart('message');
+  }
+
   /** A length-delimited field's bounds, for decoding a nested message in place. */
   sub(): [number, number] {
     const start = this.payloadStart('message');

@@ -93,16 +93,17 @@ function encodeWithRawBody(id: bigint, field: number, body: Uint8Array): Uint8Ar
  * instead of copies. Anything else is decoded in full by the generated codec.
  */
 export function decodeEntryRequest(data: Uint8Array): DecodedEntry {
+  // Header and put are walked with plain offsets: no sub() arrays, one Reader per level.
   if (data.length >= 4 && data[0] === 0xa2 && data[1] === 0x06) {
     const r = new Reader(data, 2);
-    const [hs, he] = r.sub();
-    const header = new Reader(data, hs, he);
+    const hs = r.payload();
+    const header = new Reader(data, hs, r.pos);
     if (!header.done() && header.tag() === 0x08) {
       const id = header.varintBig();
       if (header.done() && !r.done() && data[r.pos] === putTag) {
         r.tag();
-        const [ps, pe] = r.sub();
-        if (r.done()) return { id, request: { kind: 'put', req: decodePutRequestView(data, ps, pe) } };
+        const ps = r.payload();
+        if (r.done()) return { id, request: { kind: 'put', req: decodePutRequestView(data, ps, r.pos) } };
       }
     }
   }
@@ -127,8 +128,8 @@ function decodePutRequestView(data: Uint8Array, start: number, end: number): Put
   while (!r.done()) {
     const tag = r.tag();
     switch (tag) {
-      case (1 << 3) | 2: req.key = bufferView(data, r.sub()); break;
-      case (2 << 3) | 2: req.value = bufferView(data, r.sub()); break;
+      case (1 << 3) | 2: req.key = bufferView(data, r.payload(), r.pos); break;
+      case (2 << 3) | 2: req.value = bufferView(data, r.payload(), r.pos); break;
       case 3 << 3: req.lease = BigInt.asIntN(64, r.varintBig()); break;
       case 4 << 3: req.prevKv = r.bool(); break;
       case 5 << 3: req.ignoreValue = r.bool(); break;
@@ -141,7 +142,7 @@ function decodePutRequestView(data: Uint8Array, start: number, end: number): Put
 
 const emptyBuffer = Buffer.alloc(0);
 
-function bufferView(data: Uint8Array, [start, end]: [number, number]): Buffer {
+function bufferView(data: Uint8Array, start: number, end: number): Buffer {
   return Buffer.from(data.buffer, data.byteOffset + start, end - start);
 }
 
