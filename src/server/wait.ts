@@ -61,7 +61,8 @@ export class WaitRegistry {
   }
 
   private add(id: bigint, e: Entry): void {
-    assert.ok(!this.waiters.has(id), `wait: request id ${id} registered twice`);
+    // Not assert.ok(cond, `...${id}`): that would format the bigint id on every proposal.
+    if (this.waiters.has(id)) assert.fail(`wait: request id ${id} registered twice`);
     this.waiters.set(id, e);
     this.bytesInFlight += e.bytes;
   }
