@@ -3,7 +3,7 @@
 // One member in-process (server/test-member.ts: the real EtcdServer, raft loop, applier, MVCC
 // store and LMDB backend over the in-memory WAL), driven through EtcdServer.put as the gRPC
 // service calls it (decoded request plus the client's raw bytes), by `--clients` concurrent
-// callers. No sockets, no HTTP/2, no WAL file: what is left is the propose, raft, apply and
+// callers (requests built beforehand). No sockets, no HTTP/2, no WAL file: what is left is the propose, raft, apply and
 // backend path, and what it allocates does not depend on the machine's load (CPU does, less
 // than a client/server run's). Prints, per put over the measured window:
 //   alloc B     bytes V8 allocated (--trace-gc-nvp's `allocated`, summed over the window's GCs)
@@ -34,13 +34,20 @@ const endMarker = 'CORE-PUT-WINDOW-END';
 async function child(): Promise<void> {
   const m = await startTestMember();
   for (let i = 0; i < 500 && m.raft.leader === 0n; i++) await new Promise((r) => setTimeout(r, 10));
+  // Requests are built before the window (and reused: the server copies what it keeps), so
+  // the window's bytes are the server's alone, not the callers' encoding.
   const value = Buffer.alloc(256, 120);
+  const pool = Array.from({ length: 4096 }, () => {
+    const req: PutRequest = { key: Buffer.from(`k${String(Math.floor(Math.random() * 100_000)).padStart(5, '0')}`), value, lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false };
+    return { req, raw: PutRequest.encode(req).finish() };
+  });
+  let next = 0;
   const run = async (n: number): Promise<void> => {
     let left = n;
     const caller = async (): Promise<void> => {
       while (left-- > 0) {
-        const req: PutRequest = { key: Buffer.from(`k${String(Math.floor(Math.random() * 100_000)).padStart(5, '0')}`), value, lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false };
-        await m.server.put(req, PutRequest.encode(req).finish());
+        const p = pool[next++ & 4095]!;
+        await m.server.put(p.req, p.raw);
       }
     };
     await Promise.all(Array.from({ length: clients }, caller));
