@@ -8,9 +8,15 @@
 //   range-s   Range (serializable) of one key, 100 clients over 10 connections
 //   watch-key   1,000 watchers on one key (10 streams), 16 writers: events/s, put-to-event latency
 //   watch-10k   10,000 watchers on one key (10 streams), 16 writers (delivery, not puts, is the limit)
+//   watch-pfx   1,000 watchers on a prefix (10 streams), 16 writers over 1,000 keys under it
+//   watch-pfx-10k  10,000 watchers on a prefix (10 streams), 16 writers over 1,000 keys under it
+//   watch-200ps 100 watchers on a prefix (10 streams), 16 writers together at a steady 200 puts/s
+//               over 100 keys under it: the p99 put-to-event latency of an unloaded server
 //   watch-keys  1,000 keys, one watcher each (10 streams), 16 writers
 //   watch-100w  100 watchers on a prefix (10 streams), 100 writers over 100 keys under it
 //   watch-slow  watch-key plus 4 streams of 100 watchers that read nothing (RSS in the notes)
+//   (the first five are issue 8's fan-out rows: 1,000 and 10,000 watchers on a key and on a
+//   prefix with 16 writers, and 100 watchers at 200 puts/s)
 //   lease-ka    LeaseKeepAlive, 100 clients (own lease and stream each) over 10 connections
 //   mem         RSS of a fresh server after loading --mem-keys keys (each put once) and after a
 //               restart, beside etcd's (bench/mem.ts; its own table)
@@ -26,7 +32,7 @@
 //
 // Options (flags or env):
 //   --targets etcd,concord       BENCH_TARGETS
-//   --scenarios put-1,put-100,range-l,range-s,watch-key,watch-10k,watch-keys,watch-100w,watch-slow,lease-ka,mem   BENCH_SCENARIOS
+//   --scenarios put-1,put-100,range-l,range-s,watch-key,watch-10k,watch-pfx,watch-pfx-10k,watch-200ps,watch-keys,watch-100w,watch-slow,lease-ka,mem   BENCH_SCENARIOS
 //   --duration 5   (seconds measured per scenario)   BENCH_DURATION_S
 //   --warmup 1     (seconds before measuring)        BENCH_WARMUP_S
 //   --requests N   (measure N requests instead of a duration)  BENCH_REQUESTS
@@ -65,7 +71,7 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
 }
 
 const targets = opt('targets', 'BENCH_TARGETS', 'etcd,concord').split(',').map((s) => s.trim()).filter(Boolean) as Array<'etcd' | 'concord'>;
-const scenarioNames = opt('scenarios', 'BENCH_SCENARIOS', 'put-1,put-100,range-l,range-s,watch-key,watch-10k,watch-keys,watch-100w,watch-slow,lease-ka,mem').split(',').map((s) => s.trim());
+const scenarioNames = opt('scenarios', 'BENCH_SCENARIOS', 'put-1,put-100,range-l,range-s,watch-key,watch-10k,watch-pfx,watch-pfx-10k,watch-200ps,watch-keys,watch-100w,watch-slow,lease-ka,mem').split(',').map((s) => s.trim());
 const durationS = Number(opt('duration', 'BENCH_DURATION_S', '5'));
 const warmupS = Number(opt('warmup', 'BENCH_WARMUP_S', '1'));
 const requests = Number(opt('requests', 'BENCH_REQUESTS', '0'));
@@ -81,6 +87,9 @@ const watchOn = (watchers: number, keys: number, writers: number): Partial<Strea
 const streamScenarios: Scenario[] = [
   { name: 'watch-key', title: 'watch, 1000 watchers on 1 key, 16 writers', stream: watchOn(1000, 1, 16) },
   { name: 'watch-10k', title: 'watch, 10000 watchers on 1 key, 16 writers', stream: watchOn(10000, 1, 16) },
+  { name: 'watch-pfx', title: 'watch, 1000 watchers on a prefix, 16 writers', stream: { ...watchOn(1000, 1000, 16), prefix: true } },
+  { name: 'watch-pfx-10k', title: 'watch, 10000 watchers on a prefix, 16 writers', stream: { ...watchOn(10000, 1000, 16), prefix: true } },
+  { name: 'watch-200ps', title: 'watch, 100 on a prefix, 200 puts/s', stream: { ...watchOn(100, 100, 16), prefix: true, putsPerSecond: 200 } },
   { name: 'watch-keys', title: 'watch, 1000 keys x 1 watcher, 16 writers', stream: watchOn(1000, 1000, 16) },
   { name: 'watch-100w', title: 'watch, 100 on a prefix, 100 writers', stream: { ...watchOn(100, 100, 100), prefix: true, writerConnections: 10 } },
   { name: 'watch-slow', title: 'watch-key + 4x100 watchers not reading', stream: { ...watchOn(1000, 1, 16), slowStreams: 4, slowWatchersPerStream: 100 } },

@@ -3,7 +3,9 @@
 //
 // kind 'watch': `watchers` watchers spread over `connections` streams (one connection each);
 // watcher i watches key wbench/k<i % keys> (or the prefix wbench/ with `prefix`); `writers`
-// closed-loop put loops write MARK + their send time as the value, to the keys in turn. Counts
+// closed-loop put loops write MARK + their send time as the value, to the keys in turn (with
+// `putsPerSecond`, the writers together start one put every 1/putsPerSecond s, as a steady
+// application would, and every event's latency is sampled, not one in 16). Counts
 // events delivered per second to all watchers together (every response is framed and scanned
 // for MARK, once per event, not decoded), samples put-to-event latency, and notes events per
 // response and bytes per event (how the target batches). `slowStreams` more streams, each on its own
@@ -31,6 +33,8 @@ export interface StreamLoadConfig {
   writerConnections: number;
   slowStreams: number;
   slowWatchersPerStream: number;
+  /** 0: closed-loop writers, as fast as the server answers; else the writers' total rate. */
+  putsPerSecond?: number;
   clients: number;
   warmupMs: number;
   durationMs: number;
@@ -139,6 +143,8 @@ async function openWatchStream(session: http2.ClientHttp2Session, first: number,
 async function runWatch(cfg: StreamLoadConfig): Promise<StreamLoadResult> {
   const win = new Window(cfg);
   let sample = 0;
+  /** Latency sampled for one event in sampleMask + 1 (all of them at a fixed, low put rate). */
+  const sampleMask = (cfg.putsPerSecond ?? 0) > 0 ? 0 : 15;
   /** Event responses and their bytes in the window: events per response and bytes per event say how the target batches. */
   let responses = 0;
   let responseBytes = 0;
@@ -149,7 +155,7 @@ async function runWatch(cfg: StreamLoadConfig): Promise<StreamLoadResult> {
     const now = performance.now();
     for (let at = firstMark; at >= 0 && at + stampBytes <= m.length; at = m.indexOf(MARK, at + stampBytes)) {
       win.count++;
-      if ((++sample & 15) === 0) win.latencies.push(now - m.readDoubleLE(at + MARK.length));
+      if ((++sample & sampleMask) === 0) win.latencies.push(now - m.readDoubleLE(at + MARK.length));
     }
   };
   const sessions: http2.ClientHttp2Session[] = [];
@@ -168,11 +174,24 @@ async function runWatch(cfg: StreamLoadConfig): Promise<StreamLoadResult> {
   sessions.push(...writerSessions);
   let stop = false;
   let puts = 0;
+  const pacedStart = performance.now();
+  let paced = 0;
+  /** With putsPerSecond: waits for the next free slot of the shared schedule (never catches up in a burst). */
+  const nextSlot = async (): Promise<void> => {
+    const rate = cfg.putsPerSecond ?? 0;
+    if (rate <= 0) return;
+    const due = Math.max(pacedStart + (paced * 1000) / rate, performance.now());
+    paced = Math.floor(((due - pacedStart) * rate) / 1000) + 1;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+  };
   const writer = async (w: number): Promise<void> => {
     const session = writerSessions[w % writerSessions.length]!;
     const value = Buffer.allocUnsafe(stampBytes);
     MARK.copy(value);
     for (let seq = w; !stop; seq += cfg.writers) {
+      await nextSlot();
+      if (stop) break;
       value.writeDoubleLE(performance.now(), MARK.length);
       const err = await unary(session, '/etcdserverpb.KV/Put', grpcFrame(Buffer.concat([pbBytes(1, keyOf(seq, cfg)), pbBytes(2, value)])));
       if (err !== null) win.error(`put: ${err}`);

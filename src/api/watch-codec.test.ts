@@ -97,6 +97,20 @@ test('ResponseBatch.addFanout: each watcher\'s spliced response equals the gener
   assert.deepEqual(batch.take(), framed(want));
 });
 
+test('ResponseBatch.addFanout: long runs of ids of one varint length (frames copied, ids patched) equal the generated encoder\'s', () => {
+  const batch = new ResponseBatch();
+  const header = { clusterId: 0xfedcba9876543210n, memberId: 3n, revision: 5, raftTerm: 2 };
+  const run = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
+  // 0 (no field) twice, 1..127 (one byte), 128..1128 (two), then lengths changing at every id, then a run again.
+  const ids = [0, 0, ...run(1, 1128), 2 ** 40, 5, 2 ** 40 + 1, 0, 6, ...run(20000, 77)];
+  for (const evs of [events, []]) {
+    const want = framed(ids.map((id) => eventsResponse(header, id, evs)));
+    batch.addFanout(header, ids, evs);
+    assert.equal(batch.bytes, want.length);
+    assert.ok(batch.take().equals(want), `${evs.length} events`);
+  }
+});
+
 test('ResponseBatch.addFanout split between batches at a byte budget: the batches together are the whole fan-out', () => {
   const batch = new ResponseBatch();
   const header = { clusterId: 5n, memberId: 6n, revision: 9, raftTerm: 1 };

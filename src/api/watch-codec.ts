@@ -151,7 +151,7 @@ export class ResponseBatch {
       const ids = this.watchIds[i]!;
       if (evs === undefined) at = writeFrame(out, at, head, 0, undefined);
       else if (typeof ids === 'number') at = writeFrame(out, at, head, ids, evs);
-      else for (const id of ids) at = writeFrame(out, at, head, id, evs);
+      else at = writeFanout(out, at, head, ids, evs);
     }
     if (at !== out.length) throw new Error(`watch batch: wrote ${at} of ${out.length} bytes`);
     this.heads.length = 0;
@@ -203,6 +203,33 @@ function writeFrame(out: Buffer, at: number, head: Uint8Array, watchId: number, 
   out[start + 2] = (len >>> 16) & 0xff;
   out[start + 3] = (len >>> 8) & 0xff;
   out[start + 4] = len & 0xff;
+  return at;
+}
+
+/**
+ * The frames of a fan-out at `at`: one per id, alike but for the watch_id. Ids whose varint
+ * has the same length make frames of one size: the first is written whole, copied by doubling
+ * runs (a few memmoves however many watchers), and each copy's id patched in place. Returns
+ * the end.
+ */
+function writeFanout(out: Buffer, at: number, head: Uint8Array, ids: readonly number[], evs: Uint8Array): number {
+  const idAt = grpcPrefixBytes + head.length + 1; // after watch_id's tag, within a frame
+  for (let i = 0; i < ids.length;) {
+    const idBytes = watchIdBytes(ids[i]);
+    let end = i + 1;
+    while (end < ids.length && watchIdBytes(ids[end]) === idBytes) end++;
+    const start = at;
+    at = writeFrame(out, at, head, ids[i], evs);
+    const frameBytes = at - start;
+    for (let have = 1, want = end - i; have < want;) {
+      const n = Math.min(have, want - have);
+      out.copyWithin(at, start, start + n * frameBytes);
+      at += n * frameBytes;
+      have += n;
+    }
+    if (idBytes > 0) for (let k = i + 1, f = start + frameBytes; k < end; k++, f += frameBytes) writeVarint(out, f + idAt, ids[k]);
+    i = end;
+  }
   return at;
 }
 

@@ -72,13 +72,14 @@ function sameWatchers(run: readonly Fanout[]): boolean {
   const ids = run[0].watchIds;
   for (let i = 1; i < run.length; i++) {
     const other = run[i].watchIds;
+    if (other === ids) continue; // a cohort's array, unchanged since
     if (other.length !== ids.length) return false;
     for (let j = 0; j < ids.length; j++) if (other[j] !== ids[j]) return false;
   }
   return true;
 }
 
-function merged(parts: readonly Fanout[], watchIds: number[]): Fanout {
+function merged(parts: readonly Fanout[], watchIds: readonly number[]): Fanout {
   const events: Event[] = [];
   let bytesEach = 0;
   for (const p of parts) {

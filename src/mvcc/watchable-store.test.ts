@@ -203,6 +203,34 @@ test('a revision\'s fan-out to a stream is one item with the ids in order, bound
   });
 });
 
+test('a cohort: one stream\'s watchers of a key share each revision\'s ids array; a late joiner, a canceled one and a future start keep their own revisions', async () => {
+  await withStore(async (ws) => {
+    const s = ws.newWatchStream<never>();
+    const ids = [0, 1, 2].map(() => (s.watch(watchReq('a')) as { id: number }).id);
+    ws.kv.put(putReq('a', '1')); // rev 2
+    ws.kv.put(putReq('a', '2')); // rev 3
+    const [f2, f3] = [s.nextItem(), s.nextItem()];
+    assert.ok(f2?.kind === 'fanout' && f3?.kind === 'fanout');
+    assert.deepEqual([f2.revision, f2.watchIds, f3.revision], [2, ids, 3]);
+    assert.equal(f3.watchIds, f2.watchIds, 'the same array: one revision costs the stream one item, not one id per watcher');
+    ws.kv.put(putReq('b', 'x')); // rev 4: the cohort's own revision lags behind the store's
+    const late = s.watch(watchReq('a'));
+    const future = s.watch(watchReq('a', { startRevision: 7 }));
+    ws.kv.put(putReq('a', '3')); // rev 5
+    const f5 = s.nextItem();
+    assert.ok(f5?.kind === 'fanout');
+    assert.deepEqual([f5.revision, f5.watchIds], [5, [0, 1, 2, 3]], 'the late joiner gets rev 5 and nothing before it; the future one nothing yet');
+    assert.ok(late.ok && future.ok);
+    assert.ok(s.cancel(1));
+    ws.kv.put(putReq('a', '4')); // rev 6
+    ws.kv.put(putReq('a', '5')); // rev 7
+    const rest = drain(s).filter((r) => r.kind === 'events').map((r) => r.kind === 'events' ? `${r.watchId}@${r.revision}` : '');
+    assert.deepEqual(rest, ['0@6', '2@6', '3@6', '0@7', '2@7', '3@7', '4@7']);
+    assert.deepEqual(ws.counts, { synced: 4, unsynced: 0, victims: 0 });
+    assert.deepEqual(f5.watchIds, [0, 1, 2, 3], 'a queued fan-out keeps the ids it was sent to');
+  });
+});
+
 test('a stream-wide progress request waits until every watcher of the stream is synced', async () => {
   await withStore(async (ws) => {
     for (let i = 0; i < 5; i++) ws.kv.put(putReq('a', `v${i}`));

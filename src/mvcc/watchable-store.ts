@@ -2,7 +2,10 @@
 //
 // Every watcher is in exactly one state:
 //   synced    it has every event up to the store's current revision; new revisions are handed
-//             to it as they are written (notify), looked up by key through a WatcherGroup.
+//             to it as they are written (notify). Synced watchers of one stream with the same
+//             range and filters form a cohort, looked up by key through a WatcherGroup: a
+//             revision is handed to a cohort at once (one queue item whose id array the cohort
+//             shares across revisions), so a write costs per stream, not per watcher.
 //   unsynced  it is behind (a past start revision, or it fell behind); a sync round reads the
 //             history it misses from the backend, in bounded batches, and moves it to synced
 //             once it has caught up.
@@ -28,7 +31,7 @@ import type { RangeRequest } from '../proto/index.js';
 import { decodeKey, decodeKeyValue } from './kvcodec.js';
 import { isTombstoneKey, revKey, revMain } from './revision.js';
 import { MvccStore, type MvccStoreOptions } from './store.js';
-import { WatcherGroup, watchShape, type Watcher } from './watcher-group.js';
+import { WatcherGroup, watchShape, type WatchedRange, type Watcher } from './watcher-group.js';
 import { defaultFanoutRunBounds, mergeFanouts, revisionsIn, type FanoutRunBounds } from './fanout-merge.js';
 
 /** Bounds of one stream's send queue. */
@@ -76,8 +79,11 @@ export interface Fanout {
   readonly kind: 'fanout';
   readonly events: readonly Event[];
   readonly revision: number;
-  /** The watchers it goes to, in queue order; each counts as one response in the bounds. */
-  readonly watchIds: number[];
+  /**
+   * The watchers it goes to, in queue order; each counts as one response in the bounds. A
+   * cohort's fan-outs share its (frozen) array: a reader never changes it.
+   */
+  readonly watchIds: readonly number[];
   /** Estimated bytes of one response (eventsReplyBytes): counted once per fan-out in the byte bound, queuedIdBytes per further watcher. */
   readonly bytesEach: number;
 }
@@ -110,6 +116,32 @@ type WatcherState = 'synced' | 'unsynced' | 'victim' | 'compacted' | 'canceled';
 interface StoreWatcher extends Watcher {
   readonly stream: WatchStream<unknown>;
   state: WatcherState;
+  /** Its cohort while synced (its own minRev is then the one it joined with). */
+  cohort: Cohort | undefined;
+}
+
+/**
+ * Synced watchers of one stream with the same range and filters, handed each revision
+ * together: one fan-out item whose ids array is `ids`, the same array revision after revision
+ * until a member joins or leaves (so merging queued revisions finds it unchanged at once).
+ */
+interface Cohort extends WatchedRange {
+  readonly stream: WatchStream<unknown>;
+  readonly filterPut: boolean;
+  readonly filterDelete: boolean;
+  /** The next revision the members must receive: everything in range below it was delivered. */
+  minRev: number;
+  /** In the order they joined (the order of their responses in a fan-out). */
+  readonly members: Set<StoreWatcher>;
+  /** The members' ids, frozen; undefined after a change until the next revision rebuilds it. */
+  ids: readonly number[] | undefined;
+  /** Its key in the stream's cohorts; undefined for a watcher waiting for a future start revision (alone in its cohort). */
+  readonly joinKey: string | undefined;
+}
+
+/** Which cohort of its stream a watcher joins: same range, same filters. */
+function cohortKey(w: StoreWatcher): string {
+  return `${w.shape}:${w.filterPut ? 1 : 0}${w.filterDelete ? 1 : 0}:${w.indexKey}`;
 }
 
 /** A batch parked with a victim until its stream has room. */
@@ -137,7 +169,9 @@ function eventsReplyBytes(events: readonly Event[]): number {
 /** An MvccStore whose writes are streamed to watchers. */
 export class WatchableStore {
   readonly kv: MvccStore;
-  private readonly synced = new WatcherGroup<StoreWatcher>();
+  /** Synced watchers, by cohort. */
+  private readonly synced = new WatcherGroup<Cohort>();
+  private syncedWatchers = 0;
   private readonly unsynced = new WatcherGroup<StoreWatcher>();
   /** Victims in the order they were parked (retried in that order), each with its batch. */
   private readonly victims = new Map<StoreWatcher, Victim>();
@@ -148,7 +182,7 @@ export class WatchableStore {
   private syncScheduled = false;
   /** Streams waiting for a stream-wide progress response. */
   private readonly progressWaiters = new Set<WatchStream<unknown>>();
-  private readonly scratch: StoreWatcher[] = [];
+  private readonly scratch: Cohort[] = [];
 
   private constructor(opts: WatchableOptions) {
     this.maxWatchersPerSync = opts.maxWatchersPerSync ?? 512;
@@ -178,7 +212,7 @@ export class WatchableStore {
 
   /** Watchers per state (tests, metrics). */
   get counts(): { synced: number; unsynced: number; victims: number } {
-    return { synced: this.synced.size, unsynced: this.unsynced.size, victims: this.victims.size };
+    return { synced: this.syncedWatchers, unsynced: this.unsynced.size, victims: this.victims.size };
   }
 
   /** Resolves when the backend may be read (no defragmentation swapping files). */
@@ -209,9 +243,9 @@ export class WatchableStore {
     const w: StoreWatcher = {
       id, key: req.key, end: req.end, shape, indexKey, filterPut: req.filterPut, filterDelete: req.filterDelete,
       minRev: isSynced ? Math.max(cur + 1, req.startRevision) : req.startRevision,
-      stream, state: isSynced ? 'synced' : 'unsynced',
+      stream, state: 'unsynced', cohort: undefined,
     };
-    if (isSynced) this.synced.add(w);
+    if (isSynced) this.addSynced(w);
     else {
       this.unsynced.add(w);
       this.scheduleSync();
@@ -221,7 +255,7 @@ export class WatchableStore {
 
   /** @internal */
   removeWatcher(w: StoreWatcher): void {
-    if (w.state === 'synced') this.synced.delete(w);
+    if (w.state === 'synced') this.leaveCohort(w);
     else if (w.state === 'unsynced') this.unsynced.delete(w);
     else if (w.state === 'victim') this.victims.delete(w);
     w.state = 'canceled';
@@ -247,54 +281,93 @@ export class WatchableStore {
 
   /** The store was rebuilt from another file: every synced watcher catches up from its revision (etcd's Restore). */
   private afterRestore(): void {
-    for (const w of [...this.synced.all]) {
-      this.synced.delete(w);
+    const members: StoreWatcher[] = [];
+    for (const c of this.synced.all) for (const w of c.members) members.push(w);
+    for (const w of members) {
+      this.leaveCohort(w);
       w.state = 'unsynced';
       this.unsynced.add(w);
     }
     if (this.unsynced.size > 0) this.scheduleSync();
   }
 
-  /** Hands one revision's events to the synced watchers that watch their keys. */
+  /** Hands one revision's events to the synced cohorts that watch their keys. */
   private notify(events: Event[], rev: number): void {
     if (this.synced.size === 0) return;
     if (events.length === 1) {
-      const ws = this.scratch;
-      this.synced.forEachWatching(events[0].kv!.key, (w) => { ws.push(w); });
-      for (const w of ws) if (rev >= w.minRev) this.deliverLive(w, events, rev);
-      ws.length = 0;
+      const cs = this.scratch; // delivering may change the group: collect first
+      this.synced.forEachWatching(events[0].kv!.key, (c) => { cs.push(c); });
+      for (const c of cs) if (rev >= c.minRev) this.deliverLive(c, events, rev);
+      cs.length = 0;
       return;
     }
-    const batches = new Map<StoreWatcher, Event[]>();
+    const batches = new Map<Cohort, Event[]>();
     for (const ev of events) {
-      this.synced.forEachWatching(ev.kv!.key, (w) => {
-        if (rev < w.minRev) return;
-        const b = batches.get(w);
-        if (b === undefined) batches.set(w, [ev]);
+      this.synced.forEachWatching(ev.kv!.key, (c) => {
+        if (rev < c.minRev) return;
+        const b = batches.get(c);
+        if (b === undefined) batches.set(c, [ev]);
         else b.push(ev);
       });
     }
-    for (const [w, evs] of batches) this.deliverLive(w, evs, rev);
+    for (const [c, evs] of batches) this.deliverLive(c, evs, rev);
   }
 
-  private deliverLive(w: StoreWatcher, events: readonly Event[], rev: number): void {
-    if (this.deliver(w, events, rev)) {
-      w.minRev = rev + 1;
-      return;
+  /**
+   * Queues a revision for a whole cohort; if its stream has no room for all of them, for each
+   * member in turn, and those that do not fit leave it as victims with the revision parked.
+   */
+  private deliverLive(c: Cohort, events: readonly Event[], rev: number): void {
+    const evs = filtered(c, events);
+    if (evs !== undefined && !c.stream.trySendFanout(c.ids ??= Object.freeze(Array.from(c.members, (w) => w.id)), evs, rev)) {
+      for (const w of [...c.members]) {
+        if (c.stream.trySendEvents(w.id, evs, rev)) continue;
+        this.leaveCohort(w);
+        w.state = 'victim';
+        this.victims.set(w, { events, revision: rev, nextMinRev: rev + 1 });
+      }
     }
-    this.synced.delete(w);
-    w.state = 'victim';
-    this.victims.set(w, { events, revision: rev, nextMinRev: rev + 1 });
+    c.minRev = rev + 1;
   }
 
   /** Sends the events `w` wants (filters applied); false if its stream's queue is full. */
   private deliver(w: StoreWatcher, events: readonly Event[], revision: number): boolean {
-    let evs = events;
-    if (w.filterPut || w.filterDelete) {
-      evs = events.filter((e) => (e.type === Event_EventType.PUT ? !w.filterPut : !w.filterDelete));
-      if (evs.length === 0) return true;
+    const evs = filtered(w, events);
+    return evs === undefined || w.stream.trySendEvents(w.id, evs, revision);
+  }
+
+  /** Makes `w` synced: it joins its stream's cohort for its range and filters (a new one if none). */
+  private addSynced(w: StoreWatcher): void {
+    w.state = 'synced';
+    this.syncedWatchers++;
+    // A watcher waiting for a future start revision must not be handed the revisions before it: alone until then.
+    const joinKey = w.minRev <= this.kv.currentRevision + 1 ? cohortKey(w) : undefined;
+    let c = joinKey === undefined ? undefined : w.stream.cohorts.get(joinKey);
+    if (c === undefined) {
+      c = {
+        key: w.key, end: w.end, shape: w.shape, indexKey: w.indexKey, filterPut: w.filterPut, filterDelete: w.filterDelete,
+        stream: w.stream, minRev: w.minRev, members: new Set(), ids: undefined, joinKey,
+      };
+      this.synced.add(c);
+      if (joinKey !== undefined) w.stream.cohorts.set(joinKey, c);
     }
-    return w.stream.trySendEvents(w.id, evs, revision);
+    // Both want every revision after the current one (a cohort's minRev may lag: nothing came in its range since).
+    c.members.add(w);
+    c.ids = undefined;
+    w.cohort = c;
+  }
+
+  /** Takes a synced watcher out of its cohort (which goes when empty); its minRev is the cohort's. */
+  private leaveCohort(w: StoreWatcher): void {
+    const c = w.cohort!;
+    c.members.delete(w);
+    c.ids = undefined;
+    w.cohort = undefined;
+    w.minRev = Math.max(w.minRev, c.minRev);
+    this.syncedWatchers--;
+    if (c.members.size > 0) return;
+    this.synced.delete(c);
+    if (c.joinKey !== undefined && c.stream.cohorts.get(c.joinKey) === c) c.stream.cohorts.delete(c.joinKey);
   }
 
   // ------------------------------------------------------------ compaction hook
@@ -384,8 +457,7 @@ export class WatchableStore {
 
   private setSynced(w: StoreWatcher): void {
     this.unsynced.delete(w);
-    w.state = 'synced';
-    this.synced.add(w);
+    this.addSynced(w);
   }
 
   /**
@@ -457,6 +529,13 @@ function historyBatches(watchers: readonly StoreWatcher[], events: readonly Even
   return (w) => batches.get(representativeOf.get(w)!);
 }
 
+/** The events a watcher (or cohort) with these filters is sent; undefined if none. */
+function filtered(f: { readonly filterPut: boolean; readonly filterDelete: boolean }, events: readonly Event[]): readonly Event[] | undefined {
+  if (!f.filterPut && !f.filterDelete) return events;
+  const evs = events.filter((e) => (e.type === Event_EventType.PUT ? !f.filterPut : !f.filterDelete));
+  return evs.length === 0 ? undefined : evs;
+}
+
 /** A key-bucket record as etcd's kvsToEvents reads it: a put, or a delete (tombstone: key and mod revision only). */
 function recordToEvent(k: Buffer, v: Buffer): Event {
   if (isTombstoneKey(k)) {
@@ -481,6 +560,8 @@ function fanoutBytes(f: Fanout, from: number, count: number): number {
  */
 export class WatchStream<C> {
   private readonly watchers = new Map<number, StoreWatcher>();
+  /** @internal The store's cohorts of this stream's synced watchers, by cohortKey. */
+  readonly cohorts = new Map<string, Cohort>();
   private nextId = 0;
   private queue: Array<QueuedItem<C>> = [];
   private head = 0;
@@ -556,10 +637,14 @@ export class WatchStream<C> {
     return room;
   }
 
-  /** True if a reply of `bytes` fits (an empty queue takes anything); else marks the stream starved. */
-  private fits(bytes: number): boolean {
+  /**
+   * True if `count` more responses of `bytes` together fit (an empty queue takes anything
+   * within the count bound); else marks the stream starved.
+   */
+  private fits(bytes: number, count = 1): boolean {
     const n = this.queuedResponses;
-    if (n > 0 && (n >= this.bounds.maxQueuedResponses || this.queuedBytes + bytes > this.bounds.maxQueuedBytes)) {
+    const max = this.bounds.maxQueuedResponses;
+    if (count > max || (n > 0 && (n + count > max || this.queuedBytes + bytes > this.bounds.maxQueuedBytes))) {
       this.starved = true;
       return false;
     }
@@ -580,10 +665,11 @@ export class WatchStream<C> {
    */
   trySendEvents(watchId: number, events: readonly Event[], revision: number): boolean {
     if (this.closed) return true;
-    const tail = this.queue.length > this.head ? this.queue[this.queue.length - 1] : undefined;
-    if (tail !== undefined && tail.kind === 'fanout' && tail.events === events && tail.revision === revision) {
+    const tail = this.tailFanout(events, revision);
+    if (tail !== undefined) {
       if (!this.fits(queuedIdBytes)) return false;
-      tail.watchIds.push(watchId);
+      if (Object.isFrozen(tail.watchIds)) tail.watchIds = [...tail.watchIds, watchId]; // a cohort's: not ours to change
+      else (tail.watchIds as number[]).push(watchId);
       this.queuedResponses++;
       this.queuedBytes += queuedIdBytes;
       return true; // the reader was woken by the fan-out's first reply
@@ -595,6 +681,36 @@ export class WatchStream<C> {
   }
 
   /**
+   * @internal Queues `events` at `revision` for all of `watchIds` (a cohort's frozen array,
+   * kept as it is) if they all fit; else nothing, and false.
+   */
+  trySendFanout(watchIds: readonly number[], events: readonly Event[], revision: number): boolean {
+    if (this.closed) return true;
+    const n = watchIds.length;
+    const tail = this.tailFanout(events, revision);
+    if (tail !== undefined) {
+      if (!this.fits(n * queuedIdBytes, n)) return false;
+      tail.watchIds = tail.watchIds.concat(watchIds);
+      this.queuedResponses += n;
+      this.queuedBytes += n * queuedIdBytes;
+      return true;
+    }
+    const bytesEach = eventsReplyBytes(events);
+    const bytes = bytesEach + (n - 1) * queuedIdBytes;
+    if (!this.fits(bytes, n)) return false;
+    this.queue.push({ kind: 'fanout', events, revision, watchIds, bytesEach });
+    this.queuedResponses += n - 1; // push() counts the first
+    this.push(undefined, bytes);
+    return true;
+  }
+
+  /** The queue's last item if it is a fan-out of this events array at this revision (another watcher's share joins it). */
+  private tailFanout(events: readonly Event[], revision: number): { watchIds: readonly number[] } | undefined {
+    const tail = this.queue.length > this.head ? this.queue[this.queue.length - 1] : undefined;
+    return tail !== undefined && tail.kind === 'fanout' && tail.events === events && tail.revision === revision ? tail as { watchIds: readonly number[] } : undefined;
+  }
+
+  /**
    * Queues a control message of the layer above. Always accepted: the caller bounds them by
    * not reading more client requests while hasRoom() is false.
    */
@@ -602,8 +718,9 @@ export class WatchStream<C> {
     if (!this.closed) this.push({ kind: 'control', control }, replyOverheadBytes);
   }
 
-  private push(r: QueuedItem<C>, bytes: number): void {
-    this.queue.push(r);
+  /** Queues `r` (undefined: the caller pushed it) as one more response of `bytes`, and wakes the reader. */
+  private push(r: QueuedItem<C> | undefined, bytes: number): void {
+    if (r !== undefined) this.queue.push(r);
     this.queuedResponses++;
     this.queuedBytes += bytes;
     const w = this.wakeReader;

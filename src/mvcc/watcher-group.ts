@@ -16,15 +16,19 @@ import { prefixRangeEnd } from '../proto/index.js';
 /** What a watcher watches: one key, a prefix, [key, end), or every key >= key. */
 export type WatchShape = 'single' | 'prefix' | 'range' | 'fromKey';
 
-/** Per-watcher delivery state, owned by the watchable store. */
-export interface Watcher {
-  readonly id: number;
+/** What a group indexes: a watched range (a watcher, or the store's set of watchers of one range). */
+export interface WatchedRange {
   readonly key: Buffer;
   /** undefined: one key; empty: every key >= key; otherwise the exclusive end. */
   readonly end: Buffer | undefined;
   readonly shape: WatchShape;
   /** Map key of the watcher's range (latin1 of key, or of key and end). */
   readonly indexKey: string;
+}
+
+/** Per-watcher delivery state, owned by the watchable store. */
+export interface Watcher extends WatchedRange {
+  readonly id: number;
   readonly filterPut: boolean;
   readonly filterDelete: boolean;
   /** The next revision this watcher must receive (everything below was delivered or filtered). */
@@ -96,7 +100,7 @@ class PrefixIndex<V> {
 }
 
 /** A set of watchers indexed for "who watches key k". Iteration order is insertion order. */
-export class WatcherGroup<W extends Watcher = Watcher> {
+export class WatcherGroup<W extends WatchedRange = Watcher> {
   /** Every watcher in the group, in insertion order (round-robin: re-adding moves one to the end). */
   readonly all = new Set<W>();
   private readonly singles = new Map<string, Set<W>>();
