@@ -91,7 +91,9 @@ function runLoad(endpoints: string[], pids: number[], sc: LoadScenario, label: s
 async function checkPerf(endpoints: string[], load: string): Promise<Row['note'] & string> {
   const r = await etcdctl(endpoints.join(','), ['check', 'perf', `--load=${load}`], { timeoutMs: 300_000 });
   const text = (r.stdout + r.stderr).replace(/\r/g, '\n');
-  const verdicts = text.split('\n').filter((l) => /^(PASS|FAIL)/.test(l.trim())).map((l) => l.trim());
+  // etcdctl prints a failed latency check without a PASS/FAIL prefix ("Slowest request took
+  // too long: ...", "Stddev too high: ..."): keep those lines too.
+  const verdicts = text.split('\n').map((l) => l.trim()).filter((l) => /^(PASS|FAIL|Slowest request|Stddev)/.test(l));
   return verdicts.length > 0 ? verdicts.join('; ') : `exit ${r.code}: ${text.trim().split('\n').slice(-2).join(' ')}`;
 }
 

@@ -13,9 +13,14 @@
 // Each target runs `--repeat` times, alternating; medians are printed with etcd's figures.
 //
 // Options: --requests 20000 --clients 100 --connections 10 --repeat 3 --targets etcd,concord
+//          --op put|range-l|range-s   the call measured (ranges read one 256-byte key, as bench/main.ts's)
 //          --gc-log FILE     append Concord's --trace-gc lines of each measured window to FILE
 //          --node-args "--flag ..."  Node flags for Concord (e.g. --cpu-prof --cpu-prof-dir=DIR)
 //          --env K=V[,K=V]   extra environment for Concord (e.g. CONCORD_API_THREAD=1)
+//          --profile DIR     load bench/profile-window.js into Concord: a CPU profile and an
+//                            allocation-sampling heap profile of the measured window, written
+//                            to DIR (read them with bench/profile-summary.js; the profilers
+//                            cost CPU: read the profiles of such a run, not its CPU figures)
 //          --count-async     load bench/async-counts.js into Concord and print, per put, loop
 //                            turns, async resources created and callbacks run by type (the
 //                            hooks cost CPU: read only the counts of such a run)
@@ -31,6 +36,7 @@ import { cpuMs } from './proc-cpu.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
+const rangeKey = 'bench/range-key';
 function opt(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : dflt;
@@ -43,6 +49,9 @@ const targets = opt('targets', 'etcd,concord').split(',') as TargetName[];
 const gcLog = opt('gc-log', '');
 const nodeArgs = opt('node-args', '').split(' ').filter(Boolean);
 const countAsync = process.argv.includes('--count-async');
+const profileDir = opt('profile', '');
+const op = opt('op', 'put');
+if (!['put', 'range-l', 'range-s'].includes(op)) throw new Error(`--op must be put, range-l or range-s, got ${op}`);
 const extraEnv = Object.fromEntries(opt('env', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
 
 interface GcEvent { kind: 'scavenge' | 'mark'; beforeMB: number; afterMB: number; pauseMs: number }
@@ -119,24 +128,32 @@ interface Run { target: string; puts: number; cpuUsPerPut: number; mainUsPerPut?
   threadUsPerPut?: Record<string, number>; asyncPerPut?: Record<string, number> }
 
 async function once(target: TargetName): Promise<Run> {
-  const importArgs = countAsync ? ['--import', new URL('./async-counts.js', import.meta.url).href] : [];
-  const server = new Server({ target, name: 'putcost', nodeArgs: target === 'concord' ? ['--trace-gc', ...importArgs, ...nodeArgs] : [], env: target === 'concord' ? extraEnv : {} });
+  const importArgs = countAsync ? ['--import', new URL('./async-counts.js', import.meta.url).href]
+    : profileDir ? ['--import', new URL('./profile-window.js', import.meta.url).href] : [];
+  const env = profileDir ? { ...extraEnv, PROFILE_WINDOW_DIR: profileDir } : extraEnv;
+  const server = new Server({ target, name: 'putcost', nodeArgs: target === 'concord' ? ['--trace-gc', ...importArgs, ...nodeArgs] : [], env: target === 'concord' ? env : {} });
   await server.start();
+  if (op !== 'put') {
+    const c = server.client();
+    try { await c.put({ key: Buffer.from(rangeKey), value: Buffer.alloc(256, 0x62) }); } finally { c.close(); }
+  }
   const gc: GcEvent[] = [];
   const counts: AsyncCounts[] = [];
   let threads0 = new Map<string, number>(), threads1 = new Map<string, number>();
   let measuring = false;
+  let profiled = false;
   let partial = '';
   server.child!.stdout!.on('data', (d: Buffer) => {
     const lines = (partial + d.toString('latin1')).split('\n');
     partial = lines.pop()!;
     for (const l of lines) if (l.startsWith('ASYNC-COUNTS ')) counts.push(JSON.parse(l.slice(13)) as AsyncCounts);
+    if (lines.some((l) => l.startsWith('PROFILE-WINDOW '))) profiled = true;
     if (!measuring) return;
     for (const l of lines) { const e = parseGc(l); if (e) { gc.push(e); if (gcLog) appendFileSync(gcLog, l + '\n'); } }
   });
   const pid = server.pid!;
-  const cfg: LoadConfig = { endpoint: server.endpoint, op: 'put', clients, connections, valueBytes: 256, keySpace: 100_000,
-    rangeKey: '', serializable: false, warmupMs: 1000, durationMs: 0, totalRequests: requests };
+  const cfg: LoadConfig = { endpoint: server.endpoint, op: op === 'put' ? 'put' : 'range', clients, connections, valueBytes: 256, keySpace: 100_000,
+    rangeKey, serializable: op === 'range-s', warmupMs: 1000, durationMs: 0, totalRequests: requests };
   let cpu0 = 0, main0 = 0, io0 = { syscr: 0, syscw: 0 }, cs0 = 0, cs1 = 0;
   let cpu1 = 0, main1 = 0, io1 = { syscr: 0, syscw: 0 };
   const result = await new Promise<LoadResult>((resolve, reject) => {
@@ -144,7 +161,7 @@ async function once(target: TargetName): Promise<Run> {
     let res: LoadResult | undefined;
     child.on('message', (m: any) => {
       const probe = target === 'concord';
-      if (probe && countAsync && (m.type === 'window-start' || m.type === 'result')) process.kill(pid, 'SIGUSR2');
+      if (probe && (countAsync || profileDir) && (m.type === 'window-start' || m.type === 'result')) process.kill(pid, 'SIGUSR2');
       if (probe && m.type === 'window-start') threads0 = cpuMsByThread(pid);
       if (probe && m.type === 'result') threads1 = cpuMsByThread(pid);
       if (m.type === 'window-start') { measuring = true; cpu0 = cpuMs(pid); main0 = target === 'concord' ? mainThreadCpuMs(pid) : 0; io0 = ioCounts(pid); cs0 = contextSwitches(pid); }
@@ -158,6 +175,7 @@ async function once(target: TargetName): Promise<Run> {
     for (let i = 0; i < 100 && counts.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
     if (counts.length >= 2) asyncPerPut = perRequest(counts[0]!, counts[1]!, n);
   }
+  for (let i = 0; profileDir && !profiled && i < 600; i++) await new Promise((r) => setTimeout(r, 100));
   await server.destroy();
   const run: Run = { target, puts: n, cpuUsPerPut: ((cpu1 - cpu0) * 1000) / n, syscallsPerPut: (io1.syscr - io0.syscr + io1.syscw - io0.syscw) / n, switchesPerPut: (cs1 - cs0) / n,
     reqPerS: result.throughput, p99Ms: result.p99Ms };
@@ -189,7 +207,7 @@ const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join('
 const cols: Array<[string, keyof Run, number]> = [['CPU us/put', 'cpuUsPerPut', 1], ['main us/put', 'mainUsPerPut', 1], ['syscalls/put', 'syscallsPerPut', 2], ['ctx sw/put', 'switchesPerPut', 2],
   ['alloc KB/put', 'allocKBPerPut', 2], ['scav/1k', 'scavengesPer1k', 2], ['mark/1k', 'marksPer1k', 2], ['GC ms/1k', 'gcMsPer1k', 1], ['max GC ms', 'maxGcMs', 1],
   ['req/s', 'reqPerS', 0], ['p99 ms', 'p99Ms', 1]];
-console.log(`put-cost: ${requests} puts, ${clients} clients / ${connections} conns, ${repeat} reps, medians; load ${load}${Object.keys(extraEnv).length ? `; concord env ${opt('env', '')}` : ''}`);
+console.log(`put-cost: ${requests} ${op === 'put' ? 'puts' : `${op} calls (per-put columns are per call)`}, ${clients} clients / ${connections} conns, ${repeat} reps, medians; load ${load}${Object.keys(extraEnv).length ? `; concord env ${opt('env', '')}` : ''}`);
 console.log(['target', ...cols.map((c) => c[0])].join('\t'));
 for (const t of targets) {
   const rs = runs.filter((x) => x.target === t);

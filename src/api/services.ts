@@ -15,7 +15,7 @@ import { etcdserverpb as pb } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
 import { decodePutRequestBody, isTxnReadOnly, type AuthInfo, type EtcdService } from '../server/index.js';
 import { authMethods, type AuthedUnary } from './auth-service.js';
-import { encodePutResponse, snapshotResponseToFill } from './fast-codecs.js';
+import { decodeRangeRequest, encodePutResponse, encodeRangeResponse, snapshotResponseToFill } from './fast-codecs.js';
 import { Reader, WIRE_BYTES, wireShapeError } from '../proto/index.js';
 import { registerWatchService, watchPath, type WatchCall } from './watch-service.js';
 import { lockElectionMethods, registerLockElection } from './lock-election.js';
@@ -85,8 +85,12 @@ export interface MethodTable {
  */
 const putRequestViews: Codec<pb.PutRequest> = { encode: pb.PutRequest.encode, decode: decodePutRequestBody };
 
+/** RangeRequest with key and range_end as views into the request body (fast-codecs.ts). */
+const rangeRequestViews: Codec<pb.RangeRequest> = { encode: pb.RangeRequest.encode, decode: decodeRangeRequest };
+
 /** The proto message name of each generated codec, for etcd's wording of decode errors. */
-const messageNames = new Map<unknown, string>([...Object.entries(pb).map(([name, codec]): [unknown, string] => [codec, name]), [putRequestViews, 'PutRequest']]);
+const messageNames = new Map<unknown, string>([...Object.entries(pb).map(([name, codec]): [unknown, string] => [codec, name]),
+  [putRequestViews, 'PutRequest'], [rangeRequestViews, 'RangeRequest']]);
 
 function decodeRequest<T>(codec: Codec<T>, body: Buffer): T {
   // The generated codec stops silently at a tag of 0 where etcd refuses the message; walk
@@ -100,9 +104,10 @@ function decodeRequest<T>(codec: Codec<T>, body: Buffer): T {
   }
 }
 
-function encodeResponse<T>(codec: Codec<T>, res: T): Uint8Array {
+/** `encode`, with a refused message answered as grpc-go answers a marshal error. */
+function encodeResponse<T>(encode: (res: T) => Uint8Array, res: T): Uint8Array {
   try {
-    return codec.encode(res).finish();
+    return encode(res);
   } catch (e) {
     throw new GrpcStatusError(GrpcCode.Internal, `grpc: error while marshaling: ${(e as Error).message}`);
   }
@@ -110,7 +115,8 @@ function encodeResponse<T>(codec: Codec<T>, res: T): Uint8Array {
 
 function unary<Req, Res>(path: string, req: Codec<Req>, res: Codec<Res> | ((r: Res) => Uint8Array),
   handler: (request: Req, requestBytes: number, body: Buffer, ai: AuthInfo | undefined) => Promise<Res> | Res): UnaryMethod {
-  const encode = typeof res === 'function' ? res : (r: Res) => encodeResponse(res, r);
+  const encodeBytes = typeof res === 'function' ? res : (r: Res) => res.encode(r).finish();
+  const encode = (r: Res): Uint8Array => encodeResponse(encodeBytes, r);
   return {
     kind: 'unary',
     path,
@@ -149,7 +155,7 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
   };
   const methods: EtcdMethod[] = [
     // --- KV (etcd: v3rpc/key.go; the size check is etcd's raft-proposal check, see validate.ts) ---
-    unary(kv('Range'), pb.RangeRequest, pb.RangeResponse, (req, _bytes, _body, ai) => {
+    unary(kv('Range'), rangeRequestViews, encodeRangeResponse, (req, _bytes, _body, ai) => {
       if (!req.serializable && service.isLearner()) throw etcdError('NotSupportedForLearner');
       checkRangeRequest(req);
       return service.range(req, ai);
@@ -240,7 +246,7 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
     // etcd's interceptor refuses a learner's unsupported call before it looks at hasleader;
     // a linearizable Range is one (decoded here only on a learner; the handler refuses it).
     if (!requireLeader) return;
-    if (service.isLearner() && (!learnerServes(m.path) || (m.path === rangePath && body !== undefined && !decodeRequest(pb.RangeRequest, body).serializable))) return;
+    if (service.isLearner() && (!learnerServes(m.path) || (m.path === rangePath && body !== undefined && !decodeRequest(rangeRequestViews, body).serializable))) return;
     refuseWithoutLeader(service);
   };
   return { methods: methods.map((m) => learnerGate(service, m)), unimplemented, identify, admit };
@@ -291,14 +297,20 @@ export const rawRequestCodec: Codec<Buffer> = {
 export const encodedResponseCodec: Codec<Uint8Array> = {
   encode: (m: Uint8Array) => ({ finish: () => m }) as unknown as BinaryWriter,
   decode: () => { throw new Error('server never decodes responses'); },
+  encoded: true,
 };
 
 /** etcd's bidi-streaming methods (the rest not in the table as streams are unary), for metric labels. */
 const bidiPaths = new Set(['/etcdserverpb.Watch/Watch', '/etcdserverpb.Lease/LeaseKeepAlive']);
 
-/** The caller of `m`'s call as `m` resolves it (its TokenUse). */
+/** The caller of `m`'s call as `m` resolves it (its TokenUse); callerAsMethodUses without a closure per call. */
 function callerOf(m: EtcdMethod, table: MethodTable, call: ServerCall): AuthInfo | undefined {
-  return callerAsMethodUses(m, () => table.identify(tokenOf(call.headers), call));
+  if (m.token === 'ignored') return undefined;
+  try {
+    return table.identify(tokenOf(call.headers), call);
+  } catch (e) {
+    throw refusalAsMethodGives(m, e);
+  }
 }
 
 /**
@@ -311,8 +323,13 @@ export function callerAsMethodUses(m: EtcdMethod, identify: () => AuthInfo | und
   try {
     return identify();
   } catch (e) {
-    throw m.token === 'raw' && isEtcdError(e) ? untranslatedAuthError(e) : e;
+    throw refusalAsMethodGives(m, e);
   }
+}
+
+/** An identify() refusal as `m` answers it: a 'raw' method passes on the auth store's own text. */
+function refusalAsMethodGives(m: EtcdMethod, e: unknown): unknown {
+  return m.token === 'raw' && isEtcdError(e) ? untranslatedAuthError(e) : e;
 }
 
 /** Registers a method table on a GrpcServer in this thread. */

@@ -13,7 +13,7 @@
 export {
   EntryType, MessageType, ConfChangeType, ConfChangeTransition,
   emptyConfState, emptySnapshot, emptyHardState, newMessage, isEmptyHardState, isEmptySnapshot,
-  sizeEntry, writeEntry, encodeEntry, decodeEntry,
+  sizeEntry, writeEntry, encodeEntry, decodeEntry, decodeEntryView,
   encodeHardState, decodeHardState,
   encodeConfState, decodeConfState,
   encodeSnapshot, decodeSnapshot,

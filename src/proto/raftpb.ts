@@ -435,7 +435,8 @@ export function encodeConfChangeV2(c: ConfChangeV2): Uint8Array {
 // ---------------------------------------------------------------------------------------------
 // Readers. Each reads fields until the reader's end; unknown fields are skipped.
 
-export function readEntry(r: Reader): Entry {
+/** `view`: data is a view of the input, not a copy (see decodeEntryView). */
+export function readEntry(r: Reader, view = false): Entry {
   const e: Entry = { term: 0, index: 0, type: EntryType.EntryNormal, data: undefined };
   while (!r.done()) {
     const tag = r.tag();
@@ -443,7 +444,7 @@ export function readEntry(r: Reader): Entry {
       case 0x08: e.type = r.varint(); break;
       case 0x10: e.term = r.varint(); break;
       case 0x18: e.index = r.varint(); break;
-      case 0x22: e.data = r.bytes(); break;
+      case 0x22: e.data = view ? r.view() : r.bytes(); break;
       default: r.skip(tag & 7);
     }
   }
@@ -631,6 +632,11 @@ export function readConfChangeV2(r: Reader): ConfChangeV2 {
 // Decoders.
 
 export const decodeEntry = (b: Uint8Array): Entry => readEntry(new Reader(b));
+/**
+ * An Entry whose data is a view of `b`, not a copy: only for input nobody reuses or mutates
+ * while the entry lives (a peer's socket chunks; not the WAL reader's reused windows).
+ */
+export const decodeEntryView = (b: Uint8Array): Entry => readEntry(new Reader(b), true);
 export const decodeHardState = (b: Uint8Array): HardState => readHardState(new Reader(b));
 export const decodeConfState = (b: Uint8Array): ConfState => readConfState(new Reader(b));
 export const decodeSnapshotMetadata = (b: Uint8Array): SnapshotMetadata => readSnapshotMetadata(new Reader(b));

@@ -20,13 +20,17 @@ export class ByteQueue {
     return this.bufferedBytes >= n;
   }
 
-  /** Takes the next n bytes (the caller checked has(n)): a view when they sit in one chunk. */
+  /**
+   * Takes the next n bytes (the caller checked has(n)): a view when they sit in one chunk, else
+   * a copy. Either way a plain Uint8Array: a Buffer's subarray builds a Buffer (a derived
+   * class, several times the cost of a Uint8Array view), once per frame and entry.
+   */
   take(n: number): Uint8Array {
     if (n > this.bufferedBytes) throw new Error(`byte queue: take(${n}) with ${this.bufferedBytes} buffered`);
     const first = this.chunks[0];
     if (n === 0) return new Uint8Array(0);
     if (first !== undefined && first.length - this.head >= n) {
-      const out = first.subarray(this.head, this.head + n);
+      const out = new Uint8Array(first.buffer, first.byteOffset + this.head, n);
       this.advance(n);
       return out;
     }
@@ -42,19 +46,30 @@ export class ByteQueue {
     return out;
   }
 
-  /** The next byte (the caller checked has(1)). */
+  /** The next byte (the caller checked has(1)), read in place. */
   byte(): number {
-    return this.take(1)[0]!;
+    const b = this.chunks[0]![this.head]!;
+    this.advance(1);
+    return b;
   }
 
   /**
-   * The next 8 bytes as a big-endian uint64, or undefined when it does not fit in a safe
-   * integer (every length and index a peer may send does).
+   * The next 8 bytes as a big-endian uint64 (the caller checked has(8)), or undefined when it
+   * does not fit in a safe integer (every length and index a peer may send does). Read in
+   * place unless it straddles two chunks.
    */
   uint64(): number | undefined {
-    const b = this.take(8);
-    const hi = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
-    const lo = ((b[4]! << 24) | (b[5]! << 16) | (b[6]! << 8) | b[7]!) >>> 0;
+    const first = this.chunks[0]!;
+    let b = first;
+    let at = this.head;
+    if (first.length - at < 8) {
+      b = this.take(8);
+      at = 0;
+    } else {
+      this.advance(8);
+    }
+    const hi = ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+    const lo = ((b[at + 4]! << 24) | (b[at + 5]! << 16) | (b[at + 6]! << 8) | b[at + 7]!) >>> 0;
     if (hi >= 0x200000) return undefined;
     return hi * 0x1_0000_0000 + lo;
   }

@@ -18,6 +18,8 @@ export interface Codec<T> {
    * main thread).
    */
   readonly framed?: boolean;
+  /** Set on a response codec whose messages are already encoded bytes: only the prefix is added. */
+  readonly encoded?: boolean;
 }
 
 export interface MessageSink {
@@ -29,8 +31,9 @@ const prefixBytes = 5;
 
 /** Incremental parser of length-prefixed messages from DATA chunks. */
 export class MessageReader {
-  private readonly header = Buffer.allocUnsafe(prefixBytes);
+  /** Prefix bytes taken so far (a prefix may be split across DATA chunks; kept as numbers, no buffer per call). */
   private headerFill = 0;
+  private prefixLength = 0;
   /**
    * The parts of a message body received so far, joined once complete. Not preallocated from
    * the length prefix: a client announcing large messages on many streams would otherwise
@@ -62,14 +65,15 @@ export class MessageReader {
     }
     while (off < n) {
       if (this.body === null) {
-        const take = Math.min(prefixBytes - this.headerFill, n - off);
-        chunk.copy(this.header, this.headerFill, off, off + take);
-        this.headerFill += take;
-        off += take;
+        for (; this.headerFill < prefixBytes && off < n; this.headerFill++) {
+          const b = chunk[off++]!;
+          if (this.headerFill === 0) this.compressed = b !== 0;
+          else this.prefixLength = this.prefixLength * 256 + b; // big-endian uint32, exact in a double
+        }
         if (this.headerFill < prefixBytes) return;
         this.headerFill = 0;
-        this.compressed = this.header[0] !== 0;
-        const len = this.header.readUInt32BE(1);
+        const len = this.prefixLength;
+        this.prefixLength = 0;
         this.checkLength(len);
         if (n - off >= len) {
           // Whole body inside this chunk: no copy.
@@ -111,6 +115,7 @@ export class MessageReader {
  */
 export function frameMessage<T>(codec: Codec<T>, message: T): Buffer {
   if (codec.framed === true) return message as unknown as Buffer;
+  if (codec.encoded === true) return frameBytes(message as unknown as Uint8Array);
   return frameBytes(codec.encode(message).finish());
 }
 

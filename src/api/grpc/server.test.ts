@@ -157,6 +157,19 @@ describe('grpc server', () => {
     s.hooks.release.at(-1)!(); // a late answer is dropped, not written to a dead stream
   });
 
+  test('a unary handler that asks for signal only after its client went finds it aborted', async () => {
+    // Unary calls listen for 'close' only once signal is asked for (one listener fewer per call).
+    const n = s.hooks.heldCalls.length;
+    const c = client.raw.makeUnaryRequest('/test.T/Hold', (b: Buffer) => b, (b: Buffer) => b, rangeBytes('late'), () => {});
+    await waitFor(() => s.hooks.heldCalls.length > n);
+    const call = s.hooks.heldCalls.at(-1)!;
+    c.cancel();
+    await waitFor(() => call.stream.destroyed);
+    assert.equal(call.signal.aborted, true);
+    assert.equal(call.cancelled, true);
+    s.hooks.release.at(-1)!();
+  });
+
   test('a message larger than the HTTP/2 window arrives whole across DATA frames', async () => {
     const big = 'k'.repeat(900 * 1024);
     const res = await echo(big);

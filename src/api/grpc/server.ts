@@ -88,10 +88,8 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   /** Trailers sent when node asks for them ('wantTrailers'). */
   private trailers: Record<string, string> = okTrailers;
   private resetAfterTrailers = false;
-  // bidi input queue, bounded by server.maxQueuedMessages and maxQueuedBytes (the stream is paused past them)
-  private queue: Req[] = [];
-  private queuedSizes: number[] = [];
-  private queuedBytes = 0;
+  /** A bidi call's unread requests (made on its first; unary calls never need one). */
+  private inbox: Inbox<Req> | undefined;
   private wakeReader: (() => void) | undefined;
   private drainWaiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
 
@@ -122,8 +120,31 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     if (this.def.metrics.handling !== undefined) this.startedAtMs = performance.now();
   }
 
+  /**
+   * Whether the stream's 'close' is listened to. Streaming calls always listen (a gone client
+   * ends their loops); a unary call only once its handler asks for `signal` (Lock, Election,
+   * the worker bridge): the others finish on their own and a response to a gone client is
+   * dropped, so they skip one listener and its 'newListener' event per call (issue 14).
+   */
+  private closeWatched = false;
+
+  /** @internal listens for the stream's end from now on; a stream already gone counts as closed now. */
+  watchClose(): void {
+    if (this.closeWatched) return;
+    this.closeWatched = true;
+    const stream = this.stream;
+    if (stream.destroyed || stream.closed) { this.onClose(); return; }
+    stream.on('close', onStreamClose);
+  }
+
+  /** @internal true when the client went and nobody listened for it (a unary call that never asked for `signal`). */
+  get goneUnwatched(): boolean {
+    return !this.closeWatched && !this.ended && (this.stream.destroyed || this.stream.closed);
+  }
+
   /** Aborted when the call is cancelled (client RST_STREAM, deadline, server shutdown). Created on first use. */
   get signal(): AbortSignal {
+    this.watchClose();
     if (this.abortController === undefined) {
       this.abortController = new AbortController();
       if (this.cancelled) this.abortController.abort();
@@ -148,10 +169,10 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   /** The request messages of a bidi call, in order, until the client half-closes or the call ends. */
   async *messages(): AsyncGenerator<Req, void, undefined> {
     for (;;) {
-      if (this.queue.length > 0) {
-        const m = this.queue.shift()!;
-        this.queuedBytes -= this.queuedSizes.shift()!;
-        if (this.queue.length === 0 && this.stream.isPaused() && !this.ended) this.stream.resume();
+      const inbox = this.inbox;
+      if (inbox !== undefined && inbox.messages.length > 0) {
+        const m = inbox.take();
+        if (inbox.messages.length === 0 && this.stream.isPaused() && !this.ended) this.stream.resume();
         yield m;
         continue;
       }
@@ -253,10 +274,9 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     this.received++;
     const kind = this.def.kind;
     if (kind === 'bidi') {
-      this.queue.push(req);
-      this.queuedSizes.push(body.length);
-      this.queuedBytes += body.length;
-      if (this.queue.length >= this.server.maxQueuedMessages || this.queuedBytes >= this.server.maxQueuedBytes) this.stream.pause();
+      const inbox = this.inbox ??= new Inbox<Req>();
+      inbox.put(req, body.length);
+      if (inbox.messages.length >= this.server.maxQueuedMessages || inbox.bytes >= this.server.maxQueuedBytes) this.stream.pause();
       this.wake();
       return;
     }
@@ -347,16 +367,58 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   }
 }
 
-async function runUnary(call: ServerCall<any, any>, req: unknown): Promise<void> {
+/**
+ * A bidi call's requests received and not yet read, bounded by the server's maxQueuedMessages
+ * and maxQueuedBytes (the stream is paused past them, so HTTP/2 flow control pushes back).
+ */
+class Inbox<T> {
+  readonly messages: T[] = [];
+  private readonly sizes: number[] = [];
+  /** Request bytes held. */
+  bytes = 0;
+
+  put(message: T, bytes: number): void {
+    this.messages.push(message);
+    this.sizes.push(bytes);
+    this.bytes += bytes;
+  }
+
+  take(): T {
+    this.bytes -= this.sizes.shift()!;
+    return this.messages.shift()!;
+  }
+}
+
+/**
+ * Runs a unary call's handler and queues its response. Not an async function: its frame, its
+ * promise and the await cost a put or range more than these two callbacks (issue 14), and a
+ * handler that answers at once is answered without a microtask turn.
+ */
+function startUnary(call: ServerCall<any, any>, req: unknown): void {
   // A deadline that passed while the call waited for its turn has already sent its status.
   if (call.finished) return;
+  let res: unknown;
   try {
-    const res = await (call as any).def.handler(req, call);
+    res = (call as any).def.handler(req, call);
+  } catch (e) {
+    failUnary(call, e);
+    return;
+  }
+  if (res instanceof Promise) res.then((r: unknown) => respondUnary(call, r), (e: unknown) => failUnary(call, e));
+  else respondUnary(call, res);
+}
+
+function respondUnary(call: ServerCall<any, any>, res: unknown): void {
+  try {
     call.server.unaryResponses.runOrPush(call, res);
   } catch (e) {
-    const [code, msg] = statusOf(e);
-    call.finish(code, msg);
+    failUnary(call, e);
   }
+}
+
+function failUnary(call: ServerCall<any, any>, e: unknown): void {
+  const [code, msg] = statusOf(e);
+  call.finish(code, msg);
 }
 
 /**
@@ -369,7 +431,6 @@ function endOfStream(call: ServerCall<any, any>): [GrpcCode, string] {
   return call.cancelled ? [GrpcCode.Canceled, 'context canceled'] : [GrpcCode.OK, ''];
 }
 
-function startUnary(call: ServerCall<any, any>, req: unknown): void { void runUnary(call, req); }
 function sendUnary(call: ServerCall<any, any>, res: unknown): void { call.sendUnary(res); }
 
 async function runServerStream(call: ServerCall<any, any>, req: unknown): Promise<void> {
@@ -403,6 +464,8 @@ function onWantTrailers(this: Stream): void { (this as any)[kCall].wantTrailers(
 function resetStream(stream: Stream): void { if (!stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR); }
 function onStreamError(): void { /* 'close' follows; the call is cancelled there */ }
 function onDeadline(call: ServerCall): void {
+  // The client went before the deadline, unheard: as if its 'close' had been listened to.
+  if (call.goneUnwatched) { call.onClose(); return; }
   // grpc-go's status for a server-side deadline (status.FromContextError).
   call.finish(GrpcCode.DeadlineExceeded, 'context deadline exceeded');
   call.cancel();
@@ -501,7 +564,7 @@ export class GrpcServer {
     (stream as any)[kCall] = call;
     stream.on('data', onStreamData);
     stream.on('end', onStreamEnd);
-    stream.on('close', onStreamClose);
+    if (def.kind !== 'unary') call.watchClose();
     stream.on('error', onStreamError);
     stream.on('wantTrailers', onWantTrailers);
     const timeout = headers['grpc-timeout'];
