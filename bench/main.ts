@@ -324,6 +324,6 @@ if (memNodeArgs.length && targets.includes('concord')) memVariants.push({ label:
 const memRows = runMemScenario ? await runMem(memVariants, memKeys, valueBytes, join(here, 'loadgen.js')) : [];
 if (scenarios.length) console.log(table());
 if (scenarios.length) console.log(`CPU figures are % of one core over the measured window (server: its whole process tree; loadgen: the generator process; other: everything else on this ${NCPU}-core machine, i.e. noise). Medians of ${repeat} run(s).`);
-if (runMemScenario) console.log(memTable(memRows, memKeys) + '\nRSS from /proc/PID/status, each read after 2 s idle; B/key = (RSS after load - RSS at start) / keys. RSS does not depend on the machine\'s load.');
+if (runMemScenario) console.log(memTable(memRows, memKeys) + '\nRSS from /proc/PID/status, each read after 2 s idle (settled: after the load, once it stopped falling, at most 20 s more: a loaded machine delays the GC that gives memory back); B/key = (RSS after load - RSS at start) / keys. One run per target, whatever --repeat.');
 if (runSnapshotScenario) console.log((await snapshotBench(targets, snapshotMiB)).table);
 if (jsonOut) writeFileSync(jsonOut, JSON.stringify(runMemScenario ? { rows, mem: memRows } : rows, null, 2));

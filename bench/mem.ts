@@ -3,7 +3,11 @@
 // mem: for each target a fresh server (its own data dir) is loaded with N keys, each put once
 // (bench/loadgen.ts with sequentialKeys, 100 clients over 10 connections), and its resident
 // memory is read from /proc/PID/status: at start, after the load (then 2 s idle), and after a
-// restart on the same data (then 2 s idle). RSS does not depend on the machine's load, unlike
+// restart on the same data (then 2 s idle). "settled" is the RSS after the load once it stops
+// falling (read every second until it falls by under 1 MiB, at most 20 s): what a server gives
+// back once idle takes a GC, which a loaded machine delays past the 2 s (Concord's idle GC
+// frees the raft log's chunks dropped by the snapshot at the end of the load; Go's scavenger
+// returns etcd's freed heap). RSS does not depend on the machine's load otherwise, unlike
 // rates. "per key" is (RSS after load - RSS at start) / N. A variant runs Concord with other
 // Node flags beside the default in the same run (--mem-node-args), for A/B of heap settings.
 //
@@ -49,6 +53,19 @@ function procMem(pid: number): ProcMem {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** RSS once it stops falling: read every second until it falls by under 1 MiB (at most 20 s). */
+async function settledMem(pid: number): Promise<ProcMem> {
+  let last = procMem(pid);
+  for (let i = 0; i < 20; i++) {
+    await sleep(1000);
+    const now = procMem(pid);
+    const fell = last.rssMiB - now.rssMiB;
+    last = now;
+    if (fell < 1) break;
+  }
+  return last;
+}
+
 /** Puts keys 0..n-1 once each through the load generator; resolves with its result. */
 function load(loadgenPath: string, server: Server, keys: number, valueBytes: number, progress: (s: string) => void): Promise<LoadResult> {
   const cfg: LoadConfig = {
@@ -68,7 +85,7 @@ function load(loadgenPath: string, server: Server, keys: number, valueBytes: num
 }
 
 export interface MemVariant { label: string; target: 'etcd' | 'concord'; nodeArgs: string[] }
-export interface MemRow { label: string; start?: ProcMem; loaded?: ProcMem; restarted?: ProcMem; loadRate?: number; loop?: LoopDelay; error?: string }
+export interface MemRow { label: string; start?: ProcMem; loaded?: ProcMem; settled?: ProcMem; restarted?: ProcMem; loadRate?: number; loop?: LoopDelay; error?: string }
 
 export async function runMem(variants: MemVariant[], keys: number, valueBytes: number, loadgenPath: string): Promise<MemRow[]> {
   const rows: MemRow[] = [];
@@ -88,6 +105,8 @@ export async function runMem(variants: MemVariant[], keys: number, valueBytes: n
       row.loadRate = r.throughput;
       await sleep(2000);
       row.loaded = procMem(server.pid!);
+      say('settling');
+      row.settled = await settledMem(server.pid!);
       say('restarting');
       await server.stop(60_000);
       await server.restart();
@@ -111,10 +130,10 @@ export function memTable(rows: MemRow[], keys: number): string {
     const b = etcd ? pick(etcd)?.rssMiB : undefined;
     return a !== undefined && b !== undefined && r !== etcd ? ` (${(a / b).toFixed(2)}x)` : '';
   };
-  const head = ['mem', 'RSS start MiB', `RSS after ${keys} keys MiB`, 'anon/file MiB', 'B/key', 'RSS after restart MiB', 'load puts/s', 'loop p99/max ms', 'error'];
+  const head = ['mem', 'RSS start MiB', `RSS after ${keys} keys MiB`, 'anon/file MiB', 'settled MiB', 'B/key', 'RSS after restart MiB', 'load puts/s', 'loop p99/max ms', 'error'];
   const lines = [head, ...rows.map((r) => [
     r.label, f(r.start?.rssMiB), f(r.loaded?.rssMiB) + ratio(r, (x) => x.loaded),
-    r.loaded ? `${f(r.loaded.anonMiB)}/${f(r.loaded.fileMiB)}` : '-',
+    r.loaded ? `${f(r.loaded.anonMiB)}/${f(r.loaded.fileMiB)}` : '-', f(r.settled?.rssMiB) + ratio(r, (x) => x.settled),
     r.loaded && r.start ? f(((r.loaded.rssMiB - r.start.rssMiB) * 1048576) / keys) : '-',
     f(r.restarted?.rssMiB) + ratio(r, (x) => x.restarted), f(r.loadRate),
     r.loop ? `${f(r.loop.p99Ms, 1)}/${f(r.loop.maxMs, 1)}` : '-', r.error ?? '',

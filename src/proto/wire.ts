@@ -72,8 +72,11 @@ export function writeVarintBig(buf: Uint8Array, pos: number, v: bigint): number 
   if (v >= 0n && v <= 0x1fffffffffffffn) return writeVarint(buf, pos, Number(v));
   // Two 32-bit halves: one BigInt split instead of BigInt arithmetic per byte.
   v = BigInt.asUintN(64, v);
-  let lo = Number(v & 0xffffffffn);
-  let hi = Number(v >> 32n);
+  return writeVarint64(buf, pos, Number(v & 0xffffffffn), Number(v >> 32n));
+}
+
+/** The varint of the uint64 `hi * 2^32 + lo` (both unsigned 32-bit numbers), no bigint needed. */
+export function writeVarint64(buf: Uint8Array, pos: number, lo: number, hi: number): number {
   while (hi !== 0 || lo >= 0x80) {
     buf[pos++] = (lo & 0x7f) | 0x80;
     lo = ((lo >>> 7) | (hi << 25)) >>> 0;
@@ -240,6 +243,14 @@ export class Reader {
   view(): Uint8Array {
     const start = this.payloadStart('bytes');
     return this.buf.subarray(start, this.pos);
+  }
+
+  /**
+   * A length-delimited field, stepped over: returns where its payload starts (it ends at the
+   * new `pos`). sub() without the array, for hot paths that decode in place.
+   */
+  payload(): number {
+    return this.payloadStart('message');
   }
 
   /** A length-delimited field's bounds, for decoding a nested message in place. */

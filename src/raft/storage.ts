@@ -14,6 +14,7 @@ import {
   sizeEntry,
 } from '../proto/index.js';
 import { RaftError } from './errors.js';
+import { PayloadArena } from './payload-arena.js';
 
 export interface InitialState {
   hardState: HardState;
@@ -46,11 +47,17 @@ export function limitSize(ents: Entry[], maxSize: number): Entry[] {
   return n === ents.length ? ents : ents.slice(0, n);
 }
 
+/**
+ * Entries are held as copies whose payloads live in a PayloadArena (see there why), never as
+ * the objects handed to append(): the log keeps no part of a caller's message or read buffer.
+ */
 export class MemoryStorage implements Storage {
   private hardState: HardState = emptyHardState();
   private snap: Snapshot = emptySnapshot();
   /** ents[0] is a dummy holding the snapshot's index and term; real entries follow it. */
   private ents: Entry[] = [{ term: 0, index: 0, type: 0 }];
+  /** The payloads of ents; replaced (the kept entries copied over) at each compaction. */
+  private arena = new PayloadArena();
 
   initialState(): InitialState {
     return { hardState: { ...this.hardState }, confState: this.snap.metadata.confState ?? emptyConfState() };
@@ -94,6 +101,7 @@ export class MemoryStorage implements Storage {
     if (this.snap.metadata.index >= snap.metadata.index) throw new RaftError('SnapOutOfDate');
     this.snap = snap;
     this.ents = [{ term: snap.metadata.term, index: snap.metadata.index, type: 0 }];
+    this.arena = new PayloadArena();
   }
 
   /**
@@ -119,10 +127,11 @@ export class MemoryStorage implements Storage {
       throw new Error(`raft: compact ${compactIndex} is out of bound lastindex(${this.lastIndex()})`);
     }
     const i = compactIndex - offset;
-    const head: Entry = { term: this.ents[i].term, index: this.ents[i].index, type: 0 };
-    const rest = this.ents.slice(i + 1);
-    rest.unshift(head);
-    this.ents = rest;
+    const kept: Entry[] = [{ term: this.ents[i].term, index: this.ents[i].index, type: 0 }];
+    // The kept tail moves to a fresh arena, so the old one's chunks can be freed whole.
+    this.arena = new PayloadArena();
+    for (let k = i + 1; k < this.ents.length; k++) kept.push(this.held(this.ents[k]));
+    this.ents = kept;
   }
 
   /** Appends entries, replacing any conflicting suffix. Entries must be contiguous. */
@@ -137,7 +146,15 @@ export class MemoryStorage implements Storage {
     if (offset > this.ents.length) {
       throw new Error(`raft: missing log entry [last: ${this.lastIndex()}, append at: ${entries[0].index}]`);
     }
-    if (offset < this.ents.length) this.ents.length = offset; // truncate the conflicting suffix
-    for (let k = 0; k < entries.length; k++) this.ents.push(entries[k]);
+    // Truncates the conflicting suffix (its payloads stay in the arena until the next compaction).
+    if (offset < this.ents.length) this.ents.length = offset;
+    for (let k = 0; k < entries.length; k++) this.ents.push(this.held(entries[k]));
+  }
+
+  /** The copy of `e` the log keeps: its payload in the arena. */
+  private held(e: Entry): Entry {
+    // No data field where the caller's entry has none (Go's nil; tests compare entries deeply).
+    if (e.data === undefined) return { term: e.term, index: e.index, type: e.type };
+    return { term: e.term, index: e.index, type: e.type, data: this.arena.copy(e.data) };
   }
 }

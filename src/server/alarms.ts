@@ -37,6 +37,7 @@ export class AlarmSet {
   }
 
   has(alarm: AlarmType): boolean {
+    if (this.raised.size === 0) return false; // every put asks: no iterator when none is raised
     for (const s of this.raised.values()) if (s.has(alarm)) return true;
     return false;
   }

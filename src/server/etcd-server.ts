@@ -228,9 +228,7 @@ export class EtcdServer implements EtcdService {
     const data = encodeRaftRequest(id, request, ai);
     if (data.length > this.limits.maxRequestBytes) return Promise.reject(etcdError('RequestTooLarge'));
     if (!this.waits.hasRoomFor(data.length)) return Promise.reject(etcdError('RequestTooManyRequests'));
-    let waiter!: { resolve(r: unknown): void; reject(e: Error): void };
-    const applied = new Promise<T>((resolve, reject) => { waiter = { resolve: resolve as (r: unknown) => void, reject }; });
-    this.waits.register(id, data.length, waiter);
+    const applied = this.waits.wait<T>(id, data.length);
     try {
       raft.propose(data);
     } catch (e) {

@@ -55,8 +55,11 @@ export interface RaftNodeEvents {
   leaderChanged?(leader: NodeId, isLeader: boolean, previousLeader: NodeId): void;
   /** A ReadIndex round finished: reads tagged `ctx` may proceed once `index` is applied. */
   readState?(ctx: Uint8Array, index: number): void;
-  /** Called between Readies, when no WAL write is in flight: the moment to take a snapshot. */
-  idle?(): Promise<void>;
+  /**
+   * Called between Readies, when no WAL write is in flight: the moment to take a snapshot.
+   * Returns a promise only when it has work to wait for (the loop awaits nothing otherwise).
+   */
+  idle?(): Promise<void> | undefined;
 }
 
 export interface RaftNodeOptions {
@@ -399,13 +402,17 @@ export class RaftNode {
   private async run(): Promise<void> {
     this.running = true;
     try {
+      // Awaits only what is pending (a pool write, a snapshot, a task): a Ready handled on
+      // this thread (saveNow) and an idle hook with nothing to do cost no promise each.
       for (;;) {
         while (this.tasks.length > 0) await this.tasks.shift()!();
         if (this.stopped || !this.raw.hasReady()) break;
         const rd = this.raw.ready();
-        await this.handle(rd);
+        const handling = this.handle(rd);
+        if (handling !== undefined) await handling;
         this.raw.advance(rd);
-        if (this.events.idle) await this.events.idle();
+        const idle = this.events.idle?.();
+        if (idle !== undefined) await idle;
       }
     } catch (e) {
       this.failed = e as Error;
@@ -425,7 +432,8 @@ export class RaftNode {
     }
   }
 
-  private async handle(rd: Ready): Promise<void> {
+  /** Handles one Ready; a promise only when it waits for something (pool write, snapshot). */
+  private handle(rd: Ready): Promise<void> | undefined {
     if (rd.hardState) {
       this.term = rd.hardState.term;
       this.commitIndex = rd.hardState.commit;
@@ -436,16 +444,29 @@ export class RaftNode {
     if (isLeader) this.send(rd.messages);
 
     const snapshot = rd.snapshot && rd.snapshot.metadata.index > 0 ? rd.snapshot : undefined;
-    if (snapshot) await this.persistSnapshot(snapshot);
+    if (snapshot) return this.persistSnapshot(snapshot).then(() => this.handleSaving(rd, isLeader, snapshot));
     const t0 = performance.now();
     const mustSave = rd.entries.length > 0 || rd.hardState !== undefined;
-    if (!snapshot && mustSave && this.writesNow(rd, isLeader) && this.ports.wal.saveNow?.(rd.hardState, rd.entries, rd.mustSync)) {
+    // Nothing to write (every committed entry was persisted by an earlier Ready), or a write
+    // done here on the loop's thread: the whole Ready is handled now.
+    if (!mustSave || (this.writesNow(rd, isLeader) && this.ports.wal.saveNow?.(rd.hardState, rd.entries, rd.mustSync))) {
       this.persisted(rd, t0);
       if (!isLeader) this.send(rd.messages);
       if (this.events.readState) for (const rs of rd.readStates) this.events.readState(rs.requestCtx, rs.index);
-      this.applyEntries(rd.committedEntries, 0, rd.committedEntries.length);
-      return;
+      const committed = rd.committedEntries;
+      if (committed.length > 0 && committed[committed.length - 1]!.index > this.persistedIndex) {
+        assert.fail(`raft: entry ${committed[committed.length - 1]!.index} committed but persisted only to ${this.persistedIndex}`);
+      }
+      this.applyEntries(committed, 0, committed.length);
+      return undefined;
     }
+    return this.handleSaving(rd, isLeader, undefined);
+  }
+
+  /** A Ready whose WAL write goes to the thread pool (or follows a leader's snapshot). */
+  private async handleSaving(rd: Ready, isLeader: boolean, snapshot: Snapshot | undefined): Promise<void> {
+    const t0 = performance.now();
+    const mustSave = rd.entries.length > 0 || rd.hardState !== undefined;
     // Start this Ready's WAL write first: the write and fdatasync run on the thread pool
     // while this thread applies what is already durable and answers those clients.
     const saving = mustSave ? this.ports.wal.save(rd.hardState, rd.entries, rd.mustSync) : undefined;

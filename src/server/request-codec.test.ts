@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeRaftRequest, decodeRaftRequest, decodeEntryRequest } from './request-codec.js';
-import { PutRequest } from '../proto/index.js';
+import { DeleteRangeRequest, PutRequest } from '../proto/index.js';
 import { InternalRaftRequest, RequestHeader } from '../proto/index.js';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 
@@ -89,4 +89,19 @@ test('an entry whose header is empty (request ID 0) decodes instead of stopping 
   assert.equal(request.kind, 'put');
   const grant = decodeEntryRequest(encodeRaftRequest(0n, { kind: 'leaseGrant', req: { ID: 5n, TTL: 10 } }));
   assert.deepEqual(grant, { id: 0n, request: { kind: 'leaseGrant', req: { ID: 5n, TTL: 10 } } });
+});
+
+test('a fully decoded entry shares no bytes with the log chunk it was read from', () => {
+  // The raft log holds payloads as views of big chunks (raft/payload-arena.ts), and some
+  // decoded bytes fields are kept (auth's permissions): a view would pin a whole chunk. The
+  // generated decoders copy bytes fields (Buffer.from); this keeps them doing so.
+  const data = encodeRaftRequest(9n, { kind: 'deleteRange', req: DeleteRangeRequest.fromPartial({ key: Buffer.from('k1'), rangeEnd: Buffer.from('k9') }) });
+  const chunk = new Uint8Array(4096);
+  chunk.set(data, 100);
+  const d = decodeRaftRequest(chunk.subarray(100, 100 + data.length));
+  assert.equal(d.request.kind, 'deleteRange');
+  const req = (d.request as { req: { key: Uint8Array; rangeEnd: Uint8Array } }).req;
+  assert.deepEqual([...req.key], [...Buffer.from('k1')]);
+  assert.notEqual(req.key.buffer, chunk.buffer);
+  assert.notEqual(req.rangeEnd.buffer, chunk.buffer);
 });

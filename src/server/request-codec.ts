@@ -8,8 +8,9 @@
  * decoded bytes, never the object the proposer held.
  */
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
+import { strict as assert } from 'node:assert';
 import {
-  Reader, Writer, sizeBytesField, sizeVarintBig, wireShapeError, InternalRaftRequest, RequestHeader,
+  Reader, sizeBytesField, sizeVarint, writeVarint, writeVarint64, wireShapeError, InternalRaftRequest, RequestHeader,
   AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest, V2Request,
   LeaseGrantRequest, LeaseRevokeRequest, LeaseCheckpointRequest,
 } from '../proto/index.js';
@@ -76,15 +77,23 @@ export function encodeRaftRequest(id: bigint, r: RaftRequest, auth?: AuthInfo): 
  * the hot path for puts, whose request the client already encoded.
  */
 function encodeWithRawBody(id: bigint, field: number, body: Uint8Array): Uint8Array {
-  const headerLen = 1 + sizeVarintBig(id); // tag 0x08 + ID
-  const w = new Writer(2 + 1 + headerLen + 1 + sizeBytesField(body.length));
-  w.byte(0xa2); w.byte(0x06); // field 100, length-delimited
-  w.varint(headerLen);
-  w.byte(0x08);
-  w.varintBig(id);
-  w.byte((field << 3) | 2);
-  w.bytes(body);
-  return w.finish();
+  // The ID as two 32-bit halves, split once: request IDs carry the member id in their top
+  // bits, so they pass 2^53 and bigint arithmetic per varint byte would allocate each step.
+  const u = BigInt.asUintN(64, id);
+  const lo = Number(u & 0xffffffffn);
+  const hi = Number(u >> 32n);
+  const idBytes = hi === 0 ? sizeVarint(lo) : Math.ceil((64 - Math.clz32(hi)) / 7);
+  const headerLen = 1 + idBytes; // tag 0x08 + ID
+  const buf = new Uint8Array(2 + 1 + headerLen + 1 + sizeBytesField(body.length));
+  buf[0] = 0xa2; buf[1] = 0x06; // field 100, length-delimited
+  buf[2] = headerLen;
+  buf[3] = 0x08;
+  let pos = writeVarint64(buf, 4, lo, hi);
+  buf[pos++] = (field << 3) | 2;
+  pos = writeVarint(buf, pos, body.length);
+  buf.set(body, pos);
+  if (pos + body.length !== buf.length) assert.fail(`request-codec: wrote ${pos + body.length} of ${buf.length} bytes`);
+  return buf;
 }
 
 /**
@@ -93,16 +102,17 @@ function encodeWithRawBody(id: bigint, field: number, body: Uint8Array): Uint8Ar
  * instead of copies. Anything else is decoded in full by the generated codec.
  */
 export function decodeEntryRequest(data: Uint8Array): DecodedEntry {
+  // Header and put are walked with plain offsets: no sub() arrays, one Reader per level.
   if (data.length >= 4 && data[0] === 0xa2 && data[1] === 0x06) {
     const r = new Reader(data, 2);
-    const [hs, he] = r.sub();
-    const header = new Reader(data, hs, he);
+    const hs = r.payload();
+    const header = new Reader(data, hs, r.pos);
     if (!header.done() && header.tag() === 0x08) {
       const id = header.varintBig();
       if (header.done() && !r.done() && data[r.pos] === putTag) {
         r.tag();
-        const [ps, pe] = r.sub();
-        if (r.done()) return { id, request: { kind: 'put', req: decodePutRequestView(data, ps, pe) } };
+        const ps = r.payload();
+        if (r.done()) return { id, request: { kind: 'put', req: decodePutRequestView(data, ps, r.pos) } };
       }
     }
   }
@@ -127,8 +137,8 @@ function decodePutRequestView(data: Uint8Array, start: number, end: number): Put
   while (!r.done()) {
     const tag = r.tag();
     switch (tag) {
-      case (1 << 3) | 2: req.key = bufferView(data, r.sub()); break;
-      case (2 << 3) | 2: req.value = bufferView(data, r.sub()); break;
+      case (1 << 3) | 2: req.key = bufferView(data, r.payload(), r.pos); break;
+      case (2 << 3) | 2: req.value = bufferView(data, r.payload(), r.pos); break;
       case 3 << 3: req.lease = BigInt.asIntN(64, r.varintBig()); break;
       case 4 << 3: req.prevKv = r.bool(); break;
       case 5 << 3: req.ignoreValue = r.bool(); break;
@@ -141,7 +151,7 @@ function decodePutRequestView(data: Uint8Array, start: number, end: number): Put
 
 const emptyBuffer = Buffer.alloc(0);
 
-function bufferView(data: Uint8Array, [start, end]: [number, number]): Buffer {
+function bufferView(data: Uint8Array, start: number, end: number): Buffer {
   return Buffer.from(data.buffer, data.byteOffset + start, end - start);
 }
 

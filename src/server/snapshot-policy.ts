@@ -25,13 +25,22 @@ export class SnapshotPolicy {
     snapDir: string; maxSnapshots: number;
   }) {}
 
-  async maybeSnapshot(): Promise<void> {
+  /**
+   * Takes a snapshot when --snapshot-count entries were applied since the last one; undefined
+   * (no promise: the raft loop calls this between every two Readies) when none is due.
+   */
+  maybeSnapshot(): Promise<void> | undefined {
     const { o } = this;
-    const applied = o.raft.appliedIndex;
     // Counted from raft's newest snapshot, which may be one installed from the leader (etcd
     // sets snapi to the installed index): a snapshot below it would go back in time.
+    if (o.snapshotCount <= 0 || o.raft.appliedIndex - o.raft.snapshotIndex <= o.snapshotCount) return undefined;
+    return this.snapshot();
+  }
+
+  private async snapshot(): Promise<void> {
+    const { o } = this;
+    const applied = o.raft.appliedIndex;
     const snapIndex = o.raft.snapshotIndex;
-    if (o.snapshotCount <= 0 || applied - snapIndex <= o.snapshotCount) return;
     o.log.info('triggering snapshot', { 'local-member-applied-index': applied, 'local-member-snapshot-index': snapIndex, 'local-member-snapshot-count': o.snapshotCount });
     // The backend must hold everything up to `applied` before the WAL before it is released.
     await o.store.forceCommit();

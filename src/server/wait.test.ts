@@ -25,6 +25,19 @@ test('registering one request id twice is a broken invariant and throws', () => 
   assert.throws(() => w.register(5n, 1, noop), /registered twice/);
 });
 
+test('wait() registers a proposal whose promise the taken waiter settles', async () => {
+  const w = new WaitRegistry({ maxProposalsInFlight: 10, maxProposalBytesInFlight: 100 });
+  const applied = w.wait<string>(7n, 30);
+  const failed = w.wait<string>(8n, 20);
+  assert.deepEqual([w.size, w.bytes], [2, 50]);
+  assert.throws(() => w.wait(7n, 1), /registered twice/);
+  w.take(7n)!.resolve('put applied');
+  w.take(8n)!.reject(new Error('no space'));
+  assert.equal(await applied, 'put applied');
+  await assert.rejects(failed, /no space/);
+  assert.deepEqual([w.size, w.bytes], [0, 0]);
+});
+
 test('failAll rejects every waiter and empties the registry', async () => {
   const w = new WaitRegistry({ maxProposalsInFlight: 10, maxProposalBytesInFlight: 100 });
   const got: string[] = [];

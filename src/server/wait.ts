@@ -46,9 +46,25 @@ export class WaitRegistry {
   }
 
   register(id: bigint, bytes: number, w: Waiter): void {
-    assert.ok(!this.waiters.has(id), `wait: request id ${id} registered twice`);
-    this.waiters.set(id, { bytes, resolve: w.resolve, reject: w.reject });
-    this.bytesInFlight += bytes;
+    this.add(id, { bytes, resolve: w.resolve, reject: w.reject });
+  }
+
+  /**
+   * Registers a proposal under `id` and returns the promise its waiter settles: the hot path,
+   * one record per proposal (register() copies a caller's waiter into its own).
+   */
+  wait<T>(id: bigint, bytes: number): Promise<T> {
+    let entry!: Entry;
+    const settled = new Promise<T>((resolve, reject) => { entry = { bytes, resolve: resolve as (r: unknown) => void, reject }; });
+    this.add(id, entry);
+    return settled;
+  }
+
+  private add(id: bigint, e: Entry): void {
+    // Not assert.ok(cond, `...${id}`): that would format the bigint id on every proposal.
+    if (this.waiters.has(id)) assert.fail(`wait: request id ${id} registered twice`);
+    this.waiters.set(id, e);
+    this.bytesInFlight += e.bytes;
   }
 
   take(id: bigint): Waiter | undefined {
