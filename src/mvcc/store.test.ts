@@ -462,3 +462,28 @@ test('delete + compact + defrag shrinks the file and keeps every live key and th
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('liveKeys (the keys_total gauge) equals a count of every key through puts, overwrites, deletes, range deletes, compaction and reopen', async () => {
+  const dir = tempDir();
+  let s = openStore(dir);
+  const counted = (st: MvccStore) => st.range(rangeReq('\0', { rangeEnd: b('\0'), countOnly: true })).count;
+  let x = 0x9e3779b9; // xorshift32, seeded: the same sequence every run
+  const rand = (n: number) => { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; return (x >>> 0) % n; };
+  let reopened = 0;
+  try {
+    for (let step = 0; step < 400; step++) {
+      const k = `k${rand(40)}`;
+      const op = rand(10);
+      if (op < 6) s.put(putReq(k, `v${step}`));
+      else if (op < 8) s.deleteRange(delReq(k));
+      else if (op < 9) s.deleteRange(delReq(`k${rand(4)}`, { rangeEnd: b(`k${rand(4) + 5}`) }));
+      else if (step > 50 && rand(4) === 0) await s.compact(s.currentRevision - 10);
+      else { await s.close(); s = openStore(dir); reopened++; }
+      assert.equal(s.liveKeys(), counted(s), `after step ${step}`);
+    }
+    assert.ok(s.liveKeys() > 0 && reopened > 0, `${s.liveKeys()} live keys, ${reopened} reopens`);
+  } finally {
+    await s.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

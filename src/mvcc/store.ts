@@ -43,6 +43,9 @@ const META_SCHEDULED_COMPACT = Buffer.from('scheduledCompactRev');
 const META_FINISHED_COMPACT = Buffer.from('finishedCompactRev');
 const KEY_BUCKET_NAME = Buffer.from('key');
 const EMPTY = Buffer.alloc(0);
+/** The whole key space as a range: from the smallest key to the end. */
+const FIRST_KEY = Buffer.from([0]);
+const TO_THE_END: RangeEnd = Buffer.alloc(0);
 
 export interface MvccStoreOptions {
   backend: Backend;
@@ -133,6 +136,8 @@ export class MvccStore {
   private readonly onRestore: MvccStoreOptions['onRestore'];
   private readonly log: StoreLogger | undefined;
   private currentRev = 1;
+  /** Keys live at currentRev (liveKeys()). */
+  private liveKeyCount = 0;
   /** etcd's compactMainRev: -1 until the first compaction. */
   private compactMainRev = -1;
   private ci = 0;
@@ -277,6 +282,7 @@ export class MvccStore {
     // Compaction may have removed every record up to its revision, finished or not (a crash
     // before the finished mark): the revision never goes below either (etcd #17780).
     this.currentRev = Math.max(rev, this.compactMainRev, scheduled);
+    this.liveKeyCount = this.countLiveKeys();
     if (scheduled <= this.compactMainRev) scheduled = 0;
     if (scheduled !== 0) {
       // A compaction was recorded but did not finish: resume it (etcd does the same).
@@ -291,6 +297,23 @@ export class MvccStore {
   /** Range with every RangeRequest option (apply.go applyRange). The header carries only the revision. */
   range(req: RangeRequest): RangeResponse {
     return this.rangeAt(req, this.currentRev);
+  }
+
+  /**
+   * Keys live at the current revision (etcd's keysGauge, /metrics' etcd_debugging_mvcc_keys_total),
+   * kept by put and delete: counting them per scrape walked the whole key index, 0.4-0.6 s at
+   * 262k keys, four scrapes a second kept the member busy.
+   */
+  liveKeys(): number {
+    return this.liveKeyCount;
+  }
+
+  /** Walks the key index once (at start-up and after a snapshot's file replaced the backend). */
+  private countLiveKeys(): number {
+    let n = 0;
+    const rev = this.currentRev;
+    this.index.visit(FIRST_KEY, TO_THE_END, (ki) => { if (ki.get(rev) !== undefined) n++; });
+    return n;
   }
 
   private rangeAt(r: RangeRequest, curRev: number): RangeResponse {
@@ -395,6 +418,7 @@ export class MvccStore {
     const rev = tw.beginRev + 1;
     const ki = this.index.getOrCreate(key);
     const prev = ki.hasHistory() ? ki.get(rev) : undefined;
+    if (prev === undefined) this.liveKeyCount++;
     const created = prev ? prev.createdMain : rev;
     const ver = prev ? prev.version + 1 : 1;
     const sub = tw.changes++;
@@ -427,6 +451,7 @@ export class MvccStore {
         });
       }
     }
+    this.liveKeyCount -= keys.length;
     return keys.length;
   }
 

@@ -5,14 +5,12 @@
  */
 import { bindCollected, bindIdentity, diskMetrics } from '../metrics/index.js';
 import type { WatchableStore } from '../mvcc/index.js';
-import { RangeRequest } from '../proto/index.js';
 import type { WalPort } from './ports.js';
 import type { RaftNode } from './raft-node.js';
 import type { WaitRegistry } from './wait.js';
 import { idToHex } from './membership.js';
 import { serverVersion } from './etcd-server.js';
 
-const allKeysCount = RangeRequest.fromPartial({ key: Buffer.from([0]), rangeEnd: Buffer.from([0]), countOnly: true });
 
 export interface MemberMetricsSources {
   memberId: bigint;
@@ -40,7 +38,7 @@ export function bindMemberMetrics(m: MemberMetricsSources): void {
     etcd_debugging_mvcc_db_total_size_in_bytes: () => store.backend.size(),
     etcd_mvcc_db_total_size_in_use_in_bytes: () => store.backend.sizeInUse(),
     // Live keys (etcd's keysGauge); the key index also holds deleted keys until compaction.
-    etcd_debugging_mvcc_keys_total: () => store.range(allKeysCount).count,
+    etcd_debugging_mvcc_keys_total: () => store.liveKeys(),
     etcd_debugging_mvcc_current_revision: () => store.currentRevision,
     etcd_debugging_mvcc_compact_revision: () => (store.compactRevision > 0 ? store.compactRevision : -1),
     etcd_disk_defrag_inflight: () => (m.defragging() ? 1 : 0),
