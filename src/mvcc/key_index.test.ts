@@ -244,3 +244,11 @@ test('tree index orders keys by bytes, high bytes and NUL included, and gives th
   assert.deepEqual(t.range(Buffer.from([0x7f]), Buffer.from([0xff]), 100).keys.map((ki) => ki.keyBytes()), keys.slice(3, 6));
   assert.equal(t.keyIndex(Buffer.from([0xc3, 0xa9]))?.keyBytes().equals(Buffer.from([0xc3, 0xa9])), true, 'UTF-8 bytes are kept as bytes');
 });
+
+test('a version-0 record (etcdutl --bump-revision\'s empty KeyValue) restores and compacts as before', () => {
+  const ki = new KeyIndex('');
+  ki.restore(0, 9, 0, 0);
+  const avail = new Set<string>();
+  assert.doesNotThrow(() => ki.compact(10, avail));
+  assert.ok(avail.has(revId(9, 0)), 'its revision stays available, as in the array form');
+});

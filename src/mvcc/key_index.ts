@@ -149,8 +149,10 @@ export class KeyIndex {
   restore(createdMain: number, modMain: number, modSub: number, ver: number): void {
     if (this.hasHistory()) throw new Error('mvcc: restore on a non-empty keyIndex');
     // Created at sub 0 (etcd restores only the main); the one-revision form cannot say that
-    // for a version-1 key created at its own revision with a sub over 0.
-    if (createdMain === modMain && ver === 1 && modSub !== 0) {
+    // for a version-1 key created at its own revision with a sub over 0. Nor can it hold
+    // version 0 (v === 0 marks the array form): etcdutl's --bump-revision record, an empty
+    // KeyValue at the bumped revision, restores as a version-0 key.
+    if (ver === 0 || (createdMain === modMain && ver === 1 && modSub !== 0)) {
       // An array literal, not push onto []: V8 gives a pushed-to array room for 16 more elements.
       this.r = [modMain, modSub, GENS, ver, createdMain, 0, 1, modMain, modSub];
       return;
