@@ -39,7 +39,7 @@ export { prefixRangeEnd } from './key-range.js';
 // ---- wire helpers
 export {
   WIRE_VARINT, WIRE_FIXED64, WIRE_BYTES, WIRE_FIXED32,
-  sizeVarint, sizeVarintBig, sizeBytesField, Writer, Reader, writeVarint, writeVarintBig, writeVarint64, wireShapeError,
+  sizeVarint, sizeVarintBig, sizeBytesField, Writer, Reader, writeVarint, writeVarintBig, wireShapeError,
 } from './wire.js';
 
 // ---- generated: etcdserverpb (client API, rpc.proto)

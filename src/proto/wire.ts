@@ -76,7 +76,7 @@ export function writeVarintBig(buf: Uint8Array, pos: number, v: bigint): number 
 }
 
 /** The varint of the uint64 `hi * 2^32 + lo` (both unsigned 32-bit numbers), no bigint needed. */
-export function writeVarint64(buf: Uint8Array, pos: number, lo: number, hi: number): number {
+function writeVarint64(buf: Uint8Array, pos: number, lo: number, hi: number): number {
   while (hi !== 0 || lo >= 0x80) {
     buf[pos++] = (lo & 0x7f) | 0x80;
     lo = ((lo >>> 7) | (hi << 25)) >>> 0;

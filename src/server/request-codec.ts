@@ -10,7 +10,7 @@
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { strict as assert } from 'node:assert';
 import {
-  Reader, sizeBytesField, sizeVarint, writeVarint, writeVarint64, wireShapeError, InternalRaftRequest, RequestHeader,
+  Reader, sizeBytesField, sizeVarintBig, writeVarint, writeVarintBig, wireShapeError, InternalRaftRequest, RequestHeader,
   AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest, V2Request,
   LeaseGrantRequest, LeaseRevokeRequest, LeaseCheckpointRequest,
 } from '../proto/index.js';
@@ -77,18 +77,14 @@ export function encodeRaftRequest(id: bigint, r: RaftRequest, auth?: AuthInfo): 
  * the hot path for puts, whose request the client already encoded.
  */
 function encodeWithRawBody(id: bigint, field: number, body: Uint8Array): Uint8Array {
-  // The ID as two 32-bit halves, split once: request IDs carry the member id in their top
-  // bits, so they pass 2^53 and bigint arithmetic per varint byte would allocate each step.
-  const u = BigInt.asUintN(64, id);
-  const lo = Number(u & 0xffffffffn);
-  const hi = Number(u >> 32n);
-  const idBytes = hi === 0 ? sizeVarint(lo) : Math.ceil((64 - Math.clz32(hi)) / 7);
-  const headerLen = 1 + idBytes; // tag 0x08 + ID
+  const headerLen = 1 + sizeVarintBig(id); // tag 0x08 + ID
   const buf = new Uint8Array(2 + 1 + headerLen + 1 + sizeBytesField(body.length));
   buf[0] = 0xa2; buf[1] = 0x06; // field 100, length-delimited
   buf[2] = headerLen;
   buf[3] = 0x08;
-  let pos = writeVarint64(buf, 4, lo, hi);
+  // Request IDs carry the member id in their top bits, so they pass 2^53: writeVarintBig splits
+  // such an ID into 32-bit halves once instead of doing bigint arithmetic per byte.
+  let pos = writeVarintBig(buf, 4, id);
   buf[pos++] = (field << 3) | 2;
   pos = writeVarint(buf, pos, body.length);
   buf.set(body, pos);
