@@ -9,11 +9,11 @@
  * GET endpoints are served to HTTP/1.1 and plain HTTP/2 (h2c) alike; the gateway to HTTP/1.1.
  */
 import type http from 'node:http';
-import type http2 from 'node:http2';
 import { etcdClusterVersion, etcdServerVersion } from '../version.js';
 import { metricsContentType, registry } from '../metrics/index.js';
 import { healthReply, probeReply, type HealthHost, type Reply } from './health.js';
 import { AccessControl } from './access.js';
+import type { StreamHandler } from './grpc/transport.js';
 
 export type { HealthHost, ProbeHost } from './health.js';
 
@@ -117,7 +117,7 @@ export function http1Handler(e: HttpEndpoints): http.RequestListener {
 }
 
 /** Handler for non-gRPC HTTP/2 streams (h2c GET /health and the other GET endpoints). */
-export function http2Handler(e: HttpEndpoints): (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void {
+export function http2Handler(e: HttpEndpoints): StreamHandler {
   return (stream, headers) => {
     stream.on('error', () => { /* client went away */ });
     const method = String(headers[':method'] ?? 'GET');

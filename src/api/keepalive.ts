@@ -45,62 +45,96 @@ function onCountedStreamClose(this: CountedStream): void {
   this[kStreamCount]!.active--;
 }
 
-/** Watches one server session; returns a function that stops watching (also done on close). */
+/**
+ * grpc-go's ping enforcement: a client PING within the allowance of the previous one is a
+ * strike, more than maxPingStrikes of them is too many; a response from the server forgives.
+ */
+export class PingStrikes {
+  private strikes = 0;
+  private lastPingAt = -Infinity;
+
+  constructor(private readonly minTimeMs: number) {}
+
+  /** The server sent headers or data: grpc-go resets the strikes. */
+  forgive(): void { this.strikes = 0; }
+
+  /**
+   * A client PING at `now` (ms); `sentSomething`: the server sent headers or data since the
+   * previous one. True when this one is too many (answer GOAWAY ENHANCE_YOUR_CALM "too_many_pings").
+   */
+  tooMany(now: number, sentSomething: boolean, activeStreams: number): boolean {
+    if (sentSomething) {
+      this.strikes = 0;
+      this.lastPingAt = now;
+      return false;
+    }
+    const allowance = activeStreams > 0 ? this.minTimeMs : idlePingAllowanceMs;
+    if (now < this.lastPingAt + allowance) this.strikes++;
+    this.lastPingAt = now;
+    return this.strikes > maxPingStrikes;
+  }
+}
+
+/** What serverPings needs of a connection. */
+export interface Pingable {
+  readonly destroyed: boolean;
+  readonly closed: boolean;
+  /** Sends a PING; `callback` runs on its ACK (an error if the connection ended first). Throws if closing. */
+  ping(callback: (error: Error | null) => void): unknown;
+  destroy(): void;
+}
+
+/** Pings `conn` every intervalMs; no ACK within timeoutMs destroys it. Returns the stopper. */
+export function serverPings(conn: Pingable, opts: KeepaliveOptions): () => void {
+  const timer = setInterval(() => {
+    if (conn.destroyed || conn.closed) return;
+    let answered = false;
+    const deadline = setTimeout(() => { if (!answered && !conn.destroyed) conn.destroy(); }, opts.timeoutMs);
+    deadline.unref();
+    try {
+      conn.ping((err) => {
+        answered = true;
+        clearTimeout(deadline);
+        if (err && !conn.destroyed) conn.destroy();
+      });
+    } catch {
+      clearTimeout(deadline); // the connection is closing: nothing to keep alive
+    }
+  }, opts.intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/** Watches one node:http2 server session; returns a function that stops watching (also done on close). */
 export function keepSessionAlive(session: http2.ServerHttp2Session, opts: KeepaliveOptions): () => void {
-  let strikes = 0;
-  let lastPingAt = -Infinity;
+  const strikes = new PingStrikes(opts.minTimeMs);
   const streams: StreamCount = { active: 0 };
   let writtenAtLastPing = bytesWritten(session);
 
   const onPing = (): void => {
-    const now = performance.now();
     // grpc-go forgives a client's pings whenever the server has sent headers or data since
     // (a client's BDP pings follow the data it receives: a snapshot download sends many).
     // Bytes beyond the ACK of the previous ping mean the server sent something else.
     const written = bytesWritten(session);
     const sentSomething = written === undefined || writtenAtLastPing === undefined || written - writtenAtLastPing > pingAckBytes;
     writtenAtLastPing = written;
-    if (sentSomething) {
-      strikes = 0;
-      lastPingAt = now;
-      return;
-    }
-    const allowance = streams.active > 0 ? opts.minTimeMs : idlePingAllowanceMs;
-    if (now < lastPingAt + allowance) strikes++;
-    lastPingAt = now;
-    if (strikes > maxPingStrikes && !session.destroyed) {
+    if (strikes.tooMany(performance.now(), sentSomething, streams.active) && !session.destroyed) {
       session.goaway(enhanceYourCalm, 0, Buffer.from('too_many_pings'));
       session.destroy();
     }
   };
   const onStream = (stream: CountedStream): void => {
     streams.active++;
-    strikes = 0; // the server answers it: grpc-go resets strikes when it sends headers or data
+    strikes.forgive(); // the server answers it: grpc-go resets strikes when it sends headers or data
     stream[kStreamCount] = streams;
     stream.on('close', onCountedStreamClose); // 'close' is emitted once
   };
   session.on('ping', onPing);
   session.on('stream', onStream);
-
-  const timer = setInterval(() => {
-    if (session.destroyed || session.closed) return;
-    let answered = false;
-    const deadline = setTimeout(() => { if (!answered && !session.destroyed) session.destroy(); }, opts.timeoutMs);
-    deadline.unref();
-    try {
-      session.ping((err) => {
-        answered = true;
-        clearTimeout(deadline);
-        if (err && !session.destroyed) session.destroy();
-      });
-    } catch {
-      clearTimeout(deadline); // the session is closing: nothing to keep alive
-    }
-  }, opts.intervalMs);
-  timer.unref();
+  const stopPings = serverPings(session, opts);
 
   const stop = (): void => {
-    clearInterval(timer);
+    stopPings();
     session.off('ping', onPing);
     session.off('stream', onStream);
   };

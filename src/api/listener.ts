@@ -14,6 +14,8 @@ import type { Logger } from '../log/index.js';
 import { AuthorityRewritingSocket, clientPreface as preface, emptySettingsFrame, goawayFrame, h2Errors } from './h2-authority.js';
 import { HandshakeBuffer } from './h2-handshake.js';
 import { httpsWithoutCertMessage, type ClientTls } from './tls.js';
+import { Connection } from './h2/connection.js';
+import type { StreamHandler } from './grpc/transport.js';
 import { defaultKeepalive, keepSessionAlive, type KeepaliveOptions } from './keepalive.js';
 
 /**
@@ -26,7 +28,12 @@ import { defaultKeepalive, keepSessionAlive, type KeepaliveOptions } from './kee
 const firstRequestWaitMs = 5_000;
 
 export interface ListenerOptions {
-  onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
+  onStream: StreamHandler;
+  /**
+   * Which HTTP/2 server takes the client's connections: node:http2 (the default) or Concord's
+   * own (api/h2/; CONCORD_H2=own), which needs no look at the first request.
+   */
+  h2Server?: 'node' | 'own';
   onRequest: http.RequestListener;
   /**
    * Takes every connection that is not HTTP/2 whole, instead of this listener's http.Server
@@ -53,7 +60,8 @@ export class ClientListener {
   readonly h2: http2.Http2Server;
   readonly h1: http.Server;
   private readonly servers: Array<net.Server | tls.Server> = [];
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly sessions = new Set<http2.ServerHttp2Session | Connection>();
+  private readonly ownH2: { onStream: StreamHandler; keepalive: KeepaliveOptions; maxConcurrentStreams: number } | undefined;
   private readonly undecided = new Set<net.Socket>();
   private readonly peekTimeoutMs: number;
   private readonly maxHandshakeBytes: number;
@@ -86,6 +94,7 @@ export class ClientListener {
       session.once('close', () => this.sessions.delete(session));
     });
     this.h1 = http.createServer({ keepAliveTimeout: 5000 }, opts.onRequest);
+    if (opts.h2Server === 'own') this.ownH2 = { onStream: opts.onStream, keepalive, maxConcurrentStreams: opts.maxConcurrentStreams ?? 0xffffffff };
   }
 
   /** Starts listening on an http:// or https:// URL; resolves to the URL actually bound (port 0 becomes the real port). */
@@ -164,6 +173,7 @@ export class ClientListener {
       if (!h2Started) {
         if (!start.matchesPreface()) { dispatchH1(); return; }
         if (start.length < preface.length) return; // a prefix of the preface so far
+        if (this.ownH2 !== undefined) { dispatchOwnH2(); return; }
         // HTTP/2: answer the preface ourselves and look at the first request (h2-authority.ts).
         h2Started = true;
         socket.write(emptySettingsFrame);
@@ -207,6 +217,17 @@ export class ClientListener {
       // The session reads the unshifted bytes itself on its next tick; resuming here would
       // flow them out as 'data' to nobody first (grpc-go then sees "bad client magic").
       this.h2.emit('connection', socket);
+    };
+    const dispatchOwnH2 = (): void => {
+      detach();
+      const own = this.ownH2!;
+      const conn = new Connection(socket, Buffer.from(start.bytes), {
+        onStream: own.onStream, maxConcurrentStreams: own.maxConcurrentStreams, keepalive: own.keepalive,
+        maxBytesBeforeSettingsAck: this.maxHandshakeBytes, settingsTimeoutMs: this.peekTimeoutMs,
+        ...(this.log ? { log: this.log } : {}),
+      });
+      this.sessions.add(conn);
+      conn.once('close', () => this.sessions.delete(conn));
     };
     socket.on('data', onData);
     socket.on('error', onError);

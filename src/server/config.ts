@@ -83,6 +83,8 @@ export interface ServerConfig {
   debugRaftLoop?: boolean;
   /** CONCORD_API_THREAD=1: run the client transport on a worker thread (api/thread.ts). */
   apiThread?: boolean;
+  /** CONCORD_H2=own: the client port's HTTP/2 is Concord's own server (api/h2/) instead of node:http2. */
+  h2Server?: 'node' | 'own';
   /** --experimental-watch-progress-notify-interval: progress_notify watchers hear of quiet periods this often. */
   watchProgressNotifyIntervalMs?: number;
   /** --experimental-enable-lease-checkpoint: the leader records long leases' remaining TTLs through raft. */

@@ -4,3 +4,4 @@ export type { GrpcServerOptions, MethodKind, UnaryHandler, ServerStreamHandler, 
 export { GrpcStatusError, encodeGrpcMessage, parseGrpcTimeout, statusOf, unmarshalError } from './status.js';
 export { MessageReader, frameMessage, frameBytes } from './framing.js';
 export type { Codec, MessageSink } from './framing.js';
+export type { H2Stream, H2Session, StreamHeaders, StreamHandler, StreamEvent, RespondOptions } from './transport.js';

@@ -11,7 +11,7 @@
  * connection at most maxSessionBufferedBytes across its streams; other streams keep
  * being served meanwhile, and a slow reader only slows its own responses.
  */
-import type http2 from 'node:http2';
+import type { H2Session, H2Stream } from './transport.js';
 
 /** Responses up to this size are written in one go; larger ones in pieces of this size. */
 export const maxChunkBytes = 64 * 1024;
@@ -24,7 +24,7 @@ class SessionBudget {
   /** Bounded by the connection's open streams: each waits for at most one chunk. */
   private readonly waiters: Array<() => void> = [];
 
-  async reserve(bytes: number, stream: http2.ServerHttp2Stream): Promise<void> {
+  async reserve(bytes: number, stream: H2Stream): Promise<void> {
     while (this.bufferedBytes + bytes > maxSessionBufferedBytes && this.bufferedBytes > 0 && !stream.destroyed) {
       await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
@@ -38,9 +38,9 @@ class SessionBudget {
   }
 }
 
-const budgets = new WeakMap<http2.ServerHttp2Session, SessionBudget>();
+const budgets = new WeakMap<H2Session, SessionBudget>();
 
-function budgetOf(session: http2.ServerHttp2Session): SessionBudget {
+function budgetOf(session: H2Session): SessionBudget {
   let b = budgets.get(session);
   if (b === undefined) {
     b = new SessionBudget();
@@ -52,7 +52,7 @@ function budgetOf(session: http2.ServerHttp2Session): SessionBudget {
 }
 
 /** Resolves once the stream's buffer drained or the stream is gone. */
-function drained(stream: http2.ServerHttp2Stream): Promise<void> {
+function drained(stream: H2Stream): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => { stream.off('drain', done); stream.off('close', done); resolve(); };
     stream.on('drain', done);
@@ -64,10 +64,10 @@ function drained(stream: http2.ServerHttp2Stream): Promise<void> {
  * Writes `buf` to the stream in paced chunks. Resolves true once all of it is written,
  * false if the stream ended or closed first (the caller then writes nothing more).
  */
-export async function writePaced(stream: http2.ServerHttp2Stream, buf: Buffer): Promise<boolean> {
+export async function writePaced(stream: H2Stream, buf: Buffer): Promise<boolean> {
   const session = stream.session;
   if (session === undefined) return false;
-  const budget = budgetOf(session as http2.ServerHttp2Session);
+  const budget = budgetOf(session);
   // Our bytes still counted in the budget. Returned by each write's callback, or all at once
   // when the stream closes (a destroyed stream need not call back for data nghttp2 dropped).
   let inFlight = 0;

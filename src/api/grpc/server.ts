@@ -19,9 +19,10 @@ import { Codec, MessageReader, MessageSink, frameBytes, frameMessage, framePrefi
 import { maxChunkBytes, writePaced } from './paced-writer.js';
 import { GrpcStatusError, encodeGrpcMessage, parseGrpcTimeout, statusOf, unmarshalError } from './status.js';
 import { TurnQueue } from './turns.js';
+import type { H2Stream, StreamHeaders } from './transport.js';
 
-type Stream = http2.ServerHttp2Stream;
-type Headers = http2.IncomingHttpHeaders;
+type Stream = H2Stream;
+type Headers = StreamHeaders;
 
 export type MethodKind = 'unary' | 'serverStream' | 'bidi';
 
@@ -72,9 +73,10 @@ const kCall = Symbol('grpcCall');
  */
 const reusedFrameMinBytes = 4 * 1024;
 
-// Header objects reused by every response; node copies them before mutating.
-const okHeaders = { ':status': 200, 'content-type': 'application/grpc' } as const;
-const okTrailers = { 'grpc-status': '0' } as const;
+// Header objects reused by every response; node copies them before mutating. Frozen: Concord's
+// own HTTP/2 server (api/h2/) encodes a frozen header object once and reuses the block.
+const okHeaders = Object.freeze({ ':status': 200, 'content-type': 'application/grpc' } as const);
+const okTrailers = Object.freeze({ 'grpc-status': '0' } as const);
 const respondWithTrailers = { waitForTrailers: true, sendDate: false } as const;
 const respondEndStream = { endStream: true, sendDate: false } as const;
 
@@ -512,7 +514,7 @@ function unknownMethod(path: string): string {
   return `unknown service ${path.slice(1, slash)}`;
 }
 
-/** The method table and the per-stream dispatcher. Attach to any node:http2 server. */
+/** The method table and the per-stream dispatcher. Attach to a node:http2 server or Concord's own (api/h2/). */
 export class GrpcServer {
   readonly maxReceiveMessageBytes: number;
   readonly maxQueuedMessages: number;
@@ -571,7 +573,7 @@ export class GrpcServer {
     this.services.add(def.path.slice(1, slash));
   }
 
-  /** The 'stream' listener for an http2 server: `h2.on('stream', grpc.handleStream)`. */
+  /** The 'stream' listener for an HTTP/2 server: `h2.on('stream', grpc.handleStream)`, or api/h2's onStream. */
   readonly handleStream = (stream: Stream, headers: Headers): void => {
     if (headers[':method'] !== 'POST') { this.httpHandler(stream, headers); return; }
     const ct = headers['content-type'];
