@@ -10,18 +10,18 @@
 import { test, describe, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
-import { startServer, selectedTargets, runConcord, b, sleep, type Server } from './harness.js';
+import { startServer, targetsWithOwnH2, runConcord, b, sleep, type Server, type TargetVariant } from './harness.js';
 import { FLAG, FRAME, RawConn, frame, grpcMessage, grpcRequestHeaders, headerBlock, rawCall, rssBytes, send } from './h2raw.js';
 import { RangeRequest, RangeResponse } from '../src/proto/gen/etcdserverpb/rpc.js';
 
 const servers = new Map<string, Server>();
 after(async () => { for (const s of servers.values()) await s.destroy(); });
 
-async function server(target: 'etcd' | 'concord'): Promise<Server> {
-  let s = servers.get(target);
+async function server(v: TargetVariant): Promise<Server> {
+  let s = servers.get(v.label);
   if (s === undefined) {
-    s = await startServer({ target });
-    servers.set(target, s);
+    s = await startServer({ target: v.target, ...(v.env ? { env: v.env } : {}) });
+    servers.set(v.label, s);
   }
   return s;
 }
@@ -51,23 +51,23 @@ describe('defect 1: a malformed header block ends that connection only', () => {
     ['an indexed field with a truncated integer', Buffer.from('82ff', 'hex')],
     ['a Huffman :authority value with bad padding', Buffer.from('4182ffff', 'hex')],
   ];
-  for (const target of selectedTargets()) {
+  for (const v of targetsWithOwnH2()) {
     for (const [name, block] of badBlocks) {
-      test(`${target}: ${name}`, async () => {
-        const s = await server(target);
+      test(`${v.label}: ${name}`, async () => {
+        const s = await server(v);
         const c = await RawConn.handshake(s.clientPort);
         try {
           c.write(frame(FRAME.headers, FLAG.endHeaders | FLAG.endStream, 1, block));
           assert.equal(await connectionEnded(c), true, 'the server should end the connection');
           // etcd (grpc-go) closes without a GOAWAY; nghttp2 sends GOAWAY COMPRESSION_ERROR, as RFC 7540 §4.3 asks.
-          if (target === 'concord') assert.equal(c.goaway()?.code, 0x9 /* COMPRESSION_ERROR */);
+          if (v.target === 'concord') assert.equal(c.goaway()?.code, 0x9 /* COMPRESSION_ERROR */);
         } finally { c.destroy(); }
         await assertServing(s);
       });
     }
 
-    test(`${target}: a bad block after a URL-shaped :authority (the rewriting path)`, async () => {
-      const s = await server(target);
+    test(`${v.label}: a bad block after a URL-shaped :authority (the rewriting path)`, async () => {
+      const s = await server(v);
       const c = await RawConn.handshake(s.clientPort);
       try {
         const first = headerBlock(grpcRequestHeaders('/etcdserverpb.Maintenance/Status', `http://127.0.0.1:${s.clientPort}`));
@@ -80,8 +80,8 @@ describe('defect 1: a malformed header block ends that connection only', () => {
       await assertServing(s);
     });
 
-    test(`${target}: a PING before any request is answered at once, not after the wait for a first request`, async () => {
-      const s = await server(target);
+    test(`${v.label}: a PING before any request is answered at once, not after the wait for a first request`, async () => {
+      const s = await server(v);
       const c = await RawConn.handshake(s.clientPort);
       try {
         c.write(frame(FRAME.ping, 0, 0, Buffer.from('0123456789abcdef', 'hex')));
@@ -96,8 +96,8 @@ describe('defect 1: a malformed header block ends that connection only', () => {
     // listener's 50 ms wait for it; the connection then went to node:http2 unexamined and its
     // URL-shaped :authority was refused with RST_STREAM. etcdctl's maintenance calls hit the
     // same when the client is slow. Here the delay is made on purpose.
-    test(`${target}: a URL-shaped :authority in a first request sent late is still answered`, async () => {
-      const s = await server(target);
+    test(`${v.label}: a URL-shaped :authority in a first request sent late is still answered`, async () => {
+      const s = await server(v);
       const c = await RawConn.handshake(s.clientPort);
       try {
         await sleep(300);
@@ -113,9 +113,9 @@ describe('defect 1: a malformed header block ends that connection only', () => {
 });
 
 describe('defect 2: a truncated HealthCheckRequest', () => {
-  for (const target of selectedTargets()) {
-    test(`${target}: body 0a 80 is refused with etcd's unmarshal error`, async () => {
-      const s = await server(target);
+  for (const v of targetsWithOwnH2()) {
+    test(`${v.label}: body 0a 80 is refused with etcd's unmarshal error`, async () => {
+      const s = await server(v);
       const r = await rawCall(s.endpoint, '/grpc.health.v1.Health/Check', grpcMessage(Buffer.from('0a80', 'hex')), {}, 10_000);
       assert.equal(r.error, undefined);
       assert.equal(r.grpcStatus, '13');
@@ -131,20 +131,20 @@ describe('defect 3: a large response and other streams on the same connection', 
   const rangeSmall = grpcMessage(Buffer.from(RangeRequest.encode(RangeRequest.fromPartial({ key: b('small') })).finish()));
 
   before(async () => {
-    for (const target of selectedTargets()) {
-      const s = await server(target);
+    for (const v of targetsWithOwnH2()) {
+      const s = await server(v);
       const c = s.client();
       try {
-        const v = Buffer.alloc(1024 * 1024, 0x61);
-        for (let i = 0; i < bigValues; i++) await c.put({ key: b(`big/${String(i).padStart(3, '0')}`), value: v });
+        const value = Buffer.alloc(1024 * 1024, 0x61);
+        for (let i = 0; i < bigValues; i++) await c.put({ key: b(`big/${String(i).padStart(3, '0')}`), value });
         await c.put({ key: b('small'), value: b('v') });
       } finally { c.close(); }
     }
   });
 
-  for (const target of selectedTargets()) {
-    test(`${target}: 40 small ranges while ranging ${bigValues} MiB all succeed`, async () => {
-      const s = await server(target);
+  for (const v of targetsWithOwnH2()) {
+    test(`${v.label}: 40 small ranges while ranging ${bigValues} MiB all succeed`, async () => {
+      const s = await server(v);
       const session = http2.connect(s.endpoint);
       session.on('error', () => { /* reported per stream */ });
       try {
@@ -158,8 +158,8 @@ describe('defect 3: a large response and other streams on the same connection', 
       } finally { session.close(); }
     });
 
-    test(`${target}: with a client that does not read the large response, small ranges still succeed`, async () => {
-      const s = await server(target);
+    test(`${v.label}: with a client that does not read the large response, small ranges still succeed`, async () => {
+      const s = await server(v);
       const session = http2.connect(s.endpoint);
       session.on('error', () => { /* reported per stream */ });
       try {
@@ -181,8 +181,8 @@ describe('defect 3: a large response and other streams on the same connection', 
 });
 
 describe('defect 4: a connection that never ACKs our SETTINGS', () => {
-  test('concord: is bounded in bytes: it is closed long before 16 MB of PINGs are taken, and RSS stays bounded', { skip: !runConcord() }, async () => {
-    const s = await server('concord');
+  for (const v of targetsWithOwnH2().filter((t) => t.target === 'concord')) test(`${v.label}: is bounded in bytes: it is closed long before 16 MB of PINGs are taken, and RSS stays bounded`, { skip: !runConcord() }, async () => {
+    const s = await server(v);
     const before = await rssBytes(s.pid!);
     const c = await RawConn.connect(s.clientPort);
     const ping = frame(FRAME.ping, 0, 0, Buffer.alloc(8));

@@ -64,6 +64,12 @@ export function targetsWithWorkerThreadApi(): TargetVariant[] {
     ? [{ target, label: 'concord' }, { target, label: 'concord (worker-thread API)', env: { CONCORD_API_THREAD: '1' } }]
     : [{ target, label: target }]));
 }
+/** Concord on node:http2 and on its own HTTP/2 server (CONCORD_H2=own, api/h2/), and etcd: for the front-end suites. */
+export function targetsWithOwnH2(): TargetVariant[] {
+  return selectedTargets().flatMap((target): TargetVariant[] => (target === 'concord'
+    ? [{ target, label: 'concord' }, { target, label: 'concord (own HTTP/2)', env: { CONCORD_H2: 'own' } }]
+    : [{ target, label: target }]));
+}
 export const runEtcd = (): boolean => selectedTargets().includes('etcd');
 export const runConcord = (): boolean => selectedTargets().includes('concord');
 

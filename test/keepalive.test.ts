@@ -4,16 +4,16 @@
 // --grpc-keepalive-timeout, while a connection that answers stays.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { selectedTargets, startServer, type Server } from './harness.js';
+import { targetsWithOwnH2, startServer, type Server } from './harness.js';
 import { FLAG, FRAME, RawConn, frame } from './h2raw.js';
 
 const servers: Server[] = [];
 after(async () => { for (const s of servers) await s.destroy(); });
 
-for (const target of selectedTargets()) {
-  describe(`${target}: gRPC keepalive`, () => {
+for (const { target, label, env } of targetsWithOwnH2()) {
+  describe(`${label}: gRPC keepalive`, () => {
     test('a client pinging with no stream open is sent GOAWAY ENHANCE_YOUR_CALM "too_many_pings" on its third strike', async () => {
-      const s = await startServer({ target });
+      const s = await startServer({ target, ...(env ? { env } : {}) });
       servers.push(s);
       const c = await RawConn.handshake(s.clientPort);
       try {
@@ -27,7 +27,7 @@ for (const target of selectedTargets()) {
     });
 
     test('the server pings every interval; a client that never answers is closed after the timeout, one that answers stays', async () => {
-      const s = await startServer({ target, extraArgs: ['--grpc-keepalive-interval', '1s', '--grpc-keepalive-timeout', '1s'] });
+      const s = await startServer({ target, ...(env ? { env } : {}), extraArgs: ['--grpc-keepalive-interval', '1s', '--grpc-keepalive-timeout', '1s'] });
       servers.push(s);
       const silent = await RawConn.handshake(s.clientPort);
       const polite = await RawConn.handshake(s.clientPort);
