@@ -14,7 +14,7 @@
 import { test, describe, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
-import { startServer, runEtcd, runConcord, type Server } from './harness.js';
+import { startServer, runEtcd, runConcord, targetsWithOwnH2, type Server } from './harness.js';
 import { FLAG, FRAME, RawConn, frame, grpcMessage, grpcRequestHeaders, headerBlock, preface, rawCall, rssBytes, send, type CallResult } from './h2raw.js';
 import * as pb from '../src/proto/gen/etcdserverpb/rpc.js';
 import { etcdMethods } from '../src/api/services.js';
@@ -130,9 +130,11 @@ async function onRawConn(fn: (c: RawConn) => Promise<void> | void, settleMs = 20
   } finally { c.destroy(); }
 }
 
-describe('front-end fuzz', { skip: !runConcord() }, () => {
+// Against node:http2 and against Concord's own HTTP/2 server (CONCORD_H2=own).
+for (const variant of targetsWithOwnH2().filter((v) => v.target === 'concord')) describe(`front-end fuzz: ${variant.label}`, { skip: !runConcord() }, () => {
   before(async () => {
-    server = await startServer({ target: 'concord' });
+    server = await startServer({ target: 'concord', ...(variant.env ? { env: variant.env } : {}) });
+    cases = 0;
     baselineRss = await rssBytes(server.pid!);
     peakRss = baselineRss;
   });
@@ -327,8 +329,9 @@ describe('fuzz sample compared with real etcd', { skip: !runEtcd() || !runConcor
   test('framing and decoding errors are etcd\'s, code and message', async () => {
     const etcd = await startServer({ target: 'etcd' });
     targets.push(etcd);
-    const concord = await startServer({ target: 'concord' });
-    targets.push(concord);
+    const concords = await Promise.all(targetsWithOwnH2().filter((v) => v.target === 'concord')
+      .map((v) => startServer({ target: 'concord', ...(v.env ? { env: v.env } : {}) })));
+    targets.push(...concords);
     const range = sampleBodies['/etcdserverpb.KV/Range']!;
     const samples: Array<[string, string, Buffer, Record<string, string>]> = [
       ['empty body', '/etcdserverpb.KV/Range', Buffer.alloc(0), {}],
@@ -353,8 +356,8 @@ describe('fuzz sample compared with real etcd', { skip: !runEtcd() || !runConcor
     ];
     const view = (r: CallResult) => ({ status: r.status, grpcStatus: r.grpcStatus, grpcMessage: r.grpcMessage || undefined, error: r.error });
     for (const [name, path, data, headers] of samples) {
-      const [e, c] = [await rawCall(etcd.endpoint, path, data, headers), await rawCall(concord.endpoint, path, data, headers)];
-      assert.deepEqual(view(c), view(e), name);
+      const e = await rawCall(etcd.endpoint, path, data, headers);
+      for (const concord of concords) assert.deepEqual(view(await rawCall(concord.endpoint, path, data, headers)), view(e), `${name} (${JSON.stringify(concord.env)})`);
     }
   });
 });
