@@ -24,7 +24,7 @@ import {
   settingsFrame, windowUpdateFrame, writeFrameHeader, type Frame, type HeaderBlock,
 } from './frames.js';
 import { RequestHeaders, responseBlock } from './headers.js';
-import { HpackDecoder, HpackError } from './hpack-adapter.js';
+import { HpackDecoder, HpackError } from './hpack.js';
 import { OutputQueue } from './output.js';
 import { Stream, type StreamHost } from './stream.js';
 

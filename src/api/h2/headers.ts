@@ -6,7 +6,7 @@
  */
 import type { OutgoingHttpHeaders } from 'node:http2';
 import type { StreamHeaders } from '../grpc/transport.js';
-import { encodeHeaderBlock } from './hpack-adapter.js';
+import { encodeHeaderBlock } from './hpack.js';
 
 const requestPseudo = new Set([':method', ':scheme', ':authority', ':path']);
 /** Connection-specific fields HTTP/2 forbids (RFC 7540 §8.1.2.2). */
