@@ -150,6 +150,7 @@ export class Connection extends EventEmitter implements StreamHost {
       case FrameType.priority:
         if (f.stream === 0) throw new H2Error(ErrorCode.protocol, 'PRIORITY on stream 0');
         if (f.payload.length !== 5) throw new H2Error(ErrorCode.frameSize, 'PRIORITY frame size');
+        if ((f.payload.readUInt32BE(0) & 0x7fffffff) === f.stream) this.selfDependency(f.stream);
         return;
       case FrameType.rstStream: this.onReset(f); return;
       case FrameType.settings: this.onSettings(f); return;
@@ -216,10 +217,10 @@ export class Connection extends EventEmitter implements StreamHost {
     if (f.stream === 0) throw new H2Error(ErrorCode.protocol, 'RST_STREAM on stream 0');
     if (f.payload.length !== 4) throw new H2Error(ErrorCode.frameSize, 'RST_STREAM frame size');
     if (f.stream > this.lastStreamId) throw new H2Error(ErrorCode.protocol, 'RST_STREAM on an idle stream');
-    const stream = this.streams.get(f.stream);
-    if (stream === undefined) return;
+    // Counted whether the stream is open or already gone: a flood of resets on a finished
+    // stream costs as much to read as the rapid-reset attack.
     this.chargeReset();
-    stream.abort();
+    this.streams.get(f.stream)?.abort();
   }
 
   private onSettings(f: Frame): void {
@@ -409,6 +410,13 @@ export class Connection extends EventEmitter implements StreamHost {
   /** A stream error (RFC 7540 §5.4.2): RST_STREAM, the stream is gone. */
   private streamError(stream: Stream, code: number): void {
     stream.close(code);
+  }
+
+  /** A stream made to depend on itself (RFC 7540 §5.3.1): a stream error, PROTOCOL_ERROR. */
+  private selfDependency(id: number): void {
+    const stream = this.streams.get(id);
+    if (stream !== undefined) this.streamError(stream, ErrorCode.protocol);
+    else this.refuse(id, ErrorCode.protocol);
   }
 
   /** RST_STREAM for a stream we do not keep; counted as a reset, so a flood of them ends the connection. */
