@@ -19,9 +19,7 @@ import type { Logger } from '../../log/index.js';
 import type { StreamHandler } from '../grpc/transport.js';
 import { PingStrikes, serverPings, type KeepaliveOptions } from '../keepalive.js';
 import {
-  ErrorCode, Flag, FrameReader, FrameType, H2Error, Setting, clientPreface, dataOf, defaultMaxFrameBytes, defaultWindowBytes,
-  frame, frameHeaderBytes, goawayFrame, maxMaxFrameBytes, maxWindowBytes, pingFrame, rstStreamFrame, settingsAckFrame,
-  settingsFrame, windowUpdateFrame, writeFrameHeader, type Frame, type HeaderBlock,
+  ErrorCode, Flag, FrameReader, FrameType, H2Error, Setting, clientPreface, dataOf, defaultMaxFrameBytes, defaultWindowBytes, frame, goawayFrame, maxMaxFrameBytes, maxWindowBytes, settingsFrame, type HeaderBlock,
 } from './frames.js';
 import { RequestHeaders, responseBlock } from './headers.js';
 import { HpackDecoder, HpackError } from './hpack.js';
@@ -58,6 +56,8 @@ const dataHighWaterBytes = 256 * 1024;
 /** Client resets allowed in a burst, and refilled per second (nghttp2's defaults). */
 const resetBurst = 1000;
 const resetsPerSecond = 33;
+/** The payload of our keepalive PINGs (ACKs are matched in order). */
+const pingOpaque = Buffer.alloc(8);
 /** How long a connection ending with an error may take to flush its GOAWAY. */
 const closeFlushMs = 1000;
 
@@ -67,6 +67,7 @@ export class Connection extends EventEmitter implements StreamHost {
   private readonly streams = new Map<number, Stream>();
   private readonly reader: FrameReader;
   private readonly decoder = new HpackDecoder(4096, maxHeaderListBytes);
+  private readonly fields = new RequestHeaders();
   private readonly output: OutputQueue;
   private lastStreamId = 0;
   /** GOAWAY sent: no new stream is accepted. */
@@ -101,7 +102,7 @@ export class Connection extends EventEmitter implements StreamHost {
       [Setting.maxConcurrentStreams, opts.maxConcurrentStreams],
       [Setting.initialWindowSize, streamWindowBytes],
     ]));
-    this.output.push(windowUpdateFrame(0, connectionWindowBytes - defaultWindowBytes));
+    this.output.frameU32(FrameType.windowUpdate, 0, connectionWindowBytes - defaultWindowBytes);
     this.settingsTimer = setTimeout(() => this.fail(new H2Error(ErrorCode.settingsTimeout, 'SETTINGS not acknowledged')), opts.settingsTimeoutMs);
     this.settingsTimer.unref();
     this.stopPings = serverPings(this, opts.keepalive);
@@ -144,23 +145,23 @@ export class Connection extends EventEmitter implements StreamHost {
   }
 
   /** FrameSink: every frame but header blocks. */
-  onFrame(f: Frame): void {
-    switch (f.type) {
-      case FrameType.data: this.onData(f); return;
+  onFrame(type: number, flags: number, stream: number, payload: Buffer): void {
+    switch (type) {
+      case FrameType.data: this.onData(flags, stream, payload); return;
       case FrameType.priority:
-        if (f.stream === 0) throw new H2Error(ErrorCode.protocol, 'PRIORITY on stream 0');
-        if (f.payload.length !== 5) throw new H2Error(ErrorCode.frameSize, 'PRIORITY frame size');
-        if ((f.payload.readUInt32BE(0) & 0x7fffffff) === f.stream) this.selfDependency(f.stream);
+        if (stream === 0) throw new H2Error(ErrorCode.protocol, 'PRIORITY on stream 0');
+        if (payload.length !== 5) throw new H2Error(ErrorCode.frameSize, 'PRIORITY frame size');
+        if ((payload.readUInt32BE(0) & 0x7fffffff) === stream) this.selfDependency(stream);
         return;
-      case FrameType.rstStream: this.onReset(f); return;
-      case FrameType.settings: this.onSettings(f); return;
+      case FrameType.rstStream: this.onReset(flags, stream, payload); return;
+      case FrameType.settings: this.onSettings(flags, stream, payload); return;
       case FrameType.pushPromise: throw new H2Error(ErrorCode.protocol, 'PUSH_PROMISE from a client');
-      case FrameType.ping: this.onPing(f); return;
+      case FrameType.ping: this.onPing(flags, stream, payload); return;
       case FrameType.goaway:
-        if (f.stream !== 0) throw new H2Error(ErrorCode.protocol, 'GOAWAY on a stream');
+        if (stream !== 0) throw new H2Error(ErrorCode.protocol, 'GOAWAY on a stream');
         this.close();
         return;
-      case FrameType.windowUpdate: this.onWindowUpdate(f); return;
+      case FrameType.windowUpdate: this.onWindowUpdate(flags, stream, payload); return;
       default: return; // unknown frame types are ignored (RFC 7540 §4.1)
     }
   }
@@ -168,7 +169,8 @@ export class Connection extends EventEmitter implements StreamHost {
   /** FrameSink: a complete header block. */
   onHeaderBlock(h: HeaderBlock): void {
     const existing = this.streams.get(h.stream);
-    const fields = new RequestHeaders(existing !== undefined);
+    const fields = this.fields;
+    fields.start(existing !== undefined);
     // Decoded whatever becomes of the stream: the HPACK table must stay in step with the client's.
     this.decoder.decode(h.block, fields.onField);
     fields.finish();
@@ -191,51 +193,51 @@ export class Connection extends EventEmitter implements StreamHost {
     if (h.endStream && !stream.closed) stream.receiveEnd();
   }
 
-  private onData(f: Frame): void {
-    if (f.stream === 0) throw new H2Error(ErrorCode.protocol, 'DATA on stream 0');
-    const length = f.payload.length;
+  private onData(flags: number, id: number, payload: Buffer): void {
+    if (id === 0) throw new H2Error(ErrorCode.protocol, 'DATA on stream 0');
+    const length = payload.length;
     if (length > this.connRecvWindow) throw new H2Error(ErrorCode.flowControl, 'DATA beyond the connection window');
     this.connRecvWindow -= length;
-    const stream = this.streams.get(f.stream);
+    const stream = this.streams.get(id);
     if (stream === undefined) {
-      if (f.stream > this.lastStreamId) throw new H2Error(ErrorCode.protocol, 'DATA on an idle stream');
+      if (id > this.lastStreamId) throw new H2Error(ErrorCode.protocol, 'DATA on an idle stream');
       this.returnConnectionBytes(length);
-      this.refuse(f.stream, ErrorCode.streamClosed);
+      this.refuse(id, ErrorCode.streamClosed);
       return;
     }
     if (stream.remoteEnded) { this.returnConnectionBytes(length); this.streamError(stream, ErrorCode.streamClosed); return; }
     if (length > stream.recvWindow) { this.returnConnectionBytes(length); this.streamError(stream, ErrorCode.flowControl); return; }
     stream.recvWindow -= length;
-    const data = dataOf(f.flags, f.payload);
+    const data = dataOf(flags, payload);
     // Padding is nobody's to consume: return it at once.
     if (data.length < length) this.consumed(stream, length - data.length);
     stream.receive(data);
-    if ((f.flags & Flag.endStream) !== 0 && !stream.closed) stream.receiveEnd();
+    if ((flags & Flag.endStream) !== 0 && !stream.closed) stream.receiveEnd();
   }
 
-  private onReset(f: Frame): void {
-    if (f.stream === 0) throw new H2Error(ErrorCode.protocol, 'RST_STREAM on stream 0');
-    if (f.payload.length !== 4) throw new H2Error(ErrorCode.frameSize, 'RST_STREAM frame size');
-    if (f.stream > this.lastStreamId) throw new H2Error(ErrorCode.protocol, 'RST_STREAM on an idle stream');
+  private onReset(flags: number, id: number, payload: Buffer): void {
+    if (id === 0) throw new H2Error(ErrorCode.protocol, 'RST_STREAM on stream 0');
+    if (payload.length !== 4) throw new H2Error(ErrorCode.frameSize, 'RST_STREAM frame size');
+    if (id > this.lastStreamId) throw new H2Error(ErrorCode.protocol, 'RST_STREAM on an idle stream');
     // Counted whether the stream is open or already gone: a flood of resets on a finished
     // stream costs as much to read as the rapid-reset attack.
     this.chargeReset();
-    this.streams.get(f.stream)?.abort();
+    this.streams.get(id)?.abort();
   }
 
-  private onSettings(f: Frame): void {
-    if (f.stream !== 0) throw new H2Error(ErrorCode.protocol, 'SETTINGS on a stream');
-    if ((f.flags & Flag.ack) !== 0) {
-      if (f.payload.length !== 0) throw new H2Error(ErrorCode.frameSize, 'SETTINGS ACK with a payload');
+  private onSettings(flags: number, id: number, payload: Buffer): void {
+    if (id !== 0) throw new H2Error(ErrorCode.protocol, 'SETTINGS on a stream');
+    if ((flags & Flag.ack) !== 0) {
+      if (payload.length !== 0) throw new H2Error(ErrorCode.frameSize, 'SETTINGS ACK with a payload');
       if (!this.settingsAcked) {
         this.settingsAcked = true;
         clearTimeout(this.settingsTimer);
       }
       return;
     }
-    if (f.payload.length % 6 !== 0) throw new H2Error(ErrorCode.frameSize, 'SETTINGS frame size');
-    for (let at = 0; at < f.payload.length; at += 6) this.applySetting(f.payload.readUInt16BE(at), f.payload.readUInt32BE(at + 2));
-    this.output.push(settingsAckFrame);
+    if (payload.length % 6 !== 0) throw new H2Error(ErrorCode.frameSize, 'SETTINGS frame size');
+    for (let at = 0; at < payload.length; at += 6) this.applySetting(payload.readUInt16BE(at), payload.readUInt32BE(at + 2));
+    this.output.frame(FrameType.settings, Flag.ack, 0);
     this.pumpBlocked();
   }
 
@@ -262,10 +264,10 @@ export class Connection extends EventEmitter implements StreamHost {
     }
   }
 
-  private onPing(f: Frame): void {
-    if (f.stream !== 0) throw new H2Error(ErrorCode.protocol, 'PING on a stream');
-    if (f.payload.length !== 8) throw new H2Error(ErrorCode.frameSize, 'PING frame size');
-    if ((f.flags & Flag.ack) !== 0) {
+  private onPing(flags: number, id: number, payload: Buffer): void {
+    if (id !== 0) throw new H2Error(ErrorCode.protocol, 'PING on a stream');
+    if (payload.length !== 8) throw new H2Error(ErrorCode.frameSize, 'PING frame size');
+    if ((flags & Flag.ack) !== 0) {
       const cb = this.pingCallbacks.shift();
       cb?.(null);
       return;
@@ -276,21 +278,21 @@ export class Connection extends EventEmitter implements StreamHost {
       this.fail(new H2Error(ErrorCode.enhanceYourCalm, 'too_many_pings'), Buffer.from('too_many_pings'));
       return;
     }
-    this.output.push(pingFrame(true, f.payload));
+    this.output.frame(FrameType.ping, Flag.ack, 0, payload);
   }
 
-  private onWindowUpdate(f: Frame): void {
-    if (f.payload.length !== 4) throw new H2Error(ErrorCode.frameSize, 'WINDOW_UPDATE frame size');
-    const increment = f.payload.readUInt32BE(0) & 0x7fffffff;
-    if (f.stream === 0) {
+  private onWindowUpdate(flags: number, id: number, payload: Buffer): void {
+    if (payload.length !== 4) throw new H2Error(ErrorCode.frameSize, 'WINDOW_UPDATE frame size');
+    const increment = payload.readUInt32BE(0) & 0x7fffffff;
+    if (id === 0) {
       if (increment === 0) throw new H2Error(ErrorCode.protocol, 'WINDOW_UPDATE of 0');
       this.connSendWindow += increment;
       if (this.connSendWindow > maxWindowBytes) throw new H2Error(ErrorCode.flowControl, 'connection window overflow');
       this.pumpBlocked();
       return;
     }
-    if (f.stream > this.lastStreamId) throw new H2Error(ErrorCode.protocol, 'WINDOW_UPDATE on an idle stream');
-    const stream = this.streams.get(f.stream);
+    if (id > this.lastStreamId) throw new H2Error(ErrorCode.protocol, 'WINDOW_UPDATE on an idle stream');
+    const stream = this.streams.get(id);
     if (stream === undefined) return;
     if (increment === 0) { this.streamError(stream, ErrorCode.protocol); return; }
     stream.sendWindow += increment;
@@ -306,22 +308,19 @@ export class Connection extends EventEmitter implements StreamHost {
     this.pingStrikes.forgive();
     const max = this.peerMaxFrameBytes;
     if (block.length <= max) {
-      const out = Buffer.allocUnsafe(frameHeaderBytes + block.length);
-      writeFrameHeader(out, 0, block.length, FrameType.headers, Flag.endHeaders | (endStream ? Flag.endStream : 0), stream.id);
-      block.copy(out, frameHeaderBytes);
-      this.output.push(out);
+      this.output.frame(FrameType.headers, Flag.endHeaders | (endStream ? Flag.endStream : 0), stream.id, block);
       return;
     }
     for (let at = 0; at < block.length; at += max) {
       const last = at + max >= block.length;
       const type = at === 0 ? FrameType.headers : FrameType.continuation;
       const flags = (last ? Flag.endHeaders : 0) | (at === 0 && endStream ? Flag.endStream : 0);
-      this.output.push(frame(type, flags, stream.id, block.subarray(at, at + max)));
+      this.output.frame(type, flags, stream.id, block.subarray(at, at + max));
     }
   }
 
   sendEndOfData(stream: Stream): void {
-    this.output.push(frame(FrameType.data, Flag.endStream, stream.id));
+    this.output.frame(FrameType.data, Flag.endStream, stream.id);
   }
 
   /** Sends what the windows and the output allow of the stream's unsent bytes. */
@@ -333,11 +332,8 @@ export class Connection extends EventEmitter implements StreamHost {
       const chunk = stream.unsent[0]!;
       const from = stream.unsentOffset;
       const n = Math.min(room, chunk.length - from);
-      const header = Buffer.allocUnsafe(frameHeaderBytes);
-      writeFrameHeader(header, 0, n, FrameType.data, 0, stream.id);
-      output.push(header);
       const whole = from + n === chunk.length;
-      output.push(from === 0 && whole ? chunk : chunk.subarray(from, from + n), whole ? stream.unsentCallbacks[0] : undefined);
+      output.frame(FrameType.data, 0, stream.id, from === 0 && whole ? chunk : chunk.subarray(from, from + n), whole ? stream.unsentCallbacks[0] : undefined);
       stream.sendWindow -= n;
       this.connSendWindow -= n;
       stream.unsentBytes -= n;
@@ -351,7 +347,7 @@ export class Connection extends EventEmitter implements StreamHost {
   }
 
   sendReset(stream: Stream, code: number): void {
-    this.output.push(rstStreamFrame(stream.id, code));
+    this.output.frameU32(FrameType.rstStream, stream.id, code);
   }
 
   consumed(stream: Stream, bytes: number): void {
@@ -360,7 +356,7 @@ export class Connection extends EventEmitter implements StreamHost {
     if (stream.remoteEnded || stream.closed) return; // the client sends no more on it
     stream.unreturnedBytes += bytes;
     if (stream.unreturnedBytes >= streamWindowBytes / 2) {
-      this.output.push(windowUpdateFrame(stream.id, stream.unreturnedBytes));
+      this.output.frameU32(FrameType.windowUpdate, stream.id, stream.unreturnedBytes);
       stream.recvWindow += stream.unreturnedBytes;
       stream.unreturnedBytes = 0;
     }
@@ -377,7 +373,7 @@ export class Connection extends EventEmitter implements StreamHost {
   ping(callback: (error: Error | null) => void): boolean {
     if (this.closed) throw new Error('connection closed');
     this.pingCallbacks.push(callback);
-    this.output.push(pingFrame(false, Buffer.alloc(8)));
+    this.output.frame(FrameType.ping, 0, 0, pingOpaque);
     return true;
   }
 
@@ -404,7 +400,7 @@ export class Connection extends EventEmitter implements StreamHost {
     this.connUnreturnedBytes = 0;
     if (n === 0) return;
     this.connRecvWindow += n;
-    this.output.push(windowUpdateFrame(0, n));
+    this.output.frameU32(FrameType.windowUpdate, 0, n);
   }
 
   /** A stream error (RFC 7540 §5.4.2): RST_STREAM, the stream is gone. */
@@ -421,7 +417,7 @@ export class Connection extends EventEmitter implements StreamHost {
 
   /** RST_STREAM for a stream we do not keep; counted as a reset, so a flood of them ends the connection. */
   private refuse(id: number, code: number): void {
-    this.output.push(rstStreamFrame(id, code));
+    this.output.frameU32(FrameType.rstStream, id, code);
     this.chargeReset();
   }
 

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ErrorCode, Flag, FrameReader, FrameType, H2Error, frame, type Frame, type HeaderBlock } from './frames.js';
+import { ErrorCode, Flag, FrameReader, FrameType, H2Error, frame, type HeaderBlock } from './frames.js';
+
+interface Frame { type: number; flags: number; stream: number; payload: Buffer }
 
 function collect(maxFrame = 16_384, maxBlock = 1024): { reader: FrameReader; frames: Frame[]; blocks: HeaderBlock[] } {
   const frames: Frame[] = [];
   const blocks: HeaderBlock[] = [];
   const reader = new FrameReader({
-    onFrame: (f) => frames.push({ ...f, payload: Buffer.from(f.payload) }),
+    onFrame: (type, flags, stream, payload) => frames.push({ type, flags, stream, payload: Buffer.from(payload) }),
     onHeaderBlock: (b) => blocks.push({ ...b, block: Buffer.from(b.block) }),
   }, maxFrame, maxBlock);
   return { reader, frames, blocks };

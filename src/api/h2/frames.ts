@@ -41,14 +41,6 @@ export class H2Error extends Error {
   constructor(readonly code: number, message: string) { super(message); }
 }
 
-/** One frame; `payload` is a view into the received bytes (valid while they are). */
-export interface Frame {
-  type: number;
-  flags: number;
-  stream: number;
-  payload: Buffer;
-}
-
 /** A whole header block: the HEADERS frame's fields, its fragment and its CONTINUATIONs' joined. */
 export interface HeaderBlock {
   stream: number;
@@ -57,8 +49,8 @@ export interface HeaderBlock {
 }
 
 export interface FrameSink {
-  /** Every frame but HEADERS/CONTINUATION, in order. */
-  onFrame(frame: Frame): void;
+  /** Every frame but HEADERS/CONTINUATION, in order; `payload` is a view of the received bytes. */
+  onFrame(type: number, flags: number, stream: number, payload: Buffer): void;
   /** A complete header block. */
   onHeaderBlock(block: HeaderBlock): void;
 }
@@ -162,7 +154,7 @@ export class FrameReader {
       return;
     }
     if (type === FrameType.continuation) throw new H2Error(ErrorCode.protocol, 'CONTINUATION without HEADERS');
-    if (type !== FrameType.headers) { this.sink.onFrame({ type, flags, stream, payload }); return; }
+    if (type !== FrameType.headers) { this.sink.onFrame(type, flags, stream, payload); return; }
     if (stream === 0) throw new H2Error(ErrorCode.protocol, 'HEADERS on stream 0');
     const fragment = headersFragment(flags, payload);
     const endStream = (flags & Flag.endStream) !== 0;

@@ -16,17 +16,34 @@ const badValue = /[\0-\x08\x0a-\x1f\x7f]/;
 const upperCase = /[A-Z]/;
 
 /**
- * Collects one header block's fields (pass `onField` to the HPACK decoder). A malformed list is
- * remembered, not thrown: the whole block must still be decoded to keep the HPACK table in step,
- * and the stream is then reset (a stream error, RFC 7540 §8.1.2.6).
+ * A header object without Object.prototype in its chain (no "constructor", no "__proto__"
+ * setter, as node's are), made by `new` so V8 keeps it in fast mode with hidden classes
+ * shared by requests whose fields come in the same order (Object.create(null) would start
+ * every request's headers as a hash table).
+ */
+const HeaderBag = function HeaderBag(this: object) { /* fields added by the collector */ } as unknown as new () => StreamHeaders;
+HeaderBag.prototype = Object.create(null) as StreamHeaders;
+
+/**
+ * Collects header blocks' fields (pass `onField` to the HPACK decoder; one collector per
+ * connection, `start` before each block). A malformed list is remembered, not thrown: the
+ * whole block must still be decoded to keep the HPACK table in step, and the stream is then
+ * reset (a stream error, RFC 7540 §8.1.2.6).
  */
 export class RequestHeaders {
-  readonly headers: StreamHeaders = Object.create(null) as StreamHeaders;
+  headers: StreamHeaders = new HeaderBag();
   /** Why the list is malformed, if it is. */
   problem: string | undefined;
   private regularSeen = false;
+  private trailers = false;
 
-  constructor(private readonly trailers: boolean) {}
+  /** Starts a block: a request's headers, or trailers (no pseudo-header allowed). */
+  start(trailers: boolean): void {
+    this.headers = new HeaderBag();
+    this.problem = undefined;
+    this.regularSeen = false;
+    this.trailers = trailers;
+  }
 
   readonly onField = (name: string, value: string): void => {
     if (this.problem !== undefined) return;
