@@ -23,7 +23,7 @@ import {
 } from './frames.js';
 import { RequestHeaders, responseBlock } from './headers.js';
 import { HpackDecoder, HpackError } from './hpack.js';
-import { OutputQueue } from './output.js';
+import { OutputQueue, type WriteCallback } from './output.js';
 import { Stream, type StreamHost } from './stream.js';
 
 export interface ConnectionOptions {
@@ -56,6 +56,8 @@ const dataHighWaterBytes = 256 * 1024;
 /** Client resets allowed in a burst, and refilled per second (nghttp2's defaults). */
 const resetBurst = 1000;
 const resetsPerSecond = 33;
+/** Streams we reset whose late DATA is still recognised and ignored. */
+const recentlyResetCount = 16;
 /** The payload of our keepalive PINGs (ACKs are matched in order). */
 const pingOpaque = Buffer.alloc(8);
 /** How long a connection ending with an error may take to flush its GOAWAY. */
@@ -68,6 +70,9 @@ export class Connection extends EventEmitter implements StreamHost {
   private readonly reader: FrameReader;
   private readonly decoder = new HpackDecoder(4096, maxHeaderListBytes);
   private readonly fields = new RequestHeaders();
+  /** The last streams we reset, whose in-flight DATA is ignored rather than answered. */
+  private readonly recentlyReset: number[] = new Array<number>(recentlyResetCount).fill(0);
+  private recentlyResetNext = 0;
   private readonly output: OutputQueue;
   private lastStreamId = 0;
   /** GOAWAY sent: no new stream is accepted. */
@@ -202,7 +207,9 @@ export class Connection extends EventEmitter implements StreamHost {
     if (stream === undefined) {
       if (id > this.lastStreamId) throw new H2Error(ErrorCode.protocol, 'DATA on an idle stream');
       this.returnConnectionBytes(length);
-      this.refuse(id, ErrorCode.streamClosed);
+      // Data in flight when we reset the stream is ignored (RFC 7540 §5.4.2); on a stream the
+      // client reset or ended, it is a stream error.
+      if (!this.recentlyReset.includes(id)) this.refuse(id, ErrorCode.streamClosed);
       return;
     }
     if (stream.remoteEnded) { this.returnConnectionBytes(length); this.streamError(stream, ErrorCode.streamClosed); return; }
@@ -323,22 +330,32 @@ export class Connection extends EventEmitter implements StreamHost {
     this.output.frame(FrameType.data, Flag.endStream, stream.id);
   }
 
+  sendWhole(stream: Stream, bytes: Buffer, callback: WriteCallback | undefined): boolean {
+    const n = bytes.length;
+    if (n > stream.sendWindow || n > this.connSendWindow || n > this.peerMaxFrameBytes || !this.output.hasRoomForData) return false;
+    stream.sendWindow -= n;
+    this.connSendWindow -= n;
+    this.sentSinceClientPing = true;
+    this.output.frame(FrameType.data, 0, stream.id, bytes, callback);
+    return true;
+  }
+
   /** Sends what the windows and the output allow of the stream's unsent bytes. */
   pump(stream: Stream): void {
     const output = this.output;
     while (stream.unsentBytes > 0) {
       const room = Math.min(stream.sendWindow, this.connSendWindow, this.peerMaxFrameBytes);
       if (room <= 0 || !output.hasRoomForData) { this.blocked.add(stream); break; }
-      const chunk = stream.unsent[0]!;
+      const chunk = stream.unsent![0]!;
       const from = stream.unsentOffset;
       const n = Math.min(room, chunk.length - from);
       const whole = from + n === chunk.length;
-      output.frame(FrameType.data, 0, stream.id, from === 0 && whole ? chunk : chunk.subarray(from, from + n), whole ? stream.unsentCallbacks[0] : undefined);
+      output.frame(FrameType.data, 0, stream.id, from === 0 && whole ? chunk : chunk.subarray(from, from + n), whole ? stream.unsentCallbacks![0] : undefined);
       stream.sendWindow -= n;
       this.connSendWindow -= n;
       stream.unsentBytes -= n;
       this.sentSinceClientPing = true;
-      if (whole) { stream.unsent.shift(); stream.unsentCallbacks.shift(); stream.unsentOffset = 0; }
+      if (whole) { stream.unsent!.shift(); stream.unsentCallbacks!.shift(); stream.unsentOffset = 0; }
       else stream.unsentOffset = from + n;
       if (this.closed) return;
     }
@@ -347,6 +364,8 @@ export class Connection extends EventEmitter implements StreamHost {
   }
 
   sendReset(stream: Stream, code: number): void {
+    this.recentlyReset[this.recentlyResetNext] = stream.id;
+    this.recentlyResetNext = (this.recentlyResetNext + 1) % this.recentlyReset.length;
     this.output.frameU32(FrameType.rstStream, stream.id, code);
   }
 

@@ -26,6 +26,8 @@ export interface StreamHost extends H2Session {
   sendHeaders(stream: Stream, headers: OutgoingHttpHeaders, endStream: boolean, date: boolean): void;
   /** An empty DATA frame with END_STREAM (an end without trailers, as node sends it). */
   sendEndOfData(stream: Stream): void;
+  /** Sends `bytes` as DATA now if the windows and the output allow all of it in one frame; false if not (nothing sent). */
+  sendWhole(stream: Stream, bytes: Buffer, callback: WriteCallback | undefined): boolean;
   /** The stream has bytes to send: send what the windows allow. */
   pump(stream: Stream): void;
   sendReset(stream: Stream, code: number): void;
@@ -61,9 +63,9 @@ export class Stream implements H2Stream {
   recvWindow: number;
   /** Bytes consumed and not yet returned by WINDOW_UPDATE. */
   unreturnedBytes = 0;
-  /** Written and not yet sent, in order, with their callbacks. */
-  readonly unsent: Buffer[] = [];
-  readonly unsentCallbacks: Array<WriteCallback | undefined> = [];
+  /** Written and not yet sent, in order, with their callbacks (made when a write must wait). */
+  unsent: Buffer[] | undefined;
+  unsentCallbacks: Array<WriteCallback | undefined> | undefined;
   unsentBytes = 0;
   /** Offset into unsent[0] of the bytes not yet sent. */
   unsentOffset = 0;
@@ -123,8 +125,10 @@ export class Stream implements H2Stream {
     if (!this.headersSent) this.respond({ ':status': 200 });
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     if (this.closed) { if (callback !== undefined) process.nextTick(callback, new Error('stream closed')); return false; }
-    this.unsent.push(bytes);
-    this.unsentCallbacks.push(callback);
+    // Nothing waiting and the windows allow it all: straight out (a unary response's message).
+    if (this.unsentBytes === 0 && this.host.sendWhole(this, bytes, callback)) return true;
+    (this.unsent ??= []).push(bytes);
+    (this.unsentCallbacks ??= []).push(callback);
     this.unsentBytes += bytes.length;
     this.host.pump(this);
     const more = this.unsentBytes < streamHighWaterBytes;
@@ -261,8 +265,8 @@ export class Stream implements H2Stream {
 
   private closeNow(): void {
     this.closed = true;
-    this.unsent.length = 0;
-    this.unsentCallbacks.length = 0;
+    this.unsent = undefined;
+    this.unsentCallbacks = undefined;
     this.unsentBytes = 0;
     this.host.forget(this);
     this.emit(this.onClose);
