@@ -94,7 +94,7 @@ let server: Server;
 let baselineRss = 0;
 let peakRss = 0;
 let cases = 0;
-const started = Date.now();
+let started = Date.now();
 
 async function sampleRss(): Promise<void> {
   if (server.running) peakRss = Math.max(peakRss, await rssBytes(server.pid!));
@@ -135,6 +135,7 @@ for (const variant of targetsWithOwnH2().filter((v) => v.target === 'concord')) 
   before(async () => {
     server = await startServer({ target: 'concord', ...(variant.env ? { env: variant.env } : {}) });
     cases = 0;
+    started = Date.now();
     baselineRss = await rssBytes(server.pid!);
     peakRss = baselineRss;
   });
