@@ -26,8 +26,8 @@ function httpGet(address: string, path: string, method = 'GET'): Promise<{ statu
   });
 }
 
-for (const thread of [false, true]) {
-  const mode = thread ? ' (transport on a worker thread)' : '';
+for (const [thread, h2Server] of [[false, 'node'], [false, 'own'], [true, 'node']] as const) {
+  const mode = thread ? ' (transport on a worker thread)' : h2Server === 'own' ? ' (own HTTP/2)' : '';
   describe(`etcd API over our gRPC server${mode}`, () => {
     let service: FakeService;
     let api: Api;
@@ -35,7 +35,7 @@ for (const thread of [false, true]) {
     let address: string;
     before(async () => {
       service = new FakeService({ maxRequestBytes, snapshot: snapshotData, snapshotPieceBytes: 10_000 });
-      api = await startApi({ thread,  service, listen: [new URL('http://127.0.0.1:0')] });
+      api = await startApi({ thread, h2Server, service, listen: [new URL('http://127.0.0.1:0')] });
       address = api.addresses[0]!;
       client = new TestClient(new URL(address).host);
     });
@@ -122,7 +122,7 @@ for (const thread of [false, true]) {
     test('a client that cancels a Snapshot mid-stream stops the send and releases the backend snapshot', async () => {
       // 32 MiB: far more than the HTTP/2 windows, so the server must wait for the client.
       const big = new FakeService({ snapshot: Buffer.alloc(32 << 20), snapshotPieceBytes: 1 << 20 });
-      const api2 = await startApi({ thread,  service: big, listen: [new URL('http://127.0.0.1:0')] });
+      const api2 = await startApi({ thread, h2Server, service: big, listen: [new URL('http://127.0.0.1:0')] });
       const c2 = new TestClient(new URL(api2.addresses[0]!).host);
       try {
         const stream = c2.serverStream('/etcdserverpb.Maintenance/Snapshot', pb.SnapshotRequest, pb.SnapshotResponse, {});
@@ -276,7 +276,7 @@ for (const thread of [false, true]) {
       let arrived!: () => void;
       const arrival = new Promise<void>((r) => { arrived = r; });
       service.before = (m) => (m === 'put' ? new Promise<void>((r) => { release = r; arrived(); }) : undefined);
-      const api = await startApi({ thread,  service, listen: [new URL('http://127.0.0.1:0')] });
+      const api = await startApi({ thread, h2Server, service, listen: [new URL('http://127.0.0.1:0')] });
       const client = new TestClient(new URL(api.addresses[0]!).host);
       try {
         const put = client.put({ key: Buffer.from('k'), value: Buffer.from('v') });
@@ -291,7 +291,7 @@ for (const thread of [false, true]) {
 
     test('HTTP/1.1 keep-alive: gateway bodies larger than the relay window both ways, then /health, on one connection', async () => {
       // On the worker thread every HTTP/1.1 connection is relayed to this thread (h1-relay.ts).
-      const api = await startApi({ thread, service: new FakeService(), listen: [new URL('http://127.0.0.1:0')] });
+      const api = await startApi({ thread, h2Server, service: new FakeService(), listen: [new URL('http://127.0.0.1:0')] });
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
       const value = randomBytes(relayWindowBytes * 3);
       const request = (method: string, path: string, body?: string) => new Promise<{ status: number; body: string; reused: boolean }>((resolve, reject) => {
@@ -319,9 +319,9 @@ for (const thread of [false, true]) {
     });
 
     test('a listen address in use fails startApi', async () => {
-      const a = await startApi({ thread,  service: new FakeService(), listen: [new URL('http://127.0.0.1:0')] });
+      const a = await startApi({ thread, h2Server, service: new FakeService(), listen: [new URL('http://127.0.0.1:0')] });
       try {
-        await assert.rejects(startApi({ thread,  service: new FakeService(), listen: [new URL(a.addresses[0]!)] }), /EADDRINUSE/);
+        await assert.rejects(startApi({ thread, h2Server, service: new FakeService(), listen: [new URL(a.addresses[0]!)] }), /EADDRINUSE/);
       } finally { await a.close(); }
     });
   });

@@ -19,8 +19,8 @@ function etcdctl(endpoint: string, ...args: string[]): Promise<{ code: number; s
 
 const haveEtcdctl = await new Promise<boolean>((r) => execFile('etcdctl', ['version'], { env: { ...process.env, ETCDCTL_API: '3' } }, (e) => r(!e)));
 
-for (const thread of [false, true]) {
-  const mode = thread ? ' (transport on a worker thread)' : '';
+for (const [thread, h2Server] of [[false, 'node'], [false, 'own'], [true, 'node']] as const) {
+  const mode = thread ? ' (transport on a worker thread)' : h2Server === 'own' ? ' (own HTTP/2)' : '';
   describe(`real etcdctl against the API${mode}`, { skip: haveEtcdctl ? false : 'etcdctl not installed' }, () => {
     // bbolt files are whole pages; etcdctl checks (size - 32) % 512 == 0 before the sha256.
     const snapshot = randomBytes(5 * 4096);
@@ -28,7 +28,7 @@ for (const thread of [false, true]) {
     let endpoint: string;
     let dir: string;
     before(async () => {
-      api = await startApi({ thread,  service: new FakeService({ snapshot }), listen: [new URL('http://127.0.0.1:0')] });
+      api = await startApi({ thread, h2Server, service: new FakeService({ snapshot }), listen: [new URL('http://127.0.0.1:0')] });
       endpoint = new URL(api.addresses[0]!).host;
       dir = await mkdtemp(join(tmpdir(), 'concord-api-'));
     });
