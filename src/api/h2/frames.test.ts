@@ -76,6 +76,11 @@ describe('FrameReader', () => {
     assert.equal(h2Code(() => r.push(more)), ErrorCode.enhanceYourCalm);
   });
 
+  test('HEADERS making its stream depend on itself is PROTOCOL_ERROR', () => {
+    assert.equal(h2Code(() => collect().reader.push(frame(FrameType.headers, Flag.priority | Flag.endHeaders, 3, Buffer.from([0, 0, 0, 3, 16, 0x82])))), ErrorCode.protocol);
+    assert.equal(h2Code(() => collect().reader.push(frame(FrameType.headers, Flag.priority | Flag.endHeaders, 3, Buffer.from([0, 0, 0, 1, 16, 0x82])))), -1);
+  });
+
   test('HEADERS on stream 0 is PROTOCOL_ERROR', () => {
     assert.equal(h2Code(() => collect().reader.push(frame(FrameType.headers, Flag.endHeaders, 0, Buffer.from('a')))), ErrorCode.protocol);
   });

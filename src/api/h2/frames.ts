@@ -156,7 +156,7 @@ export class FrameReader {
     if (type === FrameType.continuation) throw new H2Error(ErrorCode.protocol, 'CONTINUATION without HEADERS');
     if (type !== FrameType.headers) { this.sink.onFrame(type, flags, stream, payload); return; }
     if (stream === 0) throw new H2Error(ErrorCode.protocol, 'HEADERS on stream 0');
-    const fragment = headersFragment(flags, payload);
+    const fragment = headersFragment(flags, stream, payload);
     const endStream = (flags & Flag.endStream) !== 0;
     if ((flags & Flag.endHeaders) !== 0) {
       if (fragment.length > this.maxHeaderBlockBytes) throw this.blockTooLarge();
@@ -181,7 +181,7 @@ export class FrameReader {
 }
 
 /** A HEADERS frame's header block fragment, without padding and priority fields. */
-function headersFragment(flags: number, payload: Buffer): Buffer {
+function headersFragment(flags: number, stream: number, payload: Buffer): Buffer {
   let start = 0;
   let end = payload.length;
   if ((flags & Flag.padded) !== 0) {
@@ -191,6 +191,11 @@ function headersFragment(flags: number, payload: Buffer): Buffer {
   }
   if ((flags & Flag.priority) !== 0) start += 5;
   if (start > end) throw new H2Error(ErrorCode.protocol, 'HEADERS padding or priority exceeds the frame');
+  // RFC 7540 §5.3.1 makes this a stream error; ending the connection is allowed too, and
+  // keeps the HPACK table of a block we would not decode out of the question.
+  if ((flags & Flag.priority) !== 0 && (payload.readUInt32BE(start - 5) & 0x7fffffff) === stream) {
+    throw new H2Error(ErrorCode.protocol, 'a stream depending on itself');
+  }
   return payload.subarray(start, end);
 }
 
