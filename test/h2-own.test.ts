@@ -210,3 +210,37 @@ describe('OutputQueue', () => {
     } finally { peer.destroy(); socket.destroy(); server.close(); }
   });
 });
+
+describe('own HTTP/2 server behind the ClientListener', () => {
+  test('close(): GOAWAY to the client, the stream in flight still answered, then the connection ends', async () => {
+    const { ClientListener } = await import('../src/api/listener.js');
+    let release: (() => void) | undefined;
+    const listener = new ClientListener({
+      h2Server: 'own',
+      onRequest: (_q, r) => { r.writeHead(404); r.end(); },
+      onStream: (stream) => {
+        stream.on('data', () => { /* drained */ });
+        stream.on('end', () => {
+          release = () => { stream.respond({ ':status': 200 }); stream.end('late'); };
+        });
+      },
+    });
+    const url = await listener.listen(new URL('http://127.0.0.1:0'));
+    const c = await RawConn.handshake(Number(url.port));
+    try {
+      c.write(frame(FRAME.headers, FLAG.endHeaders | FLAG.endStream, 1, headerBlock(grpcRequestHeaders('/slow'))));
+      await sync(c, 9);
+      assert.ok(release, 'the request arrived');
+      const closing = listener.close(10_000);
+      const goaway = await c.until((f) => f.type === FRAME.goaway, 10_000);
+      assert.equal(goaway?.payload.readUInt32BE(0), 1, 'last stream id 1');
+      assert.equal(goaway?.payload.readUInt32BE(4), 0, 'NO_ERROR');
+      assert.equal(c.isClosed, false, 'open while its stream is');
+      release!();
+      assert.ok(await c.waitClosed(10_000), 'closed once the stream ended');
+      const data = c.frames.filter((f) => f.type === FRAME.data && f.stream === 1).map((f) => f.payload.toString()).join('');
+      assert.equal(data, 'late');
+      await closing;
+    } finally { c.destroy(); }
+  });
+});
