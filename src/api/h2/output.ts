@@ -35,6 +35,7 @@ export class OutputQueue {
   private regionStart = 0;
   private fill = 0;
   private flushScheduled = false;
+  private overflowed = false;
   private readonly flushNow = (): void => this.flush();
 
   constructor(
@@ -122,7 +123,11 @@ export class OutputQueue {
 
   private queued(callback: WriteCallback | undefined): void {
     if (callback !== undefined) this.callbacks.push(callback);
-    if (this.queuedBytes > this.maxBytes) { this.onOverflow(); return; }
+    if (this.queuedBytes > this.maxBytes) {
+      // Reported on the next tick, not from inside the frame a stream or the reader is writing.
+      if (!this.overflowed) { this.overflowed = true; process.nextTick(this.onOverflow); }
+      return;
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       process.nextTick(this.flushNow);

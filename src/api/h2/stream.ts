@@ -264,6 +264,7 @@ export class Stream implements H2Stream {
   }
 
   private closeNow(): void {
+    if (this.closed) return;
     this.closed = true;
     this.unsent = undefined;
     this.unsentCallbacks = undefined;
