@@ -188,6 +188,28 @@ describe('own HTTP/2 server', () => {
   });
 });
 
+describe('own HTTP/2 server: bytes held for a client that opens no window', () => {
+  const srv = new OwnServer();
+  let port = 0;
+  before(async () => { port = await srv.listen(); });
+  after(() => srv.close());
+
+  test('past 64 MiB written and unsent on a connection, new streams are refused', async () => {
+    const big = Buffer.alloc(8 * 1024 * 1024); // one buffer, written on every stream
+    srv.handler = (stream) => { stream.respond({ ':status': 200 }); stream.write(big); };
+    const c = await RawConn.connect(port);
+    try {
+      c.write(Buffer.concat([clientPreface, frame(FRAME.settings, 0, 0, Buffer.from([0, 4, 0, 0, 0, 0]))]));
+      const block = headerBlock(grpcRequestHeaders('/held'), true, false);
+      for (let id = 1; id <= 21; id += 2) c.write(frame(FRAME.headers, FLAG.endHeaders | FLAG.endStream, id, block));
+      await sync(c, 5);
+      const refused = c.frames.filter((f) => f.type === FRAME.rst && f.payload.readUInt32BE(0) === 0x7).map((f) => f.stream);
+      // 8 streams hold 64 MiB; the 9th takes it past; the 10th and 11th are refused.
+      assert.deepEqual(refused, [19, 21]);
+    } finally { c.destroy(); }
+  });
+});
+
 describe('OutputQueue', () => {
   test('a peer that does not read: past its bound in bytes the queue overflows, instead of growing', async () => {
     const server = net.createServer();

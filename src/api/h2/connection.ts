@@ -49,6 +49,11 @@ const maxHeaderBlockBytes = 80 * 1024;
 const maxHeaderListBytes = 64 * 1024;
 /** Streams open at once whatever the client was told (past it REFUSED_STREAM): each holds memory. */
 const maxOpenStreamsCap = 100_000;
+/**
+ * Bytes a connection's streams may have written and not sent (waiting for the client's
+ * windows) before new streams are refused, as nghttp2 refuses them past maxSessionMemory.
+ */
+const maxHeldBytes = 64 * 1024 * 1024;
 /** Output bytes held for a client (ours and the socket's) past which it is cut off. */
 const maxOutputBytes = 8 * 1024 * 1024;
 /** DATA is moved to the output while it holds fewer bytes than this. */
@@ -86,6 +91,8 @@ export class Connection extends EventEmitter implements StreamHost {
   private peerMaxFrameBytes = defaultMaxFrameBytes;
   /** Streams with unsent bytes that wait for a window or for room in the output. */
   private readonly blocked = new Set<Stream>();
+  /** Bytes written by this connection's streams and waiting for a window (no new stream past maxHeldBytes). */
+  private heldBytes = 0;
   private settingsAcked = false;
   private bytesBeforeAck = 0;
   private settingsTimer: NodeJS.Timeout | undefined;
@@ -190,7 +197,10 @@ export class Connection extends EventEmitter implements StreamHost {
     this.lastStreamId = h.stream;
     if (this.goingAway) return;
     if (fields.problem !== undefined) { this.refuse(h.stream, ErrorCode.protocol); return; }
-    if (this.streams.size >= Math.min(this.opts.maxConcurrentStreams, maxOpenStreamsCap)) { this.refuse(h.stream, ErrorCode.refusedStream); return; }
+    if (this.streams.size >= Math.min(this.opts.maxConcurrentStreams, maxOpenStreamsCap) || this.heldBytes > maxHeldBytes) {
+      this.refuse(h.stream, ErrorCode.refusedStream);
+      return;
+    }
     const stream = new Stream(h.stream, this, this.peerInitialWindow, streamWindowBytes);
     this.streams.set(h.stream, stream);
     this.pingStrikes.forgive();
@@ -354,6 +364,7 @@ export class Connection extends EventEmitter implements StreamHost {
       stream.sendWindow -= n;
       this.connSendWindow -= n;
       stream.unsentBytes -= n;
+      this.heldBytes -= n;
       this.sentSinceClientPing = true;
       if (whole) { stream.unsent!.shift(); stream.unsentCallbacks!.shift(); stream.unsentOffset = 0; }
       else stream.unsentOffset = from + n;
@@ -361,6 +372,10 @@ export class Connection extends EventEmitter implements StreamHost {
     }
     if (stream.unsentBytes === 0) this.blocked.delete(stream);
     stream.afterPump();
+  }
+
+  held(bytes: number): void {
+    this.heldBytes += bytes;
   }
 
   sendReset(stream: Stream, code: number): void {

@@ -28,6 +28,8 @@ export interface StreamHost extends H2Session {
   sendEndOfData(stream: Stream): void;
   /** Sends `bytes` as DATA now if the windows and the output allow all of it in one frame; false if not (nothing sent). */
   sendWhole(stream: Stream, bytes: Buffer, callback: WriteCallback | undefined): boolean;
+  /** `bytes` more (or, negative, fewer) written by streams and not yet sent. */
+  held(bytes: number): void;
   /** The stream has bytes to send: send what the windows allow. */
   pump(stream: Stream): void;
   sendReset(stream: Stream, code: number): void;
@@ -130,6 +132,7 @@ export class Stream implements H2Stream {
     (this.unsent ??= []).push(bytes);
     (this.unsentCallbacks ??= []).push(callback);
     this.unsentBytes += bytes.length;
+    this.host.held(bytes.length);
     this.host.pump(this);
     const more = this.unsentBytes < streamHighWaterBytes;
     if (!more) this.needDrain = true;
@@ -268,6 +271,7 @@ export class Stream implements H2Stream {
     this.closed = true;
     this.unsent = undefined;
     this.unsentCallbacks = undefined;
+    this.host.held(-this.unsentBytes);
     this.unsentBytes = 0;
     this.host.forget(this);
     this.emit(this.onClose);
