@@ -186,13 +186,6 @@ describe('own HTTP/2 server', () => {
       assert.equal(d.goaway()?.code, 0xb);
     } finally { d.destroy(); }
   });
-});
-
-describe('own HTTP/2 server: bytes held for a client that opens no window', () => {
-  const srv = new OwnServer();
-  let port = 0;
-  before(async () => { port = await srv.listen(); });
-  after(() => srv.close());
 
   test('past 64 MiB written and unsent on a connection, new streams are refused', async () => {
     const big = Buffer.alloc(8 * 1024 * 1024); // one buffer, written on every stream
