@@ -41,6 +41,7 @@ import {
   type ConfChange, type ConfChangeV2, type ConfState, type Entry, type Message, type NodeId, type Snapshot,
 } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
+import { loopTrace } from '../metrics/index.js';
 import type { ApplierPort, SnapshotterPort, TransportPort, WalPort } from './ports.js';
 import { AppliedIndexWaiter } from './read-index.js';
 
@@ -407,11 +408,17 @@ export class RaftNode {
       for (;;) {
         while (this.tasks.length > 0) await this.tasks.shift()!();
         if (this.stopped || !this.raw.hasReady()) break;
+        const t0 = loopTrace ? performance.now() : 0;
         const rd = this.raw.ready();
         const handling = this.handle(rd);
-        if (handling !== undefined) await handling;
+        if (handling !== undefined) {
+          loopTrace?.span('raft.ready-start', t0, rd.entries.length);
+          await handling;
+        }
+        const t1 = loopTrace ? performance.now() : 0;
         this.raw.advance(rd);
         const idle = this.events.idle?.();
+        loopTrace?.span(handling === undefined ? 'raft.ready-now' : 'raft.advance', handling === undefined ? t0 : t1, rd.entries.length);
         if (idle !== undefined) await idle;
       }
     } catch (e) {
@@ -479,12 +486,14 @@ export class RaftNode {
     if (this.events.readState) for (const rs of rd.readStates) this.events.readState(rs.requestCtx, rs.index);
 
     if (saving) await saving;
+    const t1 = loopTrace ? performance.now() : 0;
     this.persisted(rd, t0);
     if (!isLeader) this.send(rd.messages);
     // A leader's snapshot replaces the state machine once it is durable with its hard state
     // (etcd applies it after the raft loop persisted it); the entries after it follow.
     if (snapshot) await this.installSnapshot(snapshot);
     this.applyEntries(committed, split, committed.length);
+    loopTrace?.span('raft.ready-finish', t1, committed.length - split);
   }
 
   /**
@@ -534,6 +543,7 @@ export class RaftNode {
 
   /** Hands entries [from, to) to the applier, conf changes applied to raft first. */
   private applyEntries(entries: readonly Entry[], from: number, to: number): void {
+    const t0 = loopTrace && to > from ? performance.now() : 0;
     for (let i = from; i < to; i++) {
       const e = entries[i]!;
       // Checked before building a message: this runs for every entry.
@@ -543,6 +553,7 @@ export class RaftNode {
       this.appliedTerm = e.term;
       this.applied.advance(e.index);
     }
+    if (t0 > 0) loopTrace?.span('raft.apply', t0, to - from);
   }
 
   /** The applier decides what raft applies (etcd validates membership first); raft must hear exactly once. */
