@@ -50,6 +50,14 @@ const maxSizePerMsgBytes = 1024 * 1024;
 const maxInflightMsgs = 4096 / 8;
 /** A leader's Ready with at most this many entries is written on the loop's thread (writesNow). */
 const leaderBlockingEntries = 1;
+/**
+ * Committed entries applied per event-loop turn. Applying an entry answers its proposer,
+ * whose response (node:http2's respond and writes) runs in the same turn, so a Ready of 100
+ * entries was one macrotask of 100 applies and responses (issue 14: no main-thread pause over
+ * 10 ms); the rest wait a turn (setImmediate), after timers and I/O. The front end starts 32
+ * requests per turn (api/grpc/turns.ts) for the same reason.
+ */
+const defaultApplyPerTurn = 32;
 
 export interface RaftNodeEvents {
   /** Leader or role changed (leader 0n: none known). */
@@ -464,8 +472,7 @@ export class RaftNode {
       if (committed.length > 0 && committed[committed.length - 1]!.index > this.persistedIndex) {
         assert.fail(`raft: entry ${committed[committed.length - 1]!.index} committed but persisted only to ${this.persistedIndex}`);
       }
-      this.applyEntries(committed, 0, committed.length);
-      return undefined;
+      return this.applyEntries(committed, 0, committed.length);
     }
     return this.handleSaving(rd, isLeader, undefined);
   }
@@ -481,7 +488,8 @@ export class RaftNode {
     const committed = rd.committedEntries;
     let split = committed.length;
     while (split > 0 && committed[split - 1]!.index > this.persistedIndex) split--;
-    this.applyEntries(committed, 0, split);
+    const early = this.applyEntries(committed, 0, split);
+    if (early !== undefined) await early;
 
     if (this.events.readState) for (const rs of rd.readStates) this.events.readState(rs.requestCtx, rs.index);
 
@@ -492,7 +500,8 @@ export class RaftNode {
     // A leader's snapshot replaces the state machine once it is durable with its hard state
     // (etcd applies it after the raft loop persisted it); the entries after it follow.
     if (snapshot) await this.installSnapshot(snapshot);
-    this.applyEntries(committed, split, committed.length);
+    const rest = this.applyEntries(committed, split, committed.length);
+    if (rest !== undefined) await rest;
     loopTrace?.span('raft.ready-finish', t1, committed.length - split);
   }
 
@@ -541,8 +550,27 @@ export class RaftNode {
     if (changed) this.events.leaderChanged?.(leader, isLeader, previous);
   }
 
-  /** Hands entries [from, to) to the applier, conf changes applied to raft first. */
-  private applyEntries(entries: readonly Entry[], from: number, to: number): void {
+  /**
+   * Hands entries [from, to) to the applier, at most applyPerTurn in this turn; a promise
+   * (settled once all are applied) only when some wait for later turns.
+   */
+  private applyEntries(entries: readonly Entry[], from: number, to: number): Promise<void> | undefined {
+    const end = Math.min(to, from + defaultApplyPerTurn);
+    this.applyNow(entries, from, end);
+    return end === to ? undefined : this.applyLater(entries, end, to);
+  }
+
+  private async applyLater(entries: readonly Entry[], from: number, to: number): Promise<void> {
+    while (from < to) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const end = Math.min(to, from + defaultApplyPerTurn);
+      this.applyNow(entries, from, end);
+      from = end;
+    }
+  }
+
+  /** Hands entries [from, to) to the applier now, conf changes applied to raft first. */
+  private applyNow(entries: readonly Entry[], from: number, to: number): void {
     const t0 = loopTrace && to > from ? performance.now() : 0;
     for (let i = from; i < to; i++) {
       const e = entries[i]!;
