@@ -141,6 +141,8 @@ export class LoopTracer {
     this.second = new Map();
     lines.push(JSON.stringify({ type: 'second', at: round(performance.timeOrigin + now), histBaseMs, kinds }));
     appendFileSync(this.file, lines.join('\n') + '\n');
+    // The tracer's own write (a file append can wait on the disk): its stalls are charged to it.
+    if (!all) this.span('trace.flush', now, lines.length);
   }
 
   /** A stall with the overlap, in ms, of each span kind that overlapped it ([ms, spans, n]). */
