@@ -117,6 +117,27 @@ for (const [kind, blocks] of Object.entries(responseBlocks)) {
   });
 }
 
+test('literals without indexing that repeat (nghttp2\'s :path) decode right when they change', () => {
+  const d = new HpackDecoder();
+  const lit = (prefix: number, value: string, huffman: boolean): Buffer => {
+    if (!huffman) return Buffer.concat([Buffer.from([prefix, value.length]), Buffer.from(value, 'latin1')]);
+    const h = Buffer.alloc(huffmanEncodedLength(value));
+    huffmanEncode(value, h, 0);
+    return Buffer.concat([Buffer.from([prefix, 0x80 | h.length]), h]);
+  };
+  const paths = ['/etcdserverpb.KV/Put', '/etcdserverpb.KV/Txn', '/etcdserverpb.KV/Put', '/a', '/etcdserverpb.KV/Put', 'x'.repeat(100), 'x'.repeat(100), '/etcdserverpb.KV/Put'];
+  for (const huffman of [true, false, true]) {
+    for (const p of paths) {
+      for (const prefix of [0x04, 0x14]) { // without indexing, never indexed; name :path
+        assert.deepEqual(decodeAll(d, lit(prefix, p, huffman)), [[':path', p]]);
+      }
+      // The same octets under another name are that name's.
+      assert.deepEqual(decodeAll(d, lit(0x01, p, huffman)), [[':authority', p]]);
+    }
+  }
+  assert.equal(d.tableCount, 0);
+});
+
 // ---- Huffman ----
 
 test('Huffman: every octet round-trips; lengths match the code table', () => {

@@ -11,8 +11,11 @@
  * It runs for every request, so it is built not to allocate for what repeats: grpc-go and
  * grpc-js index most request headers, so from the second request on most fields are
  * one-byte references into the dynamic table, and the decoder hands out the very string
- * objects the table holds. Literal strings become strings in one native latin1 copy
- * (Huffman-coded ones are first decoded into a reused scratch buffer).
+ * objects the table holds. nghttp2 (grpc-js) never indexes :path, so it sends the same
+ * literal in every request: the last literal per static name is remembered as encoded
+ * (RepeatedLiterals) and the same octets give back the same string. Other literal strings
+ * become strings in one native latin1 copy (Huffman-coded ones are first decoded into a
+ * reused scratch buffer).
  *
  * encodeHeaderBlock writes the server's response headers and trailers statelessly: static
  * table references and literals that are never added to the client's table, so one block can
@@ -187,6 +190,7 @@ export class HpackDecoder {
   private scratch: Buffer = Buffer.allocUnsafe(256);
   /** Set by an HpackError: the context is out of step with the client's for good. */
   private failed = false;
+  private readonly literals = new RepeatedLiterals();
 
   constructor(
     private readonly maxTableBytes = defaultMaxTableBytes,
@@ -247,8 +251,13 @@ export class HpackDecoder {
         continue;
       } else { // literal without indexing (0000) or never indexed (0001) (§6.2.2, §6.2.3)
         const index = this.readInt(4);
-        name = index === 0 ? this.readString() : this.nameAt(index);
-        value = this.readString();
+        if (index === 0) {
+          name = this.readString();
+          value = this.readString();
+        } else {
+          name = this.nameAt(index);
+          value = this.readString(index <= staticCount ? index : 0);
+        }
       }
       fieldSeen = true;
       listBytes += name.length + value.length + entryOverheadBytes;
@@ -288,17 +297,31 @@ export class HpackDecoder {
     throw new HpackError('HPACK integer too long');
   }
 
-  /** A string literal (§5.2) at pos, as a latin1 string; advances pos past it. */
-  private readString(): string {
+  /**
+   * A string literal (§5.2) at pos, as a latin1 string; advances pos past it. `repeatSlot`
+   * (a static index, or 0 for none) names where the same octets were last seen.
+   */
+  private readString(repeatSlot = 0): string {
     const src = this.src;
-    if (this.pos >= src.length) throw new HpackError('truncated HPACK string');
-    const huffman = src[this.pos]! >= 0x80;
+    const first = this.pos;
+    if (first >= src.length) throw new HpackError('truncated HPACK string');
+    const huffman = src[first]! >= 0x80;
     const length = this.readInt(7);
     const start = this.pos;
     if (length > src.length - start) throw new HpackError('HPACK string longer than its header block');
-    this.pos = start + length;
-    if (!huffman) return src.latin1Slice(start, start + length);
-    const decoded = huffmanDecode(src, start, start + length, this.scratchFor(length));
+    const end = start + length;
+    this.pos = end;
+    if (repeatSlot !== 0) {
+      const seen = this.literals.lookup(repeatSlot, src, first, end);
+      if (seen !== undefined) return seen;
+    }
+    const value = huffman ? this.huffmanString(start, end) : src.latin1Slice(start, end);
+    if (repeatSlot !== 0) this.literals.remember(repeatSlot, src, first, end, value);
+    return value;
+  }
+
+  private huffmanString(start: number, end: number): string {
+    const decoded = huffmanDecode(this.src, start, end, this.scratchFor(end - start));
     if (decoded === huffmanInvalid) throw new HpackError('invalid HPACK Huffman code');
     if (decoded < 0) throw new HpackError(`header list larger than ${this.maxHeaderListBytes} bytes`);
     return (this.scratch as unknown as Latin1Source).latin1Slice(0, decoded);
@@ -312,6 +335,40 @@ export class HpackDecoder {
     const need = Math.min(huffmanDecodedMax(encodedBytes), this.maxHeaderListBytes);
     if (need > this.scratch.length) this.scratch = Buffer.allocUnsafe(Math.min(Math.max(need, this.scratch.length * 2), this.maxHeaderListBytes));
     return this.scratch;
+  }
+}
+
+/** Encoded literals longer than this (length prefix included) are not remembered. */
+const repeatedLiteralMaxBytes = 64;
+
+/**
+ * The last literal value sent without indexing under each static-table name, as encoded and
+ * as decoded: when the same octets come again, the same string is handed out with no
+ * decoding and no allocation. nghttp2 (node:http2, grpc-js) never indexes :path, so every
+ * request of a grpc-js client carries it as such a literal, mostly the same one.
+ */
+class RepeatedLiterals {
+  /** Slot i holds the encoded octets for static index i at i * repeatedLiteralMaxBytes. */
+  private readonly encoded = new Uint8Array((staticCount + 1) * repeatedLiteralMaxBytes);
+  private readonly encodedLength = new Int32Array(staticCount + 1);
+  private readonly decoded: string[] = new Array<string>(staticCount + 1).fill('');
+
+  /** The string last decoded from exactly src[first, end) in `slot`, if it was. */
+  lookup(slot: number, src: Uint8Array, first: number, end: number): string | undefined {
+    const n = end - first;
+    if (this.encodedLength[slot] !== n) return undefined;
+    const base = slot * repeatedLiteralMaxBytes;
+    for (let i = 0; i < n; i++) if (this.encoded[base + i] !== src[first + i]) return undefined;
+    return this.decoded[slot];
+  }
+
+  remember(slot: number, src: Uint8Array, first: number, end: number, value: string): void {
+    const n = end - first;
+    if (n > repeatedLiteralMaxBytes) return;
+    const base = slot * repeatedLiteralMaxBytes;
+    for (let i = 0; i < n; i++) this.encoded[base + i] = src[first + i]!;
+    this.encodedLength[slot] = n;
+    this.decoded[slot] = value;
   }
 }
 
