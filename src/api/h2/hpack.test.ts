@@ -315,6 +315,11 @@ test('encodeHeaderBlock: static references and literals without indexing, read b
     assert.equal(d.tableCount, 0, 'nothing may enter the peer\'s dynamic table');
   }
   assert.deepEqual(encodeHeaderBlock([]), Buffer.alloc(0));
+  // Latin1 is one octet per char, whatever the value.
+  assert.deepEqual(decodeAll(new HpackDecoder(), encodeHeaderBlock([['x-bin', '\u00ff\u0000\u0080']])), [['x-bin', '\u00ff\u0000\u0080']]);
+  // What HTTP/2 cannot carry as given is the caller's bug, refused loudly.
+  assert.throws(() => encodeHeaderBlock([['Content-Type', 'application/grpc']]), TypeError);
+  assert.throws(() => encodeHeaderBlock([['grpc-message', 'caf\u00e9 \u2603']]), TypeError);
 });
 
 // ---- real clients' header blocks ----

@@ -380,6 +380,10 @@ for (let i = 1; i <= staticCount; i++) {
   if (!e.byValue.has(staticValues[i]!)) e.byValue.set(staticValues[i]!, i);
 }
 
+/** A name HTTP/2 does not allow as is (uppercase, RFC 7540 8.1.2), or any char past latin1. */
+const notLowercaseLatin1Name = /[A-Z\u0100-\uffff]/;
+const notLatin1 = /[\u0100-\uffff]/;
+
 /** The octets of an integer with an N-bit prefix. */
 function intBytes(value: number, prefixBits: number): number {
   const max = (1 << prefixBits) - 1;
@@ -408,11 +412,14 @@ function writeString(out: Buffer, off: number, s: string): number {
  * match (`:status: 200` is the one octet 0x88), else as a literal without indexing, naming
  * a static entry where one has the name, with plain (not Huffman) strings. Nothing enters the
  * client's dynamic table, so the bytes are the same on every connection and may be cached.
- * Names must be lowercase, as HTTP/2 requires; names and values latin1.
+ * Names must be lowercase, as HTTP/2 requires, and names and values latin1 (gRPC
+ * percent-encodes grpc-message): anything else is a caller's bug and throws a TypeError.
  */
 export function encodeHeaderBlock(fields: ReadonlyArray<readonly [string, string]>): Buffer {
   let size = 0;
   for (const [name, value] of fields) {
+    // Our own headers: a wrong one is a bug here, not the peer's, and would go out garbled.
+    if (notLowercaseLatin1Name.test(name) || notLatin1.test(value)) throw new TypeError(`encodeHeaderBlock: bad header ${JSON.stringify([name, value])}`);
     const s = staticByName.get(name);
     if (s?.byValue.get(value) !== undefined) { size += 1; continue; }
     size += (s ? intBytes(s.nameIndex, 4) : 1 + intBytes(name.length, 7) + name.length)
