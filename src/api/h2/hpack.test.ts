@@ -230,6 +230,34 @@ function varintTail(v: number): number[] {
   return out;
 }
 
+test('a table limit of 2^31-1 costs nothing up front; the table grows with its entries', () => {
+  const d = new HpackDecoder(0x7fffffff);
+  const c = hpackJs.compressor.create({ table: { maxSize: 0x7fffffff } });
+  const fields: HpackJsHeader[] = Array.from({ length: 1000 }, (_, i) => ({ name: `n${i}`, value: `v${i}`, huffman: i % 2 === 0 }));
+  c.write(fields);
+  assert.deepEqual(decodeAll(d, c.read()!), fields.map((f) => [f.name, f.value]));
+  assert.equal(d.tableCount, 1000);
+  assert.deepEqual(d.tableEntry(62), ['n999', 'v999']);
+  assert.deepEqual(d.tableEntry(62 + 999), ['n0', 'v0']);
+});
+
+test('the table ring grows while wrapped around (after evictions) and keeps every entry in order', () => {
+  const d = new HpackDecoder(4096);
+  const model: Field[] = []; // newest first
+  let modelBytes = 0;
+  const add = (name: string, value: string): void => {
+    decodeAll(d, Buffer.concat([Buffer.from([0x40, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]));
+    model.unshift([name, value]);
+    modelBytes += name.length + value.length + 32;
+    while (modelBytes > 4096) { const [n, v] = model.pop()!; modelBytes -= n.length + v.length + 32; }
+  };
+  for (let i = 0; i < 40; i++) add('a', `${i}`.padEnd(95, '.')); // 128 bytes each: 32 fit, the ring wraps
+  for (let i = 0; i < 100; i++) add('b', `${i}`); // 34-35 bytes: more entries than slots, grown while wrapped
+  assert.equal(d.tableCount, model.length);
+  assert.ok(model.length > 64);
+  assert.deepEqual(tableOf(d), model);
+});
+
 test('an HpackError leaves the decoder refusing later blocks (its table is out of step)', () => {
   const d = new HpackDecoder();
   hpackError(hex('80'), d);

@@ -105,6 +105,8 @@ const maxIntegerValue = 0x7fffffff;
 const maxIntegerContinuationBytes = 5;
 
 export const defaultMaxTableBytes = 4096;
+/** Ring slots a new dynamic table starts with (a 4096-byte table of request headers holds 20-60). */
+const initialTableSlots = 32;
 export const defaultMaxHeaderListBytes = 64 * 1024;
 
 /** Views on a Uint8Array as a Buffer (for latin1Slice), without copying. */
@@ -122,20 +124,16 @@ function asLatin1Source(block: Uint8Array): Latin1Source {
  * char per octet, so a string's length is its size).
  */
 class DynamicTable {
-  private readonly names: string[];
-  private readonly values: string[];
+  /** The ring; it grows (doubling) when full, so its slots follow what the table holds, not its limit. */
+  private names: string[] = new Array<string>(initialTableSlots).fill('');
+  private values: string[] = new Array<string>(initialTableSlots).fill('');
   private newest = -1;
   /** Entries held. */
   count = 0;
   /** Their size, as RFC 7541 §4.1 counts it. */
   bytes = 0;
 
-  constructor(private limitBytes: number, maxLimitBytes: number) {
-    // Every entry takes at least 32 octets, so this many slots always suffice.
-    const slots = Math.floor(maxLimitBytes / entryOverheadBytes) + 1;
-    this.names = new Array<string>(slots).fill('');
-    this.values = new Array<string>(slots).fill('');
-  }
+  constructor(private limitBytes: number) {}
 
   /** The slot of entry `i` counted from the newest (0); i < count. */
   private slot(i: number): number {
@@ -157,11 +155,25 @@ class DynamicTable {
     const size = name.length + value.length + entryOverheadBytes;
     if (size > this.limitBytes) { this.evictTo(0); return; }
     this.evictTo(this.limitBytes - size);
+    if (this.count === this.names.length) this.grow();
     this.newest = this.newest + 1 === this.names.length ? 0 : this.newest + 1;
     this.names[this.newest] = name;
     this.values[this.newest] = value;
     this.count++;
     this.bytes += size;
+  }
+
+  /** Doubles the ring, oldest entry first in slot 0. Entries take >= 32 octets, so count <= limit / 32. */
+  private grow(): void {
+    const names = new Array<string>(this.names.length * 2).fill('');
+    const values = new Array<string>(this.names.length * 2).fill('');
+    for (let i = 0; i < this.count; i++) {
+      names[this.count - 1 - i] = this.name(i);
+      values[this.count - 1 - i] = this.value(i);
+    }
+    this.names = names;
+    this.values = values;
+    this.newest = this.count - 1;
   }
 
   private evictTo(maxBytes: number): void {
@@ -198,7 +210,7 @@ export class HpackDecoder {
   ) {
     if (!Number.isInteger(maxTableBytes) || maxTableBytes < 0 || maxTableBytes > maxIntegerValue) throw new RangeError(`bad maxTableBytes ${maxTableBytes}`);
     if (!Number.isInteger(maxHeaderListBytes) || maxHeaderListBytes < 0) throw new RangeError(`bad maxHeaderListBytes ${maxHeaderListBytes}`);
-    this.table = new DynamicTable(maxTableBytes, maxTableBytes);
+    this.table = new DynamicTable(maxTableBytes);
   }
 
   /** Entries in the dynamic table and their size (for tests and metrics). */
