@@ -392,9 +392,26 @@ for (let i = 1; i <= staticCount; i++) {
   if (!e.byValue.has(staticValues[i]!)) e.byValue.set(staticValues[i]!, i);
 }
 
-/** A name HTTP/2 does not allow as is (uppercase, RFC 7540 8.1.2), or any char past latin1. */
-const notLowercaseLatin1Name = /[A-Z\u0100-\uffff]/;
-const notLatin1 = /[\u0100-\uffff]/;
+/** One octet per char (a loop: cheaper than a regular expression on short strings). */
+function isLatin1(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0xff) return false;
+  return true;
+}
+
+/** Latin1 without uppercase, as HTTP/2 requires of names (RFC 7540 8.1.2). */
+function isLowercaseLatin1(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0xff || (c >= 0x41 && c <= 0x5a)) return false;
+  }
+  return true;
+}
+
+/**
+ * encodeHeaderBlock's note per field between its two passes (reused: it calls nothing that
+ * could re-enter it): a full static match's index, minus a static name's index, or 0.
+ */
+let fieldCodes = new Int32Array(16);
 
 /** The octets of an integer with an N-bit prefix. */
 function intBytes(value: number, prefixBits: number): number {
@@ -414,9 +431,14 @@ function writeInt(out: Buffer, off: number, value: number, prefixBits: number, h
   return off;
 }
 
+/** Below this length a JS loop copies a string faster than a native Buffer.write call. */
+const nativeWriteMinChars = 64;
+
 function writeString(out: Buffer, off: number, s: string): number {
   off = writeInt(out, off, s.length, 7, 0x00);
-  return off + out.write(s, off, 'latin1');
+  if (s.length >= nativeWriteMinChars) return off + out.write(s, off, 'latin1');
+  for (let i = 0; i < s.length; i++) out[off++] = s.charCodeAt(i);
+  return off;
 }
 
 /**
@@ -428,24 +450,29 @@ function writeString(out: Buffer, off: number, s: string): number {
  * percent-encodes grpc-message): anything else is a caller's bug and throws a TypeError.
  */
 export function encodeHeaderBlock(fields: ReadonlyArray<readonly [string, string]>): Buffer {
+  if (fields.length > fieldCodes.length) fieldCodes = new Int32Array(Math.max(fields.length, fieldCodes.length * 2));
+  const codes = fieldCodes;
   let size = 0;
-  for (const [name, value] of fields) {
-    // Our own headers: a wrong one is a bug here, not the peer's, and would go out garbled.
-    if (notLowercaseLatin1Name.test(name) || notLatin1.test(value)) throw new TypeError(`encodeHeaderBlock: bad header ${JSON.stringify([name, value])}`);
+  for (let i = 0; i < fields.length; i++) {
+    const name = fields[i]![0];
+    const value = fields[i]![1];
     const s = staticByName.get(name);
-    if (s?.byValue.get(value) !== undefined) { size += 1; continue; }
-    size += (s ? intBytes(s.nameIndex, 4) : 1 + intBytes(name.length, 7) + name.length)
+    // Our own headers: a wrong one is a bug here, not the peer's, and would go out garbled.
+    if ((s === undefined && !isLowercaseLatin1(name)) || !isLatin1(value)) throw new TypeError(`encodeHeaderBlock: bad header ${JSON.stringify([name, value])}`);
+    const full = s === undefined ? undefined : s.byValue.get(value);
+    if (full !== undefined) { codes[i] = full; size += 1; continue; }
+    codes[i] = s === undefined ? 0 : -s.nameIndex;
+    size += (s === undefined ? 1 + intBytes(name.length, 7) + name.length : intBytes(s.nameIndex, 4))
       + intBytes(value.length, 7) + value.length;
   }
   const out = Buffer.allocUnsafe(size);
   let off = 0;
-  for (const [name, value] of fields) {
-    const s = staticByName.get(name);
-    const full = s?.byValue.get(value);
-    if (full !== undefined) { out[off++] = 0x80 | full; continue; } // indexes 1-61 fit the 7-bit prefix
-    if (s) off = writeInt(out, off, s.nameIndex, 4, 0x00);
-    else { out[off++] = 0x00; off = writeString(out, off, name); }
-    off = writeString(out, off, value);
+  for (let i = 0; i < fields.length; i++) {
+    const code = codes[i]!;
+    if (code > 0) { out[off++] = 0x80 | code; continue; } // indexes 1-61 fit the 7-bit prefix
+    if (code < 0) off = writeInt(out, off, -code, 4, 0x00);
+    else { out[off++] = 0x00; off = writeString(out, off, fields[i]![0]); }
+    off = writeString(out, off, fields[i]![1]);
   }
   if (off !== size) throw new Error(`encodeHeaderBlock: wrote ${off} bytes of ${size}`);
   return out;
