@@ -258,10 +258,13 @@ test('the table ring grows while wrapped around (after evictions) and keeps ever
   assert.deepEqual(tableOf(d), model);
 });
 
-test('an HpackError leaves the decoder refusing later blocks (its table is out of step)', () => {
+test('an HpackError, or onHeader throwing midway, leaves the decoder refusing later blocks (its table is out of step)', () => {
   const d = new HpackDecoder();
   hpackError(hex('80'), d);
   hpackError(hex('82'), d, /unusable/);
+  const d2 = new HpackDecoder();
+  assert.throws(() => d2.decode(hex(requestBlocks.plain[0]!), () => { throw new RangeError('handler bug'); }), RangeError);
+  hpackError(hex('82'), d2, /unusable/);
 });
 
 test('random garbage: only HpackError or a result, never another exception (seeded)', () => {

@@ -101,7 +101,7 @@ const staticCount = staticTable.length;
 const entryOverheadBytes = 32;
 /** Integers above this are refused (nothing in a block may be that large). */
 const maxIntegerValue = 0x7fffffff;
-/** The longest valid HPACK integer: prefix octet + 5 continuation octets (2^31 needs 5 of 7 bits). */
+/** The longest HPACK integer accepted: prefix octet + 5 continuation octets (31 bits are 5 groups of 7). */
 const maxIntegerContinuationBytes = 5;
 
 export const defaultMaxTableBytes = 4096;
@@ -230,7 +230,9 @@ export class HpackDecoder {
     try {
       this.decodeFields(onHeader);
     } catch (e) {
-      if (e instanceof HpackError) this.failed = true;
+      // Whatever stopped the block midway (our HpackError, or onHeader throwing), the fields
+      // after it never reached the dynamic table: it is out of step with the client's.
+      this.failed = true;
       throw e;
     } finally {
       this.src = emptySource;
