@@ -1,10 +1,10 @@
 // HPACK decoding cost (not a test): `node dist/bench/hpack.js [--blocks 2000] [--repeat 7]`.
 //
-// Decodes the header blocks a grpc-go client (etcdctl, etcd's clientv3) sends on one
-// connection, with Concord's decoder (src/api/h2/hpack.ts) and with hpack.js's decompressor,
+// Decodes the header blocks a grpc-go client (etcdctl, etcd's clientv3) and a grpc-js client
+// send on one connection, with Concord's decoder (src/api/h2/hpack.ts) and with hpack.js's decompressor,
 // and prints per request block:
-//   ns        wall time (median of --repeat runs; depends on the machine's load, compare the
-//             two in the same run only)
+//   ns        CPU time of the process (user + system; median of --repeat runs): less
+//             sensitive to the machine's load than wall time, but compare in the same run only
 //   alloc B   bytes the V8 heap grew by over a window without GC (does not depend on load)
 //
 // The blocks are made by a small stand-in for grpc-go's encoder (golang.org/x/net/http2/hpack:
@@ -13,6 +13,7 @@
 // hpack.test.ts), grpc-timeout changing per request as a deadline does. So from the second
 // request on, 8 fields are one-octet references and grpc-timeout is a new literal that
 // churns the table, evicting the oldest entries (which grpc-go then sends as literals again).
+// The grpc-js blocks differ in that nghttp2 never indexes :path: it is a literal each time.
 //
 // It runs itself in a child with --expose-gc and a large young generation (`--child` marks it).
 import { spawnSync } from 'node:child_process';
@@ -73,15 +74,19 @@ class GoLikeEncoder {
   private dynamic: Array<[string, string]> = []; // newest first
   private bytes = 0;
 
+  /** `notIndexed`: names sent as literals without indexing (nghttp2 does that for :path). */
+  constructor(private readonly notIndexed: ReadonlySet<string> = new Set()) {}
+
   encode(fields: ReadonlyArray<readonly [string, string]>): Buffer {
     const out: number[] = [];
     for (const [name, value] of fields) {
       const { index, exact } = this.search(name, value);
       if (exact) { pushInt(out, index, 7, 0x80); continue; }
-      pushInt(out, index, 6, 0x40);
+      const indexing = !this.notIndexed.has(name);
+      pushInt(out, index, indexing ? 6 : 4, indexing ? 0x40 : 0x00);
       if (index === 0) pushString(out, name);
       pushString(out, value);
-      this.add(name, value);
+      if (indexing) this.add(name, value);
     }
     return Buffer.from(out);
   }
@@ -108,16 +113,22 @@ class GoLikeEncoder {
   }
 }
 
-/** The blocks of `n` etcdctl-like Put requests on one connection. */
-function grpcGoBlocks(n: number): Buffer[] {
-  const enc = new GoLikeEncoder();
+/**
+ * The blocks of `n` Put requests on one connection: etcdctl's (grpc-go: everything indexed),
+ * or a grpc-js client's (nghttp2: :path as a literal without indexing in every request).
+ */
+function requestBlocks(n: number, client: 'grpc-go' | 'grpc-js'): Buffer[] {
+  const enc = new GoLikeEncoder(client === 'grpc-js' ? new Set([':path']) : new Set());
   const blocks: Buffer[] = [];
   for (let i = 0; i < n; i++) {
-    blocks.push(enc.encode([
-      [':method', 'POST'], [':scheme', 'http'], [':path', '/etcdserverpb.KV/Put'], [':authority', '127.0.0.1:2379'],
-      ['content-type', 'application/grpc'], ['user-agent', 'grpc-go/1.33.3'], ['te', 'trailers'],
-      ['grpc-timeout', `${4999000 - ((i * 7919) % 5000)}u`], ['client-api-version', '3.4'],
-    ]));
+    const fields: Array<[string, string]> = client === 'grpc-go'
+      ? [[':method', 'POST'], [':scheme', 'http'], [':path', '/etcdserverpb.KV/Put'], [':authority', '127.0.0.1:2379'],
+        ['content-type', 'application/grpc'], ['user-agent', 'grpc-go/1.33.3'], ['te', 'trailers'],
+        ['grpc-timeout', `${4999000 - ((i * 7919) % 5000)}u`], ['client-api-version', '3.4']]
+      : [[':authority', '127.0.0.1:2379'], [':method', 'POST'], [':path', '/etcdserverpb.KV/Put'], [':scheme', 'http'],
+        ['grpc-accept-encoding', 'identity,deflate,gzip'], ['accept-encoding', 'identity'], ['grpc-timeout', `${4999 - ((i * 7919) % 5000)}m`],
+        ['user-agent', 'grpc-node-js/1.14.7'], ['content-type', 'application/grpc'], ['te', 'trailers']];
+    blocks.push(enc.encode(fields));
   }
   return blocks;
 }
@@ -141,14 +152,17 @@ function decodeHpackJs(blocks: readonly Buffer[]): void {
   }
 }
 
+/** Connections (each a fresh decoder over all blocks) per timed run: enough for CPU time's microsecond ticks. */
+const connectionsPerRun = 10;
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 function nsPerBlock(decode: (b: readonly Buffer[]) => void, blocks: readonly Buffer[]): number {
   const runs: number[] = [];
   for (let r = 0; r < repeat; r++) {
-    const t0 = process.hrtime.bigint();
-    decode(blocks);
-    runs.push(Number(process.hrtime.bigint() - t0) / blocks.length);
+    const t0 = process.cpuUsage();
+    for (let i = 0; i < connectionsPerRun; i++) decode(blocks);
+    const used = process.cpuUsage(t0);
+    runs.push(((used.user + used.system) * 1000) / (blocks.length * connectionsPerRun));
   }
   return median(runs);
 }
@@ -178,19 +192,21 @@ async function allocPerBlock(decode: (b: readonly Buffer[]) => void, blocks: rea
 }
 
 async function child(): Promise<void> {
-  const blocks = grpcGoBlocks(blockCount);
-  const steady = blocks.slice(1);
-  const encodedBytes = steady.reduce((s, b) => s + b.length, 0) / steady.length;
-  // Warm both up (JIT) on the same blocks.
-  for (let i = 0; i < 5; i++) { decodeOurs(blocks); decodeHpackJs(blocks); }
-  const rows = [
-    { name: 'concord', ns: nsPerBlock(decodeOurs, blocks), alloc: await allocPerBlock(decodeOurs, blocks) },
-    { name: 'hpack.js', ns: nsPerBlock(decodeHpackJs, blocks), alloc: await allocPerBlock(decodeHpackJs, blocks) },
-  ];
-  console.log(`grpc-go-like Put request blocks: ${blocks.length} on one connection, ${encodedBytes.toFixed(1)} encoded bytes each after the first; load average ${loadavg()[0]!.toFixed(2)}`);
-  console.log('decoder     ns/block   alloc B/block');
-  for (const r of rows) console.log(`${r.name.padEnd(10)} ${r.ns.toFixed(0).padStart(9)} ${r.alloc.toFixed(0).padStart(15)}`);
-  console.log(`ratio (hpack.js / concord): time ${(rows[1]!.ns / rows[0]!.ns).toFixed(2)}x, alloc ${(rows[1]!.alloc / Math.max(1, rows[0]!.alloc)).toFixed(2)}x`);
+  console.log(`load average ${loadavg()[0]!.toFixed(2)} (CPU ns depend on it somewhat; bytes do not)`);
+  for (const client of ['grpc-go', 'grpc-js'] as const) {
+    const blocks = requestBlocks(blockCount, client);
+    const encodedBytes = blocks.slice(1).reduce((s, b) => s + b.length, 0) / (blocks.length - 1);
+    // Warm both up (JIT) on the same blocks.
+    for (let i = 0; i < 5; i++) { decodeOurs(blocks); decodeHpackJs(blocks); }
+    const rows = [
+      { name: 'concord', ns: nsPerBlock(decodeOurs, blocks), alloc: await allocPerBlock(decodeOurs, blocks) },
+      { name: 'hpack.js', ns: nsPerBlock(decodeHpackJs, blocks), alloc: await allocPerBlock(decodeHpackJs, blocks) },
+    ];
+    console.log(`\n${client}-like Put request blocks: ${blocks.length} on one connection, ${encodedBytes.toFixed(1)} encoded bytes each after the first`);
+    console.log('decoder  CPU ns/block   alloc B/block');
+    for (const r of rows) console.log(`${r.name.padEnd(10)} ${r.ns.toFixed(0).padStart(9)} ${r.alloc.toFixed(0).padStart(15)}`);
+    console.log(`ratio (hpack.js / concord): time ${(rows[1]!.ns / rows[0]!.ns).toFixed(2)}x, alloc ${(rows[1]!.alloc / Math.max(1, rows[0]!.alloc)).toFixed(2)}x`);
+  }
   if (sink === 0) console.log('(no headers decoded)');
 }
 

@@ -117,6 +117,27 @@ for (const [kind, blocks] of Object.entries(responseBlocks)) {
   });
 }
 
+test('literals without indexing that repeat (nghttp2\'s :path) decode right when they change', () => {
+  const d = new HpackDecoder();
+  const lit = (prefix: number, value: string, huffman: boolean): Buffer => {
+    if (!huffman) return Buffer.concat([Buffer.from([prefix, value.length]), Buffer.from(value, 'latin1')]);
+    const h = Buffer.alloc(huffmanEncodedLength(value));
+    huffmanEncode(value, h, 0);
+    return Buffer.concat([Buffer.from([prefix, 0x80 | h.length]), h]);
+  };
+  const paths = ['/etcdserverpb.KV/Put', '/etcdserverpb.KV/Txn', '/etcdserverpb.KV/Put', '/a', '/etcdserverpb.KV/Put', 'x'.repeat(100), 'x'.repeat(100), '/etcdserverpb.KV/Put'];
+  for (const huffman of [true, false, true]) {
+    for (const p of paths) {
+      for (const prefix of [0x04, 0x14]) { // without indexing, never indexed; name :path
+        assert.deepEqual(decodeAll(d, lit(prefix, p, huffman)), [[':path', p]]);
+      }
+      // The same octets under another name are that name's.
+      assert.deepEqual(decodeAll(d, lit(0x01, p, huffman)), [[':authority', p]]);
+    }
+  }
+  assert.equal(d.tableCount, 0);
+});
+
 // ---- Huffman ----
 
 test('Huffman: every octet round-trips; lengths match the code table', () => {
@@ -209,10 +230,41 @@ function varintTail(v: number): number[] {
   return out;
 }
 
-test('an HpackError leaves the decoder refusing later blocks (its table is out of step)', () => {
+test('a table limit of 2^31-1 costs nothing up front; the table grows with its entries', () => {
+  const d = new HpackDecoder(0x7fffffff);
+  const c = hpackJs.compressor.create({ table: { maxSize: 0x7fffffff } });
+  const fields: HpackJsHeader[] = Array.from({ length: 1000 }, (_, i) => ({ name: `n${i}`, value: `v${i}`, huffman: i % 2 === 0 }));
+  c.write(fields);
+  assert.deepEqual(decodeAll(d, c.read()!), fields.map((f) => [f.name, f.value]));
+  assert.equal(d.tableCount, 1000);
+  assert.deepEqual(d.tableEntry(62), ['n999', 'v999']);
+  assert.deepEqual(d.tableEntry(62 + 999), ['n0', 'v0']);
+});
+
+test('the table ring grows while wrapped around (after evictions) and keeps every entry in order', () => {
+  const d = new HpackDecoder(4096);
+  const model: Field[] = []; // newest first
+  let modelBytes = 0;
+  const add = (name: string, value: string): void => {
+    decodeAll(d, Buffer.concat([Buffer.from([0x40, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]));
+    model.unshift([name, value]);
+    modelBytes += name.length + value.length + 32;
+    while (modelBytes > 4096) { const [n, v] = model.pop()!; modelBytes -= n.length + v.length + 32; }
+  };
+  for (let i = 0; i < 40; i++) add('a', `${i}`.padEnd(95, '.')); // 128 bytes each: 32 fit, the ring wraps
+  for (let i = 0; i < 100; i++) add('b', `${i}`); // 34-35 bytes: more entries than slots, grown while wrapped
+  assert.equal(d.tableCount, model.length);
+  assert.ok(model.length > 64);
+  assert.deepEqual(tableOf(d), model);
+});
+
+test('an HpackError, or onHeader throwing midway, leaves the decoder refusing later blocks (its table is out of step)', () => {
   const d = new HpackDecoder();
   hpackError(hex('80'), d);
   hpackError(hex('82'), d, /unusable/);
+  const d2 = new HpackDecoder();
+  assert.throws(() => d2.decode(hex(requestBlocks.plain[0]!), () => { throw new RangeError('handler bug'); }), RangeError);
+  hpackError(hex('82'), d2, /unusable/);
 });
 
 test('random garbage: only HpackError or a result, never another exception (seeded)', () => {
@@ -294,6 +346,34 @@ test('encodeHeaderBlock: static references and literals without indexing, read b
     assert.equal(d.tableCount, 0, 'nothing may enter the peer\'s dynamic table');
   }
   assert.deepEqual(encodeHeaderBlock([]), Buffer.alloc(0));
+  // Latin1 is one octet per char, whatever the value.
+  assert.deepEqual(decodeAll(new HpackDecoder(), encodeHeaderBlock([['x-bin', '\u00ff\u0000\u0080']])), [['x-bin', '\u00ff\u0000\u0080']]);
+  // What HTTP/2 cannot carry as given is the caller's bug, refused loudly.
+  assert.throws(() => encodeHeaderBlock([['Content-Type', 'application/grpc']]), TypeError);
+  assert.throws(() => encodeHeaderBlock([['grpc-message', 'caf\u00e9 \u2603']]), TypeError);
+});
+
+test('encodeHeaderBlock round trip: random names (static and not) and latin1 values, through hpack.js and us (seeded)', () => {
+  const r = rng(7540);
+  const names = [':status', 'content-type', 'grpc-status', 'grpc-message', 'date', 'server', 'trailer', 'x-a', 'accept-encoding', 'www-authenticate', ':path'];
+  const values = ['200', '', 'application/grpc', '0', 'gzip, deflate', '/index.html', '404'];
+  for (let i = 0; i < 300; i++) {
+    const fields: Field[] = [];
+    for (let n = Math.floor(r() * 8); n > 0; n--) {
+      const name = r() < 0.8 ? names[Math.floor(r() * names.length)]! : `x-${Math.floor(r() * 1e6)}`;
+      let value = values[Math.floor(r() * values.length)]!;
+      if (r() < 0.5) { value = ''; for (let k = Math.floor(r() * (r() < 0.1 ? 400 : 30)); k > 0; k--) value += String.fromCharCode(Math.floor(r() * 256)); }
+      fields.push([name, value]);
+    }
+    const block = encodeHeaderBlock(fields);
+    const theirs = hpackJs.decompressor.create({ table: { maxSize: 4096 } });
+    theirs.write(block);
+    theirs.execute();
+    const got: Field[] = [];
+    for (let h = theirs.read(); h; h = theirs.read()) got.push([h.name, h.value]);
+    assert.deepEqual(got, fields);
+    assert.deepEqual(decodeAll(new HpackDecoder(), block), fields);
+  }
 });
 
 // ---- real clients' header blocks ----

@@ -11,8 +11,11 @@
  * It runs for every request, so it is built not to allocate for what repeats: grpc-go and
  * grpc-js index most request headers, so from the second request on most fields are
  * one-byte references into the dynamic table, and the decoder hands out the very string
- * objects the table holds. Literal strings become strings in one native latin1 copy
- * (Huffman-coded ones are first decoded into a reused scratch buffer).
+ * objects the table holds. nghttp2 (grpc-js) never indexes :path, so it sends the same
+ * literal in every request: the last literal per static name is remembered as encoded
+ * (RepeatedLiterals) and the same octets give back the same string. Other literal strings
+ * become strings in one native latin1 copy (Huffman-coded ones are first decoded into a
+ * reused scratch buffer).
  *
  * encodeHeaderBlock writes the server's response headers and trailers statelessly: static
  * table references and literals that are never added to the client's table, so one block can
@@ -98,10 +101,12 @@ const staticCount = staticTable.length;
 const entryOverheadBytes = 32;
 /** Integers above this are refused (nothing in a block may be that large). */
 const maxIntegerValue = 0x7fffffff;
-/** The longest valid HPACK integer: prefix octet + 5 continuation octets (2^31 needs 5 of 7 bits). */
+/** The longest HPACK integer accepted: prefix octet + 5 continuation octets (31 bits are 5 groups of 7). */
 const maxIntegerContinuationBytes = 5;
 
 export const defaultMaxTableBytes = 4096;
+/** Ring slots a new dynamic table starts with (a 4096-byte table of request headers holds 20-60). */
+const initialTableSlots = 32;
 export const defaultMaxHeaderListBytes = 64 * 1024;
 
 /** Views on a Uint8Array as a Buffer (for latin1Slice), without copying. */
@@ -119,20 +124,16 @@ function asLatin1Source(block: Uint8Array): Latin1Source {
  * char per octet, so a string's length is its size).
  */
 class DynamicTable {
-  private readonly names: string[];
-  private readonly values: string[];
+  /** The ring; it grows (doubling) when full, so its slots follow what the table holds, not its limit. */
+  private names: string[] = new Array<string>(initialTableSlots).fill('');
+  private values: string[] = new Array<string>(initialTableSlots).fill('');
   private newest = -1;
   /** Entries held. */
   count = 0;
   /** Their size, as RFC 7541 §4.1 counts it. */
   bytes = 0;
 
-  constructor(private limitBytes: number, maxLimitBytes: number) {
-    // Every entry takes at least 32 octets, so this many slots always suffice.
-    const slots = Math.floor(maxLimitBytes / entryOverheadBytes) + 1;
-    this.names = new Array<string>(slots).fill('');
-    this.values = new Array<string>(slots).fill('');
-  }
+  constructor(private limitBytes: number) {}
 
   /** The slot of entry `i` counted from the newest (0); i < count. */
   private slot(i: number): number {
@@ -154,11 +155,25 @@ class DynamicTable {
     const size = name.length + value.length + entryOverheadBytes;
     if (size > this.limitBytes) { this.evictTo(0); return; }
     this.evictTo(this.limitBytes - size);
+    if (this.count === this.names.length) this.grow();
     this.newest = this.newest + 1 === this.names.length ? 0 : this.newest + 1;
     this.names[this.newest] = name;
     this.values[this.newest] = value;
     this.count++;
     this.bytes += size;
+  }
+
+  /** Doubles the ring, oldest entry first in slot 0. Entries take >= 32 octets, so count <= limit / 32. */
+  private grow(): void {
+    const names = new Array<string>(this.names.length * 2).fill('');
+    const values = new Array<string>(this.names.length * 2).fill('');
+    for (let i = 0; i < this.count; i++) {
+      names[this.count - 1 - i] = this.name(i);
+      values[this.count - 1 - i] = this.value(i);
+    }
+    this.names = names;
+    this.values = values;
+    this.newest = this.count - 1;
   }
 
   private evictTo(maxBytes: number): void {
@@ -187,6 +202,7 @@ export class HpackDecoder {
   private scratch: Buffer = Buffer.allocUnsafe(256);
   /** Set by an HpackError: the context is out of step with the client's for good. */
   private failed = false;
+  private readonly literals = new RepeatedLiterals();
 
   constructor(
     private readonly maxTableBytes = defaultMaxTableBytes,
@@ -194,7 +210,7 @@ export class HpackDecoder {
   ) {
     if (!Number.isInteger(maxTableBytes) || maxTableBytes < 0 || maxTableBytes > maxIntegerValue) throw new RangeError(`bad maxTableBytes ${maxTableBytes}`);
     if (!Number.isInteger(maxHeaderListBytes) || maxHeaderListBytes < 0) throw new RangeError(`bad maxHeaderListBytes ${maxHeaderListBytes}`);
-    this.table = new DynamicTable(maxTableBytes, maxTableBytes);
+    this.table = new DynamicTable(maxTableBytes);
   }
 
   /** Entries in the dynamic table and their size (for tests and metrics). */
@@ -214,7 +230,9 @@ export class HpackDecoder {
     try {
       this.decodeFields(onHeader);
     } catch (e) {
-      if (e instanceof HpackError) this.failed = true;
+      // Whatever stopped the block midway (our HpackError, or onHeader throwing), the fields
+      // after it never reached the dynamic table: it is out of step with the client's.
+      this.failed = true;
       throw e;
     } finally {
       this.src = emptySource;
@@ -247,8 +265,13 @@ export class HpackDecoder {
         continue;
       } else { // literal without indexing (0000) or never indexed (0001) (§6.2.2, §6.2.3)
         const index = this.readInt(4);
-        name = index === 0 ? this.readString() : this.nameAt(index);
-        value = this.readString();
+        if (index === 0) {
+          name = this.readString();
+          value = this.readString();
+        } else {
+          name = this.nameAt(index);
+          value = this.readString(index <= staticCount ? index : 0);
+        }
       }
       fieldSeen = true;
       listBytes += name.length + value.length + entryOverheadBytes;
@@ -288,17 +311,31 @@ export class HpackDecoder {
     throw new HpackError('HPACK integer too long');
   }
 
-  /** A string literal (§5.2) at pos, as a latin1 string; advances pos past it. */
-  private readString(): string {
+  /**
+   * A string literal (§5.2) at pos, as a latin1 string; advances pos past it. `repeatSlot`
+   * (a static index, or 0 for none) names where the same octets were last seen.
+   */
+  private readString(repeatSlot = 0): string {
     const src = this.src;
-    if (this.pos >= src.length) throw new HpackError('truncated HPACK string');
-    const huffman = src[this.pos]! >= 0x80;
+    const first = this.pos;
+    if (first >= src.length) throw new HpackError('truncated HPACK string');
+    const huffman = src[first]! >= 0x80;
     const length = this.readInt(7);
     const start = this.pos;
     if (length > src.length - start) throw new HpackError('HPACK string longer than its header block');
-    this.pos = start + length;
-    if (!huffman) return src.latin1Slice(start, start + length);
-    const decoded = huffmanDecode(src, start, start + length, this.scratchFor(length));
+    const end = start + length;
+    this.pos = end;
+    if (repeatSlot !== 0) {
+      const seen = this.literals.lookup(repeatSlot, src, first, end);
+      if (seen !== undefined) return seen;
+    }
+    const value = huffman ? this.huffmanString(start, end) : src.latin1Slice(start, end);
+    if (repeatSlot !== 0) this.literals.remember(repeatSlot, src, first, end, value);
+    return value;
+  }
+
+  private huffmanString(start: number, end: number): string {
+    const decoded = huffmanDecode(this.src, start, end, this.scratchFor(end - start));
     if (decoded === huffmanInvalid) throw new HpackError('invalid HPACK Huffman code');
     if (decoded < 0) throw new HpackError(`header list larger than ${this.maxHeaderListBytes} bytes`);
     return (this.scratch as unknown as Latin1Source).latin1Slice(0, decoded);
@@ -315,6 +352,40 @@ export class HpackDecoder {
   }
 }
 
+/** Encoded literals longer than this (length prefix included) are not remembered. */
+const repeatedLiteralMaxBytes = 64;
+
+/**
+ * The last literal value sent without indexing under each static-table name, as encoded and
+ * as decoded: when the same octets come again, the same string is handed out with no
+ * decoding and no allocation. nghttp2 (node:http2, grpc-js) never indexes :path, so every
+ * request of a grpc-js client carries it as such a literal, mostly the same one.
+ */
+class RepeatedLiterals {
+  /** Slot i holds the encoded octets for static index i at i * repeatedLiteralMaxBytes. */
+  private readonly encoded = new Uint8Array((staticCount + 1) * repeatedLiteralMaxBytes);
+  private readonly encodedLength = new Int32Array(staticCount + 1);
+  private readonly decoded: string[] = new Array<string>(staticCount + 1).fill('');
+
+  /** The string last decoded from exactly src[first, end) in `slot`, if it was. */
+  lookup(slot: number, src: Uint8Array, first: number, end: number): string | undefined {
+    const n = end - first;
+    if (this.encodedLength[slot] !== n) return undefined;
+    const base = slot * repeatedLiteralMaxBytes;
+    for (let i = 0; i < n; i++) if (this.encoded[base + i] !== src[first + i]) return undefined;
+    return this.decoded[slot];
+  }
+
+  remember(slot: number, src: Uint8Array, first: number, end: number, value: string): void {
+    const n = end - first;
+    if (n > repeatedLiteralMaxBytes) return;
+    const base = slot * repeatedLiteralMaxBytes;
+    for (let i = 0; i < n; i++) this.encoded[base + i] = src[first + i]!;
+    this.encodedLength[slot] = n;
+    this.decoded[slot] = value;
+  }
+}
+
 /** Static-table positions by name: the first index with the name, and indexes by value. */
 const staticByName = new Map<string, { nameIndex: number; byValue: Map<string, number> }>();
 for (let i = 1; i <= staticCount; i++) {
@@ -322,6 +393,27 @@ for (let i = 1; i <= staticCount; i++) {
   if (!e) staticByName.set(staticNames[i]!, e = { nameIndex: i, byValue: new Map() });
   if (!e.byValue.has(staticValues[i]!)) e.byValue.set(staticValues[i]!, i);
 }
+
+/** One octet per char (a loop: cheaper than a regular expression on short strings). */
+function isLatin1(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0xff) return false;
+  return true;
+}
+
+/** Latin1 without uppercase, as HTTP/2 requires of names (RFC 7540 8.1.2). */
+function isLowercaseLatin1(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0xff || (c >= 0x41 && c <= 0x5a)) return false;
+  }
+  return true;
+}
+
+/**
+ * encodeHeaderBlock's note per field between its two passes (reused: it calls nothing that
+ * could re-enter it): a full static match's index, minus a static name's index, or 0.
+ */
+let fieldCodes = new Int32Array(16);
 
 /** The octets of an integer with an N-bit prefix. */
 function intBytes(value: number, prefixBits: number): number {
@@ -341,9 +433,14 @@ function writeInt(out: Buffer, off: number, value: number, prefixBits: number, h
   return off;
 }
 
+/** Below this length a JS loop copies a string faster than a native Buffer.write call. */
+const nativeWriteMinChars = 64;
+
 function writeString(out: Buffer, off: number, s: string): number {
   off = writeInt(out, off, s.length, 7, 0x00);
-  return off + out.write(s, off, 'latin1');
+  if (s.length >= nativeWriteMinChars) return off + out.write(s, off, 'latin1');
+  for (let i = 0; i < s.length; i++) out[off++] = s.charCodeAt(i);
+  return off;
 }
 
 /**
@@ -351,25 +448,33 @@ function writeString(out: Buffer, off: number, s: string): number {
  * match (`:status: 200` is the one octet 0x88), else as a literal without indexing, naming
  * a static entry where one has the name, with plain (not Huffman) strings. Nothing enters the
  * client's dynamic table, so the bytes are the same on every connection and may be cached.
- * Names must be lowercase, as HTTP/2 requires; names and values latin1.
+ * Names must be lowercase, as HTTP/2 requires, and names and values latin1 (gRPC
+ * percent-encodes grpc-message): anything else is a caller's bug and throws a TypeError.
  */
 export function encodeHeaderBlock(fields: ReadonlyArray<readonly [string, string]>): Buffer {
+  if (fields.length > fieldCodes.length) fieldCodes = new Int32Array(Math.max(fields.length, fieldCodes.length * 2));
+  const codes = fieldCodes;
   let size = 0;
-  for (const [name, value] of fields) {
+  for (let i = 0; i < fields.length; i++) {
+    const name = fields[i]![0];
+    const value = fields[i]![1];
     const s = staticByName.get(name);
-    if (s?.byValue.get(value) !== undefined) { size += 1; continue; }
-    size += (s ? intBytes(s.nameIndex, 4) : 1 + intBytes(name.length, 7) + name.length)
+    // Our own headers: a wrong one is a bug here, not the peer's, and would go out garbled.
+    if ((s === undefined && !isLowercaseLatin1(name)) || !isLatin1(value)) throw new TypeError(`encodeHeaderBlock: bad header ${JSON.stringify([name, value])}`);
+    const full = s === undefined ? undefined : s.byValue.get(value);
+    if (full !== undefined) { codes[i] = full; size += 1; continue; }
+    codes[i] = s === undefined ? 0 : -s.nameIndex;
+    size += (s === undefined ? 1 + intBytes(name.length, 7) + name.length : intBytes(s.nameIndex, 4))
       + intBytes(value.length, 7) + value.length;
   }
   const out = Buffer.allocUnsafe(size);
   let off = 0;
-  for (const [name, value] of fields) {
-    const s = staticByName.get(name);
-    const full = s?.byValue.get(value);
-    if (full !== undefined) { out[off++] = 0x80 | full; continue; } // indexes 1-61 fit the 7-bit prefix
-    if (s) off = writeInt(out, off, s.nameIndex, 4, 0x00);
-    else { out[off++] = 0x00; off = writeString(out, off, name); }
-    off = writeString(out, off, value);
+  for (let i = 0; i < fields.length; i++) {
+    const code = codes[i]!;
+    if (code > 0) { out[off++] = 0x80 | code; continue; } // indexes 1-61 fit the 7-bit prefix
+    if (code < 0) off = writeInt(out, off, -code, 4, 0x00);
+    else { out[off++] = 0x00; off = writeString(out, off, fields[i]![0]); }
+    off = writeString(out, off, fields[i]![1]);
   }
   if (off !== size) throw new Error(`encodeHeaderBlock: wrote ${off} bytes of ${size}`);
   return out;
