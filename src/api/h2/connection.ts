@@ -19,7 +19,7 @@ import type { Logger } from '../../log/index.js';
 import type { StreamHandler } from '../grpc/transport.js';
 import { PingStrikes, serverPings, type KeepaliveOptions } from '../keepalive.js';
 import {
-  ErrorCode, Flag, FrameReader, FrameType, H2Error, Setting, clientPreface, dataOf, defaultMaxFrameBytes, defaultWindowBytes, frame, goawayFrame, maxMaxFrameBytes, maxWindowBytes, settingsFrame, type HeaderBlock,
+  ErrorCode, Flag, FrameReader, FrameType, H2Error, Setting, clientPreface, dataOf, defaultMaxFrameBytes, defaultWindowBytes, frame, goawayFrame, maxMaxFrameBytes, maxWindowBytes, settingsFrame,
 } from './frames.js';
 import { RequestHeaders, responseBlock } from './headers.js';
 import { HpackDecoder, HpackError } from './hpack.js';
@@ -179,33 +179,33 @@ export class Connection extends EventEmitter implements StreamHost {
   }
 
   /** FrameSink: a complete header block. */
-  onHeaderBlock(h: HeaderBlock): void {
-    const existing = this.streams.get(h.stream);
+  onHeaderBlock(id: number, endStream: boolean, block: Buffer): void {
+    const existing = this.streams.get(id);
     const fields = this.fields;
     fields.start(existing !== undefined);
     // Decoded whatever becomes of the stream: the HPACK table must stay in step with the client's.
-    this.decoder.decode(h.block, fields.onField);
+    this.decoder.decode(block, fields.onField);
     fields.finish();
     if (existing !== undefined) {
       // Trailers: they must end the stream (RFC 7540 §8.1).
-      if (!h.endStream || existing.remoteEnded || fields.problem !== undefined) { this.streamError(existing, ErrorCode.protocol); return; }
+      if (!endStream || existing.remoteEnded || fields.problem !== undefined) { this.streamError(existing, ErrorCode.protocol); return; }
       existing.receiveEnd();
       return;
     }
-    if ((h.stream & 1) === 0) throw new H2Error(ErrorCode.protocol, 'even stream id from a client');
-    if (h.stream <= this.lastStreamId) throw new H2Error(ErrorCode.protocol, `stream ${h.stream} is not new`);
-    this.lastStreamId = h.stream;
+    if ((id & 1) === 0) throw new H2Error(ErrorCode.protocol, 'even stream id from a client');
+    if (id <= this.lastStreamId) throw new H2Error(ErrorCode.protocol, `stream ${id} is not new`);
+    this.lastStreamId = id;
     if (this.goingAway) return;
-    if (fields.problem !== undefined) { this.refuse(h.stream, ErrorCode.protocol); return; }
+    if (fields.problem !== undefined) { this.refuse(id, ErrorCode.protocol); return; }
     if (this.streams.size >= Math.min(this.opts.maxConcurrentStreams, maxOpenStreamsCap) || this.heldBytes > maxHeldBytes) {
-      this.refuse(h.stream, ErrorCode.refusedStream);
+      this.refuse(id, ErrorCode.refusedStream);
       return;
     }
-    const stream = new Stream(h.stream, this, this.peerInitialWindow, streamWindowBytes);
-    this.streams.set(h.stream, stream);
+    const stream = new Stream(id, this, this.peerInitialWindow, streamWindowBytes);
+    this.streams.set(id, stream);
     this.pingStrikes.forgive();
     this.opts.onStream(stream, fields.headers);
-    if (h.endStream && !stream.closed) stream.receiveEnd();
+    if (endStream && !stream.closed) stream.receiveEnd();
   }
 
   private onData(flags: number, id: number, payload: Buffer): void {

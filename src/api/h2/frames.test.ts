@@ -1,15 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ErrorCode, Flag, FrameReader, FrameType, H2Error, frame, type HeaderBlock } from './frames.js';
+import { ErrorCode, Flag, FrameReader, FrameType, H2Error, frame } from './frames.js';
 
 interface Frame { type: number; flags: number; stream: number; payload: Buffer }
+interface HeaderBlock { stream: number; endStream: boolean; block: Buffer }
 
 function collect(maxFrame = 16_384, maxBlock = 1024): { reader: FrameReader; frames: Frame[]; blocks: HeaderBlock[] } {
   const frames: Frame[] = [];
   const blocks: HeaderBlock[] = [];
   const reader = new FrameReader({
     onFrame: (type, flags, stream, payload) => frames.push({ type, flags, stream, payload: Buffer.from(payload) }),
-    onHeaderBlock: (b) => blocks.push({ ...b, block: Buffer.from(b.block) }),
+    onHeaderBlock: (stream, endStream, block) => blocks.push({ stream, endStream, block: Buffer.from(block) }),
   }, maxFrame, maxBlock);
   return { reader, frames, blocks };
 }

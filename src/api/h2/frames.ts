@@ -41,18 +41,11 @@ export class H2Error extends Error {
   constructor(readonly code: number, message: string) { super(message); }
 }
 
-/** A whole header block: the HEADERS frame's fields, its fragment and its CONTINUATIONs' joined. */
-export interface HeaderBlock {
-  stream: number;
-  endStream: boolean;
-  block: Buffer;
-}
-
 export interface FrameSink {
   /** Every frame but HEADERS/CONTINUATION, in order; `payload` is a view of the received bytes. */
   onFrame(type: number, flags: number, stream: number, payload: Buffer): void;
-  /** A complete header block. */
-  onHeaderBlock(block: HeaderBlock): void;
+  /** A complete header block: the HEADERS frame's fragment and its CONTINUATIONs' joined. */
+  onHeaderBlock(stream: number, endStream: boolean, block: Buffer): void;
 }
 
 /**
@@ -85,7 +78,7 @@ export class FrameReader {
       const length = this.frameLength(chunk, pos);
       const end = pos + frameHeaderBytes + length;
       if (end > chunk.length) break;
-      this.frame(chunk.subarray(pos, end));
+      this.frame(chunk, pos, end);
       pos = end;
     }
     if (pos < chunk.length) this.startPartial(chunk.subarray(pos));
@@ -130,37 +123,38 @@ export class FrameReader {
       }
       this.partial = undefined;
       this.partialFilled = 0;
-      this.frame(partial);
+      this.frame(partial, 0, partial.length);
       return pos;
     }
   }
 
-  private frame(bytes: Buffer): void {
-    const type = bytes[3]!;
-    const flags = bytes[4]!;
-    const stream = bytes.readUInt32BE(5) & 0x7fffffff;
-    const payload = bytes.subarray(frameHeaderBytes);
+  /** The frame at buf[at, end): one view made, of its payload (or header block fragment). */
+  private frame(buf: Buffer, at: number, end: number): void {
+    const type = buf[at + 3]!;
+    const flags = buf[at + 4]!;
+    const stream = buf.readUInt32BE(at + 5) & 0x7fffffff;
+    const from = at + frameHeaderBytes;
     const pending = this.pending;
     if (pending !== undefined) {
       // RFC 7540 §6.10: nothing may come between a header block's frames.
       if (type !== FrameType.continuation || stream !== pending.stream) {
         throw new H2Error(ErrorCode.protocol, 'expected CONTINUATION of the header block');
       }
-      this.addFragment(pending, payload);
+      this.addFragment(pending, buf.subarray(from, end));
       if ((flags & Flag.endHeaders) !== 0) {
         this.pending = undefined;
-        this.sink.onHeaderBlock({ stream, endStream: pending.endStream, block: Buffer.concat(pending.parts, pending.bytes) });
+        this.sink.onHeaderBlock(stream, pending.endStream, Buffer.concat(pending.parts, pending.bytes));
       }
       return;
     }
     if (type === FrameType.continuation) throw new H2Error(ErrorCode.protocol, 'CONTINUATION without HEADERS');
-    if (type !== FrameType.headers) { this.sink.onFrame(type, flags, stream, payload); return; }
+    if (type !== FrameType.headers) { this.sink.onFrame(type, flags, stream, buf.subarray(from, end)); return; }
     if (stream === 0) throw new H2Error(ErrorCode.protocol, 'HEADERS on stream 0');
-    const fragment = headersFragment(flags, stream, payload);
+    const fragment = headersFragment(flags, stream, buf, from, end);
     const endStream = (flags & Flag.endStream) !== 0;
     if ((flags & Flag.endHeaders) !== 0) {
       if (fragment.length > this.maxHeaderBlockBytes) throw this.blockTooLarge();
-      this.sink.onHeaderBlock({ stream, endStream, block: fragment });
+      this.sink.onHeaderBlock(stream, endStream, fragment);
       return;
     }
     const started = { stream, endStream, parts: [] as Buffer[], bytes: 0 };
@@ -181,13 +175,13 @@ export class FrameReader {
 }
 
 /** A HEADERS frame's header block fragment, without padding and priority fields. */
-function headersFragment(flags: number, stream: number, payload: Buffer): Buffer {
-  let start = 0;
-  let end = payload.length;
+function headersFragment(flags: number, stream: number, payload: Buffer, from: number, to: number): Buffer {
+  let start = from;
+  let end = to;
   if ((flags & Flag.padded) !== 0) {
-    if (payload.length < 1) throw new H2Error(ErrorCode.frameSize, 'PADDED HEADERS without a pad length');
-    end -= payload[0]!;
-    start = 1;
+    if (to - from < 1) throw new H2Error(ErrorCode.frameSize, 'PADDED HEADERS without a pad length');
+    end -= payload[from]!;
+    start = from + 1;
   }
   if ((flags & Flag.priority) !== 0) start += 5;
   if (start > end) throw new H2Error(ErrorCode.protocol, 'HEADERS padding or priority exceeds the frame');
