@@ -47,8 +47,12 @@ export interface UnaryMethod {
   readonly kind: 'unary';
   readonly path: string;
   readonly token?: TokenUse;
-  /** `ai`: the caller, from its `token` metadata (MethodTable.identify). */
-  run(body: Buffer, ai?: AuthInfo): Promise<Uint8Array>;
+  /**
+   * `ai`: the caller, from its `token` metadata (MethodTable.identify). The response bytes
+   * come without a promise when the handler answered at once (a serializable Range: no
+   * promise and no microtask turn per call); a refusal is always a rejected promise.
+   */
+  run(body: Buffer, ai?: AuthInfo): Uint8Array | Promise<Uint8Array>;
 }
 
 /**
@@ -125,12 +129,12 @@ function unary<Req, Res>(path: string, req: Codec<Req>, res: Codec<Res> | ((r: R
   return {
     kind: 'unary',
     path,
-    // An async function's behaviour (every throw becomes a rejection) without its frame and
-    // extra promise: this runs for every unary call.
-    run(body: Buffer, ai?: AuthInfo): Promise<Uint8Array> {
+    // Every throw becomes a rejection, as in an async function, without its frame and
+    // promise: this runs for every unary call.
+    run(body: Buffer, ai?: AuthInfo): Uint8Array | Promise<Uint8Array> {
       try {
         const r = handler(decodeRequest(req, body), body.length, body, ai);
-        return r instanceof Promise ? r.then(encode) : Promise.resolve(encode(r));
+        return r instanceof Promise ? r.then(encode) : encode(r);
       } catch (e) {
         return Promise.reject(e);
       }

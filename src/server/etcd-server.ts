@@ -291,9 +291,25 @@ export class EtcdServer implements EtcdService {
 
   // ------------------------------------------------------------------ KV
 
-  async range(req: RangeRequest, ai?: AuthInfo): Promise<RangeResponse> {
+  /**
+   * A range, answered at once (no promise) when nothing needs waiting for: a serializable read,
+   * or a linearizable one this member may serve without a ReadIndex round (the only voter,
+   * applied up to its commit index), with no backend file swap in progress. The hot path of
+   * every read benchmark: an async function here cost each read a promise and microtask turns.
+   * A refusal (auth, revision) is then thrown, not returned as a rejection.
+   */
+  range(req: RangeRequest, ai?: AuthInfo): RangeResponse | Promise<RangeResponse> {
+    if ((req.serializable || (!this.stopped && this.reads.readableNow())) && this.backendSwaps.size === 0) return this.rangeNow(req, ai);
+    return this.rangeAfterWaits(req, ai);
+  }
+
+  private async rangeAfterWaits(req: RangeRequest, ai?: AuthInfo): Promise<RangeResponse> {
     if (!req.serializable) await this.linearizableBarrier();
     if (this.backendSwaps.size > 0) await this.backendSwapped();
+    return this.rangeNow(req, ai);
+  }
+
+  private rangeNow(req: RangeRequest, ai?: AuthInfo): RangeResponse {
     if (this.authStore.enabled) this.authStore.checkRange(ai, req.key, req.rangeEnd);
     const resp = this.store.range(req);
     countView(1, 0, 0);

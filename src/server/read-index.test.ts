@@ -179,3 +179,24 @@ test('a round left unanswered (a leader that drops it, a lost message) is asked 
   await new Promise((res) => setTimeout(res, 30));
   assert.equal(raft.rounds.length, asked, 'an answered round is not asked again');
 });
+
+test('a read is servable at once only on the sole voter, leading, with an entry of its term applied up to its commit index', () => {
+  const raft = new FakeRaft();
+  raft.isLeader = true;
+  raft.applied.advance(10);
+  let sole = true;
+  const r = reads(raft, 100, { soleVoter: () => sole });
+  assert.equal(r.readableNow(), true);
+  raft.commitIndex = 11;
+  assert.equal(r.readableNow(), false, 'a committed entry not yet applied');
+  raft.applied.advance(11);
+  assert.equal(r.readableNow(), true);
+  raft.appliedTerm = 2;
+  assert.equal(r.readableNow(), false, 'no entry of its own term applied yet: the commit index may be behind');
+  raft.appliedTerm = 3;
+  sole = false;
+  assert.equal(r.readableNow(), false, 'other voters: a ReadIndex round is needed');
+  sole = true;
+  raft.isLeader = false;
+  assert.equal(r.readableNow(), false, 'a follower');
+});

@@ -42,8 +42,11 @@ export interface BackendSnapshot {
 }
 
 export interface KVService {
-  /** `ai`: who sent the request (from its token), for permission checks when auth is on. */
-  range(req: RangeRequest, ai?: AuthInfo): Promise<RangeResponse>;
+  /**
+   * A range; answered without a promise when nothing had to be waited for (a refusal is then
+   * thrown). `ai`: who sent the request (from its token), for permission checks when auth is on.
+   */
+  range(req: RangeRequest, ai?: AuthInfo): RangeResponse | Promise<RangeResponse>;
   /**
    * `raw`, when given, is the PutRequest exactly as the client encoded it: the server embeds
    * it in the raft entry instead of encoding the request again.
