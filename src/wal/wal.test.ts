@@ -356,6 +356,24 @@ test('under disk pressure (much page cache being flushed) saveNow declines befor
   }
 });
 
+test('an fdatasync over a second is logged as etcd logs it ("slow fdatasync")', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const logged: Array<{ level: string; msg: string; fields: Record<string, unknown> }> = [];
+    const syncer: DataSyncer = { now: (fd) => fs.fdatasyncSync(fd), later: (fd, done) => setTimeout(() => fs.fdatasync(fd, done), 1100) };
+    const w = await Wal.create(join(dir, 'wal'), META, { datasync: syncer, logger: (level, msg, fields) => logged.push({ level, msg, fields }) });
+    await w.save({ term: 1, vote: 0n, commit: 0 }, makeEntries(1, 1, 1), true);
+    await w.close();
+    const slow = logged.filter((l) => l.msg === 'slow fdatasync');
+    assert.equal(slow.length, 1);
+    assert.equal(slow[0]!.level, 'warn');
+    assert.match(String(slow[0]!.fields.took), /^\d+(\.\d+)?s$/);
+    assert.equal(slow[0]!.fields['expected-duration'], '1s');
+  } finally {
+    cleanup();
+  }
+});
+
 test('meminfoPressure reads the dirty and writeback bytes on Linux', () => {
   const bytes = meminfoPressure();
   if (process.platform !== 'linux') return void assert.equal(bytes, undefined);

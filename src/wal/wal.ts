@@ -31,6 +31,7 @@ import { FilePipeline, removeTmpSegments, writeZeros, zeroRange } from './file_p
 import { RecordType } from './frame.js';
 import { isValidSeq, parseWalName, readWalNames, searchIndex, walName } from './names.js';
 import { BlockingSyncPolicy } from './blocking-sync-policy.js';
+import { formatDuration } from '../log/index.js';
 
 /** etcd's wal.SegmentSizeBytes: 64 * 1000 * 1000 (etcd's "64MB", decimal). */
 export const DEFAULT_SEGMENT_SIZE_BYTES = 64 * 1000 * 1000;
@@ -541,7 +542,7 @@ export class Wal {
   private synced(ms: number): void {
     this.blockingSync.synced(ms);
     if (ms > WARN_SYNC_MS) {
-      this.log('warn', 'slow fdatasync', { took: `${(ms / 1000).toFixed(6)}s`, 'expected-duration': `${WARN_SYNC_MS / 1000}s` });
+      this.log('warn', 'slow fdatasync', { took: formatDuration(ms), 'expected-duration': formatDuration(WARN_SYNC_MS) });
     }
   }
 
