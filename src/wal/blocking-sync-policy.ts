@@ -11,33 +11,50 @@
  *
  * - disk pressure now: the kernel's dirty and under-writeback page bytes (/proc/meminfo).
  *   Above PRESSURE_BYTES, some flush of that size may be in front of our sync, so it goes to
- *   the pool. Sampled at most every PROBE_INTERVAL_MS (reading the file costs tens of us).
+ *   the pool. Sampled at most every PROBE_INTERVAL_MS (one pread of the file kept open; the
+ *   kernel computes it in tens of us).
  * - the disk's recent past: a sync slower than SLOW_SYNC_MS (blocking or not) sends the
- *   following ones to the pool until FAST_SYNCS_TO_RETURN syncs in a row were fast.
+ *   following ones to the pool until FAST_SYNCS_TO_RETURN syncs in a row were fast: a disk
+ *   slow for a reason the pressure does not show (a device stall, another file system's
+ *   flush) holds the loop once, not on every write.
  *
  * Both only move writes to the pool, which is always correct; durability is the same.
  */
 
-import { readFileSync } from 'node:fs';
+import { openSync, readSync } from 'node:fs';
 
 /** Dirty + writeback bytes above which a sync may queue behind a flush this big (~0.2 s at 150 MB/s). */
 export const PRESSURE_BYTES = 32 * 1024 * 1024;
 /** How often the pressure is read at most; in between the last reading stands. */
 export const PROBE_INTERVAL_MS = 100;
-/** A sync slower than this (ms) marks the disk slow: twice the loop-delay budget of a busy member. */
-export const SLOW_SYNC_MS = 50;
+/**
+ * A sync slower than this (ms) marks the disk slow. Well above what a busy machine's CPU alone
+ * adds to a sync's wall time: at load 20 on 2 cores a blocking 4 KiB fdatasync's thread often
+ * waits tens of ms for a CPU, and the pool path (two more thread wake-ups per write) is then
+ * the slower one, so a threshold near that noise would send put-1 to the pool on a busy machine.
+ */
+export const SLOW_SYNC_MS = 250;
 /** Syncs in a row under SLOW_SYNC_MS that mark the disk fast again. */
 export const FAST_SYNCS_TO_RETURN = 16;
 
 /** Bytes of page cache waiting for or under writeback, system-wide (undefined: not known). */
 export type DiskPressureProbe = () => number | undefined;
 
+/** /proc/meminfo, kept open: a probe is one pread (no open/close per reading); -1 when it cannot be opened. */
+let meminfoFd: number | undefined;
+/** /proc/meminfo is ~1.5 KiB; Dirty and Writeback are in its first 1 KiB. */
+const meminfoBuf = Buffer.alloc(4096);
+
 /** Linux: Dirty + Writeback from /proc/meminfo; undefined elsewhere or when unreadable. */
 export function meminfoPressure(): number | undefined {
   let text: string;
   try {
-    text = readFileSync('/proc/meminfo', 'latin1');
+    meminfoFd ??= openSync('/proc/meminfo', 'r');
+    if (meminfoFd < 0) return undefined;
+    const n = readSync(meminfoFd, meminfoBuf, 0, meminfoBuf.length, 0);
+    text = meminfoBuf.toString('latin1', 0, n);
   } catch {
+    meminfoFd = -1;
     return undefined;
   }
   const dirty = meminfoKiB(text, 'Dirty:');

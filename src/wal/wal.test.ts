@@ -272,7 +272,7 @@ function slowDisk(blockingMs: number) {
         disk.poolSyncs++;
         const sync = () => fs.fdatasync(fd, done);
         if (disk.fast) sync();
-        else held.push(() => setTimeout(sync, 60)); // slower than the policy's 50 ms
+        else held.push(() => setTimeout(sync, 300)); // slower than the policy's SLOW_SYNC_MS
       },
     } satisfies DataSyncer,
   };
@@ -283,7 +283,7 @@ test('a slow fdatasync sends the next writes to the thread pool: the loop runs w
   const { dir, cleanup } = tempDir();
   try {
     const d = join(dir, 'wal');
-    const disk = slowDisk(120);
+    const disk = slowDisk(300);
     const w = await Wal.create(d, META, { datasync: disk.syncer, blockingSync: new BlockingSyncPolicy({ probe: () => 0 }) });
     const hs = { term: 2, vote: 1n, commit: 0 };
     // The first slow sync cannot be foreseen: it blocks (and is what marks the disk slow).
@@ -304,7 +304,7 @@ test('a slow fdatasync sends the next writes to the thread pool: the loop runs w
     disk.held.shift()!();
     await saving;
     assert.equal(saved, true);
-    // Still slow (that pool sync took 60 ms): the policy waits for a run of fast syncs.
+    // Still slow (that pool sync took 300 ms): the policy waits for a run of fast syncs.
     assert.equal(w.saveNow(hs, makeEntries(3, 3, 2), true), false);
     disk.fast = true;
     let index = 3;
