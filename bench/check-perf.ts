@@ -15,6 +15,8 @@
 //   walFsyncMs, fsyncsPerPut  mean WAL fsync and fsyncs per put (/metrics)
 //   syscallsPerPut, switchesPerPut  read/write syscalls and context switches per put
 //                           (leader, followers, etcdctl); threadsMsPerPut the busiest threads
+//   faultsPerPut            minor page faults per put (leader, followers): a first touch of
+//                           fresh memory costs ~20 us of CPU on this VM
 // The CPU window ends at the last second that added puts: the final `del --prefix` is no put.
 // Targets run one after the other (`--targets concord,etcd`), each `--repeat` times, alternating.
 //
@@ -87,6 +89,14 @@ function busiestThreads(a: Map<string, number>, b: Map<string, number>, puts: nu
   return Object.fromEntries(d.sort((x, y) => y[1] - x[1]).slice(0, 8).map(([k, v]) => [k, +v.toFixed(3)]));
 }
 
+/** Minor page faults of a process so far (/proc/PID/stat): first touches of fresh memory cost ~20 us each on this VM. */
+function pageFaults(pid: number): number {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[7]);
+  } catch { return NaN; }
+}
+
 function processCpuMs(pid: number): number {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -107,7 +117,7 @@ async function scrape(endpoint: string): Promise<Scrape> {
   };
 }
 
-interface RunResult { target: TargetName; verdict: string; puts: number; wallS: number; cpuPerPut: number[]; mainPerPut: number[]; ctlPerPut: number; pids: number[]; threads: Record<string, number>[]; syscallsPerPut: Array<{ r: number; w: number }>; switchesPerPut: number[]; fsyncMs: number[]; fsyncsPerPut: number[] }
+interface RunResult { target: TargetName; verdict: string; puts: number; wallS: number; cpuPerPut: number[]; mainPerPut: number[]; ctlPerPut: number; pids: number[]; threads: Record<string, number>[]; syscallsPerPut: Array<{ r: number; w: number }>; switchesPerPut: number[]; faultsPerPut: number[]; fsyncMs: number[]; fsyncsPerPut: number[] }
 
 async function runOnce(target: TargetName): Promise<RunResult> {
   const c: Cluster = await startCluster({ target, size: 3, ...(nodeArgs.length ? { nodeArgs } : {}), env: extraEnv });
@@ -120,6 +130,7 @@ async function runOnce(target: TargetName): Promise<RunResult> {
     const cpu0 = pids.map(threadSplit);
     const io0 = pids.map(syscalls);
     const sw0 = pids.map(switches);
+    const pf0 = pids.map(pageFaults);
     const t0 = Date.now();
     const ctl = spawn('etcdctl', ['--endpoints', eps.join(','), 'check', 'perf', `--load=${load}`], { env: { ...process.env, ETCDCTL_API: '3' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -131,7 +142,7 @@ async function runOnce(target: TargetName): Promise<RunResult> {
     const rev0 = await revision();
     let ctlCpu = 0;
     // The window ends at the last second that added puts: the final `del --prefix` is not a put.
-    let last = { rev: rev0, cpu: cpu0, ctl: 0, at: t0, io: [...io0, { r: 0, w: 0 }], sw: [...sw0, 0] };
+    let last = { rev: rev0, cpu: cpu0, ctl: 0, at: t0, io: [...io0, { r: 0, w: 0 }], sw: [...sw0, 0], pf: pf0 };
     let windowEnd = last;
     const timer = setInterval(() => {
       void (async () => {
@@ -139,10 +150,11 @@ async function runOnce(target: TargetName): Promise<RunResult> {
         const cpu = pids.map(threadSplit);
         const io = [...pids, ctlPid].map(syscalls);
         const sw = [...pids, ctlPid].map(switches);
+        const pf = pids.map(pageFaults);
         const ctlNow = processCpuMs(ctlPid);
         if (!Number.isNaN(ctlNow)) ctlCpu = ctlNow;
         if (Number.isNaN(rev)) return;
-        const now = { rev, cpu, ctl: ctlCpu, at: Date.now(), io, sw };
+        const now = { rev, cpu, ctl: ctlCpu, at: Date.now(), io, sw, pf };
         if (!quiet) {
           const parts = cpu.map((x, i) => `${i === 0 ? 'L' : 'F'} ${String(x.main - last.cpu[i]!.main).padStart(4)}+${String(x.other - last.cpu[i]!.other).padStart(3)}`);
           process.stderr.write(`${String(Math.round((now.at - t0) / 1000)).padStart(3)}s ${String(rev - last.rev).padStart(5)} puts | ${parts.join(' | ')} | ctl ${String(ctlCpu - last.ctl).padStart(4)} | load ${loadavg()[0]!.toFixed(1)}\n`);
@@ -167,6 +179,7 @@ async function runOnce(target: TargetName): Promise<RunResult> {
       ctlPerPut: windowEnd.ctl / windowPuts, pids,
       syscallsPerPut: windowEnd.io.map((x, i) => ({ r: +((x.r - last0io[i]!.r) / windowPuts).toFixed(2), w: +((x.w - last0io[i]!.w) / windowPuts).toFixed(2) })),
       switchesPerPut: windowEnd.sw.map((x, i) => +((x - ([...sw0, 0][i] ?? 0)) / windowPuts).toFixed(2)),
+      faultsPerPut: windowEnd.pf.map((x, i) => +((x - pf0[i]!) / windowPuts).toFixed(2)),
       threads: cpu1.map((x, i) => busiestThreads(cpu0[i]!.threads, x.threads, windowPuts)),
       fsyncMs: after.map((a, i) => ((a.fsyncSum - before[i]!.fsyncSum) / Math.max(1, a.fsyncCount - before[i]!.fsyncCount)) * 1000),
       fsyncsPerPut: after.map((a, i) => (a.fsyncCount - before[i]!.fsyncCount) / puts),
@@ -190,6 +203,7 @@ for (let r = 0; r < repeat; r++) {
       loadAfter: +loadavg()[0]!.toFixed(1),
       syscallsPerPut: res.syscallsPerPut, // leader, followers, etcdctl
       switchesPerPut: res.switchesPerPut,
+      faultsPerPut: res.faultsPerPut, // leader, followers: minor page faults
       threadsMsPerPut: res.threads,
     }));
   }
