@@ -19,10 +19,15 @@
 //                           fresh memory costs ~20 us of CPU on this VM
 // The CPU window ends at the last second that added puts: the final `del --prefix` is no put.
 // Targets run one after the other (`--targets concord,etcd`), each `--repeat` times, alternating.
+// `--ab-env K=V[,K=V]` instead runs two Concord clusters at the same time, the second with that
+// extra environment (a variant behind an environment switch), `--repeat` times: on a machine
+// other work loads unevenly, runs minutes apart differ more than the variants do, while two
+// runs side by side meet the same load (each is load for the other too, symmetrically).
 //
 // Options: --targets etcd,concord  --load m  --repeat 1  --quiet (no per-second lines)
 //          --node-args "--cpu-prof --cpu-prof-dir=DIR"  Node flags for Concord's members
 //          --env K=V[,K=V]  extra environment for the members
+//          --ab-env K=V[,K=V]  A/B side by side: plain Concord and Concord with this environment
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -39,7 +44,9 @@ const load = opt('load', 'm');
 const repeat = Number(opt('repeat', '1'));
 const quiet = process.argv.includes('--quiet');
 const nodeArgs = opt('node-args', '').split(' ').filter(Boolean);
-const extraEnv = Object.fromEntries(opt('env', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+const envOpt = (name: string): Record<string, string> => Object.fromEntries(opt(name, '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+const extraEnv = envOpt('env');
+const abEnv = envOpt('ab-env');
 const limits: Record<string, number> = { s: 150, m: 1000, l: 8000, xl: 15000 };
 
 /** CPU ms of a process's main thread (tid = pid) and of all its other threads, from /proc. */
@@ -119,8 +126,8 @@ async function scrape(endpoint: string): Promise<Scrape> {
 
 interface RunResult { target: TargetName; verdict: string; puts: number; wallS: number; cpuPerPut: number[]; mainPerPut: number[]; ctlPerPut: number; pids: number[]; threads: Record<string, number>[]; syscallsPerPut: Array<{ r: number; w: number }>; switchesPerPut: number[]; faultsPerPut: number[]; fsyncMs: number[]; fsyncsPerPut: number[] }
 
-async function runOnce(target: TargetName): Promise<RunResult> {
-  const c: Cluster = await startCluster({ target, size: 3, ...(nodeArgs.length ? { nodeArgs } : {}), env: extraEnv });
+async function runOnce(target: TargetName, env: Record<string, string> = extraEnv): Promise<RunResult> {
+  const c: Cluster = await startCluster({ target, size: 3, ...(nodeArgs.length ? { nodeArgs } : {}), env });
   try {
     const l = await c.waitForLeader();
     const order = [l, ...c.members.map((_, i) => i).filter((i) => i !== l)];
@@ -189,22 +196,33 @@ async function runOnce(target: TargetName): Promise<RunResult> {
   }
 }
 
-const results: RunResult[] = [];
-for (let r = 0; r < repeat; r++) {
-  for (const t of r % 2 === 0 ? targets : [...targets].reverse()) {
-    process.stderr.write(`${t}: etcdctl check perf --load=${load} on 3 members (load ${loadavg()[0]!.toFixed(1)})\n`);
-    const res = await runOnce(t);
-    results.push(res);
-    const tokens = (limits[load] ?? 1) * 60;
-    console.log(JSON.stringify({
-      target: res.target, verdict: res.verdict, puts: res.puts, tokenEfficiency: +(res.puts / tokens).toFixed(3), wallS: +res.wallS.toFixed(1),
-      pids: res.pids, cpuMsPerPut: { leader: +res.cpuPerPut[0]!.toFixed(3), followers: res.cpuPerPut.slice(1).map((x) => +x.toFixed(3)), mainThreads: res.mainPerPut.map((x) => +x.toFixed(3)), etcdctl: +res.ctlPerPut.toFixed(3), all: +(res.cpuPerPut.reduce((a, b) => a + b, 0) + res.ctlPerPut).toFixed(3) },
-      walFsyncMs: res.fsyncMs.map((x) => +x.toFixed(2)), fsyncsPerPut: res.fsyncsPerPut.map((x) => +x.toFixed(3)),
-      loadAfter: +loadavg()[0]!.toFixed(1),
-      syscallsPerPut: res.syscallsPerPut, // leader, followers, etcdctl
-      switchesPerPut: res.switchesPerPut,
-      faultsPerPut: res.faultsPerPut, // leader, followers: minor page faults
-      threadsMsPerPut: res.threads,
-    }));
+function report(res: RunResult, variant?: string): void {
+  const tokens = (limits[load] ?? 1) * 60;
+  console.log(JSON.stringify({
+    target: res.target, ...(variant !== undefined ? { variant } : {}), verdict: res.verdict, puts: res.puts, tokenEfficiency: +(res.puts / tokens).toFixed(3), wallS: +res.wallS.toFixed(1),
+    pids: res.pids, cpuMsPerPut: { leader: +res.cpuPerPut[0]!.toFixed(3), followers: res.cpuPerPut.slice(1).map((x) => +x.toFixed(3)), mainThreads: res.mainPerPut.map((x) => +x.toFixed(3)), etcdctl: +res.ctlPerPut.toFixed(3), all: +(res.cpuPerPut.reduce((a, b) => a + b, 0) + res.ctlPerPut).toFixed(3) },
+    walFsyncMs: res.fsyncMs.map((x) => +x.toFixed(2)), fsyncsPerPut: res.fsyncsPerPut.map((x) => +x.toFixed(3)),
+    loadAfter: +loadavg()[0]!.toFixed(1),
+    syscallsPerPut: res.syscallsPerPut, // leader, followers, etcdctl
+    switchesPerPut: res.switchesPerPut,
+    faultsPerPut: res.faultsPerPut, // leader, followers: minor page faults
+    threadsMsPerPut: res.threads,
+  }));
+}
+
+if (Object.keys(abEnv).length > 0) {
+  const variant = Object.entries(abEnv).map(([k, v]) => `${k}=${v}`).join(',');
+  for (let r = 0; r < repeat; r++) {
+    process.stderr.write(`concord and concord with ${variant} side by side: etcdctl check perf --load=${load} (load ${loadavg()[0]!.toFixed(1)})\n`);
+    const [a, b] = await Promise.all([runOnce('concord'), runOnce('concord', { ...extraEnv, ...abEnv })]);
+    report(a!, 'plain');
+    report(b!, variant);
+  }
+} else {
+  for (let r = 0; r < repeat; r++) {
+    for (const t of r % 2 === 0 ? targets : [...targets].reverse()) {
+      process.stderr.write(`${t}: etcdctl check perf --load=${load} on 3 members (load ${loadavg()[0]!.toFixed(1)})\n`);
+      report(await runOnce(t));
+    }
   }
 }
