@@ -19,15 +19,7 @@
  */
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { createRequire } from 'node:module';
-
-const require = createRequire(import.meta.url);
-// hpack.js's bit-level decoder, used only to un-Huffman one string value.
-// Loaded through the package's index: requiring lib/hpack/decoder.js first breaks the
-// package's own circular requires for anyone loading hpack.js after us.
-const HpackDecoder = (require('hpack.js') as { decoder: {
-  create(): { push(b: Buffer): void; decodeStr(): number[] | Buffer };
-} }).decoder;
+import { huffmanDecode, huffmanDecodedMax } from './h2/huffman.js';
 
 export const clientPreface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /** An empty SETTINGS frame: all defaults, which is what nghttp2 will announce anyway. */
@@ -105,16 +97,10 @@ function readString(b: Buffer, pos: number): { value: Buffer; next: number } {
   const end = next + len;
   if (end > b.length) throw new HpackError('truncated HPACK string');
   if (!huffman) return { value: b.subarray(next, end), next: end };
-  const d = HpackDecoder.create();
-  d.push(b.subarray(pos, end));
-  let decoded: number[] | Buffer;
-  try {
-    decoded = d.decodeStr();
-  } catch (e) {
-    // hpack.js throws plain Errors (assert) on bad Huffman codes and padding.
-    throw new HpackError(`bad HPACK Huffman string: ${(e as Error).message}`);
-  }
-  return { value: Buffer.from(decoded), next: end };
+  const decoded = Buffer.allocUnsafe(huffmanDecodedMax(len));
+  const n = huffmanDecode(b, next, end, decoded); // sized for any decoding: only bad code fails
+  if (n < 0) throw new HpackError('bad HPACK Huffman string (EOS inside, or bad padding)');
+  return { value: decoded.subarray(0, n), next: end };
 }
 
 /** Characters nghttp2 accepts in an authority (RFC 3986 unreserved, sub-delims, ':', '@', '[', ']', '%'). */
