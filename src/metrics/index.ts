@@ -12,6 +12,7 @@ export {
 } from './etcd.js';
 export { registerProcessMetrics, fdLimit } from './process.js';
 export { registerEventLoopMetrics } from './event-loop.js';
+export { loopTrace, LoopTracer } from './loop-trace.js';
 export { watchLoopUtilization, type UtilizationListener } from './loop-utilization.js';
 
 import { registry } from './etcd.js';

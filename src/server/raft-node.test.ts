@@ -146,6 +146,20 @@ test('three members over the in-memory network elect one leader and apply the sa
   await Promise.all(ms.map((m) => m.raft.stop()));
 });
 
+test('a Ready of many committed entries is applied over several event-loop turns, at most 32 in each', async () => {
+  const m = await leaderWithSaveInFlight(Buffer.from('p0'));
+  for (let i = 1; i < 100; i++) m.raft.propose(Buffer.from(`p${i}`));
+  m.wal.release();
+  // Sample the applied count once per turn: other work (timers, I/O, this loop) runs between the chunks.
+  const seen: number[] = [];
+  await until(() => m.raft.appliedIndex === 102, () => seen.push(m.raft.appliedIndex), 'every proposal applied');
+  seen.push(m.raft.appliedIndex);
+  const steps = seen.slice(1).map((x, i) => x - seen[i]!);
+  assert.ok(Math.max(...steps) <= 32, `applied per turn: ${steps.filter((s) => s > 0).join(', ')}`);
+  assert.deepEqual(m.applied.map((e) => e.index), Array.from({ length: 102 }, (_, i) => i + 1), 'in index order, each once');
+  await m.raft.stop();
+});
+
 test('followers write their WAL before the loop goes on (saveNow); a leader does for a one-entry Ready, and saves a bigger one in the background', async () => {
   const { ms, leader } = await threeMembers(5);
   const followers = ms.filter((m) => m !== leader);

@@ -41,6 +41,7 @@ import {
   type ConfChange, type ConfChangeV2, type ConfState, type Entry, type Message, type NodeId, type Snapshot,
 } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
+import { loopTrace } from '../metrics/index.js';
 import type { ApplierPort, SnapshotterPort, TransportPort, WalPort } from './ports.js';
 import { AppliedIndexWaiter } from './read-index.js';
 
@@ -49,6 +50,14 @@ const maxSizePerMsgBytes = 1024 * 1024;
 const maxInflightMsgs = 4096 / 8;
 /** A leader's Ready with at most this many entries is written on the loop's thread (writesNow). */
 const leaderBlockingEntries = 1;
+/**
+ * Committed entries applied per event-loop turn. Applying an entry answers its proposer,
+ * whose response (node:http2's respond and writes) runs in the same turn, so a Ready of 100
+ * entries was one macrotask of 100 applies and responses (issue 14: no main-thread pause over
+ * 10 ms); the rest wait a turn (setImmediate), after timers and I/O. The front end starts 32
+ * requests per turn (api/grpc/turns.ts) for the same reason.
+ */
+const defaultApplyPerTurn = 32;
 
 export interface RaftNodeEvents {
   /** Leader or role changed (leader 0n: none known). */
@@ -407,11 +416,17 @@ export class RaftNode {
       for (;;) {
         while (this.tasks.length > 0) await this.tasks.shift()!();
         if (this.stopped || !this.raw.hasReady()) break;
+        const t0 = loopTrace ? performance.now() : 0;
         const rd = this.raw.ready();
         const handling = this.handle(rd);
-        if (handling !== undefined) await handling;
+        if (handling !== undefined) {
+          loopTrace?.span('raft.ready-start', t0, rd.entries.length);
+          await handling;
+        }
+        const t1 = loopTrace ? performance.now() : 0;
         this.raw.advance(rd);
         const idle = this.events.idle?.();
+        loopTrace?.span(handling === undefined ? 'raft.ready-now' : 'raft.advance', handling === undefined ? t0 : t1, rd.entries.length);
         if (idle !== undefined) await idle;
       }
     } catch (e) {
@@ -457,8 +472,7 @@ export class RaftNode {
       if (committed.length > 0 && committed[committed.length - 1]!.index > this.persistedIndex) {
         assert.fail(`raft: entry ${committed[committed.length - 1]!.index} committed but persisted only to ${this.persistedIndex}`);
       }
-      this.applyEntries(committed, 0, committed.length);
-      return undefined;
+      return this.applyEntries(committed, 0, committed.length);
     }
     return this.handleSaving(rd, isLeader, undefined);
   }
@@ -474,17 +488,21 @@ export class RaftNode {
     const committed = rd.committedEntries;
     let split = committed.length;
     while (split > 0 && committed[split - 1]!.index > this.persistedIndex) split--;
-    this.applyEntries(committed, 0, split);
+    const early = this.applyEntries(committed, 0, split);
+    if (early !== undefined) await early;
 
     if (this.events.readState) for (const rs of rd.readStates) this.events.readState(rs.requestCtx, rs.index);
 
     if (saving) await saving;
+    const t1 = loopTrace ? performance.now() : 0;
     this.persisted(rd, t0);
     if (!isLeader) this.send(rd.messages);
     // A leader's snapshot replaces the state machine once it is durable with its hard state
     // (etcd applies it after the raft loop persisted it); the entries after it follow.
     if (snapshot) await this.installSnapshot(snapshot);
-    this.applyEntries(committed, split, committed.length);
+    const rest = this.applyEntries(committed, split, committed.length);
+    if (rest !== undefined) await rest;
+    loopTrace?.span('raft.ready-finish', t1, committed.length - split);
   }
 
   /**
@@ -532,8 +550,28 @@ export class RaftNode {
     if (changed) this.events.leaderChanged?.(leader, isLeader, previous);
   }
 
-  /** Hands entries [from, to) to the applier, conf changes applied to raft first. */
-  private applyEntries(entries: readonly Entry[], from: number, to: number): void {
+  /**
+   * Hands entries [from, to) to the applier, at most applyPerTurn in this turn; a promise
+   * (settled once all are applied) only when some wait for later turns.
+   */
+  private applyEntries(entries: readonly Entry[], from: number, to: number): Promise<void> | undefined {
+    const end = Math.min(to, from + defaultApplyPerTurn);
+    this.applyNow(entries, from, end);
+    return end === to ? undefined : this.applyLater(entries, end, to);
+  }
+
+  private async applyLater(entries: readonly Entry[], from: number, to: number): Promise<void> {
+    while (from < to) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const end = Math.min(to, from + defaultApplyPerTurn);
+      this.applyNow(entries, from, end);
+      from = end;
+    }
+  }
+
+  /** Hands entries [from, to) to the applier now, conf changes applied to raft first. */
+  private applyNow(entries: readonly Entry[], from: number, to: number): void {
+    const t0 = loopTrace && to > from ? performance.now() : 0;
     for (let i = from; i < to; i++) {
       const e = entries[i]!;
       // Checked before building a message: this runs for every entry.
@@ -543,6 +581,7 @@ export class RaftNode {
       this.appliedTerm = e.term;
       this.applied.advance(e.index);
     }
+    if (t0 > 0) loopTrace?.span('raft.apply', t0, to - from);
   }
 
   /** The applier decides what raft applies (etcd validates membership first); raft must hear exactly once. */

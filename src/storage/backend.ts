@@ -29,7 +29,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { diskMetrics } from '../metrics/index.js';
+import { diskMetrics, loopTrace } from '../metrics/index.js';
 
 /** etcd's buckets (mvcc/kvstore.go, lease, auth, membership, alarm), one LMDB database each. */
 export const DB_NAMES = [
@@ -376,14 +376,17 @@ export class Backend {
       const db = this.dbs[i];
       for (const w of batch[i].values()) last = w.value === null ? db.remove(w.key) : db.put(w.key, w.value);
     }
+    loopTrace?.span('backend.flush', t0, batch.reduce((n, b) => n + b.size, 0));
     const rec: Inflight = { batch, done: Promise.resolve() };
     rec.done = last!.then(
       () => {
-        diskMetrics.backendCommit.observe((performance.now() - t0) / 1000);
+        const t1 = performance.now();
+        diskMetrics.backendCommit.observe((t1 - t0) / 1000);
         // Make the next LMDB read see this commit before the buffer stops covering it.
         this.env.resetReadTxn();
         const k = this.inflight.indexOf(rec);
         if (k >= 0) this.inflight.splice(k, 1);
+        loopTrace?.span('backend.committed', t1);
       },
       (err: unknown) => {
         this.fatal ??= err;

@@ -24,6 +24,7 @@ import {
   type HardState,
 } from '../proto/index.js';
 import { decodeWalSnapshot, encodeWalSnapshot, type WalSnapshot } from '../proto/index.js';
+import { loopTrace } from '../metrics/index.js';
 import { decodeSegment } from './decoder.js';
 import { RecordEncoder } from './encoder.js';
 import { WalCorruptError, WalError } from './errors.js';
@@ -312,8 +313,10 @@ export class Wal {
         this.pendingState = hardState;
         return;
       }
+      const t0 = loopTrace ? performance.now() : 0;
       this.encodeRecords(enc, hardState, hsEmpty, entries);
       this.append(enc);
+      loopTrace?.span('wal.write', t0, entries.length);
       if (this.tailOffset < this.segmentSize) {
         if (mustSync) await this.datasyncTail();
         return;
@@ -341,9 +344,13 @@ export class Wal {
     }
     // A cut is due once the tail passes the segment size: leave that to save().
     if (this.tailOffset >= this.segmentSize) return false;
+    const t0 = loopTrace ? performance.now() : 0;
     this.encodeRecords(enc, hardState, hsEmpty, entries);
     this.append(enc);
+    loopTrace?.span('wal.write-now', t0, entries.length);
+    const t1 = loopTrace ? performance.now() : 0;
     if (mustSync) fdatasyncSync(this.tail!.fd);
+    loopTrace?.span('wal.fdatasync-now', t1, entries.length);
     // The tail is full: the cut goes on the queue, and later writes wait behind it.
     if (this.tailOffset >= this.segmentSize) void this.serialize(() => this.cut());
     return true;
