@@ -15,12 +15,19 @@
 //   walFsyncMs, fsyncsPerPut  mean WAL fsync and fsyncs per put (/metrics)
 //   syscallsPerPut, switchesPerPut  read/write syscalls and context switches per put
 //                           (leader, followers, etcdctl); threadsMsPerPut the busiest threads
+//   faultsPerPut            minor page faults per put (leader, followers): a first touch of
+//                           fresh memory costs ~20 us of CPU on this VM
 // The CPU window ends at the last second that added puts: the final `del --prefix` is no put.
 // Targets run one after the other (`--targets concord,etcd`), each `--repeat` times, alternating.
+// `--ab-env K=V[,K=V]` instead runs two Concord clusters at the same time, the second with that
+// extra environment (a variant behind an environment switch), `--repeat` times: on a machine
+// other work loads unevenly, runs minutes apart differ more than the variants do, while two
+// runs side by side meet the same load (each is load for the other too, symmetrically).
 //
 // Options: --targets etcd,concord  --load m  --repeat 1  --quiet (no per-second lines)
 //          --node-args "--cpu-prof --cpu-prof-dir=DIR"  Node flags for Concord's members
 //          --env K=V[,K=V]  extra environment for the members
+//          --ab-env K=V[,K=V]  A/B side by side: plain Concord and Concord with this environment
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -37,7 +44,9 @@ const load = opt('load', 'm');
 const repeat = Number(opt('repeat', '1'));
 const quiet = process.argv.includes('--quiet');
 const nodeArgs = opt('node-args', '').split(' ').filter(Boolean);
-const extraEnv = Object.fromEntries(opt('env', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+const envOpt = (name: string): Record<string, string> => Object.fromEntries(opt(name, '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+const extraEnv = envOpt('env');
+const abEnv = envOpt('ab-env');
 const limits: Record<string, number> = { s: 150, m: 1000, l: 8000, xl: 15000 };
 
 /** CPU ms of a process's main thread (tid = pid) and of all its other threads, from /proc. */
@@ -87,6 +96,14 @@ function busiestThreads(a: Map<string, number>, b: Map<string, number>, puts: nu
   return Object.fromEntries(d.sort((x, y) => y[1] - x[1]).slice(0, 8).map(([k, v]) => [k, +v.toFixed(3)]));
 }
 
+/** Minor page faults of a process so far (/proc/PID/stat): first touches of fresh memory cost ~20 us each on this VM. */
+function pageFaults(pid: number): number {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[7]);
+  } catch { return NaN; }
+}
+
 function processCpuMs(pid: number): number {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -107,10 +124,10 @@ async function scrape(endpoint: string): Promise<Scrape> {
   };
 }
 
-interface RunResult { target: TargetName; verdict: string; puts: number; wallS: number; cpuPerPut: number[]; mainPerPut: number[]; ctlPerPut: number; pids: number[]; threads: Record<string, number>[]; syscallsPerPut: Array<{ r: number; w: number }>; switchesPerPut: number[]; fsyncMs: number[]; fsyncsPerPut: number[] }
+interface RunResult { target: TargetName; verdict: string; puts: number; wallS: number; cpuPerPut: number[]; mainPerPut: number[]; ctlPerPut: number; pids: number[]; threads: Record<string, number>[]; syscallsPerPut: Array<{ r: number; w: number }>; switchesPerPut: number[]; faultsPerPut: number[]; fsyncMs: number[]; fsyncsPerPut: number[] }
 
-async function runOnce(target: TargetName): Promise<RunResult> {
-  const c: Cluster = await startCluster({ target, size: 3, ...(nodeArgs.length ? { nodeArgs } : {}), env: extraEnv });
+async function runOnce(target: TargetName, env: Record<string, string> = extraEnv): Promise<RunResult> {
+  const c: Cluster = await startCluster({ target, size: 3, ...(nodeArgs.length ? { nodeArgs } : {}), env });
   try {
     const l = await c.waitForLeader();
     const order = [l, ...c.members.map((_, i) => i).filter((i) => i !== l)];
@@ -120,6 +137,7 @@ async function runOnce(target: TargetName): Promise<RunResult> {
     const cpu0 = pids.map(threadSplit);
     const io0 = pids.map(syscalls);
     const sw0 = pids.map(switches);
+    const pf0 = pids.map(pageFaults);
     const t0 = Date.now();
     const ctl = spawn('etcdctl', ['--endpoints', eps.join(','), 'check', 'perf', `--load=${load}`], { env: { ...process.env, ETCDCTL_API: '3' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -131,7 +149,7 @@ async function runOnce(target: TargetName): Promise<RunResult> {
     const rev0 = await revision();
     let ctlCpu = 0;
     // The window ends at the last second that added puts: the final `del --prefix` is not a put.
-    let last = { rev: rev0, cpu: cpu0, ctl: 0, at: t0, io: [...io0, { r: 0, w: 0 }], sw: [...sw0, 0] };
+    let last = { rev: rev0, cpu: cpu0, ctl: 0, at: t0, io: [...io0, { r: 0, w: 0 }], sw: [...sw0, 0], pf: pf0 };
     let windowEnd = last;
     const timer = setInterval(() => {
       void (async () => {
@@ -139,10 +157,11 @@ async function runOnce(target: TargetName): Promise<RunResult> {
         const cpu = pids.map(threadSplit);
         const io = [...pids, ctlPid].map(syscalls);
         const sw = [...pids, ctlPid].map(switches);
+        const pf = pids.map(pageFaults);
         const ctlNow = processCpuMs(ctlPid);
         if (!Number.isNaN(ctlNow)) ctlCpu = ctlNow;
         if (Number.isNaN(rev)) return;
-        const now = { rev, cpu, ctl: ctlCpu, at: Date.now(), io, sw };
+        const now = { rev, cpu, ctl: ctlCpu, at: Date.now(), io, sw, pf };
         if (!quiet) {
           const parts = cpu.map((x, i) => `${i === 0 ? 'L' : 'F'} ${String(x.main - last.cpu[i]!.main).padStart(4)}+${String(x.other - last.cpu[i]!.other).padStart(3)}`);
           process.stderr.write(`${String(Math.round((now.at - t0) / 1000)).padStart(3)}s ${String(rev - last.rev).padStart(5)} puts | ${parts.join(' | ')} | ctl ${String(ctlCpu - last.ctl).padStart(4)} | load ${loadavg()[0]!.toFixed(1)}\n`);
@@ -167,6 +186,7 @@ async function runOnce(target: TargetName): Promise<RunResult> {
       ctlPerPut: windowEnd.ctl / windowPuts, pids,
       syscallsPerPut: windowEnd.io.map((x, i) => ({ r: +((x.r - last0io[i]!.r) / windowPuts).toFixed(2), w: +((x.w - last0io[i]!.w) / windowPuts).toFixed(2) })),
       switchesPerPut: windowEnd.sw.map((x, i) => +((x - ([...sw0, 0][i] ?? 0)) / windowPuts).toFixed(2)),
+      faultsPerPut: windowEnd.pf.map((x, i) => +((x - pf0[i]!) / windowPuts).toFixed(2)),
       threads: cpu1.map((x, i) => busiestThreads(cpu0[i]!.threads, x.threads, windowPuts)),
       fsyncMs: after.map((a, i) => ((a.fsyncSum - before[i]!.fsyncSum) / Math.max(1, a.fsyncCount - before[i]!.fsyncCount)) * 1000),
       fsyncsPerPut: after.map((a, i) => (a.fsyncCount - before[i]!.fsyncCount) / puts),
@@ -176,21 +196,33 @@ async function runOnce(target: TargetName): Promise<RunResult> {
   }
 }
 
-const results: RunResult[] = [];
-for (let r = 0; r < repeat; r++) {
-  for (const t of r % 2 === 0 ? targets : [...targets].reverse()) {
-    process.stderr.write(`${t}: etcdctl check perf --load=${load} on 3 members (load ${loadavg()[0]!.toFixed(1)})\n`);
-    const res = await runOnce(t);
-    results.push(res);
-    const tokens = (limits[load] ?? 1) * 60;
-    console.log(JSON.stringify({
-      target: res.target, verdict: res.verdict, puts: res.puts, tokenEfficiency: +(res.puts / tokens).toFixed(3), wallS: +res.wallS.toFixed(1),
-      pids: res.pids, cpuMsPerPut: { leader: +res.cpuPerPut[0]!.toFixed(3), followers: res.cpuPerPut.slice(1).map((x) => +x.toFixed(3)), mainThreads: res.mainPerPut.map((x) => +x.toFixed(3)), etcdctl: +res.ctlPerPut.toFixed(3), all: +(res.cpuPerPut.reduce((a, b) => a + b, 0) + res.ctlPerPut).toFixed(3) },
-      walFsyncMs: res.fsyncMs.map((x) => +x.toFixed(2)), fsyncsPerPut: res.fsyncsPerPut.map((x) => +x.toFixed(3)),
-      loadAfter: +loadavg()[0]!.toFixed(1),
-      syscallsPerPut: res.syscallsPerPut, // leader, followers, etcdctl
-      switchesPerPut: res.switchesPerPut,
-      threadsMsPerPut: res.threads,
-    }));
+function report(res: RunResult, variant?: string): void {
+  const tokens = (limits[load] ?? 1) * 60;
+  console.log(JSON.stringify({
+    target: res.target, ...(variant !== undefined ? { variant } : {}), verdict: res.verdict, puts: res.puts, tokenEfficiency: +(res.puts / tokens).toFixed(3), wallS: +res.wallS.toFixed(1),
+    pids: res.pids, cpuMsPerPut: { leader: +res.cpuPerPut[0]!.toFixed(3), followers: res.cpuPerPut.slice(1).map((x) => +x.toFixed(3)), mainThreads: res.mainPerPut.map((x) => +x.toFixed(3)), etcdctl: +res.ctlPerPut.toFixed(3), all: +(res.cpuPerPut.reduce((a, b) => a + b, 0) + res.ctlPerPut).toFixed(3) },
+    walFsyncMs: res.fsyncMs.map((x) => +x.toFixed(2)), fsyncsPerPut: res.fsyncsPerPut.map((x) => +x.toFixed(3)),
+    loadAfter: +loadavg()[0]!.toFixed(1),
+    syscallsPerPut: res.syscallsPerPut, // leader, followers, etcdctl
+    switchesPerPut: res.switchesPerPut,
+    faultsPerPut: res.faultsPerPut, // leader, followers: minor page faults
+    threadsMsPerPut: res.threads,
+  }));
+}
+
+if (Object.keys(abEnv).length > 0) {
+  const variant = Object.entries(abEnv).map(([k, v]) => `${k}=${v}`).join(',');
+  for (let r = 0; r < repeat; r++) {
+    process.stderr.write(`concord and concord with ${variant} side by side: etcdctl check perf --load=${load} (load ${loadavg()[0]!.toFixed(1)})\n`);
+    const [a, b] = await Promise.all([runOnce('concord'), runOnce('concord', { ...extraEnv, ...abEnv })]);
+    report(a!, 'plain');
+    report(b!, variant);
+  }
+} else {
+  for (let r = 0; r < repeat; r++) {
+    for (const t of r % 2 === 0 ? targets : [...targets].reverse()) {
+      process.stderr.write(`${t}: etcdctl check perf --load=${load} on 3 members (load ${loadavg()[0]!.toFixed(1)})\n`);
+      report(await runOnce(t));
+    }
   }
 }

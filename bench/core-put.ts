@@ -11,12 +11,16 @@
 //   CPU us      the process's user+system CPU (one thread does the work; V8's GC helpers too)
 //
 // Options: --requests 20000 --clients 100 --repeat 3 --warmup 5000
+//          --op put|range-s|range-l   what the callers do: a put (EtcdServer.put), or a Range of
+//                 one 256-byte key as a gRPC call runs it, bytes in to bytes out (services.ts's
+//                 method table: decode, checks, the store's read, the response encoder)
 // It runs itself in a child with --trace-gc-nvp (`--child` marks that run).
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadavg } from 'node:os';
 import { startTestMember } from '../src/server/test-member.js';
-import { PutRequest } from '../src/proto/index.js';
+import { PutRequest, RangeRequest } from '../src/proto/index.js';
+import { etcdMethods } from '../src/api/services.js';
 
 function opt(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -26,6 +30,8 @@ const requests = Number(opt('requests', '20000'));
 const clients = Number(opt('clients', '100'));
 const repeat = Number(opt('repeat', '3'));
 const warmup = Number(opt('warmup', '5000'));
+const op = opt('op', 'put');
+if (!['put', 'range-s', 'range-l'].includes(op)) throw new Error(`--op must be put, range-s or range-l, got ${op}`);
 
 const startMarker = 'CORE-PUT-WINDOW-START';
 const endMarker = 'CORE-PUT-WINDOW-END';
@@ -42,10 +48,19 @@ async function child(): Promise<void> {
     return { req, raw: PutRequest.encode(req).finish() };
   });
   let next = 0;
+  const rangeKey = Buffer.from('bench/range-key');
+  if (op !== 'put') await m.server.put({ ...pool[0]!.req, key: rangeKey }, PutRequest.encode({ ...pool[0]!.req, key: rangeKey }).finish());
+  const range = etcdMethods(m.server).methods.find((x) => x.path === '/etcdserverpb.KV/Range');
+  if (range?.kind !== 'unary') throw new Error('no unary Range in the method table');
+  const rangeBody = Buffer.from(RangeRequest.encode(RangeRequest.fromPartial({ key: rangeKey, serializable: op === 'range-s' })).finish());
   const run = async (n: number): Promise<void> => {
     let left = n;
     const caller = async (): Promise<void> => {
       while (left-- > 0) {
+        if (op !== 'put') {
+          await range.run(rangeBody);
+          continue;
+        }
         const p = pool[next++ & 4095]!;
         await m.server.put(p.req, p.raw);
       }
@@ -67,7 +82,7 @@ interface Run { allocB: number; promotedB: number; cpuUs: number }
 /** One child run; sums --trace-gc-nvp's fields between the markers. */
 function once(): Promise<Run> {
   const self = fileURLToPath(import.meta.url);
-  const args = ['--trace-gc-nvp', self, '--child', '--requests', String(requests), '--clients', String(clients), '--warmup', String(warmup)];
+  const args = ['--trace-gc-nvp', self, '--child', '--requests', String(requests), '--clients', String(clients), '--warmup', String(warmup), '--op', op];
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let inWindow = false;
@@ -101,7 +116,7 @@ if (process.argv.includes('--child')) {
     process.stderr.write(`${JSON.stringify(r)}\n`);
   }
   const median = (xs: number[]): number => xs.sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
-  console.log(`core-put: ${requests} puts, ${clients} callers in-process (memory WAL), ${repeat} reps, medians; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  console.log(`core-put: ${requests} ${op === 'put' ? 'puts' : `${op} calls (per put: per call)`}, ${clients} callers in-process (memory WAL), ${repeat} reps, medians; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   console.log(['alloc B/put', 'promoted B/put', 'CPU us/put'].join('\t'));
   console.log([median(runs.map((r) => r.allocB)).toFixed(0), median(runs.map((r) => r.promotedB)).toFixed(0), median(runs.map((r) => r.cpuUs)).toFixed(1)].join('\t'));
 }

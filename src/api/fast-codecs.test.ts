@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeRangeRequest, encodePutResponse, encodeRangeResponse, snapshotResponseToFill } from './fast-codecs.js';
-import { PutResponse, RangeRequest, RangeResponse, etcdserverpb } from '../proto/index.js';
+import { decodeRangeRequest, encodeOneKeyRangeResponse, encodePutResponse, encodeRangeResponse, snapshotResponseToFill } from './fast-codecs.js';
+import { KeyValue, PutResponse, RangeRequest, RangeResponse, etcdserverpb } from '../proto/index.js';
 
 const { SnapshotResponse } = etcdserverpb;
 
@@ -97,4 +97,38 @@ test('a decoded RangeRequest holds views of the request, not copies', () => {
   const req = decodeRangeRequest(input);
   assert.equal(req.key.buffer, input.buffer);
   assert.equal(req.rangeEnd.toString(), 'k9');
+});
+
+test('a one-key RangeResponse made from the stored record is byte-identical to the generated encoder of the decoded KeyValue', () => {
+  const rand = rng(15);
+  const nums = [0, 1, 127, 128, 16384, 2 ** 31, 2 ** 32 + 5, Number.MAX_SAFE_INTEGER, -1];
+  const leases = [0n, 1n, 0x7fn, 0x694d77a3e6b4c21fn, -1n, -(2n ** 63n)];
+  const pick = <T>(xs: readonly T[]): T => xs[rand(xs.length)]!;
+  const bytes = (min: number): Buffer => Buffer.alloc(pick([min, 1, 3, 127, 128, 300, 20000]), rand(256));
+  /** A record etcd would never write, that decodes to the same KeyValue: each changes what a copy would send. */
+  const uncanonical: Array<(kv: Uint8Array) => Uint8Array> = [
+    (kv) => Buffer.concat([kv, Buffer.from([0x10, 0x00])]), // an explicit zero, and out of order
+    (kv) => Buffer.concat([Buffer.from([0x30, 0x00]), kv]), // zero lease first
+    (kv) => Buffer.concat([kv, Buffer.from([0x38, 0x05])]), // an unknown field 7
+    (kv) => Buffer.concat([kv, Buffer.from([0x98, 0x00, 0x07])]), // field 3 with a two-byte tag
+    () => Buffer.from([0x0a, 0x01, 0x6b, 0x10, 0x85, 0x00, 0x18, 0x06]), // a non-minimal varint, in order
+    () => Buffer.from([0x0a, 0x81, 0x00, 0x6b, 0x18, 0x06]), // a non-minimal length
+    () => Buffer.from([0x0a, 0x01, 0x6b, 0x10, 0x00, 0x18, 0x06, 0x2a, 0x00]), // explicit zero and empty value, in order
+  ];
+  for (let i = 0; i < 3000; i++) {
+    const kv = KeyValue.fromPartial({
+      key: bytes(1), value: bytes(0), createRevision: pick(nums), modRevision: pick(nums), version: pick(nums), lease: pick(leases),
+    });
+    let record: Uint8Array | undefined = Buffer.from(KeyValue.encode(kv).finish());
+    if (rand(4) === 0) record = pick(uncanonical)(record);
+    if (rand(8) === 0) record = undefined; // not found, or count_only
+    const keysOnly = rand(2) === 0;
+    const count = record === undefined ? rand(2) : 1;
+    const header = { clusterId: 0xcdf818194e3a8c32n, memberId: pick([0n, 0x2e1259d415f2a040n]), revision: pick(nums.slice(0, -1)), raftTerm: pick(nums.slice(0, -1)) };
+    const decoded = record === undefined ? [] : [KeyValue.decode(record)];
+    if (keysOnly && decoded.length > 0) decoded[0]!.value = Buffer.alloc(0);
+    const want = Buffer.from(RangeResponse.encode(RangeResponse.fromPartial({ header, kvs: decoded, more: false, count })).finish());
+    const got = Buffer.from(encodeOneKeyRangeResponse(header, record, count, keysOnly));
+    assert.deepEqual(got, want, `case ${i}: record ${record === undefined ? '-' : Buffer.from(record).toString('hex').slice(0, 80)}, keysOnly ${keysOnly}`);
+  }
 });

@@ -7,8 +7,8 @@
  * number order, zeros omitted), and decoded requests equal the generated decoder's, except
  * that bytes fields are views of the request (which nobody reuses) instead of copies.
  */
-import { PutResponse, RangeResponse, type KeyValue, type RangeRequest, type ResponseHeader } from '../proto/index.js';
-import { Reader, Writer, sizeBytesField, sizeVarint, sizeVarintBig, writeVarint, writeVarintBig } from '../proto/index.js';
+import { KeyValue, PutResponse, RangeResponse, type RangeRequest, type ResponseHeader } from '../proto/index.js';
+import { Reader, WIRE_BYTES, WIRE_VARINT, Writer, sizeBytesField, sizeVarint, sizeVarintBig, writeVarint, writeVarintBig } from '../proto/index.js';
 
 let cachedIds: { clusterId: bigint; memberId: bigint; bytes: Uint8Array } | undefined;
 
@@ -71,6 +71,74 @@ export function encodeRangeResponse(r: RangeResponse): Uint8Array {
   if (r.count !== 0) { buf[pos++] = 0x20; pos = writeVarint(buf, pos, r.count); }
   if (pos !== size) throw new Error(`encodeRangeResponse: wrote ${pos} of ${size} bytes`);
   return buf;
+}
+
+/**
+ * A RangeResponse for a one-key read made from the key's stored record (a marshalled
+ * mvccpb.KeyValue, the message kvs carries: EtcdService.rangeAs), without decoding it: the
+ * record is copied as it is, less its value field for keys_only. Only a record written as
+ * this encoder would write it (canonicalKeyValue: what etcd and Concord store) is copied;
+ * any other is decoded and encoded again, as etcd's unmarshal-then-marshal would.
+ */
+export function encodeOneKeyRangeResponse(h: ResponseHeader, record: Uint8Array | undefined, count: number, keysOnly: boolean): Uint8Array {
+  if (h.revision < 0 || h.raftTerm < 0 || count < 0 || (record !== undefined && !canonicalKeyValue(record))) {
+    const kvs = record === undefined ? [] : [KeyValue.decode(record)];
+    if (keysOnly && record !== undefined) kvs[0]!.value = emptyBytes;
+    return encodeRangeResponse({ header: h, kvs, more: false, count });
+  }
+  const cut = keysOnly ? valueField.end - valueField.start : 0;
+  const kvLen = record === undefined ? 0 : record.length - cut;
+  const size = 1 + sizeBytesField(headerBytes(h)) + (record === undefined ? 0 : 1 + sizeBytesField(kvLen)) + (count !== 0 ? 1 + sizeVarint(count) : 0);
+  const buf = Buffer.allocUnsafe(size); // every byte is written below (checked at the end)
+  let pos = writeHeaderField(buf, 0, h);
+  if (record !== undefined) {
+    buf[pos++] = 0x12;
+    pos = writeVarint(buf, pos, kvLen);
+    if (cut === 0) {
+      buf.set(record, pos);
+    } else {
+      buf.set(record.subarray(0, valueField.start), pos);
+      buf.set(record.subarray(valueField.end), pos + valueField.start);
+    }
+    pos += kvLen;
+  }
+  if (count !== 0) { buf[pos++] = 0x20; pos = writeVarint(buf, pos, count); }
+  if (pos !== size) throw new Error(`encodeOneKeyRangeResponse: wrote ${pos} of ${size} bytes`);
+  return buf;
+}
+
+/** Where the value field (tag to end) of the record canonicalKeyValue last accepted lies; start = end without one. */
+const valueField = { start: 0, end: 0 };
+
+/**
+ * Whether a marshalled KeyValue is byte for byte what writeKeyValueField writes for its
+ * fields: fields 1 to 6 each at most once, in order, with their wire types, one-byte tags,
+ * no zero or empty field, minimal varints. Sets valueField. A truncated record throws (the
+ * store is corrupt).
+ */
+function canonicalKeyValue(kv: Uint8Array): boolean {
+  const r = new Reader(kv);
+  let last = 0;
+  valueField.start = valueField.end = 0;
+  while (!r.done()) {
+    const at = r.pos;
+    const tag = r.tag();
+    const field = tag >>> 3;
+    if (r.pos !== at + 1 || field <= last || field > 6) return false;
+    last = field;
+    if (field === 1 || field === 5) {
+      if ((tag & 7) !== WIRE_BYTES) return false;
+      const start = r.payload();
+      // Empty (a zero-length field is omitted), or a length varint with a trailing zero byte (not minimal).
+      if (r.pos === start || kv[start - 1] === 0) return false;
+      if (field === 5) { valueField.start = at; valueField.end = r.pos; }
+    } else {
+      if ((tag & 7) !== WIRE_VARINT) return false;
+      r.varint(); // stepped over (a lease past 2^53 reads inexactly, which does not matter here)
+      if (kv[r.pos - 1] === 0) return false; // zero (omitted when canonical), or not minimal
+    }
+  }
+  return true;
 }
 
 /** A ResponseHeader's encoded length (its revision and term are known not negative). */

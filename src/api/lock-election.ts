@@ -223,7 +223,7 @@ class Recipes {
     }
   }
 
-  firstCreated(name: Buffer, ctx: RecipeContext): Promise<pb.RangeResponse> {
+  async firstCreated(name: Buffer, ctx: RecipeContext): Promise<pb.RangeResponse> {
     return this.service.range(pb.RangeRequest.fromPartial(firstCreated(Buffer.concat([name, Buffer.from('/')]))), ctx.ai);
   }
 

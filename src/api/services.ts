@@ -13,9 +13,9 @@ import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { GrpcCode, errorStatus, etcdError, grpcCodeName, isEtcdError, untranslatedAuthError } from '../errors/index.js';
 import { etcdserverpb as pb } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
-import { decodePutRequestBody, isTxnReadOnly, type AuthInfo, type EtcdService } from '../server/index.js';
+import { decodePutRequestBody, isTxnReadOnly, type AuthInfo, type EtcdService, type RangeAnswer } from '../server/index.js';
 import { authMethods, type AuthedUnary } from './auth-service.js';
-import { decodeRangeRequest, encodePutResponse, encodeRangeResponse, snapshotResponseBytes, snapshotResponseToFill } from './fast-codecs.js';
+import { decodeRangeRequest, encodeOneKeyRangeResponse, encodePutResponse, encodeRangeResponse, snapshotResponseBytes, snapshotResponseToFill } from './fast-codecs.js';
 import { Reader, WIRE_BYTES, wireShapeError } from '../proto/index.js';
 import { registerWatchService, watchPath, type WatchCall } from './watch-service.js';
 import { lockElectionMethods, registerLockElection } from './lock-election.js';
@@ -47,8 +47,12 @@ export interface UnaryMethod {
   readonly kind: 'unary';
   readonly path: string;
   readonly token?: TokenUse;
-  /** `ai`: the caller, from its `token` metadata (MethodTable.identify). */
-  run(body: Buffer, ai?: AuthInfo): Promise<Uint8Array>;
+  /**
+   * `ai`: the caller, from its `token` metadata (MethodTable.identify). The response bytes
+   * come without a promise when the handler answered at once (a serializable Range: no
+   * promise and no microtask turn per call); a refusal is always a rejected promise.
+   */
+  run(body: Buffer, ai?: AuthInfo): Uint8Array | Promise<Uint8Array>;
 }
 
 /**
@@ -118,6 +122,15 @@ function encodeResponse<T>(encode: (res: T) => Uint8Array, res: T): Uint8Array {
   }
 }
 
+/** A handler's answer that is already the response's bytes. */
+const alreadyEncoded = (bytes: Uint8Array): Uint8Array => bytes;
+
+/** A Range's answer as response bytes; a one-key read's straight from its stored record. */
+const rangeResponseBytes: RangeAnswer<Uint8Array> = {
+  response: (resp) => encodeResponse(encodeRangeResponse, resp),
+  oneKey: encodeOneKeyRangeResponse,
+};
+
 function unary<Req, Res>(path: string, req: Codec<Req>, res: Codec<Res> | ((r: Res) => Uint8Array),
   handler: (request: Req, requestBytes: number, body: Buffer, ai: AuthInfo | undefined) => Promise<Res> | Res): UnaryMethod {
   const encodeBytes = typeof res === 'function' ? res : (r: Res) => res.encode(r).finish();
@@ -125,12 +138,12 @@ function unary<Req, Res>(path: string, req: Codec<Req>, res: Codec<Res> | ((r: R
   return {
     kind: 'unary',
     path,
-    // An async function's behaviour (every throw becomes a rejection) without its frame and
-    // extra promise: this runs for every unary call.
-    run(body: Buffer, ai?: AuthInfo): Promise<Uint8Array> {
+    // Every throw becomes a rejection, as in an async function, without its frame and
+    // promise: this runs for every unary call.
+    run(body: Buffer, ai?: AuthInfo): Uint8Array | Promise<Uint8Array> {
       try {
         const r = handler(decodeRequest(req, body), body.length, body, ai);
-        return r instanceof Promise ? r.then(encode) : Promise.resolve(encode(r));
+        return r instanceof Promise ? r.then(encode) : encode(r);
       } catch (e) {
         return Promise.reject(e);
       }
@@ -160,10 +173,10 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
   };
   const methods: EtcdMethod[] = [
     // --- KV (etcd: v3rpc/key.go; the size check is etcd's raft-proposal check, see validate.ts) ---
-    unary(kv('Range'), rangeRequestViews, encodeRangeResponse, (req, _bytes, _body, ai) => {
+    unary(kv('Range'), rangeRequestViews, alreadyEncoded, (req, _bytes, _body, ai) => {
       if (!req.serializable && service.isLearner()) throw etcdError('NotSupportedForLearner');
       checkRangeRequest(req);
-      return service.range(req, ai);
+      return service.rangeAs(req, ai, rangeResponseBytes);
     }),
     unary(kv('Put'), putRequestViews, encodePutResponse, (req, bytes, body, ai) => {
       checkPutRequest(req);

@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { etcdError } from '../errors/index.js';
 import { etcdserverpb as pb } from '../proto/index.js';
 import type { KeyValue } from '../proto/index.js';
-import type { BackendSnapshot, EtcdService, HealthReport } from '../server/index.js';
+import type { BackendSnapshot, EtcdService, HealthReport, RangeAnswer } from '../server/index.js';
 import { authOff } from '../server/index.js';
 
 interface PbCodec<T> { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T }
@@ -108,6 +108,9 @@ export class FakeService implements EtcdService {
     const kv = this.kvs.get(req.key.toString('latin1'));
     const kvs = kv ? [kv] : [];
     return pb.RangeResponse.fromPartial({ header: this.header(), kvs, count: kvs.length });
+  }
+  async rangeAs<T>(req: pb.RangeRequest, _ai: unknown, answer: RangeAnswer<T>): Promise<T> {
+    return answer.response(await this.range(req));
   }
   async put(req: pb.PutRequest): Promise<pb.PutResponse> {
     await this.before?.('put', req);

@@ -124,7 +124,9 @@ export async function startThreadApi(opts: ThreadApiOptions): Promise<ThreadApi>
           return;
         }
         if (m.kind === 'unary') {
-          m.run(payload, ai).then((res) => out.push(M2W.reply, id, 0, res, true), (e) => sendError(id, e));
+          const res = m.run(payload, ai);
+          if (res instanceof Promise) res.then((r) => out.push(M2W.reply, id, 0, r, true), (e) => sendError(id, e));
+          else out.push(M2W.reply, id, 0, res, true);
         } else {
           const s: OpenStream = { it: m.open(payload, ai), busy: false, cancelled: false };
           streams.set(id, s);

@@ -4,8 +4,6 @@
  */
 import { spawnSync } from 'node:child_process';
 import { runCtl, type Io, type SnapshotTools } from '../ctl/index.js';
-import { snapshotStatus } from '../snapshot/index.js';
-import { restoreSnapshot } from '../backup/index.js';
 import { createLogger, progressBar } from '../log/index.js';
 import { parseEtcdUrls, parseUrlsMap } from './go-flags.js';
 
@@ -58,10 +56,18 @@ function setEcho(on: boolean): void {
   spawnSync('stty', [on ? 'echo' : '-echo'], { stdio: 'inherit' });
 }
 
-/** snapshot status/restore for concordctl: concordutl's code (restore writes a Concord data dir). */
+/**
+ * snapshot status/restore for concordctl: concordutl's code (restore writes a Concord data dir),
+ * loaded only by those two commands: snapshot/ and backup/ (LMDB's native module among them)
+ * are most of concordctl's start-up otherwise, as in concordutl.
+ */
 const snapshots: SnapshotTools = {
-  status: snapshotStatus,
+  async status(path) {
+    const { snapshotStatus } = await import('../snapshot/index.js');
+    return snapshotStatus(path);
+  },
   async restore(c) {
+    const { restoreSnapshot } = await import('../backup/index.js');
     const initialCluster = new Map<string, URL[]>();
     for (const [name, urls] of parseUrlsMap(c.initialCluster)) initialCluster.set(name, urls.map((u) => new URL(u.text)));
     const bar = progressBar('restoring', process.stderr);

@@ -3,7 +3,7 @@
  * etcd's semantics; the txn rules live in server/txn.ts, compaction, hash, hashKV, consistent index) over a storage/ `Backend`; the key
  * index (key -> generations of revisions) and etcd's revision key layout.
  */
-export { MvccStore, checkPutShape, storedConsistentIndex } from './store.js';
+export { MvccStore, checkPutShape, isOneKeyRead, storedConsistentIndex } from './store.js';
 export type { MvccStoreOptions, HashResult, HashKVResult, TxnWrite } from './store.js';
 /** Test kit for the layers above: a store in a temporary directory, terse requests. */
 export { b, cmp, delReq, keysOf, opDel, opPut, opRange, opTxn, openStore, putReq, rangeReq, tempDir, txnReq } from './testutil.js';

@@ -20,11 +20,16 @@ function readU64(buf: Uint8Array, off: number): number {
 
 /** The bucket key of revision (main, sub); `tombstone` appends etcd's 't' mark. */
 export function revKey(main: number, sub: number, tombstone = false): Buffer {
-  const b = Buffer.allocUnsafe(tombstone ? MARKED_REV_BYTES : REV_BYTES);
+  const b = writeRevKey(Buffer.allocUnsafe(tombstone ? MARKED_REV_BYTES : REV_BYTES), main, sub);
+  if (tombstone) b[17] = TOMBSTONE;
+  return b;
+}
+
+/** Writes the (unmarked) bucket key of revision (main, sub) into the first REV_BYTES of `b`, a reused buffer; returns `b`. */
+export function writeRevKey(b: Buffer, main: number, sub: number): Buffer {
   writeU64(b, main, 0);
   b[8] = SEP;
   writeU64(b, sub, 9);
-  if (tombstone) b[17] = TOMBSTONE;
   return b;
 }
 

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { isEtcdError } from '../errors/index.js';
 import { PutRequest, RangeRequest, RangeRequest_SortOrder as O, RangeRequest_SortTarget as S } from '../proto/index.js';
-import type { MvccStore } from './store.js';
+import { isOneKeyRead, type MvccStore } from './store.js';
+import { decodeKeyValue } from './kvcodec.js';
 import { b, delReq, keysOf, openStore, putReq, rangeReq, tempDir } from './testutil.js';
 
 async function withStore(fn: (s: MvccStore, dir: string) => void | Promise<void>, opts = {}): Promise<void> {
@@ -487,3 +488,27 @@ test('liveKeys (the keys_total gauge) equals a count of every key through puts, 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a one-key read finds the record range decodes, buffered or committed, and refuses the revisions range refuses', () =>
+  withStore(async (s) => {
+    seed(s);
+    s.deleteRange(delReq('c'));
+    await s.compact(3);
+    const same = (key: string, rev: number): void => {
+      const want = s.range(rangeReq(key, { revision: rev })).kvs;
+      const found = s.findKey(b(key), rev);
+      assert.equal(found === undefined ? 0 : 1, want.length, `${key}@${rev}: found`);
+      if (found !== undefined) assert.deepEqual(decodeKeyValue(Buffer.from(s.recordOf(found))), want[0], `${key}@${rev}`);
+    };
+    for (const pass of ['buffered', 'committed']) {
+      if (pass === 'committed') await s.backend.forceCommit();
+      for (const key of ['a', 'b', 'c', 'j', 'zz']) for (const rev of [0, 3, 5, 11, 12, s.currentRevision]) same(key, rev);
+      assert.throws(() => s.findKey(b('a'), s.currentRevision + 1), isErr('FutureRev'));
+      assert.throws(() => s.findKey(b('a'), 2), isErr('Compacted'));
+    }
+    // Only a read of one key with no revision filter takes this path.
+    assert.equal(isOneKeyRead(rangeReq('a', { keysOnly: true, countOnly: true, limit: 1, sortOrder: O.DESCEND, revision: 4 })), true);
+    for (const extra of [{ rangeEnd: b('b') }, { rangeEnd: b('\0') }, { minModRevision: 1 }, { maxModRevision: 9 }, { minCreateRevision: 1 }, { maxCreateRevision: 9 }]) {
+      assert.equal(isOneKeyRead(rangeReq('a', extra)), false, JSON.stringify(extra));
+    }
+  }));

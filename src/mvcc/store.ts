@@ -33,8 +33,8 @@ import {
 import { Event_EventType, type Event, type KeyValue } from '../proto/index.js';
 import { DB_NAMES, type Backend } from '../storage/index.js';
 import { decodeKeyValue, encodeKeyValue, encodeTombstone, readIndexFields, type RecordIndexFields } from './kvcodec.js';
-import { KeyIndex } from './key_index.js';
-import { isTombstoneKey, readU64BE, revId, revKey, revMain, revSub, u64, REV_BYTES } from './revision.js';
+import { KeyIndex, type KeyRevision } from './key_index.js';
+import { isTombstoneKey, readU64BE, revId, revKey, revMain, revSub, u64, writeRevKey, REV_BYTES } from './revision.js';
 import { TreeIndex, type RangeEnd } from './tree_index.js';
 
 const META_CONSISTENT_INDEX = Buffer.from('consistent_index');
@@ -112,6 +112,16 @@ function header(revision: number): ResponseHeader {
   return { clusterId: 0n, memberId: 0n, revision, raftTerm: 0 };
 }
 
+/**
+ * Whether `req` reads one key (no range_end) with no revision filter: nothing then needs the
+ * key's decoded KeyValue (sorting one key is the identity, a limit cannot cut it, `more` is
+ * false), so MvccStore.findKey and recordOf serve it from the stored record.
+ */
+export function isOneKeyRead(req: RangeRequest): boolean {
+  return req.rangeEnd.length === 0 && req.minModRevision === 0 && req.maxModRevision === 0
+    && req.minCreateRevision === 0 && req.maxCreateRevision === 0;
+}
+
 /** etcd's mkGteRange plus nil: empty range_end is one key; "\0" is every key >= key. */
 function rangeEndOf(rangeEnd: Buffer | undefined): RangeEnd {
   if (!rangeEnd || rangeEnd.length === 0) return undefined;
@@ -135,6 +145,8 @@ export class MvccStore {
   private readonly onCompact: MvccStoreOptions['onCompact'];
   private readonly onRestore: MvccStoreOptions['onRestore'];
   private readonly log: StoreLogger | undefined;
+  /** recordOf's bucket key, written in place per read (the backend keeps no reference to it). */
+  private readonly recordKey = Buffer.allocUnsafe(REV_BYTES);
   private currentRev = 1;
   /** Keys live at currentRev (liveKeys()). */
   private liveKeyCount = 0;
@@ -362,13 +374,40 @@ export class MvccStore {
     return { header: header(curRev), kvs, more, count: rr.count };
   }
 
+  /**
+   * The revision a read asking for `atRev` (0 or less: the current one) reads at, as etcd's
+   * rangeKeys checks it: a future revision or one compacted away is refused.
+   */
+  private readRevision(atRev: number, curRev: number): number {
+    if (atRev > curRev) throw etcdError('FutureRev');
+    const rev = atRev <= 0 ? curRev : atRev;
+    if (rev < this.compactMainRev) throw etcdError('Compacted');
+    return rev;
+  }
+
+  /**
+   * A one-key read (isOneKeyRead) without a KeyValue: where `key`'s record as of `atRev` (0:
+   * the current revision) is, or undefined when the key does not exist then. Refuses a future
+   * or compacted revision as range does. recordOf reads the record.
+   */
+  findKey(key: Buffer, atRev: number): KeyRevision | undefined {
+    return this.index.get(key, this.readRevision(atRev, this.currentRev));
+  }
+
+  /**
+   * The record findKey found, as the backend holds it: a marshalled mvccpb.KeyValue, the very
+   * message RangeResponse.kvs carries. A view of the backend's read buffer, valid only until
+   * the next read of the store: use it at once.
+   */
+  recordOf(r: KeyRevision): Uint8Array {
+    const v = this.backend.getTransient('key', writeRevKey(this.recordKey, r.modMain, r.modSub));
+    if (!v) throw new Error(`mvcc: range cannot find rev (${r.modMain},${r.modSub})`); // index and backend disagree: crash
+    return v;
+  }
+
   /** etcd's storeTxnRead.rangeKeys: revision checks, index lookup, values from the backend. */
   private rangeKeys(key: Buffer, end: RangeEnd, curRev: number, atRev: number, limit: number, countOnly: boolean): RangeResult {
-    let rev = atRev;
-    if (rev > curRev) throw etcdError('FutureRev');
-    if (rev <= 0) rev = curRev;
-    if (rev < this.compactMainRev) throw etcdError('Compacted');
-
+    const rev = this.readRevision(atRev, curRev);
     if (end === undefined) {
       const r = this.index.get(key, rev);
       if (!r) return { kvs: [], count: 0 };

@@ -96,6 +96,24 @@ test('a serializable read-only txn skips the linearizable barrier, a linearizabl
 });
 
 
+test('a range that needs no wait is answered without a promise: serializable, or linearizable on the sole voter caught up', async () => {
+  const m = await startTestMember();
+  try {
+    await m.server.put(PutRequest.fromPartial({ key: b('a'), value: b('1') }));
+    for (const serializable of [true, false]) {
+      const r = m.server.range(RangeRequest.fromPartial({ key: b('a'), serializable }));
+      assert.ok(!(r instanceof Promise), `serializable=${serializable}: answered at once`);
+      assert.equal(r.kvs[0]!.value.toString(), '1');
+    }
+    m.server.stop();
+    const lin = m.server.range(RangeRequest.fromPartial({ key: b('a') }));
+    assert.ok(lin instanceof Promise, 'a stopped member sends a linearizable read through the barrier');
+    await assert.rejects(lin, (e: unknown) => isEtcdError(e, 'Stopped'));
+  } finally {
+    await m.close();
+  }
+});
+
 test('reads wait while the backend file is swapped (a leader\'s snapshot installed, a defrag), failed or not', async () => {
   const m = await startTestMember();
   try {
@@ -106,7 +124,7 @@ test('reads wait while the backend file is swapped (a leader\'s snapshot install
       const swap = m.server.holdingReads(() => swapped);
       let answered = 0;
       const reads = [
-        m.server.range(RangeRequest.fromPartial({ key: b('k'), serializable: true })),
+        Promise.resolve(m.server.range(RangeRequest.fromPartial({ key: b('k'), serializable: true }))),
         m.server.txn(TxnRequest.fromPartial({ success: [{ requestRange: RangeRequest.fromPartial({ key: b('k') }) }] })),
         m.server.hash(),
         m.server.hashKV({ revision: 0 }),

@@ -10,7 +10,7 @@ export type { DumpedEntry } from './offline-tools.js';
 export type { RunningMember, NewMemberConfig } from './member.js';
 export type { PeerTls } from './peers.js';
 export { EtcdServer, serverVersion, clusterVersion, maxPendingReads } from './etcd-server.js';
-export type { EtcdService, LeaseService, HealthQuery, HealthReport, BackendSnapshot, WatchHost, Queued, QueuedItem, Fanout, WatchStream, WatchStreamBounds } from './service.js';
+export type { EtcdService, RangeAnswer, LeaseService, HealthQuery, HealthReport, BackendSnapshot, WatchHost, Queued, QueuedItem, Fanout, WatchStream, WatchStreamBounds } from './service.js';
 export type { ServerConfig } from './config.js';
 export { defaultQuotaBackendBytes, maxQuotaBackendBytes, defaultWatchProgressNotifyIntervalMs } from './config.js';
 export { urlString } from './ids.js';

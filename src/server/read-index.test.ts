@@ -31,6 +31,8 @@ function reads(raft: FakeRaft, maxPendingReads = 100, more: Partial<Linearizable
 }
 
 const turn = () => new Promise((r) => setImmediate(r));
+/** Lets queued microtasks run (a round with none in flight starts once the current task's microtasks run). */
+const microtasks = () => new Promise<void>((r) => setImmediate(r));
 
 test('reads that arrive while a round is in flight share the next round; none rides a round older than itself', async () => {
   const raft = new FakeRaft();
@@ -38,6 +40,7 @@ test('reads that arrive while a round is in flight share the next round; none ri
   const r = reads(raft);
   const done: string[] = [];
   const first = r.barrier().then(() => done.push('first'));
+  await microtasks();
   assert.equal(raft.rounds.length, 1);
   const later = [r.barrier(), r.barrier()].map((p, i) => p.then(() => done.push(`later${i}`)));
   assert.equal(raft.rounds.length, 1, 'no second round while one is in flight');
@@ -57,6 +60,7 @@ test('a read resolves only once the applied index reaches the round\'s index', a
   const r = reads(raft);
   let resolved = false;
   const p = r.barrier().then(() => { resolved = true; });
+  await microtasks();
   r.roundDone(raft.rounds[0]!, 12);
   await turn();
   assert.equal(resolved, false);
@@ -72,6 +76,7 @@ test('an answer for another round\'s ctx is ignored', async () => {
   const r = reads(raft);
   let resolved = false;
   const p = r.barrier().then(() => { resolved = true; });
+  await microtasks();
   r.roundDone(Buffer.from('not-ours'), 99);
   await turn();
   assert.equal(resolved, false);
@@ -87,12 +92,13 @@ test('pending reads are bounded: past the bound etcd\'s "too many requests", roo
   const pending = [r.barrier(), r.barrier(), r.barrier()];
   await assert.rejects(r.barrier(), (e: unknown) => isEtcdError(e, 'RequestTooManyRequests'));
   assert.equal(r.pendingReads, 3);
+  assert.equal(raft.rounds.length, 1, 'the three reads started together share one round');
   r.roundDone(raft.rounds[0]!, 10);
-  r.roundDone(raft.rounds[1]!, 10);
   await Promise.all(pending);
   assert.equal(r.pendingReads, 0);
   const again = r.barrier();
-  r.roundDone(raft.rounds[2]!, 10);
+  await microtasks();
+  r.roundDone(raft.rounds[1]!, 10);
   await again;
 });
 
@@ -123,6 +129,7 @@ test('a round raft drops (no leader yet) waits and is asked again; unanswered fo
   raft.dropRounds = false;
   raft.applied.advance(10);
   const p = r.barrier();
+  await microtasks();
   r.roundDone(raft.rounds[0]!, 10);
   await p;
 });
@@ -138,6 +145,7 @@ test('as etcd 3.4: a new leader fails the round in flight with "leader changed" 
   raft.applied.advance(10);
   const r = reads(raft);
   const p = r.barrier();
+  await microtasks();
   r.leaderChanged(0n);
   const behind = r.barrier();
   assert.equal(raft.rounds.length, 1, 'still the first round');
@@ -178,4 +186,37 @@ test('a round left unanswered (a leader that drops it, a lost message) is asked 
   const asked = raft.rounds.length;
   await new Promise((res) => setTimeout(res, 30));
   assert.equal(raft.rounds.length, asked, 'an answered round is not asked again');
+});
+
+test('reads started in one task share one round: none waits a round behind the first', async () => {
+  const raft = new FakeRaft();
+  raft.applied.advance(10);
+  const r = reads(raft);
+  const all = [r.barrier(), r.barrier(), r.barrier()];
+  await microtasks();
+  assert.equal(raft.rounds.length, 1);
+  r.roundDone(raft.rounds[0]!, 10);
+  await Promise.all(all);
+  assert.equal(raft.rounds.length, 1, 'no second round was needed');
+});
+
+test('a read is servable at once only on the sole voter, leading, with an entry of its term applied up to its commit index', () => {
+  const raft = new FakeRaft();
+  raft.isLeader = true;
+  raft.applied.advance(10);
+  let sole = true;
+  const r = reads(raft, 100, { soleVoter: () => sole });
+  assert.equal(r.readableNow(), true);
+  raft.commitIndex = 11;
+  assert.equal(r.readableNow(), false, 'a committed entry not yet applied');
+  raft.applied.advance(11);
+  assert.equal(r.readableNow(), true);
+  raft.appliedTerm = 2;
+  assert.equal(r.readableNow(), false, 'no entry of its own term applied yet: the commit index may be behind');
+  raft.appliedTerm = 3;
+  sole = false;
+  assert.equal(r.readableNow(), false, 'other voters: a ReadIndex round is needed');
+  sole = true;
+  raft.isLeader = false;
+  assert.equal(r.readableNow(), false, 'a follower');
 });

@@ -41,9 +41,30 @@ export interface BackendSnapshot {
   close(): Promise<void>;
 }
 
+/**
+ * What a range's answer is made into, synchronously (the gRPC service encodes it): the
+ * record handed to oneKey is valid only during that call.
+ */
+export interface RangeAnswer<T> {
+  /** Any range, its KeyValues decoded. */
+  response(resp: RangeResponse): T;
+  /**
+   * A one-key range with no revision filter (mvcc's isOneKeyRead), without its KeyValue:
+   * `record` is the key's record as stored, a marshalled mvccpb.KeyValue (the message
+   * RangeResponse.kvs carries), or undefined (the key does not exist at the revision, or
+   * count_only); `count` is 0 or 1. The response has `more` false; keys_only drops the value.
+   */
+  oneKey(header: ResponseHeader, record: Uint8Array | undefined, count: number, keysOnly: boolean): T;
+}
+
 export interface KVService {
-  /** `ai`: who sent the request (from its token), for permission checks when auth is on. */
-  range(req: RangeRequest, ai?: AuthInfo): Promise<RangeResponse>;
+  /**
+   * A range; answered without a promise when nothing had to be waited for (a refusal is then
+   * thrown). `ai`: who sent the request (from its token), for permission checks when auth is on.
+   */
+  range(req: RangeRequest, ai?: AuthInfo): RangeResponse | Promise<RangeResponse>;
+  /** range, its answer made by `answer` (a one-key read from the stored record, without decoding it). */
+  rangeAs<T>(req: RangeRequest, ai: AuthInfo | undefined, answer: RangeAnswer<T>): T | Promise<T>;
   /**
    * `raw`, when given, is the PutRequest exactly as the client encoded it: the server embeds
    * it in the raft entry instead of encoding the request again.

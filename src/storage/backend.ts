@@ -215,16 +215,37 @@ export class Backend {
 
   /** The value at `key`, including writes not yet committed to LMDB. */
   get(db: DbName, key: Buffer): Buffer | undefined {
-    this.check();
     const i = DB_INDEX[db];
+    const w = this.buffered(i, key);
+    return w !== undefined ? w.value ?? undefined : this.dbs[i].getBinary(key);
+  }
+
+  /** The write of `key` buffered or in flight (newest first), else undefined; checks the backend may be read. */
+  private buffered(i: number, key: Buffer): PendingWrite | undefined {
+    this.check();
     if (this.pendingCount !== 0 || this.inflight.length !== 0) {
       const s = key.toString('latin1');
       let w = this.pending[i].get(s);
       for (let j = this.inflight.length - 1; w === undefined && j >= 0; j--) w = this.inflight[j].batch[i].get(s);
-      if (w !== undefined) return w.value ?? undefined;
+      if (w !== undefined) return w;
     }
     if (this.swapping) throw new Error('backend: LMDB read while defrag swaps the environment file');
-    return this.dbs[i].getBinary(key);
+    return undefined;
+  }
+
+  /**
+   * As get, but a committed value comes as a view of LMDB's shared read buffer instead of a
+   * copy: its bytes hold only until the next read of this backend, so the caller uses them at
+   * once (a one-key Range encodes its response from them). Saves a value-sized ArrayBuffer per read.
+   */
+  getTransient(db: DbName, key: Buffer): Uint8Array | undefined {
+    const i = DB_INDEX[db];
+    const w = this.buffered(i, key);
+    if (w !== undefined) return w.value ?? undefined;
+    const shared = this.dbs[i].getBinaryFast(key);
+    // lmdb-js hands back its reused buffer with `length` set to the value's size (the buffer
+    // itself is larger): a view with that length is what callers can safely index and copy.
+    return shared === undefined ? undefined : shared.subarray(0, shared.length);
   }
 
   /**

@@ -75,24 +75,27 @@ function uint64(w: Writer, v: number): void {
 }
 
 /** Where the decoder is inside a frame. */
-type DecodeStep =
-  | { at: 'type' }
-  | { at: 'app-size' }
-  | { at: 'app-body'; size: number }
-  | { at: 'entry-count'; msg: Message }
-  | { at: 'entry-size'; msg: Message; left: number }
-  | { at: 'entry-body'; msg: Message; left: number; size: number }
-  | { at: 'commit'; msg: Message };
+const enum At { Type, AppSize, AppBody, EntryCount, EntrySize, EntryBody, Commit }
 
 /**
  * Incremental msgappv2 decoder for the stream from `remote` to `local` (app-entries frames
  * name neither). push() received bytes, then next() until undefined. One frame may hold at
  * most maxMessageBytes (counting its length prefixes), whatever its entry count says.
+ *
+ * The position inside a frame is a few mutable fields, not an object per step: a follower
+ * decodes every entry of every append here, and a step object per entry was a third of the
+ * decoder's garbage.
  */
 export class MsgAppV2Decoder {
   private readonly queue = new ByteQueue();
   private readonly state: CarriedState = { term: 0, index: 0 };
-  private step: DecodeStep = { at: 'type' };
+  private at = At.Type;
+  /** The app-entries message being filled (EntryCount..Commit). */
+  private msg: Message | undefined;
+  /** Entries still to read in the current frame (EntrySize, EntryBody). */
+  private left = 0;
+  /** Bytes of the body awaited (AppBody, EntryBody). */
+  private size = 0;
   private frameBytes = 0;
 
   constructor(
@@ -120,55 +123,61 @@ export class MsgAppV2Decoder {
   /** One step of the frame; a message when the frame completes. */
   private advance(): Message | 'need-more' | 'continue' {
     const q = this.queue;
-    const s = this.step;
-    switch (s.at) {
-      case 'type': {
+    switch (this.at) {
+      case At.Type: {
         if (!q.has(1)) return 'need-more';
         this.frameBytes = 0;
         const typ = q.byte();
         if (typ === frameLinkHeartbeat) return newMessage({ type: MessageType.MsgHeartbeat });
-        if (typ === frameApp) this.step = { at: 'app-size' };
-        else if (typ === frameAppEntries) this.step = { at: 'entry-count', msg: this.appFromCarried() };
-        else throw new TransportDecodeError('bad-stream-type', `failed to parse type ${typ} in msgappv2 stream`);
+        if (typ === frameApp) this.at = At.AppSize;
+        else if (typ === frameAppEntries) {
+          this.msg = this.appFromCarried();
+          this.at = At.EntryCount;
+        } else throw new TransportDecodeError('bad-stream-type', `failed to parse type ${typ} in msgappv2 stream`);
         return 'continue';
       }
-      case 'app-size': {
-        const size = this.length(q);
+      case At.AppSize: {
+        const size = this.length(q, false);
         if (size === undefined) return 'need-more';
-        this.step = { at: 'app-body', size };
+        this.size = size;
+        this.at = At.AppBody;
         return 'continue';
       }
-      case 'app-body': {
-        if (!q.has(s.size)) return 'need-more';
-        const m = decodePeerMessage(q.take(s.size));
+      case At.AppBody: {
+        if (!q.has(this.size)) return 'need-more';
+        const m = decodePeerMessage(q.take(this.size));
         carryFrom(this.state, m);
-        this.step = { at: 'type' };
+        this.at = At.Type;
         return m;
       }
-      case 'entry-count': {
-        const count = this.length(q);
+      case At.EntryCount: {
+        const count = this.length(q, true);
         if (count === undefined) return 'need-more';
-        this.step = count === 0 ? { at: 'commit', msg: s.msg } : { at: 'entry-size', msg: s.msg, left: count };
+        this.left = count;
+        this.at = count === 0 ? At.Commit : At.EntrySize;
         return 'continue';
       }
-      case 'entry-size': {
-        const size = this.length(q);
+      case At.EntrySize: {
+        const size = this.length(q, false);
         if (size === undefined) return 'need-more';
-        this.step = { at: 'entry-body', msg: s.msg, left: s.left, size };
+        this.size = size;
+        this.at = At.EntryBody;
         return 'continue';
       }
-      case 'entry-body': {
-        if (!q.has(s.size)) return 'need-more';
-        s.msg.entries.push(decodePeerEntry(q.take(s.size)));
+      case At.EntryBody: {
+        if (!q.has(this.size)) return 'need-more';
+        this.msg!.entries.push(decodePeerEntry(q.take(this.size)));
         this.state.index++;
-        this.step = s.left > 1 ? { at: 'entry-size', msg: s.msg, left: s.left - 1 } : { at: 'commit', msg: s.msg };
+        this.at = --this.left > 0 ? At.EntrySize : At.Commit;
         return 'continue';
       }
-      case 'commit': {
+      case At.Commit: {
         if (!q.has(8)) return 'need-more';
-        s.msg.commit = q.uint64() ?? Number.MAX_SAFE_INTEGER;
-        this.step = { at: 'type' };
-        return s.msg;
+        const m = this.msg!;
+        m.commit = q.uint64() ?? Number.MAX_SAFE_INTEGER;
+        this.msg = undefined;
+        this.at = At.Type;
+        return m;
       }
     }
   }
@@ -178,10 +187,9 @@ export class MsgAppV2Decoder {
    * with its prefix, a count must leave room for at least 8 bytes per entry. A hostile
    * prefix therefore fails here, before anything it announces is awaited.
    */
-  private length(q: ByteQueue): number | undefined {
+  private length(q: ByteQueue, isCount: boolean): number | undefined {
     if (!q.has(8)) return undefined;
     const v = q.uint64();
-    const isCount = this.step.at === 'entry-count';
     this.frameBytes += 8;
     const need = v === undefined ? Infinity : isCount ? v * 8 : v;
     if (this.frameBytes + need > this.maxMessageBytes) {

@@ -4,12 +4,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { open, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Wal, WalError, parseWalName, validSnapshotEntries } from './index.js';
+import { BlockingSyncPolicy, Wal, meminfoPressure, WalError, parseWalName, validSnapshotEntries, type DataSyncer } from './index.js';
 import { decodeSegment } from './decoder.js';
 import { RecordType } from './frame.js';
 import { makeEntries, plain, tempDir } from './testutil.js';
 
 const META = Buffer.from('concord-metadata');
+
+/** A disk that always looks fast, whatever this machine's other processes do to it: saveNow's choice is then only the WAL's. */
+const calmDisk = () => new BlockingSyncPolicy({ probe: () => 0, slowSyncMs: Number.POSITIVE_INFINITY });
 
 async function walFiles(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((n) => n.endsWith('.wal')).sort();
@@ -199,7 +202,7 @@ test('saveNow() writes and syncs before returning; declines while a save is queu
   try {
     const d = join(dir, 'wal');
     const seg = 64 * 1024;
-    const w = await Wal.create(d, META, { segmentSizeBytes: seg });
+    const w = await Wal.create(d, META, { segmentSizeBytes: seg, blockingSync: calmDisk() });
     const hs = { term: 2, vote: 1n, commit: 3 };
     assert.equal(w.saveNow(hs, makeEntries(1, 3, 2), true), true);
     const queued = w.save(undefined, makeEntries(4, 4, 2), true);
@@ -226,7 +229,7 @@ test('a leader\'s pattern: saveNow of one entry, a commit-only state deferred at
   const { dir, cleanup } = tempDir();
   try {
     const d = join(dir, 'wal');
-    const w = await Wal.create(d, META);
+    const w = await Wal.create(d, META, { blockingSync: calmDisk() });
     assert.equal(w.saveNow({ term: 3, vote: 1n, commit: 0 }, makeEntries(1, 1, 3), true), true);
     assert.equal(w.saveNow({ term: 3, vote: 1n, commit: 1 }, [], false), true, 'a commit-only state is deferred, not written');
     await w.save(undefined, makeEntries(2, 11, 3, 500), true);
@@ -242,6 +245,146 @@ test('a leader\'s pattern: saveNow of one entry, a commit-only state deferred at
     cleanup();
   }
 });
+
+/** Blocks this thread for `ms` (a slow fdatasync holding the event loop). */
+function blockFor(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
+ * A disk whose syncs take as long as the test says: blocking ones sleep `blockingMs`, pool
+ * ones finish when released (or at once while `fast`).
+ */
+function slowDisk(blockingMs: number) {
+  const held: Array<() => void> = [];
+  const disk = {
+    fast: false,
+    blockingSyncs: 0,
+    poolSyncs: 0,
+    held,
+    syncer: {
+      now(fd: number) {
+        disk.blockingSyncs++;
+        blockFor(blockingMs);
+        fs.fdatasyncSync(fd);
+      },
+      later(fd: number, done: (err: Error | null) => void) {
+        disk.poolSyncs++;
+        const sync = () => fs.fdatasync(fd, done);
+        if (disk.fast) sync();
+        else held.push(() => setTimeout(sync, 300)); // slower than the policy's SLOW_SYNC_MS
+      },
+    } satisfies DataSyncer,
+  };
+  return disk;
+}
+
+test('a slow fdatasync sends the next writes to the thread pool: the loop runs while they sync; a run of fast syncs brings saveNow back', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    const disk = slowDisk(300);
+    const w = await Wal.create(d, META, { datasync: disk.syncer, blockingSync: new BlockingSyncPolicy({ probe: () => 0 }) });
+    const hs = { term: 2, vote: 1n, commit: 0 };
+    // The first slow sync cannot be foreseen: it blocks (and is what marks the disk slow).
+    assert.equal(w.saveNow(hs, makeEntries(1, 1, 2), true), true);
+    assert.equal(disk.blockingSyncs, 1);
+    // The next write is declined (nothing written), so the caller saves on the pool...
+    assert.equal(w.saveNow(hs, makeEntries(2, 2, 2), true), false, 'a disk just seen slow is not synced on the loop');
+    assert.equal(disk.blockingSyncs, 1);
+    let saved = false;
+    const saving = w.save(hs, makeEntries(2, 2, 2), true).then(() => { saved = true; });
+    // ...and while that sync is in progress, this thread serves other work (a Range would run here).
+    let served = 0;
+    await new Promise<void>((resolve) => setImmediate(() => { served++; resolve(); }));
+    await new Promise<void>((resolve) => setTimeout(() => { served++; resolve(); }, 5));
+    assert.equal(served, 2);
+    await until(() => disk.held.length === 1);
+    assert.equal(saved, false, 'the slow sync is still in progress while the loop ran');
+    disk.held.shift()!();
+    await saving;
+    assert.equal(saved, true);
+    // Still slow (that pool sync took 300 ms): the policy waits for a run of fast syncs.
+    assert.equal(w.saveNow(hs, makeEntries(3, 3, 2), true), false);
+    disk.fast = true;
+    let index = 3;
+    while (!w.saveNow(hs, makeEntries(index, index, 2), true)) {
+      await w.save(hs, makeEntries(index, index, 2), true);
+      index++;
+      assert.ok(index < 3 + 100, 'fast syncs bring saveNow back');
+    }
+    assert.ok(index - 3 >= 8, `several fast syncs in a row were needed (${index - 3})`);
+    assert.equal(disk.blockingSyncs, 2);
+    await w.close();
+
+    const r = await Wal.open(d, { index: 0, term: 0 });
+    const got = await r.readAll();
+    await r.close();
+    assert.deepEqual(plain(got.entries), plain(makeEntries(1, index, 2)), 'every write is in the WAL once, in order');
+  } finally {
+    cleanup();
+  }
+});
+
+test('under disk pressure (much page cache being flushed) saveNow declines before writing: the sync goes to the pool', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    let dirtyBytes = 0;
+    let clock = 0;
+    const policy = new BlockingSyncPolicy({ probe: () => dirtyBytes, now: () => clock, slowSyncMs: Number.POSITIVE_INFINITY });
+    const w = await Wal.create(d, META, { blockingSync: policy });
+    const hs = { term: 2, vote: 1n, commit: 0 };
+    assert.equal(w.saveNow(hs, makeEntries(1, 1, 2), true), true);
+    dirtyBytes = 1024 * 1024 * 1024; // another process wrote 1 GiB it has not synced yet
+    assert.equal(w.saveNow(hs, makeEntries(2, 2, 2), true), true, 'the last reading stands for a while');
+    clock += 1000;
+    assert.equal(w.saveNow(hs, makeEntries(3, 3, 2), true), false, 'a new reading shows the pressure');
+    await w.save(hs, makeEntries(3, 3, 2), true);
+    assert.equal(w.saveNow({ ...hs, commit: 3 }, [], false), true, 'a write with nothing to sync never waits on the disk');
+    dirtyBytes = 1024 * 1024;
+    clock += 1000;
+    assert.equal(w.saveNow(hs, makeEntries(4, 4, 2), true), true, 'the flush is over');
+    await w.close();
+    const r = await Wal.open(d, { index: 0, term: 0 });
+    const got = await r.readAll();
+    await r.close();
+    assert.deepEqual(plain(got.entries), plain(makeEntries(1, 4, 2)));
+    assert.deepEqual(got.hardState, hs);
+  } finally {
+    cleanup();
+  }
+});
+
+test('an fdatasync over a second is logged as etcd logs it ("slow fdatasync")', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const logged: Array<{ level: string; msg: string; fields: Record<string, unknown> }> = [];
+    const syncer: DataSyncer = { now: (fd) => fs.fdatasyncSync(fd), later: (fd, done) => setTimeout(() => fs.fdatasync(fd, done), 1100) };
+    const w = await Wal.create(join(dir, 'wal'), META, { datasync: syncer, logger: (level, msg, fields) => logged.push({ level, msg, fields }) });
+    await w.save({ term: 1, vote: 0n, commit: 0 }, makeEntries(1, 1, 1), true);
+    await w.close();
+    const slow = logged.filter((l) => l.msg === 'slow fdatasync');
+    assert.equal(slow.length, 1);
+    assert.equal(slow[0]!.level, 'warn');
+    assert.match(String(slow[0]!.fields.took), /^\d+(\.\d+)?s$/);
+    assert.equal(slow[0]!.fields['expected-duration'], '1s');
+  } finally {
+    cleanup();
+  }
+});
+
+test('meminfoPressure reads the dirty and writeback bytes on Linux', () => {
+  const bytes = meminfoPressure();
+  if (process.platform !== 'linux') return void assert.equal(bytes, undefined);
+  assert.equal(typeof bytes, 'number');
+  assert.ok(bytes! >= 0 && bytes! % 1024 === 0);
+});
+
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 10_000 && !cond(); i++) await new Promise((r) => setTimeout(r, 1));
+  assert.ok(cond(), 'condition reached');
+}
 
 test('opens at a snapshot marker: entries after it only; a wrong term or unknown index is refused', async () => {
   const { dir, cleanup } = tempDir();

@@ -31,6 +31,8 @@ import { WalCorruptError, WalError } from './errors.js';
 import { FilePipeline, removeTmpSegments, writeZeros, zeroRange } from './file_pipeline.js';
 import { RecordType } from './frame.js';
 import { isValidSeq, parseWalName, readWalNames, searchIndex, walName } from './names.js';
+import { BlockingSyncPolicy } from './blocking-sync-policy.js';
+import { formatDuration } from '../log/index.js';
 
 /** etcd's wal.SegmentSizeBytes: 64 * 1000 * 1000 (etcd's "64MB", decimal). */
 export const DEFAULT_SEGMENT_SIZE_BYTES = 64 * 1000 * 1000;
@@ -53,7 +55,23 @@ export interface WalOptions {
    */
   segmentSizeBytes?: number;
   logger?: WalLogger;
+  /** When saveNow may fdatasync on the calling thread (default: disk pressure and recent sync times). */
+  blockingSync?: BlockingSyncPolicy;
+  /** The tail's fdatasync, both ways (tests make it slow); default node:fs's. */
+  datasync?: DataSyncer;
 }
+
+/** fdatasync of a file descriptor, blocking the caller or on the thread pool. */
+export interface DataSyncer {
+  now(fd: number): void;
+  later(fd: number, done: (err: Error | null) => void): void;
+}
+
+// Looked up per call (not captured), so tests that count node:fs calls see these.
+const fsDataSyncer: DataSyncer = { now: (fd) => fdatasyncSync(fd), later: (fd, done) => fdatasync(fd, done) };
+
+/** etcd's warnSyncDuration: an fdatasync longer than this (ms) is logged as "slow fdatasync". */
+const WARN_SYNC_MS = 1000;
 
 export interface ReadAllResult {
   metadata: Uint8Array;
@@ -85,6 +103,8 @@ async function writeFully(h: FileHandle, buf: Buffer, position: number): Promise
 export class Wal {
   private readonly segmentSize: number;
   private readonly log: WalLogger;
+  private readonly blockingSync: BlockingSyncPolicy;
+  private readonly datasync: DataSyncer;
 
   /** Every segment this WAL holds, oldest first; the last is the tail. */
   private names: string[] = [];
@@ -121,6 +141,8 @@ export class Wal {
   ) {
     this.segmentSize = opts.segmentSizeBytes ?? DEFAULT_SEGMENT_SIZE_BYTES;
     this.log = opts.logger ?? (() => {});
+    this.blockingSync = opts.blockingSync ?? new BlockingSyncPolicy();
+    this.datasync = opts.datasync ?? fsDataSyncer;
   }
 
   /** True if `dir` holds any WAL segment. */
@@ -327,13 +349,14 @@ export class Wal {
 
   /**
    * save(), done on the calling thread (write, then fdatasync that blocks it) when nothing
-   * else is queued and no segment cut is due; false (nothing written) otherwise, and the
-   * caller uses save(). A follower's write is on its acknowledgement's path and it has little
-   * else to do meanwhile: blocking spares two thread hand-offs (to the pool and back) per
-   * write, each a scheduling delay on a loaded machine.
+   * else is queued, no segment cut is due and the disk looks fast (BlockingSyncPolicy); false
+   * (nothing written) otherwise, and the caller uses save(). A follower's write is on its
+   * acknowledgement's path and it has little else to do meanwhile: blocking spares two thread
+   * hand-offs (to the pool and back) per write, each a scheduling delay on a loaded machine.
    */
   saveNow(hardState: HardState | undefined, entries: readonly Entry[], mustSync: boolean): boolean {
     if (this.queued > 0) return false;
+    if (mustSync && !this.blockingSync.mayBlock()) return false;
     const enc = this.writable();
     const hsEmpty = hardState === undefined || isEmptyHardState(hardState);
     if (hsEmpty && entries.length === 0) return true;
@@ -349,7 +372,7 @@ export class Wal {
     this.append(enc);
     loopTrace?.span('wal.write-now', t0, entries.length);
     const t1 = loopTrace ? performance.now() : 0;
-    if (mustSync) fdatasyncSync(this.tail!.fd);
+    if (mustSync) this.datasyncTailNow();
     loopTrace?.span('wal.fdatasync-now', t1, entries.length);
     // The tail is full: the cut goes on the queue, and later writes wait behind it.
     if (this.tailOffset >= this.segmentSize) void this.serialize(() => this.cut());
@@ -507,7 +530,27 @@ export class Wal {
   /** fdatasync of the tail through the callback API (cheaper than FileHandle's promise path). */
   private datasyncTail(): Promise<void> {
     const fd = this.tail!.fd;
-    return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+    const started = performance.now();
+    return new Promise((resolve, reject) => this.datasync.later(fd, (err) => {
+      if (err) return reject(err);
+      this.synced(performance.now() - started);
+      resolve();
+    }));
+  }
+
+  /** fdatasync of the tail blocking this thread (saveNow). */
+  private datasyncTailNow(): void {
+    const started = performance.now();
+    this.datasync.now(this.tail!.fd);
+    this.synced(performance.now() - started);
+  }
+
+  /** A tail fdatasync took `ms`: the blocking policy learns of it; etcd's warning if over a second. */
+  private synced(ms: number): void {
+    this.blockingSync.synced(ms);
+    if (ms > WARN_SYNC_MS) {
+      this.log('warn', 'slow fdatasync', { took: formatDuration(ms), 'expected-duration': formatDuration(WARN_SYNC_MS) });
+    }
   }
 
   /**

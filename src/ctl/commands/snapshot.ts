@@ -25,7 +25,7 @@ export interface SnapshotRestoreConfig {
 
 /** The offline snapshot tools concordctl is given. */
 export interface SnapshotTools {
-  status(path: string): SnapshotFileStatus;
+  status(path: string): Promise<SnapshotFileStatus>;
   restore(config: SnapshotRestoreConfig): Promise<void>;
 }
 
@@ -126,17 +126,16 @@ async function snapshotSave(ctx: Ctx): Promise<void> {
   ctx.io.stdout(`Snapshot saved at ${path}\n`);
 }
 
-function snapshotStatus(ctx: Ctx): Promise<void> {
+async function snapshotStatus(ctx: Ctx): Promise<void> {
   if (ctx.args.length !== 1) throw new CtlExit(ExitCode.BadArgs, 'snapshot status requires exactly one argument');
   let st: SnapshotFileStatus;
   try {
-    st = toolsOf(ctx).status(ctx.args[0]!);
+    st = await toolsOf(ctx).status(ctx.args[0]!);
   } catch (e) {
     if (e instanceof CtlExit) throw e;
     throw new CtlExit(ExitCode.Error, describeFileError(e, 'stat'));
   }
   ctx.display.dbStatus(st);
-  return Promise.resolve();
 }
 
 async function snapshotRestore(ctx: Ctx): Promise<void> {
