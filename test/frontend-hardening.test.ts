@@ -10,7 +10,7 @@
 import { test, describe, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
-import { startServer, targetsWithOwnH2, runConcord, b, sleep, type Server, type TargetVariant } from './harness.js';
+import { startServer, targetsWithBothH2, runConcord, b, sleep, type Server, type TargetVariant } from './harness.js';
 import { FLAG, FRAME, RawConn, frame, grpcMessage, grpcRequestHeaders, headerBlock, rawCall, rssBytes, send } from './h2raw.js';
 import { RangeRequest, RangeResponse } from '../src/proto/gen/etcdserverpb/rpc.js';
 
@@ -51,7 +51,7 @@ describe('defect 1: a malformed header block ends that connection only', () => {
     ['an indexed field with a truncated integer', Buffer.from('82ff', 'hex')],
     ['a Huffman :authority value with bad padding', Buffer.from('4182ffff', 'hex')],
   ];
-  for (const v of targetsWithOwnH2()) {
+  for (const v of targetsWithBothH2()) {
     for (const [name, block] of badBlocks) {
       test(`${v.label}: ${name}`, async () => {
         const s = await server(v);
@@ -113,7 +113,7 @@ describe('defect 1: a malformed header block ends that connection only', () => {
 });
 
 describe('defect 2: a truncated HealthCheckRequest', () => {
-  for (const v of targetsWithOwnH2()) {
+  for (const v of targetsWithBothH2()) {
     test(`${v.label}: body 0a 80 is refused with etcd's unmarshal error`, async () => {
       const s = await server(v);
       const r = await rawCall(s.endpoint, '/grpc.health.v1.Health/Check', grpcMessage(Buffer.from('0a80', 'hex')), {}, 10_000);
@@ -131,7 +131,7 @@ describe('defect 3: a large response and other streams on the same connection', 
   const rangeSmall = grpcMessage(Buffer.from(RangeRequest.encode(RangeRequest.fromPartial({ key: b('small') })).finish()));
 
   before(async () => {
-    for (const v of targetsWithOwnH2()) {
+    for (const v of targetsWithBothH2()) {
       const s = await server(v);
       const c = s.client();
       try {
@@ -142,7 +142,7 @@ describe('defect 3: a large response and other streams on the same connection', 
     }
   });
 
-  for (const v of targetsWithOwnH2()) {
+  for (const v of targetsWithBothH2()) {
     test(`${v.label}: 40 small ranges while ranging ${bigValues} MiB all succeed`, async () => {
       const s = await server(v);
       const session = http2.connect(s.endpoint);
@@ -181,7 +181,7 @@ describe('defect 3: a large response and other streams on the same connection', 
 });
 
 describe('defect 4: a connection that never ACKs our SETTINGS', () => {
-  for (const v of targetsWithOwnH2().filter((t) => t.target === 'concord')) test(`${v.label}: is bounded in bytes: it is closed long before 16 MB of PINGs are taken, and RSS stays bounded`, { skip: !runConcord() }, async () => {
+  for (const v of targetsWithBothH2().filter((t) => t.target === 'concord')) test(`${v.label}: is bounded in bytes: it is closed long before 16 MB of PINGs are taken, and RSS stays bounded`, { skip: !runConcord() }, async () => {
     const s = await server(v);
     const before = await rssBytes(s.pid!);
     const c = await RawConn.connect(s.clientPort);

@@ -14,7 +14,7 @@
 import { test, describe, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
-import { startServer, runEtcd, runConcord, targetsWithOwnH2, type Server } from './harness.js';
+import { startServer, runEtcd, runConcord, targetsWithBothH2, type Server } from './harness.js';
 import { FLAG, FRAME, RawConn, frame, grpcMessage, grpcRequestHeaders, headerBlock, preface, rawCall, rssBytes, send, type CallResult } from './h2raw.js';
 import * as pb from '../src/proto/gen/etcdserverpb/rpc.js';
 import { etcdMethods } from '../src/api/services.js';
@@ -130,8 +130,8 @@ async function onRawConn(fn: (c: RawConn) => Promise<void> | void, settleMs = 20
   } finally { c.destroy(); }
 }
 
-// Against node:http2 and against Concord's own HTTP/2 server (CONCORD_H2=own).
-for (const variant of targetsWithOwnH2().filter((v) => v.target === 'concord')) describe(`front-end fuzz: ${variant.label}`, { skip: !runConcord() }, () => {
+// Against Concord's own HTTP/2 server (the default) and node:http2 (CONCORD_H2=node).
+for (const variant of targetsWithBothH2().filter((v) => v.target === 'concord')) describe(`front-end fuzz: ${variant.label}`, { skip: !runConcord() }, () => {
   before(async () => {
     server = await startServer({ target: 'concord', ...(variant.env ? { env: variant.env } : {}) });
     cases = 0;
@@ -330,7 +330,7 @@ describe('fuzz sample compared with real etcd', { skip: !runEtcd() || !runConcor
   test('framing and decoding errors are etcd\'s, code and message', async () => {
     const etcd = await startServer({ target: 'etcd' });
     targets.push(etcd);
-    const concords = await Promise.all(targetsWithOwnH2().filter((v) => v.target === 'concord')
+    const concords = await Promise.all(targetsWithBothH2().filter((v) => v.target === 'concord')
       .map((v) => startServer({ target: 'concord', ...(v.env ? { env: v.env } : {}) })));
     targets.push(...concords);
     const range = sampleBodies['/etcdserverpb.KV/Range']!;

@@ -1,9 +1,9 @@
 // HTTP/2 conformance of Concord's client port (RFC 7540, in the manner of h2spec): raw
 // frames a real client never sends, to a real server, and the error the RFC requires back.
 //
-// The same cases run against either HTTP/2 implementation, picked by CONCORD_H2 in the
-// server's environment: node:http2 (nghttp2) by default, or Concord's own (src/api/h2/) with
-// CONCORD_H2=own. Each case states what RFC 7540 requires; where node:http2 answers
+// The same cases run against both HTTP/2 implementations, picked by CONCORD_H2 in the
+// server's environment: Concord's own (src/api/h2/, the default) and node:http2 (nghttp2,
+// CONCORD_H2=node, kept as a fallback). Each case states what RFC 7540 requires; where node:http2 answers
 // differently today, the case says how and why (`node`), and that is what is expected of
 // node:http2, so the file pins today's behaviour and tells the own server what is right.
 // test/fuzz.test.ts (random frames, survival) and test/frontend-hardening.test.ts (malformed
@@ -19,7 +19,8 @@ import { startServer, runConcord, type Server } from './harness.js';
 import { FLAG, FRAME, RawConn, frame, grpcMessage, grpcRequestHeaders, headerBlock, rssBytes, send, type RawFrame } from './h2raw.js';
 import { RangeRequest } from '../src/proto/gen/etcdserverpb/rpc.js';
 
-const impl = process.env.CONCORD_H2 === 'own' ? 'own' : 'node';
+/** Both implementations: the own server (the default) and node:http2 (CONCORD_H2=node). */
+const impls = ['own', 'node'] as const;
 
 /** HTTP/2 error codes (RFC 7540 §7). */
 const E = { protocol: 0x1, internal: 0x2, flowControl: 0x3, streamClosed: 0x5, frameSize: 0x6, compression: 0x9, enhanceYourCalm: 0xb } as const;
@@ -170,7 +171,7 @@ function observed(c: RawConn): Outcome {
 
 let server: Server;
 
-describe(`HTTP/2 conformance (CONCORD_H2=${impl})`, { skip: !runConcord() }, () => {
+for (const impl of impls) describe(`HTTP/2 conformance (CONCORD_H2=${impl})`, { skip: !runConcord() }, () => {
   before(async () => { server = await startServer({ target: 'concord', env: { CONCORD_H2: impl } }); });
   after(async () => { await server?.destroy(); });
 

@@ -1,6 +1,6 @@
 // Concord's own HTTP/2 server (src/api/h2/) in process, over real sockets: flow control both
 // ways, stream ids, limits, and that a unary response leaves in one socket write. The same
-// server under the gRPC suites runs with CONCORD_H2=own (harness targetsWithOwnH2).
+// server (the default) runs under the gRPC suites; targetsWithBothH2 adds node:http2 beside it.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -64,10 +64,13 @@ export function targetsWithWorkerThreadApi(): TargetVariant[] {
     ? [{ target, label: 'concord' }, { target, label: 'concord (worker-thread API)', env: { CONCORD_API_THREAD: '1' } }]
     : [{ target, label: target }]));
 }
-/** Concord on node:http2 and on its own HTTP/2 server (CONCORD_H2=own, api/h2/), and etcd: for the front-end suites. */
-export function targetsWithOwnH2(): TargetVariant[] {
+/**
+ * Concord on its own HTTP/2 server (api/h2/, the default) and on node:http2 (CONCORD_H2=node,
+ * the fallback), and etcd: for the front-end suites.
+ */
+export function targetsWithBothH2(): TargetVariant[] {
   return selectedTargets().flatMap((target): TargetVariant[] => (target === 'concord'
-    ? [{ target, label: 'concord' }, { target, label: 'concord (own HTTP/2)', env: { CONCORD_H2: 'own' } }]
+    ? [{ target, label: 'concord' }, { target, label: 'concord (node:http2)', env: { CONCORD_H2: 'node' } }]
     : [{ target, label: target }]));
 }
 export const runEtcd = (): boolean => selectedTargets().includes('etcd');

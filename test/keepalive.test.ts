@@ -4,13 +4,13 @@
 // --grpc-keepalive-timeout, while a connection that answers stays.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { targetsWithOwnH2, startServer, type Server } from './harness.js';
+import { targetsWithBothH2, startServer, type Server } from './harness.js';
 import { FLAG, FRAME, RawConn, frame } from './h2raw.js';
 
 const servers: Server[] = [];
 after(async () => { for (const s of servers) await s.destroy(); });
 
-for (const { target, label, env } of targetsWithOwnH2()) {
+for (const { target, label, env } of targetsWithBothH2()) {
   describe(`${label}: gRPC keepalive`, () => {
     test('a client pinging with no stream open is sent GOAWAY ENHANCE_YOUR_CALM "too_many_pings" on its third strike', async () => {
       const s = await startServer({ target, ...(env ? { env } : {}) });

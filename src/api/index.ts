@@ -46,7 +46,7 @@ export interface ApiOptions {
    * root sets it from the config's apiThread, i.e. CONCORD_API_THREAD=1).
    */
   thread?: boolean;
-  /** Which HTTP/2 server serves the client URLs in this thread: node:http2 (default) or Concord's own (api/h2/). */
+  /** Which HTTP/2 server serves the client URLs in this thread: Concord's own (api/h2/, default) or node:http2. */
   h2Server?: 'node' | 'own';
   /** --listen-metrics-urls: listeners serving /metrics and /health only. */
   listenMetrics?: URL[];
@@ -131,7 +131,7 @@ async function startClientApi(opts: ApiOptions, health: HttpEndpoints['health'])
   const hasHttps = opts.listen.some((u) => u.protocol === 'https:');
   const tls = hasHttps && opts.tls !== undefined && opts.tls.certFile !== '' ? new ClientTls(opts.tls) : undefined;
   const listener = new ClientListener({
-    onStream: grpc.handleStream, onRequest: http1Handler(endpoints), log, h2Server: opts.h2Server ?? 'node',
+    onStream: grpc.handleStream, onRequest: http1Handler(endpoints), log, h2Server: opts.h2Server ?? 'own',
     ...(tls ? { tls } : {}), ...(opts.keepalive ? { keepalive: opts.keepalive } : {}),
     ...(opts.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: opts.maxConcurrentStreams }),
   });

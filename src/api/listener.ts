@@ -30,8 +30,8 @@ const firstRequestWaitMs = 5_000;
 export interface ListenerOptions {
   onStream: StreamHandler;
   /**
-   * Which HTTP/2 server takes the client's connections: node:http2 (the default) or Concord's
-   * own (api/h2/; CONCORD_H2=own), which needs no look at the first request.
+   * Which HTTP/2 server takes the client's connections: Concord's own (api/h2/), which needs no
+   * look at the first request, or node:http2 (CONCORD_H2=node). Callers pass it; absent means node.
    */
   h2Server?: 'node' | 'own';
   onRequest: http.RequestListener;

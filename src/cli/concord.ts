@@ -132,7 +132,7 @@ export async function runConcord(argv: readonly string[], env: Readonly<Record<s
     ...parsed.config,
     debugRaftLoop: Boolean(env.CONCORD_DEBUG_LOOP),
     apiThread: env.CONCORD_API_THREAD === '1',
-    h2Server: env.CONCORD_H2 === 'own' ? 'own' : 'node',
+    h2Server: env.CONCORD_H2 === 'node' ? 'node' : 'own',
   };
   const log = createLogger({ level: config.logLevel, outputs: config.logOutputs });
 

@@ -32,7 +32,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const { server, store } = member;
   if (config.metrics === 'extensive') enableHandlingTimeHistogram(); // before any method is registered
   const api = await startApi({
-    service: server, listen: config.listenClientUrls, log, thread: config.apiThread ?? false, h2Server: config.h2Server ?? 'node', tls: clientTlsOptions(config),
+    service: server, listen: config.listenClientUrls, log, thread: config.apiThread ?? false, h2Server: config.h2Server ?? 'own', tls: clientTlsOptions(config),
     ...(config.grpcKeepalive ? { keepalive: config.grpcKeepalive } : {}),
     listenMetrics: config.listenMetricsUrls ?? [], enableGrpcGateway: config.enableGrpcGateway ?? true,
     access: { cors: config.cors ?? ['*'], hostWhitelist: config.hostWhitelist ?? ['*'] },

@@ -83,7 +83,7 @@ export interface ServerConfig {
   debugRaftLoop?: boolean;
   /** CONCORD_API_THREAD=1: run the client transport on a worker thread (api/thread.ts). */
   apiThread?: boolean;
-  /** CONCORD_H2=own: the client port's HTTP/2 is Concord's own server (api/h2/) instead of node:http2. */
+  /** The client port's HTTP/2: Concord's own server (api/h2/, the default) or node:http2 (CONCORD_H2=node, the fallback). */
   h2Server?: 'node' | 'own';
   /** --experimental-watch-progress-notify-interval: progress_notify watchers hear of quiet periods this often. */
   watchProgressNotifyIntervalMs?: number;

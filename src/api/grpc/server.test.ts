@@ -51,9 +51,9 @@ async function startTestServer(opts: { maxReceiveMessageBytes?: number; unaryCal
   g.addBidi('/test.T/Chat', RangeRequest, RangeResponse, async (call) => {
     for await (const m of call.messages()) await call.write(echo(m));
   });
-  // CONCORD_H2=own runs this file against Concord's own HTTP/2 server.
+  // CONCORD_H2=node runs this file against node:http2 (the own HTTP/2 server is the default).
   const listener = new ClientListener({ onStream: g.handleStream, onRequest: (_q, r) => { r.writeHead(404); r.end(); },
-    h2Server: process.env.CONCORD_H2 === 'own' ? 'own' : 'node' });
+    h2Server: process.env.CONCORD_H2 === 'node' ? 'node' : 'own' });
   const url = await listener.listen(new URL('http://127.0.0.1:0'));
   return { g, listener, hooks, address: url.host };
 }
