@@ -72,6 +72,8 @@ const kCall = Symbol('grpcCall');
  * smaller ones come out of node's shared 8 KiB pool, larger ones would each be an ArrayBuffer.
  */
 const reusedFrameMinBytes = 4 * 1024;
+/** Spare framed buffers a streaming call keeps (ServerCall.spareFrames): 16 x 64 KiB at most. */
+const maxSpareFrames = 16;
 
 // Header objects reused by every response; node copies them before mutating. Frozen: Concord's
 // own HTTP/2 server (api/h2/) encodes a frozen header object once and reuses the block.
@@ -161,12 +163,15 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   }
 
   /**
-   * A framed buffer for this call's large streamed messages while the stream does not hold it:
-   * a write takes it and that write's callback (node has sent the bytes) gives it back. A
+   * Framed buffers for this call's large streamed messages that the stream does not hold: a
+   * write takes one and that write's callback (the socket has sent the bytes) gives it back. A
    * snapshot streams thousands of 32 KiB messages, and a new ArrayBuffer for each is an
    * external allocation rate that V8 answers with a mark-compact every few hundred ms.
+   * node:http2 calls back before the next write, so one buffer circulates; Concord's own
+   * HTTP/2 server calls back once the socket wrote the bytes, with up to ~270 KiB of a
+   * stream's messages queued before then (h2/connection.ts), so several do. Bounded in count.
    */
-  private spareFrame: Buffer | undefined;
+  private readonly spareFrames: Buffer[] = [];
 
   /** Sends one response message on a streaming call; resolves when the stream can take more. */
   write(message: Res): Promise<void> {
@@ -177,7 +182,7 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     const bytes = codec.framed === true ? undefined : codec.encode(message).finish();
     if (bytes !== undefined && bytes.length >= reusedFrameMinBytes && bytes.length + framePrefixBytes <= maxChunkBytes) {
       const frame = this.takeSpareFrame(bytes.length + framePrefixBytes);
-      if (stream.write(frameBytes(bytes, frame), () => { this.spareFrame = frame; })) return Promise.resolve();
+      if (stream.write(frameBytes(bytes, frame), () => { if (this.spareFrames.length < maxSpareFrames) this.spareFrames.push(frame); })) return Promise.resolve();
       return this.drained();
     }
     const buf = bytes === undefined ? frameMessage(codec, message) : frameBytes(bytes);
@@ -187,10 +192,8 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   }
 
   private takeSpareFrame(bytes: number): Buffer {
-    const spare = this.spareFrame;
-    if (spare === undefined || spare.length < bytes) return Buffer.allocUnsafe(bytes);
-    this.spareFrame = undefined;
-    return spare;
+    const spare = this.spareFrames.pop();
+    return spare === undefined || spare.length < bytes ? Buffer.allocUnsafe(bytes) : spare;
   }
 
   /** Resolves at the stream's next 'drain' (rejects if the call closes first). */
