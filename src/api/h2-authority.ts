@@ -20,14 +20,17 @@
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { huffmanDecode, huffmanDecodedMax } from './h2/huffman.js';
+import { ErrorCode, clientPreface, goawayFrame } from './h2/frames.js';
+import { HpackError } from './h2/hpack.js';
 
-export const clientPreface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+// The preface, the GOAWAY writer and the HPACK error are the own HTTP/2 server's (h2/).
+export { clientPreface, goawayFrame, HpackError };
+
 /** An empty SETTINGS frame: all defaults, which is what nghttp2 will announce anyway. */
 export const emptySettingsFrame = Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]);
 
 export const frameHeaders = 0x1;
 export const frameSettings = 0x4;
-const frameGoaway = 0x7;
 export const frameContinuation = 0x9;
 export const flagAck = 0x1;
 export const flagEndHeaders = 0x4;
@@ -37,21 +40,6 @@ const flagPriority = 0x20;
 const authorityIndex = 1;
 /** SETTINGS_MAX_FRAME_SIZE as node:http2 announces it (the protocol's default). */
 const maxFrameBytes = 16384;
-/** HTTP/2 error codes (RFC 7540 §7). */
-export const h2Errors = { protocol: 0x1, compression: 0x9, enhanceYourCalm: 0xb } as const;
-
-/** A header block that is not valid HPACK (a connection error, RFC 7540 §4.3). */
-export class HpackError extends Error {}
-
-/** A GOAWAY frame with `errorCode` and last stream id 0 (no stream of this connection was processed). */
-export function goawayFrame(errorCode: number): Buffer {
-  const f = Buffer.alloc(9 + 8);
-  f.writeUIntBE(8, 0, 3);
-  f[3] = frameGoaway;
-  f.writeUInt32BE(errorCode, 13);
-  return f;
-}
-
 /** The header block fragment of a HEADERS or CONTINUATION frame (padding and priority removed). */
 export function headerBlockFragment(frame: Buffer): Buffer {
   const type = frame[3]!;
@@ -249,7 +237,7 @@ export class AuthorityRewritingSocket extends Duplex {
     const fragment = headerBlockFragment(frame);
     this.blockBytes += fragment.length;
     if (this.blockBytes > this.maxHeaderBlockBytes) {
-      this.socket.end(goawayFrame(h2Errors.enhanceYourCalm));
+      this.socket.end(goawayFrame(0, ErrorCode.enhanceYourCalm));
       this.destroy();
       return false;
     }

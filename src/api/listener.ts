@@ -11,7 +11,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 
 import type { Logger } from '../log/index.js';
-import { AuthorityRewritingSocket, clientPreface as preface, emptySettingsFrame, goawayFrame, h2Errors } from './h2-authority.js';
+import { AuthorityRewritingSocket, clientPreface as preface, emptySettingsFrame, goawayFrame } from './h2-authority.js';
+import { ErrorCode } from './h2/frames.js';
 import { HandshakeBuffer } from './h2-handshake.js';
 import { httpsWithoutCertMessage, type ClientTls } from './tls.js';
 import { Connection } from './h2/connection.js';
@@ -166,7 +167,7 @@ export class ClientListener {
         // A real client's preface, SETTINGS and first requests are a few KiB.
         detach();
         // Say why, then close once that is flushed (the socket no longer reads, so it must not linger).
-        socket.end(goawayFrame(h2Errors.enhanceYourCalm));
+        socket.end(goawayFrame(0, ErrorCode.enhanceYourCalm));
         socket.destroySoon();
         return;
       }
