@@ -20,6 +20,8 @@
 // Options: --clients 100 --connections 10 --requests 30000 --repeat 1 --targets concord
 //          --stall-ms 5   --env K=V[,K=V]   --node-args "..."   --keep FILE (copy the trace; %r: run)
 //          --together (run the targets at the same time: their WAL fsyncs then share the disk's conditions)
+//          --same-session (servers in this session, not each in its own: bench/server-session.ts)
+//          --loadgen-nice N (the generator's threads from the window's start)   --concord-main-nice N   --concord-others-nice N
 //          --server-log FILE (append Concord's stdout, e.g. with --node-args --trace-gc-nvp)   --list (every stall)
 import { fork } from 'node:child_process';
 import { appendFileSync, copyFileSync, readFileSync, rmSync } from 'node:fs';
@@ -27,7 +29,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Server, httpGet, type TargetName } from '../test/harness.js';
+import { serversInOwnSession } from './server-session.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
+import { niceOption, reniceTasks, taskCpuLine, taskStats } from './renice.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 function opt(name: string, dflt: string): string {
@@ -43,6 +47,9 @@ const stallMs = Number(opt('stall-ms', '5'));
 const keep = opt('keep', '');
 const serverLog = opt('server-log', '');
 const nodeArgs = opt('node-args', '').split(' ').filter(Boolean);
+const loadgenNice = niceOption(process.argv, 'loadgen-nice');
+const concordMainNice = niceOption(process.argv, 'concord-main-nice');
+const concordOthersNice = niceOption(process.argv, 'concord-others-nice');
 const extraEnv = Object.fromEntries(opt('env', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
 
 interface KindStats { count: number; totalMs: number; maxMs: number; n: number; hist: number[] }
@@ -100,7 +107,7 @@ async function once(target: TargetName, r: number): Promise<void> {
   const trace = join(tmpdir(), `loop-trace-${process.pid}-${r}.jsonl`);
   rmSync(trace, { force: true });
   const env = target === 'concord' ? { ...extraEnv, CONCORD_LOOP_TRACE: trace, CONCORD_LOOP_TRACE_MS: String(stallMs) } : {};
-  const server = new Server({ target, name: 'stalls', nodeArgs: target === 'concord' ? nodeArgs : [], env });
+  const server = new Server({ target, name: 'stalls', nodeArgs: target === 'concord' ? nodeArgs : [], env, ownSession: serversInOwnSession });
   await server.start();
   if (serverLog && target === 'concord') server.child!.stdout!.on('data', (d: Buffer) => appendFileSync(serverLog, d));
   const cfg: LoadConfig = { endpoint: server.endpoint, op: 'put', clients, connections, valueBytes: 256, keySpace: 100_000,
@@ -108,13 +115,23 @@ async function once(target: TargetName, r: number): Promise<void> {
   let from = 0, to = 0;
   let fsync0 = new Map<number, number>(), fsync1 = new Map<number, number>();
   let pending: Promise<void> = Promise.resolve();
+  let threads0 = new Map<number, { cpuMs: number }>();
+  let threadLine = '';
   const fsyncName = 'etcd_disk_wal_fsync_duration_seconds';
   const result = await new Promise<LoadResult>((resolve, reject) => {
     const child = fork(join(here, 'loadgen.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     let res: LoadResult | undefined;
     child.on('message', (m: any) => {
-      if (m.type === 'window-start') { from = Date.now(); pending = histogram(server, fsyncName).then((h) => { fsync0 = h; }); }
-      else if (m.type === 'result') { to = Date.now(); res = m.result; }
+      if (m.type === 'window-start') {
+        if (loadgenNice !== undefined) reniceTasks(child.pid!, loadgenNice, 'all');
+        if (target === 'concord' && concordMainNice !== undefined) reniceTasks(server.pid!, concordMainNice, 'main');
+        if (target === 'concord' && concordOthersNice !== undefined) reniceTasks(server.pid!, concordOthersNice, 'others');
+        if (target === 'concord') threads0 = taskStats(server.pid!);
+        from = Date.now(); pending = histogram(server, fsyncName).then((h) => { fsync0 = h; }); }
+      else if (m.type === 'result') {
+        to = Date.now(); res = m.result;
+        if (target === 'concord') threadLine = taskCpuLine(server.pid!, threads0, taskStats(server.pid!), to - from);
+      }
     });
     child.on('exit', (code) => (res ? resolve(res) : reject(new Error(`loadgen exited ${code}`))));
   });
@@ -127,6 +144,7 @@ async function once(target: TargetName, r: number): Promise<void> {
     + `p50 ${result.p50Ms.toFixed(2)} p99 ${result.p99Ms.toFixed(2)} max ${result.maxMs.toFixed(1)} ms (load ${load})`);
   console.log(`WAL fsyncs in the window (${fsyncName}): ${histDiff(fsync0, fsync1)}`);
   if (target !== 'concord') return;
+  console.log(`threads (nice) CPU: ${threadLine}`);
   if (keep) copyFileSync(trace, keep.replace('%r', String(r + 1)));
   const lines = readFileSync(trace, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as StallLine | SecondLine);
   rmSync(trace, { force: true });

@@ -42,6 +42,14 @@
 //   --json FILE    also write the raw results as JSON
 //   --mem-keys 100000   keys the mem scenario loads   BENCH_MEM_KEYS
 //   --mem-node-args "--max-semi-space-size=4"  also run mem for Concord under these Node flags   BENCH_MEM_NODE_ARGS
+//   --concord-node-args "--no-compact"  Node flags for every Concord server (A/B of V8 settings)   BENCH_CONCORD_NODE_ARGS
+//   --concord-env "K=V,K=V"  environment for every Concord server   BENCH_CONCORD_ENV
+//   --ab-env "K=V,K=V"       also run a second Concord ("concord-b") with this environment added, each
+//                            scenario on both in alternating order: an A/B under the same machine load   BENCH_AB_ENV
+//   --loadgen-nice 10        every load generator's threads at this nice value from its window's start (diagnostics)
+//   --concord-main-nice -10  Concord's main thread alone at this nice value once started (diagnostics; below 0 needs root)
+//   --concord-others-nice 5  Concord's other threads at this nice value at each window's start (diagnostics)
+//   --same-session           run the servers in the bench's session instead of each in its own (bench/server-session.ts)
 
 import { fork } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -49,10 +57,12 @@ import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Server } from '../test/harness.js';
+import { serversInOwnSession } from './server-session.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
 import type { StreamLoadConfig, StreamLoadResult } from './watchgen.js';
 import { loopNote, memTable, runMem, scrapeLoopDelay, type LoopDelay, type MemVariant } from './mem.js';
 import { snapshotBench } from './snapshot.js';
+import { niceOption, reniceTasks } from './renice.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -71,6 +81,13 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
 }
 
 const targets = opt('targets', 'BENCH_TARGETS', 'etcd,concord').split(',').map((s) => s.trim()).filter(Boolean) as Array<'etcd' | 'concord'>;
+const envOption = (name: string, env: string): Record<string, string> =>
+  Object.fromEntries(opt(name, env, '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+const concordEnv = envOption('concord-env', 'BENCH_CONCORD_ENV');
+const abEnv = envOption('ab-env', 'BENCH_AB_ENV');
+/** Row labels: the targets, and "concord-b" (Concord with --ab-env) after "concord" when asked for. */
+type Label = 'etcd' | 'concord' | 'concord-b';
+const labels: Label[] = targets.flatMap((t): Label[] => (t === 'concord' && Object.keys(abEnv).length ? ['concord', 'concord-b'] : [t]));
 const scenarioNames = opt('scenarios', 'BENCH_SCENARIOS', 'put-1,put-100,range-l,range-s,watch-key,watch-10k,watch-pfx,watch-pfx-10k,watch-200ps,watch-keys,watch-100w,watch-slow,lease-ka,mem').split(',').map((s) => s.trim());
 const durationS = Number(opt('duration', 'BENCH_DURATION_S', '5'));
 const warmupS = Number(opt('warmup', 'BENCH_WARMUP_S', '1'));
@@ -104,6 +121,10 @@ const ALL: Scenario[] = [
 ];
 const memKeys = Number(opt('mem-keys', 'BENCH_MEM_KEYS', '100000'));
 const memNodeArgs = opt('mem-node-args', 'BENCH_MEM_NODE_ARGS', '').split(/\s+/).filter(Boolean);
+const concordNodeArgs = opt('concord-node-args', 'BENCH_CONCORD_NODE_ARGS', '').split(/\s+/).filter(Boolean);
+const loadgenNice = niceOption(process.argv, 'loadgen-nice');
+const concordMainNice = niceOption(process.argv, 'concord-main-nice');
+const concordOthersNice = niceOption(process.argv, 'concord-others-nice');
 const runMemScenario = scenarioNames.includes('mem');
 const runSnapshotScenario = scenarioNames.includes('snapshot');
 const snapshotMiB = Number(opt('snapshot-mb', 'BENCH_SNAPSHOT_MB', '256'));
@@ -172,8 +193,11 @@ function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result:
     let wallMs = 0;
     let loop: Promise<LoopDelay | undefined> = Promise.resolve(undefined);
     child.on('message', (m: any) => {
-      if (m.type === 'window-start') { void scrapeLoopDelay(server); cpu0 = treeCpuMs(server.pid!); t0 = performance.now(); m0 = machineCpu(); }
-      else if (m.type === 'progress') {
+      if (m.type === 'window-start') {
+        if (loadgenNice !== undefined) reniceTasks(child.pid!, loadgenNice, 'all');
+        if (server.target === 'concord' && concordOthersNice !== undefined) reniceTasks(server.pid!, concordOthersNice, 'others');
+        void scrapeLoopDelay(server); cpu0 = treeCpuMs(server.pid!); t0 = performance.now(); m0 = machineCpu();
+      } else if (m.type === 'progress') {
         const rate = m.phase === 'measure' && m.elapsedMs > 0 ? Math.round(m.requests / (m.elapsedMs / 1000)) : 0;
         process.stderr.write(`\r  ${label.padEnd(44)} ${m.phase.padEnd(7)} ${(m.elapsedMs / 1000).toFixed(1).padStart(5)}s ${String(m.requests).padStart(8)} req ${String(rate).padStart(7)} req/s${m.errors ? ` ${m.errors} errors` : ''}   `);
       } else if (m.type === 'result') {
@@ -195,12 +219,15 @@ function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result:
 }
 
 /** Start a target and seed the key the range scenarios read; null (and error rows) if it fails. */
-async function startTarget(target: 'etcd' | 'concord'): Promise<Server | null> {
-  const server = new Server({ target, name: 'bench' });
+async function startTarget(label: Label): Promise<Server | null> {
+  const target = label === 'etcd' ? 'etcd' : 'concord';
+  const env = label === 'concord-b' ? { ...concordEnv, ...abEnv } : target === 'concord' ? concordEnv : {};
+  const server = new Server({ target, name: 'bench', nodeArgs: target === 'concord' ? concordNodeArgs : [], env, ownSession: serversInOwnSession });
+  labelOf.set(server, label);
   process.stderr.write(`starting ${target}...\n`);
   const fail = async (why: string) => {
-    process.stderr.write(`  ${target}: ${why}\n`);
-    for (const sc of scenarios) rows.push({ target, scenario: sc.name, error: why.slice(0, 70) });
+    process.stderr.write(`  ${label}: ${why}\n`);
+    for (const sc of scenarios) rows.push({ target: label, scenario: sc.name, error: why.slice(0, 70) });
     await server.destroy();
     return null;
   };
@@ -209,7 +236,8 @@ async function startTarget(target: 'etcd' | 'concord'): Promise<Server | null> {
   } catch (e) {
     return fail(`did not start: ${String((e as Error).message).split('\n')[0]}`);
   }
-  process.stderr.write(`  ${target} pid ${server.pid} on ${server.endpoint}, data ${server.dataDir}\n`);
+  process.stderr.write(`  ${label} pid ${server.pid} on ${server.endpoint}, data ${server.dataDir}\n`);
+  if (target === 'concord' && concordMainNice !== undefined) reniceTasks(server.pid!, concordMainNice, 'main');
   const c = server.client();
   try {
     await c.put({ key: Buffer.from('bench/range-key'), value: Buffer.alloc(valueBytes, 0x62) });
@@ -219,8 +247,10 @@ async function startTarget(target: 'etcd' | 'concord'): Promise<Server | null> {
   return server;
 }
 
+const labelOf = new Map<Server, Label>();
+
 async function runScenario(server: Server, sc: Scenario, rep: number): Promise<void> {
-  const target = server.target;
+  const target = labelOf.get(server)!;
   if (!server.running) { rows.push({ target, scenario: sc.name, error: 'server not running' }); return; }
   try {
     const { result, serverCpuMs, wallMs, machinePct, loop } = await runLoad(server, sc, `${target}: ${sc.title}${repeat > 1 ? ` #${rep + 1}` : ''}`);
@@ -280,7 +310,7 @@ function table(): string {
   const head = ['scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'server CPU', 'loadgen CPU', 'other CPU', 'notes'];
   const lines: string[][] = [head];
   for (const sc of scenarios) {
-    for (const t of targets) {
+    for (const t of labels) {
       const r = summarize(t, sc.name);
       lines.push([sc.name, t, fmt(r?.throughput), fmt(r?.p50Ms, 2), fmt(r?.p99Ms, 2),
         r && !Number.isNaN(r.serverCpuPct) ? `${fmt(r.serverCpuPct)}%` : '-', r && !Number.isNaN(r.genCpuPct) ? `${fmt(r.genCpuPct)}%` : '-',
@@ -290,6 +320,10 @@ function table(): string {
     const c = summarize('concord', sc.name);
     if (e && c && e.runs > 0 && c.runs > 0) {
       lines.push([sc.name, 'concord/etcd', `${(c.throughput / e.throughput).toFixed(2)}x`, `${(c.p50Ms / e.p50Ms).toFixed(2)}x`, `${(c.p99Ms / e.p99Ms).toFixed(2)}x`, '', '', '', '']);
+    }
+    const b = summarize('concord-b', sc.name);
+    if (b && c && b.runs > 0 && c.runs > 0) {
+      lines.push([sc.name, 'concord-b/concord', `${(b.throughput / c.throughput).toFixed(2)}x`, `${(b.p50Ms / c.p50Ms).toFixed(2)}x`, `${(b.p99Ms / c.p99Ms).toFixed(2)}x`, '', '', '', '']);
     }
   }
   const widths = head.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
@@ -303,13 +337,13 @@ function table(): string {
   return out.join('\n');
 }
 
-process.stderr.write(`bench: targets ${targets.join(',')}; scenarios ${scenarios.map((s) => s.name).join(',')}; ` +
+process.stderr.write(`bench: targets ${labels.join(',')}; scenarios ${scenarios.map((s) => s.name).join(',')}; ` +
   (requests > 0 ? `${requests} requests` : `${durationS}s`) + ` each (x${repeat}) after ${warmupS}s warm-up; ${valueBytes}-byte values, key space ${keySpace}\n`);
 const servers: Server[] = [];
 try {
   // Every target up at once; each scenario runs on one target after the other, the order
   // alternating between repetitions, so background noise on this shared machine hits both alike.
-  if (scenarios.length) for (const t of targets) { const srv = await startTarget(t); if (srv) servers.push(srv); }
+  if (scenarios.length) for (const t of labels) { const srv = await startTarget(t); if (srv) servers.push(srv); }
   for (let rep = 0; rep < repeat; rep++) {
     for (const sc of scenarios) {
       const order = rep % 2 === 0 ? servers : [...servers].reverse();
@@ -319,11 +353,14 @@ try {
 } finally {
   for (const srv of servers) await srv.destroy();
 }
-const memVariants: MemVariant[] = targets.map((t) => ({ label: t, target: t, nodeArgs: [] }));
+const memVariants: MemVariant[] = labels.map((l) => ({
+  label: l, target: l === 'etcd' ? 'etcd' : 'concord', nodeArgs: l === 'etcd' ? [] : concordNodeArgs,
+  env: l === 'concord-b' ? { ...concordEnv, ...abEnv } : l === 'concord' ? concordEnv : {},
+}));
 if (memNodeArgs.length && targets.includes('concord')) memVariants.push({ label: `concord ${memNodeArgs.join(' ')}`, target: 'concord', nodeArgs: memNodeArgs });
 const memRows = runMemScenario ? await runMem(memVariants, memKeys, valueBytes, join(here, 'loadgen.js')) : [];
 if (scenarios.length) console.log(table());
-if (scenarios.length) console.log(`CPU figures are % of one core over the measured window (server: its whole process tree; loadgen: the generator process; other: everything else on this ${NCPU}-core machine, i.e. noise). Medians of ${repeat} run(s).`);
+if (scenarios.length) console.log(`CPU figures are % of one core over the measured window (server: its whole process tree; loadgen: the generator process; other: everything else on this ${NCPU}-core machine, i.e. noise). Medians of ${repeat} run(s). Servers ${serversInOwnSession ? 'each in a session of its own (as a service manager runs them; --same-session: not)' : 'in the bench\'s session (--same-session)'}.`);
 if (runMemScenario) console.log(memTable(memRows, memKeys) + '\nRSS from /proc/PID/status, each read after 2 s idle (settled: after the load, once it stopped falling, at most 20 s more: a loaded machine delays the GC that gives memory back); B/key = (RSS after load - RSS at start) / keys. One run per target, whatever --repeat.');
 if (runSnapshotScenario) console.log((await snapshotBench(targets, snapshotMiB)).table);
 if (jsonOut) writeFileSync(jsonOut, JSON.stringify(runMemScenario ? { rows, mem: memRows } : rows, null, 2));

@@ -84,13 +84,13 @@ function load(loadgenPath: string, server: Server, keys: number, valueBytes: num
   });
 }
 
-export interface MemVariant { label: string; target: 'etcd' | 'concord'; nodeArgs: string[] }
+export interface MemVariant { label: string; target: 'etcd' | 'concord'; nodeArgs: string[]; env?: Record<string, string> }
 export interface MemRow { label: string; start?: ProcMem; loaded?: ProcMem; settled?: ProcMem; restarted?: ProcMem; loadRate?: number; loop?: LoopDelay; error?: string }
 
 export async function runMem(variants: MemVariant[], keys: number, valueBytes: number, loadgenPath: string): Promise<MemRow[]> {
   const rows: MemRow[] = [];
   for (const v of variants) {
-    const server = new Server({ target: v.target, name: 'benchmem', nodeArgs: v.nodeArgs });
+    const server = new Server({ target: v.target, name: 'benchmem', nodeArgs: v.nodeArgs, env: v.env ?? {} });
     const row: MemRow = { label: v.label };
     rows.push(row);
     const say = (s: string) => process.stderr.write(`\r  mem ${v.label.padEnd(40)} ${s.padEnd(30)}`);

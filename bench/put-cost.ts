@@ -8,14 +8,19 @@
 //   - read/write syscalls per put (/proc/PID/io) and context switches per put, all threads
 //     (each is a thread that slept and had to be woken: on a loaded machine every one waits
 //     for a CPU, so they, more than CPU time, set a single client's latency);
-//   - for Concord, from V8's --trace-gc: bytes allocated per put (heap growth between
-//     collections), scavenges and mark-compacts per 1k puts, and the longest GC pause.
+//   - for Concord, from V8's --trace-gc-nvp: bytes allocated per put (heap growth between
+//     collections), bytes promoted per put (moved to the old generation by scavenges: what
+//     outlives them, the work of the next mark-compact), the bytes a scavenge copies (its
+//     survivors, median: what its pause is made of), scavenges and mark-compacts per 1k puts,
+//     and the longest GC pause.
 // Each target runs `--repeat` times, alternating; medians are printed with etcd's figures.
 //
 // Options: --requests 20000 --clients 100 --connections 10 --repeat 3 --targets etcd,concord
+//          --same-session    servers in this session, not each in its own (bench/server-session.ts)
 //          --op put|range-l|range-s   the call measured (ranges read one 256-byte key, as bench/main.ts's)
 //          --gc-log FILE     append Concord's --trace-gc lines of each measured window to FILE
 //          --node-args "--flag ..."  Node flags for Concord (e.g. --cpu-prof --cpu-prof-dir=DIR)
+//          --server-args "--flag v ..."  server flags for Concord (e.g. --backend-batch-interval 10ms)
 //          --env K=V[,K=V]   extra environment for Concord (e.g. CONCORD_API_THREAD=1)
 //          --profile DIR     load bench/profile-window.js into Concord: a CPU profile and an
 //                            allocation-sampling heap profile of the measured window, written
@@ -32,6 +37,7 @@ import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Server, type TargetName } from '../test/harness.js';
+import { serversInOwnSession } from './server-session.js';
 import { cpuMs } from './proc-cpu.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
 import { parseGcLine, type GcEvent } from './gc-trace.js';
@@ -49,6 +55,7 @@ const repeat = Number(opt('repeat', '3'));
 const targets = opt('targets', 'etcd,concord').split(',') as TargetName[];
 const gcLog = opt('gc-log', '');
 const nodeArgs = opt('node-args', '').split(' ').filter(Boolean);
+const serverArgs = opt('server-args', '').split(' ').filter(Boolean);
 const countAsync = process.argv.includes('--count-async');
 const profileDir = opt('profile', '');
 const op = opt('op', 'put');
@@ -115,15 +122,18 @@ function perRequest(a: AsyncCounts, b: AsyncCounts, n: number): Record<string, n
   return out;
 }
 
+const median = (xs: number[]): number => { const v = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b); return v.length ? v[Math.floor((v.length - 1) / 2)]! : NaN; };
+
 interface Run { target: string; puts: number; cpuUsPerPut: number; mainUsPerPut?: number; syscallsPerPut: number; switchesPerPut: number; reqPerS: number; p99Ms: number;
-  allocKBPerPut?: number; scavengesPer1k?: number; marksPer1k?: number; maxGcMs?: number; gcMsPer1k?: number;
+  allocKBPerPut?: number; promotedKBPerPut?: number; copiedKBPerScavenge?: number; scavengesPer1k?: number; marksPer1k?: number; maxGcMs?: number; gcMsPer1k?: number;
   threadUsPerPut?: Record<string, number>; asyncPerPut?: Record<string, number> }
 
 async function once(target: TargetName): Promise<Run> {
   const importArgs = countAsync ? ['--import', new URL('./async-counts.js', import.meta.url).href]
     : profileDir ? ['--import', new URL('./profile-window.js', import.meta.url).href] : [];
   const env = profileDir ? { ...extraEnv, PROFILE_WINDOW_DIR: profileDir } : extraEnv;
-  const server = new Server({ target, name: 'putcost', nodeArgs: target === 'concord' ? ['--trace-gc', ...importArgs, ...nodeArgs] : [], env: target === 'concord' ? env : {} });
+  const server = new Server({ target, name: 'putcost', nodeArgs: target === 'concord' ? ['--trace-gc-nvp', ...importArgs, ...nodeArgs] : [],
+    extraArgs: target === 'concord' ? serverArgs : [], env: target === 'concord' ? env : {}, ownSession: serversInOwnSession });
   await server.start();
   if (op !== 'put') {
     const c = server.client();
@@ -178,6 +188,9 @@ async function once(target: TargetName): Promise<Run> {
     let allocMB = 0;
     for (let i = 1; i < gc.length; i++) allocMB += Math.max(0, gc[i]!.beforeMB - gc[i - 1]!.afterMB);
     run.allocKBPerPut = gc.length > 1 ? (allocMB * 1024) / n : NaN;
+    const scavenges = gc.filter((g) => g.kind === 'scavenge');
+    run.promotedKBPerPut = scavenges.reduce((a, g) => a + (g.promotedBytes ?? NaN), 0) / 1024 / n;
+    run.copiedKBPerScavenge = median(scavenges.map((g) => ((g.promotedBytes ?? NaN) + (g.survivedBytes ?? NaN)) / 1024));
     run.scavengesPer1k = (gc.filter((g) => g.kind === 'scavenge').length * 1000) / n;
     run.marksPer1k = (gc.filter((g) => g.kind === 'mark').length * 1000) / n;
     run.maxGcMs = Math.max(0, ...gc.map((g) => g.pauseMs));
@@ -186,7 +199,6 @@ async function once(target: TargetName): Promise<Run> {
   return run;
 }
 
-const median = (xs: number[]): number => { const v = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b); return v.length ? v[Math.floor((v.length - 1) / 2)]! : NaN; };
 const runs: Run[] = [];
 for (let r = 0; r < repeat; r++) {
   for (const t of targets) {
@@ -197,7 +209,7 @@ for (let r = 0; r < repeat; r++) {
 }
 const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const cols: Array<[string, keyof Run, number]> = [['CPU us/put', 'cpuUsPerPut', 1], ['main us/put', 'mainUsPerPut', 1], ['syscalls/put', 'syscallsPerPut', 2], ['ctx sw/put', 'switchesPerPut', 2],
-  ['alloc KB/put', 'allocKBPerPut', 2], ['scav/1k', 'scavengesPer1k', 2], ['mark/1k', 'marksPer1k', 2], ['GC ms/1k', 'gcMsPer1k', 1], ['max GC ms', 'maxGcMs', 1],
+  ['alloc KB/put', 'allocKBPerPut', 2], ['promo KB/put', 'promotedKBPerPut', 2], ['scav copy KB', 'copiedKBPerScavenge', 0], ['scav/1k', 'scavengesPer1k', 2], ['mark/1k', 'marksPer1k', 2], ['GC ms/1k', 'gcMsPer1k', 1], ['max GC ms', 'maxGcMs', 1],
   ['req/s', 'reqPerS', 0], ['p99 ms', 'p99Ms', 1]];
 console.log(`put-cost: ${requests} ${op === 'put' ? 'puts' : `${op} calls (per-put columns are per call)`}, ${clients} clients / ${connections} conns, ${repeat} reps, medians; load ${load}${Object.keys(extraEnv).length ? `; concord env ${opt('env', '')}` : ''}`);
 console.log(['target', ...cols.map((c) => c[0])].join('\t'));

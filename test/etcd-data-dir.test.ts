@@ -147,6 +147,39 @@ test('etcdctl snapshot restore\'s data dir boots as Concord as it boots as etcd'
   assert.deepEqual(got, want);
 });
 
+test('killed mid-import, the next start imports again from the start and serves every key and revision', needBoth, async () => {
+  const e = await startServer({ target: 'etcd' });
+  servers.push(e);
+  const ec = e.client();
+  // ~24 MB of values: the import takes long enough to be caught while it writes.
+  const big = Buffer.alloc(16 * 1024, 'k');
+  for (let i = 0; i < 1500; i += 50) {
+    await Promise.all(Array.from({ length: 50 }, (_, j) => ec.put({ key: b(`k/${String(i + j).padStart(4, '0')}`), value: big })));
+  }
+  const last = await ec.put({ key: b('last'), value: b('1') });
+  ec.close();
+  const want = await observe(e, Number(last.header!.revision) - 100);
+  await e.stop();
+
+  const c = await unstarted('concord', e.name);
+  cpSync(e.dataDir, c.dataDir, { recursive: true });
+  const backend = join(c.dataDir, 'member', 'snap', 'concord.lmdb');
+  c.launch();
+  // Kill it once the half-written backend exists, before the rename that completes the import.
+  const deadline = Date.now() + 60_000;
+  while (!existsSync(`${backend}.importing`) && !existsSync(backend) && c.running && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+  await c.kill();
+  assert.match(c.log, /"msg":"found an etcd data dir; importing its backend"/);
+  assert.ok(existsSync(`${backend}.importing`) && !existsSync(backend), `killed mid-import (log: ${c.log.slice(-2000)})`);
+
+  await c.restart();
+  assert.match(c.log, /"msg":"imported the etcd data dir"/, 'the second start imported again');
+  assert.ok(!existsSync(`${backend}.importing`), 'the half-written file is gone');
+  const got = await observe(c, Number(last.header!.revision) - 100);
+  assert.equal(got.kvs.length, 1501);
+  assert.deepEqual(got, want);
+});
+
 test('an etcd backend that does not match the WAL and snap files is refused and nothing is written', needBoth, async () => {
   const e = await startServer({ target: 'etcd', extraArgs: ['--snapshot-count', '30'] });
   servers.push(e);

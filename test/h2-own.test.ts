@@ -111,6 +111,15 @@ describe('own HTTP/2 server', () => {
     } finally { session.close(); }
   });
 
+  test('SETTINGS advertise the header list bound the decoder enforces (64 KiB), so a client knows it before sending', async () => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      const settings = await new Promise<http2.Settings>((resolve) => session.once('remoteSettings', resolve));
+      assert.equal(settings.maxHeaderListSize, 64 * 1024);
+      assert.equal(settings.maxConcurrentStreams, srv.maxConcurrentStreams);
+    } finally { session.close(); }
+  });
+
   test('a paused stream pushes back: no window returned while its data is unread, FLOW_CONTROL_ERROR past it, windows back on resume', async () => {
     let held: H2Stream | undefined;
     let received = 0;

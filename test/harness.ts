@@ -126,6 +126,14 @@ export interface ServerOptions {
   scheme?: 'http' | 'https';
   /** Environment added to the server's (e.g. CONCORD_API_THREAD=1 for Concord's worker-thread API). */
   env?: Record<string, string>;
+  /**
+   * Run the server in a session of its own (setsid), as a service manager starts a daemon.
+   * With the kernel's sched_autogroup, each session shares the CPU as one group: a server in
+   * its load generator's session competes with the generator thread by thread, and its main
+   * thread waits for a core far more often than a deployed server's would (the benches set
+   * this; bench/loop-stalls.ts measured it). Default false: tests keep servers in their session.
+   */
+  ownSession?: boolean;
 }
 
 /** One server process (etcd or Concord) with its own data dir and ports, restartable. */
@@ -137,6 +145,7 @@ export class Server {
   readonly nodeArgs: string[];
   readonly scheme: 'http' | 'https';
   readonly env: Record<string, string>;
+  readonly ownSession: boolean;
   clientPort = 0;
   peerPort = 0;
   child: ChildProcess | null = null;
@@ -152,6 +161,7 @@ export class Server {
     this.nodeArgs = opts.nodeArgs ?? [];
     this.scheme = opts.scheme ?? 'http';
     this.env = opts.env ?? {};
+    this.ownSession = opts.ownSession ?? false;
     this.readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
     this.baseDir = mkdtempSync(join(tmpdir(), `concord-test-${opts.target}-`));
     this.dataDir = join(this.baseDir, 'data');
@@ -221,7 +231,7 @@ export class Server {
     const [cmd, argv] = this.target === 'etcd'
       ? ['etcd', this.args()]
       : [process.execPath, [...this.nodeArgs, join(REPO_ROOT, 'bin', 'concord.js'), ...this.args()]];
-    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: this.baseDir, env: { ...process.env, ...this.env } });
+    const child = spawn(cmd, argv, { detached: this.ownSession, stdio: ['ignore', 'pipe', 'pipe'], cwd: this.baseDir, env: { ...process.env, ...this.env } });
     track(child);
     this.child = child;
     const onData = (d: Buffer) => {

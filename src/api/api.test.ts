@@ -68,9 +68,13 @@ for (const [thread, h2Server] of [[false, 'node'], [false, 'own'], [true, 'node'
       let seen = 0;
       service.before = () => { seen++; };
       try {
-        for (const p of [client.range({}), client.put({ value: Buffer.from('v') }),
-          client.unary('/etcdserverpb.KV/DeleteRange', pb.DeleteRangeRequest, pb.DeleteRangeResponse, pb.DeleteRangeRequest.fromPartial({}))]) {
-          const [code, msg] = await grpcFailure(p);
+        // Three calls in flight at once, each awaited for its failure from the start: their
+        // answers may come in any order (a put refused in its handler answers at once).
+        const failures = [client.range({}), client.put({ value: Buffer.from('v') }),
+          client.unary('/etcdserverpb.KV/DeleteRange', pb.DeleteRangeRequest, pb.DeleteRangeResponse, pb.DeleteRangeRequest.fromPartial({}))]
+          .map((p) => grpcFailure(p));
+        for (const f of failures) {
+          const [code, msg] = await f;
           assert.equal(code, GrpcCode.InvalidArgument);
           assert.equal(msg, 'etcdserver: key is not provided');
         }

@@ -13,7 +13,7 @@ import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { GrpcCode, errorStatus, etcdError, grpcCodeName, isEtcdError, untranslatedAuthError } from '../errors/index.js';
 import { etcdserverpb as pb } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
-import { decodePutRequestBody, isTxnReadOnly, type AuthInfo, type EtcdService, type RangeAnswer } from '../server/index.js';
+import { decodePutRequestBody, isTxnReadOnly, type AuthInfo, type EtcdService, type RangeAnswer, type Waiter } from '../server/index.js';
 import { authMethods, type AuthedUnary } from './auth-service.js';
 import { decodeRangeRequest, encodeOneKeyRangeResponse, encodePutResponse, encodeRangeResponse, snapshotResponseBytes, snapshotResponseToFill } from './fast-codecs.js';
 import { Reader, WIRE_BYTES, wireShapeError } from '../proto/index.js';
@@ -23,7 +23,7 @@ import { requiresLeader, tokenOf } from './metadata.js';
 export { tokenOf };
 import { leaseHandlers, leaseKeepAlivePath, registerLeaseKeepAlive } from './lease-service.js';
 import type { Codec } from './grpc/framing.js';
-import { GrpcServer, GrpcStatusError, unmarshalError, type ServerCall } from './grpc/index.js';
+import { GrpcServer, GrpcStatusError, replyLater, unmarshalError, type ServerCall } from './grpc/index.js';
 import type { TLSSocket } from 'node:tls';
 import {
   checkDeleteRequest, checkPutRequest, checkRangeRequest, checkRequestSize, checkTxn, requestIdVarintBytes,
@@ -53,6 +53,15 @@ export interface UnaryMethod {
    * promise and no microtask turn per call); a refusal is always a rejected promise.
    */
   run(body: Buffer, ai?: AuthInfo): Uint8Array | Promise<Uint8Array>;
+  /**
+   * The callback form of `run`, on the write paths (Put, DeleteRange, Txn): the answer goes to
+   * `reply`, the apply's result (made bytes by `encodeResult`) or a refusal, instead of a
+   * promise, so the gRPC call itself can wait in the proposal registry (registerMethods). A
+   * request refused before reaching the service (decode, checks) throws.
+   */
+  start?(body: Buffer, ai: AuthInfo | undefined, reply: Waiter): void;
+  /** The response bytes of a result handed to `start`'s reply. */
+  readonly encodeResult?: (result: any) => Uint8Array;
 }
 
 /**
@@ -122,6 +131,9 @@ function encodeResponse<T>(encode: (res: T) => Uint8Array, res: T): Uint8Array {
   }
 }
 
+const encodeDeleteRangeResponse = (r: pb.DeleteRangeResponse): Uint8Array => pb.DeleteRangeResponse.encode(r).finish();
+const encodeTxnResponse = (r: pb.TxnResponse): Uint8Array => pb.TxnResponse.encode(r).finish();
+
 /** A handler's answer that is already the response's bytes. */
 const alreadyEncoded = (bytes: Uint8Array): Uint8Array => bytes;
 
@@ -148,6 +160,26 @@ function unary<Req, Res>(path: string, req: Codec<Req>, res: Codec<Res> | ((r: R
         return Promise.reject(e);
       }
     },
+  };
+}
+
+/**
+ * A unary method answered through a Waiter (UnaryMethod.start): `handler` hands `reply` to the
+ * service, which resolves it with the result `encode` makes bytes. `run` (the JSON gateway,
+ * the worker-thread API) is the same call with a promise around it.
+ */
+function callbackUnary<Req, Res>(path: string, req: Codec<Req>, encode: (r: Res) => Uint8Array,
+  handler: (request: Req, requestBytes: number, body: Buffer, ai: AuthInfo | undefined, reply: Waiter) => void): UnaryMethod {
+  const start = (body: Buffer, ai: AuthInfo | undefined, reply: Waiter): void => handler(decodeRequest(req, body), body.length, body, ai, reply);
+  return {
+    kind: 'unary',
+    path,
+    start,
+    encodeResult: encode,
+    run: (body, ai) => new Promise<Uint8Array>((resolve, reject) => start(body, ai, {
+      resolve: (r) => { try { resolve(encodeResponse(encode, r as Res)); } catch (e) { reject(e); } },
+      reject,
+    })),
   };
 }
 
@@ -178,21 +210,21 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
       checkRangeRequest(req);
       return service.rangeAs(req, ai, rangeResponseBytes);
     }),
-    unary(kv('Put'), putRequestViews, encodePutResponse, (req, bytes, body, ai) => {
+    callbackUnary(kv('Put'), putRequestViews, encodePutResponse, (req, bytes, body, ai, reply) => {
       checkPutRequest(req);
       checkSize(bytes);
-      return service.put(req, body, ai);
+      service.putTo(req, body, ai, reply);
     }),
-    unary(kv('DeleteRange'), pb.DeleteRangeRequest, pb.DeleteRangeResponse, (req, bytes, _body, ai) => {
+    callbackUnary(kv('DeleteRange'), pb.DeleteRangeRequest, encodeDeleteRangeResponse, (req, bytes, _body, ai, reply) => {
       checkDeleteRequest(req);
       checkSize(bytes);
-      return service.deleteRange(req, ai);
+      service.deleteRangeTo(req, ai, reply);
     }),
-    unary(kv('Txn'), pb.TxnRequest, pb.TxnResponse, (req, bytes, _body, ai) => {
+    callbackUnary(kv('Txn'), pb.TxnRequest, encodeTxnResponse, (req, bytes, _body, ai, reply) => {
       checkTxn(req, maxTxnOps);
       // A read-only txn is served like a range in etcd, never proposed, so never too large.
       if (!isTxnReadOnly(req)) checkSize(bytes);
-      return service.txn(req, ai);
+      service.txnTo(req, ai, reply);
     }),
     unary(kv('Compact'), pb.CompactionRequest, pb.CompactionResponse, (req) => service.compact(req)),
 
@@ -293,7 +325,14 @@ function refuseWithoutLeader(service: EtcdService): void {
 function learnerGate(service: EtcdService, m: EtcdMethod): EtcdMethod {
   if (learnerServes(m.path)) return m;
   if (m.kind === 'unary') {
-    return { ...m, run: (body, ai) => (service.isLearner() ? Promise.reject(etcdError('NotSupportedForLearner')) : m.run(body, ai)) };
+    const start = m.start;
+    return {
+      ...m,
+      run: (body, ai) => (service.isLearner() ? Promise.reject(etcdError('NotSupportedForLearner')) : m.run(body, ai)),
+      ...(start === undefined ? {} : {
+        start: (body: Buffer, ai: AuthInfo | undefined, reply: Waiter) => (service.isLearner() ? reply.reject(etcdError('NotSupportedForLearner')) : start(body, ai, reply)),
+      }),
+    };
   }
   return {
     ...m,
@@ -317,6 +356,15 @@ export const encodedResponseCodec: Codec<Uint8Array> = {
   decode: () => { throw new Error('server never decodes responses'); },
   encoded: true,
 };
+
+/** Results made response bytes by `encode` when the call's response is sent (frameMessage). */
+function resultCodec(encode: (result: any) => Uint8Array): Codec<unknown> {
+  return {
+    encode: () => { throw new Error('a unary result codec encodes with toBytes'); },
+    decode: () => { throw new Error('server never decodes responses'); },
+    toBytes: encode,
+  };
+}
 
 /** etcd's bidi-streaming methods (the rest not in the table as streams are unary), for metric labels. */
 const bidiPaths = new Set(['/etcdserverpb.Watch/Watch', '/etcdserverpb.Lease/LeaseKeepAlive']);
@@ -353,7 +401,16 @@ function refusalAsMethodGives(m: EtcdMethod, e: unknown): unknown {
 /** Registers a method table on a GrpcServer in this thread. */
 export function registerMethods(grpc: GrpcServer, table: MethodTable): void {
   for (const m of table.methods) {
-    if (m.kind === 'unary') {
+    if (m.kind === 'unary' && m.start !== undefined) {
+      // The call waits for its apply as the proposal's waiter (ServerCall.resolve/reject): no
+      // promise, closure or record per call between the handler and the response (issue 14).
+      const start = m.start;
+      grpc.addUnary(m.path, rawRequestCodec, resultCodec(m.encodeResult!), (body, call) => {
+        table.admit(m, requiresLeader(call.headers), body);
+        start(body, callerOf(m, table, call), call);
+        return replyLater;
+      });
+    } else if (m.kind === 'unary') {
       // Not async: runUnary awaits the handler inside its try, so a synchronous throw (a bad
       // token, no leader) ends the call the same way, and returning m.run's promise from an
       // async arrow would cost every call a promise and two more microtask turns.
@@ -416,7 +473,12 @@ function learnerGated(grpc: GrpcServer, service: EtcdService): GrpcServer {
     if (requiresLeader(call.headers)) refuseWithoutLeader(service);
   };
   const gated = Object.create(grpc) as GrpcServer;
-  gated.addUnary = (path, req, res, handler) => grpc.addUnary(path, req, res, (r, call) => admit(call).then(() => handler(r, call)));
+  gated.addUnary = (path, req, res, handler) => grpc.addUnary(path, req, res, (r, call) => admit(call).then(() => {
+    const answer = handler(r, call);
+    // Its answer comes after admit's promise: a handler that completes the call itself has no place here.
+    if (answer === replyLater) throw new Error(`${path}: a gated unary handler must answer with its response`);
+    return answer;
+  }));
   gated.addServerStream = (path, req, res, handler) => grpc.addServerStream(path, req, res, (r, call) => admit(call).then(() => handler(r, call)));
   gated.addBidi = (path, req, res, handler) => grpc.addBidi(path, req, res, (call) => (path === watchPath
     ? (service.isLearner() ? Promise.reject(etcdError('NotSupportedForLearner')) : handler(call))

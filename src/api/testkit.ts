@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { etcdError } from '../errors/index.js';
 import { etcdserverpb as pb } from '../proto/index.js';
 import type { KeyValue } from '../proto/index.js';
-import type { BackendSnapshot, EtcdService, HealthReport, RangeAnswer } from '../server/index.js';
+import type { BackendSnapshot, EtcdService, HealthReport, RangeAnswer, Waiter } from '../server/index.js';
 import { authOff } from '../server/index.js';
 
 interface PbCodec<T> { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T }
@@ -122,6 +122,15 @@ export class FakeService implements EtcdService {
       createRevision: prev?.createRevision ?? this.rev, version: (prev?.version ?? 0) + 1,
     });
     return pb.PutResponse.fromPartial({ header: this.header(), prevKv: req.prevKv ? prev : undefined });
+  }
+  putTo(req: pb.PutRequest, _raw: Uint8Array | undefined, _ai: unknown, reply: Waiter): void {
+    this.put(req).then((r) => reply.resolve(r), (e: unknown) => reply.reject(e as Error));
+  }
+  deleteRangeTo(req: pb.DeleteRangeRequest, _ai: unknown, reply: Waiter): void {
+    this.deleteRange(req).then((r) => reply.resolve(r), (e: unknown) => reply.reject(e as Error));
+  }
+  txnTo(req: pb.TxnRequest, _ai: unknown, reply: Waiter): void {
+    this.txn(req).then((r) => reply.resolve(r), (e: unknown) => reply.reject(e as Error));
   }
   async deleteRange(req: pb.DeleteRangeRequest): Promise<pb.DeleteRangeResponse> {
     await this.before?.('deleteRange', req);

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { rng } from '../testkit/index.js';
 import {
   planBoltFile, planBoltFileAsync, BoltReader, BoltFormatError, BoltSourceChangedError, bufferSource, fileSource, fnv64a,
-  type BoltBucketSource,
+  type BoltBucketSource, type BoltCursor, type ByteSource,
 } from './index.js';
 
 type Entries = [Buffer, Buffer][];
@@ -25,6 +25,36 @@ function write(buckets: BoltBucketSource[], pageSize?: number): Buffer {
   const file = Buffer.concat(parts);
   assert.equal(file.length, plan.size);
   return file;
+}
+
+/**
+ * The strictest transient source: every readTransient copies into one shared buffer, so a
+ * walk that used a page after reading another would see the wrong bytes.
+ */
+function reusingSource(file: Buffer): ByteSource {
+  let shared = Buffer.alloc(0);
+  return {
+    size: file.length,
+    read: (offset, length) => file.subarray(offset, offset + length),
+    readTransient: (offset, length) => {
+      if (shared.length < length) shared = Buffer.alloc(length);
+      shared.fill(0xee);
+      file.copy(shared, 0, offset, offset + length);
+      return shared.subarray(0, length);
+    },
+  };
+}
+
+/** Every bucket read with scan (keys and values copied as they pass). */
+function scanAll(src: ByteSource): Map<string, Entries> {
+  const r = BoltReader.open(src);
+  const out = new Map<string, Entries>();
+  for (const name of r.bucketNames()) {
+    const entries: Entries = [];
+    for (const c = r.scan(name)!; c.next();) entries.push([Buffer.from(c.key), Buffer.from(c.value)]);
+    out.set(name.toString('latin1'), entries);
+  }
+  return out;
 }
 
 function readAll(file: Buffer): Map<string, Entries> {
@@ -64,6 +94,7 @@ test('round trip: empty, inline, multi-level and overflowing buckets come back e
     const got = readAll(file);
     assert.deepEqual([...got.keys()], [...data.keys()].sort());
     for (const [name, entries] of data) assert.deepEqual(got.get(name), entries, `bucket ${name}, page size ${pageSize}`);
+    assert.deepEqual(scanAll(reusingSource(file)), got, `scan over transient pages, page size ${pageSize}`);
     const r = BoltReader.open(bufferSource(file));
     assert.deepEqual(r.check(), [], 'every page reachable once (bbolt tx.Check)');
     assert.equal(r.size, file.length);
@@ -125,8 +156,9 @@ test('fuzz: damaged files give BoltFormatError or read through, never another er
     }
     const file = kind === 2 ? bad.subarray(0, Math.floor(rand() * bad.length)) : bad;
     try {
-      const r = BoltReader.open(bufferSource(file));
+      const r = BoltReader.open(round % 2 === 0 ? bufferSource(file) : reusingSource(file));
       for (const name of r.bucketNames()) for (const _ of r.bucket(name) ?? []);
+      for (const name of r.bucketNames()) for (const c = r.scan(name); c?.next(););
       r.check();
     } catch (e) {
       if (!(e instanceof BoltFormatError)) throw new Error(`round ${round}: ${String(e)}`);
@@ -174,7 +206,7 @@ test('planBoltFileAsync yields to the event loop by bytes as well as by entries 
   assert.equal(readAll(Buffer.concat(pages)).get('key')!.length, 40);
 });
 
-test('fileSource reads in blocks: a file of many blocks reads as from memory, and what the reader returned stays valid', () => {
+test('fileSource reads in blocks: a file of many blocks reads as from memory, what bucket() returned stays valid, scan() reuses its blocks', () => {
   const rand = rng(7);
   // Values up to 600 KiB overflow across the 1 MiB read-ahead blocks; 8+ MiB in all evicts blocks.
   const big: Entries = Array.from({ length: 24 }, (_, i) => [Buffer.from(`big-${String(i).padStart(3, '0')}`), Buffer.alloc(1 + Math.floor(rand() * 600 * 1024), i)]);
@@ -193,11 +225,25 @@ test('fileSource reads in blocks: a file of many blocks reads as from memory, an
     for (const name of names) fromFile.set(name.toString('latin1'), [...r.bucket(name)!].map((e) => [Buffer.from(e.key), Buffer.from(e.value)]));
     assert.deepEqual(names.map((n) => n.toString('latin1')), ['key', 'lease', 'meta']);
     assert.deepEqual(fromFile, readAll(file));
+    // scan: the same entries through a few reused blocks (and one buffer for reads across blocks).
+    const buffers = new Set<ArrayBufferLike>();
+    const counted: ByteSource = {
+      size: src.size, read: (o, n) => src.read(o, n),
+      readTransient: (o, n) => { const b = src.readTransient(o, n); buffers.add(b.buffer); return b; },
+    };
+    assert.deepEqual(scanAll(counted), fromFile);
+    assert.ok(buffers.size <= 12, `scan read ${(file.length / 2 ** 20).toFixed(0)} MiB through ${buffers.size} buffers`);
   } finally {
     src.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+function count(c: BoltCursor): number {
+  let n = 0;
+  while (c.next()) n++;
+  return n;
+}
 
 test('checkAlong finds what check finds, counting the buckets the caller walked through it once', () => {
   const rand = rng(3);
@@ -215,9 +261,9 @@ test('checkAlong finds what check finds, counting the buckets the caller walked 
     // Walked whole through checkAlong (counted), part-way (walked again), or not at all.
     for (const walk of [['key', 'lease', 'meta'], ['key'], []]) {
       const along = reader.checkAlong();
-      for (const name of walk) assert.equal([...along.bucket(Buffer.from(name))!].length, [...reader.bucket(Buffer.from(name))!].length);
-      for (const _ of along.bucket(Buffer.from('meta'))!) break;
-      assert.equal(along.bucket(Buffer.from('none')), undefined);
+      for (const name of walk) assert.equal(count(along.scan(Buffer.from(name))!), [...reader.bucket(Buffer.from(name))!].length);
+      along.scan(Buffer.from('meta'))!.next();
+      assert.equal(along.scan(Buffer.from('none')), undefined);
       assert.deepEqual(along.problems(), expected, `walked ${walk.join(',')}`);
     }
   }

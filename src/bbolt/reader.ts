@@ -1,35 +1,19 @@
-// Reads a bbolt file (layout in format.ts) from any byte source, treating it as hostile: every
-// offset, length and page id is checked against the page or the file before use, a page
-// reached twice in one walk is an error (no cycles), and trees and nested buckets deeper than
-// maxDepth are refused. A damaged file gives a BoltFormatError naming the page, never a crash,
-// an out-of-range read or a hang.
+// Reads a bbolt file (layout in format.ts) from any byte source, treating it as hostile (see
+// pages.ts: every offset, length and page id checked, no cycles, a depth bound). A damaged
+// file gives a BoltFormatError naming the page, never a crash, an out-of-range read or a hang.
 
 import fs from 'node:fs';
+import { fnv64a, freelistPageFlag, magic, metaBytes, metaPageFlag, pageHeaderBytes, version, type Meta } from './format.js';
 import {
-  bucketHeaderBytes, bucketLeafFlag, branchPageFlag, elementBytes, fnv64a, freelistPageFlag, leafPageFlag,
-  magic, metaBytes, metaPageFlag, pageHeaderBytes, version, type Meta,
-} from './format.js';
+  BoltFormatError, Pages, TreeWalk, bucketRoot, maxDepth, pageCount, pageFlags, pageOverflow, u64,
+  type BoltCursor, type BucketRoot, type ByteSource,
+} from './pages.js';
 
-/** Deeper trees or bucket nesting than this are refused (bbolt's trees are a few levels deep). */
-export const maxDepth = 64;
+export { BoltFormatError, maxDepth, type BoltCursor, type ByteSource } from './pages.js';
+
 const minPageSize = 512;
 const maxPageSize = 64 * 1024;
 const noFreelist = 0xffffffffffffffffn;
-
-/** The file is not a bbolt file, or is damaged (`page` names the page, when one is at fault). */
-export class BoltFormatError extends Error {
-  constructor(message: string, readonly page?: number) {
-    super(page === undefined ? message : `page ${page}: ${message}`);
-    this.name = 'BoltFormatError';
-  }
-}
-
-/** Random access to the file's bytes. */
-export interface ByteSource {
-  readonly size: number;
-  /** Exactly `length` bytes at `offset` (the caller keeps within `size`). */
-  read(offset: number, length: number): Uint8Array;
-}
 
 export function bufferSource(buf: Uint8Array): ByteSource {
   return { size: buf.length, read: (offset, length) => buf.subarray(offset, offset + length) };
@@ -37,42 +21,81 @@ export function bufferSource(buf: Uint8Array): ByteSource {
 
 /** Bytes fileSource reads at once: a walk meets most pages in file order, so one read serves many. */
 const readAheadBytes = 1024 * 1024;
-/** Blocks fileSource keeps, most recently used first (its memory: readAheadBlocks * readAheadBytes). */
+/** Blocks fileSource keeps, most recently used first, for each kind of read (its memory: 2 * readAheadBlocks * readAheadBytes). */
 const readAheadBlocks = 4;
+
+/** Blocks of a file, most recently used first, read with positioned reads. */
+class BlockCache {
+  private readonly blocks: { start: number; buf: Buffer }[] = [];
+
+  /** reuse: a block evicted is read over (transient reads); otherwise each block read is a new buffer. */
+  constructor(private readonly readInto: (buf: Buffer, offset: number, length: number) => void, private readonly size: number, private readonly reuse: boolean) {}
+
+  /** The block starting at `start` (a multiple of readAheadBytes). */
+  block(start: number): Buffer {
+    const i = this.blocks.findIndex((b) => b.start === start);
+    if (i === 0) return this.blocks[0]!.buf;
+    if (i > 0) {
+      const hit = this.blocks.splice(i, 1)[0]!;
+      this.blocks.unshift(hit);
+      return hit.buf;
+    }
+    const length = Math.min(readAheadBytes, this.size - start);
+    const evicted = this.blocks.length === readAheadBlocks ? this.blocks.pop() : undefined;
+    // Filled below, or an error is thrown. A reused block must fit any block, a kept one only its own.
+    const buf = this.reuse ? evicted?.buf ?? Buffer.allocUnsafe(readAheadBytes) : Buffer.allocUnsafe(length);
+    this.readInto(buf, start, length);
+    this.blocks.unshift({ start, buf });
+    return buf;
+  }
+}
 
 /**
  * A file read with positioned reads in blocks of readAheadBytes (not loaded whole); close()
- * when done. A block is never reused once read: what read() returned stays valid (a bucket
- * name, a key kept by a caller) and keeps only its own block alive.
+ * when done. read(): a block is never reused once read, so what it returned stays valid (a
+ * bucket name, a key kept by a caller) and keeps only its own block alive. readTransient():
+ * a few blocks read over and over, and one buffer for reads that cross a block (a long
+ * overflow run, at most as long as the file): an import reads 1.5 GB through 4 MiB, where a
+ * new 1 MiB buffer per block made the V8 heap collect every few blocks.
  */
-export function fileSource(path: string): ByteSource & { close(): void } {
+export function fileSource(path: string): ByteSource & Required<Pick<ByteSource, 'readTransient'>> & { close(): void } {
   const fd = fs.openSync(path, 'r');
   const size = fs.fstatSync(fd).size;
-  const readExactly = (offset: number, length: number): Buffer => {
-    const b = Buffer.allocUnsafe(length); // filled below, or an error is thrown
+  const readInto = (b: Buffer, offset: number, length: number): void => {
     let got = 0;
     while (got < length) {
       const n = fs.readSync(fd, b, got, length - got, offset + got);
       if (n === 0) throw new BoltFormatError(`file ended at ${offset + got} bytes, before ${offset + length}`);
       got += n;
     }
-    return b;
   };
-  const blocks: { start: number; buf: Buffer }[] = [];
-  const block = (start: number): Buffer => {
-    const i = blocks.findIndex((b) => b.start === start);
-    const hit = i >= 0 ? blocks.splice(i, 1)[0]! : { start, buf: readExactly(start, Math.min(readAheadBytes, size - start)) };
-    blocks.unshift(hit);
-    if (blocks.length > readAheadBlocks) blocks.pop();
-    return hit.buf;
+  const stable = new BlockCache(readInto, size, false);
+  const transient = new BlockCache(readInto, size, true);
+  let crossing = Buffer.alloc(0);
+  /** A read within one block (a page; most overflow runs) comes from it, others go to the file. */
+  const withinBlock = (offset: number, length: number): number | undefined => {
+    const start = offset - (offset % readAheadBytes);
+    return offset + length > start + readAheadBytes || offset + length > size ? undefined : start;
   };
   return {
     size,
     read(offset, length) {
-      const start = offset - (offset % readAheadBytes);
-      // A read within one block (a page; most overflow runs) comes from it, others go to the file.
-      if (offset + length > start + readAheadBytes || offset + length > size) return readExactly(offset, length);
-      return block(start).subarray(offset - start, offset - start + length);
+      const start = withinBlock(offset, length);
+      if (start === undefined) {
+        const b = Buffer.allocUnsafe(length);
+        readInto(b, offset, length);
+        return b;
+      }
+      return stable.block(start).subarray(offset - start, offset - start + length);
+    },
+    readTransient(offset, length) {
+      const start = withinBlock(offset, length);
+      if (start === undefined) {
+        if (crossing.length < length) crossing = Buffer.allocUnsafe(length);
+        readInto(crossing, offset, length);
+        return crossing.subarray(0, length);
+      }
+      return transient.block(start).subarray(offset - start, offset - start + length);
     },
     close: () => fs.closeSync(fd),
   };
@@ -83,19 +106,24 @@ export interface BoltEntry { readonly key: Buffer; readonly value: Buffer; reado
 
 /** A check made along the caller's walks (BoltReader.checkAlong). */
 export interface BoltCheckAlong {
-  /** The elements of top-level bucket `name`, as BoltReader.bucket gives them; a complete walk counts for the check. */
-  bucket(name: Uint8Array): Iterable<BoltEntry> | undefined;
+  /**
+   * The elements of top-level bucket `name`, as BoltReader.scan gives them (transient); a walk
+   * to the end counts for the check.
+   */
+  scan(name: Uint8Array): BoltCursor | undefined;
   /** Walks what was not walked and returns the problems check() would. */
   problems(): string[];
 }
 
-/** Where a bucket's tree is: a page id, or a leaf page stored inside the bucket's value. */
-type BucketRoot = { readonly page: number } | { readonly inline: Buffer };
-
-interface Page { readonly id: number; readonly buf: Buffer; readonly flags: number; readonly count: number; readonly overflow: number }
+/** What a walk to the end of a top-level bucket left for the check: its pages and its nested buckets' values. */
+interface Walked { readonly seen: ReadonlyMap<number, number>; readonly nested: readonly Buffer[] }
 
 export class BoltReader {
-  private constructor(private readonly src: ByteSource, readonly meta: Meta) {}
+  private readonly pages: Pages;
+
+  private constructor(src: ByteSource, readonly meta: Meta) {
+    this.pages = new Pages(src, meta.pageSize, meta.pgid);
+  }
 
   /** Opens the file: the valid meta page with the higher txid, checked against the file's size. */
   static open(src: ByteSource): BoltReader {
@@ -119,7 +147,7 @@ export class BoltReader {
 
   /** Every element of the root bucket (top-level bucket names, with isBucket set). */
   *rootEntries(): Generator<BoltEntry, void, undefined> {
-    yield* this.walk({ page: this.meta.root }, new Map(), 0);
+    yield* entries(new TreeWalk(this.pages, { page: this.meta.root }, false));
   }
 
   /** Names of the top-level buckets, in key order. */
@@ -127,35 +155,47 @@ export class BoltReader {
     return [...this.rootEntries()].filter((e) => e.isBucket).map((e) => e.key);
   }
 
-  /** The elements of top-level bucket `name` in key order, or undefined if there is no such bucket. */
+  /** The elements of top-level bucket `name` in key order (they stay valid), or undefined if there is no such bucket. */
   bucket(name: Uint8Array): Iterable<BoltEntry> | undefined {
     const root = this.bucketRootOf(name);
     if (root === undefined) return undefined;
-    return { [Symbol.iterator]: () => this.walk(root, new Map(), 0) };
+    return { [Symbol.iterator]: () => entries(new TreeWalk(this.pages, root, false)) };
+  }
+
+  /**
+   * The elements of top-level bucket `name` in key order, one at a time: each key and value is
+   * valid only until the next next() (the pages are read transiently, see
+   * ByteSource.readTransient), so copy what you keep. For walks over a whole file (an import,
+   * a hash) that allocate nothing per page.
+   */
+  scan(name: Uint8Array): BoltCursor | undefined {
+    const root = this.bucketRootOf(name);
+    return root === undefined ? undefined : new TreeWalk(this.pages, root, true);
   }
 
   private bucketRootOf(name: Uint8Array): BucketRoot | undefined {
     const e = [...this.rootEntries()].find((x) => x.isBucket && Buffer.compare(x.key, name) === 0);
-    return e === undefined ? undefined : this.bucketRoot(e.value, this.meta.root);
+    return e === undefined ? undefined : bucketRoot(e.value, this.meta.root);
   }
 
   /** The free page ids the freelist page lists. */
   freePages(): number[] {
     if (this.meta.freelist === -1) return [];
-    const p = this.page(this.meta.freelist);
-    if ((p.flags & freelistPageFlag) === 0) throw new BoltFormatError(`freelist page has flags 0x${p.flags.toString(16)}`, p.id);
-    let count = p.count;
+    const id = this.meta.freelist;
+    const p = this.pages.read(id, false);
+    if ((pageFlags(p) & freelistPageFlag) === 0) throw new BoltFormatError(`freelist page has flags 0x${pageFlags(p).toString(16)}`, id);
+    let count = pageCount(p);
     let at = pageHeaderBytes;
     if (count === 0xffff) {
-      count = this.u64(p.buf, at, p.id, 'freelist count');
+      count = u64(p, at, id, 'freelist count');
       at += 8;
     }
-    if (at + count * 8 > p.buf.length) throw new BoltFormatError(`freelist of ${count} ids overruns the page`, p.id);
+    if (at + count * 8 > p.length) throw new BoltFormatError(`freelist of ${count} ids overruns the page`, id);
     const ids: number[] = [];
     for (let i = 0; i < count; i++) {
-      const id = this.u64(p.buf, at + i * 8, p.id, 'free page id');
-      if (id < 2 || id >= this.meta.pgid) throw new BoltFormatError(`free page id ${id} out of range`, p.id);
-      ids.push(id);
+      const free = u64(p, at + i * 8, id, 'free page id');
+      if (free < 2 || free >= this.meta.pgid) throw new BoltFormatError(`free page id ${free} out of range`, id);
+      ids.push(free);
     }
     return ids;
   }
@@ -173,35 +213,35 @@ export class BoltReader {
 
   /**
    * check() spread over walks a caller makes anyway (an import reads every bucket once; a
-   * check before it read the whole file a second time): `bucket(name)` iterates as
-   * BoltReader.bucket does and records the pages a complete walk reached; `problems()` walks
+   * check before it read the whole file a second time): `scan(name)` walks as
+   * BoltReader.scan does and records the pages a walk to the end reached; `problems()` walks
    * only what was not walked so (the root, other buckets, nested buckets) and returns what
    * check() returns. A structural error is thrown by whichever walk meets it.
    */
   checkAlong(): BoltCheckAlong {
-    const walked = new Map<string, { seen: Map<number, number>; nested: Buffer[] }>();
+    const walked = new Map<string, Walked>();
     return {
-      bucket: (name) => {
+      scan: (name) => {
         const root = this.bucketRootOf(name);
         if (root === undefined) return undefined;
-        const self = this;
+        const walk = new TreeWalk(this.pages, root, true);
+        const key = Buffer.from(name).toString('latin1');
         return {
-          *[Symbol.iterator]() {
-            const seen = new Map<number, number>();
-            const nested: Buffer[] = [];
-            for (const e of self.walk(root, seen, 0)) {
-              if (e.isBucket) nested.push(e.value);
-              yield e;
-            }
-            walked.set(Buffer.from(name).toString('latin1'), { seen, nested });
+          next: () => {
+            if (walk.next()) return true;
+            walked.set(key, walk);
+            return false;
           },
+          get key() { return walk.key; },
+          get value() { return walk.value; },
+          get isBucket() { return walk.isBucket; },
         };
       },
       problems: () => this.checkPages(walked),
     };
   }
 
-  private checkPages(walked: ReadonlyMap<string, { seen: Map<number, number>; nested: Buffer[] }>): string[] {
+  private checkPages(walked: ReadonlyMap<string, Walked>): string[] {
     const problems: string[] = [];
     const reached = new Set<number>([0, 1]);
     const mark = (id: number, overflow: number): void => {
@@ -211,21 +251,27 @@ export class BoltReader {
       }
     };
     const free = new Set(this.freePages());
-    if (this.meta.freelist !== -1) mark(this.meta.freelist, this.page(this.meta.freelist).overflow);
+    if (this.meta.freelist !== -1) mark(this.meta.freelist, pageOverflow(this.pages.read(this.meta.freelist, false)));
+    // A tree is walked to its end before its nested buckets are (a transient walk's page must
+    // not be read over by another walk); its own pages are counted after theirs.
     const visit = (root: BucketRoot, depth: number): void => {
       if (depth > maxDepth) throw new BoltFormatError(`buckets nested deeper than ${maxDepth}`);
-      const seen = new Map<number, number>();
-      for (const e of this.walk(root, seen, 0)) {
-        if (!e.isBucket) continue;
-        const done = depth === 0 ? walked.get(e.key.toString('latin1')) : undefined;
-        if (done === undefined) {
-          visit(this.bucketRoot(e.value, -1), depth + 1);
+      const walk = new TreeWalk(this.pages, root, true);
+      const done: { name: string; walked: Walked | undefined; value: Buffer }[] = [];
+      while (walk.next()) {
+        if (!walk.isBucket) continue;
+        const name = walk.key.toString('latin1');
+        done.push({ name, walked: depth === 0 ? walked.get(name) : undefined, value: walk.nested[walk.nested.length - 1]! });
+      }
+      for (const d of done) {
+        if (d.walked === undefined) {
+          visit(bucketRoot(d.value, -1), depth + 1);
           continue;
         }
-        for (const [id, overflow] of done.seen) mark(id, overflow);
-        for (const v of done.nested) visit(this.bucketRoot(v, -1), depth + 2);
+        for (const [id, overflow] of d.walked.seen) mark(id, overflow);
+        for (const v of d.walked.nested) visit(bucketRoot(v, -1), depth + 2);
       }
-      for (const [id, overflow] of seen) mark(id, overflow);
+      for (const [id, overflow] of walk.seen) mark(id, overflow);
     };
     visit({ page: this.meta.root }, 0);
     for (let i = 0; i < this.meta.pgid; i++) {
@@ -234,94 +280,11 @@ export class BoltReader {
     }
     return problems;
   }
+}
 
-  /** The root of a bucket from its value (`at`: the page holding it, for messages). */
-  private bucketRoot(value: Buffer, at: number): BucketRoot {
-    const where = at >= 0 ? at : undefined;
-    if (value.length < bucketHeaderBytes) throw new BoltFormatError(`bucket value of ${value.length} bytes, shorter than a bucket header`, where);
-    const root = this.u64(value, 0, where, 'bucket root');
-    if (root !== 0) return { page: root };
-    if (value.length < bucketHeaderBytes + pageHeaderBytes) throw new BoltFormatError('inline bucket without a page', where);
-    return { inline: value.subarray(bucketHeaderBytes) };
-  }
-
-  /** In-order walk of a tree; `seen` collects its pages and their overflow counts (a page met twice is an error). */
-  private *walk(root: BucketRoot, seen: Map<number, number>, depth: number): Generator<BoltEntry, void, undefined> {
-    const state = { prev: undefined as Buffer | undefined };
-    if ('inline' in root) {
-      const buf = root.inline;
-      const p: Page = { id: -1, buf, flags: buf.readUInt16LE(8), count: buf.readUInt16LE(10), overflow: 0 };
-      if ((p.flags & leafPageFlag) === 0) throw new BoltFormatError(`inline bucket page has flags 0x${p.flags.toString(16)}, not a leaf`);
-      yield* this.leafEntries(p, state);
-      return;
-    }
-    yield* this.walkPage(root.page, seen, depth, state);
-  }
-
-  private *walkPage(id: number, seen: Map<number, number>, depth: number, state: { prev: Buffer | undefined }): Generator<BoltEntry, void, undefined> {
-    if (depth > maxDepth) throw new BoltFormatError(`tree deeper than ${maxDepth}`, id);
-    if (seen.has(id)) throw new BoltFormatError('reached twice (a cycle or a shared page)', id);
-    const p = this.page(id);
-    seen.set(id, p.overflow);
-    if (p.flags & leafPageFlag) {
-      yield* this.leafEntries(p, state);
-    } else if (p.flags & branchPageFlag) {
-      if (p.count === 0) throw new BoltFormatError('empty branch page', id);
-      this.checkElements(p);
-      for (let i = 0; i < p.count; i++) {
-        const at = pageHeaderBytes + i * elementBytes;
-        yield* this.walkPage(this.u64(p.buf, at + 8, id, 'child page id'), seen, depth + 1, state);
-      }
-    } else {
-      throw new BoltFormatError(`invalid page type (flags 0x${p.flags.toString(16)}) in a tree`, id);
-    }
-  }
-
-  private *leafEntries(p: Page, state: { prev: Buffer | undefined }): Generator<BoltEntry, void, undefined> {
-    const where = p.id >= 0 ? p.id : undefined;
-    this.checkElements(p);
-    for (let i = 0; i < p.count; i++) {
-      const at = pageHeaderBytes + i * elementBytes;
-      const flags = p.buf.readUInt32LE(at);
-      const start = at + p.buf.readUInt32LE(at + 4);
-      const ksize = p.buf.readUInt32LE(at + 8);
-      const vsize = p.buf.readUInt32LE(at + 12);
-      if (start + ksize + vsize > p.buf.length) throw new BoltFormatError(`element ${i} (${ksize}+${vsize} bytes at ${start}) overruns the page`, where);
-      const key = p.buf.subarray(start, start + ksize);
-      if (state.prev !== undefined && Buffer.compare(state.prev, key) >= 0) throw new BoltFormatError(`element ${i}: keys out of order`, where);
-      state.prev = key;
-      yield { key, value: p.buf.subarray(start + ksize, start + ksize + vsize), isBucket: (flags & bucketLeafFlag) !== 0 };
-    }
-  }
-
-  /** The element array fits in the page. */
-  private checkElements(p: Page): void {
-    if (pageHeaderBytes + p.count * elementBytes > p.buf.length) {
-      throw new BoltFormatError(`${p.count} elements overrun the page`, p.id >= 0 ? p.id : undefined);
-    }
-  }
-
-  /** Page `id` with its overflow pages, checked against the high-water mark. */
-  private page(id: number): Page {
-    const { pgid, pageSize } = this.meta;
-    if (id < 2 || id >= pgid) throw new BoltFormatError(`page id out of range [2, ${pgid})`, id);
-    // One read of the page (open() checked the file holds pgid pages), a second only for its overflow.
-    const first = this.src.read(id * pageSize, pageSize);
-    const head = Buffer.from(first.buffer, first.byteOffset, first.byteLength);
-    const stored = head.readBigUInt64LE(0);
-    if (stored !== BigInt(id)) throw new BoltFormatError(`header names page ${stored}`, id);
-    const overflow = head.readUInt32LE(12);
-    if (id + overflow >= pgid) throw new BoltFormatError(`overflow of ${overflow} pages runs past the high-water mark ${pgid}`, id);
-    const raw = overflow === 0 ? first : this.src.read(id * pageSize, (overflow + 1) * pageSize);
-    const buf = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-    return { id, buf, flags: head.readUInt16LE(8), count: head.readUInt16LE(10), overflow };
-  }
-
-  private u64(buf: Buffer, at: number, page: number | undefined, what: string): number {
-    const v = buf.readBigUInt64LE(at);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new BoltFormatError(`${what} ${v} out of range`, page);
-    return Number(v);
-  }
+/** A stable walk's elements as objects. */
+function* entries(walk: TreeWalk): Generator<BoltEntry, void, undefined> {
+  while (walk.next()) yield { key: walk.key, value: walk.value, isBucket: walk.isBucket };
 }
 
 /** Meta page `n` (at n * pageSize) or why it is invalid. */

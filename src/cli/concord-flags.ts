@@ -181,7 +181,7 @@ export const etcdFlags: readonly FlagDef[] = [
 const supported = new Set([
   'config-file', 'data-dir', 'wal-dir', 'listen-peer-urls', 'listen-client-urls', 'listen-metrics-urls',
   'max-snapshots', 'max-wals', 'name', 'snapshot-count', 'heartbeat-interval', 'election-timeout',
-  'initial-election-tick-advance', 'quota-backend-bytes', 'max-txn-ops', 'max-request-bytes',
+  'initial-election-tick-advance', 'quota-backend-bytes', 'max-txn-ops', 'max-request-bytes', 'backend-batch-interval', 'backend-batch-limit',
   'initial-advertise-peer-urls', 'advertise-client-urls', 'initial-cluster', 'initial-cluster-token',
   'initial-cluster-state', 'strict-reconfig-check', 'auto-promote-learners', 'enable-v2', 'pre-vote', 'cert-file', 'key-file',
   'enable-grpc-gateway', 'metrics',
@@ -213,6 +213,8 @@ interface EtcdConfig {
   lpUrls: GoUrl[]; lcUrls: GoUrl[]; apUrls: GoUrl[]; acUrls: GoUrl[] | null; metricsUrls: GoUrl[];
   maxSnapFiles: number; maxWalFiles: number; snapshotCount: number; tickMs: number; electionMs: number;
   initialElectionTickAdvance: boolean; quotaBackendBytes: number; maxTxnOps: number; maxRequestBytes: number;
+  /** --backend-batch-interval (ms) and --backend-batch-limit; 0: the backend's defaults. */
+  backendBatchIntervalMs: number; backendBatchLimit: number;
   clusterState: string; initialCluster: string; initialClusterToken: string; durl: string; dnsCluster: string;
   strictReconfigCheck: boolean; autoPromoteLearners: boolean; enableV2: boolean; preVote: boolean; enableGrpcGateway: boolean; metrics: string;
   autoCompactionMode: string; autoCompactionRetention: string;
@@ -239,6 +241,7 @@ function newEtcdConfig(): EtcdConfig {
     apUrls: u(defaultListenPeerUrls), acUrls: u(defaultListenClientUrls), metricsUrls: [],
     maxSnapFiles: 5, maxWalFiles: 5, snapshotCount: 100000, tickMs: 100, electionMs: 1000,
     initialElectionTickAdvance: true, quotaBackendBytes: 0, maxTxnOps: 128, maxRequestBytes: 1572864,
+    backendBatchIntervalMs: 0, backendBatchLimit: 0,
     clusterState: 'new', initialCluster: defaultInitialCluster, initialClusterToken: 'etcd-cluster', durl: '', dnsCluster: '',
     strictReconfigCheck: true, autoPromoteLearners: false, enableV2: false, preVote: false, enableGrpcGateway: true, metrics: 'basic',
     autoCompactionMode: '', autoCompactionRetention: '',
@@ -316,6 +319,7 @@ function configFromCmdLine(values: Map<string, unknown>, set: Set<string>, env: 
   ec.maxSnapFiles = v('max-snapshots'); ec.maxWalFiles = v('max-wals');
   ec.snapshotCount = v('snapshot-count'); ec.tickMs = v('heartbeat-interval'); ec.electionMs = v('election-timeout');
   ec.initialElectionTickAdvance = v('initial-election-tick-advance');
+  ec.backendBatchIntervalMs = v('backend-batch-interval'); ec.backendBatchLimit = v('backend-batch-limit');
   ec.quotaBackendBytes = v('quota-backend-bytes'); ec.maxTxnOps = v('max-txn-ops'); ec.maxRequestBytes = v('max-request-bytes');
   ec.clusterState = v('initial-cluster-state'); ec.initialCluster = v('initial-cluster');
   ec.initialClusterToken = v('initial-cluster-token'); ec.durl = v('discovery'); ec.dnsCluster = v('discovery-srv');
@@ -461,6 +465,7 @@ function configFromFile(path: string, io: ParseIo, logs: LogRecord[]): { ec: Etc
   ec.initialElectionTickAdvance = g('initial-election-tick-advance', ec.initialElectionTickAdvance);
   ec.quotaBackendBytes = g('quota-backend-bytes', ec.quotaBackendBytes); ec.maxTxnOps = g('max-txn-ops', ec.maxTxnOps);
   ec.maxRequestBytes = g('max-request-bytes', ec.maxRequestBytes);
+  ec.backendBatchIntervalMs = g('backend-batch-interval', ec.backendBatchIntervalMs); ec.backendBatchLimit = g('backend-batch-limit', ec.backendBatchLimit);
   ec.clusterState = g('initial-cluster-state', ec.clusterState); ec.initialCluster = g('initial-cluster', ec.initialCluster);
   ec.initialClusterToken = g('initial-cluster-token', ec.initialClusterToken);
   ec.durl = g('discovery', ec.durl); ec.dnsCluster = g('discovery-srv', ec.dnsCluster);
@@ -801,6 +806,10 @@ function parse(argv: readonly string[], env: Readonly<Record<string, string | un
     initialCorruptCheck: ec.initialCorruptCheck,
     corruptCheckTimeMs: ec.corruptCheckTimeMs,
     unsafeNoFsync: ec.unsafeNoFsync,
+    // etcd applies each when != 0 (etcdserver/backend.go; its defaults otherwise). A negative
+    // interval fires at once in Go's timer: here the shortest one.
+    ...(ec.backendBatchIntervalMs !== 0 ? { backendBatchIntervalMs: Math.max(0, ec.backendBatchIntervalMs) } : {}),
+    ...(ec.backendBatchLimit !== 0 ? { backendBatchLimit: ec.backendBatchLimit } : {}),
     enableV2: ec.enableV2,
     listenMetricsUrls: ec.metricsUrls.map(toUrl),
     enableGrpcGateway: ec.enableGrpcGateway,

@@ -18,6 +18,7 @@ import type { ServerConfig } from '../server/index.js';
 /** server/'s entry module, loaded once a server is to run (flag errors and --help stay fast). */
 type ServerModule = typeof import('../server/index.js');
 import { checkDataDir, checkListeners } from './preflight.js';
+import { holdThreadNice, threadNiceFromEnv } from './thread-priority.js';
 
 /** What startServer returns; only stop() is needed here. */
 interface Stoppable {
@@ -135,6 +136,8 @@ export async function runConcord(argv: readonly string[], env: Readonly<Record<s
     h2Server: env.CONCORD_H2 === 'node' ? 'node' : 'own',
   };
   const log = createLogger({ level: config.logLevel, outputs: config.logOutputs });
+  const threadNice = threadNiceFromEnv(env);
+  if (typeof threadNice === 'string') return exitFatal(log, threadNice, {});
 
   process.on('uncaughtException', (err) => {
     log.log('fatal', 'uncaught error; exiting', { error: err, stacktrace: err.stack ?? '' });
@@ -203,6 +206,7 @@ export async function runConcord(argv: readonly string[], env: Readonly<Record<s
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
 
+  holdThreadNice(threadNice, log);
   try {
     const start = opts.startServer ?? (await loadStartServer());
     running = await start(config, log);

@@ -10,6 +10,7 @@ export { b, cmp, delReq, keysOf, opDel, opPut, opRange, opTxn, openStore, putReq
 export { KeyIndex, type Generation } from './key_index.js';
 export type { KeyRevision } from './key_index.js';
 export { TreeIndex } from './tree_index.js';
+export { KeyIndexRestore } from './index-restore.js';
 export { revKey, revMain, revSub, isTombstoneKey } from './revision.js';
 export { encodeKeyValue, decodeKeyValue } from './kvcodec.js';
 export { WatchableStore, WatchStream, defaultWatchStreamBounds, watchErrors } from './watchable-store.js';

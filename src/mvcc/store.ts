@@ -32,10 +32,11 @@ import {
 } from '../proto/index.js';
 import { Event_EventType, type Event, type KeyValue } from '../proto/index.js';
 import { DB_NAMES, type Backend } from '../storage/index.js';
-import { decodeKeyValue, encodeKeyValue, encodeTombstone, readIndexFields, type RecordIndexFields } from './kvcodec.js';
-import { KeyIndex, type KeyRevision } from './key_index.js';
-import { isTombstoneKey, readU64BE, revId, revKey, revMain, revSub, u64, writeRevKey, REV_BYTES } from './revision.js';
+import { decodeKeyValue, encodeKeyValue, encodeTombstone } from './kvcodec.js';
+import { type KeyRevision } from './key_index.js';
+import { readU64BE, revId, revKey, revMain, revSub, u64, writeRevKey, REV_BYTES } from './revision.js';
 import { TreeIndex, type RangeEnd } from './tree_index.js';
+import { KeyIndexRestore } from './index-restore.js';
 
 const META_CONSISTENT_INDEX = Buffer.from('consistent_index');
 const META_TERM = Buffer.from('term');
@@ -73,6 +74,12 @@ export interface MvccStoreOptions {
   onRestore?: () => void;
   /** Structured logger (etcd's wording for compaction events). */
   log?: StoreLogger;
+  /**
+   * The key index already rebuilt from the key bucket's records (an import fed it as it
+   * copied them): open takes it instead of scanning the backend. It must be built from every
+   * record the backend holds (open checks the count).
+   */
+  restoredIndex?: KeyIndexRestore;
 }
 
 export interface StoreLogger {
@@ -160,6 +167,7 @@ export class MvccStore {
   /** Physical compactions started and not finished (0 or 1: they run one after another). */
   private compactionsRunning = 0;
   private closed = false;
+  private restoredIndex: KeyIndexRestore | undefined;
 
   private constructor(opts: MvccStoreOptions) {
     this.backend = opts.backend;
@@ -171,6 +179,7 @@ export class MvccStore {
     this.onCompact = opts.onCompact;
     this.onRestore = opts.onRestore;
     this.log = opts.log;
+    this.restoredIndex = opts.restoredIndex;
     this.backend.onBeforeCommit(() => {
       if (!this.ciDirty) return;
       this.ciDirty = false;
@@ -262,35 +271,10 @@ export class MvccStore {
     const scheduledBytes = b.get('meta', META_SCHEDULED_COMPACT);
     let scheduled = scheduledBytes ? revMain(scheduledBytes) : 0;
 
-    let rev = 1;
-    // Each live key's lease as of its last record (etcd's keysToLease), only if someone asks.
-    const keyLeases = this.onKeyLease ? new Map<string, bigint>() : undefined;
-    // Values are read in place (scanTransient) and only the fields the index needs are taken
-    // (readIndexFields): copying every value out, as a 1 GiB store's 4 KiB values, made a
-    // store's worth of garbage and most of the boot's CPU.
-    const rec: RecordIndexFields = { key: '', createRevision: 0, version: 0, lease: 0n };
-    for (const [k, v] of b.scanTransient('key', { start: revKey(1, 0) })) {
-      const main = revMain(k);
-      const sub = revSub(k);
-      const tombstone = isTombstoneKey(k);
-      const { key } = readIndexFields(v, rec);
-      rev = main;
-      if (keyLeases) {
-        const lease = tombstone ? 0n : rec.lease;
-        if (lease === 0n) keyLeases.delete(key);
-        else keyLeases.set(key, lease);
-      }
-      const ki = this.index.heldKeyIndex(key);
-      if (ki) {
-        if (tombstone) ki.tombstone(main, sub);
-        else ki.put(main, sub);
-      } else if (!tombstone) {
-        const nki = new KeyIndex(key);
-        nki.restore(rec.createRevision, main, sub, rec.version);
-        this.index.insert(nki);
-      }
-    }
-    if (keyLeases) for (const [key, lease] of keyLeases) this.onKeyLease!(Buffer.from(key, 'latin1'), lease);
+    const restored = this.takeRestoredIndex() ?? this.scanKeyBucket();
+    this.index = restored.index;
+    const rev = restored.revision;
+    if (this.onKeyLease) for (const [key, lease] of restored.keyLeases) this.onKeyLease(Buffer.from(key, 'latin1'), lease);
     // Compaction may have removed every record up to its revision, finished or not (a crash
     // before the finished mark): the revision never goes below either (etcd #17780).
     this.currentRev = Math.max(rev, this.compactMainRev, scheduled);
@@ -302,6 +286,27 @@ export class MvccStore {
       this.compactions = this.runCompaction(scheduled);
       this.log?.info('resume scheduled compaction', { 'meta-bucket-name': 'meta', 'meta-bucket-name-key': 'scheduledCompactRev', 'scheduled-compact-revision': scheduled });
     }
+  }
+
+  /**
+   * The key index from every record of the key bucket. Values are read in place
+   * (scanTransient) and only the fields the index needs are taken: copying every value out,
+   * as a 1 GiB store's 4 KiB values, made a store's worth of garbage and most of the boot's CPU.
+   */
+  private scanKeyBucket(): KeyIndexRestore {
+    const restored = new KeyIndexRestore();
+    for (const [k, v] of this.backend.scanTransient('key')) restored.add(k, v);
+    return restored;
+  }
+
+  /** The index given to open (once), checked to hold as many records as the key bucket. */
+  private takeRestoredIndex(): KeyIndexRestore | undefined {
+    const given = this.restoredIndex;
+    this.restoredIndex = undefined;
+    if (given === undefined) return undefined;
+    const stored = this.backend.entryCount('key');
+    if (stored !== given.records) throw new Error(`mvcc: the key index given to open was built from ${given.records} records, the key bucket holds ${stored}`);
+    return given;
   }
 
   // ------------------------------------------------------------ reads

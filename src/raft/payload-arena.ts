@@ -27,34 +27,56 @@ export const smallChunkCount = 16;
 /** Over 32 MiB, glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit: always mmap'd, unmapped on free. */
 export const bigChunkBytes = 32 * 1024 * 1024 + 64 * 1024;
 
+/**
+ * Where a stored payload is: the chunk's number times 2^32 plus the offset in it (an exact
+ * double: chunks are far below 4 GiB). Numbers in an array, not a view object per entry.
+ */
+export type PayloadHandle = number;
+const chunkStride = 2 ** 32;
+
 export class PayloadArena {
-  private chunk: Uint8Array | undefined;
+  private readonly chunkList: Uint8Array[] = [];
   private used = 0;
-  private chunks = 0;
 
   /** A copy of `data` in the arena (empty data is returned as it is: nothing to hold). */
   copy(data: Uint8Array): Uint8Array {
     const n = data.length;
     if (n === 0) return data;
-    if (this.chunk === undefined || this.chunk.length - this.used < n) this.startChunk(n);
-    const chunk = this.chunk!;
+    return this.view(this.store(data), n);
+  }
+
+  /** Copies `data` (not empty) into the arena; view() reads it back. */
+  store(data: Uint8Array): PayloadHandle {
+    const n = data.length;
+    if (n === 0) throw new RangeError('PayloadArena.store: empty data has nothing to hold');
+    let k = this.chunkList.length - 1;
+    if (k < 0 || this.chunkList[k]!.length - this.used < n) {
+      this.startChunk(n);
+      k++;
+    }
     const at = this.used;
-    chunk.set(data, at);
+    this.chunkList[k]!.set(data, at);
     this.used = at + n;
-    return new Uint8Array(chunk.buffer, at, n);
+    return k * chunkStride + at;
+  }
+
+  /** The `length` bytes stored at `handle`, as a view of their chunk (which it keeps alive). */
+  view(handle: PayloadHandle, length: number): Uint8Array {
+    const k = Math.floor(handle / chunkStride);
+    const chunk = this.chunkList[k]!;
+    return new Uint8Array(chunk.buffer, handle - k * chunkStride, length);
   }
 
   /** Chunks taken so far (for tests and the next engineer's measurements). */
   get chunkCount(): number {
-    return this.chunks;
+    return this.chunkList.length;
   }
 
   private startChunk(atLeast: number): void {
-    const size = Math.max(atLeast, this.chunks < smallChunkCount ? smallChunkBytes : bigChunkBytes);
+    const size = Math.max(atLeast, this.chunkList.length < smallChunkCount ? smallChunkBytes : bigChunkBytes);
     // Uninitialized: a fresh mapping is zero already and stays unresident until written; a
     // small chunk's bytes are all written before any view of them is handed out.
-    this.chunk = new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
+    this.chunkList.push(new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size));
     this.used = 0;
-    this.chunks++;
   }
 }

@@ -5,6 +5,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Entry } from '../proto/index.js';
 import { MemoryStorage } from './storage.js';
+import { RaftError } from './errors.js';
 import { PayloadArena, bigChunkBytes, smallChunkBytes, smallChunkCount } from './payload-arena.js';
 
 function entry(index: number, bytes = 300): Entry {
@@ -120,4 +121,64 @@ test('a log of 100k entries compacted to 5,000 gives its memory back (RSS, not t
   // 100k payloads of 300 bytes are ~29 MiB, ~50 MiB as one malloc'd ArrayBuffer each (what glibc
   // kept of them after the compaction: 48 MiB before the arena, 7 after); kept: 5,000 (1.4 MiB).
   assert.ok(after - before < 16, `RSS ${before.toFixed(1)} -> peak ${peak.toFixed(1)} -> ${after.toFixed(1)} MiB after compaction`);
+});
+
+test('MemoryStorage: a conflicting append, a compaction and a snapshot keep every entry as appended', () => {
+  const s = new MemoryStorage();
+  const empty = new Uint8Array(0);
+  s.append([
+    { term: 1, index: 1, type: 0, data: empty },
+    { term: 1, index: 2, type: 0, data: new Uint8Array([2, 2]) },
+    { term: 1, index: 3, type: 1, data: empty },
+    { term: 1, index: 4, type: 0 },
+  ]);
+  // A new leader's entries from index 3 on replace the old suffix, its empty payload too.
+  s.append([{ term: 2, index: 3, type: 0 }, { term: 2, index: 4, type: 0, data: new Uint8Array([4]) }, { term: 2, index: 5, type: 0, data: empty }]);
+  const want: Entry[] = [
+    { term: 1, index: 1, type: 0, data: empty },
+    { term: 1, index: 2, type: 0, data: new Uint8Array([2, 2]) },
+    { term: 2, index: 3, type: 0 },
+    { term: 2, index: 4, type: 0, data: new Uint8Array([4]) },
+    { term: 2, index: 5, type: 0, data: empty },
+  ];
+  assert.deepStrictEqual(s.entries(1, 6, Infinity), want);
+  assert.deepStrictEqual([s.firstIndex(), s.lastIndex(), s.term(2), s.term(3)], [1, 5, 1, 2]);
+  // maxSize: at least one entry, then as many as fit (limitSize's rule).
+  assert.equal(s.entries(1, 6, 0).length, 1);
+  s.compact(2);
+  assert.throws(() => s.entries(2, 3, Infinity), (e: unknown) => e instanceof RaftError && e.code === 'Compacted');
+  assert.deepStrictEqual(s.entries(3, 6, Infinity), want.slice(2));
+  assert.deepStrictEqual([s.firstIndex(), s.lastIndex(), s.term(2)], [3, 5, 1]);
+  s.applySnapshot({ data: new Uint8Array(0), metadata: { index: 7, term: 3, confState: { voters: [1n], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } } });
+  assert.deepStrictEqual([s.firstIndex(), s.lastIndex(), s.term(7)], [8, 7, 3]);
+  s.append([{ term: 3, index: 8, type: 0, data: new Uint8Array([8]) }]);
+  assert.deepStrictEqual(s.entries(8, 9, Infinity), [{ term: 3, index: 8, type: 0, data: new Uint8Array([8]) }]);
+});
+
+test('MemoryStorage across many column blocks: appends, a conflicting suffix over a block edge, compaction; every entry and term as a model has them', () => {
+  const s = new MemoryStorage();
+  const model = new Map<number, Entry>();
+  const put = (from: number, to: number, term: number): void => {
+    const ents: Entry[] = [];
+    for (let i = from; i <= to; i++) ents.push({ term, index: i, type: i % 11 === 0 ? 1 : 0, data: i % 13 === 0 ? undefined : new Uint8Array(40).fill(i & 0xff) });
+    s.append(ents);
+    for (const e of ents) model.set(e.index, e);
+    for (const k of [...model.keys()]) if (k > to) model.delete(k);
+  };
+  for (let i = 1; i <= 12_000; i += 100) put(i, i + 99, 1);
+  put(8_000, 8_300, 2); // replaces 8,000.. (the suffix past 8,300 goes): across the block edge at 8,192
+  assert.equal(s.lastIndex(), 8_300);
+  put(8_301, 10_000, 2);
+  s.compact(5_000);
+  assert.equal(s.firstIndex(), 5_001);
+  const got = s.entries(5_001, 10_001, Infinity);
+  assert.equal(got.length, 5_000);
+  for (const e of got) {
+    const want = model.get(e.index)!;
+    assert.equal(e.term, want.term, `term of ${e.index}`);
+    assert.equal(e.type, want.type, `type of ${e.index}`);
+    assert.deepEqual(e.data === undefined ? undefined : Buffer.from(e.data), want.data === undefined ? undefined : Buffer.from(want.data), `data of ${e.index}`);
+    assert.equal(s.term(e.index), want.term);
+  }
+  assert.equal(s.term(5_000), model.get(5_000)!.term, 'the compaction point keeps its term');
 });

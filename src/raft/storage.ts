@@ -6,6 +6,7 @@
 import {
   type ConfState,
   type Entry,
+  type EntryType,
   type HardState,
   type Snapshot,
   emptyConfState,
@@ -15,6 +16,7 @@ import {
 } from '../proto/index.js';
 import { RaftError } from './errors.js';
 import { PayloadArena } from './payload-arena.js';
+import { NumberColumn, columnOf } from './number-column.js';
 
 export interface InitialState {
   hardState: HardState;
@@ -47,16 +49,35 @@ export function limitSize(ents: Entry[], maxSize: number): Entry[] {
   return n === ents.length ? ents : ents.slice(0, n);
 }
 
+/** payloads[k] for an entry without data (Go's nil). */
+const noPayload = -1;
+/** payloads[k] for an entry with empty data (kept in emptyPayloads: nothing to copy). */
+const emptyPayload = -2;
+
 /**
  * Entries are held as copies whose payloads live in a PayloadArena (see there why), never as
  * the objects handed to append(): the log keeps no part of a caller's message or read buffer.
+ *
+ * Held as columns of numbers (term, type, where the payload is, its length), not as an Entry
+ * object and a Uint8Array view per entry: the log holds every entry since the last snapshot
+ * (up to --snapshot-count), so each of those ~150 B of objects outlived the young generation
+ * and was promoted, one per put, for the old generation's collector to trace and free later
+ * (issue 14: the main thread's GC pauses). entries() makes the Entry objects a caller reads,
+ * which die young.
  */
 export class MemoryStorage implements Storage {
   private hardState: HardState = emptyHardState();
   private snap: Snapshot = emptySnapshot();
-  /** ents[0] is a dummy holding the snapshot's index and term; real entries follow it. */
-  private ents: Entry[] = [{ term: 0, index: 0, type: 0 }];
-  /** The payloads of ents; replaced (the kept entries copied over) at each compaction. */
+  /** Index of the first column slot: a dummy holding the snapshot's index and term; real entries follow it. */
+  private offset = 0;
+  private terms: NumberColumn = columnOf(0);
+  private types: NumberColumn = columnOf(0);
+  /** Where each entry's payload is in the arena, or noPayload / emptyPayload. */
+  private payloads: NumberColumn = columnOf(noPayload);
+  private lengths: NumberColumn = columnOf(0);
+  /** The empty payloads appended (rare), by entry index: returned as they were given, as Go's []byte{}. */
+  private readonly emptyPayloads = new Map<number, Uint8Array>();
+  /** The payloads of the entries; replaced (the kept entries copied over) at each compaction. */
   private arena = new PayloadArena();
 
   initialState(): InitialState {
@@ -68,28 +89,37 @@ export class MemoryStorage implements Storage {
   }
 
   entries(lo: number, hi: number, maxSize: number): Entry[] {
-    const offset = this.ents[0].index;
+    const offset = this.offset;
     if (lo <= offset) throw new RaftError('Compacted');
     if (hi > this.lastIndex() + 1) {
       throw new Error(`raft: entries' hi(${hi}) is out of bound lastindex(${this.lastIndex()})`);
     }
-    if (this.ents.length === 1) throw new RaftError('Unavailable');
-    return limitSize(this.ents.slice(lo - offset, hi - offset), maxSize);
+    if (this.terms.length === 1) throw new RaftError('Unavailable');
+    // limitSize's rule, made as we go: at least one entry, then while the sizes fit in maxSize.
+    const out: Entry[] = [];
+    let size = 0;
+    for (let i = lo; i < hi; i++) {
+      const e = this.entryAt(i - offset);
+      size += sizeEntry(e);
+      if (out.length > 0 && size > maxSize) break;
+      out.push(e);
+    }
+    return out;
   }
 
   term(i: number): number {
-    const offset = this.ents[0].index;
+    const offset = this.offset;
     if (i < offset) throw new RaftError('Compacted');
-    if (i - offset >= this.ents.length) throw new RaftError('Unavailable');
-    return this.ents[i - offset].term;
+    if (i - offset >= this.terms.length) throw new RaftError('Unavailable');
+    return this.terms.at(i - offset);
   }
 
   lastIndex(): number {
-    return this.ents[0].index + this.ents.length - 1;
+    return this.offset + this.terms.length - 1;
   }
 
   firstIndex(): number {
-    return this.ents[0].index + 1;
+    return this.offset + 1;
   }
 
   snapshot(): Snapshot {
@@ -100,8 +130,7 @@ export class MemoryStorage implements Storage {
   applySnapshot(snap: Snapshot): void {
     if (this.snap.metadata.index >= snap.metadata.index) throw new RaftError('SnapOutOfDate');
     this.snap = snap;
-    this.ents = [{ term: snap.metadata.term, index: snap.metadata.index, type: 0 }];
-    this.arena = new PayloadArena();
+    this.reset(snap.metadata.index, snap.metadata.term);
   }
 
   /**
@@ -110,28 +139,26 @@ export class MemoryStorage implements Storage {
    */
   createSnapshot(i: number, cs: ConfState | undefined, data: Uint8Array): Snapshot {
     if (i <= this.snap.metadata.index) throw new RaftError('SnapOutOfDate');
-    const offset = this.ents[0].index;
     if (i > this.lastIndex()) throw new Error(`raft: snapshot ${i} is out of bound lastindex(${this.lastIndex()})`);
     this.snap = {
       data,
-      metadata: { index: i, term: this.ents[i - offset].term, confState: cs ?? this.snap.metadata.confState },
+      metadata: { index: i, term: this.terms.at(i - this.offset), confState: cs ?? this.snap.metadata.confState },
     };
     return this.snap;
   }
 
   /** Discards entries up to and including compactIndex (which must be applied and <= lastIndex). */
   compact(compactIndex: number): void {
-    const offset = this.ents[0].index;
+    const offset = this.offset;
     if (compactIndex <= offset) throw new RaftError('Compacted');
     if (compactIndex > this.lastIndex()) {
       throw new Error(`raft: compact ${compactIndex} is out of bound lastindex(${this.lastIndex()})`);
     }
-    const i = compactIndex - offset;
-    const kept: Entry[] = [{ term: this.ents[i].term, index: this.ents[i].index, type: 0 }];
+    const kept: Entry[] = [];
+    for (let k = compactIndex - offset + 1; k < this.terms.length; k++) kept.push(this.entryAt(k));
     // The kept tail moves to a fresh arena, so the old one's chunks can be freed whole.
-    this.arena = new PayloadArena();
-    for (let k = i + 1; k < this.ents.length; k++) kept.push(this.held(this.ents[k]));
-    this.ents = kept;
+    this.reset(compactIndex, this.terms.at(compactIndex - offset));
+    for (const e of kept) this.push(e);
   }
 
   /** Appends entries, replacing any conflicting suffix. Entries must be contiguous. */
@@ -140,21 +167,65 @@ export class MemoryStorage implements Storage {
     const first = this.firstIndex();
     const last = entries[0].index + entries.length - 1;
     if (last < first) return; // all already compacted
-    // Drop the part already covered by the snapshot.
-    if (first > entries[0].index) entries = entries.slice(first - entries[0].index);
-    const offset = entries[0].index - this.ents[0].index;
-    if (offset > this.ents.length) {
-      throw new Error(`raft: missing log entry [last: ${this.lastIndex()}, append at: ${entries[0].index}]`);
+    // Skip the part already covered by the snapshot.
+    const from = first > entries[0].index ? first - entries[0].index : 0;
+    const at = entries[from].index - this.offset;
+    if (at > this.terms.length) {
+      throw new Error(`raft: missing log entry [last: ${this.lastIndex()}, append at: ${entries[from].index}]`);
     }
     // Truncates the conflicting suffix (its payloads stay in the arena until the next compaction).
-    if (offset < this.ents.length) this.ents.length = offset;
-    for (let k = 0; k < entries.length; k++) this.ents.push(this.held(entries[k]));
+    if (at < this.terms.length) this.truncate(at);
+    for (let k = from; k < entries.length; k++) this.push(entries[k]);
   }
 
-  /** The copy of `e` the log keeps: its payload in the arena. */
-  private held(e: Entry): Entry {
-    // No data field where the caller's entry has none (Go's nil; tests compare entries deeply).
-    if (e.data === undefined) return { term: e.term, index: e.index, type: e.type };
-    return { term: e.term, index: e.index, type: e.type, data: this.arena.copy(e.data) };
+  /** The entry in column slot k, made afresh (its data a view of the arena). */
+  private entryAt(k: number): Entry {
+    const index = this.offset + k;
+    const p = this.payloads.at(k);
+    const term = this.terms.at(k);
+    const type = this.types.at(k) as EntryType;
+    // No data field where the entry had none (Go's nil; tests compare entries deeply).
+    if (p === noPayload) return { term, index, type };
+    const data = p === emptyPayload ? this.emptyPayloads.get(index)! : this.arena.view(p, this.lengths.at(k));
+    return { term, index, type, data };
+  }
+
+  /** Appends `e`'s columns, its payload copied into the arena. */
+  private push(e: Entry): void {
+    this.terms.push(e.term);
+    this.types.push(e.type);
+    const data = e.data;
+    if (data === undefined) {
+      this.payloads.push(noPayload);
+      this.lengths.push(0);
+    } else if (data.length === 0) {
+      this.payloads.push(emptyPayload);
+      this.lengths.push(0);
+      this.emptyPayloads.set(e.index, data);
+    } else {
+      this.payloads.push(this.arena.store(data));
+      this.lengths.push(data.length);
+    }
+  }
+
+  /** Drops column slots from k on. */
+  private truncate(k: number): void {
+    this.terms.truncate(k);
+    this.types.truncate(k);
+    this.payloads.truncate(k);
+    this.lengths.truncate(k);
+    const firstDropped = this.offset + k;
+    for (const index of [...this.emptyPayloads.keys()]) if (index >= firstDropped) this.emptyPayloads.delete(index);
+  }
+
+  /** Only the dummy slot, at `index` with `term`, and a fresh arena. */
+  private reset(index: number, term: number): void {
+    this.offset = index;
+    this.terms = columnOf(term);
+    this.types = columnOf(0);
+    this.payloads = columnOf(noPayload);
+    this.lengths = columnOf(0);
+    this.emptyPayloads.clear();
+    this.arena = new PayloadArena();
   }
 }

@@ -118,13 +118,17 @@ export class Applier implements ApplierPort {
       return;
     }
     this.d.store.setConsistentIndex(e.index, e.term);
+    let result: unknown;
     try {
-      const result = this.applyRequest(request, auth, e.index);
-      waiter?.resolve(result);
+      result = this.applyRequest(request, auth, e.index);
     } catch (err) {
       if (!(err instanceof EtcdError)) throw err; // invariant broken: crash loudly
       waiter?.reject(err);
+      return;
     }
+    // Outside the try: a waiter may answer its client right here (a gRPC call writes its
+    // response), and is triggered once, whatever that does.
+    waiter?.resolve(result);
   }
 
   private applyRequest(r: Exclude<RaftRequest, { kind: 'unsupported' }>, ai?: AuthInfo, index = 0): unknown {

@@ -205,23 +205,20 @@ export class ClusterService {
     const cc: ConfChange = { ...change, id };
     const bytes = cc.context?.length ?? 0;
     if (!waits.hasRoomFor(bytes)) return Promise.reject(etcdError('RequestTooManyRequests'));
+    // A change raft never applies is answered by the registry's request-timeout sweep
+    // (EtcdServer.expireProposals), with etcd's choice of timeout message, like any proposal.
     return new Promise<PbMember[]>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (waits.take(id)) reject(etcdError('Timeout'));
-      }, this.d.requestTimeoutMs);
-      const done = <T>(f: (v: T) => void) => (v: T): void => { clearTimeout(timer); f(v); };
       const applied = (r: unknown): void => {
         this.d.log.info('applied a configuration change through raft', {
           'local-member-id': idToHex(this.d.memberId), 'raft-conf-change': ConfChangeType[cc.type] ?? String(cc.type), 'raft-conf-change-node-id': idToHex(cc.nodeId),
         });
         resolve(r as PbMember[]);
       };
-      waits.register(id, bytes, { resolve: done(applied), reject: done(reject) });
+      waits.register(id, bytes, { resolve: applied, reject });
       try {
         raft.proposeConfChange(cc);
       } catch (e) {
         waits.take(id);
-        clearTimeout(timer);
         if (!(e instanceof RaftError && e.code === 'ProposalDropped')) throw e;
         reject(etcdError('NoLeader'));
         return;

@@ -60,6 +60,10 @@ export interface ServerConfig {
   initialCorruptCheck?: boolean;
   /** --experimental-corrupt-check-time (ms, default 0 = off): the leader's periodic HashKV comparison. */
   corruptCheckTimeMs?: number;
+  /** --backend-batch-interval (ms): the backend commits its buffered writes at least this often (default 100). */
+  backendBatchIntervalMs?: number;
+  /** --backend-batch-limit: ... or once this many are buffered (default 1,000: see storage/backend.ts). */
+  backendBatchLimit?: number;
   /** --unsafe-no-fsync (default false). */
   unsafeNoFsync?: boolean;
   /** --enable-v2: accepted; Concord serves v3 only. */

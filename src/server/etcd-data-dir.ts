@@ -28,6 +28,7 @@ type BoltReader = Parameters<typeof importBoltBuckets>[0];
 import { Wal, Snapshotter, validSnapshotEntries } from '../wal/index.js';
 import { Metadata, type AlarmMember, type Entry, type HardState, type Snapshot } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
+import { KeyIndexRestore } from '../mvcc/index.js';
 import { checkBackendMatchesSnapshot } from './bootstrap.js';
 import { Membership, memberFromJson } from './membership.js';
 import { alarmsRecord, membersKey, alarmsKey } from './member.js';
@@ -39,23 +40,26 @@ export function etcdBackendPath(dataDir: string): string {
 
 /**
  * Imports an etcd data dir's backend when Concord's is missing; does nothing otherwise.
- * Throws (writing nothing) when the backend does not match the WAL and snap files.
+ * Throws (writing nothing) when the backend does not match the WAL and snap files. Returns
+ * the key index built from the key bucket as it was copied (for MvccStore.open: the store is
+ * not read again), or undefined when nothing was imported.
  */
-export async function adoptEtcdDataDir(dataDir: string, walDir: string, log: Logger): Promise<void> {
+export async function adoptEtcdDataDir(dataDir: string, walDir: string, log: Logger): Promise<KeyIndexRestore | undefined> {
   const etcdDb = etcdBackendPath(dataDir);
   const target = backendPath(dataDir);
-  if (!existsSync(etcdDb) || existsSync(target)) return;
+  if (!existsSync(etcdDb) || existsSync(target)) return undefined;
   if (!(await Wal.exists(walDir))) throw new Error(`found etcd's backend ${etcdDb} but no WAL in ${walDir}: cannot tell which raft entries it holds`);
   log.info('found an etcd data dir; importing its backend', { 'data-dir': dataDir, 'etcd-backend': etcdDb, 'backend': target });
   const snapDir = join(dataDir, 'member', 'snap');
   const { snapshot, clusterId, lastIndex } = await readEtcdLog(walDir, snapDir);
   const db = openSnapshotDb(etcdDb, Number.MAX_SAFE_INTEGER); // etcd's db file: bbolt pages only
+  const index = new KeyIndexRestore();
   try {
     checkBackendMatchesLog(etcdDb, boltConsistentIndex(db.reader), snapshot?.metadata.index ?? 0, lastIndex);
     await namingTheFile(etcdDb, async () => {
       const { members, removed } = readEtcdMembers(db.reader);
       const membership = new Membership(clusterId, members.map(memberFromJson), removed);
-      await importEtcdBackend(db.reader, etcdDb, `${target}.importing`, membership, readEtcdAlarms(db.reader), log);
+      await importEtcdBackend(db.reader, etcdDb, `${target}.importing`, membership, readEtcdAlarms(db.reader), log, index);
     });
   } finally {
     db.close();
@@ -64,6 +68,7 @@ export async function adoptEtcdDataDir(dataDir: string, walDir: string, log: Log
   rmSync(`${target}.importing-lock`, { force: true });
   fsyncDir(snapDir);
   log.info('imported the etcd data dir', { 'data-dir': dataDir, backend: target });
+  return index;
 }
 
 /** A data dir's raft log: the newest snapshot both the snap dir and the WAL know, then the WAL after it. */
@@ -107,14 +112,15 @@ export function checkBackendMatchesLog(path: string, consistentIndex: number, sn
 
 /**
  * bbolt -> a new LMDB file at `path` (replacing a half-done one) with Concord's records for
- * `membership` and `alarms`; durable on return.
+ * `membership` and `alarms`; durable on return. `index`, when given, is fed the key bucket's
+ * records as they are copied.
  */
-export async function importEtcdBackend(reader: BoltReader, etcdDb: string, path: string, membership: Membership, alarms: readonly AlarmMember[], log: Logger): Promise<void> {
+export async function importEtcdBackend(reader: BoltReader, etcdDb: string, path: string, membership: Membership, alarms: readonly AlarmMember[], log: Logger, index?: KeyIndexRestore): Promise<void> {
   rmSync(path, { force: true });
   rmSync(`${path}-lock`, { force: true });
   const backend = Backend.open({ path, deferSync: true }); // synced by the forceCommit below, before the rename
   try {
-    await importBoltBuckets(reader, backend, { log, path: etcdDb });
+    await importBoltBuckets(reader, backend, { log, path: etcdDb, ...(index ? { onKeyEntry: (k, v) => index.add(k, v) } : {}) });
     backend.put('members', membersKey, Buffer.from(membership.toJson()));
     if (alarms.length > 0) backend.put('alarm', alarmsKey, alarmsRecord(alarms));
     await backend.forceCommit();

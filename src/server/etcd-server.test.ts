@@ -144,3 +144,28 @@ test('reads wait while the backend file is swapped (a leader\'s snapshot install
     await m.close();
   }
 });
+
+test('a proposal raft never applies is answered after the request timeout with etcd\'s error, and its waiter freed; applied later, it answers nobody', async () => {
+  const m = await startTestMember();
+  try {
+    m.wal.hold(); // nothing becomes durable, so nothing commits: as an entry lost with its leader
+    const errorOf = (p: Promise<unknown>) => p.then(() => 'applied', (e: Error) => e.message);
+    const before = errorOf(m.server.put(PutRequest.fromPartial({ key: b('a'), value: b('v') })));
+    // A leader elected just after the first proposal went out (etcd: it may have been lost with the old one).
+    m.server.onLeaderChanged(m.server.leader, 0n);
+    const t0 = performance.now();
+    while (performance.now() === t0) await new Promise((r) => setImmediate(r));
+    const after = errorOf(m.server.put(PutRequest.fromPartial({ key: b('b'), value: b('v') })));
+    assert.equal(m.waits.size, 2);
+    assert.equal(m.server.expireProposals(performance.now()), 0, 'not before the request timeout (7 s here)');
+    assert.equal(m.server.expireProposals(performance.now() + 7_001), 2);
+    assert.equal(await before, 'etcdserver: request timed out, possibly due to previous leader failure');
+    assert.equal(await after, 'etcdserver: request timed out');
+    assert.deepEqual([m.waits.size, m.waits.bytes], [0, 0]);
+    m.wal.release();
+    const r = await m.server.put(PutRequest.fromPartial({ key: b('c'), value: b('v') }));
+    assert.equal(r.header?.revision, 4, 'the two expired puts applied after all (as in etcd: the client was told it timed out, not that it failed)');
+  } finally {
+    await m.close();
+  }
+});

@@ -23,7 +23,7 @@ import type { RaftNode } from './raft-node.js';
 import { AlarmSet, alarmName } from './alarms.js';
 import { Membership, idToHex, attributesToJson, memberAttributesPath, memberToJson } from './membership.js';
 import { encodeRaftRequest, type RaftRequest } from './request-codec.js';
-import { RequestIdGenerator, type WaitRegistry } from './wait.js';
+import { RequestIdGenerator, type WaitRegistry, type Waiter } from './wait.js';
 import { LinearizableReads } from './read-index.js';
 import { LeaderWait } from './leader-wait.js';
 import { clusterVersionPath, type Applier, type CompactionResult } from './applier.js';
@@ -81,6 +81,9 @@ const removedStopDelayMs = 1000;
 interface DecodedOnly<T> { response(resp: RangeResponse): T; oneKey?: undefined }
 const decodedRange: DecodedOnly<RangeResponse> = { response: (resp) => resp };
 
+/** How often proposals past the request timeout are looked for (the answer comes up to this late). */
+const proposalSweepMs = 500;
+
 export class EtcdServer implements EtcdService {
   readonly limits: { maxTxnOps: number; maxRequestBytes: number };
   /** Set by startServer once the watchable store is open (index.ts). */
@@ -106,6 +109,11 @@ export class EtcdServer implements EtcdService {
   readonly auth: AuthServer;
   readonly cluster: ClusterService;
   private autoPromoteTimer: ReturnType<typeof setInterval> | undefined;
+  /** Expires proposals older than the request timeout (expireProposals). */
+  private readonly proposalSweepTimer: ReturnType<typeof setInterval>;
+  /** When a leader was last elected after none was known (performance.now ms): etcd's leadElectedTime. */
+  private leaderElectedAtMs = Number.NEGATIVE_INFINITY;
+  private readonly electionTimeoutMs: number;
   /** Resolves once this member, removed from the cluster, is to stop (the composition root stops the process). */
   readonly removed: Promise<Error>;
   /** removedFromCluster() ran: the member stops once (many peers may say so). */
@@ -126,6 +134,9 @@ export class EtcdServer implements EtcdService {
     this.limits = { maxTxnOps: deps.config.maxTxnOps, maxRequestBytes: deps.config.maxRequestBytes };
     this.ids = new RequestIdGenerator(deps.memberId, Date.now());
     this.requestTimeoutMs = 5000 + 2 * deps.config.electionTimeoutMs; // etcd's ReqTimeout()
+    this.electionTimeoutMs = deps.config.electionTimeoutMs;
+    this.proposalSweepTimer = setInterval(() => this.expireProposals(performance.now()), proposalSweepMs);
+    this.proposalSweepTimer.unref();
     this.leaderWait = new LeaderWait({ hasLeader: () => this.raft.leader !== 0n, maxWaiters: deps.maxPendingReads ?? maxPendingReads });
     this.reads = new LinearizableReads({
       raft: deps.raft,
@@ -199,7 +210,10 @@ export class EtcdServer implements EtcdService {
     if (previous === leader) return;
     if (leader !== 0n) serverMetrics.leaderChanges.inc();
     if (leader === 0n) this.log.info('raft.node: lost leader', { 'local-member-id': idToHex(this.memberId), term: this.raft.term });
-    else this.leaderWait.leaderElected();
+    else {
+      this.leaderElectedAtMs = performance.now();
+      this.leaderWait.leaderElected();
+    }
     this.reads.leaderChanged(leader);
   }
 
@@ -211,37 +225,69 @@ export class EtcdServer implements EtcdService {
 
   /** Proposes `request` through raft; resolves with its apply result (also for server-side modules: lease expiry). */
   propose<T>(request: RaftRequest, ai?: AuthInfo): Promise<T> {
-    if (this.stopped) return Promise.reject(etcdError('Stopped'));
-    if (this.raft.leader !== 0n) return this.proposeToLeader(request, ai);
-    // etcd's Propose blocks until a leader is known (or its request timeout).
-    return this.leaderWait.wait(this.requestTimeoutMs, 'ProposalDeadlineExceeded').then(
-      () => this.proposeToLeader<T>(request, ai),
-      (e: unknown) => { serverMetrics.proposalsFailed.inc(); throw e; },
-    );
+    return new Promise<T>((resolve, reject) => this.proposeTo(request, ai, { resolve: resolve as (r: unknown) => void, reject }));
   }
 
-  private proposeToLeader<T>(request: RaftRequest, ai?: AuthInfo): Promise<T> {
-    if (this.stopped) return Promise.reject(etcdError('Stopped'));
-    const raft = this.raft;
-    if (raft.leader === 0n) {
-      serverMetrics.proposalsFailed.inc();
-      return Promise.reject(etcdError('NoLeader'));
-    }
-    if (raft.commitIndex > raft.appliedIndex + maxGapBetweenApplyAndCommitIndex) return Promise.reject(etcdError('RequestTooManyRequests'));
+  /**
+   * Proposes `request` through raft; `waiter` gets its apply result or the refusal, once (the
+   * hot write path: the gRPC call itself waits, no promise per request). Never throws an
+   * expected refusal: that goes to `waiter.reject`.
+   */
+  proposeTo(request: RaftRequest, ai: AuthInfo | undefined, waiter: Waiter): void {
+    if (this.stopped) { waiter.reject(etcdError('Stopped')); return; }
+    if (this.raft.leader !== 0n) { this.proposeToLeader(request, ai, waiter); return; }
+    // etcd's Propose blocks until a leader is known (or its request timeout).
+    this.leaderWait.wait(this.requestTimeoutMs, 'ProposalDeadlineExceeded').then(
+      () => this.proposeToLeader(request, ai, waiter),
+      (e: unknown) => { serverMetrics.proposalsFailed.inc(); waiter.reject(e as Error); },
+    ).catch((e: unknown) => waiter.reject(e as Error)); // raft refusing in an unexpected way: this call fails, as a throw would
+  }
+
+  private proposeToLeader(request: RaftRequest, ai: AuthInfo | undefined, waiter: Waiter): void {
+    const refusal = this.refusalBeforeProposing();
+    if (refusal !== undefined) { waiter.reject(refusal); return; }
     const id = this.ids.next();
     const data = encodeRaftRequest(id, request, ai);
-    if (data.length > this.limits.maxRequestBytes) return Promise.reject(etcdError('RequestTooLarge'));
-    if (!this.waits.hasRoomFor(data.length)) return Promise.reject(etcdError('RequestTooManyRequests'));
-    const applied = this.waits.wait<T>(id, data.length);
+    if (data.length > this.limits.maxRequestBytes) { waiter.reject(etcdError('RequestTooLarge')); return; }
+    if (!this.waits.hasRoomFor(data.length)) { waiter.reject(etcdError('RequestTooManyRequests')); return; }
+    this.waits.register(id, data.length, waiter);
     try {
-      raft.propose(data);
+      this.raft.propose(data);
     } catch (e) {
       this.waits.take(id);
       if (!(e instanceof RaftError && e.code === 'ProposalDropped')) throw e;
       serverMetrics.proposalsFailed.inc();
-      return Promise.reject(etcdError('NoLeader'));
+      waiter.reject(etcdError('NoLeader'));
     }
-    return applied;
+  }
+
+  /**
+   * Answers, and frees, every proposal still waiting a request timeout after it went to raft
+   * (WaitRegistry.expireOlderThan), with the error etcd's parseProposeCtxErr picks: "request
+   * timed out, possibly due to previous leader failure" when it started in the two election
+   * timeouts before the current leader was elected, else "request timed out". (etcd's third,
+   * "...due to connection lost", needs the transport's connection times: not told apart here.)
+   * Called every proposalSweepMs; public for tests, which pass the time.
+   */
+  expireProposals(nowMs: number): number {
+    const elected = this.leaderElectedAtMs;
+    const leaderLostFrom = elected - 2 * this.electionTimeoutMs;
+    const n = this.waits.expireOlderThan(nowMs - this.requestTimeoutMs,
+      (started) => etcdError(started > leaderLostFrom && started < elected ? 'TimeoutDueToLeaderFail' : 'Timeout'));
+    if (n > 0) serverMetrics.proposalsFailed.inc(n);
+    return n;
+  }
+
+  /** Why a proposal may not go to raft now (stopped, no leader, apply too far behind), if it may not. */
+  private refusalBeforeProposing(): EtcdError | undefined {
+    if (this.stopped) return etcdError('Stopped');
+    const raft = this.raft;
+    if (raft.leader === 0n) {
+      serverMetrics.proposalsFailed.inc();
+      return etcdError('NoLeader');
+    }
+    if (raft.commitIndex > raft.appliedIndex + maxGapBetweenApplyAndCommitIndex) return etcdError('RequestTooManyRequests');
+    return undefined;
   }
 
   header(): ResponseHeader {
@@ -332,32 +378,50 @@ export class EtcdServer implements EtcdService {
     return answer.response(resp);
   }
 
-  /** Not async (the hot path): an async function returning propose's promise costs two more microtask turns. */
   put(req: PutRequest, raw?: Uint8Array, ai?: AuthInfo): Promise<PutResponse> {
+    return new Promise((resolve, reject) => this.putTo(req, raw, ai, { resolve: resolve as (r: unknown) => void, reject }));
+  }
+
+  /** put, its PutResponse (or refusal) handed to `waiter`: the hot path (no promise per request). */
+  putTo(req: PutRequest, raw: Uint8Array | undefined, ai: AuthInfo | undefined, waiter: Waiter): void {
     const request: RaftRequest = { kind: 'put', req, raw };
-    if (this.alarms.empty === false || !this.quotaAvailable(kvOverhead + req.key.length + req.value.length)) {
-      return this.checkQuota(kvOverhead + req.key.length + req.value.length).then(() => this.propose<PutResponse>(request, ai));
-    }
-    return this.propose<PutResponse>(request, ai);
+    const cost = kvOverhead + req.key.length + req.value.length;
+    if (this.alarms.empty && this.quotaAvailable(cost)) { this.proposeTo(request, ai, waiter); return; }
+    this.checkQuota(cost).then(() => this.proposeTo(request, ai, waiter), (e: unknown) => waiter.reject(e as Error));
   }
 
   deleteRange(req: DeleteRangeRequest, ai?: AuthInfo): Promise<DeleteRangeResponse> {
     return this.propose<DeleteRangeResponse>({ kind: 'deleteRange', req }, ai);
   }
 
-  async txn(req: TxnRequest, ai?: AuthInfo): Promise<TxnResponse> {
+  deleteRangeTo(req: DeleteRangeRequest, ai: AuthInfo | undefined, waiter: Waiter): void {
+    this.proposeTo({ kind: 'deleteRange', req }, ai, waiter);
+  }
+
+  txn(req: TxnRequest, ai?: AuthInfo): Promise<TxnResponse> {
+    return new Promise((resolve, reject) => this.txnTo(req, ai, { resolve: resolve as (r: unknown) => void, reject }));
+  }
+
+  /** txn, its TxnResponse (or refusal) handed to `waiter`; a writing txn's waiter waits in the proposal registry. */
+  txnTo(req: TxnRequest, ai: AuthInfo | undefined, waiter: Waiter): void {
     if (isTxnReadOnly(req)) {
-      // etcd serves read-only txns without raft; serializable ones without a ReadIndex round.
-      if (!isTxnSerializable(req)) await this.linearizableBarrier();
-      if (this.backendSwaps.size > 0) await this.backendSwapped();
-      if (this.authStore.enabled) checkTxnPermission(this.authStore, ai, req);
-      const resp = applyTxn(this.store, req);
-      resp.header = this.header();
-      return resp;
+      this.readOnlyTxn(req, ai).then((r) => waiter.resolve(r), (e: unknown) => waiter.reject(e as Error));
+      return;
     }
     const cost = Math.max(txnPutCost(req.success), txnPutCost(req.failure));
-    if (cost > 0 && (!this.alarms.empty || !this.quotaAvailable(cost))) await this.checkQuota(cost);
-    return this.propose<TxnResponse>({ kind: 'txn', req }, ai);
+    const request: RaftRequest = { kind: 'txn', req };
+    if (cost === 0 || (this.alarms.empty && this.quotaAvailable(cost))) { this.proposeTo(request, ai, waiter); return; }
+    this.checkQuota(cost).then(() => this.proposeTo(request, ai, waiter), (e: unknown) => waiter.reject(e as Error));
+  }
+
+  /** etcd serves read-only txns without raft; serializable ones without a ReadIndex round. */
+  private async readOnlyTxn(req: TxnRequest, ai: AuthInfo | undefined): Promise<TxnResponse> {
+    if (!isTxnSerializable(req)) await this.linearizableBarrier();
+    if (this.backendSwaps.size > 0) await this.backendSwapped();
+    if (this.authStore.enabled) checkTxnPermission(this.authStore, ai, req);
+    const resp = applyTxn(this.store, req);
+    resp.header = this.header();
+    return resp;
   }
 
   async compact(req: CompactionRequest): Promise<CompactionResponse> {
@@ -578,6 +642,7 @@ export class EtcdServer implements EtcdService {
   stop(): void {
     this.stopped = true;
     clearInterval(this.autoPromoteTimer);
+    clearInterval(this.proposalSweepTimer);
     this.waits.failAll(etcdError('Stopped'));
     this.leaderWait.stop();
     this.reads.failAll(etcdError('Stopped'));

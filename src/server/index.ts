@@ -24,10 +24,10 @@ export type { RaftNodeOptions, RaftNodeEvents, RaftTuning } from './raft-node.js
 export type { WalPort, SnapshotterPort, TransportPort, ApplierPort } from './ports.js';
 export { MemoryWal, MemorySnapshotter, MemoryNetwork, readBackMemory } from './memory-ports.js';
 // ... and the real applier with the requests it applies (simtest/'s key-value mode).
-export { testApplier, testMemberOf } from './test-member.js';
+export { testApplier, testMemberOf, startTestMember, type TestMember } from './test-member.js';
 export { recoverSnapshotBackend } from './snapshot-install.js';
 export type { Applier } from './applier.js';
-export type { WaitRegistry } from './wait.js';
+export type { WaitRegistry, Waiter } from './wait.js';
 export { encodeRaftRequest, decodePutRequestBody } from './request-codec.js';
 export { memberToJson } from './membership.js';
 export { confChangeV2Context } from './membership-change.js';

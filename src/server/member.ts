@@ -80,9 +80,18 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   const boot = walExists ? undefined : joining ?? bootstrapIdentity(config);
   mkdirSync(snapDir, { recursive: true, mode: 0o700 });
 
-  await adoptEtcdDataDir(config.dataDir, walDir, log); // an etcd data dir: its bbolt backend imported first
+  // An etcd data dir: its bbolt backend imported first, the key index built as it is copied.
+  const importedIndex = await adoptEtcdDataDir(config.dataDir, walDir, log);
+  // etcd's newBackend logs the batch settings it takes from the flags.
+  if (config.backendBatchLimit !== undefined) log.info('setting backend batch limit', { 'batch limit': config.backendBatchLimit });
+  if (config.backendBatchIntervalMs !== undefined) {
+    log.info('setting backend batch interval', { 'batch interval': formatDuration(config.backendBatchIntervalMs) });
+  }
   const openedAt = Date.now();
-  const backend = Backend.open({ path: backendPath(config.dataDir) });
+  const backend = Backend.open({
+    path: backendPath(config.dataDir), unsafeNoSync: config.unsafeNoFsync,
+    batchIntervalMs: config.backendBatchIntervalMs, batchLimit: config.backendBatchLimit,
+  });
   log.info('opened backend db', { path: backend.path, took: formatDuration(Date.now() - openedAt) });
 
   if (boot !== undefined) {
@@ -95,7 +104,10 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   const snapshotter = new Snapshotter(snapDir);
   const snapshot: Snapshot | undefined = await snapshotter.loadNewestAvailable(await validSnapshotEntries(walDir));
   const snapIndex = snapshot?.metadata.index ?? 0;
-  const wal = await Wal.open(walDir, { index: snapIndex, term: snapshot?.metadata.term ?? 0 }, { logger: (level, msg, fields) => log[level](msg, fields) });
+  const wal = await Wal.open(walDir, { index: snapIndex, term: snapshot?.metadata.term ?? 0 }, {
+    logger: (level, msg, fields) => log[level](msg, fields),
+    unsafeNoSync: config.unsafeNoFsync,
+  });
   const { metadata, hardState, entries } = await wal.readAll();
   const meta = Metadata.decode(metadata);
   const memberId = meta.NodeID ?? 0n;
@@ -124,7 +136,7 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   const alarms = new AlarmSet(alarmsText ? (JSON.parse(alarmsText) as Array<{ memberID: string; alarm: number }>).map((a) => AlarmMember.fromPartial({ memberID: BigInt(a.memberID), alarm: a.alarm })) : []);
 
   // Stopped between saving a leader's snapshot and taking its backend: take it now.
-  if (snapshot) await recoverSnapshotBackend(backend, snapshot, clusterId, log);
+  const recovered = snapshot ? await recoverSnapshotBackend(backend, snapshot, clusterId, log) : false;
   checkBackendMatchesSnapshot(backend.path, storedConsistentIndex(backend), snapIndex);
   // The lessor first: opening the store re-attaches every key to its lease (as etcd orders it).
   const lessor = new Lessor({
@@ -138,6 +150,7 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   // The MVCC store hands every write's events to its watchable layer (mvcc/watchable-store.ts).
   const watchable = WatchableStore.open({
     backend, log, leaseExists: (id) => lessor.has(id), onKeyLease: (key, lease) => lessor.attachKey(key, lease),
+    restoredIndex: recovered ? undefined : importedIndex, // a recovered file is not the one imported
   });
   const store = watchable.kv;
   // Nothing else runs yet (no raft loop, API or peer listener): the rebuild's pages can go.
@@ -195,7 +208,8 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   const electionTick = Math.max(1, Math.floor(config.electionTimeoutMs / config.heartbeatIntervalMs));
   const raft = new RaftNode({
     id: memberId, storage, applied: snapIndex, electionTick, heartbeatTick: 1, random: Math.random,
-    wal: timedWal(wal), snapshotter, transport: peers, applier, log,
+    // etcd's WAL returns before timing a sync it skips: no fsync observations under --unsafe-no-fsync.
+    wal: config.unsafeNoFsync ? wal : timedWal(wal), snapshotter, transport: peers, applier, log,
     tuning: { preVote: config.preVote ?? false },
     events: {
       leaderChanged: (leader, isLeader, previous) => {

@@ -78,7 +78,9 @@ export function encodeRaftRequest(id: bigint, r: RaftRequest, auth?: AuthInfo): 
  */
 function encodeWithRawBody(id: bigint, field: number, body: Uint8Array): Uint8Array {
   const headerLen = 1 + sizeVarintBig(id); // tag 0x08 + ID
-  const buf = new Uint8Array(2 + 1 + headerLen + 1 + sizeBytesField(body.length));
+  // From node's shared pool (every byte is written below, as the check at the end asserts):
+  // a Uint8Array of its own was an ArrayBuffer, its malloc'd store and V8's bookkeeping per put.
+  const buf = Buffer.allocUnsafe(2 + 1 + headerLen + 1 + sizeBytesField(body.length));
   buf[0] = 0xa2; buf[1] = 0x06; // field 100, length-delimited
   buf[2] = headerLen;
   buf[3] = 0x08;

@@ -16,6 +16,7 @@ import type {
 } from '../proto/index.js';
 import type { WatchableStore } from '../mvcc/index.js';
 import type { AuthApi, AuthInfo } from './auth-server.js';
+import type { Waiter } from './wait.js';
 
 export type { WatchableStore, WatchStream, WatchStreamBounds, Queued, QueuedItem, Fanout } from '../mvcc/index.js';
 
@@ -70,8 +71,18 @@ export interface KVService {
    * it in the raft entry instead of encoding the request again.
    */
   put(req: PutRequest, raw?: Uint8Array, ai?: AuthInfo): Promise<PutResponse>;
+  /**
+   * put, answered through `waiter` (its PutResponse, or an EtcdError refusal) instead of a
+   * promise: the hot write path, where the gRPC call itself waits for the apply. A refusal
+   * found before proposing is also given to `waiter`, never thrown.
+   */
+  putTo(req: PutRequest, raw: Uint8Array | undefined, ai: AuthInfo | undefined, waiter: Waiter): void;
   deleteRange(req: DeleteRangeRequest, ai?: AuthInfo): Promise<DeleteRangeResponse>;
+  /** deleteRange answered through `waiter`, as putTo. */
+  deleteRangeTo(req: DeleteRangeRequest, ai: AuthInfo | undefined, waiter: Waiter): void;
   txn(req: TxnRequest, ai?: AuthInfo): Promise<TxnResponse>;
+  /** txn answered through `waiter`, as putTo (a read-only txn too). */
+  txnTo(req: TxnRequest, ai: AuthInfo | undefined, waiter: Waiter): void;
   compact(req: CompactionRequest): Promise<CompactionResponse>;
 }
 

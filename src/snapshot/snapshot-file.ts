@@ -50,7 +50,9 @@ export async function verifySnapshotFile(path: string, skipHashCheck: boolean): 
 export function openSnapshotDb(path: string, dbBytes: number): { reader: BoltReader; close(): void } {
   const src = fileSource(path);
   try {
-    return { reader: BoltReader.open({ size: Math.min(dbBytes, src.size), read: (o, n) => src.read(o, n) }), close: () => src.close() };
+    const size = Math.min(dbBytes, src.size);
+    const reader = BoltReader.open({ size, read: (o, n) => src.read(o, n), readTransient: (o, n) => src.readTransient(o, n) });
+    return { reader, close: () => src.close() };
   } catch (e) {
     src.close();
     throw e;
@@ -90,7 +92,7 @@ export function snapshotStatus(path: string): SnapshotStatus {
     for (const name of reader.bucketNames()) {
       hash = crc32c(name, hash);
       const isKey = name.toString('latin1') === 'key';
-      for (const e of reader.bucket(name)!) {
+      for (const e = reader.scan(name)!; e.next();) {
         hash = crc32c(e.key, hash);
         hash = crc32c(e.value, hash);
         if (isKey && e.key.length >= 8) revision = Number(e.key.readBigUInt64BE(0));

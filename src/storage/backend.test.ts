@@ -398,3 +398,29 @@ test('releaseMappedPages gives back the file pages a full scan mapped, and every
   await be.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('writebackSoFar (deferSync) syncs off the main thread and close() waits for it; without deferSync it is refused', async () => {
+  const { dir, file } = tempPath();
+  const be = Backend.open({ path: file, deferSync: true });
+  const env = be as unknown as { env: { sync(cb: (err?: Error) => void): void } };
+  const realSync = env.env.sync.bind(env.env);
+  const held: (() => void)[] = [];
+  env.env.sync = (cb) => void held.push(() => realSync(cb));
+  be.bulkLoad('key', [[k(1), Buffer.from('v')]]);
+  let written = false;
+  const wb = be.writebackSoFar().then(() => (written = true));
+  let closed = false;
+  const closing = be.close().then(() => (closed = true));
+  for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
+  assert.equal(held.length, 2, "the writeback's sync and close's own");
+  held.splice(1, 1)[0]!(); // close's sync done; the writeback still running
+  await Promise.race([closing, new Promise<void>((r) => setTimeout(r, 500))]); // bounds the wait only: passing never depends on it
+  assert.equal(closed, false, 'close must wait for a running writeback (its worker uses the environment)');
+  held.shift()!();
+  await Promise.all([wb, closing]);
+  assert.equal(written && closed, true);
+  const plain = Backend.open({ path: path.join(dir, 'plain.lmdb') });
+  assert.throws(() => plain.writebackSoFar(), /needs deferSync/);
+  await plain.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});

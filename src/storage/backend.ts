@@ -63,6 +63,11 @@ export interface BackendOptions {
    * file once, so the disk writes overlap the filling instead of stalling each commit.
    */
   deferSync?: boolean;
+  /**
+   * etcd's --unsafe-no-fsync (bbolt's NoSync): commits are never fsynced, not even by
+   * forceCommit(); a power cut may lose or corrupt the backend. For tests and measurements.
+   */
+  unsafeNoSync?: boolean;
 }
 
 /** Where Concord keeps its environment in a data dir: beside etcd's `member/snap/db`, never on it. */
@@ -147,7 +152,9 @@ export class Backend {
   readonly batchIntervalMs: number;
   readonly batchLimit: number;
   private readonly mapSizeBytes: number;
-  private readonly deferSync: boolean;
+  /** Opened with deferSync (commits unsynced until forceCommit/close). */
+  readonly deferSync: boolean;
+  private readonly unsafeNoSync: boolean;
   private env!: RootDatabase;
   private dbs!: Database<Buffer, Buffer>[];
   /** The same databases read through transientValues (read views' scanTransient only). */
@@ -165,6 +172,8 @@ export class Backend {
   /** While defrag copies, the buffer is held: a commit to the old file would miss the copy. */
   private holdFlush = false;
   private closed = false;
+  /** writebackSoFar() syncs still running: close() waits for them (a sync worker must not outlive the environment). */
+  private writebacks = new Set<Promise<void>>();
   /** Read views open (readView), and who waits for them all to close (defrag's swap). */
   private openViews = 0;
   private viewsClosedWaiters: (() => void)[] = [];
@@ -177,6 +186,7 @@ export class Backend {
     this.batchLimit = opts.batchLimit ?? defaultBatchLimitWrites;
     this.mapSizeBytes = opts.mapSizeBytes ?? DEFAULT_MAP_SIZE;
     this.deferSync = opts.deferSync ?? false;
+    this.unsafeNoSync = opts.unsafeNoSync ?? false;
   }
 
   /** Opens (creating if needed) the environment at `opts.path` and all of etcd's buckets. */
@@ -197,7 +207,7 @@ export class Backend {
       mapSize: this.mapSizeBytes,
       // Explicit, so durability never depends on a library default: commits resolve when
       // visible, `env.flushed` when synced (see forceCommit). deferSync: synced by syncEnv().
-      ...(this.deferSync ? { noSync: true, overlappingSync: false } : { overlappingSync: true }),
+      ...(this.deferSync || this.unsafeNoSync ? { noSync: true, overlappingSync: false } : { overlappingSync: true }),
     });
     this.dbs = DB_NAMES.map((name) => this.env.openDB<Buffer, Buffer>(name, DB_OPTIONS));
     this.transientDbs = DB_NAMES.map((name) => this.env.openDB<Uint8Array, Buffer>(name, TRANSIENT_DB_OPTIONS as never));
@@ -475,6 +485,24 @@ export class Backend {
     return n;
   }
 
+  /**
+   * deferSync only: fdatasyncs the commits so far on a pool thread while the caller goes on
+   * committing, and resolves when done. A bulk load calls it every so many bytes, so the disk
+   * writes the load while it is being made instead of all of it in forceCommit's one sync at
+   * the end (1 GB of dirty pages was a second or more there). Promises nothing about
+   * durability: forceCommit() still syncs, and only it makes the load durable.
+   */
+  writebackSoFar(): Promise<void> {
+    this.check();
+    if (!this.deferSync) throw new Error('backend: writebackSoFar needs deferSync');
+    if (this.closed) throw new Error('backend: writeback after close');
+    const done = this.syncEnv();
+    this.writebacks.add(done);
+    const forget = (): void => void this.writebacks.delete(done);
+    done.then(forget, forget);
+    return done;
+  }
+
   /** fsyncs every commit so far (LMDB's mdb_env_sync, forced): deferSync's one sync. */
   private async syncEnv(): Promise<void> {
     const env = this.env as unknown as { sync(cb: (err?: Error) => void): void };
@@ -490,6 +518,12 @@ export class Backend {
     } catch {
       return 0;
     }
+  }
+
+  /** Entries committed to database `db` (LMDB's count; writes still in the buffer are not counted). */
+  entryCount(db: DbName): number {
+    this.check();
+    return (this.dbs[DB_INDEX[db]].getStats() as { entryCount: number }).entryCount;
   }
 
   /** Bytes of pages holding data: every database's tree pages plus the free list and two meta pages. */
@@ -659,6 +693,7 @@ export class Backend {
     await this.flush().catch(() => {});
     await Promise.resolve(this.env.flushed).catch(() => {}); // a failed commit already set `fatal`
     if (this.deferSync && !this.fatal) await this.syncEnv();
+    await Promise.allSettled([...this.writebacks]);
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);

@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import { open, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlockingSyncPolicy, Wal, meminfoPressure, WalError, parseWalName, validSnapshotEntries, type DataSyncer } from './index.js';
+import { PENDING_STATE_IDLE_MS } from './wal.js';
+import { decodeHardState, type HardState } from '../proto/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeSegment } from './decoder.js';
 import { RecordType } from './frame.js';
 import { makeEntries, plain, tempDir } from './testutil.js';
@@ -78,6 +81,39 @@ test('a later entry at an index replaces it and everything after it', async () =
   }
 });
 
+test('unsafeNoSync (--unsafe-no-fsync): saves write their records but never fdatasync the tail', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    const w = await Wal.create(d, META, { unsafeNoSync: true, blockingSync: calmDisk() });
+    await w.nextSegmentPrepared(); // the background pipeline's syncs are not the tail's
+    const realSync = fs.fdatasync, realSyncNow = fs.fdatasyncSync;
+    let syncs = 0;
+    (fs as { fdatasync: unknown }).fdatasync = (...a: Parameters<typeof fs.fdatasync>) => { syncs++; return realSync(...a); };
+    (fs as { fdatasyncSync: unknown }).fdatasyncSync = (fd: number) => { syncs++; realSyncNow(fd); };
+    syncBuiltinESMExports();
+    try {
+      await w.save({ term: 1, vote: 1n, commit: 0 }, makeEntries(1, 10, 1), true);
+      assert.equal(w.saveNow({ term: 1, vote: 1n, commit: 10 }, makeEntries(11, 20, 1), true), true);
+      await w.sync();
+      await w.saveSnapshot({ index: 5, term: 1 });
+      assert.equal(syncs, 0);
+    } finally {
+      (fs as { fdatasync: unknown }).fdatasync = realSync;
+      (fs as { fdatasyncSync: unknown }).fdatasyncSync = realSyncNow;
+      syncBuiltinESMExports();
+    }
+    await w.close();
+    const r = await Wal.open(d, { index: 0, term: 0 });
+    const got = await r.readAll();
+    assert.deepEqual(got.hardState, { term: 1, vote: 1n, commit: 10 });
+    assert.deepEqual(plain(got.entries), plain(makeEntries(1, 20, 1)));
+    await r.close();
+  } finally {
+    cleanup();
+  }
+});
+
 test('save() issues one write and one fdatasync per call when mustSync, none without', async () => {
   const { dir, cleanup } = tempDir();
   try {
@@ -143,6 +179,37 @@ test('a commit-only hard state without mustSync is not written until the next wr
     assert.deepEqual(all.hardState, { term: 2, vote: 1n, commit: 12 });
     assert.equal(all.entries.length, 12);
     await r.close();
+  } finally {
+    cleanup();
+  }
+});
+
+test('a deferred commit-only hard state reaches the file by itself once writes stop (a kill then keeps the commit), and a following write still carries a newer one', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    const w = await Wal.create(d, META, { blockingSync: calmDisk() });
+    await w.save({ term: 2, vote: 1n, commit: 0 }, makeEntries(1, 5, 2), true);
+    /** The segment file's bytes now (read synchronously, before the idle write can run), the WAL still open: what a restart after a kill reads. */
+    const bytesNow = (): Buffer => {
+      const seg = fs.readdirSync(d).filter((n) => n.endsWith('.wal')).sort()[0]!;
+      return fs.readFileSync(join(d, seg));
+    };
+    const lastState = async (bytes: Buffer): Promise<HardState | undefined> => {
+      let last: HardState | undefined;
+      await decodeSegment(bytes, 'tail.wal', true, 0, (rec) => {
+        if (rec.type === RecordType.state) last = decodeHardState(rec.data ?? new Uint8Array(0));
+      });
+      return last;
+    };
+    await w.save({ term: 2, vote: 1n, commit: 5 }, [], false);
+    assert.deepEqual(await lastState(bytesNow()), { term: 2, vote: 1n, commit: 0 }, 'deferred at first');
+    await sleep(PENDING_STATE_IDLE_MS * 4 + 20);
+    assert.deepEqual(await lastState(bytesNow()), { term: 2, vote: 1n, commit: 5 }, 'written once nothing else carried it');
+    assert.equal(w.saveNow({ term: 2, vote: 1n, commit: 6 }, [], false), true);
+    await w.save(undefined, makeEntries(6, 6, 2), true);
+    assert.deepEqual(await lastState(bytesNow()), { term: 2, vote: 1n, commit: 6 }, 'carried by the next write');
+    await w.close();
   } finally {
     cleanup();
   }

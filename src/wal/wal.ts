@@ -44,6 +44,15 @@ export const DEFAULT_SEGMENT_SIZE_BYTES = 64 * 1000 * 1000;
  * fill a segment's worth of time minus a quarter, enough below disk saturation).
  */
 export const PREPARE_NEXT_AT_FRACTION = 0.25;
+/**
+ * How long a deferred commit-only hard state may wait for a write to carry it before the WAL
+ * writes it alone (not synced). Under load the next batch carries it well within this; when
+ * writes stop, it still reaches the file (the page cache), so a member killed after applying
+ * an entry has a WAL that says the entry was committed. etcd's buffered encoder keeps it in
+ * the process until the next sync, and a killed survivor forced with --force-new-cluster then
+ * drops the entry as uncommitted (etcd 3.4.23: test/force-new-cluster.test.ts).
+ */
+export const PENDING_STATE_IDLE_MS = 5;
 
 /** Receives the WAL's notable events (a truncated torn tail, a new segment, ...). */
 export type WalLogger = (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void;
@@ -59,6 +68,12 @@ export interface WalOptions {
   blockingSync?: BlockingSyncPolicy;
   /** The tail's fdatasync, both ways (tests make it slow); default node:fs's. */
   datasync?: DataSyncer;
+  /**
+   * etcd's --unsafe-no-fsync (wal.SetUnsafeNoFsync): saves and sync() write but never
+   * fdatasync the tail, so an acknowledged write may be lost to a power cut or a crash of the
+   * machine. For tests and for measuring what a write costs besides the disk.
+   */
+  unsafeNoSync?: boolean;
 }
 
 /** fdatasync of a file descriptor, blocking the caller or on the thread pool. */
@@ -69,6 +84,8 @@ export interface DataSyncer {
 
 // Looked up per call (not captured), so tests that count node:fs calls see these.
 const fsDataSyncer: DataSyncer = { now: (fd) => fdatasyncSync(fd), later: (fd, done) => fdatasync(fd, done) };
+/** --unsafe-no-fsync: the tail's syncs are skipped (etcd's WAL.sync returns early). */
+const noDataSyncer: DataSyncer = { now: () => {}, later: (_fd, done) => setImmediate(done, null) };
 
 /** etcd's warnSyncDuration: an fdatasync longer than this (ms) is logged as "slow fdatasync". */
 const WARN_SYNC_MS = 1000;
@@ -104,6 +121,7 @@ export class Wal {
   private readonly segmentSize: number;
   private readonly log: WalLogger;
   private readonly blockingSync: BlockingSyncPolicy;
+  /** Every sync of the records' segment goes through it (one place, as etcd's WAL.sync): --unsafe-no-fsync swaps it. */
   private readonly datasync: DataSyncer;
 
   /** Every segment this WAL holds, oldest first; the last is the tail. */
@@ -125,6 +143,8 @@ export class Wal {
    * fewer per committed batch on the main thread.
    */
   private pendingState: HardState | undefined;
+  /** Writes pendingState once no write carried it for PENDING_STATE_IDLE_MS (re-armed on each deferral). */
+  private pendingStateTimer: NodeJS.Timeout | undefined;
   /** Index of the last entry (or snapshot) saved: names the next segment. */
   private enti = 0;
   private closed = false;
@@ -142,7 +162,7 @@ export class Wal {
     this.segmentSize = opts.segmentSizeBytes ?? DEFAULT_SEGMENT_SIZE_BYTES;
     this.log = opts.logger ?? (() => {});
     this.blockingSync = opts.blockingSync ?? new BlockingSyncPolicy();
-    this.datasync = opts.datasync ?? fsDataSyncer;
+    this.datasync = opts.unsafeNoSync ? noDataSyncer : opts.datasync ?? fsDataSyncer;
   }
 
   /** True if `dir` holds any WAL segment. */
@@ -331,8 +351,7 @@ export class Wal {
       if (hsEmpty && entries.length === 0) return;
       const enc = this.writable();
       if (!hsEmpty && entries.length === 0 && !mustSync) {
-        this.state = hardState!;
-        this.pendingState = hardState;
+        this.deferState(hardState!);
         return;
       }
       const t0 = loopTrace ? performance.now() : 0;
@@ -361,8 +380,7 @@ export class Wal {
     const hsEmpty = hardState === undefined || isEmptyHardState(hardState);
     if (hsEmpty && entries.length === 0) return true;
     if (!hsEmpty && entries.length === 0 && !mustSync) {
-      this.state = hardState!;
-      this.pendingState = hardState;
+      this.deferState(hardState!);
       return true;
     }
     // A cut is due once the tail passes the segment size: leave that to save().
@@ -388,7 +406,7 @@ export class Wal {
       enc.appendData(RecordType.snapshot, encodeWalSnapshot(snap));
       this.append(enc);
       if (this.enti < snap.index) this.enti = snap.index;
-      await this.tail!.datasync();
+      await this.datasyncTail();
     });
   }
 
@@ -397,7 +415,7 @@ export class Wal {
     return this.serialize(async () => {
       this.writable();
       this.flushPendingState();
-      await this.tail!.datasync();
+      await this.datasyncTail();
     });
   }
 
@@ -433,6 +451,7 @@ export class Wal {
     return this.serialize(async () => {
       if (this.closed) return;
       if (this.tail !== undefined) this.flushPendingState();
+      clearTimeout(this.pendingStateTimer);
       this.closed = true;
       const p = this.pipeline;
       this.pipeline = undefined;
@@ -441,7 +460,7 @@ export class Wal {
       this.tail = undefined;
       if (t !== undefined) {
         try {
-          if (this.encoder !== undefined) await t.datasync();
+          if (this.encoder !== undefined) await this.datasyncFd(t.fd);
         } finally {
           await t.close();
         }
@@ -518,6 +537,29 @@ export class Wal {
     this.pendingState = undefined;
   }
 
+  /** Holds a commit-only hard state for the next write, and arms the idle write of it. */
+  private deferState(hardState: HardState): void {
+    this.state = hardState;
+    this.pendingState = hardState;
+    if (this.pendingStateTimer === undefined) {
+      this.pendingStateTimer = setTimeout(() => this.writeIdlePendingState(), PENDING_STATE_IDLE_MS).unref();
+    } else {
+      this.pendingStateTimer.refresh();
+    }
+  }
+
+  /** The idle write: at once when nothing is queued (no write in flight), else behind the queue. */
+  private writeIdlePendingState(): void {
+    if (this.pendingState === undefined || this.closed) return;
+    if (this.queued === 0 && this.tailOffset < this.segmentSize) {
+      this.flushPendingState();
+      return;
+    }
+    void this.serialize(async () => {
+      if (!this.closed) this.flushPendingState();
+    }).catch((err: unknown) => this.log('warn', 'wal: writing a deferred hard state failed', { error: String(err) }));
+  }
+
   /** Writes a deferred hard state, if any (not synced). */
   private flushPendingState(): void {
     if (this.pendingState === undefined) return;
@@ -536,6 +578,11 @@ export class Wal {
       this.synced(performance.now() - started);
       resolve();
     }));
+  }
+
+  /** fdatasync of a segment holding records through the WAL's syncer (none under --unsafe-no-fsync). */
+  private datasyncFd(fd: number): Promise<void> {
+    return new Promise((resolve, reject) => this.datasync.later(fd, (err) => (err ? reject(err) : resolve())));
   }
 
   /** fdatasync of the tail blocking this thread (saveNow). */
@@ -563,7 +610,7 @@ export class Wal {
   private async cut(): Promise<void> {
     const old = this.tail!;
     await old.truncate(this.tailOffset);
-    await old.datasync();
+    await this.datasyncFd(old.fd);
 
     const { seq } = parseWalName(this.names[this.names.length - 1])!;
     const name = walName(seq + 1, this.enti + 1);

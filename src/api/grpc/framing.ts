@@ -20,6 +20,8 @@ export interface Codec<T> {
   readonly framed?: boolean;
   /** Set on a response codec whose messages are already encoded bytes: only the prefix is added. */
   readonly encoded?: boolean;
+  /** Set on a response codec that encodes a message straight to its bytes (no BinaryWriter): used instead of encode. */
+  readonly toBytes?: (message: T) => Uint8Array;
 }
 
 export interface MessageSink {
@@ -57,13 +59,9 @@ export class MessageReader {
     let off = 0;
     const n = chunk.length;
     // Fast path: the chunk is exactly one whole message (the usual unary request).
-    if (this.headerFill === 0 && this.body === null && n >= prefixBytes) {
-      const len = chunk.readUInt32BE(1);
-      if (len + prefixBytes === n) {
-        this.checkLength(len);
-        this.sink.onMessage(chunk[0] !== 0, chunk.subarray(prefixBytes));
-        return;
-      }
+    if (this.headerFill === 0 && this.body === null && isWholeMessage(chunk)) {
+      deliverWholeMessage(chunk, this.sink, this.maxMessageBytes);
+      return;
     }
     while (off < n) {
       if (this.body === null) {
@@ -101,11 +99,28 @@ export class MessageReader {
   }
 
   private checkLength(len: number): void {
-    if (len > this.maxMessageBytes) {
-      // grpc-go's wording (rpc_util.go recvAndDecompress), which etcd clients see from etcd.
-      throw new GrpcStatusError(GrpcCode.ResourceExhausted,
-        `grpc: received message larger than max (${len} vs. ${this.maxMessageBytes})`);
-    }
+    checkMessageLength(len, this.maxMessageBytes);
+  }
+}
+
+/**
+ * Whether `chunk` is exactly one whole message, prefix and body: a unary request's usual DATA.
+ * Such a chunk needs no MessageReader (deliverWholeMessage), so a unary call makes none.
+ */
+export function isWholeMessage(chunk: Buffer): boolean {
+  return chunk.length >= prefixBytes && chunk.readUInt32BE(1) + prefixBytes === chunk.length;
+}
+
+/** Hands a whole-message chunk (isWholeMessage) to `sink` without a copy, after the size check. */
+export function deliverWholeMessage(chunk: Buffer, sink: MessageSink, maxMessageBytes: number): void {
+  checkMessageLength(chunk.length - prefixBytes, maxMessageBytes);
+  sink.onMessage(chunk[0] !== 0, chunk.subarray(prefixBytes));
+}
+
+function checkMessageLength(len: number, maxMessageBytes: number): void {
+  if (len > maxMessageBytes) {
+    // grpc-go's wording (rpc_util.go recvAndDecompress), which etcd clients see from etcd.
+    throw new GrpcStatusError(GrpcCode.ResourceExhausted, `grpc: received message larger than max (${len} vs. ${maxMessageBytes})`);
   }
 }
 
@@ -118,6 +133,7 @@ export class MessageReader {
 export function frameMessage<T>(codec: Codec<T>, message: T): Buffer {
   if (codec.framed === true) return message as unknown as Buffer;
   if (codec.encoded === true) return frameBytes(message as unknown as Uint8Array);
+  if (codec.toBytes !== undefined) return frameBytes(codec.toBytes(message));
   return frameBytes(codec.encode(message).finish());
 }
 

@@ -243,6 +243,21 @@ describe('grpc server', () => {
     } finally { session.close(); }
   });
 
+  test('a unary call ended before its message is whole gets grpc-go 1.26\'s EOF or unexpected EOF', async () => {
+    // The whole-message fast path makes no MessageReader: the ending must still tell "no byte
+    // at all" (EOF) from "a message begun" (unexpected EOF), as grpc-go's recvMsg does.
+    const framed = frameBytes(rangeBytes('cut short'));
+    const none = await rawCall(s.address, '/test.T/Echo', {}, Buffer.alloc(0));
+    assert.deepEqual([none.status, none.message], [GrpcCode.Unknown, 'EOF']);
+    for (const cut of [3, 5, framed.length - 1]) {
+      const r = await rawCall(s.address, '/test.T/Echo', {}, framed.subarray(0, cut));
+      assert.deepEqual([r.status, r.message], [GrpcCode.Unknown, 'unexpected EOF'], `cut at ${cut}`);
+    }
+    const whole = await rawCall(s.address, '/test.T/Echo', {}, framed);
+    assert.equal(whole.status, GrpcCode.OK);
+    assert.equal(RangeResponse.decode(whole.body.subarray(5)).kvs[0]!.value.toString(), 'cut short');
+  });
+
   test('many concurrent calls over one connection all complete', async () => {
     const keys = Array.from({ length: 500 }, (_, i) => `key-${i}`);
     const res = await Promise.all(keys.map((k) => echo(k)));

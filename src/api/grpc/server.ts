@@ -15,18 +15,29 @@
 import http2 from 'node:http2';
 import { GrpcCode } from '../../errors/index.js';
 import { grpcMethodMetrics, recordHandled, type GrpcMethodMetrics, type GrpcType } from '../../metrics/index.js';
-import { Codec, MessageReader, MessageSink, frameBytes, frameMessage, framePrefixBytes } from './framing.js';
+import { Codec, MessageReader, MessageSink, deliverWholeMessage, frameBytes, frameMessage, framePrefixBytes, isWholeMessage } from './framing.js';
 import { maxChunkBytes, writePaced } from './paced-writer.js';
 import { GrpcStatusError, encodeGrpcMessage, parseGrpcTimeout, statusOf, unmarshalError } from './status.js';
 import { TurnQueue } from './turns.js';
-import type { H2Stream, StreamHeaders } from './transport.js';
+import { kCall, type H2Stream, type StreamHeaders } from './transport.js';
 
 type Stream = H2Stream;
 type Headers = StreamHeaders;
 
 export type MethodKind = 'unary' | 'serverStream' | 'bidi';
 
-export type UnaryHandler<Req, Res> = (request: Req, call: ServerCall<Req, Res>) => Promise<Res> | Res;
+/**
+ * What a unary handler returns: its response, a promise of it, or `replyLater` when it handed
+ * the call itself to whoever answers (the call's resolve/reject: a proposal's waiter).
+ */
+export type UnaryHandler<Req, Res> = (request: Req, call: ServerCall<Req, Res>) => Promise<Res> | Res | typeof replyLater;
+
+/**
+ * A unary handler's answer meaning "the call will be completed through call.resolve or
+ * call.reject": the write path registers the call as its proposal's waiter, so a put makes no
+ * promise, closure or callback record of its own to wait for its apply (issue 14).
+ */
+export const replyLater: unique symbol = Symbol('replyLater');
 /** Sends responses with `call.write`; returning ends the call with OK, throwing with the error's status. */
 export type ServerStreamHandler<Req, Res> = (request: Req, call: ServerCall<Req, Res>) => Promise<void>;
 /** Reads requests from `call.messages()`, sends with `call.write`. */
@@ -65,7 +76,6 @@ export interface GrpcServerOptions {
 /** About 2-3 ms of response writes on this project's machines. */
 const defaultResponsesPerTurn = 64;
 
-const kCall = Symbol('grpcCall');
 
 /**
  * Streamed messages from this size are framed into the call's reused buffer (ServerCall.write):
@@ -94,7 +104,8 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   private inputEnded = false;
   private abortController: AbortController | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private readonly reader: MessageReader;
+  /** Made when a chunk is not one whole message (a unary request's usual DATA is: no reader then). */
+  private reader: MessageReader | undefined;
   /** Trailers sent when node asks for them ('wantTrailers'). */
   private trailers: Record<string, string> = okTrailers;
   private resetAfterTrailers = false;
@@ -111,7 +122,6 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     /** Request headers (metadata), e.g. "authorization" for etcd's auth token. */
     readonly headers: Headers,
   ) {
-    this.reader = new MessageReader(this, server.maxReceiveMessageBytes);
   }
 
   get path(): string { return this.def.path; }
@@ -171,7 +181,7 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
    * HTTP/2 server calls back once the socket wrote the bytes, with up to ~270 KiB of a
    * stream's messages queued before then (h2/connection.ts), so several do. Bounded in count.
    */
-  private readonly spareFrames: Buffer[] = [];
+  private spareFrames: Buffer[] | undefined;
 
   /** Sends one response message on a streaming call; resolves when the stream can take more. */
   write(message: Res): Promise<void> {
@@ -182,7 +192,7 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     const bytes = codec.framed === true ? undefined : codec.encode(message).finish();
     if (bytes !== undefined && bytes.length >= reusedFrameMinBytes && bytes.length + framePrefixBytes <= maxChunkBytes) {
       const frame = this.takeSpareFrame(bytes.length + framePrefixBytes);
-      if (stream.write(frameBytes(bytes, frame), () => { if (this.spareFrames.length < maxSpareFrames) this.spareFrames.push(frame); })) return Promise.resolve();
+      if (stream.write(frameBytes(bytes, frame), () => { if ((this.spareFrames ??= []).length < maxSpareFrames) this.spareFrames.push(frame); })) return Promise.resolve();
       return this.drained();
     }
     const buf = bytes === undefined ? frameMessage(codec, message) : frameBytes(bytes);
@@ -192,7 +202,7 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   }
 
   private takeSpareFrame(bytes: number): Buffer {
-    const spare = this.spareFrames.pop();
+    const spare = this.spareFrames?.pop();
     return spare === undefined || spare.length < bytes ? Buffer.allocUnsafe(bytes) : spare;
   }
 
@@ -250,6 +260,21 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     this.wake();
   }
 
+  /**
+   * Completes a unary call whose handler returned `replyLater` with its response (encoded by
+   * the method's response codec when it is sent, in turn with the other responses). A call
+   * that ended meanwhile (deadline, client gone) sends nothing. With reject, the call is a
+   * server/wait.ts Waiter by shape.
+   */
+  resolve(response: Res): void {
+    respondUnary(this, response);
+  }
+
+  /** Ends a unary call whose handler returned `replyLater` with the error's status (statusOf). */
+  reject(err: unknown): void {
+    failUnary(this, err);
+  }
+
   /** Sends the one response of a unary call: HEADERS, DATA, then trailers. */
   sendUnary(response: Res): void {
     if (this.ended) return;
@@ -292,7 +317,8 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
   onData(chunk: Buffer): void {
     if (this.ended) return; // discard what a client sends after the status
     try {
-      this.reader.push(chunk);
+      if (this.reader === undefined && isWholeMessage(chunk)) deliverWholeMessage(chunk, this, this.server.maxReceiveMessageBytes);
+      else (this.reader ??= new MessageReader(this, this.server.maxReceiveMessageBytes)).push(chunk);
     } catch (e) {
       const [code, msg] = statusOf(e);
       this.finish(code, msg);
@@ -339,7 +365,7 @@ export class ServerCall<Req = unknown, Res = unknown> implements MessageSink {
     if (this.def.kind !== 'bidi' && this.received === 0) {
       // grpc-go 1.26 reports the io error reading the message: EOF before any byte of it,
       // ErrUnexpectedEOF inside it.
-      this.finish(GrpcCode.Unknown, this.reader.idle ? 'EOF' : 'unexpected EOF');
+      this.finish(GrpcCode.Unknown, this.reader === undefined || this.reader.idle ? 'EOF' : 'unexpected EOF');
       return;
     }
     this.wake();
@@ -443,6 +469,7 @@ function startUnary(call: ServerCall<any, any>, req: unknown): void {
     failUnary(call, e);
     return;
   }
+  if (res === replyLater) return;
   if (res instanceof Promise) res.then((r: unknown) => respondUnary(call, r), (e: unknown) => failUnary(call, e));
   else respondUnary(call, res);
 }
@@ -537,8 +564,8 @@ export class GrpcServer {
   readonly unaryResponses: TurnQueue<ServerCall<any, any>, unknown>;
 
   constructor(opts: GrpcServerOptions = {}) {
-    this.unaryStarts = new TurnQueue(startUnary, opts.unaryCallsPerTurn === undefined ? {} : { jobsPerTurn: opts.unaryCallsPerTurn });
-    this.unaryResponses = new TurnQueue(sendUnary, { jobsPerTurn: opts.unaryResponsesPerTurn ?? defaultResponsesPerTurn });
+    this.unaryStarts = new TurnQueue(startUnary, { jobsPerTurn: opts.unaryCallsPerTurn, traceKind: 'grpc.starts' });
+    this.unaryResponses = new TurnQueue(sendUnary, { jobsPerTurn: opts.unaryResponsesPerTurn ?? defaultResponsesPerTurn, traceKind: 'grpc.responses' });
     this.maxReceiveMessageBytes = opts.maxReceiveMessageBytes ?? 4 * 1024 * 1024;
     this.maxQueuedMessages = opts.maxQueuedMessages ?? 64;
     this.maxQueuedBytes = opts.maxQueuedBytes ?? 4 * 1024 * 1024;

@@ -6,6 +6,13 @@
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 
+/**
+ * The property a stream carries its gRPC call in: server.ts's shared listeners find the call
+ * there. Concord's own streams (api/h2/stream.ts) declare it, so setting it per request adds
+ * no property (and no out-of-object property store) to the stream.
+ */
+export const kCall = Symbol('grpcCall');
+
 /** Request headers: lower-case names, pseudo-headers (":path") included. */
 export type StreamHeaders = IncomingHttpHeaders;
 

@@ -14,6 +14,7 @@
  * Each queued job is a stream node:http2 already holds, so the bytes are bounded by the
  * request-size limit times that count.
  */
+import { loopTrace } from '../../metrics/index.js';
 
 /** Work started per turn before yielding (about 1-3 ms of handlers on this project's machines). */
 export const defaultJobsPerTurn = 32;
@@ -23,12 +24,15 @@ export const defaultMaxQueuedJobs = 100_000;
 export interface TurnQueueOptions {
   jobsPerTurn?: number;
   maxQueuedJobs?: number;
+  /** The span kind a drained turn is recorded as when CONCORD_LOOP_TRACE is on. */
+  traceKind?: string;
 }
 
 /** A FIFO of (run, argument, argument) jobs drained `jobsPerTurn` at a time, one batch per turn. */
 export class TurnQueue<A, B> {
   readonly jobsPerTurn: number;
   readonly maxQueuedJobs: number;
+  private readonly traceKind: string;
   // Two parallel arrays read from a moving head: no object per job on the hot path.
   private firsts: (A | undefined)[] = [];
   private seconds: (B | undefined)[] = [];
@@ -40,6 +44,7 @@ export class TurnQueue<A, B> {
   constructor(private readonly run: (a: A, b: B) => void, opts: TurnQueueOptions = {}) {
     this.jobsPerTurn = opts.jobsPerTurn ?? defaultJobsPerTurn;
     this.maxQueuedJobs = opts.maxQueuedJobs ?? defaultMaxQueuedJobs;
+    this.traceKind = opts.traceKind ?? 'turn';
     if (!(this.jobsPerTurn >= 1)) throw new Error(`jobsPerTurn must be at least 1, got ${this.jobsPerTurn}`);
   }
 
@@ -77,6 +82,7 @@ export class TurnQueue<A, B> {
     // This turn's jobs leave the queue before any runs, so a job that queues more cannot
     // make this turn longer than its budget.
     this.head = end;
+    const t0 = loopTrace === undefined ? 0 : performance.now();
     try {
       for (let i = start; i < end; i++) {
         const a = firsts[i]!, b = seconds[i]!;
@@ -85,6 +91,7 @@ export class TurnQueue<A, B> {
         this.run(a, b);
       }
     } finally {
+      if (t0 > 0) loopTrace?.span(this.traceKind, t0, end - start);
       // Booked after the jobs, so what they queued with setImmediate (the raft loop's turn,
       // response writes) runs before the next batch starts.
       if (this.head === this.firsts.length) {

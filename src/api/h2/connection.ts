@@ -16,6 +16,7 @@ import { EventEmitter } from 'node:events';
 import type { OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Logger } from '../../log/index.js';
+import { loopTrace } from '../../metrics/index.js';
 import type { StreamHandler } from '../grpc/transport.js';
 import { PingStrikes, serverPings, type KeepaliveOptions } from '../keepalive.js';
 import {
@@ -113,6 +114,8 @@ export class Connection extends EventEmitter implements StreamHost {
     this.output.push(settingsFrame([
       [Setting.maxConcurrentStreams, opts.maxConcurrentStreams],
       [Setting.initialWindowSize, streamWindowBytes],
+      // Advisory (RFC 9113 6.5.2): the bound the decoder enforces anyway, told up front.
+      [Setting.maxHeaderListSize, maxHeaderListBytes],
     ]));
     this.output.frameU32(FrameType.windowUpdate, 0, connectionWindowBytes - defaultWindowBytes);
     this.settingsTimer = setTimeout(() => this.fail(new H2Error(ErrorCode.settingsTimeout, 'SETTINGS not acknowledged')), opts.settingsTimeoutMs);
@@ -143,9 +146,11 @@ export class Connection extends EventEmitter implements StreamHost {
         return;
       }
     }
+    const t0 = loopTrace === undefined ? 0 : performance.now();
     // Per-connection code: whatever goes wrong ends this connection only.
     try {
       this.reader.push(chunk);
+      if (t0 > 0) loopTrace?.span('h2.read', t0, chunk.length);
     } catch (e) {
       if (e instanceof H2Error) this.fail(e);
       else if (e instanceof HpackError) this.fail(new H2Error(ErrorCode.compression, e.message));

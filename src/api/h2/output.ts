@@ -14,6 +14,7 @@
  * client asks for, so past `maxBytes` the client is not reading and the connection is ended.
  */
 import type { Socket } from 'node:net';
+import { loopTrace } from '../../metrics/index.js';
 import { frameHeaderBytes, writeFrameHeader } from './frames.js';
 
 /** Size of a staging buffer. */
@@ -98,6 +99,7 @@ export class OutputQueue {
     this.chunkBytes = 0;
     if (callbacks.length > 0) this.callbacks = [];
     if (socket.destroyed || socket.writableEnded) { for (const cb of callbacks) cb(new Error('connection closed')); return; }
+    const t0 = loopTrace === undefined ? 0 : performance.now();
     const done = callbacks.length === 0 ? undefined : (e?: Error | null): void => { for (const cb of callbacks) cb(e); };
     if (chunks.length === 1) socket.write(chunks[0]!, done);
     else if (bytes <= joinMaxBytes) socket.write(Buffer.concat(chunks, bytes), done);
@@ -108,6 +110,7 @@ export class OutputQueue {
       socket.write(chunks[last]!, done);
       socket.uncork();
     }
+    if (t0 > 0) loopTrace?.span('h2.flush', t0, bytes);
     this.onFlushed();
   }
 

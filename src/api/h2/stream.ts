@@ -13,12 +13,17 @@
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import type { OutgoingHttpHeaders } from 'node:http2';
-import type { H2Session, H2Stream, RespondOptions, StreamEvent } from '../grpc/transport.js';
+import { kCall, type H2Session, type H2Stream, type RespondOptions, type StreamEvent } from '../grpc/transport.js';
 import { ErrorCode } from './frames.js';
 import type { WriteCallback } from './output.js';
 
 type Listener = (this: Stream, ...args: any[]) => void;
 interface OnceListener extends Listener { listener?: Listener }
+/**
+ * An event's listeners: none, the one (the usual case: the gRPC server registers one shared
+ * function per event, and an array per event per call was ~130 B of every request), or several.
+ */
+type Listeners = Listener | Listener[] | undefined;
 
 /** What a stream needs of its connection. */
 export interface StreamHost extends H2Session {
@@ -79,17 +84,19 @@ export class Stream implements H2Stream {
   private held: Buffer[] | undefined;
   private endEmitted = false;
   /** @internal listeners of 'data' */
-  onData: Listener[] | undefined;
+  onData: Listeners;
   /** @internal listeners of 'end' */
-  onEnd: Listener[] | undefined;
+  onEnd: Listeners;
   /** @internal listeners of 'close' */
-  onClose: Listener[] | undefined;
+  onClose: Listeners;
   /** @internal listeners of 'error' */
-  onError: Listener[] | undefined;
+  onError: Listeners;
   /** @internal listeners of 'drain' */
-  onDrain: Listener[] | undefined;
+  onDrain: Listeners;
   /** @internal listeners of 'wantTrailers' */
-  onWantTrailers: Listener[] | undefined;
+  onWantTrailers: Listeners;
+  /** @internal the gRPC call this stream carries (set by grpc/server.ts). */
+  [kCall]: unknown = undefined;
 
   constructor(
     readonly id: number,
@@ -184,7 +191,8 @@ export class Stream implements H2Stream {
   on(event: StreamEvent, listener: Listener): this {
     const key = listenerKey[event];
     const list = this[key];
-    if (list === undefined) this[key] = [listener];
+    if (list === undefined) this[key] = listener;
+    else if (typeof list === 'function') this[key] = [list, listener];
     else list.push(listener);
     return this;
   }
@@ -200,9 +208,15 @@ export class Stream implements H2Stream {
   }
 
   off(event: StreamEvent, listener: Listener): this {
-    const list = this[listenerKey[event]];
+    const key = listenerKey[event];
+    const list = this[key];
+    const matches = (l: Listener): boolean => l === listener || (l as OnceListener).listener === listener;
     if (list === undefined) return this;
-    const i = list.findIndex((l) => l === listener || (l as OnceListener).listener === listener);
+    if (typeof list === 'function') {
+      if (matches(list)) this[key] = undefined;
+      return this;
+    }
+    const i = list.findIndex(matches);
     if (i >= 0) list.splice(i, 1);
     return this;
   }
@@ -277,8 +291,9 @@ export class Stream implements H2Stream {
     this.emit(this.onClose);
   }
 
-  private emit(list: Listener[] | undefined, arg?: unknown): void {
-    if (list === undefined || list.length === 0) return;
+  private emit(list: Listeners, arg?: unknown): void {
+    if (list === undefined) return;
+    if (typeof list === 'function') { list.call(this, arg); return; }
     if (list.length === 1) { list[0]!.call(this, arg); return; }
     for (const l of [...list]) l.call(this, arg);
   }

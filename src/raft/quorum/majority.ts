@@ -12,12 +12,16 @@ export type VoteResult = 'pending' | 'lost' | 'won';
 export type AckedIndexer = (id: NodeId) => number | undefined;
 
 export class MajorityConfig {
-  readonly ids: Set<NodeId>;
-  /** Reused by committedIndex() so the commit path does not allocate. */
-  private scratch: number[] = [];
+  readonly ids: ReadonlySet<NodeId>;
+  /** The same voters in an array: committedIndex() runs once per acknowledgement, without an iterator. */
+  private readonly voters: readonly NodeId[];
+  /** Reused by committedIndex() (one slot per voter) so the commit path does not allocate. */
+  private readonly scratch: number[];
 
   constructor(ids: Iterable<NodeId> = []) {
     this.ids = new Set(ids);
+    this.voters = [...this.ids];
+    this.scratch = this.voters.map(() => 0);
   }
 
   get size(): number {
@@ -43,12 +47,19 @@ export class MajorityConfig {
    * +Infinity for the empty configuration.
    */
   committedIndex(acked: AckedIndexer): number {
-    const n = this.ids.size;
+    const voters = this.voters;
+    const n = voters.length;
     if (n === 0) return Number.POSITIVE_INFINITY;
+    if (n === 1) return acked(voters[0]) ?? 0;
+    // Insertion sort, descending, in place: a handful of voters, and Array.prototype.sort
+    // allocates a work array per call (~150 B per put on a single member, issue 14).
     const arr = this.scratch;
-    arr.length = 0;
-    for (const id of this.ids) arr.push(acked(id) ?? 0);
-    arr.sort(descending);
+    for (let i = 0; i < n; i++) {
+      const v = acked(voters[i]) ?? 0;
+      let j = i;
+      for (; j > 0 && arr[j - 1] < v; j--) arr[j] = arr[j - 1];
+      arr[j] = v;
+    }
     return arr[(n >> 1)];
   }
 
@@ -68,10 +79,6 @@ export class MajorityConfig {
     if (granted + missing >= q) return 'pending';
     return 'lost';
   }
-}
-
-function descending(a: number, b: number): number {
-  return b - a;
 }
 
 export function cmpId(a: NodeId, b: NodeId): number {
