@@ -9,7 +9,7 @@
 //
 // Members are test/harness.ts Servers (same process registry, logs, readiness probe, etcdctl and
 // gRPC client), so everything a single-server test does works on c.members[i]. Readiness: a
-// member is ready once /health says true or it logged "ready to serve client requests"; both
+// member is ready once it logged "ready to serve client requests" and answers /version; both
 // need a quorum, so all members start at once. startCluster also waits for an agreed leader.
 // c.addMember() makes a member to join the running cluster (`member add`, then start it with
 // --initial-cluster-state existing). Peer TLS: `peerScheme: 'https'` plus the --peer-* flags.
