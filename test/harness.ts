@@ -136,6 +136,12 @@ export interface ServerOptions {
   ownSession?: boolean;
 }
 
+/**
+ * What etcd (and Concord) log once the member's attributes applied and the client port serves:
+ * capnslog's "ready to serve client requests", zap's "serving client traffic (in)securely".
+ */
+const READY_LINE = /ready to serve client requests|serving client traffic (in)?securely/;
+
 /** One server process (etcd or Concord) with its own data dir and ports, restartable. */
 export class Server {
   readonly target: TargetName;
@@ -223,6 +229,7 @@ export class Server {
     this.spawnChild();
   }
 
+  /** Whether the log has said the member serves clients (READY_LINE). */
   private sawReadyLine = false;
 
   private spawnChild(): ChildProcess {
@@ -239,7 +246,8 @@ export class Server {
       if (process.env.CONCORD_TESTS_VERBOSE === '1') process.stderr.write(`[${this.target}] ${s}`);
       this.log += s;
       if (this.log.length > 262_144) this.log = this.log.slice(-131_072);
-      if (s.includes('ready to serve client requests')) this.sawReadyLine = true;
+      // The line may arrive split across two chunks: look at the log's tail, not the chunk alone.
+      if (!this.sawReadyLine && READY_LINE.test(this.log.slice(-(s.length + 64)))) this.sawReadyLine = true;
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
@@ -253,8 +261,8 @@ export class Server {
       if (child.exitCode !== null || child.signalCode !== null) {
         throw new Error(`${this.target} exited (${child.exitCode ?? child.signalCode}) before ready:\n${this.log.slice(-4000)}`);
       }
-      // Ready: the "ready to serve client requests" line (logged once the member's attributes
-      // applied), then any answer on /version. Never /health: etcd 3.4's is a QGET through raft,
+      // Ready: READY_LINE in the log (once the member's attributes applied), then any answer
+      // on /version. Never /health: etcd 3.4's is a QGET through raft,
       // one log entry per probe, and a probe that timed out under load and was retried left a
       // different raft index on each run (CI: endpoint status said 20 where its twin said 19).
       // Over https the probe would need the test's certificates: the line alone says it.
