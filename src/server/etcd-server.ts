@@ -33,6 +33,7 @@ import type { AuthStore } from '../auth/index.js';
 import { AuthServer, type AuthInfo } from './auth-server.js';
 import { checkTxn as checkTxnPermission } from './auth-checks.js';
 import { ClusterService, noPeerActivity, type PeerActivity } from './cluster-service.js';
+import { proposeTimeout, type TimeoutView } from './propose-timeout.js';
 
 export { etcdServerVersion as serverVersion, etcdClusterVersion as clusterVersion } from '../version.js';
 import { etcdServerVersion as serverVersion } from '../version.js';
@@ -114,6 +115,8 @@ export class EtcdServer implements EtcdService {
   /** When a leader was last elected after none was known (performance.now ms): etcd's leadElectedTime. */
   private leaderElectedAtMs = Number.NEGATIVE_INFINITY;
   private readonly electionTimeoutMs: number;
+  /** The peer transport's connection times (which timeout message a lost proposal gets). */
+  private readonly peers: PeerActivity;
   /** Resolves once this member, removed from the cluster, is to stop (the composition root stops the process). */
   readonly removed: Promise<Error>;
   /** removedFromCluster() ran: the member stops once (many peers may say so). */
@@ -135,6 +138,7 @@ export class EtcdServer implements EtcdService {
     this.ids = new RequestIdGenerator(deps.memberId, Date.now());
     this.requestTimeoutMs = 5000 + 2 * deps.config.electionTimeoutMs; // etcd's ReqTimeout()
     this.electionTimeoutMs = deps.config.electionTimeoutMs;
+    this.peers = deps.peers ?? noPeerActivity;
     this.proposalSweepTimer = setInterval(() => this.expireProposals(performance.now()), proposalSweepMs);
     this.proposalSweepTimer.unref();
     this.leaderWait = new LeaderWait({ hasLeader: () => this.raft.leader !== 0n, maxWaiters: deps.maxPendingReads ?? maxPendingReads });
@@ -152,7 +156,7 @@ export class EtcdServer implements EtcdService {
     });
     this.cluster = new ClusterService({
       memberId: deps.memberId, membership: deps.membership, raft: deps.raft, waits: deps.waits,
-      nextRequestId: () => this.ids.next(), peers: deps.peers ?? noPeerActivity,
+      nextRequestId: () => this.ids.next(), peers: this.peers,
       strictReconfigCheck: deps.config.strictReconfigCheck ?? true,
       requestTimeoutMs: this.requestTimeoutMs,
       header: () => this.header(), log: deps.log,
@@ -263,17 +267,19 @@ export class EtcdServer implements EtcdService {
 
   /**
    * Answers, and frees, every proposal still waiting a request timeout after it went to raft
-   * (WaitRegistry.expireOlderThan), with the error etcd's parseProposeCtxErr picks: "request
-   * timed out, possibly due to previous leader failure" when it started in the two election
-   * timeouts before the current leader was elected, else "request timed out". (etcd's third,
-   * "...due to connection lost", needs the transport's connection times: not told apart here.)
+   * (WaitRegistry.expireOlderThan), with the error etcd's parseProposeCtxErr picks
+   * (proposeTimeout: previous leader failure, connection lost, or plain "request timed out").
    * Called every proposalSweepMs; public for tests, which pass the time.
    */
   expireProposals(nowMs: number): number {
-    const elected = this.leaderElectedAtMs;
-    const leaderLostFrom = elected - 2 * this.electionTimeoutMs;
-    const n = this.waits.expireOlderThan(nowMs - this.requestTimeoutMs,
-      (started) => etcdError(started > leaderLostFrom && started < elected ? 'TimeoutDueToLeaderFail' : 'Timeout'));
+    const view: TimeoutView = {
+      self: this.memberId, leader: this.raft.leader, memberIds: this.membership.list().map((m) => m.id),
+      leaderElectedAtMs: this.leaderElectedAtMs, electionTimeoutMs: this.electionTimeoutMs,
+      activeSince: (id) => this.peers.activeSince(id),
+      // The peers' connection times are wall-clock; the registry's start times, monotonic.
+      wallOffsetMs: Date.now() - nowMs,
+    };
+    const n = this.waits.expireOlderThan(nowMs - this.requestTimeoutMs, (started) => etcdError(proposeTimeout(view, started)));
     if (n > 0) serverMetrics.proposalsFailed.inc(n);
     return n;
   }
