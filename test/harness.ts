@@ -262,10 +262,10 @@ export class Server {
         throw new Error(`${this.target} exited (${child.exitCode ?? child.signalCode}) before ready:\n${this.log.slice(-4000)}`);
       }
       // Ready: READY_LINE in the log (once the member's attributes applied), then any answer
-      // on /version. Never /health: etcd 3.4's is a QGET through raft,
-      // one log entry per probe, and a probe that timed out under load and was retried left a
-      // different raft index on each run (CI: endpoint status said 20 where its twin said 19).
-      // Over https the probe would need the test's certificates: the line alone says it.
+      // on /version. Never /health: etcd 3.4's is a QGET through raft, one log entry per
+      // probe, and a probe that timed out under load and was retried left a different raft
+      // index on each run (CI: endpoint status said 20 where its twin said 19). Over https
+      // the probe would need the test's certificates: the line alone says it.
       if (this.sawReadyLine) {
         if (this.scheme === 'https') return;
         if (await httpGet(`${this.endpoint}/version`, 1000).catch(() => null)) return;
