@@ -272,16 +272,23 @@ export class EtcdServer implements EtcdService {
    * Called every proposalSweepMs; public for tests, which pass the time.
    */
   expireProposals(nowMs: number): number {
-    const view: TimeoutView = {
+    // What the member knows is gathered only when some proposal did time out (rarely).
+    let view: TimeoutView | undefined;
+    const n = this.waits.expireOlderThan(nowMs - this.requestTimeoutMs,
+      (started) => etcdError(proposeTimeout(view ??= this.timeoutView(nowMs), started)));
+    if (n > 0) serverMetrics.proposalsFailed.inc(n);
+    return n;
+  }
+
+  /** What proposeTimeout decides from, at monotonic time `nowMs`. */
+  private timeoutView(nowMs: number): TimeoutView {
+    return {
       self: this.memberId, leader: this.raft.leader, memberIds: this.membership.list().map((m) => m.id),
       leaderElectedAtMs: this.leaderElectedAtMs, electionTimeoutMs: this.electionTimeoutMs,
       activeSince: (id) => this.peers.activeSince(id),
       // The peers' connection times are wall-clock; the registry's start times, monotonic.
       wallOffsetMs: Date.now() - nowMs,
     };
-    const n = this.waits.expireOlderThan(nowMs - this.requestTimeoutMs, (started) => etcdError(proposeTimeout(view, started)));
-    if (n > 0) serverMetrics.proposalsFailed.inc(n);
-    return n;
   }
 
   /** Why a proposal may not go to raft now (stopped, no leader, apply too far behind), if it may not. */

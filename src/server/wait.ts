@@ -120,6 +120,7 @@ export class WaitRegistry {
    * later finds no waiter, as in etcd.
    */
   expireOlderThan(cutoffMs: number, errorFor: (startedMs: number) => Error): number {
+    if (this.count === 0) return 0; // an idle member's sweep: no scan of the ring
     const expired: Array<[Waiter, number]> = [];
     for (let slot = 0; slot < ringSlots; slot++) {
       const w = this.slotWaiters[slot];
