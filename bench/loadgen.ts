@@ -1,15 +1,18 @@
 // The load generator, run as its own process by bench/main.ts (identical for every target).
-// A lean gRPC unary client over raw node:http2: one HTTP/2 session per connection, requests
-// framed as gRPC messages (1-byte compressed flag + 4-byte big-endian length), content-type
-// application/grpc, te: trailers; grpc-status read from the trailers (or from the headers of a
-// trailers-only response). Requests are hand-encoded protobuf (a few bytes of tags), responses
-// are not decoded beyond the status: the generator stays cheap so the server is what is measured.
+// One HTTP/2 connection per `connections`, requests framed as gRPC messages (1-byte compressed
+// flag + 4-byte big-endian length), content-type application/grpc, te: trailers; grpc-status
+// read from the trailers (or from the headers of a trailers-only response). Requests are
+// hand-encoded protobuf (a few bytes of tags), responses are not decoded beyond the status: the
+// generator stays cheap so the server is what is measured. Two clients: 'lean' (the default on
+// http endpoints: HTTP/2 framed by hand on a TCP socket, bench/h2-lean.ts, about a fifth of
+// node:http2's CPU per request) and 'http2' (node:http2 sessions; always used for https).
 //
 // Input: argv[2] = JSON LoadConfig. Output over IPC: {type:'progress'|'window-start'|'result'}.
 
 import * as http2 from 'node:http2';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { LeanGrpcConnection, maxLeanBodyBytes } from './h2-lean.js';
 
 export interface LoadConfig {
   endpoint: string;          // http://127.0.0.1:P
@@ -27,6 +30,7 @@ export interface LoadConfig {
   totalRequests: number;     // measured requests when durationMs is 0
   token?: string;            // sent as the `token` metadata (auth on)
   caFile?: string;           // https endpoint: the CA its certificate is checked against
+  client?: 'lean' | 'http2'; // which HTTP/2 client (default lean; https endpoints always use http2)
 }
 
 export interface LoadResult {
@@ -69,16 +73,20 @@ function frame(fields: Array<[number, Buffer | boolean]>): Buffer {
   return Buffer.concat([Buffer.from(head), ...parts]);
 }
 
-class Conn {
+/** One connection's unary calls: resolve with null on grpc-status 0, else the error text. */
+interface UnaryConn { call(body: Buffer): Promise<string | null>; close(): void }
+
+class Http2Conn implements UnaryConn {
   session: http2.ClientHttp2Session;
-  constructor(endpoint: string, ca?: Buffer) {
+  constructor(endpoint: string, private readonly headers: http2.OutgoingHttpHeaders, ca?: Buffer) {
     this.session = http2.connect(endpoint, { settings: { initialWindowSize: 4 * 1024 * 1024 }, ...(ca ? { ca } : {}) });
     this.session.on('error', () => { /* surfaced per request */ });
     this.session.once('connect', () => this.session.setLocalWindowSize(16 * 1024 * 1024));
   }
 
   /** One unary call; resolves with null on grpc-status 0, else the error text. */
-  call(headers: http2.OutgoingHttpHeaders, body: Buffer): Promise<string | null> {
+  call(body: Buffer): Promise<string | null> {
+    const headers = this.headers;
     return new Promise((resolve) => {
       let status: string | undefined;
       let message: string | undefined;
@@ -111,17 +119,25 @@ class Conn {
 async function run(cfg: LoadConfig): Promise<LoadResult> {
   const ca = cfg.caFile ? readFileSync(cfg.caFile) : undefined;
   const eps = cfg.endpoints && cfg.endpoints.length > 0 ? cfg.endpoints : [cfg.endpoint];
-  const conns = Array.from({ length: cfg.connections }, (_, i) => new Conn(eps[i % eps.length]!, ca));
-  const value = randomBytes(cfg.valueBytes);
-  const rangeBody = frame([[1, Buffer.from(cfg.rangeKey)], [7, cfg.serializable]]);
-  const keyWidth = String(Math.max(1, cfg.keySpace - 1)).length;
+  const path = cfg.op === 'put' ? '/etcdserverpb.KV/Put' : '/etcdserverpb.KV/Range';
   const headers: http2.OutgoingHttpHeaders = {
     [HTTP2_HEADER_METHOD]: 'POST',
-    [HTTP2_HEADER_PATH]: cfg.op === 'put' ? '/etcdserverpb.KV/Put' : '/etcdserverpb.KV/Range',
+    [HTTP2_HEADER_PATH]: path,
     [HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
     [HTTP2_HEADER_TE]: 'trailers',
     ...(cfg.token ? { token: cfg.token } : {}),
   };
+  const connect = (endpoint: string): UnaryConn => {
+    const url = new URL(endpoint);
+    // The lean client sends each request as one DATA frame of at most 16 KiB.
+    const bodyBytes = cfg.valueBytes + 64 + String(cfg.keySpace).length + cfg.rangeKey.length;
+    if (url.protocol === 'https:' || cfg.client === 'http2' || bodyBytes > maxLeanBodyBytes) return new Http2Conn(endpoint, headers, ca);
+    return new LeanGrpcConnection(url.hostname, Number(url.port), path, cfg.token ? [['token', cfg.token]] : []);
+  };
+  const conns = Array.from({ length: cfg.connections }, (_, i) => connect(eps[i % eps.length]!));
+  const value = randomBytes(cfg.valueBytes);
+  const rangeBody = frame([[1, Buffer.from(cfg.rangeKey)], [7, cfg.serializable]]);
+  const keyWidth = String(Math.max(1, cfg.keySpace - 1)).length;
   let nextKey = 0;
   // Put bodies: one template (fixed-width key), a fresh copy per request with new key digits.
   const template = frame([[1, Buffer.from(`bench/${'0'.repeat(keyWidth)}`)], [2, value]]);
@@ -166,7 +182,7 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
       const t0 = performance.now();
       if (windowStart < 0 && t0 >= warmEnd) openWindow();
       if (t0 >= windowEnd) { stop = true; break; }
-      const err = await conn.call(headers, makeBody());
+      const err = await conn.call(makeBody());
       const t1 = performance.now();
       if (windowStart >= 0 && t0 >= windowStart) {
         if (err) { errors++; firstError ??= err; } else { measured++; lat.push(t1 - t0); }

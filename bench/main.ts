@@ -46,6 +46,8 @@
 //   --concord-env "K=V,K=V"  environment for every Concord server   BENCH_CONCORD_ENV
 //   --ab-env "K=V,K=V"       also run a second Concord ("concord-b") with this environment added, each
 //                            scenario on both in alternating order: an A/B under the same machine load   BENCH_AB_ENV
+//   --loadgen-client lean    the put/range generator's HTTP/2 client: lean (raw frames on a TCP socket,
+//                            bench/h2-lean.ts) or http2 (node:http2, about 5x its CPU per request)   BENCH_LOADGEN_CLIENT
 //   --loadgen-nice 10        every load generator's threads at this nice value from its window's start (diagnostics)
 //   --concord-main-nice -10  Concord's main thread alone at this nice value once started (diagnostics; below 0 needs root)
 //   --concord-others-nice 5  Concord's other threads at this nice value at each window's start (diagnostics)
@@ -123,6 +125,8 @@ const memKeys = Number(opt('mem-keys', 'BENCH_MEM_KEYS', '100000'));
 const memNodeArgs = opt('mem-node-args', 'BENCH_MEM_NODE_ARGS', '').split(/\s+/).filter(Boolean);
 const concordNodeArgs = opt('concord-node-args', 'BENCH_CONCORD_NODE_ARGS', '').split(/\s+/).filter(Boolean);
 const loadgenNice = niceOption(process.argv, 'loadgen-nice');
+const loadgenClient = opt('loadgen-client', 'BENCH_LOADGEN_CLIENT', 'lean') as 'lean' | 'http2';
+if (loadgenClient !== 'lean' && loadgenClient !== 'http2') { console.error(`--loadgen-client is lean or http2, not ${loadgenClient}`); process.exit(2); }
 const concordMainNice = niceOption(process.argv, 'concord-main-nice');
 const concordOthersNice = niceOption(process.argv, 'concord-others-nice');
 const runMemScenario = scenarioNames.includes('mem');
@@ -182,6 +186,7 @@ function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result:
         endpoint: server.endpoint, op: sc.op, clients: sc.clients, connections: sc.connections,
         valueBytes, keySpace, rangeKey: 'bench/range-key', serializable: sc.serializable,
         warmupMs: warmupS * 1000, durationMs: requests > 0 ? 0 : durationS * 1000, totalRequests: requests,
+        client: loadgenClient,
       };
     const child = fork(join(here, sc.op === 'stream' ? 'watchgen.js' : 'loadgen.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let cpu0 = 0;
