@@ -24,7 +24,7 @@
 //          --loadgen-nice N (the generator's threads from the window's start)   --concord-main-nice N   --concord-others-nice N
 //          --server-log FILE (append Concord's stdout, e.g. with --node-args --trace-gc-nvp)   --list (every stall)
 import { fork } from 'node:child_process';
-import { appendFileSync, copyFileSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -104,7 +104,9 @@ function percentile(hist: number[], base: number, p: number): string {
 }
 
 async function once(target: TargetName, r: number): Promise<void> {
-  const trace = join(tmpdir(), `loop-trace-${process.pid}-${r}.jsonl`);
+  // On tmpfs where there is one: an append to the disk the WAL fsyncs on can wait for the
+  // journal, and the tracer's write is on the main thread it measures.
+  const trace = join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `loop-trace-${process.pid}-${r}.jsonl`);
   rmSync(trace, { force: true });
   const env = target === 'concord' ? { ...extraEnv, CONCORD_LOOP_TRACE: trace, CONCORD_LOOP_TRACE_MS: String(stallMs) } : {};
   const server = new Server({ target, name: 'stalls', nodeArgs: target === 'concord' ? nodeArgs : [], env, ownSession: serversInOwnSession });

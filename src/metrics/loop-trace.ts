@@ -29,6 +29,8 @@ import { isMainThread } from 'node:worker_threads';
 const ringSpans = 1 << 16;
 /** A stall is analysed once this old: PerformanceObserver delivers GC entries after the pause. */
 const settleMs = 300;
+/** Longer than any span the server marks: how far back of a stall's start overlapping spans are looked for. */
+const spanHorizonMs = 1000;
 const probeMs = 1;
 const flushMs = 1000;
 
@@ -151,6 +153,10 @@ export class LoopTracer {
     const oldest = Math.max(0, this.recorded - ringSpans);
     for (let r = this.recorded - 1; r >= oldest; r--) {
       const i = r & (ringSpans - 1);
+      // Spans are recorded as they end, so ends fall going back: once one ended a second
+      // before the stall began, none older can overlap it (no marked span lasts a second).
+      // Scanning the whole ring per stall made the tracer's own flush a 13-17 ms stall.
+      if (this.ends[i]! < s.startMs - spanHorizonMs) break;
       const o = Math.min(this.ends[i]!, s.endMs) - Math.max(this.starts[i]!, s.startMs);
       if (o <= 0) continue;
       const k = this.kinds[this.kindOf[i]!]!;
