@@ -237,8 +237,10 @@ export class Server {
     this.sawReadyLine = false;
     const [cmd, argv] = this.target === 'etcd'
       ? ['etcd', this.args()]
-      : [process.execPath, [...this.nodeArgs, join(REPO_ROOT, 'bin', 'concord.js'), ...this.args()]];
-    const child = spawn(cmd, argv, { detached: this.ownSession, stdio: ['ignore', 'pipe', 'pipe'], cwd: this.baseDir, env: { ...process.env, ...this.env } });
+      // Run as a program, as `concord` is: its launcher line sets V8's worker pool (bin/concord.js).
+      : [join(REPO_ROOT, 'bin', 'concord.js'), this.args()];
+    const nodeArgs = this.target === 'concord' && this.nodeArgs.length > 0 ? { CONCORD_NODE_ARGS: this.nodeArgs.join(' ') } : {};
+    const child = spawn(cmd, argv, { detached: this.ownSession, stdio: ['ignore', 'pipe', 'pipe'], cwd: this.baseDir, env: { ...process.env, ...this.env, ...nodeArgs } });
     track(child);
     this.child = child;
     const onData = (d: Buffer) => {

@@ -8,10 +8,14 @@ import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { PerformanceObserver } from 'node:perf_hooks';
 
 /**
- * A heap that grows less ahead of its live data: V8 sizes the next old-space limit at about
- * 2x the live heap after each full GC; --heap-growing-percent=20 makes it 1.2x. Measured with
- * bench/mem.ts's loader (100k 256-byte puts): RSS 357 -> 256 MiB, server CPU per put unchanged
- * within noise. (--optimize-for-size gave 222 MiB but cost a third more CPU per put.) V8 reads
+ * How far the old generation may grow past its live data before the next full GC: V8 picks a
+ * factor of 1.1x to 4x from its own speed estimates; --heap-growing-percent=100 holds it at 2x.
+ * Early on, 20 (1.2x) took RSS after 100k puts from 357 to 256 MiB; since then the idle GC
+ * (cli/idle-gc.ts) compacts the heap once the load stops, and bench/mem.ts gives 120 MiB with
+ * 20 and 121 with 100 (after a restart 95 and 91). Under put-100 load, 20 meant a mark-compact
+ * every ~5k puts and 13-15 us per put of V8 worker-thread CPU (the concurrent marking that
+ * competes with the main thread for a core); 100 gives one every ~14k puts, 8 us, and 48.7 vs
+ * 54-61 us of server CPU per put (bench/put-cost.ts, alternating runs; issue 14). V8 reads
  * the factor at each GC, so setting it at run time works; Node refuses it in NODE_OPTIONS.
  * An explicit heap-growing flag on node's command line wins.
  */
@@ -23,7 +27,7 @@ export function preferSmallHeap(): void {
   }
 }
 
-const HEAP_GROWING_PERCENT = 20;
+const HEAP_GROWING_PERCENT = 100;
 
 /**
  * The young generation stays at its initial 1 MiB semi-space. V8 doubles it (up to 16 MiB, two
