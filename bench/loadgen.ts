@@ -127,20 +127,20 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
     [HTTP2_HEADER_TE]: 'trailers',
     ...(cfg.token ? { token: cfg.token } : {}),
   };
-  const connect = (endpoint: string): UnaryConn => {
-    const url = new URL(endpoint);
-    // The lean client sends each request as one DATA frame of at most 16 KiB.
-    const bodyBytes = cfg.valueBytes + 64 + String(cfg.keySpace).length + cfg.rangeKey.length;
-    if (url.protocol === 'https:' || cfg.client === 'http2' || bodyBytes > maxLeanBodyBytes) return new Http2Conn(endpoint, headers, ca);
-    return new LeanGrpcConnection(url.hostname, Number(url.port), path, cfg.token ? [['token', cfg.token]] : []);
-  };
-  const conns = Array.from({ length: cfg.connections }, (_, i) => connect(eps[i % eps.length]!));
   const value = randomBytes(cfg.valueBytes);
   const rangeBody = frame([[1, Buffer.from(cfg.rangeKey)], [7, cfg.serializable]]);
   const keyWidth = String(Math.max(1, cfg.keySpace - 1)).length;
   let nextKey = 0;
   // Put bodies: one template (fixed-width key), a fresh copy per request with new key digits.
   const template = frame([[1, Buffer.from(`bench/${'0'.repeat(keyWidth)}`)], [2, value]]);
+  const bodyBytes = cfg.op === 'put' ? template.length : rangeBody.length;
+  const connect = (endpoint: string): UnaryConn => {
+    const url = new URL(endpoint);
+    // The lean client sends each request as one DATA frame of at most 16 KiB.
+    if (url.protocol === 'https:' || cfg.client === 'http2' || bodyBytes > maxLeanBodyBytes) return new Http2Conn(endpoint, headers, ca);
+    return new LeanGrpcConnection(url.hostname, Number(url.port), path, cfg.token ? [['token', cfg.token]] : []);
+  };
+  const conns = Array.from({ length: cfg.connections }, (_, i) => connect(eps[i % eps.length]!));
   const keyDigitsAt = template.indexOf(Buffer.from('bench/')) + 6;
   const makeBody = cfg.op === 'put'
     ? () => {

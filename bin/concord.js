@@ -10,7 +10,7 @@
 // flags). Node then skips the first line (a hashbang) and reads the second as a string and a
 // comment. Why (issue 14): Node's default is 4 V8 workers whatever the machine; on 2 cores the
 // GC's concurrent marking and sweeping on them took the main thread's core in 4 ms scheduler
-// ticks, and every request waits on the main thread (docs/architecture.md, "Threads"). It is a
+// ticks, and every request waits on the main thread (docs/architecture.md, "V8's worker pool"). It is a
 // start-up flag, so it cannot be set from here: `node bin/concord.js` runs with Node's default.
 //
 // The V8 heap settings go first: loading the program's modules already sizes the young generation.
