@@ -6,8 +6,9 @@
 // What it does of HTTP/2 (RFC 7540): the client preface and SETTINGS (4 MiB stream windows,
 // push off), an ACK for the server's SETTINGS and PINGs (grpc-go's BDP pings), flow control
 // both ways (a request waits while the server's connection window is short; the connection's
-// receive window is topped up as response bytes arrive), SETTINGS_MAX_CONCURRENT_STREAMS, and
-// GOAWAY or a closed socket failing every call in flight. A request is one HEADERS frame (the
+// receive window is topped up as response bytes arrive), SETTINGS_MAX_CONCURRENT_STREAMS (a
+// request the server refused with REFUSED_STREAM, sent before its limit was known, is sent
+// again), and GOAWAY or a closed socket failing every call in flight. A request is one HEADERS frame (the
 // same header block each time: literals without indexing, so no HPACK state on our side) and
 // one DATA frame with END_STREAM; requests made in one event-loop turn leave in one write, as
 // grpc-go and nghttp2 batch them. Response header blocks go through an HPACK decoder (the
@@ -31,10 +32,12 @@ const maxHeaderBlockBytes = 64 * 1024;
 /** The largest request body sent: one DATA frame of the size every HTTP/2 peer must accept. */
 export const maxLeanBodyBytes = defaultMaxFrameBytes;
 
+const noBody = Buffer.alloc(0);
+
 /** Settles one call: null on grpc-status 0, else the error text (never rejects). */
 type Done = (err: string | null) => void;
 
-interface Call { done: Done; status: string | undefined; message: string | undefined }
+interface Call { body: Buffer; done: Done; status: string | undefined; message: string | undefined }
 
 export class LeanGrpcConnection implements FrameSink {
   private readonly socket: net.Socket;
@@ -80,13 +83,19 @@ export class LeanGrpcConnection implements FrameSink {
 
   close(): void { this.socket.end(); }
 
+  /** Sends now, or queues behind the requests already waiting (in order). */
   private start(body: Buffer, done: Done): void {
     if (this.failure !== undefined) { done(this.failure); return; }
     if (this.waiting.length > 0 || !this.canSend(body.length)) { this.waiting.push({ body, done }); return; }
+    this.open(body, done);
+  }
+
+  /** Opens a stream with the request; the caller checked canSend. */
+  private open(body: Buffer, done: Done): void {
     const stream = this.nextStream;
     this.nextStream += 2;
     this.sendWindowBytes -= body.length;
-    this.calls.set(stream, { done, status: undefined, message: undefined });
+    this.calls.set(stream, { body, done, status: undefined, message: undefined });
     const block = this.headerBlock;
     const req = Buffer.allocUnsafe(2 * frameHeaderBytes + block.length + body.length);
     let at = writeFrameHeader(req, 0, block.length, FrameType.headers, Flag.endHeaders, stream);
@@ -103,7 +112,7 @@ export class LeanGrpcConnection implements FrameSink {
   private startWaiting(): void {
     while (this.waiting.length > 0 && this.canSend(this.waiting[0]!.body.length)) {
       const w = this.waiting.shift()!;
-      this.start(w.body, w.done);
+      this.open(w.body, w.done);
     }
   }
 
@@ -151,9 +160,20 @@ export class LeanGrpcConnection implements FrameSink {
       case FrameType.windowUpdate:
         if (stream === 0) { this.sendWindowBytes += payload.readUInt32BE(0) & 0x7fffffff; this.startWaiting(); }
         return;
-      case FrameType.rstStream:
-        this.finish(stream, `stream reset with code ${payload.readUInt32BE(0)}`);
+      case FrameType.rstStream: {
+        const code = payload.readUInt32BE(0);
+        const call = this.calls.get(stream);
+        if (code === ErrorCode.refusedStream && call !== undefined) {
+          // RFC 7540 §8.1.4: the server did not process it (requests sent before its SETTINGS
+          // told us its stream limit): send it again, first in line, as gRPC clients do.
+          this.calls.delete(stream);
+          this.waiting.unshift({ body: call.body, done: call.done });
+          this.startWaiting();
+          return;
+        }
+        this.finish(stream, `stream reset with code ${code}`);
         return;
+      }
       case FrameType.goaway: {
         const code = payload.readUInt32BE(4);
         this.fail(`GOAWAY ${code === ErrorCode.noError ? 'NO_ERROR' : code}: ${payload.subarray(8).toString('latin1')}`);
@@ -168,7 +188,7 @@ export class LeanGrpcConnection implements FrameSink {
   onHeaderBlock(stream: number, endStream: boolean, block: Buffer): void {
     const call = this.calls.get(stream);
     // Decoded even for a stream we no longer track: the HPACK table must stay in step.
-    this.current = call ?? { done: () => {}, status: undefined, message: undefined };
+    this.current = call ?? { body: noBody, done: () => {}, status: undefined, message: undefined };
     this.hpack.decode(block, this.onField);
     this.current = undefined;
     if (endStream && call !== undefined) this.finish(stream, null);

@@ -53,6 +53,19 @@ for (const target of selectedTargets()) {
     await s.destroy();
   });
 
+  if (target === 'concord') {
+    // etcd 3.4 has no --max-concurrent-streams (3.5 added it); Concord has etcd 3.5's flag.
+    test('concord: calls over the server\'s stream limit wait their turn and all complete', async () => {
+      const s = await startServer({ target, extraArgs: ['--max-concurrent-streams', '2'] });
+      servers.push(s);
+      const r = await runLoad({ endpoint: s.endpoint, clients: 20, connections: 1, totalRequests: 2000 });
+      assert.equal(r.errors, 0, `first error: ${r.firstError}`);
+      const count = await s.etcdctl(['get', 'bench/', '--prefix', '--keys-only', '-w', 'json']);
+      assert.equal(Number((JSON.parse(count.stdout) as { count: number | string }).count), r.requests);
+      await s.destroy();
+    });
+  }
+
   test(`${target}: a refused request reports the server's gRPC status and message`, async () => {
     const s = await startServer({ target });
     servers.push(s);
