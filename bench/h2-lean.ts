@@ -16,7 +16,7 @@
 import * as net from 'node:net';
 import {
   ErrorCode, Flag, FrameReader, FrameType, Setting, clientPreface, defaultMaxFrameBytes, defaultWindowBytes,
-  frameHeaderBytes, settingsAckFrame, settingsFrame, windowUpdateFrame, writeFrameHeader,
+  frameHeaderBytes, pingFrame, settingsAckFrame, settingsFrame, windowUpdateFrame, writeFrameHeader,
   type FrameSink,
 } from '../src/api/h2/frames.js';
 import { HpackDecoder, encodeHeaderBlock } from '../src/api/h2/hpack.js';
@@ -31,8 +31,6 @@ const maxHeaderBlockBytes = 64 * 1024;
 
 /** The largest request body sent: one DATA frame of the size every HTTP/2 peer must accept. */
 export const maxLeanBodyBytes = defaultMaxFrameBytes;
-
-const noBody = Buffer.alloc(0);
 
 /** Settles one call: null on grpc-status 0, else the error text (never rejects). */
 type Done = (err: string | null) => void;
@@ -56,8 +54,10 @@ export class LeanGrpcConnection implements FrameSink {
   private failure: string | undefined;
   private readonly headerBlock: Buffer;
   private readonly onField = (name: string, value: string): void => {
-    if (name === 'grpc-status') this.current!.status = value;
-    else if (name === 'grpc-message') this.current!.message = value;
+    const call = this.current;
+    if (call === undefined) return;
+    if (name === 'grpc-status') call.status = value;
+    else if (name === 'grpc-message') call.message = value;
   };
   private current: Call | undefined;
 
@@ -151,10 +151,7 @@ export class LeanGrpcConnection implements FrameSink {
         return;
       case FrameType.ping:
         if ((flags & Flag.ack) === 0) {
-          const ack = Buffer.allocUnsafe(frameHeaderBytes + 8);
-          writeFrameHeader(ack, 0, 8, FrameType.ping, Flag.ack, 0);
-          payload.copy(ack, frameHeaderBytes, 0, 8);
-          this.send(ack);
+          this.send(pingFrame(true, payload)); // asserts 8 bytes: a bad PING ends the connection
         }
         return;
       case FrameType.windowUpdate:
@@ -188,7 +185,7 @@ export class LeanGrpcConnection implements FrameSink {
   onHeaderBlock(stream: number, endStream: boolean, block: Buffer): void {
     const call = this.calls.get(stream);
     // Decoded even for a stream we no longer track: the HPACK table must stay in step.
-    this.current = call ?? { body: noBody, done: () => {}, status: undefined, message: undefined };
+    this.current = call;
     this.hpack.decode(block, this.onField);
     this.current = undefined;
     if (endStream && call !== undefined) this.finish(stream, null);
