@@ -147,6 +147,8 @@ for (const s of scenarios) {
       const lagging = s.lagging(c, await c.leader());
       const learnerId = await addAbsentLearner(c);
       await lagging.stop();
+      // If it led, it handed its leadership over as it stopped (etcd's Stop): the change goes to that leader.
+      await c.leader(60_000);
       // A membership change the follower misses: it learns it from the snapshot's data (etcd's
       // v2 store), not from the entries, which the leader no longer has.
       const remove = await c.ctl(['member', 'remove', learnerId]);

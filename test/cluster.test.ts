@@ -261,3 +261,40 @@ test('join: Concord members join a running etcd cluster (etcdctl member add, the
     await assertHashesAgree(c);
   });
 });
+
+/**
+ * etcd's Stop: a leader stopped with SIGTERM first hands its leadership to the voter connected
+ * longest, so the others take writes without waiting out an election timeout. What the stopped
+ * leader logged of it, and whether the member it named leads afterwards.
+ */
+async function stopLeaderSession(c: Cluster, first: ClusterMember): Promise<string[]> {
+  const ids = new Map((await c.statuses()).map((s, i) => [c.member(i), s!.header!.memberId.toString(16)]));
+  let leader = await c.leader();
+  if (leader !== first) ok(await c.ctl(['move-leader', ids.get(first)!]), 'move-leader');
+  leader = await c.leader();
+  assert.equal(leader, first);
+  await leader.stop();
+  const after = await c.leader(60_000);
+  const logged = leader.target === 'etcd'
+    ? /finished leadership transfer from ([0-9a-f]+) to ([0-9a-f]+)/.exec(leader.log)
+    : /"msg":"leadership transfer finished"[^\n]*"old-leader-member-id":"([0-9a-f]+)","new-leader-member-id":"([0-9a-f]+)"/.exec(leader.log);
+  return [
+    `transfer logged: ${logged !== null}`,
+    `from the stopped leader: ${logged?.[1] === ids.get(leader)}`,
+    `to the member leading now: ${logged?.[2] === ids.get(after)}`,
+    `skipped as single voter: ${leader.log.includes('skipped leadership transfer for single voting member cluster')}`,
+  ];
+}
+
+test('a leader stopped with SIGTERM hands its leadership over first (Concord leading etcd followers), as etcd does', { skip: !runConcord(), timeout: 180_000 }, async () => {
+  const expected = ['transfer logged: true', 'from the stopped leader: true', 'to the member leading now: true', 'skipped as single voter: false'];
+  const kinds: TargetName[] = runEtcd() ? ['concord', 'etcd', 'etcd'] : ['concord', 'concord', 'concord'];
+  assert.deepEqual(await withCluster(kinds, (c) => stopLeaderSession(c, c.member(0))), expected);
+  if (runEtcd()) assert.deepEqual(await withCluster(['etcd', 'etcd', 'etcd'], (c) => stopLeaderSession(c, c.member(0))), expected);
+});
+
+test('a single voting member stops without a transfer and says so, as etcd does', { skip: !runConcord(), timeout: 60_000 }, async () => {
+  const single = (c: Cluster) => c.leader().then(async (m) => { await m.stop(); return m.log.includes('skipped leadership transfer for single voting member cluster'); });
+  assert.equal(await withCluster(['concord'], single), true);
+  if (runEtcd()) assert.equal(await withCluster(['etcd'], single), true);
+});

@@ -16,7 +16,7 @@ import { etcdError, EtcdError } from '../errors/index.js';
 import { countView, diskMetrics, serverMetrics } from '../metrics/index.js';
 import { RaftError } from '../raft/index.js';
 import { isOneKeyRead, type HashKVResult, type MvccStore } from '../mvcc/index.js';
-import type { Logger } from '../log/index.js';
+import { formatDuration, type Logger } from '../log/index.js';
 import type { BackendSnapshot, EtcdService, HealthQuery, HealthReport, LeaseService, RangeAnswer, WatchHost } from './service.js';
 import type { ServerConfig } from './config.js';
 import type { RaftNode } from './raft-node.js';
@@ -34,6 +34,7 @@ import { AuthServer, type AuthInfo } from './auth-server.js';
 import { checkTxn as checkTxnPermission } from './auth-checks.js';
 import { ClusterService, noPeerActivity, type PeerActivity } from './cluster-service.js';
 import { proposeTimeout, type TimeoutView } from './propose-timeout.js';
+import { longestConnected } from './leader-transfer.js';
 
 export { etcdServerVersion as serverVersion, etcdClusterVersion as clusterVersion } from '../version.js';
 import { etcdServerVersion as serverVersion } from '../version.js';
@@ -535,17 +536,55 @@ export class EtcdServer implements EtcdService {
 
   async moveLeader(req: MoveLeaderRequest): Promise<MoveLeaderResponse> {
     if (!this.raft.isLeader) throw etcdError('NotLeader');
-    const target = this.membership.get(req.targetID);
-    if (!target || target.isLearner) throw etcdError('BadLeaderTransferee');
-    if (req.targetID !== this.memberId) {
-      this.raft.transferLeader(req.targetID);
-      const deadline = Date.now() + this.deps.config.electionTimeoutMs * 5;
-      while (this.raft.leader !== req.targetID) {
-        if (Date.now() > deadline) throw etcdError('TimeoutLeaderTransfer');
-        await new Promise((r) => setTimeout(r, this.deps.config.heartbeatIntervalMs));
-      }
-    }
+    await this.moveLeaderTo(req.targetID, this.deps.config.electionTimeoutMs * 5);
     return MoveLeaderResponse.fromPartial({ header: this.header() });
+  }
+
+  /** etcd's MoveLeader: asks raft to hand leadership to `transferee`, then waits until it leads. */
+  private async moveLeaderTo(transferee: bigint, timeoutMs: number): Promise<void> {
+    const target = this.membership.get(transferee);
+    if (!target || target.isLearner) throw etcdError('BadLeaderTransferee');
+    if (transferee === this.memberId) return;
+    const lead = this.raft.leader;
+    const start = Date.now();
+    this.log.info('leadership transfer starting', {
+      'local-member-id': idToHex(this.memberId), 'current-leader-member-id': idToHex(lead), 'transferee-member-id': idToHex(transferee),
+    });
+    this.raft.transferLeader(transferee);
+    while (this.raft.leader !== transferee) {
+      if (Date.now() - start > timeoutMs) throw etcdError('TimeoutLeaderTransfer');
+      await new Promise((r) => setTimeout(r, this.deps.config.heartbeatIntervalMs));
+    }
+    this.log.info('leadership transfer finished', {
+      'local-member-id': idToHex(this.memberId), 'old-leader-member-id': idToHex(lead), 'new-leader-member-id': idToHex(transferee),
+      took: formatDuration(Date.now() - start),
+    });
+  }
+
+  /**
+   * etcd's TransferLeadership, run as a member stops: a leader hands its leadership to the
+   * voter connected longest, so the others need not wait out an election timeout before
+   * taking writes again. Never throws: a failed transfer is logged and the stop goes on.
+   */
+  async transferLeadershipForStop(): Promise<void> {
+    const self = idToHex(this.memberId);
+    if (!this.raft.isLeader) {
+      this.log.info('skipped leadership transfer; local server is not leader', { 'local-member-id': self, 'current-leader-member-id': idToHex(this.raft.leader) });
+      return;
+    }
+    const voters = this.membership.list().filter((m) => !m.isLearner).map((m) => m.id);
+    if (voters.length <= 1) {
+      this.log.info('skipped leadership transfer for single voting member cluster', { 'local-member-id': self, 'current-leader-member-id': idToHex(this.raft.leader) });
+      return;
+    }
+    try {
+      const transferee = longestConnected(voters, this.peers);
+      if (transferee === undefined) throw etcdError('Unhealthy');
+      await this.moveLeaderTo(transferee, this.requestTimeoutMs);
+    } catch (e) {
+      if (!(e instanceof EtcdError)) throw e;
+      this.log.warn('leadership transfer failed', { 'local-member-id': self, error: e.message });
+    }
   }
 
   /**

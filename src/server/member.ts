@@ -316,6 +316,8 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   return {
     server: started, raft, store,
     async stop() {
+      // Peers are still connected: a leader hands over before anything stops (etcd's Stop).
+      await started.transferLeadershipForStop();
       stopDebug();
       corruption?.stop();
       expiry!.stop();
