@@ -47,17 +47,32 @@ export class PayloadArena {
 
   /** Copies `data` (not empty) into the arena; view() reads it back. */
   store(data: Uint8Array): PayloadHandle {
-    const n = data.length;
-    if (n === 0) throw new RangeError('PayloadArena.store: empty data has nothing to hold');
+    const handle = this.reserve(data.length);
+    this.write(handle, data);
+    return handle;
+  }
+
+  /**
+   * Room for `n` bytes (n > 0), contiguous in one chunk, right after the previous reservation
+   * when it fits in the same chunk. The caller must write() them before it hands out any
+   * view of them: a small chunk is not zeroed.
+   */
+  reserve(n: number): PayloadHandle {
+    if (!(n > 0)) throw new RangeError(`PayloadArena.reserve: ${n} bytes`);
     let k = this.chunkList.length - 1;
     if (k < 0 || this.chunkList[k]!.length - this.used < n) {
       this.startChunk(n);
       k++;
     }
     const at = this.used;
-    this.chunkList[k]!.set(data, at);
     this.used = at + n;
     return k * chunkStride + at;
+  }
+
+  /** Writes `data` at `handle`: into reserved room (reserve() of at least data.length, or consecutive reservations). */
+  write(handle: PayloadHandle, data: Uint8Array): void {
+    const k = Math.floor(handle / chunkStride);
+    this.chunkList[k]!.set(data, handle - k * chunkStride);
   }
 
   /** The `length` bytes stored at `handle`, as a view of their chunk (which it keeps alive). */

@@ -155,12 +155,12 @@ test('MemoryStorage: a conflicting append, a compaction and a snapshot keep ever
   assert.deepStrictEqual(s.entries(8, 9, Infinity), [{ term: 3, index: 8, type: 0, data: new Uint8Array([8]) }]);
 });
 
-test('MemoryStorage across many column blocks: appends, a conflicting suffix over a block edge, compaction; every entry and term as a model has them', () => {
+test('MemoryStorage across many column blocks: appends of payloads of many sizes, a conflicting suffix over a block edge, compaction (the kept payloads copied in runs over both arenas\' chunk edges); every entry and term as a model has them', () => {
   const s = new MemoryStorage();
   const model = new Map<number, Entry>();
   const put = (from: number, to: number, term: number): void => {
     const ents: Entry[] = [];
-    for (let i = from; i <= to; i++) ents.push({ term, index: i, type: i % 11 === 0 ? 1 : 0, data: i % 13 === 0 ? undefined : new Uint8Array(40).fill(i & 0xff) });
+    for (let i = from; i <= to; i++) ents.push({ term, index: i, type: i % 11 === 0 ? 1 : 0, data: i % 13 === 0 ? undefined : new Uint8Array(1 + ((i * 37) % 97)).fill(i & 0xff) });
     s.append(ents);
     for (const e of ents) model.set(e.index, e);
     for (const k of [...model.keys()]) if (k > to) model.delete(k);

@@ -147,18 +147,49 @@ export class MemoryStorage implements Storage {
     return this.snap;
   }
 
-  /** Discards entries up to and including compactIndex (which must be applied and <= lastIndex). */
+  /**
+   * Discards entries up to and including compactIndex (which must be applied and <= lastIndex).
+   * The kept tail's columns and payloads move to fresh ones, so the old arena's chunks can be
+   * freed whole. No Entry object is made: the payloads are copied in runs (one copy for each
+   * stretch that is contiguous in both arenas: a chunk or two for the usual 5,000 entries).
+   * Made entry by entry, a compaction after 100k puts took 4-16 ms of the main thread and its
+   * garbage a scavenge or two (issue 14: a pause at every snapshot).
+   */
   compact(compactIndex: number): void {
     const offset = this.offset;
     if (compactIndex <= offset) throw new RaftError('Compacted');
     if (compactIndex > this.lastIndex()) {
       throw new Error(`raft: compact ${compactIndex} is out of bound lastindex(${this.lastIndex()})`);
     }
-    const kept: Entry[] = [];
-    for (let k = compactIndex - offset + 1; k < this.terms.length; k++) kept.push(this.entryAt(k));
-    // The kept tail moves to a fresh arena, so the old one's chunks can be freed whole.
-    this.reset(compactIndex, this.terms.at(compactIndex - offset));
-    for (const e of kept) this.push(e);
+    const from = compactIndex - offset;
+    const old = { terms: this.terms, types: this.types, payloads: this.payloads, lengths: this.lengths, arena: this.arena };
+    const empties = [...this.emptyPayloads].filter(([index]) => index > compactIndex);
+    this.reset(compactIndex, old.terms.at(from));
+    for (const [index, data] of empties) this.emptyPayloads.set(index, data);
+    const run = { src: 0, dst: 0, bytes: 0 };
+    const flush = () => { if (run.bytes > 0) this.arena.write(run.dst, old.arena.view(run.src, run.bytes)); };
+    for (let k = from + 1; k < old.terms.length; k++) {
+      this.terms.push(old.terms.at(k));
+      this.types.push(old.types.at(k));
+      const p = old.payloads.at(k);
+      const n = old.lengths.at(k);
+      this.lengths.push(n);
+      if (p < 0) { // noPayload or emptyPayload: nothing in the arena
+        this.payloads.push(p);
+        continue;
+      }
+      const dst = this.arena.reserve(n);
+      this.payloads.push(dst);
+      if (run.bytes > 0 && p === run.src + run.bytes && dst === run.dst + run.bytes) {
+        run.bytes += n;
+      } else {
+        flush();
+        run.src = p;
+        run.dst = dst;
+        run.bytes = n;
+      }
+    }
+    flush();
   }
 
   /** Appends entries, replacing any conflicting suffix. Entries must be contiguous. */
