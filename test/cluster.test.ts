@@ -293,8 +293,20 @@ test('a leader stopped with SIGTERM hands its leadership over first (Concord lea
   if (runEtcd()) assert.deepEqual(await withCluster(['etcd', 'etcd', 'etcd'], (c) => stopLeaderSession(c, c.member(0))), expected);
 });
 
-test('a single voting member stops without a transfer and says so, as etcd does', { skip: !runConcord(), timeout: 60_000 }, async () => {
-  const single = (c: Cluster) => c.leader().then(async (m) => { await m.stop(); return m.log.includes('skipped leadership transfer for single voting member cluster'); });
-  assert.equal(await withCluster(['concord'], single), true);
-  if (runEtcd()) assert.equal(await withCluster(['etcd'], single), true);
+test('a single voting member moves its leadership to itself as etcd does (logged, nothing changes), and stops without a transfer and says so', { skip: !runConcord(), timeout: 60_000 }, async () => {
+  const single = async (c: Cluster): Promise<string[]> => {
+    const m = await c.leader();
+    const id = (await c.statuses())[0]!.header!.memberId.toString(16);
+    const moved = ok(await c.ctl(['move-leader', id]), 'move-leader to itself').trim();
+    await m.stop();
+    const finished = m.target === 'etcd' ? `finished leadership transfer from ${id} to ${id}` : `"old-leader-member-id":"${id}","new-leader-member-id":"${id}"`;
+    return [
+      `move-leader: ${moved === `Leadership transferred from ${id} to ${id}`}`,
+      `transfer to itself logged: ${m.log.includes(finished)}`,
+      `skipped as single voter: ${m.log.includes('skipped leadership transfer for single voting member cluster')}`,
+    ];
+  };
+  const expected = ['move-leader: true', 'transfer to itself logged: true', 'skipped as single voter: true'];
+  assert.deepEqual(await withCluster(['concord'], single), expected);
+  if (runEtcd()) assert.deepEqual(await withCluster(['etcd'], single), expected);
 });

@@ -48,7 +48,8 @@ export class PayloadArena {
   /** Copies `data` (not empty) into the arena; view() reads it back. */
   store(data: Uint8Array): PayloadHandle {
     const handle = this.reserve(data.length);
-    this.write(handle, data);
+    // reserve() placed it at the end of the newest chunk: no need to find the chunk again.
+    this.chunkList[this.chunkList.length - 1]!.set(data, this.used - data.length);
     return handle;
   }
 

@@ -544,7 +544,8 @@ export class EtcdServer implements EtcdService {
   private async moveLeaderTo(transferee: bigint, timeoutMs: number): Promise<void> {
     const target = this.membership.get(transferee);
     if (!target || target.isLearner) throw etcdError('BadLeaderTransferee');
-    if (transferee === this.memberId) return;
+    // To itself as well, as etcd: raft ignores that transfer, the wait below ends at once,
+    // and both log lines are written.
     const lead = this.raft.leader;
     const start = Date.now();
     this.log.info('leadership transfer starting', {
