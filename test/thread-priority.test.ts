@@ -1,10 +1,15 @@
 // The concord server's threads end up with the intended nice values (issue 14: the main
-// thread's loop delay under load), read from /proc: a real server started by bin/concord.js.
+// thread's loop delay under load), read from /proc: a real server started by bin/concord.js;
+// and that launcher's other process settings (V8's worker pool, glibc's mmap threshold).
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Server, runConcord, startServer } from './harness.js';
+import { chunkBytes } from '../src/raft/payload-arena.js';
 
 const servers: Server[] = [];
 after(async () => { for (const s of servers) await s.destroy(); });
@@ -63,4 +68,43 @@ test('CONCORD_V8_POOL_SIZE sets the V8 worker count and CONCORD_NODE_ARGS adds n
   for (const srv of [wide, narrow]) await srv.client().put({ key: Buffer.from('k'), value: Buffer.from('v') }); // both pools started
   // Node starts the V8 workers with the process; the rest of the threads are the same in both.
   assert.equal(niceValues(wide.pid!).count - niceValues(narrow.pid!).count, 2);
+});
+
+/** The environment the server's process runs with (after the launcher exec'd node). */
+function environ(pid: number): Map<string, string> {
+  const vars = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').filter(Boolean);
+  return new Map(vars.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+}
+
+test('started as a program, concord fixes glibc\'s mmap threshold at the raft log\'s chunk size', linuxConcord, async () => {
+  const s = await startServer({ target: 'concord', env: { GLIBC_TUNABLES: '' } });
+  servers.push(s);
+  assert.equal(environ(s.pid!).get('GLIBC_TUNABLES'), `glibc.malloc.mmap_threshold=${chunkBytes}`);
+});
+
+/**
+ * What GLIBC_TUNABLES the launcher line hands node, given the caller's: run with a `node` on
+ * PATH that prints it. (A real server's /proc/PID/environ does not say: glibc's loader cuts the
+ * variable in place after its first tunable once it has parsed them; node's process.env has it whole.)
+ */
+function launcherTunablesFor(callers: string | undefined): string {
+  const dir = mkdtempSync(join(tmpdir(), 'concord-launcher-'));
+  try {
+    writeFileSync(join(dir, 'node'), '#!/bin/sh\nprintf %s "$GLIBC_TUNABLES"\n', { mode: 0o755 });
+    const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${dir}:${process.env.PATH}` };
+    if (callers === undefined) delete env.GLIBC_TUNABLES; else env.GLIBC_TUNABLES = callers;
+    return execFileSync(launcher, [], { env, encoding: 'utf8' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+const launcher = fileURLToPath(new URL('../../bin/concord.js', import.meta.url));
+
+test('the launcher adds its mmap threshold to the caller\'s GLIBC_TUNABLES, and leaves a threshold the caller set', { skip: process.platform !== 'linux' }, () => {
+  const ours = `glibc.malloc.mmap_threshold=${chunkBytes}`;
+  assert.equal(launcherTunablesFor(undefined), ours);
+  assert.equal(launcherTunablesFor(''), ours);
+  assert.equal(launcherTunablesFor('glibc.malloc.arena_max=2'), `glibc.malloc.arena_max=2:${ours}`);
+  assert.equal(launcherTunablesFor('glibc.malloc.mmap_threshold=4194304'), 'glibc.malloc.mmap_threshold=4194304');
+  assert.equal(launcherTunablesFor('glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=0'), 'glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=0');
 });
