@@ -17,7 +17,7 @@
 // kinds; "front end / other" when no marked work covers a third of it (node:http2, the gRPC
 // handlers: api/ is not marked).
 //
-// Options: --clients 100 --connections 10 --requests 30000 --repeat 1 --targets concord
+// Options: --clients 100 --connections 10 --requests 30000 --repeat 1 --targets concord --op put|range-l|range-s
 //          --stall-ms 5   --env K=V[,K=V]   --node-args "..."   --keep FILE (copy the trace; %r: run)
 //          --together (run the targets at the same time: their WAL fsyncs then share the disk's conditions)
 //          --same-session (servers in this session, not each in its own: bench/server-session.ts)
@@ -44,6 +44,10 @@ const requests = Number(opt('requests', '30000'));
 const repeat = Number(opt('repeat', '1'));
 const targets = opt('targets', 'concord').split(',') as TargetName[];
 const stallMs = Number(opt('stall-ms', '5'));
+/** The call driven: puts, or one-key ranges of a 256-byte value (as bench/main.ts's range-l / range-s). */
+const op = opt('op', 'put');
+if (!['put', 'range-l', 'range-s'].includes(op)) throw new Error(`--op ${op}: put, range-l or range-s`);
+const rangeKey = 'bench/range-key';
 const keep = opt('keep', '');
 const serverLog = opt('server-log', '');
 const nodeArgs = opt('node-args', '').split(' ').filter(Boolean);
@@ -112,8 +116,12 @@ async function once(target: TargetName, r: number): Promise<void> {
   const server = new Server({ target, name: 'stalls', nodeArgs: target === 'concord' ? nodeArgs : [], env, ownSession: serversInOwnSession });
   await server.start();
   if (serverLog && target === 'concord') server.child!.stdout!.on('data', (d: Buffer) => appendFileSync(serverLog, d));
-  const cfg: LoadConfig = { endpoint: server.endpoint, op: 'put', clients, connections, valueBytes: 256, keySpace: 100_000,
-    rangeKey: '', serializable: false, warmupMs: 1000, durationMs: 0, totalRequests: requests };
+  if (op !== 'put') {
+    const c = server.client();
+    try { await c.put({ key: Buffer.from(rangeKey), value: Buffer.alloc(256, 0x62) }); } finally { c.close(); }
+  }
+  const cfg: LoadConfig = { endpoint: server.endpoint, op: op === 'put' ? 'put' : 'range', clients, connections, valueBytes: 256, keySpace: 100_000,
+    rangeKey: op === 'put' ? '' : rangeKey, serializable: op === 'range-s', warmupMs: 1000, durationMs: 0, totalRequests: requests };
   let from = 0, to = 0;
   let fsync0 = new Map<number, number>(), fsync1 = new Map<number, number>();
   let pending: Promise<void> = Promise.resolve();
@@ -142,7 +150,7 @@ async function once(target: TargetName, r: number): Promise<void> {
   await new Promise((res) => setTimeout(res, 1500)); // the tracer's next flush settles the window's stalls
   await server.destroy();
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-  console.log(`\n== ${target} run ${r + 1}: ${result.requests} puts, ${clients} clients / ${connections} conns; ${Math.round(result.throughput)} req/s, `
+  console.log(`\n== ${target} run ${r + 1}: ${result.requests} ${op === 'put' ? 'puts' : `${op} calls`}, ${clients} clients / ${connections} conns; ${Math.round(result.throughput)} req/s, `
     + `p50 ${result.p50Ms.toFixed(2)} p99 ${result.p99Ms.toFixed(2)} max ${result.maxMs.toFixed(1)} ms (load ${load})`);
   console.log(`WAL fsyncs in the window (${fsyncName}): ${histDiff(fsync0, fsync1)}`);
   if (target !== 'concord') return;
