@@ -33,7 +33,7 @@
 // "comm:tid:u" / ":s" for user and system time; Node 20 names every thread "node": the pool
 // threads are the ones whose time is mostly system, fdatasync's).
 import { fork } from 'node:child_process';
-import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Server, type TargetName } from '../test/harness.js';
@@ -58,6 +58,8 @@ const nodeArgs = opt('node-args', '').split(' ').filter(Boolean);
 const serverArgs = opt('server-args', '').split(' ').filter(Boolean);
 const countAsync = process.argv.includes('--count-async');
 const profileDir = opt('profile', '');
+// The profiles are written by the server, which does not make the directory: made here.
+if (profileDir) mkdirSync(profileDir, { recursive: true });
 const op = opt('op', 'put');
 if (!['put', 'range-l', 'range-s'].includes(op)) throw new Error(`--op must be put, range-l or range-s, got ${op}`);
 const extraEnv = Object.fromEntries(opt('env', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
