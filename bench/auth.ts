@@ -18,6 +18,7 @@ import { Server } from '../test/harness.js';
 import { makeTestPki, type TestPki } from '../test/tls-certs.js';
 import { AuthenticateRequest, AuthenticateResponse } from '../src/proto/gen/etcdserverpb/rpc.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
+import { rangeKey } from './range-key.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const arg = (name: string, env: string, def: string): string => {
@@ -31,7 +32,6 @@ const modes = arg('modes', 'BENCH_MODES', 'plain,auth,tls').split(',') as Mode[]
 const ops = arg('scenarios', 'BENCH_SCENARIOS', 'put,range').split(',') as Array<'put' | 'range'>;
 const targets = ['etcd', 'concord'] as const;
 type Mode = 'plain' | 'auth' | 'tls';
-const rangeKey = 'bench/range-key';
 
 /** A started target in one mode, with what its load needs (token, CA). */
 interface Up { server: Server; token?: string; caFile?: string }

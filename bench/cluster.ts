@@ -22,6 +22,7 @@ import { startCluster, type Cluster } from '../test/cluster-harness.js';
 import { etcdctl } from '../test/harness.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
 import { cpuMs } from './proc-cpu.js';
+import { rangeKey } from './range-key.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -63,7 +64,7 @@ function runLoad(endpoints: string[], pids: number[], sc: LoadScenario, label: s
   return new Promise((resolve, reject) => {
     const cfg: LoadConfig = {
       endpoint: endpoints[0]!, endpoints, op: sc.op, clients: sc.clients, connections: sc.connections,
-      valueBytes: 256, keySpace: 100_000, rangeKey: 'bench/range-key', serializable: sc.serializable,
+      valueBytes: 256, keySpace: 100_000, rangeKey, serializable: sc.serializable,
       warmupMs: warmupS * 1000, durationMs: durationS * 1000, totalRequests: 0,
     };
     const child = fork(join(here, 'loadgen.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -103,7 +104,7 @@ function throughputOf(note: string): number | undefined {
 }
 
 async function seed(endpoints: string[]): Promise<void> {
-  const r = await etcdctl(endpoints[0]!, ['put', 'bench/range-key', 'b'.repeat(256)]);
+  const r = await etcdctl(endpoints[0]!, ['put', rangeKey, 'b'.repeat(256)]);
   if (r.code !== 0) throw new Error(`seeding put failed: ${r.stderr}`);
 }
 

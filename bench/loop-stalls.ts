@@ -31,6 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { Server, httpGet, type TargetName } from '../test/harness.js';
 import { serversInOwnSession } from './server-session.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
+import { benchOp, loadFieldsFor, seedRangeKey } from './range-key.js';
 import { niceOption, reniceTasks, taskCpuLine, taskStats } from './renice.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -45,9 +46,7 @@ const repeat = Number(opt('repeat', '1'));
 const targets = opt('targets', 'concord').split(',') as TargetName[];
 const stallMs = Number(opt('stall-ms', '5'));
 /** The call driven: puts, or one-key ranges of a 256-byte value (as bench/main.ts's range-l / range-s). */
-const op = opt('op', 'put');
-if (!['put', 'range-l', 'range-s'].includes(op)) throw new Error(`--op ${op}: put, range-l or range-s`);
-const rangeKey = 'bench/range-key';
+const op = benchOp(opt('op', 'put'));
 const keep = opt('keep', '');
 const serverLog = opt('server-log', '');
 const nodeArgs = opt('node-args', '').split(' ').filter(Boolean);
@@ -116,12 +115,9 @@ async function once(target: TargetName, r: number): Promise<void> {
   const server = new Server({ target, name: 'stalls', nodeArgs: target === 'concord' ? nodeArgs : [], env, ownSession: serversInOwnSession });
   await server.start();
   if (serverLog && target === 'concord') server.child!.stdout!.on('data', (d: Buffer) => appendFileSync(serverLog, d));
-  if (op !== 'put') {
-    const c = server.client();
-    try { await c.put({ key: Buffer.from(rangeKey), value: Buffer.alloc(256, 0x62) }); } finally { c.close(); }
-  }
-  const cfg: LoadConfig = { endpoint: server.endpoint, op: op === 'put' ? 'put' : 'range', clients, connections, valueBytes: 256, keySpace: 100_000,
-    rangeKey: op === 'put' ? '' : rangeKey, serializable: op === 'range-s', warmupMs: 1000, durationMs: 0, totalRequests: requests };
+  if (op !== 'put') await seedRangeKey(server);
+  const cfg: LoadConfig = { endpoint: server.endpoint, ...loadFieldsFor(op), clients, connections, valueBytes: 256, keySpace: 100_000,
+    warmupMs: 1000, durationMs: 0, totalRequests: requests };
   let from = 0, to = 0;
   let fsync0 = new Map<number, number>(), fsync1 = new Map<number, number>();
   let pending: Promise<void> = Promise.resolve();

@@ -59,6 +59,7 @@ import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Server } from '../test/harness.js';
+import { rangeKey, seedRangeKey } from './range-key.js';
 import { serversInOwnSession } from './server-session.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
 import type { StreamLoadConfig, StreamLoadResult } from './watchgen.js';
@@ -184,7 +185,7 @@ function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result:
       ? { ...sc.stream, endpoint: server.endpoint, warmupMs: warmupS * 1000, durationMs: durationS * 1000, serverPid: server.pid! } as StreamLoadConfig
       : {
         endpoint: server.endpoint, op: sc.op, clients: sc.clients, connections: sc.connections,
-        valueBytes, keySpace, rangeKey: 'bench/range-key', serializable: sc.serializable,
+        valueBytes, keySpace, rangeKey, serializable: sc.serializable,
         warmupMs: warmupS * 1000, durationMs: requests > 0 ? 0 : durationS * 1000, totalRequests: requests,
         client: loadgenClient,
       };
@@ -243,12 +244,11 @@ async function startTarget(label: Label): Promise<Server | null> {
   }
   process.stderr.write(`  ${label} pid ${server.pid} on ${server.endpoint}, data ${server.dataDir}\n`);
   if (target === 'concord' && concordMainNice !== undefined) reniceTasks(server.pid!, concordMainNice, 'main');
-  const c = server.client();
   try {
-    await c.put({ key: Buffer.from('bench/range-key'), value: Buffer.alloc(valueBytes, 0x62) });
+    await seedRangeKey(server, valueBytes);
   } catch (e) {
     return fail(`seeding put failed: ${(e as Error).message}`);
-  } finally { c.close(); }
+  }
   return server;
 }
 

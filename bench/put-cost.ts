@@ -40,10 +40,10 @@ import { Server, type TargetName } from '../test/harness.js';
 import { serversInOwnSession } from './server-session.js';
 import { cpuMs } from './proc-cpu.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
+import { benchOp, loadFieldsFor, seedRangeKey } from './range-key.js';
 import { parseGcLine, type GcEvent } from './gc-trace.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const rangeKey = 'bench/range-key';
 function opt(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : dflt;
@@ -60,8 +60,7 @@ const countAsync = process.argv.includes('--count-async');
 const profileDir = opt('profile', '');
 // The profiles are written by the server, which does not make the directory: made here.
 if (profileDir) mkdirSync(profileDir, { recursive: true });
-const op = opt('op', 'put');
-if (!['put', 'range-l', 'range-s'].includes(op)) throw new Error(`--op must be put, range-l or range-s, got ${op}`);
+const op = benchOp(opt('op', 'put'));
 const extraEnv = Object.fromEntries(opt('env', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
 
 function ioCounts(pid: number): { syscr: number; syscw: number } {
@@ -137,10 +136,7 @@ async function once(target: TargetName): Promise<Run> {
   const server = new Server({ target, name: 'putcost', nodeArgs: target === 'concord' ? ['--trace-gc-nvp', ...importArgs, ...nodeArgs] : [],
     extraArgs: target === 'concord' ? serverArgs : [], env: target === 'concord' ? env : {}, ownSession: serversInOwnSession });
   await server.start();
-  if (op !== 'put') {
-    const c = server.client();
-    try { await c.put({ key: Buffer.from(rangeKey), value: Buffer.alloc(256, 0x62) }); } finally { c.close(); }
-  }
+  if (op !== 'put') await seedRangeKey(server);
   const gc: GcEvent[] = [];
   const counts: AsyncCounts[] = [];
   let threads0 = new Map<string, number>(), threads1 = new Map<string, number>();
@@ -156,8 +152,8 @@ async function once(target: TargetName): Promise<Run> {
     for (const l of lines) { const e = parseGcLine(l); if (e) { gc.push(e); if (gcLog) appendFileSync(gcLog, l + '\n'); } }
   });
   const pid = server.pid!;
-  const cfg: LoadConfig = { endpoint: server.endpoint, op: op === 'put' ? 'put' : 'range', clients, connections, valueBytes: 256, keySpace: 100_000,
-    rangeKey, serializable: op === 'range-s', warmupMs: 1000, durationMs: 0, totalRequests: requests };
+  const cfg: LoadConfig = { endpoint: server.endpoint, ...loadFieldsFor(op), clients, connections, valueBytes: 256, keySpace: 100_000,
+    warmupMs: 1000, durationMs: 0, totalRequests: requests };
   let cpu0 = 0, main0 = 0, io0 = { syscr: 0, syscw: 0 }, cs0 = 0, cs1 = 0;
   let cpu1 = 0, main1 = 0, io1 = { syscr: 0, syscw: 0 };
   const result = await new Promise<LoadResult>((resolve, reject) => {

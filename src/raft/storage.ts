@@ -171,7 +171,7 @@ export class MemoryStorage implements Storage {
       if (p >= 0) firstKept = p;
     }
     const shift = this.arena.releaseBefore(firstKept);
-    for (const index of [...this.emptyPayloads.keys()]) if (index <= compactIndex) this.emptyPayloads.delete(index);
+    this.forgetEmptyPayloads((index) => index <= compactIndex);
     this.offset = compactIndex;
     this.terms = columnOf(old.terms.at(from));
     this.types = columnOf(0);
@@ -240,7 +240,13 @@ export class MemoryStorage implements Storage {
     this.payloads.truncate(k);
     this.lengths.truncate(k);
     const firstDropped = this.offset + k;
-    for (const index of [...this.emptyPayloads.keys()]) if (index >= firstDropped) this.emptyPayloads.delete(index);
+    this.forgetEmptyPayloads((index) => index >= firstDropped);
+  }
+
+  /** Drops the empty payloads of the entries `dropped` says are gone (the map is rarely non-empty). */
+  private forgetEmptyPayloads(dropped: (index: number) => boolean): void {
+    if (this.emptyPayloads.size === 0) return;
+    for (const index of [...this.emptyPayloads.keys()]) if (dropped(index)) this.emptyPayloads.delete(index);
   }
 
   /** Only the dummy slot, at `index` with `term`, and a fresh arena. */
