@@ -10,7 +10,7 @@
  */
 import type http from 'node:http';
 import { etcdClusterVersion, etcdServerVersion } from '../version.js';
-import { metricsContentType, registry } from '../metrics/index.js';
+import { loopTrace, metricsContentType, registry } from '../metrics/index.js';
 import { healthReply, probeReply, type HealthHost, type Reply } from './health.js';
 import { AccessControl } from './access.js';
 import type { StreamHandler } from './grpc/transport.js';
@@ -60,7 +60,7 @@ export async function httpReply(method: string, url: string, e: HttpEndpoints): 
   const path = q < 0 ? url : url.slice(0, q);
   const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
   if (path === '/health') return fromReply(await healthReply(method, query, e));
-  if (path === '/metrics') return finish(200, { 'content-type': metricsContentType }, registry.render());
+  if (path === '/metrics') return finish(200, { 'content-type': metricsContentType }, renderMetrics());
   if (e.port === 'metrics') return goError(404, '404 page not found');
   if (path === '/version') {
     if (method !== 'GET') return goError(405, 'Method Not Allowed', { allow: 'GET' });
@@ -72,6 +72,13 @@ export async function httpReply(method: string, url: string, e: HttpEndpoints): 
   const probe = await probeReply(method, path, query, e);
   if (probe !== undefined) return fromReply(probe);
   return goError(404, '404 page not found');
+}
+
+function renderMetrics(): string {
+  const t0 = loopTrace ? performance.now() : 0;
+  const text = registry.render();
+  loopTrace?.span('http.metrics', t0, text.length);
+  return text;
 }
 
 function isGatewayPath(url: string): boolean {

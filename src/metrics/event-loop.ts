@@ -2,7 +2,10 @@
  * Concord's own gauge (no etcd counterpart, hence the concord_ prefix): the main thread's
  * event-loop delay from perf_hooks.monitorEventLoopDelay, the pauses (GC, synchronous I/O,
  * long callbacks) every request waiting on this thread sees. Each scrape reports the delay
- * since the previous scrape and starts a new interval, so a bench can read one window.
+ * since the previous scrape and starts a new interval, so a bench can read one window. The
+ * interval does not count the scrape's own turn: Node's reset() also forgets when the timer
+ * last fired, so the next tick records nothing and only sets the baseline (event-loop.test.ts;
+ * Prometheus's scrape_duration_seconds shows what a scrape costs).
  *
  * Sampled only while the loop is busy. The histogram's timer wakes the thread every
  * RESOLUTION_MS, 200 times a second: on an idle member that was half its CPU (19 -> 10 ms/s)

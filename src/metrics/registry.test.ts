@@ -4,7 +4,7 @@ import { Registry, goFloat } from './registry.js';
 
 test('goFloat writes numbers as Go\'s strconv.FormatFloat(v, \'g\', -1, 64)', () => {
   const cases: Array<[number, string]> = [
-    [0, '0'], [1, '1'], [-3, '-3'], [20480, '20480'], [999999, '999999'], [1e6, '1e+06'],
+    [0, '0'], [-0, '-0'], [1, '1'], [-3, '-3'], [-999999, '-999999'], [-1e6, '-1e+06'], [0.5, '0.5'], [20480, '20480'], [999999, '999999'], [1e6, '1e+06'],
     [2147483648, '2.147483648e+09'], [24805376, '2.4805376e+07'], [0.001, '0.001'], [0.0001, '0.0001'],
     [0.00001, '1e-05'], [0.011285944000000001, '0.011285944000000001'], [1.8446744073709552e19, '1.8446744073709552e+19'],
     [Infinity, '+Inf'], [-Infinity, '-Inf'], [NaN, 'NaN'], [1.7960945396e9, '1.7960945396e+09'],
@@ -46,4 +46,21 @@ test('a name registered twice, or the wrong number of label values, is a program
   const f = r.counter('x_total', 'X.', ['a']);
   assert.throws(() => r.counter('x_total', 'X.'), /registered twice/);
   assert.throws(() => f.labels(), /0 label values for 1 labels/);
+});
+
+test('render after a scrape: series and families added since then are rendered in their places', () => {
+  const r = new Registry();
+  const c = r.counter('b_total', 'B.', ['method']);
+  c.labels('Range').inc();
+  const first = r.render();
+  c.labels('Put').inc(2); // sorts before Range
+  r.gauge('a_gauge', 'A.').labels().set(3); // sorts before b_total
+  r.collected('b_total_collected', 'C.', 'counter', () => 5);
+  assert.equal(first, '# HELP b_total B.\n# TYPE b_total counter\nb_total{method="Range"} 1\n');
+  assert.equal(r.render(), [
+    '# HELP a_gauge A.', '# TYPE a_gauge gauge', 'a_gauge 3',
+    '# HELP b_total B.', '# TYPE b_total counter', 'b_total{method="Put"} 2', 'b_total{method="Range"} 1',
+    '# HELP b_total_collected C.', '# TYPE b_total_collected counter', 'b_total_collected 5',
+    '',
+  ].join('\n'));
 });

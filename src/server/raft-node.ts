@@ -322,7 +322,9 @@ export class RaftNode {
   async snapshot(data: Uint8Array, keepEntries: number): Promise<Snapshot> {
     const index = this.applied.index;
     if (index <= this.snapshotIndex) assert.fail(`raft: snapshot at applied ${index} is not past the snapshot at ${this.snapshotIndex}`);
+    const t0 = loopTrace ? performance.now() : 0;
     const snap = this.storage.createSnapshot(index, this.confState(), data);
+    loopTrace?.span('raft.snapshot', t0, 0);
     await this.ports.snapshotter.save(snap);
     await this.ports.wal.saveSnapshot({ index: snap.metadata.index, term: snap.metadata.term });
     this.log.info('saved snapshot', { 'snapshot-index': snap.metadata.index });
@@ -330,7 +332,9 @@ export class RaftNode {
     // snapshot): then there is nothing to compact.
     const compactIndex = index - keepEntries;
     if (compactIndex > this.storage.firstIndex()) {
+      const t1 = loopTrace ? performance.now() : 0;
       this.storage.compact(compactIndex);
+      loopTrace?.span('raft.compact', t1, index - compactIndex);
       this.log.info('compacted Raft logs', { 'compact-index': compactIndex });
     }
     return snap;
