@@ -118,14 +118,17 @@ describe('auth: JWT tokens, interchangeable with etcd given the same keys', { sk
 describe('auth: JWT expiry and foreign keys', () => {
   for (const target of selectedTargets()) {
     test(`${target}: a token past its ttl, or signed with another key, is an invalid auth token`, async () => {
-      const s = await start(target, `jwt,sign-method=HS256,priv-key=${keys.hmac},ttl=1s`);
+      // A token is good until the whole second after now + ttl (exp is floor(now + ttl), checked
+      // as now <= exp in whole seconds): at least ttl. With 1s, a loaded CI machine took longer
+      // than that from the token to the first put once (etcd answered "invalid auth token").
+      const s = await start(target, `jwt,sign-method=HS256,priv-key=${keys.hmac},ttl=3s`);
       await enableAuth(s);
       const token = await tokenOf(s);
       assert.equal(await putWith(s, token), 'ok');
       const foreign = await start(target, `jwt,sign-method=HS256,priv-key=${keys.other}`);
       await enableAuth(foreign);
       assert.equal(await putWith(s, await tokenOf(foreign)), '16 etcdserver: invalid auth token');
-      await sleep(2500); // exp is whole seconds: past it for sure
+      await sleep(4500); // exp is whole seconds: past it for sure
       assert.equal(await putWith(s, token), '16 etcdserver: invalid auth token');
     });
   }
