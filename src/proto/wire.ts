@@ -9,6 +9,8 @@
  * and `bigint` for identifiers, which use all 64 bits.
  */
 
+import { wireRules } from './wire-rules.js';
+
 const TWO_32 = 4294967296;
 
 /** Wire types. */
@@ -16,6 +18,9 @@ export const WIRE_VARINT = 0;
 export const WIRE_FIXED64 = 1;
 export const WIRE_BYTES = 2;
 export const WIRE_FIXED32 = 5;
+/** Deprecated groups: skipped as unknown fields, never decoded. */
+const WIRE_START_GROUP = 3;
+const WIRE_END_GROUP = 4;
 
 /** Bytes needed for the varint encoding of a non-negative safe integer. */
 export function sizeVarint(v: number): number {
@@ -276,46 +281,63 @@ export class Reader {
       case WIRE_FIXED32:
         this.pos += 4;
         break;
+      case WIRE_START_GROUP:
+        this.skipGroupBody();
+        return;
       default:
         throw new Error(`wire: unsupported wire type ${wireType}`);
     }
     if (this.pos > this.end) throw new Error('wire: truncated field');
   }
+
+  /** A (deprecated) group's fields up to its matching end-group tag, as gogo's skip walks them. */
+  private skipGroupBody(): void {
+    for (let depth = 1; depth > 0;) {
+      const wireType = this.varint() % 8;
+      if (wireType === WIRE_START_GROUP) depth++;
+      else if (wireType === WIRE_END_GROUP) depth--;
+      else this.skip(wireType);
+    }
+  }
 }
 
 /**
- * Walks the top level of an encoded message the way gogoproto's generated Unmarshal does and
- * returns the error etcd would report, or undefined when every field is well formed:
- * a cut-short varint or payload is "unexpected EOF", a tag of field 0 is an illegal tag, an
- * end-group or wire type 6/7 is refused. The generated TypeScript codec silently stops at a
- * tag of 0 instead, which would let malformed bytes through to whoever reuses them (the put
- * fast path proposes the client's own bytes). Nested messages are left to their decoders.
+ * Walks an encoded message the way gogoproto's generated Unmarshal does and returns the error
+ * etcd would report, or undefined when it is well formed: a cut-short varint or payload is
+ * "unexpected EOF", a tag of field 0 is an illegal tag, an end-group or wire type 6/7 is
+ * refused; for the messages wire-rules.ts lists, a known field of another wire type is
+ * refused and nested messages are walked too (their errors name them, as gogo's do). The
+ * generated TypeScript codec silently stops at a tag of 0 and skips a known field of the
+ * wrong wire type instead, which would let malformed bytes through to whoever reuses them
+ * (the put fast path proposes the client's own bytes).
  */
 export function wireShapeError(buf: Uint8Array, messageName: string): string | undefined {
-  const r = new Reader(buf);
   try {
-    while (!r.done()) {
-      const tag = r.varint();
-      const wireType = tag % 8;
-      const fieldNum = Math.floor(tag / 8);
-      if (wireType === 4) return `proto: ${messageName}: wiretype end group for non-group`;
-      if (fieldNum <= 0 || fieldNum > 0x7fffffff) return `proto: ${messageName}: illegal tag ${fieldNum | 0} (wire type ${tag})`;
-      if (wireType === 3) skipGroup(r);
-      else if (wireType > 5) return `proto: illegal wireType ${wireType}`;
-      else r.skip(wireType);
-    }
+    return shapeErrorIn(new Reader(buf), messageName);
   } catch (e) {
     return /too long/.test((e as Error).message) ? 'proto: integer overflow' : 'unexpected EOF';
   }
-  return undefined;
 }
 
-/** A (deprecated) group: fields up to the matching end-group tag, as gogo's skip walks it. */
-function skipGroup(r: Reader): void {
-  for (let depth = 1; depth > 0;) {
-    const wireType = r.varint() % 8;
-    if (wireType === 3) depth++;
-    else if (wireType === 4) depth--;
-    else r.skip(wireType);
+function shapeErrorIn(r: Reader, messageName: string): string | undefined {
+  const rules = wireRules.get(messageName);
+  while (!r.done()) {
+    const tag = r.varint();
+    const wireType = tag % 8;
+    const fieldNum = Math.floor(tag / 8);
+    if (wireType === 4) return `proto: ${messageName}: wiretype end group for non-group`;
+    if (fieldNum <= 0 || fieldNum > 0x7fffffff) return `proto: ${messageName}: illegal tag ${fieldNum | 0} (wire type ${tag})`;
+    const rule = rules?.get(fieldNum);
+    if (rule === undefined) {
+      if (wireType > 5) return `proto: illegal wireType ${wireType}`;
+      r.skip(wireType);
+      continue;
+    }
+    if (wireType !== rule.wire) return `proto: wrong wireType = ${wireType} for field ${rule.name}`;
+    if (rule.message === undefined) { r.skip(wireType); continue; }
+    const start = r.payload();
+    const nested = shapeErrorIn(new Reader(r.buf, start, r.pos), rule.message);
+    if (nested !== undefined) return nested;
   }
+  return undefined;
 }
