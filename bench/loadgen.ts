@@ -17,7 +17,7 @@ import { LeanGrpcConnection, maxLeanBodyBytes } from './h2-lean.js';
 export interface LoadConfig {
   endpoint: string;          // http://127.0.0.1:P
   endpoints?: string[];      // a cluster's members: connection i dials endpoints[i % n] (overrides endpoint)
-  op: 'put' | 'range';
+  op: 'put' | 'range' | 'txn-put';
   clients: number;           // concurrent request loops
   connections: number;       // HTTP/2 sessions; client i uses connection i % connections
   valueBytes: number;
@@ -56,22 +56,26 @@ function varint(n: number, out: number[]): void {
   out.push(n);
 }
 
-/** A gRPC frame around a protobuf message made of length-delimited fields and bools. */
-function frame(fields: Array<[number, Buffer | boolean]>): Buffer {
-  const head: number[] = [];
+/** A protobuf message made of length-delimited fields and bools. */
+function message(fields: Array<[number, Buffer | boolean]>): Buffer {
   const parts: Buffer[] = [];
-  let len = 0;
   for (const [no, v] of fields) {
     const h: number[] = [];
-    if (typeof v === 'boolean') { if (!v) continue; varint((no << 3) | 0, h); h.push(1); parts.push(Buffer.from(h)); len += h.length; continue; }
+    if (typeof v === 'boolean') { if (!v) continue; varint((no << 3) | 0, h); h.push(1); parts.push(Buffer.from(h)); continue; }
     varint((no << 3) | 2, h);
     varint(v.length, h);
     parts.push(Buffer.from(h), v);
-    len += h.length + v.length;
   }
-  head.push(0, (len >>> 24) & 0xff, (len >>> 16) & 0xff, (len >>> 8) & 0xff, len & 0xff);
-  return Buffer.concat([Buffer.from(head), ...parts]);
+  return Buffer.concat(parts);
 }
+
+/** A gRPC frame (uncompressed, length-prefixed) around an encoded message. */
+function grpcFrame(body: Buffer): Buffer {
+  const len = body.length;
+  return Buffer.concat([Buffer.from([0, (len >>> 24) & 0xff, (len >>> 16) & 0xff, (len >>> 8) & 0xff, len & 0xff]), body]);
+}
+
+const methodPath = { put: '/etcdserverpb.KV/Put', range: '/etcdserverpb.KV/Range', 'txn-put': '/etcdserverpb.KV/Txn' } as const;
 
 /** One connection's unary calls: resolve with null on grpc-status 0, else the error text. */
 interface UnaryConn { call(body: Buffer): Promise<string | null>; close(): void }
@@ -119,7 +123,7 @@ class Http2Conn implements UnaryConn {
 async function run(cfg: LoadConfig): Promise<LoadResult> {
   const ca = cfg.caFile ? readFileSync(cfg.caFile) : undefined;
   const eps = cfg.endpoints && cfg.endpoints.length > 0 ? cfg.endpoints : [cfg.endpoint];
-  const path = cfg.op === 'put' ? '/etcdserverpb.KV/Put' : '/etcdserverpb.KV/Range';
+  const path = methodPath[cfg.op];
   const headers: http2.OutgoingHttpHeaders = {
     [HTTP2_HEADER_METHOD]: 'POST',
     [HTTP2_HEADER_PATH]: path,
@@ -128,12 +132,15 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
     ...(cfg.token ? { token: cfg.token } : {}),
   };
   const value = randomBytes(cfg.valueBytes);
-  const rangeBody = frame([[1, Buffer.from(cfg.rangeKey)], [7, cfg.serializable]]);
+  const rangeBody = grpcFrame(message([[1, Buffer.from(cfg.rangeKey)], [7, cfg.serializable]]));
   const keyWidth = String(Math.max(1, cfg.keySpace - 1)).length;
   let nextKey = 0;
   // Put bodies: one template (fixed-width key), a fresh copy per request with new key digits.
-  const template = frame([[1, Buffer.from(`bench/${'0'.repeat(keyWidth)}`)], [2, value]]);
-  const bodyBytes = cfg.op === 'put' ? template.length : rangeBody.length;
+  // txn-put is etcd's `benchmark txn-put`: a Txn with no compare and the put as its one success op.
+  const put = message([[1, Buffer.from(`bench/${'0'.repeat(keyWidth)}`)], [2, value]]);
+  const template = grpcFrame(cfg.op === 'txn-put' ? message([[2, message([[2, put]])]]) : put);
+  const writes = cfg.op !== 'range';
+  const bodyBytes = writes ? template.length : rangeBody.length;
   const connect = (endpoint: string): UnaryConn => {
     const url = new URL(endpoint);
     // The lean client sends each request as one DATA frame of at most 16 KiB.
@@ -142,7 +149,7 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
   };
   const conns = Array.from({ length: cfg.connections }, (_, i) => connect(eps[i % eps.length]!));
   const keyDigitsAt = template.indexOf(Buffer.from('bench/')) + 6;
-  const makeBody = cfg.op === 'put'
+  const makeBody = writes
     ? () => {
       const body = Buffer.allocUnsafe(template.length);
       template.copy(body);

@@ -17,7 +17,7 @@
 // kinds; "front end / other" when no marked work covers a third of it (node:http2, the gRPC
 // handlers: api/ is not marked).
 //
-// Options: --clients 100 --connections 10 --requests 30000 --repeat 1 --targets concord --op put|range-l|range-s
+// Options: --clients 100 --connections 10 --requests 30000 --repeat 1 --targets concord --op put|txn-put|range-l|range-s
 //          --stall-ms 5   --env K=V[,K=V]   --node-args "..."   --keep FILE (copy the trace; %r: run)
 //          --together (run the targets at the same time: their WAL fsyncs then share the disk's conditions)
 //          --same-session (servers in this session, not each in its own: bench/server-session.ts)

@@ -32,7 +32,7 @@
 //
 // Options (flags or env):
 //   --targets etcd,concord       BENCH_TARGETS
-//   --scenarios put-1,put-100,range-l,range-s,watch-key,watch-10k,watch-pfx,watch-pfx-10k,watch-200ps,watch-keys,watch-100w,watch-slow,lease-ka,mem   BENCH_SCENARIOS
+//   --scenarios put-1,put-100,range-l,range-s,txn-100,watch-key,watch-10k,watch-pfx,watch-pfx-10k,watch-200ps,watch-keys,watch-100w,watch-slow,lease-ka,mem   BENCH_SCENARIOS
 //   --duration 5   (seconds measured per scenario)   BENCH_DURATION_S
 //   --warmup 1     (seconds before measuring)        BENCH_WARMUP_S
 //   --requests N   (measure N requests instead of a duration)  BENCH_REQUESTS
@@ -91,7 +91,7 @@ const abEnv = envOption('ab-env', 'BENCH_AB_ENV');
 /** Row labels: the targets, and "concord-b" (Concord with --ab-env) after "concord" when asked for. */
 type Label = 'etcd' | 'concord' | 'concord-b';
 const labels: Label[] = targets.flatMap((t): Label[] => (t === 'concord' && Object.keys(abEnv).length ? ['concord', 'concord-b'] : [t]));
-const scenarioNames = opt('scenarios', 'BENCH_SCENARIOS', 'put-1,put-100,range-l,range-s,watch-key,watch-10k,watch-pfx,watch-pfx-10k,watch-200ps,watch-keys,watch-100w,watch-slow,lease-ka,mem').split(',').map((s) => s.trim());
+const scenarioNames = opt('scenarios', 'BENCH_SCENARIOS', 'put-1,put-100,range-l,range-s,txn-100,watch-key,watch-10k,watch-pfx,watch-pfx-10k,watch-200ps,watch-keys,watch-100w,watch-slow,lease-ka,mem').split(',').map((s) => s.trim());
 const durationS = Number(opt('duration', 'BENCH_DURATION_S', '5'));
 const warmupS = Number(opt('warmup', 'BENCH_WARMUP_S', '1'));
 const requests = Number(opt('requests', 'BENCH_REQUESTS', '0'));
@@ -102,7 +102,7 @@ const keySpace = Number(opt('key-space', 'BENCH_KEY_SPACE', '100000'));
 const jsonOut = opt('json', 'BENCH_JSON', '');
 const repeat = Math.max(1, Number(opt('repeat', 'BENCH_REPEAT', '1')));
 
-interface Scenario { name: string; title: string; op: 'put' | 'range' | 'stream'; clients: number; connections: number; serializable: boolean; stream?: Partial<StreamLoadConfig> }
+interface Scenario { name: string; title: string; op: 'put' | 'range' | 'txn-put' | 'stream'; clients: number; connections: number; serializable: boolean; stream?: Partial<StreamLoadConfig> }
 const watchOn = (watchers: number, keys: number, writers: number): Partial<StreamLoadConfig> => ({ kind: 'watch', watchers, connections: 10, keys, prefix: false, writers, writerConnections: 4, slowStreams: 0, slowWatchersPerStream: 0 });
 const streamScenarios: Scenario[] = [
   { name: 'watch-key', title: 'watch, 1000 watchers on 1 key, 16 writers', stream: watchOn(1000, 1, 16) },
@@ -120,6 +120,8 @@ const ALL: Scenario[] = [
   { name: 'put-100', title: `put, ${clients} clients/${connections} conns`, op: 'put', clients, connections, serializable: false },
   { name: 'range-l', title: `range linearizable, ${clients} clients`, op: 'range', clients, connections, serializable: false },
   { name: 'range-s', title: `range serializable, ${clients} clients`, op: 'range', clients, connections, serializable: true },
+  // etcd's `benchmark txn-put`: a Txn with no compare and one put (the issue 14 "txns keep their lead" row).
+  { name: 'txn-100', title: `txn-put, ${clients} clients/${connections} conns`, op: 'txn-put', clients, connections, serializable: false },
   ...streamScenarios,
 ];
 const memKeys = Number(opt('mem-keys', 'BENCH_MEM_KEYS', '100000'));

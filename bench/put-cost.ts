@@ -17,7 +17,7 @@
 //
 // Options: --requests 20000 --clients 100 --connections 10 --repeat 3 --targets etcd,concord
 //          --same-session    servers in this session, not each in its own (bench/server-session.ts)
-//          --op put|range-l|range-s   the call measured (ranges read one 256-byte key, as bench/main.ts's)
+//          --op put|txn-put|range-l|range-s   the call measured (ranges read one 256-byte key, as bench/main.ts's)
 //          --gc-log FILE     append Concord's --trace-gc lines of each measured window to FILE
 //          --node-args "--flag ..."  Node flags for Concord (e.g. --cpu-prof --cpu-prof-dir=DIR)
 //          --server-args "--flag v ..."  server flags for Concord (e.g. --backend-batch-interval 10ms)

@@ -12,16 +12,17 @@ export async function seedRangeKey(server: Server, valueBytes = 256): Promise<vo
   try { await c.put({ key: Buffer.from(rangeKey), value: Buffer.alloc(valueBytes, 0x62) }); } finally { c.close(); }
 }
 
-/** The call a single-call tool drives: puts, or one-key ranges, linearizable or serializable. */
-export type BenchOp = 'put' | 'range-l' | 'range-s';
+/** The call a single-call tool drives: puts, txns of one put, or one-key ranges, linearizable or serializable. */
+export type BenchOp = 'put' | 'txn-put' | 'range-l' | 'range-s';
 
 /** `--op`'s value checked. */
 export function benchOp(value: string): BenchOp {
-  if (value === 'put' || value === 'range-l' || value === 'range-s') return value;
-  throw new Error(`--op must be put, range-l or range-s, got ${value}`);
+  if (value === 'put' || value === 'txn-put' || value === 'range-l' || value === 'range-s') return value;
+  throw new Error(`--op must be put, txn-put, range-l or range-s, got ${value}`);
 }
 
 /** The load generator's fields for `op` (bench/loadgen.ts's LoadConfig). */
-export function loadFieldsFor(op: BenchOp): { op: 'put' | 'range'; rangeKey: string; serializable: boolean } {
-  return op === 'put' ? { op: 'put', rangeKey: '', serializable: false } : { op: 'range', rangeKey, serializable: op === 'range-s' };
+export function loadFieldsFor(op: BenchOp): { op: 'put' | 'txn-put' | 'range'; rangeKey: string; serializable: boolean } {
+  if (op === 'put' || op === 'txn-put') return { op, rangeKey: '', serializable: false };
+  return { op: 'range', rangeKey, serializable: op === 'range-s' };
 }

@@ -50,6 +50,18 @@ for (const target of selectedTargets()) {
     const ranges = await runLoad({ endpoint: s.endpoint, op: 'range', rangeKey: 'bench/00000', totalRequests: 500 });
     assert.equal(ranges.errors, 0, `first error: ${ranges.firstError}`);
     assert.ok(ranges.requests >= 500);
+
+    // txn-put (bench txn-100): each call is a Txn whose one success op puts one key: one
+    // revision per call, every key again (sequential keys from 0), so no new key.
+    const txns = await runLoad({ endpoint: s.endpoint, op: 'txn-put', totalRequests: 500 });
+    assert.equal(txns.errors, 0, `first error: ${txns.firstError}`);
+    const after = JSON.parse((await s.etcdctl(['get', 'bench/', '--prefix', '--keys-only', '-w', 'json'])).stdout) as { header: { revision: number | string }; count: number | string };
+    assert.equal(Number(after.header.revision), r.requests + 1 + txns.requests, 'one revision per txn');
+    assert.equal(Number(after.count), r.requests, 'the txns put keys already there');
+    const first = await s.etcdctl(['get', 'bench/00000', '-w', 'json']);
+    const kv = (JSON.parse(first.stdout) as { kvs: Array<{ version: number | string; value: string }> }).kvs[0]!;
+    assert.equal(Number(kv.version), 2, 'bench/00000: put, then put by the first txn');
+    assert.equal(Buffer.from(kv.value, 'base64').length, 256);
     await s.destroy();
   });
 
