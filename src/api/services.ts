@@ -220,11 +220,11 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
       checkSize(bytes);
       service.deleteRangeTo(req, ai, reply);
     }),
-    callbackUnary(kv('Txn'), pb.TxnRequest, encodeTxnResponse, (req, bytes, _body, ai, reply) => {
+    callbackUnary(kv('Txn'), pb.TxnRequest, encodeTxnResponse, (req, bytes, body, ai, reply) => {
       checkTxn(req, maxTxnOps);
       // A read-only txn is served like a range in etcd, never proposed, so never too large.
       if (!isTxnReadOnly(req)) checkSize(bytes);
-      service.txnTo(req, ai, reply);
+      service.txnTo(req, body, ai, reply);
     }),
     unary(kv('Compact'), pb.CompactionRequest, pb.CompactionResponse, (req) => service.compact(req)),
 

@@ -129,7 +129,7 @@ export class FakeService implements EtcdService {
   deleteRangeTo(req: pb.DeleteRangeRequest, _ai: unknown, reply: Waiter): void {
     this.deleteRange(req).then((r) => reply.resolve(r), (e: unknown) => reply.reject(e as Error));
   }
-  txnTo(req: pb.TxnRequest, _ai: unknown, reply: Waiter): void {
+  txnTo(req: pb.TxnRequest, _raw: Uint8Array | undefined, _ai: unknown, reply: Waiter): void {
     this.txn(req).then((r) => reply.resolve(r), (e: unknown) => reply.reject(e as Error));
   }
   async deleteRange(req: pb.DeleteRangeRequest): Promise<pb.DeleteRangeResponse> {

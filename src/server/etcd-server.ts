@@ -413,17 +413,20 @@ export class EtcdServer implements EtcdService {
   }
 
   txn(req: TxnRequest, ai?: AuthInfo): Promise<TxnResponse> {
-    return new Promise((resolve, reject) => this.txnTo(req, ai, { resolve: resolve as (r: unknown) => void, reject }));
+    return new Promise((resolve, reject) => this.txnTo(req, undefined, ai, { resolve: resolve as (r: unknown) => void, reject }));
   }
 
-  /** txn, its TxnResponse (or refusal) handed to `waiter`; a writing txn's waiter waits in the proposal registry. */
-  txnTo(req: TxnRequest, ai: AuthInfo | undefined, waiter: Waiter): void {
+  /**
+   * txn, its TxnResponse (or refusal) handed to `waiter`; a writing txn's waiter waits in the
+   * proposal registry. `raw`: the client's own encoding of `req`, proposed as it is (as a put's).
+   */
+  txnTo(req: TxnRequest, raw: Uint8Array | undefined, ai: AuthInfo | undefined, waiter: Waiter): void {
     if (isTxnReadOnly(req)) {
       this.readOnlyTxn(req, ai).then((r) => waiter.resolve(r), (e: unknown) => waiter.reject(e as Error));
       return;
     }
     const cost = Math.max(txnPutCost(req.success), txnPutCost(req.failure));
-    const request: RaftRequest = { kind: 'txn', req };
+    const request: RaftRequest = { kind: 'txn', req, raw };
     if (cost === 0 || (this.alarms.empty && this.quotaAvailable(cost))) { this.proposeTo(request, ai, waiter); return; }
     this.checkQuota(cost).then(() => this.proposeTo(request, ai, waiter), (e: unknown) => waiter.reject(e as Error));
   }

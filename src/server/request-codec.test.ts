@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeRaftRequest, decodeRaftRequest, decodeEntryRequest } from './request-codec.js';
-import { DeleteRangeRequest, PutRequest } from '../proto/index.js';
+import { DeleteRangeRequest, PutRequest, TxnRequest } from '../proto/index.js';
 import { InternalRaftRequest, RequestHeader } from '../proto/index.js';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 
@@ -79,6 +79,46 @@ test('a put whose client bytes are malformed (a tag of 0, wire type 7) is propos
   assert.equal(decoded.id, 3n);
   assert.deepEqual(decoded.request, decodeRaftRequest(data).request);
   assert.deepEqual(Buffer.from(data), Buffer.from(encodeRaftRequest(3n, { kind: 'put', req })));
+});
+
+test('a writing txn carried as the client\'s raw bytes is proposed as they are, and decodes as the re-encoded request', () => {
+  const req = TxnRequest.fromPartial({
+    compare: [{ result: 0, target: 1, key: Buffer.from('c'), createRevision: 5n }],
+    success: [
+      { requestPut: { key: Buffer.from('k'), value: Buffer.alloc(300, 7), prevKv: true } },
+      { requestTxn: { success: [{ requestDeleteRange: { key: Buffer.from('d') } }] } },
+    ],
+    failure: [{ requestRange: { key: Buffer.from('r'), limit: 3 } }],
+  });
+  const w = new BinaryWriter();
+  TxnRequest.encode(req, w);
+  w.uint32((99 << 3) | 0).uint32(5); // an unknown field goes into the log with the rest
+  const raw = w.finish();
+  for (const id of [1n, 300n, 0xffffn << 48n | 99n, 0xffffffffffffffffn]) {
+    const data = encodeRaftRequest(id, { kind: 'txn', req, raw });
+    const m = InternalRaftRequest.decode(data);
+    assert.equal(m.header?.ID, id);
+    assert.ok(Buffer.from(data).includes(Buffer.from(raw)), 'the client\'s bytes, whole');
+    const decoded = decodeEntryRequest(data);
+    assert.equal(decoded.id, id);
+    assert.deepEqual(decoded.request, decodeRaftRequest(encodeRaftRequest(id, { kind: 'txn', req })).request);
+  }
+});
+
+test('a txn whose client bytes gogoproto would refuse is proposed re-encoded', () => {
+  // A nested put's value sent as a varint: the generated decoder skips it (value empty);
+  // etcd's Unmarshal fails on it, so those bytes must never reach the log.
+  const raw = Buffer.from('12071205' + '0a016b1005', 'hex');
+  const req = TxnRequest.decode(raw);
+  assert.equal(req.success[0]!.requestPut!.value.length, 0);
+  const data = encodeRaftRequest(4n, { kind: 'txn', req, raw });
+  assert.deepEqual(Buffer.from(data), Buffer.from(encodeRaftRequest(4n, { kind: 'txn', req })));
+  // With an auth header the request is re-encoded too (the raw form carries the ID alone).
+  const ok = TxnRequest.encode(TxnRequest.fromPartial({ success: [{ requestPut: { key: Buffer.from('k') } }] })).finish();
+  const auth = { username: 'u', revision: 3 };
+  assert.deepEqual(
+    Buffer.from(encodeRaftRequest(5n, { kind: 'txn', req: TxnRequest.decode(ok), raw: ok }, auth)),
+    Buffer.from(encodeRaftRequest(5n, { kind: 'txn', req: TxnRequest.decode(ok) }, auth)));
 });
 
 test('an entry whose header is empty (request ID 0) decodes instead of stopping the applier', () => {

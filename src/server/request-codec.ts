@@ -20,7 +20,7 @@ import { encodeAuthRequest, authRequestOf, type AuthRequest, type AuthInfo } fro
 export type RaftRequest =
   | { kind: 'put'; req: PutRequest; /** the client's own encoding of `req`, reused as is */ raw?: Uint8Array }
   | { kind: 'deleteRange'; req: DeleteRangeRequest }
-  | { kind: 'txn'; req: TxnRequest }
+  | { kind: 'txn'; req: TxnRequest; /** the client's own encoding of `req`, reused as is */ raw?: Uint8Array }
   | { kind: 'compaction'; req: CompactionRequest }
   | { kind: 'alarm'; req: AlarmRequest }
   | { kind: 'range'; req: RangeRequest }
@@ -44,11 +44,14 @@ export interface DecodedEntry {
 
 /** `auth` travels in the header (username, auth revision), as etcd's apply checks it. */
 export function encodeRaftRequest(id: bigint, r: RaftRequest, auth?: AuthInfo): Uint8Array {
-  // The client's bytes are reused only when they are well formed at the top level, as the
-  // applier's hand decoder needs: a malformed entry in the log would stop every member that
-  // applies it, at every restart. Anything else is encoded afresh from the decoded request.
-  if (r.kind === 'put' && auth === undefined && r.raw !== undefined && wireShapeError(r.raw, 'PutRequest') === undefined) {
-    return encodeWithRawBody(id, 4, r.raw);
+  // The client's bytes are reused only when they are well formed as gogoproto reads them
+  // (wireShapeError walks a Txn's nested messages too): a malformed entry in the log would
+  // stop every member that applies it, etcd's included, at every restart. The header then
+  // holds the ID alone, as the applier's hand decoder of puts needs. Anything else is encoded
+  // afresh from the decoded request.
+  if (auth === undefined && (r.kind === 'put' || r.kind === 'txn') && r.raw !== undefined) {
+    const [field, name] = r.kind === 'put' ? [4, 'PutRequest'] : [6, 'TxnRequest'];
+    if (wireShapeError(r.raw, name) === undefined) return encodeWithRawBody(id, field, r.raw);
   }
   const w = new BinaryWriter();
   w.uint32(headerTag).fork();
@@ -74,7 +77,7 @@ export function encodeRaftRequest(id: bigint, r: RaftRequest, auth?: AuthInfo): 
 
 /**
  * header {ID} followed by field `field` carrying an already-encoded message, in one buffer:
- * the hot path for puts, whose request the client already encoded.
+ * the hot path for puts and writing txns, whose request the client already encoded.
  */
 function encodeWithRawBody(id: bigint, field: number, body: Uint8Array): Uint8Array {
   const headerLen = 1 + sizeVarintBig(id); // tag 0x08 + ID

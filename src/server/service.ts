@@ -81,8 +81,8 @@ export interface KVService {
   /** deleteRange answered through `waiter`, as putTo. */
   deleteRangeTo(req: DeleteRangeRequest, ai: AuthInfo | undefined, waiter: Waiter): void;
   txn(req: TxnRequest, ai?: AuthInfo): Promise<TxnResponse>;
-  /** txn answered through `waiter`, as putTo (a read-only txn too). */
-  txnTo(req: TxnRequest, ai: AuthInfo | undefined, waiter: Waiter): void;
+  /** txn answered through `waiter`, as putTo (a read-only txn too; `raw` is reused only for a writing one). */
+  txnTo(req: TxnRequest, raw: Uint8Array | undefined, ai: AuthInfo | undefined, waiter: Waiter): void;
   compact(req: CompactionRequest): Promise<CompactionResponse>;
 }
 
