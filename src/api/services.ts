@@ -13,7 +13,7 @@ import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { GrpcCode, errorStatus, etcdError, grpcCodeName, isEtcdError, untranslatedAuthError } from '../errors/index.js';
 import { etcdserverpb as pb } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
-import { decodePutRequestBody, isTxnReadOnly, type AuthInfo, type EtcdService, type RangeAnswer, type Waiter } from '../server/index.js';
+import { decodePutRequestBody, decodeTxnRequestBody, isTxnReadOnly, type AuthInfo, type EtcdService, type RangeAnswer, type Waiter } from '../server/index.js';
 import { authMethods, type AuthedUnary } from './auth-service.js';
 import { decodeRangeRequest, encodeOneKeyRangeResponse, encodePutResponse, encodeRangeResponse, snapshotResponseBytes, snapshotResponseToFill } from './fast-codecs.js';
 import { Reader, WIRE_BYTES, wireShapeError } from '../proto/index.js';
@@ -106,9 +106,12 @@ const putRequestViews: Codec<pb.PutRequest> = { encode: pb.PutRequest.encode, de
 /** RangeRequest with key and range_end as views into the request body (fast-codecs.ts). */
 const rangeRequestViews: Codec<pb.RangeRequest> = { encode: pb.RangeRequest.encode, decode: decodeRangeRequest };
 
+/** TxnRequest with its puts' keys and values as views into the request body (kept as a writing txn's raft payload). */
+const txnRequestViews: Codec<pb.TxnRequest> = { encode: pb.TxnRequest.encode, decode: decodeTxnRequestBody };
+
 /** The proto message name of each generated codec, for etcd's wording of decode errors. */
 const messageNames = new Map<unknown, string>([...Object.entries(pb).map(([name, codec]): [unknown, string] => [codec, name]),
-  [putRequestViews, 'PutRequest'], [rangeRequestViews, 'RangeRequest']]);
+  [putRequestViews, 'PutRequest'], [rangeRequestViews, 'RangeRequest'], [txnRequestViews, 'TxnRequest']]);
 
 function decodeRequest<T>(codec: Codec<T>, body: Buffer): T {
   // The generated codec stops silently at a tag of 0 where etcd refuses the message; walk
@@ -220,7 +223,7 @@ export function etcdMethods(service: EtcdService, log?: Logger, clientCertAuth =
       checkSize(bytes);
       service.deleteRangeTo(req, ai, reply);
     }),
-    callbackUnary(kv('Txn'), pb.TxnRequest, encodeTxnResponse, (req, bytes, body, ai, reply) => {
+    callbackUnary(kv('Txn'), txnRequestViews, encodeTxnResponse, (req, bytes, body, ai, reply) => {
       checkTxn(req, maxTxnOps);
       // A read-only txn is served like a range in etcd, never proposed, so never too large.
       if (!isTxnReadOnly(req)) checkSize(bytes);

@@ -28,7 +28,7 @@ export { testApplier, testMemberOf, startTestMember, type TestMember } from './t
 export { recoverSnapshotBackend } from './snapshot-install.js';
 export type { Applier } from './applier.js';
 export type { WaitRegistry, Waiter } from './wait.js';
-export { encodeRaftRequest, decodePutRequestBody } from './request-codec.js';
+export { encodeRaftRequest, decodePutRequestBody, decodeTxnRequestBody } from './request-codec.js';
 export { memberToJson } from './membership.js';
 export { confChangeV2Context } from './membership-change.js';
 export { ClusterService } from './cluster-service.js';

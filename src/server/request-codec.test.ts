@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeRaftRequest, decodeRaftRequest, decodeEntryRequest } from './request-codec.js';
+import { encodeRaftRequest, decodeRaftRequest, decodeEntryRequest, decodeTxnRequestBody } from './request-codec.js';
 import { DeleteRangeRequest, PutRequest, TxnRequest } from '../proto/index.js';
 import { InternalRaftRequest, RequestHeader } from '../proto/index.js';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
@@ -119,6 +119,56 @@ test('a txn whose client bytes gogoproto would refuse is proposed re-encoded', (
   assert.deepEqual(
     Buffer.from(encodeRaftRequest(5n, { kind: 'txn', req: TxnRequest.decode(ok), raw: ok }, auth)),
     Buffer.from(encodeRaftRequest(5n, { kind: 'txn', req: TxnRequest.decode(ok) }, auth)));
+});
+
+/** A random TxnRequest (seeded): compares of every target, ops of every kind, nested txns. */
+function randomTxn(next: () => number, depth = 0): TxnRequest {
+  const bytes = (max: number): Buffer => Buffer.from(Array.from({ length: Math.floor(next() * max) }, () => Math.floor(next() * 256)));
+  const big = (): bigint => BigInt(Math.floor(next() * 2 ** 40)) - (next() < 0.1 ? 2n ** 41n : 0n);
+  const op = (): Record<string, unknown> => {
+    const k = Math.floor(next() * (depth < 2 ? 4 : 3));
+    if (k === 0) return { requestRange: { key: bytes(8), rangeEnd: bytes(3), limit: Math.floor(next() * 9), revision: Math.floor(next() * 5), keysOnly: next() < 0.5, countOnly: next() < 0.2 } };
+    if (k === 1) return { requestPut: { key: bytes(12), value: bytes(300), lease: next() < 0.3 ? big() : 0n, prevKv: next() < 0.5, ignoreValue: next() < 0.2, ignoreLease: next() < 0.2 } };
+    if (k === 2) return { requestDeleteRange: { key: bytes(8), rangeEnd: bytes(3), prevKv: next() < 0.5 } };
+    return { requestTxn: randomTxn(next, depth + 1) };
+  };
+  const n = (max: number): number => Math.floor(next() * max);
+  return TxnRequest.fromPartial({
+    compare: Array.from({ length: n(3) }, () => ({ result: n(4), target: n(5), key: bytes(8), version: big(), createRevision: big(), modRevision: big(), value: bytes(5), lease: big(), rangeEnd: bytes(3) })),
+    success: Array.from({ length: n(4) }, op),
+    failure: Array.from({ length: n(3) }, op),
+  });
+}
+
+test('the txn decoder (puts in place) gives the generated decoder\'s request, from a client and from the log', () => {
+  let seed = 7;
+  const next = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+  for (let i = 0; i < 300; i++) {
+    const w = new BinaryWriter();
+    TxnRequest.encode(randomTxn(next), w);
+    if (i % 3 === 0) w.uint32((99 << 3) | 0).uint32(i); // an unknown field, skipped by both
+    const raw = w.finish();
+    const want = TxnRequest.decode(raw);
+    assert.deepEqual(decodeTxnRequestBody(raw), want, `txn ${i}`);
+    const entry = decodeEntryRequest(encodeRaftRequest(BigInt(i + 1), { kind: 'txn', req: want, raw }));
+    assert.deepEqual(entry, { id: BigInt(i + 1), request: { kind: 'txn', req: want } }, `entry ${i}`);
+  }
+});
+
+test('the txn decoder keeps the generated decoder\'s quirks: both oneof fields set, a nesting limit', () => {
+  // A RequestOp carrying a range and then a put: the generated decoder sets both.
+  const op = Buffer.concat([Buffer.from('0a030a0172', 'hex'), Buffer.from('12030a0170', 'hex')]);
+  const raw = Buffer.concat([Buffer.from([0x12, op.length]), op]);
+  assert.deepEqual(decodeTxnRequestBody(raw), TxnRequest.decode(raw));
+  // Nested txns: 49 levels decode (TxnRequest and RequestOp count one each), 50 are refused alike.
+  const nest = (levels: number): Uint8Array => {
+    let t: Record<string, unknown> = { success: [{ requestPut: { key: Buffer.from('k') } }] };
+    for (let i = 1; i < levels; i++) t = { success: [{ requestTxn: t }] };
+    return TxnRequest.encode(TxnRequest.fromPartial(t)).finish();
+  };
+  assert.deepEqual(decodeTxnRequestBody(nest(49)), TxnRequest.decode(nest(49)));
+  assert.throws(() => TxnRequest.decode(nest(50)), /recursion limit/);
+  assert.throws(() => decodeTxnRequestBody(nest(50)), /recursion limit/);
 });
 
 test('an entry whose header is empty (request ID 0) decodes instead of stopping the applier', () => {

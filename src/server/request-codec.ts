@@ -11,7 +11,8 @@ import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { strict as assert } from 'node:assert';
 import {
   Reader, sizeBytesField, sizeVarintBig, writeVarint, writeVarintBig, wireShapeError, InternalRaftRequest, RequestHeader,
-  AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest, V2Request,
+  AlarmRequest, CompactionRequest, Compare, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest, V2Request,
+  type RequestOp,
   LeaseGrantRequest, LeaseRevokeRequest, LeaseCheckpointRequest,
 } from '../proto/index.js';
 import { encodeAuthRequest, authRequestOf, type AuthRequest, type AuthInfo } from '../auth/index.js';
@@ -110,10 +111,14 @@ export function decodeEntryRequest(data: Uint8Array): DecodedEntry {
     const header = new Reader(data, hs, r.pos);
     if (!header.done() && header.tag() === 0x08) {
       const id = header.varintBig();
-      if (header.done() && !r.done() && data[r.pos] === putTag) {
-        r.tag();
+      if (header.done() && !r.done() && (data[r.pos] === putTag || data[r.pos] === txnTag)) {
+        const tag = r.tag();
         const ps = r.payload();
-        if (r.done()) return { id, request: { kind: 'put', req: decodePutRequestView(data, ps, r.pos) } };
+        if (r.done()) {
+          return tag === putTag
+            ? { id, request: { kind: 'put', req: decodePutRequestView(data, ps, r.pos) } }
+            : { id, request: { kind: 'txn', req: decodeTxnRequestView(data, ps, r.pos, 0) } };
+        }
       }
     }
   }
@@ -130,6 +135,80 @@ export function decodePutRequestBody(body: Uint8Array): PutRequest {
 
 /** InternalRaftRequest field 4 (put), length-delimited. */
 const putTag = (4 << 3) | 2;
+/** InternalRaftRequest field 6 (txn), length-delimited. */
+const txnTag = (6 << 3) | 2;
+
+/**
+ * A client's TxnRequest message (checked by wireShapeError, nested messages included) with
+ * its puts' keys and values as views into `body` (decodePutRequestBody's rule), the rest as
+ * the generated codec decodes it.
+ */
+export function decodeTxnRequestBody(body: Uint8Array): TxnRequest {
+  return decodeTxnRequestView(body, 0, body.length, 0);
+}
+
+/**
+ * The generated decoder's nesting limit (each message level counts, as its shared reader's
+ * depth does): a txn nested past it is refused the same way whichever decoder reads it.
+ */
+const maxDecodeDepth = 100;
+
+function enterMessage(depth: number): void {
+  if (depth >= maxDecodeDepth) throw new Error('protobuf decode recursion limit exceeded');
+}
+
+/**
+ * A TxnRequest as the generated decoder makes it (the same objects and fields, in the same
+ * order), except that its puts are decoded in place (decodePutRequestView): every writing txn
+ * is decoded twice, by the API and by the applier, and its puts were most of that (four
+ * Buffers each, two of them copies). Compares, ranges and deletes go through the generated
+ * codec.
+ */
+function decodeTxnRequestView(data: Uint8Array, start: number, end: number, depth: number): TxnRequest {
+  enterMessage(depth);
+  const req: TxnRequest = { compare: [], success: [], failure: [] };
+  const r = new Reader(data, start, end);
+  while (!r.done()) {
+    const tag = r.tag();
+    if (tag === ((1 << 3) | 2)) {
+      const s = r.payload();
+      enterMessage(depth + 1);
+      req.compare.push(Compare.decode(data.subarray(s, r.pos)));
+    } else if (tag === ((2 << 3) | 2) || tag === ((3 << 3) | 2)) {
+      const s = r.payload();
+      (tag === ((2 << 3) | 2) ? req.success : req.failure).push(decodeRequestOpView(data, s, r.pos, depth + 1));
+    } else if ((tag & 7) === 4 || tag === 0) {
+      break; // where the generated decoder stops (wireShapeError refuses both from clients)
+    } else {
+      r.skip(tag & 7);
+    }
+  }
+  return req;
+}
+
+function decodeRequestOpView(data: Uint8Array, start: number, end: number, depth: number): RequestOp {
+  enterMessage(depth);
+  const op: RequestOp = { requestRange: undefined, requestPut: undefined, requestDeleteRange: undefined, requestTxn: undefined };
+  const r = new Reader(data, start, end);
+  while (!r.done()) {
+    const tag = r.tag();
+    if ((tag & 7) === 2 && tag >>> 3 >= 1 && tag >>> 3 <= 4) {
+      const s = r.payload();
+      enterMessage(depth + 1);
+      switch (tag >>> 3) {
+        case 1: op.requestRange = RangeRequest.decode(data.subarray(s, r.pos)); break;
+        case 2: op.requestPut = decodePutRequestView(data, s, r.pos); break;
+        case 3: op.requestDeleteRange = DeleteRangeRequest.decode(data.subarray(s, r.pos)); break;
+        default: op.requestTxn = decodeTxnRequestView(data, s, r.pos, depth + 1);
+      }
+    } else if ((tag & 7) === 4 || tag === 0) {
+      break;
+    } else {
+      r.skip(tag & 7);
+    }
+  }
+  return op;
+}
 
 /** A PutRequest whose key and value are views into `data` (the store copies what it keeps). */
 function decodePutRequestView(data: Uint8Array, start: number, end: number): PutRequest {
