@@ -14,10 +14,13 @@ import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { LeanGrpcConnection, maxLeanBodyBytes } from './h2-lean.js';
 
+/** The unary call a load generator repeats (txn-put: etcd's `benchmark txn-put`, a Txn of one put). */
+export type LoadOp = 'put' | 'range' | 'txn-put';
+
 export interface LoadConfig {
   endpoint: string;          // http://127.0.0.1:P
   endpoints?: string[];      // a cluster's members: connection i dials endpoints[i % n] (overrides endpoint)
-  op: 'put' | 'range' | 'txn-put';
+  op: LoadOp;
   clients: number;           // concurrent request loops
   connections: number;       // HTTP/2 sessions; client i uses connection i % connections
   valueBytes: number;
@@ -75,7 +78,7 @@ function grpcFrame(body: Buffer): Buffer {
   return Buffer.concat([Buffer.from([0, (len >>> 24) & 0xff, (len >>> 16) & 0xff, (len >>> 8) & 0xff, len & 0xff]), body]);
 }
 
-const methodPath = { put: '/etcdserverpb.KV/Put', range: '/etcdserverpb.KV/Range', 'txn-put': '/etcdserverpb.KV/Txn' } as const;
+const methodPath: Record<LoadOp, string> = { put: '/etcdserverpb.KV/Put', range: '/etcdserverpb.KV/Range', 'txn-put': '/etcdserverpb.KV/Txn' };
 
 /** One connection's unary calls: resolve with null on grpc-status 0, else the error text. */
 interface UnaryConn { call(body: Buffer): Promise<string | null>; close(): void }

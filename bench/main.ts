@@ -61,7 +61,7 @@ import { dirname, join } from 'node:path';
 import { Server } from '../test/harness.js';
 import { rangeKey, seedRangeKey } from './range-key.js';
 import { serversInOwnSession } from './server-session.js';
-import type { LoadConfig, LoadResult } from './loadgen.js';
+import type { LoadConfig, LoadOp, LoadResult } from './loadgen.js';
 import type { StreamLoadConfig, StreamLoadResult } from './watchgen.js';
 import { loopNote, memTable, runMem, scrapeLoopDelay, type LoopDelay, type MemVariant } from './mem.js';
 import { snapshotBench } from './snapshot.js';
@@ -102,7 +102,7 @@ const keySpace = Number(opt('key-space', 'BENCH_KEY_SPACE', '100000'));
 const jsonOut = opt('json', 'BENCH_JSON', '');
 const repeat = Math.max(1, Number(opt('repeat', 'BENCH_REPEAT', '1')));
 
-interface Scenario { name: string; title: string; op: 'put' | 'range' | 'txn-put' | 'stream'; clients: number; connections: number; serializable: boolean; stream?: Partial<StreamLoadConfig> }
+interface Scenario { name: string; title: string; op: LoadOp | 'stream'; clients: number; connections: number; serializable: boolean; stream?: Partial<StreamLoadConfig> }
 const watchOn = (watchers: number, keys: number, writers: number): Partial<StreamLoadConfig> => ({ kind: 'watch', watchers, connections: 10, keys, prefix: false, writers, writerConnections: 4, slowStreams: 0, slowWatchersPerStream: 0 });
 const streamScenarios: Scenario[] = [
   { name: 'watch-key', title: 'watch, 1000 watchers on 1 key, 16 writers', stream: watchOn(1000, 1, 16) },

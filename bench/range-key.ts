@@ -2,6 +2,7 @@
 // the --op choice shared by the single-call tools (put-cost, loop-stalls), so each drives the
 // same call as bench/main.ts's range-l / range-s rows.
 import type { Server } from '../test/harness.js';
+import type { LoadOp } from './loadgen.js';
 
 /** The key every range scenario reads. */
 export const rangeKey = 'bench/range-key';
@@ -22,7 +23,7 @@ export function benchOp(value: string): BenchOp {
 }
 
 /** The load generator's fields for `op` (bench/loadgen.ts's LoadConfig). */
-export function loadFieldsFor(op: BenchOp): { op: 'put' | 'txn-put' | 'range'; rangeKey: string; serializable: boolean } {
+export function loadFieldsFor(op: BenchOp): { op: LoadOp; rangeKey: string; serializable: boolean } {
   if (op === 'put' || op === 'txn-put') return { op, rangeKey: '', serializable: false };
   return { op: 'range', rangeKey, serializable: op === 'range-s' };
 }
