@@ -10,6 +10,7 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, selectedTargets, type Server } from './harness.js';
 import { grpcMessage, rawCall } from './h2raw.js';
+import { TxnResponse } from '../src/proto/index.js';
 
 const put = '/etcdserverpb.KV/Put';
 const range = '/etcdserverpb.KV/Range';
@@ -36,27 +37,66 @@ const cases: Array<[string, string, string, string]> = [
 const servers: Server[] = [];
 after(async () => { for (const s of servers) await s.destroy(); });
 
-describe('KV requests with malformed fields are refused in etcd\'s words, and write nothing', () => {
-  for (const target of selectedTargets()) {
-    test(target, async () => {
-      const s = await startServer({ target });
-      servers.push(s);
-      const c = s.client();
-      try {
-        const before = (await c.status()).header!.revision;
-        const answers = [];
-        for (const [what, method, hex] of cases) {
-          const r = await rawCall(s.endpoint, method, grpcMessage(Buffer.from(hex, 'hex')), {}, 10_000);
-          answers.push(`${what}: ${r.grpcStatus} ${r.grpcMessage}`);
+/** Runs `body` against a fresh server of each selected target, with a client closed afterwards. */
+function onEachTarget(title: string, body: (s: Server, c: ReturnType<Server['client']>) => Promise<void>): void {
+  describe(title, () => {
+    for (const target of selectedTargets()) {
+      test(target, async () => {
+        const s = await startServer({ target });
+        servers.push(s);
+        const c = s.client();
+        try {
+          await body(s, c);
+        } finally {
+          c.close();
         }
-        assert.deepEqual(answers, cases.map(([what, , , message]) => `${what}: 13 ${message}`));
-        // A well-formed put still goes through: the checks refuse only what etcd refuses.
-        const ok = await rawCall(s.endpoint, put, grpcMessage(Buffer.from('0a016b1201' + '76', 'hex')), {}, 10_000);
-        assert.equal(ok.grpcStatus, '0');
-        assert.equal((await c.status()).header!.revision, before + 1, 'only the well-formed put wrote');
-      } finally {
-        c.close();
-      }
-    });
+      });
+    }
+  });
+}
+
+onEachTarget('KV requests with malformed fields are refused in etcd\'s words, and write nothing', async (s, c) => {
+  const before = (await c.status()).header!.revision;
+  const answers = [];
+  for (const [what, method, hex] of cases) {
+    const r = await rawCall(s.endpoint, method, grpcMessage(Buffer.from(hex, 'hex')), {}, 10_000);
+    answers.push(`${what}: ${r.grpcStatus} ${r.grpcMessage}`);
   }
+  assert.deepEqual(answers, cases.map(([what, , , message]) => `${what}: 13 ${message}`));
+  // A well-formed put still goes through: the checks refuse only what etcd refuses.
+  const ok = await rawCall(s.endpoint, put, grpcMessage(Buffer.from('0a016b1201' + '76', 'hex')), {}, 10_000);
+  assert.equal(ok.grpcStatus, '0');
+  assert.equal((await c.status()).header!.revision, before + 1, 'only the well-formed put wrote');
+});
+
+// A oneof keeps the last member on the wire (gogoproto's Unmarshal), which a hostile client
+// can make differ from the first in field order: Concord took the first (ts-proto keeps every
+// member), so these txns ran another op, or compared with another value, than etcd's.
+// [what, Txn request bytes (hex), keys read afterwards, what etcd answers: succeeded, the
+// responses' kinds, the keys' values]
+const oneofCases: Array<[string, string, string[], string]> = [
+  // success: one RequestOp holding put(a=1) then deleteRange(b): etcd runs the delete.
+  ['a RequestOp with a put, then a delete', '120d' + '12060a0161120131' + '1a030a0162', ['a', 'b'], 'true [responseDeleteRange] a=- b=-'],
+  // the same two members the other way round: the put.
+  ['a RequestOp with a delete, then a put', '120d' + '1a030a0163' + '12060a0164120131', ['c', 'd'], 'true [responsePut] c=c d=1'],
+  // compare(target VALUE, key x, value "x", then version 0), success put(y=1): the union holds
+  // the version, and a VALUE compare reads no value: "x" != "", so the failure branch (empty).
+  ['a Compare with a value, then a version', '0a0a' + '10031a01783a01782000' + '1208' + '12060a0179120131', ['y'], 'false [] y=-'],
+  // version first, then the value: the value compares equal.
+  ['a Compare with a version, then a value', '0a0a' + '10031a017820003a0178' + '1208' + '12060a017a120131', ['z'], 'true [responsePut] z=1'],
+];
+
+onEachTarget('a oneof keeps the last member on the wire, as etcd\'s gogoproto does', async (s, c) => {
+  for (const k of ['b', 'c', 'x']) await c.put({ key: Buffer.from(k), value: Buffer.from(k) });
+  const seen = [];
+  for (const [what, hex, keys] of oneofCases) {
+    const r = await rawCall(s.endpoint, txn, grpcMessage(Buffer.from(hex, 'hex')), {}, 10_000);
+    assert.equal(r.grpcStatus, '0', `${what}: ${r.grpcMessage}`);
+    const res = TxnResponse.decode(r.body.subarray(5));
+    const kinds = res.responses.map((op) => Object.entries(op).find(([, v]) => v !== undefined)?.[0] ?? 'none');
+    const values = [];
+    for (const k of keys) values.push(`${k}=${(await c.range({ key: Buffer.from(k) })).kvs[0]?.value.toString() ?? '-'}`);
+    seen.push(`${what}: ${res.succeeded} [${kinds.join(' ')}] ${values.join(' ')}`);
+  }
+  assert.deepEqual(seen, oneofCases.map(([what, , , want]) => `${what}: ${want}`));
 });

@@ -56,6 +56,12 @@ export {
   LeaseCheckpointRequest, LeaseCheckpointResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, LeaseLeasesResponse,
 } from './gen/etcdserverpb/rpc.js';
 
+// A oneof keeps the last member on the wire, as gogoproto's does (oneof.ts), on every path
+// that decodes these messages: installed on the generated codec objects before any decode.
+import { installOneofDecoders } from './oneof.js';
+installOneofDecoders();
+export { keepOnly, requestOpMembers } from './oneof.js';
+
 // ---- generated: etcdserverpb (internal: raft entries, WAL metadata, etcd 3.4's v2 requests)
 export { InternalRaftRequest, RequestHeader } from './gen/etcdserverpb/raft_internal.js';
 export { Metadata, Request as V2Request } from './gen/etcdserverpb/etcdserver.js';

@@ -12,7 +12,7 @@ import { strict as assert } from 'node:assert';
 import {
   Reader, sizeBytesField, sizeVarintBig, writeVarint, writeVarintBig, wireShapeError, InternalRaftRequest, RequestHeader,
   AlarmRequest, CompactionRequest, Compare, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest, V2Request,
-  type RequestOp,
+  type RequestOp, keepOnly, requestOpMembers,
   LeaseGrantRequest, LeaseRevokeRequest, LeaseCheckpointRequest,
 } from '../proto/index.js';
 import { encodeAuthRequest, authRequestOf, type AuthRequest, type AuthInfo } from '../auth/index.js';
@@ -195,11 +195,12 @@ function decodeRequestOpView(data: Uint8Array, start: number, end: number, depth
     if ((tag & 7) === 2 && tag >>> 3 >= 1 && tag >>> 3 <= 4) {
       const s = r.payload();
       enterMessage(depth + 1);
+      // One member kept, the last on the wire (gogoproto's oneof; proto/oneof.ts).
       switch (tag >>> 3) {
-        case 1: op.requestRange = RangeRequest.decode(data.subarray(s, r.pos)); break;
-        case 2: op.requestPut = decodePutRequestView(data, s, r.pos); break;
-        case 3: op.requestDeleteRange = DeleteRangeRequest.decode(data.subarray(s, r.pos)); break;
-        default: op.requestTxn = decodeTxnRequestView(data, s, r.pos, depth + 1);
+        case 1: keepOnly(op, requestOpMembers, 'requestRange', RangeRequest.decode(data.subarray(s, r.pos))); break;
+        case 2: keepOnly(op, requestOpMembers, 'requestPut', decodePutRequestView(data, s, r.pos)); break;
+        case 3: keepOnly(op, requestOpMembers, 'requestDeleteRange', DeleteRangeRequest.decode(data.subarray(s, r.pos))); break;
+        default: keepOnly(op, requestOpMembers, 'requestTxn', decodeTxnRequestView(data, s, r.pos, depth + 1));
       }
     } else if ((tag & 7) === 4 || tag === 0) {
       break;
