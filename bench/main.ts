@@ -28,7 +28,8 @@
 //   on a busy machine)
 // Prints req/s, p50/p99 latency, the generator's and the server's CPU per target, and the
 // Concord/etcd ratios in a table. Concord's rows note its event-loop delay (p99 and max of the
-// main thread over the window, concord_event_loop_delay_seconds).
+// main thread over the window, concord_event_loop_delay_seconds), and every row the machine's
+// floor over the same window: the delay of an idle Node process's 5 ms timer (bench/loop-floor.ts).
 //
 // Options (flags or env):
 //   --targets etcd,concord       BENCH_TARGETS
@@ -63,9 +64,10 @@ import { rangeKey, seedRangeKey } from './range-key.js';
 import { serversInOwnSession } from './server-session.js';
 import type { LoadConfig, LoadOp, LoadResult } from './loadgen.js';
 import type { StreamLoadConfig, StreamLoadResult } from './watchgen.js';
-import { loopNote, memTable, runMem, scrapeLoopDelay, type LoopDelay, type MemVariant } from './mem.js';
+import { floorNote, loopNote, memTable, runMem, scrapeLoopDelay, type LoopDelay, type MemVariant } from './mem.js';
 import { snapshotBench } from './snapshot.js';
 import { niceOption, reniceTasks } from './renice.js';
+import { startLoopFloor } from './loop-floor.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -141,7 +143,7 @@ const scenarios = scenarioNames.filter((n) => n !== 'mem' && n !== 'snapshot').m
   return s;
 });
 
-interface Row { target: string; scenario: string; result?: LoadResult; loop?: LoopDelay; serverCpuPct?: number; genCpuPct?: number; otherCpuPct?: number; error?: string }
+interface Row { target: string; scenario: string; result?: LoadResult; loop?: LoopDelay; floor?: LoopDelay; serverCpuPct?: number; genCpuPct?: number; otherCpuPct?: number; error?: string }
 const rows: Row[] = [];
 
 // ---- CPU of a process tree, from /proc (clock ticks -> ms) ----
@@ -181,7 +183,10 @@ function machineCpu(): { busy: number; total: number } {
 }
 const NCPU = cpus().length;
 
-function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result: LoadResult; serverCpuMs: number; wallMs: number; machinePct: number; loop: LoopDelay | undefined }> {
+/** The machine's own loop-delay floor over each window (bench/loop-floor.ts). */
+const loopFloor = startLoopFloor();
+
+function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result: LoadResult; serverCpuMs: number; wallMs: number; machinePct: number; loop: LoopDelay | undefined; floor: LoopDelay | undefined }> {
   return new Promise((resolve, reject) => {
     const cfg: LoadConfig | StreamLoadConfig = sc.op === 'stream'
       ? { ...sc.stream, endpoint: server.endpoint, warmupMs: warmupS * 1000, durationMs: durationS * 1000, serverPid: server.pid! } as StreamLoadConfig
@@ -200,11 +205,12 @@ function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result:
     let serverCpuMs = 0;
     let wallMs = 0;
     let loop: Promise<LoopDelay | undefined> = Promise.resolve(undefined);
+    let floor: Promise<LoopDelay | undefined> = Promise.resolve(undefined);
     child.on('message', (m: any) => {
       if (m.type === 'window-start') {
         if (loadgenNice !== undefined) reniceTasks(child.pid!, loadgenNice, 'all');
         if (server.target === 'concord' && concordOthersNice !== undefined) reniceTasks(server.pid!, concordOthersNice, 'others');
-        void scrapeLoopDelay(server); cpu0 = treeCpuMs(server.pid!); t0 = performance.now(); m0 = machineCpu();
+        void scrapeLoopDelay(server); loopFloor.reset(); cpu0 = treeCpuMs(server.pid!); t0 = performance.now(); m0 = machineCpu();
       } else if (m.type === 'progress') {
         const rate = m.phase === 'measure' && m.elapsedMs > 0 ? Math.round(m.requests / (m.elapsedMs / 1000)) : 0;
         process.stderr.write(`\r  ${label.padEnd(44)} ${m.phase.padEnd(7)} ${(m.elapsedMs / 1000).toFixed(1).padStart(5)}s ${String(m.requests).padStart(8)} req ${String(rate).padStart(7)} req/s${m.errors ? ` ${m.errors} errors` : ''}   `);
@@ -215,12 +221,13 @@ function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result:
         machinePct = ((m1.busy - m0.busy) / Math.max(1, m1.total - m0.total)) * NCPU * 100;
         result = m.result;
         loop = scrapeLoopDelay(server);
+        floor = loopFloor.read();
       }
     });
     child.on('error', reject);
     child.on('exit', (code) => {
       process.stderr.write('\n');
-      if (result) void loop.then((d) => resolve({ result: result!, serverCpuMs, wallMs, machinePct, loop: d }));
+      if (result) void Promise.all([loop, floor]).then(([d, f]) => resolve({ result: result!, serverCpuMs, wallMs, machinePct, loop: d, floor: f }));
       else reject(new Error(`load generator exited with ${code}`));
     });
   });
@@ -260,10 +267,10 @@ async function runScenario(server: Server, sc: Scenario, rep: number): Promise<v
   const target = labelOf.get(server)!;
   if (!server.running) { rows.push({ target, scenario: sc.name, error: 'server not running' }); return; }
   try {
-    const { result, serverCpuMs, wallMs, machinePct, loop } = await runLoad(server, sc, `${target}: ${sc.title}${repeat > 1 ? ` #${rep + 1}` : ''}`);
+    const { result, serverCpuMs, wallMs, machinePct, loop, floor } = await runLoad(server, sc, `${target}: ${sc.title}${repeat > 1 ? ` #${rep + 1}` : ''}`);
     const genMs = result.cpuUserMs + result.cpuSystemMs;
     rows.push({
-      target, scenario: sc.name, result, loop,
+      target, scenario: sc.name, result, loop, floor,
       serverCpuPct: (serverCpuMs / wallMs) * 100,
       genCpuPct: (genMs / result.elapsedMs) * 100,
       otherCpuPct: machinePct - (serverCpuMs / wallMs) * 100 - (genMs / result.elapsedMs) * 100,
@@ -281,7 +288,13 @@ const median = (xs: number[]): number => {
   return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
 };
 
-interface Summary { throughput: number; p50Ms: number; p99Ms: number; serverCpuPct: number; genCpuPct: number; otherCpuPct: number; runs: number; error?: string; note?: string; loop?: LoopDelay }
+interface Summary { throughput: number; p50Ms: number; p99Ms: number; serverCpuPct: number; genCpuPct: number; otherCpuPct: number; runs: number; error?: string; note?: string; loop?: LoopDelay; floor?: LoopDelay }
+/** Medians of the reps' p99 and max; undefined unless every rep has the figure. */
+function medianDelay(ds: Array<LoopDelay | undefined>): LoopDelay | undefined {
+  if (!ds.every((d) => d !== undefined)) return undefined;
+  return { p99Ms: median(ds.map((d) => d!.p99Ms)), maxMs: median(ds.map((d) => d!.maxMs)) };
+}
+
 function summarize(target: string, scenario: string): Summary | undefined {
   const rs = rows.filter((x) => x.target === target && x.scenario === scenario);
   const ok = rs.filter((x) => x.result && x.result.requests > 0);
@@ -295,7 +308,8 @@ function summarize(target: string, scenario: string): Summary | undefined {
     genCpuPct: median(ok.map((x) => x.genCpuPct!)),
     otherCpuPct: median(ok.map((x) => x.otherCpuPct!)),
     runs: ok.length,
-    loop: ok.every((x) => x.loop) ? { p99Ms: median(ok.map((x) => x.loop!.p99Ms)), maxMs: median(ok.map((x) => x.loop!.maxMs)) } : undefined,
+    loop: medianDelay(ok.map((x) => x.loop)),
+    floor: medianDelay(ok.map((x) => x.floor)),
     error,
     note: (ok[ok.length - 1]!.result as Partial<StreamLoadResult>).note, // the watch/lease rows' units and memory (last run)
   };
@@ -321,7 +335,7 @@ function table(): string {
       const r = summarize(t, sc.name);
       lines.push([sc.name, t, fmt(r?.throughput), fmt(r?.p50Ms, 2), fmt(r?.p99Ms, 2),
         r && !Number.isNaN(r.serverCpuPct) ? `${fmt(r.serverCpuPct)}%` : '-', r && !Number.isNaN(r.genCpuPct) ? `${fmt(r.genCpuPct)}%` : '-',
-        r && !Number.isNaN(r.otherCpuPct) ? `${fmt(r.otherCpuPct)}%` : '-', [r?.note, sc.op === 'stream' ? cpuPerOp(r) : undefined, loopNote(r?.loop), r?.error].filter(Boolean).join('; ')]);
+        r && !Number.isNaN(r.otherCpuPct) ? `${fmt(r.otherCpuPct)}%` : '-', [r?.note, sc.op === 'stream' ? cpuPerOp(r) : undefined, loopNote(r?.loop), floorNote(r?.floor), r?.error].filter(Boolean).join('; ')]);
     }
     const e = summarize('etcd', sc.name);
     const c = summarize('concord', sc.name);
@@ -359,6 +373,7 @@ try {
   }
 } finally {
   for (const srv of servers) await srv.destroy();
+  loopFloor.stop();
 }
 const memVariants: MemVariant[] = labels.map((l) => ({
   label: l, target: l === 'etcd' ? 'etcd' : 'concord', nodeArgs: l === 'etcd' ? [] : concordNodeArgs,
@@ -367,7 +382,7 @@ const memVariants: MemVariant[] = labels.map((l) => ({
 if (memNodeArgs.length && targets.includes('concord')) memVariants.push({ label: `concord ${memNodeArgs.join(' ')}`, target: 'concord', nodeArgs: memNodeArgs });
 const memRows = runMemScenario ? await runMem(memVariants, memKeys, valueBytes, join(here, 'loadgen.js')) : [];
 if (scenarios.length) console.log(table());
-if (scenarios.length) console.log(`CPU figures are % of one core over the measured window (server: its whole process tree; loadgen: the generator process; other: everything else on this ${NCPU}-core machine, i.e. noise). Medians of ${repeat} run(s). Servers ${serversInOwnSession ? 'each in a session of its own (as a service manager runs them; --same-session: not)' : 'in the bench\'s session (--same-session)'}.`);
+if (scenarios.length) console.log(`CPU figures are % of one core over the measured window (server: its whole process tree; loadgen: the generator process; other: everything else on this ${NCPU}-core machine, i.e. noise). Medians of ${repeat} run(s). floor: an idle Node process's 5 ms timer over the same window (how late this machine alone makes a timer fire; bench/loop-floor.ts). Servers ${serversInOwnSession ? 'each in a session of its own (as a service manager runs them; --same-session: not)' : 'in the bench\'s session (--same-session)'}.`);
 if (runMemScenario) console.log(memTable(memRows, memKeys) + '\nRSS from /proc/PID/status, each read after 2 s idle (settled: after the load, once it stopped falling, at most 20 s more: a loaded machine delays the GC that gives memory back); B/key = (RSS after load - RSS at start) / keys. One run per target, whatever --repeat.');
 if (runSnapshotScenario) console.log((await snapshotBench(targets, snapshotMiB)).table);
 if (jsonOut) writeFileSync(jsonOut, JSON.stringify(runMemScenario ? { rows, mem: memRows } : rows, null, 2));

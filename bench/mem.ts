@@ -43,6 +43,12 @@ export function loopNote(d: LoopDelay | undefined): string | undefined {
   return `loop p99 ${d.p99Ms.toFixed(1)} max ${d.maxMs.toFixed(1)} ms`;
 }
 
+/** The machine's floor over a window (bench/loop-floor.ts), beside a row's own figure. */
+export function floorNote(d: LoopDelay | undefined): string | undefined {
+  if (!d || Number.isNaN(d.maxMs)) return undefined;
+  return `floor p99 ${d.p99Ms.toFixed(1)} max ${d.maxMs.toFixed(1)} ms`;
+}
+
 interface ProcMem { rssMiB: number; anonMiB: number; fileMiB: number }
 
 function procMem(pid: number): ProcMem {

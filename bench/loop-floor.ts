@@ -1,0 +1,66 @@
+// The machine's own event-loop floor for the bench's windows (issue 14: "no pause over 10 ms on
+// the main thread"). A separate Node process that does nothing but sample its own event-loop
+// delay the way Concord's concord_event_loop_delay_seconds does (monitorEventLoopDelay, a 5 ms
+// timer, the excess over the period), over the same window as each scenario's measurement.
+//
+// Why: on this 2-core VM a timer's lateness is not all the server's doing. `perf sched` during
+// range-l showed Concord's main thread runnable but not running for 1-8 ms at a time while
+// the core went to the load generator, Concord's V8 worker, the VM's agent and kdamond, or
+// stayed idle (the vCPU not picked up yet). The floor says how late a timer fires in a process
+// with no work at all over the same window, so a row's loop max can be read against it. It is
+// a lower bound of the machine's share: an idle process's wake-ups preempt busy ones (it has
+// CPU credit from sleeping), a thread busy 80% of the time gets no such credit.
+//
+// Parent side: startLoopFloor() forks this file; reset() at a window's start, read() at its end.
+
+import { fork, type ChildProcess } from 'node:child_process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import type { LoopDelay } from './mem.js';
+
+/** The sampling period: Concord's (src/metrics/event-loop.ts RESOLUTION_MS). */
+const RESOLUTION_MS = 5;
+
+type Request = { type: 'reset' } | { type: 'read'; id: number };
+type Reply = { type: 'read'; id: number; delay: LoopDelay };
+
+export interface LoopFloor {
+  /** Starts a new window. */
+  reset(): void;
+  /** The window's p99 and max since the last reset (undefined if the probe is gone). */
+  read(): Promise<LoopDelay | undefined>;
+  stop(): void;
+}
+
+export function startLoopFloor(): LoopFloor {
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--probe'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  child.unref();
+  const waiting = new Map<number, (d: LoopDelay | undefined) => void>();
+  let nextId = 0;
+  child.on('message', (m: Reply) => { waiting.get(m.id)?.(m.delay); waiting.delete(m.id); });
+  child.on('exit', () => { for (const done of waiting.values()) done(undefined); waiting.clear(); });
+  const send = (r: Request): boolean => child.connected && child.send(r);
+  return {
+    reset: () => { send({ type: 'reset' }); },
+    read: () => new Promise((resolve) => {
+      const id = nextId++;
+      waiting.set(id, resolve);
+      if (!send({ type: 'read', id })) { waiting.delete(id); resolve(undefined); }
+    }),
+    stop: () => { if (child.connected) child.disconnect(); child.kill(); },
+  };
+}
+
+function probe(): void {
+  const h = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
+  h.enable();
+  // Node's samples are whole intervals between ticks (the period included): the delay is the excess.
+  const ms = (ns: number): number => (Number.isFinite(ns) ? Math.max(0, ns / 1e6 - RESOLUTION_MS) : 0);
+  process.on('message', (m: Request) => {
+    if (m.type === 'read') process.send!({ type: 'read', id: m.id, delay: { p99Ms: ms(h.percentile(99)), maxMs: ms(h.max) } } satisfies Reply);
+    h.reset();
+  });
+  process.on('disconnect', () => process.exit(0));
+}
+
+if (process.argv[2] === '--probe') probe();
