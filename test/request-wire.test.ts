@@ -31,6 +31,10 @@ const cases: Array<[string, string, string, string]> = [
   ['txn: a group at a compare\'s result', txn, '0a020b0c', unmarshal('proto: wrong wireType = 3 for field Result')],
   ['txn: a RequestOp with a tag of 0', txn, '12020000', unmarshal('proto: RequestOp: illegal tag 0 (wire type 0)')],
   ['txn: a nested txn with a tag of 0', txn, '120422020000', unmarshal('proto: TxnRequest: illegal tag 0 (wire type 0)')],
+  // A length with bit 63 set is a negative Go int to gogoproto (Concord said "unexpected EOF").
+  ['put: a key of negative length', put, '0a' + 'ffffffffffffffffff01', unmarshal('proto: negative length found during unmarshaling')],
+  ['put: an unknown field of negative length', put, '9a01' + 'ffffffffffffffffff01', unmarshal('proto: negative length found during unmarshaling')],
+  ['txn: a RequestOp of negative length', txn, '12' + '80808080808080808001', unmarshal('proto: negative length found during unmarshaling')],
   ['txn: a compare\'s key past the compare', txn, '0a041a056b6b', unmarshal('unexpected EOF')],
 ];
 

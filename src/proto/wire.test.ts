@@ -63,6 +63,16 @@ test('wireShapeError words malformed fields as gogoproto does, and accepts well-
   // each one against a real etcd: test/request-wire.test.ts runs them against both servers).
   assert.equal(wireShapeError(hex('0a0666757a7a2f6b0001ff2001'), 'PutRequest'), 'proto: PutRequest: illegal tag 0 (wire type 0)');
   assert.equal(wireShapeError(hex('0a01'), 'PutRequest'), 'unexpected EOF');
+  // A length is a Go int to gogo: bit 63 set is negative, whatever follows (9 x 0xff then 0x01,
+  // and 2^63 exactly). Below that, a length past the end is too long (etcd 3.4's generated code
+  // overflows its index on lengths near 2^63 and panics; Concord answers "unexpected EOF").
+  const negative = 'proto: negative length found during unmarshaling';
+  assert.equal(wireShapeError(hex('0a' + 'ffffffffffffffffff01'), 'PutRequest'), negative);
+  assert.equal(wireShapeError(hex('0a' + '80808080808080808001'), 'PutRequest'), negative);
+  assert.equal(wireShapeError(hex('9a01' + 'ffffffffffffffffff01'), 'PutRequest'), negative); // an unknown field
+  assert.equal(wireShapeError(hex('0a' + 'ffffffffffffffff7f'), 'PutRequest'), 'unexpected EOF');
+  assert.equal(wireShapeError(hex('0a' + 'ffffffffffffffffff03'), 'PutRequest'), negative); // bit 64 dropped, 63 set
+  assert.equal(wireShapeError(hex('0a' + 'ffffffffffffffffff02'), 'PutRequest'), 'unexpected EOF'); // only bit 64: dropped
   assert.equal(wireShapeError(hex('0c'), 'PutRequest'), 'proto: PutRequest: wiretype end group for non-group');
   assert.equal(wireShapeError(hex('76'), 'PutRequest'), 'proto: illegal wireType 6'); // field 14, unknown
   assert.equal(wireShapeError(hex('80'), 'PutRequest'), 'unexpected EOF');

@@ -224,11 +224,17 @@ export class Reader {
    * Reads a length prefix and steps over the payload it announces; returns the payload's
    * start (its end is the new pos). `what` names the field in the truncation error.
    */
-  private payloadStart(what: 'bytes' | 'message'): number {
+  private payloadStart(what: 'bytes' | 'message' | 'field'): number {
+    const at = this.pos;
     const len = this.varint();
     const start = this.pos;
     const stop = start + len;
-    if (stop > this.end) throw new Error(`wire: truncated ${what}`);
+    if (stop > this.end) {
+      // A length with bit 63 set is negative to gogoproto (a Go int), which says so before
+      // looking at what is left. Read again exactly: a double cannot hold every such value.
+      if (len >= 2 ** 62 && new Reader(this.buf, at, start).varintBig() >= 1n << 63n) throw new Error(negativeLength);
+      throw new Error(`wire: truncated ${what}`);
+    }
     this.pos = stop;
     return start;
   }
@@ -273,11 +279,9 @@ export class Reader {
       case WIRE_FIXED64:
         this.pos += 8;
         break;
-      case WIRE_BYTES: {
-        const len = this.varint();
-        this.pos += len;
-        break;
-      }
+      case WIRE_BYTES:
+        this.payloadStart('field');
+        return;
       case WIRE_FIXED32:
         this.pos += 4;
         break;
@@ -301,6 +305,9 @@ export class Reader {
   }
 }
 
+/** The Reader's error for a length prefix of 2^63 or more (see payloadStart). */
+const negativeLength = 'wire: negative length';
+
 /**
  * Walks an encoded message the way gogoproto's generated Unmarshal does and returns the error
  * etcd would report, or undefined when it is well formed: a cut-short varint or payload is
@@ -315,7 +322,9 @@ export function wireShapeError(buf: Uint8Array, messageName: string): string | u
   try {
     return shapeErrorIn(new Reader(buf), messageName);
   } catch (e) {
-    return /too long/.test((e as Error).message) ? 'proto: integer overflow' : 'unexpected EOF';
+    const message = (e as Error).message;
+    if (message === negativeLength) return 'proto: negative length found during unmarshaling';
+    return /too long/.test(message) ? 'proto: integer overflow' : 'unexpected EOF';
   }
 }
 
