@@ -33,6 +33,27 @@ test('an entry written by etcd (header last) decodes in full', () => {
   assert.equal(decodeRaftRequest(etcdStyle).id, 7n);
 });
 
+test('an entry with more than one request set applies the one etcd\'s applier picks', () => {
+  // applyEntryNormal: a v2 request first; then applierV3's switch: range, put, deleteRange,
+  // txn, compaction, lease grant/revoke/checkpoint, alarm. No proposer writes such an entry,
+  // but a mixed cluster must not apply one two ways.
+  const both = (fields: object): string => {
+    const d = decodeRaftRequest(InternalRaftRequest.encode(InternalRaftRequest.fromPartial({ header: { ID: 5n }, ...fields } as never)).finish());
+    return d.request.kind;
+  };
+  const put = { key: Buffer.from('k'), value: Buffer.from('v') };
+  assert.equal(both({ put, range: { key: Buffer.from('k') } }), 'range');
+  assert.equal(both({ txn: {}, deleteRange: { key: Buffer.from('k') } }), 'deleteRange');
+  assert.equal(both({ put, txn: {} }), 'put');
+  assert.equal(both({ alarm: { action: 1, memberID: 1n, alarm: 1 }, leaseGrant: { TTL: 5, ID: 1n } }), 'leaseGrant');
+  assert.equal(both({ put, v2: { ID: 9n, Method: 'PUT' } }), 'v2');
+  // The id: the top-level ID when set, else the header's.
+  const withId = (fields: object): bigint =>
+    decodeRaftRequest(InternalRaftRequest.encode(InternalRaftRequest.fromPartial({ put, ...fields } as never)).finish()).id;
+  assert.equal(withId({ ID: 3n, header: { ID: 5n } }), 3n);
+  assert.equal(withId({ header: { ID: 5n } }), 5n);
+});
+
 test('a put carried as the client\'s raw bytes encodes like the re-encoded request', () => {
   const req = PutRequest.fromPartial({ key: Buffer.from('key'), value: Buffer.alloc(300, 7), lease: 0x694d7b5c5a6ef404n, prevKv: true });
   const raw = PutRequest.encode(req).finish();

@@ -247,22 +247,25 @@ export function decodeRaftRequest(data: Uint8Array): DecodedEntry {
     const v2 = V2Request.decode(data);
     return { id: v2.ID ?? 0n, request: { kind: 'v2', req: v2 } };
   }
-  const id = m.header?.ID ?? m.ID;
+  // etcd's id: the deprecated top-level ID when set, else the header's (applyEntryNormal).
+  const id = m.ID !== 0n ? m.ID : (m.header?.ID ?? 0n);
   const entry = (request: RaftRequest): DecodedEntry => {
     const h = m.header;
     if (h === undefined || (h.username === '' && h.authRevision === 0)) return { id, request };
     return { id, request, auth: { username: h.username, revision: h.authRevision } };
   };
-  if (m.put) return entry({ kind: 'put', req: m.put });
-  if (m.txn) return entry({ kind: 'txn', req: m.txn });
-  if (m.deleteRange) return entry({ kind: 'deleteRange', req: m.deleteRange });
+  // One request per entry, picked in etcd's order (a v2 request first, then applierV3's
+  // switch), so an entry with more than one set applies as it does on an etcd member.
+  if (m.v2) return { id: m.v2.ID ? m.v2.ID : id, request: { kind: 'v2', req: m.v2 } };
   if (m.range) return entry({ kind: 'range', req: m.range });
+  if (m.put) return entry({ kind: 'put', req: m.put });
+  if (m.deleteRange) return entry({ kind: 'deleteRange', req: m.deleteRange });
+  if (m.txn) return entry({ kind: 'txn', req: m.txn });
   if (m.compaction) return entry({ kind: 'compaction', req: m.compaction });
-  if (m.alarm) return entry({ kind: 'alarm', req: m.alarm });
   if (m.leaseGrant) return entry({ kind: 'leaseGrant', req: m.leaseGrant });
   if (m.leaseRevoke) return entry({ kind: 'leaseRevoke', req: m.leaseRevoke });
   if (m.leaseCheckpoint) return entry({ kind: 'leaseCheckpoint', req: m.leaseCheckpoint });
-  if (m.v2) return { id: m.v2.ID ? m.v2.ID : id, request: { kind: 'v2', req: m.v2 } };
+  if (m.alarm) return entry({ kind: 'alarm', req: m.alarm });
   const auth = authRequestOf(m, data);
   if (auth) return entry({ kind: 'auth', req: auth });
   for (const [k, v] of Object.entries(m)) {
