@@ -184,7 +184,7 @@ function machineCpu(): { busy: number; total: number } {
 const NCPU = cpus().length;
 
 /** The machine's own loop-delay floor over each window (bench/loop-floor.ts). */
-const loopFloor = startLoopFloor();
+const loopFloor = scenarios.length > 0 ? startLoopFloor() : undefined;
 
 function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result: LoadResult; serverCpuMs: number; wallMs: number; machinePct: number; loop: LoopDelay | undefined; floor: LoopDelay | undefined }> {
   return new Promise((resolve, reject) => {
@@ -210,7 +210,7 @@ function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result:
       if (m.type === 'window-start') {
         if (loadgenNice !== undefined) reniceTasks(child.pid!, loadgenNice, 'all');
         if (server.target === 'concord' && concordOthersNice !== undefined) reniceTasks(server.pid!, concordOthersNice, 'others');
-        void scrapeLoopDelay(server); loopFloor.reset(); cpu0 = treeCpuMs(server.pid!); t0 = performance.now(); m0 = machineCpu();
+        void scrapeLoopDelay(server); loopFloor?.reset(); cpu0 = treeCpuMs(server.pid!); t0 = performance.now(); m0 = machineCpu();
       } else if (m.type === 'progress') {
         const rate = m.phase === 'measure' && m.elapsedMs > 0 ? Math.round(m.requests / (m.elapsedMs / 1000)) : 0;
         process.stderr.write(`\r  ${label.padEnd(44)} ${m.phase.padEnd(7)} ${(m.elapsedMs / 1000).toFixed(1).padStart(5)}s ${String(m.requests).padStart(8)} req ${String(rate).padStart(7)} req/s${m.errors ? ` ${m.errors} errors` : ''}   `);
@@ -221,7 +221,7 @@ function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result:
         machinePct = ((m1.busy - m0.busy) / Math.max(1, m1.total - m0.total)) * NCPU * 100;
         result = m.result;
         loop = scrapeLoopDelay(server);
-        floor = loopFloor.read();
+        floor = loopFloor?.read() ?? Promise.resolve(undefined);
       }
     });
     child.on('error', reject);
@@ -373,7 +373,7 @@ try {
   }
 } finally {
   for (const srv of servers) await srv.destroy();
-  loopFloor.stop();
+  loopFloor?.stop();
 }
 const memVariants: MemVariant[] = labels.map((l) => ({
   label: l, target: l === 'etcd' ? 'etcd' : 'concord', nodeArgs: l === 'etcd' ? [] : concordNodeArgs,

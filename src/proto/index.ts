@@ -60,7 +60,7 @@ export {
 // that decodes these messages: installed on the generated codec objects before any decode.
 import { installOneofDecoders } from './oneof.js';
 installOneofDecoders();
-export { keepOnly, requestOpMembers } from './oneof.js';
+export { keepOnly, requestOpMembers, checkDecodeDepth } from './oneof.js';
 
 // ---- generated: etcdserverpb (internal: raft entries, WAL metadata, etcd 3.4's v2 requests)
 export { InternalRaftRequest, RequestHeader } from './gen/etcdserverpb/raft_internal.js';

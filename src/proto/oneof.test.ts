@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  Compare, InternalRaftRequest, RequestOp, TxnRequest, WatchRequest,
+  Compare, InternalRaftRequest, RequestOp, TxnRequest, WatchRequest, sizeVarint, writeVarint,
 } from './index.js';
 
 const hex = (s: string): Buffer => Buffer.from(s, 'hex');
@@ -83,8 +83,7 @@ test('the nesting limit holds through the replaced decoders', () => {
 });
 
 function varint(n: number): Buffer {
-  const out: number[] = [];
-  while (n >= 0x80) { out.push((n & 0x7f) | 0x80); n >>>= 7; }
-  out.push(n);
-  return Buffer.from(out);
+  const b = Buffer.alloc(sizeVarint(n));
+  writeVarint(b, 0, n);
+  return b;
 }

@@ -22,15 +22,24 @@ import {
   WatchCancelRequest, WatchCreateRequest, WatchProgressRequest, WatchRequest,
 } from './gen/etcdserverpb/rpc.js';
 
-/** ts-proto's nesting limit, kept on the reader it shares with the nested decoders. */
-const maxDepth = 100;
+/**
+ * ts-proto's nesting limit: message levels one decode may enter (each generated decoder
+ * counts its level on the reader it shares with the nested ones). The hand decoders
+ * (server/request-codec.ts) keep the same limit with checkDecodeDepth.
+ */
+export const maxDecodeDepth = 100;
 type DepthReader = BinaryReader & { __tsProtoDecodeDepth?: number };
+
+/** Throws ts-proto's error for a message at `depth` levels (0: the outermost) past the limit. */
+export function checkDecodeDepth(depth: number): void {
+  if (depth >= maxDecodeDepth) throw new Error('protobuf decode recursion limit exceeded');
+}
 
 /** Runs `body` one message level deeper on `reader`, as every generated decoder does. */
 function nested<T>(input: BinaryReader | Uint8Array, body: (reader: BinaryReader) => T): T {
   const reader = (input instanceof BinaryReader ? input : new BinaryReader(input)) as DepthReader;
   const depth = reader.__tsProtoDecodeDepth ?? 0;
-  if (depth >= maxDepth) throw new Error('protobuf decode recursion limit exceeded');
+  checkDecodeDepth(depth);
   reader.__tsProtoDecodeDepth = depth + 1;
   try {
     return body(reader);
@@ -116,12 +125,8 @@ const decodeWatchRequest = messagesOneof<WatchRequest>(
   () => ({ createRequest: undefined, cancelRequest: undefined, progressRequest: undefined }),
 );
 
-let installed = false;
-
-/** Puts the decoders above on the generated codec objects (once; proto/index.ts calls it). */
+/** Puts the decoders above on the generated codec objects (proto/index.ts, before any decode). */
 export function installOneofDecoders(): void {
-  if (installed) return;
-  installed = true;
   RequestOp.decode = decodeRequestOp;
   Compare.decode = decodeCompare;
   WatchRequest.decode = decodeWatchRequest;

@@ -12,7 +12,7 @@ import { strict as assert } from 'node:assert';
 import {
   Reader, sizeBytesField, sizeVarintBig, writeVarint, writeVarintBig, wireShapeError, InternalRaftRequest, RequestHeader,
   AlarmRequest, CompactionRequest, Compare, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest, V2Request,
-  type RequestOp, keepOnly, requestOpMembers,
+  type RequestOp, keepOnly, requestOpMembers, checkDecodeDepth,
   LeaseGrantRequest, LeaseRevokeRequest, LeaseCheckpointRequest,
 } from '../proto/index.js';
 import { encodeAuthRequest, authRequestOf, type AuthRequest, type AuthInfo } from '../auth/index.js';
@@ -148,16 +148,6 @@ export function decodeTxnRequestBody(body: Uint8Array): TxnRequest {
 }
 
 /**
- * The generated decoder's nesting limit (each message level counts, as its shared reader's
- * depth does): a txn nested past it is refused the same way whichever decoder reads it.
- */
-const maxDecodeDepth = 100;
-
-function enterMessage(depth: number): void {
-  if (depth >= maxDecodeDepth) throw new Error('protobuf decode recursion limit exceeded');
-}
-
-/**
  * A TxnRequest as the generated decoder makes it (the same objects and fields, in the same
  * order), except that its puts are decoded in place (decodePutRequestView): every writing txn
  * is decoded twice, by the API and by the applier, and its puts were most of that (four
@@ -165,14 +155,14 @@ function enterMessage(depth: number): void {
  * codec.
  */
 function decodeTxnRequestView(data: Uint8Array, start: number, end: number, depth: number): TxnRequest {
-  enterMessage(depth);
+  checkDecodeDepth(depth);
   const req: TxnRequest = { compare: [], success: [], failure: [] };
   const r = new Reader(data, start, end);
   while (!r.done()) {
     const tag = r.tag();
     if (tag === ((1 << 3) | 2)) {
       const s = r.payload();
-      enterMessage(depth + 1);
+      checkDecodeDepth(depth + 1);
       req.compare.push(Compare.decode(data.subarray(s, r.pos)));
     } else if (tag === ((2 << 3) | 2) || tag === ((3 << 3) | 2)) {
       const s = r.payload();
@@ -187,14 +177,14 @@ function decodeTxnRequestView(data: Uint8Array, start: number, end: number, dept
 }
 
 function decodeRequestOpView(data: Uint8Array, start: number, end: number, depth: number): RequestOp {
-  enterMessage(depth);
+  checkDecodeDepth(depth);
   const op: RequestOp = { requestRange: undefined, requestPut: undefined, requestDeleteRange: undefined, requestTxn: undefined };
   const r = new Reader(data, start, end);
   while (!r.done()) {
     const tag = r.tag();
     if ((tag & 7) === 2 && tag >>> 3 >= 1 && tag >>> 3 <= 4) {
       const s = r.payload();
-      enterMessage(depth + 1);
+      checkDecodeDepth(depth + 1);
       // One member kept, the last on the wire (gogoproto's oneof; proto/oneof.ts).
       switch (tag >>> 3) {
         case 1: keepOnly(op, requestOpMembers, 'requestRange', RangeRequest.decode(data.subarray(s, r.pos))); break;
@@ -256,7 +246,8 @@ export function decodeRaftRequest(data: Uint8Array): DecodedEntry {
   };
   // One request per entry, picked in etcd's order (a v2 request first, then applierV3's
   // switch), so an entry with more than one set applies as it does on an etcd member.
-  if (m.v2) return { id: m.v2.ID ? m.v2.ID : id, request: { kind: 'v2', req: m.v2 } };
+  // etcd triggers a v2 request's waiter by the v2 request's own ID (encodeRaftRequest sets it).
+  if (m.v2) return { id: m.v2.ID ?? 0n, request: { kind: 'v2', req: m.v2 } };
   if (m.range) return entry({ kind: 'range', req: m.range });
   if (m.put) return entry({ kind: 'put', req: m.put });
   if (m.deleteRange) return entry({ kind: 'deleteRange', req: m.deleteRange });
