@@ -252,3 +252,25 @@ test('a version-0 record (etcdutl --bump-revision\'s empty KeyValue) restores an
   assert.doesNotThrow(() => ki.compact(10, avail));
   assert.ok(avail.has(revId(9, 0)), 'its revision stays available, as in the array form');
 });
+
+test('a key\'s history is an array of unboxed doubles, which the garbage collector does not walk, in every form it takes', () => {
+  // V8's elements kind is visible only through a natives-syntax intrinsic, hence a child process.
+  const script = `
+    const { KeyIndex } = await import(${JSON.stringify(new URL('./key_index.js', import.meta.url).href)});
+    const kinds = {};
+    const ki = new KeyIndex('a');
+    ki.put(1, 0); ki.put(2, 0);
+    kinds.expanded = %HasDoubleElements(ki.r);
+    for (let rev = 3; rev < 40; rev++) ki.put(rev, 1);
+    kinds.grown = %HasDoubleElements(ki.r);
+    ki.tombstone(40, 0); ki.put(41, 0);
+    kinds.tombstoned = %HasDoubleElements(ki.r);
+    ki.compact(20, new Set());
+    kinds.compacted = %HasDoubleElements(ki.r);
+    const restored = new KeyIndex('b');
+    restored.restore(0, 9, 0, 0);
+    kinds.restored = %HasDoubleElements(restored.r);
+    console.log(JSON.stringify(kinds));`;
+  const out = execFileSync(process.execPath, ['--allow-natives-syntax', '--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.deepEqual(JSON.parse(out), { expanded: true, grown: true, tombstoned: true, compacted: true, restored: true });
+});

@@ -37,8 +37,7 @@ export interface KeyRevision {
 //   put appends to it.
 // Objects per key were the memory: a KeyIndex, its generations array, a Generation and its
 // revs array (and boxed numbers for fields V8 saw a non-small integer in) cost ~270 B for a key
-// put once; the flat array of small integers costs ~110 B (a double in it makes it an unboxed
-// double array, not boxes).
+// put once; the flat array costs ~110 B. It holds its numbers unboxed, as doubles (unboxed()).
 const MOD_MAIN = 0;
 const MOD_SUB = 1;
 const LAST_GEN = 2;
@@ -48,6 +47,25 @@ const G_CREATED_MAIN = 1;
 const G_CREATED_SUB = 2;
 const G_COUNT = 3;
 const G_REVS = 4;
+
+/**
+ * `a` with its elements stored as unboxed doubles (V8's PACKED_DOUBLE_ELEMENTS), though they are
+ * integers. Storing one non-integer moves an array of small integers there, and V8 never moves
+ * it back (pushing integers keeps it there). Same 8 bytes an element, but the garbage collector
+ * does not look inside a double array, while it visits every slot of a small-integer array on
+ * each mark: these arrays are most of a large store's heap (31 of the 61 MiB on the heap after
+ * 700k puts over 100k keys), and each mark-compact walked them all. 600k puts by 100 clients
+ * over 100k keys (bench/loop-stalls.js with --trace-gc-nvp, two alternating runs each): the
+ * main thread's marking steps per mark-compact 42.7 and 44.5 ms -> 33.8 and 30.0, the V8
+ * worker's marking 89 and 99 ms -> 85 and 73 (issue 14).
+ */
+function unboxed(a: number[]): number[] {
+  // Every caller's array starts with r[MOD_MAIN], an integer: writing it back leaves the value.
+  const first = a[0]!;
+  a[0] = 0.5;
+  a[0] = first;
+  return a;
+}
 
 /** The history of a key with none yet, or in its one-revision form: shared, never written. */
 const noHistory: number[] = [];
@@ -99,7 +117,7 @@ export class KeyIndex {
   /** Leaves the one-revision form: the same history as r, which every other change works on. */
   private expand(): void {
     if (this.v === 0) return;
-    this.r = [this.m, this.s, GENS, this.v, this.c, this.createdSubOfOne, 1, this.m, this.s];
+    this.r = unboxed([this.m, this.s, GENS, this.v, this.c, this.createdSubOfOne, 1, this.m, this.s]);
     this.v = 0;
   }
 
@@ -154,7 +172,7 @@ export class KeyIndex {
     // KeyValue at the bumped revision, restores as a version-0 key.
     if (ver === 0 || (createdMain === modMain && ver === 1 && modSub !== 0)) {
       // An array literal, not push onto []: V8 gives a pushed-to array room for 16 more elements.
-      this.r = [modMain, modSub, GENS, ver, createdMain, 0, 1, modMain, modSub];
+      this.r = unboxed([modMain, modSub, GENS, ver, createdMain, 0, 1, modMain, modSub]);
       return;
     }
     this.m = modMain; this.s = modSub; this.c = createdMain; this.v = ver;
@@ -253,7 +271,7 @@ export class KeyIndex {
     } else {
       rest = r.slice(keepFrom);
     }
-    this.r = head.concat(rest);
+    this.r = unboxed(head.concat(rest));
     let last = GENS;
     for (let o = GENS; o < this.r.length; o = this.nextGen(o)) last = o;
     this.r[LAST_GEN] = last;
