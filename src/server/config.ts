@@ -62,7 +62,7 @@ export interface ServerConfig {
   corruptCheckTimeMs?: number;
   /** --backend-batch-interval (ms): the backend commits its buffered writes at least this often (default 100). */
   backendBatchIntervalMs?: number;
-  /** --backend-batch-limit: ... or once this many are buffered (default 1,000: see storage/backend.ts). */
+  /** --backend-batch-limit: ... or once this many are buffered (default 250: see storage/backend.ts). */
   backendBatchLimit?: number;
   /** --unsafe-no-fsync (default false). */
   unsafeNoFsync?: boolean;

@@ -127,17 +127,17 @@ test('reaching batchLimit commits without waiting for the interval', async () =>
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('by default a flush is started at 1,000 buffered writes, bounding its main-thread pause', async () => {
+test('by default a flush is started at 250 buffered writes, bounding its main-thread pause and how long a write\'s objects live', async () => {
   const { dir, file } = tempPath();
   const be = Backend.open({ path: file, batchIntervalMs: 60_000 });
-  for (let i = 0; i < 999; i++) be.put('key', k(i), Buffer.from('v'));
+  for (let i = 0; i < 249; i++) be.put('key', k(i), Buffer.from('v'));
   await new Promise((r) => setImmediate(r));
-  assert.equal(be.pendingWrites, 999, 'below the limit the interval decides');
-  be.put('key', k(999), Buffer.from('v'));
+  assert.equal(be.pendingWrites, 249, 'below the limit the interval decides');
+  be.put('key', k(249), Buffer.from('v'));
   await new Promise((r) => setImmediate(r));
-  assert.equal(be.pendingWrites, 0, 'the 1,000th write starts a flush on the next turn');
+  assert.equal(be.pendingWrites, 0, 'the 250th write starts a flush on the next turn');
   await be.forceCommit();
-  assert.equal(be.get('key', k(999))?.toString(), 'v');
+  assert.equal(be.get('key', k(249))?.toString(), 'v');
   await be.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
