@@ -182,7 +182,12 @@ function heapBytesPerKey(n: number): number {
     process.stdout.write(String((used() - before) / ${n}));
     if (index.size !== ${n}) process.exit(3);
   `;
-  return Number(execFileSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { encoding: 'utf8' }));
+  return Number(inChild(['--expose-gc'], script));
+}
+
+/** Runs an ES module script in a child node with these flags (what this process cannot be given); its stdout. */
+function inChild(nodeFlags: string[], script: string): string {
+  return execFileSync(process.execPath, [...nodeFlags, '--input-type=module', '-e', script], { encoding: 'utf8' });
 }
 
 test('the key index holds a key put once in ~130 bytes of heap (was ~220 with its history array)', () => {
@@ -271,6 +276,6 @@ test('a key\'s history is an array of unboxed doubles, which the garbage collect
     restored.restore(0, 9, 0, 0);
     kinds.restored = %HasDoubleElements(restored.r);
     console.log(JSON.stringify(kinds));`;
-  const out = execFileSync(process.execPath, ['--allow-natives-syntax', '--input-type=module', '-e', script], { encoding: 'utf8' });
+  const out = inChild(['--allow-natives-syntax'], script);
   assert.deepEqual(JSON.parse(out), { expanded: true, grown: true, tombstoned: true, compacted: true, restored: true });
 });

@@ -226,6 +226,11 @@ function bufferView(data: Uint8Array, start: number, end: number): Buffer {
   return Buffer.from(data.buffer, data.byteOffset + start, end - start);
 }
 
+/** A v2 request's entry: etcd triggers its waiter by the v2 request's own ID (encodeRaftRequest sets it). */
+function v2Entry(req: V2Request): DecodedEntry {
+  return { id: req.ID ?? 0n, request: { kind: 'v2', req } };
+}
+
 /** Decodes an entry payload in full (entries from the WAL, or from other members). */
 export function decodeRaftRequest(data: Uint8Array): DecodedEntry {
   let m: InternalRaftRequest;
@@ -234,8 +239,7 @@ export function decodeRaftRequest(data: Uint8Array): DecodedEntry {
   } catch {
     // etcd 3.4 proposes some requests (member attributes, cluster version) as a bare v2
     // Request, which need not parse as an InternalRaftRequest (etcd's MaybeUnmarshal).
-    const v2 = V2Request.decode(data);
-    return { id: v2.ID ?? 0n, request: { kind: 'v2', req: v2 } };
+    return v2Entry(V2Request.decode(data));
   }
   // etcd's id: the deprecated top-level ID when set, else the header's (applyEntryNormal).
   const id = m.ID !== 0n ? m.ID : (m.header?.ID ?? 0n);
@@ -246,8 +250,7 @@ export function decodeRaftRequest(data: Uint8Array): DecodedEntry {
   };
   // One request per entry, picked in etcd's order (a v2 request first, then applierV3's
   // switch), so an entry with more than one set applies as it does on an etcd member.
-  // etcd triggers a v2 request's waiter by the v2 request's own ID (encodeRaftRequest sets it).
-  if (m.v2) return { id: m.v2.ID ?? 0n, request: { kind: 'v2', req: m.v2 } };
+  if (m.v2) return v2Entry(m.v2);
   if (m.range) return entry({ kind: 'range', req: m.range });
   if (m.put) return entry({ kind: 'put', req: m.put });
   if (m.deleteRange) return entry({ kind: 'deleteRange', req: m.deleteRange });
