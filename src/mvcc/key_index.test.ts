@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { KeyIndex } from './key_index.js';
 import { TreeIndex } from './tree_index.js';
 import { revId } from './revision.js';
-import { execFileSync } from 'node:child_process';
+import { inChildNode } from '../testkit/index.js';
 
 const b = (s: string) => Buffer.from(s);
 
@@ -182,12 +182,7 @@ function heapBytesPerKey(n: number): number {
     process.stdout.write(String((used() - before) / ${n}));
     if (index.size !== ${n}) process.exit(3);
   `;
-  return Number(inChild(['--expose-gc'], script));
-}
-
-/** Runs an ES module script in a child node with these flags (what this process cannot be given); its stdout. */
-function inChild(nodeFlags: string[], script: string): string {
-  return execFileSync(process.execPath, [...nodeFlags, '--input-type=module', '-e', script], { encoding: 'utf8' });
+  return Number(inChildNode(['--expose-gc'], script));
 }
 
 test('the key index holds a key put once in ~130 bytes of heap (was ~220 with its history array)', () => {
@@ -276,6 +271,6 @@ test('a key\'s history is an array of unboxed doubles, which the garbage collect
     restored.restore(0, 9, 0, 0);
     kinds.restored = %HasDoubleElements(restored.r);
     console.log(JSON.stringify(kinds));`;
-  const out = inChild(['--allow-natives-syntax'], script);
+  const out = inChildNode(['--allow-natives-syntax'], script);
   assert.deepEqual(JSON.parse(out), { expanded: true, grown: true, tombstoned: true, compacted: true, restored: true });
 });

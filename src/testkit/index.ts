@@ -3,6 +3,16 @@
  * low layer's tests (raft/, mvcc/) can use it without an arrow up the layer table.
  */
 
+import { execFileSync } from 'node:child_process';
+
+/**
+ * Runs an ES module script in a child node with these flags (what a test process cannot be
+ * given: --expose-gc, --allow-natives-syntax, V8 flags); returns its stdout.
+ */
+export function inChildNode(nodeFlags: readonly string[], script: string): string {
+  return execFileSync(process.execPath, [...nodeFlags, '--input-type=module', '-e', script], { encoding: 'utf8' });
+}
+
 /** A small, fast seeded PRNG (mulberry32): the same seed replays the same run. */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;

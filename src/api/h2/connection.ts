@@ -26,6 +26,7 @@ import { RequestHeaders, responseBlock } from './headers.js';
 import { HpackDecoder, HpackError } from './hpack.js';
 import { OutputQueue, type WriteCallback } from './output.js';
 import { Stream, type StreamHost } from './stream.js';
+import { StreamTable } from './stream-table.js';
 
 export interface ConnectionOptions {
   onStream: StreamHandler;
@@ -72,7 +73,8 @@ const closeFlushMs = 1000;
 export class Connection extends EventEmitter implements StreamHost {
   closed = false;
   destroyed = false;
-  private readonly streams = new Map<number, Stream>();
+  /** Open streams by id (not a Map: see stream-table.ts). */
+  private readonly streams = new StreamTable<Stream>();
   private readonly reader: FrameReader;
   private readonly decoder = new HpackDecoder(4096, maxHeaderListBytes);
   private readonly fields = new RequestHeaders();
@@ -272,7 +274,7 @@ export class Connection extends EventEmitter implements StreamHost {
         if (value > maxWindowBytes) throw new H2Error(ErrorCode.flowControl, 'SETTINGS_INITIAL_WINDOW_SIZE too large');
         const delta = value - this.peerInitialWindow;
         this.peerInitialWindow = value;
-        for (const s of this.streams.values()) {
+        for (const s of this.streams.list()) {
           s.sendWindow += delta;
           if (s.sendWindow > maxWindowBytes) throw new H2Error(ErrorCode.flowControl, 'stream window overflow');
         }
@@ -510,7 +512,7 @@ export class Connection extends EventEmitter implements StreamHost {
   }
 
   private abortStreams(): void {
-    for (const s of [...this.streams.values()]) s.abort();
+    for (const s of this.streams.list()) s.abort();
     this.streams.clear();
     this.blocked.clear();
   }
