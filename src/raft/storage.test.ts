@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Entry } from '../proto/index.js';
 import { MemoryStorage } from './storage.js';
 import { RaftError } from './errors.js';
+import { inChildNode } from '../testkit/index.js';
 import { PayloadArena, chunkBytes, smallChunkBytes, smallChunkCount } from './payload-arena.js';
 
 function entry(index: number, bytes = 300): Entry {
@@ -149,9 +149,7 @@ const compactionRssScript = `
 const launcherTunables = `glibc.malloc.mmap_threshold=${chunkBytes}`;
 
 test('a log of 100k entries compacted to 5,000 gives its memory back, round after round, with the launcher\'s glibc setting (RSS, not timed)', () => {
-  const out = execFileSync(process.execPath, ['--expose-gc', '--max-semi-space-size=1', '--input-type=module', '-e', compactionRssScript], {
-    encoding: 'utf8', env: { ...process.env, GLIBC_TUNABLES: launcherTunables },
-  });
+  const out = inChildNode(['--expose-gc', '--max-semi-space-size=1'], compactionRssScript, { ...process.env, GLIBC_TUNABLES: launcherTunables });
   const { before, rounds, first } = JSON.parse(out) as { before: number; rounds: { peak: number; after: number }[]; first: number };
   assert.equal(first, 300_000 - 5_000 + 1);
   // 100k payloads of 300 bytes are ~29 MiB; kept: 5,000 (1.4 MiB). As one malloc'd ArrayBuffer

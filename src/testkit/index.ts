@@ -9,8 +9,8 @@ import { execFileSync } from 'node:child_process';
  * Runs an ES module script in a child node with these flags (what a test process cannot be
  * given: --expose-gc, --allow-natives-syntax, V8 flags); returns its stdout.
  */
-export function inChildNode(nodeFlags: readonly string[], script: string): string {
-  return execFileSync(process.execPath, [...nodeFlags, '--input-type=module', '-e', script], { encoding: 'utf8' });
+export function inChildNode(nodeFlags: readonly string[], script: string, env: NodeJS.ProcessEnv = process.env): string {
+  return execFileSync(process.execPath, [...nodeFlags, '--input-type=module', '-e', script], { encoding: 'utf8', env });
 }
 
 /** A small, fast seeded PRNG (mulberry32): the same seed replays the same run. */

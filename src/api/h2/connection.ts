@@ -92,8 +92,8 @@ export class Connection extends EventEmitter implements StreamHost {
   private connSendWindow = defaultWindowBytes;
   private peerInitialWindow = defaultWindowBytes;
   private peerMaxFrameBytes = defaultMaxFrameBytes;
-  /** Streams with unsent bytes that wait for a window or for room in the output. */
-  private readonly blocked = new Set<Stream>();
+  /** Streams with unsent bytes that wait for a window or for room in the output (a StreamTable for the same reason). */
+  private readonly blocked = new StreamTable<Stream>();
   /** Bytes written by this connection's streams and waiting for a window (no new stream past maxHeldBytes). */
   private heldBytes = 0;
   private settingsAcked = false;
@@ -362,7 +362,7 @@ export class Connection extends EventEmitter implements StreamHost {
     const output = this.output;
     while (stream.unsentBytes > 0) {
       const room = Math.min(stream.sendWindow, this.connSendWindow, this.peerMaxFrameBytes);
-      if (room <= 0 || !output.hasRoomForData) { this.blocked.add(stream); break; }
+      if (room <= 0 || !output.hasRoomForData) { this.blocked.set(stream.id, stream); break; }
       const chunk = stream.unsent![0]!;
       const from = stream.unsentOffset;
       const n = Math.min(room, chunk.length - from);
@@ -377,7 +377,7 @@ export class Connection extends EventEmitter implements StreamHost {
       else stream.unsentOffset = from + n;
       if (this.closed) return;
     }
-    if (stream.unsentBytes === 0) this.blocked.delete(stream);
+    if (stream.unsentBytes === 0) this.blocked.delete(stream.id);
     stream.afterPump();
   }
 
@@ -405,7 +405,7 @@ export class Connection extends EventEmitter implements StreamHost {
 
   forget(stream: Stream): void {
     this.streams.delete(stream.id);
-    this.blocked.delete(stream);
+    this.blocked.delete(stream.id);
     if ((this.goingAway) && this.streams.size === 0) this.endSocket();
   }
 
@@ -472,7 +472,7 @@ export class Connection extends EventEmitter implements StreamHost {
 
   private pumpBlocked(): void {
     if (this.blocked.size === 0 || this.closed) return;
-    for (const s of [...this.blocked]) {
+    for (const s of this.blocked.list()) {
       if (!this.output.hasRoomForData) return;
       this.pump(s);
     }

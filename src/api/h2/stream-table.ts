@@ -1,6 +1,6 @@
 /**
- * A connection's open streams by id: an open-addressing hash table (linear probing) in two
- * flat arrays that are replaced only when the table grows.
+ * A connection's streams by id (those open, and those waiting for a window): an open-addressing
+ * hash table (linear probing) in two flat arrays that are replaced only when the table grows.
  *
  * Why not a Map (issue 14): a Map's backing table is replaced every few insertions once
  * deletions have left holes in it, and V8 keeps a link from each replaced table to the next
@@ -33,13 +33,8 @@ export class StreamTable<V> {
   get size(): number { return this.count; }
 
   get(id: number): V | undefined {
-    const ids = this.ids;
-    const mask = this.mask;
-    for (let i = this.home(id); ; i = (i + 1) & mask) {
-      const at = ids[i]!;
-      if (at === id) return this.values[i];
-      if (at === 0) return undefined;
-    }
+    const i = this.slotOf(id);
+    return this.ids[i] === id ? this.values[i] : undefined;
   }
 
   /** Adds or replaces the value of `id` (a positive integer below 2^31, as HTTP/2's stream ids). */
@@ -54,12 +49,8 @@ export class StreamTable<V> {
   delete(id: number): boolean {
     const ids = this.ids;
     const mask = this.mask;
-    let hole = this.home(id);
-    for (; ; hole = (hole + 1) & mask) {
-      const at = ids[hole]!;
-      if (at === 0) return false;
-      if (at === id) break;
-    }
+    let hole = this.slotOf(id);
+    if (ids[hole] !== id) return false;
     this.count--;
     // Backward-shift deletion: pull later members of the probe run into the hole, so a lookup
     // still stops at the first empty slot and no tombstone is needed.
@@ -95,19 +86,22 @@ export class StreamTable<V> {
     return (id >>> 1) & this.mask;
   }
 
-  private place(id: number, value: V): void {
+  /** The slot holding `id`, else the empty slot that ends its probe run (where it would go). */
+  private slotOf(id: number): number {
     const ids = this.ids;
     const mask = this.mask;
-    for (let i = this.home(id); ; i = (i + 1) & mask) {
-      const at = ids[i]!;
-      if (at === id) { this.values[i] = value; return; }
-      if (at === 0) {
-        ids[i] = id;
-        this.values[i] = value;
-        this.count++;
-        return;
-      }
+    let i = this.home(id);
+    while (ids[i] !== id && ids[i] !== 0) i = (i + 1) & mask;
+    return i;
+  }
+
+  private place(id: number, value: V): void {
+    const i = this.slotOf(id);
+    if (this.ids[i] !== id) {
+      this.ids[i] = id;
+      this.count++;
     }
+    this.values[i] = value;
   }
 
   private grow(): void {
