@@ -8,7 +8,7 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,6 +52,8 @@ describe('new user: the installed package', () => {
     // From the npm cache when it holds everything, else the configured registry.
     const install = await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', `./${tgz}`], dir);
     assert.equal(install.code, 0, install.stderr);
+    // Its install step built the WAL's native bounded fdatasync (node-gyp, as `npm ci` does here).
+    assert.ok(existsSync(join(dir, 'node_modules', 'concord', 'build', 'Release', 'concord_sync_within.node')), `no native addon built: ${install.stderr}`);
 
     const bin = (name: string) => join(dir, 'node_modules', '.bin', name);
     for (const via of [(n: string, a: string[]) => run(bin(n), a, dir), (n: string, a: string[]) => run('npx', ['--offline', n, ...a], dir)]) {

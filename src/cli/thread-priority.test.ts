@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { threadNiceFromEnv } from './thread-priority.js';
 
 const module = fileURLToPath(new URL('./thread-priority.js', import.meta.url));
+const dataSyncer = fileURLToPath(new URL('../wal/data-syncer.js', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 
 /**
@@ -12,13 +13,21 @@ const isRoot = process.getuid?.() === 0;
  * (a thread born after the first scan, with the main thread's value), waits for two rescans
  * and prints every thread's nice value as /proc shows it: the main thread's first.
  */
-function niceValuesInChild(want: object, opts: { childNice?: number } = {}): { main: number; others: number[] } {
+function niceValuesInChild(want: object, opts: { childNice?: number; walSync?: boolean } = {}): { main: number; others: number[]; byName: Map<string, number[]> } {
   const script = `
     const { holdThreadNice, ownThreads } = await import(${JSON.stringify(module)});
     const { Worker } = await import('node:worker_threads');
     const warnings = [];
     const log = { warn: (msg, fields) => warnings.push(msg) };
     holdThreadNice(${JSON.stringify(want)}, log, 50);
+    if (${opts.walSync === true}) {
+      // The WAL's bounded sync thread, started (as the WAL does) on its first sync.
+      const { boundedDataSyncer } = await import(${JSON.stringify(dataSyncer)});
+      const { openSync, unlinkSync } = await import('node:fs');
+      const file = (await import('node:os')).tmpdir() + '/concord-nice-' + process.pid;
+      boundedDataSyncer().within(openSync(file, 'w'), 5000, () => {});
+      unlinkSync(file);
+    }
     const w = new Worker('setInterval(() => {}, 1000)', { eval: true });
     await new Promise((r) => w.once('online', r));
     await new Promise((r) => setTimeout(r, 300));
@@ -29,9 +38,12 @@ function niceValuesInChild(want: object, opts: { childNice?: number } = {}): { m
   const out = opts.childNice === undefined
     ? execFileSync(process.execPath, argv, { encoding: 'utf8' })
     : execFileSync('nice', ['-n', String(opts.childNice), process.execPath, ...argv], { encoding: 'utf8' });
-  const { threads, pid } = JSON.parse(out) as { threads: Array<{ tid: number; nice: number }>; pid: number };
+  const { threads, pid } = JSON.parse(out) as { threads: Array<{ tid: number; name: string; nice: number }>; pid: number };
   const main = threads.find((t) => t.tid === pid)!.nice;
-  return { main, others: threads.filter((t) => t.tid !== pid).map((t) => t.nice) };
+  const others = threads.filter((t) => t.tid !== pid);
+  const byName = new Map<string, number[]>();
+  for (const t of others) byName.set(t.name, [...(byName.get(t.name) ?? []), t.nice]);
+  return { main, others: others.map((t) => t.nice), byName };
 }
 
 test('every thread but the main one runs nicer by the offset, threads born later too', { skip: process.platform !== 'linux' }, () => {
@@ -39,6 +51,15 @@ test('every thread but the main one runs nicer by the offset, threads born later
   assert.equal(r.main, 0);
   assert.ok(r.others.length >= 8, `V8's workers, libuv's pool and the worker thread: ${r.others.length}`);
   assert.deepEqual(new Set(r.others), new Set([10]));
+});
+
+test('the WAL\'s bounded sync thread, which the main thread waits on, keeps the main thread\'s value', { skip: process.platform !== 'linux' }, () => {
+  const r = niceValuesInChild({ helpersAboveMain: 10, main: undefined }, { childNice: 3, walSync: true });
+  assert.equal(r.main, 3);
+  assert.deepEqual(r.byName.get('concord-walsync'), [3]);
+  const helpers = r.others.length - 1;
+  assert.ok(helpers >= 8, `the other threads: ${helpers}`);
+  assert.deepEqual(new Set([...r.byName].filter(([name]) => name !== 'concord-walsync').flatMap(([, n]) => n)), new Set([13]));
 });
 
 test('the offset is from the main thread\'s value, capped at 19', { skip: process.platform !== 'linux' }, () => {

@@ -56,9 +56,19 @@ function parseNice(name: string, raw: string | undefined, dflt: number | undefin
   return n;
 }
 
+/**
+ * Threads the main thread waits on synchronously, by name: the WAL's bounded fdatasync
+ * (wal/native/sync_within.c). A helper's nice would make the loop wait for a core whenever
+ * another process is running (put-1 at 2,884 req/s against 3,349 blocking, bench/loop-stalls
+ * with the thread at the helpers' nice 5), so they run at the main thread's value.
+ */
+export const MAIN_PRIORITY_THREADS: ReadonlySet<string> = new Set(['concord-walsync']);
+
 /** One thread of a process as /proc shows it. */
 export interface TaskNice {
   readonly tid: number;
+  /** Its name (comm: what pthread_setname_np set, at most 15 characters). */
+  readonly name: string;
   readonly nice: number;
   /** User + system CPU time so far, in clock ticks (USER_HZ, 100 a second on Linux). */
   readonly cpuTicks: number;
@@ -70,7 +80,7 @@ export function ownThreads(): TaskNice[] {
 }
 
 /**
- * The threads of process `pid` (fields 14, 15 and 19 of /proc/PID/task/TID/stat); none without
+ * The threads of process `pid` (fields 2, 14, 15 and 19 of /proc/PID/task/TID/stat); none without
  * /proc. The benches read other processes' threads with it (bench/renice.ts).
  */
 export function threadsOf(pid: number | 'self'): TaskNice[] {
@@ -80,8 +90,10 @@ export function threadsOf(pid: number | 'self'): TaskNice[] {
   for (const name of names) {
     try {
       const stat = readFileSync(`/proc/${pid}/task/${name}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3
-      out.push({ tid: Number(name), nice: Number(fields[16]), cpuTicks: Number(fields[11]) + Number(fields[12]) });
+      const close = stat.lastIndexOf(')');
+      const fields = stat.slice(close + 2).split(' '); // fields[0] is field 3
+      const comm = stat.slice(stat.indexOf('(') + 1, close);
+      out.push({ tid: Number(name), name: comm, nice: Number(fields[16]), cpuTicks: Number(fields[11]) + Number(fields[12]) });
     } catch { /* the thread exited between the listing and the read */ }
   }
   return out;
@@ -108,7 +120,9 @@ export function holdThreadNice(want: ThreadNice, log: Logger, rescanMs = RESCAN_
     if (want.helpersAboveMain === undefined) return;
     const helperNice = Math.min(LOWEST_PRIORITY, mainNice + want.helpersAboveMain);
     for (const t of threads) {
-      if (t.tid !== process.pid && t.nice !== helperNice && !refused.has(t.tid)) set(t.tid, helperNice);
+      if (t.tid === process.pid || refused.has(t.tid)) continue;
+      const nice = MAIN_PRIORITY_THREADS.has(t.name) ? mainNice : helperNice;
+      if (t.nice !== nice) set(t.tid, nice);
     }
   };
   scan();

@@ -31,6 +31,13 @@ export class MemoryWal implements WalPort {
    * yes: an idle disk, the write durable when saveNow returns (simulations choose per call).
    */
   writesNowWhenIdle: (() => boolean) | undefined;
+  /**
+   * saveNow starts the write but its sync outlasts the loop's budget (the real WAL's late
+   * sync): it returns a promise and the write stays pending, as under hold(), until released.
+   */
+  syncsLate = false;
+  /** saveNow calls that returned a promise. */
+  lateSaves = 0;
   private held: PendingWrite[] | undefined;
 
   save(hardState: HardState | undefined, entries: readonly Entry[], _mustSync: boolean): Promise<void> {
@@ -44,9 +51,15 @@ export class MemoryWal implements WalPort {
     return new Promise((resolve) => setImmediate(resolve));
   }
 
-  /** save() done at once, as the real WAL's saveNow; not while holding (then false, but see writesNowWhenIdle). */
-  saveNow(hardState: HardState | undefined, entries: readonly Entry[], _mustSync: boolean): boolean {
+  /** save() done at once, as the real WAL's saveNow; not while holding (then false, but see writesNowWhenIdle and syncsLate). */
+  saveNow(hardState: HardState | undefined, entries: readonly Entry[], _mustSync: boolean): boolean | Promise<void> {
     if (!this.blocking) return false;
+    if (this.syncsLate && !this.held?.length) {
+      this.hold();
+      this.lateSaves++;
+      const held = this.held!;
+      return new Promise((resolve) => held.push({ kind: 'save', hardState, entries, done: resolve }));
+    }
     if (this.held && (this.held.length > 0 || this.writesNowWhenIdle?.() !== true)) return false;
     this.writeEntries(entries);
     if (hardState) this.hardState = hardState;

@@ -60,9 +60,15 @@ export function timedWal(wal: WalPort): WalPort {
     },
     saveNow(hardState, entries, mustSync) {
       const t0 = performance.now();
-      if (wal.saveNow === undefined || !wal.saveNow(hardState, entries, mustSync)) return false;
-      if (mustSync) diskMetrics.walFsync.observe((performance.now() - t0) / 1000);
-      return true;
+      const done = wal.saveNow?.(hardState, entries, mustSync) ?? false;
+      if (done === false || !mustSync) return done;
+      if (done === true) {
+        diskMetrics.walFsync.observe((performance.now() - t0) / 1000);
+        return true;
+      }
+      return done.then(() => {
+        diskMetrics.walFsync.observe((performance.now() - t0) / 1000);
+      });
     },
     saveSnapshot: (snap) => wal.saveSnapshot(snap),
   };

@@ -11,10 +11,12 @@ export interface WalPort {
   /** Appends entries and the hard state; resolves once they are durable (when mustSync). */
   save(hardState: HardState | undefined, entries: readonly Entry[], mustSync: boolean): Promise<void>;
   /**
-   * The same save, done before returning (the thread blocks on the fdatasync), or false when
-   * it cannot be right now (then nothing was written). Optional: the loop falls back to save().
+   * The same save, started on this thread: true when it is done before returning (the thread
+   * waited for the fdatasync); a promise when it is written but its sync outlasted the time
+   * the thread may wait (durable once the promise resolves); false when it cannot be done
+   * right now (then nothing was written). Optional: the loop falls back to save().
    */
-  saveNow?(hardState: HardState | undefined, entries: readonly Entry[], mustSync: boolean): boolean;
+  saveNow?(hardState: HardState | undefined, entries: readonly Entry[], mustSync: boolean): boolean | Promise<void>;
   /** Records that a snapshot at {index, term} exists, so a restart can start from it. */
   saveSnapshot(snap: { index: number; term: number }): Promise<void>;
 }

@@ -185,6 +185,26 @@ test('followers write their WAL before the loop goes on (saveNow); a leader does
   await Promise.all(ms.map((m) => m.raft.stop()));
 });
 
+test('a leader whose saveNow sync runs late (past the loop budget) goes on serving, commits through the followers, and applies once its own sync is done', async () => {
+  const { ms, leader } = await threeMembers(19);
+  const followers = ms.filter((m) => m !== leader);
+  const before = await quiet(ms, leader);
+  leader.wal.syncsLate = true;
+  leader.raft.propose(Buffer.from('late-1'));
+  await until(() => leader.wal.lateSaves === 1, () => undefined, 'the leader started its write on the loop');
+  // The loop is not held: more proposals are taken (and saved behind the late one) meanwhile.
+  leader.raft.propose(Buffer.from('late-2'));
+  await until(() => followers.every((f) => f.raft.appliedIndex === before + 2), () => undefined, 'followers commit and apply both');
+  assert.equal(leader.raft.appliedIndex, before, 'the leader applies nothing its own WAL has not synced');
+  assert.ok(leader.wal.pending >= 1);
+  leader.wal.syncsLate = false;
+  leader.wal.release();
+  await until(() => leader.raft.appliedIndex === before + 2, () => undefined, 'the leader applies once its sync is done');
+  const data = leader.applied.slice(-2).map((e) => Buffer.from(e.data!).toString());
+  assert.deepEqual(data, ['late-1', 'late-2'], 'each once, in order');
+  await Promise.all(ms.map((m) => m.raft.stop()));
+});
+
 test('a leader whose own WAL write is slow still tells followers of the commit their acknowledgements made', async () => {
   const { ms, leader } = await threeMembers(11);
   const followers = ms.filter((m) => m !== leader);

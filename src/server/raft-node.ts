@@ -466,9 +466,10 @@ export class RaftNode {
     if (snapshot) return this.persistSnapshot(snapshot).then(() => this.handleSaving(rd, isLeader, snapshot));
     const t0 = performance.now();
     const mustSave = rd.entries.length > 0 || rd.hardState !== undefined;
+    const savedNow = mustSave && this.writesNow(rd, isLeader) ? this.ports.wal.saveNow?.(rd.hardState, rd.entries, rd.mustSync) : undefined;
     // Nothing to write (every committed entry was persisted by an earlier Ready), or a write
     // done here on the loop's thread: the whole Ready is handled now.
-    if (!mustSave || (this.writesNow(rd, isLeader) && this.ports.wal.saveNow?.(rd.hardState, rd.entries, rd.mustSync))) {
+    if (!mustSave || savedNow === true) {
       this.persisted(rd, t0);
       if (!isLeader) this.send(rd.messages);
       if (this.events.readState) for (const rs of rd.readStates) this.events.readState(rs.requestCtx, rs.index);
@@ -478,16 +479,20 @@ export class RaftNode {
       }
       return this.applyEntries(committed, 0, committed.length);
     }
+    // Written here, but its sync outlasted the loop's budget: the rest as for a pool write.
+    if (savedNow !== undefined && savedNow !== false) return this.handleSaving(rd, isLeader, undefined, savedNow, t0);
     return this.handleSaving(rd, isLeader, undefined);
   }
 
-  /** A Ready whose WAL write goes to the thread pool (or follows a leader's snapshot). */
-  private async handleSaving(rd: Ready, isLeader: boolean, snapshot: Snapshot | undefined): Promise<void> {
-    const t0 = performance.now();
+  /**
+   * A Ready whose WAL write goes to the thread pool (or follows a leader's snapshot), or
+   * whose write saveNow started (`started`, at t0) and finishes in the background.
+   */
+  private async handleSaving(rd: Ready, isLeader: boolean, snapshot: Snapshot | undefined, started?: Promise<void>, t0 = performance.now()): Promise<void> {
     const mustSave = rd.entries.length > 0 || rd.hardState !== undefined;
     // Start this Ready's WAL write first: the write and fdatasync run on the thread pool
     // while this thread applies what is already durable and answers those clients.
-    const saving = mustSave ? this.ports.wal.save(rd.hardState, rd.entries, rd.mustSync) : undefined;
+    const saving = started ?? (mustSave ? this.ports.wal.save(rd.hardState, rd.entries, rd.mustSync) : undefined);
 
     const committed = rd.committedEntries;
     let split = committed.length;

@@ -7,10 +7,11 @@ import { execFileSync } from 'node:child_process';
 
 /**
  * Runs an ES module script in a child node with these flags (what a test process cannot be
- * given: --expose-gc, --allow-natives-syntax, V8 flags); returns its stdout.
+ * given: --expose-gc, --allow-natives-syntax, V8 flags); returns its stdout. Throws if the
+ * child fails, or is still running after timeoutMs (then it is killed).
  */
-export function inChildNode(nodeFlags: readonly string[], script: string, env: NodeJS.ProcessEnv = process.env): string {
-  return execFileSync(process.execPath, [...nodeFlags, '--input-type=module', '-e', script], { encoding: 'utf8', env });
+export function inChildNode(nodeFlags: readonly string[], script: string, env: NodeJS.ProcessEnv = process.env, timeoutMs = 120_000): string {
+  return execFileSync(process.execPath, [...nodeFlags, '--input-type=module', '-e', script], { encoding: 'utf8', env, timeout: timeoutMs });
 }
 
 /** A small, fast seeded PRNG (mulberry32): the same seed replays the same run. */

@@ -19,6 +19,13 @@
  *   flush) holds the loop once, not on every write.
  *
  * Both only move writes to the pool, which is always correct; durability is the same.
+ *
+ * Between the two, a sync that held the loop past LOOP_BOUND_MS (the event loop's bound,
+ * issue 14) makes the next WARY_MS of syncs on the loop bounded (DataSyncer.within: the loop
+ * waits at most the WAL's budget, then the sync finishes in the background). Not always:
+ * handing each sync to another thread and back costs put-1 ~10% of its rate on this machine
+ * (bench A/B, and 40% with the thread pinned to the caller's CPU), while a sync that long
+ * comes about once in 20 s of put-1 here, and in bursts (a flush of other files, a host's).
  */
 
 import { openSync, readSync } from 'node:fs';
@@ -36,6 +43,10 @@ export const PROBE_INTERVAL_MS = 100;
 export const SLOW_SYNC_MS = 250;
 /** Syncs in a row under SLOW_SYNC_MS that mark the disk fast again. */
 export const FAST_SYNCS_TO_RETURN = 16;
+/** A sync longer than this (ms) held the event loop past its bound: the next ones are bounded. */
+export const LOOP_BOUND_MS = 10;
+/** How long (ms) syncs stay bounded after one passed LOOP_BOUND_MS (renewed by each such sync). */
+export const WARY_MS = 5000;
 
 /** Bytes of page cache waiting for or under writeback, system-wide (undefined: not known). */
 export type DiskPressureProbe = () => number | undefined;
@@ -78,6 +89,8 @@ export interface BlockingSyncPolicyOptions {
   pressureBytes?: number;
   slowSyncMs?: number;
   fastSyncsToReturn?: number;
+  loopBoundMs?: number;
+  waryMs?: number;
 }
 
 export class BlockingSyncPolicy {
@@ -88,8 +101,12 @@ export class BlockingSyncPolicy {
   private readonly fastSyncsToReturn: number;
   /** Fast syncs still needed before blocking is allowed again (0: the disk is fast). */
   private fastSyncsOwed = 0;
+  private readonly loopBoundMs: number;
+  private readonly waryMs: number;
   private probedAt = Number.NEGATIVE_INFINITY;
   private pressured = false;
+  /** When a sync last took longer than loopBoundMs (ms on `now`'s clock). */
+  private overBoundAt = Number.NEGATIVE_INFINITY;
 
   constructor(opts: BlockingSyncPolicyOptions = {}) {
     this.probe = opts.probe ?? meminfoPressure;
@@ -97,6 +114,8 @@ export class BlockingSyncPolicy {
     this.pressureBytes = opts.pressureBytes ?? PRESSURE_BYTES;
     this.slowSyncMs = opts.slowSyncMs ?? SLOW_SYNC_MS;
     this.fastSyncsToReturn = opts.fastSyncsToReturn ?? FAST_SYNCS_TO_RETURN;
+    this.loopBoundMs = opts.loopBoundMs ?? LOOP_BOUND_MS;
+    this.waryMs = opts.waryMs ?? WARY_MS;
   }
 
   /** Whether a sync may block the calling thread now. */
@@ -104,8 +123,14 @@ export class BlockingSyncPolicy {
     return this.fastSyncsOwed === 0 && !this.underPressure();
   }
 
+  /** Whether a sync that may block should be bounded (DataSyncer.within): one passed the loop's bound lately. */
+  bounded(): boolean {
+    return this.now() - this.overBoundAt < this.waryMs;
+  }
+
   /** Every fdatasync's duration (ms), blocking or on the pool: the disk's recent past. */
   synced(ms: number): void {
+    if (ms > this.loopBoundMs) this.overBoundAt = this.now();
     if (ms > this.slowSyncMs) this.fastSyncsOwed = this.fastSyncsToReturn;
     else if (this.fastSyncsOwed > 0) this.fastSyncsOwed--;
   }

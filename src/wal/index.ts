@@ -10,7 +10,7 @@
 
 export { Wal, validSnapshotEntries, DEFAULT_SEGMENT_SIZE_BYTES } from './wal.js';
 export type { WalOptions, WalLogger, ReadAllResult, DataSyncer } from './wal.js';
-export { BlockingSyncPolicy, meminfoPressure } from './blocking-sync-policy.js';
+export { BlockingSyncPolicy, meminfoPressure, LOOP_BOUND_MS, WARY_MS } from './blocking-sync-policy.js';
 export type { DiskPressureProbe } from './blocking-sync-policy.js';
 export { Snapshotter, SnapshotError, readSnapFile } from './snapshotter.js';
 export { WalError, WalCorruptError } from './errors.js';

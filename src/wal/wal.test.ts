@@ -4,8 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { open, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BlockingSyncPolicy, Wal, meminfoPressure, WalError, parseWalName, validSnapshotEntries, type DataSyncer } from './index.js';
-import { PENDING_STATE_IDLE_MS } from './wal.js';
+import { BlockingSyncPolicy, WARY_MS, Wal, meminfoPressure, WalError, parseWalName, validSnapshotEntries, type DataSyncer } from './index.js';
+import { LOOP_SYNC_BUDGET_MS, PENDING_STATE_IDLE_MS } from './wal.js';
 import { decodeHardState, type HardState } from '../proto/index.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeSegment } from './decoder.js';
@@ -16,6 +16,12 @@ const META = Buffer.from('concord-metadata');
 
 /** A disk that always looks fast, whatever this machine's other processes do to it: saveNow's choice is then only the WAL's. */
 const calmDisk = () => new BlockingSyncPolicy({ probe: () => 0, slowSyncMs: Number.POSITIVE_INFINITY });
+/** A calm disk that lately held the loop past its bound, for good: every saveNow sync is bounded. */
+const waryDisk = () => {
+  const p = new BlockingSyncPolicy({ probe: () => 0, slowSyncMs: Number.POSITIVE_INFINITY, waryMs: Number.POSITIVE_INFINITY });
+  p.synced(60_000);
+  return p;
+};
 
 async function walFiles(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((n) => n.endsWith('.wal')).sort();
@@ -287,6 +293,124 @@ test('saveNow() writes and syncs before returning; declines while a save is queu
     await r.close();
     assert.deepEqual(plain(got.entries), plain([...makeEntries(1, 4, 2), ...makeEntries(5, 6, 2, 40 * 1024), ...makeEntries(7, 8, 2)]));
     assert.deepEqual(got.hardState, { ...hs, commit: 8 });
+  } finally {
+    cleanup();
+  }
+});
+
+test('saveNow whose fdatasync outlasts the loop budget returns a promise: written, durable once it resolves; later writes queue behind it', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    // A disk whose bounded syncs all miss the budget: each finishes when the test says.
+    const lates: Array<(err: Error | null) => void> = [];
+    const budgets: number[] = [];
+    const syncer: DataSyncer = {
+      now: () => assert.fail('a wary policy bounds every saveNow sync'),
+      later: (fd, done) => fs.fdatasync(fd, done),
+      within(fd, budgetMs, late) {
+        budgets.push(budgetMs);
+        fs.fdatasyncSync(fd);
+        lates.push(late);
+        return false;
+      },
+    };
+    const w = await Wal.create(d, META, { datasync: syncer, blockingSync: waryDisk() });
+    const hs = { term: 2, vote: 1n, commit: 0 };
+    const first = w.saveNow(hs, makeEntries(1, 1, 2), true);
+    assert.ok(first instanceof Promise, 'late: a promise, not true');
+    assert.deepEqual(budgets, [LOOP_SYNC_BUDGET_MS]);
+    let durable = false;
+    void first.then(() => { durable = true; });
+    assert.equal(w.saveNow(hs, makeEntries(2, 2, 2), true), false, 'declined while the late sync runs');
+    const second = w.save(hs, makeEntries(2, 2, 2), true);
+    let secondDone = false;
+    void second.then(() => { secondDone = true; });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(durable, false);
+    assert.equal(secondDone, false, 'a save queued behind the late sync waits for it');
+    lates.shift()!(null);
+    await first;
+    await second;
+    // A late sync that failed: the promise rejects with the disk's error.
+    const third = w.saveNow(hs, makeEntries(3, 3, 2), true);
+    assert.ok(third instanceof Promise);
+    const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    lates.shift()!(eio);
+    await assert.rejects(third, /EIO/);
+    await w.close();
+    const r = await Wal.open(d, { index: 0, term: 0 });
+    const got = await r.readAll();
+    await r.close();
+    assert.deepEqual(plain(got.entries), plain(makeEntries(1, 3, 2)), 'each write once, in order');
+  } finally {
+    cleanup();
+  }
+});
+
+test('a sync on the loop past its bound (10 ms) makes the next ones bounded for a while; then they block again', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    let clock = 0;
+    const policy = new BlockingSyncPolicy({ probe: () => 0, now: () => clock });
+    const calls: string[] = [];
+    let slowMs = 0;
+    const syncer: DataSyncer = {
+      now(fd) {
+        calls.push('now');
+        blockFor(slowMs);
+        fs.fdatasyncSync(fd);
+      },
+      later: (fd, done) => fs.fdatasync(fd, done),
+      within(fd) {
+        calls.push('within');
+        fs.fdatasyncSync(fd);
+        return true;
+      },
+    };
+    const w = await Wal.create(d, META, { datasync: syncer, blockingSync: policy });
+    const hs = { term: 2, vote: 1n, commit: 0 };
+    assert.equal(w.saveNow(hs, makeEntries(1, 1, 2), true), true);
+    slowMs = 15; // this one holds the loop past the bound (it cannot be foreseen)
+    assert.equal(w.saveNow(hs, makeEntries(2, 2, 2), true), true);
+    slowMs = 0;
+    assert.equal(policy.bounded(), true);
+    assert.equal(w.saveNow(hs, makeEntries(3, 3, 2), true), true);
+    clock += WARY_MS - 1;
+    assert.equal(w.saveNow(hs, makeEntries(4, 4, 2), true), true);
+    clock += 2;
+    assert.equal(w.saveNow(hs, makeEntries(5, 5, 2), true), true);
+    assert.deepEqual(calls, ['now', 'now', 'within', 'within', 'now']);
+    await w.close();
+  } finally {
+    cleanup();
+  }
+});
+
+test('the real bounded sync: a budget of 0 sends every saveNow sync to the background, and every write is read back', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const d = join(dir, 'wal');
+    const w = await Wal.create(d, META, { blockingSync: waryDisk(), loopSyncBudgetMs: 0, segmentSizeBytes: 64 * 1024 });
+    const hs = { term: 2, vote: 1n, commit: 0 };
+    let late = 0;
+    for (let i = 1; i <= 300; i++) {
+      const e = makeEntries(i, i, 2, 512);
+      const r = w.saveNow(hs, e, true);
+      if (r === false) await w.save(hs, e, true);
+      else if (r !== true) {
+        late++;
+        await r;
+      }
+    }
+    assert.ok(late > 250, `most syncs missed a budget of 0 (${late} of 300)`);
+    await w.close();
+    assert.ok((await walFiles(d)).length > 1, 'cuts happened behind late syncs');
+    const r = await Wal.open(d, { index: 0, term: 0 });
+    const got = await r.readAll();
+    await r.close();
+    assert.deepEqual(plain(got.entries), plain(makeEntries(1, 300, 2, 512)));
   } finally {
     cleanup();
   }
