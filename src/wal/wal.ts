@@ -416,9 +416,7 @@ export class Wal {
     this.encodeRecords(enc, hardState, hsEmpty, entries);
     this.append(enc);
     loopTrace?.span('wal.write-now', t0, entries.length);
-    const t1 = loopTrace ? performance.now() : 0;
-    const late = mustSync ? this.datasyncTailNow() : undefined;
-    loopTrace?.span(late === undefined ? 'wal.fdatasync-now' : 'wal.fdatasync-late', t1, entries.length);
+    const late = mustSync ? this.datasyncTailNow(entries.length) : undefined;
     // The tail is full: the cut goes on the queue, and later writes wait behind it.
     if (this.tailOffset >= this.segmentSize) void this.serialize(() => this.cut());
     return late ?? true;
@@ -619,12 +617,17 @@ export class Wal {
    * Bounded only while the policy says so (a sync lately held the loop past its bound);
    * otherwise, or without DataSyncer.within, it blocks for as long as the disk takes.
    */
-  private datasyncTailNow(): Promise<void> | undefined {
+  private datasyncTailNow(entries: number): Promise<void> | undefined {
     const fd = this.tail!.fd;
     const started = performance.now();
     const ds = this.datasync;
-    if (ds.within === undefined || !this.blockingSync.bounded()) ds.now(fd);
-    else if (!ds.within(fd, this.loopSyncBudgetMs, this.onLateSync)) {
+    if (ds.within === undefined || !this.blockingSync.bounded()) {
+      ds.now(fd);
+      loopTrace?.span('wal.fdatasync-now', started, entries);
+    } else if (ds.within(fd, this.loopSyncBudgetMs, this.onLateSync)) {
+      loopTrace?.span('wal.fdatasync-bounded', started, entries);
+    } else {
+      loopTrace?.span('wal.fdatasync-late', started, entries);
       const running = new Promise<void>((resolve, reject) => { this.lateSync = { started, resolve, reject }; });
       return this.serialize(() => running);
     }
