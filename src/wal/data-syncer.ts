@@ -2,12 +2,12 @@
  * How the WAL fdatasyncs its tail: blocking the caller, on the thread pool, or blocking the
  * event loop at most a budget (`DataSyncer.within`).
  *
- * The bounded sync goes through the
- * native addon `src/wal/native/sync_within.c` (built by `npm ci` into
- * build/Release/concord_sync_within.node): one thread per WAL runs the sync and the loop
- * waits for it up to the budget. In time, the write is durable on return, as with a blocking
- * fdatasync (put-1's short path, two thread wake-ups dearer); late, the loop goes on and the
+ * The bounded sync goes through the native addon `src/wal/native/sync_within.c` (built by
+ * `npm ci` into build/Release/concord_sync_within.node): one thread per WAL runs the sync
+ * and the loop waits for it up to the budget. In time, the write is durable on return, as
+ * with a blocking fdatasync (two thread wake-ups dearer); late, the loop goes on and the
  * outcome comes back through a callback on the loop, as with node:fs's asynchronous sync.
+ * The WAL bounds a sync only while BlockingSyncPolicy.bounded() says so.
  *
  * Why: a blocking fdatasync holds the loop for as long as the disk takes, and no rule can
  * tell beforehand which sync of a fast disk will take 30 ms. A bench run's put-1 windows
@@ -16,6 +16,7 @@
  * Without the addon (not built: no compiler where the package was installed) `within` is
  * absent and the WAL blocks as before; `boundedSyncUnavailable` says why.
  */
+import { strict as assert } from 'node:assert';
 import { createRequire } from 'node:module';
 import { getSystemErrorMap } from 'node:util';
 import { fdatasync, fdatasyncSync } from 'node:fs';
@@ -88,7 +89,8 @@ export function boundedDataSyncer(): DataSyncer {
   let syncer: object | undefined;
   let late: ((err: Error | null) => void) | undefined;
   const onLate = (errno: number) => {
-    const done = late!;
+    const done = late;
+    assert(done !== undefined, 'wal: a late fdatasync reported with none outstanding');
     late = undefined;
     done(errno === 0 ? null : fdatasyncError(errno));
   };

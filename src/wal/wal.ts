@@ -33,9 +33,9 @@ import { RecordType } from './frame.js';
 import { isValidSeq, parseWalName, readWalNames, searchIndex, walName } from './names.js';
 import { BlockingSyncPolicy } from './blocking-sync-policy.js';
 import { boundedDataSyncer, boundedSyncUnavailable, noDataSyncer, type DataSyncer } from './data-syncer.js';
+import { formatDuration } from '../log/index.js';
 
 export type { DataSyncer } from './data-syncer.js';
-import { formatDuration } from '../log/index.js';
 
 /** etcd's wal.SegmentSizeBytes: 64 * 1000 * 1000 (etcd's "64MB", decimal). */
 export const DEFAULT_SEGMENT_SIZE_BYTES = 64 * 1000 * 1000;
@@ -392,11 +392,12 @@ export class Wal {
 
   /**
    * save(), done on the calling thread when nothing else is queued, no segment cut is due and
-   * the disk looks fast (BlockingSyncPolicy): the write, then an fdatasync that holds the
-   * thread at most loopSyncBudgetMs. Returns true when the save is durable; a promise when
-   * it is written and its sync outlasted the budget (durable once the promise resolves;
-   * later saves queue behind it); false when it declined (nothing written), and the caller
-   * uses save(). A follower's write is on its acknowledgement's path and it has little else
+   * the disk looks fast (BlockingSyncPolicy): the write, then an fdatasync that blocks the
+   * thread, or holds it at most loopSyncBudgetMs while the policy says syncs are bounded (one
+   * lately held the loop past its bound). Returns true when the save is durable; a promise
+   * when it is written and its bounded sync outlasted the budget (durable once the promise
+   * resolves; later saves queue behind it); false when it declined (nothing written), and
+   * the caller uses save(). A follower's write is on its acknowledgement's path and it has little else
    * to do meanwhile: waiting spares the thread pool's round trip (two thread hand-offs, each
    * a scheduling delay on a loaded machine) and a turn of the loop per write.
    */
