@@ -1,5 +1,5 @@
-// Compiles TypeScript only when a source is newer than the last build (`npm start`'s
-// prestart): a start from an up-to-date dist/ costs a directory walk, not a tsc run.
+// Compiles TypeScript (and the native addon) only when a source is newer than the last build
+// (`npm start`'s prestart): a start from an up-to-date dist/ costs a directory walk, not a tsc run.
 // A fresh clone is built once by `npm ci` (the `prepare` script); this covers later edits.
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +19,11 @@ function newestMtimeMs(p) {
 }
 
 if (!existsSync('src')) process.exit(0); // an installed package ships dist/ only
+// The native addon (binding.gyp), rebuilt when its sources are newer than it.
+const ADDON = join('build', 'Release', 'concord_sync_within.node');
+if (Math.max(newestMtimeMs('binding.gyp'), newestMtimeMs(join('src', 'wal', 'native'))) > newestMtimeMs(ADDON)) {
+  spawnSync(process.execPath, [join('scripts', 'build-native.js')], { stdio: 'inherit' });
+}
 const built = Math.max(newestMtimeMs(STAMP), newestMtimeMs(join('dist', '.tsbuildinfo')));
 const sources = Math.max(...INPUTS.map(newestMtimeMs));
 if (built > 0 && sources <= built) process.exit(0);

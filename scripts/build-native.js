@@ -2,17 +2,11 @@
 // node-gyp: `npm ci`'s install step, in the repo and wherever the package is installed.
 // A machine without a C compiler still installs: the WAL then syncs on the event loop with
 // no bound (the server logs it at start), so this warns rather than fails.
-import { existsSync, statSync, readdirSync } from 'node:fs';
+// `npm start` rebuilds it through build-if-stale.js when its sources changed.
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 const ADDON = join('build', 'Release', 'concord_sync_within.node');
-const SOURCES = ['binding.gyp', ...readdirSync(join('src', 'wal', 'native')).map((n) => join('src', 'wal', 'native', n))];
-
-if (process.argv.includes('--if-stale') && existsSync(ADDON)) {
-  const built = statSync(ADDON).mtimeMs;
-  if (SOURCES.every((p) => statSync(p).mtimeMs <= built)) process.exit(0);
-}
 // npm puts node-gyp on the PATH of its scripts and names it in npm_config_node_gyp.
 const gyp = process.env.npm_config_node_gyp;
 const r = gyp ? spawnSync(process.execPath, [gyp, 'rebuild'], { stdio: 'inherit' }) : spawnSync('node-gyp', ['rebuild'], { stdio: 'inherit' });

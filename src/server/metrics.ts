@@ -62,13 +62,10 @@ export function timedWal(wal: WalPort): WalPort {
       const t0 = performance.now();
       const done = wal.saveNow?.(hardState, entries, mustSync) ?? false;
       if (done === false || !mustSync) return done;
-      if (done === true) {
-        diskMetrics.walFsync.observe((performance.now() - t0) / 1000);
-        return true;
-      }
-      return done.then(() => {
-        diskMetrics.walFsync.observe((performance.now() - t0) / 1000);
-      });
+      const observe = () => diskMetrics.walFsync.observe((performance.now() - t0) / 1000);
+      if (done !== true) return done.then(observe);
+      observe();
+      return true;
     },
     saveSnapshot: (snap) => wal.saveSnapshot(snap),
   };

@@ -23,6 +23,16 @@ const waryDisk = () => {
   return p;
 };
 
+/** Everything the WAL in `d` holds from its start, read by a fresh Wal that is then closed. */
+async function readBack(d: string) {
+  const r = await Wal.open(d, { index: 0, term: 0 });
+  try {
+    return await r.readAll();
+  } finally {
+    await r.close();
+  }
+}
+
 async function walFiles(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((n) => n.endsWith('.wal')).sort();
 }
@@ -78,9 +88,7 @@ test('a later entry at an index replaces it and everything after it', async () =
     await w.save(undefined, makeEntries(1, 10, 1), true);
     await w.save(undefined, makeEntries(6, 7, 2), true); // a new leader overwrote 6..10
     await w.close();
-    const r = await Wal.open(d, { index: 0, term: 0 });
-    const got = await r.readAll();
-    await r.close();
+    const got = await readBack(d);
     assert.deepEqual(plain(got.entries), plain([...makeEntries(1, 5, 1), ...makeEntries(6, 7, 2)]));
   } finally {
     cleanup();
@@ -260,9 +268,7 @@ test('an entry larger than the segment remainder overflows it, then the WAL cuts
     await decodeSegment(second, files[1], false, 0, (r) => recs.push(r));
     assert.deepEqual(recs.slice(0, 3).map((r) => r.type), [RecordType.crc, RecordType.metadata, RecordType.state]);
 
-    const r = await Wal.open(d, { index: 0, term: 0 });
-    const got = await r.readAll();
-    await r.close();
+    const got = await readBack(d);
     assert.deepEqual(plain(got.entries), plain([...makeEntries(1, 4, 3, 1000), ...big, ...makeEntries(6, 8, 3, 100)]));
     assert.deepEqual(got.hardState, hs);
   } finally {
@@ -288,9 +294,7 @@ test('saveNow() writes and syncs before returning; declines while a save is queu
     await w.close();
 
     assert.equal((await walFiles(d)).length, 2);
-    const r = await Wal.open(d, { index: 0, term: 0 });
-    const got = await r.readAll();
-    await r.close();
+    const got = await readBack(d);
     assert.deepEqual(plain(got.entries), plain([...makeEntries(1, 4, 2), ...makeEntries(5, 6, 2, 40 * 1024), ...makeEntries(7, 8, 2)]));
     assert.deepEqual(got.hardState, { ...hs, commit: 8 });
   } finally {
@@ -339,9 +343,7 @@ test('saveNow whose fdatasync outlasts the loop budget returns a promise: writte
     lates.shift()!(eio);
     await assert.rejects(third, /EIO/);
     await w.close();
-    const r = await Wal.open(d, { index: 0, term: 0 });
-    const got = await r.readAll();
-    await r.close();
+    const got = await readBack(d);
     assert.deepEqual(plain(got.entries), plain(makeEntries(1, 3, 2)), 'each write once, in order');
   } finally {
     cleanup();
@@ -407,9 +409,7 @@ test('the real bounded sync: a budget of 0 sends every saveNow sync to the backg
     assert.ok(late > 250, `most syncs missed a budget of 0 (${late} of 300)`);
     await w.close();
     assert.ok((await walFiles(d)).length > 1, 'cuts happened behind late syncs');
-    const r = await Wal.open(d, { index: 0, term: 0 });
-    const got = await r.readAll();
-    await r.close();
+    const got = await readBack(d);
     assert.deepEqual(plain(got.entries), plain(makeEntries(1, 300, 2, 512)));
   } finally {
     cleanup();
@@ -427,9 +427,7 @@ test('a leader\'s pattern: saveNow of one entry, a commit-only state deferred at
     assert.equal(w.saveNow({ term: 3, vote: 1n, commit: 11 }, [], false), true);
     await w.close();
 
-    const r = await Wal.open(d, { index: 0, term: 0 });
-    const got = await r.readAll();
-    await r.close();
+    const got = await readBack(d);
     assert.deepEqual(plain(got.entries), plain([...makeEntries(1, 1, 3), ...makeEntries(2, 11, 3, 500)]));
     assert.deepEqual(got.hardState, { term: 3, vote: 1n, commit: 11 }, 'the deferred states reach the disk');
   } finally {
@@ -508,9 +506,7 @@ test('a slow fdatasync sends the next writes to the thread pool: the loop runs w
     assert.equal(disk.blockingSyncs, 2);
     await w.close();
 
-    const r = await Wal.open(d, { index: 0, term: 0 });
-    const got = await r.readAll();
-    await r.close();
+    const got = await readBack(d);
     assert.deepEqual(plain(got.entries), plain(makeEntries(1, index, 2)), 'every write is in the WAL once, in order');
   } finally {
     cleanup();
@@ -537,9 +533,7 @@ test('under disk pressure (much page cache being flushed) saveNow declines befor
     clock += 1000;
     assert.equal(w.saveNow(hs, makeEntries(4, 4, 2), true), true, 'the flush is over');
     await w.close();
-    const r = await Wal.open(d, { index: 0, term: 0 });
-    const got = await r.readAll();
-    await r.close();
+    const got = await readBack(d);
     assert.deepEqual(plain(got.entries), plain(makeEntries(1, 4, 2)));
     assert.deepEqual(got.hardState, hs);
   } finally {

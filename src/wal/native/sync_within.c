@@ -26,14 +26,13 @@
 typedef struct {
   pthread_t thread;
   pthread_mutex_t mu;
-  int posted[2];           /* a pipe: one byte per sync asked for (or to stop) */
+  int posted[2];           /* a pipe: one byte per sync asked for, or one with none asked: stop */
   int finished[2];         /* a pipe: one byte per sync done that the caller still waits for */
   int fd;
   uint64_t asked;          /* syncs asked for */
   uint64_t done;           /* syncs done (done == asked: idle) */
   int err;                 /* errno of the last sync done (0: none) */
   int abandoned;           /* the caller stopped waiting: report the outcome through `late` */
-  int stopping;
   int stopped;             /* joined; the thread no longer exists */
   int owners;              /* the JavaScript handle and the threadsafe function: freed at 0 */
   int late_gone;           /* the threadsafe function was finalized (at the env's teardown, say) */
@@ -75,7 +74,7 @@ static void *run(void *arg) {
     ssize_t n = read(s->posted[0], &b, 1);
     if (n < 0 && errno == EINTR) continue;
     pthread_mutex_lock(&s->mu);
-    if (n != 1 || s->done == s->asked) { /* stopping (or the pipe failed: stop too) */
+    if (n != 1 || s->done == s->asked) { /* stop() (or the pipe failed: stop too) */
       pthread_mutex_unlock(&s->mu);
       break;
     }
@@ -108,10 +107,7 @@ static void call_late(napi_env env, napi_value cb, void *context, void *data) {
 
 static void stop(Syncer *s) {
   if (s->stopped) return;
-  pthread_mutex_lock(&s->mu);
-  s->stopping = 1;
-  pthread_mutex_unlock(&s->mu);
-  write_byte(s->posted[1]);
+  write_byte(s->posted[1]); /* a byte with no sync asked for: the thread ends */
   pthread_join(s->thread, NULL); /* waits for a sync in flight to finish */
   s->stopped = 1;
   if (!s->late_gone) napi_release_threadsafe_function(s->late, napi_tsfn_release);
@@ -163,6 +159,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], name, handle;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(env, napi_create_string_utf8(env, "concord wal sync", NAPI_AUTO_LENGTH, &name));
   Syncer *s = calloc(1, sizeof *s);
   if (s == NULL) {
     napi_throw_error(env, "ENOMEM", "sync_within: out of memory");
@@ -181,7 +178,6 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   pthread_mutex_init(&s->mu, NULL);
-  CHECK(env, napi_create_string_utf8(env, "concord wal sync", NAPI_AUTO_LENGTH, &name));
   if (napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, s, finalize_late, s, call_late, &s->late) != napi_ok) {
     free(s);
     napi_throw_type_error(env, NULL, "sync_within: open(late) needs a function");
