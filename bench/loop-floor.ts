@@ -11,15 +11,24 @@
 // a lower bound of the machine's share: an idle process's wake-ups preempt busy ones (it has
 // CPU credit from sleeping), a thread busy 80% of the time gets no such credit.
 //
-// Parent side: startLoopFloor() forks this file; reset() at a window's start, read() at its end.
+// The floor is what an unpinned probe sees: a thread free to wake on whichever CPU is free (a
+// lower bound). One more probe pinned to each CPU (taskset) gives the worst any one CPU did to
+// a timer over the window (`cpuMaxMs`): a thread running on a vCPU the host takes away cannot
+// move, and the unpinned probe, on one CPU at a time, misses what the other one went through.
+//
+// Parent side: startLoopFloor() forks the probes; reset() at a window's start, read() at its end.
 
 import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { LoopDelay } from './mem.js';
 
 /** The sampling period: Concord's (src/metrics/event-loop.ts RESOLUTION_MS). */
 const RESOLUTION_MS = 5;
+/** util-linux's taskset, to pin a probe to one CPU; without it only the unpinned probe runs. */
+const TASKSET = '/usr/bin/taskset';
 
 type Request = { type: 'reset' } | { type: 'read'; id: number };
 type Reply = { type: 'read'; id: number; delay: LoopDelay };
@@ -27,18 +36,21 @@ type Reply = { type: 'read'; id: number; delay: LoopDelay };
 export interface LoopFloor {
   /** Starts a new window. */
   reset(): void;
-  /** The window's p99 and max since the last reset (undefined if the probe is gone). */
+  /** The window's p99 and max since the last reset (undefined if the probe is gone), and the pinned probes' worst max. */
   read(): Promise<LoopDelay | undefined>;
   stop(): void;
 }
 
-export function startLoopFloor(): LoopFloor {
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--probe'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/** One probe process: `cpu` pins it (taskset -c), undefined leaves it free. */
+function startProbe(cpu: number | undefined): LoopFloor {
+  const pin = cpu === undefined ? {} : { execPath: TASKSET, execArgv: ['-c', String(cpu), process.execPath] };
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--probe'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...pin });
   child.unref();
   const waiting = new Map<number, (d: LoopDelay | undefined) => void>();
   let nextId = 0;
   child.on('message', (m: Reply) => { waiting.get(m.id)?.(m.delay); waiting.delete(m.id); });
   child.on('exit', () => { for (const done of waiting.values()) done(undefined); waiting.clear(); });
+  child.on('error', () => { /* no taskset after all: read() answers undefined */ });
   const send = (r: Request): boolean => child.connected && child.send(r);
   return {
     reset: () => { send({ type: 'reset' }); },
@@ -48,6 +60,22 @@ export function startLoopFloor(): LoopFloor {
       if (!send({ type: 'read', id })) { waiting.delete(id); resolve(undefined); }
     }),
     stop: () => { if (child.connected) child.disconnect(); child.kill(); },
+  };
+}
+
+export function startLoopFloor(): LoopFloor {
+  const free = startProbe(undefined);
+  const pinned = existsSync(TASKSET) ? Array.from({ length: availableParallelism() }, (_, cpu) => startProbe(cpu)) : [];
+  const all = [free, ...pinned];
+  return {
+    reset: () => { for (const p of all) p.reset(); },
+    read: async () => {
+      const [d, ...perCpu] = await Promise.all(all.map((p) => p.read()));
+      if (d === undefined) return undefined;
+      const maxes = perCpu.filter((x) => x !== undefined).map((x) => x.maxMs);
+      return maxes.length === pinned.length && maxes.length > 0 ? { ...d, cpuMaxMs: Math.max(...maxes) } : d;
+    },
+    stop: () => { for (const p of all) p.stop(); },
   };
 }
 

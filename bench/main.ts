@@ -29,7 +29,8 @@
 // Prints req/s, p50/p99 latency, the generator's and the server's CPU per target, and the
 // Concord/etcd ratios in a table. Concord's rows note its event-loop delay (p99 and max of the
 // main thread over the window, concord_event_loop_delay_seconds), and every row the machine's
-// floor over the same window: the delay of an idle Node process's 5 ms timer (bench/loop-floor.ts).
+// floor over the same window: the delay of an idle Node process's 5 ms timer (bench/loop-floor.ts),
+// and per CPU the worst of one such process pinned to each CPU.
 //
 // Options (flags or env):
 //   --targets etcd,concord       BENCH_TARGETS
@@ -292,7 +293,9 @@ interface Summary { throughput: number; p50Ms: number; p99Ms: number; serverCpuP
 /** Medians of the reps' p99 and max; undefined unless every rep has the figure. */
 function medianDelay(ds: Array<LoopDelay | undefined>): LoopDelay | undefined {
   if (!ds.every((d) => d !== undefined)) return undefined;
-  return { p99Ms: median(ds.map((d) => d!.p99Ms)), maxMs: median(ds.map((d) => d!.maxMs)) };
+  const perCpu = ds.map((d) => d!.cpuMaxMs);
+  const cpuMaxMs = perCpu.every((x) => x !== undefined) ? median(perCpu as number[]) : undefined;
+  return { p99Ms: median(ds.map((d) => d!.p99Ms)), maxMs: median(ds.map((d) => d!.maxMs)), ...(cpuMaxMs === undefined ? {} : { cpuMaxMs }) };
 }
 
 function summarize(target: string, scenario: string): Summary | undefined {
@@ -382,7 +385,7 @@ const memVariants: MemVariant[] = labels.map((l) => ({
 if (memNodeArgs.length && targets.includes('concord')) memVariants.push({ label: `concord ${memNodeArgs.join(' ')}`, target: 'concord', nodeArgs: memNodeArgs });
 const memRows = runMemScenario ? await runMem(memVariants, memKeys, valueBytes, join(here, 'loadgen.js')) : [];
 if (scenarios.length) console.log(table());
-if (scenarios.length) console.log(`CPU figures are % of one core over the measured window (server: its whole process tree; loadgen: the generator process; other: everything else on this ${NCPU}-core machine, i.e. noise). Medians of ${repeat} run(s). floor: an idle Node process's 5 ms timer over the same window (how late this machine alone makes a timer fire; bench/loop-floor.ts). Servers ${serversInOwnSession ? 'each in a session of its own (as a service manager runs them; --same-session: not)' : 'in the bench\'s session (--same-session)'}.`);
+if (scenarios.length) console.log(`CPU figures are % of one core over the measured window (server: its whole process tree; loadgen: the generator process; other: everything else on this ${NCPU}-core machine, i.e. noise). Medians of ${repeat} run(s). floor: an idle Node process's 5 ms timer over the same window (how late this machine alone makes a timer fire; bench/loop-floor.ts), per CPU: the worst max of one such process pinned to each CPU. Servers ${serversInOwnSession ? 'each in a session of its own (as a service manager runs them; --same-session: not)' : 'in the bench\'s session (--same-session)'}.`);
 if (runMemScenario) console.log(memTable(memRows, memKeys) + '\nRSS from /proc/PID/status, each read after 2 s idle (settled: after the load, once it stopped falling, at most 20 s more: a loaded machine delays the GC that gives memory back); B/key = (RSS after load - RSS at start) / keys. One run per target, whatever --repeat.');
 if (runSnapshotScenario) console.log((await snapshotBench(targets, snapshotMiB)).table);
 if (jsonOut) writeFileSync(jsonOut, JSON.stringify(runMemScenario ? { rows, mem: memRows } : rows, null, 2));

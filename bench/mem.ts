@@ -20,7 +20,12 @@ import { readFileSync } from 'node:fs';
 import { Server } from '../test/harness.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
 
-export interface LoopDelay { p99Ms: number; maxMs: number }
+export interface LoopDelay {
+  p99Ms: number;
+  maxMs: number;
+  /** The machine's floor only (bench/loop-floor.ts): the worst max of the probes pinned one per CPU. */
+  cpuMaxMs?: number;
+}
 
 /** Reads (and so restarts) the server's event-loop delay interval; undefined where not served. */
 export async function scrapeLoopDelay(server: Server): Promise<LoopDelay | undefined> {
@@ -46,7 +51,8 @@ export function loopNote(d: LoopDelay | undefined): string | undefined {
 /** The machine's floor over a window (bench/loop-floor.ts), beside a row's own figure. */
 export function floorNote(d: LoopDelay | undefined): string | undefined {
   if (!d || Number.isNaN(d.maxMs)) return undefined;
-  return `floor p99 ${d.p99Ms.toFixed(1)} max ${d.maxMs.toFixed(1)} ms`;
+  const perCpu = d.cpuMaxMs === undefined ? '' : ` (per CPU ${d.cpuMaxMs.toFixed(1)})`;
+  return `floor p99 ${d.p99Ms.toFixed(1)} max ${d.maxMs.toFixed(1)}${perCpu} ms`;
 }
 
 interface ProcMem { rssMiB: number; anonMiB: number; fileMiB: number }
