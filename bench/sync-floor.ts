@@ -31,9 +31,15 @@ const syncs = Number(opt('syncs', '60000'));
 const recordBytes = Number(opt('record-bytes', '400'));
 const FILE_BYTES = 64 * 1024 * 1024;
 
-/** Processes that only burn a CPU each, until killed (by pid). */
+/**
+ * Burns a CPU until killed, or until its parent is gone (then it is re-parented and
+ * process.ppid changes): an interrupted run must not leave a busy loop behind.
+ */
+const BUSY_LOOP = 'const parent = process.ppid; for (;;) { for (let i = 0; i < 1e6; i++); if (process.ppid !== parent) process.exit(0); }';
+
+/** Processes that only burn a CPU each, until killed (by pid) or orphaned. */
 function startBusy(k: number): ChildProcess[] {
-  return Array.from({ length: k }, () => spawn(process.execPath, ['-e', 'for (;;);'], { stdio: 'ignore' }));
+  return Array.from({ length: k }, () => spawn(process.execPath, ['-e', BUSY_LOOP], { stdio: 'ignore' }));
 }
 
 /** Each sync's duration (ms) and when it started (ms since the first). */
