@@ -3,15 +3,17 @@
 //
 // No server: one process writes a small record at the next offset of a zero-filled file (as
 // Concord's WAL writes into a segment the pipeline prepared) and fdatasyncs it, again and
-// again, timing each sync; optional other processes busy-loop meanwhile (`--busy K`: K of
-// them, one per CPU at most on purpose). Prints the distribution per K, how many syncs took
+// again, timing each sync; other processes busy-loop meanwhile (`--busy K`: K of them, each
+// list item a run of its own). Prints the distribution per K, how many syncs took
 // over 5 and 10 ms, the spacing of those over 10 ms, and how many of them a "bounded for
 // WARY_MS after one over 10 ms" rule (wal/blocking-sync-policy.ts) would still have left
 // blocking the loop.
 //
 // Session 33 on this VM: alone, 0 and 1 of 60k syncs over 10 ms; beside one busy loop, ~100 of
-// 60k, one every ~100 ms, and as many with the syncer at nice -10 or under SCHED_FIFO: the host
-// holds the I/O completion, not the guest's scheduler (docs/performance.md).
+// 60k, one every ~100 ms, and as many with the syncer at nice -10 or under SCHED_FIFO (the same
+// loop as a script beside a separate busy loop: under `nice`/`chrt` this program's busy loops
+// would inherit the syncer's priority): the host holds the I/O completion, not the guest's
+// scheduler (docs/performance.md).
 //
 // Options: --busy 0,1 (lists run in order)   --syncs 60000   --record-bytes 400   --dir DIR (default: the temp dir)
 
