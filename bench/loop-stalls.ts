@@ -23,6 +23,7 @@
 //          --same-session (servers in this session, not each in its own: bench/server-session.ts)
 //          --loadgen-nice N (the generator's threads from the window's start)   --concord-main-nice N   --concord-others-nice N
 //          --server-log FILE (append Concord's stdout, e.g. with --node-args --trace-gc-nvp)   --list (every stall)
+//          --server-args "..." (server flags for every target, e.g. "--snapshot-count 10000")
 import { fork } from 'node:child_process';
 import { appendFileSync, copyFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -50,6 +51,7 @@ const op = benchOp(opt('op', 'put'));
 const keep = opt('keep', '');
 const serverLog = opt('server-log', '');
 const nodeArgs = opt('node-args', '').split(' ').filter(Boolean);
+const serverArgs = opt('server-args', '').split(' ').filter(Boolean);
 const loadgenNice = niceOption(process.argv, 'loadgen-nice');
 const concordMainNice = niceOption(process.argv, 'concord-main-nice');
 const concordOthersNice = niceOption(process.argv, 'concord-others-nice');
@@ -112,7 +114,7 @@ async function once(target: TargetName, r: number): Promise<void> {
   const trace = join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `loop-trace-${process.pid}-${r}.jsonl`);
   rmSync(trace, { force: true });
   const env = target === 'concord' ? { ...extraEnv, CONCORD_LOOP_TRACE: trace, CONCORD_LOOP_TRACE_MS: String(stallMs) } : {};
-  const server = new Server({ target, name: 'stalls', nodeArgs: target === 'concord' ? nodeArgs : [], env, ownSession: serversInOwnSession });
+  const server = new Server({ target, name: 'stalls', nodeArgs: target === 'concord' ? nodeArgs : [], extraArgs: serverArgs, env, ownSession: serversInOwnSession });
   await server.start();
   if (serverLog && target === 'concord') server.child!.stdout!.on('data', (d: Buffer) => appendFileSync(serverLog, d));
   if (op !== 'put') await seedRangeKey(server);

@@ -15,10 +15,17 @@
 // would inherit the syncer's priority): the host holds the I/O completion, not the guest's
 // scheduler (docs/performance.md).
 //
+// Session 34: whichever CPU the busy loop and the syncer are pinned to (the disk's interrupt
+// is on one of them), syncs over 10 ms come every ~100 ms as long as the two are on different
+// CPUs; on the same CPU, none. A busy loop alone never loses time and timers fire on time, so
+// it is the wake-up of a thread on an idle vCPU by the disk's completion that the host delays.
+//
 // Options: --busy 0,1 (lists run in order)   --syncs 60000   --record-bytes 400   --dir DIR (default: the temp dir)
+//          --busy-cpu N (pin the busy loops to CPU N)   --syncer-cpu N (pin this process to CPU N)
+//          --dump PREFIX (each run's syncs as JSON {ms, at} to PREFIX.K.json, for offline study)
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LOOP_BOUND_MS, WARY_MS } from '../src/wal/index.js';
@@ -31,6 +38,11 @@ function opt(name: string, def: string): string {
 const busyCounts = opt('busy', '0,1').split(',').map(Number);
 const syncs = Number(opt('syncs', '60000'));
 const recordBytes = Number(opt('record-bytes', '400'));
+const busyCpu = opt('busy-cpu', '');
+const syncerCpu = opt('syncer-cpu', '');
+const dump = opt('dump', '');
+/** util-linux's taskset (pins a process to a CPU). */
+const TASKSET = '/usr/bin/taskset';
 const FILE_BYTES = 64 * 1024 * 1024;
 
 /**
@@ -41,7 +53,8 @@ const BUSY_LOOP = 'const parent = process.ppid; for (;;) { for (let i = 0; i < 1
 
 /** Processes that only burn a CPU each, until killed (by pid) or orphaned. */
 function startBusy(k: number): ChildProcess[] {
-  return Array.from({ length: k }, () => spawn(process.execPath, ['-e', BUSY_LOOP], { stdio: 'ignore' }));
+  const [cmd, args] = busyCpu ? [TASKSET, ['-c', busyCpu, process.execPath, '-e', BUSY_LOOP]] : [process.execPath, ['-e', BUSY_LOOP]];
+  return Array.from({ length: k }, () => spawn(cmd, args, { stdio: 'ignore' }));
 }
 
 /** Each sync's duration (ms) and when it started (ms since the first). */
@@ -93,12 +106,18 @@ function report(k: number, { ms, at }: { ms: Float64Array; at: Float64Array }): 
     `; left blocking by a ${WARY_MS / 1000} s wary window: ${blocking}`);
 }
 
+if (syncerCpu) {
+  const r = spawnSync(TASKSET, ['-a', '-p', '-c', syncerCpu, String(process.pid)], { stdio: 'ignore' });
+  if (r.status !== 0) throw new Error(`sync-floor: taskset could not pin this process to CPU ${syncerCpu}`);
+}
 const dir = mkdtempSync(join(opt('dir', tmpdir()), 'concord-sync-floor-'));
 try {
   for (const k of busyCounts) {
     const busy = startBusy(k);
     try {
-      report(k, syncLoop(join(dir, 'segment')));
+      const run = syncLoop(join(dir, 'segment'));
+      report(k, run);
+      if (dump) writeFileSync(`${dump}.${k}.json`, JSON.stringify({ ms: [...run.ms], at: [...run.at] }));
     } finally {
       for (const p of busy) p.kill();
     }
