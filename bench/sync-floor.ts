@@ -15,10 +15,11 @@
 // would inherit the syncer's priority): the host holds the I/O completion, not the guest's
 // scheduler (docs/performance.md).
 //
-// Session 34: whichever CPU the busy loop and the syncer are pinned to (the disk's interrupt
-// is on one of them), syncs over 10 ms come every ~100 ms as long as the two are on different
-// CPUs; on the same CPU, none. A busy loop alone never loses time and timers fire on time, so
-// it is the wake-up of a thread on an idle vCPU by the disk's completion that the host delays.
+// Session 34 (--busy-cpu, --syncer-cpu; the disk's interrupt is on CPU 1 here): the syncer on
+// the busy loop's CPU, no sync over 10 ms in 4 of 5 runs (either CPU); on the other, 3-93 of 30-40k
+// (at most one every ~100 ms); pinned alone, 6-73 on CPU 0 and 0-1 on CPU 1. A busy loop never
+// loses time and an idle process's timer fires on time, so what the host delays is waking an
+// idle vCPU for the disk's completion (its interrupt, or the IPI passing it to another CPU).
 //
 // Options: --busy 0,1 (lists run in order)   --syncs 60000   --record-bytes 400   --dir DIR (default: the temp dir)
 //          --busy-cpu N (pin the busy loops to CPU N)   --syncer-cpu N (pin this process to CPU N)
