@@ -16,7 +16,7 @@
 // scheduler (docs/performance.md).
 //
 // Session 34 (--busy-cpu, --syncer-cpu; the disk's interrupt is on CPU 1 here): the syncer on
-// the busy loop's CPU, no sync over 10 ms in 4 of 5 runs (either CPU); on the other, 3-93 of 30-40k
+// the busy loop's CPU, no sync over 10 ms in 5 of 6 runs (either CPU); on the other, 3-93 of 30-40k
 // (at most one every ~100 ms); pinned alone, 6-73 on CPU 0 and 0-1 on CPU 1. A busy loop never
 // loses time and an idle process's timer fires on time, so what the host delays is waking an
 // idle vCPU for the disk's completion (its interrupt, or the IPI passing it to another CPU).
