@@ -28,7 +28,7 @@ import type { LoopDelay } from './mem.js';
 /** The sampling period: Concord's (src/metrics/event-loop.ts RESOLUTION_MS). */
 const RESOLUTION_MS = 5;
 /** util-linux's taskset, to pin a probe to one CPU; without it only the unpinned probe runs. */
-const TASKSET = '/usr/bin/taskset';
+export const TASKSET = '/usr/bin/taskset';
 
 type Request = { type: 'reset' } | { type: 'read'; id: number };
 type Reply = { type: 'read'; id: number; delay: LoopDelay };

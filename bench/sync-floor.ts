@@ -30,6 +30,7 @@ import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeFileSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LOOP_BOUND_MS, WARY_MS } from '../src/wal/index.js';
+import { TASKSET } from './loop-floor.js';
 
 function opt(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -42,8 +43,6 @@ const recordBytes = Number(opt('record-bytes', '400'));
 const busyCpu = opt('busy-cpu', '');
 const syncerCpu = opt('syncer-cpu', '');
 const dump = opt('dump', '');
-/** util-linux's taskset (pins a process to a CPU). */
-const TASKSET = '/usr/bin/taskset';
 const FILE_BYTES = 64 * 1024 * 1024;
 
 /**
