@@ -4,13 +4,13 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Server, runConcord, startServer } from './harness.js';
 import { chunkBytes } from '../src/raft/payload-arena.js';
-import { MAIN_PRIORITY_THREADS } from '../src/cli/thread-priority.js';
+import { MAIN_PRIORITY_THREADS, threadsOf } from '../src/cli/thread-priority.js';
 
 const servers: Server[] = [];
 after(async () => { for (const s of servers) await s.destroy(); });
@@ -22,13 +22,11 @@ after(async () => { for (const s of servers) await s.destroy(); });
  * tests see it or not; src/cli/thread-priority.test.ts checks its value).
  */
 function niceValues(pid: number): { main: number; others: Set<number>; count: number } {
-  const nice = (tid: string) => {
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-  };
-  const name = (tid: string) => readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-  const tids = readdirSync(`/proc/${pid}/task`).filter((t) => !MAIN_PRIORITY_THREADS.has(name(t)));
-  return { main: nice(String(pid)), others: new Set(tids.filter((t) => t !== String(pid)).map(nice)), count: tids.length - 1 };
+  const threads = threadsOf(pid).filter((t) => !MAIN_PRIORITY_THREADS.has(t.name));
+  const main = threads.find((t) => t.tid === pid);
+  assert.ok(main, `no main thread in /proc/${pid}/task`);
+  const others = threads.filter((t) => t !== main);
+  return { main: main.nice, others: new Set(others.map((t) => t.nice)), count: others.length };
 }
 
 const linuxConcord = { skip: !runConcord() || process.platform !== 'linux' };
