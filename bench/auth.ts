@@ -9,7 +9,7 @@
 // Options (flags or env):
 //   --duration 5  --warmup 1  --repeat 1 (medians over repeats)   BENCH_DURATION_S BENCH_WARMUP_S BENCH_REPEAT
 //   --modes plain,auth,tls   --scenarios put,range                BENCH_MODES BENCH_SCENARIOS
-import { fork } from 'node:child_process';
+import { forkGenerator } from './generator-process.js';
 import { cpuMs } from './proc-cpu.js';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -66,7 +66,7 @@ function load(up: Up, op: 'put' | 'range'): Promise<LoadResult & { cpuMsPerReq: 
     ...(up.token ? { token: up.token } : {}), ...(up.caFile ? { caFile: up.caFile } : {}),
   };
   return new Promise((resolve, reject) => {
-    const child = fork(join(here, 'loadgen.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = forkGenerator(join(here, 'loadgen.js'), cfg, ['ignore', 'inherit', 'inherit', 'ipc']);
     let result: (LoadResult & { cpuMsPerReq: number }) | undefined;
     let cpu0 = 0;
     const pid = up.server.pid!;

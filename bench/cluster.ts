@@ -15,7 +15,7 @@
 //   --scenarios put-1,put-100,range-l,range-s,perf-s,perf-m   BENCH_CLUSTER_SCENARIOS
 //   --duration 5 --warmup 1  BENCH_DURATION_S, BENCH_WARMUP_S
 //   --repeat N               every load scenario N times, alternating the order (medians)
-import { fork } from 'node:child_process';
+import { forkGenerator } from './generator-process.js';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { startCluster, type Cluster } from '../test/cluster-harness.js';
@@ -67,7 +67,7 @@ function runLoad(endpoints: string[], pids: number[], sc: LoadScenario, label: s
       valueBytes: 256, keySpace: 100_000, rangeKey, serializable: sc.serializable,
       warmupMs: warmupS * 1000, durationMs: durationS * 1000, totalRequests: 0,
     };
-    const child = fork(join(here, 'loadgen.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = forkGenerator(join(here, 'loadgen.js'), cfg, ['ignore', 'inherit', 'inherit', 'ipc']);
     let result: (LoadResult & { cpu: CpuPerRequest }) | null = null;
     let cpu0: number[] = [];
     child.on('message', (m: { type: string; result?: LoadResult; phase?: string; requests?: number }) => {

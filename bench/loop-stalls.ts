@@ -21,10 +21,13 @@
 //          --stall-ms 5   --env K=V[,K=V]   --node-args "..."   --keep FILE (copy the trace; %r: run)
 //          --together (run the targets at the same time: their WAL fsyncs then share the disk's conditions)
 //          --same-session (servers in this session, not each in its own: bench/server-session.ts)
-//          --loadgen-nice N (the generator's threads from the window's start)   --concord-main-nice N   --concord-others-nice N
+//          --loadgen-nice N (the generator's threads from the window's start)   --loadgen-node-args "..." (bench/generator-process.ts; "" for Node's defaults)
+//          --concord-main-nice N   --concord-others-nice N
 //          --server-log FILE (append Concord's stdout, e.g. with --node-args --trace-gc-nvp)   --list (every stall)
 //          --server-args "..." (server flags for every target, e.g. "--snapshot-count 10000")
-import { fork } from 'node:child_process';
+//          --sched-waits (perf's context switches over the window: who held the CPU while Concord's main thread
+//            waited for one, and where it slept 10 ms or more; bench/sched-waits.ts)
+import { forkGenerator, generatorNodeArgs, GENERATOR_NODE_ARGS } from './generator-process.js';
 import { appendFileSync, copyFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -34,6 +37,7 @@ import { serversInOwnSession } from './server-session.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
 import { benchOp, loadFieldsFor, seedRangeKey } from './range-key.js';
 import { niceOption, reniceTasks, taskCpuLine, taskStats } from './renice.js';
+import { recordSchedSwitches, summarizeSchedWaits, type SchedRecording } from './sched-waits.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 function opt(name: string, dflt: string): string {
@@ -53,8 +57,10 @@ const serverLog = opt('server-log', '');
 const nodeArgs = opt('node-args', '').split(' ').filter(Boolean);
 const serverArgs = opt('server-args', '').split(' ').filter(Boolean);
 const loadgenNice = niceOption(process.argv, 'loadgen-nice');
+const loadgenNodeArgs = generatorNodeArgs(opt('loadgen-node-args', process.env.BENCH_LOADGEN_NODE_ARGS ?? GENERATOR_NODE_ARGS.join(' ')));
 const concordMainNice = niceOption(process.argv, 'concord-main-nice');
 const concordOthersNice = niceOption(process.argv, 'concord-others-nice');
+const schedWaits = process.argv.includes('--sched-waits');
 const extraEnv = Object.fromEntries(opt('env', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
 
 interface KindStats { count: number; totalMs: number; maxMs: number; n: number; hist: number[] }
@@ -125,9 +131,11 @@ async function once(target: TargetName, r: number): Promise<void> {
   let pending: Promise<void> = Promise.resolve();
   let threads0 = new Map<number, { cpuMs: number }>();
   let threadLine = '';
+  let recording: SchedRecording | string | undefined;
+  let generatorPid = 0;
   const fsyncName = 'etcd_disk_wal_fsync_duration_seconds';
   const result = await new Promise<LoadResult>((resolve, reject) => {
-    const child = fork(join(here, 'loadgen.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const child = forkGenerator(join(here, 'loadgen.js'), cfg, ['ignore', 'ignore', 'inherit', 'ipc'], loadgenNodeArgs);
     let res: LoadResult | undefined;
     child.on('message', (m: any) => {
       if (m.type === 'window-start') {
@@ -135,9 +143,12 @@ async function once(target: TargetName, r: number): Promise<void> {
         if (target === 'concord' && concordMainNice !== undefined) reniceTasks(server.pid!, concordMainNice, 'main');
         if (target === 'concord' && concordOthersNice !== undefined) reniceTasks(server.pid!, concordOthersNice, 'others');
         if (target === 'concord') threads0 = taskStats(server.pid!);
+        if (target === 'concord' && schedWaits) recording = recordSchedSwitches(join(tmpdir(), `sched-waits-${process.pid}-${r}.data`));
         from = Date.now(); pending = histogram(server, fsyncName).then((h) => { fsync0 = h; }); }
       else if (m.type === 'result') {
         to = Date.now(); res = m.result;
+        generatorPid = child.pid!;
+        if (typeof recording === 'object') pending = pending.then(() => (recording as SchedRecording).stop());
         if (target === 'concord') threadLine = taskCpuLine(server.pid!, threads0, taskStats(server.pid!), to - from);
       }
     });
@@ -183,6 +194,12 @@ async function once(target: TargetName, r: number): Promise<void> {
       + `${(v.n / v.count).toFixed(1).padStart(10)} ${percentile(v.hist, base, 0.5).padStart(7)} ${percentile(v.hist, base, 0.99).padStart(8)}`);
   }
   if (process.argv.includes('--list')) for (const s of stalls) console.log(`  ${JSON.stringify(s)}`);
+  if (typeof recording === 'string') console.log(`sched waits: not recorded: ${recording}`);
+  else if (recording) {
+    const names = new Map([[server.pid!, 'concord'], [generatorPid, 'generator'], [process.pid, 'loop-stalls']]);
+    for (const line of await summarizeSchedWaits(recording.file, server.pid!, names, 1, stallMs)) console.log(line);
+    rmSync(recording.file, { force: true });
+  }
 }
 
 function printCauses(what: string, stalls: StallLine[], cause: (s: StallLine) => string, ms: (s: StallLine) => number): void {

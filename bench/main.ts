@@ -51,11 +51,12 @@
 //   --loadgen-client lean    the put/range generator's HTTP/2 client: lean (raw frames on a TCP socket,
 //                            bench/h2-lean.ts) or http2 (node:http2, about 5x its CPU per request)   BENCH_LOADGEN_CLIENT
 //   --loadgen-nice 10        every load generator's threads at this nice value from its window's start (diagnostics)
+//   --loadgen-node-args "..." the generators' Node flags (default: bench/generator-process.ts's; "" for Node's defaults)   BENCH_LOADGEN_NODE_ARGS
 //   --concord-main-nice -10  Concord's main thread alone at this nice value once started (diagnostics; below 0 needs root)
 //   --concord-others-nice 5  Concord's other threads at this nice value at each window's start (diagnostics)
 //   --same-session           run the servers in the bench's session instead of each in its own (bench/server-session.ts)
 
-import { fork } from 'node:child_process';
+import { forkGenerator, generatorNodeArgs, GENERATOR_NODE_ARGS } from './generator-process.js';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
@@ -131,6 +132,7 @@ const memKeys = Number(opt('mem-keys', 'BENCH_MEM_KEYS', '100000'));
 const memNodeArgs = opt('mem-node-args', 'BENCH_MEM_NODE_ARGS', '').split(/\s+/).filter(Boolean);
 const concordNodeArgs = opt('concord-node-args', 'BENCH_CONCORD_NODE_ARGS', '').split(/\s+/).filter(Boolean);
 const loadgenNice = niceOption(process.argv, 'loadgen-nice');
+const loadgenNodeArgs = generatorNodeArgs(opt('loadgen-node-args', 'BENCH_LOADGEN_NODE_ARGS', GENERATOR_NODE_ARGS.join(' ')));
 const loadgenClient = opt('loadgen-client', 'BENCH_LOADGEN_CLIENT', 'lean') as 'lean' | 'http2';
 if (loadgenClient !== 'lean' && loadgenClient !== 'http2') { console.error(`--loadgen-client is lean or http2, not ${loadgenClient}`); process.exit(2); }
 const concordMainNice = niceOption(process.argv, 'concord-main-nice');
@@ -197,7 +199,7 @@ function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result:
         warmupMs: warmupS * 1000, durationMs: requests > 0 ? 0 : durationS * 1000, totalRequests: requests,
         client: loadgenClient,
       };
-    const child = fork(join(here, sc.op === 'stream' ? 'watchgen.js' : 'loadgen.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = forkGenerator(join(here, sc.op === 'stream' ? 'watchgen.js' : 'loadgen.js'), cfg, ['ignore', 'inherit', 'inherit', 'ipc'], loadgenNodeArgs);
     let cpu0 = 0;
     let t0 = 0;
     let m0 = { busy: 0, total: 1 };
@@ -362,7 +364,7 @@ function table(): string {
 }
 
 process.stderr.write(`bench: targets ${labels.join(',')}; scenarios ${scenarios.map((s) => s.name).join(',')}; ` +
-  (requests > 0 ? `${requests} requests` : `${durationS}s`) + ` each (x${repeat}) after ${warmupS}s warm-up; ${valueBytes}-byte values, key space ${keySpace}\n`);
+  (requests > 0 ? `${requests} requests` : `${durationS}s`) + ` each (x${repeat}) after ${warmupS}s warm-up; ${valueBytes}-byte values, key space ${keySpace}; generators under node ${loadgenNodeArgs.join(' ') || '(its defaults)'}\n`);
 const servers: Server[] = [];
 try {
   // Every target up at once; each scenario runs on one target after the other, the order

@@ -15,7 +15,7 @@
 // the previous scrape; scraping at the start and at the end of a measured window gives the
 // window's p99 and max (etcd has no event loop: '-').
 
-import { fork } from 'node:child_process';
+import { forkGenerator } from './generator-process.js';
 import { readFileSync } from 'node:fs';
 import { Server } from '../test/harness.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
@@ -85,7 +85,7 @@ function load(loadgenPath: string, server: Server, keys: number, valueBytes: num
     sequentialKeys: true, rangeKey: '', serializable: false, warmupMs: 0, durationMs: 0, totalRequests: keys,
   };
   return new Promise((resolve, reject) => {
-    const child = fork(loadgenPath, [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = forkGenerator(loadgenPath, cfg, ['ignore', 'inherit', 'inherit', 'ipc']);
     let result: LoadResult | undefined;
     child.on('message', (m: any) => {
       if (m.type === 'progress') progress(`${m.requests} keys`);

@@ -32,7 +32,7 @@
 // Concord's CPU per put is also printed per thread (threadUsPerPut in the JSON line, keyed
 // "comm:tid:u" / ":s" for user and system time; Node 20 names every thread "node": the pool
 // threads are the ones whose time is mostly system, fdatasync's).
-import { fork } from 'node:child_process';
+import { forkGenerator } from './generator-process.js';
 import { appendFileSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -157,7 +157,7 @@ async function once(target: TargetName): Promise<Run> {
   let cpu0 = 0, main0 = 0, io0 = { syscr: 0, syscw: 0 }, cs0 = 0, cs1 = 0;
   let cpu1 = 0, main1 = 0, io1 = { syscr: 0, syscw: 0 };
   const result = await new Promise<LoadResult>((resolve, reject) => {
-    const child = fork(join(here, 'loadgen.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const child = forkGenerator(join(here, 'loadgen.js'), cfg, ['ignore', 'ignore', 'inherit', 'ipc']);
     let res: LoadResult | undefined;
     child.on('message', (m: any) => {
       const probe = target === 'concord';

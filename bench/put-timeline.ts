@@ -12,7 +12,8 @@
 // strace stops the process at every traced syscall, so it slows both servers (etcd, with
 // about three times the syscalls per put, more): compare shapes, not rates.
 // Needs strace and ptrace permission. Run under the bench lock on a shared machine.
-import { fork, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { forkGenerator } from './generator-process.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -140,7 +141,7 @@ function load(endpoint: string, totalRequests: number): Promise<void> {
     serializable: false, warmupMs: 0, durationMs: 0, totalRequests,
   };
   return new Promise((resolve, reject) => {
-    const child = fork(join(here, 'loadgen.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const child = forkGenerator(join(here, 'loadgen.js'), cfg, ['ignore', 'ignore', 'inherit', 'ipc']);
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`loadgen exited ${code}`))));
   });
 }

@@ -2,7 +2,8 @@
 // it reports as done is in the store, none twice, over enough requests that the server's
 // connection window must be topped up (flow control) and its HPACK table churns; a refused
 // request comes back with the server's own gRPC status and message. The bench's figures stand
-// on this client, so it is checked against the real servers rather than against itself.
+// on this client, so it is checked against the real servers rather than against itself, and
+// under the Node flags the benches run it with (bench/generator-process.ts).
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { selectedTargets, startServer, type Server } from './harness.js';
 import type { LoadConfig, LoadResult } from '../bench/loadgen.js';
+import { GENERATOR_NODE_ARGS } from '../bench/generator-process.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const loadgen = join(here, '../bench/loadgen.js');
@@ -25,7 +27,7 @@ function runLoad(cfg: Partial<LoadConfig> & Pick<LoadConfig, 'endpoint'>): Promi
     client: 'lean', ...cfg,
   };
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [loadgen, JSON.stringify(full)], { timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [...GENERATOR_NODE_ARGS, loadgen, JSON.stringify(full)], { timeout: 60_000 }, (err, stdout, stderr) => {
       if (err) { reject(new Error(`loadgen: ${err.message}\n${stderr}`)); return; }
       resolve(JSON.parse(stdout) as LoadResult);
     });
