@@ -20,6 +20,9 @@
 // (at most one every ~100 ms); pinned alone, 6-73 on CPU 0 and 0-1 on CPU 1. A busy loop never
 // loses time and an idle process's timer fires on time, so what the host delays is waking an
 // idle vCPU for the disk's completion (its interrupt, or the IPI passing it to another CPU).
+// Session 35: a thread at SCHED_IDLE spinning on the syncer's own CPU during each sync (a C
+// prototype, the busy loop on the other CPU) left as many syncs over 10 ms (63 and 90 of 30k,
+// against 50 and 57): a busy vCPU is exposed too; sharing the busy loop's CPU is what protected.
 //
 // Options: --busy 0,1 (lists run in order)   --syncs 60000   --record-bytes 400   --dir DIR (default: the temp dir)
 //          --busy-cpu N (pin the busy loops to CPU N)   --syncer-cpu N (pin this process to CPU N)
