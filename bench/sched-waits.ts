@@ -24,7 +24,7 @@ export interface SchedRecording {
   stop(): Promise<void>;
 }
 
-/** Starts recording every CPU's context switches (kernel call chains only) into `file`; undefined when perf cannot run. */
+/** Starts recording every CPU's context switches (kernel call chains only) into `file`; why not, when perf cannot run. */
 export function recordSchedSwitches(file: string): SchedRecording | string {
   const probe = spawnSync('perf', ['--version'], { encoding: 'utf8' });
   if (probe.error || probe.status !== 0) return 'perf is not installed (Debian: linux-perf)';
@@ -96,6 +96,7 @@ async function readSwitches(file: string): Promise<{ switches: Switch[]; owners:
  */
 export async function summarizeSchedWaits(file: string, mainTid: number, names: ReadonlyMap<number, string>, minWaitMs = 1, minSleepMs = 10): Promise<string[]> {
   const { switches, owners } = await readSwitches(file);
+  if (switches.length === 0) return ['sched waits: perf recorded no context switches (its own message, if any, is above)'];
   const label = (tid: number): string => {
     if (tid === 0) return 'idle';
     const o = owners.get(tid);
