@@ -385,7 +385,7 @@ const memVariants: MemVariant[] = labels.map((l) => ({
   env: l === 'concord-b' ? { ...concordEnv, ...abEnv } : l === 'concord' ? concordEnv : {},
 }));
 if (memNodeArgs.length && targets.includes('concord')) memVariants.push({ label: `concord ${memNodeArgs.join(' ')}`, target: 'concord', nodeArgs: memNodeArgs });
-const memRows = runMemScenario ? await runMem(memVariants, memKeys, valueBytes, join(here, 'loadgen.js')) : [];
+const memRows = runMemScenario ? await runMem(memVariants, memKeys, valueBytes, join(here, 'loadgen.js'), loadgenNodeArgs) : [];
 if (scenarios.length) console.log(table());
 if (scenarios.length) console.log(`CPU figures are % of one core over the measured window (server: its whole process tree; loadgen: the generator process; other: everything else on this ${NCPU}-core machine, i.e. noise). Medians of ${repeat} run(s). floor: an idle Node process's 5 ms timer over the same window (how late this machine alone makes a timer fire; bench/loop-floor.ts), per CPU: the worst max of one such process pinned to each CPU. Servers ${serversInOwnSession ? 'each in a session of its own (as a service manager runs them; --same-session: not)' : 'in the bench\'s session (--same-session)'}.`);
 if (runMemScenario) console.log(memTable(memRows, memKeys) + '\nRSS from /proc/PID/status, each read after 2 s idle (settled: after the load, once it stopped falling, at most 20 s more: a loaded machine delays the GC that gives memory back); B/key = (RSS after load - RSS at start) / keys. One run per target, whatever --repeat.');

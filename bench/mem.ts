@@ -15,7 +15,7 @@
 // the previous scrape; scraping at the start and at the end of a measured window gives the
 // window's p99 and max (etcd has no event loop: '-').
 
-import { forkGenerator } from './generator-process.js';
+import { forkGenerator, generatorNodeArgs } from './generator-process.js';
 import { readFileSync } from 'node:fs';
 import { Server } from '../test/harness.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
@@ -79,13 +79,13 @@ async function settledMem(pid: number): Promise<ProcMem> {
 }
 
 /** Puts keys 0..n-1 once each through the load generator; resolves with its result. */
-function load(loadgenPath: string, server: Server, keys: number, valueBytes: number, progress: (s: string) => void): Promise<LoadResult> {
+function load(loadgenPath: string, nodeArgs: readonly string[], server: Server, keys: number, valueBytes: number, progress: (s: string) => void): Promise<LoadResult> {
   const cfg: LoadConfig = {
     endpoint: server.endpoint, op: 'put', clients: 100, connections: 10, valueBytes, keySpace: keys,
     sequentialKeys: true, rangeKey: '', serializable: false, warmupMs: 0, durationMs: 0, totalRequests: keys,
   };
   return new Promise((resolve, reject) => {
-    const child = forkGenerator(loadgenPath, cfg, ['ignore', 'inherit', 'inherit', 'ipc']);
+    const child = forkGenerator(loadgenPath, cfg, ['ignore', 'inherit', 'inherit', 'ipc'], nodeArgs);
     let result: LoadResult | undefined;
     child.on('message', (m: any) => {
       if (m.type === 'progress') progress(`${m.requests} keys`);
@@ -99,7 +99,7 @@ function load(loadgenPath: string, server: Server, keys: number, valueBytes: num
 export interface MemVariant { label: string; target: 'etcd' | 'concord'; nodeArgs: string[]; env?: Record<string, string> }
 export interface MemRow { label: string; start?: ProcMem; loaded?: ProcMem; settled?: ProcMem; restarted?: ProcMem; loadRate?: number; loop?: LoopDelay; error?: string }
 
-export async function runMem(variants: MemVariant[], keys: number, valueBytes: number, loadgenPath: string): Promise<MemRow[]> {
+export async function runMem(variants: MemVariant[], keys: number, valueBytes: number, loadgenPath: string, loadgenNodeArgs: readonly string[] = generatorNodeArgs()): Promise<MemRow[]> {
   const rows: MemRow[] = [];
   for (const v of variants) {
     const server = new Server({ target: v.target, name: 'benchmem', nodeArgs: v.nodeArgs, env: v.env ?? {} });
@@ -111,7 +111,7 @@ export async function runMem(variants: MemVariant[], keys: number, valueBytes: n
       await sleep(2000);
       row.start = procMem(server.pid!);
       await scrapeLoopDelay(server);
-      const r = await load(loadgenPath, server, keys, valueBytes, say);
+      const r = await load(loadgenPath, loadgenNodeArgs, server, keys, valueBytes, say);
       row.loop = await scrapeLoopDelay(server);
       if (r.errors) throw new Error(`${r.errors} errors loading, first: ${r.firstError}`);
       row.loadRate = r.throughput;
