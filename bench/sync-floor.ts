@@ -24,8 +24,8 @@
 // prototype, the busy loop on the other CPU) left as many syncs over 10 ms (63 and 90 of 30k,
 // against 50 and 57): a busy vCPU is exposed too; sharing the busy loop's CPU is what protected.
 // Session 36, no busy loop: pinned alone to CPU 0, 44 and 43 of 30k over 10 ms (max 41-58 ms); to
-// CPU 1, 0 and 2; unpinned, 1 and 1 (it stays on CPU 1). A sync is exposed when its completion
-// must wake a thread on the vCPU without the disk's interrupt.
+// CPU 1, 0 and 2; unpinned, 1 and 1 (it stays on CPU 1); on CPU 1 beside a busy loop on CPU 0, 26
+// and 52. A sync escapes only on the interrupt's vCPU with the other idle, or sharing a busy one.
 //
 // Options: --busy 0,1 (lists run in order)   --syncs 60000   --record-bytes 400   --dir DIR (default: the temp dir)
 //          --busy-cpu N (pin the busy loops to CPU N)   --syncer-cpu N (pin this process to CPU N)
