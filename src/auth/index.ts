@@ -4,7 +4,8 @@
  * auth entries through it and asks it every permission question.
  */
 export { AuthStore, rootUser, rootRole } from './store.js';
-export type { AuthInfo, AuthStoreOptions } from './store.js';
+export type { AuthStoreOptions } from './store.js';
+export type { AuthInfo } from './auth-info.js';
 export { encodeAuthRequest, authRequestOf } from './raft-request.js';
 export type { AuthRequest, AuthOp } from './raft-request.js';
 export { SimpleTokens, maxSimpleTokens } from './simple-tokens.js';

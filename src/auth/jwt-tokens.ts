@@ -14,7 +14,7 @@
 import { createHmac, timingSafeEqual, verify, constants, type KeyObject } from 'node:crypto';
 import { etcdError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import type { AuthInfo } from './store.js';
+import type { AuthInfo } from './auth-info.js';
 
 /** `jose` (some 60 modules) is loaded by the first signature: most servers never sign a JWT. */
 let jose: Promise<typeof import('jose')> | undefined;

@@ -16,15 +16,10 @@ import { IntervalUnion, permissionInterval, isFromKey } from './intervals.js';
 import type { AuthRequest } from './raft-request.js';
 import { SimpleTokens } from './simple-tokens.js';
 import type { TokenProvider } from './token-provider.js';
+import type { AuthInfo } from './auth-info.js';
 
 export const rootUser = 'root';
 export const rootRole = 'root';
-
-/** Who a request is from: the user and the auth revision its token was checked at (0: nobody). */
-export interface AuthInfo {
-  readonly username: string;
-  readonly revision: number;
-}
 
 const enableFlagKey = Buffer.from('authEnabled');
 const revisionKey = Buffer.from('authRevision');

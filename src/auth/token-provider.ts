@@ -7,7 +7,7 @@ import { etcdError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { JwtTokens, type JwtOptions } from './jwt-tokens.js';
 import { SimpleTokens } from './simple-tokens.js';
-import type { AuthInfo } from './store.js';
+import type { AuthInfo } from './auth-info.js';
 
 export interface TokenProvider {
   readonly kind: 'simple' | 'jwt' | 'nop';

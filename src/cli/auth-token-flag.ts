@@ -7,7 +7,7 @@
 import { X509Certificate, createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { jwtAlgs, type JwtAlg } from '../server/config.js';
 import type { TokenProviderConfig } from '../server/index.js';
-import type { LogRecord } from './concord-flags.js';
+import type { LogRecord } from '../log/index.js';
 import { parseGoDuration } from './go-flags.js';
 
 const invalidAuthOpts = 'auth: invalid auth options';

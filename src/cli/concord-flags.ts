@@ -20,7 +20,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { defaultWatchProgressNotifyIntervalMs, type ServerConfig } from '../server/config.js';
-import type { LogFields, LogLevel } from '../log/index.js';
+import type { LogRecord } from '../log/index.js';
 import { logLevels } from '../log/index.js';
 import {
   type FlagDef, type GoUrl, FlagError, HelpRequested, parseGoFlags, goQuote,
@@ -33,13 +33,6 @@ import { versionText } from './version.js';
 
 /** `yaml` is read only for --config-file: loaded (it is CommonJS) when a config file is parsed. */
 const loadYaml = (): typeof import('yaml') => createRequire(import.meta.url)('yaml');
-
-/** A line for the caller to log once its logger exists. */
-export interface LogRecord {
-  level: LogLevel;
-  msg: string;
-  fields?: LogFields;
-}
 
 export type ParseResult =
   | {

@@ -10,28 +10,8 @@ import type { FlagValue } from './flags.js';
 import { grpcCodeName } from './errors.js';
 import type { Printer } from './printer.js';
 import { askPassword } from './password.js';
-import type { SnapshotTools } from './commands/snapshot.js';
-import type { Progress } from '../log/index.js';
+import type { Io } from './io.js';
 
-export interface Io {
-  stdout(s: string | Uint8Array): void;
-  stderr(s: string): void;
-  /** All of stdin (for put without a value, txn). */
-  readStdin(): Promise<string>;
-  /** Lines of stdin as they arrive (interactive txn, watch -i). */
-  stdinLines(): AsyncIterable<string>;
-  /** One line of stdin without its "\n" (at the end of input what is left, then ""): passwords. */
-  readLine(): Promise<string>;
-  /** Turns the terminal's echo off and on (stty), around a password prompt. */
-  setEcho(on: boolean): void;
-  /** stdout / stderr are terminals (colors on stdout, progress bars on stderr). */
-  stdoutIsTerminal?: boolean;
-  stderrIsTerminal?: boolean;
-  /** Offline snapshot status/restore, from the program running concordctl (absent: those commands fail). */
-  snapshots?: SnapshotTools;
-  /** A progress bar for long work (snapshot save): drawn on a terminal only; absent: none. */
-  progress?: (label: string) => Progress;
-}
 
 export interface Globals {
   endpoints: string[];

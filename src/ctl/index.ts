@@ -4,8 +4,7 @@
  * cli/concordctl.ts wires it to the process.
  */
 export { runCtl } from './main.js';
-export type { Io } from './context.js';
-export type { SnapshotTools, SnapshotFileStatus, SnapshotRestoreConfig } from './commands/snapshot.js';
+export type { Io, SnapshotTools, SnapshotFileStatus, SnapshotRestoreConfig } from './io.js';
 export { ExitCode, CtlExit } from './exit.js';
 // cobra/pflag-style parsing, shared with `concord gateway start` (cli/concord-gateway.ts).
 export { parseFlags, type FlagSpec } from './flags.js';

@@ -1,7 +1,7 @@
 // Passwords the way etcdctl reads them: speakeasy's prompt (the prompt on stdout, terminal echo
 // off through stty, one line of stdin, a newline after it) or, with --interactive=false, fmt's
 // Scanf("%s") (the first word of stdin's first line).
-import type { Io } from './context.js';
+import type { Io } from './io.js';
 
 /** speakeasy.Ask: the prompt, then one line read with echo off. */
 export async function askPassword(io: Io, prompt: string): Promise<string> {

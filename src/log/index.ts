@@ -23,6 +23,13 @@ export type LogLevel = (typeof logLevels)[number];
 
 export type LogFields = Record<string, unknown>;
 
+/** A line kept until a logger exists (flags are parsed before it is made), replayed through Logger.log. */
+export interface LogRecord {
+  level: LogLevel;
+  msg: string;
+  fields?: LogFields;
+}
+
 export interface Logger {
   debug(msg: string, fields?: LogFields): void;
   info(msg: string, fields?: LogFields): void;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Event_EventType, type Event } from '../proto/index.js';
 import { Backend } from '../storage/index.js';
 import { mergeFanouts, revisionsIn } from './fanout-merge.js';
-import type { Fanout } from './watchable-store.js';
+import type { Fanout } from './fanout-merge.js';
 import { WatchableStore } from './watchable-store.js';
 import { b, putReq, tempDir } from './testutil.js';
 

@@ -1,4 +1,5 @@
-// Merging a stream's queued fan-outs into one response per watcher when the stream is behind.
+// A stream's queued fan-outs (Fanout), and merging them into one response per watcher when the
+// stream is behind.
 //
 // A stream that keeps up sends each revision as it comes: one response per revision per
 // watcher. One that fell behind holds several revisions in its queue; sending them one by one
@@ -10,7 +11,25 @@
 // in order, whole revisions only, its header revision the last one's.
 
 import type { Event } from '../proto/index.js';
-import type { Fanout } from './watchable-store.js';
+
+/**
+ * Consecutive events replies of one stream that carry the same events array at the same
+ * revision (one revision's fan-out to the stream's watchers of a key): one queue item
+ * holding the watcher ids in order, so a fan-out costs an id per watcher, not an object,
+ * and the layer above encodes the events once for the lot.
+ */
+export interface Fanout {
+  readonly kind: 'fanout';
+  readonly events: readonly Event[];
+  readonly revision: number;
+  /**
+   * The watchers it goes to, in queue order; each counts as one response in the bounds. A
+   * cohort's fan-outs share its (frozen) array: a reader never changes it.
+   */
+  readonly watchIds: readonly number[];
+  /** Estimated bytes of one response (eventsReplyBytes): counted once per fan-out in the byte bound, queuedIdBytes per further watcher. */
+  readonly bytesEach: number;
+}
 
 /** How much one run (hence one merged response) may hold. */
 export interface FanoutRunBounds {

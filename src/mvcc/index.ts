@@ -15,6 +15,6 @@ export { revKey, revMain, revSub, isTombstoneKey } from './revision.js';
 export { encodeKeyValue, decodeKeyValue } from './kvcodec.js';
 export { WatchableStore, WatchStream, defaultWatchStreamBounds, watchErrors } from './watchable-store.js';
 export { mergeFanouts, defaultFanoutRunBounds } from './fanout-merge.js';
-export type { FanoutRunBounds } from './fanout-merge.js';
-export type { WatchStreamBounds, WatchableOptions, WatchReply, Queued, QueuedItem, Fanout, WatchRequest, WatchResult } from './watchable-store.js';
+export type { Fanout, FanoutRunBounds } from './fanout-merge.js';
+export type { WatchStreamBounds, WatchableOptions, WatchReply, Queued, QueuedItem, WatchRequest, WatchResult } from './watchable-store.js';
 export { prefixRangeEnd } from '../proto/index.js';

@@ -32,7 +32,7 @@ import { decodeKey, decodeKeyValue } from './kvcodec.js';
 import { isTombstoneKey, revKey, revMain } from './revision.js';
 import { MvccStore, type MvccStoreOptions } from './store.js';
 import { WatcherGroup, watchShape, type WatchedRange, type Watcher } from './watcher-group.js';
-import { defaultFanoutRunBounds, mergeFanouts, revisionsIn, type FanoutRunBounds } from './fanout-merge.js';
+import { defaultFanoutRunBounds, mergeFanouts, revisionsIn, type Fanout, type FanoutRunBounds } from './fanout-merge.js';
 
 /** Bounds of one stream's send queue. */
 export interface WatchStreamBounds {
@@ -68,25 +68,6 @@ export type WatchReply =
 
 /** A queue item: a watch reply, or a control message of the layer above, kept in order with them. */
 export type Queued<C> = WatchReply | { readonly kind: 'control'; readonly control: C };
-
-/**
- * Consecutive events replies of one stream that carry the same events array at the same
- * revision (one revision's fan-out to the stream's watchers of a key): one queue item
- * holding the watcher ids in order, so a fan-out costs an id per watcher, not an object,
- * and the layer above encodes the events once for the lot.
- */
-export interface Fanout {
-  readonly kind: 'fanout';
-  readonly events: readonly Event[];
-  readonly revision: number;
-  /**
-   * The watchers it goes to, in queue order; each counts as one response in the bounds. A
-   * cohort's fan-outs share its (frozen) array: a reader never changes it.
-   */
-  readonly watchIds: readonly number[];
-  /** Estimated bytes of one response (eventsReplyBytes): counted once per fan-out in the byte bound, queuedIdBytes per further watcher. */
-  readonly bytesEach: number;
-}
 
 /** What WatchStream.nextItem() hands out: events replies come as fan-outs. */
 export type QueuedItem<C> = Exclude<Queued<C>, { kind: 'events' }> | Fanout;

@@ -31,7 +31,7 @@ import type { Logger } from '../log/index.js';
 import { KeyIndexRestore } from '../mvcc/index.js';
 import { checkBackendMatchesSnapshot } from './bootstrap.js';
 import { Membership, memberFromJson } from './membership.js';
-import { alarmsRecord, membersKey, alarmsKey } from './member.js';
+import { alarmsRecord, membersKey, alarmsKey } from './member-records.js';
 
 /** etcd's backend file in a data dir. */
 export function etcdBackendPath(dataDir: string): string {

@@ -19,14 +19,14 @@ import { Backend, backendPath } from '../storage/index.js';
 import { storedConsistentIndex } from '../mvcc/index.js';
 import { etcdSnapshot } from '../snapshot/index.js';
 import { Wal, Snapshotter } from '../wal/index.js';
-import { AlarmMember, Metadata, type ConfState } from '../proto/index.js';
+import { Metadata, type ConfState } from '../proto/index.js';
 import type { Logger } from '../log/index.js';
 import { AlarmSet } from './alarms.js';
 import { Membership, idToHex } from './membership.js';
 import { v2StoreOfMembership } from './v2-store.js';
 import { etcdBucketsOf } from './etcd-server.js';
 import { readLog } from './etcd-data-dir.js';
-import { membersKey, alarmsKey } from './member.js';
+import { membersKey, alarmsKey, alarmsOfRecord } from './member-records.js';
 
 export interface ExportResult { consistentIndex: number; memberId: bigint; clusterId: bigint }
 
@@ -96,12 +96,6 @@ async function writeFileDurably(path: string, chunks: AsyncIterable<Uint8Array>,
   } finally {
     closeSync(fd);
   }
-}
-
-/** Concord's alarm record (member.ts's alarmsRecord) read back. */
-function alarmsOfRecord(record: Buffer | undefined): AlarmMember[] {
-  if (record === undefined) return [];
-  return (JSON.parse(record.toString('utf8')) as Array<{ memberID: string; alarm: number }>).map((a) => AlarmMember.fromPartial({ memberID: BigInt(a.memberID), alarm: a.alarm }));
 }
 
 function confStateOf(m: Membership): ConfState {

@@ -18,7 +18,7 @@ import { AuthStore, newTokenProvider } from '../auth/index.js';
 import type { Logger } from '../log/index.js';
 import { formatDuration } from '../log/index.js';
 import {
-  ConfChangeType, EntryType, encodeConfChange, Metadata, AlarmMember,
+  ConfChangeType, EntryType, encodeConfChange, Metadata, type AlarmMember,
   type Entry, type HardState, type Snapshot,
 } from '../proto/index.js';
 import type { ServerConfig } from './config.js';
@@ -27,6 +27,7 @@ import { bootstrapIdentity, checkBackendMatchesSnapshot } from './bootstrap.js';
 import { Membership, memberToJson, idToHex, type Member } from './membership.js';
 import { joinIdentity } from './join.js';
 import { AlarmSet } from './alarms.js';
+import { membersKey, alarmsKey, alarmsRecord, alarmsOfRecord } from './member-records.js';
 import { EtcdServer, serverVersion } from './etcd-server.js';
 import { Applier } from './applier.js';
 import { RaftNode } from './raft-node.js';
@@ -46,9 +47,6 @@ import { membershipOfSnapshotData } from './v2-store.js';
 import { standaloneLog, logForcedRestart } from './force-new-cluster.js';
 import { checkInitialHashKV, CorruptionMonitor } from './corrupt-check.js';
 
-/** Concord keeps membership and alarms as one JSON record each in these databases. */
-export const membersKey = Buffer.from('members');
-export const alarmsKey = Buffer.from('alarms');
 /** As etcd 3.5 keeps it: bucket "cluster", key "clusterVersion". */
 const clusterVersionKey = Buffer.from('clusterVersion');
 
@@ -132,8 +130,7 @@ export async function startMember(config: ServerConfig, log: Logger, wiring: { p
   // replayed and validated as it was the first time (etcd's v2 store: snapshot, then WAL).
   // The backend's record, which may be ahead of the replay, would change those decisions.
   const membership = snapshot?.data && snapshot.data.length > 0 ? membershipOfSnapshotData(snapshot.data, clusterId) : new Membership(clusterId, []);
-  const alarmsText = backend.get('alarm', alarmsKey)?.toString('utf8');
-  const alarms = new AlarmSet(alarmsText ? (JSON.parse(alarmsText) as Array<{ memberID: string; alarm: number }>).map((a) => AlarmMember.fromPartial({ memberID: BigInt(a.memberID), alarm: a.alarm })) : []);
+  const alarms = new AlarmSet(alarmsOfRecord(backend.get('alarm', alarmsKey)));
 
   // Stopped between saving a leader's snapshot and taking its backend: take it now.
   const recovered = snapshot ? await recoverSnapshotBackend(backend, snapshot, clusterId, log) : false;
@@ -361,11 +358,6 @@ function checkedPeers(membership: Membership, backend: Backend, self: bigint): M
     if (text) list = Membership.fromJson(text).list();
   }
   return list.filter((m) => m.id !== self);
-}
-
-/** Concord's alarm record: the raised alarms as one JSON list. */
-export function alarmsRecord(alarms: readonly AlarmMember[]): Buffer {
-  return Buffer.from(JSON.stringify(alarms.map((x) => ({ memberID: x.memberID.toString(), alarm: x.alarm }))));
 }
 
 /** What a new member's data dir is made from: bootstrapIdentity's inputs and where to write. */

@@ -7,27 +7,7 @@ import { describeError, describeFileError } from '../errors.js';
 import { humanizeBytes } from '../format.js';
 import type { Ctx } from '../context.js';
 import { boolFlag, strFlag, type Command } from '../command.js';
-
-/** etcd's snapshot.Status (its JSON names). */
-export interface SnapshotFileStatus { hash: number; revision: number; totalKey: number; totalSize: number }
-
-/** etcd's snapshot.RestoreConfig, as `snapshot restore`'s flags give it. */
-export interface SnapshotRestoreConfig {
-  snapshotPath: string;
-  name: string;
-  dataDir: string;
-  walDir: string;
-  peerUrls: string[];
-  initialCluster: string;
-  initialClusterToken: string;
-  skipHashCheck: boolean;
-}
-
-/** The offline snapshot tools concordctl is given. */
-export interface SnapshotTools {
-  status(path: string): Promise<SnapshotFileStatus>;
-  restore(config: SnapshotRestoreConfig): Promise<void>;
-}
+import type { SnapshotFileStatus, SnapshotRestoreConfig, SnapshotTools } from '../io.js';
 
 function toolsOf(ctx: Ctx): SnapshotTools {
   const tools = ctx.io.snapshots;
