@@ -32,3 +32,29 @@ test('NumberColumn refuses slots outside it', () => {
   assert.throws(() => c.at(-1), RangeError);
   assert.throws(() => c.truncate(2), RangeError);
 });
+
+test('NumberColumn.tailFrom copies slots [k, length) across block edges; set and addToNonNegative change only the copy', () => {
+  const c = new NumberColumn();
+  const value = (i: number): number => (i % 3 === 0 ? -1 : i % 11 === 0 ? -2 : i * 2 ** 32 + (i % 1000));
+  for (let i = 0; i < 13_000; i++) c.push(value(i));
+  // Starts inside a block, at a block's first slot, at the end, and at 0.
+  for (const k of [4_090, 4_096, 8_191, 12_999, 13_000, 0]) {
+    const t = c.tailFrom(k);
+    assert.equal(t.length, 13_000 - k);
+    for (let i = k; i < 13_000; i += 1) assert.equal(t.at(i - k), value(i), `tailFrom(${k}) slot ${i - k}`);
+    t.push(42);
+    assert.equal(t.at(13_000 - k), 42);
+  }
+  const t = c.tailFrom(5_000);
+  t.set(0, -1);
+  t.addToNonNegative(-(3 * 2 ** 32));
+  assert.equal(t.at(0), -1);
+  for (let i = 5_001; i < 13_000; i++) {
+    const v = value(i);
+    assert.equal(t.at(i - 5_000), v >= 0 ? v - 3 * 2 ** 32 : v, `slot ${i - 5_000}`);
+    assert.equal(c.at(i), v, 'the source column is unchanged');
+  }
+  assert.throws(() => c.tailFrom(13_001), RangeError);
+  assert.throws(() => c.tailFrom(-1), RangeError);
+  assert.throws(() => t.set(8_000, 1), RangeError);
+});

@@ -36,6 +36,55 @@ export class NumberColumn {
     return this.blocks[k >>> blockShift]![k & blockMask]!;
   }
 
+  /** Writes `value` at slot k (0 <= k < length). */
+  set(k: number, value: number): void {
+    if (!(k >= 0 && k < this.n)) throw new RangeError(`NumberColumn: slot ${k} outside [0, ${this.n})`);
+    this.blocks[k >>> blockShift]![k & blockMask] = value;
+  }
+
+  /**
+   * A new column holding slots [k, length) of this one, copied a block's run at a time
+   * (TypedArray.set) rather than value by value: the raft log's compaction keeps a tail of
+   * thousands of entries once per snapshot, in code that is cold by then (interpreted), where
+   * four pushes per entry took 9-14 ms of the main thread for 5,000 entries (issue 14).
+   */
+  tailFrom(k: number): NumberColumn {
+    if (!(k >= 0 && k <= this.n)) throw new RangeError(`NumberColumn: tail from ${k} outside [0, ${this.n}]`);
+    const out = new NumberColumn();
+    for (let from = k; from < this.n; ) {
+      const at = from & blockMask;
+      const count = Math.min(blockEntries - at, this.n - from);
+      out.append(this.blocks[from >>> blockShift]!.subarray(at, at + count));
+      from += count;
+    }
+    return out;
+  }
+
+  /** Adds `delta` to every value at or above zero (negative values are markers, not amounts). */
+  addToNonNegative(delta: number): void {
+    for (let b = 0; b < this.blocks.length; b++) {
+      const block = this.blocks[b]!;
+      const end = Math.min(blockEntries, this.n - b * blockEntries);
+      for (let i = 0; i < end; i++) {
+        const v = block[i]!;
+        if (v >= 0) block[i] = v + delta;
+      }
+    }
+  }
+
+  /** Appends `values` in order. */
+  private append(values: Float64Array): void {
+    for (let i = 0; i < values.length; ) {
+      const b = this.n >>> blockShift;
+      if (b === this.blocks.length) this.blocks.push(new Float64Array(blockEntries));
+      const at = this.n & blockMask;
+      const count = Math.min(blockEntries - at, values.length - i);
+      this.blocks[b]!.set(values.subarray(i, i + count), at);
+      this.n += count;
+      i += count;
+    }
+  }
+
   /** Keeps slots [0, k) (k <= length); blocks past the new end are released. */
   truncate(k: number): void {
     if (!(k >= 0 && k <= this.n)) throw new RangeError(`NumberColumn: truncate to ${k} outside [0, ${this.n}]`);
