@@ -60,7 +60,7 @@ export async function httpReply(method: string, url: string, e: HttpEndpoints): 
   const path = q < 0 ? url : url.slice(0, q);
   const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
   if (path === '/health') return fromReply(await healthReply(method, query, e));
-  if (path === '/metrics') return finish(200, { 'content-type': metricsContentType }, renderMetrics());
+  if (path === '/metrics') return finish(200, { 'content-type': metricsContentType }, await renderMetrics());
   if (e.port === 'metrics') return goError(404, '404 page not found');
   if (path === '/version') {
     if (method !== 'GET') return goError(405, 'Method Not Allowed', { allow: 'GET' });
@@ -74,12 +74,13 @@ export async function httpReply(method: string, url: string, e: HttpEndpoints): 
   return goError(404, '404 page not found');
 }
 
-function renderMetrics(): string {
-  const t0 = loopTrace ? performance.now() : 0;
-  const text = registry.render();
-  loopTrace?.span('http.metrics', t0, text.length);
-  return text;
+/** The registry's text, rendered a slice per loop turn (the loop trace gets a span per slice, its families as items). */
+function renderMetrics(): Promise<string> {
+  return registry.renderInSlices(metricsSliceMs, loopTrace ? (t0, families) => loopTrace?.span('http.metrics', t0, families) : undefined);
 }
+
+/** At most about this much of the event loop (ms) per turn of a /metrics render. */
+const metricsSliceMs = 1;
 
 function isGatewayPath(url: string): boolean {
   return url.startsWith('/v3/') || url.startsWith('/v3beta/');

@@ -64,3 +64,32 @@ test('render after a scrape: series and families added since then are rendered i
     '',
   ].join('\n'));
 });
+
+test('renderInSlices: the same text as render, and with no time to spare it yields to the loop between families', async () => {
+  const r = new Registry();
+  const turns: string[] = [];
+  let turn = 0;
+  for (const name of ['c_gauge', 'a_gauge', 'b_gauge']) {
+    r.collected(name, `${name}.`, 'gauge', () => { turns.push(`${name}@${turn}`); return 1; });
+  }
+  r.counter('d_total', 'D.', ['method']).labels('Put').inc(3);
+  const whole = r.render();
+  turns.length = 0;
+  // A setImmediate chain counts the loop's turns while the render is in progress.
+  let rendering = true;
+  const tick = (): void => { turn++; if (rendering) setImmediate(tick); };
+  setImmediate(tick);
+  const slices: number[] = [];
+  const sliced = await r.renderInSlices(0, (_t0, families) => slices.push(families));
+  rendering = false;
+  assert.equal(sliced, whole);
+  // A budget of 0 ms is spent after every family: each is read in a later turn than the one before.
+  assert.equal(turns.length, 3);
+  const at = turns.map((t) => Number(t.split('@')[1]));
+  assert.ok(at[0]! < at[1]! && at[1]! < at[2]!, `families read in turns ${turns.join(', ')}`);
+  assert.deepEqual(slices, [1, 1, 1, 1], 'one slice per family');
+  // With a budget no render reaches, it is one slice: the text at once.
+  const onePiece: number[] = [];
+  assert.equal(await r.renderInSlices(60_000, (_t0, families) => onePiece.push(families)), whole);
+  assert.deepEqual(onePiece, [4]);
+});
