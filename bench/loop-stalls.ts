@@ -18,7 +18,7 @@
 // handlers: api/ is not marked).
 //
 // Options: --clients 100 --connections 10 --requests 30000 --repeat 1 --targets concord --op put|txn-put|range-l|range-s
-//          --stall-ms 5   --env K=V[,K=V]   --node-args "..."   --keep FILE (copy the trace; %r: run)
+//          --sequential (every put to a new key, in order: bench mem's load)   --warmup-ms 1000   --stall-ms 5   --env K=V[,K=V]   --node-args "..."   --keep FILE (copy the trace; %r: run)
 //          --together (run the targets at the same time: their WAL fsyncs then share the disk's conditions)
 //          --same-session (servers in this session, not each in its own: bench/server-session.ts)
 //          --loadgen-nice N (the generator's threads from the window's start)   --loadgen-node-args "..." (bench/generator-process.ts; "" for Node's defaults)
@@ -47,6 +47,10 @@ function opt(name: string, dflt: string): string {
 const clients = Number(opt('clients', '100'));
 const connections = Number(opt('connections', String(Math.min(10, clients))));
 const requests = Number(opt('requests', '30000'));
+/** Each put to a key of its own, in order (bench mem's load), instead of random keys over 100k. */
+const sequential = process.argv.includes('--sequential');
+/** Load before the measured window (0: the window starts with the first request to a fresh server). */
+const warmupMs = Number(opt('warmup-ms', '1000'));
 const repeat = Number(opt('repeat', '1'));
 const targets = opt('targets', 'concord').split(',') as TargetName[];
 const stallMs = Number(opt('stall-ms', '5'));
@@ -124,8 +128,8 @@ async function once(target: TargetName, r: number): Promise<void> {
   await server.start();
   if (serverLog && target === 'concord') server.child!.stdout!.on('data', (d: Buffer) => appendFileSync(serverLog, d));
   if (op !== 'put') await seedRangeKey(server);
-  const cfg: LoadConfig = { endpoint: server.endpoint, ...loadFieldsFor(op), clients, connections, valueBytes: 256, keySpace: 100_000,
-    warmupMs: 1000, durationMs: 0, totalRequests: requests };
+  const cfg: LoadConfig = { endpoint: server.endpoint, ...loadFieldsFor(op), clients, connections, valueBytes: 256, keySpace: sequential ? requests + 100_000 : 100_000,
+    sequentialKeys: sequential, warmupMs, durationMs: 0, totalRequests: requests };
   let from = 0, to = 0;
   let fsync0 = new Map<number, number>(), fsync1 = new Map<number, number>();
   let pending: Promise<void> = Promise.resolve();

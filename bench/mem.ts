@@ -78,8 +78,13 @@ async function settledMem(pid: number): Promise<ProcMem> {
   return last;
 }
 
-/** Puts keys 0..n-1 once each through the load generator; resolves with its result. */
-function load(loadgenPath: string, nodeArgs: readonly string[], server: Server, keys: number, valueBytes: number, progress: (s: string) => void): Promise<LoadResult> {
+/**
+ * Puts keys 0..n-1 once each through the load generator; resolves with its result and the
+ * server's loop delay over the load, scraped as soon as the generator reports (not once it has
+ * exited: by then the server may have been idle for 0.75 s, long enough for its idle GC,
+ * cli/idle-gc.ts, a pause of an idle server that is not the load's).
+ */
+function load(loadgenPath: string, nodeArgs: readonly string[], server: Server, keys: number, valueBytes: number, progress: (s: string) => void): Promise<{ result: LoadResult; loop: LoopDelay | undefined }> {
   const cfg: LoadConfig = {
     endpoint: server.endpoint, op: 'put', clients: 100, connections: 10, valueBytes, keySpace: keys,
     sequentialKeys: true, rangeKey: '', serializable: false, warmupMs: 0, durationMs: 0, totalRequests: keys,
@@ -87,12 +92,20 @@ function load(loadgenPath: string, nodeArgs: readonly string[], server: Server, 
   return new Promise((resolve, reject) => {
     const child = forkGenerator(loadgenPath, cfg, ['ignore', 'inherit', 'inherit', 'ipc'], nodeArgs);
     let result: LoadResult | undefined;
+    let loop: Promise<LoopDelay | undefined> = Promise.resolve(undefined);
     child.on('message', (m: any) => {
       if (m.type === 'progress') progress(`${m.requests} keys`);
-      else if (m.type === 'result') result = m.result;
+      else if (m.type === 'result') {
+        result = m.result;
+        loop = scrapeLoopDelay(server);
+      }
     });
     child.on('error', reject);
-    child.on('exit', (code) => (result ? resolve(result) : reject(new Error(`load generator exited with ${code}`))));
+    child.on('exit', (code) => {
+      if (!result) return reject(new Error(`load generator exited with ${code}`));
+      const done = result;
+      void loop.then((d) => resolve({ result: done, loop: d }));
+    });
   });
 }
 
@@ -111,8 +124,8 @@ export async function runMem(variants: MemVariant[], keys: number, valueBytes: n
       await sleep(2000);
       row.start = procMem(server.pid!);
       await scrapeLoopDelay(server);
-      const r = await load(loadgenPath, loadgenNodeArgs, server, keys, valueBytes, say);
-      row.loop = await scrapeLoopDelay(server);
+      const { result: r, loop } = await load(loadgenPath, loadgenNodeArgs, server, keys, valueBytes, say);
+      row.loop = loop;
       if (r.errors) throw new Error(`${r.errors} errors loading, first: ${r.firstError}`);
       row.loadRate = r.throughput;
       await sleep(2000);
