@@ -1,0 +1,40 @@
+// Its own file: registerEventLoopMetrics starts the process's one sampler (once per process).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Registry } from './registry.js';
+import { registerEventLoopMetrics } from './event-loop.js';
+
+/** Holds the thread for `ms`. */
+function busy(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) { /* spin */ }
+}
+
+/** Long beside any pause a loaded test machine adds on its own: the assertion splits at half of it. */
+const PAUSE_MS = 200;
+
+test('concord_event_loop_delay_seconds: an idle spell with sampling off is not a pause when the loop gets busy again', async () => {
+  const r = new Registry();
+  registerEventLoopMetrics(r);
+  const maxMs = (): number => {
+    const m = /^concord_event_loop_delay_seconds\{stat="max"\} (\S+)$/m.exec(r.render());
+    assert.ok(m, 'the max row is rendered');
+    return Number(m[1]) * 1000;
+  };
+  const busySpell = async (ms: number): Promise<void> => {
+    const load = setInterval(() => busy(2), 20);
+    await sleep(ms);
+    clearInterval(load);
+  };
+  await busySpell(400); // sampling on
+  maxMs(); // starts an interval
+  await busySpell(300);
+  // Idle for several 250 ms checks: sampling goes off. Then busy again: it comes back on.
+  // perf_hooks.monitorEventLoopDelay, disabled and enabled again, counted these 3 PAUSE_MS as
+  // one pause.
+  await sleep(3 * PAUSE_MS);
+  await busySpell(600);
+  const max = maxMs();
+  assert.ok(max < PAUSE_MS / 2, `the ${3 * PAUSE_MS} ms idle spell is not counted as a pause (max ${max} ms)`);
+});
