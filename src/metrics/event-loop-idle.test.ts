@@ -4,15 +4,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from './registry.js';
 import { registerEventLoopMetrics } from './event-loop.js';
-
-/** Holds the thread for `ms`. */
-function busy(ms: number): void {
-  const end = performance.now() + ms;
-  while (performance.now() < end) { /* spin */ }
-}
-
-/** Long beside any pause a loaded test machine adds on its own: the assertion splits at half of it. */
-const PAUSE_MS = 200;
+import { busy, PAUSE_MS } from './test-pause.js';
 
 test('concord_event_loop_delay_seconds: an idle spell with sampling off is not a pause when the loop gets busy again', async () => {
   const r = new Registry();

@@ -3,15 +3,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from './registry.js';
 import { registerEventLoopMetrics } from './event-loop.js';
-
-/** Holds the thread for `ms`: a pause as the histogram's timer sees it. */
-function busy(ms: number): void {
-  const end = performance.now() + ms;
-  while (performance.now() < end) { /* spin */ }
-}
-
-/** Long beside any pause a loaded test machine adds on its own: the assertions split at half of it. */
-const PAUSE_MS = 200;
+import { busy, PAUSE_MS } from './test-pause.js';
 
 test('concord_event_loop_delay_seconds: an interval does not count the scrape that started it, and counts the pauses after it', async () => {
   const r = new Registry();
