@@ -5,7 +5,7 @@
 // heap, ~10 us hot) is timed back to back, after the thread slept 0.02-3 ms (Atomics.wait),
 // after it spun for 0.3 or 1 ms, and after an fdatasync of 256 bytes. On an ordinary day the
 // rows are close; on a day when this VM's host runs other work on a core while its vCPU idles,
-// the work after a sleep of 1 ms or more ran 5-7x slower (session 38: 68-86 us against 9-13),
+// the work after a sleep of 1 ms or more ran 4-8x slower (session 38: 51-86 us against 9-14),
 // while after a spin it kept most of its speed. A server that sleeps between requests (put-1:
 // in epoll_wait and in the WAL's sync) pays that on every request: read its put-1 figures
 // against this (docs/performance.md, session 38).
