@@ -43,16 +43,14 @@ export function registerEventLoopMetrics(registry: Registry): void {
   started = true;
   const h = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   const earlier = new EarlierSpells();
-  let sampling = true;
   h.enable(); // from the start: recovery's pauses count too, until the first idle check
   watchLoopUtilization(BUSY_CHECK_MS, (u) => {
-    const busy = u >= BUSY_UTILIZATION;
-    if (busy === sampling) return;
-    sampling = busy;
-    if (!busy) return h.disable();
+    if (u < BUSY_UTILIZATION) return void h.disable();
+    if (!h.enable()) return; // it was on: the same busy spell goes on
+    // On again after an idle spell. No tick has run since enable(): the reset makes the first
+    // one only a baseline, so the idle spell is not a sample.
     earlier.carry(h);
-    h.reset(); // forgets when the timer last fired: the idle spell is not a sample
-    h.enable();
+    h.reset();
   });
   // Node's samples are the whole interval between ticks (resolution included): the delay is the excess.
   const seconds = (ns: number) => (Number.isFinite(ns) ? Math.max(0, ns / 1e6 - RESOLUTION_MS) / 1e3 : 0);
