@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { collectWhenIdle } from './idle-gc.js';
+import { collectWhenIdle, heapFootprintBytes } from './idle-gc.js';
 import type { Logger } from '../log/index.js';
 
 const MiB = 1024 * 1024;
@@ -55,6 +55,29 @@ test('a busy loop is never collected; once idle after growth, one full GC gives 
     const quiet = Date.now() + 500;
     await until(() => Date.now() >= quiet, 1000);
     assert.equal(collections.length, 1);
+  } finally {
+    stop();
+  }
+});
+
+test('growth counts from the footprint it is given: garbage made before the checks started (a restart\'s replay) is collected once idle', async () => {
+  const { log, collections } = recordingLogger();
+  const opts = { checkIntervalMs: 50, idleChecks: 2, idleUtilization: 0.2, growthBytes: 16 * MiB };
+  const beforeStart = heapFootprintBytes();
+  await makeGarbage(48); // the "start-up": done before the checks begin
+  // Counted from now (the default, as before the fix), the same garbage never qualifies.
+  const fromNow = recordingLogger();
+  const stopFromNow = collectWhenIdle(fromNow.log, opts);
+  const quiet = Date.now() + 500;
+  await until(() => Date.now() >= quiet, 1000);
+  stopFromNow();
+  assert.equal(fromNow.collections.length, 0, 'counted from the end of the start, nothing grew');
+  const stop = collectWhenIdle(log, opts, beforeStart);
+  try {
+    await until(() => collections.length > 0, 60_000);
+    assert.equal(collections.length, 1);
+    const { 'before-bytes': before, 'after-bytes': after } = collections[0] as { 'before-bytes': number; 'after-bytes': number };
+    assert.ok(before - after > 16 * MiB, `heap + external ${before} -> ${after} bytes`);
   } finally {
     stop();
   }

@@ -40,20 +40,28 @@ export interface IdleGcOptions {
  */
 export const defaultIdleGcOptions: IdleGcOptions = { checkIntervalMs: 250, idleChecks: 3, idleUtilization: 0.01, growthBytes: 16 * 1024 * 1024 };
 
-/** Starts the checks (on the timer metrics/ watches the loop with); the returned function stops them. */
-export function collectWhenIdle(log: Logger, opts: IdleGcOptions = defaultIdleGcOptions): () => void {
-  let baseline = footprintBytes();
+/**
+ * Starts the checks (on the timer metrics/ watches the loop with); the returned function stops
+ * them. Growth counts from `sinceBytes` (heapFootprintBytes() at some earlier moment; default
+ * now): the composition root passes the footprint from before the member started, so what the
+ * start-up left behind counts too. A restart replays every WAL entry since the last snapshot
+ * and rebuilds the key index, and an idle member allocates nothing after that: counted from
+ * the end of the start, that garbage never qualified and stayed resident (90k puts, no
+ * snapshot yet: RSS after the restart 195 MiB, against 156 MiB once it is collected; etcd 165).
+ */
+export function collectWhenIdle(log: Logger, opts: IdleGcOptions = defaultIdleGcOptions, sinceBytes = heapFootprintBytes()): () => void {
+  let baseline = sinceBytes;
   let idleInARow = 0;
   return watchLoopUtilization(opts.checkIntervalMs, (utilization) => {
     idleInARow = utilization < opts.idleUtilization ? idleInARow + 1 : 0;
-    const before = footprintBytes();
+    const before = heapFootprintBytes();
     if (before < baseline) baseline = before; // V8 collected on its own meanwhile
     if (idleInARow < opts.idleChecks || before - baseline < opts.growthBytes) return;
     const started = performance.now();
     const cpu = process.cpuUsage();
     collect();
     const { user, system } = process.cpuUsage(cpu);
-    baseline = footprintBytes();
+    baseline = heapFootprintBytes();
     log.debug('collected garbage while idle', {
       'before-bytes': before, 'after-bytes': baseline,
       took: `${(performance.now() - started).toFixed(1)}ms`, cpu: `${((user + system) / 1000).toFixed(1)}ms`,
@@ -62,7 +70,7 @@ export function collectWhenIdle(log: Logger, opts: IdleGcOptions = defaultIdleGc
 }
 
 /** The V8 heap's committed bytes plus memory V8 tracks outside it (ArrayBuffers). */
-function footprintBytes(): number {
+export function heapFootprintBytes(): number {
   const h = getHeapStatistics();
   return h.total_heap_size + h.external_memory;
 }

@@ -8,7 +8,7 @@ import { startApi } from '../api/index.js';
 import { clientTlsOptions } from './tls-check.js';
 import { peerTlsSetup } from './peer-tls.js';
 import { allowYoungGenerationGrowth } from './small-heap.js';
-import { collectWhenIdle } from './idle-gc.js';
+import { collectWhenIdle, defaultIdleGcOptions, heapFootprintBytes } from './idle-gc.js';
 import { enableHandlingTimeHistogram, registerEventLoopMetrics, registry } from '../metrics/index.js';
 import type { Logger } from '../log/index.js';
 import { isEtcdError } from '../errors/index.js';
@@ -26,6 +26,7 @@ export interface RunningServer {
 }
 
 export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
+  const footprintBeforeStart = heapFootprintBytes(); // the replay's garbage counts as growth (cli/idle-gc.ts)
   registerEventLoopMetrics(registry); // from the start: recovery's pauses count too
   const peerTls = peerTlsSetup(config, log);
   const member = await startMember(config, log, peerTls ? { peerTls } : {});
@@ -39,7 +40,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     ...(config.maxConcurrentStreams === undefined ? {} : { maxConcurrentStreams: config.maxConcurrentStreams }),
   });
   const stopCompactor = startAutoCompaction({ config, log, server, store });
-  const stopIdleGc = collectWhenIdle(log);
+  const stopIdleGc = collectWhenIdle(log, defaultIdleGcOptions, footprintBeforeStart);
 
   const stopping = { value: false };
   const clientURLs = config.advertiseClientUrls.map(urlString);
