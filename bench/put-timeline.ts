@@ -14,7 +14,7 @@
 // Needs strace and ptrace permission. Run under the bench lock on a shared machine.
 import { spawn } from 'node:child_process';
 import { forkGenerator } from './generator-process.js';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -176,6 +176,8 @@ async function traceOne(target: TargetName, dir: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  // strace cannot create its output in a directory that is not there, and exits at once.
+  if (keep) mkdirSync(keep, { recursive: true });
   const dir = keep || mkdtempSync(join(tmpdir(), 'put-timeline-'));
   console.log(`put-timeline: ${requests} puts, 1 client, strace; load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   try {
