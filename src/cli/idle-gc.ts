@@ -47,7 +47,7 @@ export const defaultIdleGcOptions: IdleGcOptions = { checkIntervalMs: 250, idleC
  * start-up left behind counts too. A restart replays every WAL entry since the last snapshot
  * and rebuilds the key index, and an idle member allocates nothing after that: counted from
  * the end of the start, that garbage never qualified and stayed resident (90k puts, no
- * snapshot yet: RSS after the restart 195 MiB, against 156 MiB once it is collected; etcd 165).
+ * snapshot yet: RSS after the restart 195 MiB, against 156 MiB once it is collected; etcd 155-170).
  */
 export function collectWhenIdle(log: Logger, opts: IdleGcOptions = defaultIdleGcOptions, sinceBytes = heapFootprintBytes()): () => void {
   let baseline = sinceBytes;
