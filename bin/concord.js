@@ -20,8 +20,11 @@
 // any large block freed, the chunks land in the main heap, pin its top, and everything freed
 // below them stays resident: 147 vs 124 MiB after loading 100k keys (bench mem, issue 14).
 //
-// The V8 heap settings go first: loading the program's modules already sizes the young generation.
+// The V8 heap and tier-up settings go first: loading the program's modules already sizes the
+// young generation and gives every function its tier-up budget.
 import { preferSmallHeap } from '../dist/src/cli/small-heap.js';
+import { preferEarlyTierUp } from '../dist/src/cli/early-tier-up.js';
 preferSmallHeap();
+preferEarlyTierUp();
 const { main } = await import('../dist/src/cli/concord.js');
 void main();
