@@ -9,7 +9,7 @@
 // its steady rate over the first seconds (issue 14, sessions 40-41; cli/early-tier-up.ts).
 import { forkGenerator } from './generator-process.js';
 import { Server, type TargetName } from '../test/harness.js';
-import type { LoadConfig } from './loadgen.js';
+import type { LoadConfig, LoadResult } from './loadgen.js';
 
 function option(name: string, fallback: string): string {
   const at = process.argv.indexOf(`--${name}`);
@@ -28,33 +28,42 @@ const variants: Variant[] = targets.flatMap((target): Variant[] => (target === '
   ? [{ label: 'concord', target, nodeArgs: [] }, { label: `concord ${variantArgs.join(' ')}`, target, nodeArgs: variantArgs }]
   : [{ label: target, target, nodeArgs: [] }]));
 
-/** Requests served in each whole second of the window, from the generator's progress reports. */
-async function perSecond(endpoint: string): Promise<number[]> {
+/**
+ * Requests served per second between the generator's progress reports (about one a second)
+ * and, last, up to its final tally, each over the time that really passed between the two, so
+ * a late report does not merge two seconds unseen and the window's last part (half a second or
+ * more) is not dropped; the requests served in the first 4 s (at the report nearest to 4 s);
+ * and the generator's final tally.
+ */
+async function perSecond(endpoint: string): Promise<{ rates: number[]; firstFour: number; total: number }> {
   const config: LoadConfig = {
     endpoint, op: 'put', clients, connections: Math.min(clients, 10), valueBytes: 256, keySpace: 100_000,
     rangeKey: 'x', serializable: false, warmupMs: 0, durationMs: seconds * 1000, totalRequests: 0,
   };
-  const counts: number[] = [];
-  let countedUpTo = 0;
+  const points: Array<{ ms: number; requests: number }> = [{ ms: 0, requests: 0 }];
+  let total = 0;
   const child = forkGenerator(new URL('./loadgen.js', import.meta.url).pathname, config, ['ignore', 'inherit', 'inherit', 'ipc']);
-  child.on('message', (m: { type: string; phase?: string; elapsedMs?: number; requests?: number }) => {
-    if (m.type !== 'progress' || m.phase !== 'measure') return;
-    const second = Math.round(m.elapsedMs! / 1000);
-    if (second > counts.length) { counts.push(m.requests! - countedUpTo); countedUpTo = m.requests!; }
+  child.on('message', (m: { type: string; phase?: string; elapsedMs?: number; requests?: number; result?: LoadResult }) => {
+    if (m.type === 'progress' && m.phase === 'measure' && m.elapsedMs! > points.at(-1)!.ms) points.push({ ms: m.elapsedMs!, requests: m.requests! });
+    if (m.type !== 'result') return;
+    total = m.result!.requests;
+    // A last stretch of a few ms would print a rate of noise.
+    if (m.result!.elapsedMs - points.at(-1)!.ms >= 500) points.push({ ms: m.result!.elapsedMs, requests: total });
   });
   await new Promise((resolve) => child.on('exit', resolve));
-  return counts;
+  const rates = points.slice(1).map((p, i) => Math.round(((p.requests - points[i]!.requests) * 1000) / (p.ms - points[i]!.ms)));
+  const nearFour = points.reduce((best, p) => (Math.abs(p.ms - 4000) < Math.abs(best.ms - 4000) ? p : best));
+  return { rates, firstFour: nearFour.requests, total };
 }
 
-const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 for (let round = 1; round <= pairs; round++) {
   const order = round % 2 === 1 ? variants : [...variants].reverse();
   for (const v of order) {
     const server = new Server({ target: v.target, name: 'first-seconds', nodeArgs: v.nodeArgs });
     try {
       await server.start();
-      const counts = await perSecond(server.endpoint);
-      console.log(`round ${round} ${v.label.padEnd(24)} per second: ${counts.join(' ')} | first 4 s ${sum(counts.slice(0, 4))}, then ${sum(counts.slice(4))}`);
+      const { rates, firstFour, total } = await perSecond(server.endpoint);
+      console.log(`round ${round} ${v.label.padEnd(24)} per second: ${rates.join(' ')} | first 4 s ${firstFour}, then ${total - firstFour}`);
     } finally {
       await server.destroy();
     }

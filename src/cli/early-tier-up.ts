@@ -5,6 +5,7 @@
  * function's feedback is allocated, so the flag must be set before the program's modules load.
  */
 import { setFlagsFromString } from 'node:v8';
+import { givenOnNodeCommandLine } from './node-flags.js';
 
 /**
  * A fresh server serves its first seconds of requests from V8's interpreter and baseline code:
@@ -21,7 +22,7 @@ import { setFlagsFromString } from 'node:v8';
  * 921 ms from spawn to serving against 873 (eight alternating pairs).
  */
 export function preferEarlyTierUp(): void {
-  if (process.execArgv.some((a) => INTERRUPT_BUDGET_FLAG.test(a))) return;
+  if (givenOnNodeCommandLine(INTERRUPT_BUDGET_FLAG)) return;
   setFlagsFromString(`--interrupt-budget=${EARLY_INTERRUPT_BUDGET}`);
 }
 

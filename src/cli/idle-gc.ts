@@ -18,6 +18,7 @@
  * growthBytes of growth. A loaded server never qualifies.
  */
 import { performance } from 'node:perf_hooks';
+import { givenOnNodeCommandLine } from './node-flags.js';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Logger } from '../log/index.js';
@@ -91,7 +92,7 @@ function collect(): void {
     gc = runInNewContext('gc') as () => void;
     setFlagsFromString('--no-expose-gc');
   }
-  if (process.execArgv.some((a) => /^--(no-)?compact[-_]on[-_]every[-_]full[-_]gc/.test(a))) return gc();
+  if (givenOnNodeCommandLine(/^--(no-)?compact[-_]on[-_]every[-_]full[-_]gc/)) return gc();
   setFlagsFromString('--compact-on-every-full-gc');
   try {
     gc();

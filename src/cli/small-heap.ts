@@ -6,6 +6,7 @@
  */
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { PerformanceObserver } from 'node:perf_hooks';
+import { givenOnNodeCommandLine } from './node-flags.js';
 
 /**
  * How far the old generation may grow past its live data before the next full GC: V8 picks a
@@ -20,9 +21,8 @@ import { PerformanceObserver } from 'node:perf_hooks';
  * An explicit heap-growing flag on node's command line wins.
  */
 export function preferSmallHeap(): void {
-  const explicit = (flag: RegExp) => process.execArgv.some((a) => flag.test(a));
-  if (!explicit(/^--heap[-_]growing[-_]percent/)) setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
-  if (!explicit(SEMI_SPACE_FLAG)) {
+  if (!givenOnNodeCommandLine(/^--heap[-_]growing[-_]percent/)) setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+  if (!givenOnNodeCommandLine(SEMI_SPACE_FLAG)) {
     setFlagsFromString(`--semi-space-growth-factor=${SEMI_SPACE_GROWTH_FACTOR}`);
   }
 }
@@ -55,7 +55,7 @@ const DEFAULT_SEMI_SPACE_GROWTH_FACTOR = 2;
  * scavenge; a 'gc' observer sees the size).
  */
 export function allowYoungGenerationGrowth(): void {
-  if (process.execArgv.some((a) => SEMI_SPACE_FLAG.test(a))) return;
+  if (givenOnNodeCommandLine(SEMI_SPACE_FLAG)) return;
   setFlagsFromString(`--semi-space-growth-factor=${DEFAULT_SEMI_SPACE_GROWTH_FACTOR}`);
   const observer = new PerformanceObserver(() => {
     if (youngGenerationBytes() < YOUNG_GENERATION_CAP_BYTES) return;
