@@ -127,9 +127,9 @@ test('reaching batchLimit commits without waiting for the interval', async () =>
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('by default a flush is started at 250 buffered writes, bounding its main-thread pause and how long a write\'s objects live', async () => {
+test('by default a flush is started at 250 buffered writes that came within 50 ms, bounding its main-thread pause and how long a fast writer\'s objects live', async () => {
   const { dir, file } = tempPath();
-  const be = Backend.open({ path: file, batchIntervalMs: 60_000 });
+  const be = Backend.open({ path: file, batchIntervalMs: 60_000, clockMs: () => 0 });
   for (let i = 0; i < 249; i++) be.put('key', k(i), Buffer.from('v'));
   await new Promise((r) => setImmediate(r));
   assert.equal(be.pendingWrites, 249, 'below the limit the interval decides');
@@ -138,6 +138,42 @@ test('by default a flush is started at 250 buffered writes, bounding its main-th
   assert.equal(be.pendingWrites, 0, 'the 250th write starts a flush on the next turn');
   await be.forceCommit();
   assert.equal(be.get('key', k(249))?.toString(), 'v');
+  await be.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a batch that took longer than 50 ms to reach 250 writes grows to 1,000 before a flush (fewer LMDB syncs beside the WAL\'s)', async () => {
+  const { dir, file } = tempPath();
+  let now = 0;
+  const be = Backend.open({ path: file, batchIntervalMs: 60_000, clockMs: () => now });
+  be.put('key', k(0), Buffer.from('v'));
+  now = 51;
+  for (let i = 1; i < 999; i++) be.put('key', k(i), Buffer.from('v'));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(be.pendingWrites, 999, 'a slow batch passes 250 writes without a flush');
+  be.put('key', k(999), Buffer.from('v'));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(be.pendingWrites, 0, 'the 1,000th write starts a flush whatever the pace');
+  // The next batch is judged by its own start: 250 writes within 50 ms of its first flush again.
+  for (let i = 0; i < 250; i++) be.put('key', k(1000 + i), Buffer.from('v'));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(be.pendingWrites, 0);
+  await be.forceCommit();
+  assert.equal(be.get('key', k(999))?.toString(), 'v');
+  await be.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('by default a lone write waits up to 500 ms for its commit (etcd: 100 ms), then commits without more writes', async () => {
+  const { dir, file } = tempPath();
+  const be = Backend.open({ path: file });
+  be.put('key', k(1), Buffer.from('v'));
+  await new Promise((r) => setTimeout(r, 150));
+  assert.equal(be.pendingWrites, 1, 'a 500 ms timer cannot have fired yet');
+  const pending = (): number => be.pendingWrites;
+  const deadline = Date.now() + 10_000;
+  while (pending() !== 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(pending(), 0);
   await be.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });

@@ -13,6 +13,17 @@
 // noise and 6% more bytes written to the disk. The commit itself runs on lmdb-js's own thread
 // either way; more, smaller transactions cost little beside that.
 //
+// Why slower writers get bigger batches and fewer commits (500 ms, up to 1,000 writes), where
+// etcd commits every 100 ms: every LMDB commit ends in a sync of the data file, and on one
+// disk that sync shares the device with the WAL's fdatasync, which every write waits for. A
+// single client writing ~2,000 puts a second met ~10 LMDB syncs a second, and its p99 showed
+// them: with commits ~2 a second its p99 was 0.85x-0.92x (four runs of 12 alternating reps,
+// issue 14, docs/performance.md session 42). Writes held that long do outlive scavenges, but
+// at such rates there is little to promote. Fast writers still commit every 250 writes: a
+// batch that reached quickBatchWrites within quickFillMs commits then, so under 100 clients
+// the batches stay as small as before (1,000-write batches there doubled the bytes promoted
+// per put, 0.16 -> 0.38 KB, and the mark-compacts).
+//
 // Why a buffer of our own rather than a write per put: the apply path runs on the server's one
 // thread and must stay cheap; etcd's backend commits every 100 ms / 10,000 writes because the
 // WAL, not the backend, is the durability point. Buffered writes are visible to get()/scan()
@@ -57,12 +68,17 @@ const DB_INDEX: Record<DbName, number> = Object.fromEntries(DB_NAMES.map((n, i) 
 export interface BackendOptions {
   /** Path of the LMDB environment file (a lock file `<path>-lock` sits beside it). */
   path: string;
-  /** Commit the write buffer at least this often while it holds writes. Default 100. */
+  /** Commit the write buffer at least this often while it holds writes. Default 500 (see defaultBatchIntervalMs). */
   batchIntervalMs?: number;
-  /** Commit the write buffer once it holds this many writes (bounds a flush's main-thread pause). Default 1,000. */
+  /**
+   * Commit the write buffer once it holds this many writes (bounds a flush's main-thread pause).
+   * Default 1,000; a batch that filled to min(250, this) within 50 ms commits then (see the top of this file).
+   */
   batchLimit?: number;
   /** Initial LMDB map size (virtual address space, not disk). Default 10 GiB (quota up to 8 GiB). */
   mapSizeBytes?: number;
+  /** Milliseconds from a fixed point, for the quick-fill rule; tests move it by hand. Default performance.now. */
+  clockMs?: () => number;
   /**
    * For a backend being filled before anything relies on it (a restore, an import): commits
    * are not fsynced one by one (LMDB's noSync), and forceCommit() and close() sync the whole
@@ -149,14 +165,25 @@ const transientValues = {
 };
 const TRANSIENT_DB_OPTIONS = { keyEncoding: 'binary', encoder: transientValues } as const;
 
-/** Writes buffered before a flush is started (see the top of this file for why not etcd's 10,000). */
-export const defaultBatchLimitWrites = 250;
+/** Writes buffered before a flush is started at the latest (see the top of this file for why not etcd's 10,000). */
+export const defaultBatchLimitWrites = 1000;
+/** A batch that reached this many writes quickly (fast writers) commits then: its writes die young. */
+export const quickBatchWrites = 250;
+/** How young a batch of quickBatchWrites must be to count as filled quickly (5,000 writes a second or more). */
+export const quickFillMs = 50;
+/** How long a write may wait in the buffer (etcd: 100 ms; see the top of this file for why longer). */
+export const defaultBatchIntervalMs = 500;
 
 /** LMDB environment with etcd's buckets and a batched, read-your-writes write buffer. */
 export class Backend {
   readonly path: string;
   readonly batchIntervalMs: number;
   readonly batchLimit: number;
+  /** The batch size at which a batch filled within quickFillMs commits (min(quickBatchWrites, batchLimit)). */
+  private readonly quickBatchWrites: number;
+  /** When the buffer's oldest pending write (or commit request) armed the interval timer (performance.now()). */
+  private batchStartedAtMs = 0;
+  private readonly clockMs: () => number;
   private readonly mapSizeBytes: number;
   /** Opened with deferSync (commits unsynced until forceCommit/close). */
   readonly deferSync: boolean;
@@ -188,8 +215,10 @@ export class Backend {
 
   private constructor(opts: BackendOptions) {
     this.path = opts.path;
-    this.batchIntervalMs = opts.batchIntervalMs ?? 100;
+    this.batchIntervalMs = opts.batchIntervalMs ?? defaultBatchIntervalMs;
     this.batchLimit = opts.batchLimit ?? defaultBatchLimitWrites;
+    this.quickBatchWrites = Math.min(quickBatchWrites, this.batchLimit);
+    this.clockMs = opts.clockMs ?? (() => performance.now());
     this.mapSizeBytes = opts.mapSizeBytes ?? DEFAULT_MAP_SIZE;
     this.deferSync = opts.deferSync ?? false;
     this.unsafeNoSync = opts.unsafeNoSync ?? false;
@@ -379,19 +408,25 @@ export class Backend {
 
   private schedule(): void {
     if (this.defragging) return; // defrag flushes when it is done
-    if (this.pendingCount >= this.batchLimit) {
+    if (this.pendingCount >= this.batchLimit || (this.pendingCount === this.quickBatchWrites && this.filledQuickly())) {
       // Never flush synchronously: the caller may be half-way through applying an entry.
       this.immediate ??= setImmediate(() => {
         this.immediate = undefined;
         this.flush();
       });
     } else if (this.timer === undefined) {
+      this.batchStartedAtMs = this.clockMs();
       this.timer = setTimeout(() => {
         this.timer = undefined;
         this.flush();
       }, this.batchIntervalMs);
       this.timer.unref();
     }
+  }
+
+  /** Whether the buffer reached quickBatchWrites within quickFillMs of its interval timer being armed. */
+  private filledQuickly(): boolean {
+    return this.timer !== undefined && this.clockMs() - this.batchStartedAtMs <= quickFillMs;
   }
 
   /** Hands the buffer to LMDB as one transaction; returns when everything so far is committed. */
