@@ -17,8 +17,9 @@
 // etcd commits every 100 ms: every LMDB commit ends in a sync of the data file, and on one
 // disk that sync shares the device with the WAL's fdatasync, which every write waits for. A
 // single client writing ~2,000 puts a second met ~10 LMDB syncs a second, and its p99 showed
-// them: with commits ~2 a second its p99 was 0.85x-0.92x (four runs of 12 alternating reps,
-// issue 14, docs/performance.md session 42). Writes held that long do outlive scavenges, but
+// them: with commits 1-2 a second its p99 was 0.85x-0.92x (four runs of 12 alternating reps;
+// this rule against the old one 0.83x-1.03x in four more: issue 14, docs/performance.md
+// session 42). Writes held that long do outlive scavenges, but
 // at such rates there is little to promote. Fast writers still commit every 250 writes: a
 // batch that reached quickBatchWrites within quickFillMs commits then, so under 100 clients
 // the batches stay as small as before (1,000-write batches there doubled the bytes promoted
