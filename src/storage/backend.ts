@@ -1,7 +1,9 @@
 // The LMDB backend: one environment with etcd's named buckets, and a write buffer that is
-// committed in batches (every batchIntervalMs or batchLimit writes, or on forceCommit()).
+// committed in batches (every batchIntervalMs or batchLimit writes, at quickBatchWrites for a
+// fast writer, or on forceCommit()).
 //
-// Why batchLimit is 250 writes where etcd's is 10,000: a flush hands every write to lmdb-js
+// Why a fast writer's batches are 250 writes (quickBatchWrites; batchLimit 1,000) where etcd's
+// limit is 10,000: a flush hands every write to lmdb-js
 // in one synchronous turn (lmdb-js copies each key and value into its write buffer, 1.5-3 us a
 // write here), so the limit bounds the main-thread pause a flush causes: ~2-3 ms at 1,000,
 // against 15-30 ms at 10,000, a pause every client in flight would wait out. And a buffered
