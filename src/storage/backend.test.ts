@@ -164,6 +164,19 @@ test('a batch that took longer than 50 ms to reach 250 writes grows to 1,000 bef
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+test('a batch limit given (etcd\'s --backend-batch-limit) is the only count: fast writes do not commit at 250', async () => {
+  const { dir, file } = tempPath();
+  const be = Backend.open({ path: file, batchIntervalMs: 60_000, batchLimit: 1000, clockMs: () => 0 });
+  for (let i = 0; i < 999; i++) be.put('key', k(i), Buffer.from('v'));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(be.pendingWrites, 999);
+  be.put('key', k(999), Buffer.from('v'));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(be.pendingWrites, 0);
+  await be.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
 test('by default a lone write waits up to 500 ms for its commit (etcd: 100 ms), then commits without more writes', async () => {
   const { dir, file } = tempPath();
   const be = Backend.open({ path: file });

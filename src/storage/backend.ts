@@ -75,7 +75,8 @@ export interface BackendOptions {
   batchIntervalMs?: number;
   /**
    * Commit the write buffer once it holds this many writes (bounds a flush's main-thread pause).
-   * Default 1,000; a batch that filled to min(250, this) within 50 ms commits then (see the top of this file).
+   * Default 1,000, and a batch that filled to 250 within 50 ms commits then (see the top of this file);
+   * a limit given here is the only count, as etcd's --backend-batch-limit.
    */
   batchLimit?: number;
   /** Initial LMDB map size (virtual address space, not disk). Default 10 GiB (quota up to 8 GiB). */
@@ -182,7 +183,7 @@ export class Backend {
   readonly path: string;
   readonly batchIntervalMs: number;
   readonly batchLimit: number;
-  /** The batch size at which a batch filled within quickFillMs commits (min(quickBatchWrites, batchLimit)). */
+  /** The batch size at which a batch filled within quickFillMs commits (quickBatchWrites, or a given batchLimit). */
   private readonly quickBatchWrites: number;
   /** When the buffer's oldest pending write (or commit request) armed the interval timer (performance.now()). */
   private batchStartedAtMs = 0;
@@ -220,7 +221,8 @@ export class Backend {
     this.path = opts.path;
     this.batchIntervalMs = opts.batchIntervalMs ?? defaultBatchIntervalMs;
     this.batchLimit = opts.batchLimit ?? defaultBatchLimitWrites;
-    this.quickBatchWrites = Math.min(quickBatchWrites, this.batchLimit);
+    // A limit given (etcd's --backend-batch-limit) means what it means in etcd: commit at that many writes.
+    this.quickBatchWrites = opts.batchLimit === undefined ? quickBatchWrites : opts.batchLimit;
     this.clockMs = opts.clockMs ?? (() => performance.now());
     this.mapSizeBytes = opts.mapSizeBytes ?? DEFAULT_MAP_SIZE;
     this.deferSync = opts.deferSync ?? false;
