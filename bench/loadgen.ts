@@ -173,9 +173,15 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
   const lat: number[] = [];
   let stop = false;
 
+  // Each report also gives the p99 of the requests measured since the one before (first-seconds.ts
+  // prints it: how long a fresh server's tail takes to settle).
+  let reported = 0;
   const progress = setInterval(() => {
     const now = performance.now();
-    process.send?.({ type: 'progress', phase: windowStart < 0 ? 'warmup' : 'measure', elapsedMs: windowStart < 0 ? now - start : now - windowStart, requests: measured, errors });
+    const recent = lat.slice(reported).sort((a, b) => a - b);
+    reported = lat.length;
+    const recentP99Ms = recent.length > 0 ? recent[Math.min(recent.length - 1, Math.floor(0.99 * recent.length))]! : NaN;
+    process.send?.({ type: 'progress', phase: windowStart < 0 ? 'warmup' : 'measure', elapsedMs: windowStart < 0 ? now - start : now - windowStart, requests: measured, errors, recentP99Ms });
   }, 1000);
 
   const openWindow = () => {
