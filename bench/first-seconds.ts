@@ -43,7 +43,7 @@ const variants: Variant[] = targets.flatMap((target): Variant[] => (target === '
 async function perSecond(endpoint: string): Promise<{ rates: number[]; p99s: number[]; firstFour: number; total: number }> {
   const config: LoadConfig = {
     endpoint, op: 'put', clients, connections: Math.min(clients, 10), valueBytes: 256, keySpace: 100_000,
-    rangeKey: 'x', serializable: false, warmupMs: 0, durationMs: seconds * 1000, totalRequests: 0,
+    rangeKey: 'x', serializable: false, warmupMs: 0, durationMs: seconds * 1000, totalRequests: 0, progressP99: true,
   };
   const points: Array<{ ms: number; requests: number; p99Ms: number }> = [{ ms: 0, requests: 0, p99Ms: NaN }];
   let total = 0;

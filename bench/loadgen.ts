@@ -34,6 +34,7 @@ export interface LoadConfig {
   token?: string;            // sent as the `token` metadata (auth on)
   caFile?: string;           // https endpoint: the CA its certificate is checked against
   client?: 'lean' | 'http2'; // which HTTP/2 client (default lean; https endpoints always use http2)
+  progressP99?: boolean;     // each progress report also gives the p99 since the last one (sorts that second's latencies)
 }
 
 export interface LoadResult {
@@ -173,14 +174,18 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
   const lat: number[] = [];
   let stop = false;
 
-  // Each report also gives the p99 of the requests measured since the one before (first-seconds.ts
-  // prints it: how long a fresh server's tail takes to settle).
+  // With progressP99, each report also gives the p99 of the requests measured since the one
+  // before (first-seconds.ts: how long a fresh server's tail takes to settle). Off by default:
+  // sorting a second of 100k ranges would take the generator's CPU from the servers' machine.
   let reported = 0;
-  const progress = setInterval(() => {
-    const now = performance.now();
+  const recentP99 = (): number => {
     const recent = lat.slice(reported).sort((a, b) => a - b);
     reported = lat.length;
-    const recentP99Ms = recent.length > 0 ? recent[Math.min(recent.length - 1, Math.floor(0.99 * recent.length))]! : NaN;
+    return recent.length > 0 ? recent[Math.min(recent.length - 1, Math.floor(0.99 * recent.length))]! : NaN;
+  };
+  const progress = setInterval(() => {
+    const now = performance.now();
+    const recentP99Ms = cfg.progressP99 === true ? recentP99() : undefined;
     process.send?.({ type: 'progress', phase: windowStart < 0 ? 'warmup' : 'measure', elapsedMs: windowStart < 0 ? now - start : now - windowStart, requests: measured, errors, recentP99Ms });
   }, 1000);
 
