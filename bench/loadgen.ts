@@ -55,6 +55,11 @@ const {
   HTTP2_HEADER_METHOD, HTTP2_HEADER_PATH, HTTP2_HEADER_CONTENT_TYPE, HTTP2_HEADER_TE,
 } = http2.constants;
 
+/** The p-quantile of ascending `sorted` (NaN when empty). */
+function quantile(sorted: readonly number[], p: number): number {
+  return sorted.length > 0 ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : NaN;
+}
+
 function varint(n: number, out: number[]): void {
   while (n > 0x7f) { out.push((n & 0x7f) | 0x80); n >>>= 7; }
   out.push(n);
@@ -181,7 +186,7 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
   const recentP99 = (): number => {
     const recent = lat.slice(reported).sort((a, b) => a - b);
     reported = lat.length;
-    return recent.length > 0 ? recent[Math.min(recent.length - 1, Math.floor(0.99 * recent.length))]! : NaN;
+    return quantile(recent, 0.99);
   };
   const progress = setInterval(() => {
     const now = performance.now();
@@ -219,7 +224,7 @@ async function run(cfg: LoadConfig): Promise<LoadResult> {
   for (const c of conns) c.close();
 
   lat.sort((a, b) => a - b);
-  const q = (p: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]! : NaN);
+  const q = (p: number) => quantile(lat, p);
   const elapsedMs = end - (windowStart < 0 ? start : windowStart);
   return {
     requests: measured, errors, firstError, elapsedMs,
