@@ -34,6 +34,7 @@ import { loadavg } from 'node:os';
 import { startCluster, type Cluster } from '../test/cluster-harness.js';
 import type { TargetName } from '../test/harness.js';
 import { StatusRequest, StatusResponse } from '../src/proto/gen/etcdserverpb/rpc.js';
+import { parseEnvList } from './env-list.js';
 
 function opt(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -44,9 +45,8 @@ const load = opt('load', 'm');
 const repeat = Number(opt('repeat', '1'));
 const quiet = process.argv.includes('--quiet');
 const nodeArgs = opt('node-args', '').split(' ').filter(Boolean);
-const envOpt = (name: string): Record<string, string> => Object.fromEntries(opt(name, '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
-const extraEnv = envOpt('env');
-const abEnv = envOpt('ab-env');
+const extraEnv = parseEnvList(opt('env', ''));
+const abEnv = parseEnvList(opt('ab-env', ''));
 const limits: Record<string, number> = { s: 150, m: 1000, l: 8000, xl: 15000 };
 
 /** CPU ms of a process's main thread (tid = pid) and of all its other threads, from /proc. */

@@ -11,6 +11,7 @@
 import { forkGenerator } from './generator-process.js';
 import { Server, type TargetName } from '../test/harness.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
+import { parseEnvList } from './env-list.js';
 
 function option(name: string, fallback: string): string {
   const at = process.argv.indexOf(`--${name}`);
@@ -22,7 +23,7 @@ const seconds = Number(option('seconds', '8'));
 const clients = Number(option('clients', '1'));
 const variantArgs = option('node-args', '').split(' ').filter(Boolean);
 /** The variant's environment (K=V,K=V), with or instead of --node-args. */
-const variantEnv: Record<string, string> = Object.fromEntries(option('env', '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+const variantEnv = parseEnvList(option('env', ''));
 const targets = option('targets', 'concord').split(',') as TargetName[];
 for (const t of targets) if (t !== 'concord' && t !== 'etcd') throw new Error(`--targets: unknown target ${t}`);
 

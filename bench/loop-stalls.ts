@@ -38,6 +38,7 @@ import type { LoadConfig, LoadResult } from './loadgen.js';
 import { benchOp, loadFieldsFor, seedRangeKey } from './range-key.js';
 import { niceOption, reniceTasks, taskCpuLine, taskStats } from './renice.js';
 import { recordSchedSwitches, summarizeSchedWaits, type SchedRecording } from './sched-waits.js';
+import { parseEnvList } from './env-list.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 function opt(name: string, dflt: string): string {
@@ -65,7 +66,7 @@ const loadgenNodeArgs = generatorNodeArgs(opt('loadgen-node-args', process.env.B
 const concordMainNice = niceOption(process.argv, 'concord-main-nice');
 const concordOthersNice = niceOption(process.argv, 'concord-others-nice');
 const schedWaits = process.argv.includes('--sched-waits');
-const extraEnv = Object.fromEntries(opt('env', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+const extraEnv = parseEnvList(opt('env', ''));
 
 interface KindStats { count: number; totalMs: number; maxMs: number; n: number; hist: number[] }
 interface StallLine { type: 'stall'; at: number; ms: number; runMs: number; waitMs: number; spans: Record<string, [number, number, number]> }

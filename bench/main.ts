@@ -70,6 +70,7 @@ import { floorNote, loopNote, memTable, runMem, scrapeLoopDelay, type LoopDelay,
 import { snapshotBench } from './snapshot.js';
 import { niceOption, reniceTasks } from './renice.js';
 import { startLoopFloor } from './loop-floor.js';
+import { parseEnvList } from './env-list.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -88,10 +89,8 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
 }
 
 const targets = opt('targets', 'BENCH_TARGETS', 'etcd,concord').split(',').map((s) => s.trim()).filter(Boolean) as Array<'etcd' | 'concord'>;
-const envOption = (name: string, env: string): Record<string, string> =>
-  Object.fromEntries(opt(name, env, '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-const concordEnv = envOption('concord-env', 'BENCH_CONCORD_ENV');
-const abEnv = envOption('ab-env', 'BENCH_AB_ENV');
+const concordEnv = parseEnvList(opt('concord-env', 'BENCH_CONCORD_ENV', ''));
+const abEnv = parseEnvList(opt('ab-env', 'BENCH_AB_ENV', ''));
 /** Row labels: the targets, and "concord-b" (Concord with --ab-env) after "concord" when asked for. */
 type Label = 'etcd' | 'concord' | 'concord-b';
 const labels: Label[] = targets.flatMap((t): Label[] => (t === 'concord' && Object.keys(abEnv).length ? ['concord', 'concord-b'] : [t]));

@@ -42,6 +42,7 @@ import { cpuMs } from './proc-cpu.js';
 import type { LoadConfig, LoadResult } from './loadgen.js';
 import { benchOp, loadFieldsFor, seedRangeKey } from './range-key.js';
 import { parseGcLine, type GcEvent } from './gc-trace.js';
+import { parseEnvList } from './env-list.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 function opt(name: string, dflt: string): string {
@@ -61,7 +62,7 @@ const profileDir = opt('profile', '');
 // The profiles are written by the server, which does not make the directory: made here.
 if (profileDir) mkdirSync(profileDir, { recursive: true });
 const op = benchOp(opt('op', 'put'));
-const extraEnv = Object.fromEntries(opt('env', '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+const extraEnv = parseEnvList(opt('env', ''));
 
 function ioCounts(pid: number): { syscr: number; syscw: number } {
   const t = readFileSync(`/proc/${pid}/io`, 'utf8');

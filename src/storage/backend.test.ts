@@ -11,6 +11,12 @@ function tempPath(): { dir: string; file: string } {
 }
 
 const k = (i: number) => Buffer.from(`key-${String(i).padStart(6, '0')}`);
+/** Puts keys k(from) .. k(to - 1) with the value 'v' into the `key` bucket. */
+function putKeys(be: Backend, from: number, to: number): void {
+  for (let i = from; i < to; i++) be.put('key', k(i), Buffer.from('v'));
+}
+/** Lets a flush the backend scheduled with setImmediate start. */
+const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 test('the environment lives at member/snap/concord.lmdb, beside etcd\'s member/snap/db', async () => {
   const { dir, file } = tempPath();
@@ -130,11 +136,11 @@ test('reaching batchLimit commits without waiting for the interval', async () =>
 test('by default a flush is started at 250 buffered writes that came within 50 ms, bounding its main-thread pause and how long a fast writer\'s objects live', async () => {
   const { dir, file } = tempPath();
   const be = Backend.open({ path: file, batchIntervalMs: 60_000, clockMs: () => 0 });
-  for (let i = 0; i < 249; i++) be.put('key', k(i), Buffer.from('v'));
-  await new Promise((r) => setImmediate(r));
+  putKeys(be, 0, 249);
+  await nextTurn();
   assert.equal(be.pendingWrites, 249, 'below the limit the interval decides');
-  be.put('key', k(249), Buffer.from('v'));
-  await new Promise((r) => setImmediate(r));
+  putKeys(be, 249, 250);
+  await nextTurn();
   assert.equal(be.pendingWrites, 0, 'the 250th write starts a flush on the next turn');
   await be.forceCommit();
   assert.equal(be.get('key', k(249))?.toString(), 'v');
@@ -146,17 +152,17 @@ test('a batch that took longer than 50 ms to reach 250 writes grows to 1,000 bef
   const { dir, file } = tempPath();
   let now = 0;
   const be = Backend.open({ path: file, batchIntervalMs: 60_000, clockMs: () => now });
-  be.put('key', k(0), Buffer.from('v'));
+  putKeys(be, 0, 1);
   now = 51;
-  for (let i = 1; i < 999; i++) be.put('key', k(i), Buffer.from('v'));
-  await new Promise((r) => setImmediate(r));
+  putKeys(be, 1, 999);
+  await nextTurn();
   assert.equal(be.pendingWrites, 999, 'a slow batch passes 250 writes without a flush');
-  be.put('key', k(999), Buffer.from('v'));
-  await new Promise((r) => setImmediate(r));
+  putKeys(be, 999, 1000);
+  await nextTurn();
   assert.equal(be.pendingWrites, 0, 'the 1,000th write starts a flush whatever the pace');
   // The next batch is judged by its own start: 250 writes within 50 ms of its first flush again.
-  for (let i = 0; i < 250; i++) be.put('key', k(1000 + i), Buffer.from('v'));
-  await new Promise((r) => setImmediate(r));
+  putKeys(be, 1000, 1250);
+  await nextTurn();
   assert.equal(be.pendingWrites, 0);
   await be.forceCommit();
   assert.equal(be.get('key', k(999))?.toString(), 'v');
@@ -167,11 +173,11 @@ test('a batch that took longer than 50 ms to reach 250 writes grows to 1,000 bef
 test('a batch limit given (etcd\'s --backend-batch-limit) is the only count: fast writes do not commit at 250', async () => {
   const { dir, file } = tempPath();
   const be = Backend.open({ path: file, batchIntervalMs: 60_000, batchLimit: 1000, clockMs: () => 0 });
-  for (let i = 0; i < 999; i++) be.put('key', k(i), Buffer.from('v'));
-  await new Promise((r) => setImmediate(r));
+  putKeys(be, 0, 999);
+  await nextTurn();
   assert.equal(be.pendingWrites, 999);
-  be.put('key', k(999), Buffer.from('v'));
-  await new Promise((r) => setImmediate(r));
+  putKeys(be, 999, 1000);
+  await nextTurn();
   assert.equal(be.pendingWrites, 0);
   await be.close();
   fs.rmSync(dir, { recursive: true, force: true });

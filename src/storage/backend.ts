@@ -183,8 +183,11 @@ export class Backend {
   readonly path: string;
   readonly batchIntervalMs: number;
   readonly batchLimit: number;
-  /** The batch size at which a batch filled within quickFillMs commits (quickBatchWrites, or a given batchLimit). */
-  private readonly quickBatchWrites: number;
+  /**
+   * The batch size at which a batch filled within quickFillMs commits: quickBatchWrites, or
+   * undefined when a batchLimit was given (etcd's --backend-batch-limit is then the only count).
+   */
+  private readonly quickLimit: number | undefined;
   /** When the buffer's oldest pending write (or commit request) armed the interval timer (performance.now()). */
   private batchStartedAtMs = 0;
   private readonly clockMs: () => number;
@@ -222,7 +225,7 @@ export class Backend {
     this.batchIntervalMs = opts.batchIntervalMs ?? defaultBatchIntervalMs;
     this.batchLimit = opts.batchLimit ?? defaultBatchLimitWrites;
     // A limit given (etcd's --backend-batch-limit) means what it means in etcd: commit at that many writes.
-    this.quickBatchWrites = opts.batchLimit === undefined ? quickBatchWrites : opts.batchLimit;
+    this.quickLimit = opts.batchLimit === undefined ? quickBatchWrites : undefined;
     this.clockMs = opts.clockMs ?? (() => performance.now());
     this.mapSizeBytes = opts.mapSizeBytes ?? DEFAULT_MAP_SIZE;
     this.deferSync = opts.deferSync ?? false;
@@ -413,7 +416,7 @@ export class Backend {
 
   private schedule(): void {
     if (this.defragging) return; // defrag flushes when it is done
-    if (this.pendingCount >= this.batchLimit || (this.pendingCount === this.quickBatchWrites && this.filledQuickly())) {
+    if (this.pendingCount >= this.batchLimit || (this.pendingCount === this.quickLimit && this.filledQuickly())) {
       // Never flush synchronously: the caller may be half-way through applying an entry.
       this.immediate ??= setImmediate(() => {
         this.immediate = undefined;
@@ -429,7 +432,7 @@ export class Backend {
     }
   }
 
-  /** Whether the buffer reached quickBatchWrites within quickFillMs of its interval timer being armed. */
+  /** Whether the buffer reached quickLimit within quickFillMs of its interval timer being armed. */
   private filledQuickly(): boolean {
     return this.timer !== undefined && this.clockMs() - this.batchStartedAtMs <= quickFillMs;
   }
