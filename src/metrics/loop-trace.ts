@@ -6,16 +6,17 @@
  *
  * On, it does three things:
  * - records spans of the work the layers mark (`span(kind, startMs, n)`: a Ready handled, an
- *   apply batch of n entries, a WAL write on the loop's thread, a backend flush, ...) and
- *   every GC pause (a PerformanceObserver on 'gc': scavenge, mark-compact, incremental
- *   marking, weak callbacks) in a ring of the last `ringSpans`;
+ *   apply batch of n entries, a WAL write on the loop's thread, a backend flush, ...) in a
+ *   ring of the last `ringSpans`, and every GC pause (a PerformanceObserver on 'gc':
+ *   scavenge, mark-compact, incremental marking, weak callbacks) in a ring of its own;
  * - finds stalls with a 1 ms interval timer: a tick later than `CONCORD_LOOP_TRACE_MS`
  *   (default 5) past its due time is a stall from the previous tick to this one. Each tick
  *   reads the main thread's /proc schedstat, so a stall also says how much of it this
  *   thread ran (CPU), waited for a CPU (runnable, not running: other processes' load) or
  *   slept (neither: a blocking syscall such as fdatasync, a futex wait for GC helpers);
  * - once a second appends JSON lines to the file: one per stall older than `settleMs` (GC
- *   entries arrive after the pause), with the overlap of every span kind, and one summary of
+ *   entries arrive after the pause), with the overlap of every span kind (the marked spans
+ *   matched when the stall is found, the GC pauses when it is written), and one summary of
  *   the second's spans per kind (count, total and max ms, n). bench/loop-stalls.ts reads it.
  *
  * The probe itself costs ~1,000 wake-ups and schedstat reads a second: compare traced runs
@@ -27,14 +28,17 @@ import { isMainThread } from 'node:worker_threads';
 
 /** Spans kept for attributing stalls (a second of put-100 marks ~10k). */
 const ringSpans = 1 << 16;
+/** GC pauses kept (a second of range-l has ~50 scavenges). */
+const gcRingSpans = 1 << 12;
 /** A stall is analysed once this old: PerformanceObserver delivers GC entries after the pause. */
 const settleMs = 300;
-/** Longer than any span the server marks: how far back of a stall's start overlapping spans are looked for. */
-const spanHorizonMs = 1000;
 const probeMs = 1;
 const flushMs = 1000;
 
-interface Stall { startMs: number; endMs: number; runNs: number; waitNs: number }
+/** Overlap with a stall of one span kind: [ms, spans, items]. */
+type Overlap = [number, number, number];
+/** A stall, with the overlap of the marked spans (found with it; GC pauses are added once reported). */
+interface Stall { startMs: number; endMs: number; runNs: number; waitNs: number; over: Record<string, Overlap> }
 interface KindStats { count: number; totalMs: number; maxMs: number; n: number; hist: number[] }
 /** Span duration buckets: bucket b counts spans under histBaseMs * 2^b ms (the last one everything longer). */
 const histBaseMs = 0.125;
@@ -54,6 +58,11 @@ export class LoopTracer {
   private readonly ns = new Int32Array(ringSpans);
   /** Spans recorded so far (the ring holds the last ringSpans of them). */
   private recorded = 0;
+  /** GC pauses apart: they are reported after the pause, so their ends are not in recording order. */
+  private readonly gcStarts = new Float64Array(gcRingSpans);
+  private readonly gcEnds = new Float64Array(gcRingSpans);
+  private readonly gcKindOf = new Uint16Array(gcRingSpans);
+  private gcRecorded = 0;
   private stalls: Stall[] = [];
   private second = new Map<string, KindStats>();
   private lastTickMs = performance.now();
@@ -68,7 +77,7 @@ export class LoopTracer {
     try { this.schedFd = openSync('/proc/thread-self/schedstat', 'r'); } catch { this.schedFd = undefined; }
     this.readSched();
     this.gc = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) this.span(gcKind((e as unknown as { detail?: { kind?: number } }).detail?.kind), e.startTime, 0, e.startTime + e.duration);
+      for (const e of list.getEntries()) this.gcSpan(gcKind((e as unknown as { detail?: { kind?: number } }).detail?.kind), e.startTime, e.startTime + e.duration);
     });
     this.gc.observe({ entryTypes: ['gc'] });
     const probe = setInterval(() => this.tick(), probeMs);
@@ -81,20 +90,37 @@ export class LoopTracer {
 
   private readonly onExit = (): void => this.flush(true);
 
-  /** Records work of `kind` that started at `startMs` (performance.now()) and ends now (or at `endMs`); `n` items. */
-  span(kind: string, startMs: number, n = 0, endMs = performance.now()): void {
+  /** Records work of `kind` that started at `startMs` (performance.now()) and ends now; `n` items. */
+  span(kind: string, startMs: number, n = 0): void {
+    const endMs = performance.now();
+    const i = this.recorded++ & (ringSpans - 1);
+    this.starts[i] = startMs;
+    this.ends[i] = endMs;
+    this.kindOf[i] = this.kindId(kind);
+    this.ns[i] = n;
+    this.count(kind, endMs - startMs, n);
+  }
+
+  private gcSpan(kind: string, startMs: number, endMs: number): void {
+    const i = this.gcRecorded++ & (gcRingSpans - 1);
+    this.gcStarts[i] = startMs;
+    this.gcEnds[i] = endMs;
+    this.gcKindOf[i] = this.kindId(kind);
+    this.count(kind, endMs - startMs, 0);
+  }
+
+  private kindId(kind: string): number {
     let id = this.kindIds.get(kind);
     if (id === undefined) {
       id = this.kinds.length;
       this.kinds.push(kind);
       this.kindIds.set(kind, id);
     }
-    const i = this.recorded++ & (ringSpans - 1);
-    this.starts[i] = startMs;
-    this.ends[i] = endMs;
-    this.kindOf[i] = id;
-    this.ns[i] = n;
-    const ms = endMs - startMs;
+    return id;
+  }
+
+  /** The current second's figures for `kind`. */
+  private count(kind: string, ms: number, n: number): void {
     const s = this.second.get(kind);
     if (s === undefined) {
       const hist = new Array<number>(histBuckets).fill(0);
@@ -122,7 +148,9 @@ export class LoopTracer {
     const { runNs, waitNs } = this.readSched();
     const late = now - this.lastTickMs - probeMs;
     if (late >= this.thresholdMs) {
-      this.stalls.push({ startMs: this.lastTickMs, endMs: now, runNs: runNs - this.lastRunNs, waitNs: waitNs - this.lastWaitNs });
+      const stall: Stall = { startMs: this.lastTickMs, endMs: now, runNs: runNs - this.lastRunNs, waitNs: waitNs - this.lastWaitNs, over: {} };
+      this.overlapSpans(stall);
+      this.stalls.push(stall);
     }
     this.lastTickMs = now;
     this.lastRunNs = runNs;
@@ -147,28 +175,42 @@ export class LoopTracer {
     if (!all) this.span('trace.flush', now, lines.length);
   }
 
-  /** A stall with the overlap, in ms, of each span kind that overlapped it ([ms, spans, n]). */
-  private describe(s: Stall): object {
-    const over: Record<string, [number, number, number]> = {};
+  /**
+   * Adds the marked spans overlapping a stall just found. The tick that finds it is a timer
+   * callback, so every span it overlapped has ended and is in the ring; spans are recorded as
+   * they end, so going back from the newest, once one ended before the stall began none older
+   * overlaps it. (Looking later, at the flush, meant scanning everything recorded since: under
+   * range load that made the tracer's own flush a 7-27 ms stall, and past 64k spans the
+   * stall's own had left the ring.)
+   */
+  private overlapSpans(s: Stall): void {
     const oldest = Math.max(0, this.recorded - ringSpans);
     for (let r = this.recorded - 1; r >= oldest; r--) {
       const i = r & (ringSpans - 1);
-      // Spans are recorded as they end, so ends fall going back: once one ended a second
-      // before the stall began, none older can overlap it (no marked span lasts a second).
-      // Scanning the whole ring per stall made the tracer's own flush a 13-17 ms stall.
-      if (this.ends[i]! < s.startMs - spanHorizonMs) break;
-      const o = Math.min(this.ends[i]!, s.endMs) - Math.max(this.starts[i]!, s.startMs);
-      if (o <= 0) continue;
-      const k = this.kinds[this.kindOf[i]!]!;
-      const a = over[k] ?? (over[k] = [0, 0, 0]);
-      a[0] += o; a[1]++; a[2] += this.ns[i]!;
+      if (this.ends[i]! < s.startMs) break;
+      addOverlap(s, this.kinds[this.kindOf[i]!]!, this.starts[i]!, this.ends[i]!, this.ns[i]!);
     }
-    for (const a of Object.values(over)) a[0] = round(a[0]);
+  }
+
+  /** A settled stall as a JSON line's object, with the GC pauses that overlapped it. */
+  private describe(s: Stall): object {
+    for (let r = Math.max(0, this.gcRecorded - gcRingSpans); r < this.gcRecorded; r++) {
+      const i = r & (gcRingSpans - 1);
+      addOverlap(s, this.kinds[this.gcKindOf[i]!]!, this.gcStarts[i]!, this.gcEnds[i]!, 0);
+    }
+    for (const a of Object.values(s.over)) a[0] = round(a[0]);
     return {
       type: 'stall', at: round(performance.timeOrigin + s.startMs), ms: round(s.endMs - s.startMs - probeMs),
-      runMs: round(s.runNs / 1e6), waitMs: round(s.waitNs / 1e6), spans: over,
+      runMs: round(s.runNs / 1e6), waitMs: round(s.waitNs / 1e6), spans: s.over,
     };
   }
+}
+
+function addOverlap(s: Stall, kind: string, start: number, end: number, n: number): void {
+  const o = Math.min(end, s.endMs) - Math.max(start, s.startMs);
+  if (o <= 0) return;
+  const a = s.over[kind] ?? (s.over[kind] = [0, 0, 0]);
+  a[0] += o; a[1]++; a[2] += n;
 }
 
 function gcKind(kind: number | undefined): string {
