@@ -4,16 +4,12 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from './registry.js';
 import { registerEventLoopMetrics } from './event-loop.js';
-import { busy, PAUSE_MS } from './test-pause.js';
+import { busy, PAUSE_MS, scrapeLoopMaxMs } from './test-pause.js';
 
 test('concord_event_loop_delay_seconds: an idle spell with sampling off is not a pause when the loop gets busy again', async () => {
   const r = new Registry();
   registerEventLoopMetrics(r);
-  const maxMs = (): number => {
-    const m = /^concord_event_loop_delay_seconds\{stat="max"\} (\S+)$/m.exec(r.render());
-    assert.ok(m, 'the max row is rendered');
-    return Number(m[1]) * 1000;
-  };
+  const maxMs = (): number => scrapeLoopMaxMs(r);
   const busySpell = async (ms: number): Promise<void> => {
     const load = setInterval(() => busy(2), 20);
     await sleep(ms);

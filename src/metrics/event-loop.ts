@@ -3,9 +3,13 @@
  * event-loop delay from perf_hooks.monitorEventLoopDelay, the pauses (GC, synchronous I/O,
  * long callbacks) every request waiting on this thread sees. Each scrape reports the delay
  * since the previous scrape and starts a new interval, so a bench can read one window. The
- * interval does not count the scrape's own turn: Node's reset() also forgets when the timer
- * last fired, so the next tick records nothing and only sets the baseline (event-loop.test.ts;
- * Prometheus's scrape_duration_seconds shows what a scrape costs).
+ * interval does not count the scrape's own turns: it starts once the whole render is done (a
+ * /metrics render is sliced over several turns, and the slices after this family's were
+ * counted in the next interval until session 44: a 1-2 ms turn of the bench's own scrape at
+ * the start of every window), and Node's reset() also forgets when the timer last fired, so
+ * the next tick records nothing and only sets the baseline (event-loop.test.ts; Prometheus's
+ * scrape_duration_seconds shows what a scrape costs). What the loop did between this family's
+ * reading and the render's end is in neither interval.
  *
  * Sampled only while the loop is busy. The histogram's timer wakes the thread every
  * RESOLUTION_MS, 200 times a second: on an idle member that was half its CPU (19 -> 10 ms/s)
@@ -58,16 +62,17 @@ export function registerEventLoopMetrics(registry: Registry): void {
     'Event-loop delay of the main thread over the interval since the previous scrape (perf_hooks.monitorEventLoopDelay).',
     ['stat'], () => {
       earlier.carry(h);
-      const rows = [
+      return [
         { values: ['p50'], value: seconds(earlier.p50) },
         { values: ['p99'], value: seconds(earlier.p99) },
         { values: ['max'], value: seconds(earlier.max) },
         { values: ['mean'], value: seconds(earlier.count > 0 ? earlier.sum / earlier.count : NaN) },
       ];
-      earlier.clear();
-      h.reset();
-      return rows;
     });
+  registry.afterRender(() => {
+    earlier.clear();
+    h.reset();
+  });
 }
 
 /** The figures of the busy spells of the current interval already read off the histogram (ns). */

@@ -156,6 +156,17 @@ export class Registry {
   private readonly families = new Map<string, Family<Series>>();
   /** The families in rendering order (by name); undefined once one is added or replaced. */
   private sorted: Family<Series>[] | undefined;
+  /** Called once each render has read every family (see afterRender). */
+  private readonly renderedHooks: Array<() => void> = [];
+
+  /**
+   * Calls `hook` at the end of every render, once all families are read: for a collector whose
+   * reading starts an interval that should not count the scrape itself (the loop delay: a
+   * sliced render's later turns are the scrape's own pauses).
+   */
+  afterRender(hook: () => void): void {
+    this.renderedHooks.push(hook);
+  }
 
   counter(name: string, help: string, labelNames: readonly string[] = []): Family<Counter> {
     return this.add(new Family(name, help, 'counter', labelNames, () => new Counter()));
@@ -194,6 +205,7 @@ export class Registry {
   render(): string {
     const out: string[] = [];
     for (const f of this.inOrder()) renderFamily(f, out);
+    this.rendered();
     return out.join('\n') + '\n';
   }
 
@@ -220,9 +232,14 @@ export class Registry {
       renderFamily(f, out);
       inSlice++;
     }
+    this.rendered();
     const text = out.join('\n') + '\n';
     onSlice?.(sliceStart, inSlice);
     return text;
+  }
+
+  private rendered(): void {
+    for (const hook of this.renderedHooks) hook();
   }
 
   private inOrder(): readonly Family<Series>[] {
