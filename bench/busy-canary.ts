@@ -58,7 +58,8 @@ function options(argv: readonly string[]): Options {
 }
 
 /** Objects kept alive: every --retain-every'th request replaces one, so the old generation has garbage to collect. */
-const retained: unknown[] = new Array(200_000).fill(undefined);
+const retainedSlots = 200_000;
+let retained: unknown[] | undefined;
 let retainAt = 0;
 let handled = 0;
 /** A request's garbage: small objects of ~48 bytes each, as a decoded request and its response are made of. */
@@ -66,8 +67,9 @@ function allocate(o: Options): void {
   let keep: unknown;
   for (let b = 0; b < o.allocBytes; b += 48) keep = { key: b, value: handled, next: keep };
   if (o.retainEvery > 0 && ++handled % o.retainEvery === 0) {
+    retained ??= new Array(retainedSlots).fill(undefined);
     retained[retainAt] = keep;
-    retainAt = (retainAt + 1) % retained.length;
+    retainAt = (retainAt + 1) % retainedSlots;
   }
 }
 
