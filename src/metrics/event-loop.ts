@@ -61,12 +61,13 @@ export function registerEventLoopMetrics(registry: Registry): void {
   registry.collectedRows('concord_event_loop_delay_seconds',
     'Event-loop delay of the main thread over the interval since the previous scrape (perf_hooks.monitorEventLoopDelay).',
     ['stat'], () => {
-      earlier.carry(h);
+      // Read, not taken in: the interval goes on until the render ends (scrapes may overlap).
+      const f = earlier.figuresWith(h);
       return [
-        { values: ['p50'], value: seconds(earlier.p50) },
-        { values: ['p99'], value: seconds(earlier.p99) },
-        { values: ['max'], value: seconds(earlier.max) },
-        { values: ['mean'], value: seconds(earlier.count > 0 ? earlier.sum / earlier.count : NaN) },
+        { values: ['p50'], value: seconds(f.p50) },
+        { values: ['p99'], value: seconds(f.p99) },
+        { values: ['max'], value: seconds(f.max) },
+        { values: ['mean'], value: seconds(f.mean) },
       ];
     });
   registry.afterRender(() => {
@@ -91,6 +92,19 @@ class EarlierSpells {
     this.max = Math.max(this.max, h.max);
     this.sum += h.mean * h.count;
     this.count += h.count;
+  }
+
+  /** The interval's figures: the spells carried so far and the histogram's current one, which stays out. */
+  figuresWith(h: IntervalHistogram): { p50: number; p99: number; max: number; mean: number } {
+    const live = h.count > 0;
+    const count = this.count + (live ? h.count : 0);
+    const sum = this.sum + (live ? h.mean * h.count : 0);
+    return {
+      p50: Math.max(this.p50, live ? h.percentile(50) : 0),
+      p99: Math.max(this.p99, live ? h.percentile(99) : 0),
+      max: Math.max(this.max, live ? h.max : 0),
+      mean: count > 0 ? sum / count : NaN,
+    };
   }
 
   clear(): void {
