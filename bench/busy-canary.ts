@@ -26,13 +26,10 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { generatorNodeArgs } from './generator-process.js';
+import { ownLoopDelay } from './loop-floor.js';
 import { serversInOwnSession } from './server-session.js';
-
-/** The loop monitor's period, as Concord's (src/metrics/event-loop.ts). */
-const RESOLUTION_MS = 5;
 
 interface Options {
   mode: 'echo' | 'spin'; windows: number; seconds: number; warmupMs: number; clients: number;
@@ -98,21 +95,19 @@ function serve(o: Options): void {
 
 /** Starts the loop monitor and answers the orchestrator's reset and read. */
 function answerWindows(): void {
-  const h = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
-  h.enable();
+  const delay = ownLoopDelay(); // as the bench's floor probes read theirs
   let t0 = performance.now();
   let cpu0 = process.cpuUsage();
-  // Node's samples are the whole interval between ticks (resolution included): the delay is the excess.
-  const excess = (ns: number): number => Math.max(0, ns / 1e6 - RESOLUTION_MS);
   process.on('message', (m: ToServer) => {
     if (m.type === 'reset') {
-      h.reset(); handledInWindow.count = 0; t0 = performance.now(); cpu0 = process.cpuUsage();
+      delay.reset(); handledInWindow.count = 0; t0 = performance.now(); cpu0 = process.cpuUsage();
       return;
     }
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
+    const { p99Ms, maxMs } = delay.read();
     const w: Window = {
-      requests: handledInWindow.count, seconds, loopP99Ms: excess(h.percentile(99)), loopMaxMs: excess(h.max),
+      requests: handledInWindow.count, seconds, loopP99Ms: p99Ms, loopMaxMs: maxMs,
       cpuPct: ((cpu.user + cpu.system) / 1e6 / seconds) * 100,
     };
     process.send!(w);

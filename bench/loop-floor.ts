@@ -79,14 +79,23 @@ export function startLoopFloor(): LoopFloor {
   };
 }
 
-function probe(): void {
+/**
+ * This process's own event-loop delay over windows, sampled as concord_event_loop_delay_seconds
+ * is (a RESOLUTION_MS timer, the excess over the period): the probes', and bench/busy-canary.ts's.
+ */
+export function ownLoopDelay(): { reset(): void; read(): LoopDelay } {
   const h = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   h.enable();
   // Node's samples are whole intervals between ticks (the period included): the delay is the excess.
   const ms = (ns: number): number => (Number.isFinite(ns) ? Math.max(0, ns / 1e6 - RESOLUTION_MS) : 0);
+  return { reset: () => h.reset(), read: () => ({ p99Ms: ms(h.percentile(99)), maxMs: ms(h.max) }) };
+}
+
+function probe(): void {
+  const delay = ownLoopDelay();
   process.on('message', (m: Request) => {
-    if (m.type === 'read') process.send!({ type: 'read', id: m.id, delay: { p99Ms: ms(h.percentile(99)), maxMs: ms(h.max) } } satisfies Reply);
-    h.reset();
+    if (m.type === 'read') process.send!({ type: 'read', id: m.id, delay: delay.read() } satisfies Reply);
+    delay.reset();
   });
   process.on('disconnect', () => process.exit(0));
 }

@@ -52,17 +52,9 @@ function bucketOf(ms: number): number {
 export class LoopTracer {
   private readonly kinds: string[] = [];
   private readonly kindIds = new Map<string, number>();
-  private readonly starts = new Float64Array(ringSpans);
-  private readonly ends = new Float64Array(ringSpans);
-  private readonly kindOf = new Uint16Array(ringSpans);
-  private readonly ns = new Int32Array(ringSpans);
-  /** Spans recorded so far (the ring holds the last ringSpans of them). */
-  private recorded = 0;
+  private readonly spans = new SpanRing(ringSpans);
   /** GC pauses apart: they are reported after the pause, so their ends are not in recording order. */
-  private readonly gcStarts = new Float64Array(gcRingSpans);
-  private readonly gcEnds = new Float64Array(gcRingSpans);
-  private readonly gcKindOf = new Uint16Array(gcRingSpans);
-  private gcRecorded = 0;
+  private readonly gcPauses = new SpanRing(gcRingSpans);
   private stalls: Stall[] = [];
   private second = new Map<string, KindStats>();
   private lastTickMs = performance.now();
@@ -93,19 +85,12 @@ export class LoopTracer {
   /** Records work of `kind` that started at `startMs` (performance.now()) and ends now; `n` items. */
   span(kind: string, startMs: number, n = 0): void {
     const endMs = performance.now();
-    const i = this.recorded++ & (ringSpans - 1);
-    this.starts[i] = startMs;
-    this.ends[i] = endMs;
-    this.kindOf[i] = this.kindId(kind);
-    this.ns[i] = n;
+    this.spans.push(this.kindId(kind), startMs, endMs, n);
     this.count(kind, endMs - startMs, n);
   }
 
   private gcSpan(kind: string, startMs: number, endMs: number): void {
-    const i = this.gcRecorded++ & (gcRingSpans - 1);
-    this.gcStarts[i] = startMs;
-    this.gcEnds[i] = endMs;
-    this.gcKindOf[i] = this.kindId(kind);
+    this.gcPauses.push(this.kindId(kind), startMs, endMs, 0);
     this.count(kind, endMs - startMs, 0);
   }
 
@@ -184,25 +169,58 @@ export class LoopTracer {
    * stall's own had left the ring.)
    */
   private overlapSpans(s: Stall): void {
-    const oldest = Math.max(0, this.recorded - ringSpans);
-    for (let r = this.recorded - 1; r >= oldest; r--) {
-      const i = r & (ringSpans - 1);
-      if (this.ends[i]! < s.startMs) break;
-      addOverlap(s, this.kinds[this.kindOf[i]!]!, this.starts[i]!, this.ends[i]!, this.ns[i]!);
-    }
+    this.spans.newestFirst((kind, start, end, n) => {
+      if (end < s.startMs) return false;
+      addOverlap(s, this.kinds[kind]!, start, end, n);
+      return true;
+    });
   }
 
   /** A settled stall as a JSON line's object, with the GC pauses that overlapped it. */
   private describe(s: Stall): object {
-    for (let r = Math.max(0, this.gcRecorded - gcRingSpans); r < this.gcRecorded; r++) {
-      const i = r & (gcRingSpans - 1);
-      addOverlap(s, this.kinds[this.gcKindOf[i]!]!, this.gcStarts[i]!, this.gcEnds[i]!, 0);
-    }
+    this.gcPauses.newestFirst((kind, start, end) => {
+      addOverlap(s, this.kinds[kind]!, start, end, 0);
+      return true;
+    });
     for (const a of Object.values(s.over)) a[0] = round(a[0]);
     return {
       type: 'stall', at: round(performance.timeOrigin + s.startMs), ms: round(s.endMs - s.startMs - probeMs),
       runMs: round(s.runNs / 1e6), waitMs: round(s.waitNs / 1e6), spans: s.over,
     };
+  }
+}
+
+/** The last `size` spans (a power of two) in typed arrays: no object per span. */
+class SpanRing {
+  private readonly starts: Float64Array;
+  private readonly ends: Float64Array;
+  private readonly kinds: Uint16Array;
+  private readonly ns: Int32Array;
+  /** Spans pushed so far (the ring holds the last `size` of them). */
+  private pushed = 0;
+
+  constructor(private readonly size: number) {
+    this.starts = new Float64Array(size);
+    this.ends = new Float64Array(size);
+    this.kinds = new Uint16Array(size);
+    this.ns = new Int32Array(size);
+  }
+
+  push(kind: number, startMs: number, endMs: number, n: number): void {
+    const i = this.pushed++ & (this.size - 1);
+    this.starts[i] = startMs;
+    this.ends[i] = endMs;
+    this.kinds[i] = kind;
+    this.ns[i] = n;
+  }
+
+  /** Visits the spans held, newest first, while `visit` returns true. */
+  newestFirst(visit: (kind: number, startMs: number, endMs: number, n: number) => boolean): void {
+    const oldest = Math.max(0, this.pushed - this.size);
+    for (let r = this.pushed - 1; r >= oldest; r--) {
+      const i = r & (this.size - 1);
+      if (!visit(this.kinds[i]!, this.starts[i]!, this.ends[i]!, this.ns[i]!)) return;
+    }
   }
 }
 
