@@ -12,9 +12,16 @@
 // CPU credit from sleeping), a thread busy 80% of the time gets no such credit.
 //
 // The floor is what an unpinned probe sees: a thread free to wake on whichever CPU is free (a
-// lower bound). One more probe pinned to each CPU (taskset) gives the worst any one CPU did to
-// a timer over the window (`cpuMaxMs`): a thread running on a vCPU the host takes away cannot
-// move, and the unpinned probe, on one CPU at a time, misses what the other one went through.
+// lower bound). On request (`perCpu`, the bench's `--floor per-cpu`) one more probe pinned to
+// each CPU (taskset) gives the worst any one CPU did to a timer over the window (`cpuMaxMs`): a
+// thread running on a vCPU the host takes away cannot move, and the unpinned probe, on one CPU
+// at a time, misses what the other one went through.
+//
+// The pinned probes are not the default because they move what they stand beside (session 45,
+// 12 alternating rounds of Concord's put-100, range and txn rows, 3 reps each): with them,
+// Concord's window maxima had a median of 7.3-7.9 ms and 34 of 144 windows went over 10 ms;
+// with no probe, 5.8-5.9 ms and 15 of 144; with the unpinned probe alone, 6.6 ms and 6 of 48.
+// A probe that cannot move wakes every 5 ms on the CPU it is tied to, whoever runs there.
 //
 // Parent side: startLoopFloor() forks the probes; reset() at a window's start, read() at its end.
 
@@ -63,9 +70,10 @@ function startProbe(cpu: number | undefined): LoopFloor {
   };
 }
 
-export function startLoopFloor(): LoopFloor {
+/** The unpinned probe, and with `perCpu` one pinned to each CPU (see above for why not by default). */
+export function startLoopFloor(perCpu: boolean): LoopFloor {
   const free = startProbe(undefined);
-  const pinned = existsSync(TASKSET) ? Array.from({ length: availableParallelism() }, (_, cpu) => startProbe(cpu)) : [];
+  const pinned = perCpu && existsSync(TASKSET) ? Array.from({ length: availableParallelism() }, (_, cpu) => startProbe(cpu)) : [];
   const all = [free, ...pinned];
   return {
     reset: () => { for (const p of all) p.reset(); },

@@ -30,7 +30,7 @@
 // Concord/etcd ratios in a table. Concord's rows note its event-loop delay (p99 and max of the
 // main thread over the window, concord_event_loop_delay_seconds), and every row the machine's
 // floor over the same window: the delay of an idle Node process's 5 ms timer (bench/loop-floor.ts),
-// and per CPU the worst of one such process pinned to each CPU.
+// and with --floor per-cpu the worst of one such process pinned to each CPU.
 //
 // Options (flags or env):
 //   --targets etcd,concord       BENCH_TARGETS
@@ -55,6 +55,8 @@
 //   --concord-main-nice -10  Concord's main thread alone at this nice value once started (diagnostics; below 0 needs root)
 //   --concord-others-nice 5  Concord's other threads at this nice value at each window's start (diagnostics)
 //   --same-session           run the servers in the bench's session instead of each in its own (bench/server-session.ts)
+//   --floor free             the machine's floor beside each window (bench/loop-floor.ts): free (one unpinned probe),
+//                            per-cpu (also one pinned to each CPU: they raise Concord's loop maxima), off   BENCH_FLOOR
 
 import { forkGenerator, generatorNodeArgs, GENERATOR_NODE_ARGS } from './generator-process.js';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -186,7 +188,9 @@ function machineCpu(): { busy: number; total: number } {
 const NCPU = cpus().length;
 
 /** The machine's own loop-delay floor over each window (bench/loop-floor.ts). */
-const loopFloor = scenarios.length > 0 ? startLoopFloor() : undefined;
+const floorMode = opt('floor', 'BENCH_FLOOR', 'free');
+if (floorMode !== 'free' && floorMode !== 'per-cpu' && floorMode !== 'off') { console.error(`--floor is free, per-cpu or off, not ${floorMode}`); process.exit(2); }
+const loopFloor = scenarios.length > 0 && floorMode !== 'off' ? startLoopFloor(floorMode === 'per-cpu') : undefined;
 
 function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result: LoadResult; serverCpuMs: number; wallMs: number; machinePct: number; loop: LoopDelay | undefined; floor: LoopDelay | undefined }> {
   return new Promise((resolve, reject) => {
@@ -386,7 +390,7 @@ const memVariants: MemVariant[] = labels.map((l) => ({
 if (memNodeArgs.length && targets.includes('concord')) memVariants.push({ label: `concord ${memNodeArgs.join(' ')}`, target: 'concord', nodeArgs: memNodeArgs });
 const memRows = runMemScenario ? await runMem(memVariants, memKeys, valueBytes, join(here, 'loadgen.js'), loadgenNodeArgs) : [];
 if (scenarios.length) console.log(table());
-if (scenarios.length) console.log(`CPU figures are % of one core over the measured window (server: its whole process tree; loadgen: the generator process; other: everything else on this ${NCPU}-core machine, i.e. noise). Medians of ${repeat} run(s). floor: an idle Node process's 5 ms timer over the same window (how late this machine alone makes a timer fire; bench/loop-floor.ts), per CPU: the worst max of one such process pinned to each CPU. Servers ${serversInOwnSession ? 'each in a session of its own (as a service manager runs them; --same-session: not)' : 'in the bench\'s session (--same-session)'}.`);
+if (scenarios.length) console.log(`CPU figures are % of one core over the measured window (server: its whole process tree; loadgen: the generator process; other: everything else on this ${NCPU}-core machine, i.e. noise). Medians of ${repeat} run(s). floor: an idle Node process's 5 ms timer over the same window (how late this machine alone makes a timer fire; bench/loop-floor.ts)${floorMode === 'per-cpu' ? ', per CPU: the worst max of one such process pinned to each CPU' : floorMode === 'off' ? ' (not measured: --floor off)' : ''}. Servers ${serversInOwnSession ? 'each in a session of its own (as a service manager runs them; --same-session: not)' : 'in the bench\'s session (--same-session)'}.`);
 if (runMemScenario) console.log(memTable(memRows, memKeys) + '\nRSS from /proc/PID/status, each read after 2 s idle (settled: after the load, once it stopped falling, at most 20 s more: a loaded machine delays the GC that gives memory back); B/key = (RSS after load - RSS at start) / keys. One run per target, whatever --repeat.');
 if (runSnapshotScenario) console.log((await snapshotBench(targets, snapshotMiB)).table);
 if (jsonOut) writeFileSync(jsonOut, JSON.stringify(runMemScenario ? { rows, mem: memRows } : rows, null, 2));
