@@ -188,8 +188,11 @@ function machineCpu(): { busy: number; total: number } {
 const NCPU = cpus().length;
 
 /** The machine's own loop-delay floor over each window (bench/loop-floor.ts). */
+/** Each --floor mode and what the table's footnote says of it. */
+const FLOOR_NOTES = { free: '', 'per-cpu': ', per CPU: the worst max of one such process pinned to each CPU', off: ' (not measured: --floor off)' } as const;
 const floorMode = opt('floor', 'BENCH_FLOOR', 'free');
-if (floorMode !== 'free' && floorMode !== 'per-cpu' && floorMode !== 'off') { console.error(`--floor is free, per-cpu or off, not ${floorMode}`); process.exit(2); }
+if (!Object.hasOwn(FLOOR_NOTES, floorMode)) { console.error(`--floor is free, per-cpu or off, not ${floorMode}`); process.exit(2); }
+const floorFootnote = FLOOR_NOTES[floorMode as keyof typeof FLOOR_NOTES];
 const loopFloor = scenarios.length > 0 && floorMode !== 'off' ? startLoopFloor(floorMode === 'per-cpu') : undefined;
 
 function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result: LoadResult; serverCpuMs: number; wallMs: number; machinePct: number; loop: LoopDelay | undefined; floor: LoopDelay | undefined }> {
@@ -390,7 +393,7 @@ const memVariants: MemVariant[] = labels.map((l) => ({
 if (memNodeArgs.length && targets.includes('concord')) memVariants.push({ label: `concord ${memNodeArgs.join(' ')}`, target: 'concord', nodeArgs: memNodeArgs });
 const memRows = runMemScenario ? await runMem(memVariants, memKeys, valueBytes, join(here, 'loadgen.js'), loadgenNodeArgs) : [];
 if (scenarios.length) console.log(table());
-if (scenarios.length) console.log(`CPU figures are % of one core over the measured window (server: its whole process tree; loadgen: the generator process; other: everything else on this ${NCPU}-core machine, i.e. noise). Medians of ${repeat} run(s). floor: an idle Node process's 5 ms timer over the same window (how late this machine alone makes a timer fire; bench/loop-floor.ts)${floorMode === 'per-cpu' ? ', per CPU: the worst max of one such process pinned to each CPU' : floorMode === 'off' ? ' (not measured: --floor off)' : ''}. Servers ${serversInOwnSession ? 'each in a session of its own (as a service manager runs them; --same-session: not)' : 'in the bench\'s session (--same-session)'}.`);
+if (scenarios.length) console.log(`CPU figures are % of one core over the measured window (server: its whole process tree; loadgen: the generator process; other: everything else on this ${NCPU}-core machine, i.e. noise). Medians of ${repeat} run(s). floor: an idle Node process's 5 ms timer over the same window (how late this machine alone makes a timer fire; bench/loop-floor.ts)${floorFootnote}. Servers ${serversInOwnSession ? 'each in a session of its own (as a service manager runs them; --same-session: not)' : 'in the bench\'s session (--same-session)'}.`);
 if (runMemScenario) console.log(memTable(memRows, memKeys) + '\nRSS from /proc/PID/status, each read after 2 s idle (settled: after the load, once it stopped falling, at most 20 s more: a loaded machine delays the GC that gives memory back); B/key = (RSS after load - RSS at start) / keys. One run per target, whatever --repeat.');
 if (runSnapshotScenario) console.log((await snapshotBench(targets, snapshotMiB)).table);
 if (jsonOut) writeFileSync(jsonOut, JSON.stringify(runMemScenario ? { rows, mem: memRows } : rows, null, 2));

@@ -76,38 +76,39 @@ export function registerEventLoopMetrics(registry: Registry): void {
   });
 }
 
+/** Delay figures of one or more busy spells (ns): percentiles and max as the worst spell's. */
+interface SpellFigures { readonly p50: number; readonly p99: number; readonly max: number; readonly sum: number; readonly count: number }
+
+const NO_SPELL: SpellFigures = { p50: 0, p99: 0, max: 0, sum: 0, count: 0 };
+
+/** `f` with the histogram's current spell added (the histogram is only read). */
+function withSpell(f: SpellFigures, h: IntervalHistogram): SpellFigures {
+  if (h.count === 0) return f;
+  return {
+    p50: Math.max(f.p50, h.percentile(50)),
+    p99: Math.max(f.p99, h.percentile(99)),
+    max: Math.max(f.max, h.max),
+    sum: f.sum + h.mean * h.count,
+    count: f.count + h.count,
+  };
+}
+
 /** The figures of the busy spells of the current interval already read off the histogram (ns). */
 class EarlierSpells {
-  p50 = 0;
-  p99 = 0;
-  max = 0;
-  sum = 0;
-  count = 0;
+  private figures = NO_SPELL;
 
   /** Takes in the histogram's spell (the caller then resets it). */
   carry(h: IntervalHistogram): void {
-    if (h.count === 0) return;
-    this.p50 = Math.max(this.p50, h.percentile(50));
-    this.p99 = Math.max(this.p99, h.percentile(99));
-    this.max = Math.max(this.max, h.max);
-    this.sum += h.mean * h.count;
-    this.count += h.count;
+    this.figures = withSpell(this.figures, h);
   }
 
   /** The interval's figures: the spells carried so far and the histogram's current one, which stays out. */
   figuresWith(h: IntervalHistogram): { p50: number; p99: number; max: number; mean: number } {
-    const live = h.count > 0;
-    const count = this.count + (live ? h.count : 0);
-    const sum = this.sum + (live ? h.mean * h.count : 0);
-    return {
-      p50: Math.max(this.p50, live ? h.percentile(50) : 0),
-      p99: Math.max(this.p99, live ? h.percentile(99) : 0),
-      max: Math.max(this.max, live ? h.max : 0),
-      mean: count > 0 ? sum / count : NaN,
-    };
+    const f = withSpell(this.figures, h);
+    return { p50: f.p50, p99: f.p99, max: f.max, mean: f.count > 0 ? f.sum / f.count : NaN };
   }
 
   clear(): void {
-    this.p50 = this.p99 = this.max = this.sum = this.count = 0;
+    this.figures = NO_SPELL;
   }
 }

@@ -22,6 +22,7 @@
  * The probe itself costs ~1,000 wake-ups and schedstat reads a second: compare traced runs
  * with traced runs.
  */
+import { strict as assert } from 'node:assert';
 import { PerformanceObserver, constants, performance } from 'node:perf_hooks';
 import { appendFileSync, closeSync, openSync, readSync } from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
@@ -200,6 +201,7 @@ class SpanRing {
   private pushed = 0;
 
   constructor(private readonly size: number) {
+    assert.ok(size > 0 && (size & (size - 1)) === 0, `a span ring's size is a power of two, not ${size}`);
     this.starts = new Float64Array(size);
     this.ends = new Float64Array(size);
     this.kinds = new Uint16Array(size);
