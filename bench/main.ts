@@ -187,12 +187,12 @@ function machineCpu(): { busy: number; total: number } {
 }
 const NCPU = cpus().length;
 
-/** The machine's own loop-delay floor over each window (bench/loop-floor.ts). */
 /** Each --floor mode and what the table's footnote says of it. */
 const FLOOR_NOTES = { free: '', 'per-cpu': ', per CPU: the worst max of one such process pinned to each CPU', off: ' (not measured: --floor off)' } as const;
 const floorMode = opt('floor', 'BENCH_FLOOR', 'free');
 if (!Object.hasOwn(FLOOR_NOTES, floorMode)) { console.error(`--floor is free, per-cpu or off, not ${floorMode}`); process.exit(2); }
 const floorFootnote = FLOOR_NOTES[floorMode as keyof typeof FLOOR_NOTES];
+/** The machine's own loop-delay floor over each window (bench/loop-floor.ts). */
 const loopFloor = scenarios.length > 0 && floorMode !== 'off' ? startLoopFloor(floorMode === 'per-cpu') : undefined;
 
 function runLoad(server: Server, sc: Scenario, label: string): Promise<{ result: LoadResult; serverCpuMs: number; wallMs: number; machinePct: number; loop: LoopDelay | undefined; floor: LoopDelay | undefined }> {
